@@ -1,0 +1,47 @@
+#include "common/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace chat {
+
+absl::StatusOr<RunningServer> StartServer(const ServerConfig& config) {
+  // Both are process-wide switches that take effect for servers built later.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  RunningServer running;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen_address,
+                           grpc::InsecureServerCredentials(), &running.port);
+  builder.SetMaxReceiveMessageSize(config.max_request_bytes);
+  for (grpc::Service* service : config.services) {
+    builder.RegisterService(service);
+  }
+  running.server = builder.BuildAndStart();
+  if (running.server == nullptr || running.port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", config.listen_address,
+        " (is the address valid and the port free?)"));
+  }
+  grpc::HealthCheckServiceInterface* health =
+      running.server->GetHealthCheckService();
+  for (const std::string& name : config.health_names) {
+    health->SetServingStatus(name, true);
+  }
+  return running;
+}
+
+void StopServer(grpc::Server& server, std::chrono::milliseconds grace) {
+  if (grpc::HealthCheckServiceInterface* health =
+          server.GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+  server.Shutdown(std::chrono::system_clock::now() + grace);
+}
+
+}  // namespace chat

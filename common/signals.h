@@ -1,0 +1,18 @@
+// Graceful shutdown on SIGINT/SIGTERM (what Ctrl-C and `docker stop` send).
+
+#ifndef CHAT_COMMON_SIGNALS_H_
+#define CHAT_COMMON_SIGNALS_H_
+
+namespace chat {
+
+// Blocks SIGINT and SIGTERM in the calling thread and in every thread it
+// starts afterwards. Call first thing in main(), before gRPC starts threads,
+// so the signals wait for WaitForTerminationSignal() instead of killing us.
+void BlockTerminationSignals();
+
+// Waits until SIGINT or SIGTERM arrives and returns its number.
+int WaitForTerminationSignal();
+
+}  // namespace chat
+
+#endif  // CHAT_COMMON_SIGNALS_H_

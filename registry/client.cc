@@ -1,0 +1,220 @@
+#include "registry/client.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "registry/service.h"
+
+namespace chat::registry {
+namespace {
+
+// Both unreachable codes get the address in front, because gRPC's own text
+// ("failed to connect to all addresses") does not say which registry.
+absl::Status ConvertStatus(const grpc::Status& status,
+                           const std::string& target) {
+  absl::Status converted = FromGrpcStatus(status);
+  if (IsUnreachable(converted)) {
+    return absl::Status(
+        converted.code(),
+        absl::StrCat("registry at ", target, " is unreachable: ",
+                     status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                         ? "no answer before the deadline"
+                         : status.error_message()));
+  }
+  return converted;
+}
+
+WatchEvent EventFromProto(const v1::WatchEvent& proto) {
+  WatchEvent event;
+  switch (proto.type()) {
+    case v1::WatchEvent::DELETE: event.type = EventType::kDelete; break;
+    case v1::WatchEvent::SYNCED: event.type = EventType::kSynced; break;
+    default: event.type = EventType::kPut; break;
+  }
+  switch (proto.reason()) {
+    case v1::WatchEvent::INITIAL: event.reason = EventReason::kInitial; break;
+    case v1::WatchEvent::REGISTERED:
+      event.reason = EventReason::kRegistered;
+      break;
+    case v1::WatchEvent::ADDRESS_CHANGED:
+      event.reason = EventReason::kAddressChanged;
+      break;
+    case v1::WatchEvent::UNREGISTERED:
+      event.reason = EventReason::kUnregistered;
+      break;
+    case v1::WatchEvent::EXPIRED: event.reason = EventReason::kExpired; break;
+    default: event.reason = EventReason::kNone; break;
+  }
+  event.entry = EntryFromProto(proto.entry());
+  return event;
+}
+
+}  // namespace
+
+bool IsUnreachable(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+WatchStream::WatchStream(
+    std::unique_ptr<grpc::ClientContext> context,
+    std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader,
+    std::string target)
+    : context_(std::move(context)),
+      reader_(std::move(reader)),
+      target_(std::move(target)) {}
+
+WatchStream::~WatchStream() {
+  if (!finished_) {
+    context_->TryCancel();
+    WatchEvent ignored;
+    while (Next(&ignored)) {
+    }
+    Finish().IgnoreError();
+  }
+}
+
+bool WatchStream::Next(WatchEvent* event) {
+  v1::WatchEvent proto;
+  if (!reader_->Read(&proto)) return false;
+  *event = EventFromProto(proto);
+  return true;
+}
+
+absl::Status WatchStream::Finish() {
+  finished_ = true;
+  return ConvertStatus(reader_->Finish(), target_);
+}
+
+void WatchStream::Cancel() { context_->TryCancel(); }
+
+RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
+                               std::string target, Millis timeout)
+    : channel_(std::move(channel)),
+      stub_(v1::Registry::NewStub(channel_)),
+      target_(std::move(target)),
+      timeout_(timeout) {}
+
+std::unique_ptr<RegistryClient> RegistryClient::Connect(
+    const std::string& address, Millis timeout) {
+  return std::make_unique<RegistryClient>(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()),
+      address, timeout);
+}
+
+std::unique_ptr<grpc::ClientContext> RegistryClient::NewContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + timeout_);
+  return context;
+}
+
+absl::Status RegistryClient::Convert(const grpc::Status& status) const {
+  return ConvertStatus(status, target_);
+}
+
+absl::StatusOr<Lease> RegistryClient::Register(const RegisterRequest& request) {
+  v1::RegisterRequest proto;
+  proto.set_name(request.name);
+  proto.set_address(request.address);
+  proto.set_ttl_ms(request.ttl.count());
+  proto.set_lease_id(request.lease_id);
+  v1::RegisterResponse response;
+  auto context = NewContext();
+  CHAT_RETURN_IF_ERROR(
+      Convert(stub_->Register(context.get(), proto, &response)));
+  return Lease{response.lease_id(), EntryFromProto(response.entry())};
+}
+
+absl::StatusOr<Millis> RegistryClient::KeepAlive(const std::string& name,
+                                                 const std::string& lease_id) {
+  v1::KeepAliveRequest proto;
+  proto.set_name(name);
+  proto.set_lease_id(lease_id);
+  v1::KeepAliveResponse response;
+  auto context = NewContext();
+  CHAT_RETURN_IF_ERROR(
+      Convert(stub_->KeepAlive(context.get(), proto, &response)));
+  return Millis(response.ttl_ms());
+}
+
+absl::Status RegistryClient::Unregister(const std::string& name,
+                                        const std::string& lease_id) {
+  v1::UnregisterRequest proto;
+  proto.set_name(name);
+  proto.set_lease_id(lease_id);
+  v1::UnregisterResponse response;
+  auto context = NewContext();
+  return Convert(stub_->Unregister(context.get(), proto, &response));
+}
+
+absl::StatusOr<Entry> RegistryClient::Resolve(const std::string& name) {
+  v1::ResolveRequest proto;
+  proto.set_name(name);
+  v1::ResolveResponse response;
+  auto context = NewContext();
+  CHAT_RETURN_IF_ERROR(Convert(stub_->Resolve(context.get(), proto, &response)));
+  return EntryFromProto(response.entry());
+}
+
+absl::StatusOr<ListPage> RegistryClient::List(const std::string& prefix,
+                                              int page_size,
+                                              const std::string& page_token) {
+  v1::ListRequest proto;
+  proto.set_prefix(prefix);
+  proto.set_page_size(page_size);
+  proto.set_page_token(page_token);
+  v1::ListResponse response;
+  auto context = NewContext();
+  CHAT_RETURN_IF_ERROR(Convert(stub_->List(context.get(), proto, &response)));
+  ListPage page;
+  for (const v1::Entry& entry : response.entries()) {
+    page.entries.push_back(EntryFromProto(entry));
+  }
+  page.next_page_token = response.next_page_token();
+  return page;
+}
+
+absl::StatusOr<std::vector<Entry>> RegistryClient::ListAll(
+    const std::string& prefix) {
+  std::vector<Entry> all;
+  std::string token;
+  do {
+    CHAT_ASSIGN_OR_RETURN(ListPage page, List(prefix, 1000, token));
+    for (Entry& entry : page.entries) all.push_back(std::move(entry));
+    token = std::move(page.next_page_token);
+  } while (!token.empty());
+  return all;
+}
+
+absl::StatusOr<Entry> RegistryClient::PutStatic(const std::string& name,
+                                                const std::string& address) {
+  v1::PutStaticRequest proto;
+  proto.set_name(name);
+  proto.set_address(address);
+  v1::PutStaticResponse response;
+  auto context = NewContext();
+  CHAT_RETURN_IF_ERROR(
+      Convert(stub_->PutStatic(context.get(), proto, &response)));
+  return EntryFromProto(response.entry());
+}
+
+absl::Status RegistryClient::RemoveStatic(const std::string& name) {
+  v1::RemoveStaticRequest proto;
+  proto.set_name(name);
+  v1::RemoveStaticResponse response;
+  auto context = NewContext();
+  return Convert(stub_->RemoveStatic(context.get(), proto, &response));
+}
+
+std::unique_ptr<WatchStream> RegistryClient::Watch(const std::string& prefix) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  v1::WatchRequest proto;
+  proto.set_prefix(prefix);
+  auto reader = stub_->Watch(context.get(), proto);
+  return std::make_unique<WatchStream>(std::move(context), std::move(reader),
+                                       target_);
+}
+
+}  // namespace chat::registry

@@ -1,0 +1,89 @@
+// A synchronous client of the Registry service for chatctl, peers and the
+// greeter: domain structs in and out, a deadline on every call, and errors
+// that name the registry address when it cannot be reached.
+
+#ifndef CHAT_REGISTRY_CLIENT_H_
+#define CHAT_REGISTRY_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "proto/registry.grpc.pb.h"
+#include "registry/store.h"
+
+namespace chat::registry {
+
+// One open Watch call. Next() blocks; Cancel() may be called from any thread.
+class WatchStream {
+ public:
+  WatchStream(std::unique_ptr<grpc::ClientContext> context,
+              std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader,
+              std::string target);
+  ~WatchStream();
+
+  // The next event, or false once the stream ended (see Finish()).
+  bool Next(WatchEvent* event);
+  // Why the stream ended. Call once, after Next() returned false.
+  absl::Status Finish();
+  // Ends the stream: a blocked Next() returns false soon after.
+  void Cancel();
+
+ private:
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader_;
+  std::string target_;
+  bool finished_ = false;
+};
+
+// Thread-safe.
+class RegistryClient {
+ public:
+  // `target` is for messages ("registry at localhost:50050 is unreachable").
+  RegistryClient(std::shared_ptr<grpc::Channel> channel, std::string target,
+                 Millis timeout);
+
+  // A client over a plain TCP channel to `address` (host:port).
+  static std::unique_ptr<RegistryClient> Connect(const std::string& address,
+                                                 Millis timeout);
+
+  const std::string& target() const { return target_; }
+
+  absl::StatusOr<Lease> Register(const RegisterRequest& request);
+  absl::StatusOr<Millis> KeepAlive(const std::string& name,
+                                   const std::string& lease_id);
+  absl::Status Unregister(const std::string& name, const std::string& lease_id);
+  absl::StatusOr<Entry> Resolve(const std::string& name);
+  absl::StatusOr<ListPage> List(const std::string& prefix, int page_size,
+                                const std::string& page_token);
+  // Every entry under `prefix`, following pages.
+  absl::StatusOr<std::vector<Entry>> ListAll(const std::string& prefix);
+  absl::StatusOr<Entry> PutStatic(const std::string& name,
+                                  const std::string& address);
+  absl::Status RemoveStatic(const std::string& name);
+
+  // Opens a watch. It has no deadline; end it with Cancel().
+  std::unique_ptr<WatchStream> Watch(const std::string& prefix);
+
+ private:
+  std::unique_ptr<grpc::ClientContext> NewContext() const;
+  absl::Status Convert(const grpc::Status& status) const;
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Registry::Stub> stub_;
+  const std::string target_;
+  const Millis timeout_;
+};
+
+// Whether `status` means the server could not be reached (as opposed to a
+// refusal by a server that answered).
+bool IsUnreachable(const absl::Status& status);
+
+}  // namespace chat::registry
+
+#endif  // CHAT_REGISTRY_CLIENT_H_

@@ -1,0 +1,114 @@
+// chat-registry: the name server. Parses options, opens the store, serves
+// until SIGINT/SIGTERM.
+
+#include <iostream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/cli.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "registry/server.h"
+#include "registry/sqlite_store.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr int kExitCannotStart = 1;
+
+int Run(const po::variables_map& vm) {
+  using chat::Millis;
+  chat::registry::SqliteStoreOptions store_options;
+  const int min_ttl = vm["min-ttl"].as<int>();
+  const int max_ttl = vm["max-ttl"].as<int>();
+  const int default_ttl = vm["default-ttl"].as<int>();
+  if (min_ttl < 1 || min_ttl > max_ttl || default_ttl < min_ttl ||
+      default_ttl > max_ttl) {
+    std::cerr << "chat-registry: need 1 <= --min-ttl <= --default-ttl <= "
+                 "--max-ttl (seconds)\n";
+    return chat::kExitUsage;
+  }
+  store_options.lease_policy = {Millis(min_ttl * 1000), Millis(max_ttl * 1000),
+                                Millis(default_ttl * 1000)};
+  const std::string sync = vm["sync"].as<std::string>();
+  if (sync != "normal" && sync != "full") {
+    std::cerr << "chat-registry: --sync must be normal or full\n";
+    return chat::kExitUsage;
+  }
+  store_options.sync_full = sync == "full";
+
+  const std::string db_path = vm["db"].as<std::string>();
+  auto store = chat::registry::OpenSqliteStore(db_path, chat::RealClock(),
+                                               store_options);
+  if (!store.ok()) {
+    chat::LogLine("registry", std::string(store.status().message()));
+    return kExitCannotStart;
+  }
+  const size_t loaded = (*store)->Size();
+
+  chat::registry::RegistryServerOptions server_options;
+  server_options.listen_address = vm["listen"].as<std::string>();
+  auto server = chat::registry::RegistryServer::Start(std::move(*store),
+                                                      server_options);
+  if (!server.ok()) {
+    chat::LogLine("registry", std::string(server.status().message()));
+    return kExitCannotStart;
+  }
+  chat::LogLine("registry",
+                absl::StrCat("start: listening on ", server_options.listen_address,
+                             " (port ", (*server)->port(), "), database ",
+                             db_path, " with ", loaded, " names, version ",
+                             CHAT_VERSION));
+
+  int signal_number = chat::WaitForTerminationSignal();
+  chat::LogLine("registry", absl::StrCat("stop: signal ", signal_number,
+                                         ", finishing calls in flight"));
+  (*server)->Shutdown();
+  chat::LogLine("registry", "stop: database closed, bye");
+  return chat::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  chat::BlockTerminationSignals();
+
+  po::options_description options("Options");
+  options.add_options()
+      ("listen", po::value<std::string>()->default_value("0.0.0.0:50050"),
+       "address to serve on, host:port (port 0 picks a free one)")
+      ("db", po::value<std::string>()->default_value("registry.db"),
+       "SQLite database file; created if missing")
+      ("default-ttl", po::value<int>()->default_value(10),
+       "lease TTL in seconds when a peer asks for none")
+      ("min-ttl", po::value<int>()->default_value(2),
+       "shortest lease TTL granted, seconds")
+      ("max-ttl", po::value<int>()->default_value(300),
+       "longest lease TTL granted, seconds")
+      ("sync", po::value<std::string>()->default_value("normal"),
+       "normal: survives a crash of the registry (kill -9); full: also "
+       "survives power loss, slower writes");
+  chat::CommandLine command_line;
+  command_line.program = "chat-registry";
+  command_line.synopsis = "chat-registry [OPTIONS]";
+  command_line.description =
+      "The name server: peers register name -> host:port under a lease and "
+      "resolve each other by name.\nServes chat.registry.v1.Registry, "
+      "grpc.health.v1.Health and server reflection.";
+  command_line.epilog =
+      "Exit status: 0 after SIGINT/SIGTERM and a clean shutdown, 1 when it "
+      "cannot start (database or address), 2 for a usage error.";
+  command_line.environment = {{"CHAT_REGISTRY_LISTEN", "listen"},
+                              {"CHAT_REGISTRY_DB", "db"},
+                              {"CHAT_REGISTRY_DEFAULT_TTL", "default-ttl"},
+                              {"CHAT_REGISTRY_MIN_TTL", "min-ttl"},
+                              {"CHAT_REGISTRY_MAX_TTL", "max-ttl"},
+                              {"CHAT_REGISTRY_SYNC", "sync"}};
+  po::variables_map vm;
+  int exit_code = chat::ParseCommandLine(argc, argv, command_line, options,
+                                         po::positional_options_description(),
+                                         vm);
+  if (exit_code >= 0) return exit_code;
+  return Run(vm);
+}

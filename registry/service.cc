@@ -1,0 +1,276 @@
+#include "registry/service.h"
+
+#include <algorithm>
+#include <deque>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "registry/names.h"
+
+namespace chat::registry {
+namespace {
+
+constexpr int32_t kDefaultPageSize = 100;
+constexpr int32_t kMaxPageSize = 1000;
+
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
+                                  const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// A prefix is a name that may be cut short (or empty).
+absl::Status ValidatePrefix(const std::string& prefix) {
+  if (prefix.empty()) return absl::OkStatus();
+  absl::Status status = ValidateName(prefix);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad prefix: ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+v1::WatchEvent::Type TypeToProto(EventType type) {
+  switch (type) {
+    case EventType::kPut: return v1::WatchEvent::PUT;
+    case EventType::kDelete: return v1::WatchEvent::DELETE;
+    case EventType::kSynced: return v1::WatchEvent::SYNCED;
+  }
+  return v1::WatchEvent::TYPE_UNSPECIFIED;
+}
+
+v1::WatchEvent::Reason ReasonToProto(EventReason reason) {
+  switch (reason) {
+    case EventReason::kNone: return v1::WatchEvent::REASON_UNSPECIFIED;
+    case EventReason::kInitial: return v1::WatchEvent::INITIAL;
+    case EventReason::kRegistered: return v1::WatchEvent::REGISTERED;
+    case EventReason::kAddressChanged: return v1::WatchEvent::ADDRESS_CHANGED;
+    case EventReason::kUnregistered: return v1::WatchEvent::UNREGISTERED;
+    case EventReason::kExpired: return v1::WatchEvent::EXPIRED;
+  }
+  return v1::WatchEvent::REASON_UNSPECIFIED;
+}
+
+// Streams a Store watch to one client, one write in flight at a time.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchEvent> {
+ public:
+  WatchReactor(Store* store, const std::string& prefix) {
+    // The store may call Pump() before Subscribe() returns; Pump() waits for
+    // watch_ to be set, and the call below catches up.
+    std::unique_ptr<Watch> watch = store->Subscribe(prefix, [this] { Pump(); });
+    {
+      absl::MutexLock lock(&mu_);
+      watch_ = std::move(watch);
+    }
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) broken_ = true;  // The client went away.
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      broken_ = true;
+    }
+    Pump();
+  }
+
+  void OnDone() override {
+    std::unique_ptr<Watch> watch;
+    {
+      absl::MutexLock lock(&mu_);
+      watch = std::move(watch_);
+    }
+    watch.reset();  // After this the store never calls Pump() again.
+    delete this;
+  }
+
+ private:
+  // Starts the next write or the finish, whichever is due. Decides under the
+  // lock, acts outside it, so gRPC never runs a reaction while we hold it.
+  void Pump() {
+    enum { kNothing, kWrite, kFinish } action = kNothing;
+    grpc::Status finish_status;
+    {
+      absl::MutexLock lock(&mu_);
+      if (watch_ == nullptr || writing_ || finished_) return;
+      if (broken_) {
+        finished_ = true;
+        action = kFinish;
+        finish_status = grpc::Status::CANCELLED;
+      } else {
+        if (pending_.empty()) {
+          for (WatchEvent& event : watch_->Take(64)) {
+            pending_.push_back(std::move(event));
+          }
+        }
+        if (!pending_.empty()) {
+          const WatchEvent& event = pending_.front();
+          out_.Clear();
+          out_.set_type(TypeToProto(event.type));
+          out_.set_reason(ReasonToProto(event.reason));
+          if (event.type != EventType::kSynced) {
+            EntryToProto(event.entry, out_.mutable_entry());
+          }
+          pending_.pop_front();
+          writing_ = true;
+          action = kWrite;
+        } else if (absl::Status status = watch_->status(); !status.ok()) {
+          finished_ = true;
+          action = kFinish;
+          finish_status = ToGrpcStatus(status);
+        }
+      }
+    }
+    if (action == kWrite) StartWrite(&out_);
+    if (action == kFinish) Finish(finish_status);
+  }
+
+  absl::Mutex mu_;
+  std::unique_ptr<Watch> watch_ ABSL_GUARDED_BY(mu_);
+  std::deque<WatchEvent> pending_ ABSL_GUARDED_BY(mu_);
+  v1::WatchEvent out_;  // The message being written; only while writing_.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+void EntryToProto(const Entry& entry, v1::Entry* proto) {
+  proto->set_name(entry.name);
+  proto->set_address(entry.address);
+  proto->set_is_static(entry.is_static);
+  proto->set_ttl_ms(entry.ttl.count());
+  proto->set_expires_in_ms(entry.expires_in.count());
+}
+
+Entry EntryFromProto(const v1::Entry& proto) {
+  Entry entry;
+  entry.name = proto.name();
+  entry.address = proto.address();
+  entry.is_static = proto.is_static();
+  entry.ttl = Millis(proto.ttl_ms());
+  entry.expires_in = Millis(proto.expires_in_ms());
+  return entry;
+}
+
+RegistryService::RegistryService(Store* store) : store_(store) {}
+
+grpc::ServerUnaryReactor* RegistryService::Register(
+    grpc::CallbackServerContext* context, const v1::RegisterRequest* request,
+    v1::RegisterResponse* response) {
+  RegisterRequest domain{request->name(), request->address(),
+                         Millis(request->ttl_ms()), request->lease_id()};
+  absl::StatusOr<Lease> lease = store_->Register(domain);
+  if (!lease.ok()) return Respond(context, lease.status());
+  response->set_lease_id(lease->lease_id);
+  response->set_ttl_ms(lease->entry.ttl.count());
+  EntryToProto(lease->entry, response->mutable_entry());
+  if (request->lease_id().empty()) {
+    LogLine("registry", absl::StrCat("register ", lease->entry.name, " -> ",
+                                     lease->entry.address, " (ttl ",
+                                     lease->entry.ttl.count(), " ms)"));
+  }
+  return Respond(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RegistryService::KeepAlive(
+    grpc::CallbackServerContext* context, const v1::KeepAliveRequest* request,
+    v1::KeepAliveResponse* response) {
+  absl::StatusOr<Millis> ttl =
+      store_->KeepAlive(request->name(), request->lease_id());
+  if (ttl.ok()) response->set_ttl_ms(ttl->count());
+  return Respond(context, ttl.status());
+}
+
+grpc::ServerUnaryReactor* RegistryService::Unregister(
+    grpc::CallbackServerContext* context, const v1::UnregisterRequest* request,
+    v1::UnregisterResponse* /*response*/) {
+  absl::Status status = store_->Unregister(request->name(), request->lease_id());
+  if (status.ok()) LogLine("registry", "unregister " + request->name());
+  return Respond(context, status);
+}
+
+grpc::ServerUnaryReactor* RegistryService::Resolve(
+    grpc::CallbackServerContext* context, const v1::ResolveRequest* request,
+    v1::ResolveResponse* response) {
+  absl::StatusOr<Entry> entry = store_->Resolve(request->name());
+  if (entry.ok()) EntryToProto(*entry, response->mutable_entry());
+  return Respond(context, entry.status());
+}
+
+grpc::ServerUnaryReactor* RegistryService::List(
+    grpc::CallbackServerContext* context, const v1::ListRequest* request,
+    v1::ListResponse* response) {
+  if (absl::Status status = ValidatePrefix(request->prefix()); !status.ok()) {
+    return Respond(context, status);
+  }
+  if (request->page_size() < 0) {
+    return Respond(context,
+                   absl::InvalidArgumentError("page_size must not be negative"));
+  }
+  if (request->page_token().size() > kMaxNameLength) {
+    return Respond(context, absl::InvalidArgumentError("bad page_token"));
+  }
+  int32_t page_size =
+      request->page_size() == 0 ? kDefaultPageSize : request->page_size();
+  page_size = std::min(page_size, kMaxPageSize);
+  ListPage page = store_->List(request->prefix(), page_size,
+                               request->page_token());
+  for (const Entry& entry : page.entries) {
+    EntryToProto(entry, response->add_entries());
+  }
+  response->set_next_page_token(page.next_page_token);
+  return Respond(context, absl::OkStatus());
+}
+
+grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
+    grpc::CallbackServerContext* /*context*/, const v1::WatchRequest* request) {
+  if (absl::Status status = ValidatePrefix(request->prefix()); !status.ok()) {
+    // A reactor that finishes at once with the error.
+    class Refusal final : public grpc::ServerWriteReactor<v1::WatchEvent> {
+     public:
+      explicit Refusal(const absl::Status& status) {
+        Finish(ToGrpcStatus(status));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Refusal(status);
+  }
+  return new WatchReactor(store_, request->prefix());
+}
+
+grpc::ServerUnaryReactor* RegistryService::PutStatic(
+    grpc::CallbackServerContext* context, const v1::PutStaticRequest* request,
+    v1::PutStaticResponse* response) {
+  absl::StatusOr<Entry> entry =
+      store_->PutStatic(request->name(), request->address());
+  if (!entry.ok()) return Respond(context, entry.status());
+  EntryToProto(*entry, response->mutable_entry());
+  LogLine("registry", absl::StrCat("static ", entry->name, " -> ",
+                                   entry->address));
+  return Respond(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RegistryService::RemoveStatic(
+    grpc::CallbackServerContext* context,
+    const v1::RemoveStaticRequest* request,
+    v1::RemoveStaticResponse* /*response*/) {
+  absl::Status status = store_->RemoveStatic(request->name());
+  if (status.ok()) LogLine("registry", "remove static " + request->name());
+  return Respond(context, status);
+}
+
+}  // namespace chat::registry

@@ -1,0 +1,40 @@
+// The Store kept in one SQLite file: every mutation is written through to
+// the file before it is acknowledged; every read is served from memory.
+
+#ifndef CHAT_REGISTRY_SQLITE_STORE_H_
+#define CHAT_REGISTRY_SQLITE_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "registry/store.h"
+
+namespace chat::registry {
+
+struct SqliteStoreOptions {
+  LeasePolicy lease_policy;
+  // Events a watcher may lag behind before it is ended (see Watch::status()).
+  size_t max_watch_backlog = 10000;
+  // false: synchronous=NORMAL, which survives a crash of the process (kill -9)
+  // but may lose the last commits on power loss; true: synchronous=FULL.
+  bool sync_full = false;
+};
+
+// The schema version this build writes; older files are migrated on open.
+inline constexpr int kSqliteSchemaVersion = 1;
+
+// Opens the store in the file at `path`, creating and migrating it as needed,
+// and holds an exclusive lock on it (`path` + ".lock") until destroyed.
+// ":memory:" gives a store that lives only as long as the object.
+// kUnavailable when the file cannot be opened or another registry has it;
+// kFailedPrecondition when its schema is newer than this build.
+// `clock` is not owned and must outlive the store.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
+    const std::string& path, const Clock& clock,
+    const SqliteStoreOptions& options = {});
+
+}  // namespace chat::registry
+
+#endif  // CHAT_REGISTRY_SQLITE_STORE_H_

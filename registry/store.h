@@ -1,0 +1,163 @@
+// The registry's state behind one interface: who holds which name, under
+// which lease, until when; and a stream of changes for watchers. The SQLite
+// store is the first implementation; an etcd store for a cluster of
+// registries is meant to be the second.
+
+#ifndef CHAT_REGISTRY_STORE_H_
+#define CHAT_REGISTRY_STORE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+
+namespace chat::registry {
+
+// One name and where to reach it, as readers see it.
+struct Entry {
+  std::string name;  // As first registered.
+  std::string address;
+  bool is_static = false;
+  Millis ttl{0};         // What each renewal grants; 0 for static entries.
+  Millis expires_in{0};  // Left on the lease when read; 0 for static entries.
+};
+
+struct RegisterRequest {
+  std::string name;
+  std::string address;
+  Millis ttl{0};         // 0 asks for the default; clamped to the bounds.
+  std::string lease_id;  // Empty for a new lease.
+};
+
+struct Lease {
+  std::string lease_id;  // 128 random bits, hex.
+  Entry entry;
+};
+
+struct ListPage {
+  std::vector<Entry> entries;
+  std::string next_page_token;  // Empty on the last page.
+};
+
+enum class EventType { kPut, kDelete, kSynced };
+enum class EventReason {
+  kNone,  // For kSynced.
+  kInitial,
+  kRegistered,
+  kAddressChanged,
+  kUnregistered,
+  kExpired
+};
+
+struct WatchEvent {
+  EventType type = EventType::kPut;
+  EventReason reason = EventReason::kNone;
+  Entry entry;  // For kDelete, the entry as it was.
+};
+
+// A live subscription to a store's changes. Destroying it unsubscribes; after
+// the destructor returns, `on_ready` is never called again.
+// Thread-safe.
+class Watch {
+ public:
+  virtual ~Watch() = default;
+
+  // Removes and returns up to `max` queued events, oldest first. Empty when
+  // none are queued.
+  virtual std::vector<WatchEvent> Take(size_t max) = 0;
+
+  // OK while the subscription is live. kResourceExhausted once the watcher
+  // fell too far behind (its queue overflowed), kCancelled once the store
+  // shuts down; either way no further events come after those queued.
+  virtual absl::Status status() = 0;
+};
+
+// Bounds on the TTL a client may ask for.
+struct LeasePolicy {
+  Millis min_ttl{2000};
+  Millis max_ttl{300000};
+  Millis default_ttl{10000};
+};
+
+// A requested TTL (0 = default) clamped to the policy's bounds.
+Millis GrantedTtl(const LeasePolicy& policy, Millis requested);
+
+// Maps names to addresses under leases.
+//
+// Contract (every implementation passes tests/registry/store_test.cc):
+// - Names are unique case-insensitively and keep the spelling of the
+//   registration (or static entry) that created them.
+// - A lease lives until `ttl` after its last Register/KeepAlive, measured on
+//   the monotonic clock; an expired lease is gone from Resolve and List at
+//   once, and ExpireDue() reports and removes it.
+// - Every acknowledged mutation is durable before the call returns.
+// - After a restart, every lease that was live gets a full TTL again.
+// - Errors: kInvalidArgument (bad name or address), kAlreadyExists (held by
+//   another), kNotFound, kPermissionDenied (wrong lease), kFailedPrecondition,
+//   kUnavailable (storage failure). A failed call changes nothing.
+// Thread-safe: the gRPC server calls it from many threads at once.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Grants a new lease on a free name, or (with the lease_id that holds the
+  // name) renews it and updates its address. kAlreadyExists, with the time
+  // the holder's lease runs out, when another live lease or a static entry
+  // holds the name.
+  virtual absl::StatusOr<Lease> Register(const RegisterRequest& request) = 0;
+
+  // Renews the lease on `name` for its full TTL and returns that TTL.
+  // kNotFound when the name has no live lease; kPermissionDenied when
+  // `lease_id` is not the lease that holds it.
+  virtual absl::StatusOr<Millis> KeepAlive(const std::string& name,
+                                           const std::string& lease_id) = 0;
+
+  // Frees `name`. Errors as for KeepAlive.
+  virtual absl::Status Unregister(const std::string& name,
+                                  const std::string& lease_id) = 0;
+
+  // Adds or updates an entry that never expires. kAlreadyExists when a live
+  // lease holds the name.
+  virtual absl::StatusOr<Entry> PutStatic(const std::string& name,
+                                          const std::string& address) = 0;
+
+  // Removes a static entry. kNotFound when there is none; kFailedPrecondition
+  // when a lease holds the name.
+  virtual absl::Status RemoveStatic(const std::string& name) = 0;
+
+  // The live entry for `name`, case-insensitively, or kNotFound.
+  virtual absl::StatusOr<Entry> Resolve(const std::string& name) = 0;
+
+  // Live entries whose key starts with the lowercased `prefix`, in key order,
+  // after `page_token`, at most `page_size` (>= 1) of them.
+  virtual ListPage List(const std::string& prefix, size_t page_size,
+                        const std::string& page_token) = 0;
+
+  // Subscribes to changes of names under `prefix`. The returned watch first
+  // holds every matching live entry (kPut, kInitial), then one kSynced, then
+  // every later change. `on_ready` is called (from the thread making the
+  // change, possibly under the store's locks: it must not call back into the
+  // store) whenever events are queued or the status changes; it is not called
+  // for the initial events, so take them once Subscribe() returns.
+  virtual std::unique_ptr<Watch> Subscribe(const std::string& prefix,
+                                           std::function<void()> on_ready) = 0;
+
+  // Removes every lease whose time is up, tells watchers (kDelete, kExpired),
+  // and returns the entries removed. Called often by the expiry loop.
+  virtual absl::StatusOr<std::vector<Entry>> ExpireDue() = 0;
+
+  // Number of live entries (leased and static).
+  virtual size_t Size() = 0;
+
+  // Ends every watch with kCancelled, so streams finish before a shutdown.
+  virtual void CancelWatches() = 0;
+};
+
+}  // namespace chat::registry
+
+#endif  // CHAT_REGISTRY_STORE_H_
