@@ -1,0 +1,121 @@
+#include "registry/lease_keeper.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace chat::registry {
+namespace {
+
+Millis RenewInterval(Millis ttl) {
+  return std::max(Millis(100), ttl / 3);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(
+    RegistryClient* client, Options options) {
+  absl::StatusOr<Lease> lease = client->Register(
+      RegisterRequest{options.name, options.address, options.ttl, ""});
+  if (!lease.ok()) return lease.status();
+  std::unique_ptr<LeaseKeeper> keeper(
+      new LeaseKeeper(client, std::move(options), *std::move(lease)));
+  keeper->thread_ = std::thread(&LeaseKeeper::Run, keeper.get());
+  return keeper;
+}
+
+LeaseKeeper::LeaseKeeper(RegistryClient* client, Options options, Lease lease)
+    : client_(client), options_(std::move(options)), lease_(std::move(lease)) {}
+
+LeaseKeeper::~LeaseKeeper() { Stop(); }
+
+void LeaseKeeper::Stop() {
+  Lease lease;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    lease = lease_;
+  }
+  if (thread_.joinable()) thread_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    lease = lease_;
+    lease_.lease_id.clear();
+  }
+  if (!lease.lease_id.empty()) {
+    // Best effort: if it fails, the lease simply expires within its TTL.
+    client_->Unregister(options_.name, lease.lease_id).IgnoreError();
+  }
+}
+
+Lease LeaseKeeper::lease() const {
+  absl::MutexLock lock(&mu_);
+  return lease_;
+}
+
+void LeaseKeeper::Run() {
+  Millis delay = RenewInterval(lease().entry.ttl);
+  absl::MutexLock lock(&mu_);
+  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                               absl::Milliseconds(delay.count()))) {
+    mu_.Unlock();
+    delay = Step();
+    mu_.Lock();
+  }
+}
+
+Millis LeaseKeeper::Step() {
+  Lease current = lease();
+  if (!current.lease_id.empty()) {
+    absl::StatusOr<Millis> ttl =
+        client_->KeepAlive(options_.name, current.lease_id);
+    if (ttl.ok()) {
+      Report("registered", absl::StrCat("registry reachable again; \"",
+                                        options_.name, "\" is still ours"));
+      return RenewInterval(*ttl);
+    }
+    if (IsUnreachable(ttl.status())) {
+      Report("unreachable", absl::StrCat(ttl.status().message(),
+                                         "; will keep trying"));
+      return std::min(options_.retry_interval, RenewInterval(current.entry.ttl));
+    }
+    // NOT_FOUND / PERMISSION_DENIED: the lease is gone; register afresh.
+    Report("lost", absl::StrCat("lease on \"", options_.name,
+                                "\" lost (", ttl.status().message(),
+                                "); registering again"));
+    absl::MutexLock lock(&mu_);
+    lease_.lease_id.clear();
+  }
+  absl::StatusOr<Lease> lease = client_->Register(
+      RegisterRequest{options_.name, options_.address, options_.ttl, ""});
+  if (lease.ok()) {
+    Report("registered", absl::StrCat("registered \"", options_.name,
+                                      "\" again at ", options_.address));
+    Millis interval = RenewInterval(lease->entry.ttl);
+    absl::MutexLock lock(&mu_);
+    lease_ = *std::move(lease);
+    return interval;
+  }
+  if (IsUnreachable(lease.status())) {
+    Report("unreachable", absl::StrCat(lease.status().message(),
+                                       "; will keep trying"));
+  } else {
+    Report("refused", absl::StrCat("cannot register \"", options_.name,
+                                   "\" again: ", lease.status().message()));
+  }
+  return options_.retry_interval;
+}
+
+void LeaseKeeper::Report(const std::string& state_key,
+                         const std::string& message) {
+  bool first_state = last_state_.empty();
+  if (state_key == last_state_) return;
+  last_state_ = state_key;
+  // The first "registered" is the normal start, not news.
+  if (first_state && state_key == "registered") return;
+  if (options_.on_change) options_.on_change(message);
+}
+
+}  // namespace chat::registry
