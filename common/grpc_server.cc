@@ -19,6 +19,9 @@ absl::StatusOr<RunningServer> StartServer(const ServerConfig& config) {
   builder.AddListeningPort(config.listen_address,
                            grpc::InsecureServerCredentials(), &running.port);
   builder.SetMaxReceiveMessageSize(config.max_request_bytes);
+  // gRPC turns SO_REUSEPORT on by default, which would let a second server
+  // silently share a port already in use instead of failing to start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   for (grpc::Service* service : config.services) {
     builder.RegisterService(service);
   }

@@ -1,0 +1,249 @@
+// The Registry service through a real gRPC server on 127.0.0.1, port 0.
+
+#include "registry/service.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/random.h"
+#include "registry/client.h"
+#include "registry/server.h"
+#include "registry/sqlite_store.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/wait.h"
+
+namespace chat::registry {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::chat::testing::WaitFor;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+class RegistryServiceTest : public ::testing::Test {
+ protected:
+  RegistryServiceTest()
+      : db_path_(std::filesystem::temp_directory_path() /
+                 ("chat-service-test-" + RandomHex(8) + ".db")) {}
+
+  ~RegistryServiceTest() override {
+    server_.reset();
+    for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
+      std::filesystem::remove(db_path_ + suffix);
+    }
+  }
+
+  void SetUp() override { StartServer(); }
+
+  void StartServer() {
+    auto store = OpenSqliteStore(db_path_, clock_);
+    ASSERT_THAT(store, IsOk());
+    RegistryServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.expiry_interval = Millis(10);
+    auto server = RegistryServer::Start(*std::move(store), options);
+    ASSERT_THAT(server, IsOk());
+    server_ = *std::move(server);
+    address_ = absl::StrCat("127.0.0.1:", server_->port());
+    client_ = RegistryClient::Connect(address_, Millis(5000));
+  }
+
+  void RestartServer() {
+    client_.reset();
+    server_.reset();
+    StartServer();
+  }
+
+  FakeClock clock_;
+  std::string db_path_;
+  std::unique_ptr<RegistryServer> server_;
+  std::string address_;
+  std::unique_ptr<RegistryClient> client_;
+};
+
+TEST_F(RegistryServiceTest, RegisterResolveListUnregister) {
+  auto lease = client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""});
+  ASSERT_THAT(lease, IsOk());
+  EXPECT_EQ(lease->lease_id.size(), 32u);
+  EXPECT_EQ(lease->entry.ttl, Millis(10000));
+  ASSERT_THAT(client_->Register({"bob", "[::1]:7002", Millis(4000), ""}),
+              IsOk());
+
+  auto entry = client_->Resolve("ALICE");
+  ASSERT_THAT(entry, IsOk());
+  EXPECT_EQ(entry->address, "127.0.0.1:7001");
+  auto all = client_->ListAll("");
+  ASSERT_THAT(all, IsOk());
+  ASSERT_THAT(*all, SizeIs(2));
+  EXPECT_EQ((*all)[1].ttl, Millis(4000));
+
+  EXPECT_THAT(client_->Unregister("alice", lease->lease_id), IsOk());
+  EXPECT_THAT(client_->Resolve("alice"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("alice")));
+}
+
+TEST_F(RegistryServiceTest, OnlyTheLeaseHolderOwnsTheName) {
+  auto lease = client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""});
+  ASSERT_THAT(lease, IsOk());
+  EXPECT_THAT(client_->Register({"alice", "127.0.0.1:9999", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("until")));
+  std::string forged = RandomHex(16);
+  EXPECT_THAT(client_->KeepAlive("alice", forged),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(client_->Unregister("alice", forged),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(client_->KeepAlive("alice", lease->lease_id), IsOk());
+  EXPECT_EQ(client_->Resolve("alice")->address, "127.0.0.1:7001");
+}
+
+TEST_F(RegistryServiceTest, BadInputOnEveryRpcIsInvalidArgument) {
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_THAT(client_->Register({"", "h:1", Millis(0), ""}),
+              StatusIs(kInvalid, HasSubstr("empty")));
+  EXPECT_THAT(client_->Register({"alice", "nope", Millis(0), ""}),
+              StatusIs(kInvalid, HasSubstr("host:port")));
+  EXPECT_THAT(client_->Register({"alice", "h:1", Millis(-1), ""}),
+              StatusIs(kInvalid, HasSubstr("ttl")));
+  EXPECT_THAT(client_->KeepAlive("a b", "x"), StatusIs(kInvalid));
+  EXPECT_THAT(client_->KeepAlive("alice", ""), StatusIs(kInvalid));
+  EXPECT_THAT(client_->Unregister("", "x"), StatusIs(kInvalid));
+  EXPECT_THAT(client_->Resolve(std::string(65, 'a')),
+              StatusIs(kInvalid, HasSubstr("64")));
+  EXPECT_THAT(client_->List("bad prefix", 0, ""), StatusIs(kInvalid));
+  EXPECT_THAT(client_->List("", -1, ""), StatusIs(kInvalid));
+  EXPECT_THAT(client_->List("", 10, std::string(100, 'z')),
+              StatusIs(kInvalid));
+  EXPECT_THAT(client_->PutStatic("lab", "h:0"), StatusIs(kInvalid));
+  EXPECT_THAT(client_->RemoveStatic("/"), StatusIs(kInvalid));
+  auto watch = client_->Watch("no spaces");
+  WatchEvent event;
+  EXPECT_FALSE(watch->Next(&event));
+  EXPECT_THAT(watch->Finish(), StatusIs(kInvalid));
+  // The server lives on.
+  EXPECT_THAT(client_->Register({"alice", "h:1", Millis(0), ""}), IsOk());
+}
+
+TEST_F(RegistryServiceTest, OversizedRequestsAreRefusedAndTheServerLivesOn) {
+  EXPECT_THAT(
+      client_->Register({std::string(100 * 1024, 'a'), "h:1", Millis(0), ""}),
+      StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(client_->Register({"alice", "h:1", Millis(0), ""}), IsOk());
+}
+
+TEST_F(RegistryServiceTest, ListPagesThroughManyNames) {
+  for (int i = 0; i < 1500; ++i) {
+    ASSERT_THAT(client_->PutStatic(absl::StrCat("n", 10000 + i), "h:1"),
+                IsOk());
+  }
+  auto first = client_->List("", 0, "");
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(first->entries, SizeIs(100));  // The default page.
+  auto big = client_->List("", 5000, "");
+  ASSERT_THAT(big, IsOk());
+  EXPECT_THAT(big->entries, SizeIs(1000));  // The largest page.
+  auto all = client_->ListAll("n1");
+  ASSERT_THAT(all, IsOk());
+  EXPECT_THAT(*all, SizeIs(1500));
+}
+
+TEST_F(RegistryServiceTest, WatchStreamsSnapshotChangesAndExpiry) {
+  ASSERT_THAT(client_->PutStatic("lab", "127.0.0.1:8000"), IsOk());
+  auto watch = client_->Watch("");
+  WatchEvent event;
+  ASSERT_TRUE(watch->Next(&event));
+  EXPECT_EQ(event.type, EventType::kPut);
+  EXPECT_EQ(event.reason, EventReason::kInitial);
+  EXPECT_EQ(event.entry.name, "lab");
+  EXPECT_TRUE(event.entry.is_static);
+  ASSERT_TRUE(watch->Next(&event));
+  EXPECT_EQ(event.type, EventType::kSynced);
+
+  ASSERT_THAT(client_->Register({"alice", "127.0.0.1:7001", Millis(2000), ""}),
+              IsOk());
+  ASSERT_TRUE(watch->Next(&event));
+  EXPECT_EQ(event.type, EventType::kPut);
+  EXPECT_EQ(event.reason, EventReason::kRegistered);
+  EXPECT_EQ(event.entry.address, "127.0.0.1:7001");
+
+  // The expiry loop runs on real time; the lease runs on the fake clock.
+  clock_.Advance(Millis(2000));
+  ASSERT_TRUE(watch->Next(&event));
+  EXPECT_EQ(event.type, EventType::kDelete);
+  EXPECT_EQ(event.reason, EventReason::kExpired);
+  EXPECT_EQ(event.entry.name, "alice");
+  watch->Cancel();
+  EXPECT_FALSE(watch->Next(&event));
+  EXPECT_THAT(watch->Finish(), StatusIs(absl::StatusCode::kCancelled));
+}
+
+TEST_F(RegistryServiceTest, ManyWatchersAllSeeEveryChange) {
+  std::vector<std::unique_ptr<WatchStream>> watches;
+  for (int i = 0; i < 20; ++i) {
+    watches.push_back(client_->Watch(""));
+    WatchEvent synced;
+    ASSERT_TRUE(watches.back()->Next(&synced));
+    ASSERT_EQ(synced.type, EventType::kSynced);
+  }
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_THAT(client_->PutStatic(absl::StrCat("n", i), "h:1"), IsOk());
+  }
+  for (auto& watch : watches) {
+    for (int i = 0; i < 50; ++i) {
+      WatchEvent event;
+      ASSERT_TRUE(watch->Next(&event));
+      EXPECT_EQ(event.entry.name, absl::StrCat("n", i));
+    }
+  }
+}
+
+TEST_F(RegistryServiceTest, ShutdownEndsWatchStreams) {
+  auto watch = client_->Watch("");
+  WatchEvent event;
+  ASSERT_TRUE(watch->Next(&event));  // SYNCED
+  server_->Shutdown();
+  EXPECT_FALSE(watch->Next(&event));
+  EXPECT_FALSE(watch->Finish().ok());
+}
+
+TEST_F(RegistryServiceTest, ARestartOnTheSameFileKeepsEveryName) {
+  auto lease = client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""});
+  ASSERT_THAT(lease, IsOk());
+  ASSERT_THAT(client_->PutStatic("lab", "127.0.0.1:8000"), IsOk());
+  RestartServer();
+  EXPECT_EQ(client_->Resolve("alice")->address, "127.0.0.1:7001");
+  EXPECT_EQ(client_->Resolve("lab")->address, "127.0.0.1:8000");
+  // The peer re-attaches with the lease it already has.
+  EXPECT_THAT(client_->KeepAlive("alice", lease->lease_id), IsOk());
+}
+
+TEST(RegistryClientTest, AnUnreachableRegistryIsNamedInTheError) {
+  // Nothing listens on port 1 of loopback.
+  auto client = RegistryClient::Connect("127.0.0.1:1", Millis(2000));
+  auto entry = client->Resolve("alice");
+  EXPECT_TRUE(IsUnreachable(entry.status()));
+  EXPECT_THAT(entry, StatusIs(absl::StatusCode::kUnavailable,
+                              HasSubstr("registry at 127.0.0.1:1")));
+}
+
+TEST(RegistryServerTest, AnAddressInUseIsAnErrorNotACrash) {
+  FakeClock clock;
+  auto store = OpenSqliteStore(":memory:", clock);
+  ASSERT_THAT(store, IsOk());
+  RegistryServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  auto first = RegistryServer::Start(*std::move(store), options);
+  ASSERT_THAT(first, IsOk());
+  auto store2 = OpenSqliteStore(":memory:", clock);
+  options.listen_address = absl::StrCat("127.0.0.1:", (*first)->port());
+  EXPECT_THAT(RegistryServer::Start(*std::move(store2), options),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("listen")));
+}
+
+}  // namespace
+}  // namespace chat::registry

@@ -1,0 +1,473 @@
+// The Store contract, run against every implementation.
+
+#include "registry/store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/random.h"
+#include "registry/sqlite_store.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat::registry {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr size_t kTestWatchBacklog = 16;
+
+// A scratch directory removed with the test.
+class TempDir {
+ public:
+  TempDir()
+      : path_(std::filesystem::temp_directory_path() /
+              ("chat-store-test-" + RandomHex(8))) {
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string File(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct StoreFactory {
+  std::string name;
+  bool durable;  // Whether a reopened store sees the earlier state.
+  std::function<absl::StatusOr<std::unique_ptr<Store>>(const Clock&,
+                                                       const TempDir&)>
+      open;
+};
+
+SqliteStoreOptions TestOptions() {
+  SqliteStoreOptions options;
+  options.max_watch_backlog = kTestWatchBacklog;
+  return options;
+}
+
+class StoreContractTest : public ::testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override { store_ = Open(); }
+
+  std::unique_ptr<Store> Open() {
+    auto store = GetParam().open(clock_, dir_);
+    EXPECT_THAT(store, IsOk());
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  Lease MustRegister(const std::string& name, const std::string& address,
+                     Millis ttl = Millis(10000)) {
+    auto lease = store_->Register({name, address, ttl, ""});
+    EXPECT_THAT(lease, IsOk());
+    return lease.ok() ? *lease : Lease{};
+  }
+
+  std::vector<WatchEvent> TakeAll(Watch& watch) { return watch.Take(1000); }
+
+  FakeClock clock_;
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+MATCHER_P3(EventIs, type, reason, name, "") {
+  return arg.type == type && arg.reason == reason && arg.entry.name == name;
+}
+
+TEST_P(StoreContractTest, RegisterThenResolve) {
+  Lease lease = MustRegister("alice", "127.0.0.1:5000");
+  EXPECT_EQ(lease.lease_id.size(), 32u);  // 128 bits, hex.
+  EXPECT_EQ(lease.entry.ttl, Millis(10000));
+  auto entry = store_->Resolve("alice");
+  ASSERT_THAT(entry, IsOk());
+  EXPECT_EQ(entry->address, "127.0.0.1:5000");
+  EXPECT_FALSE(entry->is_static);
+  EXPECT_EQ(entry->expires_in, Millis(10000));
+  EXPECT_THAT(store_->Resolve("bob"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("bob")));
+}
+
+TEST_P(StoreContractTest, LeaseIdsAreUnique) {
+  EXPECT_NE(MustRegister("a", "h:1").lease_id, MustRegister("b", "h:1").lease_id);
+}
+
+TEST_P(StoreContractTest, NamesAreCaseInsensitiveAndKeepTheirFirstSpelling) {
+  Lease lease = MustRegister("Alice", "h:1");
+  auto entry = store_->Resolve("ALICE");
+  ASSERT_THAT(entry, IsOk());
+  EXPECT_EQ(entry->name, "Alice");
+  EXPECT_THAT(store_->Register({"aLiCe", "h:2", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  // The holder may renew under another spelling; the first one stays.
+  ASSERT_THAT(store_->Register({"alice", "h:3", Millis(0), lease.lease_id}),
+              IsOk());
+  EXPECT_EQ(store_->Resolve("alice")->name, "Alice");
+}
+
+TEST_P(StoreContractTest, ALiveNameIsNeverTakenOver) {
+  MustRegister("alice", "h:1");
+  auto second = store_->Register({"alice", "h:2", Millis(0), ""});
+  EXPECT_THAT(second, StatusIs(absl::StatusCode::kAlreadyExists,
+                               HasSubstr("until")));
+  auto forged = store_->Register({"alice", "h:2", Millis(0), RandomHex(16)});
+  EXPECT_THAT(forged, StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_EQ(store_->Resolve("alice")->address, "h:1");
+}
+
+TEST_P(StoreContractTest, TheHolderRenewsAndMoves) {
+  Lease lease = MustRegister("alice", "h:1", Millis(5000));
+  clock_.Advance(Millis(4000));
+  auto renewed = store_->Register({"alice", "h:2", Millis(8000), lease.lease_id});
+  ASSERT_THAT(renewed, IsOk());
+  EXPECT_EQ(renewed->lease_id, lease.lease_id);
+  EXPECT_EQ(store_->Resolve("alice")->address, "h:2");
+  EXPECT_EQ(store_->Resolve("alice")->expires_in, Millis(8000));
+}
+
+TEST_P(StoreContractTest, KeepAliveChecksTheLease) {
+  Lease lease = MustRegister("alice", "h:1");
+  EXPECT_THAT(store_->KeepAlive("alice", RandomHex(16)),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(store_->KeepAlive("alice", ""),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->KeepAlive("nobody", lease.lease_id),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->KeepAlive("bad name", lease.lease_id),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  auto ttl = store_->KeepAlive("ALICE", lease.lease_id);
+  ASSERT_THAT(ttl, IsOk());
+  EXPECT_EQ(*ttl, Millis(10000));
+}
+
+TEST_P(StoreContractTest, UnregisterChecksTheLeaseAndFreesTheName) {
+  Lease lease = MustRegister("alice", "h:1");
+  EXPECT_THAT(store_->Unregister("alice", RandomHex(16)),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(store_->Resolve("alice"), IsOk());
+  EXPECT_THAT(store_->Unregister("alice", lease.lease_id), IsOk());
+  EXPECT_THAT(store_->Resolve("alice"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->Unregister("alice", lease.lease_id),
+              StatusIs(absl::StatusCode::kNotFound));
+  MustRegister("alice", "h:2");
+}
+
+TEST_P(StoreContractTest, ALeaseLastsItsTtlAndNotAMomentLonger) {
+  MustRegister("alice", "h:1", Millis(3000));
+  clock_.Advance(Millis(2999));
+  EXPECT_THAT(store_->Resolve("alice"), IsOk());
+  auto expired = store_->ExpireDue();
+  ASSERT_THAT(expired, IsOk());
+  EXPECT_THAT(*expired, IsEmpty());
+
+  clock_.Advance(Millis(1));
+  // Gone from reads at once, before the expiry loop runs.
+  EXPECT_THAT(store_->Resolve("alice"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->List("", 10, "").entries, IsEmpty());
+  EXPECT_EQ(store_->Size(), 0u);
+  expired = store_->ExpireDue();
+  ASSERT_THAT(expired, IsOk());
+  EXPECT_THAT(*expired, ElementsAre(Field(&Entry::name, "alice")));
+}
+
+TEST_P(StoreContractTest, KeepAliveRestartsTheTtl) {
+  Lease lease = MustRegister("alice", "h:1", Millis(3000));
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(Millis(2000));
+    ASSERT_THAT(store_->KeepAlive("alice", lease.lease_id), IsOk());
+  }
+  clock_.Advance(Millis(2999));
+  EXPECT_THAT(store_->Resolve("alice"), IsOk());
+  clock_.Advance(Millis(1));
+  EXPECT_THAT(store_->KeepAlive("alice", lease.lease_id),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(StoreContractTest, AnExpiredNameIsFreeForSomeoneElse) {
+  MustRegister("alice", "h:1", Millis(2000));
+  clock_.Advance(Millis(2000));
+  // Even before the expiry loop has run.
+  Lease lease = MustRegister("ALICE", "h:2");
+  EXPECT_EQ(store_->Resolve("alice")->name, "ALICE");
+  EXPECT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_EQ(store_->Resolve("alice")->address, "h:2");
+}
+
+TEST_P(StoreContractTest, WallClockJumpsDoNotExpireLeases) {
+  MustRegister("alice", "h:1", Millis(3000));
+  clock_.JumpWall(absl::Hours(24));
+  clock_.JumpWall(absl::Hours(-48));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_THAT(store_->Resolve("alice"), IsOk());
+}
+
+TEST_P(StoreContractTest, TtlsAreClampedToThePolicy) {
+  LeasePolicy policy;
+  EXPECT_EQ(MustRegister("a", "h:1", Millis(0)).entry.ttl, policy.default_ttl);
+  EXPECT_EQ(MustRegister("b", "h:1", Millis(1)).entry.ttl, policy.min_ttl);
+  EXPECT_EQ(MustRegister("c", "h:1", Millis(1) * 1000000000).entry.ttl,
+            policy.max_ttl);
+  EXPECT_THAT(store_->Register({"d", "h:1", Millis(-5), ""}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_P(StoreContractTest, BadNamesAndAddressesChangeNothing) {
+  EXPECT_THAT(store_->Register({"", "h:1", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->Register({"al ice", "h:1", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->Register({"alice", "h", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->PutStatic("alice", "h:99999"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->Resolve("-x"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(store_->Size(), 0u);
+}
+
+TEST_P(StoreContractTest, StaticEntriesNeverExpireAndAreNotLeases) {
+  auto entry = store_->PutStatic("LabPeer", "127.0.0.1:8000");
+  ASSERT_THAT(entry, IsOk());
+  EXPECT_TRUE(entry->is_static);
+  clock_.Advance(Millis(1000LL * 3600 * 24 * 365));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  auto resolved = store_->Resolve("labpeer");
+  ASSERT_THAT(resolved, IsOk());
+  EXPECT_TRUE(resolved->is_static);
+  EXPECT_EQ(resolved->expires_in, Millis(0));
+
+  EXPECT_THAT(store_->Register({"labpeer", "h:1", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("static")));
+  EXPECT_THAT(store_->KeepAlive("labpeer", RandomHex(16)),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  // Updating keeps the first spelling.
+  ASSERT_THAT(store_->PutStatic("labpeer", "127.0.0.1:8001"), IsOk());
+  EXPECT_EQ(store_->Resolve("LABPEER")->name, "LabPeer");
+  EXPECT_EQ(store_->Resolve("LABPEER")->address, "127.0.0.1:8001");
+
+  EXPECT_THAT(store_->RemoveStatic("labpeer"), IsOk());
+  EXPECT_THAT(store_->RemoveStatic("labpeer"),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(StoreContractTest, StaticAndLeasedEntriesDoNotOverwriteEachOther) {
+  MustRegister("alice", "h:1");
+  EXPECT_THAT(store_->PutStatic("alice", "h:2"),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_->RemoveStatic("alice"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(store_->Resolve("alice")->address, "h:1");
+}
+
+TEST_P(StoreContractTest, ListFiltersByPrefixInNameOrderAndPages) {
+  for (int i = 0; i < 250; ++i) {
+    MustRegister(absl::StrCat("peer", 1000 + i), "h:1");
+  }
+  MustRegister("other", "h:1");
+  ASSERT_THAT(store_->PutStatic("Peer0", "h:2"), IsOk());
+
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    ListPage page = store_->List("PEER", 100, token);
+    for (const Entry& entry : page.entries) seen.push_back(entry.name);
+    token = page.next_page_token;
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  ASSERT_THAT(seen, SizeIs(251));
+  EXPECT_EQ(seen.front(), "Peer0");
+  EXPECT_EQ(seen.back(), "peer1249");
+  EXPECT_TRUE(std::is_sorted(seen.begin() + 1, seen.end()));
+
+  EXPECT_THAT(store_->List("", 1000, "").entries, SizeIs(252));
+  EXPECT_THAT(store_->List("nobody", 10, "").entries, IsEmpty());
+  // A full last page has no next token.
+  EXPECT_TRUE(store_->List("other", 1, "").next_page_token.empty());
+}
+
+TEST_P(StoreContractTest, WatchSendsTheSnapshotThenEveryChange) {
+  Lease alice = MustRegister("alice", "h:1", Millis(2000));
+  MustRegister("bob", "h:1");
+  int ready_calls = 0;
+  auto watch = store_->Subscribe("AL", [&] { ++ready_calls; });
+  EXPECT_THAT(TakeAll(*watch),
+              ElementsAre(EventIs(EventType::kPut, EventReason::kInitial,
+                                  "alice"),
+                          EventIs(EventType::kSynced, EventReason::kNone, "")));
+
+  MustRegister("albert", "h:1", Millis(2000));
+  MustRegister("bob2", "h:1");  // Outside the prefix.
+  ASSERT_THAT(store_->Register({"alice", "h:9", Millis(2000), alice.lease_id}),
+              IsOk());
+  // A renewal at the same address is not a change.
+  ASSERT_THAT(store_->Register({"alice", "h:9", Millis(2000), alice.lease_id}),
+              IsOk());
+  ASSERT_THAT(store_->KeepAlive("alice", alice.lease_id), IsOk());
+  ASSERT_THAT(store_->Unregister("alice", alice.lease_id), IsOk());
+  clock_.Advance(Millis(2000));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+
+  auto events = TakeAll(*watch);
+  EXPECT_THAT(events,
+              ElementsAre(EventIs(EventType::kPut, EventReason::kRegistered,
+                                  "albert"),
+                          EventIs(EventType::kPut, EventReason::kAddressChanged,
+                                  "alice"),
+                          EventIs(EventType::kDelete,
+                                  EventReason::kUnregistered, "alice"),
+                          EventIs(EventType::kDelete, EventReason::kExpired,
+                                  "albert")));
+  EXPECT_EQ(events[1].entry.address, "h:9");
+  EXPECT_EQ(events[2].entry.address, "h:9");  // As it was before it left.
+  EXPECT_GE(ready_calls, 4);
+  EXPECT_THAT(watch->status(), IsOk());
+}
+
+TEST_P(StoreContractTest, AWatcherThatFallsBehindIsEndedNotTheStore) {
+  auto watch = store_->Subscribe("", [] {});
+  for (size_t i = 0; i < kTestWatchBacklog + 5; ++i) {
+    MustRegister(absl::StrCat("peer", i), "h:1");
+  }
+  EXPECT_THAT(watch->status(), StatusIs(absl::StatusCode::kResourceExhausted));
+  // The events before the overflow are still delivered, then nothing more.
+  size_t delivered = TakeAll(*watch).size();
+  EXPECT_GT(delivered, 0u);
+  MustRegister("late", "h:1");
+  EXPECT_THAT(TakeAll(*watch), IsEmpty());
+  // Other watchers are unaffected.
+  auto fresh = store_->Subscribe("", [] {});
+  EXPECT_THAT(TakeAll(*fresh), SizeIs(kTestWatchBacklog + 5 + 1 + 1));
+}
+
+TEST_P(StoreContractTest, CancelWatchesEndsEveryWatch) {
+  int ready_calls = 0;
+  auto watch = store_->Subscribe("", [&] { ++ready_calls; });
+  store_->CancelWatches();
+  EXPECT_THAT(watch->status(), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(ready_calls, 1);
+}
+
+TEST_P(StoreContractTest, DestroyingAWatchUnsubscribes) {
+  int ready_calls = 0;
+  auto watch = store_->Subscribe("", [&] { ++ready_calls; });
+  watch.reset();
+  MustRegister("alice", "h:1");
+  EXPECT_EQ(ready_calls, 0);
+}
+
+TEST_P(StoreContractTest, AReopenedStoreKeepsEverythingAndRenewsLeases) {
+  if (!GetParam().durable) GTEST_SKIP() << "not a durable store";
+  Lease alice = MustRegister("Alice", "h:1", Millis(5000));
+  Lease gone = MustRegister("gone", "h:1", Millis(5000));
+  ASSERT_THAT(store_->Unregister("gone", gone.lease_id), IsOk());
+  MustRegister("expired", "h:1", Millis(2000));
+  ASSERT_THAT(store_->PutStatic("lab", "h:8000"), IsOk());
+  clock_.Advance(Millis(4000));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+
+  store_.reset();
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  auto entry = store_->Resolve("alice");
+  ASSERT_THAT(entry, IsOk());
+  EXPECT_EQ(entry->name, "Alice");
+  EXPECT_EQ(entry->expires_in, Millis(5000));  // A full TTL again.
+  EXPECT_THAT(store_->KeepAlive("alice", alice.lease_id), IsOk());
+  EXPECT_TRUE(store_->Resolve("lab")->is_static);
+  EXPECT_THAT(store_->Resolve("gone"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->Resolve("expired"),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(store_->Size(), 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllStores, StoreContractTest,
+    ::testing::Values(
+        StoreFactory{"SqliteInMemory", false,
+                     [](const Clock& clock, const TempDir&) {
+                       return OpenSqliteStore(":memory:", clock,
+                                              TestOptions());
+                     }},
+        StoreFactory{"SqliteFile", true,
+                     [](const Clock& clock, const TempDir& dir) {
+                       return OpenSqliteStore(dir.File("registry.db"), clock,
+                                              TestOptions());
+                     }},
+        StoreFactory{"SqliteFileSyncFull", true,
+                     [](const Clock& clock, const TempDir& dir) {
+                       SqliteStoreOptions options = TestOptions();
+                       options.sync_full = true;
+                       return OpenSqliteStore(dir.File("registry.db"), clock,
+                                              options);
+                     }}),
+    [](const ::testing::TestParamInfo<StoreFactory>& param_info) {
+      return param_info.param.name;
+    });
+
+// What only the SQLite store does.
+
+TEST(SqliteStoreTest, ASecondRegistryCannotOpenTheSameFile) {
+  TempDir dir;
+  FakeClock clock;
+  auto first = OpenSqliteStore(dir.File("r.db"), clock);
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(OpenSqliteStore(dir.File("r.db"), clock),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("in use")));
+  first->reset();
+  EXPECT_THAT(OpenSqliteStore(dir.File("r.db"), clock), IsOk());
+}
+
+TEST(SqliteStoreTest, AFileFromANewerBuildIsRefused) {
+  TempDir dir;
+  FakeClock clock;
+  {
+    SQLite::Database db(dir.File("r.db"),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec(absl::StrCat("PRAGMA user_version = ", kSqliteSchemaVersion + 1));
+  }
+  EXPECT_THAT(OpenSqliteStore(dir.File("r.db"), clock),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("newer build")));
+}
+
+TEST(SqliteStoreTest, AFileThatIsNotADatabaseIsAnErrorNotACrash) {
+  TempDir dir;
+  FakeClock clock;
+  std::ofstream(dir.File("r.db")) << std::string(4096, 'x');
+  EXPECT_THAT(OpenSqliteStore(dir.File("r.db"), clock),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST(SqliteStoreTest, AnUnwritableDirectoryIsAnErrorNotACrash) {
+  FakeClock clock;
+  EXPECT_THAT(OpenSqliteStore("/nonexistent-dir/r.db", clock),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST(SqliteStoreTest, UsesWriteAheadLogging) {
+  TempDir dir;
+  FakeClock clock;
+  auto store = OpenSqliteStore(dir.File("r.db"), clock);
+  ASSERT_THAT(store, IsOk());
+  ASSERT_THAT((*store)->Register({"alice", "h:1", Millis(0), ""}), IsOk());
+  EXPECT_TRUE(std::filesystem::exists(dir.File("r.db-wal")));
+}
+
+}  // namespace
+}  // namespace chat::registry
