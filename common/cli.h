@@ -16,11 +16,12 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 2;
 
 struct CommandLine {
-  std::string program;   // "chat-registry"
-  std::string synopsis;  // "chat-registry [OPTIONS]"
+  std::string program;      // "chat-registry"
+  std::string synopsis;     // "chat-registry [OPTIONS]"
   std::string description;  // A paragraph printed under the synopsis.
   std::string epilog;       // Printed after the options (exit codes, ...).
-  // Maps environment variables to option names, e.g. {"CHAT_REGISTRY_DB", "db"}.
+  // Maps environment variables to option names, e.g. {"CHAT_REGISTRY_DB",
+  // "db"}.
   std::vector<std::pair<std::string, std::string>> environment;
 };
 
@@ -29,11 +30,11 @@ struct CommandLine {
 // Returns -1 when the program should run, or the exit code it should exit
 // with now: kExitOk after printing help or version, kExitUsage after printing
 // a one-line error and the usage to stderr.
-int ParseCommandLine(int argc, char** argv, const CommandLine& command_line,
-                     boost::program_options::options_description options,
-                     const boost::program_options::positional_options_description&
-                         positional,
-                     boost::program_options::variables_map& vm);
+int ParseCommandLine(
+    int argc, char** argv, const CommandLine& command_line,
+    boost::program_options::options_description options,
+    const boost::program_options::positional_options_description& positional,
+    boost::program_options::variables_map& vm);
 
 }  // namespace chat
 

@@ -27,9 +27,9 @@ absl::StatusOr<RunningServer> StartServer(const ServerConfig& config) {
   }
   running.server = builder.BuildAndStart();
   if (running.server == nullptr || running.port == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", config.listen_address,
-        " (is the address valid and the port free?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen_address,
+                     " (is the address valid and the port free?)"));
   }
   grpc::HealthCheckServiceInterface* health =
       running.server->GetHealthCheckService();

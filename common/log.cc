@@ -15,8 +15,8 @@ void LogLine(const std::string& component, const std::string& message) {
                    " ", component, ": ", message, "\n");
   size_t written = 0;
   while (written < line.size()) {
-    ssize_t n = ::write(STDERR_FILENO, line.data() + written,
-                        line.size() - written);
+    ssize_t n =
+        ::write(STDERR_FILENO, line.data() + written, line.size() - written);
     if (n <= 0) return;  // stderr is gone; nothing better to do with a log.
     written += static_cast<size_t>(n);
   }

@@ -32,13 +32,15 @@ absl::StatusOr<std::string> LocalAddressToward(const std::string& remote) {
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_DGRAM;
   addrinfo* results = nullptr;
-  int error = getaddrinfo(host.c_str(), split->second.c_str(), &hints, &results);
+  int error =
+      getaddrinfo(host.c_str(), split->second.c_str(), &hints, &results);
   if (error != 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot resolve ", remote, ": ", gai_strerror(error)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot resolve ", remote, ": ", gai_strerror(error)));
   }
   std::string local;
-  for (addrinfo* ai = results; ai != nullptr && local.empty(); ai = ai->ai_next) {
+  for (addrinfo* ai = results; ai != nullptr && local.empty();
+       ai = ai->ai_next) {
     int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) continue;
     sockaddr_storage self{};
@@ -51,9 +53,8 @@ absl::StatusOr<std::string> LocalAddressToward(const std::string& remote) {
                   text, sizeof(text));
         local = text;
       } else if (self.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6,
-                  &reinterpret_cast<sockaddr_in6*>(&self)->sin6_addr, text,
-                  sizeof(text));
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&self)->sin6_addr,
+                  text, sizeof(text));
         local = absl::StrCat("[", text, "]");
       }
     }

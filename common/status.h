@@ -18,10 +18,10 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 }  // namespace chat
 
 // Returns from the current function when `expr` yields a non-OK absl::Status.
-#define CHAT_RETURN_IF_ERROR(expr)                  \
-  do {                                              \
-    const ::absl::Status chat_status_ = (expr);     \
-    if (!chat_status_.ok()) return chat_status_;    \
+#define CHAT_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    const ::absl::Status chat_status_ = (expr);  \
+    if (!chat_status_.ok()) return chat_status_; \
   } while (false)
 
 #define CHAT_STATUS_CONCAT_INNER_(a, b) a##b

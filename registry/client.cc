@@ -29,12 +29,20 @@ absl::Status ConvertStatus(const grpc::Status& status,
 WatchEvent EventFromProto(const v1::WatchEvent& proto) {
   WatchEvent event;
   switch (proto.type()) {
-    case v1::WatchEvent::DELETE: event.type = EventType::kDelete; break;
-    case v1::WatchEvent::SYNCED: event.type = EventType::kSynced; break;
-    default: event.type = EventType::kPut; break;
+    case v1::WatchEvent::DELETE:
+      event.type = EventType::kDelete;
+      break;
+    case v1::WatchEvent::SYNCED:
+      event.type = EventType::kSynced;
+      break;
+    default:
+      event.type = EventType::kPut;
+      break;
   }
   switch (proto.reason()) {
-    case v1::WatchEvent::INITIAL: event.reason = EventReason::kInitial; break;
+    case v1::WatchEvent::INITIAL:
+      event.reason = EventReason::kInitial;
+      break;
     case v1::WatchEvent::REGISTERED:
       event.reason = EventReason::kRegistered;
       break;
@@ -44,8 +52,12 @@ WatchEvent EventFromProto(const v1::WatchEvent& proto) {
     case v1::WatchEvent::UNREGISTERED:
       event.reason = EventReason::kUnregistered;
       break;
-    case v1::WatchEvent::EXPIRED: event.reason = EventReason::kExpired; break;
-    default: event.reason = EventReason::kNone; break;
+    case v1::WatchEvent::EXPIRED:
+      event.reason = EventReason::kExpired;
+      break;
+    default:
+      event.reason = EventReason::kNone;
+      break;
   }
   event.entry = EntryFromProto(proto.entry());
   return event;
@@ -100,8 +112,8 @@ RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
 std::unique_ptr<RegistryClient> RegistryClient::Connect(
     const std::string& address, Millis timeout) {
   return std::make_unique<RegistryClient>(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()),
-      address, timeout);
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), address,
+      timeout);
 }
 
 std::unique_ptr<grpc::ClientContext> RegistryClient::NewContext() const {
@@ -154,7 +166,8 @@ absl::StatusOr<Entry> RegistryClient::Resolve(const std::string& name) {
   proto.set_name(name);
   v1::ResolveResponse response;
   auto context = NewContext();
-  CHAT_RETURN_IF_ERROR(Convert(stub_->Resolve(context.get(), proto, &response)));
+  CHAT_RETURN_IF_ERROR(
+      Convert(stub_->Resolve(context.get(), proto, &response)));
   return EntryFromProto(response.entry());
 }
 

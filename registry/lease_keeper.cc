@@ -8,9 +8,7 @@
 namespace chat::registry {
 namespace {
 
-Millis RenewInterval(Millis ttl) {
-  return std::max(Millis(100), ttl / 3);
-}
+Millis RenewInterval(Millis ttl) { return std::max(Millis(100), ttl / 3); }
 
 }  // namespace
 
@@ -77,14 +75,15 @@ Millis LeaseKeeper::Step() {
       return RenewInterval(*ttl);
     }
     if (IsUnreachable(ttl.status())) {
-      Report("unreachable", absl::StrCat(ttl.status().message(),
-                                         "; will keep trying"));
-      return std::min(options_.retry_interval, RenewInterval(current.entry.ttl));
+      Report("unreachable",
+             absl::StrCat(ttl.status().message(), "; will keep trying"));
+      return std::min(options_.retry_interval,
+                      RenewInterval(current.entry.ttl));
     }
     // NOT_FOUND / PERMISSION_DENIED: the lease is gone; register afresh.
-    Report("lost", absl::StrCat("lease on \"", options_.name,
-                                "\" lost (", ttl.status().message(),
-                                "); registering again"));
+    Report("lost",
+           absl::StrCat("lease on \"", options_.name, "\" lost (",
+                        ttl.status().message(), "); registering again"));
     absl::MutexLock lock(&mu_);
     lease_.lease_id.clear();
   }
@@ -99,8 +98,8 @@ Millis LeaseKeeper::Step() {
     return interval;
   }
   if (IsUnreachable(lease.status())) {
-    Report("unreachable", absl::StrCat(lease.status().message(),
-                                       "; will keep trying"));
+    Report("unreachable",
+           absl::StrCat(lease.status().message(), "; will keep trying"));
   } else {
     Report("refused", absl::StrCat("cannot register \"", options_.name,
                                    "\" again: ", lease.status().message()));

@@ -49,17 +49,17 @@ int Run(const po::variables_map& vm) {
 
   chat::registry::RegistryServerOptions server_options;
   server_options.listen_address = vm["listen"].as<std::string>();
-  auto server = chat::registry::RegistryServer::Start(std::move(*store),
-                                                      server_options);
+  auto server =
+      chat::registry::RegistryServer::Start(std::move(*store), server_options);
   if (!server.ok()) {
     chat::LogLine("registry", std::string(server.status().message()));
     return kExitCannotStart;
   }
-  chat::LogLine("registry",
-                absl::StrCat("start: listening on ", server_options.listen_address,
-                             " (port ", (*server)->port(), "), database ",
-                             db_path, " with ", loaded, " names, version ",
-                             CHAT_VERSION));
+  chat::LogLine(
+      "registry",
+      absl::StrCat("start: listening on ", server_options.listen_address,
+                   " (port ", (*server)->port(), "), database ", db_path,
+                   " with ", loaded, " names, version ", CHAT_VERSION));
 
   int signal_number = chat::WaitForTerminationSignal();
   chat::LogLine("registry", absl::StrCat("stop: signal ", signal_number,
@@ -75,20 +75,20 @@ int main(int argc, char** argv) {
   chat::BlockTerminationSignals();
 
   po::options_description options("Options");
-  options.add_options()
-      ("listen", po::value<std::string>()->default_value("0.0.0.0:50050"),
-       "address to serve on, host:port (port 0 picks a free one)")
-      ("db", po::value<std::string>()->default_value("registry.db"),
-       "SQLite database file; created if missing")
-      ("default-ttl", po::value<int>()->default_value(10),
-       "lease TTL in seconds when a peer asks for none")
-      ("min-ttl", po::value<int>()->default_value(2),
-       "shortest lease TTL granted, seconds")
-      ("max-ttl", po::value<int>()->default_value(300),
-       "longest lease TTL granted, seconds")
-      ("sync", po::value<std::string>()->default_value("normal"),
-       "normal: survives a crash of the registry (kill -9); full: also "
-       "survives power loss, slower writes");
+  options.add_options()(
+      "listen", po::value<std::string>()->default_value("0.0.0.0:50050"),
+      "address to serve on, host:port (port 0 picks a free one)")(
+      "db", po::value<std::string>()->default_value("registry.db"),
+      "SQLite database file; created if missing")(
+      "default-ttl", po::value<int>()->default_value(10),
+      "lease TTL in seconds when a peer asks for none")(
+      "min-ttl", po::value<int>()->default_value(2),
+      "shortest lease TTL granted, seconds")(
+      "max-ttl", po::value<int>()->default_value(300),
+      "longest lease TTL granted, seconds")(
+      "sync", po::value<std::string>()->default_value("normal"),
+      "normal: survives a crash of the registry (kill -9); full: also "
+      "survives power loss, slower writes");
   chat::CommandLine command_line;
   command_line.program = "chat-registry";
   command_line.synopsis = "chat-registry [OPTIONS]";
@@ -106,9 +106,9 @@ int main(int argc, char** argv) {
                               {"CHAT_REGISTRY_MAX_TTL", "max-ttl"},
                               {"CHAT_REGISTRY_SYNC", "sync"}};
   po::variables_map vm;
-  int exit_code = chat::ParseCommandLine(argc, argv, command_line, options,
-                                         po::positional_options_description(),
-                                         vm);
+  int exit_code =
+      chat::ParseCommandLine(argc, argv, command_line, options,
+                             po::positional_options_description(), vm);
   if (exit_code >= 0) return exit_code;
   return Run(vm);
 }

@@ -37,8 +37,8 @@ absl::Status ValidateDnsName(const std::string& host) {
     size_t end = dot == std::string::npos ? host.size() : dot;
     std::string label = host.substr(label_start, end - label_start);
     // A trailing dot (fully qualified "example.com.") is fine.
-    bool trailing = dot == std::string::npos && label.empty() &&
-                    label_start > 0;
+    bool trailing =
+        dot == std::string::npos && label.empty() && label_start > 0;
     if (!trailing) {
       if (label.empty() || label.size() > 63) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -125,8 +125,8 @@ absl::Status ValidateAddress(const std::string& address) {
   }
   size_t colon = address.rfind(':');
   if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "address ", Quote(address), " must be host:port"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("address ", Quote(address), " must be host:port"));
   }
   std::string host = address.substr(0, colon);
   std::string port = address.substr(colon + 1);
@@ -143,8 +143,8 @@ absl::Status ValidateAddress(const std::string& address) {
   }
   absl::Status host_status = ValidateHost(host);
   if (!host_status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "address ", Quote(address), ": ", host_status.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("address ", Quote(address), ": ", host_status.message()));
   }
   return absl::OkStatus();
 }

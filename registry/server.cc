@@ -21,9 +21,8 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
   if (!running.ok()) return running.status();
   registry->server_ = std::move(running->server);
   registry->port_ = running->port;
-  registry->expiry_thread_ = std::thread(&RegistryServer::ExpiryLoop,
-                                         registry.get(),
-                                         options.expiry_interval);
+  registry->expiry_thread_ = std::thread(
+      &RegistryServer::ExpiryLoop, registry.get(), options.expiry_interval);
   return registry;
 }
 

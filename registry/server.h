@@ -5,12 +5,12 @@
 #ifndef CHAT_REGISTRY_SERVER_H_
 #define CHAT_REGISTRY_SERVER_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"

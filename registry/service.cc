@@ -36,21 +36,30 @@ absl::Status ValidatePrefix(const std::string& prefix) {
 
 v1::WatchEvent::Type TypeToProto(EventType type) {
   switch (type) {
-    case EventType::kPut: return v1::WatchEvent::PUT;
-    case EventType::kDelete: return v1::WatchEvent::DELETE;
-    case EventType::kSynced: return v1::WatchEvent::SYNCED;
+    case EventType::kPut:
+      return v1::WatchEvent::PUT;
+    case EventType::kDelete:
+      return v1::WatchEvent::DELETE;
+    case EventType::kSynced:
+      return v1::WatchEvent::SYNCED;
   }
   return v1::WatchEvent::TYPE_UNSPECIFIED;
 }
 
 v1::WatchEvent::Reason ReasonToProto(EventReason reason) {
   switch (reason) {
-    case EventReason::kNone: return v1::WatchEvent::REASON_UNSPECIFIED;
-    case EventReason::kInitial: return v1::WatchEvent::INITIAL;
-    case EventReason::kRegistered: return v1::WatchEvent::REGISTERED;
-    case EventReason::kAddressChanged: return v1::WatchEvent::ADDRESS_CHANGED;
-    case EventReason::kUnregistered: return v1::WatchEvent::UNREGISTERED;
-    case EventReason::kExpired: return v1::WatchEvent::EXPIRED;
+    case EventReason::kNone:
+      return v1::WatchEvent::REASON_UNSPECIFIED;
+    case EventReason::kInitial:
+      return v1::WatchEvent::INITIAL;
+    case EventReason::kRegistered:
+      return v1::WatchEvent::REGISTERED;
+    case EventReason::kAddressChanged:
+      return v1::WatchEvent::ADDRESS_CHANGED;
+    case EventReason::kUnregistered:
+      return v1::WatchEvent::UNREGISTERED;
+    case EventReason::kExpired:
+      return v1::WatchEvent::EXPIRED;
   }
   return v1::WatchEvent::REASON_UNSPECIFIED;
 }
@@ -198,7 +207,8 @@ grpc::ServerUnaryReactor* RegistryService::KeepAlive(
 grpc::ServerUnaryReactor* RegistryService::Unregister(
     grpc::CallbackServerContext* context, const v1::UnregisterRequest* request,
     v1::UnregisterResponse* /*response*/) {
-  absl::Status status = store_->Unregister(request->name(), request->lease_id());
+  absl::Status status =
+      store_->Unregister(request->name(), request->lease_id());
   if (status.ok()) LogLine("registry", "unregister " + request->name());
   return Respond(context, status);
 }
@@ -218,8 +228,8 @@ grpc::ServerUnaryReactor* RegistryService::List(
     return Respond(context, status);
   }
   if (request->page_size() < 0) {
-    return Respond(context,
-                   absl::InvalidArgumentError("page_size must not be negative"));
+    return Respond(
+        context, absl::InvalidArgumentError("page_size must not be negative"));
   }
   if (request->page_token().size() > kMaxNameLength) {
     return Respond(context, absl::InvalidArgumentError("bad page_token"));
@@ -227,8 +237,8 @@ grpc::ServerUnaryReactor* RegistryService::List(
   int32_t page_size =
       request->page_size() == 0 ? kDefaultPageSize : request->page_size();
   page_size = std::min(page_size, kMaxPageSize);
-  ListPage page = store_->List(request->prefix(), page_size,
-                               request->page_token());
+  ListPage page =
+      store_->List(request->prefix(), page_size, request->page_token());
   for (const Entry& entry : page.entries) {
     EntryToProto(entry, response->add_entries());
   }
@@ -259,8 +269,8 @@ grpc::ServerUnaryReactor* RegistryService::PutStatic(
       store_->PutStatic(request->name(), request->address());
   if (!entry.ok()) return Respond(context, entry.status());
   EntryToProto(*entry, response->mutable_entry());
-  LogLine("registry", absl::StrCat("static ", entry->name, " -> ",
-                                   entry->address));
+  LogLine("registry",
+          absl::StrCat("static ", entry->name, " -> ", entry->address));
   return Respond(context, absl::OkStatus());
 }
 

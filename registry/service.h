@@ -23,9 +23,9 @@ class RegistryService final : public v1::Registry::CallbackService {
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
                                      v1::RegisterResponse* response) override;
-  grpc::ServerUnaryReactor* KeepAlive(
-      grpc::CallbackServerContext* context, const v1::KeepAliveRequest* request,
-      v1::KeepAliveResponse* response) override;
+  grpc::ServerUnaryReactor* KeepAlive(grpc::CallbackServerContext* context,
+                                      const v1::KeepAliveRequest* request,
+                                      v1::KeepAliveResponse* response) override;
   grpc::ServerUnaryReactor* Unregister(
       grpc::CallbackServerContext* context,
       const v1::UnregisterRequest* request,

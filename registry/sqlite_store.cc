@@ -1,10 +1,9 @@
 #include "registry/sqlite_store.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -159,9 +158,8 @@ class SqliteStore final : public Store {
     absl::MutexLock lock(&mu_);
     const MonoTime now = clock_.Monotonic();
     auto it = records_.find(key);
-    CHAT_RETURN_IF_ERROR(CheckHolder(name, lease_id,
-                                     it == records_.end() ? nullptr : &it->second,
-                                     now));
+    CHAT_RETURN_IF_ERROR(CheckHolder(
+        name, lease_id, it == records_.end() ? nullptr : &it->second, now));
     Record& record = it->second;
     expiry_.erase({record.expires_at, key});
     record.expires_at = now + record.ttl;
@@ -303,8 +301,8 @@ class SqliteStore final : public Store {
       Entry entry = ToEntry(it->second, now);
       expiry_.erase({it->second.expires_at, key});
       records_.erase(it);
-      hub_.Publish(key, WatchEvent{EventType::kDelete, EventReason::kExpired,
-                                   entry});
+      hub_.Publish(
+          key, WatchEvent{EventType::kDelete, EventReason::kExpired, entry});
       expired.push_back(std::move(entry));
     }
     return expired;
@@ -475,12 +473,12 @@ absl::StatusOr<int> LockFile(const std::string& path) {
     int error = errno;
     ::close(fd);
     if (error == EWOULDBLOCK) {
-      return absl::UnavailableError(absl::StrCat(
-          path, " is in use by another chat-registry (", lock_path,
-          " is locked)"));
+      return absl::UnavailableError(
+          absl::StrCat(path, " is in use by another chat-registry (", lock_path,
+                       " is locked)"));
     }
-    return absl::UnavailableError(absl::StrCat("cannot lock ", lock_path,
-                                               ": ", std::strerror(error)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot lock ", lock_path, ": ", std::strerror(error)));
   }
   return fd;
 }

@@ -84,9 +84,9 @@ std::unique_ptr<Watch> WatchHub::Subscribe(std::string key_prefix,
                                            std::vector<WatchEvent> initial,
                                            std::function<void()> on_ready) {
   size_t limit = initial.size() + 1 + max_backlog_;
-  auto watch = std::make_unique<HubWatch>(this, std::move(key_prefix), limit,
-                                          std::move(initial),
-                                          std::move(on_ready));
+  auto watch =
+      std::make_unique<HubWatch>(this, std::move(key_prefix), limit,
+                                 std::move(initial), std::move(on_ready));
   absl::MutexLock lock(&mu_);
   watches_.insert(watch.get());
   return watch;

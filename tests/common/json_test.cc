@@ -17,7 +17,10 @@ TEST(JsonQuoteTest, KeepsValidUtf8) {
 }
 
 TEST(JsonQuoteTest, ReplacesInvalidUtf8) {
-  EXPECT_EQ(JsonQuote("a\xFF" "b"), "\"a\xEF\xBF\xBD" "b\"");
+  EXPECT_EQ(JsonQuote("a\xFF"
+                      "b"),
+            "\"a\xEF\xBF\xBD"
+            "b\"");
   EXPECT_EQ(JsonQuote("\xC3"), "\"\xEF\xBF\xBD\"");  // Truncated sequence.
 }
 

@@ -14,26 +14,26 @@ using ::chat::testing::StatusIs;
 using ::testing::HasSubstr;
 
 TEST(ValidateNameTest, AcceptsTheDocumentedAlphabet) {
-  for (const char* name : {"a", "Z", "7", "alice", "Bob-2", "node_1.eu", "x.y-z"}) {
+  for (const char* name :
+       {"a", "Z", "7", "alice", "Bob-2", "node_1.eu", "x.y-z"}) {
     EXPECT_THAT(ValidateName(name), IsOk()) << name;
   }
   EXPECT_THAT(ValidateName(std::string(64, 'a')), IsOk());
 }
 
 TEST(ValidateNameTest, RejectsWithAMessageThatSaysWhy) {
-  EXPECT_THAT(ValidateName(""), StatusIs(absl::StatusCode::kInvalidArgument,
-                                         HasSubstr("empty")));
+  EXPECT_THAT(ValidateName(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
   EXPECT_THAT(ValidateName(std::string(65, 'a')),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("64")));
   EXPECT_THAT(ValidateName("-alice"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("start")));
   EXPECT_THAT(ValidateName(".alice"),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  for (const char* name : {"al ice", "al/ice", "al:ice", "a\xC3\xA9",
-                           "a\nb", "a@b"}) {
-    EXPECT_THAT(ValidateName(name),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         HasSubstr("may contain only")))
+  for (const char* name :
+       {"al ice", "al/ice", "al:ice", "a\xC3\xA9", "a\nb", "a@b"}) {
+    EXPECT_THAT(ValidateName(name), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("may contain only")))
         << name;
   }
 }

@@ -117,8 +117,7 @@ TEST_F(RegistryServiceTest, BadInputOnEveryRpcIsInvalidArgument) {
               StatusIs(kInvalid, HasSubstr("64")));
   EXPECT_THAT(client_->List("bad prefix", 0, ""), StatusIs(kInvalid));
   EXPECT_THAT(client_->List("", -1, ""), StatusIs(kInvalid));
-  EXPECT_THAT(client_->List("", 10, std::string(100, 'z')),
-              StatusIs(kInvalid));
+  EXPECT_THAT(client_->List("", 10, std::string(100, 'z')), StatusIs(kInvalid));
   EXPECT_THAT(client_->PutStatic("lab", "h:0"), StatusIs(kInvalid));
   EXPECT_THAT(client_->RemoveStatic("/"), StatusIs(kInvalid));
   auto watch = client_->Watch("no spaces");

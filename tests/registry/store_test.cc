@@ -2,6 +2,7 @@
 
 #include "registry/store.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,8 +12,6 @@
 #include <fstream>
 #include <functional>
 #include <string>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/random.h"
@@ -103,7 +102,8 @@ TEST_P(StoreContractTest, RegisterThenResolve) {
 }
 
 TEST_P(StoreContractTest, LeaseIdsAreUnique) {
-  EXPECT_NE(MustRegister("a", "h:1").lease_id, MustRegister("b", "h:1").lease_id);
+  EXPECT_NE(MustRegister("a", "h:1").lease_id,
+            MustRegister("b", "h:1").lease_id);
 }
 
 TEST_P(StoreContractTest, NamesAreCaseInsensitiveAndKeepTheirFirstSpelling) {
@@ -122,8 +122,8 @@ TEST_P(StoreContractTest, NamesAreCaseInsensitiveAndKeepTheirFirstSpelling) {
 TEST_P(StoreContractTest, ALiveNameIsNeverTakenOver) {
   MustRegister("alice", "h:1");
   auto second = store_->Register({"alice", "h:2", Millis(0), ""});
-  EXPECT_THAT(second, StatusIs(absl::StatusCode::kAlreadyExists,
-                               HasSubstr("until")));
+  EXPECT_THAT(second,
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("until")));
   auto forged = store_->Register({"alice", "h:2", Millis(0), RandomHex(16)});
   EXPECT_THAT(forged, StatusIs(absl::StatusCode::kAlreadyExists));
   EXPECT_EQ(store_->Resolve("alice")->address, "h:1");
@@ -132,7 +132,8 @@ TEST_P(StoreContractTest, ALiveNameIsNeverTakenOver) {
 TEST_P(StoreContractTest, TheHolderRenewsAndMoves) {
   Lease lease = MustRegister("alice", "h:1", Millis(5000));
   clock_.Advance(Millis(4000));
-  auto renewed = store_->Register({"alice", "h:2", Millis(8000), lease.lease_id});
+  auto renewed =
+      store_->Register({"alice", "h:2", Millis(8000), lease.lease_id});
   ASSERT_THAT(renewed, IsOk());
   EXPECT_EQ(renewed->lease_id, lease.lease_id);
   EXPECT_EQ(store_->Resolve("alice")->address, "h:2");
@@ -306,10 +307,10 @@ TEST_P(StoreContractTest, WatchSendsTheSnapshotThenEveryChange) {
   MustRegister("bob", "h:1");
   int ready_calls = 0;
   auto watch = store_->Subscribe("AL", [&] { ++ready_calls; });
-  EXPECT_THAT(TakeAll(*watch),
-              ElementsAre(EventIs(EventType::kPut, EventReason::kInitial,
-                                  "alice"),
-                          EventIs(EventType::kSynced, EventReason::kNone, "")));
+  EXPECT_THAT(
+      TakeAll(*watch),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kInitial, "alice"),
+                  EventIs(EventType::kSynced, EventReason::kNone, "")));
 
   MustRegister("albert", "h:1", Millis(2000));
   MustRegister("bob2", "h:1");  // Outside the prefix.
@@ -324,15 +325,13 @@ TEST_P(StoreContractTest, WatchSendsTheSnapshotThenEveryChange) {
   ASSERT_THAT(store_->ExpireDue(), IsOk());
 
   auto events = TakeAll(*watch);
-  EXPECT_THAT(events,
-              ElementsAre(EventIs(EventType::kPut, EventReason::kRegistered,
-                                  "albert"),
-                          EventIs(EventType::kPut, EventReason::kAddressChanged,
-                                  "alice"),
-                          EventIs(EventType::kDelete,
-                                  EventReason::kUnregistered, "alice"),
-                          EventIs(EventType::kDelete, EventReason::kExpired,
-                                  "albert")));
+  EXPECT_THAT(
+      events,
+      ElementsAre(
+          EventIs(EventType::kPut, EventReason::kRegistered, "albert"),
+          EventIs(EventType::kPut, EventReason::kAddressChanged, "alice"),
+          EventIs(EventType::kDelete, EventReason::kUnregistered, "alice"),
+          EventIs(EventType::kDelete, EventReason::kExpired, "albert")));
   EXPECT_EQ(events[1].entry.address, "h:9");
   EXPECT_EQ(events[2].entry.address, "h:9");  // As it was before it left.
   EXPECT_GE(ready_calls, 4);
@@ -398,24 +397,25 @@ TEST_P(StoreContractTest, AReopenedStoreKeepsEverythingAndRenewsLeases) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllStores, StoreContractTest,
-    ::testing::Values(
-        StoreFactory{"SqliteInMemory", false,
-                     [](const Clock& clock, const TempDir&) {
-                       return OpenSqliteStore(":memory:", clock,
-                                              TestOptions());
-                     }},
-        StoreFactory{"SqliteFile", true,
-                     [](const Clock& clock, const TempDir& dir) {
-                       return OpenSqliteStore(dir.File("registry.db"), clock,
-                                              TestOptions());
-                     }},
-        StoreFactory{"SqliteFileSyncFull", true,
-                     [](const Clock& clock, const TempDir& dir) {
-                       SqliteStoreOptions options = TestOptions();
-                       options.sync_full = true;
-                       return OpenSqliteStore(dir.File("registry.db"), clock,
-                                              options);
-                     }}),
+    ::testing::Values(StoreFactory{"SqliteInMemory", false,
+                                   [](const Clock& clock, const TempDir&) {
+                                     return OpenSqliteStore(":memory:", clock,
+                                                            TestOptions());
+                                   }},
+                      StoreFactory{"SqliteFile", true,
+                                   [](const Clock& clock, const TempDir& dir) {
+                                     return OpenSqliteStore(
+                                         dir.File("registry.db"), clock,
+                                         TestOptions());
+                                   }},
+                      StoreFactory{"SqliteFileSyncFull", true,
+                                   [](const Clock& clock, const TempDir& dir) {
+                                     SqliteStoreOptions options = TestOptions();
+                                     options.sync_full = true;
+                                     return OpenSqliteStore(
+                                         dir.File("registry.db"), clock,
+                                         options);
+                                   }}),
     [](const ::testing::TestParamInfo<StoreFactory>& param_info) {
       return param_info.param.name;
     });

@@ -12,9 +12,9 @@ namespace chat::testing {
 // Polls `condition` until it holds or `timeout` passes; returns whether it
 // held. For state owned by another process or thread that has no hook to
 // wait on.
-inline bool WaitFor(const std::function<bool()>& condition,
-                    std::chrono::milliseconds timeout =
-                        std::chrono::seconds(10)) {
+inline bool WaitFor(
+    const std::function<bool()>& condition,
+    std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!condition()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
