@@ -1,0 +1,78 @@
+#include "peer/chat_service.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/status.h"
+#include "common/utf8.h"
+#include "registry/names.h"
+
+namespace chat::peer {
+namespace {
+
+constexpr size_t kMaxSenderBytes = 64;
+
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
+                                  const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+absl::Status Check(const ChatMessage& message, const std::string& own_name) {
+  absl::Status text = ValidateMessageText(message.text);
+  if (!text.ok()) return text;
+  // Lab peers name themselves freely ("Davide De Rosa"), so the sender is
+  // only bounded, not held to registry name rules.
+  if (message.from.empty() || message.from.size() > kMaxSenderBytes ||
+      !IsValidUtf8(message.from)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sender must be 1-", kMaxSenderBytes, " bytes of UTF-8 text"));
+  }
+  if (!message.id.empty() && !IsPlausibleMessageId(message.id)) {
+    return absl::InvalidArgumentError(
+        "message id must be 1-64 printable bytes");
+  }
+  if (!message.to.empty() &&
+      registry::NameKey(message.to) != registry::NameKey(own_name)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this is ", own_name, ", not ", PrintableText(message.to),
+                     " (stale address?)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string LabTime(absl::Time t) {
+  return absl::FormatTime("%H:%M", t, absl::LocalTimeZone());
+}
+
+ChatService::ChatService(std::string own_name, MessageSink* sink,
+                         const Clock& clock)
+    : own_name_(std::move(own_name)), sink_(sink), clock_(clock) {}
+
+grpc::ServerUnaryReactor* ChatService::GetInformation(
+    grpc::CallbackServerContext* context, const ::NullMsg* /*request*/,
+    ::Message* response) {
+  response->set_time(LabTime(clock_.Wall()));
+  response->set_sender(own_name_);
+  response->set_msg("OK");
+  return Respond(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ChatService::SendMessage(
+    grpc::CallbackServerContext* context, const ::Message* request,
+    ::NullMsg* /*response*/) {
+  ChatMessage message = FromProto(*request);
+  if (absl::Status status = Check(message, own_name_); !status.ok()) {
+    return Respond(context, status);
+  }
+  message.received_at = clock_.Wall();
+  if (message.id.empty()) message.id = NewUuidV7(message.received_at);
+  if (message.to.empty()) message.to = own_name_;
+  return Respond(context, sink_->Accept(message));
+}
+
+}  // namespace chat::peer

@@ -1,0 +1,53 @@
+// The lab's ChattingService, served by every peer: it checks what arrives and
+// hands good messages to the peer. Wire-compatible with the lab's peers.
+
+#ifndef CHAT_PEER_CHAT_SERVICE_H_
+#define CHAT_PEER_CHAT_SERVICE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/clock.h"
+#include "peer/message.h"
+#include "proto/chat.grpc.pb.h"
+
+namespace chat::peer {
+
+// Where accepted messages go. Thread-safe: called from gRPC threads.
+class MessageSink {
+ public:
+  virtual ~MessageSink() = default;
+  // Takes a checked message. An error is returned to the sender as is.
+  virtual absl::Status Accept(const ChatMessage& message) = 0;
+};
+
+// Thread-safe.
+class ChatService final : public ::ChattingService::CallbackService {
+ public:
+  // `sink` and `clock` are not owned and must outlive the service.
+  ChatService(std::string own_name, MessageSink* sink, const Clock& clock);
+
+  // Answers with our name, as the lab's peer did, so a lab peer can find out
+  // whom it is talking to.
+  grpc::ServerUnaryReactor* GetInformation(grpc::CallbackServerContext* context,
+                                           const ::NullMsg* request,
+                                           ::Message* response) override;
+
+  // INVALID_ARGUMENT for empty, oversized or non-UTF-8 text, or a bad sender;
+  // FAILED_PRECONDITION when the message names another recipient.
+  grpc::ServerUnaryReactor* SendMessage(grpc::CallbackServerContext* context,
+                                        const ::Message* request,
+                                        ::NullMsg* response) override;
+
+ private:
+  const std::string own_name_;
+  MessageSink* const sink_;  // Not owned.
+  const Clock& clock_;
+};
+
+// "HH:MM" in the local time zone, the lab's format.
+std::string LabTime(absl::Time t);
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_CHAT_SERVICE_H_

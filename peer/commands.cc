@@ -1,0 +1,100 @@
+#include "peer/commands.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace chat::peer {
+namespace {
+
+// Splits "word rest of line" at the first run of spaces.
+std::pair<std::string, std::string> FirstWord(const std::string& text) {
+  size_t space = text.find_first_of(" \t");
+  if (space == std::string::npos) return {text, ""};
+  size_t rest = text.find_first_not_of(" \t", space);
+  return {text.substr(0, space),
+          rest == std::string::npos ? "" : text.substr(rest)};
+}
+
+Command Make(Command::Kind kind, std::string name = "", std::string text = "") {
+  Command command;
+  command.kind = kind;
+  command.name = std::move(name);
+  command.text = std::move(text);
+  return command;
+}
+
+Command Error(const std::string& text) {
+  return Make(Command::Kind::kError, "", text);
+}
+
+Command SendTo(const std::string& name, const std::string& text,
+               const char* usage) {
+  if (name.empty() || text.empty())
+    return Error(absl::StrCat("usage: ", usage));
+  return Make(Command::Kind::kSend, name, text);
+}
+
+}  // namespace
+
+Command ParseLine(const std::string& raw_line, const std::string& partner) {
+  std::string line = raw_line;
+  // Lines from a Windows terminal or file end in "\r".
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (absl::StripAsciiWhitespace(line).empty()) return Command();
+
+  if (line.front() == '@') {
+    auto [name, text] = FirstWord(line.substr(1));
+    return SendTo(name, text, "@NAME MESSAGE");
+  }
+  if (line.front() == '/' && !absl::StartsWith(line, "//")) {
+    auto [word, rest] = FirstWord(line);
+    std::string command = absl::AsciiStrToLower(word);
+    if (command == "/msg") {
+      auto [name, text] = FirstWord(rest);
+      return SendTo(name, text, "/msg NAME MESSAGE");
+    }
+    if (command == "/chat") {
+      auto [name, extra] = FirstWord(rest);
+      if (name.empty() || !extra.empty()) return Error("usage: /chat NAME");
+      return Make(Command::Kind::kChat, name);
+    }
+    if (command == "/peers" || command == "/who") {
+      return Make(Command::Kind::kPeers);
+    }
+    if (command == "/help" || command == "/?") {
+      return Make(Command::Kind::kHelp);
+    }
+    if (command == "/quit" || command == "/exit") {
+      return Make(Command::Kind::kQuit);
+    }
+    return Error(absl::StrCat("unknown command ", word, " (try /help)"));
+  }
+  if (absl::StartsWith(line, "//")) line = line.substr(1);
+  if (partner.empty()) {
+    return Error(
+        "no partner yet: write @NAME MESSAGE, or /chat NAME first (/help)");
+  }
+  Command command = Make(Command::Kind::kSend, partner, line);
+  command.to_partner = true;
+  return command;
+}
+
+const std::vector<std::string>& CommandWords() {
+  static const auto* const words =
+      new std::vector<std::string>{"/msg", "/chat", "/peers", "/help", "/quit"};
+  return *words;
+}
+
+std::string HelpText() {
+  return "@NAME MESSAGE      send MESSAGE to NAME\n"
+         "/msg NAME MESSAGE  the same\n"
+         "/chat NAME         send plain lines to NAME from now on\n"
+         "/peers             who is online now\n"
+         "/help              this help\n"
+         "/quit              leave (also Ctrl-D)\n"
+         "//text             send a line that starts with '/'\n";
+}
+
+}  // namespace chat::peer

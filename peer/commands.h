@@ -1,0 +1,44 @@
+// What a line typed into the peer means: a message, or a command.
+
+#ifndef CHAT_PEER_COMMANDS_H_
+#define CHAT_PEER_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+namespace chat::peer {
+
+struct Command {
+  enum class Kind {
+    kNothing,  // An empty line.
+    kSend,     // Send `text` to `name`.
+    kChat,     // Make `name` the partner for plain lines.
+    kPeers,    // List who is online.
+    kHelp,
+    kQuit,
+    kError,  // `text` says what is wrong with the line.
+  };
+  Kind kind = Kind::kNothing;
+  std::string name;
+  std::string text;
+  bool to_partner = false;  // A plain line, sent to the partner.
+};
+
+// Parses one input line. `partner` is the current partner ("" for none).
+//   @bob hi        send "hi" to bob
+//   /msg bob hi    the same
+//   /chat bob      bob becomes the partner
+//   /peers /help /quit (also /exit)
+//   anything else  sent to the partner, if there is one
+// A line starting with "//" sends the rest, starting with "/", to the partner.
+Command ParseLine(const std::string& line, const std::string& partner);
+
+// The commands, for help and completion.
+const std::vector<std::string>& CommandWords();
+
+// The help text, one command per line.
+std::string HelpText();
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_COMMANDS_H_

@@ -1,0 +1,292 @@
+#include "peer/console.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+// libedit's readline-compatible interface (BSD licence).
+#include <editline/readline.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "peer/peer.h"
+#include "registry/names.h"
+
+namespace chat::peer {
+namespace {
+
+constexpr size_t kMaxLineBytes = 64 * 1024;
+
+// readline's callbacks carry no user data, so the one console that runs the
+// line editor is reachable through this pointer while it does.
+Console* g_editing_console = nullptr;
+std::vector<std::string> g_completion_words;
+
+char* CompletionGenerator(const char* text, int state) {
+  static size_t next;
+  if (state == 0) next = 0;
+  const size_t length = std::strlen(text);
+  while (next < g_completion_words.size()) {
+    const std::string& word = g_completion_words[next++];
+    if (word.compare(0, length, text) == 0) return strdup(word.c_str());
+  }
+  return nullptr;
+}
+
+char** Complete(const char* text, int /*start*/, int /*end*/) {
+  rl_attempted_completion_over = 1;  // No file-name completion.
+  return rl_completion_matches(text, CompletionGenerator);
+}
+
+}  // namespace
+
+Console::Console(ConsoleOptions options, int input_fd, int output_fd)
+    : options_(std::move(options)),
+      style_{options_.color, options_.own_name, absl::LocalTimeZone()},
+      input_fd_(input_fd),
+      output_fd_(output_fd) {
+  if (pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
+    std::perror("pipe2");
+    std::abort();  // Out of file descriptors at start-up: nothing to save.
+  }
+}
+
+Console::~Console() {
+  close(wake_pipe_[0]);
+  close(wake_pipe_[1]);
+}
+
+void Console::OnEvent(const PeerEvent& event) { Show(event); }
+
+void Console::Show(const PeerEvent& event) {
+  std::string text =
+      options_.json ? FormatJson(event) : FormatText(event, style_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (editing_) {
+      queued_.push_back(std::move(text));
+      char byte = 'e';
+      (void)!write(wake_pipe_[1], &byte, 1);
+      return;
+    }
+  }
+  Write(text);
+}
+
+void Console::Write(const std::string& text) {
+  // One lock and whole lines, so lines from several threads never mix.
+  absl::MutexLock lock(&write_mu_);
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = write(output_fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // Output closed; nothing sensible left to do.
+    done += static_cast<size_t>(n);
+  }
+}
+
+void Console::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  char byte = 's';
+  (void)!write(wake_pipe_[1], &byte, 1);
+  absl::MutexLock lock(&mu_);
+  if (peer_ != nullptr) peer_->Interrupt();
+}
+
+void Console::Run(Peer* peer) {
+  {
+    absl::MutexLock lock(&mu_);
+    peer_ = peer;
+    if (stopping_) return;
+  }
+  active_peer_ = peer;
+  if (!options_.initial_partner.empty() && !WaitForPartner()) return;
+  if (options_.line_editing) {
+    RunLineEditing();
+  } else {
+    RunPlain();
+  }
+}
+
+bool Console::WaitForPartner() {
+  const std::string& name = options_.initial_partner;
+  Show(InfoEvent(absl::StrCat("Waiting for ", name, " to come online...")));
+  if (!active_peer_->WaitUntilOnline(name)) return false;
+  partner_ = name;
+  Show(MakeEvent(EventKind::kPartner, name));
+  return true;
+}
+
+bool Console::HandleLine(const std::string& line) {
+  Command command = ParseLine(line, partner_);
+  switch (command.kind) {
+    case Command::Kind::kNothing:
+      return true;
+    case Command::Kind::kQuit:
+      return false;
+    case Command::Kind::kHelp:
+      Show(InfoEvent(HelpText()));
+      return true;
+    case Command::Kind::kError:
+      Show(ErrorEvent(command.text));
+      return true;
+    case Command::Kind::kChat: {
+      absl::Status valid = registry::ValidateName(command.name);
+      if (!valid.ok()) {
+        Show(ErrorEvent(std::string(valid.message())));
+        return true;
+      }
+      partner_ = command.name;
+      Show(MakeEvent(EventKind::kPartner, command.name));
+      return true;
+    }
+    case Command::Kind::kPeers: {
+      auto peers = active_peer_->ListPeers();
+      if (!peers.ok()) {
+        Show(ErrorEvent(std::string(peers.status().message())));
+        return true;
+      }
+      PeerEvent event = MakeEvent(EventKind::kPeers);
+      event.peers = *std::move(peers);
+      Show(event);
+      return true;
+    }
+    case Command::Kind::kSend: {
+      auto id =
+          active_peer_->Send(command.name, command.text, command.to_partner);
+      if (!id.ok()) {
+        Show(ErrorEvent(std::string(id.status().message())));
+      }
+      return true;
+    }
+  }
+  return true;
+}
+
+void Console::RunPlain() {
+  std::string buffer;
+  char chunk[4096];
+  bool discarding = false;  // Inside an over-long line.
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    pollfd fds[2] = {{input_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents != 0) {
+      char drain[64];
+      while (read(wake_pipe_[0], drain, sizeof(drain)) > 0) {
+      }
+      continue;
+    }
+    ssize_t n = read(input_fd_, chunk, sizeof(chunk));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {
+      // End of input: a last line without a newline still counts.
+      if (!buffer.empty() && !discarding) HandleLine(buffer);
+      return;
+    }
+    buffer.append(chunk, static_cast<size_t>(n));
+    size_t newline;
+    while ((newline = buffer.find('\n')) != std::string::npos) {
+      std::string line = buffer.substr(0, newline);
+      buffer.erase(0, newline + 1);
+      if (discarding) {
+        discarding = false;
+        continue;
+      }
+      if (!HandleLine(line)) return;
+    }
+    if (buffer.size() > kMaxLineBytes) {
+      Show(ErrorEvent(
+          absl::StrCat("line longer than ", kMaxLineBytes, " bytes ignored")));
+      buffer.clear();
+      discarding = true;
+    }
+  }
+}
+
+void Console::FlushQueued() {
+  std::deque<std::string> lines;
+  {
+    absl::MutexLock lock(&mu_);
+    lines.swap(queued_);
+  }
+  if (lines.empty()) return;
+  // Clear the prompt line, print, then redraw prompt and typed text.
+  Write("\r\033[K");
+  for (const std::string& text : lines) Write(text);
+  rl_forced_update_display();
+}
+
+void Console::HandleEditedLine(char* raw) {
+  if (raw == nullptr) {  // Ctrl-D on an empty line.
+    quit_requested_ = true;
+    return;
+  }
+  std::string line(raw);
+  std::free(raw);
+  if (!line.empty()) add_history(line.c_str());
+  if (!HandleLine(line)) quit_requested_ = true;
+}
+
+void Console::RunLineEditing() {
+  std::string prompt = absl::StrCat(options_.own_name, "> ");
+  g_editing_console = this;
+  rl_attempted_completion_function = Complete;
+  using_history();
+  quit_requested_ = false;
+  rl_callback_handler_install(prompt.c_str(), [](char* raw) {
+    g_editing_console->HandleEditedLine(raw);
+  });
+  {
+    absl::MutexLock lock(&mu_);
+    editing_ = true;
+  }
+  while (!quit_requested_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) break;
+    }
+    // Words for Tab: commands, then @name and name for everyone online.
+    g_completion_words = CommandWords();
+    for (const std::string& name : active_peer_->OnlineNames()) {
+      g_completion_words.push_back("@" + name);
+      g_completion_words.push_back(name);
+    }
+    pollfd fds[2] = {{input_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents != 0) {
+      char drain[64];
+      while (read(wake_pipe_[0], drain, sizeof(drain)) > 0) {
+      }
+      FlushQueued();
+    }
+    if (fds[0].revents != 0) rl_callback_read_char();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    editing_ = false;
+  }
+  FlushQueued();
+  rl_callback_handler_remove();
+  Write("\n");
+  g_editing_console = nullptr;
+}
+
+}  // namespace chat::peer

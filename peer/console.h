@@ -1,0 +1,84 @@
+// The peer's front end: reads lines (with line editing, history and Tab
+// completion on a terminal; plain lines otherwise), turns them into sends
+// and commands, and prints every event without garbling a half-typed line.
+
+#ifndef CHAT_PEER_CONSOLE_H_
+#define CHAT_PEER_CONSOLE_H_
+
+#include <deque>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "peer/commands.h"
+#include "peer/events.h"
+#include "peer/format.h"
+
+namespace chat::peer {
+
+class Peer;
+
+struct ConsoleOptions {
+  bool json = false;          // One JSON object per event instead of text.
+  bool color = false;         // ANSI colours in text mode.
+  bool line_editing = false;  // libedit on a terminal.
+  std::string own_name;
+  std::string initial_partner;  // --peer: wait for this peer, then chat.
+};
+
+// Thread-safe: OnEvent() and Stop() may be called from any thread; Run()
+// from one.
+class Console final : public EventSink {
+ public:
+  // Reads from `input_fd`, writes to `output_fd` (not owned).
+  Console(ConsoleOptions options, int input_fd, int output_fd);
+  ~Console() override;
+
+  Console(const Console&) = delete;
+  Console& operator=(const Console&) = delete;
+
+  void OnEvent(const PeerEvent& event) override;
+
+  // Serves the user until /quit, the end of input, or Stop(). `peer` is not
+  // owned and must outlive the call.
+  void Run(Peer* peer);
+
+  // Makes Run() return soon. Safe from a signal-handling thread.
+  void Stop();
+
+  // For the line editor's callback only: one finished line (owned, from
+  // malloc), or null at the end of input.
+  void HandleEditedLine(char* raw);
+
+ private:
+  // Handles one line; returns false when the user asked to quit.
+  bool HandleLine(const std::string& line);
+  void Show(const PeerEvent& event);
+  void Write(const std::string& text);
+  void RunPlain();
+  void RunLineEditing();
+  // Prints events queued for the line editor's thread.
+  void FlushQueued();
+  bool WaitForPartner();
+
+  const ConsoleOptions options_;
+  const TextStyle style_;
+  const int input_fd_;
+  const int output_fd_;
+  int wake_pipe_[2] = {-1, -1};  // Stop() and events wake the input loop.
+  Peer* active_peer_ = nullptr;  // Used only by Run()'s thread.
+  std::string partner_;          // Used only by Run()'s thread.
+  bool quit_requested_ = false;  // Used only by Run()'s thread.
+
+  absl::Mutex write_mu_;  // Keeps lines from several threads whole.
+
+  absl::Mutex mu_;
+  Peer* peer_ ABSL_GUARDED_BY(mu_) = nullptr;  // Set while Run() runs.
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool editing_ ABSL_GUARDED_BY(mu_) = false;  // Events wait in queued_.
+  std::deque<std::string> queued_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_CONSOLE_H_

@@ -1,0 +1,68 @@
+// What a running peer tells its front end (terminal, JSON lines, tests).
+
+#ifndef CHAT_PEER_EVENTS_H_
+#define CHAT_PEER_EVENTS_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "peer/message.h"
+#include "registry/store.h"
+
+namespace chat::peer {
+
+enum class EventKind {
+  kReady,       // Registered and serving: `name`, `address`.
+  kMessage,     // A message arrived: `message`.
+  kSendResult,  // The fate of one of our messages: `message`, `status`,
+                // and `text` (why, when it failed).
+  kOnline,      // `name` registered at `address`.
+  kOffline,     // `name` left; `text` says why (unregistered, expired).
+  kPeers,       // Answer to a listing: `peers`.
+  kPartner,     // Plain lines now go to `name`.
+  kInfo,        // Something worth a line: `text`.
+  kError,       // Something went wrong: `text`.
+};
+
+enum class SendStatus { kDelivered, kFailed };
+
+struct PeerEvent {
+  EventKind kind = EventKind::kInfo;
+  std::string name;
+  std::string address;
+  std::string text;
+  ChatMessage message;
+  SendStatus status = SendStatus::kDelivered;
+  std::vector<registry::Entry> peers;
+  // For kSendResult: the recipient is the current partner (echo without @).
+  bool to_partner = false;
+};
+
+inline PeerEvent MakeEvent(EventKind kind, std::string name = "",
+                           std::string address = "", std::string text = "") {
+  PeerEvent event;
+  event.kind = kind;
+  event.name = std::move(name);
+  event.address = std::move(address);
+  event.text = std::move(text);
+  return event;
+}
+inline PeerEvent InfoEvent(std::string text) {
+  return MakeEvent(EventKind::kInfo, "", "", std::move(text));
+}
+inline PeerEvent ErrorEvent(std::string text) {
+  return MakeEvent(EventKind::kError, "", "", std::move(text));
+}
+
+// Receives events. Thread-safe: called from several threads at once.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void OnEvent(const PeerEvent& event) = 0;
+};
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_EVENTS_H_

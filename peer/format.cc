@@ -1,0 +1,179 @@
+#include "peer/format.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/json.h"
+
+namespace chat::peer {
+namespace {
+
+// The lab's colours: bold cyan for others, bold green for us, bold blue for
+// the peer's own notices, and red for trouble.
+constexpr char kOthers[] = "\033[1;36m";
+constexpr char kOwn[] = "\033[1;32m";
+constexpr char kNotice[] = "\033[1;94m";
+constexpr char kTrouble[] = "\033[1;31m";
+constexpr char kReset[] = "\033[0m";
+
+std::string Paint(const TextStyle& style, const char* colour,
+                  const std::string& text) {
+  if (!style.color) return text;
+  return absl::StrCat(colour, text, kReset);
+}
+
+// When the sender sent it if known, else when it arrived.
+absl::Time MessageTime(const ChatMessage& message) {
+  if (message.sent_at != absl::InfinitePast()) return message.sent_at;
+  return message.received_at;
+}
+
+std::string Clock(const TextStyle& style, absl::Time t) {
+  return absl::FormatTime("[%H:%M]", t, style.time_zone);
+}
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+}  // namespace
+
+std::string FormatText(const PeerEvent& event, const TextStyle& style) {
+  switch (event.kind) {
+    case EventKind::kReady:
+      return Paint(style, kNotice,
+                   absl::StrCat("* You are ", event.name, ", reachable at ",
+                                event.address, ". Type /help for commands.")) +
+             "\n";
+    case EventKind::kMessage: {
+      const ChatMessage& message = event.message;
+      std::string head = absl::StrCat(Clock(style, MessageTime(message)), " ",
+                                      PrintableText(message.from), ">");
+      return absl::StrCat(Paint(style, kOthers, head), " ",
+                          PrintableText(message.text), "\n");
+    }
+    case EventKind::kSendResult: {
+      const ChatMessage& message = event.message;
+      if (event.status == SendStatus::kFailed) {
+        return Paint(style, kTrouble,
+                     absl::StrCat("! not delivered to ", message.to, ": ",
+                                  PrintableText(event.text))) +
+               "\n";
+      }
+      std::string head =
+          absl::StrCat(Clock(style, message.sent_at), " ", message.from, ">");
+      std::string recipient =
+          event.to_partner ? "" : absl::StrCat("@", message.to, " ");
+      return absl::StrCat(Paint(style, kOwn, head), " ", recipient,
+                          PrintableText(message.text), "\n");
+    }
+    case EventKind::kOnline:
+      return Paint(style, kNotice,
+                   absl::StrCat("* ", event.name, " is online")) +
+             "\n";
+    case EventKind::kOffline:
+      return Paint(style, kNotice,
+                   absl::StrCat("* ", event.name, " went offline (", event.text,
+                                ")")) +
+             "\n";
+    case EventKind::kPeers: {
+      std::vector<std::string> names;
+      for (const registry::Entry& entry : event.peers) {
+        if (entry.name == style.own_name) continue;
+        names.push_back(entry.is_static ? absl::StrCat(entry.name, " (static)")
+                                        : entry.name);
+      }
+      if (names.empty()) {
+        return Paint(style, kNotice, "* nobody else is online") + "\n";
+      }
+      return Paint(style, kNotice,
+                   absl::StrCat("* online: ", absl::StrJoin(names, ", "))) +
+             "\n";
+    }
+    case EventKind::kPartner:
+      return Paint(style, kNotice,
+                   absl::StrCat("You are chatting with ", event.name, ".")) +
+             "\n";
+    case EventKind::kInfo:
+      return Paint(style, kNotice,
+                   absl::StrCat("* ", PrintableText(event.text))) +
+             "\n";
+    case EventKind::kError:
+      return Paint(style, kTrouble,
+                   absl::StrCat("! ", PrintableText(event.text))) +
+             "\n";
+  }
+  return "\n";
+}
+
+std::string FormatJson(const PeerEvent& event) {
+  std::string out;
+  auto field = [&out](const std::string& key, const std::string& json_value) {
+    absl::StrAppend(&out, out.empty() ? "{" : ",", JsonQuote(key), ":",
+                    json_value);
+  };
+  auto text = [&field](const std::string& key, const std::string& value) {
+    field(key, JsonQuote(value));
+  };
+  switch (event.kind) {
+    case EventKind::kReady:
+      text("event", "ready");
+      text("name", event.name);
+      text("address", event.address);
+      break;
+    case EventKind::kMessage:
+      text("event", "message");
+      text("id", event.message.id);
+      text("from", event.message.from);
+      text("to", event.message.to);
+      text("text", event.message.text);
+      text("time", Rfc3339(MessageTime(event.message)));
+      break;
+    case EventKind::kSendResult:
+      text("event", "send");
+      text("id", event.message.id);
+      text("to", event.message.to);
+      text("status",
+           event.status == SendStatus::kDelivered ? "delivered" : "failed");
+      if (event.status == SendStatus::kFailed) text("error", event.text);
+      text("text", event.message.text);
+      break;
+    case EventKind::kOnline:
+      text("event", "online");
+      text("name", event.name);
+      text("address", event.address);
+      break;
+    case EventKind::kOffline:
+      text("event", "offline");
+      text("name", event.name);
+      text("address", event.address);
+      text("reason", event.text);
+      break;
+    case EventKind::kPeers: {
+      text("event", "peers");
+      std::string list;
+      for (const registry::Entry& entry : event.peers) {
+        absl::StrAppend(
+            &list, list.empty() ? "" : ",", "{\"name\":", JsonQuote(entry.name),
+            ",\"address\":", JsonQuote(entry.address),
+            ",\"static\":", entry.is_static ? "true" : "false", "}");
+      }
+      field("peers", absl::StrCat("[", list, "]"));
+      break;
+    }
+    case EventKind::kPartner:
+      text("event", "partner");
+      text("name", event.name);
+      break;
+    case EventKind::kInfo:
+      text("event", "info");
+      text("text", event.text);
+      break;
+    case EventKind::kError:
+      text("event", "error");
+      text("error", event.text);
+      break;
+  }
+  return out + "}\n";
+}
+
+}  // namespace chat::peer

@@ -1,0 +1,117 @@
+// chat-peer: an interactive chat that finds other peers by name through the
+// registry. Parses options, starts the peer, runs the console.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "common/cli.h"
+#include "common/signals.h"
+#include "peer/console.h"
+#include "peer/peer.h"
+#include "registry/client.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr int kExitNameTaken = 1;
+constexpr int kExitRegistryUnreachable = 3;
+constexpr int kExitCannotStart = 4;
+
+int ExitCodeFor(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kAlreadyExists) return kExitNameTaken;
+  if (status.code() == absl::StatusCode::kInvalidArgument) {
+    return chat::kExitUsage;
+  }
+  if (chat::registry::IsUnreachable(status)) return kExitRegistryUnreachable;
+  return kExitCannotStart;
+}
+
+int Run(const po::variables_map& vm) {
+  chat::peer::PeerOptions options;
+  options.name = vm["name"].as<std::string>();
+  options.registry = vm["registry"].as<std::string>();
+  options.listen = vm["listen"].as<std::string>();
+  if (vm.count("advertise"))
+    options.advertise = vm["advertise"].as<std::string>();
+  options.ttl = chat::Millis(vm["ttl"].as<int>() * 1000);
+
+  const bool json = vm["json"].as<bool>();
+  const bool terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+  chat::peer::ConsoleOptions console_options;
+  console_options.json = json;
+  console_options.color = !json && isatty(STDOUT_FILENO) &&
+                          std::getenv("NO_COLOR") == nullptr &&
+                          !vm["no-color"].as<bool>();
+  console_options.line_editing = terminal && !json;
+  console_options.own_name = options.name;
+  if (vm.count("peer"))
+    console_options.initial_partner = vm["peer"].as<std::string>();
+  chat::peer::Console console(console_options, STDIN_FILENO, STDOUT_FILENO);
+
+  auto peer = chat::peer::Peer::Start(options, &console, chat::RealClock());
+  if (!peer.ok()) {
+    std::cerr << "chat-peer: " << peer.status().message() << "\n";
+    return ExitCodeFor(peer.status());
+  }
+
+  std::thread signal_thread([&console] {
+    chat::WaitForTerminationSignal();
+    console.Stop();
+  });
+  console.Run(peer->get());
+  (*peer)->Shutdown();  // Finishes pending sends, then unregisters.
+  // Wake the signal thread if no signal came.
+  kill(getpid(), SIGTERM);
+  signal_thread.join();
+  return chat::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  chat::BlockTerminationSignals();
+
+  po::options_description options("Options");
+  options.add_options()("name", po::value<std::string>()->required(),
+                        "your name in the chat (1-64 of A-Z a-z 0-9 . _ -)")(
+      "registry", po::value<std::string>()->default_value("localhost:50050"),
+      "registry address, host:port")(
+      "listen", po::value<std::string>()->default_value("0.0.0.0:0"),
+      "address to serve on (port 0: the system chooses)")(
+      "advertise", po::value<std::string>(),
+      "host:port others should use to reach you (default: the local "
+      "address that reaches the registry, with the bound port)")(
+      "peer", po::value<std::string>(),
+      "wait for this peer to come online, then chat with it")(
+      "ttl", po::value<int>()->default_value(0),
+      "lease TTL in seconds (0: the registry's default)")(
+      "json", po::bool_switch(), "print one JSON object per event (scripts)")(
+      "no-color", po::bool_switch(), "no colours (also: NO_COLOR set)");
+  chat::CommandLine command_line;
+  command_line.program = "chat-peer";
+  command_line.synopsis = "chat-peer --name NAME [OPTIONS]";
+  command_line.description =
+      "Chat with other peers by name. Type @NAME MESSAGE to send, /chat NAME "
+      "to pick a partner,\n/peers to see who is online, /help for more, "
+      "/quit or Ctrl-D to leave.\nWithout a terminal, reads one command per "
+      "line from stdin; at its end, finishes sending and exits.";
+  command_line.epilog =
+      "Exit status: 0 after /quit, end of input or SIGINT/SIGTERM; 1 the name "
+      "is held by another live peer;\n2 usage error; 3 registry unreachable; "
+      "4 cannot start otherwise (e.g. the listen address).";
+  command_line.environment = {
+      {"CHAT_PEER_NAME", "name"},     {"CHAT_REGISTRY", "registry"},
+      {"CHAT_PEER_LISTEN", "listen"}, {"CHAT_PEER_ADVERTISE", "advertise"},
+      {"CHAT_PEER_PARTNER", "peer"},  {"CHAT_PEER_TTL", "ttl"}};
+  po::variables_map vm;
+  int exit_code =
+      chat::ParseCommandLine(argc, argv, command_line, options,
+                             po::positional_options_description(), vm);
+  if (exit_code >= 0) return exit_code;
+  return Run(vm);
+}

@@ -1,0 +1,67 @@
+#include "peer/message.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/utf8.h"
+
+namespace chat::peer {
+
+absl::Status ValidateMessageText(const std::string& text) {
+  if (text.empty()) return absl::InvalidArgumentError("message is empty");
+  if (text.size() > kMaxMessageBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "message is ", text.size(), " bytes; the limit is ", kMaxMessageBytes));
+  }
+  if (!IsValidUtf8(text)) {
+    return absl::InvalidArgumentError("message is not valid UTF-8 text");
+  }
+  return absl::OkStatus();
+}
+
+std::string PrintableText(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t pos = 0; pos < text.size();) {
+    size_t len = Utf8SequenceLength(text, pos);
+    unsigned char c = static_cast<unsigned char>(text[pos]);
+    bool control = len == 1 && (c < 0x20 || c == 0x7f);
+    // C1 controls (U+0080..U+009F) are two bytes: C2 80..C2 9F.
+    bool c1 = len == 2 && c == 0xC2 &&
+              static_cast<unsigned char>(text[pos + 1]) < 0xA0;
+    if (len == 0 || control || c1) {
+      out += "\xEF\xBF\xBD";
+      pos += len == 0 ? 1 : len;
+      continue;
+    }
+    out.append(text, pos, len);
+    pos += len;
+  }
+  return out;
+}
+
+::Message ToProto(const ChatMessage& message) {
+  ::Message proto;
+  proto.set_time(message.lab_time);
+  proto.set_sender(message.from);
+  proto.set_msg(message.text);
+  proto.set_id(message.id);
+  proto.set_recipient(message.to);
+  if (message.sent_at != absl::InfinitePast()) {
+    proto.set_sent_at_unix_ms(absl::ToUnixMillis(message.sent_at));
+  }
+  return proto;
+}
+
+ChatMessage FromProto(const ::Message& proto) {
+  ChatMessage message;
+  message.lab_time = proto.time();
+  message.from = proto.sender();
+  message.text = proto.msg();
+  message.id = proto.id();
+  message.to = proto.recipient();
+  if (proto.sent_at_unix_ms() > 0) {
+    message.sent_at = absl::FromUnixMillis(proto.sent_at_unix_ms());
+  }
+  return message;
+}
+
+}  // namespace chat::peer

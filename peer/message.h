@@ -1,0 +1,38 @@
+// A chat message as the peer handles it, and the rules for its text.
+
+#ifndef CHAT_PEER_MESSAGE_H_
+#define CHAT_PEER_MESSAGE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "proto/chat.pb.h"
+
+namespace chat::peer {
+
+inline constexpr size_t kMaxMessageBytes = 4096;
+
+struct ChatMessage {
+  std::string id;    // UUIDv7 from the sender, or given on arrival.
+  std::string from;  // Sender's name.
+  std::string to;    // Intended recipient; empty from a lab peer.
+  std::string text;
+  absl::Time sent_at = absl::InfinitePast();  // Unknown for a lab peer.
+  std::string lab_time;  // The lab's "time" field, as the sender wrote it.
+  absl::Time received_at = absl::InfinitePast();  // Set by the receiver.
+};
+
+// OK for 1..4096 bytes of valid UTF-8; kInvalidArgument saying what is wrong.
+absl::Status ValidateMessageText(const std::string& text);
+
+// `text` made safe to print on a terminal: control characters (which could
+// move the cursor or recolour the screen) become U+FFFD.
+std::string PrintableText(const std::string& text);
+
+::Message ToProto(const ChatMessage& message);
+ChatMessage FromProto(const ::Message& proto);
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_MESSAGE_H_
