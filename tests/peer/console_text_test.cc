@@ -1,0 +1,110 @@
+// Input parsing and output formatting of the peer's front end.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "peer/commands.h"
+#include "peer/format.h"
+
+namespace chat::peer {
+namespace {
+
+using Kind = Command::Kind;
+using ::testing::HasSubstr;
+
+TEST(ParseLineTest, SendsToANamedPeer) {
+  Command c = ParseLine("@bob hello there", "");
+  EXPECT_EQ(c.kind, Kind::kSend);
+  EXPECT_EQ(c.name, "bob");
+  EXPECT_EQ(c.text, "hello there");
+  EXPECT_FALSE(c.to_partner);
+  c = ParseLine("/msg carol  hi  ", "bob");
+  EXPECT_EQ(c.kind, Kind::kSend);
+  EXPECT_EQ(c.name, "carol");
+  EXPECT_EQ(c.text, "hi  ");
+}
+
+TEST(ParseLineTest, PlainLinesGoToThePartner) {
+  Command c = ParseLine("how are you?\r", "bob");
+  EXPECT_EQ(c.kind, Kind::kSend);
+  EXPECT_EQ(c.name, "bob");
+  EXPECT_EQ(c.text, "how are you?");
+  EXPECT_TRUE(c.to_partner);
+  EXPECT_EQ(ParseLine("//slash", "bob").text, "/slash");
+  EXPECT_EQ(ParseLine("hello", "").kind, Kind::kError);
+}
+
+TEST(ParseLineTest, Commands) {
+  EXPECT_EQ(ParseLine("/chat bob", "").kind, Kind::kChat);
+  EXPECT_EQ(ParseLine("/chat bob", "").name, "bob");
+  EXPECT_EQ(ParseLine("/peers", "").kind, Kind::kPeers);
+  EXPECT_EQ(ParseLine("/HELP", "").kind, Kind::kHelp);
+  EXPECT_EQ(ParseLine("/quit", "").kind, Kind::kQuit);
+  EXPECT_EQ(ParseLine("   ", "bob").kind, Kind::kNothing);
+}
+
+TEST(ParseLineTest, MistakesSayWhatIsWrong) {
+  EXPECT_THAT(ParseLine("/chat", "").text, HasSubstr("usage: /chat NAME"));
+  EXPECT_THAT(ParseLine("/chat a b", "").text, HasSubstr("usage"));
+  EXPECT_THAT(ParseLine("@bob", "").text, HasSubstr("usage"));
+  EXPECT_THAT(ParseLine("/msg bob", "").text, HasSubstr("usage"));
+  EXPECT_THAT(ParseLine("/frobnicate", "").text, HasSubstr("unknown command"));
+}
+
+PeerEvent Received(const std::string& from, const std::string& text) {
+  PeerEvent event = MakeEvent(EventKind::kMessage, from);
+  event.message.id = "id-1";
+  event.message.from = from;
+  event.message.to = "alice";
+  event.message.text = text;
+  event.message.sent_at = absl::FromUnixSeconds(1798761600 + 3723);  // 01:02
+  return event;
+}
+
+TEST(FormatTextTest, MessagesLookLikeTheLab) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  EXPECT_EQ(FormatText(Received("bob", "hi"), style), "[01:02] bob> hi\n");
+  PeerEvent sent = Received("alice", "yo");
+  sent.kind = EventKind::kSendResult;
+  sent.message.to = "bob";
+  sent.to_partner = true;
+  EXPECT_EQ(FormatText(sent, style), "[01:02] alice> yo\n");
+  sent.to_partner = false;
+  EXPECT_EQ(FormatText(sent, style), "[01:02] alice> @bob yo\n");
+  sent.status = SendStatus::kFailed;
+  sent.text = "bob is not online";
+  EXPECT_EQ(FormatText(sent, style),
+            "! not delivered to bob: bob is not online\n");
+}
+
+TEST(FormatTextTest, ColoursOnlyWhenAskedAndControlCharactersNeutralised) {
+  TextStyle plain{false, "alice", absl::UTCTimeZone()};
+  TextStyle colour{true, "alice", absl::UTCTimeZone()};
+  EXPECT_THAT(FormatText(Received("bob", "hi"), colour),
+              HasSubstr("\033[1;36m"));
+  std::string hostile =
+      FormatText(Received("bob\033[2J", "x\033[31my\r"), plain);
+  EXPECT_EQ(hostile.find('\033'), std::string::npos);
+  EXPECT_EQ(hostile.find('\r'), std::string::npos);
+}
+
+TEST(FormatJsonTest, EventsAreOneObjectPerLine) {
+  EXPECT_EQ(FormatJson(Received("bob", "say \"hi\"")),
+            "{\"event\":\"message\",\"id\":\"id-1\",\"from\":\"bob\","
+            "\"to\":\"alice\",\"text\":\"say \\\"hi\\\"\","
+            "\"time\":\"2027-01-01T01:02:03.000Z\"}\n");
+  PeerEvent sent = Received("alice", "yo");
+  sent.kind = EventKind::kSendResult;
+  sent.message.to = "bob";
+  EXPECT_THAT(FormatJson(sent), HasSubstr("\"status\":\"delivered\""));
+  sent.status = SendStatus::kFailed;
+  sent.text = "nope";
+  EXPECT_THAT(FormatJson(sent),
+              HasSubstr("\"status\":\"failed\",\"error\":\"nope\""));
+  EXPECT_EQ(FormatJson(MakeEvent(EventKind::kOffline, "bob", "h:1", "left")),
+            "{\"event\":\"offline\",\"name\":\"bob\",\"address\":\"h:1\","
+            "\"reason\":\"left\"}\n");
+}
+
+}  // namespace
+}  // namespace chat::peer

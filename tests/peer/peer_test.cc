@@ -1,0 +1,268 @@
+// Peers chatting by name through a real registry on loopback.
+
+#include "peer/peer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/random.h"
+#include "registry/server.h"
+#include "registry/sqlite_store.h"
+#include "tests/peer/recording_sink.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat::peer {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::HasSubstr;
+
+auto MessageFrom(const std::string& from, const std::string& text) {
+  return [from, text](const PeerEvent& event) {
+    return event.kind == EventKind::kMessage && event.message.from == from &&
+           event.message.text == text;
+  };
+}
+
+auto ResultFor(const std::string& id) {
+  return [id](const PeerEvent& event) {
+    return event.kind == EventKind::kSendResult && event.message.id == id;
+  };
+}
+
+class PeerTest : public ::testing::Test {
+ protected:
+  PeerTest()
+      : db_path_(std::filesystem::temp_directory_path() /
+                 ("chat-peer-test-" + RandomHex(8) + ".db")) {}
+
+  ~PeerTest() override {
+    peers_.clear();
+    registry_.reset();
+    for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
+      std::filesystem::remove(db_path_ + suffix);
+    }
+  }
+
+  void SetUp() override { StartRegistry(0); }
+
+  void StartRegistry(int port) {
+    auto store = registry::OpenSqliteStore(db_path_, RealClock());
+    ASSERT_THAT(store, IsOk());
+    registry::RegistryServerOptions options;
+    options.listen_address = absl::StrCat("127.0.0.1:", port);
+    auto server = registry::RegistryServer::Start(*std::move(store), options);
+    ASSERT_THAT(server, IsOk());
+    registry_ = *std::move(server);
+    registry_address_ = absl::StrCat("127.0.0.1:", registry_->port());
+  }
+
+  PeerOptions Options(const std::string& name) {
+    PeerOptions options;
+    options.name = name;
+    options.registry = registry_address_;
+    options.listen = "127.0.0.1:0";
+    options.ttl = Millis(2000);
+    options.rpc_timeout = Millis(3000);
+    return options;
+  }
+
+  // Starts a peer named `name` recording into sinks_[name].
+  absl::Status StartPeer(const std::string& name) {
+    auto& sink = sinks_[name];
+    if (sink == nullptr) sink = std::make_unique<RecordingSink>();
+    auto peer = Peer::Start(Options(name), sink.get(), RealClock());
+    if (!peer.ok()) return peer.status();
+    peers_[name] = *std::move(peer);
+    return absl::OkStatus();
+  }
+
+  Peer& peer(const std::string& name) { return *peers_.at(name); }
+  RecordingSink& sink(const std::string& name) { return *sinks_.at(name); }
+
+  // Sends and waits for the outcome.
+  PeerEvent SendAndWait(const std::string& from, const std::string& to,
+                        const std::string& text) {
+    auto id = peer(from).Send(to, text);
+    EXPECT_THAT(id, IsOk());
+    auto result = sink(from).WaitFor(ResultFor(id.value_or("")));
+    EXPECT_TRUE(result.has_value()) << "no send result for " << text;
+    return result.value_or(PeerEvent());
+  }
+
+  std::string db_path_;
+  std::unique_ptr<registry::RegistryServer> registry_;
+  std::string registry_address_;
+  std::map<std::string, std::unique_ptr<RecordingSink>> sinks_;
+  std::map<std::string, std::unique_ptr<Peer>> peers_;
+};
+
+TEST_F(PeerTest, ThreePeersChatByNameInAllDirections) {
+  for (const char* name : {"alice", "bob", "carol"}) {
+    ASSERT_THAT(StartPeer(name), IsOk());
+  }
+  for (const char* from : {"alice", "bob", "carol"}) {
+    for (const char* to : {"alice", "bob", "carol"}) {
+      if (std::string(from) == to) continue;
+      std::string text = absl::StrCat("hello ", to, ", this is ", from);
+      PeerEvent result = SendAndWait(from, to, text);
+      EXPECT_EQ(result.status, SendStatus::kDelivered) << result.text;
+      auto received = sink(to).WaitFor(MessageFrom(from, text));
+      ASSERT_TRUE(received.has_value()) << text;
+      EXPECT_EQ(received->message.to, to);
+      EXPECT_EQ(received->message.id, result.message.id);
+    }
+  }
+}
+
+TEST_F(PeerTest, MessagesToOnePeerArriveInOrder) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  std::string last_id;
+  for (int i = 0; i < 50; ++i) {
+    auto id = peer("alice").Send("bob", absl::StrCat("m", i));
+    ASSERT_THAT(id, IsOk());
+    last_id = *id;
+  }
+  ASSERT_TRUE(sink("alice").WaitFor(ResultFor(last_id)).has_value());
+  ASSERT_TRUE(sink("bob").WaitFor(MessageFrom("alice", "m49")).has_value());
+  std::vector<std::string> texts;
+  for (const PeerEvent& event : sink("bob").Events()) {
+    if (event.kind == EventKind::kMessage) texts.push_back(event.message.text);
+  }
+  ASSERT_EQ(texts.size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(texts[i], absl::StrCat("m", i));
+}
+
+TEST_F(PeerTest, ALiveNameIsNeverTakenOver) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  RecordingSink other;
+  auto second = Peer::Start(Options("ALICE"), &other, RealClock());
+  EXPECT_THAT(second,
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("taken")));
+  // The first alice still gets her messages.
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  EXPECT_EQ(SendAndWait("bob", "alice", "still you?").status,
+            SendStatus::kDelivered);
+}
+
+TEST_F(PeerTest, ARestartedPeerRegistersAgainAndIsReachable) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  EXPECT_EQ(SendAndWait("alice", "bob", "one").status, SendStatus::kDelivered);
+  peers_.erase("bob");  // Unregisters.
+  sinks_.erase("bob");
+  ASSERT_THAT(StartPeer("bob"), IsOk());  // A new port, the same name.
+  EXPECT_EQ(SendAndWait("alice", "bob", "two").status, SendStatus::kDelivered);
+  EXPECT_TRUE(sink("bob").WaitFor(MessageFrom("alice", "two")).has_value());
+}
+
+TEST_F(PeerTest, AnOfflinePeerIsReportedAsNotDelivered) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  PeerEvent result = SendAndWait("alice", "nobody", "anyone there?");
+  EXPECT_EQ(result.status, SendStatus::kFailed);
+  EXPECT_THAT(result.text, HasSubstr("not online"));
+}
+
+TEST_F(PeerTest, AnUnreachablePeerIsReportedAfterARetry) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  // Registered, but nothing listens there (port 1 on loopback).
+  auto client =
+      registry::RegistryClient::Connect(registry_address_, Millis(3000));
+  ASSERT_THAT(client->PutStatic("ghost", "127.0.0.1:1"), IsOk());
+  PeerEvent result = SendAndWait("alice", "ghost", "boo");
+  EXPECT_EQ(result.status, SendStatus::kFailed);
+  EXPECT_THAT(result.text, HasSubstr("unreachable"));
+}
+
+TEST_F(PeerTest, PeersHearWhoComesAndGoes) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  EXPECT_TRUE(sink("alice")
+                  .WaitFor([](const PeerEvent& event) {
+                    return event.kind == EventKind::kOnline &&
+                           event.name == "bob";
+                  })
+                  .has_value());
+  EXPECT_TRUE(peer("alice").WaitUntilOnline("BOB"));
+  peers_.erase("bob");
+  EXPECT_TRUE(sink("alice")
+                  .WaitFor([](const PeerEvent& event) {
+                    return event.kind == EventKind::kOffline &&
+                           event.name == "bob";
+                  })
+                  .has_value());
+}
+
+TEST_F(PeerTest, ARegistryRestartKeepsEveryName) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  const int port = registry_->port();
+  registry_.reset();
+  StartRegistry(port);  // The same file, the same port.
+  auto client =
+      registry::RegistryClient::Connect(registry_address_, Millis(3000));
+  EXPECT_THAT(client->Resolve("alice"), IsOk());
+  EXPECT_THAT(client->Resolve("bob"), IsOk());
+  EXPECT_EQ(SendAndWait("alice", "bob", "after the restart").status,
+            SendStatus::kDelivered);
+  // The peers' watches reconnect and keep following the registry.
+  EXPECT_TRUE(sink("alice")
+                  .WaitFor([](const PeerEvent& event) {
+                    return event.kind == EventKind::kInfo &&
+                           event.text == "following the registry again";
+                  })
+                  .has_value());
+}
+
+TEST_F(PeerTest, ALostLeaseIsRegisteredAgain) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  const int port = registry_->port();
+  registry_.reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(db_path_ + suffix);
+  }
+  StartRegistry(port);  // A registry that has forgotten everyone.
+  auto client =
+      registry::RegistryClient::Connect(registry_address_, Millis(3000));
+  ASSERT_TRUE(sink("alice")
+                  .WaitFor([](const PeerEvent& event) {
+                    return event.kind == EventKind::kInfo &&
+                           event.text.find("registered \"alice\" again") !=
+                               std::string::npos;
+                  })
+                  .has_value());
+  EXPECT_EQ(client->Resolve("alice")->address, peer("alice").address());
+}
+
+TEST_F(PeerTest, BadInputIsRefusedAtTheSender) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  EXPECT_THAT(peer("alice").Send("bob", ""),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(peer("alice").Send("bob", std::string(4097, 'x')),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("4096")));
+  EXPECT_THAT(peer("alice").Send("bob", "\xFF\xFE"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("UTF-8")));
+  EXPECT_THAT(peer("alice").Send("no such/name", "hi"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(peer("alice").Send("bob", std::string(4096, 'x')), IsOk());
+}
+
+TEST_F(PeerTest, AnUnreachableRegistryIsAClearStartError) {
+  RecordingSink events;
+  PeerOptions options = Options("alice");
+  options.registry = "127.0.0.1:1";
+  auto peer = Peer::Start(options, &events, RealClock());
+  EXPECT_THAT(
+      peer, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("127.0.0.1:1")));
+}
+
+}  // namespace
+}  // namespace chat::peer
