@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# End to end over loopback with the real binaries: a chat-registry and
+# chat-peers driven through their stdin (named pipes) with --json. Chatting
+# by name in both directions, --peer waiting for a partner, a refused name,
+# kill -9 of a peer (reported as not delivered, then expired), a registry
+# kill -9 and restart, and a clean exit at the end of input.
+#
+# Usage: peer_e2e.sh BIN_DIR   (the build's bin/)
+set -euo pipefail
+bin_dir=${1:?usage: peer_e2e.sh BIN_DIR}
+source "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+registry=127.0.0.1:$port
+
+# Runs a command without the script's ends of the peers' pipes: a process
+# that inherited one would keep that peer from ever seeing the end of input.
+declare -A peer_pid peer_fd
+without_pipes() {
+  local fd
+  for fd in "${peer_fd[@]}"; do eval "exec $fd>&-"; done
+  exec "$@"
+}
+
+start_registry() {
+  (without_pipes "$bin_dir/chat-registry" --listen "$registry" \
+    --db "$work/registry.db") >>"$work/registry.log" 2>&1 &
+  registry_pid=$!
+  pids+=("$registry_pid")
+  wait_for_file "$work/registry.log" "start: listening" "$1"
+}
+
+# start_peer NAME [ARGS...]: runs chat-peer NAME reading $work/NAME.in (a
+# named pipe held open on fd 3x) and writing JSON to $work/NAME.out.
+start_peer() {
+  local name=$1
+  shift
+  mkfifo "$work/$name.in"
+  (without_pipes "$bin_dir/chat-peer" --name "$name" --registry "$registry" \
+    --listen 127.0.0.1:0 --ttl 2 --json "$@") \
+    <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
+  peer_pid[$name]=$!
+  pids+=("$!")
+  local fd
+  exec {fd}>"$work/$name.in"
+  peer_fd[$name]=$fd
+}
+say() {  # say NAME LINE: types LINE into NAME's stdin
+  echo "$2" >&"${peer_fd[$1]}"
+}
+
+step "registry on $registry"
+start_registry 1
+
+step "alice and bob start and register"
+start_peer alice
+start_peer bob
+wait_for_file "$work/alice.out" '"event":"ready","name":"alice"'
+wait_for_file "$work/bob.out" '"event":"ready","name":"bob"'
+
+step "alice -> bob by name"
+say alice "@bob hello bob, it is alice"
+wait_for_file "$work/bob.out" '"event":"message"'
+grep -F '"from":"alice"' "$work/bob.out" | grep -qF '"text":"hello bob, it is alice"' ||
+  fail "bob did not get alice's message"
+wait_for_file "$work/alice.out" '"status":"delivered"'
+
+step "bob -> alice through /chat"
+say bob "/chat alice"
+say bob "hi alice, bob here"
+wait_for_file "$work/alice.out" '"text":"hi alice, bob here"'
+wait_for_file "$work/bob.out" '"status":"delivered"'
+
+step "carol waits for dave with --peer, then chats"
+start_peer carol --peer dave
+wait_for_file "$work/carol.out" 'Waiting for dave to come online...'
+start_peer dave
+wait_for_file "$work/carol.out" '"event":"partner","name":"dave"'
+say carol "dave, finally"
+wait_for_file "$work/dave.out" '"text":"dave, finally"'
+
+step "a second alice is refused and alice keeps her name"
+code=0
+(without_pipes timeout 20 "$bin_dir/chat-peer" --name ALICE \
+  --registry "$registry" --json) </dev/null >"$work/alice2.out" 2>"$work/alice2.err" || code=$?
+[ "$code" = 1 ] || fail "a second alice exited $code, expected 1"
+grep -q 'taken' "$work/alice2.err" || fail "no clear message for the taken name"
+say dave "@alice are you still there?"
+wait_for_file "$work/alice.out" '"text":"are you still there?"'
+
+step "kill -9 bob: a message to him is reported as not delivered"
+kill -9 "${peer_pid[bob]}"
+say alice "@bob are you there?"
+wait_for_file "$work/alice.out" '"status":"failed"'
+grep -F '"status":"failed"' "$work/alice.out" | grep -qF '"to":"bob"' ||
+  fail "the failure is not about bob"
+step "bob's lease expires within its TTL and alice hears of it"
+wait_for_file "$work/alice.out" '"event":"offline","name":"bob"' 1 6
+
+step "kill -9 the registry, restart it: names survive, chat goes on"
+kill -9 "$registry_pid"
+wait "$registry_pid" 2>/dev/null || true
+start_registry 2
+say carol "still here after the registry restart"
+wait_for_file "$work/dave.out" '"text":"still here after the registry restart"'
+wait_for_file "$work/carol.out" '"status":"delivered"' 1
+
+step "end of input: alice finishes, unregisters and exits 0"
+eval "exec ${peer_fd[alice]}>&-"
+wait_for_exit "${peer_pid[alice]}" 20
+[ "$exit_code" = 0 ] || fail "alice exited $exit_code"
+wait_for_file "$work/carol.out" '"event":"offline","name":"alice"'
+grep -F '"name":"alice"' "$work/carol.out" | grep -qF '"reason":"left"' ||
+  fail "alice did not leave cleanly (expected reason left)"
+
+step "SIGTERM: dave unregisters and exits 0"
+kill -TERM "${peer_pid[dave]}"
+wait_for_exit "${peer_pid[dave]}" 20
+[ "$exit_code" = 0 ] || fail "dave exited $exit_code after SIGTERM"
+
+echo "PASS peer_e2e"
