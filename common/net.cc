@@ -10,6 +10,22 @@
 #include "absl/strings/str_cat.h"
 
 namespace chat {
+namespace {
+
+bool IsWildcardHost(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::" ||
+         host == "[::0]" || host == "*";
+}
+
+}  // namespace
+
+std::string DefaultAdvertisedAddress(const std::string& listen_address,
+                                     int port) {
+  absl::StatusOr<std::pair<std::string, std::string>> split =
+      SplitHostPort(listen_address);
+  if (!split.ok() || IsWildcardHost(split->first)) return "";
+  return absl::StrCat(split->first, ":", port);
+}
 
 absl::StatusOr<std::pair<std::string, std::string>> SplitHostPort(
     const std::string& address) {

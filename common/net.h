@@ -16,6 +16,13 @@ namespace chat {
 // or no route leads there.
 absl::StatusOr<std::string> LocalAddressToward(const std::string& remote);
 
+// The address to advertise for a server bound to `listen_address` on `port`
+// when the operator gave none: "HOST:PORT" when the listen host names one
+// interface (only that one answers), or "" for a wildcard host (0.0.0.0,
+// [::], empty), meaning "use LocalAddressToward(registry)".
+std::string DefaultAdvertisedAddress(const std::string& listen_address,
+                                     int port);
+
 // Splits "host:port" or "[v6]:port" into host (brackets kept) and port.
 // kInvalidArgument when there is no ":port".
 absl::StatusOr<std::pair<std::string, std::string>> SplitHostPort(

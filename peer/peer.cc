@@ -101,18 +101,16 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
 
   peer->address_ = options.advertise;
   if (peer->address_.empty()) {
-    CHAT_ASSIGN_OR_RETURN(auto listen, SplitHostPort(options.listen));
-    std::string host = listen.first;
-    if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") {
-      absl::StatusOr<std::string> local = LocalAddressToward(options.registry);
-      if (!local.ok()) {
-        return absl::UnavailableError(
-            absl::StrCat("registry at ", options.registry,
-                         " is unreachable: ", local.status().message()));
-      }
-      host = *local;
+    peer->address_ = DefaultAdvertisedAddress(options.listen, running.port);
+  }
+  if (peer->address_.empty()) {
+    absl::StatusOr<std::string> local = LocalAddressToward(options.registry);
+    if (!local.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("registry at ", options.registry,
+                       " is unreachable: ", local.status().message()));
     }
-    peer->address_ = absl::StrCat(host, ":", running.port);
+    peer->address_ = absl::StrCat(*local, ":", running.port);
   }
 
   registry::LeaseKeeper::Options keeper_options;

@@ -110,10 +110,15 @@ RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
       timeout_(timeout) {}
 
 std::unique_ptr<RegistryClient> RegistryClient::Connect(
-    const std::string& address, Millis timeout) {
+    const std::string& address, Millis timeout, Millis max_backoff) {
+  grpc::ChannelArguments args;
+  const int backoff_ms = static_cast<int>(max_backoff.count());
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, backoff_ms);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
   return std::make_unique<RegistryClient>(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), address,
-      timeout);
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                args),
+      address, timeout);
 }
 
 std::unique_ptr<grpc::ClientContext> RegistryClient::NewContext() const {

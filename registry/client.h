@@ -48,9 +48,13 @@ class RegistryClient {
   RegistryClient(std::shared_ptr<grpc::Channel> channel, std::string target,
                  Millis timeout);
 
-  // A client over a plain TCP channel to `address` (host:port).
-  static std::unique_ptr<RegistryClient> Connect(const std::string& address,
-                                                 Millis timeout);
+  // A client over a plain TCP channel to `address` (host:port) that tries
+  // to reconnect at least every `max_backoff`, so a registry that comes back
+  // is noticed within a retry or two (gRPC's default backoff grows to two
+  // minutes).
+  static std::unique_ptr<RegistryClient> Connect(
+      const std::string& address, Millis timeout,
+      Millis max_backoff = Millis(1000));
 
   const std::string& target() const { return target_; }
 

@@ -32,5 +32,18 @@ TEST(LocalAddressTowardTest, UnresolvableHostIsUnavailable) {
               StatusIs(absl::StatusCode::kUnavailable));
 }
 
+TEST(DefaultAdvertisedAddressTest, ListenHostWhenItNamesOneInterface) {
+  EXPECT_EQ(DefaultAdvertisedAddress("127.0.0.1:0", 4242), "127.0.0.1:4242");
+  EXPECT_EQ(DefaultAdvertisedAddress("[::1]:0", 4242), "[::1]:4242");
+  EXPECT_EQ(DefaultAdvertisedAddress("greeter.lan:50051", 50051),
+            "greeter.lan:50051");
+}
+
+TEST(DefaultAdvertisedAddressTest, EmptyForWildcardHosts) {
+  EXPECT_EQ(DefaultAdvertisedAddress("0.0.0.0:50051", 50051), "");
+  EXPECT_EQ(DefaultAdvertisedAddress("[::]:50051", 50051), "");
+  EXPECT_EQ(DefaultAdvertisedAddress(":50051", 50051), "");
+}
+
 }  // namespace
 }  // namespace chat

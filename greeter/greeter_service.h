@@ -1,0 +1,45 @@
+// The lab's GreetService ("Hello, NAME!"), served the fastest way gRPC C++
+// allows: it is the baseline every benchmark of the project is measured
+// against (issue 6), so it must cost nothing beyond gRPC itself.
+
+#ifndef CHAT_GREETER_GREETER_SERVICE_H_
+#define CHAT_GREETER_GREETER_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/status.h"
+#include "proto/greet.grpc.pb.h"
+
+namespace chat::greeter {
+
+// The name the health service reports SERVING: GreetService has no package.
+inline constexpr char kGreetServiceName[] = "GreetService";
+
+// Longest name accepted, in bytes. Longer ones get INVALID_ARGUMENT, so a
+// greeting stays a line a person can read.
+inline constexpr size_t kMaxNameBytes = 256;
+
+// OK for a name the greeter answers; kInvalidArgument for an empty name or
+// one longer than kMaxNameBytes, with a message a client can show as is.
+// Any bytes are accepted otherwise: the greeting only copies them.
+absl::Status CheckName(const std::string& name);
+
+// "Hello, NAME!", appended to `*out`.
+void AppendGreeting(const std::string& name, std::string* out);
+
+// Answers inline on the thread that received the call (the default reactor):
+// no allocation of its own beyond the reply, no lock, no logging.
+// Thread-safe: stateless.
+class GreeterService final : public ::GreetService::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Greet(grpc::CallbackServerContext* context,
+                                  const ::GreetRequest* request,
+                                  ::GreetResponse* response) override;
+};
+
+}  // namespace chat::greeter
+
+#endif  // CHAT_GREETER_GREETER_SERVICE_H_

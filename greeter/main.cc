@@ -1,0 +1,177 @@
+// chat-greeter: the lab's greeter as a named service. Parses options, serves
+// GreetService, keeps its name in the registry when given one, and stops
+// cleanly on SIGINT/SIGTERM.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/cli.h"
+#include "common/grpc_server.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/signals.h"
+#include "greeter/greeter_service.h"
+#include "greeter/registration.h"
+#include "registry/names.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr int kExitCannotStart = 1;
+constexpr char kComponent[] = "greeter";
+// Registry calls wait this long for an answer.
+constexpr chat::Millis kRegistryTimeout(3000);
+// Calls in flight get this long to finish at shutdown.
+constexpr chat::Millis kStopGrace(5000);
+
+void Log(const std::string& message) { chat::LogLine(kComponent, message); }
+
+std::string StringOption(const po::variables_map& vm, const char* name) {
+  return vm.count(name) ? vm[name].as<std::string>() : std::string();
+}
+
+int Run(const po::variables_map& vm) {
+  const std::string listen = vm["listen"].as<std::string>();
+  const std::string registry_address = StringOption(vm, "registry");
+  const std::string name = vm["name"].as<std::string>();
+  const std::string advertise = StringOption(vm, "advertise");
+  const int ttl = vm["ttl"].as<int>();
+  if (ttl < 0) {
+    std::cerr << "chat-greeter: --ttl must be 0 (registry default) or more "
+                 "seconds\n";
+    return chat::kExitUsage;
+  }
+  for (const absl::Status& status :
+       {registry_address.empty()
+            ? absl::OkStatus()
+            : chat::SplitHostPort(registry_address).status(),
+        chat::registry::ValidateName(name),
+        advertise.empty() ? absl::OkStatus()
+                          : chat::registry::ValidateAddress(advertise)}) {
+    if (!status.ok()) {
+      std::cerr << "chat-greeter: " << status.message() << "\n";
+      return chat::kExitUsage;
+    }
+  }
+
+  chat::greeter::GreeterService service;
+  chat::ServerConfig config;
+  config.listen_address = listen;
+  config.services = {&service};
+  config.health_names = {chat::greeter::kGreetServiceName};
+  absl::StatusOr<chat::RunningServer> server = chat::StartServer(config);
+  if (!server.ok()) {
+    Log(std::string(server.status().message()));
+    return kExitCannotStart;
+  }
+  Log(absl::StrCat("start: serving GreetService on ", listen, " (port ",
+                   server->port, "), version ", CHAT_VERSION));
+
+  // Set by the registration's thread when a background attempt is refused
+  // (the name is taken); that thread then wakes us with SIGTERM.
+  std::atomic<bool> refused{false};
+  std::unique_ptr<chat::greeter::Registration> registration;
+  if (!registry_address.empty()) {
+    chat::greeter::RegistrationOptions options;
+    options.name = name;
+    options.address = advertise.empty()
+                          ? chat::DefaultAdvertisedAddress(listen, server->port)
+                          : advertise;
+    options.port = server->port;
+    options.ttl = chat::Millis(int64_t{ttl} * 1000);
+    options.on_event = Log;
+    options.on_refused = [&refused](const absl::Status&) {
+      refused = true;
+      kill(getpid(), SIGTERM);
+    };
+    absl::StatusOr<std::unique_ptr<chat::greeter::Registration>> started =
+        chat::greeter::Registration::Start(
+            chat::registry::RegistryClient::Connect(registry_address,
+                                                    kRegistryTimeout),
+            std::move(options));
+    if (!started.ok()) {
+      Log(absl::StrCat(
+          "cannot register \"", name, "\": ", started.status().message(),
+          started.status().code() == absl::StatusCode::kAlreadyExists
+              ? "; not taking over a live name, exiting"
+              : "; exiting"));
+      chat::StopServer(*server->server, chat::Millis(0));
+      server->server->Wait();
+      return kExitCannotStart;
+    }
+    registration = *std::move(started);
+  } else {
+    Log("no --registry: serving without a name");
+  }
+
+  const int signal_number = chat::WaitForTerminationSignal();
+  if (refused) {
+    Log(absl::StrCat("stop: the registry refused \"", name,
+                     "\"; not taking over a live name, exiting"));
+  } else {
+    Log(absl::StrCat("stop: signal ", signal_number,
+                     ", finishing calls in flight"));
+  }
+  if (registration != nullptr) registration->Stop();
+  chat::StopServer(*server->server, kStopGrace);
+  server->server->Wait();
+  Log("stop: bye");
+  return refused ? kExitCannotStart : chat::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  chat::BlockTerminationSignals();
+
+  po::options_description options("Options");
+  options.add_options()(
+      "listen", po::value<std::string>()->default_value("0.0.0.0:50051"),
+      "address to serve on, host:port (port 0 picks a free one)")(
+      "registry", po::value<std::string>(),
+      "registry to register in, host:port; without it the greeter serves "
+      "unnamed")("name", po::value<std::string>()->default_value("greeter"),
+                 "name to register under (1-64 of [A-Za-z0-9._-])")(
+      "advertise", po::value<std::string>(),
+      "host:port clients should dial; default: the listen host if it names "
+      "one interface, else the local address used to reach the registry, "
+      "with the bound port")(
+      "ttl", po::value<int>()->default_value(0),
+      "lease TTL to ask for, seconds; 0 takes the registry's default");
+  chat::CommandLine command_line;
+  command_line.program = "chat-greeter";
+  command_line.synopsis = "chat-greeter [OPTIONS]";
+  command_line.description =
+      "The lab's greeter: answers GreetService.Greet(name) with \"Hello, "
+      "NAME!\", wire-compatible with the lab's greet.proto.\nServes "
+      "GreetService, grpc.health.v1.Health (\"GreetService\") and server "
+      "reflection. With --registry it registers NAME -> address under a "
+      "lease, renews it, registers again if the registry loses it, and "
+      "unregisters on exit; while the registry is unreachable it serves "
+      "directly and retries every second. It never takes over a name held "
+      "by a live lease.";
+  command_line.epilog =
+      "Exit status: 0 after SIGINT/SIGTERM and a clean shutdown; 1 when it "
+      "cannot start (address in use, bad address) or the name is held by "
+      "another live lease; 2 for a usage error.";
+  command_line.environment = {{"CHAT_GREETER_LISTEN", "listen"},
+                              {"CHAT_REGISTRY", "registry"},
+                              {"CHAT_GREETER_NAME", "name"},
+                              {"CHAT_GREETER_ADVERTISE", "advertise"},
+                              {"CHAT_GREETER_TTL", "ttl"}};
+  po::variables_map vm;
+  int exit_code =
+      chat::ParseCommandLine(argc, argv, command_line, options,
+                             po::positional_options_description(), vm);
+  if (exit_code >= 0) return exit_code;
+  return Run(vm);
+}

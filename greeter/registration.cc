@@ -1,0 +1,136 @@
+#include "greeter/registration.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/net.h"
+
+namespace chat::greeter {
+absl::StatusOr<std::unique_ptr<Registration>> Registration::Start(
+    std::unique_ptr<registry::RegistryClient> client,
+    RegistrationOptions options) {
+  std::unique_ptr<Registration> registration(
+      new Registration(std::move(client), std::move(options)));
+  absl::Status status = registration->TryRegister();
+  if (registry::IsUnreachable(status)) {
+    registration->Event(absl::StrCat(
+        status.message(), "; serving directly, will register \"",
+        registration->options_.name, "\" once the registry answers"));
+    registration->retry_thread_ =
+        std::thread(&Registration::RetryLoop, registration.get());
+    return registration;
+  }
+  if (!status.ok()) return status;
+  return registration;
+}
+
+Registration::Registration(std::unique_ptr<registry::RegistryClient> client,
+                           RegistrationOptions options)
+    : client_(std::move(client)),
+      options_(std::move(options)),
+      status_(absl::UnavailableError("not registered yet")) {}
+
+Registration::~Registration() { Stop(); }
+
+void Registration::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  // At most one attempt in flight, bounded by the client's timeout.
+  if (retry_thread_.joinable()) retry_thread_.join();
+  std::unique_ptr<registry::LeaseKeeper> keeper;
+  {
+    absl::MutexLock lock(&mu_);
+    keeper = std::move(keeper_);
+    status_ = absl::CancelledError("registration stopped");
+  }
+  if (keeper != nullptr) {
+    // Best effort: if the registry does not answer, the lease expires on its
+    // own within its TTL.
+    Event(absl::StrCat("unregistering \"", options_.name, "\""));
+    keeper->Stop();
+  }
+}
+
+absl::Status Registration::status() const {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+bool Registration::Settled() const {
+  return status_.code() != absl::StatusCode::kUnavailable;
+}
+
+absl::Status Registration::AwaitSettled(absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(this, &Registration::Settled), timeout);
+  return status_;
+}
+
+registry::Lease Registration::lease() const {
+  absl::MutexLock lock(&mu_);
+  return keeper_ == nullptr ? registry::Lease{} : keeper_->lease();
+}
+
+absl::Status Registration::TryRegister() {
+  std::string address = options_.address;
+  if (address.empty()) {
+    absl::StatusOr<std::string> host = LocalAddressToward(client_->target());
+    if (!host.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("registry at ", client_->target(),
+                       " is unreachable: ", host.status().message()));
+    }
+    address = absl::StrCat(*host, ":", options_.port);
+  }
+  registry::LeaseKeeper::Options keeper_options;
+  keeper_options.name = options_.name;
+  keeper_options.address = address;
+  keeper_options.ttl = options_.ttl;
+  keeper_options.retry_interval = options_.retry_interval;
+  keeper_options.on_change = options_.on_event;
+  absl::StatusOr<std::unique_ptr<registry::LeaseKeeper>> keeper =
+      registry::LeaseKeeper::Start(client_.get(), std::move(keeper_options));
+  if (!keeper.ok()) return keeper.status();
+  Event(absl::StrCat("registered as ", options_.name, " -> ", address,
+                     " in the registry at ", client_->target(), " (lease ",
+                     (*keeper)->lease().entry.ttl.count() / 1000.0, " s)"));
+  absl::MutexLock lock(&mu_);
+  keeper_ = *std::move(keeper);
+  status_ = absl::OkStatus();
+  return absl::OkStatus();
+}
+
+void Registration::RetryLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(
+              absl::Condition(&stopping_),
+              absl::Milliseconds(options_.retry_interval.count()))) {
+        return;
+      }
+    }
+    absl::Status status = TryRegister();
+    if (status.ok()) return;
+    if (registry::IsUnreachable(status)) continue;  // Reported once already.
+    {
+      absl::MutexLock lock(&mu_);
+      status_ = status;
+    }
+    Event(absl::StrCat("registry refused \"", options_.name,
+                       "\": ", status.message()));
+    if (options_.on_refused) options_.on_refused(status);
+    return;
+  }
+}
+
+void Registration::Event(const std::string& message) const {
+  if (options_.on_event) options_.on_event(message);
+}
+
+}  // namespace chat::greeter
