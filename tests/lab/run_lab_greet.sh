@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The lab's Python greeter client against the real chat-greeter: stubs come
-# from proto/greet.proto (wire-identical to the lab's greet.proto), the client
+# from the lab's own greet.proto (tests/lab/proto/greet.proto), the client
 # is tests/lab/lab_greet_client.py, the greeter listens on a free loopback
 # port. Checks the lab's output and that bad names get INVALID_ARGUMENT.
 #
@@ -39,9 +39,9 @@ wait_for_line() {
   done
 }
 
-step "generate Python stubs from proto/greet.proto"
+step "generate Python stubs from the lab's greet.proto"
 mkdir -p "$work/py"
-"$protoc" -I "$repo/proto" --python_out="$work/py" --grpc_out="$work/py" \
+"$protoc" -I "$repo/tests/lab/proto" --python_out="$work/py" --grpc_out="$work/py" \
   --plugin=protoc-gen-grpc="$plugin" greet.proto
 export PYTHONPATH="$work/py"
 
