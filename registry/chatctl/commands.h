@@ -1,0 +1,78 @@
+// Inside chatctl: the commands RunChatctl() dispatches to, and what they
+// share (printing results and errors, exit codes, channels). Not for use
+// outside registry/chatctl/.
+
+#ifndef CHAT_REGISTRY_CHATCTL_COMMANDS_H_
+#define CHAT_REGISTRY_CHATCTL_COMMANDS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/clock.h"
+#include "registry/chatctl/chatctl.h"
+#include "registry/client.h"
+#include "registry/store.h"
+
+namespace chat::chatctl {
+
+// What every command gets. Arguments have been counted by the dispatcher.
+struct CommandContext {
+  const ChatctlInvocation& invocation;
+  std::ostream& out;
+  std::ostream& err;
+  Millis timeout;  // From invocation.timeout_seconds, validated.
+};
+
+int RunList(const CommandContext& context);
+int RunResolve(const CommandContext& context);
+int RunRegister(const CommandContext& context);
+int RunUnregister(const CommandContext& context);
+int RunWatch(const CommandContext& context);
+int RunHealth(const CommandContext& context);
+int RunGreet(const CommandContext& context);
+
+// kExitNotFound, kExitUnreachable (registry::IsUnreachable) or kExitError.
+int ExitCodeFor(const absl::Status& status);
+
+// `text` made one printable line: a server's message may span lines or carry
+// control characters, and an error is one line a person reads.
+std::string OneLine(absl::string_view text);
+
+// Prints "chatctl: <message>" as one line to `err`; returns
+// ExitCodeFor(status).
+int PrintError(std::ostream& err, const absl::Status& status);
+
+// Prints "chatctl: <message> (see chatctl --help)"; returns kExitUsage.
+int PrintUsageError(std::ostream& err, const std::string& message);
+
+// Writes `line` and a newline and flushes. False when `out` can no longer be
+// written (a closed pipe): the caller should stop.
+bool WriteLine(std::ostream& out, const std::string& line);
+
+// A client of the registry at invocation.registry (validated).
+std::unique_ptr<registry::RegistryClient> ConnectRegistry(
+    const CommandContext& context);
+
+// OK for "" or the start of a valid name; otherwise kInvalidArgument.
+absl::Status ValidatePrefix(const std::string& prefix);
+
+// `entry`'s fields as JSON object members, without the braces.
+std::string EntryJsonFields(const registry::Entry& entry);
+
+// `entry` as a JSON object: name, address, static, ttl_ms and expires_in_ms
+// (both null for static entries).
+std::string EntryJson(const registry::Entry& entry);
+
+// A plaintext channel to `address` (host:port) that retries a lost
+// connection with the invocation's reconnect backoff instead of gRPC's
+// default (up to two minutes).
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
+                                          const ChatctlInvocation& invocation);
+
+}  // namespace chat::chatctl
+
+#endif  // CHAT_REGISTRY_CHATCTL_COMMANDS_H_

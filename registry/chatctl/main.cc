@@ -1,0 +1,86 @@
+// chatctl: the registry's command-line client. Parses options, lets SIGINT
+// and SIGTERM end a watch cleanly, and runs the command (chatctl.h).
+
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/cli.h"
+#include "common/signals.h"
+#include "registry/chatctl/chatctl.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  po::options_description options("Options");
+  // One statement per option, so each reads on its own.
+  auto add = options.add_options();
+  add("registry",
+      po::value<std::string>()->default_value(chat::chatctl::kDefaultRegistry),
+      "registry address, host:port");
+  add("json", po::bool_switch(),
+      "print JSON: one array (list), one object (resolve, register, ...) or "
+      "one object per line (watch)");
+  add("timeout", po::value<double>()->default_value(5),
+      "seconds to wait for each call");
+  add("static", po::bool_switch(),
+      "register/unregister: manage a static entry (required)");
+  add("target", po::value<std::string>(),
+      "greet: call the greeter at HOST:PORT instead of looking it up");
+  add("greeter-name", po::value<std::string>(),
+      "greet: the name the greeter is registered under (default greeter)");
+  po::options_description hidden;
+  hidden.add_options()("command", po::value<std::string>(), "the command")(
+      "args", po::value<std::vector<std::string>>(), "its arguments");
+  po::positional_options_description positional;
+  positional.add("command", 1).add("args", -1);
+
+  chat::CommandLine command_line;
+  command_line.program = "chatctl";
+  command_line.synopsis =
+      "chatctl [--registry HOST:PORT] [--json] [--timeout SECONDS] COMMAND "
+      "[ARGS...]";
+  command_line.description =
+      "Lists, resolves and watches names in the chat registry, manages static "
+      "entries, checks health and greets through the greeter.\nOptions may "
+      "also follow the command (chatctl register bob 10.0.0.5:5000 "
+      "--static).\n\n" +
+      chat::chatctl::CommandsHelp();
+  command_line.epilog =
+      chat::chatctl::ExitCodesHelp() + "\n\nFull reference: docs/chatctl.md";
+  command_line.environment = {{"CHAT_REGISTRY", "registry"}};
+
+  po::variables_map vm;
+  const int exit_code = chat::ParseCommandLine(argc, argv, command_line,
+                                               options, positional, vm, hidden);
+  if (exit_code >= 0) return exit_code;
+
+  chat::chatctl::ChatctlInvocation invocation;
+  if (vm.count("command")) invocation.command = vm["command"].as<std::string>();
+  if (vm.count("args")) {
+    invocation.args = vm["args"].as<std::vector<std::string>>();
+  }
+  invocation.registry = vm["registry"].as<std::string>();
+  invocation.json = vm["json"].as<bool>();
+  invocation.timeout_seconds = vm["timeout"].as<double>();
+  invocation.is_static = vm["static"].as<bool>();
+  if (vm.count("target")) invocation.target = vm["target"].as<std::string>();
+  if (vm.count("greeter-name")) {
+    invocation.greeter_name = vm["greeter-name"].as<std::string>();
+  }
+
+  if (invocation.command == "watch") {
+    // Before gRPC starts threads, so they inherit the mask and the signals
+    // reach only the waiter below. Never destroyed: the waiter may outlive
+    // main() by a moment.
+    chat::BlockTerminationSignals();
+    static auto* const interrupt = new chat::chatctl::Interrupt();
+    std::thread([] {
+      chat::WaitForTerminationSignal();
+      interrupt->Trigger();
+    }).detach();
+    invocation.interrupt = interrupt;
+  }
+  return chat::chatctl::RunChatctl(invocation, std::cout, std::cerr);
+}
