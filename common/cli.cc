@@ -29,12 +29,15 @@ void PrintUsage(std::ostream& out, const CommandLine& command_line,
 int ParseCommandLine(int argc, char** argv, const CommandLine& command_line,
                      po::options_description options,
                      const po::positional_options_description& positional,
-                     po::variables_map& vm) {
+                     po::variables_map& vm,
+                     const po::options_description& hidden) {
   options.add_options()("help,h", "print this help and exit")(
       "version", "print the version and exit");
+  po::options_description all;
+  all.add(options).add(hidden);
   try {
     po::store(po::command_line_parser(argc, argv)
-                  .options(options)
+                  .options(all)
                   .positional(positional)
                   .run(),
               vm);

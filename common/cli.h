@@ -26,7 +26,8 @@ struct CommandLine {
 };
 
 // Parses `argv` into `vm`; an option missing from argv is taken from its
-// environment variable. `--help` and `--version` are added here.
+// environment variable. `--help` and `--version` are added here. `hidden`
+// options are parsed but not listed in the help (positional arguments).
 // Returns -1 when the program should run, or the exit code it should exit
 // with now: kExitOk after printing help or version, kExitUsage after printing
 // a one-line error and the usage to stderr.
@@ -34,7 +35,9 @@ int ParseCommandLine(
     int argc, char** argv, const CommandLine& command_line,
     boost::program_options::options_description options,
     const boost::program_options::positional_options_description& positional,
-    boost::program_options::variables_map& vm);
+    boost::program_options::variables_map& vm,
+    const boost::program_options::options_description& hidden =
+        boost::program_options::options_description());
 
 }  // namespace chat
 
