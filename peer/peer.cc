@@ -132,6 +132,14 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   }
   peer->keeper_ = *std::move(keeper);
   peer->watch_thread_ = std::thread(&Peer::WatchLoop, raw);
+  {
+    // Know who is online before returning, so every later arrival is news
+    // and --peer does not wait for someone already here. Bounded: a slow
+    // registry only delays the first snapshot.
+    absl::MutexLock lock(&peer->mu_);
+    peer->mu_.AwaitWithTimeout(absl::Condition(&peer->watch_synced_),
+                               absl::Milliseconds(options.rpc_timeout.count()));
+  }
 
   PeerEvent ready;
   ready.kind = EventKind::kReady;
@@ -283,6 +291,7 @@ void Peer::WatchLoop() {
           }
         }
         online_ = std::move(snapshot);
+        watch_synced_ = true;
       }
       if (!first_sync) {
         for (const PeerEvent& change : changes) {

@@ -111,6 +111,7 @@ class Peer final : private MessageSink {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
+  bool watch_synced_ ABSL_GUARDED_BY(mu_) = false;  // First snapshot is in.
   // Who is online, by name key, as the registry watch tells it.
   absl::flat_hash_map<std::string, registry::Entry> online_
       ABSL_GUARDED_BY(mu_);
