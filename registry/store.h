@@ -72,7 +72,7 @@ class Watch {
   virtual std::vector<WatchEvent> Take(size_t max) = 0;
 
   // OK while the subscription is live. kResourceExhausted once the watcher
-  // fell too far behind (its queue overflowed), kCancelled once the store
+  // fell too far behind (its queue overflowed), kUnavailable once the store
   // shuts down; either way no further events come after those queued.
   virtual absl::Status status() = 0;
 };
@@ -154,7 +154,8 @@ class Store {
   // Number of live entries (leased and static).
   virtual size_t Size() = 0;
 
-  // Ends every watch with kCancelled, so streams finish before a shutdown.
+  // Ends every watch with kUnavailable ("shutting down": clients watch
+  // again, elsewhere or later), so streams finish before a shutdown.
   virtual void CancelWatches() = 0;
 };
 

@@ -102,7 +102,7 @@ void WatchHub::Publish(const std::string& key, const WatchEvent& event) {
 void WatchHub::CancelAll() {
   absl::MutexLock lock(&mu_);
   for (HubWatch* watch : watches_) {
-    watch->End(absl::CancelledError("the registry is shutting down"));
+    watch->End(absl::UnavailableError("the registry is shutting down"));
   }
 }
 

@@ -40,7 +40,7 @@ class WatchHub {
   // Queues `event` for every watcher whose prefix matches `key`.
   void Publish(const std::string& key, const WatchEvent& event);
 
-  // Ends every watch with kCancelled.
+  // Ends every watch with kUnavailable.
   void CancelAll();
 
  private:
