@@ -11,6 +11,8 @@ sigset_t TerminationSignals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  // A closed terminal sends SIGHUP; a peer should leave cleanly then too.
+  sigaddset(&set, SIGHUP);
   return set;
 }
 

@@ -1,16 +1,17 @@
-// Graceful shutdown on SIGINT/SIGTERM (what Ctrl-C and `docker stop` send).
+// Graceful shutdown on SIGINT/SIGTERM/SIGHUP (what Ctrl-C, `docker stop`
+// and a closed terminal send).
 
 #ifndef CHAT_COMMON_SIGNALS_H_
 #define CHAT_COMMON_SIGNALS_H_
 
 namespace chat {
 
-// Blocks SIGINT and SIGTERM in the calling thread and in every thread it
-// starts afterwards. Call first thing in main(), before gRPC starts threads,
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and in every thread
+// it starts afterwards. Call first thing in main(), before gRPC starts threads,
 // so the signals wait for WaitForTerminationSignal() instead of killing us.
 void BlockTerminationSignals();
 
-// Waits until SIGINT or SIGTERM arrives and returns its number.
+// Waits until SIGINT, SIGTERM or SIGHUP arrives and returns its number.
 int WaitForTerminationSignal();
 
 }  // namespace chat

@@ -239,18 +239,43 @@ void Console::HandleEditedLine(char* raw) {
   std::string line(raw);
   std::free(raw);
   if (!line.empty()) add_history(line.c_str());
+  submitted_ = line;
   if (!HandleLine(line)) quit_requested_ = true;
 }
 
-void Console::RunLineEditing() {
-  std::string prompt = absl::StrCat(options_.own_name, "> ");
-  g_editing_console = this;
-  rl_attempted_completion_function = Complete;
-  using_history();
-  quit_requested_ = false;
-  rl_callback_handler_install(prompt.c_str(), [](char* raw) {
+void Console::EraseSubmittedLine(const std::string& line) {
+  // The typed line stays on screen after Enter; the delivered message is
+  // echoed in the chat's own format instead, as the lab's peer did. Count
+  // the rows it took: one column per code point (continuation bytes take
+  // none). Undercounting leaves a line; overcounting would erase chat.
+  int rows = 0;
+  int columns = 0;
+  rl_get_screen_size(&rows, &columns);
+  size_t width = prompt_.size();
+  for (unsigned char c : line) width += (c & 0xC0) != 0x80 ? 1 : 0;
+  size_t used_rows = columns > 0 ? width / static_cast<size_t>(columns) + 1 : 1;
+  std::string erase = "\r\033[K";
+  for (size_t i = 0; i < used_rows; ++i) erase += "\033[1A\033[2K";
+  Write(erase);
+}
+
+void Console::InstallLineHandler() {
+  rl_callback_handler_install(prompt_.c_str(), [](char* raw) {
     g_editing_console->HandleEditedLine(raw);
   });
+}
+
+void Console::RunLineEditing() {
+  prompt_ = absl::StrCat(options_.own_name, "> ");
+  g_editing_console = this;
+  rl_attempted_completion_function = Complete;
+  // '@' belongs to the word, so "@b<Tab>" completes to "@bob".
+  static char word_breaks[] = " \t\n";
+  rl_basic_word_break_characters = word_breaks;
+  rl_completer_word_break_characters = word_breaks;
+  using_history();
+  quit_requested_ = false;
+  InstallLineHandler();
   {
     absl::MutexLock lock(&mu_);
     editing_ = true;
@@ -277,7 +302,18 @@ void Console::RunLineEditing() {
       }
       FlushQueued();
     }
-    if (fds[0].revents != 0) rl_callback_read_char();
+    if (fds[0].revents != 0) {
+      rl_callback_read_char();
+      // Only now is libedit done with the line it handed over.
+      if (submitted_.has_value()) {
+        // Reinstalling the handler is libedit's way to forget the finished
+        // line (rl_replace_line("") is a no-op there) and draw a prompt.
+        rl_callback_handler_remove();
+        EraseSubmittedLine(*submitted_);
+        submitted_.reset();
+        InstallLineHandler();
+      }
+    }
   }
   {
     absl::MutexLock lock(&mu_);

@@ -6,6 +6,7 @@
 #define CHAT_PEER_CONSOLE_H_
 
 #include <deque>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -59,6 +60,9 @@ class Console final : public EventSink {
   void RunLineEditing();
   // Prints events queued for the line editor's thread.
   void FlushQueued();
+  void InstallLineHandler();
+  // Removes a line the user just submitted from the screen.
+  void EraseSubmittedLine(const std::string& line);
   bool WaitForPartner();
 
   const ConsoleOptions options_;
@@ -69,6 +73,9 @@ class Console final : public EventSink {
   Peer* active_peer_ = nullptr;  // Used only by Run()'s thread.
   std::string partner_;          // Used only by Run()'s thread.
   bool quit_requested_ = false;  // Used only by Run()'s thread.
+  std::string prompt_;           // Used only by Run()'s thread.
+  // The line just submitted, until it is erased. Run()'s thread only.
+  std::optional<std::string> submitted_;
 
   absl::Mutex write_mu_;  // Keeps lines from several threads whole.
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/json.h"
 
 namespace chat::peer {
@@ -93,10 +94,17 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       return Paint(style, kNotice,
                    absl::StrCat("You are chatting with ", event.name, ".")) +
              "\n";
-    case EventKind::kInfo:
+    case EventKind::kInfo: {
+      // Several lines (the help) stay several lines, each made printable.
+      std::vector<std::string> lines;
+      for (absl::string_view line :
+           absl::StrSplit(event.text, '\n', absl::SkipEmpty())) {
+        lines.push_back(PrintableText(std::string(line)));
+      }
       return Paint(style, kNotice,
-                   absl::StrCat("* ", PrintableText(event.text))) +
+                   absl::StrCat("* ", absl::StrJoin(lines, "\n  "))) +
              "\n";
+    }
     case EventKind::kError:
       return Paint(style, kTrouble,
                    absl::StrCat("! ", PrintableText(event.text))) +

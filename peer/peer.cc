@@ -131,6 +131,11 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     return keeper.status();
   }
   peer->keeper_ = *std::move(keeper);
+  PeerEvent ready;
+  ready.kind = EventKind::kReady;
+  ready.name = options.name;
+  ready.address = peer->address_;
+  peer->Emit(ready);
   peer->watch_thread_ = std::thread(&Peer::WatchLoop, raw);
   {
     // Know who is online before returning, so every later arrival is news
@@ -141,11 +146,6 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                                absl::Milliseconds(options.rpc_timeout.count()));
   }
 
-  PeerEvent ready;
-  ready.kind = EventKind::kReady;
-  ready.name = options.name;
-  ready.address = peer->address_;
-  peer->Emit(ready);
   return peer;
 }
 
@@ -293,7 +293,18 @@ void Peer::WatchLoop() {
         online_ = std::move(snapshot);
         watch_synced_ = true;
       }
-      if (!first_sync) {
+      if (first_sync) {
+        // Say who is here already; later arrivals come one by one.
+        PeerEvent here = MakeEvent(EventKind::kPeers);
+        {
+          absl::MutexLock lock(&mu_);
+          for (const auto& [key, entry] : online_) here.peers.push_back(entry);
+        }
+        std::sort(
+            here.peers.begin(), here.peers.end(),
+            [](const Entry& a, const Entry& b) { return a.name < b.name; });
+        Emit(here);
+      } else {
         for (const PeerEvent& change : changes) {
           if (change.kind == EventKind::kOffline)
             ForgetStub(NameKey(change.name));

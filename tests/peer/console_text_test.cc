@@ -88,6 +88,11 @@ TEST(FormatTextTest, ColoursOnlyWhenAskedAndControlCharactersNeutralised) {
   EXPECT_EQ(hostile.find('\r'), std::string::npos);
 }
 
+TEST(FormatTextTest, SeveralLinesOfInfoStaySeveralLines) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  EXPECT_EQ(FormatText(InfoEvent("one\ntwo\n"), style), "* one\n  two\n");
+}
+
 TEST(FormatJsonTest, EventsAreOneObjectPerLine) {
   EXPECT_EQ(FormatJson(Received("bob", "say \"hi\"")),
             "{\"event\":\"message\",\"id\":\"id-1\",\"from\":\"bob\","
