@@ -1,5 +1,6 @@
 #include "registry/client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -113,7 +114,8 @@ std::unique_ptr<RegistryClient> RegistryClient::Connect(
     const std::string& address, Millis timeout, Millis max_backoff) {
   grpc::ChannelArguments args;
   const int backoff_ms = static_cast<int>(max_backoff.count());
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, backoff_ms);
+  // Start small: a registry restart usually takes well under a second.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(100, backoff_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
   return std::make_unique<RegistryClient>(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),

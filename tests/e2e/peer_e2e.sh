@@ -37,7 +37,7 @@ start_peer() {
   shift
   mkfifo "$work/$name.in"
   (without_pipes "$bin_dir/chat-peer" --name "$name" --registry "$registry" \
-    --listen 127.0.0.1:0 --ttl 2 --json "$@") \
+    --listen 127.0.0.1:0 --ttl 4 --json "$@") \
     <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
   peer_pid[$name]=$!
   pids+=("$!")
@@ -95,7 +95,7 @@ wait_for_file "$work/alice.out" '"status":"failed"'
 grep -F '"status":"failed"' "$work/alice.out" | grep -qF '"to":"bob"' ||
   fail "the failure is not about bob"
 step "bob's lease expires within its TTL and alice hears of it"
-wait_for_file "$work/alice.out" '"event":"offline","name":"bob"' 1 6
+wait_for_file "$work/alice.out" '"event":"offline","name":"bob"' 1 8
 
 step "kill -9 the registry, restart it: names survive, chat goes on"
 kill -9 "$registry_pid"
