@@ -22,26 +22,11 @@
 #include "common/random.h"
 #include "common/status.h"
 #include "registry/names.h"
+#include "registry/sqlite_schema.h"
 #include "registry/watch_hub.h"
 
 namespace chat::registry {
 namespace {
-
-// Schema migrations, in order; migration i brings user_version from i to i+1.
-// Append only: a file in the field may be at any earlier version.
-const char* const kMigrations[] = {
-    R"sql(
-      CREATE TABLE names (
-        name_key      TEXT PRIMARY KEY NOT NULL,  -- lowercase, for uniqueness
-        name          TEXT NOT NULL,              -- as first registered
-        address       TEXT NOT NULL,
-        lease_id      TEXT,                       -- NULL for static entries
-        ttl_ms        INTEGER NOT NULL DEFAULT 0,
-        updated_at_ms INTEGER NOT NULL            -- wall clock, for people
-      ) WITHOUT ROWID;
-    )sql",
-};
-static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
 // One name as kept in memory.
 struct Record {
@@ -483,22 +468,6 @@ absl::StatusOr<int> LockFile(const std::string& path) {
   return fd;
 }
 
-absl::Status Migrate(SQLite::Database& db, const std::string& path) {
-  int version = db.execAndGet("PRAGMA user_version").getInt();
-  if (version > kSqliteSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, " has schema version ", version, " but this chat-registry ",
-        "knows only up to ", kSqliteSchemaVersion, "; run a newer build"));
-  }
-  for (; version < kSqliteSchemaVersion; ++version) {
-    SQLite::Transaction transaction(db);
-    db.exec(kMigrations[version]);
-    db.exec(absl::StrCat("PRAGMA user_version = ", version + 1));
-    transaction.commit();
-  }
-  return absl::OkStatus();
-}
-
 absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
                                                  MonoTime now) {
   absl::btree_map<std::string, Record> records;
@@ -548,7 +517,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     if (!in_memory) db.exec("PRAGMA journal_mode = WAL");
     db.exec(options.sync_full ? "PRAGMA synchronous = FULL"
                               : "PRAGMA synchronous = NORMAL");
-    absl::Status migrated = Migrate(db, path);
+    absl::Status migrated = MigrateRegistryDatabase(db, path);
     if (!migrated.ok()) {
       if (lock_fd >= 0) ::close(lock_fd);
       return migrated;

@@ -1,0 +1,92 @@
+// Store-and-forward storage: items wait per recipient until the recipient
+// acknowledges them. A second interface beside Store, so an etcd-backed
+// registry can bring its own.
+
+#ifndef CHAT_REGISTRY_MAILBOX_H_
+#define CHAT_REGISTRY_MAILBOX_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace chat::registry {
+
+struct MailItem {
+  enum class Kind { kMessage, kReceipt };
+  Kind kind = Kind::kMessage;
+  std::string id;  // Unique per recipient.
+  std::string sender;
+  std::string recipient;  // A valid name; compared case-insensitively.
+  std::string payload;    // Opaque.
+  absl::Time deposited_at = absl::InfinitePast();  // Set by the mailbox.
+  int64_t seq = 0;  // Arrival order in this mailbox, set by the mailbox.
+};
+
+struct MailboxLimits {
+  size_t max_items = 10000;              // Messages waiting per recipient.
+  size_t max_bytes = 16 * 1024 * 1024;   // Payload bytes per recipient.
+  size_t max_payload_bytes = 16 * 1024;  // One item.
+  absl::Duration max_age = absl::Hours(24 * 7);
+};
+
+struct MailboxStats {
+  size_t count = 0;
+  size_t bytes = 0;
+  absl::Duration oldest_age = absl::ZeroDuration();
+};
+
+// Destroying it stops the callbacks; after the destructor returns none runs.
+class ArrivalSubscription {
+ public:
+  virtual ~ArrivalSubscription() = default;
+};
+
+// Contract (tests/registry/mailbox_test.cc runs it against every
+// implementation):
+// - Deposit() is durable before it returns (it survives kill -9 and power
+//   loss) and idempotent per (recipient, id).
+// - Items come back in arrival order and stay until acknowledged or older
+//   than max_age.
+// - Errors: kInvalidArgument, kResourceExhausted (limits), kUnavailable
+//   (storage). A failed call changes nothing.
+// Thread-safe.
+class Mailbox {
+ public:
+  virtual ~Mailbox() = default;
+
+  // Stores `item` for its recipient. A repeated (recipient, id) is OK and
+  // stores nothing. kResourceExhausted, saying which limit, when the
+  // recipient already holds max_items messages or max_bytes.
+  virtual absl::Status Deposit(const MailItem& item) = 0;
+
+  // Up to `max` items for `recipient` with seq > `after_seq`, oldest first.
+  virtual absl::StatusOr<std::vector<MailItem>> Peek(
+      const std::string& recipient, int64_t after_seq, size_t max) = 0;
+
+  // Removes the items of `recipient` with these ids (unknown ids are
+  // ignored) and, in the same transaction, deposits a kReceipt for the
+  // sender of every removed kMessage. Returns how many were removed.
+  virtual absl::StatusOr<size_t> Ack(const std::string& recipient,
+                                     const std::vector<std::string>& ids) = 0;
+
+  // What waits for `recipient`: count, payload bytes, age of the oldest.
+  virtual absl::StatusOr<MailboxStats> Stat(const std::string& recipient) = 0;
+
+  // Calls `on_arrival` after items for `recipient` were stored. Called from
+  // the mailbox's thread; must not call back into the mailbox.
+  virtual std::unique_ptr<ArrivalSubscription> OnArrival(
+      const std::string& recipient, std::function<void()> on_arrival) = 0;
+
+  // Removes items older than max_age; returns how many.
+  virtual absl::StatusOr<size_t> ExpireOld() = 0;
+};
+
+}  // namespace chat::registry
+
+#endif  // CHAT_REGISTRY_MAILBOX_H_

@@ -1,0 +1,380 @@
+#include "registry/sqlite_mailbox.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <deque>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/status.h"
+#include "registry/names.h"
+#include "registry/sqlite_schema.h"
+
+namespace chat::registry {
+namespace {
+
+constexpr int kKindMessage = 1;
+constexpr int kKindReceipt = 2;
+
+absl::Status StorageError(const std::string& what, const std::exception& e) {
+  return absl::UnavailableError(
+      absl::StrCat("mailbox storage failed to ", what, ": ", e.what()));
+}
+
+// One write waiting for the writer thread.
+struct PendingWrite {
+  enum class Op { kDeposit, kAck, kExpire };
+  Op op = Op::kDeposit;
+  MailItem item;                 // kDeposit.
+  std::string recipient_key;     // kAck.
+  std::vector<std::string> ids;  // kAck.
+  absl::Status status;
+  size_t count = 0;  // kAck, kExpire: rows removed.
+  absl::Notification done;
+};
+
+// Callbacks waiting for mail, by recipient key.
+class ArrivalHub {
+ public:
+  class Entry final : public ArrivalSubscription {
+   public:
+    Entry(ArrivalHub* hub, std::string key, std::function<void()> callback)
+        : hub_(hub), key_(std::move(key)), callback_(std::move(callback)) {
+      absl::MutexLock lock(&hub_->mu_);
+      hub_->entries_.insert(this);
+    }
+    ~Entry() override {
+      absl::MutexLock lock(&hub_->mu_);
+      hub_->entries_.erase(this);
+    }
+
+   private:
+    friend class ArrivalHub;
+    ArrivalHub* const hub_;  // Not owned; outlives this.
+    const std::string key_;
+    const std::function<void()> callback_;
+  };
+
+  void Notify(const absl::flat_hash_set<std::string>& keys) {
+    if (keys.empty()) return;
+    absl::MutexLock lock(&mu_);
+    for (Entry* entry : entries_) {
+      if (keys.contains(entry->key_)) entry->callback_();
+    }
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_set<Entry*> entries_ ABSL_GUARDED_BY(mu_);
+};
+
+class SqliteMailbox final : public Mailbox {
+ public:
+  SqliteMailbox(std::unique_ptr<SQLite::Database> db, const Clock& clock,
+                const MailboxLimits& limits)
+      : clock_(clock), limits_(limits), db_(std::move(db)) {
+    writer_ = std::thread(&SqliteMailbox::WriterLoop, this);
+  }
+
+  ~SqliteMailbox() override {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      stopping_ = true;
+    }
+    writer_.join();
+  }
+
+  absl::Status Deposit(const MailItem& item) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(item.recipient));
+    if (item.id.empty() || item.id.size() > 64) {
+      return absl::InvalidArgumentError("mail id must be 1-64 bytes");
+    }
+    if (item.sender.empty() || item.sender.size() > 64) {
+      return absl::InvalidArgumentError("mail sender must be 1-64 bytes");
+    }
+    if (item.payload.size() > limits_.max_payload_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mail payload is ", item.payload.size(),
+                       " bytes; the limit is ", limits_.max_payload_bytes));
+    }
+    auto write = std::make_shared<PendingWrite>();
+    write->op = PendingWrite::Op::kDeposit;
+    write->item = item;
+    return Submit(write)->status;
+  }
+
+  absl::StatusOr<std::vector<MailItem>> Peek(const std::string& recipient,
+                                             int64_t after_seq,
+                                             size_t max) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(recipient));
+    absl::MutexLock lock(&db_mu_);
+    std::vector<MailItem> items;
+    try {
+      SQLite::Statement select(
+          *db_,
+          "SELECT seq, kind, id, sender, recipient, payload, deposited_at_ms "
+          "FROM mail WHERE recipient_key = ?1 AND seq > ?2 ORDER BY seq "
+          "LIMIT ?3");
+      select.bind(1, NameKey(recipient));
+      select.bind(2, static_cast<int64_t>(after_seq));
+      select.bind(3, static_cast<int64_t>(max));
+      while (select.executeStep()) {
+        MailItem item;
+        item.seq = select.getColumn(0).getInt64();
+        item.kind = select.getColumn(1).getInt() == kKindReceipt
+                        ? MailItem::Kind::kReceipt
+                        : MailItem::Kind::kMessage;
+        item.id = select.getColumn(2).getString();
+        item.sender = select.getColumn(3).getString();
+        item.recipient = select.getColumn(4).getString();
+        SQLite::Column payload = select.getColumn(5);
+        item.payload.assign(static_cast<const char*>(payload.getBlob()),
+                            static_cast<size_t>(payload.getBytes()));
+        item.deposited_at =
+            absl::FromUnixMillis(select.getColumn(6).getInt64());
+        items.push_back(std::move(item));
+      }
+    } catch (const std::exception& e) {
+      return StorageError("read", e);
+    }
+    return items;
+  }
+
+  absl::StatusOr<size_t> Ack(const std::string& recipient,
+                             const std::vector<std::string>& ids) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(recipient));
+    auto write = std::make_shared<PendingWrite>();
+    write->op = PendingWrite::Op::kAck;
+    write->recipient_key = NameKey(recipient);
+    write->ids = ids;
+    Submit(write);
+    if (!write->status.ok()) return write->status;
+    return write->count;
+  }
+
+  absl::StatusOr<MailboxStats> Stat(const std::string& recipient) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(recipient));
+    absl::MutexLock lock(&db_mu_);
+    try {
+      return StatLocked(NameKey(recipient));
+    } catch (const std::exception& e) {
+      return StorageError("read", e);
+    }
+  }
+
+  std::unique_ptr<ArrivalSubscription> OnArrival(
+      const std::string& recipient, std::function<void()> on_arrival) override {
+    return std::make_unique<ArrivalHub::Entry>(&arrivals_, NameKey(recipient),
+                                               std::move(on_arrival));
+  }
+
+  absl::StatusOr<size_t> ExpireOld() override {
+    auto write = std::make_shared<PendingWrite>();
+    write->op = PendingWrite::Op::kExpire;
+    Submit(write);
+    if (!write->status.ok()) return write->status;
+    return write->count;
+  }
+
+ private:
+  // Counts messages only: receipts are tiny and bounded by what their
+  // recipient sent, and must never be refused.
+  MailboxStats StatLocked(const std::string& key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    SQLite::Statement select(
+        *db_,
+        "SELECT count(*), coalesce(sum(length(payload)), 0), "
+        "min(deposited_at_ms) FROM mail WHERE recipient_key = ?1 AND kind = 1");
+    select.bind(1, key);
+    MailboxStats stats;
+    if (select.executeStep()) {
+      stats.count = static_cast<size_t>(select.getColumn(0).getInt64());
+      stats.bytes = static_cast<size_t>(select.getColumn(1).getInt64());
+      if (!select.getColumn(2).isNull()) {
+        stats.oldest_age =
+            std::max(absl::ZeroDuration(),
+                     clock_.Wall() -
+                         absl::FromUnixMillis(select.getColumn(2).getInt64()));
+      }
+    }
+    return stats;
+  }
+
+  std::shared_ptr<PendingWrite> Submit(std::shared_ptr<PendingWrite> write) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_.push_back(write);
+    }
+    write->done.WaitForNotification();
+    return write;
+  }
+
+  // Takes every queued write, applies them in one transaction, commits
+  // (one fsync), then answers them all.
+  void WriterLoop() {
+    while (true) {
+      std::deque<std::shared_ptr<PendingWrite>> batch;
+      {
+        absl::MutexLock lock(&queue_mu_);
+        queue_mu_.Await(absl::Condition(
+            +[](SqliteMailbox* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->queue_mu_) {
+              return m->stopping_ || !m->queue_.empty();
+            },
+            this));
+        if (queue_.empty()) return;  // Stopping, nothing left.
+        batch.swap(queue_);
+      }
+      absl::flat_hash_set<std::string> arrivals;
+      {
+        absl::MutexLock lock(&db_mu_);
+        ApplyBatch(batch, arrivals);
+      }
+      for (auto& write : batch) write->done.Notify();
+      arrivals_.Notify(arrivals);
+    }
+  }
+
+  void ApplyBatch(std::deque<std::shared_ptr<PendingWrite>>& batch,
+                  absl::flat_hash_set<std::string>& arrivals)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    try {
+      SQLite::Transaction transaction(*db_,
+                                      SQLite::TransactionBehavior::IMMEDIATE);
+      for (auto& write : batch) {
+        switch (write->op) {
+          case PendingWrite::Op::kDeposit:
+            write->status =
+                InsertLocked(write->item, /*limited=*/true, arrivals);
+            break;
+          case PendingWrite::Op::kAck:
+            AckLocked(*write, arrivals);
+            break;
+          case PendingWrite::Op::kExpire: {
+            SQLite::Statement remove(*db_,
+                                     "DELETE FROM mail WHERE deposited_at_ms "
+                                     "< ?1");
+            remove.bind(1, absl::ToUnixMillis(clock_.Wall() - limits_.max_age));
+            write->count = static_cast<size_t>(remove.exec());
+            break;
+          }
+        }
+      }
+      transaction.commit();
+    } catch (const std::exception& e) {
+      // Nothing of the batch is stored; every write in it fails alike.
+      arrivals.clear();
+      for (auto& write : batch) {
+        write->status = StorageError("write", e);
+        write->count = 0;
+      }
+    }
+  }
+
+  // Inserts one item inside the open transaction. Returns the per-item
+  // outcome; throws on storage failure.
+  absl::Status InsertLocked(const MailItem& item, bool limited,
+                            absl::flat_hash_set<std::string>& arrivals)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    const std::string key = NameKey(item.recipient);
+    if (limited) {
+      MailboxStats stats = StatLocked(key);
+      if (stats.count >= limits_.max_items) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the mailbox of ", item.recipient, " is full (", stats.count,
+            " messages waiting; the limit is ", limits_.max_items, ")"));
+      }
+      if (stats.bytes + item.payload.size() > limits_.max_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the mailbox of ", item.recipient, " is full (", stats.bytes,
+            " bytes waiting; the limit is ", limits_.max_bytes, ")"));
+      }
+    }
+    SQLite::Statement insert(
+        *db_,
+        "INSERT OR IGNORE INTO mail (recipient_key, id, kind, sender, "
+        "recipient, payload, deposited_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+        "?7)");
+    insert.bind(1, key);
+    insert.bind(2, item.id);
+    insert.bind(
+        3, item.kind == MailItem::Kind::kReceipt ? kKindReceipt : kKindMessage);
+    insert.bind(4, item.sender);
+    insert.bind(5, item.recipient);
+    insert.bind(6, item.payload.data(), static_cast<int>(item.payload.size()));
+    insert.bind(7, absl::ToUnixMillis(clock_.Wall()));
+    if (insert.exec() > 0) arrivals.insert(key);
+    return absl::OkStatus();
+  }
+
+  void AckLocked(PendingWrite& write,
+                 absl::flat_hash_set<std::string>& arrivals)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    SQLite::Statement find(*db_,
+                           "SELECT kind, sender, recipient FROM mail WHERE "
+                           "recipient_key = ?1 AND id = ?2");
+    SQLite::Statement remove(
+        *db_, "DELETE FROM mail WHERE recipient_key = ?1 AND id = ?2");
+    for (const std::string& id : write.ids) {
+      find.reset();
+      find.bind(1, write.recipient_key);
+      find.bind(2, id);
+      if (!find.executeStep()) continue;
+      const int kind = find.getColumn(0).getInt();
+      const std::string sender = find.getColumn(1).getString();
+      const std::string recipient = find.getColumn(2).getString();
+      remove.reset();
+      remove.bind(1, write.recipient_key);
+      remove.bind(2, id);
+      write.count += static_cast<size_t>(remove.exec());
+      // The sender learns its message arrived; a sender that is not a valid
+      // name (a lab peer's free-form name) cannot have a mailbox.
+      if (kind == kKindMessage && ValidateName(sender).ok()) {
+        MailItem receipt;
+        receipt.kind = MailItem::Kind::kReceipt;
+        receipt.id = id;
+        receipt.sender = recipient;
+        receipt.recipient = sender;
+        InsertLocked(receipt, /*limited=*/false, arrivals).IgnoreError();
+      }
+    }
+  }
+
+  const Clock& clock_;
+  const MailboxLimits limits_;
+  ArrivalHub arrivals_;  // Used by the writer thread until it is joined.
+
+  absl::Mutex db_mu_;  // One thread at a time on the connection.
+  std::unique_ptr<SQLite::Database> db_ ABSL_GUARDED_BY(db_mu_);
+
+  absl::Mutex queue_mu_;
+  std::deque<std::shared_ptr<PendingWrite>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::thread writer_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Mailbox>> OpenSqliteMailbox(
+    const std::string& path, const Clock& clock, const MailboxLimits& limits) {
+  try {
+    auto db = std::make_unique<SQLite::Database>(
+        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db->setBusyTimeout(5000);
+    if (path != ":memory:") db->exec("PRAGMA journal_mode = WAL");
+    // Mail must survive power loss: FULL, made cheap by group commit.
+    db->exec("PRAGMA synchronous = FULL");
+    CHAT_RETURN_IF_ERROR(MigrateRegistryDatabase(*db, path));
+    return std::unique_ptr<Mailbox>(
+        new SqliteMailbox(std::move(db), clock, limits));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open mailbox database ", path, ": ", e.what()));
+  }
+}
+
+}  // namespace chat::registry

@@ -1,0 +1,67 @@
+#include "registry/sqlite_schema.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <iterator>
+
+#include "absl/strings/str_cat.h"
+#include "registry/sqlite_store.h"
+
+namespace chat::registry {
+namespace {
+
+// Schema migrations, in order; migration i brings user_version from i to i+1.
+// Append only: a file in the field may be at any earlier version.
+const char* const kMigrations[] = {
+    // 1: names and their leases.
+    R"sql(
+      CREATE TABLE names (
+        name_key      TEXT PRIMARY KEY NOT NULL,  -- lowercase, for uniqueness
+        name          TEXT NOT NULL,              -- as first registered
+        address       TEXT NOT NULL,
+        lease_id      TEXT,                       -- NULL for static entries
+        ttl_ms        INTEGER NOT NULL DEFAULT 0,
+        updated_at_ms INTEGER NOT NULL            -- wall clock, for people
+      ) WITHOUT ROWID;
+    )sql",
+    // 2: mailboxes for store-and-forward.
+    R"sql(
+      CREATE TABLE mail (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,  -- arrival order
+        recipient_key   TEXT NOT NULL,                      -- lowercase
+        id              TEXT NOT NULL,
+        kind            INTEGER NOT NULL,  -- 1 message, 2 receipt
+        sender          TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        deposited_at_ms INTEGER NOT NULL,
+        UNIQUE (recipient_key, id)
+      );
+      CREATE INDEX mail_by_recipient ON mail (recipient_key, seq);
+      CREATE INDEX mail_by_age ON mail (deposited_at_ms);
+    )sql",
+};
+static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
+
+}  // namespace
+
+absl::Status MigrateRegistryDatabase(SQLite::Database& db,
+                                     const std::string& path) {
+  int version = db.execAndGet("PRAGMA user_version").getInt();
+  if (version > kSqliteSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has schema version ", version, " but this chat-registry ",
+        "knows only up to ", kSqliteSchemaVersion, "; run a newer build"));
+  }
+  for (; version < kSqliteSchemaVersion; ++version) {
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    // Another connection may have migrated meanwhile.
+    if (db.execAndGet("PRAGMA user_version").getInt() > version) continue;
+    db.exec(kMigrations[version]);
+    db.exec(absl::StrCat("PRAGMA user_version = ", version + 1));
+    transaction.commit();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace chat::registry

@@ -1,0 +1,279 @@
+// The Mailbox contract, run against every implementation.
+
+#include "registry/mailbox.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/random.h"
+#include "registry/sqlite_mailbox.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat::registry {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+struct MailboxFactory {
+  std::string name;
+  bool durable;
+  std::function<absl::StatusOr<std::unique_ptr<Mailbox>>(
+      const Clock&, const std::string& dir, const MailboxLimits&)>
+      open;
+};
+
+MailItem Message(const std::string& from, const std::string& to,
+                 const std::string& id, const std::string& payload = "p") {
+  MailItem item;
+  item.id = id;
+  item.sender = from;
+  item.recipient = to;
+  item.payload = payload;
+  return item;
+}
+
+class MailboxContractTest : public ::testing::TestWithParam<MailboxFactory> {
+ protected:
+  MailboxContractTest()
+      : dir_(std::filesystem::temp_directory_path() /
+             ("chat-mailbox-test-" + RandomHex(8))) {
+    std::filesystem::create_directories(dir_);
+    limits_.max_items = 5;
+    limits_.max_bytes = 100;
+    limits_.max_payload_bytes = 60;
+    limits_.max_age = absl::Hours(1);
+  }
+  ~MailboxContractTest() override {
+    mailbox_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void SetUp() override { Open(); }
+
+  void Open() {
+    mailbox_.reset();
+    auto mailbox = GetParam().open(clock_, dir_, limits_);
+    ASSERT_THAT(mailbox, IsOk());
+    mailbox_ = *std::move(mailbox);
+  }
+
+  std::vector<std::string> Ids(const std::string& recipient) {
+    std::vector<std::string> ids;
+    auto items = mailbox_->Peek(recipient, 0, 1000);
+    EXPECT_THAT(items, IsOk());
+    for (const MailItem& item : items.value_or(std::vector<MailItem>())) {
+      ids.push_back(item.id);
+    }
+    return ids;
+  }
+
+  FakeClock clock_;
+  std::string dir_;
+  MailboxLimits limits_;
+  std::unique_ptr<Mailbox> mailbox_;
+};
+
+TEST_P(MailboxContractTest, ItemsComeBackInArrivalOrder) {
+  for (const char* id : {"m1", "m2", "m3"}) {
+    ASSERT_THAT(mailbox_->Deposit(Message("alice", "Bob", id)), IsOk());
+  }
+  auto items = mailbox_->Peek("BOB", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  ASSERT_THAT(*items, SizeIs(3));
+  EXPECT_EQ((*items)[0].id, "m1");
+  EXPECT_EQ((*items)[0].sender, "alice");
+  EXPECT_EQ((*items)[0].recipient, "Bob");
+  EXPECT_EQ((*items)[0].kind, MailItem::Kind::kMessage);
+  EXPECT_EQ((*items)[0].deposited_at, clock_.Wall() - absl::Milliseconds(0));
+  EXPECT_LT((*items)[0].seq, (*items)[1].seq);
+  auto after = mailbox_->Peek("bob", (*items)[0].seq, 1);
+  ASSERT_THAT(after, IsOk());
+  EXPECT_THAT(*after, ElementsAre(Field(&MailItem::id, "m2")));
+  EXPECT_THAT(Ids("carol"), IsEmpty());
+}
+
+TEST_P(MailboxContractTest, DepositIsIdempotentPerRecipientAndId) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1", "first")),
+              IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1", "again")),
+              IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "carol", "m1")), IsOk());
+  auto items = mailbox_->Peek("bob", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  ASSERT_THAT(*items, SizeIs(1));
+  EXPECT_EQ((*items)[0].payload, "first");
+  EXPECT_THAT(Ids("carol"), ElementsAre("m1"));
+}
+
+TEST_P(MailboxContractTest, AckRemovesAndTellsTheSender) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2")), IsOk());
+  auto removed = mailbox_->Ack("bob", {"m1", "unknown"});
+  ASSERT_THAT(removed, IsOk());
+  EXPECT_EQ(*removed, 1u);
+  EXPECT_THAT(Ids("bob"), ElementsAre("m2"));
+  auto receipts = mailbox_->Peek("alice", 0, 10);
+  ASSERT_THAT(receipts, IsOk());
+  ASSERT_THAT(*receipts, SizeIs(1));
+  EXPECT_EQ((*receipts)[0].kind, MailItem::Kind::kReceipt);
+  EXPECT_EQ((*receipts)[0].id, "m1");
+  EXPECT_EQ((*receipts)[0].sender, "bob");
+  // Acknowledging a receipt produces nothing more.
+  ASSERT_THAT(mailbox_->Ack("alice", {"m1"}), IsOk());
+  EXPECT_THAT(Ids("alice"), IsEmpty());
+  EXPECT_THAT(Ids("bob"), ElementsAre("m2"));
+}
+
+TEST_P(MailboxContractTest, ALabSenderWithoutAMailboxGetsNoReceipt) {
+  ASSERT_THAT(mailbox_->Deposit(Message("Davide De Rosa", "bob", "m1")),
+              IsOk());
+  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}), IsOk());
+  EXPECT_THAT(Ids("bob"), IsEmpty());
+}
+
+TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", absl::StrCat(i))),
+                IsOk());
+  }
+  EXPECT_THAT(
+      mailbox_->Deposit(Message("alice", "bob", "one-more")),
+      StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("5 messages")));
+  EXPECT_THAT(Ids("bob"), SizeIs(5));
+  // Bytes: 2 x 50 fill carol's 100.
+  ASSERT_THAT(
+      mailbox_->Deposit(Message("a", "carol", "c1", std::string(50, 'x'))),
+      IsOk());
+  ASSERT_THAT(
+      mailbox_->Deposit(Message("a", "carol", "c2", std::string(50, 'x'))),
+      IsOk());
+  EXPECT_THAT(
+      mailbox_->Deposit(Message("a", "carol", "c3", "y")),
+      StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("bytes")));
+  // Receipts for a full mailbox are still stored: they are never refused.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(mailbox_->Deposit(Message("bob", "dave", absl::StrCat("d", i))),
+                IsOk());
+  }
+  ASSERT_THAT(mailbox_->Ack("dave", {"d0", "d1"}), IsOk());
+  EXPECT_THAT(Ids("bob"), SizeIs(7));
+}
+
+TEST_P(MailboxContractTest, BadItemsAreRefused) {
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_THAT(mailbox_->Deposit(Message("alice", "no body", "m1")),
+              StatusIs(kInvalid));
+  EXPECT_THAT(mailbox_->Deposit(Message("alice", "bob", "")),
+              StatusIs(kInvalid));
+  EXPECT_THAT(mailbox_->Deposit(Message("", "bob", "m1")), StatusIs(kInvalid));
+  EXPECT_THAT(
+      mailbox_->Deposit(Message("alice", "bob", "m1", std::string(61, 'x'))),
+      StatusIs(kInvalid, HasSubstr("60")));
+  EXPECT_THAT(mailbox_->Peek("-x", 0, 1), StatusIs(kInvalid));
+  EXPECT_THAT(Ids("bob"), IsEmpty());
+}
+
+TEST_P(MailboxContractTest, StatCountsMessagesBytesAndAge) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1", "12345")),
+              IsOk());
+  clock_.Advance(Millis(90000));
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2", "123")), IsOk());
+  auto stats = mailbox_->Stat("BOB");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->count, 2u);
+  EXPECT_EQ(stats->bytes, 8u);
+  EXPECT_EQ(stats->oldest_age, absl::Seconds(90));
+  auto empty = mailbox_->Stat("carol");
+  ASSERT_THAT(empty, IsOk());
+  EXPECT_EQ(empty->count, 0u);
+  EXPECT_EQ(empty->oldest_age, absl::ZeroDuration());
+}
+
+TEST_P(MailboxContractTest, OldItemsExpire) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "old")), IsOk());
+  clock_.Advance(Millis(30 * 60 * 1000));
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "new")), IsOk());
+  clock_.Advance(Millis(30 * 60 * 1000 + 1));
+  auto expired = mailbox_->ExpireOld();
+  ASSERT_THAT(expired, IsOk());
+  EXPECT_EQ(*expired, 1u);
+  EXPECT_THAT(Ids("bob"), ElementsAre("new"));
+}
+
+TEST_P(MailboxContractTest, ArrivalsAreAnnouncedUntilUnsubscribed) {
+  std::atomic<int> calls{0};
+  auto subscription = mailbox_->OnArrival("BOB", [&] { ++calls; });
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "carol", "m1")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")),
+              IsOk());  // Dup.
+  EXPECT_EQ(calls.load(), 1);
+  subscription.reset();
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2")), IsOk());
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST_P(MailboxContractTest, ConcurrentDepositsAreAllStored) {
+  limits_.max_items = 10000;
+  limits_.max_bytes = 1 << 20;
+  Open();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([this, t] {
+      for (int i = 0; i < 40; ++i) {
+        EXPECT_THAT(mailbox_->Deposit(Message(absl::StrCat("s", t), "bob",
+                                              absl::StrCat(t, "-", i))),
+                    IsOk());
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_THAT(Ids("bob"), SizeIs(320));
+}
+
+TEST_P(MailboxContractTest, ItemsSurviveAReopen) {
+  if (!GetParam().durable) GTEST_SKIP() << "not a durable mailbox";
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2")), IsOk());
+  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}), IsOk());
+  Open();
+  EXPECT_THAT(Ids("bob"), ElementsAre("m2"));
+  EXPECT_THAT(Ids("alice"), ElementsAre("m1"));  // The receipt.
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllMailboxes, MailboxContractTest,
+    ::testing::Values(MailboxFactory{"SqliteInMemory", false,
+                                     [](const Clock& clock, const std::string&,
+                                        const MailboxLimits& limits) {
+                                       return OpenSqliteMailbox(
+                                           ":memory:", clock, limits);
+                                     }},
+                      MailboxFactory{
+                          "SqliteFile", true,
+                          [](const Clock& clock, const std::string& dir,
+                             const MailboxLimits& limits) {
+                            return OpenSqliteMailbox(dir + "/registry.db",
+                                                     clock, limits);
+                          }}),
+    [](const ::testing::TestParamInfo<MailboxFactory>& param_info) {
+      return param_info.param.name;
+    });
+
+}  // namespace
+}  // namespace chat::registry
