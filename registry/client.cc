@@ -107,6 +107,7 @@ RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
                                std::string target, Millis timeout)
     : channel_(std::move(channel)),
       stub_(v1::Registry::NewStub(channel_)),
+      mailbox_stub_(v1::Mailbox::NewStub(channel_)),
       target_(std::move(target)),
       timeout_(timeout) {}
 
@@ -226,6 +227,21 @@ absl::Status RegistryClient::RemoveStatic(const std::string& name) {
   v1::RemoveStaticResponse response;
   auto context = NewContext();
   return Convert(stub_->RemoveStatic(context.get(), proto, &response));
+}
+
+absl::StatusOr<MailboxStats> RegistryClient::MailboxStat(
+    const std::string& name) {
+  v1::StatRequest proto;
+  proto.set_name(name);
+  v1::StatResponse response;
+  auto context = NewContext();
+  CHAT_RETURN_IF_ERROR(
+      Convert(mailbox_stub_->Stat(context.get(), proto, &response)));
+  MailboxStats stats;
+  stats.count = static_cast<size_t>(response.count());
+  stats.bytes = static_cast<size_t>(response.bytes());
+  stats.oldest_age = absl::Milliseconds(response.oldest_age_ms());
+  return stats;
 }
 
 std::unique_ptr<WatchStream> RegistryClient::Watch(const std::string& prefix) {

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "proto/registry.grpc.pb.h"
+#include "registry/mailbox.h"
 #include "registry/store.h"
 
 namespace chat::registry {
@@ -74,12 +75,16 @@ class RegistryClient {
   // Opens a watch. It has no deadline; end it with Cancel().
   std::unique_ptr<WatchStream> Watch(const std::string& prefix);
 
+  // How much mail waits for `name` (Mailbox.Stat).
+  absl::StatusOr<MailboxStats> MailboxStat(const std::string& name);
+
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;
   absl::Status Convert(const grpc::Status& status) const;
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Registry::Stub> stub_;
+  std::unique_ptr<v1::Mailbox::Stub> mailbox_stub_;
   const std::string target_;
   const Millis timeout_;
 };

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "registry/server.h"
+#include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
 
 namespace po = boost::program_options;
@@ -46,6 +47,24 @@ int Run(const po::variables_map& vm) {
     return kExitCannotStart;
   }
   const size_t loaded = (*store)->Size();
+
+  chat::registry::MailboxLimits limits;
+  const int max_messages = vm["mailbox-max-messages"].as<int>();
+  const int max_megabytes = vm["mailbox-max-mb"].as<int>();
+  const int max_age_days = vm["mailbox-max-age-days"].as<int>();
+  if (max_messages < 1 || max_megabytes < 1 || max_age_days < 1) {
+    std::cerr << "chat-registry: mailbox limits must be at least 1\n";
+    return chat::kExitUsage;
+  }
+  limits.max_items = static_cast<size_t>(max_messages);
+  limits.max_bytes = static_cast<size_t>(max_megabytes) * 1024 * 1024;
+  limits.max_age = absl::Hours(24) * max_age_days;
+  auto mailbox =
+      chat::registry::OpenSqliteMailbox(db_path, chat::RealClock(), limits);
+  if (!mailbox.ok()) {
+    chat::LogLine("registry", std::string(mailbox.status().message()));
+    return kExitCannotStart;
+  }
 
   chat::registry::RegistryServerOptions server_options;
   server_options.listen_address = vm["listen"].as<std::string>();
@@ -86,25 +105,36 @@ int main(int argc, char** argv) {
       "shortest lease TTL granted, seconds")(
       "max-ttl", po::value<int>()->default_value(300),
       "longest lease TTL granted, seconds")(
+      "mailbox-max-messages", po::value<int>()->default_value(10000),
+      "messages that may wait for one name")(
+      "mailbox-max-mb", po::value<int>()->default_value(16),
+      "megabytes that may wait for one name")(
+      "mailbox-max-age-days", po::value<int>()->default_value(7),
+      "days a message may wait before it expires")(
       "sync", po::value<std::string>()->default_value("normal"),
-      "normal: survives a crash of the registry (kill -9); full: also "
-      "survives power loss, slower writes");
+      "names: normal survives a crash of the registry (kill -9); full also "
+      "survives power loss, slower writes (mail is always full)");
   chat::CommandLine command_line;
   command_line.program = "chat-registry";
   command_line.synopsis = "chat-registry [OPTIONS]";
   command_line.description =
       "The name server: peers register name -> host:port under a lease and "
-      "resolve each other by name.\nServes chat.registry.v1.Registry, "
+      "resolve each other by name; mail for offline peers waits in its "
+      "mailbox.\nServes chat.registry.v1.Registry, chat.registry.v1.Mailbox, "
       "grpc.health.v1.Health and server reflection.";
   command_line.epilog =
       "Exit status: 0 after SIGINT/SIGTERM and a clean shutdown, 1 when it "
       "cannot start (database or address), 2 for a usage error.";
-  command_line.environment = {{"CHAT_REGISTRY_LISTEN", "listen"},
-                              {"CHAT_REGISTRY_DB", "db"},
-                              {"CHAT_REGISTRY_DEFAULT_TTL", "default-ttl"},
-                              {"CHAT_REGISTRY_MIN_TTL", "min-ttl"},
-                              {"CHAT_REGISTRY_MAX_TTL", "max-ttl"},
-                              {"CHAT_REGISTRY_SYNC", "sync"}};
+  command_line.environment = {
+      {"CHAT_REGISTRY_LISTEN", "listen"},
+      {"CHAT_REGISTRY_DB", "db"},
+      {"CHAT_REGISTRY_DEFAULT_TTL", "default-ttl"},
+      {"CHAT_REGISTRY_MIN_TTL", "min-ttl"},
+      {"CHAT_REGISTRY_MAX_TTL", "max-ttl"},
+      {"CHAT_REGISTRY_SYNC", "sync"},
+      {"CHAT_REGISTRY_MAILBOX_MAX_MESSAGES", "mailbox-max-messages"},
+      {"CHAT_REGISTRY_MAILBOX_MAX_MB", "mailbox-max-mb"},
+      {"CHAT_REGISTRY_MAILBOX_MAX_AGE_DAYS", "mailbox-max-age-days"}};
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

@@ -10,24 +10,38 @@
 namespace chat::registry {
 
 absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
-    std::unique_ptr<Store> store, const RegistryServerOptions& options) {
+    std::unique_ptr<Store> store, std::unique_ptr<Mailbox> mailbox,
+    const RegistryServerOptions& options) {
   std::unique_ptr<RegistryServer> registry(
-      new RegistryServer(std::move(store)));
+      new RegistryServer(std::move(store), std::move(mailbox)));
   ServerConfig config;
   config.listen_address = options.listen_address;
   config.services = {&registry->service_};
   config.health_names = {kRegistryServiceName};
+  if (registry->mailbox_service_ != nullptr) {
+    config.services.push_back(registry->mailbox_service_.get());
+    config.health_names.push_back(kMailboxServiceName);
+  }
   absl::StatusOr<RunningServer> running = StartServer(config);
   if (!running.ok()) return running.status();
   registry->server_ = std::move(running->server);
   registry->port_ = running->port;
-  registry->expiry_thread_ = std::thread(
-      &RegistryServer::ExpiryLoop, registry.get(), options.expiry_interval);
+  registry->expiry_thread_ =
+      std::thread(&RegistryServer::ExpiryLoop, registry.get(),
+                  options.expiry_interval, options.mail_expiry_interval);
   return registry;
 }
 
-RegistryServer::RegistryServer(std::unique_ptr<Store> store)
-    : store_(std::move(store)), service_(store_.get()) {}
+RegistryServer::RegistryServer(std::unique_ptr<Store> store,
+                               std::unique_ptr<Mailbox> mailbox)
+    : store_(std::move(store)),
+      mailbox_(std::move(mailbox)),
+      service_(store_.get()) {
+  if (mailbox_ != nullptr) {
+    mailbox_service_ =
+        std::make_unique<MailboxService>(store_.get(), mailbox_.get());
+  }
+}
 
 RegistryServer::~RegistryServer() { Shutdown(); }
 
@@ -47,10 +61,13 @@ void RegistryServer::Shutdown(Millis grace) {
     StopServer(*server_, grace);
     server_->Wait();
   }
+  mailbox_service_.reset();
+  mailbox_.reset();
   store_.reset();
 }
 
-void RegistryServer::ExpiryLoop(Millis interval) {
+void RegistryServer::ExpiryLoop(Millis interval, Millis mail_interval) {
+  MonoTime next_mail_expiry = RealClock().Monotonic() + mail_interval;
   absl::MutexLock lock(&mu_);
   while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_),
                                absl::Milliseconds(interval.count()))) {
@@ -63,6 +80,17 @@ void RegistryServer::ExpiryLoop(Millis interval) {
       for (const Entry& entry : *expired) {
         LogLine("registry", absl::StrCat("expire ", entry.name, " (was ",
                                          entry.address, ")"));
+      }
+    }
+    if (mailbox_ != nullptr && RealClock().Monotonic() >= next_mail_expiry) {
+      next_mail_expiry = RealClock().Monotonic() + mail_interval;
+      absl::StatusOr<size_t> removed = mailbox_->ExpireOld();
+      if (!removed.ok() || *removed > 0) {
+        LogLine("registry",
+                removed.ok()
+                    ? absl::StrCat("mail expired: ", *removed, " items")
+                    : absl::StrCat("mail expiry failed, will retry: ",
+                                   removed.status().message()));
       }
     }
     mu_.Lock();

@@ -16,6 +16,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "registry/mailbox.h"
+#include "registry/mailbox_service.h"
 #include "registry/service.h"
 #include "registry/store.h"
 
@@ -26,14 +28,24 @@ struct RegistryServerOptions {
   // How often the expiry loop looks for expired leases; an expired lease is
   // gone from reads at once and reported to watchers within this interval.
   Millis expiry_interval{100};
+  // How often mail older than its limit is removed.
+  Millis mail_expiry_interval{60000};
 };
 
 // Thread-safe.
 class RegistryServer {
  public:
-  // Serves `store` (owned from now on). kUnavailable when it cannot listen.
+  // Serves `store` and, when not null, `mailbox` (both owned from now on).
+  // kUnavailable when it cannot listen.
   static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(
-      std::unique_ptr<Store> store, const RegistryServerOptions& options);
+      std::unique_ptr<Store> store, std::unique_ptr<Mailbox> mailbox,
+      const RegistryServerOptions& options);
+
+  // A registry without a mailbox.
+  static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(
+      std::unique_ptr<Store> store, const RegistryServerOptions& options) {
+    return Start(std::move(store), nullptr, options);
+  }
 
   // Same as Shutdown().
   ~RegistryServer();
@@ -49,11 +61,14 @@ class RegistryServer {
   void Shutdown(Millis grace = Millis(2000));
 
  private:
-  explicit RegistryServer(std::unique_ptr<Store> store);
-  void ExpiryLoop(Millis interval);
+  RegistryServer(std::unique_ptr<Store> store,
+                 std::unique_ptr<Mailbox> mailbox);
+  void ExpiryLoop(Millis interval, Millis mail_interval);
 
   std::unique_ptr<Store> store_;
+  std::unique_ptr<Mailbox> mailbox_;  // May be null.
   RegistryService service_;
+  std::unique_ptr<MailboxService> mailbox_service_;  // With mailbox_.
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 

@@ -152,6 +152,16 @@ class SqliteStore final : public Store {
     return record.ttl;
   }
 
+  absl::Status VerifyLease(const std::string& name,
+                           const std::string& lease_id) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(name));
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = records_.find(NameKey(name));
+    return CheckHolder(name, lease_id,
+                       it == records_.end() ? nullptr : &it->second,
+                       clock_.Monotonic());
+  }
+
   absl::Status Unregister(const std::string& name,
                           const std::string& lease_id) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));

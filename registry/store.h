@@ -117,6 +117,11 @@ class Store {
   virtual absl::StatusOr<Millis> KeepAlive(const std::string& name,
                                            const std::string& lease_id) = 0;
 
+  // OK when `lease_id` holds the live lease on `name`; changes nothing.
+  // Errors as for KeepAlive.
+  virtual absl::Status VerifyLease(const std::string& name,
+                                   const std::string& lease_id) = 0;
+
   // Frees `name`. Errors as for KeepAlive.
   virtual absl::Status Unregister(const std::string& name,
                                   const std::string& lease_id) = 0;

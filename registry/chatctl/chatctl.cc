@@ -40,6 +40,9 @@ constexpr Command kCommands[] = {
      RunUnregister},
     {"health", "health [HOST:PORT]",
      "gRPC health check of the registry, or of any server", 0, 1, RunHealth},
+    {"mailbox", "mailbox NAME",
+     "how many messages wait for NAME, and how old the oldest is", 1, 1,
+     RunMailbox},
     {"greet", "greet NAME [--target HOST:PORT]",
      "ask the greeter (found in the registry) to greet NAME", 1, 1, RunGreet},
 };

@@ -195,6 +195,27 @@ int RunResolve(const CommandContext& context) {
              : kExitError;
 }
 
+int RunMailbox(const CommandContext& context) {
+  const std::string& name = context.invocation.args[0];
+  if (int code = CheckName(context.err, name); code != kExitOk) return code;
+  absl::StatusOr<registry::MailboxStats> stats =
+      ConnectRegistry(context)->MailboxStat(name);
+  if (!stats.ok()) return PrintError(context.err, stats.status());
+  const int64_t age_ms = absl::ToInt64Milliseconds(stats->oldest_age);
+  std::string line =
+      context.invocation.json
+          ? absl::StrCat(
+                "{\"name\":", JsonQuote(name), ",\"count\":", stats->count,
+                ",\"bytes\":", stats->bytes, ",\"oldest_age_ms\":", age_ms, "}")
+      : stats->count == 0
+          ? absl::StrCat("no messages wait for ", name)
+          : absl::StrCat(stats->count, " message", stats->count == 1 ? "" : "s",
+                         " (", stats->bytes, " bytes) wait for ", name,
+                         "; the oldest since ",
+                         absl::FormatDuration(absl::Seconds(age_ms / 1000)));
+  return WriteLine(context.out, line) ? kExitOk : kExitError;
+}
+
 int RunRegister(const CommandContext& context) {
   if (!context.invocation.is_static) {
     return PrintUsageError(

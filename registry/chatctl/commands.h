@@ -34,6 +34,7 @@ int RunUnregister(const CommandContext& context);
 int RunWatch(const CommandContext& context);
 int RunHealth(const CommandContext& context);
 int RunGreet(const CommandContext& context);
+int RunMailbox(const CommandContext& context);
 
 // kExitNotFound, kExitUnreachable (registry::IsUnreachable) or kExitError.
 int ExitCodeFor(const absl::Status& status);

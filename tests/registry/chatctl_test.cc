@@ -26,6 +26,7 @@
 #include "proto/greet.grpc.pb.h"
 #include "registry/client.h"
 #include "registry/server.h"
+#include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait.h"
@@ -189,10 +190,13 @@ class ChatctlTest : public ::testing::Test {
   void StartRegistry(const std::string& listen_address) {
     auto store = registry::OpenSqliteStore(db_path_, RealClock());
     ASSERT_THAT(store, IsOk());
+    auto mailbox = registry::OpenSqliteMailbox(db_path_, RealClock());
+    ASSERT_THAT(mailbox, IsOk());
     RegistryServerOptions options;
     options.listen_address = listen_address;
     options.expiry_interval = Millis(10);
-    auto server = RegistryServer::Start(*std::move(store), options);
+    auto server =
+        RegistryServer::Start(*std::move(store), *std::move(mailbox), options);
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);
     address_ = absl::StrCat("127.0.0.1:", server_->port());
@@ -324,6 +328,31 @@ TEST_F(ChatctlTest, ResolvePrintsTheAddressAlone) {
   EXPECT_THAT(json.out, StartsWith("{\"name\":\"alice\",\"address\":"
                                    "\"127.0.0.1:5000\",\"static\":false,"));
   EXPECT_THAT(json.out, EndsWith("}\n"));
+}
+
+TEST_F(ChatctlTest, MailboxShowsCountAndAgeNeverText) {
+  Result empty = Run("mailbox", {"bob"});
+  EXPECT_EQ(empty.code, kExitOk) << empty.err;
+  EXPECT_EQ(empty.out, "no messages wait for bob\n");
+  auto mail = registry::v1::Mailbox::NewStub(server_->InProcessChannel());
+  for (const char* id : {"m1", "m2"}) {
+    registry::v1::DepositRequest request;
+    request.mutable_item()->set_id(id);
+    request.mutable_item()->set_sender("alice");
+    request.mutable_item()->set_recipient("bob");
+    request.mutable_item()->set_payload("secret text");
+    registry::v1::DepositResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(mail->Deposit(&context, request, &response).ok());
+  }
+  Result result = Run("mailbox", {"BOB"});
+  EXPECT_EQ(result.code, kExitOk) << result.err;
+  EXPECT_THAT(result.out, StartsWith("2 messages (22 bytes) wait for BOB"));
+  EXPECT_THAT(result.out, Not(HasSubstr("secret")));
+  Result json = Run("mailbox", {"bob"}, /*json=*/true);
+  EXPECT_THAT(json.out, StartsWith("{\"name\":\"bob\",\"count\":2,"
+                                   "\"bytes\":22,\"oldest_age_ms\":"));
+  EXPECT_EQ(Run("mailbox", {"not a name"}).code, kExitUsage);
 }
 
 TEST_F(ChatctlTest, ResolveOfAMissingNameExitsOne) {

@@ -155,6 +155,19 @@ TEST_P(StoreContractTest, KeepAliveChecksTheLease) {
   EXPECT_EQ(*ttl, Millis(10000));
 }
 
+TEST_P(StoreContractTest, VerifyLeaseChecksWithoutRenewing) {
+  Lease lease = MustRegister("alice", "h:1", Millis(3000));
+  clock_.Advance(Millis(2000));
+  EXPECT_THAT(store_->VerifyLease("ALICE", lease.lease_id), IsOk());
+  EXPECT_THAT(store_->VerifyLease("alice", RandomHex(16)),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(store_->VerifyLease("bob", lease.lease_id),
+              StatusIs(absl::StatusCode::kNotFound));
+  clock_.Advance(Millis(1000));  // Not renewed by the checks above.
+  EXPECT_THAT(store_->VerifyLease("alice", lease.lease_id),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
 TEST_P(StoreContractTest, UnregisterChecksTheLeaseAndFreesTheName) {
   Lease lease = MustRegister("alice", "h:1");
   EXPECT_THAT(store_->Unregister("alice", RandomHex(16)),

@@ -1,0 +1,44 @@
+// The Mailbox gRPC service: a thin adapter over Mailbox, with the name's
+// lease (from the Store) as the proof of who may read and acknowledge.
+
+#ifndef CHAT_REGISTRY_MAILBOX_SERVICE_H_
+#define CHAT_REGISTRY_MAILBOX_SERVICE_H_
+
+#include "proto/registry.grpc.pb.h"
+#include "registry/mailbox.h"
+#include "registry/store.h"
+
+namespace chat::registry {
+
+inline constexpr char kMailboxServiceName[] = "chat.registry.v1.Mailbox";
+
+// Thread-safe.
+class MailboxService final : public v1::Mailbox::CallbackService {
+ public:
+  // Neither is owned; both must outlive the service and its server.
+  MailboxService(Store* store, Mailbox* mailbox);
+
+  grpc::ServerUnaryReactor* Deposit(grpc::CallbackServerContext* context,
+                                    const v1::DepositRequest* request,
+                                    v1::DepositResponse* response) override;
+  grpc::ServerWriteReactor<v1::MailItem>* Listen(
+      grpc::CallbackServerContext* context,
+      const v1::ListenRequest* request) override;
+  grpc::ServerUnaryReactor* Ack(grpc::CallbackServerContext* context,
+                                const v1::AckRequest* request,
+                                v1::AckResponse* response) override;
+  grpc::ServerUnaryReactor* Stat(grpc::CallbackServerContext* context,
+                                 const v1::StatRequest* request,
+                                 v1::StatResponse* response) override;
+
+ private:
+  Store* const store_;      // Not owned.
+  Mailbox* const mailbox_;  // Not owned.
+};
+
+void MailItemToProto(const MailItem& item, v1::MailItem* proto);
+MailItem MailItemFromProto(const v1::MailItem& proto);
+
+}  // namespace chat::registry
+
+#endif  // CHAT_REGISTRY_MAILBOX_SERVICE_H_

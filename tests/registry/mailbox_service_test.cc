@@ -1,0 +1,179 @@
+// The Mailbox service through a real gRPC server on 127.0.0.1, port 0.
+
+#include "registry/mailbox_service.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/random.h"
+#include "registry/client.h"
+#include "registry/server.h"
+#include "registry/sqlite_mailbox.h"
+#include "registry/sqlite_store.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat::registry {
+namespace {
+
+using ::chat::testing::IsOk;
+
+class MailboxServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MailboxLimits limits;
+    limits.max_items = 3;
+    auto store = OpenSqliteStore(":memory:", clock_);
+    auto mailbox = OpenSqliteMailbox(":memory:", clock_, limits);
+    ASSERT_THAT(store, IsOk());
+    ASSERT_THAT(mailbox, IsOk());
+    RegistryServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    auto server =
+        RegistryServer::Start(*std::move(store), *std::move(mailbox), options);
+    ASSERT_THAT(server, IsOk());
+    server_ = *std::move(server);
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                            grpc::InsecureChannelCredentials());
+    registry_ = std::make_unique<RegistryClient>(channel, "test", Millis(5000));
+    mail_ = v1::Mailbox::NewStub(channel);
+  }
+
+  std::string LeaseFor(const std::string& name) {
+    auto lease = registry_->Register({name, "127.0.0.1:9", Millis(0), ""});
+    EXPECT_THAT(lease, IsOk());
+    return lease.ok() ? lease->lease_id : "";
+  }
+
+  grpc::Status Deposit(const std::string& from, const std::string& to,
+                       const std::string& id,
+                       v1::MailItem::Kind kind = v1::MailItem::MESSAGE) {
+    v1::DepositRequest request;
+    request.mutable_item()->set_kind(kind);
+    request.mutable_item()->set_id(id);
+    request.mutable_item()->set_sender(from);
+    request.mutable_item()->set_recipient(to);
+    request.mutable_item()->set_payload("payload of " + id);
+    v1::DepositResponse response;
+    grpc::ClientContext context;
+    return mail_->Deposit(&context, request, &response);
+  }
+
+  struct Listening {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<v1::MailItem>> reader;
+  };
+  std::unique_ptr<Listening> Listen(const std::string& name,
+                                    const std::string& lease_id) {
+    auto listening = std::make_unique<Listening>();
+    v1::ListenRequest request;
+    request.set_name(name);
+    request.set_lease_id(lease_id);
+    listening->reader = mail_->Listen(&listening->context, request);
+    return listening;
+  }
+
+  grpc::Status Ack(const std::string& name, const std::string& lease_id,
+                   const std::vector<std::string>& ids) {
+    v1::AckRequest request;
+    request.set_name(name);
+    request.set_lease_id(lease_id);
+    for (const std::string& id : ids) request.add_ids(id);
+    v1::AckResponse response;
+    grpc::ClientContext context;
+    return mail_->Ack(&context, request, &response);
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<RegistryServer> server_;
+  std::unique_ptr<RegistryClient> registry_;
+  std::unique_ptr<v1::Mailbox::Stub> mail_;
+};
+
+TEST_F(MailboxServiceTest, MailWaitsThenStreamsAndTheSenderGetsAReceipt) {
+  ASSERT_TRUE(Deposit("alice", "bob", "m1").ok());
+  ASSERT_TRUE(Deposit("alice", "bob", "m2").ok());
+  std::string bob = LeaseFor("bob");
+  std::string alice = LeaseFor("alice");
+  auto bob_mail = Listen("bob", bob);
+  auto alice_mail = Listen("alice", alice);
+
+  v1::MailItem item;
+  ASSERT_TRUE(bob_mail->reader->Read(&item));
+  EXPECT_EQ(item.id(), "m1");
+  EXPECT_EQ(item.payload(), "payload of m1");
+  EXPECT_EQ(item.kind(), v1::MailItem::MESSAGE);
+  ASSERT_TRUE(bob_mail->reader->Read(&item));
+  EXPECT_EQ(item.id(), "m2");
+  // A new message arrives on the open stream at once, no polling.
+  ASSERT_TRUE(Deposit("carol", "BOB", "m3").ok());
+  ASSERT_TRUE(bob_mail->reader->Read(&item));
+  EXPECT_EQ(item.id(), "m3");
+
+  ASSERT_TRUE(Ack("bob", bob, {"m1", "m2"}).ok());
+  // alice hears at once that bob got m1 and m2.
+  ASSERT_TRUE(alice_mail->reader->Read(&item));
+  EXPECT_EQ(item.kind(), v1::MailItem::RECEIPT);
+  EXPECT_EQ(item.id(), "m1");
+  EXPECT_EQ(item.sender(), "bob");
+  ASSERT_TRUE(alice_mail->reader->Read(&item));
+  EXPECT_EQ(item.id(), "m2");
+
+  // A new stream starts again from what is not acknowledged.
+  bob_mail->context.TryCancel();
+  bob_mail = Listen("bob", bob);
+  ASSERT_TRUE(bob_mail->reader->Read(&item));
+  EXPECT_EQ(item.id(), "m3");
+  bob_mail->context.TryCancel();
+  alice_mail->context.TryCancel();
+}
+
+TEST_F(MailboxServiceTest, OnlyTheLeaseHolderReadsAndAcknowledges) {
+  ASSERT_TRUE(Deposit("alice", "bob", "m1").ok());
+  auto nobody = Listen("bob", RandomHex(16));
+  v1::MailItem item;
+  EXPECT_FALSE(nobody->reader->Read(&item));
+  EXPECT_EQ(nobody->reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  std::string bob = LeaseFor("bob");
+  auto forged = Listen("bob", RandomHex(16));
+  EXPECT_FALSE(forged->reader->Read(&item));
+  EXPECT_EQ(forged->reader->Finish().error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Ack("bob", RandomHex(16), {"m1"}).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(Ack("bob", bob, {"m1"}).ok());
+}
+
+TEST_F(MailboxServiceTest, BadDepositsAreRefusedAndFullMailboxesSaySo) {
+  EXPECT_EQ(Deposit("alice", "bob", "r1", v1::MailItem::RECEIPT).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Deposit("alice", "not a name", "m1").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Deposit("alice", "bob", "").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  for (const char* id : {"m1", "m2", "m3"}) {
+    ASSERT_TRUE(Deposit("alice", "bob", id).ok());
+  }
+  grpc::Status full = Deposit("alice", "bob", "m4");
+  EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(full.error_message(), ::testing::HasSubstr("full"));
+}
+
+TEST_F(MailboxServiceTest, StatTellsCountAndAgeOnly) {
+  ASSERT_TRUE(Deposit("alice", "bob", "m1").ok());
+  clock_.Advance(Millis(5000));
+  ASSERT_TRUE(Deposit("alice", "bob", "m2").ok());
+  v1::StatRequest request;
+  request.set_name("Bob");
+  v1::StatResponse response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(mail_->Stat(&context, request, &response).ok());
+  EXPECT_EQ(response.count(), 2);
+  EXPECT_EQ(response.oldest_age_ms(), 5000);
+}
+
+}  // namespace
+}  // namespace chat::registry
