@@ -1,6 +1,6 @@
 # Shared by the end-to-end scripts: a scratch directory, process cleanup,
-# step logging, free ports and bounded waits. Source it after `set -euo
-# pipefail`; it defines $work, $python and the functions below.
+# step logging, free ports, ports read from logs and bounded waits. Source it
+# after `set -euo pipefail`; it defines $work, $python and the functions below.
 
 # Debian's python3 first: another one may come first on PATH.
 python=/usr/bin/python3
@@ -44,6 +44,25 @@ wait_for_file() {
   done
 }
 
+# wait_for_line FILE NEEDLE PID [SECONDS]: until FILE holds the fixed string
+# NEEDLE, at most SECONDS (default 20); fails at once if PID exits first.
+wait_for_line() {
+  local file=$1 needle=$2 pid=$3 limit=${4:-20}
+  local deadline=$((SECONDS + limit))
+  until grep -qF -- "$needle" "$file" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || fail "process $pid died before logging '$needle'"
+    [ "$SECONDS" -lt "$deadline" ] ||
+      fail "'$needle' did not appear in $(basename "$file") within ${limit}s"
+    sleep 0.05
+  done
+}
+
+# port_in_log LOG: prints the port of LOG's first "start: ... (port N)" line,
+# or nothing.
+port_in_log() {
+  sed -n '/start: .* (port [0-9]*)/{s/.*start: .* (port \([0-9]*\)).*/\1/p;q;}' "$1"
+}
+
 # wait_for_exit PID SECONDS: until PID has exited; sets $exit_code.
 wait_for_exit() {
   local pid=$1 limit=$2 deadline=$((SECONDS + $2))
@@ -53,4 +72,13 @@ wait_for_exit() {
   done
   exit_code=0
   wait "$pid" || exit_code=$?
+}
+
+# stop_cleanly SIGNAL PID WHAT: sends SIGNAL (TERM, INT, ...) to PID, waits
+# for it at most 20 s and fails unless it exits 0.
+stop_cleanly() {
+  local signal=$1 pid=$2 what=$3
+  kill -"$signal" "$pid"
+  wait_for_exit "$pid" 20
+  [ "$exit_code" = 0 ] || fail "$what exited $exit_code after SIG$signal"
 }

@@ -9,37 +9,13 @@
 set -euo pipefail
 
 bin_dir=${1:?usage: registry_e2e.sh BIN_DIR}
+source "$(dirname "$0")/lib.sh"
+
 registry_bin=$bin_dir/chat-registry
 chatctl_bin=$bin_dir/chatctl
 for binary in "$registry_bin" "$chatctl_bin"; do
-  [ -x "$binary" ] || { echo "FAIL: $binary is missing" >&2; exit 1; }
+  [ -x "$binary" ] || fail "$binary is missing"
 done
-# Debian's python3 first: another one may come first on PATH.
-python=/usr/bin/python3
-[ -x "$python" ] || python=python3
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/registry_e2e.XXXXXX")
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-step() { echo "== $*"; }
-fail() {
-  echo "FAIL: $*" >&2
-  for log in "$work"/*.log "$work"/*.out "$work"/*.err; do
-    [ -s "$log" ] && { echo "--- $(basename "$log")" >&2; cat "$log" >&2; }
-  done
-  exit 1
-}
-
-free_port() {
-  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # run EXPECTED_EXIT ARGS...: runs chatctl (bounded), leaves its output in $out
 # and $err, fails unless it exits EXPECTED_EXIT.
@@ -58,16 +34,6 @@ stderr: $err"
 contains() {  # contains TEXT NEEDLE WHAT
   [[ "$1" == *"$2"* ]] || fail "$3: expected to find '$2' in:
 $1"
-}
-
-# wait_for_file FILE NEEDLE [COUNT]: until FILE holds NEEDLE (COUNT times),
-# at most 20 s.
-wait_for_file() {
-  local file=$1 needle=$2 count=${3:-1} deadline=$((SECONDS + 20))
-  until [ "$(grep -cF -- "$needle" "$file" 2>/dev/null || true)" -ge "$count" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "'$needle' did not appear $count time(s) in $(basename "$file")"
-    sleep 0.05
-  done
 }
 
 port=$(free_port)
@@ -207,20 +173,11 @@ if [ "$(grep -c "PUT alice" "$work/watch.out")" != 1 ]; then
 fi
 
 step "SIGINT and SIGTERM end the watches cleanly (exit 0)"
-kill -INT "$watch_pid"
-code=0
-wait "$watch_pid" || code=$?
-[ "$code" = 0 ] || fail "watch exited $code after SIGINT"
-kill -TERM "$watch_json_pid"
-code=0
-wait "$watch_json_pid" || code=$?
-[ "$code" = 0 ] || fail "watch --json exited $code after SIGTERM"
+stop_cleanly INT "$watch_pid" watch
+stop_cleanly TERM "$watch_json_pid" "watch --json"
 
 step "SIGTERM stops the registry gracefully (exit 0)"
-kill -TERM "$registry_pid"
-code=0
-wait "$registry_pid" || code=$?
-[ "$code" = 0 ] || fail "chat-registry exited $code after SIGTERM"
+stop_cleanly TERM "$registry_pid" chat-registry
 run 3 health
 
 echo "PASS: registry end to end"

@@ -4,71 +4,25 @@
 # second greeter refused the name, a registry that restarts with its state
 # lost and gets the name back, SIGTERM unregistering the greeter.
 #
-# Usage: greeter_e2e.sh BIN_DIR REPO_ROOT WORK_DIR PROTOC GRPC_PYTHON_PLUGIN PYTHON3
+# Usage: greeter_e2e.sh BIN_DIR REPO_ROOT PROTOC GRPC_PYTHON_PLUGIN
+#   BIN_DIR holds chat-registry, chat-greeter and chatctl.
 set -euo pipefail
 
-if [[ $# -ne 6 ]]; then
-  echo "usage: $0 BIN_DIR REPO_ROOT WORK_DIR PROTOC GRPC_PYTHON_PLUGIN PYTHON3" >&2
+if [[ $# -ne 4 ]]; then
+  echo "usage: $0 BIN_DIR REPO_ROOT PROTOC GRPC_PYTHON_PLUGIN" >&2
   exit 2
 fi
-bin_dir=$1 repo=$2 work_parent=$3 protoc=$4 plugin=$5 python=$6
+bin_dir=$1 repo=$2 protoc=$3 plugin=$4
+source "$repo/tests/e2e/lib.sh"
 
-step() { echo "== $*"; }
-fail() {
-  echo "FAIL: $*"
-  for log in "$work"/*.log; do echo "--- $log"; cat "$log"; done
-  exit 1
-}
-
-mkdir -p "$work_parent"
-work=$(mktemp -d "$work_parent/run.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Waits until FILE contains PATTERN, while PID lives, for at most SECONDS.
-wait_for_line() {
-  local file=$1 pattern=$2 pid=$3 seconds=$4
-  local deadline=$((SECONDS + seconds))
-  until grep -q -- "$pattern" "$file" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || fail "process $pid died before logging '$pattern'"
-    ((SECONDS < deadline)) || fail "no '$pattern' in $file within ${seconds}s"
-    sleep 0.05
-  done
-}
-
-# Waits for PID to exit, for at most SECONDS; sets exit_code.
-wait_for_exit() {
-  local pid=$1 seconds=$2
-  local deadline=$((SECONDS + seconds))
-  while kill -0 "$pid" 2>/dev/null; do
-    ((SECONDS < deadline)) || fail "process $pid still running after ${seconds}s"
-    sleep 0.05
-  done
-  exit_code=0
-  wait "$pid" || exit_code=$?
-}
-
-port_in_log() {
-  sed -n 's/.*start: .* (port \([0-9]*\)).*/\1/p' "$1" | head -n 1
-}
-
+# resolve NAME: prints NAME's address; exits 1 if the registry has no NAME.
 resolve() {
-  "$python" "$repo/tests/greeter/registry_resolve.py" "127.0.0.1:$registry_port" "$1"
+  timeout 20 "$bin_dir/chatctl" resolve "$1" \
+    --registry "127.0.0.1:$registry_port" 2>"$work/resolve.err"
 }
 
-step "generate Python stubs (registry, greet)"
+step "generate Python stubs (greet)"
 mkdir -p "$work/py"
-"$protoc" -I "$repo" --python_out="$work/py" --grpc_out="$work/py" \
-  --plugin=protoc-gen-grpc="$plugin" proto/registry.proto
 "$protoc" -I "$repo/proto" --python_out="$work/py" --grpc_out="$work/py" \
   --plugin=protoc-gen-grpc="$plugin" greet.proto
 export PYTHONPATH="$work/py"
@@ -123,9 +77,7 @@ address=$(resolve greeter) || fail "resolve failed"
 [[ "$address" == "127.0.0.1:$greeter_port" ]] || fail "the name moved to $address"
 
 step "the registry restarts with a fresh database: the greeter registers again"
-kill -TERM "$registry_pid"
-wait_for_exit "$registry_pid" 20
-[[ $exit_code -eq 0 ]] || fail "registry exited $exit_code after SIGTERM"
+stop_cleanly TERM "$registry_pid" registry
 # The same port, so the greeter's --registry still points at it.
 start_registry "$registry_port" "$work/registry2.db" "$work/registry2.log"
 wait_for_line "$work/greeter.log" 'registered "greeter" again' "$greeter_pid" 30
@@ -134,16 +86,14 @@ echo "greeter -> $address"
 [[ "$address" == "127.0.0.1:$greeter_port" ]] || fail "expected 127.0.0.1:$greeter_port"
 
 step "SIGTERM: the greeter unregisters and exits 0"
-kill -TERM "$greeter_pid"
-wait_for_exit "$greeter_pid" 20
+stop_cleanly TERM "$greeter_pid" greeter
 cat "$work/greeter.log"
-[[ $exit_code -eq 0 ]] || fail "greeter exited $exit_code after SIGTERM"
-address=$(resolve greeter) || fail "resolve failed"
-[[ "$address" == "NOT_FOUND" ]] || fail "greeter still resolves to $address"
+code=0
+address=$(resolve greeter) || code=$?
+[[ $code -ne 0 ]] || fail "greeter still resolves to $address"
+[[ $code -eq 1 ]] || fail "resolve failed (chatctl exited $code)"
 
 step "stop the registry"
-kill -TERM "$registry_pid"
-wait_for_exit "$registry_pid" 20
-[[ $exit_code -eq 0 ]] || fail "registry exited $exit_code after SIGTERM"
+stop_cleanly TERM "$registry_pid" registry
 
 echo "PASS"

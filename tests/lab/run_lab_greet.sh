@@ -4,40 +4,15 @@
 # is tests/lab/lab_greet_client.py, the greeter listens on a free loopback
 # port. Checks the lab's output and that bad names get INVALID_ARGUMENT.
 #
-# Usage: run_lab_greet.sh BIN_DIR REPO_ROOT WORK_DIR PROTOC GRPC_PYTHON_PLUGIN PYTHON3
+# Usage: run_lab_greet.sh BIN_DIR REPO_ROOT PROTOC GRPC_PYTHON_PLUGIN
 set -euo pipefail
 
-if [[ $# -ne 6 ]]; then
-  echo "usage: $0 BIN_DIR REPO_ROOT WORK_DIR PROTOC GRPC_PYTHON_PLUGIN PYTHON3" >&2
+if [[ $# -ne 4 ]]; then
+  echo "usage: $0 BIN_DIR REPO_ROOT PROTOC GRPC_PYTHON_PLUGIN" >&2
   exit 2
 fi
-bin_dir=$1 repo=$2 work_parent=$3 protoc=$4 plugin=$5 python=$6
-
-step() { echo "== $*"; }
-fail() { echo "FAIL: $*"; exit 1; }
-
-mkdir -p "$work_parent"
-work=$(mktemp -d "$work_parent/run.XXXXXX")
-greeter_pid=""
-cleanup() {
-  if [[ -n "$greeter_pid" ]] && kill -0 "$greeter_pid" 2>/dev/null; then
-    kill -TERM "$greeter_pid" 2>/dev/null || true
-    wait "$greeter_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Waits until FILE contains PATTERN, while PID lives, for at most SECONDS.
-wait_for_line() {
-  local file=$1 pattern=$2 pid=$3 seconds=$4
-  local deadline=$((SECONDS + seconds))
-  until grep -q -- "$pattern" "$file" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || { cat "$file"; fail "process $pid died before logging '$pattern'"; }
-    ((SECONDS < deadline)) || { cat "$file"; fail "no '$pattern' within ${seconds}s"; }
-    sleep 0.05
-  done
-}
+bin_dir=$1 repo=$2 protoc=$3 plugin=$4
+source "$repo/tests/e2e/lib.sh"
 
 step "generate Python stubs from the lab's greet.proto"
 mkdir -p "$work/py"
@@ -48,8 +23,9 @@ export PYTHONPATH="$work/py"
 step "start chat-greeter on 127.0.0.1, a free port"
 "$bin_dir/chat-greeter" --listen 127.0.0.1:0 2>"$work/greeter.log" &
 greeter_pid=$!
+pids+=("$greeter_pid")
 wait_for_line "$work/greeter.log" "start: serving GreetService" "$greeter_pid" 20
-port=$(sed -n 's/.*start: serving GreetService on .* (port \([0-9]*\)).*/\1/p' "$work/greeter.log")
+port=$(port_in_log "$work/greeter.log")
 [[ -n "$port" ]] || fail "no port in the greeter's log"
 echo "greeter on 127.0.0.1:$port"
 
@@ -64,7 +40,7 @@ if echo "$long_name" | timeout 20 "$python" "$repo/tests/lab/lab_greet_client.py
     "127.0.0.1:$port" >"$work/long.out" 2>"$work/long.err"; then
   fail "the greeter accepted a 300-byte name"
 fi
-grep -F "StatusCode.INVALID_ARGUMENT" "$work/long.err" || { cat "$work/long.err"; fail "expected INVALID_ARGUMENT"; }
+grep -F "StatusCode.INVALID_ARGUMENT" "$work/long.err" || fail "expected INVALID_ARGUMENT"
 grep -qF "256" "$work/long.err" || fail "the error does not name the 256-byte limit"
 
 step "an empty name gets INVALID_ARGUMENT"
@@ -72,19 +48,10 @@ if echo "" | timeout 20 "$python" "$repo/tests/lab/lab_greet_client.py" \
     "127.0.0.1:$port" >"$work/empty.out" 2>"$work/empty.err"; then
   fail "the greeter accepted an empty name"
 fi
-grep -F "StatusCode.INVALID_ARGUMENT" "$work/empty.err" || { cat "$work/empty.err"; fail "expected INVALID_ARGUMENT"; }
+grep -F "StatusCode.INVALID_ARGUMENT" "$work/empty.err" || fail "expected INVALID_ARGUMENT"
 
 step "SIGTERM stops the greeter with exit 0"
-kill -TERM "$greeter_pid"
-deadline=$((SECONDS + 20))
-while kill -0 "$greeter_pid" 2>/dev/null; do
-  ((SECONDS < deadline)) || fail "greeter still running 20s after SIGTERM"
-  sleep 0.05
-done
-code=0
-wait "$greeter_pid" || code=$?
-greeter_pid=""
+stop_cleanly TERM "$greeter_pid" greeter
 cat "$work/greeter.log"
-[[ $code -eq 0 ]] || fail "greeter exited $code after SIGTERM"
 
 echo "PASS"
