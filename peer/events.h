@@ -17,7 +17,7 @@ enum class EventKind {
   kReady,       // Registered and serving: `name`, `address`.
   kMessage,     // A message arrived: `message`.
   kSendResult,  // The fate of one of our messages: `message`, `status`,
-                // and `text` (why, when it failed).
+                // and `text` (why it failed, or was stored).
   kOnline,      // `name` registered at `address`.
   kOffline,     // `name` left; `text` says why (unregistered, expired).
   kPeers,       // Answer to a listing: `peers`.
@@ -26,7 +26,9 @@ enum class EventKind {
   kError,       // Something went wrong: `text`.
 };
 
-enum class SendStatus { kDelivered, kFailed };
+// kStored: not delivered yet, waiting in the recipient's mailbox in the
+// registry; a kDelivered for the same id follows once the recipient has it.
+enum class SendStatus { kDelivered, kStored, kFailed };
 
 struct PeerEvent {
   EventKind kind = EventKind::kInfo;
@@ -38,6 +40,8 @@ struct PeerEvent {
   std::vector<registry::Entry> peers;
   // For kSendResult: the recipient is the current partner (echo without @).
   bool to_partner = false;
+  // For kMessage: it waited in our mailbox while we were away.
+  bool late = false;
 };
 
 inline PeerEvent MakeEvent(EventKind kind, std::string name = "",

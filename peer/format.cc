@@ -49,11 +49,21 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       const ChatMessage& message = event.message;
       std::string head = absl::StrCat(Clock(style, MessageTime(message)), " ",
                                       PrintableText(message.from), ">");
+      std::string late =
+          event.late ? Paint(style, kNotice, "  (delivered late)") : "";
       return absl::StrCat(Paint(style, kOthers, head), " ",
-                          PrintableText(message.text), "\n");
+                          PrintableText(message.text), late, "\n");
     }
     case EventKind::kSendResult: {
       const ChatMessage& message = event.message;
+      if (event.status == SendStatus::kStored) {
+        return Paint(style, kNotice,
+                     absl::StrCat("* stored for ", message.to, ": ",
+                                  PrintableText(event.text),
+                                  "; it goes out when ", message.to,
+                                  " is back")) +
+               "\n";
+      }
       if (event.status == SendStatus::kFailed) {
         return Paint(style, kTrouble,
                      absl::StrCat("! not delivered to ", message.to, ": ",
@@ -135,14 +145,17 @@ std::string FormatJson(const PeerEvent& event) {
       text("to", event.message.to);
       text("text", event.message.text);
       text("time", Rfc3339(MessageTime(event.message)));
+      if (event.late) field("late", "true");
       break;
     case EventKind::kSendResult:
       text("event", "send");
       text("id", event.message.id);
       text("to", event.message.to);
-      text("status",
-           event.status == SendStatus::kDelivered ? "delivered" : "failed");
+      text("status", event.status == SendStatus::kDelivered ? "delivered"
+                     : event.status == SendStatus::kStored  ? "stored"
+                                                            : "failed");
       if (event.status == SendStatus::kFailed) text("error", event.text);
+      if (event.status == SendStatus::kStored) text("reason", event.text);
       text("text", event.message.text);
       break;
     case EventKind::kOnline:

@@ -18,6 +18,13 @@ using registry::EventReason;
 using registry::EventType;
 using registry::NameKey;
 
+namespace {
+
+constexpr size_t kMaxSeenIds = 10000;
+constexpr size_t kMaxStoredRemembered = 10000;
+
+}  // namespace
+
 // The ordered queue of messages to one recipient, drained by its own thread
 // so a slow or unreachable peer never holds up messages to others.
 class Conversation {
@@ -60,14 +67,15 @@ class Conversation {
         item = std::move(queue_.front());
         queue_.pop_front();
       }
-      absl::Status status = peer_->Deliver(item.message);
+      std::string why;
+      absl::StatusOr<SendStatus> outcome = peer_->Deliver(item.message, &why);
       PeerEvent event;
       event.kind = EventKind::kSendResult;
       event.name = item.message.to;
       event.message = std::move(item.message);
       event.to_partner = item.to_partner;
-      event.status = status.ok() ? SendStatus::kDelivered : SendStatus::kFailed;
-      event.text = std::string(status.message());
+      event.status = outcome.value_or(SendStatus::kFailed);
+      event.text = outcome.ok() ? why : std::string(outcome.status().message());
       peer_->Emit(event);
     }
   }
@@ -137,6 +145,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   ready.address = peer->address_;
   peer->Emit(ready);
   peer->watch_thread_ = std::thread(&Peer::WatchLoop, raw);
+  peer->mail_thread_ = std::thread(&Peer::MailLoop, raw);
   {
     // Know who is online before returning, so every later arrival is news
     // and --peer does not wait for someone already here. Bounded: a slow
@@ -214,9 +223,11 @@ void Peer::Shutdown() {
     stopping_ = true;
     draining = std::move(conversations_);
     if (watch_ != nullptr) watch_->Cancel();
+    if (mail_ != nullptr) mail_->Cancel();
   }
   draining.clear();  // Each conversation sends what it holds, then ends.
   if (watch_thread_.joinable()) watch_thread_.join();
+  if (mail_thread_.joinable()) mail_thread_.join();
   if (keeper_ != nullptr) keeper_->Stop();  // Unregisters.
   if (server_ != nullptr) {
     StopServer(*server_, Millis(1000));
@@ -224,7 +235,20 @@ void Peer::Shutdown() {
   }
 }
 
+bool Peer::FirstSighting(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  if (!seen_ids_.insert(id).second) return false;
+  seen_order_.push_back(id);
+  if (seen_order_.size() > kMaxSeenIds) {
+    seen_ids_.erase(seen_order_.front());
+    seen_order_.pop_front();
+  }
+  return true;
+}
+
 absl::Status Peer::Accept(const ChatMessage& message) {
+  // A retry after a lost answer: acknowledged again, shown once.
+  if (!FirstSighting(message.id)) return absl::OkStatus();
   PeerEvent event;
   event.kind = EventKind::kMessage;
   event.name = message.from;
@@ -355,6 +379,80 @@ void Peer::ApplyWatchEvent(const registry::WatchEvent& event) {
   Emit(change);
 }
 
+void Peer::MailLoop() {
+  Millis backoff(200);
+  while (true) {
+    // The keeper may be registering afresh, with a new lease.
+    const std::string lease_id = keeper_->lease().lease_id;
+    std::unique_ptr<registry::MailStream> stream;
+    if (!lease_id.empty()) stream = registry_->Listen(options_.name, lease_id);
+    registry::MailStream* mail = stream.get();
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      mail_ = std::move(stream);
+    }
+    if (mail != nullptr) {
+      registry::MailItem item;
+      while (mail->Next(&item)) {
+        backoff = Millis(200);
+        HandleMail(item, lease_id);
+      }
+      mail->Finish().IgnoreError();  // The keeper reports registry trouble.
+    }
+    absl::MutexLock lock(&mu_);
+    mail_.reset();
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                         absl::Milliseconds(backoff.count()));
+    if (stopping_) return;
+    backoff = std::min(backoff * 2, Millis(5000));
+  }
+}
+
+void Peer::HandleMail(const registry::MailItem& item,
+                      const std::string& lease_id) {
+  if (item.kind == registry::MailItem::Kind::kReceipt) {
+    PeerEvent event = MakeEvent(EventKind::kSendResult, item.sender);
+    event.status = SendStatus::kDelivered;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = stored_.find(item.id);
+      if (it != stored_.end()) {
+        event.message = it->second;
+        stored_.erase(it);
+      }
+    }
+    event.message.id = item.id;
+    event.message.to = item.sender;
+    event.message.from = options_.name;
+    event.text = "delivered from the mailbox";
+    Emit(event);
+  } else {
+    ::Message proto;
+    ChatMessage message;
+    if (proto.ParseFromString(item.payload)) message = FromProto(proto);
+    message.id = item.id;  // The mailbox's id is the one to acknowledge.
+    message.received_at = clock_.Wall();
+    if (message.from.empty()) message.from = item.sender;
+    if (message.to.empty()) message.to = options_.name;
+    if (!ValidateMessageText(message.text).ok()) {
+      Emit(ErrorEvent(absl::StrCat("dropped unreadable mail from ",
+                                   PrintableText(item.sender))));
+    } else if (FirstSighting(message.id)) {
+      PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
+      event.message = std::move(message);
+      event.late = true;
+      Emit(event);
+    }
+  }
+  // Shown (or known) now: the mailbox may let it go.
+  absl::Status acked = registry_->Ack(options_.name, lease_id, {item.id});
+  if (!acked.ok()) {
+    Emit(InfoEvent(absl::StrCat("could not acknowledge mail (", acked.message(),
+                                "); it may come again")));
+  }
+}
+
 absl::StatusOr<std::shared_ptr<::ChattingService::Stub>> Peer::StubFor(
     const std::string& name, bool fresh) {
   const std::string key = NameKey(name);
@@ -383,7 +481,35 @@ void Peer::ForgetStub(const std::string& key) {
   stubs_.erase(key);
 }
 
-absl::Status Peer::Deliver(const ChatMessage& message) {
+absl::StatusOr<SendStatus> Peer::Deliver(const ChatMessage& message,
+                                         std::string* why) {
+  absl::Status direct = DeliverDirectly(message);
+  if (direct.ok()) return SendStatus::kDelivered;
+  const bool absent = direct.code() == absl::StatusCode::kNotFound ||
+                      direct.code() == absl::StatusCode::kUnavailable;
+  if (!absent) return direct;
+  registry::MailItem item;
+  item.id = message.id;
+  item.sender = message.from;
+  item.recipient = message.to;
+  ToProto(message).SerializeToString(&item.payload);
+  absl::Status stored = registry_->Deposit(item);
+  if (!stored.ok()) {
+    return absl::Status(
+        stored.code(),
+        absl::StrCat(direct.message(), "; and it could not be stored: ",
+                     stored.code() == absl::StatusCode::kUnimplemented
+                         ? "this registry has no mailbox"
+                         : std::string(stored.message())));
+  }
+  *why = absl::StrCat(direct.message(), "; it waits in ", message.to,
+                      "'s mailbox");
+  absl::MutexLock lock(&mu_);
+  if (stored_.size() < kMaxStoredRemembered) stored_[message.id] = message;
+  return SendStatus::kStored;
+}
+
+absl::Status Peer::DeliverDirectly(const ChatMessage& message) {
   const ::Message proto = ToProto(message);
   absl::Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {

@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
@@ -89,9 +91,17 @@ class Peer final : private MessageSink {
   absl::Status Accept(const ChatMessage& message) override;
   void WatchLoop();
   void ApplyWatchEvent(const registry::WatchEvent& event);
-  // Delivers one message with a re-resolve and one retry when the peer is
-  // unreachable; returns the outcome.
-  absl::Status Deliver(const ChatMessage& message);
+  // Delivers one message directly, with a re-resolve and one retry when the
+  // peer is unreachable; when it is offline or unreachable, leaves it in the
+  // recipient's mailbox. Returns kDelivered or kStored (with why it was not
+  // delivered directly in `why`), or the error.
+  absl::StatusOr<SendStatus> Deliver(const ChatMessage& message,
+                                     std::string* why);
+  absl::Status DeliverDirectly(const ChatMessage& message);
+  void MailLoop();
+  void HandleMail(const registry::MailItem& item, const std::string& lease_id);
+  // Remembers `id`; false when it was seen before (a duplicate).
+  bool FirstSighting(const std::string& id);
   absl::StatusOr<std::shared_ptr<::ChattingService::Stub>> StubFor(
       const std::string& name, bool fresh);
   void ForgetStub(const std::string& key);
@@ -107,6 +117,7 @@ class Peer final : private MessageSink {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<registry::LeaseKeeper> keeper_;
   std::thread watch_thread_;
+  std::thread mail_thread_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -116,6 +127,13 @@ class Peer final : private MessageSink {
   absl::flat_hash_map<std::string, registry::Entry> online_
       ABSL_GUARDED_BY(mu_);
   std::unique_ptr<registry::WatchStream> watch_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<registry::MailStream> mail_ ABSL_GUARDED_BY(mu_);
+  // Ids of messages received lately, oldest first: a retry or a copy from
+  // the mailbox is shown once. Bounded.
+  absl::flat_hash_set<std::string> seen_ids_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> seen_order_ ABSL_GUARDED_BY(mu_);
+  // Our messages waiting in mailboxes, by id, for their receipts. Bounded.
+  absl::flat_hash_map<std::string, ChatMessage> stored_ ABSL_GUARDED_BY(mu_);
   // One ordered outgoing queue per recipient, by name key.
   absl::flat_hash_map<std::string, std::unique_ptr<Conversation>> conversations_
       ABSL_GUARDED_BY(mu_);

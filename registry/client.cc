@@ -6,15 +6,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "registry/mailbox_service.h"
 #include "registry/service.h"
 
 namespace chat::registry {
-namespace {
 
-// Both unreachable codes get the address in front, because gRPC's own text
-// ("failed to connect to all addresses") does not say which registry.
-absl::Status ConvertStatus(const grpc::Status& status,
-                           const std::string& target) {
+absl::Status RegistryStatus(const grpc::Status& status,
+                            const std::string& target) {
   absl::Status converted = FromGrpcStatus(status);
   if (IsUnreachable(converted)) {
     return absl::Status(
@@ -27,7 +25,7 @@ absl::Status ConvertStatus(const grpc::Status& status,
   return converted;
 }
 
-WatchEvent EventFromProto(const v1::WatchEvent& proto) {
+WatchEvent WatchEventFromProto(const v1::WatchEvent& proto) {
   WatchEvent event;
   switch (proto.type()) {
     case v1::WatchEvent::DELETE:
@@ -64,44 +62,10 @@ WatchEvent EventFromProto(const v1::WatchEvent& proto) {
   return event;
 }
 
-}  // namespace
-
 bool IsUnreachable(const absl::Status& status) {
   return status.code() == absl::StatusCode::kUnavailable ||
          status.code() == absl::StatusCode::kDeadlineExceeded;
 }
-
-WatchStream::WatchStream(
-    std::unique_ptr<grpc::ClientContext> context,
-    std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader,
-    std::string target)
-    : context_(std::move(context)),
-      reader_(std::move(reader)),
-      target_(std::move(target)) {}
-
-WatchStream::~WatchStream() {
-  if (!finished_) {
-    context_->TryCancel();
-    WatchEvent ignored;
-    while (Next(&ignored)) {
-    }
-    Finish().IgnoreError();
-  }
-}
-
-bool WatchStream::Next(WatchEvent* event) {
-  v1::WatchEvent proto;
-  if (!reader_->Read(&proto)) return false;
-  *event = EventFromProto(proto);
-  return true;
-}
-
-absl::Status WatchStream::Finish() {
-  finished_ = true;
-  return ConvertStatus(reader_->Finish(), target_);
-}
-
-void WatchStream::Cancel() { context_->TryCancel(); }
 
 RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
                                std::string target, Millis timeout)
@@ -131,7 +95,7 @@ std::unique_ptr<grpc::ClientContext> RegistryClient::NewContext() const {
 }
 
 absl::Status RegistryClient::Convert(const grpc::Status& status) const {
-  return ConvertStatus(status, target_);
+  return RegistryStatus(status, target_);
 }
 
 absl::StatusOr<Lease> RegistryClient::Register(const RegisterRequest& request) {
@@ -229,6 +193,37 @@ absl::Status RegistryClient::RemoveStatic(const std::string& name) {
   return Convert(stub_->RemoveStatic(context.get(), proto, &response));
 }
 
+absl::Status RegistryClient::Deposit(const MailItem& item) {
+  v1::DepositRequest proto;
+  MailItemToProto(item, proto.mutable_item());
+  v1::DepositResponse response;
+  auto context = NewContext();
+  return Convert(mailbox_stub_->Deposit(context.get(), proto, &response));
+}
+
+std::unique_ptr<MailStream> RegistryClient::Listen(
+    const std::string& name, const std::string& lease_id) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  v1::ListenRequest proto;
+  proto.set_name(name);
+  proto.set_lease_id(lease_id);
+  auto reader = mailbox_stub_->Listen(context.get(), proto);
+  return std::make_unique<MailStream>(std::move(context), std::move(reader),
+                                      target_, &MailItemFromProto);
+}
+
+absl::Status RegistryClient::Ack(const std::string& name,
+                                 const std::string& lease_id,
+                                 const std::vector<std::string>& ids) {
+  v1::AckRequest proto;
+  proto.set_name(name);
+  proto.set_lease_id(lease_id);
+  for (const std::string& id : ids) proto.add_ids(id);
+  v1::AckResponse response;
+  auto context = NewContext();
+  return Convert(mailbox_stub_->Ack(context.get(), proto, &response));
+}
+
 absl::StatusOr<MailboxStats> RegistryClient::MailboxStat(
     const std::string& name) {
   v1::StatRequest proto;
@@ -250,7 +245,7 @@ std::unique_ptr<WatchStream> RegistryClient::Watch(const std::string& prefix) {
   proto.set_prefix(prefix);
   auto reader = stub_->Watch(context.get(), proto);
   return std::make_unique<WatchStream>(std::move(context), std::move(reader),
-                                       target_);
+                                       target_, &WatchEventFromProto);
 }
 
 }  // namespace chat::registry

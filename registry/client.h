@@ -20,27 +20,62 @@
 
 namespace chat::registry {
 
-// One open Watch call. Next() blocks; Cancel() may be called from any thread.
-class WatchStream {
- public:
-  WatchStream(std::unique_ptr<grpc::ClientContext> context,
-              std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader,
-              std::string target);
-  ~WatchStream();
+// A status from the registry with its address in front when it could not
+// be reached, because gRPC's own text does not say which registry.
+absl::Status RegistryStatus(const grpc::Status& status,
+                            const std::string& target);
 
-  // The next event, or false once the stream ended (see Finish()).
-  bool Next(WatchEvent* event);
+WatchEvent WatchEventFromProto(const v1::WatchEvent& proto);
+
+// One open server-streaming call (Watch, Listen). Next() blocks; Cancel()
+// may be called from any thread.
+template <typename Proto, typename Item>
+class ServerStream {
+ public:
+  ServerStream(std::unique_ptr<grpc::ClientContext> context,
+               std::unique_ptr<grpc::ClientReader<Proto>> reader,
+               std::string target, Item (*convert)(const Proto&))
+      : context_(std::move(context)),
+        reader_(std::move(reader)),
+        target_(std::move(target)),
+        convert_(convert) {}
+
+  ~ServerStream() {
+    if (finished_) return;
+    Cancel();
+    Item ignored;
+    while (Next(&ignored)) {
+    }
+    Finish().IgnoreError();
+  }
+
+  // The next item, or false once the stream ended (see Finish()).
+  bool Next(Item* item) {
+    Proto proto;
+    if (!reader_->Read(&proto)) return false;
+    *item = convert_(proto);
+    return true;
+  }
+
   // Why the stream ended. Call once, after Next() returned false.
-  absl::Status Finish();
+  absl::Status Finish() {
+    finished_ = true;
+    return RegistryStatus(reader_->Finish(), target_);
+  }
+
   // Ends the stream: a blocked Next() returns false soon after.
-  void Cancel();
+  void Cancel() { context_->TryCancel(); }
 
  private:
   std::unique_ptr<grpc::ClientContext> context_;
-  std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader_;
-  std::string target_;
+  std::unique_ptr<grpc::ClientReader<Proto>> reader_;
+  const std::string target_;
+  Item (*const convert_)(const Proto&);
   bool finished_ = false;
 };
+
+using WatchStream = ServerStream<v1::WatchEvent, WatchEvent>;
+using MailStream = ServerStream<v1::MailItem, MailItem>;
 
 // Thread-safe.
 class RegistryClient {
@@ -77,6 +112,18 @@ class RegistryClient {
 
   // How much mail waits for `name` (Mailbox.Stat).
   absl::StatusOr<MailboxStats> MailboxStat(const std::string& name);
+
+  // Leaves `item` (a message) in its recipient's mailbox (Mailbox.Deposit).
+  absl::Status Deposit(const MailItem& item);
+
+  // Opens the mailbox of `name`, which `lease_id` must hold. No deadline;
+  // end it with Cancel().
+  std::unique_ptr<MailStream> Listen(const std::string& name,
+                                     const std::string& lease_id);
+
+  // Removes delivered items from the mailbox of `name`.
+  absl::Status Ack(const std::string& name, const std::string& lease_id,
+                   const std::vector<std::string>& ids);
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;

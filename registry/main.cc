@@ -68,8 +68,8 @@ int Run(const po::variables_map& vm) {
 
   chat::registry::RegistryServerOptions server_options;
   server_options.listen_address = vm["listen"].as<std::string>();
-  auto server =
-      chat::registry::RegistryServer::Start(std::move(*store), server_options);
+  auto server = chat::registry::RegistryServer::Start(
+      std::move(*store), std::move(*mailbox), server_options);
   if (!server.ok()) {
     chat::LogLine("registry", std::string(server.status().message()));
     return kExitCannotStart;

@@ -35,6 +35,12 @@ start_registry() {
 start_peer() {
   local name=$1
   shift
+  if [ -n "${peer_fd[$name]:-}" ]; then  # A restart: a fresh pipe.
+    eval "exec ${peer_fd[$name]}>&-"
+    unset "peer_fd[$name]"
+    rm -f "$work/$name.in"
+    mv "$work/$name.out" "$work/$name.before-restart.log"
+  fi
   mkfifo "$work/$name.in"
   (without_pipes "$bin_dir/chat-peer" --name "$name" --registry "$registry" \
     --listen 127.0.0.1:0 --ttl 4 --json "$@") \
@@ -88,12 +94,12 @@ grep -q 'taken' "$work/alice2.err" || fail "no clear message for the taken name"
 say dave "@alice are you still there?"
 wait_for_file "$work/alice.out" '"text":"are you still there?"'
 
-step "kill -9 bob: a message to him is reported as not delivered"
+step "kill -9 bob: a message to him is not delivered but stored"
 kill -9 "${peer_pid[bob]}"
 say alice "@bob are you there?"
-wait_for_file "$work/alice.out" '"status":"failed"'
-grep -F '"status":"failed"' "$work/alice.out" | grep -qF '"to":"bob"' ||
-  fail "the failure is not about bob"
+wait_for_file "$work/alice.out" '"status":"stored"'
+grep -F '"status":"stored"' "$work/alice.out" | grep -qF '"to":"bob"' ||
+  fail "the stored message is not for bob"
 step "bob's lease expires within its TTL and alice hears of it"
 wait_for_file "$work/alice.out" '"event":"offline","name":"bob"' 1 8
 
@@ -104,6 +110,13 @@ start_registry 2
 say carol "still here after the registry restart"
 wait_for_file "$work/dave.out" '"text":"still here after the registry restart"'
 wait_for_file "$work/carol.out" '"status":"delivered"' 1
+
+step "bob comes back: the stored message arrives late, alice hears it was delivered"
+start_peer bob
+wait_for_file "$work/bob.out" '"text":"are you there?"'
+grep -F '"text":"are you there?"' "$work/bob.out" | grep -qF '"late":true' ||
+  fail "the message did not come from the mailbox"
+wait_for_file "$work/alice.out" '"status":"delivered","text":"are you there?"'
 
 step "end of input: alice finishes, unregisters and exits 0"
 eval "exec ${peer_fd[alice]}>&-"

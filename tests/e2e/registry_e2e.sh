@@ -114,6 +114,10 @@ run 0 resolve BOB
 [ "$out" = "[::1]:6000" ] || fail "resolve BOB printed '$out'"
 run 1 resolve nobody
 contains "$err" "nobody" "resolve nobody"
+
+step "the registry serves the mailbox: chatctl mailbox"
+run 0 mailbox bob
+contains "$out" "no messages wait for bob" "mailbox"
 run 0 list
 contains "$out" "alice  127.0.0.1:5000  static" "list"
 run 0 list b

@@ -88,6 +88,23 @@ TEST(FormatTextTest, ColoursOnlyWhenAskedAndControlCharactersNeutralised) {
   EXPECT_EQ(hostile.find('\r'), std::string::npos);
 }
 
+TEST(FormatTest, StoredAndLateMessagesSaySo) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  PeerEvent late = Received("bob", "hi");
+  late.late = true;
+  EXPECT_EQ(FormatText(late, style), "[01:02] bob> hi  (delivered late)\n");
+  EXPECT_THAT(FormatJson(late), HasSubstr(",\"late\":true}"));
+  PeerEvent stored = Received("alice", "yo");
+  stored.kind = EventKind::kSendResult;
+  stored.message.to = "bob";
+  stored.status = SendStatus::kStored;
+  stored.text = "bob is not online; it waits in bob's mailbox";
+  EXPECT_EQ(FormatText(stored, style),
+            "* stored for bob: bob is not online; it waits in bob's mailbox; "
+            "it goes out when bob is back\n");
+  EXPECT_THAT(FormatJson(stored), HasSubstr("\"status\":\"stored\""));
+}
+
 TEST(FormatTextTest, SeveralLinesOfInfoStaySeveralLines) {
   TextStyle style{false, "alice", absl::UTCTimeZone()};
   EXPECT_EQ(FormatText(InfoEvent("one\ntwo\n"), style), "* one\n  two\n");

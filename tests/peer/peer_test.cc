@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/random.h"
 #include "registry/server.h"
+#include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
 #include "tests/peer/recording_sink.h"
 #include "tests/testing/status_matchers.h"
@@ -53,12 +54,19 @@ class PeerTest : public ::testing::Test {
 
   void SetUp() override { StartRegistry(0); }
 
-  void StartRegistry(int port) {
+  void StartRegistry(int port, bool with_mailbox = true) {
     auto store = registry::OpenSqliteStore(db_path_, RealClock());
     ASSERT_THAT(store, IsOk());
+    std::unique_ptr<registry::Mailbox> mailbox;
+    if (with_mailbox) {
+      auto opened = registry::OpenSqliteMailbox(db_path_, RealClock());
+      ASSERT_THAT(opened, IsOk());
+      mailbox = *std::move(opened);
+    }
     registry::RegistryServerOptions options;
     options.listen_address = absl::StrCat("127.0.0.1:", port);
-    auto server = registry::RegistryServer::Start(*std::move(store), options);
+    auto server = registry::RegistryServer::Start(*std::move(store),
+                                                  std::move(mailbox), options);
     ASSERT_THAT(server, IsOk());
     registry_ = *std::move(server);
     registry_address_ = absl::StrCat("127.0.0.1:", registry_->port());
@@ -164,11 +172,39 @@ TEST_F(PeerTest, ARestartedPeerRegistersAgainAndIsReachable) {
   EXPECT_TRUE(sink("bob").WaitFor(MessageFrom("alice", "two")).has_value());
 }
 
-TEST_F(PeerTest, AnOfflinePeerIsReportedAsNotDelivered) {
+TEST_F(PeerTest, AMessageToAnOfflinePeerWaitsInItsMailbox) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  PeerEvent result = SendAndWait("alice", "bob", "are you there?");
+  EXPECT_EQ(result.status, SendStatus::kStored);
+  EXPECT_THAT(result.text, HasSubstr("bob is not online"));
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  auto late = sink("bob").WaitFor(MessageFrom("alice", "are you there?"));
+  ASSERT_TRUE(late.has_value());
+  EXPECT_TRUE(late->late);
+  EXPECT_EQ(late->message.id, result.message.id);
+  // alice learns it arrived, with the text she sent.
+  auto delivered = sink("alice").WaitFor([&](const PeerEvent& event) {
+    return event.kind == EventKind::kSendResult &&
+           event.status == SendStatus::kDelivered &&
+           event.message.id == result.message.id;
+  });
+  ASSERT_TRUE(delivered.has_value());
+  EXPECT_EQ(delivered->message.text, "are you there?");
+  // Shown once, and gone from the mailbox.
+  auto client =
+      registry::RegistryClient::Connect(registry_address_, Millis(3000));
+  EXPECT_EQ(client->MailboxStat("bob")->count, 0u);
+}
+
+TEST_F(PeerTest, WithoutAMailboxAnOfflinePeerIsReportedAsNotDelivered) {
+  const int port = registry_->port();
+  registry_.reset();
+  StartRegistry(port, /*with_mailbox=*/false);
   ASSERT_THAT(StartPeer("alice"), IsOk());
   PeerEvent result = SendAndWait("alice", "nobody", "anyone there?");
   EXPECT_EQ(result.status, SendStatus::kFailed);
   EXPECT_THAT(result.text, HasSubstr("not online"));
+  EXPECT_THAT(result.text, HasSubstr("could not be stored"));
 }
 
 TEST_F(PeerTest, AnUnreachablePeerIsReportedAfterARetry) {
@@ -178,7 +214,7 @@ TEST_F(PeerTest, AnUnreachablePeerIsReportedAfterARetry) {
       registry::RegistryClient::Connect(registry_address_, Millis(3000));
   ASSERT_THAT(client->PutStatic("ghost", "127.0.0.1:1"), IsOk());
   PeerEvent result = SendAndWait("alice", "ghost", "boo");
-  EXPECT_EQ(result.status, SendStatus::kFailed);
+  EXPECT_EQ(result.status, SendStatus::kStored);
   EXPECT_THAT(result.text, HasSubstr("unreachable"));
 }
 
