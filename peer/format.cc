@@ -64,6 +64,14 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
                                   " is back")) +
                "\n";
       }
+      if (message.text.empty()) {
+        // A receipt for a message sent before this peer last started.
+        return Paint(
+                   style, kNotice,
+                   absl::StrCat("* delivered to ", message.to,
+                                ": your message ", PrintableText(message.id))) +
+               "\n";
+      }
       if (event.status == SendStatus::kFailed) {
         return Paint(style, kTrouble,
                      absl::StrCat("! not delivered to ", message.to, ": ",

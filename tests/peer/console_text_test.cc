@@ -105,6 +105,15 @@ TEST(FormatTest, StoredAndLateMessagesSaySo) {
   EXPECT_THAT(FormatJson(stored), HasSubstr("\"status\":\"stored\""));
 }
 
+TEST(FormatTextTest, AReceiptForAForgottenMessageNamesItsId) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  PeerEvent receipt = MakeEvent(EventKind::kSendResult, "bob");
+  receipt.message.id = "01a2";
+  receipt.message.to = "bob";
+  EXPECT_EQ(FormatText(receipt, style),
+            "* delivered to bob: your message 01a2\n");
+}
+
 TEST(FormatTextTest, SeveralLinesOfInfoStaySeveralLines) {
   TextStyle style{false, "alice", absl::UTCTimeZone()};
   EXPECT_EQ(FormatText(InfoEvent("one\ntwo\n"), style), "* one\n  two\n");
