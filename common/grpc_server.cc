@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 namespace chat {
 
@@ -37,6 +38,13 @@ absl::StatusOr<RunningServer> StartServer(const ServerConfig& config) {
     health->SetServingStatus(name, true);
   }
   return running;
+}
+
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
+                                  const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 void StopServer(grpc::Server& server, std::chrono::milliseconds grace) {

@@ -34,6 +34,11 @@ struct RunningServer {
 // kUnavailable (naming the address) when it cannot listen.
 absl::StatusOr<RunningServer> StartServer(const ServerConfig& config);
 
+// Finishes a unary callback-API call with `status` (OK: the response as
+// filled in) and returns its reactor, for `return Respond(context, ...)`.
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
+                                  const absl::Status& status);
+
 // Marks every service NOT_SERVING, then shuts down: new calls are refused,
 // calls in flight get `grace` to finish before they are cancelled.
 void StopServer(grpc::Server& server, std::chrono::milliseconds grace);

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_server.h"
 #include "common/ids.h"
 #include "common/status.h"
 #include "common/utf8.h"
@@ -12,13 +13,6 @@ namespace chat::peer {
 namespace {
 
 constexpr size_t kMaxSenderBytes = 64;
-
-grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
-                                  const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
 
 absl::Status Check(const ChatMessage& message, const std::string& own_name) {
   absl::Status text = ValidateMessageText(message.text);

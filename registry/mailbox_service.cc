@@ -5,19 +5,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/grpc_server.h"
 #include "common/status.h"
 
 namespace chat::registry {
 namespace {
 
 constexpr int kMaxAckIds = 1000;
-
-grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
-                                  const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
 
 // Streams a recipient's mailbox: what waits, then each arrival, one write in
 // flight at a time. Items stay until acknowledged, so nothing is lost when

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/grpc_server.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "registry/names.h"
@@ -15,13 +16,6 @@ namespace {
 
 constexpr int32_t kDefaultPageSize = 100;
 constexpr int32_t kMaxPageSize = 1000;
-
-grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
-                                  const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
 
 // A prefix is a name that may be cut short (or empty).
 absl::Status ValidatePrefix(const std::string& prefix) {

@@ -17,12 +17,14 @@
 #include "common/random.h"
 #include "registry/sqlite_mailbox.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace chat::registry {
 namespace {
 
 using ::chat::testing::IsOk;
 using ::chat::testing::StatusIs;
+using ::chat::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::HasSubstr;
@@ -33,7 +35,7 @@ struct MailboxFactory {
   std::string name;
   bool durable;
   std::function<absl::StatusOr<std::unique_ptr<Mailbox>>(
-      const Clock&, const std::string& dir, const MailboxLimits&)>
+      const Clock&, const std::string& path, const MailboxLimits&)>
       open;
 };
 
@@ -49,25 +51,19 @@ MailItem Message(const std::string& from, const std::string& to,
 
 class MailboxContractTest : public ::testing::TestWithParam<MailboxFactory> {
  protected:
-  MailboxContractTest()
-      : dir_(std::filesystem::temp_directory_path() /
-             ("chat-mailbox-test-" + RandomHex(8))) {
-    std::filesystem::create_directories(dir_);
+  MailboxContractTest() {
     limits_.max_items = 5;
     limits_.max_bytes = 100;
     limits_.max_payload_bytes = 60;
     limits_.max_age = absl::Hours(1);
   }
-  ~MailboxContractTest() override {
-    mailbox_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  ~MailboxContractTest() override { mailbox_.reset(); }
 
   void SetUp() override { Open(); }
 
   void Open() {
     mailbox_.reset();
-    auto mailbox = GetParam().open(clock_, dir_, limits_);
+    auto mailbox = GetParam().open(clock_, dir_.File("registry.db"), limits_);
     ASSERT_THAT(mailbox, IsOk());
     mailbox_ = *std::move(mailbox);
   }
@@ -83,7 +79,7 @@ class MailboxContractTest : public ::testing::TestWithParam<MailboxFactory> {
   }
 
   FakeClock clock_;
-  std::string dir_;
+  TempDir dir_;
   MailboxLimits limits_;
   std::unique_ptr<Mailbox> mailbox_;
 };
@@ -266,10 +262,9 @@ INSTANTIATE_TEST_SUITE_P(
                                      }},
                       MailboxFactory{
                           "SqliteFile", true,
-                          [](const Clock& clock, const std::string& dir,
+                          [](const Clock& clock, const std::string& path,
                              const MailboxLimits& limits) {
-                            return OpenSqliteMailbox(dir + "/registry.db",
-                                                     clock, limits);
+                            return OpenSqliteMailbox(path, clock, limits);
                           }}),
     [](const ::testing::TestParamInfo<MailboxFactory>& param_info) {
       return param_info.param.name;

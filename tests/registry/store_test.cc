@@ -17,12 +17,14 @@
 #include "common/random.h"
 #include "registry/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace chat::registry {
 namespace {
 
 using ::chat::testing::IsOk;
 using ::chat::testing::StatusIs;
+using ::chat::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::HasSubstr;
@@ -30,21 +32,6 @@ using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
 constexpr size_t kTestWatchBacklog = 16;
-
-// A scratch directory removed with the test.
-class TempDir {
- public:
-  TempDir()
-      : path_(std::filesystem::temp_directory_path() /
-              ("chat-store-test-" + RandomHex(8))) {
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string File(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
 
 struct StoreFactory {
   std::string name;
