@@ -7,16 +7,17 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
 #include "common/status.h"
+#include "registry/pumped_stream.h"
 
 namespace chat::registry {
 namespace {
 
 constexpr int kMaxAckIds = 1000;
 
-// Streams a recipient's mailbox: what waits, then each arrival, one write in
-// flight at a time. Items stay until acknowledged, so nothing is lost when
-// the stream breaks.
-class ListenReactor final : public grpc::ServerWriteReactor<v1::MailItem> {
+// Streams a recipient's mailbox: what waits, then each arrival. Items stay
+// until acknowledged, so nothing is lost when the stream breaks.
+class ListenReactor final
+    : public PumpedStream<v1::MailItem, ArrivalSubscription> {
  public:
   ListenReactor(Store* store, Mailbox* mailbox, std::string name,
                 std::string lease_id)
@@ -24,90 +25,38 @@ class ListenReactor final : public grpc::ServerWriteReactor<v1::MailItem> {
         mailbox_(mailbox),
         name_(std::move(name)),
         lease_id_(std::move(lease_id)) {
-    auto subscription = mailbox_->OnArrival(name_, [this] { Pump(); });
-    {
-      absl::MutexLock lock(&mu_);
-      subscription_ = std::move(subscription);
-    }
-    Pump();
-  }
-
-  void OnWriteDone(bool ok) override {
-    {
-      absl::MutexLock lock(&mu_);
-      writing_ = false;
-      if (!ok) broken_ = true;
-    }
-    Pump();
-  }
-
-  void OnCancel() override {
-    {
-      absl::MutexLock lock(&mu_);
-      broken_ = true;
-    }
-    Pump();
-  }
-
-  void OnDone() override {
-    std::unique_ptr<ArrivalSubscription> subscription;
-    {
-      absl::MutexLock lock(&mu_);
-      subscription = std::move(subscription_);
-    }
-    subscription.reset();  // No Pump() after this.
-    delete this;
+    Attach(mailbox_->OnArrival(name_, [this] { Pump(); }));
   }
 
  private:
-  // Decides under the lock, acts outside it (see WatchReactor).
-  void Pump() {
-    enum { kNothing, kWrite, kFinish } action = kNothing;
-    grpc::Status finish_status;
-    {
-      absl::MutexLock lock(&mu_);
-      if (subscription_ == nullptr || writing_ || finished_) return;
-      absl::Status status = broken_ ? absl::CancelledError("client went away")
-                                    : store_->VerifyLease(name_, lease_id_);
-      if (status.ok() && pending_.empty()) {
-        absl::StatusOr<std::vector<MailItem>> items =
-            mailbox_->Peek(name_, last_seq_, 32);
-        if (!items.ok()) {
-          status = items.status();
-        } else {
-          for (MailItem& item : *items) pending_.push_back(std::move(item));
-        }
+  bool Next(ArrivalSubscription&, v1::MailItem* out, absl::Status* end) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // The lease may have expired or passed to someone else meanwhile.
+    *end = store_->VerifyLease(name_, lease_id_);
+    if (!end->ok()) return false;
+    if (pending_.empty()) {
+      absl::StatusOr<std::vector<MailItem>> items =
+          mailbox_->Peek(name_, last_seq_, 32);
+      if (!items.ok()) {
+        *end = items.status();
+        return false;
       }
-      if (!status.ok()) {
-        finished_ = true;
-        action = kFinish;
-        finish_status = ToGrpcStatus(status);
-      } else if (!pending_.empty()) {
-        out_.Clear();
-        MailItemToProto(pending_.front(), &out_);
-        last_seq_ = pending_.front().seq;
-        pending_.pop_front();
-        writing_ = true;
-        action = kWrite;
-      }
+      for (MailItem& item : *items) pending_.push_back(std::move(item));
     }
-    if (action == kWrite) StartWrite(&out_);
-    if (action == kFinish) Finish(finish_status);
+    if (pending_.empty()) return false;
+    out->Clear();
+    MailItemToProto(pending_.front(), out);
+    last_seq_ = pending_.front().seq;
+    pending_.pop_front();
+    return true;
   }
 
   Store* const store_;      // Not owned.
   Mailbox* const mailbox_;  // Not owned.
   const std::string name_;
   const std::string lease_id_;
-
-  absl::Mutex mu_;
-  std::unique_ptr<ArrivalSubscription> subscription_ ABSL_GUARDED_BY(mu_);
   std::deque<MailItem> pending_ ABSL_GUARDED_BY(mu_);
   int64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::MailItem out_;  // The item being written; only while writing_.
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // A reactor that ends the stream at once with `status`.

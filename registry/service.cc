@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "registry/names.h"
+#include "registry/pumped_stream.h"
 
 namespace chat::registry {
 namespace {
@@ -58,95 +59,37 @@ v1::WatchEvent::Reason ReasonToProto(EventReason reason) {
   return v1::WatchEvent::REASON_UNSPECIFIED;
 }
 
-// Streams a Store watch to one client, one write in flight at a time.
-class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchEvent> {
+// Streams a Store watch to one client.
+class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
  public:
   WatchReactor(Store* store, const std::string& prefix) {
-    // The store may call Pump() before Subscribe() returns; Pump() waits for
-    // watch_ to be set, and the call below catches up.
-    std::unique_ptr<Watch> watch = store->Subscribe(prefix, [this] { Pump(); });
-    {
-      absl::MutexLock lock(&mu_);
-      watch_ = std::move(watch);
-    }
-    Pump();
-  }
-
-  void OnWriteDone(bool ok) override {
-    {
-      absl::MutexLock lock(&mu_);
-      writing_ = false;
-      if (!ok) broken_ = true;  // The client went away.
-    }
-    Pump();
-  }
-
-  void OnCancel() override {
-    {
-      absl::MutexLock lock(&mu_);
-      broken_ = true;
-    }
-    Pump();
-  }
-
-  void OnDone() override {
-    std::unique_ptr<Watch> watch;
-    {
-      absl::MutexLock lock(&mu_);
-      watch = std::move(watch_);
-    }
-    watch.reset();  // After this the store never calls Pump() again.
-    delete this;
+    Attach(store->Subscribe(prefix, [this] { Pump(); }));
   }
 
  private:
-  // Starts the next write or the finish, whichever is due. Decides under the
-  // lock, acts outside it, so gRPC never runs a reaction while we hold it.
-  void Pump() {
-    enum { kNothing, kWrite, kFinish } action = kNothing;
-    grpc::Status finish_status;
-    {
-      absl::MutexLock lock(&mu_);
-      if (watch_ == nullptr || writing_ || finished_) return;
-      if (broken_) {
-        finished_ = true;
-        action = kFinish;
-        finish_status = grpc::Status::CANCELLED;
-      } else {
-        if (pending_.empty()) {
-          for (WatchEvent& event : watch_->Take(64)) {
-            pending_.push_back(std::move(event));
-          }
-        }
-        if (!pending_.empty()) {
-          const WatchEvent& event = pending_.front();
-          out_.Clear();
-          out_.set_type(TypeToProto(event.type));
-          out_.set_reason(ReasonToProto(event.reason));
-          if (event.type != EventType::kSynced) {
-            EntryToProto(event.entry, out_.mutable_entry());
-          }
-          pending_.pop_front();
-          writing_ = true;
-          action = kWrite;
-        } else if (absl::Status status = watch_->status(); !status.ok()) {
-          finished_ = true;
-          action = kFinish;
-          finish_status = ToGrpcStatus(status);
-        }
+  bool Next(Watch& watch, v1::WatchEvent* out, absl::Status* end) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (pending_.empty()) {
+      for (WatchEvent& event : watch.Take(64)) {
+        pending_.push_back(std::move(event));
       }
     }
-    if (action == kWrite) StartWrite(&out_);
-    if (action == kFinish) Finish(finish_status);
+    if (pending_.empty()) {
+      *end = watch.status();  // OK: wait for more.
+      return false;
+    }
+    const WatchEvent& event = pending_.front();
+    out->Clear();
+    out->set_type(TypeToProto(event.type));
+    out->set_reason(ReasonToProto(event.reason));
+    if (event.type != EventType::kSynced) {
+      EntryToProto(event.entry, out->mutable_entry());
+    }
+    pending_.pop_front();
+    return true;
   }
 
-  absl::Mutex mu_;
-  std::unique_ptr<Watch> watch_ ABSL_GUARDED_BY(mu_);
   std::deque<WatchEvent> pending_ ABSL_GUARDED_BY(mu_);
-  v1::WatchEvent out_;  // The message being written; only while writing_.
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
