@@ -263,15 +263,13 @@ void Peer::WatchLoop() {
   bool reported_loss = false;
   while (true) {
     std::unique_ptr<registry::WatchStream> stream = registry_->Watch("");
+    // Owned by watch_ (so Shutdown() can cancel it); only this thread
+    // replaces it.
+    registry::WatchStream* watch = stream.get();
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
       watch_ = std::move(stream);
-    }
-    registry::WatchStream* watch = nullptr;
-    {
-      absl::MutexLock lock(&mu_);
-      watch = watch_.get();
     }
     absl::flat_hash_map<std::string, Entry> snapshot;
     bool synced = false;

@@ -11,6 +11,17 @@
 
 namespace chat::registry {
 
+std::shared_ptr<grpc::Channel> NewReconnectingChannel(
+    const std::string& address, Millis initial_backoff, Millis max_backoff) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              static_cast<int>(initial_backoff.count()));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(max_backoff.count()));
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
 absl::Status RegistryStatus(const grpc::Status& status,
                             const std::string& target) {
   absl::Status converted = FromGrpcStatus(status);
@@ -77,14 +88,10 @@ RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
 
 std::unique_ptr<RegistryClient> RegistryClient::Connect(
     const std::string& address, Millis timeout, Millis max_backoff) {
-  grpc::ChannelArguments args;
-  const int backoff_ms = static_cast<int>(max_backoff.count());
   // Start small: a registry restart usually takes well under a second.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(100, backoff_ms));
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
   return std::make_unique<RegistryClient>(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                args),
+      NewReconnectingChannel(address, std::min(Millis(100), max_backoff),
+                             max_backoff),
       address, timeout);
 }
 

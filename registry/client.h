@@ -20,6 +20,12 @@
 
 namespace chat::registry {
 
+// A plaintext channel to `address` (host:port) that retries a lost
+// connection after `initial_backoff`, doubling to `max_backoff`, instead of
+// gRPC's default (growing to two minutes).
+std::shared_ptr<grpc::Channel> NewReconnectingChannel(
+    const std::string& address, Millis initial_backoff, Millis max_backoff);
+
 // A status from the registry with its address in front when it could not
 // be reached, because gRPC's own text does not say which registry.
 absl::Status RegistryStatus(const grpc::Status& status,

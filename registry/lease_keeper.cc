@@ -29,14 +29,13 @@ LeaseKeeper::LeaseKeeper(RegistryClient* client, Options options, Lease lease)
 LeaseKeeper::~LeaseKeeper() { Stop(); }
 
 void LeaseKeeper::Stop() {
-  Lease lease;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
-    lease = lease_;
   }
   if (thread_.joinable()) thread_.join();
+  Lease lease;  // The last one the thread held.
   {
     absl::MutexLock lock(&mu_);
     lease = lease_;

@@ -141,13 +141,8 @@ std::string EntryJson(const Entry& entry) {
 
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
                                           const ChatctlInvocation& invocation) {
-  grpc::ChannelArguments arguments;
-  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-                   static_cast<int>(invocation.reconnect_initial.count()));
-  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-                   static_cast<int>(invocation.reconnect_max.count()));
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   arguments);
+  return registry::NewReconnectingChannel(address, invocation.reconnect_initial,
+                                          invocation.reconnect_max);
 }
 
 std::unique_ptr<registry::RegistryClient> ConnectRegistry(
