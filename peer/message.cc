@@ -48,6 +48,9 @@ std::string PrintableText(const std::string& text) {
   if (message.sent_at != absl::InfinitePast()) {
     proto.set_sent_at_unix_ms(absl::ToUnixMillis(message.sent_at));
   }
+  proto.set_sequence(message.sequence);
+  proto.set_sequence_epoch(message.sequence_epoch);
+  proto.set_sequence_floor(message.sequence_floor);
   return proto;
 }
 
@@ -60,6 +63,14 @@ ChatMessage FromProto(const ::Message& proto) {
   message.to = proto.recipient();
   if (proto.sent_at_unix_ms() > 0) {
     message.sent_at = absl::FromUnixMillis(proto.sent_at_unix_ms());
+  }
+  // A sequence is only usable whole: number, epoch and a floor at or below it.
+  if (proto.sequence() > 0 && !proto.sequence_epoch().empty() &&
+      proto.sequence_epoch().size() <= 64 && proto.sequence_floor() > 0 &&
+      proto.sequence_floor() <= proto.sequence()) {
+    message.sequence = proto.sequence();
+    message.sequence_epoch = proto.sequence_epoch();
+    message.sequence_floor = proto.sequence_floor();
   }
   return message;
 }

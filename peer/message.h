@@ -3,6 +3,7 @@
 #ifndef CHAT_PEER_MESSAGE_H_
 #define CHAT_PEER_MESSAGE_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -21,6 +22,10 @@ struct ChatMessage {
   absl::Time sent_at = absl::InfinitePast();  // Unknown for a lab peer.
   std::string lab_time;  // The lab's "time" field, as the sender wrote it.
   absl::Time received_at = absl::InfinitePast();  // Set by the receiver.
+  // Place in its conversation (see chat.proto); 0 when not sequenced.
+  int64_t sequence = 0;
+  std::string sequence_epoch;
+  int64_t sequence_floor = 0;
 };
 
 // OK for 1..4096 bytes of valid UTF-8; kInvalidArgument saying what is wrong.

@@ -3,8 +3,9 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <iterator>
+#include <vector>
 
-#include "absl/strings/str_cat.h"
+#include "common/sqlite_util.h"
 #include "registry/sqlite_store.h"
 
 namespace chat::registry {
@@ -47,21 +48,10 @@ static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
 absl::Status MigrateRegistryDatabase(SQLite::Database& db,
                                      const std::string& path) {
-  int version = db.execAndGet("PRAGMA user_version").getInt();
-  if (version > kSqliteSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, " has schema version ", version, " but this chat-registry ",
-        "knows only up to ", kSqliteSchemaVersion, "; run a newer build"));
-  }
-  for (; version < kSqliteSchemaVersion; ++version) {
-    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
-    // Another connection may have migrated meanwhile.
-    if (db.execAndGet("PRAGMA user_version").getInt() > version) continue;
-    db.exec(kMigrations[version]);
-    db.exec(absl::StrCat("PRAGMA user_version = ", version + 1));
-    transaction.commit();
-  }
-  return absl::OkStatus();
+  return MigrateSchema(
+      db, path,
+      std::vector<const char*>(std::begin(kMigrations), std::end(kMigrations)),
+      "chat-registry");
 }
 
 }  // namespace chat::registry

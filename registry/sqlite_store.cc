@@ -1,13 +1,8 @@
 #include "registry/sqlite_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <optional>
 #include <set>
 #include <utility>
@@ -20,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "common/sqlite_util.h"
 #include "common/status.h"
 #include "registry/names.h"
 #include "registry/sqlite_schema.h"
@@ -80,11 +76,11 @@ struct Database {
 class SqliteStore final : public Store {
  public:
   SqliteStore(const Clock& clock, const SqliteStoreOptions& options,
-              std::unique_ptr<Database> database, int lock_fd,
+              std::unique_ptr<Database> database, std::optional<FileLock> lock,
               absl::btree_map<std::string, Record> records)
       : clock_(clock),
         options_(options),
-        lock_fd_(lock_fd),
+        lock_(std::move(lock)),
         hub_(options.max_watch_backlog),
         database_(std::move(database)),
         records_(std::move(records)) {
@@ -99,7 +95,6 @@ class SqliteStore final : public Store {
       absl::MutexLock lock(&write_mu_);
       database_.reset();  // Closes the file before the lock is released.
     }
-    if (lock_fd_ >= 0) ::close(lock_fd_);
   }
 
   absl::StatusOr<Lease> Register(const RegisterRequest& request) override {
@@ -441,7 +436,9 @@ class SqliteStore final : public Store {
 
   const Clock& clock_;
   const SqliteStoreOptions options_;
-  const int lock_fd_;  // Holds the flock on the file; -1 for ":memory:".
+  // Keeps other registries off the file; none for ":memory:". Declared
+  // before database_ so the file closes before the lock goes.
+  std::optional<FileLock> lock_;
   WatchHub hub_;
 
   // Serialises every mutation that touches the file, so the file and memory
@@ -455,28 +452,6 @@ class SqliteStore final : public Store {
   // (expires_at, key) of every leased record, soonest first.
   std::set<std::pair<MonoTime, std::string>> expiry_ ABSL_GUARDED_BY(mu_);
 };
-
-// Takes an exclusive, advisory lock that keeps a second registry off the file.
-absl::StatusOr<int> LockFile(const std::string& path) {
-  const std::string lock_path = path + ".lock";
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot open lock file ", lock_path, ": ", std::strerror(errno)));
-  }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int error = errno;
-    ::close(fd);
-    if (error == EWOULDBLOCK) {
-      return absl::UnavailableError(
-          absl::StrCat(path, " is in use by another chat-registry (", lock_path,
-                       " is locked)"));
-    }
-    return absl::UnavailableError(
-        absl::StrCat("cannot lock ", lock_path, ": ", std::strerror(error)));
-  }
-  return fd;
-}
 
 absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
                                                  MonoTime now) {
@@ -514,11 +489,12 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     const std::string& path, const Clock& clock,
     const SqliteStoreOptions& options) {
   const bool in_memory = path == ":memory:";
-  int lock_fd = -1;
+  std::optional<FileLock> lock;
   if (!in_memory) {
-    absl::StatusOr<int> fd = LockFile(path);
-    if (!fd.ok()) return fd.status();
-    lock_fd = *fd;
+    absl::StatusOr<FileLock> acquired =
+        FileLock::Acquire(path, "chat-registry");
+    if (!acquired.ok()) return acquired.status();
+    lock = *std::move(acquired);
   }
   try {
     auto database = std::make_unique<Database>(path);
@@ -528,10 +504,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     db.exec(options.sync_full ? "PRAGMA synchronous = FULL"
                               : "PRAGMA synchronous = NORMAL");
     absl::Status migrated = MigrateRegistryDatabase(db, path);
-    if (!migrated.ok()) {
-      if (lock_fd >= 0) ::close(lock_fd);
-      return migrated;
-    }
+    if (!migrated.ok()) return migrated;
     database->upsert = std::make_unique<SQLite::Statement>(
         db,
         "INSERT INTO names (name_key, name, address, lease_id, ttl_ms, "
@@ -541,10 +514,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     database->remove = std::make_unique<SQLite::Statement>(
         db, "DELETE FROM names WHERE name_key = ?1");
     auto records = LoadRecords(db, clock.Monotonic());
-    return std::unique_ptr<Store>(new SqliteStore(
-        clock, options, std::move(database), lock_fd, std::move(records)));
+    return std::unique_ptr<Store>(
+        new SqliteStore(clock, options, std::move(database), std::move(lock),
+                        std::move(records)));
   } catch (const std::exception& e) {
-    if (lock_fd >= 0) ::close(lock_fd);
     return absl::UnavailableError(
         absl::StrCat("cannot open registry database ", path, ": ", e.what()));
   }

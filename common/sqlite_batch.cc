@@ -1,0 +1,87 @@
+#include "common/sqlite_batch.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+
+namespace chat {
+
+SqliteBatch::SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu)
+    : db_(db), db_mu_(db_mu) {
+  writer_ = std::thread(&SqliteBatch::WriterLoop, this);
+}
+
+SqliteBatch::~SqliteBatch() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+  }
+  writer_.join();
+}
+
+absl::Status SqliteBatch::Run(Job job) {
+  absl::Notification done;
+  absl::Status outcome;
+  Post(std::move(job), [&done, &outcome](const absl::Status& status) {
+    outcome = status;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return outcome;
+}
+
+void SqliteBatch::Post(Job job, AfterCommit after_commit) {
+  absl::MutexLock lock(&queue_mu_);
+  queue_.push_back(Pending{std::move(job), std::move(after_commit), {}});
+}
+
+void SqliteBatch::WriterLoop() {
+  while (true) {
+    std::deque<Pending> batch;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_mu_.Await(absl::Condition(
+          +[](SqliteBatch* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->queue_mu_) {
+            return b->stopping_ || !b->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // Stopping, and nothing left.
+      batch.swap(queue_);
+    }
+    Apply(batch);
+    for (Pending& pending : batch) {
+      if (pending.after_commit) pending.after_commit(pending.status);
+    }
+  }
+}
+
+void SqliteBatch::Apply(std::deque<Pending>& batch) {
+  absl::MutexLock lock(db_mu_);
+  try {
+    SQLite::Transaction transaction(*db_,
+                                    SQLite::TransactionBehavior::IMMEDIATE);
+    for (Pending& pending : batch) {
+      db_->exec("SAVEPOINT job");
+      try {
+        pending.status = pending.job(*db_);
+      } catch (const std::exception& e) {
+        pending.status = absl::UnavailableError(
+            absl::StrCat("storage failed to write: ", e.what()));
+      }
+      if (!pending.status.ok()) db_->exec("ROLLBACK TO job");
+      db_->exec("RELEASE job");
+    }
+    transaction.commit();
+  } catch (const std::exception& e) {
+    // Nothing of the batch is stored; every job in it fails alike.
+    for (Pending& pending : batch) {
+      pending.status = absl::UnavailableError(
+          absl::StrCat("storage failed to commit: ", e.what()));
+    }
+  }
+}
+
+}  // namespace chat

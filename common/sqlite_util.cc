@@ -1,0 +1,72 @@
+#include "common/sqlite_util.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace chat {
+
+absl::StatusOr<FileLock> FileLock::Acquire(const std::string& path,
+                                           const std::string& holder) {
+  const std::string lock_path = path + ".lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot open lock file ", lock_path, ": ", std::strerror(errno)));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int error = errno;
+    ::close(fd);
+    if (error == EWOULDBLOCK) {
+      return absl::UnavailableError(absl::StrCat(
+          path, " is in use by another ", holder, " (", lock_path,
+          " is locked)"));
+    }
+    return absl::UnavailableError(
+        absl::StrCat("cannot lock ", lock_path, ": ", std::strerror(error)));
+  }
+  return FileLock(fd);
+}
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // Closing releases the flock.
+}
+
+absl::Status MigrateSchema(SQLite::Database& db, const std::string& path,
+                           const std::vector<const char*>& migrations,
+                           const std::string& program) {
+  const int latest = static_cast<int>(migrations.size());
+  int version = db.execAndGet("PRAGMA user_version").getInt();
+  if (version > latest) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " has schema version ", version, " but this ",
+                     program, " knows only up to ", latest,
+                     "; run a newer build"));
+  }
+  for (; version < latest; ++version) {
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    // Another connection may have migrated meanwhile.
+    if (db.execAndGet("PRAGMA user_version").getInt() > version) continue;
+    db.exec(migrations[static_cast<size_t>(version)]);
+    db.exec(absl::StrCat("PRAGMA user_version = ", version + 1));
+    transaction.commit();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace chat

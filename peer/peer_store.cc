@@ -1,0 +1,624 @@
+#include "peer/peer_store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "common/sqlite_batch.h"
+#include "common/sqlite_util.h"
+#include "registry/names.h"
+
+namespace chat::peer {
+namespace {
+
+using registry::NameKey;
+
+// Append only: a file in the field may be at any earlier version.
+const std::vector<const char*> kMigrations = {
+    // 1: outbox, inbox, sequence counters, our lease.
+    R"sql(
+      CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+      ) WITHOUT ROWID;
+      -- Our side of each conversation: the next sequence number to give.
+      CREATE TABLE conversations (
+        peer_key      TEXT PRIMARY KEY NOT NULL,  -- lowercase name
+        epoch         TEXT NOT NULL,
+        next_sequence INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE outbox (
+        id            TEXT PRIMARY KEY NOT NULL,
+        recipient_key TEXT NOT NULL,
+        sequence      INTEGER NOT NULL,
+        body          BLOB NOT NULL,              -- serialized chat Message
+        stored        INTEGER NOT NULL DEFAULT 0  -- 1: in the mailbox
+      );
+      CREATE INDEX outbox_order ON outbox (recipient_key, sequence);
+      -- Their side: the next sequence number we wait for from each sender.
+      CREATE TABLE inbound (
+        sender_key    TEXT PRIMARY KEY NOT NULL,
+        epoch         TEXT NOT NULL,
+        next_sequence INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE inbox (
+        arrival        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id             TEXT NOT NULL UNIQUE,
+        sender_key     TEXT NOT NULL,
+        epoch          TEXT,
+        sequence       INTEGER,            -- NULL: not sequenced
+        body           BLOB,               -- NULL once shown
+        received_at_ms INTEGER NOT NULL,
+        state          INTEGER NOT NULL,   -- 0 held, 1 released, 2 shown
+        released       INTEGER             -- release order
+      );
+      CREATE INDEX inbox_held ON inbox (sender_key, sequence) WHERE state = 0;
+      CREATE INDEX inbox_released ON inbox (released) WHERE state = 1;
+    )sql",
+};
+
+constexpr int kHeld = 0;
+constexpr int kReleased = 1;
+constexpr int kShown = 2;
+
+// Shown ids kept for de-duplication; older ones are forgotten.
+constexpr int64_t kShownIdsKept = 10000;
+constexpr int kTrimEvery = 1000;
+
+std::string Serialize(const ChatMessage& message) {
+  std::string body;
+  ToProto(message).SerializeToString(&body);
+  return body;
+}
+
+ChatMessage Parse(const SQLite::Column& column) {
+  ::Message proto;
+  proto.ParseFromArray(column.getBlob(), column.getBytes());
+  return FromProto(proto);
+}
+
+class SqlitePeerStore final : public PeerStore {
+ public:
+  SqlitePeerStore(std::optional<FileLock> lock,
+                  std::unique_ptr<SQLite::Database> db, const Clock& clock)
+      : clock_(clock), lock_(std::move(lock)), db_(std::move(db)) {
+    absl::MutexLock lock_db(&db_mu_);
+    SQLite::Statement outstanding(*db_,
+                                  "SELECT recipient_key, sequence FROM outbox");
+    absl::MutexLock lock_memory(&mu_);
+    while (outstanding.executeStep()) {
+      outstanding_[outstanding.getColumn(0).getString()].insert(
+          outstanding.getColumn(1).getInt64());
+    }
+    next_release_ =
+        db_->execAndGet("SELECT coalesce(max(released), 0) + 1 FROM inbox")
+            .getInt64();
+    batch_ = std::make_unique<SqliteBatch>(db_.get(), &db_mu_);
+  }
+
+  ~SqlitePeerStore() override {
+    batch_.reset();  // Finishes queued writes.
+    absl::MutexLock lock(&db_mu_);
+    db_.reset();  // Closes the file before the lock goes.
+  }
+
+  void AddToOutbox(ChatMessage message, AddedCallback done) override {
+    auto added = std::make_shared<ChatMessage>(std::move(message));
+    batch_->Post(
+        [added](SQLite::Database& db) {
+          const std::string key = NameKey(added->to);
+          SQLite::Statement select(
+              db,
+              "SELECT epoch, next_sequence FROM conversations WHERE "
+              "peer_key = ?1");
+          select.bind(1, key);
+          if (select.executeStep()) {
+            added->sequence_epoch = select.getColumn(0).getString();
+            added->sequence = select.getColumn(1).getInt64();
+          } else {
+            added->sequence_epoch = RandomHex(8);
+            added->sequence = 1;
+          }
+          added->sequence_floor = added->sequence;
+          SQLite::Statement upsert(
+              db,
+              "INSERT INTO conversations (peer_key, epoch, next_sequence) "
+              "VALUES (?1, ?2, ?3) ON CONFLICT (peer_key) DO UPDATE SET "
+              "next_sequence = ?3");
+          upsert.bind(1, key);
+          upsert.bind(2, added->sequence_epoch);
+          upsert.bind(3, added->sequence + 1);
+          upsert.exec();
+          SQLite::Statement insert(
+              db,
+              "INSERT INTO outbox (id, recipient_key, sequence, body) VALUES "
+              "(?1, ?2, ?3, ?4)");
+          insert.bind(1, added->id);
+          insert.bind(2, key);
+          insert.bind(3, added->sequence);
+          const std::string body = Serialize(*added);
+          insert.bind(4, body.data(), static_cast<int>(body.size()));
+          insert.exec();
+          return absl::OkStatus();
+        },
+        [this, added, done = std::move(done)](const absl::Status& status) {
+          if (!status.ok()) {
+            done(status);
+            return;
+          }
+          {
+            absl::MutexLock lock(&mu_);
+            outstanding_[NameKey(added->to)].insert(added->sequence);
+          }
+          done(*added);
+        });
+  }
+
+  int64_t OutboxFloor(const std::string& recipient,
+                      int64_t fallback) override {
+    absl::MutexLock lock(&mu_);
+    auto it = outstanding_.find(NameKey(recipient));
+    if (it == outstanding_.end() || it->second.empty()) return fallback;
+    return std::min(*it->second.begin(), fallback);
+  }
+
+  void MarkStored(const std::string& id) override {
+    batch_->Post([id](SQLite::Database& db) {
+      SQLite::Statement update(db, "UPDATE outbox SET stored = 1 WHERE id = ?1");
+      update.bind(1, id);
+      update.exec();
+      return absl::OkStatus();
+    });
+  }
+
+  void RemoveFromOutbox(const std::string& id) override {
+    batch_->Post(
+        [this, id](SQLite::Database& db) { return DeleteOutboxRow(db, id); });
+  }
+
+  absl::StatusOr<std::optional<OutboxEntry>> TakeFromOutbox(
+      const std::string& id) override {
+    std::optional<OutboxEntry> taken;
+    CHAT_RETURN_IF_ERROR(batch_->Run([&](SQLite::Database& db) {
+      SQLite::Statement select(db,
+                               "SELECT body, stored FROM outbox WHERE id = ?1");
+      select.bind(1, id);
+      if (!select.executeStep()) return absl::OkStatus();
+      taken.emplace();
+      taken->message = Parse(select.getColumn(0));
+      taken->stored = select.getColumn(1).getInt() != 0;
+      return DeleteOutboxRow(db, id);
+    }));
+    return taken;
+  }
+
+  absl::StatusOr<std::vector<OutboxEntry>> Outbox() override {
+    absl::MutexLock lock(&db_mu_);
+    std::vector<OutboxEntry> entries;
+    try {
+      SQLite::Statement select(*db_,
+                               "SELECT body, stored FROM outbox ORDER BY "
+                               "recipient_key, sequence");
+      while (select.executeStep()) {
+        OutboxEntry entry;
+        entry.message = Parse(select.getColumn(0));
+        entry.stored = select.getColumn(1).getInt() != 0;
+        entries.push_back(std::move(entry));
+      }
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot read the outbox: ", e.what()));
+    }
+    return entries;
+  }
+
+  void Receive(ChatMessage message, ReceivedCallback done) override {
+    if (message.received_at == absl::InfinitePast()) {
+      message.received_at = clock_.Wall();
+    }
+    auto received = std::make_shared<Received>();
+    batch_->Post(
+        [this, message = std::move(message), received](SQLite::Database& db) {
+          SQLite::Statement seen(db, "SELECT 1 FROM inbox WHERE id = ?1");
+          seen.bind(1, message.id);
+          if (seen.executeStep()) {
+            received->duplicate = true;
+            return absl::OkStatus();
+          }
+          ReceiveLocked(db, message, *received);
+          return absl::OkStatus();
+        },
+        [received, done = std::move(done)](const absl::Status& status) {
+          if (!status.ok()) {
+            done(status);
+          } else {
+            done(std::move(*received));
+          }
+        });
+  }
+
+  void MarkShown(const std::vector<std::string>& ids) override {
+    if (ids.empty()) return;
+    batch_->Post([ids](SQLite::Database& db) {
+      SQLite::Statement update(
+          db, "UPDATE inbox SET state = 2, body = NULL WHERE id = ?1");
+      for (const std::string& id : ids) {
+        update.reset();
+        update.bind(1, id);
+        update.exec();
+      }
+      return absl::OkStatus();
+    });
+    bool trim = false;
+    {
+      absl::MutexLock lock(&mu_);
+      shown_since_trim_ += static_cast<int>(ids.size());
+      if (shown_since_trim_ >= kTrimEvery) {
+        shown_since_trim_ = 0;
+        trim = true;
+      }
+    }
+    if (trim) {
+      batch_->Post([](SQLite::Database& db) {
+        SQLite::Statement trim_old(
+            db,
+            "DELETE FROM inbox WHERE state = 2 AND arrival < (SELECT arrival "
+            "FROM inbox WHERE state = 2 ORDER BY arrival DESC LIMIT 1 OFFSET "
+            "?1)");
+        trim_old.bind(1, kShownIdsKept);
+        trim_old.exec();
+        return absl::OkStatus();
+      });
+    }
+  }
+
+  void ReleaseOverdue(absl::Duration limit, ReceivedCallback done) override {
+    auto received = std::make_shared<Received>();
+    const int64_t cutoff = absl::ToUnixMillis(clock_.Wall() - limit);
+    batch_->Post(
+        [this, cutoff, received](SQLite::Database& db) {
+          SQLite::Statement overdue(
+              db,
+              "SELECT sender_key, epoch FROM inbox WHERE state = 0 AND "
+              "received_at_ms < ?1 LIMIT 1");
+          SQLite::Statement lowest(
+              db,
+              "SELECT min(sequence) FROM inbox WHERE state = 0 AND "
+              "sender_key = ?1 AND epoch = ?2");
+          // Each pass releases at least the lowest held message of one
+          // sender, so this ends.
+          while (true) {
+            overdue.reset();
+            overdue.bind(1, cutoff);
+            if (!overdue.executeStep()) break;
+            const std::string sender_key = overdue.getColumn(0).getString();
+            const std::string epoch = overdue.getColumn(1).getString();
+            lowest.reset();
+            lowest.bind(1, sender_key);
+            lowest.bind(2, epoch);
+            lowest.executeStep();
+            ReleaseInOrder(db, sender_key, epoch, lowest.getColumn(0).getInt64(),
+                           *received);
+          }
+          return absl::OkStatus();
+        },
+        [received, done = std::move(done)](const absl::Status& status) {
+          if (!status.ok()) {
+            done(status);
+          } else {
+            done(std::move(*received));
+          }
+        });
+  }
+
+  absl::StatusOr<std::vector<ChatMessage>> Unshown() override {
+    absl::MutexLock lock(&db_mu_);
+    std::vector<ChatMessage> messages;
+    try {
+      SQLite::Statement select(*db_,
+                               "SELECT id, body, received_at_ms FROM inbox "
+                               "WHERE state = 1 ORDER BY released");
+      while (select.executeStep()) {
+        ChatMessage message = Parse(select.getColumn(1));
+        message.id = select.getColumn(0).getString();
+        message.received_at =
+            absl::FromUnixMillis(select.getColumn(2).getInt64());
+        messages.push_back(std::move(message));
+      }
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot read the inbox: ", e.what()));
+    }
+    return messages;
+  }
+
+  std::string SavedLeaseId() override {
+    absl::MutexLock lock(&db_mu_);
+    try {
+      SQLite::Statement select(
+          *db_, "SELECT value FROM meta WHERE key = 'lease_id'");
+      if (select.executeStep()) return select.getColumn(0).getString();
+    } catch (const std::exception&) {
+      // No saved lease: the peer registers afresh.
+    }
+    return "";
+  }
+
+  void SaveLeaseId(const std::string& lease_id) override {
+    batch_->Post([lease_id](SQLite::Database& db) {
+      SQLite::Statement upsert(
+          db,
+          "INSERT INTO meta (key, value) VALUES ('lease_id', ?1) ON CONFLICT "
+          "(key) DO UPDATE SET value = ?1");
+      upsert.bind(1, lease_id);
+      upsert.exec();
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  // Inside the writer's transaction.
+  absl::Status DeleteOutboxRow(SQLite::Database& db, const std::string& id) {
+    SQLite::Statement remove(
+        db, "DELETE FROM outbox WHERE id = ?1 RETURNING recipient_key, sequence");
+    remove.bind(1, id);
+    if (remove.executeStep()) {
+      const std::string key = remove.getColumn(0).getString();
+      const int64_t sequence = remove.getColumn(1).getInt64();
+      // Drain the statement so the delete completes.
+      while (remove.executeStep()) {
+      }
+      absl::MutexLock lock(&mu_);
+      auto it = outstanding_.find(key);
+      if (it != outstanding_.end()) {
+        it->second.erase(sequence);
+        if (it->second.empty()) outstanding_.erase(it);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Inside the writer's transaction: records a message not seen before and
+  // decides what it releases.
+  void ReceiveLocked(SQLite::Database& db, const ChatMessage& message,
+                     Received& received) {
+    const std::string sender_key = NameKey(message.from);
+    if (message.sequence == 0) {  // Not sequenced: shown at once.
+      Insert(db, message, sender_key, kReleased);
+      received.ready.push_back(message);
+      return;
+    }
+    SQLite::Statement select(
+        db,
+        "SELECT epoch, next_sequence FROM inbound WHERE sender_key = ?1");
+    select.bind(1, sender_key);
+    int64_t next = message.sequence_floor;
+    if (select.executeStep()) {
+      const std::string epoch = select.getColumn(0).getString();
+      if (epoch == message.sequence_epoch) {
+        next = select.getColumn(1).getInt64();
+      } else {
+        // The sender started afresh: what it held back under the old epoch
+        // will never be completed.
+        ReleaseAllHeld(db, sender_key, epoch, received);
+      }
+    }
+    if (message.sequence_floor > next) {
+      // The sender holds acknowledgements for everything below its floor,
+      // so whatever of that we still hold can go, in order.
+      ReleaseHeldBelow(db, sender_key, message.sequence_epoch,
+                       message.sequence_floor, received);
+      next = message.sequence_floor;
+    }
+    if (message.sequence < next) {
+      // Late: its gap was given up on. Shown now rather than never.
+      Insert(db, message, sender_key, kReleased);
+      received.ready.push_back(message);
+    } else {
+      Insert(db, message, sender_key, kHeld);
+    }
+    ReleaseInOrder(db, sender_key, message.sequence_epoch, next, received);
+  }
+
+  void Insert(SQLite::Database& db, const ChatMessage& message,
+              const std::string& sender_key, int state) {
+    SQLite::Statement insert(
+        db,
+        "INSERT INTO inbox (id, sender_key, epoch, sequence, body, "
+        "received_at_ms, state, released) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+        "?8)");
+    insert.bind(1, message.id);
+    insert.bind(2, sender_key);
+    const std::string body = Serialize(message);
+    if (message.sequence > 0) {
+      insert.bind(3, message.sequence_epoch);
+      insert.bind(4, message.sequence);
+    }
+    insert.bind(5, body.data(), static_cast<int>(body.size()));
+    insert.bind(6, absl::ToUnixMillis(message.received_at));
+    insert.bind(7, state);
+    if (state == kReleased) insert.bind(8, NextRelease());
+    insert.exec();
+  }
+
+  // Releases the held messages of `sender_key` numbered `next`, next + 1,
+  // ... while they are there, and records the first number still missing
+  // as the one to wait for.
+  void ReleaseInOrder(SQLite::Database& db, const std::string& sender_key,
+                         const std::string& epoch, int64_t next,
+                         Received& received) {
+    SQLite::Statement find(
+        db,
+        "SELECT id, body, received_at_ms FROM inbox WHERE state = 0 AND "
+        "sender_key = ?1 AND epoch = ?2 AND sequence = ?3");
+    while (true) {
+      find.reset();
+      find.bind(1, sender_key);
+      find.bind(2, epoch);
+      find.bind(3, next);
+      if (!find.executeStep()) break;
+      Release(db, find, received);
+      ++next;
+    }
+    SQLite::Statement upsert(
+        db,
+        "INSERT INTO inbound (sender_key, epoch, next_sequence) VALUES (?1, "
+        "?2, ?3) ON CONFLICT (sender_key) DO UPDATE SET epoch = ?2, "
+        "next_sequence = ?3");
+    upsert.bind(1, sender_key);
+    upsert.bind(2, epoch);
+    upsert.bind(3, next);
+    upsert.exec();
+  }
+
+  void ReleaseHeldBelow(SQLite::Database& db, const std::string& sender_key,
+                        const std::string& epoch, int64_t below,
+                        Received& received) {
+    SQLite::Statement find(
+        db,
+        "SELECT id, body, received_at_ms FROM inbox WHERE state = 0 AND "
+        "sender_key = ?1 AND epoch = ?2 AND sequence < ?3 ORDER BY sequence");
+    find.bind(1, sender_key);
+    find.bind(2, epoch);
+    find.bind(3, below);
+    ReleaseAll(db, find, received);
+  }
+
+  void ReleaseAllHeld(SQLite::Database& db, const std::string& sender_key,
+                      const std::string& epoch, Received& received) {
+    SQLite::Statement find(
+        db,
+        "SELECT id, body, received_at_ms FROM inbox WHERE state = 0 AND "
+        "sender_key = ?1 AND epoch = ?2 ORDER BY sequence");
+    find.bind(1, sender_key);
+    find.bind(2, epoch);
+    ReleaseAll(db, find, received);
+  }
+
+  void ReleaseAll(SQLite::Database& db, SQLite::Statement& find,
+                  Received& received) {
+    // Collected first: updating rows while stepping over them is unsafe.
+    std::vector<std::pair<std::string, ChatMessage>> found;
+    while (find.executeStep()) {
+      ChatMessage message = Parse(find.getColumn(1));
+      message.id = find.getColumn(0).getString();
+      message.received_at = absl::FromUnixMillis(find.getColumn(2).getInt64());
+      found.emplace_back(message.id, std::move(message));
+    }
+    for (auto& [id, message] : found) {
+      MarkReleased(db, id);
+      received.ready.push_back(std::move(message));
+    }
+  }
+
+  // `row` is positioned on (id, body, received_at_ms) of a held message.
+  void Release(SQLite::Database& db, SQLite::Statement& row,
+               Received& received) {
+    ChatMessage message = Parse(row.getColumn(1));
+    message.id = row.getColumn(0).getString();
+    message.received_at = absl::FromUnixMillis(row.getColumn(2).getInt64());
+    row.reset();
+    MarkReleased(db, message.id);
+    received.ready.push_back(std::move(message));
+  }
+
+  void MarkReleased(SQLite::Database& db, const std::string& id) {
+    SQLite::Statement update(
+        db, "UPDATE inbox SET state = 1, released = ?2 WHERE id = ?1");
+    update.bind(1, id);
+    update.bind(2, NextRelease());
+    update.exec();
+  }
+
+  int64_t NextRelease() {
+    absl::MutexLock lock(&mu_);
+    return next_release_++;
+  }
+
+  const Clock& clock_;
+  // Keeps other peers off the file; none for ":memory:". Declared before
+  // db_ so the file closes before the lock goes.
+  std::optional<FileLock> lock_;
+
+  absl::Mutex db_mu_;  // One thread at a time on the connection.
+  std::unique_ptr<SQLite::Database> db_ ABSL_GUARDED_BY(db_mu_);
+  std::unique_ptr<SqliteBatch> batch_;
+
+  absl::Mutex mu_;
+  // Sequence numbers in the outbox, by recipient key.
+  absl::flat_hash_map<std::string, std::set<int64_t>> outstanding_
+      ABSL_GUARDED_BY(mu_);
+  int64_t next_release_ ABSL_GUARDED_BY(mu_) = 1;
+  int shown_since_trim_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
+    const std::string& path, const Clock& clock) {
+  const bool in_memory = path == ":memory:";
+  std::optional<FileLock> lock;
+  if (!in_memory) {
+    absl::StatusOr<FileLock> acquired = FileLock::Acquire(path, "chat-peer");
+    if (!acquired.ok()) return acquired.status();
+    lock = *std::move(acquired);
+  }
+  try {
+    auto db = std::make_unique<SQLite::Database>(
+        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db->setBusyTimeout(5000);
+    if (!in_memory) db->exec("PRAGMA journal_mode = WAL");
+    // An acknowledged message must survive power loss; group commit keeps
+    // that cheap.
+    db->exec("PRAGMA synchronous = FULL");
+    CHAT_RETURN_IF_ERROR(MigrateSchema(*db, path, kMigrations, "chat-peer"));
+    return std::unique_ptr<PeerStore>(
+        new SqlitePeerStore(std::move(lock), std::move(db), clock));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open peer database ", path, ": ", e.what()));
+  }
+}
+
+absl::StatusOr<std::string> PeerStorePath(const std::string& data_dir,
+                                          const std::string& name) {
+  if (data_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "no data directory: set --data-dir, XDG_STATE_HOME or HOME");
+  }
+  // Create every missing level (like mkdir -p), private to the user.
+  for (size_t slash = data_dir.find('/', 1);; slash = data_dir.find('/', slash + 1)) {
+    const std::string prefix = data_dir.substr(0, slash);
+    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot create data directory ", prefix, ": ", std::strerror(errno)));
+    }
+    if (slash == std::string::npos) break;
+  }
+  return absl::StrCat(data_dir, "/", NameKey(name), ".db");
+}
+
+std::string DefaultDataDir() {
+  const char* state = std::getenv("XDG_STATE_HOME");
+  if (state != nullptr && state[0] == '/') {
+    return absl::StrCat(state, "/chat-peer");
+  }
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') {
+    return absl::StrCat(home, "/.local/state/chat-peer");
+  }
+  return "";
+}
+
+}  // namespace chat::peer

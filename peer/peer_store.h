@@ -1,0 +1,131 @@
+// The peer's durable state, one SQLite file per name in its data directory:
+// the outbox (our messages until their recipient has them), the inbox (ids
+// of messages received lately, and those held back to keep a conversation
+// in order), each conversation's sequence counters, and the lease that
+// holds our name (so a restarted peer takes its name back at once).
+
+#ifndef CHAT_PEER_PEER_STORE_H_
+#define CHAT_PEER_PEER_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "peer/message.h"
+
+namespace chat::peer {
+
+// One of our messages not yet known to have arrived.
+struct OutboxEntry {
+  ChatMessage message;  // With its sequence and epoch.
+  // Deposited in the recipient's mailbox; waits there for the recipient.
+  bool stored = false;
+};
+
+// What the inbox made of an arriving message.
+struct Received {
+  // Seen before (a retry, or a direct copy and a mailbox copy): show nothing.
+  bool duplicate = false;
+  // To show now, in order: the message itself, and any held back before
+  // that it completes; empty while it waits for earlier ones.
+  std::vector<ChatMessage> ready;
+};
+
+// Every write is durable (synchronous=FULL) before it is reported done,
+// except those marked "not waited for". Writes from many threads share
+// commits. Thread-safe. Errors: kUnavailable (storage failed; nothing of
+// the failed write is kept).
+class PeerStore {
+ public:
+  virtual ~PeerStore() = default;
+
+  // ---- Sender side.
+
+  // Gives `message` the next sequence number of its conversation (with
+  // message.to, case-insensitively) and writes it to the outbox. `done`
+  // gets the message as stored, or the error; calls come in call order, on
+  // the store's writer thread, and must not wait for the store.
+  using AddedCallback = std::function<void(absl::StatusOr<ChatMessage>)>;
+  virtual void AddToOutbox(ChatMessage message, AddedCallback done) = 0;
+
+  // The lowest sequence number still in the outbox towards `recipient`
+  // (what the recipient may still have to wait for); `fallback` when none.
+  virtual int64_t OutboxFloor(const std::string& recipient,
+                              int64_t fallback) = 0;
+
+  // Records that message `id` waits in its recipient's mailbox. Not waited
+  // for: after a crash before it lands, the message is simply sent again.
+  virtual void MarkStored(const std::string& id) = 0;
+
+  // Removes message `id` (it arrived, or it can never be sent). Not waited
+  // for: after a crash before it lands, the message is sent again and the
+  // recipient drops the copy.
+  virtual void RemoveFromOutbox(const std::string& id) = 0;
+
+  // Removes message `id` and returns it; nullopt when it is not there.
+  virtual absl::StatusOr<std::optional<OutboxEntry>> TakeFromOutbox(
+      const std::string& id) = 0;
+
+  // Everything in the outbox, each conversation in sequence order.
+  virtual absl::StatusOr<std::vector<OutboxEntry>> Outbox() = 0;
+
+  // ---- Receiver side.
+
+  // Records an arriving message (message.id set) durably, then tells `done`
+  // what to show. Messages of a conversation are released in sequence
+  // order; a message whose predecessors have not come is held back, and
+  // kept, until they do or until ReleaseOverdue(). `done` calls come in
+  // commit order on the store's writer thread, so what they show keeps the
+  // order; they must not wait for the store.
+  using ReceivedCallback = std::function<void(absl::StatusOr<Received>)>;
+  virtual void Receive(ChatMessage message, ReceivedCallback done) = 0;
+
+  // Records that released messages were shown, so a restart does not show
+  // them again. Not waited for.
+  virtual void MarkShown(const std::vector<std::string>& ids) = 0;
+
+  // Gives up waiting for the gaps before messages held back longer than
+  // `limit`, and releases them (with the held messages after them that are
+  // now in order) like Receive(). The gaps are skipped: a message that
+  // fills one later is shown when it comes, out of order.
+  virtual void ReleaseOverdue(absl::Duration limit,
+                              ReceivedCallback done) = 0;
+
+  // Messages released but perhaps not shown, because the process died in
+  // between; oldest first. Show them again, marked as repeated.
+  virtual absl::StatusOr<std::vector<ChatMessage>> Unshown() = 0;
+
+  // ---- Our registration.
+
+  // The lease id last saved; empty when none.
+  virtual std::string SavedLeaseId() = 0;
+  // Not waited for.
+  virtual void SaveLeaseId(const std::string& lease_id) = 0;
+};
+
+// Opens (creating, migrating) the store at `path`, ":memory:" for one that
+// lives only as long as the object. Takes `path`.lock, so a second peer
+// cannot use the same file: kUnavailable then. kFailedPrecondition when the
+// file comes from a newer build. `clock` is not owned; must outlive the store.
+absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
+    const std::string& path, const Clock& clock);
+
+// The store's file for peer `name` under `data_dir`, which is created
+// (mode 0700) when missing. kUnavailable when it cannot be made.
+absl::StatusOr<std::string> PeerStorePath(const std::string& data_dir,
+                                          const std::string& name);
+
+// $XDG_STATE_HOME/chat-peer, else $HOME/.local/state/chat-peer; empty when
+// neither is set.
+std::string DefaultDataDir();
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_PEER_STORE_H_

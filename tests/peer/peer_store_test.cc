@@ -1,0 +1,285 @@
+#include "peer/peer_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace chat::peer {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::chat::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+ChatMessage Outgoing(const std::string& id, const std::string& to,
+                     const std::string& text) {
+  ChatMessage message;
+  message.id = id;
+  message.from = "alice";
+  message.to = to;
+  message.text = text;
+  return message;
+}
+
+ChatMessage Incoming(const std::string& id, int64_t sequence, int64_t floor,
+                     const std::string& epoch = "e1",
+                     const std::string& from = "bob") {
+  ChatMessage message;
+  message.id = id;
+  message.from = from;
+  message.to = "alice";
+  message.text = "text " + id;
+  message.sequence = sequence;
+  message.sequence_floor = floor;
+  message.sequence_epoch = epoch;
+  return message;
+}
+
+absl::StatusOr<ChatMessage> Add(PeerStore& store, ChatMessage message) {
+  absl::Notification done;
+  absl::StatusOr<ChatMessage> result;
+  store.AddToOutbox(std::move(message), [&](absl::StatusOr<ChatMessage> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+// The ids Receive() released, or "duplicate".
+std::vector<std::string> Ids(const absl::StatusOr<Received>& received) {
+  std::vector<std::string> ids;
+  if (!received.ok()) return {"error"};
+  if (received->duplicate) return {"duplicate"};
+  for (const ChatMessage& m : received->ready) ids.push_back(m.id);
+  return ids;
+}
+
+absl::StatusOr<Received> Receive(PeerStore& store, ChatMessage message) {
+  absl::Notification done;
+  absl::StatusOr<Received> result;
+  store.Receive(std::move(message), [&](absl::StatusOr<Received> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+absl::StatusOr<Received> ReleaseOverdue(PeerStore& store,
+                                        absl::Duration limit) {
+  absl::Notification done;
+  absl::StatusOr<Received> result;
+  store.ReleaseOverdue(limit, [&](absl::StatusOr<Received> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+class PeerStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<PeerStore> Open() {
+    auto store = OpenPeerStore(dir_.File("alice.db"), clock_);
+    EXPECT_THAT(store.status(), IsOk());
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+};
+
+TEST_F(PeerStoreTest, NumbersEachConversationFromOne) {
+  auto store = Open();
+  auto a = Add(*store, Outgoing("m1", "bob", "hi"));
+  auto b = Add(*store, Outgoing("m2", "carol", "hi"));
+  auto c = Add(*store, Outgoing("m3", "BOB", "again"));
+  ASSERT_THAT(a.status(), IsOk());
+  ASSERT_THAT(b.status(), IsOk());
+  ASSERT_THAT(c.status(), IsOk());
+  EXPECT_EQ(a->sequence, 1);
+  EXPECT_EQ(b->sequence, 1);
+  EXPECT_EQ(c->sequence, 2);
+  EXPECT_EQ(a->sequence_epoch, c->sequence_epoch);
+  EXPECT_FALSE(a->sequence_epoch.empty());
+}
+
+TEST_F(PeerStoreTest, OutboxSurvivesReopenAndKeepsNumbering) {
+  std::string epoch;
+  {
+    auto store = Open();
+    epoch = Add(*store, Outgoing("m1", "bob", "one"))->sequence_epoch;
+    ASSERT_THAT(Add(*store, Outgoing("m2", "bob", "two")).status(), IsOk());
+    store->MarkStored("m1");
+  }
+  auto store = Open();
+  auto outbox = store->Outbox();
+  ASSERT_THAT(outbox.status(), IsOk());
+  ASSERT_EQ(outbox->size(), 2u);
+  EXPECT_EQ((*outbox)[0].message.id, "m1");
+  EXPECT_TRUE((*outbox)[0].stored);
+  EXPECT_EQ((*outbox)[0].message.text, "one");
+  EXPECT_EQ((*outbox)[1].message.id, "m2");
+  EXPECT_FALSE((*outbox)[1].stored);
+  EXPECT_EQ(store->OutboxFloor("bob", 99), 1);
+  auto next = Add(*store, Outgoing("m3", "bob", "three"));
+  EXPECT_EQ(next->sequence, 3);
+  EXPECT_EQ(next->sequence_epoch, epoch);
+}
+
+TEST_F(PeerStoreTest, FloorRisesAsMessagesLeaveTheOutbox) {
+  auto store = Open();
+  for (const char* id : {"m1", "m2", "m3"}) {
+    ASSERT_THAT(Add(*store, Outgoing(id, "bob", "x")).status(), IsOk());
+  }
+  EXPECT_EQ(store->OutboxFloor("bob", 3), 1);
+  store->RemoveFromOutbox("m1");
+  auto taken = store->TakeFromOutbox("m2");  // Waits: m1's removal is in.
+  ASSERT_THAT(taken.status(), IsOk());
+  ASSERT_TRUE(taken->has_value());
+  EXPECT_EQ((*taken)->message.id, "m2");
+  EXPECT_EQ(store->OutboxFloor("bob", 3), 3);
+  EXPECT_EQ(store->OutboxFloor("carol", 7), 7);
+  auto again = store->TakeFromOutbox("m2");
+  ASSERT_THAT(again.status(), IsOk());
+  EXPECT_FALSE(again->has_value());
+}
+
+TEST_F(PeerStoreTest, InOrderMessagesAreReleasedAtOnceAndOnce) {
+  auto store = Open();
+  EXPECT_THAT(Ids(Receive(*store, Incoming("a", 1, 1))), ElementsAre("a"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))), ElementsAre("b"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))),
+              ElementsAre("duplicate"));
+}
+
+TEST_F(PeerStoreTest, AnOvertakingMessageWaitsForItsPredecessor) {
+  auto store = Open();
+  EXPECT_THAT(Ids(Receive(*store, Incoming("a", 1, 1))), ElementsAre("a"));
+  // 2 sits in the mailbox; 3 came directly, saying 2 is still outstanding.
+  EXPECT_THAT(Ids(Receive(*store, Incoming("c", 3, 2))), IsEmpty());
+  EXPECT_THAT(Ids(Receive(*store, Incoming("d", 4, 2))), IsEmpty());
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))),
+              ElementsAre("b", "c", "d"));
+}
+
+TEST_F(PeerStoreTest, HeldMessagesSurviveARestart) {
+  {
+    auto store = Open();
+    EXPECT_THAT(Ids(Receive(*store, Incoming("c", 3, 2))), IsEmpty());
+  }
+  auto store = Open();
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))),
+              ElementsAre("b", "c"));
+}
+
+TEST_F(PeerStoreTest, AFreshReceiverStartsAtTheSendersFloor) {
+  auto store = Open();
+  // Everything below 41 reached us before (or went to a lost inbox).
+  EXPECT_THAT(Ids(Receive(*store, Incoming("x", 41, 41))), ElementsAre("x"));
+}
+
+TEST_F(PeerStoreTest, ARisingFloorReleasesWhatItCovers) {
+  auto store = Open();
+  EXPECT_THAT(Ids(Receive(*store, Incoming("a", 1, 1))), ElementsAre("a"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("c", 3, 2))), IsEmpty());
+  // 2 was given up by the sender; 4 says nothing below 4 is outstanding.
+  EXPECT_THAT(Ids(Receive(*store, Incoming("d", 4, 4))),
+              ElementsAre("c", "d"));
+}
+
+TEST_F(PeerStoreTest, ANewEpochLetsGoOfTheOldOne) {
+  auto store = Open();
+  EXPECT_THAT(Ids(Receive(*store, Incoming("c", 3, 2, "old"))), IsEmpty());
+  EXPECT_THAT(Ids(Receive(*store, Incoming("n", 1, 1, "new"))),
+              ElementsAre("c", "n"));
+}
+
+TEST_F(PeerStoreTest, ConversationsAreOrderedSeparately) {
+  auto store = Open();
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b2", 2, 1, "e", "bob"))),
+              IsEmpty());
+  EXPECT_THAT(Ids(Receive(*store, Incoming("c1", 1, 1, "e", "carol"))),
+              ElementsAre("c1"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b1", 1, 1, "e", "Bob"))),
+              ElementsAre("b1", "b2"));
+}
+
+TEST_F(PeerStoreTest, OverdueGapsAreSkipped) {
+  auto store = Open();
+  EXPECT_THAT(Ids(Receive(*store, Incoming("a", 1, 1))), ElementsAre("a"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("c", 3, 2))), IsEmpty());
+  EXPECT_THAT(Ids(Receive(*store, Incoming("e", 5, 2))), IsEmpty());
+  EXPECT_THAT(Ids(ReleaseOverdue(*store, absl::Seconds(10))), IsEmpty());
+  clock_.Advance(Millis(11000));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("d", 4, 2))), IsEmpty());
+  // c and e are overdue; d came late but is in order after c.
+  EXPECT_THAT(Ids(ReleaseOverdue(*store, absl::Seconds(10))),
+              ElementsAre("c", "d", "e"));
+  // The lost one turns up after all: shown, late, not dropped.
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))), ElementsAre("b"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("f", 6, 6))), ElementsAre("f"));
+}
+
+TEST_F(PeerStoreTest, UnsequencedMessagesAreReleasedAtOnce) {
+  auto store = Open();
+  ChatMessage lab;
+  lab.id = "given-on-arrival";
+  lab.from = "Davide De Rosa";
+  lab.text = "hello";
+  EXPECT_THAT(Ids(Receive(*store, lab)), ElementsAre("given-on-arrival"));
+}
+
+TEST_F(PeerStoreTest, ReleasedButUnshownMessagesComeBackAfterACrash) {
+  {
+    auto store = Open();
+    EXPECT_THAT(Ids(Receive(*store, Incoming("a", 1, 1))), ElementsAre("a"));
+    EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))), ElementsAre("b"));
+    store->MarkShown({"a"});
+  }
+  auto store = Open();
+  auto unshown = store->Unshown();
+  ASSERT_THAT(unshown.status(), IsOk());
+  ASSERT_EQ(unshown->size(), 1u);
+  EXPECT_EQ((*unshown)[0].id, "b");
+  EXPECT_EQ((*unshown)[0].text, "text b");
+  // Shown ids still catch copies.
+  EXPECT_THAT(Ids(Receive(*store, Incoming("a", 1, 1))),
+              ElementsAre("duplicate"));
+}
+
+TEST_F(PeerStoreTest, RemembersTheLease) {
+  {
+    auto store = Open();
+    EXPECT_EQ(store->SavedLeaseId(), "");
+    store->SaveLeaseId("feedface");
+  }
+  EXPECT_EQ(Open()->SavedLeaseId(), "feedface");
+}
+
+TEST_F(PeerStoreTest, ASecondProcessCannotOpenTheSameFile) {
+  auto first = Open();
+  EXPECT_THAT(OpenPeerStore(dir_.File("alice.db"), clock_).status(),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(PeerStoreTest, PathIsPerNameAndTheDirectoryIsMade) {
+  auto path = PeerStorePath(dir_.File("deep/er"), "Alice");
+  ASSERT_THAT(path.status(), IsOk());
+  EXPECT_EQ(*path, dir_.File("deep/er") + "/alice.db");
+  EXPECT_THAT(OpenPeerStore(*path, clock_).status(), IsOk());
+  EXPECT_THAT(PeerStorePath("", "alice").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace chat::peer
