@@ -42,12 +42,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid, so a volume's files keep one owner across image rebuilds.
-# /data holds the registry's database; a named volume mounted there starts
-# with this directory's owner.
+# /data holds the registry's database and the peers' outboxes and inboxes
+# (/data/peers, one file per name); a named volume mounted there starts with
+# this directory's owner.
 RUN groupadd --gid 10001 chat \
  && useradd --uid 10001 --gid chat --create-home --home-dir /home/chat \
       --shell /usr/sbin/nologin chat \
- && mkdir /data && chown chat:chat /data
+ && mkdir -p /data/peers && chown -R chat:chat /data
 
 COPY --from=build /out/ /usr/local/bin/
 # Fails the build if a library is missing from the list above.
@@ -56,6 +57,6 @@ RUN ! ldd /usr/local/bin/chat-registry /usr/local/bin/chat-peer \
 
 USER chat
 WORKDIR /home/chat
-ENV CHAT_REGISTRY_DB=/data/registry.db
+ENV CHAT_REGISTRY_DB=/data/registry.db CHAT_PEER_DATA_DIR=/data/peers
 EXPOSE 50050 50051
 CMD ["chat-registry"]

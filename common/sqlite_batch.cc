@@ -14,12 +14,14 @@ SqliteBatch::SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu)
   writer_ = std::thread(&SqliteBatch::WriterLoop, this);
 }
 
-SqliteBatch::~SqliteBatch() {
+SqliteBatch::~SqliteBatch() { Stop(); }
+
+void SqliteBatch::Stop() {
   {
     absl::MutexLock lock(&queue_mu_);
     stopping_ = true;
   }
-  writer_.join();
+  if (writer_.joinable()) writer_.join();
 }
 
 absl::Status SqliteBatch::Run(Job job) {
@@ -34,8 +36,14 @@ absl::Status SqliteBatch::Run(Job job) {
 }
 
 void SqliteBatch::Post(Job job, AfterCommit after_commit) {
-  absl::MutexLock lock(&queue_mu_);
-  queue_.push_back(Pending{std::move(job), std::move(after_commit), {}});
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (!closed_) {
+      queue_.push_back(Pending{std::move(job), std::move(after_commit), {}});
+      return;
+    }
+  }
+  if (after_commit) after_commit(absl::UnavailableError("storage is closed"));
 }
 
 void SqliteBatch::WriterLoop() {
@@ -48,7 +56,10 @@ void SqliteBatch::WriterLoop() {
             return b->stopping_ || !b->queue_.empty();
           },
           this));
-      if (queue_.empty()) return;  // Stopping, and nothing left.
+      if (queue_.empty()) {  // Stopping, and nothing left.
+        closed_ = true;
+        return;
+      }
       batch.swap(queue_);
     }
     Apply(batch);

@@ -41,8 +41,13 @@ class SqliteBatch {
   // `db` and `db_mu` are not owned and must outlive this.
   SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu);
 
-  // Finishes every queued job, then stops the writer thread.
+  // Same as Stop().
   ~SqliteBatch();
+
+  // Finishes every queued job (and those their after-commit steps queue),
+  // then stops the writer thread. Later jobs fail at once with kUnavailable.
+  // Idempotent.
+  void Stop();
 
   // Queues `job` and blocks until its batch is committed; returns its
   // outcome, or kUnavailable when the commit failed.
@@ -68,6 +73,7 @@ class SqliteBatch {
   absl::Mutex queue_mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(queue_mu_) = false;  // The writer has ended.
   std::thread writer_;
 };
 

@@ -24,9 +24,9 @@ absl::StatusOr<FileLock> FileLock::Acquire(const std::string& path,
     int error = errno;
     ::close(fd);
     if (error == EWOULDBLOCK) {
-      return absl::UnavailableError(absl::StrCat(
-          path, " is in use by another ", holder, " (", lock_path,
-          " is locked)"));
+      return absl::UnavailableError(absl::StrCat(path, " is in use by another ",
+                                                 holder, " (", lock_path,
+                                                 " is locked)"));
     }
     return absl::UnavailableError(
         absl::StrCat("cannot lock ", lock_path, ": ", std::strerror(error)));
@@ -53,10 +53,9 @@ absl::Status MigrateSchema(SQLite::Database& db, const std::string& path,
   const int latest = static_cast<int>(migrations.size());
   int version = db.execAndGet("PRAGMA user_version").getInt();
   if (version > latest) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, " has schema version ", version, " but this ",
-                     program, " knows only up to ", latest,
-                     "; run a newer build"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has schema version ", version, " but this ", program,
+        " knows only up to ", latest, "; run a newer build"));
   }
   for (; version < latest; ++version) {
     SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);

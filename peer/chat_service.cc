@@ -60,13 +60,27 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
     grpc::CallbackServerContext* context, const ::Message* request,
     ::NullMsg* /*response*/) {
   ChatMessage message = FromProto(*request);
+  const bool sequenced = request->sequence() != 0 ||
+                         !request->sequence_epoch().empty() ||
+                         request->sequence_floor() != 0;
+  if (sequenced && message.sequence == 0) {
+    return Respond(context,
+                   absl::InvalidArgumentError(
+                       "sequence must be positive, with a sequence_epoch of "
+                       "1-64 bytes and a sequence_floor from 1 to sequence"));
+  }
   if (absl::Status status = Check(message, own_name_); !status.ok()) {
     return Respond(context, status);
   }
   message.received_at = clock_.Wall();
   if (message.id.empty()) message.id = NewUuidV7(message.received_at);
   if (message.to.empty()) message.to = own_name_;
-  return Respond(context, sink_->Accept(message));
+  // Answered once the message is durably ours, without holding a thread.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  sink_->Accept(message, [reactor](const absl::Status& status) {
+    reactor->Finish(ToGrpcStatus(status));
+  });
+  return reactor;
 }
 
 }  // namespace chat::peer

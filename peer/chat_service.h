@@ -4,6 +4,7 @@
 #ifndef CHAT_PEER_CHAT_SERVICE_H_
 #define CHAT_PEER_CHAT_SERVICE_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -16,9 +17,11 @@ namespace chat::peer {
 // Where accepted messages go. Thread-safe: called from gRPC threads.
 class MessageSink {
  public:
+  using AcceptCallback = std::function<void(const absl::Status&)>;
   virtual ~MessageSink() = default;
-  // Takes a checked message. An error is returned to the sender as is.
-  virtual absl::Status Accept(const ChatMessage& message) = 0;
+  // Takes a checked message and calls `done` once, from any thread, when it
+  // is safely kept (or not): the outcome goes back to the sender as is.
+  virtual void Accept(const ChatMessage& message, AcceptCallback done) = 0;
 };
 
 // Thread-safe.

@@ -16,8 +16,8 @@ namespace chat::peer {
 enum class EventKind {
   kReady,       // Registered and serving: `name`, `address`.
   kMessage,     // A message arrived: `message`.
-  kSendResult,  // The fate of one of our messages: `message`, `status`,
-                // and `text` (why it failed, or was stored).
+  kSendResult,  // A state of one of our messages: `message`, `status`,
+                // and `text` (why it failed, was stored or waits).
   kOnline,      // `name` registered at `address`.
   kOffline,     // `name` left; `text` says why (unregistered, expired).
   kPeers,       // Answer to a listing: `peers`.
@@ -26,9 +26,12 @@ enum class EventKind {
   kError,       // Something went wrong: `text`.
 };
 
-// kStored: not delivered yet, waiting in the recipient's mailbox in the
-// registry; a kDelivered for the same id follows once the recipient has it.
-enum class SendStatus { kDelivered, kStored, kFailed };
+// A message's states, in the order they come: kSent (in our durable
+// outbox; again, with a reason, each time an attempt fails and it waits to
+// be tried again), then kStored (waiting in the recipient's mailbox in the
+// registry) and/or kDelivered (the recipient's peer has it). kFailed is
+// final: it can never be sent (the outbox lets it go).
+enum class SendStatus { kSent, kStored, kDelivered, kFailed };
 
 struct PeerEvent {
   EventKind kind = EventKind::kInfo;
@@ -40,8 +43,9 @@ struct PeerEvent {
   std::vector<registry::Entry> peers;
   // For kSendResult: the recipient is the current partner (echo without @).
   bool to_partner = false;
-  // For kMessage: it waited in our mailbox while we were away.
-  bool late = false;
+  // For kMessage: shown before, perhaps, by a run of this peer that died
+  // before it could note that it had shown it.
+  bool repeated = false;
 };
 
 inline PeerEvent MakeEvent(EventKind kind, std::string name = "",

@@ -32,6 +32,20 @@ std::string Clock(const TextStyle& style, absl::Time t) {
   return absl::FormatTime("[%H:%M]", t, style.time_zone);
 }
 
+const char* StatusName(SendStatus status) {
+  switch (status) {
+    case SendStatus::kSent:
+      return "sent";
+    case SendStatus::kStored:
+      return "stored";
+    case SendStatus::kDelivered:
+      return "delivered";
+    case SendStatus::kFailed:
+      return "failed";
+  }
+  return "failed";
+}
+
 std::string Rfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
 }
@@ -49,13 +63,27 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       const ChatMessage& message = event.message;
       std::string head = absl::StrCat(Clock(style, MessageTime(message)), " ",
                                       PrintableText(message.from), ">");
-      std::string late =
-          event.late ? Paint(style, kNotice, "  (delivered late)") : "";
+      std::string late;
+      if (event.repeated) {
+        late = Paint(style, kNotice, "  (again, after a restart)");
+      } else if (message.late) {
+        late = Paint(style, kNotice, "  (delivered late)");
+      }
       return absl::StrCat(Paint(style, kOthers, head), " ",
                           PrintableText(message.text), late, "\n");
     }
     case EventKind::kSendResult: {
       const ChatMessage& message = event.message;
+      if (event.status == SendStatus::kSent && !event.text.empty()) {
+        return Paint(style, kNotice,
+                     absl::StrCat("* not yet sent to ", message.to, ": ",
+                                  PrintableText(event.text),
+                                  "; it waits in your outbox")) +
+               "\n";
+      }
+      if (event.status == SendStatus::kDelivered && event.text.empty()) {
+        return "";  // Straight through: the echo at kSent said it all.
+      }
       if (event.status == SendStatus::kStored) {
         return Paint(style, kNotice,
                      absl::StrCat("* stored for ", message.to, ": ",
@@ -64,12 +92,11 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
                                   " is back")) +
                "\n";
       }
-      if (message.text.empty()) {
-        // A receipt for a message sent before this peer last started.
-        return Paint(
-                   style, kNotice,
-                   absl::StrCat("* delivered to ", message.to,
-                                ": your message ", PrintableText(message.id))) +
+      if (event.status == SendStatus::kDelivered) {
+        return Paint(style, kNotice,
+                     absl::StrCat("* delivered to ", message.to, " (",
+                                  PrintableText(event.text),
+                                  "): ", PrintableText(message.text))) +
                "\n";
       }
       if (event.status == SendStatus::kFailed) {
@@ -153,17 +180,25 @@ std::string FormatJson(const PeerEvent& event) {
       text("to", event.message.to);
       text("text", event.message.text);
       text("time", Rfc3339(MessageTime(event.message)));
-      if (event.late) field("late", "true");
+      if (event.message.sequence > 0) {
+        field("sequence", absl::StrCat(event.message.sequence));
+      }
+      if (event.message.late) field("late", "true");
+      if (event.repeated) field("repeated", "true");
       break;
     case EventKind::kSendResult:
       text("event", "send");
       text("id", event.message.id);
       text("to", event.message.to);
-      text("status", event.status == SendStatus::kDelivered ? "delivered"
-                     : event.status == SendStatus::kStored  ? "stored"
-                                                            : "failed");
-      if (event.status == SendStatus::kFailed) text("error", event.text);
-      if (event.status == SendStatus::kStored) text("reason", event.text);
+      text("status", StatusName(event.status));
+      if (event.message.sequence > 0) {
+        field("sequence", absl::StrCat(event.message.sequence));
+      }
+      if (event.status == SendStatus::kFailed) {
+        text("error", event.text);
+      } else if (!event.text.empty()) {
+        text("reason", event.text);
+      }
       text("text", event.message.text);
       break;
     case EventKind::kOnline:

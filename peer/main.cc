@@ -12,6 +12,7 @@
 #include "common/signals.h"
 #include "peer/console.h"
 #include "peer/peer.h"
+#include "peer/peer_store.h"
 #include "registry/client.h"
 
 namespace po = boost::program_options;
@@ -39,6 +40,17 @@ int Run(const po::variables_map& vm) {
   if (vm.count("advertise"))
     options.advertise = vm["advertise"].as<std::string>();
   options.ttl = chat::Millis(vm["ttl"].as<int>() * 1000);
+  std::string data_dir = vm.count("data-dir") ? vm["data-dir"].as<std::string>()
+                                              : chat::peer::DefaultDataDir();
+  absl::StatusOr<std::string> store_path =
+      chat::peer::PeerStorePath(data_dir, options.name);
+  if (!store_path.ok()) {
+    std::cerr << "chat-peer: " << store_path.status().message() << "\n";
+    return store_path.status().code() == absl::StatusCode::kInvalidArgument
+               ? chat::kExitUsage
+               : kExitCannotStart;
+  }
+  options.store_path = *store_path;
 
   const bool json = vm["json"].as<bool>();
   const bool terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -88,6 +100,9 @@ int main(int argc, char** argv) {
       "address that reaches the registry, with the bound port)")(
       "peer", po::value<std::string>(),
       "wait for this peer to come online, then chat with it")(
+      "data-dir", po::value<std::string>(),
+      "where your outbox and inbox are kept, one file per name (default: "
+      "$XDG_STATE_HOME/chat-peer, else ~/.local/state/chat-peer)")(
       "ttl", po::value<int>()->default_value(0),
       "lease TTL in seconds (0: the registry's default)")(
       "json", po::bool_switch(), "print one JSON object per event (scripts)")(
@@ -103,11 +118,13 @@ int main(int argc, char** argv) {
   command_line.epilog =
       "Exit status: 0 after /quit, end of input or SIGINT/SIGTERM; 1 the name "
       "is held by another live peer;\n2 usage error; 3 registry unreachable; "
-      "4 cannot start otherwise (e.g. the listen address).";
+      "4 cannot start otherwise (the listen address, or the data directory\n"
+      "is unusable or in use by another chat-peer of this name).";
   command_line.environment = {
-      {"CHAT_PEER_NAME", "name"},     {"CHAT_REGISTRY", "registry"},
-      {"CHAT_PEER_LISTEN", "listen"}, {"CHAT_PEER_ADVERTISE", "advertise"},
-      {"CHAT_PEER_PARTNER", "peer"},  {"CHAT_PEER_TTL", "ttl"}};
+      {"CHAT_PEER_NAME", "name"},        {"CHAT_REGISTRY", "registry"},
+      {"CHAT_PEER_LISTEN", "listen"},    {"CHAT_PEER_ADVERTISE", "advertise"},
+      {"CHAT_PEER_PARTNER", "peer"},     {"CHAT_PEER_TTL", "ttl"},
+      {"CHAT_PEER_DATA_DIR", "data-dir"}};
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

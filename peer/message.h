@@ -26,6 +26,8 @@ struct ChatMessage {
   int64_t sequence = 0;
   std::string sequence_epoch;
   int64_t sequence_floor = 0;
+  // Not on the wire: it waited for us in our mailbox.
+  bool late = false;
 };
 
 // OK for 1..4096 bytes of valid UTF-8; kInvalidArgument saying what is wrong.

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
 #include "common/net.h"
@@ -20,20 +22,34 @@ using registry::NameKey;
 
 namespace {
 
-constexpr size_t kMaxSeenIds = 10000;
-constexpr size_t kMaxStoredRemembered = 10000;
+// Failures a later attempt may not meet: the recipient or the registry may
+// come back, a full mailbox may be drained. Anything else is final.
+bool WorthRetrying(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kUnauthenticated:
+      return false;
+    default:
+      return true;
+  }
+}
 
 }  // namespace
 
-// The ordered queue of messages to one recipient, drained by its own thread
-// so a slow or unreachable peer never holds up messages to others.
+// The ordered queue of outbox messages to one recipient, drained by its own
+// thread so a slow or unreachable peer never holds up messages to others.
+// A message that can be neither delivered nor stored is tried again, with
+// growing pauses, and holds back the ones after it: order comes first.
 class Conversation {
  public:
   explicit Conversation(Peer* peer) : peer_(peer) {
     thread_ = std::thread(&Conversation::Run, this);
   }
 
-  // Drains what is queued, then stops.
+  // Gives each queued message one more try, then stops; what cannot go
+  // stays in the outbox.
   ~Conversation() {
     {
       absl::MutexLock lock(&mu_);
@@ -47,6 +63,12 @@ class Conversation {
     queue_.push_back({std::move(message), to_partner});
   }
 
+  // Cuts the pause before the next attempt short (the recipient is back).
+  void Nudge() {
+    absl::MutexLock lock(&mu_);
+    nudged_ = true;
+  }
+
  private:
   struct Item {
     ChatMessage message;
@@ -54,8 +76,10 @@ class Conversation {
   };
 
   void Run() {
+    Millis pause = peer_->options_.retry_min;
     while (true) {
       Item item;
+      bool closing;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
@@ -64,19 +88,68 @@ class Conversation {
             },
             this));
         if (queue_.empty()) return;  // Closing, and nothing left to send.
-        item = std::move(queue_.front());
-        queue_.pop_front();
+        item = queue_.front();
+        closing = closing_;
+        nudged_ = false;
       }
+      ChatMessage& message = item.message;
+      message.sequence_floor =
+          peer_->store_->OutboxFloor(message.to, message.sequence);
       std::string why;
-      absl::StatusOr<SendStatus> outcome = peer_->Deliver(item.message, &why);
-      PeerEvent event;
-      event.kind = EventKind::kSendResult;
-      event.name = item.message.to;
-      event.message = std::move(item.message);
+      absl::StatusOr<SendStatus> outcome = peer_->Deliver(message, &why);
+      PeerEvent event = MakeEvent(EventKind::kSendResult, message.to);
       event.to_partner = item.to_partner;
-      event.status = outcome.value_or(SendStatus::kFailed);
-      event.text = outcome.ok() ? why : std::string(outcome.status().message());
+      if (outcome.ok()) {
+        event.status = *outcome;
+        if (*outcome == SendStatus::kDelivered) {
+          peer_->store_->RemoveFromOutbox(message.id);
+          if (retried_) event.text = "on a later attempt";
+        } else {
+          peer_->store_->MarkStored(message.id);
+          event.text = why;
+        }
+      } else if (WorthRetrying(outcome.status())) {
+        if (!retried_) {
+          retried_ = true;
+          event.status = SendStatus::kSent;
+          event.text = std::string(outcome.status().message());
+          event.message = message;
+          peer_->Emit(event);
+        }
+        if (closing) {
+          // The rest wait behind this one, in the outbox, for the next run.
+          size_t left;
+          {
+            absl::MutexLock lock(&mu_);
+            left = queue_.size();
+            queue_.clear();
+          }
+          peer_->Emit(InfoEvent(absl::StrCat(
+              left, left == 1 ? " message" : " messages", " to ", message.to,
+              " wait in your outbox; they go out when you start again")));
+          return;
+        }
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(
+            absl::Condition(
+                +[](Conversation* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+                  return c->nudged_ || c->closing_;
+                },
+                this),
+            absl::Milliseconds(pause.count()));
+        pause = std::min(pause * 2, peer_->options_.retry_max);
+        continue;
+      } else {
+        peer_->store_->RemoveFromOutbox(message.id);
+        event.status = SendStatus::kFailed;
+        event.text = std::string(outcome.status().message());
+      }
+      event.message = std::move(message);
       peer_->Emit(event);
+      retried_ = false;
+      pause = peer_->options_.retry_min;
+      absl::MutexLock lock(&mu_);
+      queue_.pop_front();
     }
   }
 
@@ -84,6 +157,8 @@ class Conversation {
   absl::Mutex mu_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool nudged_ ABSL_GUARDED_BY(mu_) = false;
+  bool retried_ = false;  // The head has failed before. Run()'s thread only.
   std::thread thread_;
 };
 
@@ -95,6 +170,12 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     CHAT_RETURN_IF_ERROR(registry::ValidateAddress(options.advertise));
   }
   std::unique_ptr<Peer> peer(new Peer(options, events, clock));
+  absl::StatusOr<std::unique_ptr<PeerStore>> store =
+      OpenPeerStore(options.store_path, clock);
+  if (!store.ok()) {
+    return absl::FailedPreconditionError(std::string(store.status().message()));
+  }
+  peer->store_ = *std::move(store);
   peer->registry_ =
       registry::RegistryClient::Connect(options.registry, options.rpc_timeout);
   peer->service_ = std::make_unique<ChatService>(
@@ -125,7 +206,11 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   keeper_options.name = options.name;
   keeper_options.address = peer->address_;
   keeper_options.ttl = options.ttl;
+  keeper_options.reclaim_lease_id = peer->store_->SavedLeaseId();
   Peer* raw = peer.get();
+  keeper_options.on_lease = [raw](const std::string& lease_id) {
+    raw->store_->SaveLeaseId(lease_id);
+  };
   keeper_options.on_change = [raw](const std::string& text) {
     raw->Emit(InfoEvent(text));
   };
@@ -144,8 +229,30 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   ready.name = options.name;
   ready.address = peer->address_;
   peer->Emit(ready);
+  // What a killed run recorded but may not have shown, then what it left
+  // in the outbox: sent again on its own.
+  absl::StatusOr<std::vector<ChatMessage>> unshown = peer->store_->Unshown();
+  if (unshown.ok()) peer->Show(*unshown, /*repeated=*/true);
+  CHAT_ASSIGN_OR_RETURN(std::vector<OutboxEntry> outbox,
+                        peer->store_->Outbox());
+  size_t resent = 0;
+  {
+    absl::MutexLock lock(&peer->mu_);
+    for (const OutboxEntry& entry : outbox) {
+      // Stored ones wait in a mailbox; their receipts will come.
+      if (entry.stored) continue;
+      peer->QueueLocked(entry.message, /*to_partner=*/false);
+      ++resent;
+    }
+  }
+  if (resent > 0) {
+    peer->Emit(InfoEvent(absl::StrCat("sending ", resent,
+                                      resent == 1 ? " message" : " messages",
+                                      " left in your outbox")));
+  }
   peer->watch_thread_ = std::thread(&Peer::WatchLoop, raw);
   peer->mail_thread_ = std::thread(&Peer::MailLoop, raw);
+  peer->hold_back_thread_ = std::thread(&Peer::HoldBackLoop, raw);
   {
     // Know who is online before returning, so every later arrival is news
     // and --peer does not wait for someone already here. Bounded: a slow
@@ -176,16 +283,43 @@ absl::StatusOr<std::string> Peer::Send(const std::string& to,
   message.text = text;
   message.lab_time = LabTime(message.sent_at);
   std::string id = message.id;
-
-  absl::MutexLock lock(&mu_);
-  if (stopping_) {
-    return absl::FailedPreconditionError("the peer is shutting down");
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return absl::FailedPreconditionError("the peer is shutting down");
+    }
   }
-  std::unique_ptr<Conversation>& conversation = conversations_[NameKey(to)];
-  if (conversation == nullptr)
-    conversation = std::make_unique<Conversation>(this);
-  conversation->Enqueue(std::move(message), to_partner);
+  // Written to the outbox before the first attempt; many sends share one
+  // commit. Callbacks come in call order, so the queue keeps that order.
+  store_->AddToOutbox(
+      std::move(message),
+      [this, to, to_partner](absl::StatusOr<ChatMessage> added) {
+        PeerEvent event = MakeEvent(EventKind::kSendResult, to);
+        event.to_partner = to_partner;
+        if (!added.ok()) {
+          event.status = SendStatus::kFailed;
+          event.text = absl::StrCat("could not write it to your outbox: ",
+                                    added.status().message());
+          Emit(event);
+          return;
+        }
+        event.status = SendStatus::kSent;
+        event.message = *added;
+        Emit(event);
+        absl::MutexLock lock(&mu_);
+        // Shutting down: it waits in the outbox for the next start.
+        if (!stopping_) QueueLocked(*added, to_partner);
+      });
   return id;
+}
+
+void Peer::QueueLocked(const ChatMessage& message, bool to_partner) {
+  std::unique_ptr<Conversation>& conversation =
+      conversations_[NameKey(message.to)];
+  if (conversation == nullptr) {
+    conversation = std::make_unique<Conversation>(this);
+  }
+  conversation->Enqueue(message, to_partner);
 }
 
 absl::StatusOr<std::vector<Entry>> Peer::ListPeers() {
@@ -225,9 +359,10 @@ void Peer::Shutdown() {
     if (watch_ != nullptr) watch_->Cancel();
     if (mail_ != nullptr) mail_->Cancel();
   }
-  draining.clear();  // Each conversation sends what it holds, then ends.
+  draining.clear();  // Each conversation tries what it holds, then ends.
   if (watch_thread_.joinable()) watch_thread_.join();
   if (mail_thread_.joinable()) mail_thread_.join();
+  if (hold_back_thread_.joinable()) hold_back_thread_.join();
   if (keeper_ != nullptr) keeper_->Stop();  // Unregisters.
   if (server_ != nullptr) {
     StopServer(*server_, Millis(1000));
@@ -235,26 +370,46 @@ void Peer::Shutdown() {
   }
 }
 
-bool Peer::FirstSighting(const std::string& id) {
-  absl::MutexLock lock(&mu_);
-  if (!seen_ids_.insert(id).second) return false;
-  seen_order_.push_back(id);
-  if (seen_order_.size() > kMaxSeenIds) {
-    seen_ids_.erase(seen_order_.front());
-    seen_order_.pop_front();
-  }
-  return true;
+void Peer::Accept(const ChatMessage& message, AcceptCallback done) {
+  // Kept durably first, then shown, then acknowledged: a sender that hears
+  // OK may forget the message. A retry or copy is acknowledged, shown once.
+  store_->Receive(message, [this, done = std::move(done)](
+                               absl::StatusOr<Received> received) {
+    if (!received.ok()) {
+      done(absl::UnavailableError(absl::StrCat(
+          "the recipient cannot keep it now: ", received.status().message())));
+      return;
+    }
+    Show(received->ready, /*repeated=*/false);
+    done(absl::OkStatus());
+  });
 }
 
-absl::Status Peer::Accept(const ChatMessage& message) {
-  // A retry after a lost answer: acknowledged again, shown once.
-  if (!FirstSighting(message.id)) return absl::OkStatus();
-  PeerEvent event;
-  event.kind = EventKind::kMessage;
-  event.name = message.from;
-  event.message = message;
-  Emit(event);
-  return absl::OkStatus();
+void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
+  if (messages.empty()) return;
+  std::vector<std::string> ids;
+  for (const ChatMessage& message : messages) {
+    PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
+    event.message = message;
+    event.repeated = repeated;
+    Emit(event);
+    ids.push_back(message.id);
+  }
+  store_->MarkShown(ids);
+}
+
+void Peer::HoldBackLoop() {
+  const absl::Duration limit = absl::Milliseconds(options_.hold_back.count());
+  // Checked a few times per limit: a held message waits at most ~1.25x it.
+  const absl::Duration tick = std::max(limit / 4, absl::Milliseconds(10));
+  absl::MutexLock lock(&mu_);
+  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_), tick)) {
+    mu_.Unlock();
+    store_->ReleaseOverdue(limit, [this](absl::StatusOr<Received> received) {
+      if (received.ok()) Show(received->ready, /*repeated=*/false);
+    });
+    mu_.Lock();
+  }
 }
 
 void Peer::WatchLoop() {
@@ -364,6 +519,9 @@ void Peer::ApplyWatchEvent(const registry::WatchEvent& event) {
     change.kind = EventKind::kOnline;
     absl::MutexLock lock(&mu_);
     online_[key] = event.entry;
+    // Messages waiting for this peer need not wait out their pause.
+    auto it = conversations_.find(key);
+    if (it != conversations_.end()) it->second->Nudge();
   } else if (event.type == EventType::kDelete) {
     change.kind = EventKind::kOffline;
     change.text =
@@ -410,40 +568,43 @@ void Peer::MailLoop() {
 void Peer::HandleMail(const registry::MailItem& item,
                       const std::string& lease_id) {
   if (item.kind == registry::MailItem::Kind::kReceipt) {
-    PeerEvent event = MakeEvent(EventKind::kSendResult, item.sender);
-    event.status = SendStatus::kDelivered;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = stored_.find(item.id);
-      if (it != stored_.end()) {
-        event.message = it->second;
-        stored_.erase(it);
-      }
+    absl::StatusOr<std::optional<OutboxEntry>> taken =
+        store_->TakeFromOutbox(item.id);
+    if (!taken.ok()) return;  // Not acknowledged: the receipt comes again.
+    // Not in the outbox: reported delivered already (a copy went directly).
+    if (taken->has_value()) {
+      PeerEvent event = MakeEvent(EventKind::kSendResult, item.sender);
+      event.status = SendStatus::kDelivered;
+      event.message = (*taken)->message;
+      event.text = "from the mailbox";
+      Emit(event);
     }
-    event.message.id = item.id;
-    event.message.to = item.sender;
-    event.message.from = options_.name;
-    event.text = "delivered from the mailbox";
-    Emit(event);
   } else {
     ::Message proto;
     ChatMessage message;
     if (proto.ParseFromString(item.payload)) message = FromProto(proto);
     message.id = item.id;  // The mailbox's id is the one to acknowledge.
     message.received_at = clock_.Wall();
+    message.late = true;
     if (message.from.empty()) message.from = item.sender;
     if (message.to.empty()) message.to = options_.name;
     if (!ValidateMessageText(message.text).ok()) {
       Emit(ErrorEvent(absl::StrCat("dropped unreadable mail from ",
                                    PrintableText(item.sender))));
-    } else if (FirstSighting(message.id)) {
-      PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
-      event.message = std::move(message);
-      event.late = true;
-      Emit(event);
+    } else {
+      absl::Notification kept;
+      absl::Status status;
+      store_->Receive(
+          message, [this, &kept, &status](absl::StatusOr<Received> received) {
+            if (received.ok()) Show(received->ready, /*repeated=*/false);
+            status = received.status();
+            kept.Notify();
+          });
+      kept.WaitForNotification();
+      if (!status.ok()) return;  // Not acknowledged: it comes again.
     }
   }
-  // Shown (or known) now: the mailbox may let it go.
+  // Kept (or known) now: the mailbox may let it go.
   absl::Status acked = registry_->Ack(options_.name, lease_id, {item.id});
   if (!acked.ok()) {
     Emit(InfoEvent(absl::StrCat("could not acknowledge mail (", acked.message(),
@@ -502,8 +663,6 @@ absl::StatusOr<SendStatus> Peer::Deliver(const ChatMessage& message,
   }
   *why = absl::StrCat(direct.message(), "; it waits in ", message.to,
                       "'s mailbox");
-  absl::MutexLock lock(&mu_);
-  if (stored_.size() < kMaxStoredRemembered) stored_[message.id] = message;
   return SendStatus::kStored;
 }
 

@@ -7,7 +7,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,12 +14,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "peer/chat_service.h"
 #include "peer/events.h"
+#include "peer/peer_store.h"
 #include "registry/client.h"
 #include "registry/lease_keeper.h"
 
@@ -36,6 +35,16 @@ struct PeerOptions {
   Millis ttl{0};  // 0: the registry's default.
   // Deadline of each call to the registry or another peer.
   Millis rpc_timeout{5000};
+  // The peer's SQLite file (see PeerStorePath()); ":memory:" keeps nothing
+  // across runs (tests).
+  std::string store_path = ":memory:";
+  // How long a message that overtook an earlier one waits for it before it
+  // is shown anyway.
+  Millis hold_back{10000};
+  // First and longest pause between attempts to send a message that could
+  // be neither delivered nor stored.
+  Millis retry_min{250};
+  Millis retry_max{5000};
 };
 
 class Conversation;
@@ -46,8 +55,9 @@ class Peer final : private MessageSink {
   // Serves, registers, starts following the registry. kAlreadyExists when a
   // live peer holds the name, kUnavailable when the registry cannot be
   // reached or the address cannot be served, kInvalidArgument for a bad
-  // name or address. `events` and `clock` are not owned and must outlive the
-  // peer.
+  // name or address, kFailedPrecondition when the store cannot be opened
+  // (for example, another peer of this name uses it). `events` and `clock` are
+  // not owned and must outlive the peer.
   static absl::StatusOr<std::unique_ptr<Peer>> Start(const PeerOptions& options,
                                                      EventSink* events,
                                                      const Clock& clock);
@@ -59,10 +69,11 @@ class Peer final : private MessageSink {
   // The address registered for us.
   const std::string& address() const { return address_; }
 
-  // Queues `text` for `to` and returns the message's id at once; its fate
-  // comes later as a kSendResult event. Messages to one peer go in order.
-  // kInvalidArgument for a bad name or text, kFailedPrecondition once
-  // shutting down.
+  // Writes `text` for `to` to the outbox and returns the message's id at
+  // once; its states come as kSendResult events (kSent once it is in the
+  // outbox). It is tried until it is delivered or stored, also across
+  // restarts; messages to one peer go in order. kInvalidArgument for a bad
+  // name or text, kFailedPrecondition once shutting down.
   absl::StatusOr<std::string> Send(const std::string& to,
                                    const std::string& text,
                                    bool to_partner = false);
@@ -80,15 +91,22 @@ class Peer final : private MessageSink {
   // Wakes WaitUntilOnline() callers, which then return false.
   void Interrupt();
 
-  // Finishes pending sends (each bounded by two attempts), stops following
-  // the registry, unregisters and stops serving. Idempotent.
+  // Gives each queued message one more try (a message that still cannot go
+  // stays in the outbox for the next start), stops following the registry,
+  // unregisters and stops serving. Idempotent.
   void Shutdown();
 
  private:
   friend class Conversation;
 
   Peer(PeerOptions options, EventSink* events, const Clock& clock);
-  absl::Status Accept(const ChatMessage& message) override;
+  void Accept(const ChatMessage& message, AcceptCallback done) override;
+  // Shows messages the store released, in order, and notes them shown.
+  void Show(const std::vector<ChatMessage>& messages, bool repeated);
+  // Hands outbox entries to their conversations. Caller holds mu_.
+  void QueueLocked(const ChatMessage& message, bool to_partner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HoldBackLoop();
   void WatchLoop();
   void ApplyWatchEvent(const registry::WatchEvent& event);
   // Delivers one message directly, with a re-resolve and one retry when the
@@ -100,8 +118,6 @@ class Peer final : private MessageSink {
   absl::Status DeliverDirectly(const ChatMessage& message);
   void MailLoop();
   void HandleMail(const registry::MailItem& item, const std::string& lease_id);
-  // Remembers `id`; false when it was seen before (a duplicate).
-  bool FirstSighting(const std::string& id);
   absl::StatusOr<std::shared_ptr<::ChattingService::Stub>> StubFor(
       const std::string& name, bool fresh);
   void ForgetStub(const std::string& key);
@@ -112,12 +128,14 @@ class Peer final : private MessageSink {
   const Clock& clock_;
   std::string address_;
 
+  std::unique_ptr<PeerStore> store_;  // Outlives every thread below.
   std::unique_ptr<registry::RegistryClient> registry_;
   std::unique_ptr<ChatService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<registry::LeaseKeeper> keeper_;
   std::thread watch_thread_;
   std::thread mail_thread_;
+  std::thread hold_back_thread_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -128,12 +146,6 @@ class Peer final : private MessageSink {
       ABSL_GUARDED_BY(mu_);
   std::unique_ptr<registry::WatchStream> watch_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<registry::MailStream> mail_ ABSL_GUARDED_BY(mu_);
-  // Ids of messages received lately, oldest first: a retry or a copy from
-  // the mailbox is shown once. Bounded.
-  absl::flat_hash_set<std::string> seen_ids_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> seen_order_ ABSL_GUARDED_BY(mu_);
-  // Our messages waiting in mailboxes, by id, for their receipts. Bounded.
-  absl::flat_hash_map<std::string, ChatMessage> stored_ ABSL_GUARDED_BY(mu_);
   // One ordered outgoing queue per recipient, by name key.
   absl::flat_hash_map<std::string, std::unique_ptr<Conversation>> conversations_
       ABSL_GUARDED_BY(mu_);

@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/random.h"
-#include "common/status.h"
 #include "common/sqlite_batch.h"
 #include "common/sqlite_util.h"
+#include "common/status.h"
 #include "registry/names.h"
 
 namespace chat::peer {
@@ -61,7 +61,8 @@ const std::vector<const char*> kMigrations = {
         body           BLOB,               -- NULL once shown
         received_at_ms INTEGER NOT NULL,
         state          INTEGER NOT NULL,   -- 0 held, 1 released, 2 shown
-        released       INTEGER             -- release order
+        released       INTEGER,            -- release order
+        late           INTEGER NOT NULL    -- 1: came from our mailbox
       );
       CREATE INDEX inbox_held ON inbox (sender_key, sequence) WHERE state = 0;
       CREATE INDEX inbox_released ON inbox (released) WHERE state = 1;
@@ -88,6 +89,15 @@ ChatMessage Parse(const SQLite::Column& column) {
   return FromProto(proto);
 }
 
+// An inbox row selected as (id, body, received_at_ms, late).
+ChatMessage FromInboxRow(SQLite::Statement& row) {
+  ChatMessage message = Parse(row.getColumn(1));
+  message.id = row.getColumn(0).getString();
+  message.received_at = absl::FromUnixMillis(row.getColumn(2).getInt64());
+  message.late = row.getColumn(3).getInt() != 0;
+  return message;
+}
+
 class SqlitePeerStore final : public PeerStore {
  public:
   SqlitePeerStore(std::optional<FileLock> lock,
@@ -108,7 +118,7 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   ~SqlitePeerStore() override {
-    batch_.reset();  // Finishes queued writes.
+    batch_->Stop();  // Finishes queued writes.
     absl::MutexLock lock(&db_mu_);
     db_.reset();  // Closes the file before the lock goes.
   }
@@ -165,8 +175,7 @@ class SqlitePeerStore final : public PeerStore {
         });
   }
 
-  int64_t OutboxFloor(const std::string& recipient,
-                      int64_t fallback) override {
+  int64_t OutboxFloor(const std::string& recipient, int64_t fallback) override {
     absl::MutexLock lock(&mu_);
     auto it = outstanding_.find(NameKey(recipient));
     if (it == outstanding_.end() || it->second.empty()) return fallback;
@@ -175,7 +184,8 @@ class SqlitePeerStore final : public PeerStore {
 
   void MarkStored(const std::string& id) override {
     batch_->Post([id](SQLite::Database& db) {
-      SQLite::Statement update(db, "UPDATE outbox SET stored = 1 WHERE id = ?1");
+      SQLite::Statement update(db,
+                               "UPDATE outbox SET stored = 1 WHERE id = ?1");
       update.bind(1, id);
       update.exec();
       return absl::OkStatus();
@@ -308,8 +318,8 @@ class SqlitePeerStore final : public PeerStore {
             lowest.bind(1, sender_key);
             lowest.bind(2, epoch);
             lowest.executeStep();
-            ReleaseInOrder(db, sender_key, epoch, lowest.getColumn(0).getInt64(),
-                           *received);
+            ReleaseInOrder(db, sender_key, epoch,
+                           lowest.getColumn(0).getInt64(), *received);
           }
           return absl::OkStatus();
         },
@@ -327,14 +337,10 @@ class SqlitePeerStore final : public PeerStore {
     std::vector<ChatMessage> messages;
     try {
       SQLite::Statement select(*db_,
-                               "SELECT id, body, received_at_ms FROM inbox "
-                               "WHERE state = 1 ORDER BY released");
+                               "SELECT id, body, received_at_ms, late FROM "
+                               "inbox WHERE state = 1 ORDER BY released");
       while (select.executeStep()) {
-        ChatMessage message = Parse(select.getColumn(1));
-        message.id = select.getColumn(0).getString();
-        message.received_at =
-            absl::FromUnixMillis(select.getColumn(2).getInt64());
-        messages.push_back(std::move(message));
+        messages.push_back(FromInboxRow(select));
       }
     } catch (const std::exception& e) {
       return absl::UnavailableError(
@@ -346,8 +352,8 @@ class SqlitePeerStore final : public PeerStore {
   std::string SavedLeaseId() override {
     absl::MutexLock lock(&db_mu_);
     try {
-      SQLite::Statement select(
-          *db_, "SELECT value FROM meta WHERE key = 'lease_id'");
+      SQLite::Statement select(*db_,
+                               "SELECT value FROM meta WHERE key = 'lease_id'");
       if (select.executeStep()) return select.getColumn(0).getString();
     } catch (const std::exception&) {
       // No saved lease: the peer registers afresh.
@@ -371,7 +377,8 @@ class SqlitePeerStore final : public PeerStore {
   // Inside the writer's transaction.
   absl::Status DeleteOutboxRow(SQLite::Database& db, const std::string& id) {
     SQLite::Statement remove(
-        db, "DELETE FROM outbox WHERE id = ?1 RETURNING recipient_key, sequence");
+        db,
+        "DELETE FROM outbox WHERE id = ?1 RETURNING recipient_key, sequence");
     remove.bind(1, id);
     if (remove.executeStep()) {
       const std::string key = remove.getColumn(0).getString();
@@ -400,8 +407,7 @@ class SqlitePeerStore final : public PeerStore {
       return;
     }
     SQLite::Statement select(
-        db,
-        "SELECT epoch, next_sequence FROM inbound WHERE sender_key = ?1");
+        db, "SELECT epoch, next_sequence FROM inbound WHERE sender_key = ?1");
     select.bind(1, sender_key);
     int64_t next = message.sequence_floor;
     if (select.executeStep()) {
@@ -436,8 +442,8 @@ class SqlitePeerStore final : public PeerStore {
     SQLite::Statement insert(
         db,
         "INSERT INTO inbox (id, sender_key, epoch, sequence, body, "
-        "received_at_ms, state, released) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-        "?8)");
+        "received_at_ms, state, released, late) VALUES (?1, ?2, ?3, ?4, ?5, "
+        "?6, ?7, ?8, ?9)");
     insert.bind(1, message.id);
     insert.bind(2, sender_key);
     const std::string body = Serialize(message);
@@ -449,6 +455,7 @@ class SqlitePeerStore final : public PeerStore {
     insert.bind(6, absl::ToUnixMillis(message.received_at));
     insert.bind(7, state);
     if (state == kReleased) insert.bind(8, NextRelease());
+    insert.bind(9, message.late ? 1 : 0);
     insert.exec();
   }
 
@@ -456,11 +463,11 @@ class SqlitePeerStore final : public PeerStore {
   // ... while they are there, and records the first number still missing
   // as the one to wait for.
   void ReleaseInOrder(SQLite::Database& db, const std::string& sender_key,
-                         const std::string& epoch, int64_t next,
-                         Received& received) {
+                      const std::string& epoch, int64_t next,
+                      Received& received) {
     SQLite::Statement find(
         db,
-        "SELECT id, body, received_at_ms FROM inbox WHERE state = 0 AND "
+        "SELECT id, body, received_at_ms, late FROM inbox WHERE state = 0 AND "
         "sender_key = ?1 AND epoch = ?2 AND sequence = ?3");
     while (true) {
       find.reset();
@@ -487,7 +494,7 @@ class SqlitePeerStore final : public PeerStore {
                         Received& received) {
     SQLite::Statement find(
         db,
-        "SELECT id, body, received_at_ms FROM inbox WHERE state = 0 AND "
+        "SELECT id, body, received_at_ms, late FROM inbox WHERE state = 0 AND "
         "sender_key = ?1 AND epoch = ?2 AND sequence < ?3 ORDER BY sequence");
     find.bind(1, sender_key);
     find.bind(2, epoch);
@@ -499,7 +506,7 @@ class SqlitePeerStore final : public PeerStore {
                       const std::string& epoch, Received& received) {
     SQLite::Statement find(
         db,
-        "SELECT id, body, received_at_ms FROM inbox WHERE state = 0 AND "
+        "SELECT id, body, received_at_ms, late FROM inbox WHERE state = 0 AND "
         "sender_key = ?1 AND epoch = ?2 ORDER BY sequence");
     find.bind(1, sender_key);
     find.bind(2, epoch);
@@ -511,9 +518,7 @@ class SqlitePeerStore final : public PeerStore {
     // Collected first: updating rows while stepping over them is unsafe.
     std::vector<std::pair<std::string, ChatMessage>> found;
     while (find.executeStep()) {
-      ChatMessage message = Parse(find.getColumn(1));
-      message.id = find.getColumn(0).getString();
-      message.received_at = absl::FromUnixMillis(find.getColumn(2).getInt64());
+      ChatMessage message = FromInboxRow(find);
       found.emplace_back(message.id, std::move(message));
     }
     for (auto& [id, message] : found) {
@@ -522,12 +527,10 @@ class SqlitePeerStore final : public PeerStore {
     }
   }
 
-  // `row` is positioned on (id, body, received_at_ms) of a held message.
+  // `row` is positioned on a held message (see FromInboxRow).
   void Release(SQLite::Database& db, SQLite::Statement& row,
                Received& received) {
-    ChatMessage message = Parse(row.getColumn(1));
-    message.id = row.getColumn(0).getString();
-    message.received_at = absl::FromUnixMillis(row.getColumn(2).getInt64());
+    ChatMessage message = FromInboxRow(row);
     row.reset();
     MarkReleased(db, message.id);
     received.ready.push_back(std::move(message));
@@ -598,7 +601,8 @@ absl::StatusOr<std::string> PeerStorePath(const std::string& data_dir,
         "no data directory: set --data-dir, XDG_STATE_HOME or HOME");
   }
   // Create every missing level (like mkdir -p), private to the user.
-  for (size_t slash = data_dir.find('/', 1);; slash = data_dir.find('/', slash + 1)) {
+  for (size_t slash = data_dir.find('/', 1);;
+       slash = data_dir.find('/', slash + 1)) {
     const std::string prefix = data_dir.substr(0, slash);
     if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
       return absl::UnavailableError(absl::StrCat(

@@ -95,8 +95,7 @@ class PeerStore {
   // `limit`, and releases them (with the held messages after them that are
   // now in order) like Receive(). The gaps are skipped: a message that
   // fills one later is shown when it comes, out of order.
-  virtual void ReleaseOverdue(absl::Duration limit,
-                              ReceivedCallback done) = 0;
+  virtual void ReleaseOverdue(absl::Duration limit, ReceivedCallback done) = 0;
 
   // Messages released but perhaps not shown, because the process died in
   // between; oldest first. Show them again, marked as repeated.

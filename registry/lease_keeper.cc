@@ -14,9 +14,10 @@ Millis RenewInterval(Millis ttl) { return std::max(Millis(100), ttl / 3); }
 
 absl::StatusOr<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(
     RegistryClient* client, Options options) {
-  absl::StatusOr<Lease> lease = client->Register(
-      RegisterRequest{options.name, options.address, options.ttl, ""});
+  absl::StatusOr<Lease> lease = client->Register(RegisterRequest{
+      options.name, options.address, options.ttl, options.reclaim_lease_id});
   if (!lease.ok()) return lease.status();
+  if (options.on_lease) options.on_lease(lease->lease_id);
   std::unique_ptr<LeaseKeeper> keeper(
       new LeaseKeeper(client, std::move(options), *std::move(lease)));
   keeper->thread_ = std::thread(&LeaseKeeper::Run, keeper.get());
@@ -92,6 +93,7 @@ Millis LeaseKeeper::Step() {
     Report("registered", absl::StrCat("registered \"", options_.name,
                                       "\" again at ", options_.address));
     Millis interval = RenewInterval(lease->entry.ttl);
+    if (options_.on_lease) options_.on_lease(lease->lease_id);
     absl::MutexLock lock(&mu_);
     lease_ = *std::move(lease);
     return interval;

@@ -27,6 +27,13 @@ class LeaseKeeper {
     Millis ttl{0};  // 0: the registry's default.
     // How soon to try again after the registry did not answer.
     Millis retry_interval{1000};
+    // A lease id saved by an earlier run of this program: if that lease
+    // still holds the name (the program was killed), the name is taken back
+    // at once instead of after the lease expires.
+    std::string reclaim_lease_id;
+    // Told every lease id as it is granted, so it can be saved for
+    // reclaim_lease_id. Called from Start() and the keeper's thread.
+    std::function<void(const std::string&)> on_lease;
     // Told in one line whenever the registration changes state (lost,
     // registry unreachable, registered again, name taken). Called from the
     // keeper's thread; must not call Stop().

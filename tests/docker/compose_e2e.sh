@@ -200,11 +200,11 @@ echo "   bob left the list ${gone_after}s after the kill"
 # second of slack covers that and this script's polling.
 awk -v t="$gone_after" -v ttl="$ttl" 'BEGIN { exit !(t <= ttl + 1) }' ||
   fail "bob left ${gone_after}s after the kill; his TTL is ${ttl}s"
-# Not delivered: "failed", or "stored" once peers have mailboxes (issue 5).
-wait_event alice '"text":"are you there?"' 1 30
+# Not delivered but stored in bob's mailbox (after "sent").
+wait_event alice '"status":"stored"' 1 30
 result=$(grep -F '"event":"send"' "$work/alice.out" | grep -F '"text":"are you there?"')
 grep -qF '"to":"bob"' <<<"$result" || fail "no send result for the message to bob: $result"
-grep -qE '"status":"(failed|stored)"' <<<"$result" ||
+grep -qF '"status":"stored"' <<<"$result" ||
   fail "the message to bob's dead container is not reported as not delivered: $result"
 echo "   $result"
 list=$(ctl --json list) || fail "chatctl list failed: $(tail -n 3 "$work/chatctl.err")"

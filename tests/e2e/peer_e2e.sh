@@ -43,7 +43,7 @@ start_peer() {
   fi
   mkfifo "$work/$name.in"
   (without_pipes "$bin_dir/chat-peer" --name "$name" --registry "$registry" \
-    --listen 127.0.0.1:0 --ttl 4 --json "$@") \
+    --listen 127.0.0.1:0 --ttl 4 --json --data-dir "$work/data" "$@") \
     <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
   peer_pid[$name]=$!
   pids+=("$!")
@@ -88,7 +88,7 @@ wait_for_file "$work/dave.out" '"text":"dave, finally"'
 step "a second alice is refused and alice keeps her name"
 code=0
 (without_pipes timeout 20 "$bin_dir/chat-peer" --name ALICE \
-  --registry "$registry" --json) </dev/null >"$work/alice2.out" 2>"$work/alice2.err" || code=$?
+  --registry "$registry" --json --data-dir "$work/elsewhere") </dev/null >"$work/alice2.out" 2>"$work/alice2.err" || code=$?
 [ "$code" = 1 ] || fail "a second alice exited $code, expected 1"
 grep -q 'taken' "$work/alice2.err" || fail "no clear message for the taken name"
 say dave "@alice are you still there?"
@@ -116,7 +116,7 @@ start_peer bob
 wait_for_file "$work/bob.out" '"text":"are you there?"'
 grep -F '"text":"are you there?"' "$work/bob.out" | grep -qF '"late":true' ||
   fail "the message did not come from the mailbox"
-wait_for_file "$work/alice.out" '"status":"delivered","text":"are you there?"'
+wait_for_file "$work/alice.out" '"reason":"from the mailbox","text":"are you there?"'
 
 step "end of input: alice finishes, unregisters and exits 0"
 eval "exec ${peer_fd[alice]}>&-"

@@ -36,7 +36,7 @@ timeout 20 "$bin_dir/chatctl" register davide "127.0.0.1:$lab_port" --static ||
 
 step "chat-peer alice starts"
 mkfifo "$work/alice.in"
-"$bin_dir/chat-peer" --name alice --listen 127.0.0.1:0 --json \
+"$bin_dir/chat-peer" --name alice --listen 127.0.0.1:0 --json --data-dir "$work/data" \
   <"$work/alice.in" >"$work/alice.out" 2>"$work/alice.err" &
 pids+=("$!")
 exec {alice_fd}>"$work/alice.in"

@@ -19,10 +19,12 @@ using ::chat::testing::IsOk;
 
 class KeepingSink final : public MessageSink {
  public:
-  absl::Status Accept(const ChatMessage& message) override {
-    absl::MutexLock lock(&mu_);
-    messages_.push_back(message);
-    return absl::OkStatus();
+  void Accept(const ChatMessage& message, AcceptCallback done) override {
+    {
+      absl::MutexLock lock(&mu_);
+      messages_.push_back(message);
+    }
+    done(absl::OkStatus());
   }
   std::vector<ChatMessage> messages() {
     absl::MutexLock lock(&mu_);

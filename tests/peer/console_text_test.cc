@@ -66,11 +66,15 @@ TEST(FormatTextTest, MessagesLookLikeTheLab) {
   EXPECT_EQ(FormatText(Received("bob", "hi"), style), "[01:02] bob> hi\n");
   PeerEvent sent = Received("alice", "yo");
   sent.kind = EventKind::kSendResult;
+  sent.status = SendStatus::kSent;
   sent.message.to = "bob";
   sent.to_partner = true;
   EXPECT_EQ(FormatText(sent, style), "[01:02] alice> yo\n");
   sent.to_partner = false;
   EXPECT_EQ(FormatText(sent, style), "[01:02] alice> @bob yo\n");
+  // Delivered straight away: the echo said enough.
+  sent.status = SendStatus::kDelivered;
+  EXPECT_EQ(FormatText(sent, style), "");
   sent.status = SendStatus::kFailed;
   sent.text = "bob is not online";
   EXPECT_EQ(FormatText(sent, style),
@@ -91,9 +95,23 @@ TEST(FormatTextTest, ColoursOnlyWhenAskedAndControlCharactersNeutralised) {
 TEST(FormatTest, StoredAndLateMessagesSaySo) {
   TextStyle style{false, "alice", absl::UTCTimeZone()};
   PeerEvent late = Received("bob", "hi");
-  late.late = true;
+  late.message.late = true;
   EXPECT_EQ(FormatText(late, style), "[01:02] bob> hi  (delivered late)\n");
   EXPECT_THAT(FormatJson(late), HasSubstr(",\"late\":true}"));
+  late.repeated = true;
+  EXPECT_EQ(FormatText(late, style),
+            "[01:02] bob> hi  (again, after a restart)\n");
+  EXPECT_THAT(FormatJson(late), HasSubstr(",\"repeated\":true}"));
+  PeerEvent waiting = Received("alice", "yo");
+  waiting.kind = EventKind::kSendResult;
+  waiting.message.to = "bob";
+  waiting.status = SendStatus::kSent;
+  waiting.text = "the registry is unreachable";
+  EXPECT_EQ(FormatText(waiting, style),
+            "* not yet sent to bob: the registry is unreachable; it waits in "
+            "your outbox\n");
+  EXPECT_THAT(FormatJson(waiting),
+              HasSubstr("\"status\":\"sent\",\"reason\":\"the registry"));
   PeerEvent stored = Received("alice", "yo");
   stored.kind = EventKind::kSendResult;
   stored.message.to = "bob";
@@ -105,13 +123,16 @@ TEST(FormatTest, StoredAndLateMessagesSaySo) {
   EXPECT_THAT(FormatJson(stored), HasSubstr("\"status\":\"stored\""));
 }
 
-TEST(FormatTextTest, AReceiptForAForgottenMessageNamesItsId) {
+TEST(FormatTextTest, ADeliveryFromTheMailboxRepeatsTheText) {
   TextStyle style{false, "alice", absl::UTCTimeZone()};
   PeerEvent receipt = MakeEvent(EventKind::kSendResult, "bob");
+  receipt.status = SendStatus::kDelivered;
   receipt.message.id = "01a2";
   receipt.message.to = "bob";
+  receipt.message.text = "are you there?";
+  receipt.text = "from the mailbox";
   EXPECT_EQ(FormatText(receipt, style),
-            "* delivered to bob: your message 01a2\n");
+            "* delivered to bob (from the mailbox): are you there?\n");
 }
 
 TEST(FormatTextTest, SeveralLinesOfInfoStaySeveralLines) {

@@ -178,8 +178,7 @@ TEST_F(PeerStoreTest, HeldMessagesSurviveARestart) {
     EXPECT_THAT(Ids(Receive(*store, Incoming("c", 3, 2))), IsEmpty());
   }
   auto store = Open();
-  EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))),
-              ElementsAre("b", "c"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))), ElementsAre("b", "c"));
 }
 
 TEST_F(PeerStoreTest, AFreshReceiverStartsAtTheSendersFloor) {
@@ -193,8 +192,7 @@ TEST_F(PeerStoreTest, ARisingFloorReleasesWhatItCovers) {
   EXPECT_THAT(Ids(Receive(*store, Incoming("a", 1, 1))), ElementsAre("a"));
   EXPECT_THAT(Ids(Receive(*store, Incoming("c", 3, 2))), IsEmpty());
   // 2 was given up by the sender; 4 says nothing below 4 is outstanding.
-  EXPECT_THAT(Ids(Receive(*store, Incoming("d", 4, 4))),
-              ElementsAre("c", "d"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("d", 4, 4))), ElementsAre("c", "d"));
 }
 
 TEST_F(PeerStoreTest, ANewEpochLetsGoOfTheOldOne) {

@@ -17,6 +17,7 @@
 #include "registry/sqlite_store.h"
 #include "tests/peer/recording_sink.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace chat::peer {
 namespace {
@@ -32,9 +33,18 @@ auto MessageFrom(const std::string& from, const std::string& text) {
   };
 }
 
+// The first state of message `id` after kSent: delivered, stored or failed.
 auto ResultFor(const std::string& id) {
   return [id](const PeerEvent& event) {
-    return event.kind == EventKind::kSendResult && event.message.id == id;
+    return event.kind == EventKind::kSendResult && event.message.id == id &&
+           event.status != SendStatus::kSent;
+  };
+}
+
+auto StateOf(const std::string& id, SendStatus status) {
+  return [id, status](const PeerEvent& event) {
+    return event.kind == EventKind::kSendResult && event.message.id == id &&
+           event.status == status;
   };
 }
 
@@ -79,6 +89,8 @@ class PeerTest : public ::testing::Test {
     options.listen = "127.0.0.1:0";
     options.ttl = Millis(2000);
     options.rpc_timeout = Millis(3000);
+    options.store_path = dir_.File(name + ".db");
+    options.retry_max = Millis(500);
     return options;
   }
 
@@ -105,6 +117,7 @@ class PeerTest : public ::testing::Test {
     return result.value_or(PeerEvent());
   }
 
+  chat::testing::TempDir dir_;  // The peers' files.
   std::string db_path_;
   std::unique_ptr<registry::RegistryServer> registry_;
   std::string registry_address_;
@@ -180,7 +193,7 @@ TEST_F(PeerTest, AMessageToAnOfflinePeerWaitsInItsMailbox) {
   ASSERT_THAT(StartPeer("bob"), IsOk());
   auto late = sink("bob").WaitFor(MessageFrom("alice", "are you there?"));
   ASSERT_TRUE(late.has_value());
-  EXPECT_TRUE(late->late);
+  EXPECT_TRUE(late->message.late);
   EXPECT_EQ(late->message.id, result.message.id);
   // alice learns it arrived, with the text she sent.
   auto delivered = sink("alice").WaitFor([&](const PeerEvent& event) {
@@ -196,15 +209,65 @@ TEST_F(PeerTest, AMessageToAnOfflinePeerWaitsInItsMailbox) {
   EXPECT_EQ(client->MailboxStat("bob")->count, 0u);
 }
 
-TEST_F(PeerTest, WithoutAMailboxAnOfflinePeerIsReportedAsNotDelivered) {
+TEST_F(PeerTest, WithoutAMailboxAMessageWaitsInTheOutboxUntilThePeerComes) {
   const int port = registry_->port();
   registry_.reset();
   StartRegistry(port, /*with_mailbox=*/false);
   ASSERT_THAT(StartPeer("alice"), IsOk());
-  PeerEvent result = SendAndWait("alice", "nobody", "anyone there?");
-  EXPECT_EQ(result.status, SendStatus::kFailed);
-  EXPECT_THAT(result.text, HasSubstr("not online"));
-  EXPECT_THAT(result.text, HasSubstr("could not be stored"));
+  auto id = peer("alice").Send("bob", "anyone there?");
+  ASSERT_THAT(id, IsOk());
+  auto waiting = sink("alice").WaitFor([&](const PeerEvent& event) {
+    return StateOf(*id, SendStatus::kSent)(event) && !event.text.empty();
+  });
+  ASSERT_TRUE(waiting.has_value());
+  EXPECT_THAT(waiting->text, HasSubstr("not online"));
+  EXPECT_THAT(waiting->text, HasSubstr("no mailbox"));
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  EXPECT_TRUE(
+      sink("alice").WaitFor(StateOf(*id, SendStatus::kDelivered)).has_value());
+  EXPECT_TRUE(
+      sink("bob").WaitFor(MessageFrom("alice", "anyone there?")).has_value());
+}
+
+TEST_F(PeerTest, EveryMessageIsSentBeforeItIsDelivered) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  PeerEvent result = SendAndWait("alice", "bob", "hi");
+  ASSERT_EQ(result.status, SendStatus::kDelivered);
+  std::vector<SendStatus> states;
+  for (const PeerEvent& event : sink("alice").Events()) {
+    if (event.kind == EventKind::kSendResult &&
+        event.message.id == result.message.id) {
+      states.push_back(event.status);
+    }
+  }
+  EXPECT_THAT(states, ::testing::ElementsAre(SendStatus::kSent,
+                                             SendStatus::kDelivered));
+  EXPECT_EQ(result.message.sequence, 1);
+}
+
+TEST_F(PeerTest, ASenderRestartedWithPendingMessagesSendsThemOnItsOwn) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  const int port = registry_->port();
+  registry_.reset();  // Neither delivered nor stored now.
+  auto id = peer("alice").Send("bob", "wait for me");
+  ASSERT_THAT(id, IsOk());
+  ASSERT_TRUE(sink("alice")
+                  .WaitFor([&](const PeerEvent& event) {
+                    return StateOf(*id, SendStatus::kSent)(event) &&
+                           !event.text.empty();
+                  })
+                  .has_value());
+  peers_.erase("alice");  // One last try fails; it stays in the outbox.
+  sinks_.erase("alice");
+  StartRegistry(port);
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  EXPECT_TRUE(
+      sink("alice").WaitFor(StateOf(*id, SendStatus::kDelivered)).has_value());
+  auto received = sink("bob").WaitFor(MessageFrom("alice", "wait for me"));
+  ASSERT_TRUE(received.has_value());
+  EXPECT_EQ(received->message.id, *id);
 }
 
 TEST_F(PeerTest, AnUnreachablePeerIsReportedAfterARetry) {
