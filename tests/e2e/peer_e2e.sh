@@ -13,47 +13,8 @@ source "$(dirname "$0")/lib.sh"
 port=$(free_port)
 registry=127.0.0.1:$port
 
-# Runs a command without the script's ends of the peers' pipes: a process
-# that inherited one would keep that peer from ever seeing the end of input.
-declare -A peer_pid peer_fd
-without_pipes() {
-  local fd
-  for fd in "${peer_fd[@]}"; do eval "exec $fd>&-"; done
-  exec "$@"
-}
-
-start_registry() {
-  (without_pipes "$bin_dir/chat-registry" --listen "$registry" \
-    --db "$work/registry.db") >>"$work/registry.log" 2>&1 &
-  registry_pid=$!
-  pids+=("$registry_pid")
-  wait_for_file "$work/registry.log" "start: listening" "$1"
-}
-
-# start_peer NAME [ARGS...]: runs chat-peer NAME reading $work/NAME.in (a
-# named pipe held open on fd 3x) and writing JSON to $work/NAME.out.
-start_peer() {
-  local name=$1
-  shift
-  if [ -n "${peer_fd[$name]:-}" ]; then  # A restart: a fresh pipe.
-    eval "exec ${peer_fd[$name]}>&-"
-    unset "peer_fd[$name]"
-    rm -f "$work/$name.in"
-    mv "$work/$name.out" "$work/$name.before-restart.log"
-  fi
-  mkfifo "$work/$name.in"
-  (without_pipes "$bin_dir/chat-peer" --name "$name" --registry "$registry" \
-    --listen 127.0.0.1:0 --ttl 4 --json --data-dir "$work/data" "$@") \
-    <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
-  peer_pid[$name]=$!
-  pids+=("$!")
-  local fd
-  exec {fd}>"$work/$name.in"
-  peer_fd[$name]=$fd
-}
-say() {  # say NAME LINE: types LINE into NAME's stdin
-  echo "$2" >&"${peer_fd[$1]}"
-}
+peer_ttl=4
+source "$(dirname "$0")/peers.sh"
 
 step "registry on $registry"
 start_registry 1

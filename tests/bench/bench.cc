@@ -1,0 +1,371 @@
+#include "tests/bench/bench.h"
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/json.h"
+#include "tests/bench/driver.h"
+#include "tests/bench/lab.h"
+#include "tests/bench/workloads.h"
+
+namespace chat::bench {
+namespace {
+
+constexpr char kBaseline[] = "greet";
+
+bool Wants(const BenchOptions& options,
+           std::initializer_list<const char*> any) {
+  for (const std::string& scenario : options.scenarios) {
+    for (const char* name : any) {
+      if (scenario == name) return true;
+    }
+  }
+  return false;
+}
+
+std::string Fixed(double value, int decimals) {
+  return absl::StrFormat("%.*f", decimals, value);
+}
+
+// The channels every run shares, one set per server.
+struct Connections {
+  Channels greeter;
+  Channels registry;
+  Channels receiver;
+};
+
+std::unique_ptr<Workload> NewWorkload(const std::string& scenario,
+                                      int concurrency, Lab& lab,
+                                      const Connections& connections) {
+  if (scenario == "greet") {
+    return NewGreetWorkload(connections.greeter, concurrency);
+  }
+  if (scenario == "resolve") {
+    return NewResolveWorkload(connections.registry, concurrency,
+                              lab.static_names());
+  }
+  if (scenario == "register") {
+    return NewRegisterWorkload(connections.registry, concurrency);
+  }
+  if (scenario == "keepalive") {
+    return NewKeepAliveWorkload(connections.registry, concurrency,
+                                lab.leases());
+  }
+  if (scenario == "mixed") {
+    return NewMixedWorkload(connections.registry, concurrency,
+                            lab.static_names(), lab.leases());
+  }
+  if (scenario == "send") {
+    return NewSendWorkload(connections.receiver, concurrency,
+                           lab.sender()->name(), lab.receiver_name());
+  }
+  return NewDurableSendWorkload(lab.sender(), lab.send_results(),
+                                lab.receiver_name());
+}
+
+class Report {
+ public:
+  Report(const BenchOptions& options, std::ostream& out)
+      : options_(options), out_(out) {}
+
+  void Note(const std::string& text) {
+    if (!options_.json) out_ << "# " << text << "\n";
+  }
+
+  void Fill(const FillReport& fill) {
+    const double delta = fill.rss_after_mb - fill.rss_before_mb;
+    if (options_.json) {
+      out_ << absl::StrCat("{\"kind\":\"fill\",\"static_names\":",
+                           fill.static_names, ",\"leases\":", fill.leases,
+                           ",\"seconds\":", Fixed(fill.seconds, 3),
+                           ",\"rss_before_mb\":", Fixed(fill.rss_before_mb, 1),
+                           ",\"rss_after_mb\":", Fixed(fill.rss_after_mb, 1),
+                           ",\"rss_delta_mb\":", Fixed(delta, 1), "}")
+           << "\n";
+    } else {
+      out_ << absl::StrFormat(
+          "# registry filled with %d static names and %d leases in %.2f s\n"
+          "rss_delta_mb %.1f  (process rss %.1f MB after the fill: registry, "
+          "greeter and the bench's clients)\n",
+          fill.static_names, fill.leases, fill.seconds, delta,
+          fill.rss_after_mb);
+    }
+    out_ << std::flush;
+  }
+
+  void Header() {
+    if (options_.json) return;
+    out_ << absl::StrFormat("%-13s %5s %5s %9s %7s %10s %8s %8s %8s %8s\n",
+                            "scenario", "round", "conc", "calls", "errors",
+                            "calls/s", "p50 us", "p90 us", "p99 us", "max us");
+  }
+
+  void Row(const ScenarioResult& r) {
+    if (options_.json) {
+      out_ << ResultJson(r) << "\n" << std::flush;
+      return;
+    }
+    out_ << absl::StrFormat(
+                "%-13s %5s %5d %9d %7d %10.0f %8d %8d %8d %8d\n", r.scenario,
+                r.round == 0 ? "-" : absl::StrCat(r.round), r.concurrency,
+                r.calls, r.errors, r.calls_per_second, r.latency.p50_us,
+                r.latency.p90_us, r.latency.p99_us, r.latency.max_us)
+         << std::flush;
+  }
+
+  void Errors(const ScenarioResult& r, std::ostream& err) {
+    if (r.errors == 0) return;
+    std::vector<std::string> parts;
+    for (const auto& [reason, count] : r.error_counts) {
+      parts.push_back(absl::StrCat(reason, " x", count));
+    }
+    err << "chat-bench: " << r.scenario << " at concurrency " << r.concurrency
+        << " had errors: " << absl::StrJoin(parts, ", ") << "\n";
+  }
+
+  void Ratios(const std::vector<ScenarioResult>& results) {
+    std::vector<std::pair<std::string, int>> keys;
+    for (const ScenarioResult& r : results) {
+      if (r.scenario == kBaseline) continue;
+      std::pair<std::string, int> key(r.scenario, r.concurrency);
+      if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
+        keys.push_back(key);
+      }
+    }
+    if (!options_.json) {
+      out_ << absl::StrFormat(
+          "\n# ratio to greet in the same round, over %d rounds: throughput "
+          "(calls/s, higher is better) and p50 latency (lower is better)\n",
+          options_.rounds);
+      out_ << absl::StrFormat("%-13s %5s %8s %8s %8s   %8s %8s %8s\n",
+                              "scenario", "conc", "tput min", "median", "max",
+                              "p50 min", "median", "max");
+    }
+    for (const auto& [scenario, concurrency] : keys) {
+      std::vector<double> throughput;
+      std::vector<double> p50;
+      for (const ScenarioResult& r : results) {
+        if (r.scenario != scenario || r.concurrency != concurrency) continue;
+        const ScenarioResult* base = Baseline(results, r);
+        if (base == nullptr) continue;
+        if (base->calls_per_second > 0) {
+          throughput.push_back(r.calls_per_second / base->calls_per_second);
+        }
+        if (base->latency.p50_us > 0) {
+          p50.push_back(static_cast<double>(r.latency.p50_us) /
+                        static_cast<double>(base->latency.p50_us));
+        }
+      }
+      const Spread t = SpreadOf(throughput);
+      const Spread p = SpreadOf(p50);
+      if (options_.json) {
+        out_ << absl::StrCat(
+                    "{\"kind\":\"ratio\",\"scenario\":", JsonQuote(scenario),
+                    ",\"baseline\":", JsonQuote(kBaseline),
+                    ",\"concurrency\":", concurrency,
+                    ",\"rounds\":", throughput.size(),
+                    ",\"throughput_ratio\":", SpreadJson(t),
+                    ",\"p50_ratio\":", SpreadJson(p), "}")
+             << "\n";
+      } else {
+        out_ << absl::StrFormat(
+            "%-13s %5d %8.2f %8.2f %8.2f   %8.2f %8.2f %8.2f\n", scenario,
+            concurrency, t.min, t.median, t.max, p.min, p.median, p.max);
+      }
+    }
+    out_ << std::flush;
+  }
+
+ private:
+  static const ScenarioResult* Baseline(
+      const std::vector<ScenarioResult>& results, const ScenarioResult& of) {
+    for (const ScenarioResult& r : results) {
+      if (r.scenario == kBaseline && r.round == of.round &&
+          r.concurrency == of.concurrency) {
+        return &r;
+      }
+    }
+    return nullptr;
+  }
+
+  static std::string SpreadJson(const Spread& s) {
+    return absl::StrCat("{\"min\":", Fixed(s.min, 3),
+                        ",\"median\":", Fixed(s.median, 3),
+                        ",\"max\":", Fixed(s.max, 3), "}");
+  }
+
+  const BenchOptions& options_;
+  std::ostream& out_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& AllScenarios() {
+  static const auto* const kAll = new std::vector<std::string>{
+      "greet", "resolve",      "register", "keepalive",
+      "send",  "send-durable", "mixed"};
+  return *kAll;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseScenarios(
+    const std::string& list) {
+  if (list == "all") return AllScenarios();
+  std::vector<std::string> scenarios;
+  for (const std::string& name :
+       std::vector<std::string>(absl::StrSplit(list, ','))) {
+    const auto& all = AllScenarios();
+    if (std::find(all.begin(), all.end(), name) == all.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown scenario \"", name, "\"; choose from all, ",
+                       absl::StrJoin(all, ", ")));
+    }
+    if (std::find(scenarios.begin(), scenarios.end(), name) ==
+        scenarios.end()) {
+      scenarios.push_back(name);
+    }
+  }
+  return scenarios;
+}
+
+absl::StatusOr<std::vector<int>> ParseIntList(const std::string& list, int min,
+                                              int max) {
+  std::vector<int> values;
+  for (const std::string& item :
+       std::vector<std::string>(absl::StrSplit(list, ','))) {
+    int value = 0;
+    if (!absl::SimpleAtoi(item, &value) || value < min || value > max) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", item, "\" is not a whole number from ", min, " to ", max));
+    }
+    values.push_back(value);
+  }
+  return values;
+}
+
+std::string ResultJson(const ScenarioResult& r) {
+  std::string errors;
+  for (const auto& [reason, count] : r.error_counts) {
+    absl::StrAppend(&errors, errors.empty() ? "" : ",", JsonQuote(reason), ":",
+                    count);
+  }
+  return absl::StrCat(
+      "{\"kind\":\"result\",\"scenario\":", JsonQuote(r.scenario),
+      ",\"round\":", r.round, ",\"concurrency\":", r.concurrency,
+      ",\"connections\":", r.connections, ",\"calls\":", r.calls,
+      ",\"errors\":", r.errors, ",\"error_codes\":{", errors,
+      "},\"seconds\":", Fixed(r.seconds, 3),
+      ",\"calls_per_s\":", Fixed(r.calls_per_second, 1),
+      ",\"p50_us\":", r.latency.p50_us, ",\"p90_us\":", r.latency.p90_us,
+      ",\"p99_us\":", r.latency.p99_us, ",\"max_us\":", r.latency.max_us, "}");
+}
+
+int RunBench(const BenchOptions& options, std::ostream& out,
+             std::ostream& err) {
+  LabOptions lab_options;
+  lab_options.registry = Wants(options, {"resolve", "register", "keepalive",
+                                         "mixed", "send", "send-durable"});
+  if (Wants(options, {"resolve", "mixed"})) {
+    lab_options.static_names = options.names;
+  }
+  if (Wants(options, {"keepalive", "mixed"})) {
+    lab_options.leases = options.names;
+  }
+  lab_options.peers = Wants(options, {"send", "send-durable"});
+  absl::StatusOr<std::unique_ptr<Lab>> lab = Lab::Start(lab_options);
+  if (!lab.ok()) {
+    err << "chat-bench: cannot start the servers: " << lab.status().message()
+        << "\n";
+    return kExitCannotStart;
+  }
+
+  Connections connections;
+  auto connect = [&](const std::string& target,
+                     Channels* channels) -> absl::Status {
+    absl::StatusOr<Channels> made = NewChannels(target, options.connections);
+    if (!made.ok()) return made.status();
+    *channels = *std::move(made);
+    return absl::OkStatus();
+  };
+  absl::Status connected =
+      connect((*lab)->greeter_target(), &connections.greeter);
+  if (connected.ok() && lab_options.registry) {
+    connected = connect((*lab)->registry_target(), &connections.registry);
+  }
+  if (connected.ok() && lab_options.peers) {
+    connected = connect((*lab)->receiver_address(), &connections.receiver);
+  }
+  if (!connected.ok()) {
+    err << "chat-bench: " << connected.message() << "\n";
+    return kExitCannotStart;
+  }
+
+  Report report(options, out);
+  if (lab_options.static_names > 0 || lab_options.leases > 0) {
+    report.Fill((*lab)->fill());
+  }
+  if (Wants(options, {"register", "mixed"})) {
+    report.Note(
+        "register: one call = Register of a fresh name + Unregister "
+        "(two RPCs, two durable writes)");
+  }
+  if (Wants(options, {"send-durable"})) {
+    report.Note(
+        "send-durable: Peer::Send until the delivered result: outbox and "
+        "inbox on disk, synchronous=FULL");
+  }
+  report.Header();
+
+  std::vector<ScenarioResult> results;
+  bool failed = false;
+  auto run = [&](const std::string& scenario, int concurrency, int round) {
+    std::unique_ptr<Workload> workload =
+        NewWorkload(scenario, concurrency, **lab, connections);
+    LoadOptions load;
+    load.concurrency = concurrency;
+    load.warmup = options.warmup;
+    load.duration = options.duration;
+    LoadResult loaded = RunClosedLoop(*workload, load);
+    ScenarioResult result;
+    result.scenario = scenario;
+    result.round = round;
+    result.concurrency = concurrency;
+    result.connections = options.connections;
+    result.calls = loaded.calls;
+    result.errors = loaded.errors;
+    result.error_counts = std::move(loaded.error_counts);
+    result.seconds = loaded.seconds;
+    result.calls_per_second =
+        loaded.seconds > 0 ? static_cast<double>(loaded.calls) / loaded.seconds
+                           : 0;
+    result.latency = Summarize(loaded.latencies_us);
+    report.Row(result);
+    report.Errors(result, err);
+    failed = failed || result.errors > 0;
+    results.push_back(std::move(result));
+  };
+
+  for (int concurrency : options.concurrency) {
+    if (!options.compare) {
+      for (const std::string& scenario : options.scenarios) {
+        run(scenario, concurrency, 0);
+      }
+      continue;
+    }
+    for (int round = 1; round <= options.rounds; ++round) {
+      run(kBaseline, concurrency, round);
+      for (const std::string& scenario : options.scenarios) {
+        if (scenario != kBaseline) run(scenario, concurrency, round);
+      }
+    }
+  }
+  if (options.compare) report.Ratios(results);
+  return failed ? kExitCallsFailed : 0;
+}
+
+}  // namespace chat::bench

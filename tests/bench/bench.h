@@ -1,0 +1,74 @@
+// chat-bench's runs and reports: which scenarios, how hard, how long, and
+// the table or JSON lines that come out. main.cc only parses options into a
+// BenchOptions and calls RunBench().
+
+#ifndef CHAT_TESTS_BENCH_BENCH_H_
+#define CHAT_TESTS_BENCH_BENCH_H_
+
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "tests/bench/stats.h"
+
+namespace chat::bench {
+
+// Every scenario, in the order `all` runs them; "greet" is the baseline.
+const std::vector<std::string>& AllScenarios();
+
+// "resolve,send" or "all" -> the scenarios, each once, in the order given.
+// kInvalidArgument naming an unknown scenario.
+absl::StatusOr<std::vector<std::string>> ParseScenarios(
+    const std::string& list);
+
+// "1,64" -> {1, 64}. kInvalidArgument unless each is an integer in
+// [min, max].
+absl::StatusOr<std::vector<int>> ParseIntList(const std::string& list, int min,
+                                              int max);
+
+struct BenchOptions {
+  std::vector<std::string> scenarios = {"greet"};
+  std::vector<int> concurrency = {1};
+  Millis duration{5000};
+  Millis warmup{1000};
+  int connections = 1;
+  int names = 1000;  // Static entries (resolve) and leases (keepalive).
+  bool json = false;
+  // Runs greet and the scenarios alternately `rounds` times and reports
+  // each scenario's ratio to greet.
+  bool compare = false;
+  int rounds = 3;
+};
+
+struct ScenarioResult {
+  std::string scenario;
+  int round = 0;  // 1-based with --compare; 0 otherwise.
+  int concurrency = 1;
+  int connections = 1;
+  int64_t calls = 0;
+  int64_t errors = 0;
+  std::map<std::string, int64_t> error_counts;
+  double seconds = 0;
+  double calls_per_second = 0;
+  LatencySummary latency;
+};
+
+// Exit codes beyond those of common/cli.h (0: done, 2: usage).
+inline constexpr int kExitCannotStart = 1;  // A server could not start.
+inline constexpr int kExitCallsFailed = 3;  // Some calls failed.
+
+// Runs what `options` asks, printing to `out` as it goes (a table, or one
+// JSON object per line with options.json) and problems to `err`. Returns
+// 0, kExitCannotStart or kExitCallsFailed.
+int RunBench(const BenchOptions& options, std::ostream& out, std::ostream& err);
+
+// One result as a JSON object on one line ("kind": "result").
+std::string ResultJson(const ScenarioResult& result);
+
+}  // namespace chat::bench
+
+#endif  // CHAT_TESTS_BENCH_BENCH_H_

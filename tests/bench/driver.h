@@ -1,0 +1,58 @@
+// The closed loop of chat-bench: a fixed number of callers, each starting
+// its next operation as soon as the previous one ends, timed per operation.
+
+#ifndef CHAT_TESTS_BENCH_DRIVER_H_
+#define CHAT_TESTS_BENCH_DRIVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace chat::bench {
+
+// Called once when an operation ends: "" for success, otherwise a short
+// reason ("UNAVAILABLE", "stored", ...) that is counted, not printed each time.
+using DoneCallback = std::function<void(const std::string& error)>;
+
+// One kind of operation to measure.
+// Thread-safe in this sense: Start() is called from many threads at once,
+// but never twice at once for the same caller.
+class Workload {
+ public:
+  virtual ~Workload() = default;
+
+  // Starts one operation for `caller` (0 <= caller < the concurrency the
+  // workload was built for) and calls `done` exactly once when it ends, from
+  // any thread, possibly before Start() returns. `done` may start the
+  // caller's next operation. Must not block for long: the callers share a
+  // few gRPC threads.
+  virtual void Start(int caller, DoneCallback done) = 0;
+};
+
+struct LoadOptions {
+  int concurrency = 1;
+  Millis warmup{1000};
+  Millis duration{5000};
+};
+
+struct LoadResult {
+  int64_t calls = 0;   // Succeeded within the measured window.
+  int64_t errors = 0;  // Failed within the measured window.
+  std::map<std::string, int64_t> error_counts;  // By reason.
+  double seconds = 0;                           // Length of the window.
+  std::vector<int64_t> latencies_us;  // Of the successful calls, ascending.
+};
+
+// Runs `workload` with `options.concurrency` callers: unmeasured for
+// `warmup`, then measured for `duration`; then lets every operation in
+// flight end. Only operations that start and end inside the measured window
+// count. Blocks for warmup + duration + the slowest operation.
+LoadResult RunClosedLoop(Workload& workload, const LoadOptions& options);
+
+}  // namespace chat::bench
+
+#endif  // CHAT_TESTS_BENCH_DRIVER_H_

@@ -1,0 +1,217 @@
+#include "tests/bench/lab.h"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/grpc_server.h"
+#include "common/random.h"
+#include "registry/sqlite_mailbox.h"
+#include "registry/sqlite_store.h"
+
+namespace chat::bench {
+namespace {
+
+constexpr Millis kLongTtl{3600 * 1000};
+constexpr char kSenderName[] = "bench-sender";
+constexpr char kReceiverName[] = "bench-receiver";
+
+std::string Numbered(const char* prefix, int i) {
+  std::string digits = std::to_string(i);
+  return absl::StrCat(
+      prefix, std::string(digits.size() < 6 ? 6 - digits.size() : 0, '0'),
+      digits);
+}
+
+}  // namespace
+
+void SendResults::Expect(const std::string& id, DoneCallback done) {
+  std::string outcome;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = early_.find(id);
+    if (it == early_.end()) {
+      waiting_.emplace(id, std::move(done));
+      return;
+    }
+    outcome = std::move(it->second);
+    early_.erase(it);
+  }
+  done(outcome);
+}
+
+void SendResults::OnEvent(const peer::PeerEvent& event) {
+  // Only the final state counts: kSent comes first, for every message.
+  if (event.kind != peer::EventKind::kSendResult ||
+      event.status == peer::SendStatus::kSent) {
+    return;
+  }
+  std::string outcome;
+  if (event.status == peer::SendStatus::kStored) outcome = "stored";
+  if (event.status == peer::SendStatus::kFailed) outcome = "failed";
+  DoneCallback done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = waiting_.find(event.message.id);
+    if (it == waiting_.end()) {
+      early_[event.message.id] = std::move(outcome);
+      return;
+    }
+    done = std::move(it->second);
+    waiting_.erase(it);
+  }
+  done(outcome);
+}
+
+Lab::Lab() = default;
+
+Lab::~Lab() {
+  if (sender_ != nullptr) sender_->Shutdown();
+  if (receiver_ != nullptr) receiver_->Shutdown();
+  if (registry_ != nullptr) registry_->Shutdown(Millis(1000));
+  if (greeter_server_ != nullptr) {
+    StopServer(*greeter_server_, Millis(1000));
+    greeter_server_->Wait();
+  }
+  std::error_code ignored;
+  if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
+}
+
+absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
+  std::unique_ptr<Lab> lab(new Lab());
+  ServerConfig config;
+  config.listen_address = "127.0.0.1:0";
+  config.services = {&lab->greeter_service_};
+  config.health_names = {greeter::kGreetServiceName};
+  absl::StatusOr<RunningServer> greeter = StartServer(config);
+  if (!greeter.ok()) return greeter.status();
+  lab->greeter_server_ = std::move(greeter->server);
+  lab->greeter_port_ = greeter->port;
+  if (!options.registry) return lab;
+
+  std::error_code error;
+  lab->dir_ = std::filesystem::temp_directory_path(error) /
+              ("chat-bench-" + RandomHex(8));
+  if (error || !std::filesystem::create_directories(lab->dir_, error)) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create a scratch directory: ", error.message()));
+  }
+  const std::string db_path = lab->dir_ / "registry.db";
+  // The real registry's defaults (registry/main.cc), except that the bench's
+  // own leases may last an hour, so none expires between rounds.
+  registry::SqliteStoreOptions store_options;
+  store_options.lease_policy.max_ttl = kLongTtl;
+  absl::StatusOr<std::unique_ptr<registry::Store>> store =
+      registry::OpenSqliteStore(db_path, RealClock(), store_options);
+  if (!store.ok()) return store.status();
+
+  FillReport& fill = lab->fill_;
+  fill.rss_before_mb = ResidentMegabytes();
+  const MonoTime fill_start = std::chrono::steady_clock::now();
+  for (int i = 0; i < options.static_names; ++i) {
+    std::string name = Numbered("static-", i);
+    absl::StatusOr<registry::Entry> put =
+        (*store)->PutStatic(name, absl::StrCat("127.0.0.1:", 1024 + i % 60000));
+    if (!put.ok()) return put.status();
+    lab->names_.push_back(std::move(name));
+  }
+  for (int i = 0; i < options.leases; ++i) {
+    registry::RegisterRequest request;
+    request.name = Numbered("lease-", i);
+    request.address = absl::StrCat("127.0.0.1:", 1024 + i % 60000);
+    request.ttl = kLongTtl;
+    absl::StatusOr<registry::Lease> lease = (*store)->Register(request);
+    if (!lease.ok()) return lease.status();
+    lab->leases_.push_back({request.name, lease->lease_id});
+  }
+  fill.seconds = std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - fill_start)
+                     .count();
+  fill.rss_after_mb = ResidentMegabytes();
+  fill.static_names = options.static_names;
+  fill.leases = options.leases;
+
+  absl::StatusOr<std::unique_ptr<registry::Mailbox>> mailbox =
+      registry::OpenSqliteMailbox(db_path, RealClock());
+  if (!mailbox.ok()) return mailbox.status();
+  registry::RegistryServerOptions server_options;
+  server_options.listen_address = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<registry::RegistryServer>> server =
+      registry::RegistryServer::Start(*std::move(store), *std::move(mailbox),
+                                      server_options);
+  if (!server.ok()) return server.status();
+  lab->registry_ = *std::move(server);
+  if (!options.peers) return lab;
+
+  peer::PeerOptions receiver_options;
+  receiver_options.name = kReceiverName;
+  receiver_options.registry = lab->registry_target();
+  receiver_options.listen = "127.0.0.1:0";
+  receiver_options.store_path = lab->dir_ / "receiver.db";
+  absl::StatusOr<std::unique_ptr<peer::Peer>> receiver =
+      peer::Peer::Start(receiver_options, &lab->discard_, RealClock());
+  if (!receiver.ok()) return receiver.status();
+  lab->receiver_ = *std::move(receiver);
+
+  peer::PeerOptions sender_options = receiver_options;
+  sender_options.name = kSenderName;
+  sender_options.store_path = lab->dir_ / "sender.db";
+  absl::StatusOr<std::unique_ptr<peer::Peer>> sender =
+      peer::Peer::Start(sender_options, &lab->send_results_, RealClock());
+  if (!sender.ok()) return sender.status();
+  lab->sender_ = *std::move(sender);
+  return lab;
+}
+
+std::string Lab::greeter_target() const {
+  return absl::StrCat("127.0.0.1:", greeter_port_);
+}
+
+std::string Lab::registry_target() const {
+  if (registry_ == nullptr) return "";
+  return absl::StrCat("127.0.0.1:", registry_->port());
+}
+
+const std::string& Lab::receiver_name() const { return receiver_->name(); }
+
+const std::string& Lab::receiver_address() const {
+  return receiver_->address();
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> NewChannels(
+    const std::string& target, int count) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < count; ++i) {
+    grpc::ChannelArguments args;
+    // Channels with their own subchannel pool and distinct arguments never
+    // share a connection.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("chat.bench.channel", i);
+    std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+        target, grpc::InsecureChannelCredentials(), args);
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                   std::chrono::seconds(10))) {
+      return absl::UnavailableError(absl::StrCat("cannot connect to ", target));
+    }
+    channels.push_back(std::move(channel));
+  }
+  return channels;
+}
+
+double ResidentMegabytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) != 0) continue;
+    std::istringstream fields(line.substr(6));
+    double kilobytes = 0;
+    fields >> kilobytes;
+    return kilobytes / 1024;
+  }
+  return 0;
+}
+
+}  // namespace chat::bench

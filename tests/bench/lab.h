@@ -1,0 +1,117 @@
+// The servers chat-bench measures, started in this process on 127.0.0.1
+// with port 0: the greeter (the baseline), a registry on an SQLite file in a
+// scratch directory, filled before it serves, and two real peers.
+
+#ifndef CHAT_TESTS_BENCH_LAB_H_
+#define CHAT_TESTS_BENCH_LAB_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "greeter/greeter_service.h"
+#include "peer/events.h"
+#include "peer/peer.h"
+#include "registry/server.h"
+#include "tests/bench/driver.h"
+
+namespace chat::bench {
+
+struct LabOptions {
+  bool registry = false;  // Start a registry.
+  int static_names = 0;   // Static entries put in it before it serves.
+  int leases = 0;         // Leases (one-hour TTL) registered before it serves.
+  bool peers = false;     // Start two peers registered in it.
+};
+
+// What filling the registry cost.
+struct FillReport {
+  int static_names = 0;
+  int leases = 0;
+  double seconds = 0;
+  double rss_before_mb = 0;
+  double rss_after_mb = 0;  // This whole process, after the fill.
+};
+
+struct HeldLease {
+  std::string name;
+  std::string lease_id;
+};
+
+// Signals the fate of messages sent with Peer::Send, by id.
+// Thread-safe.
+class SendResults final : public peer::EventSink {
+ public:
+  // Calls `done` when the kSendResult for `id` comes, or at once if it came
+  // already: "" for kDelivered, "stored" or "failed" otherwise.
+  void Expect(const std::string& id, DoneCallback done);
+
+  void OnEvent(const peer::PeerEvent& event) override;
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, DoneCallback> waiting_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> early_ ABSL_GUARDED_BY(mu_);
+};
+
+// Not thread-safe to start or stop; the accessors may be used from any
+// thread while it runs.
+class Lab {
+ public:
+  // kUnavailable when a server cannot start; other errors from the store.
+  static absl::StatusOr<std::unique_ptr<Lab>> Start(const LabOptions& options);
+
+  ~Lab();
+
+  std::string greeter_target() const;
+  std::string registry_target() const;  // Empty without a registry.
+  const FillReport& fill() const { return fill_; }
+  const std::vector<std::string>& static_names() const { return names_; }
+  const std::vector<HeldLease>& leases() const { return leases_; }
+
+  // With peers: the sending peer, the sink of its send results, and the
+  // receiving peer's name and address.
+  peer::Peer* sender() const { return sender_.get(); }
+  SendResults* send_results() { return &send_results_; }
+  const std::string& receiver_name() const;
+  const std::string& receiver_address() const;
+
+ private:
+  Lab();
+
+  class DiscardEvents final : public peer::EventSink {
+   public:
+    void OnEvent(const peer::PeerEvent&) override {}
+  };
+
+  std::filesystem::path dir_;
+  greeter::GreeterService greeter_service_;
+  std::unique_ptr<grpc::Server> greeter_server_;
+  int greeter_port_ = 0;
+  std::unique_ptr<registry::RegistryServer> registry_;
+  FillReport fill_;
+  std::vector<std::string> names_;
+  std::vector<HeldLease> leases_;
+  SendResults send_results_;
+  DiscardEvents discard_;
+  std::unique_ptr<peer::Peer> receiver_;
+  std::unique_ptr<peer::Peer> sender_;
+};
+
+// `count` channels to `target`, each its own TCP connection, connected.
+// kUnavailable when one does not connect within 10 s.
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> NewChannels(
+    const std::string& target, int count);
+
+// This process's resident set size (VmRSS), in MiB; 0 if unknown.
+double ResidentMegabytes();
+
+}  // namespace chat::bench
+
+#endif  // CHAT_TESTS_BENCH_LAB_H_

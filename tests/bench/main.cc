@@ -1,0 +1,138 @@
+// chat-bench: a closed-loop load generator for the registry, the peers and
+// the greeter, run against servers it starts in this process. Parses
+// options, then RunBench() does the work.
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/cli.h"
+#include "tests/bench/bench.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+// Seconds as given on the command line (may be fractional) -> Millis.
+bool ToMillis(double seconds, bool allow_zero, chat::Millis* out) {
+  if (!std::isfinite(seconds) || seconds < 0 || (seconds == 0 && !allow_zero) ||
+      seconds > 24 * 3600) {
+    return false;
+  }
+  *out = chat::Millis(static_cast<int64_t>(std::llround(seconds * 1000)));
+  return true;
+}
+
+int Usage(const std::string& message) {
+  std::cerr << "chat-bench: " << message << " (see chat-bench --help)\n";
+  return chat::kExitUsage;
+}
+
+int Run(const po::variables_map& vm) {
+  chat::bench::BenchOptions options;
+  auto scenarios =
+      chat::bench::ParseScenarios(vm["scenario"].as<std::string>());
+  if (!scenarios.ok()) return Usage(std::string(scenarios.status().message()));
+  options.scenarios = *scenarios;
+  auto concurrency =
+      chat::bench::ParseIntList(vm["concurrency"].as<std::string>(), 1, 1024);
+  if (!concurrency.ok()) {
+    return Usage(
+        absl::StrCat("--concurrency: ", concurrency.status().message()));
+  }
+  options.concurrency = *concurrency;
+  if (!ToMillis(vm["duration"].as<double>(), false, &options.duration)) {
+    return Usage("--duration must be more than 0 seconds (at most a day)");
+  }
+  if (!ToMillis(vm["warmup"].as<double>(), true, &options.warmup)) {
+    return Usage("--warmup must be 0 or more seconds (at most a day)");
+  }
+  options.connections = vm["connections"].as<int>();
+  if (options.connections < 1 || options.connections > 256) {
+    return Usage("--connections must be from 1 to 256");
+  }
+  options.names = vm["names"].as<int>();
+  if (options.names < 1 || options.names > 10000000) {
+    return Usage("--names must be from 1 to 10000000");
+  }
+  options.json = vm["json"].as<bool>();
+  options.compare = vm["compare"].as<bool>();
+  options.rounds = vm["rounds"].as<int>();
+  if (options.compare && (options.rounds < 3 || options.rounds > 1000)) {
+    return Usage("--rounds must be from 3 to 1000");
+  }
+
+  // The servers log a line per registration to stderr, as the real ones
+  // do; keep the cost of writing it, but send it to --server-log, and keep
+  // the real stderr for our own messages.
+  const std::string server_log = vm["server-log"].as<std::string>();
+  const int log_fd =
+      open(server_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return Usage("cannot open --server-log " + server_log);
+  const int saved_stderr = dup(STDERR_FILENO);
+  std::ofstream err;
+  if (saved_stderr >= 0) {
+    err.open("/proc/self/fd/" + std::to_string(saved_stderr), std::ios::app);
+  }
+  if (!err.is_open() || dup2(log_fd, STDERR_FILENO) < 0) {
+    close(log_fd);
+    return chat::bench::RunBench(options, std::cout, std::cerr);
+  }
+  close(log_fd);
+  return chat::bench::RunBench(options, std::cout, err);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description options("Options");
+  options.add_options()(
+      "scenario", po::value<std::string>()->default_value("greet"),
+      "what to measure, a comma list or `all`: greet (GreetService/Greet, "
+      "the baseline), resolve (Resolve of existing names), register "
+      "(Register + Unregister of a fresh name), keepalive (lease renewals), "
+      "send (SendMessage straight to a peer), send-durable (Peer::Send until "
+      "delivered), mixed (90% resolve, 5% register, 5% keepalive)")(
+      "concurrency", po::value<std::string>()->default_value("1"),
+      "calls in flight at once; a comma list (1,64) runs each")(
+      "duration", po::value<double>()->default_value(5),
+      "measured seconds per run")("warmup",
+                                  po::value<double>()->default_value(1),
+                                  "unmeasured seconds before each run")(
+      "connections", po::value<int>()->default_value(1),
+      "TCP connections per server; callers are spread over them")(
+      "names", po::value<int>()->default_value(1000),
+      "static names filled in for resolve, and leases for keepalive")(
+      "json", po::bool_switch()->default_value(false),
+      "print one JSON object per line instead of a table")(
+      "compare", po::bool_switch()->default_value(false),
+      "run greet and the scenarios alternately, --rounds times, and print "
+      "each scenario's throughput and p50 ratio to greet (min/median/max)")(
+      "rounds", po::value<int>()->default_value(3),
+      "rounds of --compare (at least 3)")(
+      "server-log", po::value<std::string>()->default_value("/dev/null"),
+      "file that gets the in-process servers' log lines (appended)");
+  chat::CommandLine command_line;
+  command_line.program = "chat-bench";
+  command_line.synopsis = "chat-bench [OPTIONS]";
+  command_line.description =
+      "Closed-loop load generator: starts a greeter, a registry (SQLite in a "
+      "scratch directory) and two peers in this process on 127.0.0.1, then "
+      "keeps --concurrency calls in flight for --duration seconds and prints "
+      "throughput (calls/s) and latency percentiles per scenario.";
+  command_line.epilog =
+      "Exit status: 0 when every call succeeded, 1 when a server could not "
+      "start, 2 for a usage error, 3 when some calls failed (counted by "
+      "status code on stderr).";
+  po::variables_map vm;
+  int exit_code =
+      chat::ParseCommandLine(argc, argv, command_line, options,
+                             po::positional_options_description(), vm);
+  if (exit_code >= 0) return exit_code;
+  return Run(vm);
+}

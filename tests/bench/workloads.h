@@ -1,0 +1,68 @@
+// The operations chat-bench measures, one Workload per scenario, each made
+// of asynchronous gRPC calls (the callback API) so that many callers need
+// no thread each.
+
+#ifndef CHAT_TESTS_BENCH_WORKLOADS_H_
+#define CHAT_TESTS_BENCH_WORKLOADS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "peer/peer.h"
+#include "registry/store.h"
+#include "tests/bench/driver.h"
+#include "tests/bench/lab.h"
+
+namespace chat::bench {
+
+using Channels = std::vector<std::shared_ptr<grpc::Channel>>;
+
+// Caller i uses channels[i % channels.size()]. Every workload keeps state
+// per caller, so it serves at most `callers` callers.
+
+// GreetService/Greet: the baseline.
+std::unique_ptr<Workload> NewGreetWorkload(const Channels& channels,
+                                           int callers);
+
+// Registry/Resolve of a random name from `names`, which must exist.
+std::unique_ptr<Workload> NewResolveWorkload(const Channels& channels,
+                                             int callers,
+                                             std::vector<std::string> names);
+
+// Registry/Register of a fresh name, then Registry/Unregister of it: one
+// operation, two durable writes.
+std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,
+                                              int callers);
+
+// Registry/KeepAlive of a random lease from `leases`.
+std::unique_ptr<Workload> NewKeepAliveWorkload(const Channels& channels,
+                                               int callers,
+                                               std::vector<HeldLease> leases);
+
+// 90% resolve, 5% register + unregister, 5% keep-alive.
+std::unique_ptr<Workload> NewMixedWorkload(const Channels& channels,
+                                           int callers,
+                                           std::vector<std::string> names,
+                                           std::vector<HeldLease> leases);
+
+// ChattingService/SendMessage to the peer `recipient`, as a peer delivers
+// directly: `recipient` set, a fresh id per message.
+std::unique_ptr<Workload> NewSendWorkload(const Channels& channels, int callers,
+                                          std::string sender,
+                                          std::string recipient);
+
+// Peer::Send on `sender` to `recipient`, done when `results` reports the
+// message delivered. Neither pointer is owned; both must outlive it.
+std::unique_ptr<Workload> NewDurableSendWorkload(peer::Peer* sender,
+                                                 SendResults* results,
+                                                 std::string recipient);
+
+// The name of a gRPC status code, "UNAVAILABLE" for 14.
+std::string CodeName(grpc::StatusCode code);
+
+}  // namespace chat::bench
+
+#endif  // CHAT_TESTS_BENCH_WORKLOADS_H_

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Fault tests of the delivery guarantee (docs/delivery.md), with the real
+# binaries on loopback: processes are killed with kill -9 at awkward moments
+# and every message is counted afterwards by check_delivery.py (all arrived,
+# none shown twice, in order, every acknowledged one among them). Each
+# scenario is bounded in time by its waits.
+#
+# Usage: delivery_e2e.sh BIN_DIR SCENARIO
+#   recipient-offline   alice sends 100 to bob, who is not running; bob
+#                       starts later and gets them all
+#   recipient-killed    bob is killed in the middle of 1,000 messages and
+#                       restarted at once
+#   sender-killed       alice is killed right after her messages are stored;
+#                       they still reach bob, and alice hears so when back
+#   registry-killed     the registry is killed and restarted while messages
+#                       wait in bob's mailbox
+#   all-down            registry and bob are down while alice sends; the
+#                       messages wait in alice's outbox and go out later
+set -euo pipefail
+bin_dir=${1:?usage: delivery_e2e.sh BIN_DIR SCENARIO}
+scenario=${2:?usage: delivery_e2e.sh BIN_DIR SCENARIO}
+source "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+registry=127.0.0.1:$port
+peer_ttl=3
+source "$(dirname "$0")/peers.sh"
+
+# send_numbered FROM TO COUNT: types COUNT messages m0001, m0002, ...
+send_numbered() {
+  local i
+  for ((i = 1; i <= $3; i++)); do printf '@%s m%04d\n' "$2" "$i"; done >&"${peer_fd[$1]}"
+}
+
+# check COUNT SECONDS [--all-delivered]: waits up to SECONDS for alice -> bob
+# to be complete, then checks the guarantee over every log of both.
+check() {
+  local count=$1 limit=$2
+  shift 2
+  "$python" "$(dirname "$0")/check_delivery.py" --count "$count" \
+    --sender-name alice --receiver-name bob \
+    --receiver "$work"/bob.before-restart*.log "$work/bob.out" \
+    --sender "$work"/alice.before-restart*.log "$work/alice.out" \
+    --wait "$limit" "$@" || fail "the delivery guarantee does not hold"
+}
+
+# count_in FILE NEEDLE: lines of FILE holding NEEDLE.
+count_in() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
+
+kill_hard() {  # kill_hard PID: kill -9 and reap
+  kill -9 "$1"
+  wait "$1" 2>/dev/null || true
+}
+
+step "registry on $registry"
+start_registry 1
+
+case "$scenario" in
+recipient-offline)
+  start_peer alice
+  wait_for_file "$work/alice.out" '"event":"ready"'
+  step "alice sends 100 messages to bob, who is not running"
+  send_numbered alice bob 100
+  wait_for_file "$work/alice.out" '"status":"stored"' 100 60
+  step "bob starts: all 100 arrive once each, in order; alice hears of each"
+  start_peer bob
+  check 100 60 --all-delivered
+  ;;
+
+recipient-killed)
+  start_peer bob
+  start_peer alice
+  wait_for_file "$work/bob.out" '"event":"ready"'
+  wait_for_file "$work/alice.out" '"event":"ready"'
+  step "alice sends 1,000 messages to bob"
+  send_numbered alice bob 1000
+  wait_for_file "$work/bob.out" '"event":"message"' 200 60
+  step "kill -9 bob after $(count_in "$work/bob.out" '"event":"message"') messages; restart him at once"
+  kill_hard "${peer_pid[bob]}"
+  start_peer bob
+  wait_for_file "$work/bob.out" '"event":"ready"'
+  step "all 1,000 arrive exactly once, in order"
+  check 1000 120 --all-delivered
+  ;;
+
+sender-killed)
+  start_peer alice
+  wait_for_file "$work/alice.out" '"event":"ready"'
+  step "bob is away; alice sends 20, all stored; then kill -9 alice"
+  send_numbered alice bob 20
+  wait_for_file "$work/alice.out" '"status":"stored"' 20 30
+  kill_hard "${peer_pid[alice]}"
+  step "bob starts and gets all 20 from his mailbox"
+  start_peer bob
+  check 20 30
+  step "alice comes back and hears that all 20 were delivered"
+  start_peer alice
+  check 20 30 --all-delivered
+  ;;
+
+registry-killed)
+  start_peer alice
+  wait_for_file "$work/alice.out" '"event":"ready"'
+  step "bob is away; alice sends 50, all stored in his mailbox"
+  send_numbered alice bob 50
+  wait_for_file "$work/alice.out" '"status":"stored"' 50 30
+  step "kill -9 the registry and restart it"
+  kill_hard "$registry_pid"
+  start_registry 2
+  step "bob starts: all 50 arrive, none lost"
+  start_peer bob
+  check 50 60 --all-delivered
+  ;;
+
+all-down)
+  start_peer bob
+  start_peer alice
+  wait_for_file "$work/bob.out" '"event":"ready"'
+  wait_for_file "$work/alice.out" '"event":"ready"'
+  step "kill -9 bob and the registry; alice sends 30"
+  kill_hard "${peer_pid[bob]}"
+  kill_hard "$registry_pid"
+  send_numbered alice bob 30
+  wait_for_file "$work/alice.out" '"status":"sent"' 30 30
+  wait_for_file "$work/alice.out" '"reason":' 1 30
+  [ "$(count_in "$work/alice.out" '"status":"stored"')" = 0 ] ||
+    fail "a message was stored with the registry down"
+  step "the registry comes back: the messages leave alice's outbox"
+  start_registry 2
+  wait_for_file "$work/alice.out" '"status":"stored"' 30 60
+  step "bob comes back: all 30 arrive once each, in order"
+  start_peer bob
+  check 30 60 --all-delivered
+  ;;
+
+*)
+  echo "unknown scenario: $scenario" >&2
+  exit 2
+  ;;
+esac
+
+step "alice and bob leave cleanly"
+for name in alice bob; do
+  eval "exec ${peer_fd[$name]}>&-"
+  wait_for_exit "${peer_pid[$name]}" 30
+  [ "$exit_code" = 0 ] || fail "$name exited $exit_code"
+done
+echo "PASS delivery $scenario"
