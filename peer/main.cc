@@ -51,6 +51,12 @@ int Run(const po::variables_map& vm) {
                : kExitCannotStart;
   }
   options.store_path = *store_path;
+  const std::string sync = vm["sync"].as<std::string>();
+  if (sync != "normal" && sync != "full") {
+    std::cerr << "chat-peer: --sync must be normal or full\n";
+    return chat::kExitUsage;
+  }
+  options.sync_full = sync == "full";
 
   const bool json = vm["json"].as<bool>();
   const bool terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -103,6 +109,10 @@ int main(int argc, char** argv) {
       "data-dir", po::value<std::string>(),
       "where your outbox and inbox are kept, one file per name (default: "
       "$XDG_STATE_HOME/chat-peer, else ~/.local/state/chat-peer)")(
+      "sync", po::value<std::string>()->default_value("full"),
+      "full: your outbox and inbox survive power loss (one fsync per "
+      "commit); normal: they survive a crash of chat-peer, not of the "
+      "machine, and sending is faster")(
       "ttl", po::value<int>()->default_value(0),
       "lease TTL in seconds (0: the registry's default)")(
       "json", po::bool_switch(), "print one JSON object per event (scripts)")(
@@ -121,10 +131,10 @@ int main(int argc, char** argv) {
       "4 cannot start otherwise (the listen address, or the data directory\n"
       "is unusable or in use by another chat-peer of this name).";
   command_line.environment = {
-      {"CHAT_PEER_NAME", "name"},        {"CHAT_REGISTRY", "registry"},
-      {"CHAT_PEER_LISTEN", "listen"},    {"CHAT_PEER_ADVERTISE", "advertise"},
-      {"CHAT_PEER_PARTNER", "peer"},     {"CHAT_PEER_TTL", "ttl"},
-      {"CHAT_PEER_DATA_DIR", "data-dir"}};
+      {"CHAT_PEER_NAME", "name"},         {"CHAT_REGISTRY", "registry"},
+      {"CHAT_PEER_LISTEN", "listen"},     {"CHAT_PEER_ADVERTISE", "advertise"},
+      {"CHAT_PEER_PARTNER", "peer"},      {"CHAT_PEER_TTL", "ttl"},
+      {"CHAT_PEER_DATA_DIR", "data-dir"}, {"CHAT_PEER_SYNC", "sync"}};
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

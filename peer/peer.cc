@@ -171,7 +171,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   }
   std::unique_ptr<Peer> peer(new Peer(options, events, clock));
   absl::StatusOr<std::unique_ptr<PeerStore>> store =
-      OpenPeerStore(options.store_path, clock);
+      OpenPeerStore(options.store_path, clock, options.sync_full);
   if (!store.ok()) {
     return absl::FailedPreconditionError(std::string(store.status().message()));
   }

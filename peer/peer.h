@@ -38,6 +38,9 @@ struct PeerOptions {
   // The peer's SQLite file (see PeerStorePath()); ":memory:" keeps nothing
   // across runs (tests).
   std::string store_path = ":memory:";
+  // Commits survive power loss (synchronous=FULL), not only a killed
+  // process; costs one fsync per commit.
+  bool sync_full = true;
   // How long a message that overtook an earlier one waits for it before it
   // is shown anyway.
   Millis hold_back{10000};

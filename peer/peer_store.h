@@ -38,9 +38,10 @@ struct Received {
   std::vector<ChatMessage> ready;
 };
 
-// Every write is durable (synchronous=FULL) before it is reported done,
-// except those marked "not waited for". Writes from many threads share
-// commits. Thread-safe. Errors: kUnavailable (storage failed; nothing of
+// Every write is committed before it is reported done, except those marked
+// "not waited for"; with `sync_full` (the default) a commit also survives
+// power loss, else only the death of the process. Writes from many threads
+// share commits. Thread-safe. Errors: kUnavailable (storage failed; nothing of
 // the failed write is kept).
 class PeerStore {
  public:
@@ -114,7 +115,7 @@ class PeerStore {
 // cannot use the same file: kUnavailable then. kFailedPrecondition when the
 // file comes from a newer build. `clock` is not owned; must outlive the store.
 absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
-    const std::string& path, const Clock& clock);
+    const std::string& path, const Clock& clock, bool sync_full = true);
 
 // The store's file for peer `name` under `data_dir`, which is created
 // (mode 0700) when missing. kUnavailable when it cannot be made.

@@ -106,7 +106,32 @@ TEST_F(ChatServiceTest, BadMessagesAreRefusedAndNothingIsDelivered) {
   misdelivered.set_recipient("carol");
   EXPECT_EQ(Send(misdelivered).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+  // A sequence comes whole: number, epoch, and a floor from 1 to it.
+  ::Message no_epoch = LabMessage("hi");
+  no_epoch.set_sequence(3);
+  no_epoch.set_sequence_floor(1);
+  EXPECT_EQ(Send(no_epoch).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ::Message floor_above = LabMessage("hi");
+  floor_above.set_sequence(3);
+  floor_above.set_sequence_epoch("e");
+  floor_above.set_sequence_floor(4);
+  EXPECT_EQ(Send(floor_above).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ::Message negative = LabMessage("hi");
+  negative.set_sequence(-1);
+  EXPECT_EQ(Send(negative).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(sink_.messages().empty());
+}
+
+TEST_F(ChatServiceTest, ASequencedMessageKeepsItsPlace) {
+  ::Message message = LabMessage("hi");
+  message.set_sequence(7);
+  message.set_sequence_epoch("feedface");
+  message.set_sequence_floor(5);
+  ASSERT_TRUE(Send(message).ok());
+  const ChatMessage& got = sink_.messages().at(0);
+  EXPECT_EQ(got.sequence, 7);
+  EXPECT_EQ(got.sequence_epoch, "feedface");
+  EXPECT_EQ(got.sequence_floor, 5);
 }
 
 TEST_F(ChatServiceTest, InvalidUtf8NeverReachesTheSink) {
