@@ -66,6 +66,7 @@ void Console::OnEvent(const PeerEvent& event) { Show(event); }
 void Console::Show(const PeerEvent& event) {
   std::string text =
       options_.json ? FormatJson(event) : FormatText(event, style_);
+  if (text.empty()) return;  // Nothing to say (a direct delivery, in text).
   {
     absl::MutexLock lock(&mu_);
     if (editing_) {

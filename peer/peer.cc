@@ -5,7 +5,9 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
@@ -78,7 +80,7 @@ class Conversation {
   void Run() {
     Millis pause = peer_->options_.retry_min;
     while (true) {
-      Item item;
+      std::vector<Item> batch;
       bool closing;
       {
         absl::MutexLock lock(&mu_);
@@ -88,32 +90,62 @@ class Conversation {
             },
             this));
         if (queue_.empty()) return;  // Closing, and nothing left to send.
-        item = queue_.front();
+        const size_t n = std::min(queue_.size(), kWindow);
+        batch.assign(queue_.begin(), queue_.begin() + n);
         closing = closing_;
         nudged_ = false;
       }
-      ChatMessage& message = item.message;
-      message.sequence_floor =
-          peer_->store_->OutboxFloor(message.to, message.sequence);
-      std::string why;
-      absl::StatusOr<SendStatus> outcome = peer_->Deliver(message, &why);
-      PeerEvent event = MakeEvent(EventKind::kSendResult, message.to);
-      event.to_partner = item.to_partner;
-      if (outcome.ok()) {
-        event.status = *outcome;
-        if (*outcome == SendStatus::kDelivered) {
-          peer_->store_->RemoveFromOutbox(message.id);
-          if (retried_) event.text = "on a later attempt";
-        } else {
-          peer_->store_->MarkStored(message.id);
-          event.text = why;
+      for (Item& item : batch) {
+        item.message.sequence_floor =
+            peer_->store_->OutboxFloor(item.message.to, item.message.sequence);
+      }
+      // Fast path: the whole window at once, straight to the recipient, so
+      // its inbox commits them together. Skipped while the head is being
+      // retried: the recipient is away.
+      absl::flat_hash_set<std::string> tried;  // On the fast path, failed.
+      if (!retried_) {
+        std::vector<ChatMessage> fresh;
+        for (const Item& item : batch) {
+          if (!delivered_.contains(item.message.id)) {
+            fresh.push_back(item.message);
+          }
         }
-      } else if (WorthRetrying(outcome.status())) {
+        std::vector<absl::Status> sent = peer_->SendAll(fresh);
+        for (size_t i = 0; i < fresh.size(); ++i) {
+          (sent[i].ok() ? delivered_ : tried).insert(fresh[i].id);
+        }
+      }
+      // Then in order: report what went through; the rest takes the slow
+      // path (resolve afresh, retry, mailbox), which keeps order.
+      for (Item& item : batch) {
+        if (delivered_.erase(item.message.id) > 0) {
+          Finish(item, SendStatus::kDelivered,
+                 retried_ ? "on a later attempt" : "");
+          continue;
+        }
+        std::string why;
+        absl::StatusOr<SendStatus> outcome =
+            peer_->Deliver(item.message, &why,
+                           /*tried_cached=*/tried.contains(item.message.id));
+        if (outcome.ok()) {
+          Finish(item, *outcome,
+                 *outcome == SendStatus::kStored
+                     ? why
+                     : (retried_ ? "on a later attempt" : ""));
+          continue;
+        }
+        if (!WorthRetrying(outcome.status())) {
+          Finish(item, SendStatus::kFailed,
+                 std::string(outcome.status().message()));
+          continue;
+        }
         if (!retried_) {
           retried_ = true;
+          PeerEvent event = MakeEvent(EventKind::kSendResult, item.message.to);
           event.status = SendStatus::kSent;
           event.text = std::string(outcome.status().message());
-          event.message = message;
+          event.message = item.message;
+          event.to_partner = item.to_partner;
           peer_->Emit(event);
         }
         if (closing) {
@@ -125,7 +157,8 @@ class Conversation {
             queue_.clear();
           }
           peer_->Emit(InfoEvent(absl::StrCat(
-              left, left == 1 ? " message" : " messages", " to ", message.to,
+              left, left == 1 ? " message" : " messages", " to ",
+              item.message.to,
               " wait in your outbox; they go out when you start again")));
           return;
         }
@@ -138,27 +171,42 @@ class Conversation {
                 this),
             absl::Milliseconds(pause.count()));
         pause = std::min(pause * 2, peer_->options_.retry_max);
-        continue;
-      } else {
-        peer_->store_->RemoveFromOutbox(message.id);
-        event.status = SendStatus::kFailed;
-        event.text = std::string(outcome.status().message());
+        break;  // Try the head again.
       }
-      event.message = std::move(message);
-      peer_->Emit(event);
-      retried_ = false;
-      pause = peer_->options_.retry_min;
-      absl::MutexLock lock(&mu_);
-      queue_.pop_front();
+      if (!retried_) pause = peer_->options_.retry_min;
     }
   }
+
+  // Reports the head's final state (`item` is the head) and lets it go.
+  void Finish(Item& item, SendStatus status, std::string text) {
+    if (status == SendStatus::kStored) {
+      peer_->store_->MarkStored(item.message.id);
+    } else {
+      peer_->store_->RemoveFromOutbox(item.message.id);
+    }
+    PeerEvent event = MakeEvent(EventKind::kSendResult, item.message.to);
+    event.status = status;
+    event.text = std::move(text);
+    event.to_partner = item.to_partner;
+    event.message = std::move(item.message);
+    peer_->Emit(event);
+    retried_ = false;
+    absl::MutexLock lock(&mu_);
+    queue_.pop_front();
+  }
+
+  // Messages sent at once on the fast path.
+  static constexpr size_t kWindow = 64;
 
   Peer* const peer_;  // Not owned; outlives this.
   absl::Mutex mu_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool nudged_ ABSL_GUARDED_BY(mu_) = false;
-  bool retried_ = false;  // The head has failed before. Run()'s thread only.
+  // Run()'s thread only: the head has failed before; ids that went through
+  // on the fast path but are not reported yet (they wait behind the head).
+  bool retried_ = false;
+  absl::flat_hash_set<std::string> delivered_;
   std::thread thread_;
 };
 
@@ -640,9 +688,41 @@ void Peer::ForgetStub(const std::string& key) {
   stubs_.erase(key);
 }
 
+std::vector<absl::Status> Peer::SendAll(
+    const std::vector<ChatMessage>& messages) {
+  if (messages.empty()) return {};
+  absl::StatusOr<std::shared_ptr<::ChattingService::Stub>> stub =
+      StubFor(messages.front().to, /*fresh=*/false);
+  if (!stub.ok())
+    return std::vector<absl::Status>(messages.size(), stub.status());
+  struct Call {
+    grpc::ClientContext context;
+    ::Message request;
+    ::NullMsg response;
+    absl::Status status;
+  };
+  std::vector<Call> calls(messages.size());
+  absl::BlockingCounter pending(static_cast<int>(messages.size()));
+  const auto deadline = std::chrono::system_clock::now() + options_.rpc_timeout;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    Call& call = calls[i];
+    call.context.set_deadline(deadline);
+    call.request = ToProto(messages[i]);
+    (*stub)->async()->SendMessage(&call.context, &call.request, &call.response,
+                                  [&call, &pending](grpc::Status status) {
+                                    call.status = FromGrpcStatus(status);
+                                    pending.DecrementCount();
+                                  });
+  }
+  pending.Wait();
+  std::vector<absl::Status> statuses;
+  for (Call& call : calls) statuses.push_back(std::move(call.status));
+  return statuses;
+}
+
 absl::StatusOr<SendStatus> Peer::Deliver(const ChatMessage& message,
-                                         std::string* why) {
-  absl::Status direct = DeliverDirectly(message);
+                                         std::string* why, bool tried_cached) {
+  absl::Status direct = DeliverDirectly(message, tried_cached);
   if (direct.ok()) return SendStatus::kDelivered;
   const bool absent = direct.code() == absl::StatusCode::kNotFound ||
                       direct.code() == absl::StatusCode::kUnavailable;
@@ -666,10 +746,11 @@ absl::StatusOr<SendStatus> Peer::Deliver(const ChatMessage& message,
   return SendStatus::kStored;
 }
 
-absl::Status Peer::DeliverDirectly(const ChatMessage& message) {
+absl::Status Peer::DeliverDirectly(const ChatMessage& message,
+                                   bool tried_cached) {
   const ::Message proto = ToProto(message);
   absl::Status last;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  for (int attempt = tried_cached ? 1 : 0; attempt < 2; ++attempt) {
     // The second attempt resolves afresh: the peer may have moved.
     auto stub = StubFor(message.to, /*fresh=*/attempt > 0);
     if (!stub.ok()) return stub.status();

@@ -116,9 +116,14 @@ class Peer final : private MessageSink {
   // peer is unreachable; when it is offline or unreachable, leaves it in the
   // recipient's mailbox. Returns kDelivered or kStored (with why it was not
   // delivered directly in `why`), or the error.
+  // `tried_cached`: a direct send over the cached channel just failed, so
+  // resolve afresh first.
   absl::StatusOr<SendStatus> Deliver(const ChatMessage& message,
-                                     std::string* why);
-  absl::Status DeliverDirectly(const ChatMessage& message);
+                                     std::string* why, bool tried_cached);
+  absl::Status DeliverDirectly(const ChatMessage& message, bool tried_cached);
+  // Sends `messages` (all to one recipient) at once over the cached channel,
+  // resolving it first if there is none; each one's outcome, in order.
+  std::vector<absl::Status> SendAll(const std::vector<ChatMessage>& messages);
   void MailLoop();
   void HandleMail(const registry::MailItem& item, const std::string& lease_id);
   absl::StatusOr<std::shared_ptr<::ChattingService::Stub>> StubFor(

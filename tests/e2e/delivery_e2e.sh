@@ -8,7 +8,8 @@
 # Usage: delivery_e2e.sh BIN_DIR SCENARIO
 #   recipient-offline   alice sends 100 to bob, who is not running; bob
 #                       starts later and gets them all
-#   recipient-killed    bob is killed in the middle of 1,000 messages and
+#   recipient-killed    bob is killed in the middle of 1,000 messages (the
+#                       first 500 are on their way, the rest follow) and
 #                       restarted at once
 #   sender-killed       alice is killed right after her messages are stored;
 #                       they still reach bob, and alice hears so when back
@@ -26,10 +27,10 @@ registry=127.0.0.1:$port
 peer_ttl=3
 source "$(dirname "$0")/peers.sh"
 
-# send_numbered FROM TO COUNT: types COUNT messages m0001, m0002, ...
+# send_numbered FROM TO LAST [FIRST]: types messages mFIRST..mLAST (m0001 ...)
 send_numbered() {
   local i
-  for ((i = 1; i <= $3; i++)); do printf '@%s m%04d\n' "$2" "$i"; done >&"${peer_fd[$1]}"
+  for ((i = ${4:-1}; i <= $3; i++)); do printf '@%s m%04d\n' "$2" "$i"; done >&"${peer_fd[$1]}"
 }
 
 # check COUNT SECONDS [--all-delivered]: waits up to SECONDS for alice -> bob
@@ -72,11 +73,12 @@ recipient-killed)
   start_peer alice
   wait_for_file "$work/bob.out" '"event":"ready"'
   wait_for_file "$work/alice.out" '"event":"ready"'
-  step "alice sends 1,000 messages to bob"
-  send_numbered alice bob 1000
+  step "alice sends 1,000 messages to bob, the second half after bob is killed"
+  send_numbered alice bob 500
   wait_for_file "$work/bob.out" '"event":"message"' 200 60
   step "kill -9 bob after $(count_in "$work/bob.out" '"event":"message"') messages; restart him at once"
   kill_hard "${peer_pid[bob]}"
+  send_numbered alice bob 1000 501
   start_peer bob
   wait_for_file "$work/bob.out" '"event":"ready"'
   step "all 1,000 arrive exactly once, in order"

@@ -128,7 +128,7 @@ TEST_F(ChatServiceTest, ASequencedMessageKeepsItsPlace) {
   message.set_sequence_epoch("feedface");
   message.set_sequence_floor(5);
   ASSERT_TRUE(Send(message).ok());
-  const ChatMessage& got = sink_.messages().at(0);
+  const ChatMessage got = sink_.messages().at(0);
   EXPECT_EQ(got.sequence, 7);
   EXPECT_EQ(got.sequence_epoch, "feedface");
   EXPECT_EQ(got.sequence_floor, 5);
