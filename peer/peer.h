@@ -121,6 +121,8 @@ class Peer final : private MessageSink {
   absl::StatusOr<SendStatus> Deliver(const ChatMessage& message,
                                      std::string* why, bool tried_cached);
   absl::Status DeliverDirectly(const ChatMessage& message, bool tried_cached);
+  // How many messages to `name` may be on their way at once.
+  size_t WindowFor(const std::string& name);
   // Sends `messages` (all to one recipient) at once over the cached channel,
   // resolving it first if there is none; each one's outcome, in order.
   std::vector<absl::Status> SendAll(const std::vector<ChatMessage>& messages);
