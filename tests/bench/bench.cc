@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "tests/bench/driver.h"
 #include "tests/bench/lab.h"
+#include "tests/bench/system.h"
 #include "tests/bench/workloads.h"
 
 namespace chat::bench {
@@ -233,6 +234,26 @@ absl::StatusOr<std::vector<std::string>> ParseScenarios(
   return scenarios;
 }
 
+absl::StatusOr<std::vector<std::string>> ParseSystemMeasures(
+    const std::string& list) {
+  static const auto* const kAll =
+      new std::vector<std::string>{"memory", "startup", "overload"};
+  if (list == "all") return *kAll;
+  std::vector<std::string> measures;
+  for (const std::string& name :
+       std::vector<std::string>(absl::StrSplit(list, ','))) {
+    if (std::find(kAll->begin(), kAll->end(), name) == kAll->end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown measurement \"", name, "\"; choose from all, ",
+                       absl::StrJoin(*kAll, ", ")));
+    }
+    if (std::find(measures.begin(), measures.end(), name) == measures.end()) {
+      measures.push_back(name);
+    }
+  }
+  return measures;
+}
+
 absl::StatusOr<std::vector<int>> ParseIntList(const std::string& list, int min,
                                               int max) {
   std::vector<int> values;
@@ -267,6 +288,7 @@ std::string ResultJson(const ScenarioResult& r) {
 
 int RunBench(const BenchOptions& options, std::ostream& out,
              std::ostream& err) {
+  if (!options.system.empty()) return RunSystemBench(options, out, err);
   LabOptions lab_options;
   lab_options.registry = Wants(options, {"resolve", "register", "keepalive",
                                          "mixed", "send", "send-durable"});

@@ -25,6 +25,11 @@ const std::vector<std::string>& AllScenarios();
 absl::StatusOr<std::vector<std::string>> ParseScenarios(
     const std::string& list);
 
+// "memory,startup" or "all" -> the measurements of the real binaries.
+// kInvalidArgument naming an unknown one.
+absl::StatusOr<std::vector<std::string>> ParseSystemMeasures(
+    const std::string& list);
+
 // "1,64" -> {1, 64}. kInvalidArgument unless each is an integer in
 // [min, max].
 absl::StatusOr<std::vector<int>> ParseIntList(const std::string& list, int min,
@@ -42,6 +47,16 @@ struct BenchOptions {
   // each scenario's ratio to greet.
   bool compare = false;
   int rounds = 3;
+
+  // Measurements of the real binaries, started as child processes (see
+  // system.h); when not empty, the closed-loop scenarios do not run.
+  std::vector<std::string> system;
+  std::string bin_dir;  // Where chat-registry & co. are; "": next to us.
+  int startup_rounds = 10;
+  Millis idle{2000};  // How long a process idles before its RSS is read.
+  std::vector<int> peak_concurrency = {1, 4, 16, 64};
+  double overload_factor = 2;
+  Millis call_deadline{100};  // Of each call of the overload.
 };
 
 struct ScenarioResult {

@@ -37,6 +37,10 @@ struct LoadOptions {
   int concurrency = 1;
   Millis warmup{1000};
   Millis duration{5000};
+  // When > 0: no more than this many operations start, and the run ends when
+  // they have all ended, or after `duration` at the latest (a time limit,
+  // then). Every operation counts; `warmup` is ignored.
+  int64_t operations = 0;
 };
 
 struct LoadResult {
@@ -52,6 +56,33 @@ struct LoadResult {
 // flight end. Only operations that start and end inside the measured window
 // count. Blocks for warmup + duration + the slowest operation.
 LoadResult RunClosedLoop(Workload& workload, const LoadOptions& options);
+
+struct OpenLoopOptions {
+  double rate = 1000;  // Operations started per second, on a fixed schedule.
+  // Operations in flight at most: the workload must serve this many callers.
+  // An operation due while all are busy is not started but counted as
+  // skipped, so a slow server cannot slow the schedule down.
+  int slots = 1024;
+  Millis warmup{1000};
+  Millis duration{5000};
+};
+
+struct OpenLoopResult {
+  LoadResult load;      // Of the operations scheduled inside the window.
+  int64_t started = 0;  // Started inside the window.
+  int64_t skipped = 0;  // Due inside the window, not started: no free slot.
+  // Successful operations by the second of the window they ended in (the
+  // last one also takes those that ended after the window): shows whether
+  // the server collapsed at once, recovered, or slid.
+  std::vector<int64_t> ok_per_second;
+};
+
+// Starts operations of `workload` at `options.rate` per second whatever the
+// server's pace (an open loop, as independent clients do), unmeasured for
+// `warmup`, measured for `duration`, then waits for those in flight to end:
+// the workload's calls must carry a deadline. Blocks for warmup + duration +
+// the slowest operation.
+OpenLoopResult RunOpenLoop(Workload& workload, const OpenLoopOptions& options);
 
 }  // namespace chat::bench
 

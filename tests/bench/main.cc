@@ -66,6 +66,38 @@ int Run(const po::variables_map& vm) {
   if (options.compare && (options.rounds < 3 || options.rounds > 1000)) {
     return Usage("--rounds must be from 3 to 1000");
   }
+  if (vm.count("system")) {
+    auto measures =
+        chat::bench::ParseSystemMeasures(vm["system"].as<std::string>());
+    if (!measures.ok()) {
+      return Usage(absl::StrCat("--system: ", measures.status().message()));
+    }
+    options.system = *measures;
+  }
+  if (vm.count("bin-dir")) options.bin_dir = vm["bin-dir"].as<std::string>();
+  options.startup_rounds = vm["startup-rounds"].as<int>();
+  if (options.startup_rounds < 1 || options.startup_rounds > 1000) {
+    return Usage("--startup-rounds must be from 1 to 1000");
+  }
+  if (!ToMillis(vm["idle"].as<double>(), true, &options.idle)) {
+    return Usage("--idle must be 0 or more seconds (at most a day)");
+  }
+  auto peak = chat::bench::ParseIntList(
+      vm["peak-concurrency"].as<std::string>(), 1, 1024);
+  if (!peak.ok()) {
+    return Usage(absl::StrCat("--peak-concurrency: ", peak.status().message()));
+  }
+  options.peak_concurrency = *peak;
+  options.overload_factor = vm["overload-factor"].as<double>();
+  if (!std::isfinite(options.overload_factor) ||
+      options.overload_factor < 0.1 || options.overload_factor > 100) {
+    return Usage("--overload-factor must be from 0.1 to 100");
+  }
+  const int deadline_ms = vm["deadline-ms"].as<int>();
+  if (deadline_ms < 1 || deadline_ms > 60000) {
+    return Usage("--deadline-ms must be from 1 to 60000");
+  }
+  options.call_deadline = chat::Millis(deadline_ms);
 
   // The servers log a line per registration to stderr, as the real ones
   // do; keep the cost of writing it, but send it to --server-log, and keep
@@ -116,7 +148,28 @@ int main(int argc, char** argv) {
       "rounds", po::value<int>()->default_value(3),
       "rounds of --compare (at least 3)")(
       "server-log", po::value<std::string>()->default_value("/dev/null"),
-      "file that gets the in-process servers' log lines (appended)");
+      "file that gets the in-process servers' log lines (appended)")(
+      "system", po::value<std::string>(),
+      "instead of the scenarios, measure the real binaries as child "
+      "processes, a comma list or `all`: memory (chat-registry's RSS idle and "
+      "with --names leases registered over gRPC), startup (chat-peer spawn "
+      "until ready vs chat-greeter until it answers and chatctl health, "
+      "--startup-rounds times; idle chat-peer RSS), overload (peak resolve "
+      "rate over --peak-concurrency, then an open loop at --overload-factor x "
+      "it with --deadline-ms per call)")(
+      "bin-dir", po::value<std::string>(),
+      "--system: where chat-registry, chat-peer, chat-greeter and chatctl "
+      "are (default: chat-bench's own directory)")(
+      "startup-rounds", po::value<int>()->default_value(10),
+      "--system startup: starts of each binary")(
+      "idle", po::value<double>()->default_value(2),
+      "--system: seconds a process idles before its RSS is read")(
+      "peak-concurrency", po::value<std::string>()->default_value("1,4,16,64"),
+      "--system overload: closed-loop concurrencies tried for the peak")(
+      "overload-factor", po::value<double>()->default_value(2),
+      "--system overload: offered rate as a multiple of the peak")(
+      "deadline-ms", po::value<int>()->default_value(100),
+      "--system overload: deadline of each call of the overload");
   chat::CommandLine command_line;
   command_line.program = "chat-bench";
   command_line.synopsis = "chat-bench [OPTIONS]";
@@ -126,9 +179,12 @@ int main(int argc, char** argv) {
       "keeps --concurrency calls in flight for --duration seconds and prints "
       "throughput (calls/s) and latency percentiles per scenario.";
   command_line.epilog =
-      "Exit status: 0 when every call succeeded, 1 when a server could not "
-      "start, 2 for a usage error, 3 when some calls failed (counted by "
-      "status code on stderr).";
+      "Exit status: 0 when every call succeeded, 1 when a server (or with "
+      "--system a binary) could not start, 2 for a usage error, 3 when some "
+      "calls failed (counted by status code on stderr; with --system also: "
+      "a registration failed, the overload saw an error other than "
+      "RESOURCE_EXHAUSTED/DEADLINE_EXCEEDED, or the registry died). Targets "
+      "missed are reported, never an exit status.";
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # chat_bench_smoke: every scenario of chat-bench runs briefly, and --compare
-# once; each run must complete calls with no errors. No timing is asserted.
+# once; each run must complete calls with no errors. Then --system all runs
+# the real binaries (next to chat-bench) briefly: every registration must
+# succeed, every binary start, and the overload must see no error other than
+# RESOURCE_EXHAUSTED/DEADLINE_EXCEEDED with the registry alive and answering
+# afterwards. No timing and no memory figure is asserted.
 # Usage: smoke_test.sh PATH/TO/chat-bench
 set -euo pipefail
 bench=$1
@@ -40,8 +44,37 @@ echo "== --compare"
 run --compare --rounds 3 --scenario resolve --duration 0.3 --warmup 0 --names 10
 check compare 6 1
 
+echo "== --system all (real binaries)"
+run --system all --names 200 --startup-rounds 2 --idle 0.2 \
+  --peak-concurrency 1,8 --duration 0.5 --warmup 0.2 --connections 2
+"$python" - "$out" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+kinds = {}
+for r in rows:
+    kinds.setdefault(r["kind"], []).append(r)
+problems = []
+for kind, want in [("memory", 4), ("fill", 1), ("startup", 3), ("startup_ratio", 2),
+                   ("overload_peak", 2), ("overload", 1)]:
+    if len(kinds.get(kind, [])) != want:
+        problems.append(f"{len(kinds.get(kind, []))} {kind} rows, want {want}")
+for f in kinds.get("fill", []):
+    if f["errors"] != 0 or f["leases"] != 200:
+        problems.append(f"fill: {f}")
+for o in kinds.get("overload", []):
+    if o["violations"] != 0 or not o["registry_alive"] or not o["answers_after"]:
+        problems.append(f"overload: {o}")
+    if o["ok_calls"] + o["errors"] <= 0:
+        problems.append(f"overload made no calls: {o}")
+if problems:
+    print("FAIL --system:", "; ".join(problems))
+    sys.exit(1)
+print("ok --system:", ", ".join(f"{k} x{len(v)}" for k, v in kinds.items()))
+PY
+
 echo "== usage errors exit 2"
-for args in "--scenario nope" "--concurrency 0" "--duration 0" "--compare --rounds 2"; do
+for args in "--scenario nope" "--concurrency 0" "--duration 0" "--compare --rounds 2" \
+    "--system nope" "--overload-factor 0" "--deadline-ms 0"; do
   code=0
   # shellcheck disable=SC2086
   "$bench" $args >/dev/null 2>&1 || code=$?

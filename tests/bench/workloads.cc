@@ -1,5 +1,6 @@
 #include "tests/bench/workloads.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <random>
@@ -18,12 +19,10 @@ namespace {
 
 namespace v1 = registry::v1;
 
-// Far above any latency worth measuring; only a hung server hits it.
-constexpr std::chrono::seconds kCallDeadline(10);
-
-std::unique_ptr<grpc::ClientContext> NewContext() {
+std::unique_ptr<grpc::ClientContext> NewContext(
+    Millis deadline = kDefaultCallDeadline) {
   auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+  context->set_deadline(std::chrono::system_clock::now() + deadline);
   return context;
 }
 
@@ -58,8 +57,11 @@ class UnaryWorkload : public Workload {
  protected:
   using Caller = UnaryCaller<typename Service::Stub, Request, Response>;
 
-  UnaryWorkload(const Channels& channels, int callers)
-      : stubs_(NewStubs<Service>(channels)), callers_(callers) {
+  UnaryWorkload(const Channels& channels, int callers,
+                Millis deadline = kDefaultCallDeadline)
+      : stubs_(NewStubs<Service>(channels)),
+        deadline_(deadline),
+        callers_(callers) {
     for (int i = 0; i < callers; ++i) {
       callers_[i].stub = stubs_[i % stubs_.size()].get();
       callers_[i].random.seed(static_cast<uint64_t>(i) * 7919 + 17);
@@ -69,13 +71,14 @@ class UnaryWorkload : public Workload {
   // A fresh context and response for the caller's next call.
   Caller& Prepare(int caller) {
     Caller& c = callers_[caller];
-    c.context = NewContext();
+    c.context = NewContext(deadline_);
     c.response.Clear();
     return c;
   }
 
  private:
   std::vector<std::unique_ptr<typename Service::Stub>> stubs_;
+  const Millis deadline_;
 
  protected:
   std::vector<Caller> callers_;
@@ -101,8 +104,9 @@ class ResolveWorkload final
                            v1::ResolveResponse> {
  public:
   ResolveWorkload(const Channels& channels, int callers,
-                  std::vector<std::string> names)
-      : UnaryWorkload(channels, callers), names_(std::move(names)) {}
+                  std::vector<std::string> names,
+                  Millis deadline = kDefaultCallDeadline)
+      : UnaryWorkload(channels, callers, deadline), names_(std::move(names)) {}
 
   void Start(int caller, DoneCallback done) override {
     Caller& c = Prepare(caller);
@@ -183,6 +187,31 @@ class RegisterWorkload final
   const std::string run_;
   std::vector<Second> second_;
   std::vector<int64_t> counts_;
+};
+
+class LeaseFillWorkload final
+    : public UnaryWorkload<v1::Registry, v1::RegisterRequest,
+                           v1::RegisterResponse> {
+ public:
+  LeaseFillWorkload(const Channels& channels, int callers,
+                    std::string name_prefix, Millis ttl)
+      : UnaryWorkload(channels, callers), prefix_(std::move(name_prefix)) {
+    for (Caller& c : callers_) {
+      c.request.set_address("127.0.0.1:9");
+      c.request.set_ttl_ms(ttl.count());
+    }
+  }
+
+  void Start(int caller, DoneCallback done) override {
+    Caller& c = Prepare(caller);
+    c.request.set_name(FillName(prefix_, next_.fetch_add(1)));
+    c.stub->async()->Register(c.context.get(), &c.request, &c.response,
+                              Reply(std::move(done)));
+  }
+
+ private:
+  const std::string prefix_;
+  std::atomic<int64_t> next_{0};
 };
 
 class MixedWorkload final : public Workload {
@@ -278,8 +307,22 @@ std::unique_ptr<Workload> NewGreetWorkload(const Channels& channels,
 
 std::unique_ptr<Workload> NewResolveWorkload(const Channels& channels,
                                              int callers,
-                                             std::vector<std::string> names) {
-  return std::make_unique<ResolveWorkload>(channels, callers, std::move(names));
+                                             std::vector<std::string> names,
+                                             Millis deadline) {
+  return std::make_unique<ResolveWorkload>(channels, callers, std::move(names),
+                                           deadline);
+}
+
+std::unique_ptr<Workload> NewLeaseFillWorkload(const Channels& channels,
+                                               int callers,
+                                               std::string name_prefix,
+                                               Millis ttl) {
+  return std::make_unique<LeaseFillWorkload>(channels, callers,
+                                             std::move(name_prefix), ttl);
+}
+
+std::string FillName(const std::string& name_prefix, int64_t i) {
+  return absl::StrCat(name_prefix, i);
 }
 
 std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,

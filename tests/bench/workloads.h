@@ -27,10 +27,26 @@ using Channels = std::vector<std::shared_ptr<grpc::Channel>>;
 std::unique_ptr<Workload> NewGreetWorkload(const Channels& channels,
                                            int callers);
 
-// Registry/Resolve of a random name from `names`, which must exist.
-std::unique_ptr<Workload> NewResolveWorkload(const Channels& channels,
-                                             int callers,
-                                             std::vector<std::string> names);
+// The deadline of every call unless a workload is given another: far above
+// any latency worth measuring; only a hung server hits it.
+inline constexpr Millis kDefaultCallDeadline{10000};
+
+// Registry/Resolve of a random name from `names`, which must exist; each
+// call fails with DEADLINE_EXCEEDED after `deadline`.
+std::unique_ptr<Workload> NewResolveWorkload(
+    const Channels& channels, int callers, std::vector<std::string> names,
+    Millis deadline = kDefaultCallDeadline);
+
+// Registry/Register of `name_prefix` + 0, 1, 2, ... (one number per
+// operation, from all callers) at `address`, asking for `ttl`; the leases are
+// kept (never unregistered, never renewed).
+std::unique_ptr<Workload> NewLeaseFillWorkload(const Channels& channels,
+                                               int callers,
+                                               std::string name_prefix,
+                                               Millis ttl);
+
+// The name NewLeaseFillWorkload registers for number `i`.
+std::string FillName(const std::string& name_prefix, int64_t i);
 
 // Registry/Register of a fresh name, then Registry/Unregister of it: one
 // operation, two durable writes.

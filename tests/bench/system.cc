@@ -1,0 +1,659 @@
+#include "tests/bench/system.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/json.h"
+#include "common/random.h"
+#include "proto/greet.grpc.pb.h"
+#include "proto/registry.grpc.pb.h"
+#include "tests/bench/child.h"
+#include "tests/bench/driver.h"
+#include "tests/bench/lab.h"
+#include "tests/bench/workloads.h"
+
+namespace chat::bench {
+namespace {
+
+// The targets of issue 6 judged here.
+constexpr double kRegistryTargetMb = 150;
+constexpr double kPeerTargetMb = 30;
+constexpr double kReadyTargetMs = 300;
+constexpr double kOverloadTargetRatio = 0.8;
+
+constexpr Millis kStartTimeout{20000};
+constexpr Millis kStopTimeout{10000};
+// The registry's lease bounds for the bench: the fill's leases must outlive
+// every measurement, and nothing renews them.
+constexpr int kRegistryMaxTtlSeconds = 86400;
+constexpr Millis kFillTtl{3600 * 1000};
+constexpr int kFillConcurrency = 64;
+constexpr Millis kFillTimeLimit{600000};
+// Open-loop slots at most: at 2x of any rate this machine reaches, with a
+// 100 ms deadline, far fewer are in flight.
+constexpr int kMaxSlots = 200000;
+// Status codes an overloaded server may answer with (issue 6).
+constexpr grpc::StatusCode kAllowedUnderOverload[] = {
+    grpc::StatusCode::RESOURCE_EXHAUSTED, grpc::StatusCode::DEADLINE_EXCEEDED};
+
+std::string Fixed(double value, int decimals) {
+  return absl::StrFormat("%.*f", decimals, value);
+}
+
+std::string SpreadJson(const Spread& s, int decimals) {
+  return absl::StrCat("{\"min\":", Fixed(s.min, decimals),
+                      ",\"median\":", Fixed(s.median, decimals),
+                      ",\"max\":", Fixed(s.max, decimals), "}");
+}
+
+std::string ErrorCountsJson(const std::map<std::string, int64_t>& counts) {
+  std::string json;
+  for (const auto& [reason, count] : counts) {
+    absl::StrAppend(&json, json.empty() ? "" : ",", JsonQuote(reason), ":",
+                    count);
+  }
+  return absl::StrCat("{", json, "}");
+}
+
+std::string ErrorCountsText(const std::map<std::string, int64_t>& counts) {
+  if (counts.empty()) return "none";
+  std::vector<std::string> parts;
+  for (const auto& [reason, count] : counts) {
+    parts.push_back(absl::StrCat(reason, " x", count));
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+double MillisBetween(MonoTime from, MonoTime to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+// The port of a "start: ... (port N)" log line of our servers; 0 if none.
+int PortInLine(const std::string& line) {
+  const size_t at = line.find("(port ");
+  if (at == std::string::npos) return 0;
+  const size_t digits = at + 6;
+  const size_t end = line.find(')', digits);
+  int port = 0;
+  if (end == std::string::npos ||
+      !absl::SimpleAtoi(line.substr(digits, end - digits), &port)) {
+    return 0;
+  }
+  return port;
+}
+
+// The CPU the registry and chat-bench itself used over a stretch, in cores:
+// on a shared machine it shows who was the bottleneck.
+class CpuMeter {
+ public:
+  explicit CpuMeter(pid_t registry)
+      : registry_(std::to_string(registry)),
+        start_(std::chrono::steady_clock::now()),
+        registry_start_(ReadCpuSeconds(registry_).value_or(0)),
+        self_start_(ReadCpuSeconds("self").value_or(0)) {}
+
+  // Cores used since construction: {registry, chat-bench}.
+  std::pair<double, double> Cores() const {
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
+            .count();
+    if (wall <= 0) return {0, 0};
+    return {(ReadCpuSeconds(registry_).value_or(0) - registry_start_) / wall,
+            (ReadCpuSeconds("self").value_or(0) - self_start_) / wall};
+  }
+
+ private:
+  const std::string registry_;
+  const MonoTime start_;
+  const double registry_start_;
+  const double self_start_;
+};
+
+std::string LoadAverage() {
+  std::ifstream file("/proc/loadavg");
+  std::string one, five, fifteen;
+  file >> one >> five >> fifteen;
+  return absl::StrCat(one, " ", five, " ", fifteen);
+}
+
+std::string DefaultBinDir() {
+  std::error_code error;
+  std::filesystem::path self =
+      std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::string(".") : self.parent_path().string();
+}
+
+// Runs the measurements; one object per RunSystemBench() call.
+class SystemBench {
+ public:
+  SystemBench(const BenchOptions& options, std::ostream& out, std::ostream& err)
+      : options_(options),
+        out_(out),
+        err_(err),
+        bin_dir_(options.bin_dir.empty() ? DefaultBinDir() : options.bin_dir) {}
+
+  ~SystemBench() {
+    registry_.reset();  // Kills it if still running, before its files go.
+    std::error_code ignored;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
+  }
+
+  int Run() {
+    std::error_code error;
+    dir_ = std::filesystem::temp_directory_path(error) /
+           ("chat-bench-system-" + RandomHex(6));
+    if (error || !std::filesystem::create_directories(dir_, error)) {
+      return CannotStart(
+          absl::StrCat("cannot create a scratch directory: ", error.message()));
+    }
+    Note(absl::StrCat("binaries from ", bin_dir_, "; all on 127.0.0.1; ",
+                      std::thread::hardware_concurrency(),
+                      " CPUs, load average ", LoadAverage()));
+    if (!StartRegistry()) return exit_code_;
+    if (Wants("memory") || Wants("overload")) {
+      if (!Fill()) return exit_code_;
+    }
+    if (Wants("startup") && !Startup()) return exit_code_;
+    if (Wants("overload")) Overload();
+    StopRegistry();
+    return exit_code_;
+  }
+
+ private:
+  bool Wants(const char* measure) const {
+    return std::find(options_.system.begin(), options_.system.end(), measure) !=
+           options_.system.end();
+  }
+
+  std::string Bin(const std::string& name) const {
+    return (std::filesystem::path(bin_dir_) / name).string();
+  }
+
+  void Note(const std::string& text) {
+    if (!options_.json) out_ << "# " << text << "\n" << std::flush;
+  }
+
+  // One result: a JSON line with --json, else the text.
+  void Emit(const std::string& json, const std::string& text) {
+    out_ << (options_.json ? json : text) << "\n" << std::flush;
+  }
+
+  int CannotStart(const std::string& message) {
+    err_ << "chat-bench: " << message << "\n";
+    exit_code_ = kExitCannotStart;
+    return exit_code_;
+  }
+
+  bool Failed(const std::string& message) {
+    err_ << "chat-bench: " << message << "\n";
+    if (exit_code_ == 0) exit_code_ = kExitCallsFailed;
+    return false;
+  }
+
+  // Starts `argv` and waits for the line with `needle`; null (and the exit
+  // code set) when it does not come.
+  std::unique_ptr<ChildProcess> StartChild(const std::vector<std::string>& argv,
+                                           const std::string& needle,
+                                           bool on_stderr, ChildLine* line) {
+    absl::StatusOr<std::unique_ptr<ChildProcess>> child =
+        ChildProcess::Spawn(argv);
+    if (!child.ok()) {
+      CannotStart(absl::StrCat(argv[0], ": ", child.status().message()));
+      return nullptr;
+    }
+    absl::StatusOr<ChildLine> ready =
+        (*child)->WaitForLine(needle, on_stderr, kStartTimeout);
+    if (!ready.ok()) {
+      CannotStart(absl::StrCat(argv[0], ": ", ready.status().message()));
+      return nullptr;
+    }
+    if (line != nullptr) *line = *std::move(ready);
+    return *std::move(child);
+  }
+
+  // Stops `child` with SIGTERM; its exit status must be 0.
+  void StopChild(ChildProcess& child, const std::string& what) {
+    absl::StatusOr<int> status = child.Stop(kStopTimeout);
+    if (!status.ok()) {
+      Failed(absl::StrCat(what, ": ", status.status().message()));
+    } else if (*status != 0) {
+      Failed(absl::StrCat(what, " exited ", *status,
+                          " after SIGTERM; stderr: ", child.StderrTail()));
+    }
+  }
+
+  absl::StatusOr<ProcessMemory> IdleMemory(ChildProcess& child) {
+    // The RSS of a process that just started still grows (threads, first
+    // allocations); the target is about the steady state.
+    std::this_thread::sleep_for(options_.idle);
+    return child.Memory();
+  }
+
+  void EmitMemory(const std::string& process, const std::string& state,
+                  int names, const ProcessMemory& memory, double target_mb) {
+    const bool judged = target_mb > 0;
+    const bool met = memory.rss_mb <= target_mb;
+    std::string json =
+        absl::StrCat("{\"kind\":\"memory\",\"process\":", JsonQuote(process),
+                     ",\"state\":", JsonQuote(state), ",\"names\":", names,
+                     ",\"rss_mb\":", Fixed(memory.rss_mb, 1),
+                     ",\"hwm_mb\":", Fixed(memory.hwm_mb, 1));
+    std::string text = absl::StrFormat(
+        "memory  %-14s %-10s registry names %6d  VmRSS %6.1f MB  VmHWM %6.1f "
+        "MB",
+        process, state, names, memory.rss_mb, memory.hwm_mb);
+    if (judged) {
+      absl::StrAppend(&json, ",\"target_mb\":", Fixed(target_mb, 0),
+                      ",\"met\":", met ? "true" : "false");
+      absl::StrAppend(&text,
+                      absl::StrFormat("  target <= %.0f MB: %s", target_mb,
+                                      met ? "met" : "MISSED"));
+    }
+    Emit(json + "}", text);
+  }
+
+  bool StartRegistry() {
+    ChildLine line;
+    registry_ =
+        StartChild({Bin("chat-registry"), "--listen", "127.0.0.1:0", "--db",
+                    (dir_ / "registry.db").string(), "--max-ttl",
+                    std::to_string(kRegistryMaxTtlSeconds), "--default-ttl",
+                    std::to_string(kFillTtl.count() / 1000)},
+                   "start: listening", /*on_stderr=*/true, &line);
+    if (registry_ == nullptr) return false;
+    const int port = PortInLine(line.text);
+    if (port == 0) {
+      CannotStart("no port in the registry's line: " + line.text);
+      return false;
+    }
+    registry_target_ = absl::StrCat("127.0.0.1:", port);
+    absl::StatusOr<Channels> channels =
+        NewChannels(registry_target_, options_.connections);
+    if (!channels.ok()) {
+      CannotStart(std::string(channels.status().message()));
+      return false;
+    }
+    channels_ = *std::move(channels);
+    Note(absl::StrCat("chat-registry pid ", registry_->pid(), " on ",
+                      registry_target_, ", ready ",
+                      Fixed(MillisBetween(registry_->spawned_at(), line.at), 1),
+                      " ms after spawn"));
+    return true;
+  }
+
+  void StopRegistry() {
+    if (registry_ == nullptr) return;
+    StopChild(*registry_, "chat-registry");
+  }
+
+  // Registers options_.names leases through the gRPC API, 64 at a time, and
+  // reports the registry's memory before and after.
+  bool Fill() {
+    absl::StatusOr<ProcessMemory> idle = IdleMemory(*registry_);
+    if (!idle.ok()) {
+      return Failed(absl::StrCat("chat-registry: ", idle.status().message()));
+    }
+    EmitMemory("chat-registry", "idle", 0, *idle, 0);
+
+    const std::string prefix = "bench-" + RandomHex(3) + "-";
+    const int callers = std::min(kFillConcurrency, options_.names);
+    std::unique_ptr<Workload> fill =
+        NewLeaseFillWorkload(channels_, callers, prefix, kFillTtl);
+    LoadOptions load;
+    load.concurrency = callers;
+    load.operations = options_.names;
+    load.duration = kFillTimeLimit;
+    const LoadResult filled = RunClosedLoop(*fill, load);
+    names_.reserve(static_cast<size_t>(options_.names));
+    for (int i = 0; i < options_.names; ++i) {
+      names_.push_back(FillName(prefix, i));
+    }
+    const double rate = filled.seconds > 0
+                            ? static_cast<double>(filled.calls) / filled.seconds
+                            : 0;
+    Emit(absl::StrCat("{\"kind\":\"fill\",\"leases\":", filled.calls,
+                      ",\"errors\":", filled.errors,
+                      ",\"error_codes\":", ErrorCountsJson(filled.error_counts),
+                      ",\"concurrency\":", callers,
+                      ",\"seconds\":", Fixed(filled.seconds, 2),
+                      ",\"registers_per_s\":", Fixed(rate, 0), "}"),
+         absl::StrFormat("fill    %d leases registered over gRPC (%d in "
+                         "flight) in %.2f s, %.0f/s, errors: %s",
+                         filled.calls, callers, filled.seconds, rate,
+                         ErrorCountsText(filled.error_counts)));
+    if (filled.errors > 0 || filled.calls != options_.names) {
+      return Failed(absl::StrCat("the fill registered ", filled.calls, " of ",
+                                 options_.names, " names"));
+    }
+    absl::StatusOr<ProcessMemory> full = registry_->Memory();
+    if (!full.ok()) {
+      return Failed(absl::StrCat("chat-registry: ", full.status().message()));
+    }
+    EmitMemory("chat-registry", "live-names", options_.names, *full,
+               kRegistryTargetMb);
+    return true;
+  }
+
+  // Time from spawn until the greeter answers a Greet; 0 on failure (the
+  // exit code is set).
+  double GreeterStartMs() {
+    ChildLine line;
+    std::unique_ptr<ChildProcess> greeter =
+        StartChild({Bin("chat-greeter"), "--listen", "127.0.0.1:0"},
+                   "start: serving", /*on_stderr=*/true, &line);
+    if (greeter == nullptr) return 0;
+    const int port = PortInLine(line.text);
+    std::unique_ptr<::GreetService::Stub> stub = ::GreetService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                            grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kStartTimeout);
+    context.set_wait_for_ready(true);
+    ::GreetRequest request;
+    request.set_name("bench");
+    ::GreetResponse response;
+    const grpc::Status status = stub->Greet(&context, request, &response);
+    const MonoTime answered = std::chrono::steady_clock::now();
+    StopChild(*greeter, "chat-greeter");
+    if (!status.ok()) {
+      CannotStart("chat-greeter did not answer: " + status.error_message());
+      return 0;
+    }
+    return MillisBetween(greeter->spawned_at(), answered);
+  }
+
+  // Time from spawn until `chatctl health` of the registry has exited.
+  double ChatctlHealthMs() {
+    absl::StatusOr<std::unique_ptr<ChildProcess>> chatctl = ChildProcess::Spawn(
+        {Bin("chatctl"), "--registry", registry_target_, "health"});
+    if (!chatctl.ok()) {
+      CannotStart(absl::StrCat("chatctl: ", chatctl.status().message()));
+      return 0;
+    }
+    absl::StatusOr<MonoTime> ended =
+        (*chatctl)->WaitForStdoutEnd(kStartTimeout);
+    absl::StatusOr<int> status = (*chatctl)->WaitForExit(kStopTimeout);
+    if (!ended.ok() || !status.ok() || *status != 0) {
+      CannotStart("chatctl health failed: " + (*chatctl)->StderrTail());
+      return 0;
+    }
+    return MillisBetween((*chatctl)->spawned_at(), *ended);
+  }
+
+  std::vector<std::string> PeerArgv(const std::string& name) const {
+    return {Bin("chat-peer"),          "--name",   name,          "--registry",
+            registry_target_,          "--listen", "127.0.0.1:0", "--data-dir",
+            (dir_ / "peers").string(), "--json"};
+  }
+
+  // Rounds of: a greeter until it answers (the baseline), chatctl health,
+  // a peer until it is registered and ready; then a peer and a greeter left
+  // idle, for their memory.
+  bool Startup() {
+    std::error_code error;
+    std::filesystem::create_directories(dir_ / "peers", error);
+    const std::string run = RandomHex(3);
+    std::vector<double> greeter_ms, chatctl_ms, peer_ms, ratio_greeter,
+        ratio_chatctl;
+    for (int round = 1; round <= options_.startup_rounds; ++round) {
+      const double greeter = GreeterStartMs();
+      if (greeter == 0) return false;
+      const double chatctl = ChatctlHealthMs();
+      if (chatctl == 0) return false;
+      ChildLine ready;
+      std::unique_ptr<ChildProcess> peer =
+          StartChild(PeerArgv(absl::StrCat("bench-peer-", run, "-", round)),
+                     "\"event\":\"ready\"", /*on_stderr=*/false, &ready);
+      if (peer == nullptr) return false;
+      const double peer_start = MillisBetween(peer->spawned_at(), ready.at);
+      StopChild(*peer, "chat-peer");
+      greeter_ms.push_back(greeter);
+      chatctl_ms.push_back(chatctl);
+      peer_ms.push_back(peer_start);
+      ratio_greeter.push_back(peer_start / greeter);
+      ratio_chatctl.push_back(peer_start / chatctl);
+    }
+    const bool met = SpreadOf(peer_ms).max <= kReadyTargetMs;
+    const std::vector<std::pair<std::string, const std::vector<double>*>> rows =
+        {{"chat-greeter", &greeter_ms},
+         {"chatctl-health", &chatctl_ms},
+         {"chat-peer", &peer_ms}};
+    const std::vector<std::string> until = {"answers a Greet", "has exited",
+                                            "prints ready (registered)"};
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Spread s = SpreadOf(*rows[i].second);
+      std::string json = absl::StrCat(
+          "{\"kind\":\"startup\",\"process\":", JsonQuote(rows[i].first),
+          ",\"until\":", JsonQuote(until[i]),
+          ",\"rounds\":", rows[i].second->size(), ",\"ms\":", SpreadJson(s, 1));
+      std::string text = absl::StrFormat(
+          "startup %-14s ms min %6.1f median %6.1f max %6.1f  (spawn until "
+          "it %s)",
+          rows[i].first, s.min, s.median, s.max, until[i]);
+      if (rows[i].first == "chat-peer") {
+        absl::StrAppend(&json, ",\"target_ms\":", Fixed(kReadyTargetMs, 0),
+                        ",\"met\":", met ? "true" : "false");
+        absl::StrAppend(
+            &text, absl::StrFormat("  target max <= %.0f ms: %s",
+                                   kReadyTargetMs, met ? "met" : "MISSED"));
+      }
+      Emit(json + "}", text);
+    }
+    for (const auto& [baseline, ratios] :
+         {std::make_pair(std::string("chat-greeter"), &ratio_greeter),
+          std::make_pair(std::string("chatctl-health"), &ratio_chatctl)}) {
+      const Spread s = SpreadOf(*ratios);
+      Emit(absl::StrCat("{\"kind\":\"startup_ratio\",\"process\":\"chat-peer\","
+                        "\"baseline\":",
+                        JsonQuote(baseline), ",\"ratio\":", SpreadJson(s, 2),
+                        "}"),
+           absl::StrFormat("ratio   chat-peer / %-14s min %5.2f median %5.2f "
+                           "max %5.2f  (same round)",
+                           baseline, s.min, s.median, s.max));
+    }
+
+    // Idle memory: a peer and, for reference, a greeter, both idle together.
+    std::unique_ptr<ChildProcess> peer =
+        StartChild(PeerArgv(absl::StrCat("bench-peer-", run, "-idle")),
+                   "\"event\":\"ready\"", /*on_stderr=*/false, nullptr);
+    if (peer == nullptr) return false;
+    std::unique_ptr<ChildProcess> greeter =
+        StartChild({Bin("chat-greeter"), "--listen", "127.0.0.1:0"},
+                   "start: serving", /*on_stderr=*/true, nullptr);
+    if (greeter == nullptr) return false;
+    absl::StatusOr<ProcessMemory> peer_memory = IdleMemory(*peer);
+    absl::StatusOr<ProcessMemory> greeter_memory = greeter->Memory();
+    if (!peer_memory.ok() || !greeter_memory.ok()) {
+      return Failed("a process died while idle: " + peer->StderrTail() + " " +
+                    greeter->StderrTail());
+    }
+    // The peer watches the registry, so its memory depends on the names in
+    // it: the row carries that count.
+    EmitMemory("chat-peer", "idle", static_cast<int>(names_.size()),
+               *peer_memory, kPeerTargetMb);
+    EmitMemory("chat-greeter", "idle", 0, *greeter_memory, 0);
+    StopChild(*peer, "chat-peer");
+    StopChild(*greeter, "chat-greeter");
+    return true;
+  }
+
+  // The peak resolve throughput in a closed loop, then an open loop at
+  // overload_factor x that rate with a short deadline per call.
+  void Overload() {
+    double peak = 0;
+    int peak_concurrency = 0;
+    for (int concurrency : options_.peak_concurrency) {
+      std::unique_ptr<Workload> resolve =
+          NewResolveWorkload(channels_, concurrency, names_);
+      LoadOptions load;
+      load.concurrency = concurrency;
+      load.warmup = options_.warmup;
+      load.duration = options_.duration;
+      const LoadResult r = RunClosedLoop(*resolve, load);
+      const double rate =
+          r.seconds > 0 ? static_cast<double>(r.calls) / r.seconds : 0;
+      const LatencySummary latency = Summarize(r.latencies_us);
+      Emit(absl::StrCat(
+               "{\"kind\":\"overload_peak\",\"concurrency\":", concurrency,
+               ",\"calls\":", r.calls, ",\"errors\":", r.errors,
+               ",\"error_codes\":", ErrorCountsJson(r.error_counts),
+               ",\"calls_per_s\":", Fixed(rate, 1), ",\"p50_us\":",
+               latency.p50_us, ",\"p99_us\":", latency.p99_us, "}"),
+           absl::StrFormat("peak    resolve closed loop conc %4d  %9.0f "
+                           "calls/s  p50 %6d us  p99 %6d us  errors: %s",
+                           concurrency, rate, latency.p50_us, latency.p99_us,
+                           ErrorCountsText(r.error_counts)));
+      if (r.errors > 0) {
+        Failed(absl::StrCat("resolve failed below overload: ",
+                            ErrorCountsText(r.error_counts)));
+      }
+      if (rate > peak) {
+        peak = rate;
+        peak_concurrency = concurrency;
+      }
+    }
+    if (peak <= 0) {
+      Failed("no resolve succeeded; cannot size the overload");
+      return;
+    }
+
+    OpenLoopOptions open;
+    open.rate = peak * options_.overload_factor;
+    const double deadline_s =
+        std::chrono::duration<double>(options_.call_deadline).count();
+    // Each call ends by its deadline, so about rate x deadline are in flight
+    // at worst; twice that leaves room for the client's own delays.
+    open.slots =
+        static_cast<int>(std::clamp(std::ceil(open.rate * deadline_s * 2) + 64,
+                                    64.0, static_cast<double>(kMaxSlots)));
+    open.warmup = options_.warmup;
+    open.duration = options_.duration;
+    std::unique_ptr<Workload> resolve = NewResolveWorkload(
+        channels_, open.slots, names_, options_.call_deadline);
+    const CpuMeter cpu(registry_->pid());
+    const OpenLoopResult r = RunOpenLoop(*resolve, open);
+    const auto [registry_cores, bench_cores] = cpu.Cores();
+    const std::string per_second = absl::StrJoin(r.ok_per_second, ",");
+
+    int64_t violations = 0;
+    std::map<std::string, int64_t> violating;
+    for (const auto& [reason, count] : r.load.error_counts) {
+      const bool allowed = std::any_of(
+          std::begin(kAllowedUnderOverload), std::end(kAllowedUnderOverload),
+          [&](grpc::StatusCode c) { return CodeName(c) == reason; });
+      if (!allowed) {
+        violations += count;
+        violating[reason] = count;
+      }
+    }
+    const bool alive = registry_->Running();
+    const bool answers = alive && AnswersAfterwards();
+    const double seconds = r.load.seconds;
+    const double offered =
+        seconds > 0 ? static_cast<double>(r.started) / seconds : 0;
+    const double goodput =
+        seconds > 0 ? static_cast<double>(r.load.calls) / seconds : 0;
+    const double ratio = goodput / peak;
+    const LatencySummary latency = Summarize(r.load.latencies_us);
+    absl::StatusOr<ProcessMemory> memory = registry_->Memory();
+    const double hwm = memory.ok() ? memory->hwm_mb : 0;
+    const bool met =
+        alive && answers && violations == 0 && ratio >= kOverloadTargetRatio;
+    Emit(absl::StrCat(
+             "{\"kind\":\"overload\",\"peak_calls_per_s\":", Fixed(peak, 1),
+             ",\"peak_concurrency\":", peak_concurrency,
+             ",\"factor\":", Fixed(options_.overload_factor, 2),
+             ",\"deadline_ms\":", options_.call_deadline.count(),
+             ",\"target_rate\":", Fixed(open.rate, 1), ",\"offered_per_s\":",
+             Fixed(offered, 1), ",\"skipped\":", r.skipped,
+             ",\"slots\":", open.slots, ",\"ok_calls\":", r.load.calls,
+             ",\"ok_per_s\":", Fixed(goodput, 1), ",\"ratio_to_peak\":",
+             Fixed(ratio, 3), ",\"errors\":", r.load.errors,
+             ",\"error_codes\":", ErrorCountsJson(r.load.error_counts),
+             ",\"violations\":", violations,
+             ",\"violation_codes\":", ErrorCountsJson(violating),
+             ",\"p50_us\":", latency.p50_us, ",\"p99_us\":", latency.p99_us,
+             ",\"registry_alive\":", alive ? "true" : "false",
+             ",\"answers_after\":", answers ? "true" : "false",
+             ",\"registry_hwm_mb\":", Fixed(hwm, 1),
+             ",\"registry_cpu_cores\":", Fixed(registry_cores, 2),
+             ",\"bench_cpu_cores\":", Fixed(bench_cores, 2),
+             ",\"ok_per_second\":[", per_second, "]",
+             ",\"target_ratio\":", Fixed(kOverloadTargetRatio, 2),
+             ",\"met\":", met ? "true" : "false", "}"),
+         absl::StrFormat(
+             "overload resolve open loop at %.2fx peak (%.0f/s of peak %.0f/s "
+             "at conc %d), deadline %d ms, %d slots\n"
+             "overload offered %.0f/s (%d not sent: no free slot), ok %.0f/s "
+             "= %.2fx peak, p50 %d us, p99 %d us; ok per second: %s; cpu: "
+             "registry %.2f, chat-bench %.2f cores (warm-up and drain "
+             "included)\n"
+             "overload errors: %s; violations (not RESOURCE_EXHAUSTED/"
+             "DEADLINE_EXCEEDED): %d; registry alive: %s, answers after: %s, "
+             "VmHWM %.1f MB\n"
+             "overload target (alive, only allowed errors, ok >= %.2fx peak): "
+             "%s",
+             options_.overload_factor, open.rate, peak, peak_concurrency,
+             options_.call_deadline.count(), open.slots, offered, r.skipped,
+             goodput, ratio, latency.p50_us, latency.p99_us, per_second,
+             registry_cores, bench_cores, ErrorCountsText(r.load.error_counts),
+             violations, alive ? "yes" : "NO", answers ? "yes" : "NO", hwm,
+             kOverloadTargetRatio, met ? "met" : "MISSED"));
+    if (violations > 0) {
+      Failed(
+          "the overload saw errors other than RESOURCE_EXHAUSTED/"
+          "DEADLINE_EXCEEDED: " +
+          ErrorCountsText(violating));
+    }
+    if (!alive) Failed("chat-registry died: " + registry_->StderrTail());
+    if (alive && !answers) Failed("chat-registry stopped answering");
+  }
+
+  // One Resolve after the overload, on a fresh connection: the registry
+  // must still serve.
+  bool AnswersAfterwards() {
+    auto stub = registry::v1::Registry::NewStub(grpc::CreateChannel(
+        registry_target_, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + Millis(5000));
+    registry::v1::ResolveRequest request;
+    request.set_name(names_.front());
+    registry::v1::ResolveResponse response;
+    return stub->Resolve(&context, request, &response).ok();
+  }
+
+  const BenchOptions& options_;
+  std::ostream& out_;
+  std::ostream& err_;
+  const std::string bin_dir_;
+  std::filesystem::path dir_;
+  int exit_code_ = 0;
+  std::unique_ptr<ChildProcess> registry_;
+  std::string registry_target_;
+  Channels channels_;
+  std::vector<std::string> names_;
+};
+
+}  // namespace
+
+int RunSystemBench(const BenchOptions& options, std::ostream& out,
+                   std::ostream& err) {
+  SystemBench bench(options, out, err);
+  return bench.Run();
+}
+
+}  // namespace chat::bench
