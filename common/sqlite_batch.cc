@@ -9,8 +9,9 @@
 
 namespace chat {
 
-SqliteBatch::SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu)
-    : db_(db), db_mu_(db_mu) {
+SqliteBatch::SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu,
+                         absl::Duration lazy_delay)
+    : db_(db), db_mu_(db_mu), lazy_delay_(lazy_delay) {
   writer_ = std::thread(&SqliteBatch::WriterLoop, this);
 }
 
@@ -36,14 +37,25 @@ absl::Status SqliteBatch::Run(Job job) {
 }
 
 void SqliteBatch::Post(Job job, AfterCommit after_commit) {
+  Enqueue(Pending{std::move(job), std::move(after_commit), {}}, false);
+}
+
+void SqliteBatch::PostLazily(Job job) {
+  Enqueue(Pending{std::move(job), nullptr, {}}, true);
+}
+
+void SqliteBatch::Enqueue(Pending pending, bool lazy) {
   {
     absl::MutexLock lock(&queue_mu_);
     if (!closed_) {
-      queue_.push_back(Pending{std::move(job), std::move(after_commit), {}});
+      queue_.push_back(std::move(pending));
+      if (!lazy) ++urgent_;
       return;
     }
   }
-  if (after_commit) after_commit(absl::UnavailableError("storage is closed"));
+  if (pending.after_commit) {
+    pending.after_commit(absl::UnavailableError("storage is closed"));
+  }
 }
 
 void SqliteBatch::WriterLoop() {
@@ -56,11 +68,21 @@ void SqliteBatch::WriterLoop() {
             return b->stopping_ || !b->queue_.empty();
           },
           this));
+      if (urgent_ == 0 && !stopping_) {
+        // Only lazy jobs: let them wait for company, a while.
+        queue_mu_.AwaitWithTimeout(
+            absl::Condition(
+                +[](SqliteBatch* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                     b->queue_mu_) { return b->stopping_ || b->urgent_ > 0; },
+                this),
+            lazy_delay_);
+      }
       if (queue_.empty()) {  // Stopping, and nothing left.
         closed_ = true;
         return;
       }
       batch.swap(queue_);
+      urgent_ = 0;
     }
     Apply(batch);
     for (Pending& pending : batch) {

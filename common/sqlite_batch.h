@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace SQLite {
 class Database;
@@ -39,7 +40,8 @@ class SqliteBatch {
   using AfterCommit = std::function<void(const absl::Status&)>;
 
   // `db` and `db_mu` are not owned and must outlive this.
-  SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu);
+  SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu,
+              absl::Duration lazy_delay = absl::Milliseconds(50));
 
   // Same as Stop().
   ~SqliteBatch();
@@ -57,6 +59,12 @@ class SqliteBatch {
   // outcome.
   void Post(Job job, AfterCommit after_commit = nullptr);
 
+  // Queues `job` that nobody waits for: it rides along with the next batch,
+  // or is committed on its own within `lazy_delay`. Spares a commit (an
+  // fsync with synchronous=FULL) for bookkeeping that may be lost in a
+  // crash.
+  void PostLazily(Job job);
+
  private:
   struct Pending {
     Job job;
@@ -64,14 +72,17 @@ class SqliteBatch {
     absl::Status status;
   };
 
+  void Enqueue(Pending pending, bool lazy);
   void WriterLoop();
   void Apply(std::deque<Pending>& batch);
 
   SQLite::Database* const db_;  // Not owned.
   absl::Mutex* const db_mu_;    // Not owned.
+  const absl::Duration lazy_delay_;
 
   absl::Mutex queue_mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
+  int urgent_ ABSL_GUARDED_BY(queue_mu_) = 0;  // Queued jobs not lazy.
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   bool closed_ ABSL_GUARDED_BY(queue_mu_) = false;  // The writer has ended.
   std::thread writer_;

@@ -183,7 +183,7 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   void MarkStored(const std::string& id) override {
-    batch_->Post([id](SQLite::Database& db) {
+    batch_->PostLazily([id](SQLite::Database& db) {
       SQLite::Statement update(db,
                                "UPDATE outbox SET stored = 1 WHERE id = ?1");
       update.bind(1, id);
@@ -193,7 +193,7 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   void RemoveFromOutbox(const std::string& id) override {
-    batch_->Post(
+    batch_->PostLazily(
         [this, id](SQLite::Database& db) { return DeleteOutboxRow(db, id); });
   }
 
@@ -260,7 +260,7 @@ class SqlitePeerStore final : public PeerStore {
 
   void MarkShown(const std::vector<std::string>& ids) override {
     if (ids.empty()) return;
-    batch_->Post([ids](SQLite::Database& db) {
+    batch_->PostLazily([ids](SQLite::Database& db) {
       SQLite::Statement update(
           db, "UPDATE inbox SET state = 2, body = NULL WHERE id = ?1");
       for (const std::string& id : ids) {
@@ -280,7 +280,7 @@ class SqlitePeerStore final : public PeerStore {
       }
     }
     if (trim) {
-      batch_->Post([](SQLite::Database& db) {
+      batch_->PostLazily([](SQLite::Database& db) {
         SQLite::Statement trim_old(
             db,
             "DELETE FROM inbox WHERE state = 2 AND arrival < (SELECT arrival "
@@ -362,7 +362,7 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   void SaveLeaseId(const std::string& lease_id) override {
-    batch_->Post([lease_id](SQLite::Database& db) {
+    batch_->PostLazily([lease_id](SQLite::Database& db) {
       SQLite::Statement upsert(
           db,
           "INSERT INTO meta (key, value) VALUES ('lease_id', ?1) ON CONFLICT "

@@ -39,10 +39,11 @@ struct Received {
 };
 
 // Every write is committed before it is reported done, except those marked
-// "not waited for"; with `sync_full` (the default) a commit also survives
-// power loss, else only the death of the process. Writes from many threads
-// share commits. Thread-safe. Errors: kUnavailable (storage failed; nothing of
-// the failed write is kept).
+// "not waited for", which ride along with the next write or are committed
+// on their own within 50 ms. With `sync_full` (the default) a commit also
+// survives power loss, else only the death of the process. Writes from many
+// threads share commits. Thread-safe. Errors: kUnavailable (storage failed;
+// nothing of the failed write is kept).
 class PeerStore {
  public:
   virtual ~PeerStore() = default;

@@ -299,6 +299,7 @@ int RunBench(const BenchOptions& options, std::ostream& out,
     lab_options.leases = options.names;
   }
   lab_options.peers = Wants(options, {"send", "send-durable"});
+  lab_options.peer_sync_full = options.peer_sync_full;
   absl::StatusOr<std::unique_ptr<Lab>> lab = Lab::Start(lab_options);
   if (!lab.ok()) {
     err << "chat-bench: cannot start the servers: " << lab.status().message()
@@ -337,9 +338,10 @@ int RunBench(const BenchOptions& options, std::ostream& out,
         "(two RPCs, two durable writes)");
   }
   if (Wants(options, {"send-durable"})) {
-    report.Note(
-        "send-durable: Peer::Send until the delivered result: outbox and "
-        "inbox on disk, synchronous=FULL");
+    report.Note(absl::StrCat(
+        "send, send-durable: the receiver's inbox (and, for send-durable, the "
+        "sender's outbox) on disk, synchronous=",
+        options.peer_sync_full ? "FULL" : "NORMAL"));
   }
   report.Header();
 

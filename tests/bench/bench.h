@@ -42,6 +42,7 @@ struct BenchOptions {
   Millis warmup{1000};
   int connections = 1;
   int names = 1000;  // Static entries (resolve) and leases (keepalive).
+  bool peer_sync_full = true;  // send, send-durable: chat-peer --sync full.
   bool json = false;
   // Runs greet and the scenarios alternately `rounds` times and reports
   // each scenario's ratio to greet.

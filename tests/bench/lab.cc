@@ -151,6 +151,7 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   receiver_options.registry = lab->registry_target();
   receiver_options.listen = "127.0.0.1:0";
   receiver_options.store_path = lab->dir_ / "receiver.db";
+  receiver_options.sync_full = options.peer_sync_full;
   absl::StatusOr<std::unique_ptr<peer::Peer>> receiver =
       peer::Peer::Start(receiver_options, &lab->discard_, RealClock());
   if (!receiver.ok()) return receiver.status();

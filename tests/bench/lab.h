@@ -28,6 +28,8 @@ struct LabOptions {
   int static_names = 0;   // Static entries put in it before it serves.
   int leases = 0;         // Leases (one-hour TTL) registered before it serves.
   bool peers = false;     // Start two peers registered in it.
+  // The peers' stores commit with synchronous=FULL (chat-peer's default).
+  bool peer_sync_full = true;
 };
 
 // What filling the registry cost.

@@ -57,6 +57,11 @@ int Run(const po::variables_map& vm) {
     return Usage("--connections must be from 1 to 256");
   }
   options.names = vm["names"].as<int>();
+  const std::string peer_sync = vm["peer-sync"].as<std::string>();
+  if (peer_sync != "full" && peer_sync != "normal") {
+    return Usage("--peer-sync must be full or normal");
+  }
+  options.peer_sync_full = peer_sync == "full";
   if (options.names < 1 || options.names > 10000000) {
     return Usage("--names must be from 1 to 10000000");
   }
@@ -140,6 +145,8 @@ int main(int argc, char** argv) {
       "TCP connections per server; callers are spread over them")(
       "names", po::value<int>()->default_value(1000),
       "static names filled in for resolve, and leases for keepalive")(
+      "peer-sync", po::value<std::string>()->default_value("full"),
+      "send, send-durable: the peers' --sync (full: an fsync per commit)")(
       "json", po::bool_switch()->default_value(false),
       "print one JSON object per line instead of a table")(
       "compare", po::bool_switch()->default_value(false),
