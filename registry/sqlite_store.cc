@@ -31,6 +31,9 @@ struct Record {
   std::string lease_id;  // Empty for static entries.
   Millis ttl{0};
   MonoTime expires_at;  // Meaningless for static entries.
+  // Memory only: watchers were already told this lease expired (a record
+  // restored by an undone write can be present, expired and reported).
+  bool expiry_reported = false;
 
   bool is_static() const { return lease_id.empty(); }
   bool LiveAt(MonoTime now) const { return is_static() || expires_at > now; }
@@ -73,6 +76,24 @@ struct Database {
   std::unique_ptr<SQLite::Statement> remove;
 };
 
+// One name's change, decided under write_mu_ and applied to memory at once:
+// the row it writes, and what memory held before, to undo it if the commit
+// fails.
+struct Change {
+  std::string key;
+  std::optional<Record> before;  // Memory before; refreshed by Apply().
+  std::optional<Record> after;   // The row to write; nullopt deletes it.
+  int64_t updated_at_ms = 0;     // Wall time of the decision.
+};
+
+// The changes of one call, waiting for the group commit that makes them
+// durable. Lives on the caller's stack until `done`.
+struct PendingWrite {
+  std::vector<Change> changes;
+  bool done = false;  // Guarded by SqliteStore::commit_mu_.
+  absl::Status status;
+};
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(const Clock& clock, const SqliteStoreOptions& options,
@@ -89,10 +110,11 @@ class SqliteStore final : public Store {
     }
   }
 
+  // No call may be in flight, so no write is waiting for a commit.
   ~SqliteStore() override {
     hub_.CancelAll();
     {
-      absl::MutexLock lock(&write_mu_);
+      absl::MutexLock lock(&db_mu_);
       database_.reset();  // Closes the file before the lock is released.
     }
   }
@@ -106,31 +128,36 @@ class SqliteStore final : public Store {
     const Millis ttl = GrantedTtl(options_.lease_policy, request.ttl);
     const std::string key = NameKey(request.name);
 
-    absl::MutexLock write_lock(&write_mu_);
-    const MonoTime now = clock_.Monotonic();
-    std::optional<Record> old = Find(key);
-    Record record;
-    if (old && old->LiveAt(now)) {
-      if (old->is_static() || request.lease_id.empty() ||
-          !SameSecret(old->lease_id, request.lease_id)) {
-        return HeldError(*old, now);
+    PendingWrite write;
+    Lease lease;
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      const MonoTime now = clock_.Monotonic();
+      std::optional<Record> old = Find(key);
+      Record record;
+      if (old && old->LiveAt(now)) {
+        if (old->is_static() || request.lease_id.empty() ||
+            !SameSecret(old->lease_id, request.lease_id)) {
+          return HeldError(*old, now);
+        }
+        record = *old;  // The holder renews and perhaps moves.
+        record.address = request.address;
+      } else {
+        record.name = request.name;
+        record.address = request.address;
+        record.lease_id = RandomHex(16);
       }
-      record = *old;  // The holder renews and perhaps moves.
-      record.address = request.address;
-    } else {
-      record.name = request.name;
-      record.address = request.address;
-      record.lease_id = RandomHex(16);
+      record.ttl = ttl;
+      record.expires_at = now + ttl;
+      lease = Lease{record.lease_id, ToEntry(record, now)};
+      Decide(write, key, std::move(record), now);
     }
-    record.ttl = ttl;
-    record.expires_at = now + ttl;
-    CHAT_RETURN_IF_ERROR(WriteRow(key, record));
-
-    Lease lease{record.lease_id, ToEntry(record, now)};
-    Apply(key, old, std::move(record), now);
+    CHAT_RETURN_IF_ERROR(AwaitCommit(write));
     return lease;
   }
 
+  // Memory only: a renewal is not written (every lease gets a full TTL
+  // again after a restart), so it never waits for the disk.
   absl::StatusOr<Millis> KeepAlive(const std::string& name,
                                    const std::string& lease_id) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
@@ -161,14 +188,16 @@ class SqliteStore final : public Store {
                           const std::string& lease_id) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
-    absl::MutexLock write_lock(&write_mu_);
-    const MonoTime now = clock_.Monotonic();
-    std::optional<Record> old = Find(key);
-    CHAT_RETURN_IF_ERROR(
-        CheckHolder(name, lease_id, old ? &*old : nullptr, now));
-    CHAT_RETURN_IF_ERROR(DeleteRows({key}));
-    Apply(key, old, std::nullopt, now, EventReason::kUnregistered);
-    return absl::OkStatus();
+    PendingWrite write;
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      const MonoTime now = clock_.Monotonic();
+      std::optional<Record> old = Find(key);
+      CHAT_RETURN_IF_ERROR(
+          CheckHolder(name, lease_id, old ? &*old : nullptr, now));
+      Decide(write, key, std::nullopt, now, EventReason::kUnregistered);
+    }
+    return AwaitCommit(write);
   }
 
   absl::StatusOr<Entry> PutStatic(const std::string& name,
@@ -176,42 +205,48 @@ class SqliteStore final : public Store {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     CHAT_RETURN_IF_ERROR(ValidateAddress(address));
     const std::string key = NameKey(name);
-    absl::MutexLock write_lock(&write_mu_);
-    const MonoTime now = clock_.Monotonic();
-    std::optional<Record> old = Find(key);
-    Record record;
-    if (old && old->LiveAt(now)) {
-      if (!old->is_static()) return HeldError(*old, now);
-      record = *old;
-    } else {
-      record.name = name;
+    PendingWrite write;
+    Entry entry;
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      const MonoTime now = clock_.Monotonic();
+      std::optional<Record> old = Find(key);
+      Record record;
+      if (old && old->LiveAt(now)) {
+        if (!old->is_static()) return HeldError(*old, now);
+        record = *old;
+      } else {
+        record.name = name;
+      }
+      record.address = address;
+      entry = ToEntry(record, now);
+      Decide(write, key, std::move(record), now);
     }
-    record.address = address;
-    CHAT_RETURN_IF_ERROR(WriteRow(key, record));
-    Entry entry = ToEntry(record, now);
-    Apply(key, old, std::move(record), now);
+    CHAT_RETURN_IF_ERROR(AwaitCommit(write));
     return entry;
   }
 
   absl::Status RemoveStatic(const std::string& name) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
-    absl::MutexLock write_lock(&write_mu_);
-    const MonoTime now = clock_.Monotonic();
-    std::optional<Record> old = Find(key);
-    if (!old || !old->LiveAt(now)) {
-      return absl::NotFoundError(
-          absl::StrCat("no static entry named \"", name, "\""));
+    PendingWrite write;
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      const MonoTime now = clock_.Monotonic();
+      std::optional<Record> old = Find(key);
+      if (!old || !old->LiveAt(now)) {
+        return absl::NotFoundError(
+            absl::StrCat("no static entry named \"", name, "\""));
+      }
+      if (!old->is_static()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "\"", old->name,
+            "\" is held by a peer's lease, not a static entry; it leaves when "
+            "the peer unregisters or its lease expires"));
+      }
+      Decide(write, key, std::nullopt, now, EventReason::kUnregistered);
     }
-    if (!old->is_static()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "\"", old->name,
-          "\" is held by a peer's lease, not a static entry; it leaves when "
-          "the peer unregisters or its lease expires"));
-    }
-    CHAT_RETURN_IF_ERROR(DeleteRows({key}));
-    Apply(key, old, std::nullopt, now, EventReason::kUnregistered);
-    return absl::OkStatus();
+    return AwaitCommit(write);
   }
 
   absl::StatusOr<Entry> Resolve(const std::string& name) override {
@@ -269,32 +304,36 @@ class SqliteStore final : public Store {
   }
 
   absl::StatusOr<std::vector<Entry>> ExpireDue() override {
-    absl::MutexLock write_lock(&write_mu_);
-    const MonoTime now = clock_.Monotonic();
-    std::vector<std::string> due;
-    {
-      absl::ReaderMutexLock lock(&mu_);
-      for (auto it = expiry_.begin(); it != expiry_.end() && it->first <= now;
-           ++it) {
-        due.push_back(it->second);
-      }
-    }
-    if (due.empty()) return std::vector<Entry>();
-    CHAT_RETURN_IF_ERROR(DeleteRows(due));
-
-    // A due lease cannot be renewed (KeepAlive refuses it) and every other
-    // change waits for write_mu_, so the due records are still here.
+    PendingWrite write;
     std::vector<Entry> expired;
-    absl::MutexLock lock(&mu_);
-    for (const std::string& key : due) {
-      auto it = records_.find(key);
-      Entry entry = ToEntry(it->second, now);
-      expiry_.erase({it->second.expires_at, key});
-      records_.erase(it);
-      hub_.Publish(
-          key, WatchEvent{EventType::kDelete, EventReason::kExpired, entry});
-      expired.push_back(std::move(entry));
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      const MonoTime now = clock_.Monotonic();
+      std::vector<std::string> due;
+      {
+        absl::ReaderMutexLock lock(&mu_);
+        for (auto it = expiry_.begin(); it != expiry_.end() && it->first <= now;
+             ++it) {
+          due.push_back(it->second);
+        }
+      }
+      // A due lease cannot be renewed (KeepAlive refuses it) and every other
+      // change waits for write_mu_, so the due records are still here.
+      if (due.empty()) return expired;
+      const int64_t wall_ms = absl::ToUnixMillis(clock_.Wall());
+      {
+        absl::MutexLock lock(&mu_);
+        for (std::string& key : due) {
+          write.changes.push_back(
+              Change{std::move(key), std::nullopt, std::nullopt, wall_ms});
+          Change& change = write.changes.back();
+          Apply(change, now, EventReason::kExpired);
+          expired.push_back(ToEntry(*change.before, now));
+        }
+      }
+      Enqueue(write);
     }
+    CHAT_RETURN_IF_ERROR(AwaitCommit(write));
     return expired;
   }
 
@@ -354,84 +393,226 @@ class SqliteStore final : public Store {
     return absl::OkStatus();
   }
 
-  absl::Status WriteRow(const std::string& key, const Record& record)
+  // Records the decision that `key` now holds `record` (or nothing): applies
+  // it to memory, tells watchers, and queues the row write, all under
+  // write_mu_, so the file changes in the order of the decisions.
+  void Decide(PendingWrite& write, const std::string& key,
+              std::optional<Record> record, MonoTime now,
+              EventReason delete_reason = EventReason::kUnregistered)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
-    SQLite::Statement& upsert = *database_->upsert;
-    try {
-      upsert.reset();
-      upsert.bind(1, key);
-      upsert.bind(2, record.name);
-      upsert.bind(3, record.address);
-      if (record.is_static()) {
-        upsert.bind(4);  // NULL
-      } else {
-        upsert.bind(4, record.lease_id);
-      }
-      upsert.bind(5, static_cast<int64_t>(record.ttl.count()));
-      upsert.bind(6, absl::ToUnixMillis(clock_.Wall()));
-      upsert.exec();
-      upsert.reset();
-    } catch (const std::exception& e) {
-      upsert.tryReset();
-      return StorageError("write", e);
+    write.changes.push_back(Change{key, std::nullopt, std::move(record),
+                                   absl::ToUnixMillis(clock_.Wall())});
+    {
+      absl::MutexLock lock(&mu_);
+      Apply(write.changes.back(), now, delete_reason);
     }
-    return absl::OkStatus();
+    Enqueue(write);
   }
 
-  absl::Status DeleteRows(const std::vector<std::string>& keys)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
-    SQLite::Statement& remove = *database_->remove;
-    try {
-      SQLite::Transaction transaction(database_->db);
-      for (const std::string& key : keys) {
-        remove.reset();
-        remove.bind(1, key);
-        remove.exec();
-      }
-      remove.reset();
-      transaction.commit();
-    } catch (const std::exception& e) {
-      remove.tryReset();
-      return StorageError("delete", e);
-    }
-    return absl::OkStatus();
-  }
-
-  // Makes memory match what was just written: `key` now holds `record` (or
-  // nothing), and watchers hear of the change.
-  void Apply(const std::string& key, const std::optional<Record>& old,
-             std::optional<Record> record, MonoTime now,
-             EventReason delete_reason = EventReason::kUnregistered)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
-    absl::MutexLock lock(&mu_);
-    bool old_live = old && old->LiveAt(now);
+  // Makes memory hold `change.after` under its key (or nothing), remembers in
+  // `change.before` what it held, and tells watchers.
+  void Apply(Change& change, MonoTime now, EventReason delete_reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    const std::string& key = change.key;
+    // Read again under mu_: a KeepAlive may have moved the expiry since the
+    // decision (it cannot change whether the record is live).
+    auto it = records_.find(key);
+    if (it != records_.end()) change.before = it->second;
+    std::optional<Record>& old = change.before;
+    const bool old_live = old && old->LiveAt(now);
     if (old) {
       if (!old->is_static()) expiry_.erase({old->expires_at, key});
-      if (!old_live) {
+      if (!old_live && !old->expiry_reported) {
         // It expired but the loop had not removed it yet: report that first.
         hub_.Publish(key, WatchEvent{EventType::kDelete, EventReason::kExpired,
                                      ToEntry(*old, now)});
+        old->expiry_reported = true;
       }
     }
-    if (!record) {
-      records_.erase(key);
+    if (!change.after) {
+      if (it != records_.end()) records_.erase(it);
       if (old_live) {
         hub_.Publish(key, WatchEvent{EventType::kDelete, delete_reason,
                                      ToEntry(*old, now)});
       }
       return;
     }
-    if (!record->is_static()) expiry_.emplace(record->expires_at, key);
+    const Record& record = *change.after;
+    if (!record.is_static()) expiry_.emplace(record.expires_at, key);
     EventReason reason = EventReason::kRegistered;
     if (old_live) {
-      reason = old->address == record->address ? EventReason::kNone
-                                               : EventReason::kAddressChanged;
+      reason = old->address == record.address ? EventReason::kNone
+                                              : EventReason::kAddressChanged;
     }
-    Entry entry = ToEntry(*record, now);
-    records_[key] = std::move(*record);
+    records_[key] = record;
     if (reason != EventReason::kNone) {
-      hub_.Publish(key, WatchEvent{EventType::kPut, reason, std::move(entry)});
+      hub_.Publish(key,
+                   WatchEvent{EventType::kPut, reason, ToEntry(record, now)});
     }
+  }
+
+  // Puts back what `change` replaced, as if it never happened, and tells
+  // watchers whatever takes them back to that state. Changes are undone
+  // newest first, so memory holds exactly what `change` left.
+  void Undo(const Change& change, MonoTime now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    const std::string& key = change.key;
+    std::optional<Record> current;
+    if (auto it = records_.find(key); it != records_.end()) {
+      if (!it->second.is_static()) expiry_.erase({it->second.expires_at, key});
+      current = std::move(it->second);
+      records_.erase(it);
+    }
+    // What watchers believe is there now, and should believe afterwards.
+    const bool seen_now = current && !current->expiry_reported;
+    const bool seen_after = change.before && !change.before->expiry_reported &&
+                            change.before->LiveAt(now);
+    if (change.before) {
+      Record restored = *change.before;
+      // One that ran out meanwhile stays out of the watchers' view.
+      restored.expiry_reported = !seen_after;
+      if (!restored.is_static()) expiry_.emplace(restored.expires_at, key);
+      records_[key] = std::move(restored);
+    }
+    if (seen_now && !seen_after) {
+      hub_.Publish(key,
+                   WatchEvent{EventType::kDelete,
+                              current->LiveAt(now) ? EventReason::kUnregistered
+                                                   : EventReason::kExpired,
+                              ToEntry(*current, now)});
+    } else if (!seen_now && seen_after) {
+      hub_.Publish(key, WatchEvent{EventType::kPut, EventReason::kRegistered,
+                                   ToEntry(*change.before, now)});
+    } else if (seen_now && seen_after &&
+               current->address != change.before->address) {
+      hub_.Publish(key,
+                   WatchEvent{EventType::kPut, EventReason::kAddressChanged,
+                              ToEntry(*change.before, now)});
+    }
+  }
+
+  void Enqueue(PendingWrite& write) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    absl::MutexLock lock(&commit_mu_);
+    queue_.push_back(&write);
+  }
+
+  // Group commit. Blocks until `write` is committed (OK) or undone (its
+  // error). The first waiter to find no commit running commits everything
+  // queued so far in one transaction, for itself and the others.
+  absl::Status AwaitCommit(PendingWrite& write)
+      ABSL_LOCKS_EXCLUDED(write_mu_, commit_mu_) {
+    struct Wait {
+      SqliteStore* store;
+      PendingWrite* write;
+    } wait{this, &write};
+    commit_mu_.Lock();
+    while (!write.done) {
+      if (committing_) {
+        commit_mu_.Await(absl::Condition(
+            +[](Wait* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->store->commit_mu_) {
+              return w->write->done || !w->store->committing_;
+            },
+            &wait));
+        continue;
+      }
+      // This caller commits: `write` is queued, no commit is running.
+      committing_ = true;
+      std::vector<PendingWrite*> batch;
+      batch.swap(queue_);
+      commit_mu_.Unlock();
+      absl::Status status = CommitBatch(batch);
+      if (!status.ok()) {
+        Fail(std::move(batch), status);  // Marks them done.
+        commit_mu_.Lock();
+        continue;
+      }
+      commit_mu_.Lock();
+      for (PendingWrite* committed : batch) committed->done = true;
+      committing_ = false;
+    }
+    absl::Status status = write.status;
+    commit_mu_.Unlock();
+    return status;
+  }
+
+  // Writes every change of `batch` in one transaction.
+  absl::Status CommitBatch(const std::vector<PendingWrite*>& batch)
+      ABSL_LOCKS_EXCLUDED(db_mu_) {
+    absl::MutexLock lock(&db_mu_);
+    SQLite::Statement& upsert = *database_->upsert;
+    SQLite::Statement& remove = *database_->remove;
+    try {
+      SQLite::Transaction transaction(database_->db,
+                                      SQLite::TransactionBehavior::IMMEDIATE);
+      for (const PendingWrite* write : batch) {
+        for (const Change& change : write->changes) {
+          if (change.after) {
+            WriteRow(upsert, change.key, *change.after, change.updated_at_ms);
+          } else {
+            remove.bind(1, change.key);
+            remove.exec();
+            remove.reset();
+          }
+        }
+      }
+      transaction.commit();
+    } catch (const std::exception& e) {
+      upsert.tryReset();
+      remove.tryReset();
+      return StorageError("write", e);
+    }
+    return absl::OkStatus();
+  }
+
+  static void WriteRow(SQLite::Statement& upsert, const std::string& key,
+                       const Record& record, int64_t updated_at_ms) {
+    upsert.bind(1, key);
+    upsert.bind(2, record.name);
+    upsert.bind(3, record.address);
+    if (record.is_static()) {
+      upsert.bind(4);  // NULL
+    } else {
+      upsert.bind(4, record.lease_id);
+    }
+    upsert.bind(5, static_cast<int64_t>(record.ttl.count()));
+    upsert.bind(6, updated_at_ms);
+    upsert.exec();
+    upsert.reset();
+  }
+
+  // The commit of `batch` failed: nothing of it is on disk. Every write
+  // queued since was decided on top of it, so it fails too; memory goes back
+  // to what the file holds, newest change first, and every caller hears
+  // `status`.
+  void Fail(std::vector<PendingWrite*> batch, const absl::Status& status)
+      ABSL_LOCKS_EXCLUDED(write_mu_, mu_, commit_mu_) {
+    absl::MutexLock write_lock(&write_mu_);
+    {
+      absl::MutexLock lock(&commit_mu_);
+      batch.insert(batch.end(), queue_.begin(), queue_.end());
+      queue_.clear();
+    }
+    size_t changes = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      const MonoTime now = clock_.Monotonic();
+      for (auto write = batch.rbegin(); write != batch.rend(); ++write) {
+        for (auto change = (*write)->changes.rbegin();
+             change != (*write)->changes.rend(); ++change) {
+          Undo(*change, now);
+          ++changes;
+        }
+      }
+    }
+    LogLine("registry",
+            absl::StrCat("undid ", changes, " change(s) of ", batch.size(),
+                         " call(s): ", status.message()));
+    absl::MutexLock lock(&commit_mu_);
+    for (PendingWrite* write : batch) {
+      write->status = status;
+      write->done = true;
+    }
+    committing_ = false;
   }
 
   const Clock& clock_;
@@ -441,10 +622,20 @@ class SqliteStore final : public Store {
   std::optional<FileLock> lock_;
   WatchHub hub_;
 
-  // Serialises every mutation that touches the file, so the file and memory
-  // change in the same order. Readers never take it.
-  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  std::unique_ptr<Database> database_ ABSL_GUARDED_BY(write_mu_);
+  // Serialises every decision to change a name: it is taken against memory,
+  // applied to memory and queued for the file under this lock, so the file
+  // and memory change in the same order. Readers never take it; nobody waits
+  // for the disk while holding it.
+  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_, commit_mu_);
+
+  // The queue of decided writes and the group commit of it.
+  absl::Mutex commit_mu_;
+  std::vector<PendingWrite*> queue_ ABSL_GUARDED_BY(commit_mu_);
+  bool committing_ ABSL_GUARDED_BY(commit_mu_) = false;
+
+  // The connection, used by one committer at a time.
+  absl::Mutex db_mu_;
+  std::unique_ptr<Database> database_ ABSL_GUARDED_BY(db_mu_);
 
   // Guards the in-memory index that serves every read.
   absl::Mutex mu_;

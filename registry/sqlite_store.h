@@ -1,5 +1,6 @@
 // The Store kept in one SQLite file: every mutation is written through to
-// the file before it is acknowledged; every read is served from memory.
+// the file before it is acknowledged, concurrent ones sharing one commit
+// (group commit); every read is served from memory.
 
 #ifndef CHAT_REGISTRY_SQLITE_STORE_H_
 #define CHAT_REGISTRY_SQLITE_STORE_H_
@@ -31,6 +32,14 @@ inline constexpr int kSqliteSchemaVersion = 2;
 // kUnavailable when the file cannot be opened or another registry has it;
 // kFailedPrecondition when its schema is newer than this build.
 // `clock` is not owned and must outlive the store.
+//
+// A mutation is decided and applied to memory (and told to watchers) at
+// once, then waits for its commit. Until the commit is over, readers and
+// watchers may see it; if the commit fails (disk full, I/O error), it is
+// undone in memory, watchers are told the way back (kDelete kUnregistered,
+// kPut kRegistered or kAddressChanged), and its caller, and every caller
+// whose change was decided after it, gets kUnavailable. A KeepAlive of a
+// lease whose renewal is undone that way may be undone with it.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     const std::string& path, const Clock& clock,
     const SqliteStoreOptions& options = {});

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/random.h"
@@ -458,6 +460,226 @@ TEST(SqliteStoreTest, AnUnwritableDirectoryIsAnErrorNotACrash) {
   FakeClock clock;
   EXPECT_THAT(OpenSqliteStore("/nonexistent-dir/r.db", clock),
               StatusIs(absl::StatusCode::kUnavailable));
+}
+
+// Concurrent writes share commits (group commit); each acknowledged one must
+// be in the file, whichever batch it rode in.
+TEST(SqliteStoreTest, ConcurrentWritesAreAllCommitted) {
+  for (bool sync_full : {false, true}) {
+    SCOPED_TRACE(sync_full ? "synchronous=FULL" : "synchronous=NORMAL");
+    TempDir dir;
+    FakeClock clock;
+    SqliteStoreOptions options;
+    options.sync_full = sync_full;
+    auto store = OpenSqliteStore(dir.File("r.db"), clock, options);
+    ASSERT_THAT(store, IsOk());
+    constexpr int kThreads = 8;
+    constexpr int kPerThread = 40;
+    std::vector<std::thread> threads;
+    std::vector<absl::Status> failures[kThreads];
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          auto kept = (*store)->Register(
+              {absl::StrCat("kept", t, "x", i), "h:1", Millis(60000), ""});
+          auto gone = (*store)->Register(
+              {absl::StrCat("gone", t, "x", i), "h:1", Millis(60000), ""});
+          if (!kept.ok()) failures[t].push_back(kept.status());
+          if (!gone.ok()) {
+            failures[t].push_back(gone.status());
+            continue;
+          }
+          absl::Status unregistered = (*store)->Unregister(
+              absl::StrCat("gone", t, "x", i), gone->lease_id);
+          if (!unregistered.ok()) failures[t].push_back(unregistered);
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    for (const auto& thread_failures : failures) {
+      EXPECT_THAT(thread_failures, IsEmpty());
+    }
+    EXPECT_EQ((*store)->Size(), size_t{kThreads * kPerThread});
+
+    store->reset();
+    store = OpenSqliteStore(dir.File("r.db"), clock, options);
+    ASSERT_THAT(store, IsOk());
+    EXPECT_EQ((*store)->Size(), size_t{kThreads * kPerThread});
+    for (int t = 0; t < kThreads; ++t) {
+      for (int i = 0; i < kPerThread; ++i) {
+        EXPECT_THAT((*store)->Resolve(absl::StrCat("kept", t, "x", i)), IsOk());
+        EXPECT_THAT((*store)->Resolve(absl::StrCat("gone", t, "x", i)),
+                    StatusIs(absl::StatusCode::kNotFound));
+      }
+    }
+  }
+}
+
+// Storage failures are provoked with triggers that a second connection adds
+// to the file: real SQLite errors, with no hook in the store.
+class SqliteStoreFailureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = OpenSqliteStore(dir_.File("r.db"), clock_);
+    ASSERT_THAT(store, IsOk());
+    store_ = *std::move(store);
+  }
+
+  // Makes every `operation` (INSERT, UPDATE, DELETE) of a row matching
+  // `when` (on NEW or OLD) fail.
+  void FailWrites(const std::string& operation, const std::string& when) {
+    SQLite::Database db(dir_.File("r.db"), SQLite::OPEN_READWRITE);
+    db.exec(absl::StrCat("CREATE TRIGGER fail_", operation, " BEFORE ",
+                         operation, " ON names WHEN ", when,
+                         " BEGIN SELECT RAISE(ABORT, 'injected failure'); "
+                         "END"));
+  }
+
+  void HealWrites(const std::string& operation) {
+    SQLite::Database db(dir_.File("r.db"), SQLite::OPEN_READWRITE);
+    db.exec(absl::StrCat("DROP TRIGGER fail_", operation));
+  }
+
+  void Reopen() {
+    store_.reset();
+    auto store = OpenSqliteStore(dir_.File("r.db"), clock_);
+    ASSERT_THAT(store, IsOk());
+    store_ = *std::move(store);
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(SqliteStoreFailureTest, AFailedRegistrationIsUndone) {
+  auto watch = store_->Subscribe("", [] {});
+  EXPECT_THAT(watch->Take(10), SizeIs(1));  // kSynced.
+  FailWrites("INSERT", "NEW.name_key = 'bob'");
+  EXPECT_THAT(
+      store_->Register({"Bob", "h:1", Millis(0), ""}),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("injected failure")));
+  EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(store_->Size(), 0u);
+  // Watchers may have seen it come; they see it go.
+  EXPECT_THAT(
+      watch->Take(10),
+      ElementsAre(
+          EventIs(EventType::kPut, EventReason::kRegistered, "Bob"),
+          EventIs(EventType::kDelete, EventReason::kUnregistered, "Bob")));
+  // The name is free, and the store still writes.
+  HealWrites("INSERT");
+  ASSERT_THAT(store_->Register({"bob", "h:2", Millis(0), ""}), IsOk());
+  watch.reset();  // A watch must not outlive its store.
+  Reopen();
+  EXPECT_EQ(store_->Resolve("BOB")->address, "h:2");
+}
+
+TEST_F(SqliteStoreFailureTest, AFailedMoveOrUnregisterIsUndone) {
+  auto lease = store_->Register({"alice", "h:1", Millis(5000), ""});
+  ASSERT_THAT(lease, IsOk());
+  auto watch = store_->Subscribe("", [] {});
+  EXPECT_THAT(watch->Take(10), SizeIs(2));  // alice, kSynced.
+
+  FailWrites("UPDATE", "NEW.address = 'h:666'");
+  EXPECT_THAT(
+      store_->Register({"alice", "h:666", Millis(9000), lease->lease_id}),
+      StatusIs(absl::StatusCode::kUnavailable));
+  auto entry = store_->Resolve("alice");
+  ASSERT_THAT(entry, IsOk());
+  EXPECT_EQ(entry->address, "h:1");
+  EXPECT_EQ(entry->ttl, Millis(5000));
+
+  FailWrites("DELETE", "OLD.name_key = 'alice'");
+  EXPECT_THAT(store_->Unregister("alice", lease->lease_id),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store_->KeepAlive("alice", lease->lease_id), IsOk());
+  EXPECT_EQ(store_->Resolve("alice")->address, "h:1");
+
+  auto events = watch->Take(10);
+  EXPECT_THAT(
+      events,
+      ElementsAre(
+          EventIs(EventType::kPut, EventReason::kAddressChanged, "alice"),
+          EventIs(EventType::kPut, EventReason::kAddressChanged, "alice"),
+          EventIs(EventType::kDelete, EventReason::kUnregistered, "alice"),
+          EventIs(EventType::kPut, EventReason::kRegistered, "alice")));
+  ASSERT_THAT(events, SizeIs(4));
+  EXPECT_EQ(events[1].entry.address, "h:1");
+  EXPECT_EQ(events[3].entry.address, "h:1");
+
+  watch.reset();  // A watch must not outlive its store.
+  Reopen();
+  EXPECT_EQ(store_->Resolve("alice")->address, "h:1");
+}
+
+TEST_F(SqliteStoreFailureTest, AFailedExpiryIsRetriedAndReportedOnce) {
+  ASSERT_THAT(store_->Register({"alice", "h:1", Millis(2000), ""}), IsOk());
+  auto watch = store_->Subscribe("", [] {});
+  EXPECT_THAT(watch->Take(10), SizeIs(2));
+  FailWrites("DELETE", "OLD.name_key = 'alice'");
+  clock_.Advance(Millis(2000));
+  EXPECT_THAT(store_->ExpireDue(), StatusIs(absl::StatusCode::kUnavailable));
+  // Expired all the same, for readers.
+  EXPECT_THAT(store_->Resolve("alice"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(store_->Size(), 0u);
+  HealWrites("DELETE");
+  auto expired = store_->ExpireDue();
+  ASSERT_THAT(expired, IsOk());
+  EXPECT_THAT(*expired, ElementsAre(Field(&Entry::name, "alice")));
+  EXPECT_THAT(
+      watch->Take(10),
+      ElementsAre(EventIs(EventType::kDelete, EventReason::kExpired, "alice")));
+  watch.reset();  // A watch must not outlive its store.
+  Reopen();
+  EXPECT_THAT(store_->Resolve("alice"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// Whatever batches the writes fall into, and whichever fail with them:
+// every acknowledged write is in the file, and memory matches the file.
+TEST_F(SqliteStoreFailureTest, UnderConcurrencyMemoryMatchesTheFile) {
+  // Fails every tenth registration; with it, its batch and every write
+  // decided after it fail too, so many others do, wherever they come.
+  FailWrites("INSERT", "NEW.name_key LIKE '%3'");
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 40;
+  auto name = [](int t, int i) { return absl::StrCat("n", t, "x", i); };
+  // Whether each name should be there: registered, and not unregistered.
+  std::vector<std::vector<bool>> present(kThreads,
+                                         std::vector<bool>(kPerThread));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto lease = store_->Register({name(t, i), "h:1", Millis(60000), ""});
+        if (!lease.ok()) continue;
+        present[t][i] = true;
+        if (i % 2 == 0 &&
+            store_->Unregister(name(t, i), lease->lease_id).ok()) {
+          present[t][i] = false;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  auto check = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    size_t count = 0;
+    for (int t = 0; t < kThreads; ++t) {
+      for (int i = 0; i < kPerThread; ++i) {
+        EXPECT_EQ(store_->Resolve(name(t, i)).ok(), present[t][i])
+            << name(t, i);
+        if (i % 10 == 3) {
+          EXPECT_FALSE(present[t][i]) << name(t, i);
+        }
+        if (present[t][i]) ++count;
+      }
+    }
+    EXPECT_EQ(store_->Size(), count);
+  };
+  check("before reopening");
+  Reopen();
+  check("after reopening");
 }
 
 TEST(SqliteStoreTest, UsesWriteAheadLogging) {
