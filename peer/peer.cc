@@ -1,12 +1,19 @@
 #include "peer/peer.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <deque>
 #include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
@@ -26,6 +33,14 @@ namespace {
 
 // Messages to one recipient sent at once on the fast path.
 constexpr size_t kSendWindow = 64;
+
+// Gives the memory of a large watch snapshot back to the system once it is
+// in (see the allocator note in peer/main.cc).
+void ReleaseFreedMemory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
 
 // Failures a later attempt may not meet: the recipient or the registry may
 // come back, a full mailbox may be drained. Anything else is final.
@@ -379,19 +394,21 @@ absl::StatusOr<std::vector<Entry>> Peer::ListPeers() {
 std::vector<std::string> Peer::OnlineNames() {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> names;
-  for (const auto& [key, entry] : online_) names.push_back(entry.name);
+  names.reserve(online_.size());
+  for (const OnlinePeer& online : online_) {
+    names.push_back(std::string(online.name()));
+  }
   std::sort(names.begin(), names.end());
   return names;
 }
 
 bool Peer::WaitUntilOnline(const std::string& name) {
-  const std::string key = NameKey(name);
   absl::MutexLock lock(&mu_);
-  auto done = [this, &key]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || interrupted_ || online_.contains(key);
+  auto done = [this, &name]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || interrupted_ || online_.contains(name);
   };
   mu_.Await(absl::Condition(&done));
-  return online_.contains(key);
+  return online_.contains(name);
 }
 
 void Peer::Interrupt() {
@@ -462,26 +479,84 @@ void Peer::HoldBackLoop() {
   }
 }
 
+Peer::OnlinePeer::OnlinePeer(const Entry& entry, uint32_t generation_in)
+    : generation(generation_in),
+      text_(new char[entry.name.size() + entry.address.size() + 2]),
+      is_static_(entry.is_static) {
+  char* end = std::copy(entry.name.begin(), entry.name.end(), text_.get());
+  *end++ = '\0';
+  end = std::copy(entry.address.begin(), entry.address.end(), end);
+  *end = '\0';
+}
+
+absl::string_view Peer::OnlinePeer::name() const {
+  return absl::string_view(text_.get());
+}
+
+absl::string_view Peer::OnlinePeer::address() const {
+  return absl::string_view(text_.get() + name().size() + 1);
+}
+
+size_t Peer::NameKeyHash::operator()(absl::string_view name) const {
+  // Valid names are at most 64 characters: fold them without allocating.
+  char folded[64];
+  if (name.size() > sizeof(folded)) {
+    return absl::Hash<std::string>()(NameKey(std::string(name)));
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    folded[i] = absl::ascii_tolower(static_cast<unsigned char>(name[i]));
+  }
+  return absl::Hash<absl::string_view>()(
+      absl::string_view(folded, name.size()));
+}
+
+bool Peer::NoteOnlineLocked(const Entry& entry, uint32_t generation) {
+  auto it = online_.find(absl::string_view(entry.name));
+  if (it == online_.end()) {
+    online_.emplace(entry, generation);
+    return true;
+  }
+  if (it->name() == entry.name && it->address() == entry.address &&
+      it->is_static() == entry.is_static) {
+    it->generation = generation;
+    return false;
+  }
+  // Another address, or registered again with other capitals: keep it as it
+  // is now.
+  const bool news = it->address() != entry.address;
+  online_.erase(it);
+  online_.emplace(entry, generation);
+  return news;
+}
+
 void Peer::WatchLoop() {
+  const std::string own_key = NameKey(options_.name);
   Millis backoff(200);
   bool first_sync = true;
   bool reported_loss = false;
+  // After a reconnect, the name keys whose arrival (or new address) the next
+  // sync reports; kept across a stream that breaks before it is synced.
+  absl::flat_hash_set<std::string> arrived;
   while (true) {
     std::unique_ptr<registry::WatchStream> stream = registry_->Watch("");
     // Owned by watch_ (so Shutdown() can cancel it); only this thread
     // replaces it.
     registry::WatchStream* watch = stream.get();
+    uint32_t generation;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
       watch_ = std::move(stream);
+      generation = ++watch_generation_;
     }
-    absl::flat_hash_map<std::string, Entry> snapshot;
+    // The snapshot goes straight into online_, marked with this stream's
+    // generation, rather than into a second map to swap in: with a large
+    // registry that second copy was most of the peer's memory. After a
+    // reconnect, only the differences are collected, to report them.
     bool synced = false;
     registry::WatchEvent event;
     while (watch->Next(&event)) {
-      if (!event.entry.name.empty() &&
-          NameKey(event.entry.name) == NameKey(options_.name)) {
+      if (!event.entry.name.empty() && NameKey(event.entry.name) == own_key) {
         continue;  // Our own comings and goings are not news.
       }
       if (synced) {
@@ -489,7 +564,10 @@ void Peer::WatchLoop() {
         continue;
       }
       if (event.type == EventType::kPut) {
-        snapshot[NameKey(event.entry.name)] = event.entry;
+        absl::MutexLock lock(&mu_);
+        if (NoteOnlineLocked(event.entry, generation) && !first_sync) {
+          arrived.insert(NameKey(event.entry.name));
+        }
         continue;
       }
       if (event.type != EventType::kSynced) continue;
@@ -499,47 +577,62 @@ void Peer::WatchLoop() {
         Emit(InfoEvent("following the registry again"));
         reported_loss = false;
       }
-      // Replace what we knew with the snapshot; after a reconnect, report
-      // the differences.
+      // Whoever the snapshot did not list left while we were not watching.
       std::vector<PeerEvent> changes;
+      PeerEvent here = MakeEvent(EventKind::kPeers);
       {
         absl::MutexLock lock(&mu_);
-        for (const auto& [key, entry] : online_) {
-          if (!snapshot.contains(key)) {
-            changes.push_back(MakeEvent(EventKind::kOffline, entry.name,
-                                        entry.address, "left"));
+        for (auto it = online_.begin(); it != online_.end();) {
+          if (it->generation == generation) {
+            ++it;
+            continue;
           }
-        }
-        for (const auto& [key, entry] : snapshot) {
-          auto it = online_.find(key);
-          if (it == online_.end() || it->second.address != entry.address) {
-            changes.push_back(
-                MakeEvent(EventKind::kOnline, entry.name, entry.address, ""));
+          if (!first_sync) {
+            changes.push_back(MakeEvent(EventKind::kOffline,
+                                        std::string(it->name()),
+                                        std::string(it->address()), "left"));
           }
+          online_.erase(it++);
         }
-        online_ = std::move(snapshot);
         watch_synced_ = true;
+        if (first_sync) {
+          here.peers.reserve(online_.size());
+          for (const OnlinePeer& online : online_) {
+            Entry entry;
+            entry.name = std::string(online.name());
+            entry.address = std::string(online.address());
+            entry.is_static = online.is_static();
+            here.peers.push_back(std::move(entry));
+          }
+        } else {
+          for (const std::string& key : arrived) {
+            auto online = online_.find(key);
+            if (online == online_.end()) continue;
+            changes.push_back(MakeEvent(EventKind::kOnline,
+                                        std::string(online->name()),
+                                        std::string(online->address()), ""));
+            // Messages waiting for this peer need not wait out their pause.
+            auto it = conversations_.find(key);
+            if (it != conversations_.end()) it->second->Nudge();
+          }
+        }
       }
       if (first_sync) {
         // Say who is here already; later arrivals come one by one.
-        PeerEvent here = MakeEvent(EventKind::kPeers);
-        {
-          absl::MutexLock lock(&mu_);
-          for (const auto& [key, entry] : online_) here.peers.push_back(entry);
-        }
         std::sort(
             here.peers.begin(), here.peers.end(),
             [](const Entry& a, const Entry& b) { return a.name < b.name; });
         Emit(here);
       } else {
         for (const PeerEvent& change : changes) {
-          if (change.kind == EventKind::kOffline)
-            ForgetStub(NameKey(change.name));
+          ForgetStub(NameKey(change.name));
           Emit(change);
         }
       }
       first_sync = false;
-      snapshot.clear();
+      arrived = {};
+      here = PeerEvent();  // Freed before the trim.
+      ReleaseFreedMemory();
     }
     absl::Status status = watch->Finish();
     {
@@ -568,7 +661,7 @@ void Peer::ApplyWatchEvent(const registry::WatchEvent& event) {
   if (event.type == EventType::kPut) {
     change.kind = EventKind::kOnline;
     absl::MutexLock lock(&mu_);
-    online_[key] = event.entry;
+    NoteOnlineLocked(event.entry, watch_generation_);
     // Messages waiting for this peer need not wait out their pause.
     auto it = conversations_.find(key);
     if (it != conversations_.end()) it->second->Nudge();
@@ -577,7 +670,7 @@ void Peer::ApplyWatchEvent(const registry::WatchEvent& event) {
     change.text =
         event.reason == EventReason::kExpired ? "lease expired" : "left";
     absl::MutexLock lock(&mu_);
-    online_.erase(key);
+    online_.erase(absl::string_view(event.entry.name));
   } else {
     return;
   }
@@ -695,8 +788,8 @@ size_t Peer::WindowFor(const std::string& name) {
   // sequence numbers) gets a name: it shows messages as they arrive, so
   // they must arrive in order, one at a time.
   absl::MutexLock lock(&mu_);
-  auto it = online_.find(NameKey(name));
-  if (it != online_.end() && it->second.is_static) return 1;
+  auto it = online_.find(name);
+  if (it != online_.end() && it->is_static()) return 1;
   return kSendWindow;
 }
 
