@@ -274,7 +274,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   keeper_options.reclaim_lease_id = peer->store_->SavedLeaseId();
   Peer* raw = peer.get();
   keeper_options.on_lease = [raw](const std::string& lease_id) {
-    raw->store_->SaveLeaseId(lease_id);
+    // Without it a restart after a crash waits for the old lease to expire.
+    raw->store_->SaveLeaseId(lease_id).IgnoreError();
   };
   keeper_options.on_change = [raw](const std::string& text) {
     raw->Emit(InfoEvent(text));

@@ -361,8 +361,8 @@ class SqlitePeerStore final : public PeerStore {
     return "";
   }
 
-  void SaveLeaseId(const std::string& lease_id) override {
-    batch_->PostLazily([lease_id](SQLite::Database& db) {
+  absl::Status SaveLeaseId(const std::string& lease_id) override {
+    return batch_->Run([lease_id](SQLite::Database& db) {
       SQLite::Statement upsert(
           db,
           "INSERT INTO meta (key, value) VALUES ('lease_id', ?1) ON CONFLICT "

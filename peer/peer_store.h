@@ -107,8 +107,8 @@ class PeerStore {
 
   // The lease id last saved; empty when none.
   virtual std::string SavedLeaseId() = 0;
-  // Not waited for.
-  virtual void SaveLeaseId(const std::string& lease_id) = 0;
+  // Waited for: a peer killed right after it registered must find it.
+  virtual absl::Status SaveLeaseId(const std::string& lease_id) = 0;
 };
 
 // Opens (creating, migrating) the store at `path`, ":memory:" for one that

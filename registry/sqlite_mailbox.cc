@@ -78,6 +78,21 @@ class SqliteMailbox final : public Mailbox {
   SqliteMailbox(std::unique_ptr<SQLite::Database> db, const Clock& clock,
                 const MailboxLimits& limits)
       : clock_(clock), limits_(limits), db_(std::move(db)) {
+    {
+      absl::MutexLock lock(&db_mu_);
+      insert_ = std::make_unique<SQLite::Statement>(
+          *db_,
+          "INSERT OR IGNORE INTO mail (recipient_key, id, kind, sender, "
+          "recipient, payload, deposited_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, "
+          "?6, ?7)");
+      find_ = std::make_unique<SQLite::Statement>(
+          *db_,
+          "SELECT kind, sender, recipient, length(payload) FROM mail WHERE "
+          "recipient_key = ?1 AND id = ?2");
+      remove_ = std::make_unique<SQLite::Statement>(
+          *db_, "DELETE FROM mail WHERE recipient_key = ?1 AND id = ?2");
+      LoadUsageLocked();
+    }
     writer_ = std::thread(&SqliteMailbox::WriterLoop, this);
   }
 
@@ -260,13 +275,20 @@ class SqliteMailbox final : public Mailbox {
                                      "< ?1");
             remove.bind(1, absl::ToUnixMillis(clock_.Wall() - limits_.max_age));
             write->count = static_cast<size_t>(remove.exec());
+            if (write->count > 0) LoadUsageLocked();
             break;
           }
         }
       }
       transaction.commit();
     } catch (const std::exception& e) {
-      // Nothing of the batch is stored; every write in it fails alike.
+      // Nothing of the batch is stored; every write in it fails alike, and
+      // the counts it changed in memory are read back from the file.
+      try {
+        LoadUsageLocked();
+      } catch (const std::exception&) {
+        usage_.clear();  // Unreadable now: the next load will tell.
+      }
       arrivals.clear();
       for (auto& write : batch) {
         write->status = StorageError("write", e);
@@ -281,24 +303,25 @@ class SqliteMailbox final : public Mailbox {
                             absl::flat_hash_set<std::string>& arrivals)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     const std::string key = NameKey(item.recipient);
+    if (limited && !FitsLocked(key, item.payload.size()) &&
+        HoldsLocked(key, item.id)) {
+      return absl::OkStatus();  // A copy of one waiting: no room needed.
+    }
     if (limited) {
-      MailboxStats stats = StatLocked(key);
-      if (stats.count >= limits_.max_items) {
+      const Usage& usage = usage_[key];
+      if (usage.count >= limits_.max_items) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            "the mailbox of ", item.recipient, " is full (", stats.count,
+            "the mailbox of ", item.recipient, " is full (", usage.count,
             " messages waiting; the limit is ", limits_.max_items, ")"));
       }
-      if (stats.bytes + item.payload.size() > limits_.max_bytes) {
+      if (usage.bytes + item.payload.size() > limits_.max_bytes) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            "the mailbox of ", item.recipient, " is full (", stats.bytes,
+            "the mailbox of ", item.recipient, " is full (", usage.bytes,
             " bytes waiting; the limit is ", limits_.max_bytes, ")"));
       }
     }
-    SQLite::Statement insert(
-        *db_,
-        "INSERT OR IGNORE INTO mail (recipient_key, id, kind, sender, "
-        "recipient, payload, deposited_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-        "?7)");
+    SQLite::Statement& insert = *insert_;
+    insert.reset();
     insert.bind(1, key);
     insert.bind(2, item.id);
     insert.bind(
@@ -307,18 +330,22 @@ class SqliteMailbox final : public Mailbox {
     insert.bind(5, item.recipient);
     insert.bind(6, item.payload.data(), static_cast<int>(item.payload.size()));
     insert.bind(7, absl::ToUnixMillis(clock_.Wall()));
-    if (insert.exec() > 0) arrivals.insert(key);
+    if (insert.exec() > 0) {
+      arrivals.insert(key);
+      if (item.kind == MailItem::Kind::kMessage) {
+        Usage& usage = usage_[key];
+        ++usage.count;
+        usage.bytes += item.payload.size();
+      }
+    }
     return absl::OkStatus();
   }
 
   void AckLocked(PendingWrite& write,
                  absl::flat_hash_set<std::string>& arrivals)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    SQLite::Statement find(*db_,
-                           "SELECT kind, sender, recipient FROM mail WHERE "
-                           "recipient_key = ?1 AND id = ?2");
-    SQLite::Statement remove(
-        *db_, "DELETE FROM mail WHERE recipient_key = ?1 AND id = ?2");
+    SQLite::Statement& find = *find_;
+    SQLite::Statement& remove = *remove_;
     for (const std::string& id : write.ids) {
       find.reset();
       find.bind(1, write.recipient_key);
@@ -327,10 +354,19 @@ class SqliteMailbox final : public Mailbox {
       const int kind = find.getColumn(0).getInt();
       const std::string sender = find.getColumn(1).getString();
       const std::string recipient = find.getColumn(2).getString();
+      const size_t bytes = static_cast<size_t>(find.getColumn(3).getInt64());
+      find.reset();
       remove.reset();
       remove.bind(1, write.recipient_key);
       remove.bind(2, id);
-      write.count += static_cast<size_t>(remove.exec());
+      const size_t removed = static_cast<size_t>(remove.exec());
+      write.count += removed;
+      if (removed > 0 && kind == kKindMessage) {
+        Usage& usage = usage_[write.recipient_key];
+        usage.count -= std::min(usage.count, removed);
+        usage.bytes -= std::min(usage.bytes, bytes);
+        if (usage.count == 0) usage_.erase(write.recipient_key);
+      }
       // The sender learns its message arrived; a sender that is not a valid
       // name (a lab peer's free-form name) cannot have a mailbox.
       if (kind == kKindMessage && ValidateName(sender).ok()) {
@@ -348,8 +384,51 @@ class SqliteMailbox final : public Mailbox {
   const MailboxLimits limits_;
   ArrivalHub arrivals_;  // Used by the writer thread until it is joined.
 
+  bool FitsLocked(const std::string& key, size_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    auto it = usage_.find(key);
+    if (it == usage_.end()) return true;
+    return it->second.count < limits_.max_items &&
+           it->second.bytes + bytes <= limits_.max_bytes;
+  }
+
+  bool HoldsLocked(const std::string& key, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    find_->reset();
+    find_->bind(1, key);
+    find_->bind(2, id);
+    const bool found = find_->executeStep();
+    find_->reset();
+    return found;
+  }
+
+  // Reads back, from the file, what waits for each recipient.
+  void LoadUsageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    usage_.clear();
+    SQLite::Statement select(
+        *db_,
+        "SELECT recipient_key, count(*), coalesce(sum(length(payload)), 0) "
+        "FROM mail WHERE kind = 1 GROUP BY recipient_key");
+    while (select.executeStep()) {
+      Usage& usage = usage_[select.getColumn(0).getString()];
+      usage.count = static_cast<size_t>(select.getColumn(1).getInt64());
+      usage.bytes = static_cast<size_t>(select.getColumn(2).getInt64());
+    }
+  }
+
   absl::Mutex db_mu_;  // One thread at a time on the connection.
   std::unique_ptr<SQLite::Database> db_ ABSL_GUARDED_BY(db_mu_);
+  // Prepared once: a deposit or an acknowledgement parses no SQL.
+  std::unique_ptr<SQLite::Statement> insert_ ABSL_GUARDED_BY(db_mu_);
+  std::unique_ptr<SQLite::Statement> find_ ABSL_GUARDED_BY(db_mu_);
+  std::unique_ptr<SQLite::Statement> remove_ ABSL_GUARDED_BY(db_mu_);
+  // Messages (not receipts) waiting, by recipient key, kept in step with
+  // the file, so the limits cost no query per deposit.
+  struct Usage {
+    size_t count = 0;
+    size_t bytes = 0;
+  };
+  absl::flat_hash_map<std::string, Usage> usage_ ABSL_GUARDED_BY(db_mu_);
 
   absl::Mutex queue_mu_;
   std::deque<std::shared_ptr<PendingWrite>> queue_ ABSL_GUARDED_BY(queue_mu_);

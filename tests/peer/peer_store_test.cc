@@ -259,7 +259,7 @@ TEST_F(PeerStoreTest, RemembersTheLease) {
   {
     auto store = Open();
     EXPECT_EQ(store->SavedLeaseId(), "");
-    store->SaveLeaseId("feedface");
+    ASSERT_THAT(store->SaveLeaseId("feedface"), IsOk());
   }
   EXPECT_EQ(Open()->SavedLeaseId(), "feedface");
 }

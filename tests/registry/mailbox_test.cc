@@ -170,6 +170,28 @@ TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
   EXPECT_THAT(Ids("bob"), SizeIs(7));
 }
 
+TEST_P(MailboxContractTest, TheLimitsFollowAcksCopiesReopensAndExpiry) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", absl::StrCat(i))),
+                IsOk());
+  }
+  // A copy of a waiting message takes no room.
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "0")), IsOk());
+  ASSERT_THAT(mailbox_->Ack("bob", {"0", "1"}), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "5")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "6")), IsOk());
+  EXPECT_THAT(mailbox_->Deposit(Message("alice", "bob", "7")),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  if (GetParam().durable) {
+    Open();  // The counts come back from the file.
+    EXPECT_THAT(mailbox_->Deposit(Message("alice", "bob", "7")),
+                StatusIs(absl::StatusCode::kResourceExhausted));
+  }
+  clock_.Advance(Millis(2 * 3600 * 1000));
+  ASSERT_THAT(mailbox_->ExpireOld(), IsOk());
+  EXPECT_THAT(mailbox_->Deposit(Message("alice", "bob", "7")), IsOk());
+}
+
 TEST_P(MailboxContractTest, BadItemsAreRefused) {
   const auto kInvalid = absl::StatusCode::kInvalidArgument;
   EXPECT_THAT(mailbox_->Deposit(Message("alice", "no body", "m1")),
