@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <utility>
 
@@ -417,7 +418,8 @@ class SqlitePeerStore final : public PeerStore {
       } else {
         // The sender started afresh: what it held back under the old epoch
         // will never be completed.
-        ReleaseAllHeld(db, sender_key, epoch, received);
+        ReleaseHeldBelow(db, sender_key, epoch,
+                         std::numeric_limits<int64_t>::max(), received);
       }
     }
     if (message.sequence_floor > next) {
@@ -489,6 +491,8 @@ class SqlitePeerStore final : public PeerStore {
     upsert.exec();
   }
 
+  // Releases, in sequence order, every held message of `sender_key` in
+  // `epoch` numbered below `below`.
   void ReleaseHeldBelow(SQLite::Database& db, const std::string& sender_key,
                         const std::string& epoch, int64_t below,
                         Received& received) {
@@ -499,30 +503,11 @@ class SqlitePeerStore final : public PeerStore {
     find.bind(1, sender_key);
     find.bind(2, epoch);
     find.bind(3, below);
-    ReleaseAll(db, find, received);
-  }
-
-  void ReleaseAllHeld(SQLite::Database& db, const std::string& sender_key,
-                      const std::string& epoch, Received& received) {
-    SQLite::Statement find(
-        db,
-        "SELECT id, body, received_at_ms, late FROM inbox WHERE state = 0 AND "
-        "sender_key = ?1 AND epoch = ?2 ORDER BY sequence");
-    find.bind(1, sender_key);
-    find.bind(2, epoch);
-    ReleaseAll(db, find, received);
-  }
-
-  void ReleaseAll(SQLite::Database& db, SQLite::Statement& find,
-                  Received& received) {
     // Collected first: updating rows while stepping over them is unsafe.
-    std::vector<std::pair<std::string, ChatMessage>> found;
-    while (find.executeStep()) {
-      ChatMessage message = FromInboxRow(find);
-      found.emplace_back(message.id, std::move(message));
-    }
-    for (auto& [id, message] : found) {
-      MarkReleased(db, id);
+    std::vector<ChatMessage> found;
+    while (find.executeStep()) found.push_back(FromInboxRow(find));
+    for (ChatMessage& message : found) {
+      MarkReleased(db, message.id);
       received.ready.push_back(std::move(message));
     }
   }

@@ -43,15 +43,23 @@ ChatMessage Incoming(const std::string& id, int64_t sequence, int64_t floor,
   return message;
 }
 
-absl::StatusOr<ChatMessage> Add(PeerStore& store, ChatMessage message) {
+// Calls `start` with a callback and waits for the result it is given.
+template <typename T, typename Start>
+absl::StatusOr<T> WaitFor(Start start) {
   absl::Notification done;
-  absl::StatusOr<ChatMessage> result;
-  store.AddToOutbox(std::move(message), [&](absl::StatusOr<ChatMessage> r) {
+  absl::StatusOr<T> result;
+  start([&](absl::StatusOr<T> r) {
     result = std::move(r);
     done.Notify();
   });
   done.WaitForNotification();
   return result;
+}
+
+absl::StatusOr<ChatMessage> Add(PeerStore& store, ChatMessage message) {
+  return WaitFor<ChatMessage>([&](PeerStore::AddedCallback done) {
+    store.AddToOutbox(std::move(message), std::move(done));
+  });
 }
 
 // The ids Receive() released, or "duplicate".
@@ -64,26 +72,16 @@ std::vector<std::string> Ids(const absl::StatusOr<Received>& received) {
 }
 
 absl::StatusOr<Received> Receive(PeerStore& store, ChatMessage message) {
-  absl::Notification done;
-  absl::StatusOr<Received> result;
-  store.Receive(std::move(message), [&](absl::StatusOr<Received> r) {
-    result = std::move(r);
-    done.Notify();
+  return WaitFor<Received>([&](PeerStore::ReceivedCallback done) {
+    store.Receive(std::move(message), std::move(done));
   });
-  done.WaitForNotification();
-  return result;
 }
 
 absl::StatusOr<Received> ReleaseOverdue(PeerStore& store,
                                         absl::Duration limit) {
-  absl::Notification done;
-  absl::StatusOr<Received> result;
-  store.ReleaseOverdue(limit, [&](absl::StatusOr<Received> r) {
-    result = std::move(r);
-    done.Notify();
+  return WaitFor<Received>([&](PeerStore::ReceivedCallback done) {
+    store.ReleaseOverdue(limit, std::move(done));
   });
-  done.WaitForNotification();
-  return result;
 }
 
 class PeerStoreTest : public ::testing::Test {
