@@ -84,9 +84,8 @@ int Run(const po::variables_map& vm) {
   if (!registry_address.empty()) {
     chat::greeter::RegistrationOptions options;
     options.name = name;
-    options.address = advertise.empty()
-                          ? chat::DefaultAdvertisedAddress(listen, server->port)
-                          : advertise;
+    options.address = advertise;
+    options.listen = listen;
     options.port = server->port;
     options.ttl = chat::Millis(int64_t{ttl} * 1000);
     options.on_event = Log;

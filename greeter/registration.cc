@@ -5,21 +5,22 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/net.h"
 
 namespace chat::greeter {
 absl::StatusOr<std::unique_ptr<Registration>> Registration::Start(
     std::unique_ptr<registry::RegistryClient> client,
-    RegistrationOptions options) {
+    RegistrationOptions options, const Clock& clock) {
   std::unique_ptr<Registration> registration(
-      new Registration(std::move(client), std::move(options)));
+      new Registration(std::move(client), std::move(options), clock));
   absl::Status status = registration->TryRegister();
   if (registry::IsUnreachable(status)) {
     registration->Event(absl::StrCat(
         status.message(), "; serving directly, will register \"",
         registration->options_.name, "\" once the registry answers"));
-    registration->retry_thread_ =
-        std::thread(&Registration::RetryLoop, registration.get());
+    Registration* raw = registration.get();
+    registration->retry_loop_.emplace(
+        clock, registration->options_.retry_interval,
+        [raw]() -> std::optional<Millis> { return raw->Retry(); });
     return registration;
   }
   if (!status.ok()) return status;
@@ -27,9 +28,10 @@ absl::StatusOr<std::unique_ptr<Registration>> Registration::Start(
 }
 
 Registration::Registration(std::unique_ptr<registry::RegistryClient> client,
-                           RegistrationOptions options)
+                           RegistrationOptions options, const Clock& clock)
     : client_(std::move(client)),
       options_(std::move(options)),
+      clock_(clock),
       status_(absl::UnavailableError("not registered yet")) {}
 
 Registration::~Registration() { Stop(); }
@@ -41,7 +43,7 @@ void Registration::Stop() {
     stopping_ = true;
   }
   // At most one attempt in flight, bounded by the client's timeout.
-  if (retry_thread_.joinable()) retry_thread_.join();
+  if (retry_loop_) retry_loop_->Stop();
   std::unique_ptr<registry::LeaseKeeper> keeper;
   {
     absl::MutexLock lock(&mu_);
@@ -77,27 +79,23 @@ registry::Lease Registration::lease() const {
 }
 
 absl::Status Registration::TryRegister() {
-  std::string address = options_.address;
-  if (address.empty()) {
-    absl::StatusOr<std::string> host = LocalAddressToward(client_->target());
-    if (!host.ok()) {
-      return absl::UnavailableError(
-          absl::StrCat("registry at ", client_->target(),
-                       " is unreachable: ", host.status().message()));
-    }
-    address = absl::StrCat(*host, ":", options_.port);
-  }
   registry::LeaseKeeper::Options keeper_options;
   keeper_options.name = options_.name;
-  keeper_options.address = address;
+  // Worked out again at each attempt: a registry host that does not resolve
+  // yet is just "unreachable".
+  keeper_options.address = options_.address;
+  keeper_options.listen = options_.listen;
+  keeper_options.port = options_.port;
   keeper_options.ttl = options_.ttl;
   keeper_options.retry_interval = options_.retry_interval;
   keeper_options.on_change = options_.on_event;
   absl::StatusOr<std::unique_ptr<registry::LeaseKeeper>> keeper =
-      registry::LeaseKeeper::Start(client_.get(), std::move(keeper_options));
+      registry::LeaseKeeper::Start(client_.get(), std::move(keeper_options),
+                                   clock_);
   if (!keeper.ok()) return keeper.status();
-  Event(absl::StrCat("registered as ", options_.name, " -> ", address,
-                     " in the registry at ", client_->target(), " (lease ",
+  Event(absl::StrCat("registered as ", options_.name, " -> ",
+                     (*keeper)->address(), " in the registry at ",
+                     client_->target(), " (lease ",
                      (*keeper)->lease().entry.ttl.count() / 1000.0, " s)"));
   absl::MutexLock lock(&mu_);
   keeper_ = *std::move(keeper);
@@ -105,28 +103,19 @@ absl::Status Registration::TryRegister() {
   return absl::OkStatus();
 }
 
-void Registration::RetryLoop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(
-              absl::Condition(&stopping_),
-              absl::Milliseconds(options_.retry_interval.count()))) {
-        return;
-      }
-    }
-    absl::Status status = TryRegister();
-    if (status.ok()) return;
-    if (registry::IsUnreachable(status)) continue;  // Reported once already.
-    {
-      absl::MutexLock lock(&mu_);
-      status_ = status;
-    }
-    Event(absl::StrCat("registry refused \"", options_.name,
-                       "\": ", status.message()));
-    if (options_.on_refused) options_.on_refused(status);
-    return;
+std::optional<Millis> Registration::Retry() {
+  absl::Status status = TryRegister();
+  if (status.ok()) return std::nullopt;
+  // Reported once already.
+  if (registry::IsUnreachable(status)) return options_.retry_interval;
+  {
+    absl::MutexLock lock(&mu_);
+    status_ = status;
   }
+  Event(absl::StrCat("registry refused \"", options_.name,
+                     "\": ", status.message()));
+  if (options_.on_refused) options_.on_refused(status);
+  return std::nullopt;
 }
 
 void Registration::Event(const std::string& message) const {

@@ -8,8 +8,8 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -17,18 +17,20 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
-#include "registry/client.h"
-#include "registry/lease_keeper.h"
+#include "common/periodic_loop.h"
+#include "registry/client/lease_keeper.h"
+#include "registry/client/registry_client.h"
 
 namespace chat::greeter {
 
 struct RegistrationOptions {
   std::string name = "greeter";
-  // host:port clients should dial. Empty: the local address this machine
-  // uses to reach the registry (client->target()), with `port`; found again
-  // at each attempt, so a registry host that does not resolve yet is just
+  // host:port clients should dial. Empty: worked out from `listen` and
+  // `port` (registry::AdvertisedAddress(), with client->target()) at each
+  // attempt, so a registry host that does not resolve yet is just
   // "unreachable".
   std::string address;
+  std::string listen;  // host:port we serve on.
   int port = 0;
   Millis ttl{0};  // 0: the registry's default.
   // Pause between attempts while the registry cannot be reached.
@@ -52,9 +54,10 @@ class Registration {
   // - refused: returns the registry's error (kAlreadyExists when another
   //   live lease holds the name, kInvalidArgument for a bad name or
   //   address); nothing keeps running.
+  // `clock` is not owned and must outlive this.
   static absl::StatusOr<std::unique_ptr<Registration>> Start(
       std::unique_ptr<registry::RegistryClient> client,
-      RegistrationOptions options);
+      RegistrationOptions options, const Clock& clock = RealClock());
 
   // Same as Stop().
   ~Registration();
@@ -77,22 +80,24 @@ class Registration {
 
  private:
   Registration(std::unique_ptr<registry::RegistryClient> client,
-               RegistrationOptions options);
+               RegistrationOptions options, const Clock& clock);
   // One registration attempt; sets keeper_ or status_.
   absl::Status TryRegister() ABSL_LOCKS_EXCLUDED(mu_);
-  void RetryLoop();
+  // One background attempt; the pause before the next, or nullopt when done.
+  std::optional<Millis> Retry();
   void Event(const std::string& message) const;
   bool Settled() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::unique_ptr<registry::RegistryClient> client_;
   const RegistrationOptions options_;
+  const Clock& clock_;
 
   mutable absl::Mutex mu_;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Uses client_; stopped before client_ goes away.
   std::unique_ptr<registry::LeaseKeeper> keeper_ ABSL_GUARDED_BY(mu_);
-  std::thread retry_thread_;
+  std::optional<PeriodicLoop> retry_loop_;  // Set once in Start().
 };
 
 }  // namespace chat::greeter

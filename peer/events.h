@@ -9,7 +9,7 @@
 
 #include "absl/time/time.h"
 #include "peer/message.h"
-#include "registry/store.h"
+#include "registry/types.h"
 
 namespace chat::peer {
 

@@ -17,7 +17,7 @@
 #include "peer/console.h"
 #include "peer/peer.h"
 #include "peer/peer_store.h"
-#include "registry/client.h"
+#include "registry/client/registry_client.h"
 
 namespace po = boost::program_options;
 

@@ -253,23 +253,11 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   CHAT_ASSIGN_OR_RETURN(RunningServer running, StartServer(config));
   peer->server_ = std::move(running.server);
 
-  peer->address_ = options.advertise;
-  if (peer->address_.empty()) {
-    peer->address_ = DefaultAdvertisedAddress(options.listen, running.port);
-  }
-  if (peer->address_.empty()) {
-    absl::StatusOr<std::string> local = LocalAddressToward(options.registry);
-    if (!local.ok()) {
-      return absl::UnavailableError(
-          absl::StrCat("registry at ", options.registry,
-                       " is unreachable: ", local.status().message()));
-    }
-    peer->address_ = absl::StrCat(*local, ":", running.port);
-  }
-
   registry::LeaseKeeper::Options keeper_options;
   keeper_options.name = options.name;
-  keeper_options.address = peer->address_;
+  keeper_options.address = options.advertise;
+  keeper_options.listen = options.listen;
+  keeper_options.port = running.port;
   keeper_options.ttl = options.ttl;
   keeper_options.reclaim_lease_id = peer->store_->SavedLeaseId();
   Peer* raw = peer.get();
@@ -281,7 +269,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     raw->Emit(InfoEvent(text));
   };
   absl::StatusOr<std::unique_ptr<registry::LeaseKeeper>> keeper =
-      registry::LeaseKeeper::Start(peer->registry_.get(), keeper_options);
+      registry::LeaseKeeper::Start(peer->registry_.get(), keeper_options,
+                                   clock);
   if (!keeper.ok()) {
     if (keeper.status().code() == absl::StatusCode::kAlreadyExists) {
       return absl::AlreadyExistsError(
@@ -290,6 +279,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     return keeper.status();
   }
   peer->keeper_ = *std::move(keeper);
+  peer->address_ = peer->keeper_->address();
   PeerEvent ready;
   ready.kind = EventKind::kReady;
   ready.name = options.name;

@@ -24,8 +24,8 @@
 #include "peer/chat_service.h"
 #include "peer/events.h"
 #include "peer/peer_store.h"
-#include "registry/client.h"
-#include "registry/lease_keeper.h"
+#include "registry/client/registry_client.h"
+#include "registry/client/lease_keeper.h"
 
 namespace chat::peer {
 

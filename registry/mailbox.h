@@ -14,31 +14,15 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "registry/types.h"
 
 namespace chat::registry {
-
-struct MailItem {
-  enum class Kind { kMessage, kReceipt };
-  Kind kind = Kind::kMessage;
-  std::string id;  // Unique per recipient.
-  std::string sender;
-  std::string recipient;  // A valid name; compared case-insensitively.
-  std::string payload;    // Opaque.
-  absl::Time deposited_at = absl::InfinitePast();  // Set by the mailbox.
-  int64_t seq = 0;  // Arrival order in this mailbox, set by the mailbox.
-};
 
 struct MailboxLimits {
   size_t max_items = 10000;              // Messages waiting per recipient.
   size_t max_bytes = 16 * 1024 * 1024;   // Payload bytes per recipient.
   size_t max_payload_bytes = 16 * 1024;  // One item.
   absl::Duration max_age = absl::Hours(24 * 7);
-};
-
-struct MailboxStats {
-  size_t count = 0;
-  size_t bytes = 0;
-  absl::Duration oldest_age = absl::ZeroDuration();
 };
 
 // Destroying it stops the callbacks; after the destructor returns none runs.

@@ -7,6 +7,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
 #include "common/status.h"
+#include "registry/convert.h"
 #include "registry/pumped_stream.h"
 
 namespace chat::registry {
@@ -69,33 +70,6 @@ class ListenRefusal final : public grpc::ServerWriteReactor<v1::MailItem> {
 };
 
 }  // namespace
-
-void MailItemToProto(const MailItem& item, v1::MailItem* proto) {
-  proto->set_kind(item.kind == MailItem::Kind::kReceipt
-                      ? v1::MailItem::RECEIPT
-                      : v1::MailItem::MESSAGE);
-  proto->set_id(item.id);
-  proto->set_sender(item.sender);
-  proto->set_recipient(item.recipient);
-  proto->set_payload(item.payload);
-  if (item.deposited_at != absl::InfinitePast()) {
-    proto->set_deposited_at_unix_ms(absl::ToUnixMillis(item.deposited_at));
-  }
-}
-
-MailItem MailItemFromProto(const v1::MailItem& proto) {
-  MailItem item;
-  item.kind = proto.kind() == v1::MailItem::RECEIPT ? MailItem::Kind::kReceipt
-                                                    : MailItem::Kind::kMessage;
-  item.id = proto.id();
-  item.sender = proto.sender();
-  item.recipient = proto.recipient();
-  item.payload = proto.payload();
-  if (proto.deposited_at_unix_ms() > 0) {
-    item.deposited_at = absl::FromUnixMillis(proto.deposited_at_unix_ms());
-  }
-  return item;
-}
 
 MailboxService::MailboxService(Store* store, Mailbox* mailbox)
     : store_(store), mailbox_(mailbox) {}

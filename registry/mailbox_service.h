@@ -36,9 +36,6 @@ class MailboxService final : public v1::Mailbox::CallbackService {
   Mailbox* const mailbox_;  // Not owned.
 };
 
-void MailItemToProto(const MailItem& item, v1::MailItem* proto);
-MailItem MailItemFromProto(const v1::MailItem& proto);
-
 }  // namespace chat::registry
 
 #endif  // CHAT_REGISTRY_MAILBOX_SERVICE_H_

@@ -26,9 +26,22 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
   if (!running.ok()) return running.status();
   registry->server_ = std::move(running->server);
   registry->port_ = running->port;
-  registry->expiry_thread_ =
-      std::thread(&RegistryServer::ExpiryLoop, registry.get(),
-                  options.expiry_interval, options.mail_expiry_interval);
+  RegistryServer* raw = registry.get();
+  registry->lease_expiry_.emplace(
+      *options.clock, options.expiry_interval,
+      [raw, interval = options.expiry_interval]() -> std::optional<Millis> {
+        raw->ExpireLeases();
+        return interval;
+      });
+  if (registry->mailbox_ != nullptr) {
+    registry->mail_expiry_.emplace(
+        *options.clock, options.mail_expiry_interval,
+        [raw,
+         interval = options.mail_expiry_interval]() -> std::optional<Millis> {
+          raw->ExpireMail();
+          return interval;
+        });
+  }
   return registry;
 }
 
@@ -55,7 +68,8 @@ void RegistryServer::Shutdown(Millis grace) {
     if (stopping_) return;
     stopping_ = true;
   }
-  if (expiry_thread_.joinable()) expiry_thread_.join();
+  if (lease_expiry_) lease_expiry_->Stop();
+  if (mail_expiry_) mail_expiry_->Stop();
   store_->CancelWatches();
   if (server_) {
     StopServer(*server_, grace);
@@ -66,34 +80,26 @@ void RegistryServer::Shutdown(Millis grace) {
   store_.reset();
 }
 
-void RegistryServer::ExpiryLoop(Millis interval, Millis mail_interval) {
-  MonoTime next_mail_expiry = RealClock().Monotonic() + mail_interval;
-  absl::MutexLock lock(&mu_);
-  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_),
-                               absl::Milliseconds(interval.count()))) {
-    mu_.Unlock();
-    absl::StatusOr<std::vector<Entry>> expired = store_->ExpireDue();
-    if (!expired.ok()) {
-      LogLine("registry", absl::StrCat("expiry failed, will retry: ",
-                                       expired.status().message()));
-    } else {
-      for (const Entry& entry : *expired) {
-        LogLine("registry", absl::StrCat("expire ", entry.name, " (was ",
-                                         entry.address, ")"));
-      }
-    }
-    if (mailbox_ != nullptr && RealClock().Monotonic() >= next_mail_expiry) {
-      next_mail_expiry = RealClock().Monotonic() + mail_interval;
-      absl::StatusOr<size_t> removed = mailbox_->ExpireOld();
-      if (!removed.ok() || *removed > 0) {
-        LogLine("registry",
-                removed.ok()
-                    ? absl::StrCat("mail expired: ", *removed, " items")
-                    : absl::StrCat("mail expiry failed, will retry: ",
-                                   removed.status().message()));
-      }
-    }
-    mu_.Lock();
+void RegistryServer::ExpireLeases() {
+  absl::StatusOr<std::vector<Entry>> expired = store_->ExpireDue();
+  if (!expired.ok()) {
+    LogLine("registry", absl::StrCat("expiry failed, will retry: ",
+                                     expired.status().message()));
+    return;
+  }
+  for (const Entry& entry : *expired) {
+    LogLine("registry",
+            absl::StrCat("expire ", entry.name, " (was ", entry.address, ")"));
+  }
+}
+
+void RegistryServer::ExpireMail() {
+  absl::StatusOr<size_t> removed = mailbox_->ExpireOld();
+  if (!removed.ok() || *removed > 0) {
+    LogLine("registry", removed.ok()
+                            ? absl::StrCat("mail expired: ", *removed, " items")
+                            : absl::StrCat("mail expiry failed, will retry: ",
+                                           removed.status().message()));
   }
 }
 

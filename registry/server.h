@@ -9,13 +9,14 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/periodic_loop.h"
 #include "registry/mailbox.h"
 #include "registry/mailbox_service.h"
 #include "registry/service.h"
@@ -30,6 +31,8 @@ struct RegistryServerOptions {
   Millis expiry_interval{100};
   // How often mail older than its limit is removed.
   Millis mail_expiry_interval{60000};
+  // What the loops wait on. Not owned; must outlive the server.
+  const Clock* clock = &RealClock();
 };
 
 // Thread-safe.
@@ -63,7 +66,9 @@ class RegistryServer {
  private:
   RegistryServer(std::unique_ptr<Store> store,
                  std::unique_ptr<Mailbox> mailbox);
-  void ExpiryLoop(Millis interval, Millis mail_interval);
+  // One pass of each loop.
+  void ExpireLeases();
+  void ExpireMail();
 
   std::unique_ptr<Store> store_;
   std::unique_ptr<Mailbox> mailbox_;  // May be null.
@@ -74,7 +79,8 @@ class RegistryServer {
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread expiry_thread_;
+  std::optional<PeriodicLoop> lease_expiry_;  // Set once in Start().
+  std::optional<PeriodicLoop> mail_expiry_;   // With mailbox_.
 };
 
 }  // namespace chat::registry

@@ -9,6 +9,7 @@
 #include "common/grpc_server.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "registry/convert.h"
 #include "registry/names.h"
 #include "registry/pumped_stream.h"
 
@@ -27,36 +28,6 @@ absl::Status ValidatePrefix(const std::string& prefix) {
         absl::StrCat("bad prefix: ", status.message()));
   }
   return absl::OkStatus();
-}
-
-v1::WatchEvent::Type TypeToProto(EventType type) {
-  switch (type) {
-    case EventType::kPut:
-      return v1::WatchEvent::PUT;
-    case EventType::kDelete:
-      return v1::WatchEvent::DELETE;
-    case EventType::kSynced:
-      return v1::WatchEvent::SYNCED;
-  }
-  return v1::WatchEvent::TYPE_UNSPECIFIED;
-}
-
-v1::WatchEvent::Reason ReasonToProto(EventReason reason) {
-  switch (reason) {
-    case EventReason::kNone:
-      return v1::WatchEvent::REASON_UNSPECIFIED;
-    case EventReason::kInitial:
-      return v1::WatchEvent::INITIAL;
-    case EventReason::kRegistered:
-      return v1::WatchEvent::REGISTERED;
-    case EventReason::kAddressChanged:
-      return v1::WatchEvent::ADDRESS_CHANGED;
-    case EventReason::kUnregistered:
-      return v1::WatchEvent::UNREGISTERED;
-    case EventReason::kExpired:
-      return v1::WatchEvent::EXPIRED;
-  }
-  return v1::WatchEvent::REASON_UNSPECIFIED;
 }
 
 // Streams a Store watch to one client.
@@ -79,12 +50,7 @@ class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
       return false;
     }
     const WatchEvent& event = pending_.front();
-    out->Clear();
-    out->set_type(TypeToProto(event.type));
-    out->set_reason(ReasonToProto(event.reason));
-    if (event.type != EventType::kSynced) {
-      EntryToProto(event.entry, out->mutable_entry());
-    }
+    WatchEventToProto(event, out);
     pending_.pop_front();
     return true;
   }
@@ -93,24 +59,6 @@ class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
 };
 
 }  // namespace
-
-void EntryToProto(const Entry& entry, v1::Entry* proto) {
-  proto->set_name(entry.name);
-  proto->set_address(entry.address);
-  proto->set_is_static(entry.is_static);
-  proto->set_ttl_ms(entry.ttl.count());
-  proto->set_expires_in_ms(entry.expires_in.count());
-}
-
-Entry EntryFromProto(const v1::Entry& proto) {
-  Entry entry;
-  entry.name = proto.name();
-  entry.address = proto.address();
-  entry.is_static = proto.is_static();
-  entry.ttl = Millis(proto.ttl_ms());
-  entry.expires_in = Millis(proto.expires_in_ms());
-  return entry;
-}
 
 RegistryService::RegistryService(Store* store) : store_(store) {}
 

@@ -51,10 +51,6 @@ class RegistryService final : public v1::Registry::CallbackService {
   Store* const store_;  // Not owned.
 };
 
-// Proto <-> struct conversions, shared with the clients.
-void EntryToProto(const Entry& entry, v1::Entry* proto);
-Entry EntryFromProto(const v1::Entry& proto);
-
 }  // namespace chat::registry
 
 #endif  // CHAT_REGISTRY_SERVICE_H_

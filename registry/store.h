@@ -15,50 +15,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "registry/types.h"
 
 namespace chat::registry {
-
-// One name and where to reach it, as readers see it.
-struct Entry {
-  std::string name;  // As first registered.
-  std::string address;
-  bool is_static = false;
-  Millis ttl{0};         // What each renewal grants; 0 for static entries.
-  Millis expires_in{0};  // Left on the lease when read; 0 for static entries.
-};
-
-struct RegisterRequest {
-  std::string name;
-  std::string address;
-  Millis ttl{0};         // 0 asks for the default; clamped to the bounds.
-  std::string lease_id;  // Empty for a new lease.
-};
-
-struct Lease {
-  std::string lease_id;  // 128 random bits, hex.
-  Entry entry;
-};
-
-struct ListPage {
-  std::vector<Entry> entries;
-  std::string next_page_token;  // Empty on the last page.
-};
-
-enum class EventType { kPut, kDelete, kSynced };
-enum class EventReason {
-  kNone,  // For kSynced.
-  kInitial,
-  kRegistered,
-  kAddressChanged,
-  kUnregistered,
-  kExpired
-};
-
-struct WatchEvent {
-  EventType type = EventType::kPut;
-  EventReason reason = EventReason::kNone;
-  Entry entry;  // For kDelete, the entry as it was.
-};
 
 // A live subscription to a store's changes. Destroying it unsubscribes; after
 // the destructor returns, `on_ready` is never called again.

@@ -14,8 +14,8 @@
 #include "absl/status/status.h"
 #include "common/clock.h"
 #include "registry/chatctl/chatctl.h"
-#include "registry/client.h"
-#include "registry/store.h"
+#include "registry/client/registry_client.h"
+#include "registry/types.h"
 
 namespace chat::chatctl {
 

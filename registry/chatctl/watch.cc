@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "registry/chatctl/commands.h"
-#include "registry/client.h"
+#include "registry/client/registry_client.h"
 #include "registry/names.h"
 
 namespace chat::chatctl {

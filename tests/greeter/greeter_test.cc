@@ -23,7 +23,7 @@
 #include "greeter/registration.h"
 #include "gtest/gtest.h"
 #include "proto/greet.grpc.pb.h"
-#include "registry/client.h"
+#include "registry/client/registry_client.h"
 #include "registry/server.h"
 #include "registry/sqlite_store.h"
 #include "tests/testing/status_matchers.h"

@@ -2,8 +2,8 @@
 // greeter: domain structs in and out, a deadline on every call, and errors
 // that name the registry address when it cannot be reached.
 
-#ifndef CHAT_REGISTRY_CLIENT_H_
-#define CHAT_REGISTRY_CLIENT_H_
+#ifndef CHAT_REGISTRY_CLIENT_REGISTRY_CLIENT_H_
+#define CHAT_REGISTRY_CLIENT_REGISTRY_CLIENT_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -15,8 +15,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "proto/registry.grpc.pb.h"
-#include "registry/mailbox.h"
-#include "registry/store.h"
+#include "registry/types.h"
 
 namespace chat::registry {
 
@@ -30,8 +29,6 @@ std::shared_ptr<grpc::Channel> NewReconnectingChannel(
 // be reached, because gRPC's own text does not say which registry.
 absl::Status RegistryStatus(const grpc::Status& status,
                             const std::string& target);
-
-WatchEvent WatchEventFromProto(const v1::WatchEvent& proto);
 
 // One open server-streaming call (Watch, Listen). Next() blocks; Cancel()
 // may be called from any thread.
@@ -148,4 +145,4 @@ bool IsUnreachable(const absl::Status& status);
 
 }  // namespace chat::registry
 
-#endif  // CHAT_REGISTRY_CLIENT_H_
+#endif  // CHAT_REGISTRY_CLIENT_REGISTRY_CLIENT_H_

@@ -1,9 +1,10 @@
-#include "registry/lease_keeper.h"
+#include "registry/client/lease_keeper.h"
 
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/net.h"
 
 namespace chat::registry {
 namespace {
@@ -12,15 +13,39 @@ Millis RenewInterval(Millis ttl) { return std::max(Millis(100), ttl / 3); }
 
 }  // namespace
 
+absl::StatusOr<std::string> AdvertisedAddress(
+    const std::string& advertise, const std::string& listen, int port,
+    const std::string& registry_target) {
+  if (!advertise.empty()) return advertise;
+  std::string address = DefaultAdvertisedAddress(listen, port);
+  if (!address.empty()) return address;
+  absl::StatusOr<std::string> local = LocalAddressToward(registry_target);
+  if (!local.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("registry at ", registry_target,
+                     " is unreachable: ", local.status().message()));
+  }
+  return absl::StrCat(*local, ":", port);
+}
+
 absl::StatusOr<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(
-    RegistryClient* client, Options options) {
+    RegistryClient* client, Options options, const Clock& clock) {
+  if (options.address.empty()) {
+    absl::StatusOr<std::string> address =
+        AdvertisedAddress("", options.listen, options.port, client->target());
+    if (!address.ok()) return address.status();
+    options.address = *std::move(address);
+  }
   absl::StatusOr<Lease> lease = client->Register(RegisterRequest{
       options.name, options.address, options.ttl, options.reclaim_lease_id});
   if (!lease.ok()) return lease.status();
   if (options.on_lease) options.on_lease(lease->lease_id);
   std::unique_ptr<LeaseKeeper> keeper(
       new LeaseKeeper(client, std::move(options), *std::move(lease)));
-  keeper->thread_ = std::thread(&LeaseKeeper::Run, keeper.get());
+  LeaseKeeper* raw = keeper.get();
+  keeper->loop_.emplace(
+      clock, RenewInterval(keeper->lease().entry.ttl),
+      [raw]() -> std::optional<Millis> { return raw->Step(); });
   return keeper;
 }
 
@@ -35,7 +60,7 @@ void LeaseKeeper::Stop() {
     if (stopping_) return;
     stopping_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  if (loop_) loop_->Stop();
   Lease lease;  // The last one the thread held.
   {
     absl::MutexLock lock(&mu_);
@@ -51,17 +76,6 @@ void LeaseKeeper::Stop() {
 Lease LeaseKeeper::lease() const {
   absl::MutexLock lock(&mu_);
   return lease_;
-}
-
-void LeaseKeeper::Run() {
-  Millis delay = RenewInterval(lease().entry.ttl);
-  absl::MutexLock lock(&mu_);
-  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_),
-                               absl::Milliseconds(delay.count()))) {
-    mu_.Unlock();
-    delay = Step();
-    mu_.Lock();
-  }
 }
 
 Millis LeaseKeeper::Step() {

@@ -1,30 +1,46 @@
-// Keeps one name registered while a program runs: registers at start,
-// renews at a third of the TTL, registers again when the lease is lost (the
-// registry lost its state, or we were cut off longer than the TTL), and
-// unregisters at the end. Used by the greeter and the peer.
+// "Advertise and keep my name", for every program that serves under a name
+// (the greeter, the peer): works out the address others should dial,
+// registers at start, renews at a third of the TTL, registers again when the
+// lease is lost (the registry lost its state, or we were cut off longer than
+// the TTL), and unregisters at the end.
 
-#ifndef CHAT_REGISTRY_LEASE_KEEPER_H_
-#define CHAT_REGISTRY_LEASE_KEEPER_H_
+#ifndef CHAT_REGISTRY_CLIENT_LEASE_KEEPER_H_
+#define CHAT_REGISTRY_CLIENT_LEASE_KEEPER_H_
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "registry/client.h"
+#include "common/clock.h"
+#include "common/periodic_loop.h"
+#include "registry/client/registry_client.h"
 
 namespace chat::registry {
+
+// The host:port others should dial to reach a server of ours on `port`:
+// `advertise` when given; else the interface `listen` names, if it names
+// one; else the local address this machine uses to reach `registry_target`.
+// kUnavailable ("registry at ... is unreachable: ...") when that route
+// cannot be found.
+absl::StatusOr<std::string> AdvertisedAddress(
+    const std::string& advertise, const std::string& listen, int port,
+    const std::string& registry_target);
 
 // Thread-safe.
 class LeaseKeeper {
  public:
   struct Options {
     std::string name;
+    // Where others reach us. Empty: AdvertisedAddress("", listen, port,
+    // the client's target), worked out once, in Start().
     std::string address;
-    Millis ttl{0};  // 0: the registry's default.
+    std::string listen;  // host:port we serve on.
+    int port = 0;        // The port we bound.
+    Millis ttl{0};       // 0: the registry's default.
     // How soon to try again after the registry did not answer.
     Millis retry_interval{1000};
     // A lease id saved by an earlier run of this program: if that lease
@@ -42,10 +58,12 @@ class LeaseKeeper {
 
   // Registers `options.name` and starts renewing. Returns the registry's
   // error without starting when the first registration fails:
-  // kAlreadyExists when a live lease of someone else holds the name.
-  // `client` is not owned and must outlive the keeper.
+  // kAlreadyExists when a live lease of someone else holds the name;
+  // kUnavailable also when our address cannot be worked out. `client` and
+  // `clock` are not owned and must outlive the keeper.
   static absl::StatusOr<std::unique_ptr<LeaseKeeper>> Start(
-      RegistryClient* client, Options options);
+      RegistryClient* client, Options options,
+      const Clock& clock = RealClock());
 
   // Same as Stop().
   ~LeaseKeeper();
@@ -57,9 +75,11 @@ class LeaseKeeper {
   // The lease currently held; empty lease_id while re-registering.
   Lease lease() const;
 
+  // The address we registered (Options::address, or the one worked out).
+  const std::string& address() const { return options_.address; }
+
  private:
   LeaseKeeper(RegistryClient* client, Options options, Lease lease);
-  void Run();
   // One renewal or re-registration; returns how long to wait before the next.
   Millis Step();
   void Report(const std::string& state_key, const std::string& message);
@@ -70,10 +90,10 @@ class LeaseKeeper {
   mutable absl::Mutex mu_;
   Lease lease_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::string last_state_;  // Used only by the keeper's thread.
-  std::thread thread_;
+  std::string last_state_;            // Used only by the keeper's thread.
+  std::optional<PeriodicLoop> loop_;  // Set once in Start().
 };
 
 }  // namespace chat::registry
 
-#endif  // CHAT_REGISTRY_LEASE_KEEPER_H_
+#endif  // CHAT_REGISTRY_CLIENT_LEASE_KEEPER_H_

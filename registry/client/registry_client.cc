@@ -1,4 +1,4 @@
-#include "registry/client.h"
+#include "registry/client/registry_client.h"
 
 #include <algorithm>
 #include <chrono>
@@ -6,8 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "registry/mailbox_service.h"
-#include "registry/service.h"
+#include "registry/convert.h"
 
 namespace chat::registry {
 
@@ -34,43 +33,6 @@ absl::Status RegistryStatus(const grpc::Status& status,
                          : status.error_message()));
   }
   return converted;
-}
-
-WatchEvent WatchEventFromProto(const v1::WatchEvent& proto) {
-  WatchEvent event;
-  switch (proto.type()) {
-    case v1::WatchEvent::DELETE:
-      event.type = EventType::kDelete;
-      break;
-    case v1::WatchEvent::SYNCED:
-      event.type = EventType::kSynced;
-      break;
-    default:
-      event.type = EventType::kPut;
-      break;
-  }
-  switch (proto.reason()) {
-    case v1::WatchEvent::INITIAL:
-      event.reason = EventReason::kInitial;
-      break;
-    case v1::WatchEvent::REGISTERED:
-      event.reason = EventReason::kRegistered;
-      break;
-    case v1::WatchEvent::ADDRESS_CHANGED:
-      event.reason = EventReason::kAddressChanged;
-      break;
-    case v1::WatchEvent::UNREGISTERED:
-      event.reason = EventReason::kUnregistered;
-      break;
-    case v1::WatchEvent::EXPIRED:
-      event.reason = EventReason::kExpired;
-      break;
-    default:
-      event.reason = EventReason::kNone;
-      break;
-  }
-  event.entry = EntryFromProto(proto.entry());
-  return event;
 }
 
 bool IsUnreachable(const absl::Status& status) {
