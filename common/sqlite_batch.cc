@@ -10,8 +10,8 @@
 namespace chat {
 
 SqliteBatch::SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu,
-                         absl::Duration lazy_delay)
-    : db_(db), db_mu_(db_mu), lazy_delay_(lazy_delay) {
+                         SqliteBatchOptions options)
+    : db_(db), db_mu_(db_mu), options_(options) {
   writer_ = std::thread(&SqliteBatch::WriterLoop, this);
 }
 
@@ -25,23 +25,30 @@ void SqliteBatch::Stop() {
   if (writer_.joinable()) writer_.join();
 }
 
-absl::Status SqliteBatch::Run(Job job) {
+absl::Status SqliteBatch::Run(Job job, OnFailure on_failure) {
   absl::Notification done;
   absl::Status outcome;
-  Post(std::move(job), [&done, &outcome](const absl::Status& status) {
-    outcome = status;
-    done.Notify();
-  });
+  Post(
+      std::move(job),
+      [&done, &outcome](const absl::Status& status) {
+        outcome = status;
+        done.Notify();
+      },
+      std::move(on_failure));
   done.WaitForNotification();
   return outcome;
 }
 
-void SqliteBatch::Post(Job job, AfterCommit after_commit) {
-  Enqueue(Pending{std::move(job), std::move(after_commit), {}}, false);
+void SqliteBatch::Post(Job job, AfterCommit after_commit,
+                       OnFailure on_failure) {
+  Enqueue(
+      Pending{
+          std::move(job), std::move(after_commit), std::move(on_failure), {}},
+      false);
 }
 
-void SqliteBatch::PostLazily(Job job) {
-  Enqueue(Pending{std::move(job), nullptr, {}}, true);
+void SqliteBatch::PostLazily(Job job, OnFailure on_failure) {
+  Enqueue(Pending{std::move(job), nullptr, std::move(on_failure), {}}, true);
 }
 
 void SqliteBatch::Enqueue(Pending pending, bool lazy) {
@@ -49,18 +56,24 @@ void SqliteBatch::Enqueue(Pending pending, bool lazy) {
     absl::MutexLock lock(&queue_mu_);
     if (!closed_) {
       queue_.push_back(std::move(pending));
-      if (!lazy) ++urgent_;
+      if (!lazy) {
+        ++urgent_;
+      } else if (!lazy_since_) {
+        lazy_since_ = options_.clock->Monotonic();
+      }
       return;
     }
   }
-  if (pending.after_commit) {
-    pending.after_commit(absl::UnavailableError("storage is closed"));
+  {
+    absl::MutexLock lock(db_mu_);
+    Fail(pending, absl::UnavailableError("storage is closed"));
   }
+  if (pending.after_commit) pending.after_commit(pending.status);
 }
 
 void SqliteBatch::WriterLoop() {
+  std::vector<Pending> batch;
   while (true) {
-    std::deque<Pending> batch;
     {
       absl::MutexLock lock(&queue_mu_);
       queue_mu_.Await(absl::Condition(
@@ -68,14 +81,15 @@ void SqliteBatch::WriterLoop() {
             return b->stopping_ || !b->queue_.empty();
           },
           this));
-      if (urgent_ == 0 && !stopping_) {
+      if (urgent_ == 0 && !stopping_ && lazy_since_) {
         // Only lazy jobs: let them wait for company, a while.
-        queue_mu_.AwaitWithTimeout(
+        options_.clock->AwaitUntil(
+            &queue_mu_,
             absl::Condition(
                 +[](SqliteBatch* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
                      b->queue_mu_) { return b->stopping_ || b->urgent_ > 0; },
                 this),
-            lazy_delay_);
+            *lazy_since_ + options_.lazy_delay);
       }
       if (queue_.empty()) {  // Stopping, and nothing left.
         closed_ = true;
@@ -83,37 +97,51 @@ void SqliteBatch::WriterLoop() {
       }
       batch.swap(queue_);
       urgent_ = 0;
+      lazy_since_.reset();
     }
     Apply(batch);
     for (Pending& pending : batch) {
       if (pending.after_commit) pending.after_commit(pending.status);
     }
+    batch.clear();  // Keeps the capacity for the next batch.
   }
 }
 
-void SqliteBatch::Apply(std::deque<Pending>& batch) {
+void SqliteBatch::Fail(Pending& pending, absl::Status status) {
+  if (!pending.status.ok()) return;  // Failed already; told once.
+  pending.status = std::move(status);
+  if (pending.on_failure) pending.on_failure(pending.status);
+}
+
+void SqliteBatch::Apply(std::vector<Pending>& batch) {
   absl::MutexLock lock(db_mu_);
   try {
     SQLite::Transaction transaction(*db_,
                                     SQLite::TransactionBehavior::IMMEDIATE);
     for (Pending& pending : batch) {
       db_->exec("SAVEPOINT job");
+      absl::Status status;
       try {
-        pending.status = pending.job(*db_);
+        status = pending.job(*db_);
       } catch (const std::exception& e) {
-        pending.status = absl::UnavailableError(
+        status = absl::UnavailableError(
             absl::StrCat("storage failed to write: ", e.what()));
       }
-      if (!pending.status.ok()) db_->exec("ROLLBACK TO job");
-      db_->exec("RELEASE job");
+      if (!status.ok()) {
+        db_->exec("ROLLBACK TO job");
+        db_->exec("RELEASE job");
+        Fail(pending, std::move(status));
+      } else {
+        db_->exec("RELEASE job");
+      }
     }
     transaction.commit();
   } catch (const std::exception& e) {
-    // Nothing of the batch is stored; every job in it fails alike.
-    for (Pending& pending : batch) {
-      pending.status = absl::UnavailableError(
-          absl::StrCat("storage failed to commit: ", e.what()));
-    }
+    // Rolled back (the Transaction's destructor): nothing of the batch is
+    // stored, and every job in it fails alike.
+    const absl::Status status = absl::UnavailableError(
+        absl::StrCat("storage failed to commit: ", e.what()));
+    for (Pending& pending : batch) Fail(pending, status);
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -45,6 +46,43 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
 
 FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // Closing releases the flock.
+}
+
+SqliteFile::SqliteFile() = default;
+SqliteFile::SqliteFile(SqliteFile&&) noexcept = default;
+SqliteFile& SqliteFile::operator=(SqliteFile&& other) noexcept {
+  db = std::move(other.db);  // The old file closes before its lock goes.
+  lock = std::move(other.lock);
+  return *this;
+}
+SqliteFile::~SqliteFile() { db.reset(); }  // Closed before the lock goes.
+
+absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
+                                      const SqliteOpenOptions& options) {
+  const bool in_memory = path == ":memory:";
+  SqliteFile file;
+  if (options.lock && !in_memory) {
+    absl::StatusOr<FileLock> acquired =
+        FileLock::Acquire(path, options.program);
+    if (!acquired.ok()) return acquired.status();
+    file.lock = *std::move(acquired);
+  }
+  try {
+    file.db = std::make_unique<SQLite::Database>(
+        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    SQLite::Database& db = *file.db;
+    db.setBusyTimeout(5000);
+    if (!in_memory) db.exec("PRAGMA journal_mode = WAL");
+    db.exec(options.sync_full ? "PRAGMA synchronous = FULL"
+                              : "PRAGMA synchronous = NORMAL");
+    absl::Status migrated =
+        MigrateSchema(db, path, options.migrations, options.program);
+    if (!migrated.ok()) return migrated;
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open ", options.what, " ", path, ": ", e.what()));
+  }
+  return file;
 }
 
 absl::Status MigrateSchema(SQLite::Database& db, const std::string& path,

@@ -1,10 +1,13 @@
-// What every SQLite-backed component needs around its file: an exclusive
-// lock that keeps a second process off it, and schema migrations. For the
-// .cc files of SQLite-backed components only.
+// What every SQLite-backed component needs around its file, in one place:
+// opening it (PRAGMAs, an exclusive lock that keeps a second process off it,
+// schema migrations) without an exception escaping. For the .cc files of
+// SQLite-backed components only.
 
 #ifndef CHAT_COMMON_SQLITE_UTIL_H_
 #define CHAT_COMMON_SQLITE_UTIL_H_
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +39,45 @@ class FileLock {
   explicit FileLock(int fd) : fd_(fd) {}
   int fd_;
 };
+
+struct SqliteOpenOptions {
+  // What the file is, for messages: "cannot open <what> <path>: ...".
+  std::string what = "database";
+  // The program that owns the file, for messages: "<path> is in use by
+  // another <program>", "this <program> knows only up to version 3".
+  std::string program;
+  // synchronous=FULL (survives power loss) or NORMAL (survives the death of
+  // the process; with WAL, spares one fsync per commit).
+  bool sync_full = true;
+  // Take `path`.lock (kept in SqliteFile::lock). False for a second
+  // connection to a file whose owner holds the lock already.
+  bool lock = true;
+  // migrations[i] brings PRAGMA user_version from i to i+1 (see
+  // MigrateSchema). Not owned; the strings must outlive the call.
+  std::vector<const char*> migrations;
+};
+
+// An open connection and the lock that keeps other processes off its file.
+// Destroy `db` first (it is declared last, so the default order does).
+struct SqliteFile {
+  std::optional<FileLock> lock;  // None for ":memory:" or options.lock off.
+  std::unique_ptr<SQLite::Database> db;
+
+  SqliteFile();
+  SqliteFile(SqliteFile&&) noexcept;
+  SqliteFile& operator=(SqliteFile&&) noexcept;
+  ~SqliteFile();
+};
+
+// Opens (creating it when missing) the database at `path`, ":memory:" for a
+// private one that lives as long as the connection: locks it, sets
+// journal_mode=WAL (not for ":memory:"), the synchronous mode and a 5 s busy
+// timeout, and migrates it. Never throws. kUnavailable when the file cannot
+// be opened, locked or read (another process holds it, it is not a
+// database, the directory is missing); kFailedPrecondition when its schema
+// is newer than `options.migrations` knows.
+absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
+                                      const SqliteOpenOptions& options);
 
 // Brings `db` (the file at `path`, for messages) to version
 // migrations.size() (PRAGMA user_version), applying migrations[i] to go from
