@@ -24,7 +24,7 @@
 #include "common/grpc_server.h"
 #include "common/random.h"
 #include "proto/greet.grpc.pb.h"
-#include "registry/client.h"
+#include "registry/client/registry_client.h"
 #include "registry/server.h"
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"

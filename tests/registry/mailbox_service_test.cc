@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/random.h"
-#include "registry/client.h"
+#include "registry/client/registry_client.h"
 #include "registry/server.h"
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"

@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/random.h"
-#include "registry/client.h"
+#include "registry/client/registry_client.h"
 #include "registry/server.h"
 #include "registry/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
