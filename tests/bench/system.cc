@@ -552,9 +552,10 @@ class SystemBench {
     int64_t violations = 0;
     std::map<std::string, int64_t> violating;
     for (const auto& [reason, count] : r.load.error_counts) {
+      const std::string& code = reason;  // C++17 lambdas cannot capture it.
       const bool allowed = std::any_of(
           std::begin(kAllowedUnderOverload), std::end(kAllowedUnderOverload),
-          [&](grpc::StatusCode c) { return CodeName(c) == reason; });
+          [&code](grpc::StatusCode c) { return CodeName(c) == code; });
       if (!allowed) {
         violations += count;
         violating[reason] = count;
