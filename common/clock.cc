@@ -106,8 +106,7 @@ bool FakeClock::AwaitWaiters(size_t count, absl::Duration timeout) const {
   } wanted{this, count};
   return waiters_mu_.AwaitWithTimeout(
       absl::Condition(
-          +[](Wanted* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            // Evaluated by Await with waiters_mu_ held.
+          +[](Wanted* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->clock->waiters_mu_) {
             return w->clock->waiters_.size() >= w->count;
           },
           &wanted),
