@@ -1,0 +1,205 @@
+#include "peer/conversation.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+
+namespace chat::peer {
+namespace {
+
+// Failures a later attempt may not meet: the recipient or the registry may
+// come back, a full mailbox may be drained. Anything else is final.
+bool WorthRetrying(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kUnauthenticated:
+      return false;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
+Conversation::Conversation(Options options, Transport* transport,
+                           PeerStore* store, EventSink* events,
+                           const Clock& clock)
+    : options_(std::move(options)),
+      transport_(transport),
+      store_(store),
+      events_(events),
+      clock_(clock) {
+  thread_ = std::thread(&Conversation::Run, this);
+}
+
+Conversation::~Conversation() {
+  {
+    absl::MutexLock lock(&mu_);
+    closing_ = true;
+  }
+  thread_.join();
+}
+
+void Conversation::Enqueue(std::vector<ChatMessage> messages, bool to_partner) {
+  absl::MutexLock lock(&mu_);
+  for (ChatMessage& message : messages) {
+    queue_.push_back({std::move(message), to_partner});
+  }
+}
+
+void Conversation::Enqueue(ChatMessage message, bool to_partner) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back({std::move(message), to_partner});
+}
+
+void Conversation::Nudge() {
+  absl::MutexLock lock(&mu_);
+  nudged_ = true;
+}
+
+void Conversation::Run() {
+  Millis pause = options_.retry_min;
+  while (true) {
+    std::vector<Item> batch;
+    bool closing;
+    const size_t window = std::max<size_t>(options_.window(), 1);
+    {
+      absl::MutexLock lock(&mu_);
+      // Not a wait for time: for work, or the end.
+      mu_.Await(absl::Condition(
+          +[](Conversation* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+            return c->closing_ || !c->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // Closing, and nothing left to send.
+      const size_t n = std::min(queue_.size(), window);
+      batch.assign(queue_.begin(), queue_.begin() + n);
+      closing = closing_;
+      nudged_ = false;
+    }
+    for (Item& item : batch) {
+      item.message.sequence_floor =
+          store_->OutboxFloor(item.message.to, item.message.sequence);
+    }
+    // Fast path: the whole window at once, straight to the recipient, so
+    // its inbox commits them together. Skipped while the head is being
+    // retried: the recipient is away.
+    absl::flat_hash_set<std::string> tried;  // On the fast path, failed.
+    if (!retried_) {
+      std::vector<ChatMessage> fresh;
+      for (const Item& item : batch) {
+        if (!delivered_.contains(item.message.id)) {
+          fresh.push_back(item.message);
+        }
+      }
+      std::vector<absl::Status> sent = transport_->SendWindow(fresh);
+      for (size_t i = 0; i < fresh.size(); ++i) {
+        const bool ok = i < sent.size() && sent[i].ok();
+        (ok ? delivered_ : tried).insert(fresh[i].id);
+      }
+    }
+    // Then in order: report what went through; the rest takes the slow
+    // path (resolve afresh, retry, mailbox), which keeps order.
+    for (Item& item : batch) {
+      if (delivered_.erase(item.message.id) > 0) {
+        Finish(item, SendStatus::kDelivered,
+               retried_ ? "on a later attempt" : "");
+        continue;
+      }
+      std::string why;
+      absl::StatusOr<SendStatus> outcome =
+          Deliver(item.message,
+                  /*tried_directly=*/tried.contains(item.message.id), &why);
+      if (outcome.ok()) {
+        Finish(item, *outcome,
+               *outcome == SendStatus::kStored
+                   ? why
+                   : (retried_ ? "on a later attempt" : ""));
+        continue;
+      }
+      if (!WorthRetrying(outcome.status())) {
+        Finish(item, SendStatus::kFailed,
+               std::string(outcome.status().message()));
+        continue;
+      }
+      if (!retried_) {  // Told once per failing head.
+        retried_ = true;
+        PeerEvent event = MakeEvent(EventKind::kSendResult, item.message.to);
+        event.status = SendStatus::kSent;
+        event.text = std::string(outcome.status().message());
+        event.message = item.message;
+        event.to_partner = item.to_partner;
+        Emit(event);
+      }
+      if (closing) {
+        // The rest wait behind this one, in the outbox, for the next run.
+        size_t left;
+        {
+          absl::MutexLock lock(&mu_);
+          left = queue_.size();
+          queue_.clear();
+        }
+        Emit(InfoEvent(absl::StrCat(
+            left, left == 1 ? " message" : " messages", " to ", item.message.to,
+            " wait in your outbox; they go out when you start again")));
+        return;
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        clock_.AwaitFor(&mu_,
+                        absl::Condition(
+                            +[](Conversation* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                                 c->mu_) { return c->nudged_ || c->closing_; },
+                            this),
+                        pause);
+      }
+      pause = std::min(pause * 2, options_.retry_max);
+      break;  // Try the head again.
+    }
+    if (!retried_) pause = options_.retry_min;
+  }
+}
+
+absl::StatusOr<SendStatus> Conversation::Deliver(const ChatMessage& message,
+                                                 bool tried_directly,
+                                                 std::string* why) {
+  absl::Status direct = transport_->SendOne(message, /*fresh=*/tried_directly);
+  if (direct.ok()) return SendStatus::kDelivered;
+  const bool absent = direct.code() == absl::StatusCode::kNotFound ||
+                      direct.code() == absl::StatusCode::kUnavailable;
+  if (!absent) return direct;
+  absl::Status stored = transport_->Deposit(message);
+  if (!stored.ok()) {
+    return absl::Status(
+        stored.code(),
+        absl::StrCat(direct.message(),
+                     "; and it could not be stored: ", stored.message()));
+  }
+  *why = absl::StrCat(direct.message(), "; it waits in ", message.to,
+                      "'s mailbox");
+  return SendStatus::kStored;
+}
+
+void Conversation::Finish(Item& item, SendStatus status, std::string text) {
+  if (status == SendStatus::kStored) {
+    store_->MarkStored(item.message.id);
+  } else {
+    store_->RemoveFromOutbox(item.message.id);
+  }
+  PeerEvent event = MakeEvent(EventKind::kSendResult, item.message.to);
+  event.status = status;
+  event.text = std::move(text);
+  event.to_partner = item.to_partner;
+  event.message = std::move(item.message);
+  Emit(event);
+  retried_ = false;
+  absl::MutexLock lock(&mu_);
+  queue_.pop_front();
+}
+
+}  // namespace chat::peer

@@ -1,0 +1,124 @@
+// The ordered outgoing queue of a peer's messages to one recipient: how they
+// go (a window at once, then in order), what is reported, and what happens
+// when they cannot go (retry with backoff, the mailbox, the outbox).
+
+#ifndef CHAT_PEER_CONVERSATION_H_
+#define CHAT_PEER_CONVERSATION_H_
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "peer/events.h"
+#include "peer/message.h"
+#include "peer/peer_store.h"
+#include "peer/transport.h"
+
+namespace chat::peer {
+
+// Messages to one recipient sent at once on the fast path.
+inline constexpr size_t kSendWindow = 64;
+
+// Drains the outbox messages to one recipient on its own thread, so a slow
+// or unreachable peer never holds up messages to others.
+//
+// Each round takes up to window() messages from the head of the queue and
+// sends them at once (Transport::SendWindow); then, in order, it reports
+// those that went through and sends the others one by one
+// (Transport::SendOne), falling back to the recipient's mailbox
+// (Transport::Deposit) when the recipient is not online or unreachable.
+// Every message ends as a kSendResult event: kDelivered, kStored (`text`
+// says why it is not delivered yet) or kFailed (it can never go; `text`
+// says why). A message that can be neither delivered nor stored is reported
+// once as kSent with the reason, then tried again after retry_min, doubling
+// to retry_max, or at once after Nudge(); it holds back the ones after it,
+// which are reported only after it: order comes first. Its final report
+// then says "on a later attempt".
+//
+// The outbox follows: delivered and failed messages leave it, stored ones
+// are marked stored; the rest stay there for the next start.
+//
+// Waits only on `clock` (and, with nothing to send, on its queue).
+// Thread-safe.
+class Conversation {
+ public:
+  struct Options {
+    std::string to;  // The recipient, as the first message named it.
+    Millis retry_min{250};
+    Millis retry_max{5000};
+    // How many messages may be on their way at once; asked before each
+    // round, from the conversation's thread (1 for a static entry, which
+    // shows messages as they come, else kSendWindow).
+    std::function<size_t()> window = [] { return kSendWindow; };
+  };
+
+  // Starts the conversation's thread. `transport`, `store` and `events` are
+  // not owned; they and `clock` must outlive this.
+  Conversation(Options options, Transport* transport, PeerStore* store,
+               EventSink* events, const Clock& clock);
+
+  // Gives each queued message one more try, then stops: the first one that
+  // still cannot go, and all after it, stay in the outbox for the next
+  // start, and an info event says how many ("3 messages to bob wait in your
+  // outbox; they go out when you start again"). Blocks until then.
+  ~Conversation();
+
+  Conversation(const Conversation&) = delete;
+  Conversation& operator=(const Conversation&) = delete;
+
+  // Appends messages (in the outbox already, all to this recipient) to the
+  // queue, in order, at once: a round taken after this may carry them all.
+  // `to_partner` is copied into their events.
+  void Enqueue(std::vector<ChatMessage> messages, bool to_partner)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Enqueue(ChatMessage message, bool to_partner) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Cuts the pause before the next attempt short (the recipient is back).
+  void Nudge() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Item {
+    ChatMessage message;
+    bool to_partner;
+  };
+
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
+  // Delivers `message` directly, else leaves it in the mailbox when the
+  // recipient is absent. Returns kDelivered or kStored (with the reason it
+  // was not delivered in `why`), or the error to retry or fail on.
+  absl::StatusOr<SendStatus> Deliver(const ChatMessage& message,
+                                     bool tried_directly, std::string* why);
+  // Reports the head's final state (`item` is the head) and lets it go.
+  void Finish(Item& item, SendStatus status, std::string text)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Emit(const PeerEvent& event) { events_->OnEvent(event); }
+
+  const Options options_;
+  Transport* const transport_;  // Not owned.
+  PeerStore* const store_;      // Not owned.
+  EventSink* const events_;     // Not owned.
+  const Clock& clock_;
+
+  absl::Mutex mu_;
+  std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool nudged_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Run()'s thread only: the head has failed before; ids that went through
+  // on the fast path but are not reported yet (they wait behind the head).
+  bool retried_ = false;
+  absl::flat_hash_set<std::string> delivered_;
+
+  std::thread thread_;  // Last: it uses everything above.
+};
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_CONVERSATION_H_

@@ -1,0 +1,86 @@
+// Listens to the peer's own mailbox in the registry: messages that waited
+// for us while we were away, and receipts for ours that waited for others.
+
+#ifndef CHAT_PEER_MAIL_LISTENER_H_
+#define CHAT_PEER_MAIL_LISTENER_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/periodic_loop.h"
+#include "peer/events.h"
+#include "peer/message.h"
+#include "peer/peer_store.h"
+#include "registry/client/registry_client.h"
+
+namespace chat::peer {
+
+// Keeps a Listen stream open on our mailbox, on its own thread, with the
+// lease we hold now; reopens it after 200 ms, doubling to 5 s, when it ends
+// (the registry went away, or our lease changed).
+//
+// A message is kept in the inbox (PeerStore::Receive), what that releases
+// is handed to `show`, and only then is the message acknowledged; a
+// receipt takes our message out of the outbox and reports it kDelivered
+// "from the mailbox" (unless a direct copy was reported already). What
+// could not be kept is not acknowledged, so it comes again.
+//
+// Thread-safe. The callbacks are called from the listener's thread (`show`
+// also from the store's writer thread) and must not call Stop().
+class MailListener {
+ public:
+  struct Options {
+    std::string own_name;
+    // The lease that holds our name now; empty while there is none.
+    std::function<std::string()> lease_id;
+    // Shows messages the inbox released, in order; must not wait for the
+    // store.
+    std::function<void(const std::vector<ChatMessage>&)> show;
+  };
+
+  // Starts listening. `registry`, `store` and `events` are not owned; they
+  // and `clock` must outlive this.
+  MailListener(registry::RegistryClient* registry, PeerStore* store,
+               EventSink* events, const Clock& clock, Options options);
+
+  // Same as Stop().
+  ~MailListener();
+
+  MailListener(const MailListener&) = delete;
+  MailListener& operator=(const MailListener&) = delete;
+
+  // Ends the stream and the thread. Idempotent.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // Listens on one stream until it ends; the pause before the next, or
+  // nullopt when stopping.
+  std::optional<Millis> ListenOnce() ABSL_LOCKS_EXCLUDED(mu_);
+  void Handle(const registry::MailItem& item, const std::string& lease_id);
+  void Emit(const PeerEvent& event) { events_->OnEvent(event); }
+
+  registry::RegistryClient* const registry_;  // Not owned.
+  PeerStore* const store_;                    // Not owned.
+  EventSink* const events_;                   // Not owned.
+  const Clock& clock_;
+  const Options options_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Owned here so Stop() can cancel it; only the loop replaces it.
+  std::unique_ptr<registry::MailStream> mail_ ABSL_GUARDED_BY(mu_);
+
+  Millis backoff_{200};  // The loop's thread only.
+
+  std::optional<PeriodicLoop> loop_;  // Last: its thread uses the above.
+};
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_MAIL_LISTENER_H_

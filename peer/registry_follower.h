@@ -1,0 +1,96 @@
+// Follows the registry's watch for a peer: keeps its OnlineSet up to date,
+// reports who comes and goes, and reconnects (with backoff) when the watch
+// is lost, reporting only what changed meanwhile.
+
+#ifndef CHAT_PEER_REGISTRY_FOLLOWER_H_
+#define CHAT_PEER_REGISTRY_FOLLOWER_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/periodic_loop.h"
+#include "peer/events.h"
+#include "peer/online_set.h"
+#include "registry/client/registry_client.h"
+
+namespace chat::peer {
+
+// Watches every name in the registry on its own thread.
+//
+// The first snapshot fills `online` and is reported as one kPeers event;
+// after that each change is a kOnline or kOffline event. When the watch
+// breaks, an info event says "lost the registry watch (<why>);
+// reconnecting" (once), the follower tries again after 200 ms, doubling to
+// 5 s, and once a new snapshot is in says "following the registry again"
+// and reports only the differences. Our own name is never news.
+//
+// Thread-safe. The callbacks are called from the follower's thread and must
+// not call Stop().
+class RegistryFollower {
+ public:
+  // Both callbacks must be set.
+  struct Options {
+    std::string own_name;
+    // `name` came online, moved or left: a channel to it is stale.
+    std::function<void(const std::string& name)> on_change;
+    // `name` came online (after on_change): messages waiting for it need
+    // not wait out their pause.
+    std::function<void(const std::string& name)> on_arrival;
+  };
+
+  // Starts following. `registry`, `online` and `events` are not owned; they
+  // and `clock` must outlive this.
+  RegistryFollower(registry::RegistryClient* registry, OnlineSet* online,
+                   EventSink* events, const Clock& clock, Options options);
+
+  // Same as Stop().
+  ~RegistryFollower();
+
+  RegistryFollower(const RegistryFollower&) = delete;
+  RegistryFollower& operator=(const RegistryFollower&) = delete;
+
+  // Ends the watch and the thread; no event or callback comes after it
+  // returns. Idempotent.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // Follows one watch stream until it ends; the pause before the next, or
+  // nullopt when stopping.
+  std::optional<Millis> FollowOnce() ABSL_LOCKS_EXCLUDED(mu_);
+  // A change after the snapshot.
+  void Apply(const registry::WatchEvent& event);
+  // The snapshot of this stream is in.
+  void Synced();
+  void Emit(const PeerEvent& event) { events_->OnEvent(event); }
+
+  registry::RegistryClient* const registry_;  // Not owned.
+  OnlineSet* const online_;                   // Not owned.
+  EventSink* const events_;                   // Not owned.
+  const Options options_;
+  const std::string own_key_;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Owned here so Stop() can cancel it; only the loop replaces it.
+  std::unique_ptr<registry::WatchStream> watch_ ABSL_GUARDED_BY(mu_);
+
+  // The loop's thread only.
+  Millis backoff_{200};
+  bool first_sync_ = true;
+  bool reported_loss_ = false;
+  // After a reconnect, the name keys whose arrival (or new address) the next
+  // sync reports; kept across a stream that breaks before it is synced.
+  absl::flat_hash_set<std::string> arrived_;
+
+  std::optional<PeriodicLoop> loop_;  // Last: its thread uses the above.
+};
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_REGISTRY_FOLLOWER_H_

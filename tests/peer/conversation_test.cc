@@ -1,0 +1,482 @@
+// Conversation with a scripted Transport, a FakeClock and a real in-memory
+// PeerStore: order, windows, retries and their pauses, the mailbox, what is
+// reported and what stays in the outbox. No network, no real time.
+
+#include "peer/conversation.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "peer/peer_store.h"
+#include "peer/transport.h"
+#include "tests/peer/recording_sink.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/wait.h"
+
+namespace chat::peer {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::testing::ElementsAre;
+
+// A Transport that answers from a script and records every call.
+// Thread-safe.
+class FakeTransport final : public Transport {
+ public:
+  enum class Op { kWindow, kOne, kDeposit, kForget };
+  struct Call {
+    Op op;
+    std::vector<std::string> texts;  // Of the messages carried.
+    bool fresh = false;              // For kOne.
+  };
+
+  // From now on `op` answers `status` for the message with text `text`, or
+  // for any message without an answer of its own when `text` is empty.
+  // Everything answers OK until told otherwise.
+  void Answer(Op op, absl::Status status, const std::string& text = "") {
+    absl::MutexLock lock(&mu_);
+    answers_[{op, text}] = std::move(status);
+  }
+
+  std::vector<absl::Status> SendWindow(
+      const std::vector<ChatMessage>& messages) override {
+    absl::MutexLock lock(&mu_);
+    Call call{Op::kWindow, {}, false};
+    std::vector<absl::Status> statuses;
+    for (const ChatMessage& message : messages) {
+      call.texts.push_back(message.text);
+      statuses.push_back(AnswerLocked(Op::kWindow, message.text));
+    }
+    calls_.push_back(std::move(call));
+    return statuses;
+  }
+
+  absl::Status SendOne(const ChatMessage& message, bool fresh) override {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back({Op::kOne, {message.text}, fresh});
+    return AnswerLocked(Op::kOne, message.text);
+  }
+
+  absl::Status Deposit(const ChatMessage& message) override {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back({Op::kDeposit, {message.text}, false});
+    return AnswerLocked(Op::kDeposit, message.text);
+  }
+
+  void Forget(const std::string& name) override {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back({Op::kForget, {name}, false});
+  }
+
+  std::vector<Call> Calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+  size_t CallCount() {
+    absl::MutexLock lock(&mu_);
+    return calls_.size();
+  }
+
+  // Waits (up to 10 s of real time) until at least `count` calls came.
+  bool AwaitCalls(size_t count) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return calls_.size() >= count;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+  }
+
+ private:
+  absl::Status AnswerLocked(Op op, const std::string& text)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = answers_.find({op, text});
+    if (it == answers_.end()) it = answers_.find({op, ""});
+    return it == answers_.end() ? absl::OkStatus() : it->second;
+  }
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::pair<Op, std::string>, absl::Status> answers_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+};
+
+using Op = FakeTransport::Op;
+
+// What a kSendResult event says: the message's text, its state, why.
+using Result = std::tuple<std::string, SendStatus, std::string>;
+
+const absl::Status kUnreachable =
+    absl::UnavailableError("bob is unreachable (connection refused)");
+const absl::Status kNotOnline = absl::NotFoundError("bob is not online");
+const absl::Status kRegistryDown =
+    absl::UnavailableError("registry at 127.0.0.1:1 is unreachable");
+
+class ConversationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = OpenPeerStore(":memory:", clock_, /*sync_full=*/false);
+    ASSERT_THAT(store, IsOk());
+    store_ = *std::move(store);
+  }
+
+  // Starts the conversation to bob with `window` messages a round.
+  void Start(size_t window = kSendWindow) {
+    Conversation::Options options;
+    options.to = "bob";
+    options.retry_min = Millis(250);
+    options.retry_max = Millis(2000);
+    options.window = [window] { return window; };
+    conversation_ = std::make_unique<Conversation>(
+        options, &transport_, store_.get(), &sink_, clock_);
+  }
+
+  // Writes messages to bob with these texts to the outbox, as the peer
+  // does before it hands them to the conversation.
+  std::vector<ChatMessage> AddToOutbox(const std::vector<std::string>& texts) {
+    std::vector<ChatMessage> added;
+    for (const std::string& text : texts) {
+      ChatMessage message;
+      message.id = "id-" + text;
+      message.from = "alice";
+      message.to = "bob";
+      message.text = text;
+      absl::Notification done;
+      store_->AddToOutbox(message, [&](absl::StatusOr<ChatMessage> stored) {
+        EXPECT_THAT(stored, IsOk());
+        if (stored.ok()) added.push_back(*stored);
+        done.Notify();
+      });
+      done.WaitForNotification();
+    }
+    return added;
+  }
+
+  // Writes messages to the outbox and queues them in one go.
+  void Send(const std::vector<std::string>& texts) {
+    conversation_->Enqueue(AddToOutbox(texts), /*to_partner=*/false);
+  }
+
+  // Every kSendResult event so far, in order.
+  std::vector<Result> Results() {
+    std::vector<Result> results;
+    for (const PeerEvent& event : sink_.Events()) {
+      if (event.kind != EventKind::kSendResult) continue;
+      results.emplace_back(event.message.text, event.status, event.text);
+    }
+    return results;
+  }
+
+  // Waits for the final report (anything but kSent) of the message `text`.
+  bool AwaitResult(const std::string& text, Millis timeout = Millis(10000)) {
+    return sink_
+        .WaitFor(
+            [&text](const PeerEvent& event) {
+              return event.kind == EventKind::kSendResult &&
+                     event.message.text == text &&
+                     event.status != SendStatus::kSent;
+            },
+            timeout)
+        .has_value();
+  }
+
+  bool AwaitInfo(const std::string& text) {
+    return sink_
+        .WaitFor([&text](const PeerEvent& event) {
+          return event.kind == EventKind::kInfo && event.text == text;
+        })
+        .has_value();
+  }
+
+  // Waits until the conversation pauses before its next attempt; returns
+  // the length of that pause.
+  std::optional<Millis> AwaitPause() {
+    if (!clock_.AwaitWaiters(1)) return std::nullopt;
+    return clock_.NextWait();
+  }
+
+  // Ends the pause by moving the clock, and waits for the attempt after it.
+  void AdvancePast(Millis pause) {
+    const size_t calls = transport_.CallCount();
+    clock_.Advance(pause);
+    ASSERT_TRUE(transport_.AwaitCalls(calls + 1));
+  }
+
+  // The outbox's texts, once it has settled on `count` entries.
+  bool AwaitOutboxSize(size_t count) {
+    return chat::testing::WaitFor([&] {
+      auto outbox = store_->Outbox();
+      return outbox.ok() && outbox->size() == count;
+    });
+  }
+
+  FakeClock clock_;
+  FakeTransport transport_;
+  RecordingSink sink_;
+  std::unique_ptr<PeerStore> store_;
+  std::unique_ptr<Conversation> conversation_;  // Last: it uses the above.
+};
+
+TEST_F(ConversationTest, AWindowGoesAtOnceAndIsReportedInOrder) {
+  Start(/*window=*/3);
+  Send({"one", "two", "three"});
+  ASSERT_TRUE(AwaitResult("three"));
+  EXPECT_THAT(Results(),
+              ElementsAre(Result{"one", SendStatus::kDelivered, ""},
+                          Result{"two", SendStatus::kDelivered, ""},
+                          Result{"three", SendStatus::kDelivered, ""}));
+  std::vector<FakeTransport::Call> calls = transport_.Calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].op, Op::kWindow);
+  EXPECT_THAT(calls[0].texts, ElementsAre("one", "two", "three"));
+  EXPECT_TRUE(AwaitOutboxSize(0));
+}
+
+TEST_F(ConversationTest, AFailedMessageInAWindowIsRetriedBeforeThoseAfterIt) {
+  transport_.Answer(Op::kWindow, kUnreachable, "two");
+  transport_.Answer(Op::kOne, kUnreachable, "two");
+  transport_.Answer(Op::kDeposit, kRegistryDown, "two");
+  Start(/*window=*/3);
+  Send({"one", "two", "three"});
+  // "three" went through with the window, but waits behind "two".
+  std::optional<Millis> pause = AwaitPause();
+  ASSERT_TRUE(pause.has_value());
+  EXPECT_THAT(Results(),
+              ElementsAre(Result{"one", SendStatus::kDelivered, ""},
+                          Result{"two", SendStatus::kSent,
+                                 "bob is unreachable (connection refused); "
+                                 "and it could not be stored: registry at "
+                                 "127.0.0.1:1 is unreachable"}));
+  transport_.Answer(Op::kOne, absl::OkStatus(), "two");
+  AdvancePast(*pause);
+  ASSERT_TRUE(AwaitResult("three"));
+  EXPECT_THAT(
+      Results(),
+      ElementsAre(Result{"one", SendStatus::kDelivered, ""},
+                  Result{"two", SendStatus::kSent,
+                         "bob is unreachable (connection refused); "
+                         "and it could not be stored: registry at "
+                         "127.0.0.1:1 is unreachable"},
+                  Result{"two", SendStatus::kDelivered, "on a later attempt"},
+                  Result{"three", SendStatus::kDelivered, ""}));
+  // "three" was carried once, with the window; "two" again on its own.
+  std::vector<FakeTransport::Call> calls = transport_.Calls();
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[0].op, Op::kWindow);
+  EXPECT_THAT(calls[0].texts, ElementsAre("one", "two", "three"));
+  EXPECT_EQ(calls[1].op, Op::kOne);
+  EXPECT_TRUE(calls[1].fresh);  // The known channel just failed.
+  EXPECT_EQ(calls[2].op, Op::kDeposit);
+  EXPECT_EQ(calls[3].op, Op::kOne);
+  EXPECT_THAT(calls[3].texts, ElementsAre("two"));
+  EXPECT_FALSE(calls[3].fresh);
+  EXPECT_TRUE(AwaitOutboxSize(0));
+}
+
+TEST_F(ConversationTest, PausesDoubleFromRetryMinToRetryMax) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kUnreachable);
+  transport_.Answer(Op::kDeposit, kRegistryDown);
+  Start();
+  Send({"hello"});
+  std::vector<Millis> pauses;
+  for (int i = 0; i < 6; ++i) {
+    std::optional<Millis> pause = AwaitPause();
+    ASSERT_TRUE(pause.has_value());
+    pauses.push_back(*pause);
+    AdvancePast(*pause);
+  }
+  EXPECT_THAT(pauses, ElementsAre(Millis(250), Millis(500), Millis(1000),
+                                  Millis(2000), Millis(2000), Millis(2000)));
+}
+
+TEST_F(ConversationTest,
+       TheNextFailingMessageIsToldAgainAndPausesFromRetryMin) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kUnreachable);
+  transport_.Answer(Op::kDeposit, kRegistryDown);
+  Start(/*window=*/1);
+  Send({"one", "two"});
+  ASSERT_EQ(AwaitPause(), Millis(250));
+  AdvancePast(Millis(250));
+  ASSERT_EQ(AwaitPause(), Millis(500));
+  transport_.Answer(Op::kOne, absl::OkStatus(), "one");
+  AdvancePast(Millis(500));
+  ASSERT_TRUE(AwaitResult("one"));
+  // "two" fails on its own now: told, and paused from the start.
+  EXPECT_EQ(AwaitPause(), Millis(250));
+  const std::string why =
+      "bob is unreachable (connection refused); and it could not be stored: "
+      "registry at 127.0.0.1:1 is unreachable";
+  EXPECT_THAT(Results(), ElementsAre(Result{"one", SendStatus::kSent, why},
+                                     Result{"one", SendStatus::kDelivered,
+                                            "on a later attempt"},
+                                     Result{"two", SendStatus::kSent, why}));
+}
+
+TEST_F(ConversationTest, ARecipientAwayGetsItInItsMailbox) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kNotOnline);
+  Start();
+  Send({"hello"});
+  ASSERT_TRUE(AwaitResult("hello"));
+  EXPECT_THAT(Results(),
+              ElementsAre(Result{"hello", SendStatus::kStored,
+                                 "bob is not online; it waits in bob's "
+                                 "mailbox"}));
+  std::vector<FakeTransport::Call> calls = transport_.Calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[2].op, Op::kDeposit);
+  // It stays in the outbox, marked stored, until its receipt comes.
+  EXPECT_TRUE(chat::testing::WaitFor([&] {
+    auto outbox = store_->Outbox();
+    return outbox.ok() && outbox->size() == 1 && (*outbox)[0].stored;
+  }));
+}
+
+TEST_F(ConversationTest, AnUnreachableRecipientGetsItInItsMailboxToo) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kUnreachable);
+  Start();
+  Send({"hello"});
+  ASSERT_TRUE(AwaitResult("hello"));
+  EXPECT_THAT(Results(),
+              ElementsAre(Result{"hello", SendStatus::kStored,
+                                 "bob is unreachable (connection refused); it "
+                                 "waits in bob's mailbox"}));
+}
+
+TEST_F(ConversationTest, ARefusalIsRetriedWithoutTheMailbox) {
+  // The address now belongs to someone else, say: not a reason to store.
+  const absl::Status refused = absl::FailedPreconditionError("this is not bob");
+  transport_.Answer(Op::kWindow, refused);
+  transport_.Answer(Op::kOne, refused);
+  Start();
+  Send({"hello"});
+  ASSERT_TRUE(AwaitPause().has_value());
+  EXPECT_THAT(Results(), ElementsAre(Result{"hello", SendStatus::kSent,
+                                            "this is not bob"}));
+  for (const FakeTransport::Call& call : transport_.Calls()) {
+    EXPECT_NE(call.op, Op::kDeposit);
+  }
+}
+
+TEST_F(ConversationTest, WithTheRegistryDownItIsToldOnceAndDeliveredLater) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kUnreachable);
+  transport_.Answer(Op::kDeposit, kRegistryDown);
+  Start();
+  Send({"hello"});
+  for (int i = 0; i < 3; ++i) {
+    std::optional<Millis> pause = AwaitPause();
+    ASSERT_TRUE(pause.has_value());
+    AdvancePast(*pause);
+  }
+  ASSERT_TRUE(AwaitPause().has_value());
+  transport_.Answer(Op::kOne, absl::OkStatus());
+  AdvancePast(*clock_.NextWait());
+  ASSERT_TRUE(AwaitResult("hello"));
+  EXPECT_THAT(
+      Results(),
+      ElementsAre(
+          Result{"hello", SendStatus::kSent,
+                 "bob is unreachable (connection refused); and it "
+                 "could not be stored: registry at 127.0.0.1:1 is "
+                 "unreachable"},
+          Result{"hello", SendStatus::kDelivered, "on a later attempt"}));
+  EXPECT_TRUE(AwaitOutboxSize(0));
+}
+
+TEST_F(ConversationTest, ANudgeCutsThePauseShort) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kUnreachable);
+  transport_.Answer(Op::kDeposit, kRegistryDown);
+  Start();
+  Send({"hello"});
+  ASSERT_TRUE(AwaitPause().has_value());
+  const MonoTime paused_at = clock_.Monotonic();
+  transport_.Answer(Op::kOne, absl::OkStatus());  // Bob is back.
+  conversation_->Nudge();
+  ASSERT_TRUE(AwaitResult("hello"));
+  EXPECT_EQ(clock_.Monotonic(), paused_at);
+  EXPECT_THAT(Results().back(),
+              Result("hello", SendStatus::kDelivered, "on a later attempt"));
+}
+
+TEST_F(ConversationTest, APermanentErrorFailsThatMessageOnly) {
+  const absl::Status bad = absl::InvalidArgumentError("bad text");
+  transport_.Answer(Op::kWindow, bad, "one");
+  transport_.Answer(Op::kOne, bad, "one");
+  Start();
+  Send({"one", "two"});
+  ASSERT_TRUE(AwaitResult("two"));
+  EXPECT_THAT(Results(),
+              ElementsAre(Result{"one", SendStatus::kFailed, "bad text"},
+                          Result{"two", SendStatus::kDelivered, ""}));
+  for (const FakeTransport::Call& call : transport_.Calls()) {
+    EXPECT_NE(call.op, Op::kDeposit);
+  }
+  EXPECT_EQ(clock_.WaiterDeadlines().size(), 0u);  // Never paused.
+  EXPECT_TRUE(AwaitOutboxSize(0));
+}
+
+TEST_F(ConversationTest, AStaticEntryGetsOneMessageAtATime) {
+  Start(/*window=*/1);
+  Send({"one", "two", "three"});
+  ASSERT_TRUE(AwaitResult("three"));
+  std::vector<FakeTransport::Call> calls = transport_.Calls();
+  ASSERT_EQ(calls.size(), 3u);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].op, Op::kWindow);
+    EXPECT_EQ(calls[i].texts.size(), 1u);
+  }
+  EXPECT_THAT(calls[0].texts, ElementsAre("one"));
+  EXPECT_THAT(calls[2].texts, ElementsAre("three"));
+}
+
+TEST_F(ConversationTest, AtShutdownWhatCannotGoStaysInTheOutbox) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kUnreachable);
+  transport_.Answer(Op::kDeposit, kRegistryDown);
+  Start();
+  Send({"one", "two", "three"});
+  ASSERT_TRUE(AwaitPause().has_value());
+  const size_t calls = transport_.CallCount();
+  conversation_.reset();  // One more try, without waiting out the pause.
+  EXPECT_GT(transport_.CallCount(), calls);
+  EXPECT_TRUE(AwaitInfo(
+      "3 messages to bob wait in your outbox; they go out when you start "
+      "again"));
+  EXPECT_THAT(Results(),
+              ElementsAre(Result{"one", SendStatus::kSent,
+                                 "bob is unreachable (connection refused); "
+                                 "and it could not be stored: registry at "
+                                 "127.0.0.1:1 is unreachable"}));
+  auto outbox = store_->Outbox();
+  ASSERT_THAT(outbox, IsOk());
+  EXPECT_EQ(outbox->size(), 3u);
+}
+
+TEST_F(ConversationTest, AtShutdownWhatCanGoGoesFirst) {
+  Start();
+  Send({"one", "two"});
+  conversation_.reset();
+  EXPECT_THAT(Results(),
+              ElementsAre(Result{"one", SendStatus::kDelivered, ""},
+                          Result{"two", SendStatus::kDelivered, ""}));
+  EXPECT_TRUE(AwaitOutboxSize(0));
+}
+
+}  // namespace
+}  // namespace chat::peer
