@@ -101,20 +101,34 @@ ChatMessage FromInboxRow(SQLite::Statement& row) {
 
 class SqlitePeerStore final : public PeerStore {
  public:
-  SqlitePeerStore(std::optional<FileLock> lock,
-                  std::unique_ptr<SQLite::Database> db, const Clock& clock)
-      : clock_(clock), lock_(std::move(lock)), db_(std::move(db)) {
-    absl::MutexLock lock_db(&db_mu_);
-    SQLite::Statement outstanding(*db_,
+  // What memory keeps of the file, read when it is opened.
+  struct Loaded {
+    // Sequence numbers in the outbox, by recipient key.
+    absl::flat_hash_map<std::string, std::set<int64_t>> outstanding;
+    int64_t next_release = 1;
+  };
+
+  // May throw SQLite::Exception; the factory translates.
+  static Loaded Load(SQLite::Database& db) {
+    Loaded loaded;
+    SQLite::Statement outstanding(db,
                                   "SELECT recipient_key, sequence FROM outbox");
-    absl::MutexLock lock_memory(&mu_);
     while (outstanding.executeStep()) {
-      outstanding_[outstanding.getColumn(0).getString()].insert(
+      loaded.outstanding[outstanding.getColumn(0).getString()].insert(
           outstanding.getColumn(1).getInt64());
     }
-    next_release_ =
-        db_->execAndGet("SELECT coalesce(max(released), 0) + 1 FROM inbox")
+    loaded.next_release =
+        db.execAndGet("SELECT coalesce(max(released), 0) + 1 FROM inbox")
             .getInt64();
+    return loaded;
+  }
+
+  SqlitePeerStore(SqliteFile file, Loaded loaded, const Clock& clock)
+      : clock_(clock),
+        lock_(std::move(file.lock)),
+        db_(std::move(file.db)),
+        outstanding_(std::move(loaded.outstanding)),
+        next_release_(loaded.next_release) {
     batch_ = std::make_unique<SqliteBatch>(db_.get(), &db_mu_);
   }
 
@@ -194,23 +208,30 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   void RemoveFromOutbox(const std::string& id) override {
+    auto removal = std::make_shared<Removal>();
     batch_->PostLazily(
-        [this, id](SQLite::Database& db) { return DeleteOutboxRow(db, id); });
+        [this, id, removal](SQLite::Database& db) {
+          return DeleteOutboxRow(db, id, *removal);
+        },
+        [this, removal](const absl::Status&) { Restore(*removal); });
   }
 
   absl::StatusOr<std::optional<OutboxEntry>> TakeFromOutbox(
       const std::string& id) override {
     std::optional<OutboxEntry> taken;
-    CHAT_RETURN_IF_ERROR(batch_->Run([&](SQLite::Database& db) {
-      SQLite::Statement select(db,
-                               "SELECT body, stored FROM outbox WHERE id = ?1");
-      select.bind(1, id);
-      if (!select.executeStep()) return absl::OkStatus();
-      taken.emplace();
-      taken->message = Parse(select.getColumn(0));
-      taken->stored = select.getColumn(1).getInt() != 0;
-      return DeleteOutboxRow(db, id);
-    }));
+    Removal removal;
+    CHAT_RETURN_IF_ERROR(batch_->Run(
+        [&](SQLite::Database& db) {
+          SQLite::Statement select(
+              db, "SELECT body, stored FROM outbox WHERE id = ?1");
+          select.bind(1, id);
+          if (!select.executeStep()) return absl::OkStatus();
+          taken.emplace();
+          taken->message = Parse(select.getColumn(0));
+          taken->stored = select.getColumn(1).getInt() != 0;
+          return DeleteOutboxRow(db, id, removal);
+        },
+        [&](const absl::Status&) { Restore(removal); }));
     return taken;
   }
 
@@ -375,26 +396,42 @@ class SqlitePeerStore final : public PeerStore {
   }
 
  private:
+  // What a removal from the outbox took from outstanding_, to put back if
+  // the removal fails.
+  struct Removal {
+    bool removed = false;
+    std::string key;
+    int64_t sequence = 0;
+  };
+
   // Inside the writer's transaction.
-  absl::Status DeleteOutboxRow(SQLite::Database& db, const std::string& id) {
+  absl::Status DeleteOutboxRow(SQLite::Database& db, const std::string& id,
+                               Removal& removal) {
     SQLite::Statement remove(
         db,
         "DELETE FROM outbox WHERE id = ?1 RETURNING recipient_key, sequence");
     remove.bind(1, id);
     if (remove.executeStep()) {
-      const std::string key = remove.getColumn(0).getString();
-      const int64_t sequence = remove.getColumn(1).getInt64();
+      removal.key = remove.getColumn(0).getString();
+      removal.sequence = remove.getColumn(1).getInt64();
       // Drain the statement so the delete completes.
       while (remove.executeStep()) {
       }
       absl::MutexLock lock(&mu_);
-      auto it = outstanding_.find(key);
+      auto it = outstanding_.find(removal.key);
       if (it != outstanding_.end()) {
-        it->second.erase(sequence);
+        removal.removed = it->second.erase(removal.sequence) > 0;
         if (it->second.empty()) outstanding_.erase(it);
       }
     }
     return absl::OkStatus();
+  }
+
+  // The removal's row is still there: so is its sequence number.
+  void Restore(const Removal& removal) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (!removal.removed) return;
+    absl::MutexLock lock(&mu_);
+    outstanding_[removal.key].insert(removal.sequence);
   }
 
   // Inside the writer's transaction: records a message not seen before and
@@ -555,29 +592,23 @@ class SqlitePeerStore final : public PeerStore {
 
 absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
     const std::string& path, const Clock& clock, bool sync_full) {
-  const bool in_memory = path == ":memory:";
-  std::optional<FileLock> lock;
-  if (!in_memory) {
-    absl::StatusOr<FileLock> acquired = FileLock::Acquire(path, "chat-peer");
-    if (!acquired.ok()) return acquired.status();
-    lock = *std::move(acquired);
-  }
+  SqliteOpenOptions options;
+  options.what = "peer database";
+  options.program = "chat-peer";
+  // FULL: an acknowledged message survives power loss; group commit keeps
+  // that cheap. NORMAL (WAL) survives a killed process, not a lost disk
+  // cache, and spares one fsync per commit.
+  options.sync_full = sync_full;
+  options.migrations = kMigrations;
+  absl::StatusOr<SqliteFile> file = OpenSqlite(path, options);
+  if (!file.ok()) return file.status();
   try {
-    auto db = std::make_unique<SQLite::Database>(
-        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    db->setBusyTimeout(5000);
-    if (!in_memory) db->exec("PRAGMA journal_mode = WAL");
-    // FULL: an acknowledged message survives power loss; group commit keeps
-    // that cheap. NORMAL (WAL) survives a killed process, not a lost disk
-    // cache, and spares one fsync per commit.
-    db->exec(sync_full ? "PRAGMA synchronous = FULL"
-                       : "PRAGMA synchronous = NORMAL");
-    CHAT_RETURN_IF_ERROR(MigrateSchema(*db, path, kMigrations, "chat-peer"));
+    SqlitePeerStore::Loaded loaded = SqlitePeerStore::Load(*file->db);
     return std::unique_ptr<PeerStore>(
-        new SqlitePeerStore(std::move(lock), std::move(db), clock));
+        new SqlitePeerStore(*std::move(file), std::move(loaded), clock));
   } catch (const std::exception& e) {
     return absl::UnavailableError(
-        absl::StrCat("cannot open peer database ", path, ": ", e.what()));
+        absl::StrCat("cannot read peer database ", path, ": ", e.what()));
   }
 }
 

@@ -1,5 +1,6 @@
 #include "peer/peer_store.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -150,6 +151,36 @@ TEST_F(PeerStoreTest, FloorRisesAsMessagesLeaveTheOutbox) {
   auto again = store->TakeFromOutbox("m2");
   ASSERT_THAT(again.status(), IsOk());
   EXPECT_FALSE(again->has_value());
+}
+
+// Storage failures are real SQLite errors: a trigger that a second
+// connection adds to the file.
+TEST_F(PeerStoreTest, AFailedRemovalKeepsTheMessageAndItsFloor) {
+  auto store = Open();
+  for (const char* id : {"m1", "m2"}) {
+    ASSERT_THAT(Add(*store, Outgoing(id, "bob", "x")).status(), IsOk());
+  }
+  {
+    SQLite::Database db(dir_.File("alice.db"), SQLite::OPEN_READWRITE);
+    db.exec(
+        "CREATE TRIGGER fail_m1 BEFORE DELETE ON outbox WHEN OLD.id = 'm1' "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+  }
+  store->RemoveFromOutbox("m1");  // Not waited for; fails alone.
+  EXPECT_THAT(store->TakeFromOutbox("m1").status(),
+              StatusIs(absl::StatusCode::kUnavailable));
+  auto taken = store->TakeFromOutbox("m2");  // In a batch of its own.
+  ASSERT_THAT(taken.status(), IsOk());
+  EXPECT_TRUE(taken->has_value());
+  // m1 is still there, and still holds the floor down.
+  EXPECT_EQ(store->OutboxFloor("bob", 5), 1);
+  store.reset();
+  store = Open();
+  auto outbox = store->Outbox();
+  ASSERT_THAT(outbox.status(), IsOk());
+  ASSERT_EQ(outbox->size(), 1u);
+  EXPECT_EQ((*outbox)[0].message.id, "m1");
+  EXPECT_EQ(store->OutboxFloor("bob", 5), 1);
 }
 
 TEST_F(PeerStoreTest, InOrderMessagesAreReleasedAtOnceAndOnce) {
