@@ -2,15 +2,15 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include <deque>
-#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/sqlite_batch.h"
 #include "common/status.h"
 #include "registry/names.h"
 #include "registry/sqlite_schema.h"
@@ -26,16 +26,41 @@ absl::Status StorageError(const std::string& what, const std::exception& e) {
       absl::StrCat("mailbox storage failed to ", what, ": ", e.what()));
 }
 
-// One write waiting for the writer thread.
-struct PendingWrite {
-  enum class Op { kDeposit, kAck, kExpire };
-  Op op = Op::kDeposit;
-  MailItem item;                 // kDeposit.
-  std::string recipient_key;     // kAck.
-  std::vector<std::string> ids;  // kAck.
-  absl::Status status;
-  size_t count = 0;  // kAck, kExpire: rows removed.
-  absl::Notification done;
+// The statements every deposit and acknowledgement uses, prepared once: a
+// write parses no SQL.
+struct Statements {
+  std::unique_ptr<SQLite::Statement> insert;
+  std::unique_ptr<SQLite::Statement> find;
+  std::unique_ptr<SQLite::Statement> remove;
+};
+
+// Messages (not receipts) waiting for one recipient.
+struct Usage {
+  size_t count = 0;
+  size_t bytes = 0;
+};
+using UsageMap = absl::flat_hash_map<std::string, Usage>;
+
+// Reads back, from the file, what waits for each recipient. May throw.
+UsageMap LoadUsage(SQLite::Database& db) {
+  UsageMap usage;
+  SQLite::Statement select(
+      db,
+      "SELECT recipient_key, count(*), coalesce(sum(length(payload)), 0) "
+      "FROM mail WHERE kind = 1 GROUP BY recipient_key");
+  while (select.executeStep()) {
+    Usage& entry = usage[select.getColumn(0).getString()];
+    entry.count = static_cast<size_t>(select.getColumn(1).getInt64());
+    entry.bytes = static_cast<size_t>(select.getColumn(2).getInt64());
+  }
+  return usage;
+}
+
+// What one write did, told to its caller once committed.
+struct WriteResult {
+  size_t count = 0;                           // Ack, ExpireOld: rows removed.
+  absl::flat_hash_set<std::string> arrivals;  // Keys that got items.
+  bool usage_changed = false;                 // The counts in memory moved.
 };
 
 // Callbacks waiting for mail, by recipient key.
@@ -75,33 +100,25 @@ class ArrivalHub {
 
 class SqliteMailbox final : public Mailbox {
  public:
-  SqliteMailbox(std::unique_ptr<SQLite::Database> db, const Clock& clock,
-                const MailboxLimits& limits)
-      : clock_(clock), limits_(limits), db_(std::move(db)) {
-    {
-      absl::MutexLock lock(&db_mu_);
-      insert_ = std::make_unique<SQLite::Statement>(
-          *db_,
-          "INSERT OR IGNORE INTO mail (recipient_key, id, kind, sender, "
-          "recipient, payload, deposited_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, "
-          "?6, ?7)");
-      find_ = std::make_unique<SQLite::Statement>(
-          *db_,
-          "SELECT kind, sender, recipient, length(payload) FROM mail WHERE "
-          "recipient_key = ?1 AND id = ?2");
-      remove_ = std::make_unique<SQLite::Statement>(
-          *db_, "DELETE FROM mail WHERE recipient_key = ?1 AND id = ?2");
-      LoadUsageLocked();
-    }
-    writer_ = std::thread(&SqliteMailbox::WriterLoop, this);
+  SqliteMailbox(std::unique_ptr<SQLite::Database> db, Statements statements,
+                UsageMap usage, const Clock& clock, const MailboxLimits& limits)
+      : clock_(clock),
+        limits_(limits),
+        db_(std::move(db)),
+        insert_(std::move(statements.insert)),
+        find_(std::move(statements.find)),
+        remove_(std::move(statements.remove)),
+        usage_(std::move(usage)) {
+    batch_ = std::make_unique<SqliteBatch>(db_.get(), &db_mu_);
   }
 
   ~SqliteMailbox() override {
-    {
-      absl::MutexLock lock(&queue_mu_);
-      stopping_ = true;
-    }
-    writer_.join();
+    batch_->Stop();  // Finishes queued writes.
+    absl::MutexLock lock(&db_mu_);
+    insert_.reset();
+    find_.reset();
+    remove_.reset();
+    db_.reset();
   }
 
   absl::Status Deposit(const MailItem& item) override {
@@ -117,10 +134,11 @@ class SqliteMailbox final : public Mailbox {
           absl::StrCat("mail payload is ", item.payload.size(),
                        " bytes; the limit is ", limits_.max_payload_bytes));
     }
-    auto write = std::make_shared<PendingWrite>();
-    write->op = PendingWrite::Op::kDeposit;
-    write->item = item;
-    return Submit(write)->status;
+    return Write([this, &item](WriteResult& result) {
+             db_mu_.AssertHeld();
+             return InsertLocked(item, /*limited=*/true, result);
+           })
+        .status();
   }
 
   absl::StatusOr<std::vector<MailItem>> Peek(const std::string& recipient,
@@ -163,13 +181,15 @@ class SqliteMailbox final : public Mailbox {
   absl::StatusOr<size_t> Ack(const std::string& recipient,
                              const std::vector<std::string>& ids) override {
     CHAT_RETURN_IF_ERROR(ValidateName(recipient));
-    auto write = std::make_shared<PendingWrite>();
-    write->op = PendingWrite::Op::kAck;
-    write->recipient_key = NameKey(recipient);
-    write->ids = ids;
-    Submit(write);
-    if (!write->status.ok()) return write->status;
-    return write->count;
+    const std::string key = NameKey(recipient);
+    absl::StatusOr<WriteResult> result =
+        Write([this, &key, &ids](WriteResult& written) {
+          db_mu_.AssertHeld();
+          AckLocked(key, ids, written);
+          return absl::OkStatus();
+        });
+    if (!result.ok()) return result.status();
+    return result->count;
   }
 
   absl::StatusOr<MailboxStats> Stat(const std::string& recipient) override {
@@ -189,11 +209,20 @@ class SqliteMailbox final : public Mailbox {
   }
 
   absl::StatusOr<size_t> ExpireOld() override {
-    auto write = std::make_shared<PendingWrite>();
-    write->op = PendingWrite::Op::kExpire;
-    Submit(write);
-    if (!write->status.ok()) return write->status;
-    return write->count;
+    absl::StatusOr<WriteResult> result = Write([this](WriteResult& written) {
+      db_mu_.AssertHeld();
+      SQLite::Statement remove(*db_,
+                               "DELETE FROM mail WHERE deposited_at_ms < ?1");
+      remove.bind(1, absl::ToUnixMillis(clock_.Wall() - limits_.max_age));
+      written.count = static_cast<size_t>(remove.exec());
+      if (written.count > 0) {
+        usage_ = LoadUsage(*db_);
+        written.usage_changed = true;
+      }
+      return absl::OkStatus();
+    });
+    if (!result.ok()) return result.status();
+    return result->count;
   }
 
  private:
@@ -220,87 +249,42 @@ class SqliteMailbox final : public Mailbox {
     return stats;
   }
 
-  std::shared_ptr<PendingWrite> Submit(std::shared_ptr<PendingWrite> write) {
-    {
-      absl::MutexLock lock(&queue_mu_);
-      queue_.push_back(write);
-    }
-    write->done.WaitForNotification();
-    return write;
-  }
-
-  // Takes every queued write, applies them in one transaction, commits
-  // (one fsync), then answers them all.
-  void WriterLoop() {
-    while (true) {
-      std::deque<std::shared_ptr<PendingWrite>> batch;
-      {
-        absl::MutexLock lock(&queue_mu_);
-        queue_mu_.Await(absl::Condition(
-            +[](SqliteMailbox* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->queue_mu_) {
-              return m->stopping_ || !m->queue_.empty();
-            },
-            this));
-        if (queue_.empty()) return;  // Stopping, nothing left.
-        batch.swap(queue_);
-      }
-      absl::flat_hash_set<std::string> arrivals;
-      {
-        absl::MutexLock lock(&db_mu_);
-        ApplyBatch(batch, arrivals);
-      }
-      for (auto& write : batch) write->done.Notify();
-      arrivals_.Notify(arrivals);
-    }
-  }
-
-  void ApplyBatch(std::deque<std::shared_ptr<PendingWrite>>& batch,
-                  absl::flat_hash_set<std::string>& arrivals)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    try {
-      SQLite::Transaction transaction(*db_,
-                                      SQLite::TransactionBehavior::IMMEDIATE);
-      for (auto& write : batch) {
-        switch (write->op) {
-          case PendingWrite::Op::kDeposit:
-            write->status =
-                InsertLocked(write->item, /*limited=*/true, arrivals);
-            break;
-          case PendingWrite::Op::kAck:
-            AckLocked(*write, arrivals);
-            break;
-          case PendingWrite::Op::kExpire: {
-            SQLite::Statement remove(*db_,
-                                     "DELETE FROM mail WHERE deposited_at_ms "
-                                     "< ?1");
-            remove.bind(1, absl::ToUnixMillis(clock_.Wall() - limits_.max_age));
-            write->count = static_cast<size_t>(remove.exec());
-            if (write->count > 0) LoadUsageLocked();
-            break;
+  // Runs `write` in the group commit and waits for its commit. A failed
+  // write leaves nothing in the file (its savepoint is rolled back) and the
+  // counts it changed in memory are read back from the file. Arrivals are
+  // told from the writer thread once committed.
+  absl::StatusOr<WriteResult> Write(
+      std::function<absl::Status(WriteResult&)> write) {
+    WriteResult result;
+    absl::Status status;
+    absl::Notification done;
+    batch_->Post(
+        [&write, &result](SQLite::Database&) { return write(result); },
+        [this, &result, &status, &done](const absl::Status& outcome) {
+          status = outcome;
+          if (outcome.ok()) arrivals_.Notify(result.arrivals);
+          done.Notify();
+        },
+        [this, &result](const absl::Status&) {
+          db_mu_.AssertHeld();
+          const bool changed = result.usage_changed;
+          result = WriteResult();
+          if (!changed) return;
+          try {
+            usage_ = LoadUsage(*db_);
+          } catch (const std::exception&) {
+            usage_.clear();  // Unreadable now: the next load will tell.
           }
-        }
-      }
-      transaction.commit();
-    } catch (const std::exception& e) {
-      // Nothing of the batch is stored; every write in it fails alike, and
-      // the counts it changed in memory are read back from the file.
-      try {
-        LoadUsageLocked();
-      } catch (const std::exception&) {
-        usage_.clear();  // Unreadable now: the next load will tell.
-      }
-      arrivals.clear();
-      for (auto& write : batch) {
-        write->status = StorageError("write", e);
-        write->count = 0;
-      }
-    }
+        });
+    done.WaitForNotification();
+    if (!status.ok()) return status;
+    return result;
   }
 
   // Inserts one item inside the open transaction. Returns the per-item
   // outcome; throws on storage failure.
   absl::Status InsertLocked(const MailItem& item, bool limited,
-                            absl::flat_hash_set<std::string>& arrivals)
+                            WriteResult& write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     const std::string key = NameKey(item.recipient);
     if (limited && !FitsLocked(key, item.payload.size()) &&
@@ -331,8 +315,9 @@ class SqliteMailbox final : public Mailbox {
     insert.bind(6, item.payload.data(), static_cast<int>(item.payload.size()));
     insert.bind(7, absl::ToUnixMillis(clock_.Wall()));
     if (insert.exec() > 0) {
-      arrivals.insert(key);
+      write.arrivals.insert(key);
       if (item.kind == MailItem::Kind::kMessage) {
+        write.usage_changed = true;
         Usage& usage = usage_[key];
         ++usage.count;
         usage.bytes += item.payload.size();
@@ -341,14 +326,14 @@ class SqliteMailbox final : public Mailbox {
     return absl::OkStatus();
   }
 
-  void AckLocked(PendingWrite& write,
-                 absl::flat_hash_set<std::string>& arrivals)
+  void AckLocked(const std::string& recipient_key,
+                 const std::vector<std::string>& ids, WriteResult& write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     SQLite::Statement& find = *find_;
     SQLite::Statement& remove = *remove_;
-    for (const std::string& id : write.ids) {
+    for (const std::string& id : ids) {
       find.reset();
-      find.bind(1, write.recipient_key);
+      find.bind(1, recipient_key);
       find.bind(2, id);
       if (!find.executeStep()) continue;
       const int kind = find.getColumn(0).getInt();
@@ -357,15 +342,16 @@ class SqliteMailbox final : public Mailbox {
       const size_t bytes = static_cast<size_t>(find.getColumn(3).getInt64());
       find.reset();
       remove.reset();
-      remove.bind(1, write.recipient_key);
+      remove.bind(1, recipient_key);
       remove.bind(2, id);
       const size_t removed = static_cast<size_t>(remove.exec());
       write.count += removed;
       if (removed > 0 && kind == kKindMessage) {
-        Usage& usage = usage_[write.recipient_key];
+        write.usage_changed = true;
+        Usage& usage = usage_[recipient_key];
         usage.count -= std::min(usage.count, removed);
         usage.bytes -= std::min(usage.bytes, bytes);
-        if (usage.count == 0) usage_.erase(write.recipient_key);
+        if (usage.count == 0) usage_.erase(recipient_key);
       }
       // The sender learns its message arrived; a sender that is not a valid
       // name (a lab peer's free-form name) cannot have a mailbox.
@@ -375,7 +361,7 @@ class SqliteMailbox final : public Mailbox {
         receipt.id = id;
         receipt.sender = recipient;
         receipt.recipient = sender;
-        InsertLocked(receipt, /*limited=*/false, arrivals).IgnoreError();
+        InsertLocked(receipt, /*limited=*/false, write).IgnoreError();
       }
     }
   }
@@ -402,54 +388,45 @@ class SqliteMailbox final : public Mailbox {
     return found;
   }
 
-  // Reads back, from the file, what waits for each recipient.
-  void LoadUsageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    usage_.clear();
-    SQLite::Statement select(
-        *db_,
-        "SELECT recipient_key, count(*), coalesce(sum(length(payload)), 0) "
-        "FROM mail WHERE kind = 1 GROUP BY recipient_key");
-    while (select.executeStep()) {
-      Usage& usage = usage_[select.getColumn(0).getString()];
-      usage.count = static_cast<size_t>(select.getColumn(1).getInt64());
-      usage.bytes = static_cast<size_t>(select.getColumn(2).getInt64());
-    }
-  }
-
   absl::Mutex db_mu_;  // One thread at a time on the connection.
   std::unique_ptr<SQLite::Database> db_ ABSL_GUARDED_BY(db_mu_);
-  // Prepared once: a deposit or an acknowledgement parses no SQL.
   std::unique_ptr<SQLite::Statement> insert_ ABSL_GUARDED_BY(db_mu_);
   std::unique_ptr<SQLite::Statement> find_ ABSL_GUARDED_BY(db_mu_);
   std::unique_ptr<SQLite::Statement> remove_ ABSL_GUARDED_BY(db_mu_);
   // Messages (not receipts) waiting, by recipient key, kept in step with
   // the file, so the limits cost no query per deposit.
-  struct Usage {
-    size_t count = 0;
-    size_t bytes = 0;
-  };
-  absl::flat_hash_map<std::string, Usage> usage_ ABSL_GUARDED_BY(db_mu_);
-
-  absl::Mutex queue_mu_;
-  std::deque<std::shared_ptr<PendingWrite>> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
-  std::thread writer_;
+  UsageMap usage_ ABSL_GUARDED_BY(db_mu_);
+  // Declared last: stopped (its queue finished) before the rest goes.
+  std::unique_ptr<SqliteBatch> batch_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Mailbox>> OpenSqliteMailbox(
     const std::string& path, const Clock& clock, const MailboxLimits& limits) {
+  // Mail must survive power loss: FULL, made cheap by group commit. The
+  // store holds the file's lock.
+  absl::StatusOr<SqliteFile> file =
+      OpenRegistryDatabase(path, "mailbox database", /*sync_full=*/true,
+                           /*lock=*/false);
+  if (!file.ok()) return file.status();
+  std::unique_ptr<SQLite::Database> db = std::move(file->db);
   try {
-    auto db = std::make_unique<SQLite::Database>(
-        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    db->setBusyTimeout(5000);
-    if (path != ":memory:") db->exec("PRAGMA journal_mode = WAL");
-    // Mail must survive power loss: FULL, made cheap by group commit.
-    db->exec("PRAGMA synchronous = FULL");
-    CHAT_RETURN_IF_ERROR(MigrateRegistryDatabase(*db, path));
-    return std::unique_ptr<Mailbox>(
-        new SqliteMailbox(std::move(db), clock, limits));
+    Statements statements;
+    statements.insert = std::make_unique<SQLite::Statement>(
+        *db,
+        "INSERT OR IGNORE INTO mail (recipient_key, id, kind, sender, "
+        "recipient, payload, deposited_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, "
+        "?6, ?7)");
+    statements.find = std::make_unique<SQLite::Statement>(
+        *db,
+        "SELECT kind, sender, recipient, length(payload) FROM mail WHERE "
+        "recipient_key = ?1 AND id = ?2");
+    statements.remove = std::make_unique<SQLite::Statement>(
+        *db, "DELETE FROM mail WHERE recipient_key = ?1 AND id = ?2");
+    UsageMap usage = LoadUsage(*db);
+    return std::unique_ptr<Mailbox>(new SqliteMailbox(
+        std::move(db), std::move(statements), std::move(usage), clock, limits));
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot open mailbox database ", path, ": ", e.what()));

@@ -1,7 +1,5 @@
 #include "registry/sqlite_schema.h"
 
-#include <SQLiteCpp/SQLiteCpp.h>
-
 #include <iterator>
 #include <vector>
 
@@ -46,12 +44,16 @@ static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
 }  // namespace
 
-absl::Status MigrateRegistryDatabase(SQLite::Database& db,
-                                     const std::string& path) {
-  return MigrateSchema(
-      db, path,
-      std::vector<const char*>(std::begin(kMigrations), std::end(kMigrations)),
-      "chat-registry");
+absl::StatusOr<SqliteFile> OpenRegistryDatabase(const std::string& path,
+                                                const std::string& what,
+                                                bool sync_full, bool lock) {
+  SqliteOpenOptions options;
+  options.what = what;
+  options.program = "chat-registry";
+  options.sync_full = sync_full;
+  options.lock = lock;
+  options.migrations.assign(std::begin(kMigrations), std::end(kMigrations));
+  return OpenSqlite(path, options);
 }
 
 }  // namespace chat::registry

@@ -7,19 +7,18 @@
 
 #include <string>
 
-#include "absl/status/status.h"
-
-namespace SQLite {
-class Database;
-}  // namespace SQLite
+#include "absl/status/statusor.h"
+#include "common/sqlite_util.h"
 
 namespace chat::registry {
 
-// Brings `db` (the file at `path`, for messages) to kSqliteSchemaVersion.
-// kFailedPrecondition when it is newer than this build. May throw
-// SQLite::Exception; callers translate.
-absl::Status MigrateRegistryDatabase(SQLite::Database& db,
-                                     const std::string& path);
+// Opens the registry database at `path` (see OpenSqlite), migrated to
+// kSqliteSchemaVersion. `what` names the connection in messages ("registry
+// database"). With `lock`, holds `path`.lock against other registries; the
+// second connection of the same registry opens without it.
+absl::StatusOr<SqliteFile> OpenRegistryDatabase(const std::string& path,
+                                                const std::string& what,
+                                                bool sync_full, bool lock);
 
 }  // namespace chat::registry
 

@@ -3,6 +3,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <algorithm>
+#include <deque>
 #include <optional>
 #include <set>
 #include <utility>
@@ -11,55 +12,20 @@
 #include "absl/container/btree_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "common/sqlite_batch.h"
 #include "common/sqlite_util.h"
 #include "common/status.h"
 #include "registry/names.h"
 #include "registry/sqlite_schema.h"
+#include "registry/store_rules.h"
 #include "registry/watch_hub.h"
 
 namespace chat::registry {
 namespace {
-
-// One name as kept in memory.
-struct Record {
-  std::string name;
-  std::string address;
-  std::string lease_id;  // Empty for static entries.
-  Millis ttl{0};
-  MonoTime expires_at;  // Meaningless for static entries.
-  // Memory only: watchers were already told this lease expired (a record
-  // restored by an undone write can be present, expired and reported).
-  bool expiry_reported = false;
-
-  bool is_static() const { return lease_id.empty(); }
-  bool LiveAt(MonoTime now) const { return is_static() || expires_at > now; }
-};
-
-Entry ToEntry(const Record& record, MonoTime now) {
-  Entry entry;
-  entry.name = record.name;
-  entry.address = record.address;
-  entry.is_static = record.is_static();
-  if (!record.is_static()) {
-    entry.ttl = record.ttl;
-    entry.expires_in = Millis(MillisUntil(record.expires_at, now));
-  }
-  return entry;
-}
-
-// Lease ids are secrets: compare without leaking where they differ.
-bool SameSecret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  }
-  return diff == 0;
-}
 
 absl::Status StorageError(const std::string& what, const std::exception& e) {
   return absl::UnavailableError(
@@ -68,16 +34,19 @@ absl::Status StorageError(const std::string& what, const std::exception& e) {
 
 // The SQLite connection and its prepared statements.
 struct Database {
-  explicit Database(const std::string& path)
-      : db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE) {}
-
-  SQLite::Database db;
+  std::unique_ptr<SQLite::Database> db;
   std::unique_ptr<SQLite::Statement> upsert;
   std::unique_ptr<SQLite::Statement> remove;
+
+  ~Database() {
+    upsert.reset();
+    remove.reset();
+    db.reset();
+  }
 };
 
 // One name's change, decided under write_mu_ and applied to memory at once:
-// the row it writes, and what memory held before, to undo it if the commit
+// the row it writes, and what memory held before, to undo it if its write
 // fails.
 struct Change {
   std::string key;
@@ -86,12 +55,35 @@ struct Change {
   int64_t updated_at_ms = 0;     // Wall time of the decision.
 };
 
-// The changes of one call, waiting for the group commit that makes them
-// durable. Lives on the caller's stack until `done`.
+// The changes of one call, from the decision until its commit is over.
+// Owned by the batch's after-commit hook, which runs last; the job, the
+// on-failure hook and the in-flight list only point to it.
 struct PendingWrite {
+  uint64_t seq = 0;  // Decision order.
   std::vector<Change> changes;
-  bool done = false;  // Guarded by SqliteStore::commit_mu_.
-  absl::Status status;
+  std::function<void(const absl::Status&)> done;
+  // Why it was undone (with a write decided before it that failed); OK
+  // while it stands. Guarded by SqliteStore::db_mu_.
+  absl::Status undone;
+};
+
+// Blocks a caller until its write's commit is over.
+class Waiter {
+ public:
+  std::function<void(const absl::Status&)> Callback() {
+    return [this](const absl::Status& status) {
+      status_ = status;
+      done_.Notify();
+    };
+  }
+  absl::Status Wait() {
+    done_.WaitForNotification();
+    return status_;
+  }
+
+ private:
+  absl::Notification done_;
+  absl::Status status_;  // Written before done_ is notified.
 };
 
 class SqliteStore final : public Store {
@@ -108,52 +100,58 @@ class SqliteStore final : public Store {
     for (const auto& [key, record] : records_) {
       if (!record.is_static()) expiry_.emplace(record.expires_at, key);
     }
+    batch_ = std::make_unique<SqliteBatch>(database_->db.get(), &db_mu_);
   }
 
-  // No call may be in flight, so no write is waiting for a commit.
+  // No call may be in flight; writes still queued are finished.
   ~SqliteStore() override {
     hub_.CancelAll();
-    {
-      absl::MutexLock lock(&db_mu_);
-      database_.reset();  // Closes the file before the lock is released.
-    }
+    batch_->Stop();
+    absl::MutexLock lock(&db_mu_);
+    database_.reset();  // Closes the file before the lock is released.
   }
 
-  absl::StatusOr<Lease> Register(const RegisterRequest& request) override {
-    CHAT_RETURN_IF_ERROR(ValidateName(request.name));
-    CHAT_RETURN_IF_ERROR(ValidateAddress(request.address));
-    if (request.ttl.count() < 0) {
-      return absl::InvalidArgumentError("ttl must not be negative");
+  void RegisterAsync(const RegisterRequest& request,
+                     LeaseCallback done) override {
+    if (absl::Status valid = ValidateRegisterRequest(request); !valid.ok()) {
+      done(valid);
+      return;
     }
-    const Millis ttl = GrantedTtl(options_.lease_policy, request.ttl);
     const std::string key = NameKey(request.name);
-
-    PendingWrite write;
-    Lease lease;
+    absl::Status refused;
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
-      std::optional<Record> old = Find(key);
-      Record record;
-      if (old && old->LiveAt(now)) {
-        if (old->is_static() || request.lease_id.empty() ||
-            !SameSecret(old->lease_id, request.lease_id)) {
-          return HeldError(*old, now);
-        }
-        record = *old;  // The holder renews and perhaps moves.
-        record.address = request.address;
-      } else {
-        record.name = request.name;
-        record.address = request.address;
-        record.lease_id = RandomHex(16);
+      absl::StatusOr<Record> record =
+          DecideRegister(request, Find(key), options_.lease_policy, now,
+                         clock_.Wall(), [] { return RandomHex(16); });
+      if (record.ok()) {
+        Lease lease{record->lease_id, ToEntry(*record, now)};
+        Decide(key, *std::move(record), now, EventReason::kUnregistered,
+               [lease = std::move(lease),
+                done = std::move(done)](const absl::Status& status) {
+                 if (status.ok()) {
+                   done(lease);
+                 } else {
+                   done(status);
+                 }
+               });
+        return;
       }
-      record.ttl = ttl;
-      record.expires_at = now + ttl;
-      lease = Lease{record.lease_id, ToEntry(record, now)};
-      Decide(write, key, std::move(record), now);
+      refused = record.status();
     }
-    CHAT_RETURN_IF_ERROR(AwaitCommit(write));
-    return lease;
+    done(refused);
+  }
+
+  absl::StatusOr<Lease> Register(const RegisterRequest& request) override {
+    absl::Notification done;
+    absl::StatusOr<Lease> result;
+    RegisterAsync(request, [&](absl::StatusOr<Lease> lease) {
+      result = std::move(lease);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
   }
 
   // Memory only: a renewal is not written (every lease gets a full TTL
@@ -184,20 +182,40 @@ class SqliteStore final : public Store {
                        clock_.Monotonic());
   }
 
-  absl::Status Unregister(const std::string& name,
-                          const std::string& lease_id) override {
-    CHAT_RETURN_IF_ERROR(ValidateName(name));
+  void UnregisterAsync(const std::string& name, const std::string& lease_id,
+                       DoneCallback done) override {
+    if (absl::Status valid = ValidateName(name); !valid.ok()) {
+      done(valid);
+      return;
+    }
     const std::string key = NameKey(name);
-    PendingWrite write;
+    absl::Status refused;
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
       std::optional<Record> old = Find(key);
-      CHAT_RETURN_IF_ERROR(
-          CheckHolder(name, lease_id, old ? &*old : nullptr, now));
-      Decide(write, key, std::nullopt, now, EventReason::kUnregistered);
+      refused = CheckHolder(name, lease_id, old ? &*old : nullptr, now);
+      if (refused.ok()) {
+        Decide(key, std::nullopt, now, EventReason::kUnregistered,
+               [done = std::move(done)](const absl::Status& status) {
+                 done(status);
+               });
+        return;
+      }
     }
-    return AwaitCommit(write);
+    done(refused);
+  }
+
+  absl::Status Unregister(const std::string& name,
+                          const std::string& lease_id) override {
+    absl::Notification done;
+    absl::Status result;
+    UnregisterAsync(name, lease_id, [&](absl::Status status) {
+      result = std::move(status);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
   }
 
   absl::StatusOr<Entry> PutStatic(const std::string& name,
@@ -205,48 +223,34 @@ class SqliteStore final : public Store {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     CHAT_RETURN_IF_ERROR(ValidateAddress(address));
     const std::string key = NameKey(name);
-    PendingWrite write;
+    Waiter waiter;
     Entry entry;
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
-      std::optional<Record> old = Find(key);
-      Record record;
-      if (old && old->LiveAt(now)) {
-        if (!old->is_static()) return HeldError(*old, now);
-        record = *old;
-      } else {
-        record.name = name;
-      }
-      record.address = address;
-      entry = ToEntry(record, now);
-      Decide(write, key, std::move(record), now);
+      absl::StatusOr<Record> record =
+          DecidePutStatic(name, address, Find(key), now, clock_.Wall());
+      if (!record.ok()) return record.status();
+      entry = ToEntry(*record, now);
+      Decide(key, *std::move(record), now, EventReason::kUnregistered,
+             waiter.Callback());
     }
-    CHAT_RETURN_IF_ERROR(AwaitCommit(write));
+    CHAT_RETURN_IF_ERROR(waiter.Wait());
     return entry;
   }
 
   absl::Status RemoveStatic(const std::string& name) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
-    PendingWrite write;
+    Waiter waiter;
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
-      std::optional<Record> old = Find(key);
-      if (!old || !old->LiveAt(now)) {
-        return absl::NotFoundError(
-            absl::StrCat("no static entry named \"", name, "\""));
-      }
-      if (!old->is_static()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "\"", old->name,
-            "\" is held by a peer's lease, not a static entry; it leaves when "
-            "the peer unregisters or its lease expires"));
-      }
-      Decide(write, key, std::nullopt, now, EventReason::kUnregistered);
+      CHAT_RETURN_IF_ERROR(CheckRemoveStatic(name, Find(key), now));
+      Decide(key, std::nullopt, now, EventReason::kUnregistered,
+             waiter.Callback());
     }
-    return AwaitCommit(write);
+    return waiter.Wait();
   }
 
   absl::StatusOr<Entry> Resolve(const std::string& name) override {
@@ -304,7 +308,7 @@ class SqliteStore final : public Store {
   }
 
   absl::StatusOr<std::vector<Entry>> ExpireDue() override {
-    PendingWrite write;
+    Waiter waiter;
     std::vector<Entry> expired;
     {
       absl::MutexLock write_lock(&write_mu_);
@@ -321,19 +325,21 @@ class SqliteStore final : public Store {
       // change waits for write_mu_, so the due records are still here.
       if (due.empty()) return expired;
       const int64_t wall_ms = absl::ToUnixMillis(clock_.Wall());
+      auto write = std::make_unique<PendingWrite>();
       {
         absl::MutexLock lock(&mu_);
         for (std::string& key : due) {
-          write.changes.push_back(
+          write->changes.push_back(
               Change{std::move(key), std::nullopt, std::nullopt, wall_ms});
-          Change& change = write.changes.back();
+          Change& change = write->changes.back();
           Apply(change, now, EventReason::kExpired);
           expired.push_back(ToEntry(*change.before, now));
         }
       }
-      Enqueue(write);
+      write->done = waiter.Callback();
+      Submit(std::move(write));
     }
-    CHAT_RETURN_IF_ERROR(AwaitCommit(write));
+    CHAT_RETURN_IF_ERROR(waiter.Wait());
     return expired;
   }
 
@@ -358,55 +364,23 @@ class SqliteStore final : public Store {
     return it->second;
   }
 
-  absl::Status HeldError(const Record& holder, MonoTime now) const {
-    if (holder.is_static()) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "\"", holder.name,
-          "\" is a static entry (an operator can remove it with: chatctl "
-          "unregister ",
-          holder.name, " --static)"));
-    }
-    const int64_t left_ms = MillisUntil(holder.expires_at, now);
-    return absl::AlreadyExistsError(absl::StrFormat(
-        "\"%s\" is held by another live lease until %s (%.1f s from now "
-        "unless it is renewed)",
-        holder.name,
-        FormatWallTime(clock_.Wall() + absl::Milliseconds(left_ms)),
-        static_cast<double>(left_ms) / 1000.0));
-  }
-
-  // OK when `record` is a live lease held by `lease_id`.
-  static absl::Status CheckHolder(const std::string& name,
-                                  const std::string& lease_id,
-                                  const Record* record, MonoTime now) {
-    if (lease_id.empty()) {
-      return absl::InvalidArgumentError("lease id is empty");
-    }
-    if (record == nullptr || !record->LiveAt(now)) {
-      return absl::NotFoundError(absl::StrCat(
-          "no live lease holds \"", name, "\" (it expired; register again)"));
-    }
-    if (record->is_static() || !SameSecret(record->lease_id, lease_id)) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("that lease id does not hold \"", record->name, "\""));
-    }
-    return absl::OkStatus();
-  }
-
   // Records the decision that `key` now holds `record` (or nothing): applies
   // it to memory, tells watchers, and queues the row write, all under
-  // write_mu_, so the file changes in the order of the decisions.
-  void Decide(PendingWrite& write, const std::string& key,
-              std::optional<Record> record, MonoTime now,
-              EventReason delete_reason = EventReason::kUnregistered)
+  // write_mu_, so the file changes in the order of the decisions. `done`
+  // hears the outcome of the commit.
+  void Decide(const std::string& key, std::optional<Record> record,
+              MonoTime now, EventReason delete_reason,
+              std::function<void(const absl::Status&)> done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
-    write.changes.push_back(Change{key, std::nullopt, std::move(record),
-                                   absl::ToUnixMillis(clock_.Wall())});
+    auto write = std::make_unique<PendingWrite>();
+    write->changes.push_back(Change{key, std::nullopt, std::move(record),
+                                    absl::ToUnixMillis(clock_.Wall())});
+    write->done = std::move(done);
     {
       absl::MutexLock lock(&mu_);
-      Apply(write.changes.back(), now, delete_reason);
+      Apply(write->changes.back(), now, delete_reason);
     }
-    Enqueue(write);
+    Submit(std::move(write));
   }
 
   // Makes memory hold `change.after` under its key (or nothing), remembers in
@@ -417,37 +391,25 @@ class SqliteStore final : public Store {
     // Read again under mu_: a KeepAlive may have moved the expiry since the
     // decision (it cannot change whether the record is live).
     auto it = records_.find(key);
-    if (it != records_.end()) change.before = it->second;
-    std::optional<Record>& old = change.before;
-    const bool old_live = old && old->LiveAt(now);
-    if (old) {
-      if (!old->is_static()) expiry_.erase({old->expires_at, key});
-      if (!old_live && !old->expiry_reported) {
-        // It expired but the loop had not removed it yet: report that first.
-        hub_.Publish(key, WatchEvent{EventType::kDelete, EventReason::kExpired,
-                                     ToEntry(*old, now)});
-        old->expiry_reported = true;
-      }
+    if (it != records_.end()) {
+      change.before = it->second;
+      if (!it->second.is_static()) expiry_.erase({it->second.expires_at, key});
+    }
+    for (WatchEvent& event : ChangeEvents(
+             change.before ? &*change.before : nullptr,
+             change.after ? &*change.after : nullptr, now, delete_reason)) {
+      hub_.Publish(key, std::move(event));
     }
     if (!change.after) {
       if (it != records_.end()) records_.erase(it);
-      if (old_live) {
-        hub_.Publish(key, WatchEvent{EventType::kDelete, delete_reason,
-                                     ToEntry(*old, now)});
-      }
       return;
     }
     const Record& record = *change.after;
     if (!record.is_static()) expiry_.emplace(record.expires_at, key);
-    EventReason reason = EventReason::kRegistered;
-    if (old_live) {
-      reason = old->address == record.address ? EventReason::kNone
-                                              : EventReason::kAddressChanged;
-    }
-    records_[key] = record;
-    if (reason != EventReason::kNone) {
-      hub_.Publish(key,
-                   WatchEvent{EventType::kPut, reason, ToEntry(record, now)});
+    if (it != records_.end()) {
+      it->second = record;
+    } else {
+      records_.emplace(key, record);
     }
   }
 
@@ -463,99 +425,56 @@ class SqliteStore final : public Store {
       current = std::move(it->second);
       records_.erase(it);
     }
-    // What watchers believe is there now, and should believe afterwards.
-    const bool seen_now = current && !current->expiry_reported;
-    const bool seen_after = change.before && !change.before->expiry_reported &&
-                            change.before->LiveAt(now);
-    if (change.before) {
-      Record restored = *change.before;
-      // One that ran out meanwhile stays out of the watchers' view.
-      restored.expiry_reported = !seen_after;
-      if (!restored.is_static()) expiry_.emplace(restored.expires_at, key);
-      records_[key] = std::move(restored);
+    std::optional<Record> restored = change.before;
+    std::vector<WatchEvent> events = UndoEvents(
+        current ? &*current : nullptr, restored ? &*restored : nullptr, now);
+    if (restored) {
+      if (!restored->is_static()) expiry_.emplace(restored->expires_at, key);
+      records_[key] = *std::move(restored);
     }
-    if (seen_now && !seen_after) {
-      hub_.Publish(key,
-                   WatchEvent{EventType::kDelete,
-                              current->LiveAt(now) ? EventReason::kUnregistered
-                                                   : EventReason::kExpired,
-                              ToEntry(*current, now)});
-    } else if (!seen_now && seen_after) {
-      hub_.Publish(key, WatchEvent{EventType::kPut, EventReason::kRegistered,
-                                   ToEntry(*change.before, now)});
-    } else if (seen_now && seen_after &&
-               current->address != change.before->address) {
-      hub_.Publish(key,
-                   WatchEvent{EventType::kPut, EventReason::kAddressChanged,
-                              ToEntry(*change.before, now)});
-    }
+    for (WatchEvent& event : events) hub_.Publish(key, std::move(event));
   }
 
-  void Enqueue(PendingWrite& write) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
-    absl::MutexLock lock(&commit_mu_);
-    queue_.push_back(&write);
-  }
-
-  // Group commit. Blocks until `write` is committed (OK) or undone (its
-  // error). The first waiter to find no commit running commits everything
-  // queued so far in one transaction, for itself and the others.
-  absl::Status AwaitCommit(PendingWrite& write)
-      ABSL_LOCKS_EXCLUDED(write_mu_, commit_mu_) {
-    struct Wait {
-      SqliteStore* store;
-      PendingWrite* write;
-    } wait{this, &write};
-    commit_mu_.Lock();
-    while (!write.done) {
-      if (committing_) {
-        commit_mu_.Await(absl::Condition(
-            +[](Wait* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->store->commit_mu_) {
-              return w->write->done || !w->store->committing_;
-            },
-            &wait));
-        continue;
-      }
-      // This caller commits: `write` is queued, no commit is running.
-      committing_ = true;
-      std::vector<PendingWrite*> batch;
-      batch.swap(queue_);
-      commit_mu_.Unlock();
-      absl::Status status = CommitBatch(batch);
-      if (!status.ok()) {
-        Fail(std::move(batch), status);  // Marks them done.
-        commit_mu_.Lock();
-        continue;
-      }
-      commit_mu_.Lock();
-      for (PendingWrite* committed : batch) committed->done = true;
-      committing_ = false;
+  // Queues `write`'s rows for the group commit, in decision order.
+  void Submit(std::unique_ptr<PendingWrite> write)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    PendingWrite* pending = write.release();  // Owned by the after-commit.
+    pending->seq = ++last_seq_;
+    {
+      absl::MutexLock lock(&inflight_mu_);
+      inflight_.push_back(pending);
     }
-    absl::Status status = write.status;
-    commit_mu_.Unlock();
-    return status;
+    batch_->Post(
+        [this, pending](SQLite::Database&) {
+          db_mu_.AssertHeld();
+          return WriteRows(*pending);
+        },
+        [this, pending](const absl::Status& status) {
+          Finished(pending, status);
+        },
+        [this, pending](const absl::Status& status) {
+          db_mu_.AssertHeld();
+          Fail(*pending, status);
+        });
   }
 
-  // Writes every change of `batch` in one transaction.
-  absl::Status CommitBatch(const std::vector<PendingWrite*>& batch)
-      ABSL_LOCKS_EXCLUDED(db_mu_) {
-    absl::MutexLock lock(&db_mu_);
+  // The batch's job for `write`, inside its transaction.
+  absl::Status WriteRows(const PendingWrite& write)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    // Decided on top of a write that failed: undone with it already.
+    if (!write.undone.ok()) return write.undone;
     SQLite::Statement& upsert = *database_->upsert;
     SQLite::Statement& remove = *database_->remove;
     try {
-      SQLite::Transaction transaction(database_->db,
-                                      SQLite::TransactionBehavior::IMMEDIATE);
-      for (const PendingWrite* write : batch) {
-        for (const Change& change : write->changes) {
-          if (change.after) {
-            WriteRow(upsert, change.key, *change.after, change.updated_at_ms);
-          } else {
-            remove.bind(1, change.key);
-            remove.exec();
-            remove.reset();
-          }
+      for (const Change& change : write.changes) {
+        if (change.after) {
+          WriteRow(upsert, change.key, *change.after, change.updated_at_ms);
+        } else {
+          remove.bind(1, change.key);
+          remove.exec();
+          remove.reset();
         }
       }
-      transaction.commit();
     } catch (const std::exception& e) {
       upsert.tryReset();
       remove.tryReset();
@@ -580,39 +499,55 @@ class SqliteStore final : public Store {
     upsert.reset();
   }
 
-  // The commit of `batch` failed: nothing of it is on disk. Every write
-  // queued since was decided on top of it, so it fails too; memory goes back
-  // to what the file holds, newest change first, and every caller hears
-  // `status`.
-  void Fail(std::vector<PendingWrite*> batch, const absl::Status& status)
-      ABSL_LOCKS_EXCLUDED(write_mu_, mu_, commit_mu_) {
+  // The on-failure hook: `write` is not in the file (its job or its batch's
+  // commit failed). Every write decided since was decided on top of it, so
+  // it fails too: memory goes back to what it was before `write`, newest
+  // change first, and the later writes' jobs write nothing. Writes decided
+  // before `write` are not touched: they are committed, or fail themselves
+  // (with their batch), each telling its own hook.
+  void Fail(PendingWrite& write, const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_)
+          ABSL_LOCKS_EXCLUDED(write_mu_, mu_, inflight_mu_) {
+    if (!write.undone.ok()) return;  // Undone already.
+    // Blocks new decisions while memory goes back.
     absl::MutexLock write_lock(&write_mu_);
+    std::vector<PendingWrite*> undone;  // Newest first; `write` last.
     {
-      absl::MutexLock lock(&commit_mu_);
-      batch.insert(batch.end(), queue_.begin(), queue_.end());
-      queue_.clear();
+      absl::MutexLock lock(&inflight_mu_);
+      while (!inflight_.empty() && inflight_.back()->seq >= write.seq) {
+        undone.push_back(inflight_.back());
+        undone.back()->undone = status;
+        inflight_.pop_back();
+      }
     }
     size_t changes = 0;
     {
       absl::MutexLock lock(&mu_);
       const MonoTime now = clock_.Monotonic();
-      for (auto write = batch.rbegin(); write != batch.rend(); ++write) {
-        for (auto change = (*write)->changes.rbegin();
-             change != (*write)->changes.rend(); ++change) {
+      for (const PendingWrite* undo : undone) {
+        for (auto change = undo->changes.rbegin();
+             change != undo->changes.rend(); ++change) {
           Undo(*change, now);
           ++changes;
         }
       }
     }
     LogLine("registry",
-            absl::StrCat("undid ", changes, " change(s) of ", batch.size(),
+            absl::StrCat("undid ", changes, " change(s) of ", undone.size(),
                          " call(s): ", status.message()));
-    absl::MutexLock lock(&commit_mu_);
-    for (PendingWrite* write : batch) {
-      write->status = status;
-      write->done = true;
+  }
+
+  // The after-commit hook: tells `write`'s caller, and lets it go.
+  void Finished(PendingWrite* write, const absl::Status& status)
+      ABSL_LOCKS_EXCLUDED(inflight_mu_) {
+    std::unique_ptr<PendingWrite> owned(write);
+    if (status.ok()) {
+      absl::MutexLock lock(&inflight_mu_);
+      // Commits come in decision order, so it is the oldest in flight.
+      auto it = std::find(inflight_.begin(), inflight_.end(), write);
+      if (it != inflight_.end()) inflight_.erase(it);
     }
-    committing_ = false;
+    write->done(status);
   }
 
   const Clock& clock_;
@@ -622,26 +557,30 @@ class SqliteStore final : public Store {
   std::optional<FileLock> lock_;
   WatchHub hub_;
 
+  // The connection, used by the batch's writer thread (and by its
+  // on-failure hooks, which then take write_mu_).
+  absl::Mutex db_mu_ ABSL_ACQUIRED_BEFORE(write_mu_);
+  std::unique_ptr<Database> database_ ABSL_GUARDED_BY(db_mu_);
+
   // Serialises every decision to change a name: it is taken against memory,
   // applied to memory and queued for the file under this lock, so the file
   // and memory change in the same order. Readers never take it; nobody waits
   // for the disk while holding it.
-  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_, commit_mu_);
+  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_, inflight_mu_);
+  uint64_t last_seq_ ABSL_GUARDED_BY(write_mu_) = 0;
 
-  // The queue of decided writes and the group commit of it.
-  absl::Mutex commit_mu_;
-  std::vector<PendingWrite*> queue_ ABSL_GUARDED_BY(commit_mu_);
-  bool committing_ ABSL_GUARDED_BY(commit_mu_) = false;
-
-  // The connection, used by one committer at a time.
-  absl::Mutex db_mu_;
-  std::unique_ptr<Database> database_ ABSL_GUARDED_BY(db_mu_);
+  // Writes decided and not yet committed (or undone), in decision order.
+  absl::Mutex inflight_mu_;
+  std::deque<PendingWrite*> inflight_ ABSL_GUARDED_BY(inflight_mu_);
 
   // Guards the in-memory index that serves every read.
   absl::Mutex mu_;
   absl::btree_map<std::string, Record> records_ ABSL_GUARDED_BY(mu_);
   // (expires_at, key) of every leased record, soonest first.
   std::set<std::pair<MonoTime, std::string>> expiry_ ABSL_GUARDED_BY(mu_);
+
+  // Declared last: stopped (its queue finished) before the rest goes.
+  std::unique_ptr<SqliteBatch> batch_;
 };
 
 absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
@@ -671,31 +610,17 @@ absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
 
 }  // namespace
 
-Millis GrantedTtl(const LeasePolicy& policy, Millis requested) {
-  if (requested.count() <= 0) requested = policy.default_ttl;
-  return std::clamp(requested, policy.min_ttl, policy.max_ttl);
-}
-
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     const std::string& path, const Clock& clock,
     const SqliteStoreOptions& options) {
-  const bool in_memory = path == ":memory:";
-  std::optional<FileLock> lock;
-  if (!in_memory) {
-    absl::StatusOr<FileLock> acquired =
-        FileLock::Acquire(path, "chat-registry");
-    if (!acquired.ok()) return acquired.status();
-    lock = *std::move(acquired);
-  }
+  absl::StatusOr<SqliteFile> file =
+      OpenRegistryDatabase(path, "registry database", options.sync_full,
+                           /*lock=*/true);
+  if (!file.ok()) return file.status();
+  auto database = std::make_unique<Database>();
+  database->db = std::move(file->db);
   try {
-    auto database = std::make_unique<Database>(path);
-    SQLite::Database& db = database->db;
-    db.setBusyTimeout(5000);
-    if (!in_memory) db.exec("PRAGMA journal_mode = WAL");
-    db.exec(options.sync_full ? "PRAGMA synchronous = FULL"
-                              : "PRAGMA synchronous = NORMAL");
-    absl::Status migrated = MigrateRegistryDatabase(db, path);
-    if (!migrated.ok()) return migrated;
+    SQLite::Database& db = *database->db;
     database->upsert = std::make_unique<SQLite::Statement>(
         db,
         "INSERT INTO names (name_key, name, address, lease_id, ttl_ms, "
@@ -706,8 +631,8 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
         db, "DELETE FROM names WHERE name_key = ?1");
     auto records = LoadRecords(db, clock.Monotonic());
     return std::unique_ptr<Store>(
-        new SqliteStore(clock, options, std::move(database), std::move(lock),
-                        std::move(records)));
+        new SqliteStore(clock, options, std::move(database),
+                        std::move(file->lock), std::move(records)));
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot open registry database ", path, ": ", e.what()));

@@ -70,6 +70,20 @@ class Store {
   // holds the name.
   virtual absl::StatusOr<Lease> Register(const RegisterRequest& request) = 0;
 
+  // Register() and Unregister() without blocking the caller (a gRPC
+  // callback thread) while the change is made durable: `done` gets what the
+  // blocking call would return, exactly once, once that is known: on a
+  // thread of the store's, or on the caller's before this returns when the
+  // call is refused before anything is written. `done` must not wait for
+  // the store.
+  using LeaseCallback = std::function<void(absl::StatusOr<Lease>)>;
+  using DoneCallback = std::function<void(absl::Status)>;
+  virtual void RegisterAsync(const RegisterRequest& request,
+                             LeaseCallback done) = 0;
+  virtual void UnregisterAsync(const std::string& name,
+                               const std::string& lease_id,
+                               DoneCallback done) = 0;
+
   // Renews the lease on `name` for its full TTL and returns that TTL.
   // kNotFound when the name has no live lease; kPermissionDenied when
   // `lease_id` is not the lease that holds it.

@@ -16,10 +16,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/random.h"
 #include "registry/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace chat::registry {
 namespace {
@@ -32,6 +34,7 @@ using ::testing::Field;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
+using ::testing::UnorderedElementsAre;
 
 constexpr size_t kTestWatchBacklog = 16;
 
@@ -167,6 +170,61 @@ TEST_P(StoreContractTest, UnregisterChecksTheLeaseAndFreesTheName) {
   EXPECT_THAT(store_->Unregister("alice", lease.lease_id),
               StatusIs(absl::StatusCode::kNotFound));
   MustRegister("alice", "h:2");
+}
+
+// The non-blocking calls answer as the blocking ones do, exactly once.
+TEST_P(StoreContractTest, AsyncRegisterAndUnregisterAnswerLikeTheBlockingOnes) {
+  // Collects the answers; the callbacks may come on any thread.
+  struct Answers {
+    absl::Mutex mu;
+    std::vector<absl::StatusOr<Lease>> leases ABSL_GUARDED_BY(mu);
+    std::vector<absl::Status> unregistered ABSL_GUARDED_BY(mu);
+    size_t count() ABSL_LOCKS_EXCLUDED(mu) {
+      absl::MutexLock lock(&mu);
+      return leases.size() + unregistered.size();
+    }
+  } answers;
+  auto on_lease = [&answers](absl::StatusOr<Lease> lease) {
+    absl::MutexLock lock(&answers.mu);
+    answers.leases.push_back(std::move(lease));
+  };
+  auto on_done = [&answers](absl::Status status) {
+    absl::MutexLock lock(&answers.mu);
+    answers.unregistered.push_back(std::move(status));
+  };
+  store_->RegisterAsync({"alice", "h:1", Millis(0), ""}, on_lease);
+  store_->RegisterAsync({"ALICE", "h:2", Millis(0), ""}, on_lease);
+  store_->RegisterAsync({"bad name", "h:2", Millis(0), ""}, on_lease);
+  ASSERT_TRUE(chat::testing::WaitFor([&] { return answers.count() == 3; }));
+  // Refusals may come first: they are known before anything is written.
+  Lease lease;
+  {
+    absl::MutexLock lock(&answers.mu);
+    EXPECT_THAT(
+        answers.leases,
+        UnorderedElementsAre(
+            IsOk(),
+            StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("until")),
+            StatusIs(absl::StatusCode::kInvalidArgument)));
+    for (const auto& answer : answers.leases) {
+      if (answer.ok()) lease = *answer;
+    }
+  }
+  ASSERT_EQ(lease.entry.address, "h:1");
+  EXPECT_EQ(store_->Resolve("alice")->address, "h:1");
+  store_->UnregisterAsync("alice", RandomHex(16), on_done);
+  store_->UnregisterAsync("alice", lease.lease_id, on_done);
+  store_->UnregisterAsync("alice", lease.lease_id, on_done);
+  ASSERT_TRUE(chat::testing::WaitFor([&] { return answers.count() == 6; }));
+  {
+    absl::MutexLock lock(&answers.mu);
+    EXPECT_THAT(
+        answers.unregistered,
+        UnorderedElementsAre(StatusIs(absl::StatusCode::kPermissionDenied),
+                             IsOk(), StatusIs(absl::StatusCode::kNotFound)));
+  }
+  EXPECT_THAT(store_->Resolve("alice"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(answers.count(), 6u);  // Each exactly once.
 }
 
 TEST_P(StoreContractTest, ALeaseLastsItsTtlAndNotAMomentLonger) {
@@ -633,6 +691,49 @@ TEST_F(SqliteStoreFailureTest, AFailedExpiryIsRetriedAndReportedOnce) {
   watch.reset();  // A watch must not outlive its store.
   Reopen();
   EXPECT_THAT(store_->Resolve("alice"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// One failing write fails alone with those decided after it (they were
+// decided on top of it); those decided before it are kept, whichever batch
+// they share with it.
+TEST_F(SqliteStoreFailureTest, WritesDecidedBeforeAFailedOneAreKept) {
+  FailWrites("INSERT", "NEW.name_key = 'bob'");
+  absl::Mutex mu;
+  std::vector<std::pair<std::string, absl::Status>> outcomes;
+  auto note = [&](const std::string& name) {
+    return [&mu, &outcomes, name](absl::StatusOr<Lease> lease) {
+      absl::MutexLock lock(&mu);
+      outcomes.emplace_back(name, lease.status());
+    };
+  };
+  for (int round = 0; round < 20; ++round) {
+    const std::string a = absl::StrCat("a", round);
+    const std::string c = absl::StrCat("c", round);
+    store_->RegisterAsync({a, "h:1", Millis(60000), ""}, note(a));
+    store_->RegisterAsync({"bob", "h:1", Millis(60000), ""}, note("bob"));
+    store_->RegisterAsync({c, "h:1", Millis(60000), ""}, note(c));
+    ASSERT_TRUE(chat::testing::WaitFor([&] {
+      absl::MutexLock lock(&mu);
+      return outcomes.size() == static_cast<size_t>(3 * (round + 1));
+    }));
+  }
+  absl::MutexLock lock(&mu);
+  size_t kept = 0;
+  for (const auto& [name, status] : outcomes) {
+    if (name == "bob") {
+      EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable)) << name;
+    } else if (name[0] == 'a') {
+      EXPECT_THAT(status, IsOk()) << name;
+    }
+    EXPECT_EQ(store_->Resolve(name).ok(), status.ok()) << name;
+    if (status.ok()) ++kept;
+  }
+  EXPECT_EQ(store_->Size(), kept);
+  Reopen();
+  EXPECT_EQ(store_->Size(), kept);
+  for (const auto& [name, status] : outcomes) {
+    EXPECT_EQ(store_->Resolve(name).ok(), status.ok()) << name;
+  }
 }
 
 // Whatever batches the writes fall into, and whichever fail with them:
