@@ -114,6 +114,16 @@ absl::Status ValidateName(const std::string& name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidatePrefix(const std::string& prefix) {
+  if (prefix.empty()) return absl::OkStatus();
+  absl::Status status = ValidateName(prefix);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad prefix: ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
 std::string NameKey(const std::string& name) {
   return absl::AsciiStrToLower(name);
 }

@@ -16,6 +16,10 @@ inline constexpr size_t kMaxNameLength = 64;
 // otherwise kInvalidArgument saying what is wrong.
 absl::Status ValidateName(const std::string& name);
 
+// OK for the empty prefix and for a name that may be cut short (List and
+// Watch take one); otherwise kInvalidArgument ("bad prefix: ...").
+absl::Status ValidatePrefix(const std::string& prefix);
+
 // The key under which a name is unique: the name in ASCII lowercase.
 std::string NameKey(const std::string& name);
 

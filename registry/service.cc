@@ -19,17 +19,6 @@ namespace {
 constexpr int32_t kDefaultPageSize = 100;
 constexpr int32_t kMaxPageSize = 1000;
 
-// A prefix is a name that may be cut short (or empty).
-absl::Status ValidatePrefix(const std::string& prefix) {
-  if (prefix.empty()) return absl::OkStatus();
-  absl::Status status = ValidateName(prefix);
-  if (!status.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad prefix: ", status.message()));
-  }
-  return absl::OkStatus();
-}
-
 // Streams a Store watch to one client.
 class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
  public:
@@ -67,17 +56,27 @@ grpc::ServerUnaryReactor* RegistryService::Register(
     v1::RegisterResponse* response) {
   RegisterRequest domain{request->name(), request->address(),
                          Millis(request->ttl_ms()), request->lease_id()};
-  absl::StatusOr<Lease> lease = store_->Register(domain);
-  if (!lease.ok()) return Respond(context, lease.status());
-  response->set_lease_id(lease->lease_id);
-  response->set_ttl_ms(lease->entry.ttl.count());
-  EntryToProto(lease->entry, response->mutable_entry());
-  if (request->lease_id().empty()) {
-    LogLine("registry", absl::StrCat("register ", lease->entry.name, " -> ",
-                                     lease->entry.address, " (ttl ",
-                                     lease->entry.ttl.count(), " ms)"));
-  }
-  return Respond(context, absl::OkStatus());
+  // Answered from the store's commit, without holding a callback thread
+  // while the write becomes durable, so concurrent registrations share
+  // commits. `request` and `response` live until Finish().
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->RegisterAsync(domain, [reactor, request,
+                                 response](absl::StatusOr<Lease> lease) {
+    if (!lease.ok()) {
+      reactor->Finish(ToGrpcStatus(lease.status()));
+      return;
+    }
+    response->set_lease_id(lease->lease_id);
+    response->set_ttl_ms(lease->entry.ttl.count());
+    EntryToProto(lease->entry, response->mutable_entry());
+    if (request->lease_id().empty()) {
+      LogLine("registry", absl::StrCat("register ", lease->entry.name, " -> ",
+                                       lease->entry.address, " (ttl ",
+                                       lease->entry.ttl.count(), " ms)"));
+    }
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* RegistryService::KeepAlive(
@@ -92,10 +91,16 @@ grpc::ServerUnaryReactor* RegistryService::KeepAlive(
 grpc::ServerUnaryReactor* RegistryService::Unregister(
     grpc::CallbackServerContext* context, const v1::UnregisterRequest* request,
     v1::UnregisterResponse* /*response*/) {
-  absl::Status status =
-      store_->Unregister(request->name(), request->lease_id());
-  if (status.ok()) LogLine("registry", "unregister " + request->name());
-  return Respond(context, status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->UnregisterAsync(request->name(), request->lease_id(),
+                          [reactor, request](const absl::Status& status) {
+                            if (status.ok()) {
+                              LogLine("registry",
+                                      "unregister " + request->name());
+                            }
+                            reactor->Finish(ToGrpcStatus(status));
+                          });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* RegistryService::Resolve(

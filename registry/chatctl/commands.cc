@@ -152,14 +152,6 @@ std::unique_ptr<registry::RegistryClient> ConnectRegistry(
       NewChannel(address, context.invocation), address, context.timeout);
 }
 
-absl::Status ValidatePrefix(const std::string& prefix) {
-  if (prefix.empty()) return absl::OkStatus();
-  absl::Status status = registry::ValidateName(prefix);
-  if (status.ok()) return status;
-  return absl::InvalidArgumentError(
-      absl::StrCat("bad prefix: ", status.message()));
-}
-
 int RunList(const CommandContext& context) {
   const std::vector<std::string>& args = context.invocation.args;
   const std::string prefix = args.empty() ? "" : args[0];

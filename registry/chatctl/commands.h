@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "registry/chatctl/chatctl.h"
 #include "registry/client/registry_client.h"
+#include "registry/names.h"
 #include "registry/types.h"
 
 namespace chat::chatctl {
@@ -58,8 +59,8 @@ bool WriteLine(std::ostream& out, const std::string& line);
 std::unique_ptr<registry::RegistryClient> ConnectRegistry(
     const CommandContext& context);
 
-// OK for "" or the start of a valid name; otherwise kInvalidArgument.
-absl::Status ValidatePrefix(const std::string& prefix);
+// The registry's own rule for a prefix, one definition for server and CLI.
+using registry::ValidatePrefix;
 
 // `entry`'s fields as JSON object members, without the braces.
 std::string EntryJsonFields(const registry::Entry& entry);

@@ -85,5 +85,19 @@ TEST(ValidateAddressTest, RejectsWithAMessageThatSaysWhy) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("63")));
 }
 
+TEST(NamesTest, APrefixIsEmptyOrANameCutShort) {
+  EXPECT_THAT(ValidatePrefix(""), IsOk());
+  EXPECT_THAT(ValidatePrefix("al"), IsOk());
+  EXPECT_THAT(ValidatePrefix("Alice.2"), IsOk());
+  EXPECT_THAT(ValidatePrefix("-x"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("bad prefix: name \"-x\" must start")));
+  EXPECT_THAT(
+      ValidatePrefix("a b"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bad prefix")));
+  EXPECT_THAT(ValidatePrefix(std::string(65, 'a')),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace chat::registry
