@@ -1,6 +1,5 @@
 #include "peer/mail_listener.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -9,13 +8,6 @@
 #include "absl/synchronization/notification.h"
 
 namespace chat::peer {
-namespace {
-
-constexpr Millis kFirstBackoff{200};
-constexpr Millis kMaxBackoff{5000};
-
-}  // namespace
-
 MailListener::MailListener(registry::RegistryClient* registry, PeerStore* store,
                            EventSink* events, const Clock& clock,
                            Options options)
@@ -24,53 +16,27 @@ MailListener::MailListener(registry::RegistryClient* registry, PeerStore* store,
       events_(events),
       clock_(clock),
       options_(std::move(options)) {
-  loop_.emplace(clock, Millis(0), [this] { return ListenOnce(); });
+  Stream::Callbacks callbacks;
+  callbacks.open = [this] { return Open(); };
+  callbacks.on_item = [this](const registry::MailItem& item) {
+    Handle(item);
+    return true;
+  };
+  // The lease keeper reports registry trouble.
+  callbacks.on_end = [](const absl::Status&) {};
+  stream_.emplace(clock, std::move(callbacks));
 }
 
 MailListener::~MailListener() { Stop(); }
 
-void MailListener::Stop() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-    if (mail_ != nullptr) mail_->Cancel();
-  }
-  loop_->Stop();
-}
-
-std::optional<Millis> MailListener::ListenOnce() {
+std::unique_ptr<registry::MailStream> MailListener::Open() {
   // The keeper may be registering afresh, with a new lease.
-  const std::string lease_id = options_.lease_id();
-  std::unique_ptr<registry::MailStream> stream;
-  if (!lease_id.empty()) {
-    stream = registry_->Listen(options_.own_name, lease_id);
-  }
-  registry::MailStream* mail = stream.get();
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return std::nullopt;
-    mail_ = std::move(stream);
-  }
-  if (mail != nullptr) {
-    registry::MailItem item;
-    while (mail->Next(&item)) {
-      backoff_ = kFirstBackoff;
-      Handle(item, lease_id);
-    }
-    mail->Finish().IgnoreError();  // The keeper reports registry trouble.
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    mail_.reset();
-    if (stopping_) return std::nullopt;
-  }
-  const Millis pause = backoff_;
-  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
-  return pause;
+  lease_id_ = options_.lease_id();
+  if (lease_id_.empty()) return nullptr;
+  return registry_->Listen(options_.own_name, lease_id_);
 }
 
-void MailListener::Handle(const registry::MailItem& item,
-                          const std::string& lease_id) {
+void MailListener::Handle(const registry::MailItem& item) {
   if (item.kind == registry::MailItem::Kind::kReceipt) {
     absl::StatusOr<std::optional<OutboxEntry>> taken =
         store_->TakeFromOutbox(item.id);
@@ -109,7 +75,7 @@ void MailListener::Handle(const registry::MailItem& item,
     }
   }
   // Kept (or known) now: the mailbox may let it go.
-  absl::Status acked = registry_->Ack(options_.own_name, lease_id, {item.id});
+  absl::Status acked = registry_->Ack(options_.own_name, lease_id_, {item.id});
   if (!acked.ok()) {
     Emit(InfoEvent(absl::StrCat("could not acknowledge mail (", acked.message(),
                                 "); it may come again")));

@@ -10,13 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "common/periodic_loop.h"
 #include "peer/events.h"
 #include "peer/message.h"
 #include "peer/peer_store.h"
+#include "peer/reconnecting_stream.h"
 #include "registry/client/registry_client.h"
 
 namespace chat::peer {
@@ -56,13 +54,14 @@ class MailListener {
   MailListener& operator=(const MailListener&) = delete;
 
   // Ends the stream and the thread. Idempotent.
-  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  void Stop() { stream_->Stop(); }
 
  private:
-  // Listens on one stream until it ends; the pause before the next, or
-  // nullopt when stopping.
-  std::optional<Millis> ListenOnce() ABSL_LOCKS_EXCLUDED(mu_);
-  void Handle(const registry::MailItem& item, const std::string& lease_id);
+  using Stream = ReconnectingStream<registry::MailStream, registry::MailItem>;
+
+  // A stream with the lease we hold now; nullptr while we hold none.
+  std::unique_ptr<registry::MailStream> Open();
+  void Handle(const registry::MailItem& item);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 
   registry::RegistryClient* const registry_;  // Not owned.
@@ -71,14 +70,10 @@ class MailListener {
   const Clock& clock_;
   const Options options_;
 
-  absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // Owned here so Stop() can cancel it; only the loop replaces it.
-  std::unique_ptr<registry::MailStream> mail_ ABSL_GUARDED_BY(mu_);
+  // The stream's thread only: the lease the current stream was opened with.
+  std::string lease_id_;
 
-  Millis backoff_{200};  // The loop's thread only.
-
-  std::optional<PeriodicLoop> loop_;  // Last: its thread uses the above.
+  std::optional<Stream> stream_;  // Last: its thread uses the above.
 };
 
 }  // namespace chat::peer

@@ -20,9 +20,6 @@ using registry::NameKey;
 
 namespace {
 
-constexpr Millis kFirstBackoff{200};
-constexpr Millis kMaxBackoff{5000};
-
 // Gives the memory of a large watch snapshot back to the system once it is
 // in (see the allocator note in peer/main.cc).
 void ReleaseFreedMemory() {
@@ -41,68 +38,54 @@ RegistryFollower::RegistryFollower(registry::RegistryClient* registry,
       events_(events),
       options_(std::move(options)),
       own_key_(NameKey(options_.own_name)) {
-  loop_.emplace(clock, Millis(0), [this] { return FollowOnce(); });
+  Stream::Callbacks callbacks;
+  callbacks.open = [this] { return Open(); };
+  callbacks.on_item = [this](const registry::WatchEvent& event) {
+    return Handle(event);
+  };
+  callbacks.on_end = [this](const absl::Status& status) { Lost(status); };
+  stream_.emplace(clock, std::move(callbacks));
 }
 
 RegistryFollower::~RegistryFollower() { Stop(); }
 
-void RegistryFollower::Stop() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-    if (watch_ != nullptr) watch_->Cancel();
-  }
-  loop_->Stop();
-}
-
-std::optional<Millis> RegistryFollower::FollowOnce() {
-  std::unique_ptr<registry::WatchStream> stream = registry_->Watch("");
-  registry::WatchStream* watch = stream.get();
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return std::nullopt;
-    watch_ = std::move(stream);
-  }
+std::unique_ptr<registry::WatchStream> RegistryFollower::Open() {
   // The snapshot goes straight into the online set, marked as this
   // stream's, rather than into a second map to swap in: with a large
   // registry that second copy was most of the peer's memory. After a
   // reconnect, only the differences are collected, to report them.
   online_->BeginSnapshot();
-  bool synced = false;
-  registry::WatchEvent event;
-  while (watch->Next(&event)) {
-    if (!event.entry.name.empty() && NameKey(event.entry.name) == own_key_) {
-      continue;  // Our own comings and goings are not news.
-    }
-    if (synced) {
-      Apply(event);
-    } else if (event.type == EventType::kPut) {
-      if (online_->Put(event.entry) && !first_sync_) {
-        arrived_.insert(NameKey(event.entry.name));
-      }
-    } else if (event.type == EventType::kSynced) {
-      synced = true;
-      Synced();
-    }
+  synced_ = false;
+  return registry_->Watch("");
+}
+
+bool RegistryFollower::Handle(const registry::WatchEvent& event) {
+  if (!event.entry.name.empty() && NameKey(event.entry.name) == own_key_) {
+    return false;  // Our own comings and goings are not news.
   }
-  absl::Status status = watch->Finish();
-  {
-    absl::MutexLock lock(&mu_);
-    watch_.reset();
-    if (stopping_) return std::nullopt;
+  if (synced_) {
+    Apply(event);
+  } else if (event.type == EventType::kPut) {
+    if (online_->Put(event.entry) && !first_sync_) {
+      arrived_.insert(NameKey(event.entry.name));
+    }
+  } else if (event.type == EventType::kSynced) {
+    synced_ = true;
+    Synced();
+    return true;
   }
+  return false;
+}
+
+void RegistryFollower::Lost(const absl::Status& status) {
   if (!reported_loss_) {
     Emit(InfoEvent(absl::StrCat("lost the registry watch (", status.message(),
                                 "); reconnecting")));
     reported_loss_ = true;
   }
-  const Millis pause = backoff_;
-  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
-  return pause;
 }
 
 void RegistryFollower::Synced() {
-  backoff_ = kFirstBackoff;
   if (reported_loss_) {
     Emit(InfoEvent("following the registry again"));
     reported_loss_ = false;

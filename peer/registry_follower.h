@@ -10,13 +10,12 @@
 #include <optional>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/status/status.h"
 #include "common/clock.h"
-#include "common/periodic_loop.h"
 #include "peer/events.h"
 #include "peer/online_set.h"
+#include "peer/reconnecting_stream.h"
 #include "registry/client/registry_client.h"
 
 namespace chat::peer {
@@ -57,12 +56,16 @@ class RegistryFollower {
 
   // Ends the watch and the thread; no event or callback comes after it
   // returns. Idempotent.
-  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  void Stop() { stream_->Stop(); }
 
  private:
-  // Follows one watch stream until it ends; the pause before the next, or
-  // nullopt when stopping.
-  std::optional<Millis> FollowOnce() ABSL_LOCKS_EXCLUDED(mu_);
+  using Stream =
+      ReconnectingStream<registry::WatchStream, registry::WatchEvent>;
+
+  std::unique_ptr<registry::WatchStream> Open();
+  // One event of the stream; whether it completed the snapshot.
+  bool Handle(const registry::WatchEvent& event);
+  void Lost(const absl::Status& status);
   // A change after the snapshot.
   void Apply(const registry::WatchEvent& event);
   // The snapshot of this stream is in.
@@ -75,20 +78,15 @@ class RegistryFollower {
   const Options options_;
   const std::string own_key_;
 
-  absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // Owned here so Stop() can cancel it; only the loop replaces it.
-  std::unique_ptr<registry::WatchStream> watch_ ABSL_GUARDED_BY(mu_);
-
-  // The loop's thread only.
-  Millis backoff_{200};
+  // The stream's thread only.
+  bool synced_ = false;  // The current stream's snapshot is in.
   bool first_sync_ = true;
   bool reported_loss_ = false;
   // After a reconnect, the name keys whose arrival (or new address) the next
   // sync reports; kept across a stream that breaks before it is synced.
   absl::flat_hash_set<std::string> arrived_;
 
-  std::optional<PeriodicLoop> loop_;  // Last: its thread uses the above.
+  std::optional<Stream> stream_;  // Last: its thread uses the above.
 };
 
 }  // namespace chat::peer
