@@ -48,6 +48,36 @@ FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // Closing releases the flock.
 }
 
+namespace {
+
+// Brings `db` (the file at `path`, for messages) to version
+// migrations.size() (PRAGMA user_version), applying migrations[i] to go from
+// i to i+1, each in its own transaction. kFailedPrecondition when the file
+// is newer than this build (`program` names the build in the message). May
+// throw SQLite::Exception.
+absl::Status MigrateSchema(SQLite::Database& db, const std::string& path,
+                           const std::vector<const char*>& migrations,
+                           const std::string& program) {
+  const int latest = static_cast<int>(migrations.size());
+  int version = db.execAndGet("PRAGMA user_version").getInt();
+  if (version > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has schema version ", version, " but this ", program,
+        " knows only up to ", latest, "; run a newer build"));
+  }
+  for (; version < latest; ++version) {
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    // Another connection may have migrated meanwhile.
+    if (db.execAndGet("PRAGMA user_version").getInt() > version) continue;
+    db.exec(migrations[static_cast<size_t>(version)]);
+    db.exec(absl::StrCat("PRAGMA user_version = ", version + 1));
+    transaction.commit();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 SqliteFile::SqliteFile() = default;
 SqliteFile::SqliteFile(SqliteFile&&) noexcept = default;
 SqliteFile& SqliteFile::operator=(SqliteFile&& other) noexcept {
@@ -83,27 +113,6 @@ absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
         absl::StrCat("cannot open ", options.what, " ", path, ": ", e.what()));
   }
   return file;
-}
-
-absl::Status MigrateSchema(SQLite::Database& db, const std::string& path,
-                           const std::vector<const char*>& migrations,
-                           const std::string& program) {
-  const int latest = static_cast<int>(migrations.size());
-  int version = db.execAndGet("PRAGMA user_version").getInt();
-  if (version > latest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, " has schema version ", version, " but this ", program,
-        " knows only up to ", latest, "; run a newer build"));
-  }
-  for (; version < latest; ++version) {
-    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
-    // Another connection may have migrated meanwhile.
-    if (db.execAndGet("PRAGMA user_version").getInt() > version) continue;
-    db.exec(migrations[static_cast<size_t>(version)]);
-    db.exec(absl::StrCat("PRAGMA user_version = ", version + 1));
-    transaction.commit();
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace chat

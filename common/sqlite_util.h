@@ -52,8 +52,9 @@ struct SqliteOpenOptions {
   // Take `path`.lock (kept in SqliteFile::lock). False for a second
   // connection to a file whose owner holds the lock already.
   bool lock = true;
-  // migrations[i] brings PRAGMA user_version from i to i+1 (see
-  // MigrateSchema). Not owned; the strings must outlive the call.
+  // migrations[i] brings PRAGMA user_version from i to i+1, each in its own
+  // transaction; a file at a higher version than migrations.size() is
+  // refused. Not owned; the strings must outlive the call.
   std::vector<const char*> migrations;
 };
 
@@ -78,15 +79,6 @@ struct SqliteFile {
 // is newer than `options.migrations` knows.
 absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
                                       const SqliteOpenOptions& options);
-
-// Brings `db` (the file at `path`, for messages) to version
-// migrations.size() (PRAGMA user_version), applying migrations[i] to go from
-// i to i+1, each in its own transaction. kFailedPrecondition when the file
-// is newer than this build (`program` names the build in the message). May
-// throw SQLite::Exception; callers translate.
-absl::Status MigrateSchema(SQLite::Database& db, const std::string& path,
-                           const std::vector<const char*>& migrations,
-                           const std::string& program);
 
 }  // namespace chat
 

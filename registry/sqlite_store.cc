@@ -86,6 +86,20 @@ class Waiter {
   absl::Status status_;  // Written before done_ is notified.
 };
 
+// Calls `start` with a callback and blocks until that is called; returns
+// what it was given.
+template <typename T, typename Start>
+T Await(Start start) {
+  absl::Notification done;
+  T result;
+  start([&](T value) {
+    result = std::move(value);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(const Clock& clock, const SqliteStoreOptions& options,
@@ -144,14 +158,8 @@ class SqliteStore final : public Store {
   }
 
   absl::StatusOr<Lease> Register(const RegisterRequest& request) override {
-    absl::Notification done;
-    absl::StatusOr<Lease> result;
-    RegisterAsync(request, [&](absl::StatusOr<Lease> lease) {
-      result = std::move(lease);
-      done.Notify();
-    });
-    done.WaitForNotification();
-    return result;
+    return Await<absl::StatusOr<Lease>>(
+        [&](LeaseCallback done) { RegisterAsync(request, std::move(done)); });
   }
 
   // Memory only: a renewal is not written (every lease gets a full TTL
@@ -208,14 +216,9 @@ class SqliteStore final : public Store {
 
   absl::Status Unregister(const std::string& name,
                           const std::string& lease_id) override {
-    absl::Notification done;
-    absl::Status result;
-    UnregisterAsync(name, lease_id, [&](absl::Status status) {
-      result = std::move(status);
-      done.Notify();
+    return Await<absl::Status>([&](DoneCallback done) {
+      UnregisterAsync(name, lease_id, std::move(done));
     });
-    done.WaitForNotification();
-    return result;
   }
 
   absl::StatusOr<Entry> PutStatic(const std::string& name,
