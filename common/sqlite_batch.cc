@@ -11,7 +11,7 @@ namespace chat {
 
 SqliteBatch::SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu,
                          SqliteBatchOptions options)
-    : db_(db), db_mu_(db_mu), options_(options) {
+    : db_(db), db_mu_(db_mu), options_(options), statements_(db) {
   writer_ = std::thread(&SqliteBatch::WriterLoop, this);
 }
 
@@ -93,7 +93,7 @@ void SqliteBatch::WriterLoop() {
       }
       if (queue_.empty()) {  // Stopping, and nothing left.
         closed_ = true;
-        return;
+        break;
       }
       batch.swap(queue_);
       urgent_ = 0;
@@ -105,6 +105,9 @@ void SqliteBatch::WriterLoop() {
     }
     batch.clear();  // Keeps the capacity for the next batch.
   }
+  // Finalized while the connection is surely open.
+  absl::MutexLock lock(db_mu_);
+  statements_.Clear();
 }
 
 void SqliteBatch::Fail(Pending& pending, absl::Status status) {
@@ -118,8 +121,12 @@ void SqliteBatch::Apply(std::vector<Pending>& batch) {
   try {
     SQLite::Transaction transaction(*db_,
                                     SQLite::TransactionBehavior::IMMEDIATE);
+    // Prepared once: a job's savepoint parses no SQL.
+    SQLite::Statement& savepoint = statements_.Get("SAVEPOINT job");
+    SQLite::Statement& release = statements_.Get("RELEASE job");
+    SQLite::Statement& rollback = statements_.Get("ROLLBACK TO job");
     for (Pending& pending : batch) {
-      db_->exec("SAVEPOINT job");
+      Step(savepoint);
       absl::Status status;
       try {
         status = pending.job(*db_);
@@ -128,11 +135,11 @@ void SqliteBatch::Apply(std::vector<Pending>& batch) {
             absl::StrCat("storage failed to write: ", e.what()));
       }
       if (!status.ok()) {
-        db_->exec("ROLLBACK TO job");
-        db_->exec("RELEASE job");
+        Step(rollback);
+        Step(release);
         Fail(pending, std::move(status));
       } else {
-        db_->exec("RELEASE job");
+        Step(release);
       }
     }
     transaction.commit();
@@ -143,6 +150,11 @@ void SqliteBatch::Apply(std::vector<Pending>& batch) {
         absl::StrCat("storage failed to commit: ", e.what()));
     for (Pending& pending : batch) Fail(pending, status);
   }
+}
+
+void SqliteBatch::Step(SQLite::Statement& statement) {
+  statement.tryReset();
+  statement.exec();
 }
 
 }  // namespace chat

@@ -16,9 +16,11 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/sqlite_util.h"
 
 namespace SQLite {
 class Database;
+class Statement;
 }  // namespace SQLite
 
 namespace chat {
@@ -131,10 +133,14 @@ class SqliteBatch {
   void Apply(std::vector<Pending>& batch) ABSL_LOCKS_EXCLUDED(queue_mu_);
   void Fail(Pending& pending, absl::Status status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(*db_mu_);
+  // Runs one of the savepoint statements. Throws on failure.
+  void Step(SQLite::Statement& statement)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(*db_mu_);
 
   SQLite::Database* const db_;  // Not owned.
   absl::Mutex* const db_mu_;    // Not owned.
   const SqliteBatchOptions options_;
+  SqliteStatements statements_ ABSL_GUARDED_BY(*db_mu_);
 
   absl::Mutex queue_mu_;
   std::vector<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);

@@ -115,4 +115,27 @@ absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
   return file;
 }
 
+SqliteStatements::SqliteStatements(SQLite::Database* db) : db_(db) {}
+
+SqliteStatements::~SqliteStatements() = default;
+
+SQLite::Statement& SqliteStatements::Get(const char* sql) {
+  std::unique_ptr<SQLite::Statement>& statement = statements_[sql];
+  if (statement == nullptr) {
+    auto prepared = std::make_unique<SQLite::Statement>(*db_, sql);
+    statement = std::move(prepared);
+  }
+  return *statement;
+}
+
+void SqliteStatements::Clear() { statements_.clear(); }
+
+ScopedStatement::ScopedStatement(SqliteStatements& statements, const char* sql)
+    : statement_(statements.Get(sql)) {
+  statement_.reset();
+  statement_.clearBindings();
+}
+
+ScopedStatement::~ScopedStatement() { statement_.tryReset(); }
+
 }  // namespace chat

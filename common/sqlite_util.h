@@ -11,11 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace SQLite {
 class Database;
+class Statement;
 }  // namespace SQLite
 
 namespace chat {
@@ -79,6 +81,45 @@ struct SqliteFile {
 // is newer than `options.migrations` knows.
 absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
                                       const SqliteOpenOptions& options);
+
+// Statements prepared once per connection and kept, so a write parses no
+// SQL. Keyed by the address of the SQL text: pass string literals. Not
+// thread-safe: use it under the connection's mutex; Clear() before the
+// connection closes.
+class SqliteStatements {
+ public:
+  explicit SqliteStatements(SQLite::Database* db);  // Not owned.
+  ~SqliteStatements();
+  SqliteStatements(const SqliteStatements&) = delete;
+  SqliteStatements& operator=(const SqliteStatements&) = delete;
+
+  // The statement for `sql`, prepared on first use. May throw
+  // SQLite::Exception (bad SQL, closed database).
+  SQLite::Statement& Get(const char* sql);
+  void Clear();
+
+ private:
+  SQLite::Database* const db_;
+  absl::flat_hash_map<const char*, std::unique_ptr<SQLite::Statement>>
+      statements_;
+};
+
+// One use of a kept statement: its old bindings cleared at the start, reset
+// at the end, so between uses it holds no read snapshot (which would keep
+// the WAL from being checkpointed). One use of a given SQL at a time.
+class ScopedStatement {
+ public:
+  ScopedStatement(SqliteStatements& statements, const char* sql);
+  ~ScopedStatement();
+  ScopedStatement(const ScopedStatement&) = delete;
+  ScopedStatement& operator=(const ScopedStatement&) = delete;
+
+  SQLite::Statement* operator->() { return &statement_; }
+  SQLite::Statement& operator*() { return statement_; }
+
+ private:
+  SQLite::Statement& statement_;
+};
 
 }  // namespace chat
 

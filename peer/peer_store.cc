@@ -127,6 +127,7 @@ class SqlitePeerStore final : public PeerStore {
       : clock_(clock),
         lock_(std::move(file.lock)),
         db_(std::move(file.db)),
+        statements_(db_.get()),
         outstanding_(std::move(loaded.outstanding)),
         next_release_(loaded.next_release) {
     batch_ = std::make_unique<SqliteBatch>(db_.get(), &db_mu_);
@@ -135,46 +136,48 @@ class SqlitePeerStore final : public PeerStore {
   ~SqlitePeerStore() override {
     batch_->Stop();  // Finishes queued writes.
     absl::MutexLock lock(&db_mu_);
+    statements_.Clear();
     db_.reset();  // Closes the file before the lock goes.
   }
 
   void AddToOutbox(ChatMessage message, AddedCallback done) override {
     auto added = std::make_shared<ChatMessage>(std::move(message));
     batch_->Post(
-        [added](SQLite::Database& db) {
+        [this, added](SQLite::Database&) {
+          db_mu_.AssertHeld();
           const std::string key = NameKey(added->to);
-          SQLite::Statement select(
-              db,
+          ScopedStatement select(
+              statements_,
               "SELECT epoch, next_sequence FROM conversations WHERE "
               "peer_key = ?1");
-          select.bind(1, key);
-          if (select.executeStep()) {
-            added->sequence_epoch = select.getColumn(0).getString();
-            added->sequence = select.getColumn(1).getInt64();
+          select->bind(1, key);
+          if (select->executeStep()) {
+            added->sequence_epoch = select->getColumn(0).getString();
+            added->sequence = select->getColumn(1).getInt64();
           } else {
             added->sequence_epoch = RandomHex(8);
             added->sequence = 1;
           }
           added->sequence_floor = added->sequence;
-          SQLite::Statement upsert(
-              db,
+          ScopedStatement upsert(
+              statements_,
               "INSERT INTO conversations (peer_key, epoch, next_sequence) "
               "VALUES (?1, ?2, ?3) ON CONFLICT (peer_key) DO UPDATE SET "
               "next_sequence = ?3");
-          upsert.bind(1, key);
-          upsert.bind(2, added->sequence_epoch);
-          upsert.bind(3, added->sequence + 1);
-          upsert.exec();
-          SQLite::Statement insert(
-              db,
+          upsert->bind(1, key);
+          upsert->bind(2, added->sequence_epoch);
+          upsert->bind(3, added->sequence + 1);
+          upsert->exec();
+          ScopedStatement insert(
+              statements_,
               "INSERT INTO outbox (id, recipient_key, sequence, body) VALUES "
               "(?1, ?2, ?3, ?4)");
-          insert.bind(1, added->id);
-          insert.bind(2, key);
-          insert.bind(3, added->sequence);
+          insert->bind(1, added->id);
+          insert->bind(2, key);
+          insert->bind(3, added->sequence);
           const std::string body = Serialize(*added);
-          insert.bind(4, body.data(), static_cast<int>(body.size()));
-          insert.exec();
+          insert->bind(4, body.data(), static_cast<int>(body.size()));
+          insert->exec();
           return absl::OkStatus();
         },
         [this, added, done = std::move(done)](const absl::Status& status) {
@@ -198,11 +201,12 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   void MarkStored(const std::string& id) override {
-    batch_->PostLazily([id](SQLite::Database& db) {
-      SQLite::Statement update(db,
-                               "UPDATE outbox SET stored = 1 WHERE id = ?1");
-      update.bind(1, id);
-      update.exec();
+    batch_->PostLazily([this, id](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      ScopedStatement update(statements_,
+                             "UPDATE outbox SET stored = 1 WHERE id = ?1");
+      update->bind(1, id);
+      update->exec();
       return absl::OkStatus();
     });
   }
@@ -210,8 +214,9 @@ class SqlitePeerStore final : public PeerStore {
   void RemoveFromOutbox(const std::string& id) override {
     auto removal = std::make_shared<Removal>();
     batch_->PostLazily(
-        [this, id, removal](SQLite::Database& db) {
-          return DeleteOutboxRow(db, id, *removal);
+        [this, id, removal](SQLite::Database&) {
+          db_mu_.AssertHeld();
+          return DeleteOutboxRow(id, *removal);
         },
         [this, removal](const absl::Status&) { Restore(*removal); });
   }
@@ -221,15 +226,16 @@ class SqlitePeerStore final : public PeerStore {
     std::optional<OutboxEntry> taken;
     Removal removal;
     CHAT_RETURN_IF_ERROR(batch_->Run(
-        [&](SQLite::Database& db) {
-          SQLite::Statement select(
-              db, "SELECT body, stored FROM outbox WHERE id = ?1");
-          select.bind(1, id);
-          if (!select.executeStep()) return absl::OkStatus();
+        [&](SQLite::Database&) {
+          db_mu_.AssertHeld();
+          ScopedStatement select(
+              statements_, "SELECT body, stored FROM outbox WHERE id = ?1");
+          select->bind(1, id);
+          if (!select->executeStep()) return absl::OkStatus();
           taken.emplace();
-          taken->message = Parse(select.getColumn(0));
-          taken->stored = select.getColumn(1).getInt() != 0;
-          return DeleteOutboxRow(db, id, removal);
+          taken->message = Parse(select->getColumn(0));
+          taken->stored = select->getColumn(1).getInt() != 0;
+          return DeleteOutboxRow(id, removal);
         },
         [&](const absl::Status&) { Restore(removal); }));
     return taken;
@@ -239,13 +245,13 @@ class SqlitePeerStore final : public PeerStore {
     absl::MutexLock lock(&db_mu_);
     std::vector<OutboxEntry> entries;
     try {
-      SQLite::Statement select(*db_,
-                               "SELECT body, stored FROM outbox ORDER BY "
-                               "recipient_key, sequence");
-      while (select.executeStep()) {
+      ScopedStatement select(statements_,
+                             "SELECT body, stored FROM outbox ORDER BY "
+                             "recipient_key, sequence");
+      while (select->executeStep()) {
         OutboxEntry entry;
-        entry.message = Parse(select.getColumn(0));
-        entry.stored = select.getColumn(1).getInt() != 0;
+        entry.message = Parse(select->getColumn(0));
+        entry.stored = select->getColumn(1).getInt() != 0;
         entries.push_back(std::move(entry));
       }
     } catch (const std::exception& e) {
@@ -261,14 +267,16 @@ class SqlitePeerStore final : public PeerStore {
     }
     auto received = std::make_shared<Received>();
     batch_->Post(
-        [this, message = std::move(message), received](SQLite::Database& db) {
-          SQLite::Statement seen(db, "SELECT 1 FROM inbox WHERE id = ?1");
-          seen.bind(1, message.id);
-          if (seen.executeStep()) {
+        [this, message = std::move(message), received](SQLite::Database&) {
+          db_mu_.AssertHeld();
+          ScopedStatement seen(statements_,
+                               "SELECT 1 FROM inbox WHERE id = ?1");
+          seen->bind(1, message.id);
+          if (seen->executeStep()) {
             received->duplicate = true;
             return absl::OkStatus();
           }
-          ReceiveLocked(db, message, *received);
+          ReceiveLocked(message, *received);
           return absl::OkStatus();
         },
         [received, done = std::move(done)](const absl::Status& status) {
@@ -282,13 +290,14 @@ class SqlitePeerStore final : public PeerStore {
 
   void MarkShown(const std::vector<std::string>& ids) override {
     if (ids.empty()) return;
-    batch_->PostLazily([ids](SQLite::Database& db) {
-      SQLite::Statement update(
-          db, "UPDATE inbox SET state = 2, body = NULL WHERE id = ?1");
+    batch_->PostLazily([this, ids](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      ScopedStatement update(
+          statements_, "UPDATE inbox SET state = 2, body = NULL WHERE id = ?1");
       for (const std::string& id : ids) {
-        update.reset();
-        update.bind(1, id);
-        update.exec();
+        update->reset();
+        update->bind(1, id);
+        update->exec();
       }
       return absl::OkStatus();
     });
@@ -302,14 +311,15 @@ class SqlitePeerStore final : public PeerStore {
       }
     }
     if (trim) {
-      batch_->PostLazily([](SQLite::Database& db) {
-        SQLite::Statement trim_old(
-            db,
+      batch_->PostLazily([this](SQLite::Database&) {
+        db_mu_.AssertHeld();
+        ScopedStatement trim_old(
+            statements_,
             "DELETE FROM inbox WHERE state = 2 AND arrival < (SELECT arrival "
             "FROM inbox WHERE state = 2 ORDER BY arrival DESC LIMIT 1 OFFSET "
             "?1)");
-        trim_old.bind(1, kShownIdsKept);
-        trim_old.exec();
+        trim_old->bind(1, kShownIdsKept);
+        trim_old->exec();
         return absl::OkStatus();
       });
     }
@@ -319,29 +329,30 @@ class SqlitePeerStore final : public PeerStore {
     auto received = std::make_shared<Received>();
     const int64_t cutoff = absl::ToUnixMillis(clock_.Wall() - limit);
     batch_->Post(
-        [this, cutoff, received](SQLite::Database& db) {
-          SQLite::Statement overdue(
-              db,
+        [this, cutoff, received](SQLite::Database&) {
+          db_mu_.AssertHeld();
+          ScopedStatement overdue(
+              statements_,
               "SELECT sender_key, epoch FROM inbox WHERE state = 0 AND "
               "received_at_ms < ?1 LIMIT 1");
-          SQLite::Statement lowest(
-              db,
+          ScopedStatement lowest(
+              statements_,
               "SELECT min(sequence) FROM inbox WHERE state = 0 AND "
               "sender_key = ?1 AND epoch = ?2");
           // Each pass releases at least the lowest held message of one
           // sender, so this ends.
           while (true) {
-            overdue.reset();
-            overdue.bind(1, cutoff);
-            if (!overdue.executeStep()) break;
-            const std::string sender_key = overdue.getColumn(0).getString();
-            const std::string epoch = overdue.getColumn(1).getString();
-            lowest.reset();
-            lowest.bind(1, sender_key);
-            lowest.bind(2, epoch);
-            lowest.executeStep();
-            ReleaseInOrder(db, sender_key, epoch,
-                           lowest.getColumn(0).getInt64(), *received);
+            overdue->reset();
+            overdue->bind(1, cutoff);
+            if (!overdue->executeStep()) break;
+            const std::string sender_key = overdue->getColumn(0).getString();
+            const std::string epoch = overdue->getColumn(1).getString();
+            lowest->reset();
+            lowest->bind(1, sender_key);
+            lowest->bind(2, epoch);
+            lowest->executeStep();
+            ReleaseInOrder(sender_key, epoch, lowest->getColumn(0).getInt64(),
+                           *received);
           }
           return absl::OkStatus();
         },
@@ -358,11 +369,11 @@ class SqlitePeerStore final : public PeerStore {
     absl::MutexLock lock(&db_mu_);
     std::vector<ChatMessage> messages;
     try {
-      SQLite::Statement select(*db_,
-                               "SELECT id, body, received_at_ms, late FROM "
-                               "inbox WHERE state = 1 ORDER BY released");
-      while (select.executeStep()) {
-        messages.push_back(FromInboxRow(select));
+      ScopedStatement select(statements_,
+                             "SELECT id, body, received_at_ms, late FROM "
+                             "inbox WHERE state = 1 ORDER BY released");
+      while (select->executeStep()) {
+        messages.push_back(FromInboxRow(*select));
       }
     } catch (const std::exception& e) {
       return absl::UnavailableError(
@@ -374,9 +385,9 @@ class SqlitePeerStore final : public PeerStore {
   std::string SavedLeaseId() override {
     absl::MutexLock lock(&db_mu_);
     try {
-      SQLite::Statement select(*db_,
-                               "SELECT value FROM meta WHERE key = 'lease_id'");
-      if (select.executeStep()) return select.getColumn(0).getString();
+      ScopedStatement select(statements_,
+                             "SELECT value FROM meta WHERE key = 'lease_id'");
+      if (select->executeStep()) return select->getColumn(0).getString();
     } catch (const std::exception&) {
       // No saved lease: the peer registers afresh.
     }
@@ -384,13 +395,14 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   absl::Status SaveLeaseId(const std::string& lease_id) override {
-    return batch_->Run([lease_id](SQLite::Database& db) {
-      SQLite::Statement upsert(
-          db,
+    return batch_->Run([this, lease_id](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      ScopedStatement upsert(
+          statements_,
           "INSERT INTO meta (key, value) VALUES ('lease_id', ?1) ON CONFLICT "
           "(key) DO UPDATE SET value = ?1");
-      upsert.bind(1, lease_id);
-      upsert.exec();
+      upsert->bind(1, lease_id);
+      upsert->exec();
       return absl::OkStatus();
     });
   }
@@ -405,17 +417,17 @@ class SqlitePeerStore final : public PeerStore {
   };
 
   // Inside the writer's transaction.
-  absl::Status DeleteOutboxRow(SQLite::Database& db, const std::string& id,
-                               Removal& removal) {
-    SQLite::Statement remove(
-        db,
+  absl::Status DeleteOutboxRow(const std::string& id, Removal& removal)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    ScopedStatement remove(
+        statements_,
         "DELETE FROM outbox WHERE id = ?1 RETURNING recipient_key, sequence");
-    remove.bind(1, id);
-    if (remove.executeStep()) {
-      removal.key = remove.getColumn(0).getString();
-      removal.sequence = remove.getColumn(1).getInt64();
+    remove->bind(1, id);
+    if (remove->executeStep()) {
+      removal.key = remove->getColumn(0).getString();
+      removal.sequence = remove->getColumn(1).getInt64();
       // Drain the statement so the delete completes.
-      while (remove.executeStep()) {
+      while (remove->executeStep()) {
       }
       absl::MutexLock lock(&mu_);
       auto it = outstanding_.find(removal.key);
@@ -436,134 +448,136 @@ class SqlitePeerStore final : public PeerStore {
 
   // Inside the writer's transaction: records a message not seen before and
   // decides what it releases.
-  void ReceiveLocked(SQLite::Database& db, const ChatMessage& message,
-                     Received& received) {
+  void ReceiveLocked(const ChatMessage& message, Received& received)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     const std::string sender_key = NameKey(message.from);
     if (message.sequence == 0) {  // Not sequenced: shown at once.
-      Insert(db, message, sender_key, kReleased);
+      Insert(message, sender_key, kReleased);
       received.ready.push_back(message);
       return;
     }
-    SQLite::Statement select(
-        db, "SELECT epoch, next_sequence FROM inbound WHERE sender_key = ?1");
-    select.bind(1, sender_key);
+    ScopedStatement select(
+        statements_,
+        "SELECT epoch, next_sequence FROM inbound WHERE sender_key = ?1");
+    select->bind(1, sender_key);
     int64_t next = message.sequence_floor;
-    if (select.executeStep()) {
-      const std::string epoch = select.getColumn(0).getString();
+    if (select->executeStep()) {
+      const std::string epoch = select->getColumn(0).getString();
       if (epoch == message.sequence_epoch) {
-        next = select.getColumn(1).getInt64();
+        next = select->getColumn(1).getInt64();
       } else {
         // The sender started afresh: what it held back under the old epoch
         // will never be completed.
-        ReleaseHeldBelow(db, sender_key, epoch,
-                         std::numeric_limits<int64_t>::max(), received);
+        ReleaseHeldBelow(sender_key, epoch, std::numeric_limits<int64_t>::max(),
+                         received);
       }
     }
     if (message.sequence_floor > next) {
       // The sender holds acknowledgements for everything below its floor,
       // so whatever of that we still hold can go, in order.
-      ReleaseHeldBelow(db, sender_key, message.sequence_epoch,
+      ReleaseHeldBelow(sender_key, message.sequence_epoch,
                        message.sequence_floor, received);
       next = message.sequence_floor;
     }
     if (message.sequence < next) {
       // Late: its gap was given up on. Shown now rather than never.
-      Insert(db, message, sender_key, kReleased);
+      Insert(message, sender_key, kReleased);
       received.ready.push_back(message);
     } else {
-      Insert(db, message, sender_key, kHeld);
+      Insert(message, sender_key, kHeld);
     }
-    ReleaseInOrder(db, sender_key, message.sequence_epoch, next, received);
+    ReleaseInOrder(sender_key, message.sequence_epoch, next, received);
   }
 
-  void Insert(SQLite::Database& db, const ChatMessage& message,
-              const std::string& sender_key, int state) {
-    SQLite::Statement insert(
-        db,
+  void Insert(const ChatMessage& message, const std::string& sender_key,
+              int state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    ScopedStatement insert(
+        statements_,
         "INSERT INTO inbox (id, sender_key, epoch, sequence, body, "
         "received_at_ms, state, released, late) VALUES (?1, ?2, ?3, ?4, ?5, "
         "?6, ?7, ?8, ?9)");
-    insert.bind(1, message.id);
-    insert.bind(2, sender_key);
+    insert->bind(1, message.id);
+    insert->bind(2, sender_key);
     const std::string body = Serialize(message);
     if (message.sequence > 0) {
-      insert.bind(3, message.sequence_epoch);
-      insert.bind(4, message.sequence);
+      insert->bind(3, message.sequence_epoch);
+      insert->bind(4, message.sequence);
     }
-    insert.bind(5, body.data(), static_cast<int>(body.size()));
-    insert.bind(6, absl::ToUnixMillis(message.received_at));
-    insert.bind(7, state);
-    if (state == kReleased) insert.bind(8, NextRelease());
-    insert.bind(9, message.late ? 1 : 0);
-    insert.exec();
+    insert->bind(5, body.data(), static_cast<int>(body.size()));
+    insert->bind(6, absl::ToUnixMillis(message.received_at));
+    insert->bind(7, state);
+    if (state == kReleased) insert->bind(8, NextRelease());
+    insert->bind(9, message.late ? 1 : 0);
+    insert->exec();
   }
 
   // Releases the held messages of `sender_key` numbered `next`, next + 1,
   // ... while they are there, and records the first number still missing
   // as the one to wait for.
-  void ReleaseInOrder(SQLite::Database& db, const std::string& sender_key,
-                      const std::string& epoch, int64_t next,
-                      Received& received) {
-    SQLite::Statement find(
-        db,
+  void ReleaseInOrder(const std::string& sender_key, const std::string& epoch,
+                      int64_t next, Received& received)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    ScopedStatement find(
+        statements_,
         "SELECT id, body, received_at_ms, late FROM inbox WHERE state = 0 AND "
         "sender_key = ?1 AND epoch = ?2 AND sequence = ?3");
     while (true) {
-      find.reset();
-      find.bind(1, sender_key);
-      find.bind(2, epoch);
-      find.bind(3, next);
-      if (!find.executeStep()) break;
-      Release(db, find, received);
+      find->reset();
+      find->bind(1, sender_key);
+      find->bind(2, epoch);
+      find->bind(3, next);
+      if (!find->executeStep()) break;
+      Release(*find, received);
       ++next;
     }
-    SQLite::Statement upsert(
-        db,
+    ScopedStatement upsert(
+        statements_,
         "INSERT INTO inbound (sender_key, epoch, next_sequence) VALUES (?1, "
         "?2, ?3) ON CONFLICT (sender_key) DO UPDATE SET epoch = ?2, "
         "next_sequence = ?3");
-    upsert.bind(1, sender_key);
-    upsert.bind(2, epoch);
-    upsert.bind(3, next);
-    upsert.exec();
+    upsert->bind(1, sender_key);
+    upsert->bind(2, epoch);
+    upsert->bind(3, next);
+    upsert->exec();
   }
 
   // Releases, in sequence order, every held message of `sender_key` in
   // `epoch` numbered below `below`.
-  void ReleaseHeldBelow(SQLite::Database& db, const std::string& sender_key,
-                        const std::string& epoch, int64_t below,
-                        Received& received) {
-    SQLite::Statement find(
-        db,
+  void ReleaseHeldBelow(const std::string& sender_key, const std::string& epoch,
+                        int64_t below, Received& received)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    ScopedStatement find(
+        statements_,
         "SELECT id, body, received_at_ms, late FROM inbox WHERE state = 0 AND "
         "sender_key = ?1 AND epoch = ?2 AND sequence < ?3 ORDER BY sequence");
-    find.bind(1, sender_key);
-    find.bind(2, epoch);
-    find.bind(3, below);
+    find->bind(1, sender_key);
+    find->bind(2, epoch);
+    find->bind(3, below);
     // Collected first: updating rows while stepping over them is unsafe.
     std::vector<ChatMessage> found;
-    while (find.executeStep()) found.push_back(FromInboxRow(find));
+    while (find->executeStep()) found.push_back(FromInboxRow(*find));
     for (ChatMessage& message : found) {
-      MarkReleased(db, message.id);
+      MarkReleased(message.id);
       received.ready.push_back(std::move(message));
     }
   }
 
   // `row` is positioned on a held message (see FromInboxRow).
-  void Release(SQLite::Database& db, SQLite::Statement& row,
-               Received& received) {
+  void Release(SQLite::Statement& row, Received& received)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     ChatMessage message = FromInboxRow(row);
     row.reset();
-    MarkReleased(db, message.id);
+    MarkReleased(message.id);
     received.ready.push_back(std::move(message));
   }
 
-  void MarkReleased(SQLite::Database& db, const std::string& id) {
-    SQLite::Statement update(
-        db, "UPDATE inbox SET state = 1, released = ?2 WHERE id = ?1");
-    update.bind(1, id);
-    update.bind(2, NextRelease());
-    update.exec();
+  void MarkReleased(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    ScopedStatement update(
+        statements_, "UPDATE inbox SET state = 1, released = ?2 WHERE id = ?1");
+    update->bind(1, id);
+    update->bind(2, NextRelease());
+    update->exec();
   }
 
   int64_t NextRelease() {
@@ -578,6 +592,7 @@ class SqlitePeerStore final : public PeerStore {
 
   absl::Mutex db_mu_;  // One thread at a time on the connection.
   std::unique_ptr<SQLite::Database> db_ ABSL_GUARDED_BY(db_mu_);
+  SqliteStatements statements_ ABSL_GUARDED_BY(db_mu_);
   std::unique_ptr<SqliteBatch> batch_;
 
   absl::Mutex mu_;
