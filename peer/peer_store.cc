@@ -72,7 +72,7 @@ const std::vector<const char*> kMigrations = {
 
 constexpr int kHeld = 0;
 constexpr int kReleased = 1;
-constexpr int kShown = 2;
+// 2 is "shown", written only by the SQL of MarkShown() and read by its trim.
 
 // Shown ids kept for de-duplication; older ones are forgotten.
 constexpr int64_t kShownIdsKept = 10000;
