@@ -152,7 +152,7 @@ absl::StatusOr<ChildLine> ChildProcess::WaitForLine(const std::string& needle,
     size_t next = 0;  // Lines before it are known not to match.
     const ChildLine* found = nullptr;
   } search{&stream, &needle};
-  auto done = +[](Search* s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto done = +[](Search* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->stream->mu) {
     for (; s->next < s->stream->lines.size(); ++s->next) {
       if (absl::StrContains(s->stream->lines[s->next].text, *s->needle)) {
         s->found = &s->stream->lines[s->next];
