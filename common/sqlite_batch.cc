@@ -1,6 +1,7 @@
 #include "common/sqlite_batch.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <pthread.h>
 
 #include <utility>
 
@@ -13,6 +14,8 @@ SqliteBatch::SqliteBatch(SQLite::Database* db, absl::Mutex* db_mu,
                          SqliteBatchOptions options)
     : db_(db), db_mu_(db_mu), options_(options), statements_(db) {
   writer_ = std::thread(&SqliteBatch::WriterLoop, this);
+  // Named for top -H and perf.
+  pthread_setname_np(writer_.native_handle(), "sqlite-batch");
 }
 
 SqliteBatch::~SqliteBatch() { Stop(); }

@@ -49,25 +49,33 @@ struct SqliteBatchOptions {
 // (before any job submitted after it runs), with `db_mu` held; then its
 // after-commit hook, like everyone's, with the outcome.
 //
-// Why a writer thread and not leader/follower on the callers' threads (the
-// registry store's commit before): measured with a throwaway benchmark
-// (one-row INSERT OR REPLACE per job, WAL, 2-core VM, 2 s per point,
-// writes/s; "async" = the caller posts and waits for its hook, as an
-// asynchronous gRPC handler does):
-//   synchronous    callers   writer thread   leader/follower
-//   NORMAL sync       1          14,800          44,400
-//   NORMAL sync       8          70,200          50,600
-//   NORMAL sync      64          83,600          75,600
-//   FULL   sync       8          28,000           3,000
-//   FULL   sync      64          74,700          29,100
-//   NORMAL async      1          11,100          16,400
-//   NORMAL async     64          57,300          52,100
-//   FULL   async     64          32,900          27,800
-// Leader/follower wins only with one caller at a time (it spares one thread
-// wake-up, ~30 us here); under load, where batching matters, the writer
-// thread commits more. It also keeps hooks off the submitters' stacks (a
-// leader would run other callers' hooks inside Post(), under whatever locks
-// its caller holds), and a lazy job needs a thread to commit it anyway.
+// Why one writer thread that also runs the hooks, by measurement (2-core
+// VM shared with other work, so each figure is a median of alternating
+// runs; chat-bench figures are throughput as a ratio to greet in the same
+// round):
+// - A throwaway benchmark, one-row INSERT OR REPLACE per job, WAL, 2 s per
+//   point, writes/s, writer thread vs leader/follower on the callers'
+//   threads (the registry store's commit before):
+//     NORMAL, callers blocked in Run():  1: 14,800 vs 44,400
+//                                        8: 70,200 vs 50,600
+//                                       64: 83,600 vs 75,600
+//     FULL,   callers blocked in Run():  8: 28,000 vs  3,000
+//                                       64: 74,700 vs 29,100
+//     NORMAL, 64 callers posting and waiting for their hook:
+//                                           57,300 vs 52,100
+//   Leader/follower wins only with one caller at a time (it spares a
+//   thread wake-up); under load the writer thread commits more.
+// - chat-bench, the registry's Register/Unregister answered from the
+//   hook, with an idle caller leading (committing on the gRPC thread when
+//   no batch runs) vs the writer thread alone: register c=1 0.31 vs 0.37,
+//   c=64 0.27 vs 0.36. On two cores the handler thread is better left to
+//   gRPC.
+// - chat-bench, hooks on a second thread (overlapping them with the next
+//   commit's fsync) vs on the writer: send c=64 0.42 and 0.53 vs 0.72 and
+//   0.67; register c=64 0.24 vs 0.31. One more hand-off costs more than
+//   the overlap gains.
+// It also keeps hooks off the submitters' stacks (a leader would run other
+// callers' hooks inside Post(), under whatever locks its caller holds).
 //
 // Thread-safe. The connection is used under `db_mu`, which readers of the
 // same connection hold too; never call into the batch holding `db_mu`.
