@@ -132,7 +132,7 @@ void SqliteStatements::Clear() { statements_.clear(); }
 
 ScopedStatement::ScopedStatement(SqliteStatements& statements, const char* sql)
     : statement_(statements.Get(sql)) {
-  statement_.reset();
+  statement_.tryReset();  // An earlier failed step is no error now.
   statement_.clearBindings();
 }
 

@@ -305,7 +305,7 @@ class SqliteMailbox final : public Mailbox {
       }
     }
     SQLite::Statement& insert = *insert_;
-    insert.reset();
+    insert.tryReset();  // An earlier failed step is no error now.
     insert.bind(1, key);
     insert.bind(2, item.id);
     insert.bind(
@@ -332,7 +332,7 @@ class SqliteMailbox final : public Mailbox {
     SQLite::Statement& find = *find_;
     SQLite::Statement& remove = *remove_;
     for (const std::string& id : ids) {
-      find.reset();
+      find.tryReset();
       find.bind(1, recipient_key);
       find.bind(2, id);
       if (!find.executeStep()) continue;
@@ -341,7 +341,7 @@ class SqliteMailbox final : public Mailbox {
       const std::string recipient = find.getColumn(2).getString();
       const size_t bytes = static_cast<size_t>(find.getColumn(3).getInt64());
       find.reset();
-      remove.reset();
+      remove.tryReset();
       remove.bind(1, recipient_key);
       remove.bind(2, id);
       const size_t removed = static_cast<size_t>(remove.exec());
@@ -380,7 +380,7 @@ class SqliteMailbox final : public Mailbox {
 
   bool HoldsLocked(const std::string& key, const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    find_->reset();
+    find_->tryReset();
     find_->bind(1, key);
     find_->bind(2, id);
     const bool found = find_->executeStep();

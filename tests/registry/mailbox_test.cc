@@ -2,6 +2,7 @@
 
 #include "registry/mailbox.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -291,6 +292,62 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<MailboxFactory>& param_info) {
       return param_info.param.name;
     });
+
+// What only the SQLite mailbox does. Storage failures are real SQLite
+// errors: a trigger that a second connection adds to the file.
+TEST(SqliteMailboxTest, AFailingWriteFailsAloneAndChangesNothing) {
+  TempDir dir;
+  FakeClock clock;
+  MailboxLimits limits;
+  limits.max_items = 1000;
+  auto opened = OpenSqliteMailbox(dir.File("registry.db"), clock, limits);
+  ASSERT_THAT(opened, IsOk());
+  std::unique_ptr<Mailbox> mailbox = *std::move(opened);
+  {
+    SQLite::Database db(dir.File("registry.db"), SQLite::OPEN_READWRITE);
+    db.exec(
+        "CREATE TRIGGER fail_bad BEFORE INSERT ON mail WHEN "
+        "NEW.recipient_key = 'bad' BEGIN SELECT RAISE(ABORT, 'injected "
+        "failure'); END");
+  }
+  // Deposits that share commits with the failing ones, whichever batches
+  // they fall into, all succeed.
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> good_failures{0};
+  std::atomic<int> bad_successes{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string id = absl::StrCat("m", t, "x", i);
+        const std::string to = t % 2 == 0 ? "bad" : absl::StrCat("ok", t);
+        absl::Status status = mailbox->Deposit(Message("alice", to, id));
+        if (to == "bad" && status.ok()) ++bad_successes;
+        if (to != "bad" && !status.ok()) ++good_failures;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(good_failures.load(), 0);
+  EXPECT_EQ(bad_successes.load(), 0);
+  EXPECT_THAT(
+      mailbox->Deposit(Message("alice", "bad", "one more")),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("injected failure")));
+  for (int t = 1; t < kThreads; t += 2) {
+    auto stats = mailbox->Stat(absl::StrCat("ok", t));
+    ASSERT_THAT(stats, IsOk());
+    EXPECT_EQ(stats->count, size_t{kPerThread});
+  }
+  auto bad = mailbox->Stat("bad");
+  ASSERT_THAT(bad, IsOk());
+  EXPECT_EQ(bad->count, 0u);
+  // The counts in memory match the file: a reopened mailbox agrees.
+  mailbox.reset();
+  opened = OpenSqliteMailbox(dir.File("registry.db"), clock, limits);
+  ASSERT_THAT(opened, IsOk());
+  EXPECT_EQ((*opened)->Stat("ok1")->count, size_t{kPerThread});
+}
 
 }  // namespace
 }  // namespace chat::registry
