@@ -34,12 +34,15 @@ inline constexpr int kSqliteSchemaVersion = 2;
 // `clock` is not owned and must outlive the store.
 //
 // A mutation is decided and applied to memory (and told to watchers) at
-// once, then waits for its commit. Until the commit is over, readers and
-// watchers may see it; if the commit fails (disk full, I/O error), it is
-// undone in memory, watchers are told the way back (kDelete kUnregistered,
-// kPut kRegistered or kAddressChanged), and its caller, and every caller
-// whose change was decided after it, gets kUnavailable. A KeepAlive of a
-// lease whose renewal is undone that way may be undone with it.
+// once, then waits for its commit (common/sqlite_batch.h: concurrent ones
+// share one, each under its own savepoint). Until the commit is over,
+// readers and watchers may see it; if its write fails (its row is refused,
+// or the batch's commit fails: disk full, I/O error), it is undone in
+// memory, watchers are told the way back (kDelete kUnregistered, kPut
+// kRegistered or kAddressChanged), and its caller, and every caller whose
+// change was decided after it (on top of it), gets kUnavailable; changes
+// decided before it are kept unless their own write fails. A KeepAlive of
+// a lease whose renewal is undone that way may be undone with it.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     const std::string& path, const Clock& clock,
     const SqliteStoreOptions& options = {});
