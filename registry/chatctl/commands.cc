@@ -155,7 +155,7 @@ std::unique_ptr<registry::RegistryClient> ConnectRegistry(
 int RunList(const CommandContext& context) {
   const std::vector<std::string>& args = context.invocation.args;
   const std::string prefix = args.empty() ? "" : args[0];
-  if (absl::Status status = ValidatePrefix(prefix); !status.ok()) {
+  if (absl::Status status = registry::ValidatePrefix(prefix); !status.ok()) {
     return PrintUsageError(context.err, OneLine(status.message()));
   }
   absl::StatusOr<std::vector<Entry>> entries =

@@ -59,9 +59,6 @@ bool WriteLine(std::ostream& out, const std::string& line);
 std::unique_ptr<registry::RegistryClient> ConnectRegistry(
     const CommandContext& context);
 
-// The registry's own rule for a prefix, one definition for server and CLI.
-using registry::ValidatePrefix;
-
 // `entry`'s fields as JSON object members, without the braces.
 std::string EntryJsonFields(const registry::Entry& entry);
 

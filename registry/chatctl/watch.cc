@@ -160,7 +160,7 @@ class EventPrinter {
 int RunWatch(const CommandContext& context) {
   const ChatctlInvocation& invocation = context.invocation;
   const std::string prefix = invocation.args.empty() ? "" : invocation.args[0];
-  if (absl::Status status = ValidatePrefix(prefix); !status.ok()) {
+  if (absl::Status status = registry::ValidatePrefix(prefix); !status.ok()) {
     return PrintUsageError(context.err, std::string(status.message()));
   }
   Interrupt* const interrupt = invocation.interrupt;  // May be null.
