@@ -52,11 +52,6 @@ void Conversation::Enqueue(std::vector<ChatMessage> messages, bool to_partner) {
   }
 }
 
-void Conversation::Enqueue(ChatMessage message, bool to_partner) {
-  absl::MutexLock lock(&mu_);
-  queue_.push_back({std::move(message), to_partner});
-}
-
 void Conversation::Nudge() {
   absl::MutexLock lock(&mu_);
   nudged_ = true;

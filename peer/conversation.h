@@ -78,7 +78,6 @@ class Conversation {
   // `to_partner` is copied into their events.
   void Enqueue(std::vector<ChatMessage> messages, bool to_partner)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void Enqueue(ChatMessage message, bool to_partner) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Cuts the pause before the next attempt short (the recipient is back).
   void Nudge() ABSL_LOCKS_EXCLUDED(mu_);
