@@ -67,37 +67,34 @@ struct PendingWrite {
   absl::Status undone;
 };
 
-// Blocks a caller until its write's commit is over.
+// Blocks a caller until its write's commit is over: Callback() is handed
+// to the write, Wait() returns what it was called with.
+template <typename T>
 class Waiter {
  public:
-  std::function<void(const absl::Status&)> Callback() {
-    return [this](const absl::Status& status) {
-      status_ = status;
+  std::function<void(T)> Callback() {
+    return [this](T value) {
+      value_ = std::move(value);
       done_.Notify();
     };
   }
-  absl::Status Wait() {
+  T Wait() {
     done_.WaitForNotification();
-    return status_;
+    return std::move(value_);
   }
 
  private:
   absl::Notification done_;
-  absl::Status status_;  // Written before done_ is notified.
+  T value_;  // Written before done_ is notified.
 };
 
 // Calls `start` with a callback and blocks until that is called; returns
 // what it was given.
 template <typename T, typename Start>
 T Await(Start start) {
-  absl::Notification done;
-  T result;
-  start([&](T value) {
-    result = std::move(value);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  Waiter<T> waiter;
+  start(waiter.Callback());
+  return waiter.Wait();
 }
 
 class SqliteStore final : public Store {
@@ -226,7 +223,7 @@ class SqliteStore final : public Store {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     CHAT_RETURN_IF_ERROR(ValidateAddress(address));
     const std::string key = NameKey(name);
-    Waiter waiter;
+    Waiter<absl::Status> waiter;
     Entry entry;
     {
       absl::MutexLock write_lock(&write_mu_);
@@ -245,7 +242,7 @@ class SqliteStore final : public Store {
   absl::Status RemoveStatic(const std::string& name) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
-    Waiter waiter;
+    Waiter<absl::Status> waiter;
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
@@ -311,7 +308,7 @@ class SqliteStore final : public Store {
   }
 
   absl::StatusOr<std::vector<Entry>> ExpireDue() override {
-    Waiter waiter;
+    Waiter<absl::Status> waiter;
     std::vector<Entry> expired;
     {
       absl::MutexLock write_lock(&write_mu_);
