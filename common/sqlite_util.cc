@@ -3,23 +3,75 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/private_files.h"
 
 namespace chat {
 
+namespace {
+
+// The file system's one name for `path`: symlinks and "." / ".." resolved,
+// so that every path to the same file names the same lock. For a file that
+// does not exist yet, its directory's real path and its base name.
+absl::StatusOr<std::string> RealPath(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) != nullptr) {
+    return std::string(resolved);
+  }
+  const int error = errno;
+  struct stat st;
+  if (error != ENOENT || ::lstat(path.c_str(), &st) == 0) {
+    // A dangling symlink lands here too: the file it names is not there.
+    return absl::UnavailableError(
+        absl::StrCat("cannot resolve ", path, ": ", std::strerror(error)));
+  }
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  const std::string base =
+      slash == std::string::npos ? path : path.substr(slash + 1);
+  if (::realpath(dir.c_str(), resolved) == nullptr) {
+    const int dir_error = errno;
+    return absl::UnavailableError(absl::StrCat("cannot resolve directory ", dir,
+                                               ": ", std::strerror(dir_error)));
+  }
+  const std::string real_dir(resolved);
+  return absl::StrCat(real_dir == "/" ? "" : real_dir, "/", base);
+}
+
+}  // namespace
+
 absl::StatusOr<FileLock> FileLock::Acquire(const std::string& path,
                                            const std::string& holder) {
-  const std::string lock_path = path + ".lock";
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  absl::StatusOr<std::string> real_path = RealPath(path);
+  if (!real_path.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot lock ", path, ": ", real_path.status().message()));
+  }
+  const std::string lock_path = *real_path + ".lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
   if (fd < 0) {
     return absl::UnavailableError(absl::StrCat(
         "cannot open lock file ", lock_path, ": ", std::strerror(errno)));
+  }
+  // open() gave 0600 minus the umask, and an older lock file may be 0644.
+  if (::fchmod(fd, 0600) != 0) {
+    int error = errno;
+    ::close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot set lock file ", lock_path,
+                     " to mode 0600: ", std::strerror(error)));
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int error = errno;
@@ -76,6 +128,24 @@ absl::Status MigrateSchema(SQLite::Database& db, const std::string& path,
   return absl::OkStatus();
 }
 
+// Creates the database file at `path` empty with mode 0600 if it is missing,
+// or sets it to 0600 (through a symlink: the file it names).
+absl::Status MakePrivateDatabase(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create it: ", std::strerror(errno)));
+  }
+  const int changed = ::fchmod(fd, 0600);
+  const int error = errno;
+  ::close(fd);
+  if (changed != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot set it to mode 0600: ", std::strerror(error)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 SqliteFile::SqliteFile() = default;
@@ -90,6 +160,21 @@ SqliteFile::~SqliteFile() { db.reset(); }  // Closed before the lock goes.
 absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
                                       const SqliteOpenOptions& options) {
   const bool in_memory = path == ":memory:";
+  auto cannot_open = [&](const absl::Status& status) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot open ", options.what, " ", path, ": ", status.message()));
+  };
+  std::string real_path;
+  if (!in_memory) {
+    // Made (or set) 0600 before SQLite opens it: SQLite would create it 0644
+    // minus the umask, and it gives the -journal, -wal and -shm files it
+    // creates later the database's own mode, whatever the umask.
+    absl::Status made = MakePrivateDatabase(path);
+    if (!made.ok()) return cannot_open(made);
+    absl::StatusOr<std::string> resolved = RealPath(path);
+    if (!resolved.ok()) return cannot_open(resolved.status());
+    real_path = *std::move(resolved);
+  }
   SqliteFile file;
   if (options.lock && !in_memory) {
     absl::StatusOr<FileLock> acquired =
@@ -102,7 +187,19 @@ absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
         path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     SQLite::Database& db = *file.db;
     db.setBusyTimeout(5000);
-    if (!in_memory) db.exec("PRAGMA journal_mode = WAL");
+    if (!in_memory) {
+      db.exec("PRAGMA journal_mode = WAL");
+      // The WAL and its index exist once journal_mode is WAL. New ones are
+      // 0600 already (see above); this fixes files an older build left 0644.
+      // SQLite names them after the real path; the given one is checked too.
+      for (const std::string& base : {real_path, path}) {
+        for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+          absl::Status made = MakePrivate(base + suffix);
+          if (!made.ok()) return cannot_open(made);
+        }
+        if (real_path == path) break;
+      }
+    }
     db.exec(options.sync_full ? "PRAGMA synchronous = FULL"
                               : "PRAGMA synchronous = NORMAL");
     absl::Status migrated =

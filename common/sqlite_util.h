@@ -22,12 +22,16 @@ class Statement;
 
 namespace chat {
 
-// An exclusive advisory lock (flock) on `path` + ".lock", held while this
-// lives. Movable, not copyable.
+// An exclusive advisory lock (flock) on the file's real path + ".lock" (mode
+// 0600), held while this lives: symlinks, "." and ".." are resolved first,
+// so a second path to the same file meets the same lock (a hard link does
+// not: it is another name of the same inode). Movable, not copyable.
 class FileLock {
  public:
-  // kUnavailable when another process holds it ("`path` is in use by
-  // another `holder`") or the lock file cannot be made.
+  // kUnavailable when another process (or another FileLock in this one)
+  // holds it ("`path` is in use by another `holder`"), when `path` cannot be
+  // resolved (missing directory, dangling symlink) or the lock file cannot
+  // be made.
   static absl::StatusOr<FileLock> Acquire(const std::string& path,
                                           const std::string& holder);
 
@@ -75,7 +79,13 @@ struct SqliteFile {
 // Opens (creating it when missing) the database at `path`, ":memory:" for a
 // private one that lives as long as the connection: locks it, sets
 // journal_mode=WAL (not for ":memory:"), the synchronous mode and a 5 s busy
-// timeout, and migrates it. Never throws. kUnavailable when the file cannot
+// timeout, and migrates it. Never throws.
+// Modes: the file, its -wal and -shm (and a -journal, if any) and the lock
+// file are 0600 whatever the umask, also when they existed before: the
+// database is created (or chmodded) 0600 before SQLite opens it, and SQLite
+// creates the files beside it with the database's own mode. The directory
+// is left as it is: its caller owns it (EnsurePrivateDir in
+// common/private_files.h). kUnavailable when the file cannot
 // be opened, locked or read (another process holds it, it is not a
 // database, the directory is missing); kFailedPrecondition when its schema
 // is newer than `options.migrations` knows.
