@@ -285,20 +285,22 @@ std::string Identity::Sign(absl::string_view message) const {
 // Registration proofs.
 
 std::string RegistrationProofMessage(absl::string_view name,
+                                     absl::string_view address,
                                      absl::string_view challenge,
                                      const PublicKey& key) {
   std::string out(kRegisterDomain.data(), kRegisterDomain.size());
   AppendField(out, name);
+  AppendField(out, address);
   AppendField(out, challenge);
   AppendField(out, key.Bytes());
   return out;
 }
 
-bool VerifyRegistrationProof(absl::string_view name,
+bool VerifyRegistrationProof(absl::string_view name, absl::string_view address,
                              absl::string_view challenge, const PublicKey& key,
                              absl::string_view signature) {
-  return VerifySignature(key, RegistrationProofMessage(name, challenge, key),
-                         signature);
+  return VerifySignature(
+      key, RegistrationProofMessage(name, address, challenge, key), signature);
 }
 
 // PairCipher.

@@ -130,19 +130,24 @@ class Identity {
 };
 
 // The bytes a registrant signs to prove it holds `key` when it registers
-// `name`, answering the registry's single-use `challenge`:
+// `name` at `address`, answering the registry's single-use `challenge`:
 //   "chat-register-v1" 0x00
-//   u32be(len(name)) name  u32be(len(challenge)) challenge  u32be(32) key
+//   u32be(len(name)) name  u32be(len(address)) address
+//   u32be(len(challenge)) challenge  u32be(32) key
 // The prefix keeps the signature from serving any other purpose; the length
 // prefixes keep bytes from moving between fields ("ab"+"c" is not "a"+"bc").
-// `name` is signed as it is sent: the registry checks the same bytes.
+// The address is signed so that whoever sees the request on its way cannot
+// send it on with an address of their own. `name` and `address` are signed
+// as they are sent: the registry checks the same bytes.
 std::string RegistrationProofMessage(absl::string_view name,
+                                     absl::string_view address,
                                      absl::string_view challenge,
                                      const PublicKey& key);
 
-// VerifySignature(key, RegistrationProofMessage(name, challenge, key),
-// signature): true when the holder of `key` signed this name and challenge.
-bool VerifyRegistrationProof(absl::string_view name,
+// VerifySignature(key, RegistrationProofMessage(name, address, challenge,
+// key), signature): true when the holder of `key` signed this name, address
+// and challenge.
+bool VerifyRegistrationProof(absl::string_view name, absl::string_view address,
                              absl::string_view challenge, const PublicKey& key,
                              absl::string_view signature);
 

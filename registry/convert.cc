@@ -1,5 +1,7 @@
 #include "registry/convert.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace chat::registry {
 namespace {
 
@@ -41,6 +43,7 @@ void EntryToProto(const Entry& entry, v1::Entry* proto) {
   proto->set_is_static(entry.is_static);
   proto->set_ttl_ms(entry.ttl.count());
   proto->set_expires_in_ms(entry.expires_in.count());
+  if (entry.public_key) proto->set_public_key(entry.public_key->Bytes());
 }
 
 Entry EntryFromProto(const v1::Entry& proto) {
@@ -50,7 +53,71 @@ Entry EntryFromProto(const v1::Entry& proto) {
   entry.is_static = proto.is_static();
   entry.ttl = Millis(proto.ttl_ms());
   entry.expires_in = Millis(proto.expires_in_ms());
+  if (!proto.public_key().empty()) {
+    // A registry only sends keys it checked; a malformed one is dropped
+    // rather than failing the whole list.
+    absl::StatusOr<PublicKey> key = PublicKey::FromBytes(proto.public_key());
+    if (key.ok()) entry.public_key = *key;
+  }
   return entry;
+}
+
+void RegisterRequestToProto(const RegisterRequest& request,
+                            v1::RegisterRequest* proto) {
+  proto->set_name(request.name);
+  proto->set_address(request.address);
+  proto->set_ttl_ms(request.ttl.count());
+  proto->set_lease_id(request.lease_id);
+  if (request.public_key) proto->set_public_key(request.public_key->Bytes());
+  proto->set_challenge(request.challenge);
+  proto->set_signature(request.signature);
+}
+
+absl::StatusOr<RegisterRequest> RegisterRequestFromProto(
+    const v1::RegisterRequest& proto) {
+  RegisterRequest request;
+  request.name = proto.name();
+  request.address = proto.address();
+  request.ttl = Millis(proto.ttl_ms());
+  request.lease_id = proto.lease_id();
+  if (!proto.public_key().empty()) {
+    absl::StatusOr<PublicKey> key = PublicKey::FromBytes(proto.public_key());
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("public_key: ", key.status().message()));
+    }
+    request.public_key = *key;
+  }
+  request.challenge = proto.challenge();
+  request.signature = proto.signature();
+  return request;
+}
+
+void BindingToProto(const Binding& binding, v1::GetBindingResponse* proto) {
+  proto->set_name(binding.name);
+  proto->set_public_key(binding.key.Bytes());
+  proto->set_online(binding.online);
+  proto->set_reserved_until_unix_ms(
+      binding.online || binding.reserved_until == absl::InfiniteFuture()
+          ? 0
+          : absl::ToUnixMillis(binding.reserved_until));
+}
+
+absl::StatusOr<Binding> BindingFromProto(const v1::GetBindingResponse& proto) {
+  absl::StatusOr<PublicKey> key = PublicKey::FromBytes(proto.public_key());
+  if (!key.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("public_key: ", key.status().message()));
+  }
+  Binding binding;
+  binding.name = proto.name();
+  binding.key = *key;
+  binding.online = proto.online();
+  binding.reserved_until =
+      proto.reserved_until_unix_ms() == 0
+          ? absl::InfiniteFuture()
+          : absl::FromUnixMillis(proto.reserved_until_unix_ms());
+  return binding;
 }
 
 void WatchEventToProto(const WatchEvent& event, v1::WatchEvent* proto) {

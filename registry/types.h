@@ -6,11 +6,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/identity.h"
 
 namespace chat::registry {
 
@@ -21,13 +24,44 @@ struct Entry {
   bool is_static = false;
   Millis ttl{0};         // What each renewal grants; 0 for static entries.
   Millis expires_in{0};  // Left on the lease when read; 0 for static entries.
+  // The key the name is bound to; none for static entries (and leases
+  // registered without a key).
+  std::optional<PublicKey> public_key;
 };
 
 struct RegisterRequest {
+  RegisterRequest() = default;
+  // The usual four fields, and a key: `{name, address, ttl, lease_id}`.
+  RegisterRequest(std::string name_in, std::string address_in,
+                  Millis ttl_in = Millis(0), std::string lease_id_in = "",
+                  std::optional<PublicKey> public_key_in = std::nullopt)
+      : name(std::move(name_in)),
+        address(std::move(address_in)),
+        ttl(ttl_in),
+        lease_id(std::move(lease_id_in)),
+        public_key(public_key_in) {}
+
   std::string name;
   std::string address;
   Millis ttl{0};         // 0 asks for the default; clamped to the bounds.
   std::string lease_id;  // Empty for a new lease.
+  // The registrant's key. A Store takes it as proven: the service checks
+  // the proof (challenge, signature) before it calls the store.
+  std::optional<PublicKey> public_key;
+  // The proof as it travels (see proto RegisterRequest); filled in by
+  // RegistryClient::Register from its Identity, checked by the service.
+  std::string challenge;
+  std::string signature;
+};
+
+// A name bound to a key (Registry.GetBinding): while a lease of the key
+// holds it (`online`) and for the registry's reserve period after.
+struct Binding {
+  std::string name;  // As first registered.
+  PublicKey key;
+  bool online = false;
+  // When the reservation ends; absl::InfiniteFuture() while online.
+  absl::Time reserved_until = absl::InfiniteFuture();
 };
 
 struct Lease {

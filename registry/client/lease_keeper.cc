@@ -36,8 +36,12 @@ absl::StatusOr<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(
     if (!address.ok()) return address.status();
     options.address = *std::move(address);
   }
-  absl::StatusOr<Lease> lease = client->Register(RegisterRequest{
-      options.name, options.address, options.ttl, options.reclaim_lease_id});
+  RegisterRequest request;
+  request.name = options.name;
+  request.address = options.address;
+  request.ttl = options.ttl;
+  request.lease_id = options.reclaim_lease_id;
+  absl::StatusOr<Lease> lease = client->Register(request, options.identity);
   if (!lease.ok()) return lease.status();
   if (options.on_lease) options.on_lease(lease->lease_id);
   std::unique_ptr<LeaseKeeper> keeper(
@@ -101,8 +105,12 @@ Millis LeaseKeeper::Step() {
     absl::MutexLock lock(&mu_);
     lease_.lease_id.clear();
   }
-  absl::StatusOr<Lease> lease = client_->Register(
-      RegisterRequest{options_.name, options_.address, options_.ttl, ""});
+  RegisterRequest request;
+  request.name = options_.name;
+  request.address = options_.address;
+  request.ttl = options_.ttl;
+  absl::StatusOr<Lease> lease =
+      client_->Register(request, options_.identity);
   if (lease.ok()) {
     Report("registered", absl::StrCat("registered \"", options_.name,
                                       "\" again at ", options_.address));

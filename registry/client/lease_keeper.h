@@ -47,6 +47,10 @@ class LeaseKeeper {
     // still holds the name (the program was killed), the name is taken back
     // at once instead of after the lease expires.
     std::string reclaim_lease_id;
+    // The key to register with (RegistryClient::Register): binds the name
+    // to it. Not owned; must outlive the keeper. nullptr registers without
+    // a key (refused by a registry that requires keys).
+    const Identity* identity = nullptr;
     // Told every lease id as it is granted, so it can be saved for
     // reclaim_lease_id. Called from Start() and the keeper's thread.
     std::function<void(const std::string&)> on_lease;
@@ -59,6 +63,8 @@ class LeaseKeeper {
   // Registers `options.name` and starts renewing. Returns the registry's
   // error without starting when the first registration fails:
   // kAlreadyExists when a live lease of someone else holds the name;
+  // kPermissionDenied with the registry's message ("name bob belongs to
+  // another key ...") when the name is bound to another key;
   // kUnavailable also when our address cannot be worked out. `client` and
   // `clock` are not owned and must outlive the keeper.
   static absl::StatusOr<std::unique_ptr<LeaseKeeper>> Start(

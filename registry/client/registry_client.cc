@@ -63,16 +63,40 @@ std::unique_ptr<grpc::ClientContext> RegistryClient::NewContext() const {
   return context;
 }
 
+std::unique_ptr<grpc::ClientContext> RegistryClient::NewAdminContext() const {
+  auto context = NewContext();
+  if (!admin_token_.empty()) {
+    context->AddMetadata("authorization", "Bearer " + admin_token_);
+  }
+  return context;
+}
+
 absl::Status RegistryClient::Convert(const grpc::Status& status) const {
   return RegistryStatus(status, target_);
 }
 
-absl::StatusOr<Lease> RegistryClient::Register(const RegisterRequest& request) {
+absl::StatusOr<std::string> RegistryClient::Challenge(const std::string& name) {
+  v1::ChallengeRequest proto;
+  proto.set_name(name);
+  v1::ChallengeResponse response;
+  auto context = NewContext();
+  CHAT_RETURN_IF_ERROR(
+      Convert(stub_->Challenge(context.get(), proto, &response)));
+  return response.challenge();
+}
+
+absl::StatusOr<Lease> RegistryClient::Register(const RegisterRequest& request,
+                                               const Identity* identity) {
   v1::RegisterRequest proto;
-  proto.set_name(request.name);
-  proto.set_address(request.address);
-  proto.set_ttl_ms(request.ttl.count());
-  proto.set_lease_id(request.lease_id);
+  RegisterRequestToProto(request, &proto);
+  if (identity != nullptr) {
+    CHAT_ASSIGN_OR_RETURN(std::string challenge, Challenge(request.name));
+    const PublicKey& key = identity->public_key();
+    proto.set_public_key(key.Bytes());
+    proto.set_signature(identity->Sign(RegistrationProofMessage(
+        request.name, request.address, challenge, key)));
+    proto.set_challenge(std::move(challenge));
+  }
   v1::RegisterResponse response;
   auto context = NewContext();
   CHAT_RETURN_IF_ERROR(
@@ -148,7 +172,7 @@ absl::StatusOr<Entry> RegistryClient::PutStatic(const std::string& name,
   proto.set_name(name);
   proto.set_address(address);
   v1::PutStaticResponse response;
-  auto context = NewContext();
+  auto context = NewAdminContext();
   CHAT_RETURN_IF_ERROR(
       Convert(stub_->PutStatic(context.get(), proto, &response)));
   return EntryFromProto(response.entry());
@@ -158,8 +182,26 @@ absl::Status RegistryClient::RemoveStatic(const std::string& name) {
   v1::RemoveStaticRequest proto;
   proto.set_name(name);
   v1::RemoveStaticResponse response;
-  auto context = NewContext();
+  auto context = NewAdminContext();
   return Convert(stub_->RemoveStatic(context.get(), proto, &response));
+}
+
+absl::StatusOr<Binding> RegistryClient::GetBinding(const std::string& name) {
+  v1::GetBindingRequest proto;
+  proto.set_name(name);
+  v1::GetBindingResponse response;
+  auto context = NewContext();
+  CHAT_RETURN_IF_ERROR(
+      Convert(stub_->GetBinding(context.get(), proto, &response)));
+  return BindingFromProto(response);
+}
+
+absl::Status RegistryClient::Release(const std::string& name) {
+  v1::ReleaseRequest proto;
+  proto.set_name(name);
+  v1::ReleaseResponse response;
+  auto context = NewAdminContext();
+  return Convert(stub_->Release(context.get(), proto, &response));
 }
 
 absl::Status RegistryClient::Deposit(const MailItem& item) {
@@ -181,13 +223,16 @@ std::unique_ptr<MailStream> RegistryClient::Listen(
                                       target_, &MailItemFromProto);
 }
 
-absl::Status RegistryClient::Ack(const std::string& name,
-                                 const std::string& lease_id,
-                                 const std::vector<std::string>& ids) {
+absl::Status RegistryClient::Ack(
+    const std::string& name, const std::string& lease_id,
+    const std::vector<std::string>& ids, const std::vector<MailItem>& receipts) {
   v1::AckRequest proto;
   proto.set_name(name);
   proto.set_lease_id(lease_id);
   for (const std::string& id : ids) proto.add_ids(id);
+  for (const MailItem& receipt : receipts) {
+    MailItemToProto(receipt, proto.add_receipts());
+  }
   v1::AckResponse response;
   auto context = NewContext();
   return Convert(mailbox_stub_->Ack(context.get(), proto, &response));

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/identity.h"
 #include "proto/registry.grpc.pb.h"
 #include "registry/types.h"
 
@@ -80,7 +81,7 @@ class ServerStream {
 using WatchStream = ServerStream<v1::WatchEvent, WatchEvent>;
 using MailStream = ServerStream<v1::MailItem, MailItem>;
 
-// Thread-safe.
+// Thread-safe, except SetAdminToken().
 class RegistryClient {
  public:
   // `target` is for messages ("registry at localhost:50050 is unreachable").
@@ -97,7 +98,22 @@ class RegistryClient {
 
   const std::string& target() const { return target_; }
 
-  absl::StatusOr<Lease> Register(const RegisterRequest& request);
+  // The registry's admin token, sent with PutStatic, RemoveStatic and
+  // Release as `authorization: Bearer <token>`. Call before the client is
+  // used from more than one thread.
+  void SetAdminToken(std::string token) { admin_token_ = std::move(token); }
+
+  // A single-use challenge for the next Register of `name` (Registry.Challenge).
+  absl::StatusOr<std::string> Challenge(const std::string& name);
+
+  // Registers `request`. With `identity` (not owned, used during the call
+  // only), asks for a challenge first and sends the proof that binds the
+  // name to identity->public_key(): request.public_key, challenge and
+  // signature are filled in (whatever they held). Without, sends `request`
+  // as it is. kPermissionDenied with the registry's message ("name bob
+  // belongs to another key ...") when the name is bound to another key.
+  absl::StatusOr<Lease> Register(const RegisterRequest& request,
+                                 const Identity* identity = nullptr);
   absl::StatusOr<Millis> KeepAlive(const std::string& name,
                                    const std::string& lease_id);
   absl::Status Unregister(const std::string& name, const std::string& lease_id);
@@ -109,6 +125,12 @@ class RegistryClient {
   absl::StatusOr<Entry> PutStatic(const std::string& name,
                                   const std::string& address);
   absl::Status RemoveStatic(const std::string& name);
+
+  // The key `name` is bound to (Registry.GetBinding); kNotFound when none.
+  absl::StatusOr<Binding> GetBinding(const std::string& name);
+
+  // Admin: ends the binding of `name` and its live lease (Registry.Release).
+  absl::Status Release(const std::string& name);
 
   // Opens a watch. It has no deadline; end it with Cancel().
   std::unique_ptr<WatchStream> Watch(const std::string& prefix);
@@ -124,12 +146,17 @@ class RegistryClient {
   std::unique_ptr<MailStream> Listen(const std::string& name,
                                      const std::string& lease_id);
 
-  // Removes delivered items from the mailbox of `name`.
+  // Removes delivered items from the mailbox of `name` and leaves
+  // `receipts` (kReceipt items made by us, see proto AckRequest.receipts)
+  // for the senders, in one transaction.
   absl::Status Ack(const std::string& name, const std::string& lease_id,
-                   const std::vector<std::string>& ids);
+                   const std::vector<std::string>& ids,
+                   const std::vector<MailItem>& receipts = {});
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;
+  // NewContext() with the admin token attached, when there is one.
+  std::unique_ptr<grpc::ClientContext> NewAdminContext() const;
   absl::Status Convert(const grpc::Status& status) const;
 
   std::shared_ptr<grpc::Channel> channel_;
@@ -137,6 +164,7 @@ class RegistryClient {
   std::unique_ptr<v1::Mailbox::Stub> mailbox_stub_;
   const std::string target_;
   const Millis timeout_;
+  std::string admin_token_;  // Empty: none.
 };
 
 // Whether `status` means the server could not be reached (as opposed to a

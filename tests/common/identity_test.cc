@@ -269,19 +269,27 @@ TEST(SignatureTest, AMovedFromIdentityKeepsNoSecretAndTheMovedToSigns) {
 
 // Registration proofs.
 
-TEST(RegistrationProofTest, BindsNameChallengeAndKey) {
+TEST(RegistrationProofTest, BindsNameAddressChallengeAndKey) {
   const Identity alice = Identity::Generate();
   const Identity mallory = Identity::Generate();
   const PublicKey& key = alice.public_key();
-  const std::string proof =
-      alice.Sign(RegistrationProofMessage("alice", "challenge-1", key));
-  EXPECT_TRUE(VerifyRegistrationProof("alice", "challenge-1", key, proof));
-  EXPECT_FALSE(VerifyRegistrationProof("alicf", "challenge-1", key, proof));
-  EXPECT_FALSE(VerifyRegistrationProof("alice", "challenge-2", key, proof));
-  EXPECT_FALSE(VerifyRegistrationProof("alice", "challenge-1",
-                                       mallory.public_key(), proof));
+  const std::string proof = alice.Sign(
+      RegistrationProofMessage("alice", "10.0.0.1:7001", "challenge-1", key));
+  EXPECT_TRUE(VerifyRegistrationProof("alice", "10.0.0.1:7001", "challenge-1",
+                                      key, proof));
+  EXPECT_FALSE(VerifyRegistrationProof("alicf", "10.0.0.1:7001",
+                                       "challenge-1", key, proof));
+  // The address is signed: a captured request cannot be sent on with another.
+  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.66:7001",
+                                       "challenge-1", key, proof));
+  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.1:7001",
+                                       "challenge-2", key, proof));
+  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.1:7001",
+                                       "challenge-1", mallory.public_key(),
+                                       proof));
   // A plain signature of the name is no proof.
-  EXPECT_FALSE(VerifyRegistrationProof("alice", "challenge-1", key,
+  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.1:7001",
+                                       "challenge-1", key,
                                        alice.Sign("alice")));
 }
 
@@ -290,25 +298,33 @@ TEST(RegistrationProofTest, FieldsCannotTradeBytes) {
   PublicKey other = key;
   other.bytes[5] ^= 0x80;
   std::set<std::string> messages;
-  const std::vector<std::pair<std::string, std::string>> fields = {
-      {"ab", "c"},
-      {"a", "bc"},
-      {"abc", ""},
-      {"", "abc"},
-      {std::string("a\0", 2), "bc"},
-      {"a", std::string("\0bc", 3)},
-      {"bob", "x"},
-      {"Bob", "x"}};
-  for (const auto& [name, challenge] : fields) {
-    messages.insert(RegistrationProofMessage(name, challenge, key));
-    messages.insert(RegistrationProofMessage(name, challenge, other));
+  struct Fields {
+    std::string name, address, challenge;
+  };
+  const std::vector<Fields> fields = {
+      {"ab", "c", "d"},
+      {"a", "bc", "d"},
+      {"a", "b", "cd"},
+      {"abc", "", "d"},
+      {"", "abc", "d"},
+      {"abcd", "", ""},
+      {"", "", "abcd"},
+      {std::string("a\0", 2), "bc", "d"},
+      {"a", std::string("\0bc", 3), "d"},
+      {"bob", "h:1", "x"},
+      {"Bob", "h:1", "x"}};
+  for (const Fields& f : fields) {
+    messages.insert(RegistrationProofMessage(f.name, f.address, f.challenge,
+                                             key));
+    messages.insert(RegistrationProofMessage(f.name, f.address, f.challenge,
+                                             other));
   }
   EXPECT_EQ(messages.size(), 2 * fields.size());
   // Unambiguous: the message starts with the domain and ends with the key.
-  const std::string message = RegistrationProofMessage("n", "c", key);
+  const std::string message = RegistrationProofMessage("n", "a", "c", key);
   EXPECT_EQ(message.substr(0, 17), std::string("chat-register-v1\0", 17));
   EXPECT_EQ(message.substr(message.size() - 32), key.Bytes());
-  EXPECT_EQ(message.size(), 17u + 4 + 1 + 4 + 1 + 4 + 32);
+  EXPECT_EQ(message.size(), 17u + 4 + 1 + 4 + 1 + 4 + 1 + 4 + 32);
 }
 
 // PairCipher.
