@@ -1,14 +1,20 @@
 // chat-registry: the name server. Parses options, opens the store, serves
 // until SIGINT/SIGTERM.
 
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <system_error>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "common/log.h"
+#include "common/private_files.h"
 #include "common/signals.h"
+#include "registry/admin_token.h"
 #include "registry/server.h"
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
@@ -18,6 +24,48 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr int kExitCannotStart = 1;
+
+// "30d", "12h", "90m", "45s", or a bare number of days.
+std::optional<absl::Duration> ParseReserve(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  absl::Duration unit = absl::Hours(24);
+  std::string number = text;
+  switch (text.back()) {
+    case 'd':
+      number.pop_back();
+      break;
+    case 'h':
+      unit = absl::Hours(1);
+      number.pop_back();
+      break;
+    case 'm':
+      unit = absl::Minutes(1);
+      number.pop_back();
+      break;
+    case 's':
+      unit = absl::Seconds(1);
+      number.pop_back();
+      break;
+    default:
+      break;
+  }
+  int64_t count = 0;
+  if (!absl::SimpleAtoi(number, &count) || count < 0) return std::nullopt;
+  return unit * count;
+}
+
+// Makes the database's directory, private, when it does not exist yet; a
+// directory that exists is the operator's and is left as it is.
+absl::Status EnsureDatabaseDir(const std::string& db_path) {
+  if (db_path == ":memory:") return absl::OkStatus();
+  const std::filesystem::path dir =
+      std::filesystem::path(db_path).parent_path();
+  std::error_code error;
+  if (dir.empty() || std::filesystem::exists(dir, error)) {
+    return absl::OkStatus();
+  }
+  return chat::EnsurePrivateDir(dir.string());
+}
 
 int Run(const po::variables_map& vm) {
   using chat::Millis;
@@ -31,8 +79,17 @@ int Run(const po::variables_map& vm) {
                  "--max-ttl (seconds)\n";
     return chat::kExitUsage;
   }
-  store_options.lease_policy = {Millis(min_ttl * 1000), Millis(max_ttl * 1000),
-                                Millis(default_ttl * 1000)};
+  store_options.lease_policy.min_ttl = Millis(min_ttl * 1000);
+  store_options.lease_policy.max_ttl = Millis(max_ttl * 1000);
+  store_options.lease_policy.default_ttl = Millis(default_ttl * 1000);
+  std::optional<absl::Duration> reserve =
+      ParseReserve(vm["reserve"].as<std::string>());
+  if (!reserve) {
+    std::cerr << "chat-registry: --reserve must be a number of days, or a "
+                 "number with a unit: 30d, 12h, 90m, 45s\n";
+    return chat::kExitUsage;
+  }
+  store_options.lease_policy.reserve = *reserve;
   const std::string sync = vm["sync"].as<std::string>();
   if (sync != "normal" && sync != "full") {
     std::cerr << "chat-registry: --sync must be normal or full\n";
@@ -41,6 +98,22 @@ int Run(const po::variables_map& vm) {
   store_options.sync_full = sync == "full";
 
   const std::string db_path = vm["db"].as<std::string>();
+  if (absl::Status dir = EnsureDatabaseDir(db_path); !dir.ok()) {
+    chat::LogLine("registry", std::string(dir.message()));
+    return kExitCannotStart;
+  }
+  std::string token_path = vm["admin-token-file"].as<std::string>();
+  if (token_path.empty()) {
+    token_path = chat::registry::DefaultAdminTokenPath(db_path);
+  }
+  absl::StatusOr<std::string> admin_token =
+      chat::registry::LoadOrCreateAdminToken(token_path);
+  if (!admin_token.ok()) {
+    chat::LogLine("registry",
+                  absl::StrCat("cannot start without an admin token: ",
+                               admin_token.status().message()));
+    return kExitCannotStart;
+  }
   auto store = chat::registry::OpenSqliteStore(db_path, chat::RealClock(),
                                                store_options);
   if (!store.ok()) {
@@ -69,6 +142,7 @@ int Run(const po::variables_map& vm) {
 
   chat::registry::RegistryServerOptions server_options;
   server_options.listen_address = vm["listen"].as<std::string>();
+  server_options.admin_token = *admin_token;
   auto server = chat::registry::RegistryServer::Start(
       std::move(*store), std::move(*mailbox), server_options);
   if (!server.ok()) {
@@ -79,7 +153,8 @@ int Run(const po::variables_map& vm) {
       "registry",
       absl::StrCat("start: listening on ", server_options.listen_address,
                    " (port ", (*server)->port(), "), database ", db_path,
-                   " with ", loaded, " names, version ", CHAT_VERSION));
+                   " with ", loaded, " names, admin token in ", token_path,
+                   ", version ", CHAT_VERSION));
 
   int signal_number = chat::WaitForTerminationSignal();
   chat::LogLine("registry", absl::StrCat("stop: signal ", signal_number,
@@ -115,6 +190,14 @@ int main(int argc, char** argv) {
       "megabytes that may wait for one name")(
       "mailbox-max-age-days", po::value<int>()->default_value(7),
       "days a message may wait before it expires")(
+      "reserve", po::value<std::string>()->default_value("30d"),
+      "how long a name stays bound to its key after its last lease ends "
+      "(days, or with a unit: 30d, 12h, 90m, 45s); meanwhile nobody else "
+      "may register it")(
+      "admin-token-file", po::value<std::string>()->default_value(""),
+      "file holding the admin token that PutStatic, RemoveStatic and "
+      "Release need (chatctl --admin-token-file); default admin.token next "
+      "to the database; created with a random token, mode 0600, if missing")(
       "sync", po::value<std::string>()->default_value("normal"),
       "names: normal survives a crash of the registry (kill -9); full also "
       "survives power loss, slower writes (mail is always full)");
@@ -128,7 +211,8 @@ int main(int argc, char** argv) {
       "grpc.health.v1.Health and server reflection.";
   command_line.epilog =
       "Exit status: 0 after SIGINT/SIGTERM and a clean shutdown, 1 when it "
-      "cannot start (database or address), 2 for a usage error.";
+      "cannot start (database, address, or an admin token file that is "
+      "empty or cannot be read or made), 2 for a usage error.";
   command_line.environment = {
       {"CHAT_REGISTRY_LISTEN", "listen"},
       {"CHAT_REGISTRY_DB", "db"},
@@ -136,6 +220,8 @@ int main(int argc, char** argv) {
       {"CHAT_REGISTRY_MIN_TTL", "min-ttl"},
       {"CHAT_REGISTRY_MAX_TTL", "max-ttl"},
       {"CHAT_REGISTRY_SYNC", "sync"},
+      {"CHAT_REGISTRY_RESERVE", "reserve"},
+      {"CHAT_REGISTRY_ADMIN_TOKEN_FILE", "admin-token-file"},
       {"CHAT_REGISTRY_MAILBOX_MAX_MESSAGES", "mailbox-max-messages"},
       {"CHAT_REGISTRY_MAILBOX_MAX_MB", "mailbox-max-mb"},
       {"CHAT_REGISTRY_MAILBOX_MAX_AGE_DAYS", "mailbox-max-age-days"}};

@@ -13,7 +13,7 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
     std::unique_ptr<Store> store, std::unique_ptr<Mailbox> mailbox,
     const RegistryServerOptions& options) {
   std::unique_ptr<RegistryServer> registry(
-      new RegistryServer(std::move(store), std::move(mailbox)));
+      new RegistryServer(std::move(store), std::move(mailbox), options));
   ServerConfig config;
   config.listen_address = options.listen_address;
   config.services = {&registry->service_};
@@ -46,10 +46,14 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
 }
 
 RegistryServer::RegistryServer(std::unique_ptr<Store> store,
-                               std::unique_ptr<Mailbox> mailbox)
+                               std::unique_ptr<Mailbox> mailbox,
+                               const RegistryServerOptions& options)
     : store_(std::move(store)),
       mailbox_(std::move(mailbox)),
-      service_(store_.get()) {
+      challenges_(*options.clock, options.challenges),
+      service_(store_.get(), &challenges_,
+               RegistryServiceOptions{options.admin_token,
+                                      options.require_key}) {
   if (mailbox_ != nullptr) {
     mailbox_service_ =
         std::make_unique<MailboxService>(store_.get(), mailbox_.get());

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/periodic_loop.h"
+#include "registry/challenges.h"
 #include "registry/mailbox.h"
 #include "registry/mailbox_service.h"
 #include "registry/service.h"
@@ -31,8 +32,17 @@ struct RegistryServerOptions {
   Millis expiry_interval{100};
   // How often mail older than its limit is removed.
   Millis mail_expiry_interval{60000};
-  // What the loops wait on. Not owned; must outlive the server.
+  // What the loops and the challenges wait on. Not owned; must outlive the
+  // server.
   const Clock* clock = &RealClock();
+  // The admin token PutStatic, RemoveStatic and Release need (see
+  // RegistryServiceOptions); empty refuses them all. How long a name stays
+  // bound after its last lease is the store's (LeasePolicy::reserve).
+  std::string admin_token;
+  // Whether Register needs a key and its proof.
+  bool require_key = false;
+  // Challenge lifetime and how many may be outstanding.
+  ChallengeBook::Options challenges;
 };
 
 // Thread-safe.
@@ -64,14 +74,15 @@ class RegistryServer {
   void Shutdown(Millis grace = Millis(2000));
 
  private:
-  RegistryServer(std::unique_ptr<Store> store,
-                 std::unique_ptr<Mailbox> mailbox);
+  RegistryServer(std::unique_ptr<Store> store, std::unique_ptr<Mailbox> mailbox,
+                 const RegistryServerOptions& options);
   // One pass of each loop.
   void ExpireLeases();
   void ExpireMail();
 
   std::unique_ptr<Store> store_;
   std::unique_ptr<Mailbox> mailbox_;  // May be null.
+  ChallengeBook challenges_;
   RegistryService service_;
   std::unique_ptr<MailboxService> mailbox_service_;  // With mailbox_.
   std::unique_ptr<grpc::Server> server_;

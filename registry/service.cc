@@ -7,11 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
+#include "common/identity.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "registry/convert.h"
 #include "registry/names.h"
 #include "registry/pumped_stream.h"
+#include "registry/store_rules.h"
 
 namespace chat::registry {
 namespace {
@@ -49,13 +51,73 @@ class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
 
 }  // namespace
 
-RegistryService::RegistryService(Store* store) : store_(store) {}
+absl::Status CheckAdminToken(const grpc::CallbackServerContext& context,
+                             const std::string& admin_token,
+                             const std::string& method) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  bool allowed = false;
+  if (!admin_token.empty() && it != metadata.end()) {
+    const std::string presented(it->second.data(), it->second.size());
+    allowed = SameSecret(presented, "Bearer " + admin_token);
+  }
+  if (allowed) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      method,
+      " needs the registry's admin token (chatctl --admin-token-file or "
+      "CHAT_ADMIN_TOKEN_FILE)"));
+}
+
+RegistryService::RegistryService(Store* store, ChallengeBook* challenges,
+                                 RegistryServiceOptions options)
+    : store_(store), challenges_(challenges), options_(std::move(options)) {}
+
+absl::Status RegistryService::CheckProof(const RegisterRequest& request) {
+  // Name and address first: their messages say more than a proof's would.
+  CHAT_RETURN_IF_ERROR(ValidateRegisterRequest(request));
+  if (!request.public_key) {
+    if (!request.challenge.empty() || !request.signature.empty()) {
+      return absl::InvalidArgumentError(
+          "public_key is required with a challenge and a signature");
+    }
+    if (options_.require_key) {
+      return absl::InvalidArgumentError(
+          "public_key is required: register with an identity key (ask for a "
+          "Challenge, sign it with the name and address, send key, challenge "
+          "and signature)");
+    }
+    return absl::OkStatus();
+  }
+  if (request.challenge.size() != kChallengeBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "challenge must be the ", kChallengeBytes,
+        " bytes Challenge returned, not ", request.challenge.size()));
+  }
+  if (request.signature.size() != kSignatureBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("signature must be ", kSignatureBytes, " bytes, not ",
+                     request.signature.size()));
+  }
+  if (!VerifyRegistrationProof(request.name, request.address,
+                               request.challenge, *request.public_key,
+                               request.signature)) {
+    return absl::UnauthenticatedError(
+        "signature is not public_key's signature of this name, address and "
+        "challenge");
+  }
+  // Last: a valid signature of a challenge already used is a replay.
+  return challenges_->Consume(request.name, request.challenge);
+}
 
 grpc::ServerUnaryReactor* RegistryService::Register(
     grpc::CallbackServerContext* context, const v1::RegisterRequest* request,
     v1::RegisterResponse* response) {
-  RegisterRequest domain{request->name(), request->address(),
-                         Millis(request->ttl_ms()), request->lease_id()};
+  absl::StatusOr<RegisterRequest> converted = RegisterRequestFromProto(*request);
+  if (!converted.ok()) return Respond(context, converted.status());
+  if (absl::Status proven = CheckProof(*converted); !proven.ok()) {
+    return Respond(context, proven);
+  }
+  RegisterRequest domain = *std::move(converted);
   // Answered from the store's commit, without holding a callback thread
   // while the write becomes durable, so concurrent registrations share
   // commits. `request` and `response` live until Finish().
@@ -70,9 +132,16 @@ grpc::ServerUnaryReactor* RegistryService::Register(
     response->set_ttl_ms(lease->entry.ttl.count());
     EntryToProto(lease->entry, response->mutable_entry());
     if (request->lease_id().empty()) {
-      LogLine("registry", absl::StrCat("register ", lease->entry.name, " -> ",
-                                       lease->entry.address, " (ttl ",
-                                       lease->entry.ttl.count(), " ms)"));
+      LogLine("registry",
+              absl::StrCat("register ", lease->entry.name,
+                           lease->entry.public_key
+                               ? absl::StrCat(" (key ",
+                                              ShortFingerprint(
+                                                  *lease->entry.public_key),
+                                              ")")
+                               : std::string(" (no key)"),
+                           " -> ", lease->entry.address, " (ttl ",
+                           lease->entry.ttl.count(), " ms)"));
     }
     reactor->Finish(grpc::Status::OK);
   });
@@ -155,6 +224,11 @@ grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
 grpc::ServerUnaryReactor* RegistryService::PutStatic(
     grpc::CallbackServerContext* context, const v1::PutStaticRequest* request,
     v1::PutStaticResponse* response) {
+  if (absl::Status admin =
+          CheckAdminToken(*context, options_.admin_token, "PutStatic");
+      !admin.ok()) {
+    return Respond(context, admin);
+  }
   absl::StatusOr<Entry> entry =
       store_->PutStatic(request->name(), request->address());
   if (!entry.ok()) return Respond(context, entry.status());
@@ -168,8 +242,45 @@ grpc::ServerUnaryReactor* RegistryService::RemoveStatic(
     grpc::CallbackServerContext* context,
     const v1::RemoveStaticRequest* request,
     v1::RemoveStaticResponse* /*response*/) {
+  if (absl::Status admin =
+          CheckAdminToken(*context, options_.admin_token, "RemoveStatic");
+      !admin.ok()) {
+    return Respond(context, admin);
+  }
   absl::Status status = store_->RemoveStatic(request->name());
   if (status.ok()) LogLine("registry", "remove static " + request->name());
+  return Respond(context, status);
+}
+
+grpc::ServerUnaryReactor* RegistryService::Challenge(
+    grpc::CallbackServerContext* context, const v1::ChallengeRequest* request,
+    v1::ChallengeResponse* response) {
+  if (absl::Status valid = ValidateName(request->name()); !valid.ok()) {
+    return Respond(context, valid);
+  }
+  response->set_challenge(challenges_->Issue(request->name()));
+  response->set_expires_in_ms(challenges_->lifetime().count());
+  return Respond(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RegistryService::GetBinding(
+    grpc::CallbackServerContext* context, const v1::GetBindingRequest* request,
+    v1::GetBindingResponse* response) {
+  absl::StatusOr<Binding> binding = store_->GetBinding(request->name());
+  if (binding.ok()) BindingToProto(*binding, response);
+  return Respond(context, binding.status());
+}
+
+grpc::ServerUnaryReactor* RegistryService::Release(
+    grpc::CallbackServerContext* context, const v1::ReleaseRequest* request,
+    v1::ReleaseResponse* /*response*/) {
+  if (absl::Status admin =
+          CheckAdminToken(*context, options_.admin_token, "Release");
+      !admin.ok()) {
+    return Respond(context, admin);
+  }
+  absl::Status status = store_->Release(request->name());
+  if (status.ok()) LogLine("registry", "release " + request->name());
   return Respond(context, status);
 }
 

@@ -1,5 +1,7 @@
 // The Registry gRPC service: a thin adapter that converts between protos and
-// the Store's structs. Rules live in the Store, not here.
+// the Store's structs. Rules live in the Store, not here; what the adapter
+// checks is who is calling: the proof of a registration (challenge and
+// signature) and the admin token of PutStatic, RemoveStatic and Release.
 
 #ifndef CHAT_REGISTRY_SERVICE_H_
 #define CHAT_REGISTRY_SERVICE_H_
@@ -7,18 +9,37 @@
 #include <string>
 
 #include "proto/registry.grpc.pb.h"
+#include "registry/challenges.h"
 #include "registry/store.h"
 
 namespace chat::registry {
 
 inline constexpr char kRegistryServiceName[] = "chat.registry.v1.Registry";
 
+struct RegistryServiceOptions {
+  // What admin calls must carry as `authorization: Bearer <token>`. Empty:
+  // every admin call is refused.
+  std::string admin_token;
+  // Whether Register needs a key and its proof; false still accepts a
+  // Register without a key (an unbound registration, for peers that have
+  // none yet).
+  bool require_key = false;
+};
+
+// Compares the metadata `authorization: Bearer <token>` of `context` with
+// `admin_token`, in constant time. kPermissionDenied naming `method` and the
+// credential it needs otherwise.
+absl::Status CheckAdminToken(const grpc::CallbackServerContext& context,
+                             const std::string& admin_token,
+                             const std::string& method);
+
 // Thread-safe: gRPC calls it from many threads at once.
 class RegistryService final : public v1::Registry::CallbackService {
  public:
-  // `store` is not owned and must outlive this service and the server it
-  // is registered with.
-  explicit RegistryService(Store* store);
+  // `store` and `challenges` are not owned and must outlive this service
+  // and the server it is registered with.
+  RegistryService(Store* store, ChallengeBook* challenges,
+                  RegistryServiceOptions options);
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
@@ -46,9 +67,25 @@ class RegistryService final : public v1::Registry::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::RemoveStaticRequest* request,
       v1::RemoveStaticResponse* response) override;
+  grpc::ServerUnaryReactor* Challenge(grpc::CallbackServerContext* context,
+                                      const v1::ChallengeRequest* request,
+                                      v1::ChallengeResponse* response) override;
+  grpc::ServerUnaryReactor* GetBinding(
+      grpc::CallbackServerContext* context,
+      const v1::GetBindingRequest* request,
+      v1::GetBindingResponse* response) override;
+  grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* context,
+                                    const v1::ReleaseRequest* request,
+                                    v1::ReleaseResponse* response) override;
 
  private:
-  Store* const store_;  // Not owned.
+  // OK when `request` may go to the store: valid, and with a key only with
+  // a proof made by that key for a challenge we issued and nobody used.
+  absl::Status CheckProof(const RegisterRequest& request);
+
+  Store* const store_;                // Not owned.
+  ChallengeBook* const challenges_;   // Not owned.
+  const RegistryServiceOptions options_;
 };
 
 }  // namespace chat::registry

@@ -39,6 +39,17 @@ const char* const kMigrations[] = {
       CREATE INDEX mail_by_recipient ON mail (recipient_key, seq);
       CREATE INDEX mail_by_age ON mail (deposited_at_ms);
     )sql",
+    // 3: names bound to keys (issue 11). Existing names keep no key.
+    R"sql(
+      ALTER TABLE names ADD COLUMN public_key BLOB;  -- NULL: none
+      CREATE TABLE bindings (
+        name_key          TEXT PRIMARY KEY NOT NULL,  -- lowercase
+        name              TEXT NOT NULL,              -- as first bound
+        public_key        BLOB NOT NULL,              -- Ed25519, 32 bytes
+        reserved_until_ms INTEGER,  -- wall clock; NULL while a lease holds it
+        updated_at_ms     INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -37,23 +38,49 @@ struct Database {
   std::unique_ptr<SQLite::Database> db;
   std::unique_ptr<SQLite::Statement> upsert;
   std::unique_ptr<SQLite::Statement> remove;
+  std::unique_ptr<SQLite::Statement> upsert_binding;
+  std::unique_ptr<SQLite::Statement> remove_binding;
 
   ~Database() {
     upsert.reset();
     remove.reset();
+    upsert_binding.reset();
+    remove_binding.reset();
     db.reset();
   }
 };
 
 // One name's change, decided under write_mu_ and applied to memory at once:
-// the row it writes, and what memory held before, to undo it if its write
-// fails.
+// the rows it writes (its record's, its binding's, or both), and what memory
+// held before, to undo it if its write fails.
 struct Change {
   std::string key;
+  bool record_changes = false;   // Whether the names row is written.
   std::optional<Record> before;  // Memory before; refreshed by Apply().
   std::optional<Record> after;   // The row to write; nullopt deletes it.
-  int64_t updated_at_ms = 0;     // Wall time of the decision.
+  bool binding_changes = false;  // Whether the bindings row is written.
+  std::optional<BindingRecord> binding_before;  // Refreshed by Apply().
+  std::optional<BindingRecord> binding_after;   // nullopt deletes it.
+  int64_t updated_at_ms = 0;  // Wall time of the decision.
 };
+
+Change RecordChange(const std::string& key, std::optional<Record> after,
+                    absl::Time wall_now) {
+  Change change;
+  change.key = key;
+  change.record_changes = true;
+  change.after = std::move(after);
+  change.updated_at_ms = absl::ToUnixMillis(wall_now);
+  return change;
+}
+
+// Adds the binding's change to `change` when `after` differs from `before`.
+void ChangeBinding(Change& change, const std::optional<BindingRecord>& before,
+                   std::optional<BindingRecord> after) {
+  if (before == after) return;
+  change.binding_changes = true;
+  change.binding_after = std::move(after);
+}
 
 // The changes of one call, from the decision until its commit is over.
 // Owned by the batch's after-commit hook, which runs last; the job, the
@@ -101,16 +128,19 @@ class SqliteStore final : public Store {
  public:
   SqliteStore(const Clock& clock, const SqliteStoreOptions& options,
               std::unique_ptr<Database> database, std::optional<FileLock> lock,
-              absl::btree_map<std::string, Record> records)
+              absl::btree_map<std::string, Record> records,
+              absl::flat_hash_map<std::string, BindingRecord> bindings)
       : clock_(clock),
         options_(options),
         lock_(std::move(lock)),
         hub_(options.max_watch_backlog),
         database_(std::move(database)),
         records_(std::move(records)) {
+    absl::MutexLock index_lock(&mu_);
     for (const auto& [key, record] : records_) {
       if (!record.is_static()) expiry_.emplace(record.expires_at, key);
     }
+    for (auto& [key, binding] : bindings) SetBinding(key, std::move(binding));
     batch_ = std::make_unique<SqliteBatch>(database_->db.get(), &db_mu_);
   }
 
@@ -133,12 +163,16 @@ class SqliteStore final : public Store {
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
-      absl::StatusOr<Record> record =
-          DecideRegister(request, Find(key), options_.lease_policy, now,
-                         clock_.Wall(), [] { return RandomHex(16); });
-      if (record.ok()) {
-        Lease lease{record->lease_id, ToEntry(*record, now)};
-        Decide(key, *std::move(record), now, EventReason::kUnregistered,
+      const absl::Time wall_now = clock_.Wall();
+      const NameState state = Find(key);
+      absl::StatusOr<RegisterDecision> decision =
+          DecideRegister(request, state, options_.lease_policy, now, wall_now,
+                         [] { return RandomHex(16); });
+      if (decision.ok()) {
+        Lease lease{decision->record.lease_id, ToEntry(decision->record, now)};
+        Change change = RecordChange(key, std::move(decision->record), wall_now);
+        ChangeBinding(change, state.binding, std::move(decision->binding));
+        Decide(std::move(change), now, EventReason::kUnregistered,
                [lease = std::move(lease),
                 done = std::move(done)](const absl::Status& status) {
                  if (status.ok()) {
@@ -149,7 +183,7 @@ class SqliteStore final : public Store {
                });
         return;
       }
-      refused = record.status();
+      refused = decision.status();
     }
     done(refused);
   }
@@ -198,10 +232,16 @@ class SqliteStore final : public Store {
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
-      std::optional<Record> old = Find(key);
-      refused = CheckHolder(name, lease_id, old ? &*old : nullptr, now);
+      const absl::Time wall_now = clock_.Wall();
+      const NameState state = Find(key);
+      refused = CheckHolder(name, lease_id,
+                            state.record ? &*state.record : nullptr, now);
       if (refused.ok()) {
-        Decide(key, std::nullopt, now, EventReason::kUnregistered,
+        Change change = RecordChange(key, std::nullopt, wall_now);
+        ChangeBinding(change, state.binding,
+                      BindingAfterLeaseEnds(state.binding, *state.record,
+                                            options_.lease_policy, wall_now));
+        Decide(std::move(change), now, EventReason::kUnregistered,
                [done = std::move(done)](const absl::Status& status) {
                  done(status);
                });
@@ -228,12 +268,14 @@ class SqliteStore final : public Store {
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
+      const absl::Time wall_now = clock_.Wall();
       absl::StatusOr<Record> record =
-          DecidePutStatic(name, address, Find(key), now, clock_.Wall());
+          DecidePutStatic(name, address, Find(key), options_.lease_policy, now,
+                          wall_now);
       if (!record.ok()) return record.status();
       entry = ToEntry(*record, now);
-      Decide(key, *std::move(record), now, EventReason::kUnregistered,
-             waiter.Callback());
+      Decide(RecordChange(key, *std::move(record), wall_now), now,
+             EventReason::kUnregistered, waiter.Callback());
     }
     CHAT_RETURN_IF_ERROR(waiter.Wait());
     return entry;
@@ -246,8 +288,41 @@ class SqliteStore final : public Store {
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
-      CHAT_RETURN_IF_ERROR(CheckRemoveStatic(name, Find(key), now));
-      Decide(key, std::nullopt, now, EventReason::kUnregistered,
+      CHAT_RETURN_IF_ERROR(CheckRemoveStatic(name, Find(key).record, now));
+      Decide(RecordChange(key, std::nullopt, clock_.Wall()), now,
+             EventReason::kUnregistered, waiter.Callback());
+    }
+    return waiter.Wait();
+  }
+
+  absl::StatusOr<Binding> GetBinding(const std::string& name) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(name));
+    const NameState state = Find(NameKey(name));
+    return BindingOf(name, state, options_.lease_policy, clock_.Monotonic(),
+                     clock_.Wall());
+  }
+
+  absl::Status Release(const std::string& name) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(name));
+    const std::string key = NameKey(name);
+    Waiter<absl::Status> waiter;
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      const MonoTime now = clock_.Monotonic();
+      const absl::Time wall_now = clock_.Wall();
+      const NameState state = Find(key);
+      CHAT_RETURN_IF_ERROR(
+          CheckRelease(name, state, options_.lease_policy, now, wall_now));
+      Change change;
+      change.key = key;
+      change.updated_at_ms = absl::ToUnixMillis(wall_now);
+      // The lease of the bound key goes with the binding.
+      if (state.record && !state.record->is_static() &&
+          state.record->public_key == state.binding->key) {
+        change.record_changes = true;
+      }
+      ChangeBinding(change, state.binding, std::nullopt);
+      Decide(std::move(change), now, EventReason::kUnregistered,
              waiter.Callback());
     }
     return waiter.Wait();
@@ -313,27 +388,45 @@ class SqliteStore final : public Store {
     {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
+      const absl::Time wall_now = clock_.Wall();
       std::vector<std::string> due;
+      std::vector<std::string> reservations_over;
       {
         absl::ReaderMutexLock lock(&mu_);
         for (auto it = expiry_.begin(); it != expiry_.end() && it->first <= now;
              ++it) {
           due.push_back(it->second);
         }
+        for (auto it = reservations_.begin();
+             it != reservations_.end() && it->first <= wall_now; ++it) {
+          reservations_over.push_back(it->second);
+        }
       }
       // A due lease cannot be renewed (KeepAlive refuses it) and every other
       // change waits for write_mu_, so the due records are still here.
-      if (due.empty()) return expired;
-      const int64_t wall_ms = absl::ToUnixMillis(clock_.Wall());
+      if (due.empty() && reservations_over.empty()) return expired;
       auto write = std::make_unique<PendingWrite>();
       {
         absl::MutexLock lock(&mu_);
         for (std::string& key : due) {
-          write->changes.push_back(
-              Change{std::move(key), std::nullopt, std::nullopt, wall_ms});
-          Change& change = write->changes.back();
-          Apply(change, now, EventReason::kExpired);
-          expired.push_back(ToEntry(*change.before, now));
+          Change change = RecordChange(key, std::nullopt, wall_now);
+          const Record& record = records_.at(key);
+          ChangeBinding(
+              change, FindBinding(key),
+              BindingAfterLeaseEnds(FindBinding(key), record,
+                                    options_.lease_policy,
+                                    LeaseEndWall(record, now, wall_now)));
+          write->changes.push_back(std::move(change));
+          Apply(write->changes.back(), now, EventReason::kExpired);
+          expired.push_back(ToEntry(*write->changes.back().before, now));
+        }
+        for (std::string& key : reservations_over) {
+          Change change;
+          change.key = std::move(key);
+          change.updated_at_ms = absl::ToUnixMillis(wall_now);
+          ChangeBinding(change, FindBinding(change.key), std::nullopt);
+          write->changes.push_back(std::move(change));
+          Apply(write->changes.back(), now, EventReason::kExpired);
         }
       }
       write->done = waiter.Callback();
@@ -357,24 +450,45 @@ class SqliteStore final : public Store {
   void CancelWatches() override { hub_.CancelAll(); }
 
  private:
-  std::optional<Record> Find(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_) {
+  NameState Find(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::ReaderMutexLock lock(&mu_);
+    NameState state;
     auto it = records_.find(key);
-    if (it == records_.end()) return std::nullopt;
+    if (it != records_.end()) state.record = it->second;
+    state.binding = FindBinding(key);
+    return state;
+  }
+
+  std::optional<BindingRecord> FindBinding(const std::string& key)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    auto it = bindings_.find(key);
+    if (it == bindings_.end()) return std::nullopt;
     return it->second;
   }
 
-  // Records the decision that `key` now holds `record` (or nothing): applies
-  // it to memory, tells watchers, and queues the row write, all under
+  // Makes memory hold `binding` (or none) for `key`, its reservation indexed.
+  void SetBinding(const std::string& key, std::optional<BindingRecord> binding)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (auto it = bindings_.find(key); it != bindings_.end()) {
+      reservations_.erase({it->second.reserved_until, key});
+      bindings_.erase(it);
+    }
+    if (!binding) return;
+    if (binding->reserved_until != absl::InfiniteFuture()) {
+      reservations_.emplace(binding->reserved_until, key);
+    }
+    bindings_.emplace(key, *std::move(binding));
+  }
+
+  // Records the decision `change` (what `change.key` now holds): applies it
+  // to memory, tells watchers, and queues the row writes, all under
   // write_mu_, so the file changes in the order of the decisions. `done`
   // hears the outcome of the commit.
-  void Decide(const std::string& key, std::optional<Record> record,
-              MonoTime now, EventReason delete_reason,
+  void Decide(Change change, MonoTime now, EventReason delete_reason,
               std::function<void(const absl::Status&)> done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     auto write = std::make_unique<PendingWrite>();
-    write->changes.push_back(Change{key, std::nullopt, std::move(record),
-                                    absl::ToUnixMillis(clock_.Wall())});
+    write->changes.push_back(std::move(change));
     write->done = std::move(done);
     {
       absl::MutexLock lock(&mu_);
@@ -386,6 +500,15 @@ class SqliteStore final : public Store {
   // Makes memory hold `change.after` under its key (or nothing), remembers in
   // `change.before` what it held, and tells watchers.
   void Apply(Change& change, MonoTime now, EventReason delete_reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    if (change.binding_changes) {
+      change.binding_before = FindBinding(change.key);
+      SetBinding(change.key, change.binding_after);
+    }
+    if (change.record_changes) ApplyRecord(change, now, delete_reason);
+  }
+
+  void ApplyRecord(Change& change, MonoTime now, EventReason delete_reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     const std::string& key = change.key;
     // Read again under mu_: a KeepAlive may have moved the expiry since the
@@ -418,6 +541,8 @@ class SqliteStore final : public Store {
   // newest first, so memory holds exactly what `change` left.
   void Undo(const Change& change, MonoTime now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    if (change.binding_changes) SetBinding(change.key, change.binding_before);
+    if (!change.record_changes) return;
     const std::string& key = change.key;
     std::optional<Record> current;
     if (auto it = records_.find(key); it != records_.end()) {
@@ -465,22 +590,51 @@ class SqliteStore final : public Store {
     if (!write.undone.ok()) return write.undone;
     SQLite::Statement& upsert = *database_->upsert;
     SQLite::Statement& remove = *database_->remove;
+    SQLite::Statement& upsert_binding = *database_->upsert_binding;
+    SQLite::Statement& remove_binding = *database_->remove_binding;
     try {
       for (const Change& change : write.changes) {
-        if (change.after) {
+        if (change.record_changes && change.after) {
           WriteRow(upsert, change.key, *change.after, change.updated_at_ms);
-        } else {
+        } else if (change.record_changes) {
           remove.bind(1, change.key);
           remove.exec();
           remove.reset();
+        }
+        if (change.binding_changes && change.binding_after) {
+          WriteBindingRow(upsert_binding, change.key, *change.binding_after,
+                          change.updated_at_ms);
+        } else if (change.binding_changes) {
+          remove_binding.bind(1, change.key);
+          remove_binding.exec();
+          remove_binding.reset();
         }
       }
     } catch (const std::exception& e) {
       upsert.tryReset();
       remove.tryReset();
+      upsert_binding.tryReset();
+      remove_binding.tryReset();
       return StorageError("write", e);
     }
     return absl::OkStatus();
+  }
+
+  static void WriteBindingRow(SQLite::Statement& upsert, const std::string& key,
+                              const BindingRecord& binding,
+                              int64_t updated_at_ms) {
+    upsert.bind(1, key);
+    upsert.bind(2, binding.name);
+    upsert.bind(3, binding.key.bytes.data(),
+                static_cast<int>(binding.key.bytes.size()));
+    if (binding.reserved_until == absl::InfiniteFuture()) {
+      upsert.bind(4);  // NULL: a lease holds it.
+    } else {
+      upsert.bind(4, absl::ToUnixMillis(binding.reserved_until));
+    }
+    upsert.bind(5, updated_at_ms);
+    upsert.exec();
+    upsert.reset();
   }
 
   static void WriteRow(SQLite::Statement& upsert, const std::string& key,
@@ -495,6 +649,12 @@ class SqliteStore final : public Store {
     }
     upsert.bind(5, static_cast<int64_t>(record.ttl.count()));
     upsert.bind(6, updated_at_ms);
+    if (record.public_key) {
+      upsert.bind(7, record.public_key->bytes.data(),
+                  static_cast<int>(record.public_key->bytes.size()));
+    } else {
+      upsert.bind(7);  // NULL
+    }
     upsert.exec();
     upsert.reset();
   }
@@ -578,6 +738,12 @@ class SqliteStore final : public Store {
   absl::btree_map<std::string, Record> records_ ABSL_GUARDED_BY(mu_);
   // (expires_at, key) of every leased record, soonest first.
   std::set<std::pair<MonoTime, std::string>> expiry_ ABSL_GUARDED_BY(mu_);
+  // Every name's binding, and (reserved_until, key) of those reserved (no
+  // lease holds them), soonest first.
+  absl::flat_hash_map<std::string, BindingRecord> bindings_
+      ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Time, std::string>> reservations_
+      ABSL_GUARDED_BY(mu_);
 
   // Declared last: stopped (its queue finished) before the rest goes.
   std::unique_ptr<SqliteBatch> batch_;
@@ -587,7 +753,9 @@ absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
                                                  MonoTime now) {
   absl::btree_map<std::string, Record> records;
   SQLite::Statement select(
-      db, "SELECT name_key, name, address, lease_id, ttl_ms FROM names");
+      db,
+      "SELECT name_key, name, address, lease_id, ttl_ms, public_key FROM "
+      "names");
   while (select.executeStep()) {
     Record record;
     std::string key = select.getColumn(0).getString();
@@ -597,8 +765,15 @@ absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
     record.ttl = Millis(select.getColumn(4).getInt64());
     // Every surviving lease gets its full TTL again.
     record.expires_at = now + record.ttl;
+    bool key_ok = true;
+    if (!select.getColumn(5).isNull()) {
+      absl::StatusOr<PublicKey> public_key =
+          PublicKey::FromBytes(select.getColumn(5).getString());
+      key_ok = public_key.ok() && !record.is_static();
+      if (key_ok) record.public_key = *public_key;
+    }
     if (key != NameKey(record.name) || !ValidateName(record.name).ok() ||
-        !ValidateAddress(record.address).ok()) {
+        !ValidateAddress(record.address).ok() || !key_ok) {
       LogLine("registry", absl::StrCat("skipping malformed row for \"", key,
                                        "\" in the database"));
       continue;
@@ -606,6 +781,42 @@ absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
     records.emplace(std::move(key), std::move(record));
   }
   return records;
+}
+
+absl::flat_hash_map<std::string, BindingRecord> LoadBindings(
+    SQLite::Database& db, const absl::btree_map<std::string, Record>& records,
+    const LeasePolicy& policy, absl::Time wall_now) {
+  absl::flat_hash_map<std::string, BindingRecord> bindings;
+  SQLite::Statement select(
+      db,
+      "SELECT name_key, name, public_key, reserved_until_ms FROM bindings");
+  while (select.executeStep()) {
+    BindingRecord binding;
+    std::string key = select.getColumn(0).getString();
+    binding.name = select.getColumn(1).getString();
+    absl::StatusOr<PublicKey> public_key =
+        PublicKey::FromBytes(select.getColumn(2).getString());
+    if (key != NameKey(binding.name) || !ValidateName(binding.name).ok() ||
+        !public_key.ok()) {
+      LogLine("registry", absl::StrCat("skipping malformed binding for \"",
+                                       key, "\" in the database"));
+      continue;
+    }
+    binding.key = *public_key;
+    if (!select.getColumn(3).isNull()) {
+      binding.reserved_until =
+          absl::FromUnixMillis(select.getColumn(3).getInt64());
+    } else {
+      // Held by a lease; without that lease (a file written by hand, or a
+      // lease row skipped above) the reservation starts now.
+      auto it = records.find(key);
+      if (it == records.end() || it->second.public_key != binding.key) {
+        binding.reserved_until = wall_now + policy.reserve;
+      }
+    }
+    bindings.emplace(std::move(key), std::move(binding));
+  }
+  return bindings;
 }
 
 }  // namespace
@@ -624,15 +835,25 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     database->upsert = std::make_unique<SQLite::Statement>(
         db,
         "INSERT INTO names (name_key, name, address, lease_id, ttl_ms, "
-        "updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+        "updated_at_ms, public_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
         "ON CONFLICT (name_key) DO UPDATE SET name = ?2, address = ?3, "
-        "lease_id = ?4, ttl_ms = ?5, updated_at_ms = ?6");
+        "lease_id = ?4, ttl_ms = ?5, updated_at_ms = ?6, public_key = ?7");
     database->remove = std::make_unique<SQLite::Statement>(
         db, "DELETE FROM names WHERE name_key = ?1");
+    database->upsert_binding = std::make_unique<SQLite::Statement>(
+        db,
+        "INSERT INTO bindings (name_key, name, public_key, "
+        "reserved_until_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
+        "ON CONFLICT (name_key) DO UPDATE SET name = ?2, public_key = ?3, "
+        "reserved_until_ms = ?4, updated_at_ms = ?5");
+    database->remove_binding = std::make_unique<SQLite::Statement>(
+        db, "DELETE FROM bindings WHERE name_key = ?1");
     auto records = LoadRecords(db, clock.Monotonic());
-    return std::unique_ptr<Store>(
-        new SqliteStore(clock, options, std::move(database),
-                        std::move(file->lock), std::move(records)));
+    auto bindings =
+        LoadBindings(db, records, options.lease_policy, clock.Wall());
+    return std::unique_ptr<Store>(new SqliteStore(
+        clock, options, std::move(database), std::move(file->lock),
+        std::move(records), std::move(bindings)));
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot open registry database ", path, ": ", e.what()));

@@ -36,11 +36,15 @@ class Watch {
   virtual absl::Status status() = 0;
 };
 
-// Bounds on the TTL a client may ask for.
+// Bounds on the TTL a client may ask for, and how long a name stays bound
+// to its key after its last live lease.
 struct LeasePolicy {
   Millis min_ttl{2000};
   Millis max_ttl{300000};
   Millis default_ttl{10000};
+  // Measured on the wall clock, which outlives restarts (lease expiry does
+  // not): a wall-clock step moves the end of a reservation with it.
+  absl::Duration reserve = absl::Hours(24 * 30);
 };
 
 // A requested TTL (0 = default) clamped to the policy's bounds.
@@ -56,9 +60,17 @@ Millis GrantedTtl(const LeasePolicy& policy, Millis requested);
 //   once, and ExpireDue() reports and removes it.
 // - Every acknowledged mutation is durable before the call returns.
 // - After a restart, every lease that was live gets a full TTL again.
+// - Bindings: a registration with a key (RegisterRequest::public_key, taken
+//   as proven: the service checks the proof) binds its name to that key.
+//   The binding holds while a lease holds the name and for
+//   LeasePolicy::reserve after the last lease ended (unregistered or
+//   expired); meanwhile only that key may register the name, and no static
+//   entry may take it. Release() ends it early. A registration without a
+//   key takes only a name that is not bound.
 // - Errors: kInvalidArgument (bad name or address), kAlreadyExists (held by
-//   another), kNotFound, kPermissionDenied (wrong lease), kFailedPrecondition,
-//   kUnavailable (storage failure). A failed call changes nothing.
+//   another lease or a static entry), kNotFound, kPermissionDenied (wrong
+//   lease; a name bound to another key), kFailedPrecondition, kUnavailable
+//   (storage failure). A failed call changes nothing.
 // Thread-safe: the gRPC server calls it from many threads at once.
 class Store {
  public:
@@ -67,7 +79,9 @@ class Store {
   // Grants a new lease on a free name, or (with the lease_id that holds the
   // name) renews it and updates its address. kAlreadyExists, with the time
   // the holder's lease runs out, when another live lease or a static entry
-  // holds the name.
+  // holds the name; kPermissionDenied ("name bob belongs to another key
+  // (fingerprint ...) until ...") when the name is bound to a key other than
+  // request.public_key (or the request has none).
   virtual absl::StatusOr<Lease> Register(const RegisterRequest& request) = 0;
 
   // Register() and Unregister() without blocking the caller (a gRPC
@@ -100,13 +114,21 @@ class Store {
                                   const std::string& lease_id) = 0;
 
   // Adds or updates an entry that never expires. kAlreadyExists when a live
-  // lease holds the name.
+  // lease holds the name; kPermissionDenied when the name is bound to a key.
   virtual absl::StatusOr<Entry> PutStatic(const std::string& name,
                                           const std::string& address) = 0;
 
   // Removes a static entry. kNotFound when there is none; kFailedPrecondition
   // when a lease holds the name.
   virtual absl::Status RemoveStatic(const std::string& name) = 0;
+
+  // The binding of `name`, online or reserved; kNotFound when there is none
+  // (or its reservation is over).
+  virtual absl::StatusOr<Binding> GetBinding(const std::string& name) = 0;
+
+  // Ends the binding of `name` and removes the live lease that holds it, if
+  // any (watchers: kDelete, kUnregistered). kNotFound when it is not bound.
+  virtual absl::Status Release(const std::string& name) = 0;
 
   // The live entry for `name`, case-insensitively, or kNotFound.
   virtual absl::StatusOr<Entry> Resolve(const std::string& name) = 0;
@@ -126,7 +148,9 @@ class Store {
                                            std::function<void()> on_ready) = 0;
 
   // Removes every lease whose time is up, tells watchers (kDelete, kExpired),
-  // and returns the entries removed. Called often by the expiry loop.
+  // and returns the entries removed; starts the reservation of their
+  // bindings and forgets bindings whose reservation is over. Called often
+  // by the expiry loop.
   virtual absl::StatusOr<std::vector<Entry>> ExpireDue() = 0;
 
   // Number of live entries (leased and static).

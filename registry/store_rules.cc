@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "common/identity.h"
 #include "common/status.h"
 #include "registry/names.h"
 
@@ -14,11 +16,96 @@ Millis GrantedTtl(const LeasePolicy& policy, Millis requested) {
   return std::clamp(requested, policy.min_ttl, policy.max_ttl);
 }
 
+absl::Time LeaseEndWall(const Record& record, MonoTime now,
+                        absl::Time wall_now) {
+  const auto delta = std::chrono::duration_cast<std::chrono::milliseconds>(
+      record.expires_at - now);
+  return wall_now + absl::Milliseconds(delta.count());
+}
+
+namespace {
+
+// Whether a live lease of the binding's key holds the name.
+bool HeldByLiveLease(const NameState& state, MonoTime now) {
+  return state.binding && state.record && !state.record->is_static() &&
+         state.record->LiveAt(now) && state.record->public_key &&
+         *state.record->public_key == state.binding->key;
+}
+
+std::string FormatReservationEnd(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M UTC", t, absl::UTCTimeZone());
+}
+
+}  // namespace
+
+absl::Time BindingEnd(const NameState& state, const LeasePolicy& policy,
+                      MonoTime now, absl::Time wall_now) {
+  if (!state.binding) return absl::InfinitePast();
+  if (HeldByLiveLease(state, now)) return absl::InfiniteFuture();
+  if (state.binding->reserved_until != absl::InfiniteFuture()) {
+    return state.binding->reserved_until;
+  }
+  // Its lease ran out and nobody recorded that yet (or it was lost).
+  if (state.record && !state.record->is_static() && state.record->public_key &&
+      *state.record->public_key == state.binding->key) {
+    return LeaseEndWall(*state.record, now, wall_now) + policy.reserve;
+  }
+  return wall_now + policy.reserve;
+}
+
+bool IsBound(const NameState& state, const LeasePolicy& policy, MonoTime now,
+             absl::Time wall_now) {
+  return BindingEnd(state, policy, now, wall_now) > wall_now;
+}
+
+absl::StatusOr<Binding> BindingOf(const std::string& name,
+                                  const NameState& state,
+                                  const LeasePolicy& policy, MonoTime now,
+                                  absl::Time wall_now) {
+  if (!IsBound(state, policy, now, wall_now)) {
+    return absl::NotFoundError(
+        absl::StrCat("name ", name, " is not bound to a key"));
+  }
+  Binding binding;
+  binding.name = state.binding->name;
+  binding.key = state.binding->key;
+  binding.online = HeldByLiveLease(state, now);
+  binding.reserved_until = BindingEnd(state, policy, now, wall_now);
+  return binding;
+}
+
+absl::Status BoundError(const NameState& state, const LeasePolicy& policy,
+                        MonoTime now, absl::Time wall_now) {
+  const BindingRecord& binding = *state.binding;
+  const std::string prefix =
+      absl::StrCat("name ", binding.name, " belongs to another key (fingerprint ",
+                   ShortFingerprint(binding.key), "...)");
+  if (HeldByLiveLease(state, now)) {
+    return absl::PermissionDeniedError(absl::StrCat(prefix, " and is online"));
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      prefix, " until ",
+      FormatReservationEnd(BindingEnd(state, policy, now, wall_now))));
+}
+
+std::optional<BindingRecord> BindingAfterLeaseEnds(
+    const std::optional<BindingRecord>& binding, const Record& ended,
+    const LeasePolicy& policy, absl::Time ended_at) {
+  if (!binding || !ended.public_key || *ended.public_key != binding->key ||
+      binding->reserved_until != absl::InfiniteFuture()) {
+    return binding;
+  }
+  BindingRecord reserved = *binding;
+  reserved.reserved_until = ended_at + policy.reserve;
+  return reserved;
+}
+
 Entry ToEntry(const Record& record, MonoTime now) {
   Entry entry;
   entry.name = record.name;
   entry.address = record.address;
   entry.is_static = record.is_static();
+  entry.public_key = record.public_key;
   if (!record.is_static()) {
     entry.ttl = record.ttl;
     entry.expires_in = Millis(MillisUntil(record.expires_at, now));
@@ -77,10 +164,16 @@ absl::Status ValidateRegisterRequest(const RegisterRequest& request) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Record> DecideRegister(
-    const RegisterRequest& request, const std::optional<Record>& current,
+absl::StatusOr<RegisterDecision> DecideRegister(
+    const RegisterRequest& request, const NameState& state,
     const LeasePolicy& policy, MonoTime now, absl::Time wall_now,
     absl::FunctionRef<std::string()> new_lease_id) {
+  const bool bound = IsBound(state, policy, now, wall_now);
+  if (bound &&
+      (!request.public_key || *request.public_key != state.binding->key)) {
+    return BoundError(state, policy, now, wall_now);
+  }
+  const std::optional<Record>& current = state.record;
   Record record;
   if (current && current->LiveAt(now)) {
     if (current->is_static() || request.lease_id.empty() ||
@@ -96,13 +189,34 @@ absl::StatusOr<Record> DecideRegister(
   }
   record.ttl = GrantedTtl(policy, request.ttl);
   record.expires_at = now + record.ttl;
-  return record;
+  record.public_key = request.public_key;
+  RegisterDecision decision;
+  decision.binding = state.binding;
+  if (request.public_key) {
+    BindingRecord binding;
+    // Keeps the spelling it was first bound with while it holds.
+    binding.name = bound ? state.binding->name : record.name;
+    binding.key = *request.public_key;
+    decision.binding = binding;
+  }
+  decision.record = std::move(record);
+  return decision;
 }
 
 absl::StatusOr<Record> DecidePutStatic(const std::string& name,
                                        const std::string& address,
-                                       const std::optional<Record>& current,
-                                       MonoTime now, absl::Time wall_now) {
+                                       const NameState& state,
+                                       const LeasePolicy& policy, MonoTime now,
+                                       absl::Time wall_now) {
+  if (IsBound(state, policy, now, wall_now)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "name ", state.binding->name, " is bound to a key (fingerprint ",
+        ShortFingerprint(state.binding->key),
+        "...); a static entry cannot take it (an operator can end the "
+        "binding with: chatctl release ",
+        state.binding->name, ")"));
+  }
+  const std::optional<Record>& current = state.record;
   Record record;
   if (current && current->LiveAt(now)) {
     if (!current->is_static()) return HeldError(*current, now, wall_now);
@@ -112,6 +226,16 @@ absl::StatusOr<Record> DecidePutStatic(const std::string& name,
   }
   record.address = address;
   return record;
+}
+
+absl::Status CheckRelease(const std::string& name, const NameState& state,
+                          const LeasePolicy& policy, MonoTime now,
+                          absl::Time wall_now) {
+  if (!IsBound(state, policy, now, wall_now)) {
+    return absl::NotFoundError(
+        absl::StrCat("name ", name, " is not bound to a key"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckRemoveStatic(const std::string& name,
@@ -149,8 +273,11 @@ std::vector<WatchEvent> ChangeEvents(Record* before, const Record* after,
   }
   EventReason reason = EventReason::kRegistered;
   if (before_live) {
-    reason = before->address == after->address ? EventReason::kNone
-                                               : EventReason::kAddressChanged;
+    // A new key is news to watchers as much as a new address.
+    reason = before->address == after->address &&
+                     before->public_key == after->public_key
+                 ? EventReason::kNone
+                 : EventReason::kAddressChanged;
   }
   if (reason != EventReason::kNone) {
     events.push_back(WatchEvent{EventType::kPut, reason, ToEntry(*after, now)});
@@ -175,7 +302,9 @@ std::vector<WatchEvent> UndoEvents(const Record* current, Record* restored,
   } else if (!seen_now && seen_after) {
     events.push_back(WatchEvent{EventType::kPut, EventReason::kRegistered,
                                 ToEntry(*restored, now)});
-  } else if (seen_now && seen_after && current->address != restored->address) {
+  } else if (seen_now && seen_after &&
+             (current->address != restored->address ||
+              current->public_key != restored->public_key)) {
     events.push_back(WatchEvent{EventType::kPut, EventReason::kAddressChanged,
                                 ToEntry(*restored, now)});
   }

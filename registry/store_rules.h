@@ -26,6 +26,8 @@ struct Record {
   std::string name;  // As first registered.
   std::string address;
   std::string lease_id;  // Empty for static entries.
+  // The key its binding holds (never for static entries).
+  std::optional<PublicKey> public_key;
   Millis ttl{0};
   MonoTime expires_at;  // Meaningless for static entries.
   // Watchers were already told this lease expired (a record restored by an
@@ -35,6 +37,65 @@ struct Record {
   bool is_static() const { return lease_id.empty(); }
   bool LiveAt(MonoTime now) const { return is_static() || expires_at > now; }
 };
+
+// One name's binding to a key, as a backend keeps it.
+struct BindingRecord {
+  std::string name;  // As first bound.
+  PublicKey key;
+  // absl::InfiniteFuture() while a lease of `key` holds the name (then the
+  // reservation starts when the lease ends); else the end of the
+  // reservation.
+  absl::Time reserved_until = absl::InfiniteFuture();
+
+  friend bool operator==(const BindingRecord& a, const BindingRecord& b) {
+    return a.name == b.name && a.key == b.key &&
+           a.reserved_until == b.reserved_until;
+  }
+  friend bool operator!=(const BindingRecord& a, const BindingRecord& b) {
+    return !(a == b);
+  }
+};
+
+// Everything a backend keeps for one name, as a decision reads it.
+struct NameState {
+  std::optional<Record> record;          // Perhaps expired.
+  std::optional<BindingRecord> binding;  // Perhaps over.
+};
+
+// When `state.binding` stops holding its name: its reserved_until; for one
+// whose lease ended without that being recorded yet (the expiry loop has not
+// run), that lease's end plus the reserve. InfiniteFuture while a live lease
+// holds it. InfinitePast without a binding.
+absl::Time BindingEnd(const NameState& state, const LeasePolicy& policy,
+                      MonoTime now, absl::Time wall_now);
+
+// Whether `state` has a binding that still holds its name at `wall_now`.
+bool IsBound(const NameState& state, const LeasePolicy& policy, MonoTime now,
+             absl::Time wall_now);
+
+// The binding as GetBinding reports it; kNotFound when not bound.
+absl::StatusOr<Binding> BindingOf(const std::string& name,
+                                  const NameState& state,
+                                  const LeasePolicy& policy, MonoTime now,
+                                  absl::Time wall_now);
+
+// kPermissionDenied: "name bob belongs to another key (fingerprint
+// 7f3a9c21...) until 2026-12-31 12:00 UTC", or "... and is online" while a
+// live lease holds it. `state` must be bound.
+absl::Status BoundError(const NameState& state, const LeasePolicy& policy,
+                        MonoTime now, absl::Time wall_now);
+
+// The binding once the lease `ended` (which held the name) ended at
+// `ended_at` (wall clock): its reservation starts. `binding` unchanged when
+// it is not that lease's.
+std::optional<BindingRecord> BindingAfterLeaseEnds(
+    const std::optional<BindingRecord>& binding, const Record& ended,
+    const LeasePolicy& policy, absl::Time ended_at);
+
+// When the lease of `record` (perhaps expired) ends or ended, on the wall
+// clock (`wall_now` at `now`).
+absl::Time LeaseEndWall(const Record& record, MonoTime now,
+                        absl::Time wall_now);
 
 // `record` as readers see it at `now`.
 Entry ToEntry(const Record& record, MonoTime now);
@@ -57,21 +118,37 @@ absl::Status CheckHolder(const std::string& name, const std::string& lease_id,
 // TTL is not negative.
 absl::Status ValidateRegisterRequest(const RegisterRequest& request);
 
-// The record `request` makes, given what holds its name now (`current`,
-// perhaps expired): a new lease with id new_lease_id() on a free name, or the
-// holder's renewal (and move) of its own; HeldError otherwise. The request
-// must be valid.
-absl::StatusOr<Record> DecideRegister(
-    const RegisterRequest& request, const std::optional<Record>& current,
+// What a registration makes of a name: its record, and its binding.
+struct RegisterDecision {
+  Record record;
+  std::optional<BindingRecord> binding;  // What the binding becomes.
+};
+
+// What `request` makes, given what the backend holds for its name
+// (`current`): BoundError when the name is bound to another key (or the
+// request has none); else a new lease with id new_lease_id() on a free
+// name, or the holder's renewal (and move) of its own, HeldError otherwise.
+// A request with a key binds the name to it (afresh when an earlier
+// binding's reservation is over). The request must be valid.
+absl::StatusOr<RegisterDecision> DecideRegister(
+    const RegisterRequest& request, const NameState& current,
     const LeasePolicy& policy, MonoTime now, absl::Time wall_now,
     absl::FunctionRef<std::string()> new_lease_id);
 
 // The static entry PutStatic(name, address) makes; HeldError when a live
-// lease holds the name.
+// lease holds the name, kPermissionDenied when it is bound to a key.
 absl::StatusOr<Record> DecidePutStatic(const std::string& name,
                                        const std::string& address,
-                                       const std::optional<Record>& current,
-                                       MonoTime now, absl::Time wall_now);
+                                       const NameState& current,
+                                       const LeasePolicy& policy, MonoTime now,
+                                       absl::Time wall_now);
+
+// OK when Release(name) may end the binding in `current`; kNotFound when
+// the name is not bound. Release removes the binding and, when it is live,
+// the lease holding the name.
+absl::Status CheckRelease(const std::string& name, const NameState& current,
+                          const LeasePolicy& policy, MonoTime now,
+                          absl::Time wall_now);
 
 // OK when RemoveStatic(name) may remove `current`: kNotFound without a live
 // entry, kFailedPrecondition when a lease holds it.

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "registry/admin_token.h"
 #include "registry/chatctl/commands.h"
 #include "registry/names.h"
 
@@ -21,6 +22,7 @@ struct Command {
   size_t min_args;
   size_t max_args;
   int (*run)(const CommandContext&);
+  bool admin = false;  // Needs the registry's admin token.
 };
 
 // The order of --help.
@@ -35,9 +37,14 @@ constexpr Command kCommands[] = {
      "restarts",
      0, 1, RunWatch},
     {"register", "register NAME ADDRESS --static",
-     "add or move a static entry (no lease, never expires)", 2, 2, RunRegister},
-    {"unregister", "unregister NAME --static", "remove a static entry", 1, 1,
-     RunUnregister},
+     "add or move a static entry (no lease, never expires; admin)", 2, 2,
+     RunRegister, true},
+    {"unregister", "unregister NAME --static", "remove a static entry (admin)",
+     1, 1, RunUnregister, true},
+    {"release", "release NAME",
+     "end the binding of NAME to its key (and its lease), for a user who "
+     "lost their key (admin)",
+     1, 1, RunRelease, true},
     {"health", "health [HOST:PORT]",
      "gRPC health check of the registry, or of any server", 0, 1, RunHealth},
     {"mailbox", "mailbox NAME",
@@ -92,7 +99,18 @@ int Dispatch(const ChatctlInvocation& invocation, std::ostream& out,
   }
   // At least a millisecond, so a tiny timeout still means "a deadline".
   const Millis timeout(std::max<int64_t>(1, std::llround(seconds * 1000)));
-  return command->run(CommandContext{invocation, out, err, timeout});
+  CommandContext context{invocation, out, err, timeout, "", absl::OkStatus()};
+  if (command->admin && !invocation.admin_token_file.empty()) {
+    // Reported by the command, after its own checks of its arguments.
+    absl::StatusOr<std::string> token =
+        registry::ReadAdminToken(invocation.admin_token_file);
+    if (token.ok()) {
+      context.admin_token = *std::move(token);
+    } else {
+      context.admin_token_error = token.status();
+    }
+  }
+  return command->run(context);
 }
 
 }  // namespace
@@ -154,7 +172,8 @@ std::string ExitCodesHelp() {
          "  1  not found (no such name, no such static entry)\n"
          "  2  usage error (unknown command or option, bad name or address)\n"
          "  3  the registry (or the target server) is unreachable\n"
-         "  4  any other error (refused by the server, NOT_SERVING, ...)";
+         "  4  any other error (refused by the server, NOT_SERVING, no or a "
+         "wrong admin token, ...)";
 }
 
 }  // namespace chat::chatctl

@@ -60,6 +60,10 @@ struct ChatctlInvocation {
   bool is_static = false;    // --static (register, unregister).
   std::string target;        // --target (greet); empty: ask the registry.
   std::string greeter_name;  // --greeter-name (greet); empty: "greeter".
+  // --admin-token-file (CHAT_ADMIN_TOKEN_FILE): the registry's admin token,
+  // sent with register/unregister --static and release. Empty: none sent
+  // (the registry refuses those with PERMISSION_DENIED, exit 4).
+  std::string admin_token_file;
 
   // `watch` reconnects after a broken stream with this backoff, doubling from
   // the first value up to the second (tests shorten it).

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/identity.h"
 #include "common/json.h"
 #include "common/status.h"
 #include "common/utf8.h"
@@ -126,13 +127,20 @@ bool WriteLine(std::ostream& out, const std::string& line) {
 }
 
 std::string EntryJsonFields(const Entry& entry) {
-  return absl::StrCat(
+  std::string fields = absl::StrCat(
       "\"name\":", JsonQuote(entry.name),
       ",\"address\":", JsonQuote(entry.address),
       ",\"static\":", entry.is_static ? "true" : "false", ",\"ttl_ms\":",
       entry.is_static ? "null" : absl::StrCat(entry.ttl.count()),
       ",\"expires_in_ms\":",
       entry.is_static ? "null" : absl::StrCat(entry.expires_in.count()));
+  if (entry.public_key) {
+    absl::StrAppend(&fields,
+                    ",\"public_key\":", JsonQuote(entry.public_key->Base64()),
+                    ",\"fingerprint\":",
+                    JsonQuote(Fingerprint(*entry.public_key)));
+  }
+  return fields;
 }
 
 std::string EntryJson(const Entry& entry) {
@@ -148,8 +156,10 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
 std::unique_ptr<registry::RegistryClient> ConnectRegistry(
     const CommandContext& context) {
   const std::string& address = context.invocation.registry;
-  return std::make_unique<registry::RegistryClient>(
+  auto client = std::make_unique<registry::RegistryClient>(
       NewChannel(address, context.invocation), address, context.timeout);
+  if (!context.admin_token.empty()) client->SetAdminToken(context.admin_token);
+  return client;
 }
 
 int RunList(const CommandContext& context) {
@@ -216,6 +226,7 @@ int RunRegister(const CommandContext& context) {
   if (absl::Status status = registry::ValidateAddress(address); !status.ok()) {
     return PrintUsageError(context.err, OneLine(status.message()));
   }
+  if (int code = CheckAdminToken(context); code != kExitOk) return code;
   absl::StatusOr<Entry> entry =
       ConnectRegistry(context)->PutStatic(name, address);
   if (!entry.ok()) return PrintError(context.err, entry.status());
@@ -237,6 +248,7 @@ int RunUnregister(const CommandContext& context) {
   }
   const std::string& name = context.invocation.args[0];
   if (int code = CheckName(context.err, name); code != kExitOk) return code;
+  if (int code = CheckAdminToken(context); code != kExitOk) return code;
   absl::Status status = ConnectRegistry(context)->RemoveStatic(name);
   if (!status.ok()) return PrintError(context.err, status);
   return WriteLine(context.out,
@@ -244,6 +256,31 @@ int RunUnregister(const CommandContext& context) {
                        ? absl::StrCat("{\"name\":", JsonQuote(name),
                                       ",\"removed\":true}")
                        : absl::StrCat("unregistered ", name))
+             ? kExitOk
+             : kExitError;
+}
+
+int CheckAdminToken(const CommandContext& context) {
+  if (context.admin_token_error.ok()) return kExitOk;
+  PrintError(context.err,
+             absl::Status(context.admin_token_error.code(),
+                          absl::StrCat("cannot read the admin token: ",
+                                       context.admin_token_error.message())));
+  return kExitError;
+}
+
+int RunRelease(const CommandContext& context) {
+  const std::string& name = context.invocation.args[0];
+  if (int code = CheckName(context.err, name); code != kExitOk) return code;
+  if (int code = CheckAdminToken(context); code != kExitOk) return code;
+  absl::Status status = ConnectRegistry(context)->Release(name);
+  if (!status.ok()) return PrintError(context.err, status);
+  return WriteLine(context.out,
+                   context.invocation.json
+                       ? absl::StrCat("{\"name\":", JsonQuote(name),
+                                      ",\"released\":true}")
+                       : absl::StrCat("released ", name,
+                                      ": anyone may register it now"))
              ? kExitOk
              : kExitError;
 }

@@ -26,7 +26,16 @@ struct CommandContext {
   std::ostream& out;
   std::ostream& err;
   Millis timeout;  // From invocation.timeout_seconds, validated.
+  // From invocation.admin_token_file, read for admin commands; else empty.
+  std::string admin_token;
+  // Why the file could not be read; admin commands report it
+  // (CheckAdminToken) once their arguments are checked.
+  absl::Status admin_token_error;
 };
+
+// kExitOk, or prints why the admin token could not be read and returns
+// kExitError.
+int CheckAdminToken(const CommandContext& context);
 
 int RunList(const CommandContext& context);
 int RunResolve(const CommandContext& context);
@@ -36,6 +45,7 @@ int RunWatch(const CommandContext& context);
 int RunHealth(const CommandContext& context);
 int RunGreet(const CommandContext& context);
 int RunMailbox(const CommandContext& context);
+int RunRelease(const CommandContext& context);
 
 // kExitNotFound, kExitUnreachable (registry::IsUnreachable) or kExitError.
 int ExitCodeFor(const absl::Status& status);
@@ -63,7 +73,8 @@ std::unique_ptr<registry::RegistryClient> ConnectRegistry(
 std::string EntryJsonFields(const registry::Entry& entry);
 
 // `entry` as a JSON object: name, address, static, ttl_ms and expires_in_ms
-// (both null for static entries).
+// (both null for static entries), and for an entry with a key public_key
+// (base64) and fingerprint.
 std::string EntryJson(const registry::Entry& entry);
 
 // A plaintext channel to `address` (host:port) that retries a lost

@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
       "greet: call the greeter at HOST:PORT instead of looking it up");
   add("greeter-name", po::value<std::string>(),
       "greet: the name the greeter is registered under (default greeter)");
+  add("admin-token-file", po::value<std::string>(),
+      "file holding the registry's admin token (chat-registry writes it, by "
+      "default admin.token next to its database), for register/unregister "
+      "--static and release");
   po::options_description hidden;
   hidden.add_options()("command", po::value<std::string>(), "the command")(
       "args", po::value<std::vector<std::string>>(), "its arguments");
@@ -53,7 +57,8 @@ int main(int argc, char** argv) {
       chat::chatctl::CommandsHelp();
   command_line.epilog =
       chat::chatctl::ExitCodesHelp() + "\n\nFull reference: docs/chatctl.md";
-  command_line.environment = {{"CHAT_REGISTRY", "registry"}};
+  command_line.environment = {{"CHAT_REGISTRY", "registry"},
+                              {"CHAT_ADMIN_TOKEN_FILE", "admin-token-file"}};
 
   po::variables_map vm;
   const int exit_code = chat::ParseCommandLine(argc, argv, command_line,
@@ -72,6 +77,9 @@ int main(int argc, char** argv) {
   if (vm.count("target")) invocation.target = vm["target"].as<std::string>();
   if (vm.count("greeter-name")) {
     invocation.greeter_name = vm["greeter-name"].as<std::string>();
+  }
+  if (vm.count("admin-token-file")) {
+    invocation.admin_token_file = vm["admin-token-file"].as<std::string>();
   }
 
   if (invocation.command == "watch") {

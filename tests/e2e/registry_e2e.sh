@@ -38,6 +38,9 @@ $1"
 
 port=$(free_port)
 export CHAT_REGISTRY=127.0.0.1:$port
+# Static entries need the admin token, which the registry writes next to
+# its database on its first start.
+export CHAT_ADMIN_TOKEN_FILE=$work/admin.token
 
 start_registry() {
   # Not under `timeout`: kill -9 must hit the registry itself. The trap and

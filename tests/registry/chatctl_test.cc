@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <sstream>
 #include <streambuf>
@@ -172,15 +173,20 @@ class FakeGreeter final : public GreetService::Service {
   }
 };
 
+constexpr char kAdminToken[] = "chatctl-test-admin-token";
+
 class ChatctlTest : public ::testing::Test {
  protected:
   ChatctlTest()
       : db_path_(std::filesystem::temp_directory_path() /
-                 ("chatctl-test-" + RandomHex(8) + ".db")) {}
+                 ("chatctl-test-" + RandomHex(8) + ".db")),
+        token_path_(db_path_ + ".token") {
+    std::ofstream(token_path_) << kAdminToken << "\n";
+  }
 
   ~ChatctlTest() override {
     server_.reset();
-    for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
+    for (const char* suffix : {"", "-wal", "-shm", ".lock", ".token"}) {
       std::filesystem::remove(db_path_ + suffix);
     }
   }
@@ -195,6 +201,7 @@ class ChatctlTest : public ::testing::Test {
     RegistryServerOptions options;
     options.listen_address = listen_address;
     options.expiry_interval = Millis(10);
+    options.admin_token = kAdminToken;
     auto server =
         RegistryServer::Start(*std::move(store), *std::move(mailbox), options);
     ASSERT_THAT(server, IsOk());
@@ -202,6 +209,7 @@ class ChatctlTest : public ::testing::Test {
     address_ = absl::StrCat("127.0.0.1:", server_->port());
     client_ = std::make_unique<RegistryClient>(server_->InProcessChannel(),
                                                "in-process", Millis(5000));
+    client_->SetAdminToken(kAdminToken);
   }
 
   ChatctlInvocation Invocation(const std::string& command,
@@ -210,6 +218,7 @@ class ChatctlTest : public ::testing::Test {
     invocation.command = command;
     invocation.args = std::move(args);
     invocation.registry = address_;
+    invocation.admin_token_file = token_path_;
     invocation.reconnect_initial = Millis(10);
     invocation.reconnect_max = Millis(100);
     return invocation;
@@ -245,6 +254,7 @@ class ChatctlTest : public ::testing::Test {
   }
 
   std::string db_path_;
+  std::string token_path_;
   std::unique_ptr<RegistryServer> server_;
   std::string address_;
   std::unique_ptr<RegistryClient> client_;

@@ -26,6 +26,8 @@ using ::chat::testing::WaitFor;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
+constexpr char kAdminToken[] = "service-test-admin-token";
+
 class RegistryServiceTest : public ::testing::Test {
  protected:
   RegistryServiceTest()
@@ -47,11 +49,13 @@ class RegistryServiceTest : public ::testing::Test {
     RegistryServerOptions options;
     options.listen_address = "127.0.0.1:0";
     options.expiry_interval = Millis(10);
+    options.admin_token = kAdminToken;
     auto server = RegistryServer::Start(*std::move(store), options);
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);
     address_ = absl::StrCat("127.0.0.1:", server_->port());
     client_ = RegistryClient::Connect(address_, Millis(5000));
+    client_->SetAdminToken(kAdminToken);
   }
 
   void RestartServer() {

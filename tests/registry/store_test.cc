@@ -29,6 +29,7 @@ namespace {
 using ::chat::testing::IsOk;
 using ::chat::testing::StatusIs;
 using ::chat::testing::TempDir;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::HasSubstr;
@@ -37,6 +38,7 @@ using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
 constexpr size_t kTestWatchBacklog = 16;
+const absl::Duration kTestReserve = absl::Hours(1);
 
 struct StoreFactory {
   std::string name;
@@ -49,7 +51,18 @@ struct StoreFactory {
 SqliteStoreOptions TestOptions() {
   SqliteStoreOptions options;
   options.max_watch_backlog = kTestWatchBacklog;
+  options.lease_policy.reserve = kTestReserve;
   return options;
+}
+
+// A key that is not a real one: the store does not check keys, the service
+// checks proofs.
+PublicKey TestKey(uint8_t seed) {
+  PublicKey key;
+  for (size_t i = 0; i < key.bytes.size(); ++i) {
+    key.bytes[i] = static_cast<uint8_t>(seed + i);
+  }
+  return key;
 }
 
 class StoreContractTest : public ::testing::TestWithParam<StoreFactory> {
@@ -65,6 +78,13 @@ class StoreContractTest : public ::testing::TestWithParam<StoreFactory> {
   Lease MustRegister(const std::string& name, const std::string& address,
                      Millis ttl = Millis(10000)) {
     auto lease = store_->Register({name, address, ttl, ""});
+    EXPECT_THAT(lease, IsOk());
+    return lease.ok() ? *lease : Lease{};
+  }
+
+  Lease MustRegisterWithKey(const std::string& name, const std::string& address,
+                            const PublicKey& key, Millis ttl = Millis(10000)) {
+    auto lease = store_->Register({name, address, ttl, "", key});
     EXPECT_THAT(lease, IsOk());
     return lease.ok() ? *lease : Lease{};
   }
@@ -430,6 +450,183 @@ TEST_P(StoreContractTest, DestroyingAWatchUnsubscribes) {
   EXPECT_EQ(ready_calls, 0);
 }
 
+// Bindings.
+
+TEST_P(StoreContractTest, ARegistrationWithAKeyBindsTheNameAndEntriesShowIt) {
+  const PublicKey bob = TestKey(1);
+  Lease lease = MustRegisterWithKey("Bob", "h:1", bob);
+  EXPECT_EQ(lease.entry.public_key, bob);
+  EXPECT_EQ(store_->Resolve("bob")->public_key, bob);
+  EXPECT_EQ(store_->List("", 10, "").entries.at(0).public_key, bob);
+  auto watch = store_->Subscribe("", [] {});
+  std::vector<WatchEvent> initial = TakeAll(*watch);
+  ASSERT_THAT(initial, SizeIs(2));
+  EXPECT_EQ(initial[0].entry.public_key, bob);
+  auto binding = store_->GetBinding("BOB");
+  ASSERT_THAT(binding, IsOk());
+  EXPECT_EQ(binding->name, "Bob");
+  EXPECT_EQ(binding->key, bob);
+  EXPECT_TRUE(binding->online);
+  EXPECT_EQ(binding->reserved_until, absl::InfiniteFuture());
+  // Keyless registrations and static entries carry no key.
+  MustRegister("carol", "h:2");
+  EXPECT_EQ(store_->Resolve("carol")->public_key, std::nullopt);
+  EXPECT_THAT(store_->GetBinding("carol"),
+              StatusIs(absl::StatusCode::kNotFound));
+  // The holder renews with its key; the binding stays.
+  ASSERT_THAT(store_->Register({"bob", "h:3", Millis(0), lease.lease_id, bob}),
+              IsOk());
+  EXPECT_EQ(store_->Resolve("bob")->address, "h:3");
+}
+
+TEST_P(StoreContractTest, AnotherKeyCannotTakeABoundNameLiveOrReserved) {
+  const PublicKey bob = TestKey(1);
+  const PublicKey thief = TestKey(2);
+  Lease lease = MustRegisterWithKey("bob", "h:1", bob, Millis(5000));
+  // While bob is online.
+  EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), "", thief}),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr("name bob belongs to another key"),
+                             HasSubstr(ShortFingerprint(bob)),
+                             HasSubstr("online"))));
+  // Not even with bob's lease id: the key must match too.
+  EXPECT_THAT(
+      store_->Register({"bob", "h:666", Millis(0), lease.lease_id, thief}),
+      StatusIs(absl::StatusCode::kPermissionDenied));
+  // Nor without a key.
+  EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  // bob goes offline: his lease expires, his name stays reserved.
+  clock_.Advance(Millis(5000));
+  EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  // Refused even before the expiry loop has run.
+  const absl::Time until = clock_.Wall() + kTestReserve;
+  auto refused = store_->Register({"bob", "h:666", Millis(0), "", thief});
+  EXPECT_THAT(refused,
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr(absl::FormatTime("until %Y-%m-%d %H:%M UTC",
+                                                  until, absl::UTCTimeZone()))));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  clock_.Advance(absl::ToChronoMilliseconds(kTestReserve) - Millis(1000));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), "", thief}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  auto binding = store_->GetBinding("bob");
+  ASSERT_THAT(binding, IsOk());
+  EXPECT_FALSE(binding->online);
+  EXPECT_EQ(binding->reserved_until, until);
+  // bob himself comes back at any time within it.
+  MustRegisterWithKey("bob", "h:2", bob);
+  EXPECT_TRUE(store_->GetBinding("bob")->online);
+}
+
+TEST_P(StoreContractTest, UnregisteringStartsTheReservation) {
+  const PublicKey bob = TestKey(1);
+  Lease lease = MustRegisterWithKey("bob", "h:1", bob);
+  ASSERT_THAT(store_->Unregister("bob", lease.lease_id), IsOk());
+  auto binding = store_->GetBinding("bob");
+  ASSERT_THAT(binding, IsOk());
+  EXPECT_FALSE(binding->online);
+  EXPECT_EQ(binding->reserved_until, clock_.Wall() + kTestReserve);
+  EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), "", TestKey(2)}),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("until")));
+}
+
+TEST_P(StoreContractTest, WhenTheReservationEndsANewKeyMayBind) {
+  const PublicKey bob = TestKey(1);
+  const PublicKey newcomer = TestKey(2);
+  MustRegisterWithKey("bob", "h:1", bob, Millis(2000));
+  clock_.Advance(Millis(2000));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  clock_.Advance(absl::ToChronoMilliseconds(kTestReserve));
+  // Over even before the expiry loop forgets it.
+  EXPECT_THAT(store_->GetBinding("bob"), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_THAT(store_->GetBinding("bob"), StatusIs(absl::StatusCode::kNotFound));
+  MustRegisterWithKey("bob", "h:2", newcomer);
+  EXPECT_EQ(store_->GetBinding("bob")->key, newcomer);
+  EXPECT_THAT(store_->Register({"bob", "h:3", Millis(0), "", bob}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST_P(StoreContractTest, AWallClockStepMovesTheEndOfAReservation) {
+  const PublicKey bob = TestKey(1);
+  Lease lease = MustRegisterWithKey("bob", "h:1", bob);
+  ASSERT_THAT(store_->Unregister("bob", lease.lease_id), IsOk());
+  clock_.JumpWall(kTestReserve + absl::Seconds(1));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_THAT(store_->GetBinding("bob"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(StoreContractTest, ReleaseEndsTheBindingAndTheLease) {
+  const PublicKey bob = TestKey(1);
+  MustRegisterWithKey("bob", "h:1", bob);
+  auto watch = store_->Subscribe("", [] {});
+  EXPECT_THAT(TakeAll(*watch), SizeIs(2));
+  ASSERT_THAT(store_->Release("Bob"), IsOk());
+  EXPECT_THAT(TakeAll(*watch),
+              ElementsAre(EventIs(EventType::kDelete,
+                                  EventReason::kUnregistered, "bob")));
+  EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetBinding("bob"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->Release("bob"), StatusIs(absl::StatusCode::kNotFound));
+  MustRegisterWithKey("bob", "h:2", TestKey(2));
+  // A reserved binding is released just the same.
+  Lease lease = MustRegisterWithKey("carol", "h:1", TestKey(3));
+  ASSERT_THAT(store_->Unregister("carol", lease.lease_id), IsOk());
+  ASSERT_THAT(store_->Release("carol"), IsOk());
+  MustRegister("carol", "h:2");
+  EXPECT_THAT(store_->Release("nobody"), StatusIs(absl::StatusCode::kNotFound));
+  watch.reset();
+}
+
+TEST_P(StoreContractTest, AStaticEntryCannotTakeABoundName) {
+  Lease lease = MustRegisterWithKey("bob", "h:1", TestKey(1));
+  EXPECT_THAT(store_->PutStatic("bob", "h:666"),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("bound to a key")));
+  ASSERT_THAT(store_->Unregister("bob", lease.lease_id), IsOk());
+  // Reserved: still refused.
+  EXPECT_THAT(store_->PutStatic("bob", "h:666"),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("chatctl release bob")));
+  EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_THAT(store_->Release("bob"), IsOk());
+  EXPECT_THAT(store_->PutStatic("bob", "h:7"), IsOk());
+}
+
+TEST_P(StoreContractTest, BindingsSurviveAReopen) {
+  if (!GetParam().durable) GTEST_SKIP() << "not a durable store";
+  const PublicKey alice = TestKey(1);
+  const PublicKey bob = TestKey(2);
+  Lease alice_lease = MustRegisterWithKey("Alice", "h:1", alice);
+  Lease bob_lease = MustRegisterWithKey("bob", "h:2", bob);
+  ASSERT_THAT(store_->Unregister("bob", bob_lease.lease_id), IsOk());
+  const absl::Time bob_until = clock_.Wall() + kTestReserve;
+  store_.reset();
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(store_->Resolve("alice")->public_key, alice);
+  EXPECT_TRUE(store_->GetBinding("alice")->online);
+  EXPECT_THAT(store_->KeepAlive("alice", alice_lease.lease_id), IsOk());
+  auto binding = store_->GetBinding("bob");
+  ASSERT_THAT(binding, IsOk());
+  EXPECT_EQ(binding->key, bob);
+  EXPECT_EQ(binding->reserved_until, bob_until);
+  EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), "", alice}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  // Alice's lease ends after the restart: her reservation starts then.
+  clock_.Advance(Millis(10000));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_FALSE(store_->GetBinding("alice")->online);
+  EXPECT_EQ(store_->GetBinding("alice")->reserved_until,
+            clock_.Wall() + kTestReserve);
+}
+
 TEST_P(StoreContractTest, AReopenedStoreKeepsEverythingAndRenewsLeases) {
   if (!GetParam().durable) GTEST_SKIP() << "not a durable store";
   Lease alice = MustRegister("Alice", "h:1", Millis(5000));
@@ -781,6 +978,77 @@ TEST_F(SqliteStoreFailureTest, UnderConcurrencyMemoryMatchesTheFile) {
   check("before reopening");
   Reopen();
   check("after reopening");
+}
+
+TEST_F(SqliteStoreFailureTest, AFailedBindingWriteIsUndone) {
+  const PublicKey bob = TestKey(1);
+  {
+    SQLite::Database db(dir_.File("r.db"), SQLite::OPEN_READWRITE);
+    db.exec(
+        "CREATE TRIGGER fail_binding BEFORE INSERT ON bindings BEGIN SELECT "
+        "RAISE(ABORT, 'injected failure'); END");
+  }
+  EXPECT_THAT(
+      store_->Register({"bob", "h:1", Millis(0), "", bob}),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("injected failure")));
+  EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetBinding("bob"), StatusIs(absl::StatusCode::kNotFound));
+  {
+    SQLite::Database db(dir_.File("r.db"), SQLite::OPEN_READWRITE);
+    db.exec("DROP TRIGGER fail_binding");
+  }
+  // A failed release keeps the binding and the lease.
+  auto lease = store_->Register({"bob", "h:1", Millis(0), "", bob});
+  ASSERT_THAT(lease, IsOk());
+  {
+    SQLite::Database db(dir_.File("r.db"), SQLite::OPEN_READWRITE);
+    db.exec(
+        "CREATE TRIGGER fail_release BEFORE DELETE ON bindings BEGIN SELECT "
+        "RAISE(ABORT, 'injected failure'); END");
+  }
+  EXPECT_THAT(store_->Release("bob"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store_->KeepAlive("bob", lease->lease_id), IsOk());
+  EXPECT_EQ(store_->GetBinding("bob")->key, bob);
+  Reopen();
+  EXPECT_EQ(store_->GetBinding("bob")->key, bob);
+  EXPECT_EQ(store_->Resolve("bob")->public_key, bob);
+}
+
+// A file of the schema before bindings (version 2) opens, upgraded: its
+// names are kept, without keys.
+TEST(SqliteStoreTest, AVersion2FileIsUpgraded) {
+  TempDir dir;
+  FakeClock clock;
+  {
+    SQLite::Database db(dir.File("r.db"),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec(R"sql(
+      CREATE TABLE names (
+        name_key TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,
+        address TEXT NOT NULL, lease_id TEXT,
+        ttl_ms INTEGER NOT NULL DEFAULT 0, updated_at_ms INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE mail (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient_key TEXT NOT NULL,
+        id TEXT NOT NULL, kind INTEGER NOT NULL, sender TEXT NOT NULL,
+        recipient TEXT NOT NULL, payload BLOB NOT NULL,
+        deposited_at_ms INTEGER NOT NULL, UNIQUE (recipient_key, id));
+      INSERT INTO names VALUES ('lab', 'Lab', 'h:8000', NULL, 0, 1);
+      INSERT INTO names VALUES ('alice', 'alice', 'h:1', 'abc', 5000, 1);
+      PRAGMA user_version = 2;
+    )sql");
+  }
+  auto store = OpenSqliteStore(dir.File("r.db"), clock);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_TRUE((*store)->Resolve("lab")->is_static);
+  EXPECT_EQ((*store)->Resolve("alice")->public_key, std::nullopt);
+  EXPECT_THAT((*store)->KeepAlive("alice", "abc"), IsOk());
+  ASSERT_THAT((*store)->Register({"bob", "h:2", Millis(0), "", TestKey(1)}),
+              IsOk());
+  store->reset();
+  store = OpenSqliteStore(dir.File("r.db"), clock);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_EQ((*store)->GetBinding("bob")->key, TestKey(1));
 }
 
 TEST(SqliteStoreTest, UsesWriteAheadLogging) {
