@@ -44,8 +44,11 @@ std::string LabTime(absl::Time t) {
 }
 
 ChatService::ChatService(std::string own_name, MessageSink* sink,
-                         const Clock& clock)
-    : own_name_(std::move(own_name)), sink_(sink), clock_(clock) {}
+                         const Clock& clock, Authenticator* authenticator)
+    : own_name_(std::move(own_name)),
+      sink_(sink),
+      clock_(clock),
+      authenticator_(authenticator != nullptr ? authenticator : &plain_) {}
 
 grpc::ServerUnaryReactor* ChatService::GetInformation(
     grpc::CallbackServerContext* context, const ::NullMsg* /*request*/,
@@ -59,7 +62,23 @@ grpc::ServerUnaryReactor* ChatService::GetInformation(
 grpc::ServerUnaryReactor* ChatService::SendMessage(
     grpc::CallbackServerContext* context, const ::Message* request,
     ::NullMsg* /*response*/) {
-  ChatMessage message = FromProto(*request);
+  // A stale address first: the message is for someone else, whoever sent it.
+  if (!request->recipient().empty() &&
+      registry::NameKey(request->recipient()) != registry::NameKey(own_name_)) {
+    return Respond(context,
+                   absl::FailedPreconditionError(absl::StrCat(
+                       "this is ", own_name_, ", not ",
+                       PrintableText(request->recipient()), " (stale address?)")));
+  }
+  if (request->sender().empty() || request->sender().size() > kMaxSenderBytes ||
+      !IsValidUtf8(request->sender())) {
+    return Respond(context, absl::InvalidArgumentError(absl::StrCat(
+                                "sender must be 1-", kMaxSenderBytes,
+                                " bytes of UTF-8 text")));
+  }
+  absl::StatusOr<ChatMessage> unwrapped = authenticator_->Unwrap(*request, /*may_wait=*/false);
+  if (!unwrapped.ok()) return Respond(context, unwrapped.status());
+  ChatMessage message = *std::move(unwrapped);
   const bool sequenced = request->sequence() != 0 ||
                          !request->sequence_epoch().empty() ||
                          request->sequence_floor() != 0;

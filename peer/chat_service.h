@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
+#include "peer/envelope.h"
 #include "peer/message.h"
 #include "proto/chat.grpc.pb.h"
 
@@ -27,8 +28,11 @@ class MessageSink {
 // Thread-safe.
 class ChatService final : public ::ChattingService::CallbackService {
  public:
-  // `sink` and `clock` are not owned and must outlive the service.
-  ChatService(std::string own_name, MessageSink* sink, const Clock& clock);
+  // `sink`, `authenticator` and `clock` are not owned and must outlive the
+  // service. Without an authenticator every message is taken as plain and
+  // unverified (PlainAuthenticator).
+  ChatService(std::string own_name, MessageSink* sink, const Clock& clock,
+              Authenticator* authenticator = nullptr);
 
   // Answers with our name, as the lab's peer did, so a lab peer can find out
   // whom it is talking to.
@@ -36,8 +40,11 @@ class ChatService final : public ::ChattingService::CallbackService {
                                            const ::NullMsg* request,
                                            ::Message* response) override;
 
-  // INVALID_ARGUMENT for empty, oversized or non-UTF-8 text, or a bad sender;
-  // FAILED_PRECONDITION when the message names another recipient.
+  // INVALID_ARGUMENT for empty, oversized or non-UTF-8 text, a bad sender or
+  // malformed sealed bytes; FAILED_PRECONDITION when the message names
+  // another recipient; UNAUTHENTICATED when it is not from the holder of
+  // the sender's key (never shown); UNAVAILABLE when the sender's key cannot
+  // be known now (try again later).
   grpc::ServerUnaryReactor* SendMessage(grpc::CallbackServerContext* context,
                                         const ::Message* request,
                                         ::NullMsg* response) override;
@@ -46,6 +53,8 @@ class ChatService final : public ::ChattingService::CallbackService {
   const std::string own_name_;
   MessageSink* const sink_;  // Not owned.
   const Clock& clock_;
+  PlainAuthenticator plain_;
+  Authenticator* const authenticator_;  // Not owned; or &plain_.
 };
 
 // "HH:MM" in the local time zone, the lab's format.

@@ -60,6 +60,16 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
       if (name.empty() || !extra.empty()) return Error("usage: /chat NAME");
       return Make(Command::Kind::kChat, name);
     }
+    if (command == "/whoami") return Make(Command::Kind::kWhoami);
+    if (command == "/verify" || command == "/trust") {
+      auto [name, extra] = FirstWord(rest);
+      if (name.empty() || !extra.empty()) {
+        return Error(absl::StrCat("usage: ", command, " NAME"));
+      }
+      return Make(command == "/verify" ? Command::Kind::kVerify
+                                       : Command::Kind::kTrust,
+                  name);
+    }
     if (command == "/peers" || command == "/who") {
       return Make(Command::Kind::kPeers);
     }
@@ -83,7 +93,8 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
 
 const std::vector<std::string>& CommandWords() {
   static const auto* const words =
-      new std::vector<std::string>{"/msg", "/chat", "/peers", "/help", "/quit"};
+      new std::vector<std::string>{"/msg",    "/chat",  "/peers", "/whoami",
+                                   "/verify", "/trust", "/help",  "/quit"};
   return *words;
 }
 
@@ -92,9 +103,59 @@ std::string HelpText() {
          "/msg NAME MESSAGE  the same\n"
          "/chat NAME         send plain lines to NAME from now on\n"
          "/peers             who is online now\n"
+         "/whoami            your name and your key's fingerprint\n"
+         "/verify NAME       fingerprints to compare with NAME out of band\n"
+         "/trust NAME        accept the key the registry lists for NAME now\n"
          "/help              this help\n"
          "/quit              leave (also Ctrl-D)\n"
          "//text             send a line that starts with '/'\n";
+}
+
+std::string WhoamiText(const std::string& own_name, const PublicKey& own_key) {
+  return absl::StrCat("you are ", own_name, "; your key's fingerprint: ",
+                      Fingerprint(own_key));
+}
+
+std::string VerifyText(const std::string& own_name, const PublicKey& own_key,
+                       const std::string& name, const KeyView& view) {
+  std::string text =
+      absl::StrCat("yours (", own_name, "):  ", Fingerprint(own_key), "\n");
+  if (view.pinned.has_value()) {
+    absl::StrAppend(&text, name, ", pinned:  ", Fingerprint(*view.pinned),
+                    "\n");
+  } else {
+    absl::StrAppend(&text, name, ", pinned:  none yet\n");
+  }
+  if (!view.listed.has_value()) {
+    absl::StrAppend(&text, name,
+                    ", in the registry now:  unknown (registry unreachable)\n");
+  } else if (!view.listed->has_value()) {
+    absl::StrAppend(&text, name,
+                    ", in the registry now:  no key (messages are plain, "
+                    "shown unverified)\n");
+  } else {
+    absl::StrAppend(&text, name, ", in the registry now:  ",
+                    Fingerprint(**view.listed), "\n");
+  }
+  if (view.changed) {
+    absl::StrAppend(&text, name, "'s key changed: nothing goes to or comes from ",
+                    name, " until you check with ", name, ", then /trust ",
+                    name);
+  } else if (view.pinned.has_value() || (view.listed.has_value() &&
+                                         view.listed->has_value())) {
+    absl::StrAppend(&text, "compare both with ", name,
+                    " out of band (in person, by phone)");
+  }
+  return text;
+}
+
+std::string TrustText(const std::string& name, const KeyView& view) {
+  if (!view.pinned.has_value()) {
+    return absl::StrCat(name,
+                        " has no key now; its messages are shown unverified");
+  }
+  return absl::StrCat("trusting ", name, "'s key ", Fingerprint(*view.pinned),
+                      "; what waited for ", name, " goes now");
 }
 
 }  // namespace chat::peer

@@ -3,8 +3,12 @@
 #ifndef CHAT_PEER_COMMANDS_H_
 #define CHAT_PEER_COMMANDS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "common/identity.h"
+#include "peer/key_book.h"
 
 namespace chat::peer {
 
@@ -14,6 +18,9 @@ struct Command {
     kSend,     // Send `text` to `name`.
     kChat,     // Make `name` the partner for plain lines.
     kPeers,    // List who is online.
+    kWhoami,   // Our name and key fingerprint.
+    kVerify,   // The fingerprints to compare with `name`.
+    kTrust,    // Accept the key the registry lists for `name`.
     kHelp,
     kQuit,
     kError,  // `text` says what is wrong with the line.
@@ -28,6 +35,9 @@ struct Command {
 //   @bob hi        send "hi" to bob
 //   /msg bob hi    the same
 //   /chat bob      bob becomes the partner
+//   /whoami        our name and key fingerprint
+//   /verify bob    our fingerprint and bob's (pinned, and listed now)
+//   /trust bob     accept the key the registry lists for bob now
 //   /peers /help /quit (also /exit)
 //   anything else  sent to the partner, if there is one
 // A line starting with "//" sends the rest, starting with "/", to the partner.
@@ -38,6 +48,17 @@ const std::vector<std::string>& CommandWords();
 
 // The help text, one command per line.
 std::string HelpText();
+
+// What /whoami prints.
+std::string WhoamiText(const std::string& own_name, const PublicKey& own_key);
+
+// What /verify NAME prints: our fingerprint, and `name`'s as pinned and as
+// the registry lists it now, to compare out of band.
+std::string VerifyText(const std::string& own_name, const PublicKey& own_key,
+                       const std::string& name, const KeyView& view);
+
+// What /trust NAME prints once it worked.
+std::string TrustText(const std::string& name, const KeyView& view);
 
 }  // namespace chat::peer
 

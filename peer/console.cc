@@ -149,6 +149,31 @@ bool Console::HandleLine(const std::string& line) {
       Show(MakeEvent(EventKind::kPartner, command.name));
       return true;
     }
+    case Command::Kind::kWhoami:
+      Show(InfoEvent(
+          WhoamiText(active_peer_->name(), active_peer_->public_key())));
+      return true;
+    case Command::Kind::kVerify:
+    case Command::Kind::kTrust: {
+      absl::Status valid = registry::ValidateName(command.name);
+      if (!valid.ok()) {
+        Show(ErrorEvent(std::string(valid.message())));
+        return true;
+      }
+      if (command.kind == Command::Kind::kVerify) {
+        Show(InfoEvent(VerifyText(active_peer_->name(),
+                                  active_peer_->public_key(), command.name,
+                                  active_peer_->Verify(command.name))));
+        return true;
+      }
+      absl::StatusOr<KeyView> trusted = active_peer_->Trust(command.name);
+      if (!trusted.ok()) {
+        Show(ErrorEvent(std::string(trusted.status().message())));
+      } else {
+        Show(InfoEvent(TrustText(command.name, *trusted)));
+      }
+      return true;
+    }
     case Command::Kind::kPeers: {
       auto peers = active_peer_->ListPeers();
       if (!peers.ok()) {

@@ -14,7 +14,7 @@
 namespace chat::peer {
 
 enum class EventKind {
-  kReady,       // Registered and serving: `name`, `address`.
+  kReady,       // Registered and serving: `name`, `address`, `fingerprint`.
   kMessage,     // A message arrived: `message`.
   kSendResult,  // A state of one of our messages: `message`, `status`,
                 // and `text` (why it failed, was stored or waits).
@@ -41,6 +41,8 @@ struct PeerEvent {
   ChatMessage message;
   SendStatus status = SendStatus::kDelivered;
   std::vector<registry::Entry> peers;
+  // For kReady: our key's Fingerprint().
+  std::string fingerprint;
   // For kSendResult: the recipient is the current partner (echo without @).
   bool to_partner = false;
   // For kMessage: shown before, perhaps, by a run of this peer that died

@@ -57,17 +57,22 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
     case EventKind::kReady:
       return Paint(style, kNotice,
                    absl::StrCat("* You are ", event.name, ", reachable at ",
-                                event.address, ". Type /help for commands.")) +
+                                event.address, ". Your key: ",
+                                event.fingerprint,
+                                ". Type /help for commands.")) +
              "\n";
     case EventKind::kMessage: {
       const ChatMessage& message = event.message;
       std::string head = absl::StrCat(Clock(style, MessageTime(message)), " ",
                                       PrintableText(message.from), ">");
       std::string late;
+      if (message.unverified) {
+        late = Paint(style, kTrouble, "  (unverified)");
+      }
       if (event.repeated) {
-        late = Paint(style, kNotice, "  (again, after a restart)");
+        late += Paint(style, kNotice, "  (again, after a restart)");
       } else if (message.late) {
-        late = Paint(style, kNotice, "  (delivered late)");
+        late += Paint(style, kNotice, "  (delivered late)");
       }
       return absl::StrCat(Paint(style, kOthers, head), " ",
                           PrintableText(message.text), late, "\n");
@@ -172,6 +177,7 @@ std::string FormatJson(const PeerEvent& event) {
       text("event", "ready");
       text("name", event.name);
       text("address", event.address);
+      text("fingerprint", event.fingerprint);
       break;
     case EventKind::kMessage:
       text("event", "message");
@@ -184,6 +190,7 @@ std::string FormatJson(const PeerEvent& event) {
         field("sequence", absl::StrCat(event.message.sequence));
       }
       if (event.message.late) field("late", "true");
+      if (event.message.unverified) field("unverified", "true");
       if (event.repeated) field("repeated", "true");
       break;
     case EventKind::kSendResult:

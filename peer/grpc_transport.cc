@@ -24,8 +24,13 @@ using Stub = ::ChattingService::Stub;
 
 class GrpcTransport final : public Transport {
  public:
-  GrpcTransport(registry::RegistryClient* registry, Millis rpc_timeout)
-      : registry_(registry), rpc_timeout_(rpc_timeout) {}
+  GrpcTransport(registry::RegistryClient* registry, Millis rpc_timeout,
+                Envelope* envelope,
+                std::function<void(const registry::Entry&)> on_resolved)
+      : registry_(registry),
+        rpc_timeout_(rpc_timeout),
+        envelope_(envelope),
+        on_resolved_(std::move(on_resolved)) {}
 
   std::vector<absl::Status> SendWindow(
       const std::vector<ChatMessage>& messages) override {
@@ -42,13 +47,23 @@ class GrpcTransport final : public Transport {
       absl::Status status;
     };
     std::vector<Call> calls(messages.size());
-    absl::BlockingCounter pending(static_cast<int>(messages.size()));
+    int wrapped = 0;
+    for (size_t i = 0; i < messages.size(); ++i) {
+      absl::StatusOr<::Message> request = envelope_->Wrap(messages[i]);
+      if (request.ok()) {
+        calls[i].request = *std::move(request);
+        ++wrapped;
+      } else {
+        calls[i].status = request.status();
+      }
+    }
+    absl::BlockingCounter pending(wrapped);
     // gRPC deadlines are on the real clock.
     const auto deadline = std::chrono::system_clock::now() + rpc_timeout_;
     for (size_t i = 0; i < messages.size(); ++i) {
       Call& call = calls[i];
+      if (!call.status.ok()) continue;
       call.context.set_deadline(deadline);
-      call.request = ToProto(messages[i]);
       (*stub)->async()->SendMessage(&call.context, &call.request,
                                     &call.response,
                                     [&call, &pending](grpc::Status status) {
@@ -64,17 +79,19 @@ class GrpcTransport final : public Transport {
   }
 
   absl::Status SendOne(const ChatMessage& message, bool fresh) override {
-    const ::Message proto = ToProto(message);
     absl::Status last;
     for (int attempt = fresh ? 1 : 0; attempt < 2; ++attempt) {
       // The second attempt resolves afresh: the peer may have moved.
       absl::StatusOr<std::shared_ptr<Stub>> stub =
           StubFor(message.to, /*fresh=*/attempt > 0);
       if (!stub.ok()) return stub.status();
+      // Wrapped after the resolve, which may have shown a new key.
+      absl::StatusOr<::Message> proto = envelope_->Wrap(message);
+      if (!proto.ok()) return proto.status();
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + rpc_timeout_);
       ::NullMsg response;
-      grpc::Status status = (*stub)->SendMessage(&context, proto, &response);
+      grpc::Status status = (*stub)->SendMessage(&context, *proto, &response);
       if (status.ok()) return absl::OkStatus();
       last = FromGrpcStatus(status);
       // Nobody, or someone else, serves that address now.
@@ -99,7 +116,10 @@ class GrpcTransport final : public Transport {
     item.id = message.id;
     item.sender = message.from;
     item.recipient = message.to;
-    ToProto(message).SerializeToString(&item.payload);
+    // Sealed like a direct message: the registry sees only the routing.
+    absl::StatusOr<::Message> proto = envelope_->Wrap(message);
+    if (!proto.ok()) return proto.status();
+    proto->SerializeToString(&item.payload);
     absl::Status stored = registry_->Deposit(item);
     if (stored.code() == absl::StatusCode::kUnimplemented) {
       return absl::UnimplementedError("this registry has no mailbox");
@@ -130,6 +150,7 @@ class GrpcTransport final : public Transport {
       }
       return entry.status();
     }
+    on_resolved_(*entry);
     auto stub =
         std::shared_ptr<Stub>(::ChattingService::NewStub(grpc::CreateChannel(
             entry->address, grpc::InsecureChannelCredentials())));
@@ -140,6 +161,8 @@ class GrpcTransport final : public Transport {
 
   registry::RegistryClient* const registry_;  // Not owned.
   const Millis rpc_timeout_;
+  Envelope* const envelope_;  // Not owned.
+  const std::function<void(const registry::Entry&)> on_resolved_;
   absl::Mutex mu_;
   // By name key. Shared: a send in flight keeps its stub while the cache
   // moves on.
@@ -149,9 +172,11 @@ class GrpcTransport final : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Transport> NewGrpcTransport(registry::RegistryClient* registry,
-                                            Millis rpc_timeout) {
-  return std::make_unique<GrpcTransport>(registry, rpc_timeout);
+std::unique_ptr<Transport> NewGrpcTransport(
+    registry::RegistryClient* registry, Millis rpc_timeout, Envelope* envelope,
+    std::function<void(const registry::Entry&)> on_resolved) {
+  return std::make_unique<GrpcTransport>(registry, rpc_timeout, envelope,
+                                         std::move(on_resolved));
 }
 
 }  // namespace chat::peer

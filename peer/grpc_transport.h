@@ -4,9 +4,11 @@
 #ifndef CHAT_PEER_GRPC_TRANSPORT_H_
 #define CHAT_PEER_GRPC_TRANSPORT_H_
 
+#include <functional>
 #include <memory>
 
 #include "common/clock.h"
+#include "peer/envelope.h"
 #include "peer/transport.h"
 #include "registry/client/registry_client.h"
 
@@ -15,10 +17,15 @@ namespace chat::peer {
 // A Transport that resolves recipients through `registry`, keeps one
 // channel per recipient (by name key) until Forget() or a stale send, and
 // deposits through the registry's Mailbox service. Every call to another
-// peer has `rpc_timeout` as its deadline. `registry` is not owned and must
-// outlive the transport.
-std::unique_ptr<Transport> NewGrpcTransport(registry::RegistryClient* registry,
-                                            Millis rpc_timeout);
+// peer has `rpc_timeout` as its deadline. Each message goes as `envelope`
+// wraps it (sealed to a recipient with a key); a message it cannot wrap now
+// fails with its status (kUnavailable: tried again later). `on_resolved` is
+// told each entry resolved, before anything is sent with it (so a key it
+// lists is compared with the pinned one first). `registry` and `envelope`
+// are not owned and must outlive the transport.
+std::unique_ptr<Transport> NewGrpcTransport(
+    registry::RegistryClient* registry, Millis rpc_timeout, Envelope* envelope,
+    std::function<void(const registry::Entry&)> on_resolved);
 
 }  // namespace chat::peer
 

@@ -37,49 +37,89 @@ std::unique_ptr<registry::MailStream> MailListener::Open() {
 }
 
 void MailListener::Handle(const registry::MailItem& item) {
-  if (item.kind == registry::MailItem::Kind::kReceipt) {
-    absl::StatusOr<std::optional<OutboxEntry>> taken =
-        store_->TakeFromOutbox(item.id);
-    if (!taken.ok()) return;  // Not acknowledged: the receipt comes again.
-    // Not in the outbox: reported delivered already (a copy went directly).
-    if (taken->has_value()) {
-      PeerEvent event = MakeEvent(EventKind::kSendResult, item.sender);
-      event.status = SendStatus::kDelivered;
-      event.message = (*taken)->message;
-      event.text = "from the mailbox";
-      Emit(event);
-    }
-  } else {
-    ::Message proto;
-    ChatMessage message;
-    if (proto.ParseFromString(item.payload)) message = FromProto(proto);
-    message.id = item.id;  // The mailbox's id is the one to acknowledge.
-    message.received_at = clock_.Wall();
-    message.late = true;
-    if (message.from.empty()) message.from = item.sender;
-    if (message.to.empty()) message.to = options_.own_name;
-    if (!ValidateMessageText(message.text).ok()) {
-      Emit(ErrorEvent(absl::StrCat("dropped unreadable mail from ",
-                                   PrintableText(item.sender))));
-    } else {
-      absl::Notification kept;
-      absl::Status status;
-      store_->Receive(
-          message, [this, &kept, &status](absl::StatusOr<Received> received) {
-            if (received.ok()) options_.show(received->ready);
-            status = received.status();
-            kept.Notify();
-          });
-      kept.WaitForNotification();
-      if (!status.ok()) return;  // Not acknowledged: it comes again.
-    }
-  }
-  // Kept (or known) now: the mailbox may let it go.
-  absl::Status acked = registry_->Ack(options_.own_name, lease_id_, {item.id});
+  std::vector<registry::MailItem> receipts;
+  const bool ack = item.kind == registry::MailItem::Kind::kReceipt
+                       ? HandleReceipt(item)
+                       : HandleMessage(item, receipts);
+  if (!ack) return;  // It comes again with the next stream.
+  // Kept (or known, or refused for good) now: the mailbox may let it go.
+  absl::Status acked =
+      registry_->Ack(options_.own_name, lease_id_, {item.id}, receipts);
   if (!acked.ok()) {
     Emit(InfoEvent(absl::StrCat("could not acknowledge mail (", acked.message(),
                                 "); it may come again")));
   }
+}
+
+bool MailListener::HandleReceipt(const registry::MailItem& item) {
+  absl::StatusOr<bool> genuine =
+      options_.envelope->CheckReceipt(item.sender, item.id, item.payload);
+  if (!genuine.ok()) return false;  // The key is unknown now: later.
+  if (!*genuine) return true;       // Not made by that key: away with it.
+  absl::StatusOr<std::optional<OutboxEntry>> taken =
+      store_->TakeFromOutbox(item.id, item.sender);
+  if (!taken.ok()) return false;  // Not acknowledged: the receipt comes again.
+  // Not in the outbox: reported delivered already (a copy went directly).
+  if (taken->has_value()) {
+    PeerEvent event = MakeEvent(EventKind::kSendResult, item.sender);
+    event.status = SendStatus::kDelivered;
+    event.message = (*taken)->message;
+    event.text = "from the mailbox";
+    Emit(event);
+  }
+  return true;
+}
+
+bool MailListener::HandleMessage(const registry::MailItem& item,
+                                 std::vector<registry::MailItem>& receipts) {
+  ::Message proto;
+  if (!proto.ParseFromString(item.payload) ||
+      (!proto.sealed().empty() && proto.id() != item.id)) {
+    Emit(ErrorEvent(absl::StrCat("dropped unreadable mail from ",
+                                 PrintableText(item.sender))));
+    return true;
+  }
+  if (proto.sender().empty()) proto.set_sender(item.sender);
+  absl::StatusOr<ChatMessage> opened = options_.envelope->Unwrap(proto, /*may_wait=*/true);
+  if (!opened.ok()) {
+    // Refused for good (forged, spoofed, malformed): unseen, and let go.
+    return opened.status().code() != absl::StatusCode::kUnavailable;
+  }
+  ChatMessage message = *std::move(opened);
+  message.id = item.id;  // The mailbox's id is the one to acknowledge.
+  message.received_at = clock_.Wall();
+  message.late = true;
+  if (message.to.empty()) message.to = options_.own_name;
+  if (!ValidateMessageText(message.text).ok()) {
+    Emit(ErrorEvent(absl::StrCat("dropped unreadable mail from ",
+                                 PrintableText(item.sender))));
+    return true;
+  }
+  absl::Notification kept;
+  absl::Status status;
+  store_->Receive(message,
+                  [this, &kept, &status](absl::StatusOr<Received> received) {
+                    if (received.ok()) options_.show(received->ready);
+                    status = received.status();
+                    kept.Notify();
+                  });
+  kept.WaitForNotification();
+  if (!status.ok()) return false;  // Not acknowledged: it comes again.
+  if (!message.unverified) {
+    // Only the sender can open it: a receipt nobody else could have made.
+    absl::StatusOr<std::optional<std::string>> receipt =
+        options_.envelope->Receipt(message.from, item.id);
+    if (receipt.ok() && receipt->has_value()) {
+      registry::MailItem made;
+      made.kind = registry::MailItem::Kind::kReceipt;
+      made.id = item.id;
+      made.sender = options_.own_name;
+      made.recipient = message.from;
+      made.payload = **std::move(receipt);
+      receipts.push_back(std::move(made));
+    }
+  }
+  return true;
 }
 
 }  // namespace chat::peer

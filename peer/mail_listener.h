@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "peer/envelope.h"
 #include "peer/events.h"
 #include "peer/message.h"
 #include "peer/peer_store.h"
@@ -23,11 +24,15 @@ namespace chat::peer {
 // lease we hold now; reopens it after 200 ms, doubling to 5 s, when it ends
 // (the registry went away, or our lease changed).
 //
-// A message is kept in the inbox (PeerStore::Receive), what that releases
-// is handed to `show`, and only then is the message acknowledged; a
-// receipt takes our message out of the outbox and reports it kDelivered
-// "from the mailbox" (unless a direct copy was reported already). What
-// could not be kept is not acknowledged, so it comes again.
+// A message is opened and checked (Envelope::Unwrap), kept in the inbox
+// (PeerStore::Receive), what that releases is handed to `show`, and only
+// then is the message acknowledged, with a receipt sealed to its sender. A
+// receipt that opens with the key of the recipient it names, for one of
+// our messages to that recipient, takes it out of the outbox and reports it
+// kDelivered "from the mailbox" (unless a direct copy was reported
+// already). Forged messages and receipts are acknowledged away unseen.
+// What could not be kept or checked now (the sender's key cannot be looked
+// up) is not acknowledged, so it comes again.
 //
 // Thread-safe. The callbacks are called from the listener's thread (`show`
 // also from the store's writer thread) and must not call Stop().
@@ -40,6 +45,8 @@ class MailListener {
     // Shows messages the inbox released, in order; must not wait for the
     // store.
     std::function<void(const std::vector<ChatMessage>&)> show;
+    // Opens messages and checks receipts. Not owned; must outlive this.
+    Envelope* envelope = nullptr;
   };
 
   // Starts listening. `registry`, `store` and `events` are not owned; they
@@ -62,6 +69,11 @@ class MailListener {
   // A stream with the lease we hold now; nullptr while we hold none.
   std::unique_ptr<registry::MailStream> Open();
   void Handle(const registry::MailItem& item);
+  // A receipt for one of ours: whether to acknowledge it now.
+  bool HandleReceipt(const registry::MailItem& item);
+  // A message for us: whether to acknowledge it now, and with which receipt.
+  bool HandleMessage(const registry::MailItem& item,
+                     std::vector<registry::MailItem>& receipts);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 
   registry::RegistryClient* const registry_;  // Not owned.

@@ -28,7 +28,11 @@ constexpr int kExitRegistryUnreachable = 3;
 constexpr int kExitCannotStart = 4;
 
 int ExitCodeFor(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kAlreadyExists) return kExitNameTaken;
+  // Held by a live peer, or bound to another key.
+  if (status.code() == absl::StatusCode::kAlreadyExists ||
+      status.code() == absl::StatusCode::kPermissionDenied) {
+    return kExitNameTaken;
+  }
   if (status.code() == absl::StatusCode::kInvalidArgument) {
     return chat::kExitUsage;
   }
@@ -55,6 +59,9 @@ int Run(const po::variables_map& vm) {
                : kExitCannotStart;
   }
   options.store_path = *store_path;
+  // One key per data directory, next to the peer files (which made the
+  // directory private).
+  options.identity_path = data_dir + "/identity.key";
   const std::string sync = vm["sync"].as<std::string>();
   if (sync != "normal" && sync != "full") {
     std::cerr << "chat-peer: --sync must be normal or full\n";
@@ -122,7 +129,8 @@ int main(int argc, char** argv) {
       "peer", po::value<std::string>(),
       "wait for this peer to come online, then chat with it")(
       "data-dir", po::value<std::string>(),
-      "where your outbox and inbox are kept, one file per name (default: "
+      "where your identity key (identity.key), outbox and inbox are kept, "
+      "one file per name; made private (0700) (default: "
       "$XDG_STATE_HOME/chat-peer, else ~/.local/state/chat-peer)")(
       "sync", po::value<std::string>()->default_value("full"),
       "full: your outbox and inbox survive power loss (one fsync per "
@@ -142,7 +150,7 @@ int main(int argc, char** argv) {
       "line from stdin; at its end, finishes sending and exits.";
   command_line.epilog =
       "Exit status: 0 after /quit, end of input or SIGINT/SIGTERM; 1 the name "
-      "is held by another live peer;\n2 usage error; 3 registry unreachable; "
+      "is held by another live peer\nor belongs to another key; 2 usage error; 3 registry unreachable; "
       "4 cannot start otherwise (the listen address, or the data directory\n"
       "is unusable or in use by another chat-peer of this name).";
   command_line.environment = {

@@ -28,6 +28,9 @@ struct ChatMessage {
   int64_t sequence_floor = 0;
   // Not on the wire: it waited for us in our mailbox.
   bool late = false;
+  // Not on the wire: it came plain, from a name bound to no key (a lab
+  // peer), so nothing proves who wrote it. Shown marked "(unverified)".
+  bool unverified = false;
 };
 
 // OK for 1..4096 bytes of valid UTF-8; kInvalidArgument saying what is wrong.

@@ -1,6 +1,7 @@
 #include "peer/peer.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,18 +24,62 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     CHAT_RETURN_IF_ERROR(registry::ValidateAddress(options.advertise));
   }
   std::unique_ptr<Peer> peer(new Peer(options, events, clock));
-  absl::StatusOr<std::unique_ptr<PeerStore>> store =
-      OpenPeerStore(options.store_path, clock, options.sync_full);
+  absl::StatusOr<std::unique_ptr<PeerStore>> store = OpenPeerStore(
+      options.store_path, clock, options.sync_full, options.store_limits);
   if (!store.ok()) {
     return absl::FailedPreconditionError(std::string(store.status().message()));
   }
   peer->store_ = *std::move(store);
+  std::string identity_path = options.identity_path;
+  if (identity_path.empty() && options.store_path != ":memory:") {
+    identity_path =
+        (std::filesystem::path(options.store_path).parent_path() /
+         "identity.key")
+            .string();
+  }
+  if (identity_path.empty()) {
+    peer->identity_ = std::make_unique<Identity>(Identity::Generate());
+  } else {
+    absl::StatusOr<Identity> identity = Identity::LoadOrCreate(identity_path);
+    if (!identity.ok()) return identity.status();
+    peer->identity_ = std::make_unique<Identity>(*std::move(identity));
+  }
   peer->registry_ =
       registry::RegistryClient::Connect(options.registry, options.rpc_timeout);
-  peer->transport_ =
-      NewGrpcTransport(peer->registry_.get(), options.rpc_timeout);
+  Peer* raw = peer.get();
+  CHAT_ASSIGN_OR_RETURN(std::vector<Pin> pins, peer->store_->Pins());
+  KeyBook::Options key_options;
+  key_options.directory =
+      [raw](const std::string& name)
+      -> absl::StatusOr<std::optional<PublicKey>> {
+    absl::StatusOr<registry::Binding> binding =
+        raw->registry_->GetBinding(name);
+    // kUnimplemented: a registry from before keys, which binds nothing.
+    if (binding.status().code() == absl::StatusCode::kNotFound ||
+        binding.status().code() == absl::StatusCode::kUnimplemented) {
+      return std::optional<PublicKey>();
+    }
+    if (!binding.ok()) return binding.status();
+    return std::optional<PublicKey>(binding->key);
+  };
+  key_options.is_static = [raw](const std::string& name) {
+    return raw->online_.IsStatic(name);
+  };
+  key_options.on_changed = [raw](const std::string& text) {
+    raw->Emit(ErrorEvent(text));
+  };
+  peer->keys_ = std::make_unique<KeyBook>(
+      peer->store_.get(), std::move(pins), std::move(key_options), clock);
+  peer->envelope_ = std::make_unique<Envelope>(
+      options.name, *peer->identity_, peer->keys_.get(), clock);
+  peer->transport_ = NewGrpcTransport(
+      peer->registry_.get(), options.rpc_timeout, peer->envelope_.get(),
+      [raw](const Entry& entry) {
+        raw->keys_->Listed(entry.name, entry.public_key);
+      });
   peer->service_ = std::make_unique<ChatService>(
-      options.name, static_cast<MessageSink*>(peer.get()), clock);
+      options.name, static_cast<MessageSink*>(peer.get()), clock,
+      peer->envelope_.get());
 
   ServerConfig config;
   config.listen_address = options.listen;
@@ -50,7 +95,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   keeper_options.port = running.port;
   keeper_options.ttl = options.ttl;
   keeper_options.reclaim_lease_id = peer->store_->SavedLeaseId();
-  Peer* raw = peer.get();
+  keeper_options.identity = peer->identity_.get();
   keeper_options.on_lease = [raw](const std::string& lease_id) {
     // Without it a restart after a crash waits for the old lease to expire.
     raw->store_->SaveLeaseId(lease_id).IgnoreError();
@@ -61,6 +106,13 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   absl::StatusOr<std::unique_ptr<registry::LeaseKeeper>> keeper =
       registry::LeaseKeeper::Start(peer->registry_.get(), keeper_options,
                                    clock);
+  if (keeper.status().code() == absl::StatusCode::kUnimplemented) {
+    // A registry from before keys (no Challenge): it binds no name to any
+    // key, so we register as before and every message goes plain.
+    keeper_options.identity = nullptr;
+    keeper = registry::LeaseKeeper::Start(peer->registry_.get(),
+                                          keeper_options, clock);
+  }
   if (!keeper.ok()) {
     if (keeper.status().code() == absl::StatusCode::kAlreadyExists) {
       return absl::AlreadyExistsError(
@@ -74,6 +126,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   ready.kind = EventKind::kReady;
   ready.name = options.name;
   ready.address = peer->address_;
+  ready.fingerprint = Fingerprint(peer->identity_->public_key());
   peer->Emit(ready);
   // What a killed run recorded but may not have shown, then what it left
   // in the outbox: sent again on its own.
@@ -115,6 +168,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   follower_options.on_arrival = [raw](const std::string& name) {
     raw->Nudge(name);
   };
+  follower_options.on_listed = [raw](const Entry& entry) {
+    raw->keys_->Listed(entry.name, entry.public_key);
+  };
   peer->follower_ = std::make_unique<RegistryFollower>(
       peer->registry_.get(), &peer->online_, events, clock,
       std::move(follower_options));
@@ -125,6 +181,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   mail_options.show = [raw](const std::vector<ChatMessage>& messages) {
     raw->Show(messages, /*repeated=*/false);
   };
+  mail_options.envelope = peer->envelope_.get();
   peer->mail_ =
       std::make_unique<MailListener>(peer->registry_.get(), peer->store_.get(),
                                      events, clock, std::move(mail_options));
@@ -229,6 +286,15 @@ absl::StatusOr<std::vector<Entry>> Peer::ListPeers() {
 }
 
 std::vector<std::string> Peer::OnlineNames() { return online_.Names(); }
+
+KeyView Peer::Verify(const std::string& name) { return keys_->Verify(name); }
+
+absl::StatusOr<KeyView> Peer::Trust(const std::string& name) {
+  absl::StatusOr<KeyView> trusted = keys_->Trust(name);
+  // What waited for the new key goes now.
+  if (trusted.ok()) Nudge(name);
+  return trusted;
+}
 
 bool Peer::WaitUntilOnline(const std::string& name) {
   return online_.WaitUntilOnline(name);

@@ -20,10 +20,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/identity.h"
 #include "common/periodic_loop.h"
 #include "peer/chat_service.h"
 #include "peer/conversation.h"
+#include "peer/envelope.h"
 #include "peer/events.h"
+#include "peer/key_book.h"
 #include "peer/mail_listener.h"
 #include "peer/online_set.h"
 #include "peer/peer_store.h"
@@ -47,6 +50,11 @@ struct PeerOptions {
   // The peer's SQLite file (see PeerStorePath()); ":memory:" keeps nothing
   // across runs (tests).
   std::string store_path = ":memory:";
+  // The identity key file (Identity::LoadOrCreate). Empty: "identity.key"
+  // in store_path's directory, or a new key kept nowhere for ":memory:".
+  std::string identity_path;
+  // How much the inbox remembers (tests make it small).
+  PeerStoreLimits store_limits;
   // Commits survive power loss (synchronous=FULL), not only a killed
   // process; costs one fsync per commit.
   bool sync_full = true;
@@ -62,8 +70,11 @@ struct PeerOptions {
 // Thread-safe.
 class Peer final : private MessageSink {
  public:
-  // Serves, registers, starts following the registry. kAlreadyExists when a
-  // live peer holds the name, kUnavailable when the registry cannot be
+  // Loads (or makes) its identity, serves, registers with it, starts
+  // following the registry. kAlreadyExists when a live peer holds the name,
+  // kPermissionDenied when the name belongs to another key (the registry's
+  // message says until when), kDataLoss when the identity file is damaged,
+  // kUnavailable when the registry cannot be
   // reached or the address cannot be served, kInvalidArgument for a bad
   // name or address, kFailedPrecondition when the store cannot be opened
   // (for example, another peer of this name uses it). `events` and `clock` are
@@ -78,6 +89,14 @@ class Peer final : private MessageSink {
   const std::string& name() const { return options_.name; }
   // The address registered for us.
   const std::string& address() const { return address_; }
+  // Our identity's public key (its Fingerprint() is what others compare).
+  const PublicKey& public_key() const { return identity_->public_key(); }
+
+  // What we trust for `name` and what the registry lists now (/verify).
+  KeyView Verify(const std::string& name);
+  // Accepts the key the registry lists for `name` now (/trust); what waited
+  // for it is sent then. Errors as KeyBook::Trust.
+  absl::StatusOr<KeyView> Trust(const std::string& name);
 
   // Writes `text` for `to` to the outbox and returns the message's id at
   // once; its states come as kSendResult events (kSent once it is in the
@@ -127,7 +146,10 @@ class Peer final : private MessageSink {
 
   // Destroyed bottom-up: every part below uses the store and the client.
   std::unique_ptr<PeerStore> store_;
+  std::unique_ptr<Identity> identity_;
   std::unique_ptr<registry::RegistryClient> registry_;
+  std::unique_ptr<KeyBook> keys_;
+  std::unique_ptr<Envelope> envelope_;
   std::unique_ptr<Transport> transport_;
   OnlineSet online_;
   std::unique_ptr<ChatService> service_;

@@ -3,6 +3,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/private_files.h"
 #include "common/random.h"
 #include "common/sqlite_batch.h"
 #include "common/sqlite_util.h"
@@ -68,15 +70,31 @@ const std::vector<const char*> kMigrations = {
       CREATE INDEX inbox_held ON inbox (sender_key, sequence) WHERE state = 0;
       CREATE INDEX inbox_released ON inbox (released) WHERE state = 1;
     )sql",
+    // 2: keys (issue 11): pins, unverified messages, replay watermarks.
+    R"sql(
+      CREATE TABLE pins (
+        name_key     TEXT PRIMARY KEY NOT NULL,
+        name         TEXT NOT NULL,
+        public_key   BLOB NOT NULL,
+        pinned_at_ms INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      ALTER TABLE inbox ADD COLUMN unverified INTEGER NOT NULL DEFAULT 0;
+      -- The authenticated sending time; NULL when unverified or unknown.
+      ALTER TABLE inbox ADD COLUMN sent_at_ms INTEGER;
+      -- Per sender, the newest sending time among its messages whose ids
+      -- were trimmed: anything sent no later is a replay. Sender '' holds
+      -- the watermark of every sender folded away.
+      CREATE TABLE watermarks (
+        sender_key TEXT PRIMARY KEY NOT NULL,
+        sent_ms    INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    )sql",
 };
 
 constexpr int kHeld = 0;
 constexpr int kReleased = 1;
 // 2 is "shown", written only by the SQL of MarkShown() and read by its trim.
 
-// Shown ids kept for de-duplication; older ones are forgotten.
-constexpr int64_t kShownIdsKept = 10000;
-constexpr int kTrimEvery = 1000;
 
 std::string Serialize(const ChatMessage& message) {
   std::string body;
@@ -90,14 +108,21 @@ ChatMessage Parse(const SQLite::Column& column) {
   return FromProto(proto);
 }
 
-// An inbox row selected as (id, body, received_at_ms, late).
+// What every inbox read selects, for FromInboxRow.
+#define CHAT_INBOX_ROW "id, body, received_at_ms, late, unverified"
+
+// An inbox row selected as CHAT_INBOX_ROW.
 ChatMessage FromInboxRow(SQLite::Statement& row) {
   ChatMessage message = Parse(row.getColumn(1));
   message.id = row.getColumn(0).getString();
   message.received_at = absl::FromUnixMillis(row.getColumn(2).getInt64());
   message.late = row.getColumn(3).getInt() != 0;
+  message.unverified = row.getColumn(4).getInt() != 0;
   return message;
 }
+
+// The sender key of the watermark that holds for every sender.
+constexpr char kEveryone[] = "";
 
 class SqlitePeerStore final : public PeerStore {
  public:
@@ -123,8 +148,10 @@ class SqlitePeerStore final : public PeerStore {
     return loaded;
   }
 
-  SqlitePeerStore(SqliteFile file, Loaded loaded, const Clock& clock)
+  SqlitePeerStore(SqliteFile file, Loaded loaded, const Clock& clock,
+                  PeerStoreLimits limits)
       : clock_(clock),
+        limits_(limits),
         lock_(std::move(file.lock)),
         db_(std::move(file.db)),
         statements_(db_.get()),
@@ -222,15 +249,18 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   absl::StatusOr<std::optional<OutboxEntry>> TakeFromOutbox(
-      const std::string& id) override {
+      const std::string& id, const std::string& recipient) override {
     std::optional<OutboxEntry> taken;
     Removal removal;
     CHAT_RETURN_IF_ERROR(batch_->Run(
         [&](SQLite::Database&) {
           db_mu_.AssertHeld();
           ScopedStatement select(
-              statements_, "SELECT body, stored FROM outbox WHERE id = ?1");
+              statements_,
+              "SELECT body, stored FROM outbox WHERE id = ?1 AND "
+              "recipient_key = ?2");
           select->bind(1, id);
+          select->bind(2, NameKey(recipient));
           if (!select->executeStep()) return absl::OkStatus();
           taken.emplace();
           taken->message = Parse(select->getColumn(0));
@@ -272,7 +302,7 @@ class SqlitePeerStore final : public PeerStore {
           ScopedStatement seen(statements_,
                                "SELECT 1 FROM inbox WHERE id = ?1");
           seen->bind(1, message.id);
-          if (seen->executeStep()) {
+          if (seen->executeStep() || IsReplay(message)) {
             received->duplicate = true;
             return absl::OkStatus();
           }
@@ -305,7 +335,7 @@ class SqlitePeerStore final : public PeerStore {
     {
       absl::MutexLock lock(&mu_);
       shown_since_trim_ += static_cast<int>(ids.size());
-      if (shown_since_trim_ >= kTrimEvery) {
+      if (shown_since_trim_ >= limits_.trim_every) {
         shown_since_trim_ = 0;
         trim = true;
       }
@@ -313,13 +343,7 @@ class SqlitePeerStore final : public PeerStore {
     if (trim) {
       batch_->PostLazily([this](SQLite::Database&) {
         db_mu_.AssertHeld();
-        ScopedStatement trim_old(
-            statements_,
-            "DELETE FROM inbox WHERE state = 2 AND arrival < (SELECT arrival "
-            "FROM inbox WHERE state = 2 ORDER BY arrival DESC LIMIT 1 OFFSET "
-            "?1)");
-        trim_old->bind(1, kShownIdsKept);
-        trim_old->exec();
+        TrimShown();
         return absl::OkStatus();
       });
     }
@@ -370,8 +394,8 @@ class SqlitePeerStore final : public PeerStore {
     std::vector<ChatMessage> messages;
     try {
       ScopedStatement select(statements_,
-                             "SELECT id, body, received_at_ms, late FROM "
-                             "inbox WHERE state = 1 ORDER BY released");
+                             "SELECT " CHAT_INBOX_ROW
+                             " FROM inbox WHERE state = 1 ORDER BY released");
       while (select->executeStep()) {
         messages.push_back(FromInboxRow(*select));
       }
@@ -380,6 +404,53 @@ class SqlitePeerStore final : public PeerStore {
           absl::StrCat("cannot read the inbox: ", e.what()));
     }
     return messages;
+  }
+
+  absl::StatusOr<std::vector<Pin>> Pins() override {
+    absl::MutexLock lock(&db_mu_);
+    std::vector<Pin> pins;
+    try {
+      ScopedStatement select(statements_, "SELECT name, public_key FROM pins");
+      while (select->executeStep()) {
+        const SQLite::Column key = select->getColumn(1);
+        absl::StatusOr<PublicKey> parsed = PublicKey::FromBytes(
+            absl::string_view(static_cast<const char*>(key.getBlob()),
+                              static_cast<size_t>(key.getBytes())));
+        if (!parsed.ok()) continue;  // Damaged: met again on first use.
+        pins.push_back(Pin{select->getColumn(0).getString(), *parsed});
+      }
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot read the pinned keys: ", e.what()));
+    }
+    return pins;
+  }
+
+  absl::Status SavePin(const std::string& name,
+                       const std::optional<PublicKey>& key) override {
+    const int64_t now = absl::ToUnixMillis(clock_.Wall());
+    return batch_->Run([this, name, key, now](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      if (!key.has_value()) {
+        ScopedStatement remove(statements_,
+                               "DELETE FROM pins WHERE name_key = ?1");
+        remove->bind(1, NameKey(name));
+        remove->exec();
+        return absl::OkStatus();
+      }
+      ScopedStatement upsert(
+          statements_,
+          "INSERT INTO pins (name_key, name, public_key, pinned_at_ms) VALUES "
+          "(?1, ?2, ?3, ?4) ON CONFLICT (name_key) DO UPDATE SET name = ?2, "
+          "public_key = ?3, pinned_at_ms = ?4");
+      const std::string bytes = key->Bytes();
+      upsert->bind(1, NameKey(name));
+      upsert->bind(2, name);
+      upsert->bind(3, bytes.data(), static_cast<int>(bytes.size()));
+      upsert->bind(4, now);
+      upsert->exec();
+      return absl::OkStatus();
+    });
   }
 
   std::string SavedLeaseId() override {
@@ -446,6 +517,73 @@ class SqlitePeerStore final : public PeerStore {
     outstanding_[removal.key].insert(removal.sequence);
   }
 
+  // Inside the writer's transaction: whether `message`, whose id is not in
+  // the inbox, was sent no later than a message of its sender whose id was
+  // trimmed: then it may be one of those, sent again.
+  bool IsReplay(const ChatMessage& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    if (message.unverified || message.sent_at == absl::InfinitePast()) {
+      return false;  // Anyone could have written it; nothing to protect.
+    }
+    ScopedStatement select(
+        statements_,
+        "SELECT 1 FROM watermarks WHERE sender_key IN (?1, ?2) AND sent_ms >= "
+        "?3 LIMIT 1");
+    select->bind(1, NameKey(message.from));
+    select->bind(2, kEveryone);
+    select->bind(3, absl::ToUnixMillis(message.sent_at));
+    return select->executeStep();
+  }
+
+  // Inside the writer's transaction: forgets the ids of shown messages
+  // beyond the newest limits_.shown_ids_kept, raising each sender's
+  // watermark to the newest sending time forgotten, and folds the oldest
+  // watermarks into the one for everyone when there are too many.
+  void TrimShown() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    ScopedStatement cut(statements_,
+                        "SELECT arrival FROM inbox WHERE state = 2 ORDER BY "
+                        "arrival DESC LIMIT 1 OFFSET ?1");
+    cut->bind(1, limits_.shown_ids_kept);
+    if (!cut->executeStep()) return;
+    const int64_t below = cut->getColumn(0).getInt64();
+    cut->reset();
+    ScopedStatement raise(
+        statements_,
+        "INSERT INTO watermarks (sender_key, sent_ms) SELECT sender_key, "
+        "max(sent_at_ms) FROM inbox WHERE state = 2 AND arrival < ?1 AND "
+        "sent_at_ms IS NOT NULL GROUP BY sender_key ON CONFLICT (sender_key) "
+        "DO UPDATE SET sent_ms = max(sent_ms, excluded.sent_ms)");
+    raise->bind(1, below);
+    raise->exec();
+    ScopedStatement trim_old(
+        statements_, "DELETE FROM inbox WHERE state = 2 AND arrival < ?1");
+    trim_old->bind(1, below);
+    trim_old->exec();
+    ScopedStatement count(
+        statements_, "SELECT count(*) FROM watermarks WHERE sender_key != ''");
+    count->executeStep();
+    const int64_t over =
+        count->getColumn(0).getInt64() - limits_.watermark_senders_kept;
+    count->reset();
+    if (over <= 0) return;
+    // The oldest ones go: the watermark for everyone becomes the newest of
+    // them, so what they covered stays covered.
+    ScopedStatement fold(
+        statements_,
+        "INSERT INTO watermarks (sender_key, sent_ms) SELECT '', max(sent_ms) "
+        "FROM (SELECT sent_ms FROM watermarks WHERE sender_key != '' ORDER BY "
+        "sent_ms LIMIT ?1) WHERE true ON CONFLICT (sender_key) DO UPDATE SET "
+        "sent_ms = max(sent_ms, excluded.sent_ms)");
+    fold->bind(1, over);
+    fold->exec();
+    ScopedStatement drop(
+        statements_,
+        "DELETE FROM watermarks WHERE sender_key IN (SELECT sender_key FROM "
+        "watermarks WHERE sender_key != '' ORDER BY sent_ms LIMIT ?1)");
+    drop->bind(1, over);
+    drop->exec();
+  }
+
   // Inside the writer's transaction: records a message not seen before and
   // decides what it releases.
   void ReceiveLocked(const ChatMessage& message, Received& received)
@@ -494,8 +632,8 @@ class SqlitePeerStore final : public PeerStore {
     ScopedStatement insert(
         statements_,
         "INSERT INTO inbox (id, sender_key, epoch, sequence, body, "
-        "received_at_ms, state, released, late) VALUES (?1, ?2, ?3, ?4, ?5, "
-        "?6, ?7, ?8, ?9)");
+        "received_at_ms, state, released, late, unverified, sent_at_ms) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     insert->bind(1, message.id);
     insert->bind(2, sender_key);
     const std::string body = Serialize(message);
@@ -508,6 +646,10 @@ class SqlitePeerStore final : public PeerStore {
     insert->bind(7, state);
     if (state == kReleased) insert->bind(8, NextRelease());
     insert->bind(9, message.late ? 1 : 0);
+    insert->bind(10, message.unverified ? 1 : 0);
+    if (!message.unverified && message.sent_at != absl::InfinitePast()) {
+      insert->bind(11, absl::ToUnixMillis(message.sent_at));
+    }
     insert->exec();
   }
 
@@ -519,7 +661,7 @@ class SqlitePeerStore final : public PeerStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     ScopedStatement find(
         statements_,
-        "SELECT id, body, received_at_ms, late FROM inbox WHERE state = 0 AND "
+        "SELECT " CHAT_INBOX_ROW " FROM inbox WHERE state = 0 AND "
         "sender_key = ?1 AND epoch = ?2 AND sequence = ?3");
     while (true) {
       find->reset();
@@ -548,7 +690,7 @@ class SqlitePeerStore final : public PeerStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     ScopedStatement find(
         statements_,
-        "SELECT id, body, received_at_ms, late FROM inbox WHERE state = 0 AND "
+        "SELECT " CHAT_INBOX_ROW " FROM inbox WHERE state = 0 AND "
         "sender_key = ?1 AND epoch = ?2 AND sequence < ?3 ORDER BY sequence");
     find->bind(1, sender_key);
     find->bind(2, epoch);
@@ -586,6 +728,7 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   const Clock& clock_;
+  const PeerStoreLimits limits_;
   // Keeps other peers off the file; none for ":memory:". Declared before
   // db_ so the file closes before the lock goes.
   std::optional<FileLock> lock_;
@@ -606,7 +749,13 @@ class SqlitePeerStore final : public PeerStore {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
-    const std::string& path, const Clock& clock, bool sync_full) {
+    const std::string& path, const Clock& clock, bool sync_full,
+    PeerStoreLimits limits) {
+  limits.shown_ids_kept = std::max<int64_t>(limits.shown_ids_kept, 1);
+  limits.trim_every = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(limits.trim_every, limits.shown_ids_kept)));
+  limits.watermark_senders_kept =
+      std::max<int64_t>(limits.watermark_senders_kept, 1);
   SqliteOpenOptions options;
   options.what = "peer database";
   options.program = "chat-peer";
@@ -620,7 +769,8 @@ absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
   try {
     SqlitePeerStore::Loaded loaded = SqlitePeerStore::Load(*file->db);
     return std::unique_ptr<PeerStore>(
-        new SqlitePeerStore(*std::move(file), std::move(loaded), clock));
+        new SqlitePeerStore(*std::move(file), std::move(loaded), clock,
+                            limits));
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot read peer database ", path, ": ", e.what()));
@@ -633,16 +783,9 @@ absl::StatusOr<std::string> PeerStorePath(const std::string& data_dir,
     return absl::InvalidArgumentError(
         "no data directory: set --data-dir, XDG_STATE_HOME or HOME");
   }
-  // Create every missing level (like mkdir -p), private to the user.
-  for (size_t slash = data_dir.find('/', 1);;
-       slash = data_dir.find('/', slash + 1)) {
-    const std::string prefix = data_dir.substr(0, slash);
-    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-      return absl::UnavailableError(absl::StrCat(
-          "cannot create data directory ", prefix, ": ", std::strerror(errno)));
-    }
-    if (slash == std::string::npos) break;
-  }
+  // Every missing level (like mkdir -p), and the directory itself made
+  // private (0700) even when it was there before: it holds the key.
+  CHAT_RETURN_IF_ERROR(EnsurePrivateDir(data_dir));
   return absl::StrCat(data_dir, "/", NameKey(name), ".db");
 }
 

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/identity.h"
 #include "peer/message.h"
 
 namespace chat::peer {
@@ -27,6 +28,13 @@ struct OutboxEntry {
   ChatMessage message;  // With its sequence and epoch.
   // Deposited in the recipient's mailbox; waits there for the recipient.
   bool stored = false;
+};
+
+// A key pinned for a name: the first one seen for it (trust on first use),
+// or the one the user accepted with /trust.
+struct Pin {
+  std::string name;
+  PublicKey key;
 };
 
 // What the inbox made of an arriving message.
@@ -71,9 +79,12 @@ class PeerStore {
   // recipient drops the copy.
   virtual void RemoveFromOutbox(const std::string& id) = 0;
 
-  // Removes message `id` and returns it; nullopt when it is not there.
+  // Removes message `id` to `recipient` (compared case-insensitively) and
+  // returns it; nullopt when no such message is there (also when `id` is
+  // one of ours to someone else: a receipt from carol never takes a message
+  // to bob).
   virtual absl::StatusOr<std::optional<OutboxEntry>> TakeFromOutbox(
-      const std::string& id) = 0;
+      const std::string& id, const std::string& recipient) = 0;
 
   // Everything in the outbox, each conversation in sequence order.
   virtual absl::StatusOr<std::vector<OutboxEntry>> Outbox() = 0;
@@ -81,7 +92,11 @@ class PeerStore {
   // ---- Receiver side.
 
   // Records an arriving message (message.id set) durably, then tells `done`
-  // what to show. Messages of a conversation are released in sequence
+  // what to show. A message whose id is known is a duplicate; so is an
+  // authenticated one (not `unverified`, sent_at set) sent no later than
+  // the newest message of its sender whose id was forgotten (the replay
+  // watermark, see PeerStoreLimits): the same sealed bytes are never shown
+  // twice, however late they come again. Messages of a conversation are released in sequence
   // order; a message whose predecessors have not come is held back, and
   // kept, until they do or until ReleaseOverdue(). `done` calls come in
   // commit order on the store's writer thread, so what they show keeps the
@@ -103,6 +118,15 @@ class PeerStore {
   // between; oldest first. Show them again, marked as repeated.
   virtual absl::StatusOr<std::vector<ChatMessage>> Unshown() = 0;
 
+  // ---- Keys of others (trust on first use).
+
+  // Every pin, in no particular order.
+  virtual absl::StatusOr<std::vector<Pin>> Pins() = 0;
+  // Pins `key` for `name` (replacing its pin), or removes the pin when
+  // `key` is nullopt. Waited for.
+  virtual absl::Status SavePin(const std::string& name,
+                               const std::optional<PublicKey>& key) = 0;
+
   // ---- Our registration.
 
   // The lease id last saved; empty when none.
@@ -111,15 +135,30 @@ class PeerStore {
   virtual absl::Status SaveLeaseId(const std::string& lease_id) = 0;
 };
 
+// How much the inbox remembers, in bounded space.
+struct PeerStoreLimits {
+  // Shown ids kept for de-duplication; older ones are forgotten, each
+  // sender's newest forgotten sending time kept instead (one row per
+  // sender).
+  int64_t shown_ids_kept = 10000;
+  // Trimmed after this many are shown (at most shown_ids_kept).
+  int trim_every = 1000;
+  // Senders whose watermark is kept; beyond, the oldest are folded into one
+  // watermark for everyone (older messages from anyone are then refused).
+  int64_t watermark_senders_kept = 10000;
+};
+
 // Opens (creating, migrating) the store at `path`, ":memory:" for one that
 // lives only as long as the object. Takes `path`.lock, so a second peer
 // cannot use the same file: kUnavailable then. kFailedPrecondition when the
 // file comes from a newer build. `clock` is not owned; must outlive the store.
 absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
-    const std::string& path, const Clock& clock, bool sync_full = true);
+    const std::string& path, const Clock& clock, bool sync_full = true,
+    PeerStoreLimits limits = PeerStoreLimits());
 
 // The store's file for peer `name` under `data_dir`, which is created
-// (mode 0700) when missing. kUnavailable when it cannot be made.
+// when missing and set to mode 0700 either way (EnsurePrivateDir: its
+// errors, e.g. kUnavailable when it cannot be made).
 absl::StatusOr<std::string> PeerStorePath(const std::string& data_dir,
                                           const std::string& name);
 

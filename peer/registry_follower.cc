@@ -63,6 +63,9 @@ bool RegistryFollower::Handle(const registry::WatchEvent& event) {
   if (!event.entry.name.empty() && NameKey(event.entry.name) == own_key_) {
     return false;  // Our own comings and goings are not news.
   }
+  if (event.type == EventType::kPut && options_.on_listed) {
+    options_.on_listed(event.entry);
+  }
   if (synced_) {
     Apply(event);
   } else if (event.type == EventType::kPut) {

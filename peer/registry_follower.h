@@ -41,6 +41,9 @@ class RegistryFollower {
     // `name` came online (after on_change): messages waiting for it need
     // not wait out their pause.
     std::function<void(const std::string& name)> on_arrival;
+    // Optional: every entry the registry lists (snapshot and changes),
+    // before it is news, so its key is compared with a pinned one.
+    std::function<void(const registry::Entry& entry)> on_listed;
   };
 
   // Starts following. `registry`, `online` and `events` are not owned; they

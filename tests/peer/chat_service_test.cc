@@ -10,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
+#include "peer/peer_store.h"
+#include "peer/sealing.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat::peer {
@@ -147,6 +149,126 @@ TEST_F(ChatServiceTest, TheRecipientIsComparedCaseInsensitively) {
   message.set_id("01a209e1-e05f-7f96-82d8-0dbfedb2e3bc");
   ASSERT_TRUE(Send(message).ok());
   EXPECT_EQ(sink_.messages().at(0).id, "01a209e1-e05f-7f96-82d8-0dbfedb2e3bc");
+}
+
+}  // namespace
+}  // namespace chat::peer
+
+namespace chat::peer {
+namespace {
+
+using ::testing::HasSubstr;
+
+// bob's ChattingService with his identity, alice bound to her key in a
+// registry that is a map.
+class SealedChatServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = OpenPeerStore(":memory:", clock_);
+    ASSERT_THAT(store, chat::testing::IsOk());
+    store_ = *std::move(store);
+    KeyBook::Options options;
+    options.directory = [this](const std::string& name)
+        -> absl::StatusOr<std::optional<PublicKey>> {
+      if (registry_down_) return absl::UnavailableError("registry away");
+      if (name == "alice") return std::optional<PublicKey>(alice_.public_key());
+      return std::optional<PublicKey>();
+    };
+    keys_ = std::make_unique<KeyBook>(store_.get(), std::vector<Pin>(),
+                                      std::move(options), clock_);
+    // What bob's registry watch lists: alice with her key, davide without.
+    keys_->Listed("alice", alice_.public_key());
+    keys_->Listed("davide", std::nullopt);
+    envelope_ = std::make_unique<Envelope>(std::string("bob"), bob_,
+                                           keys_.get(), clock_);
+    service_ = std::make_unique<ChatService>("bob", &sink_, clock_,
+                                             envelope_.get());
+    ServerConfig config;
+    config.listen_address = "127.0.0.1:0";
+    config.services = {service_.get()};
+    auto running = StartServer(config);
+    ASSERT_THAT(running, chat::testing::IsOk());
+    server_ = std::move(running->server);
+    stub_ = ::ChattingService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", running->port),
+                            grpc::InsecureChannelCredentials()));
+  }
+
+  grpc::Status Send(const ::Message& message) {
+    grpc::ClientContext context;
+    ::NullMsg reply;
+    return stub_->SendMessage(&context, message, &reply);
+  }
+
+  static ChatMessage FromAlice(const std::string& text) {
+    ChatMessage message;
+    message.id = "01890a5d-ac96-774b-bcce-b302099a8057";
+    message.from = "alice";
+    message.to = "bob";
+    message.text = text;
+    message.sent_at = absl::FromUnixMillis(1700000000000);
+    return message;
+  }
+
+  FakeClock clock_;
+  Identity alice_ = Identity::Generate();
+  Identity bob_ = Identity::Generate();
+  bool registry_down_ = false;
+  std::unique_ptr<PeerStore> store_;
+  std::unique_ptr<KeyBook> keys_;
+  std::unique_ptr<Envelope> envelope_;
+  KeepingSink sink_;
+  std::unique_ptr<ChatService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<::ChattingService::Stub> stub_;
+};
+
+TEST_F(SealedChatServiceTest, AForgedSenderIsRefusedAndNeverShown) {
+  // Plain "from alice", the attack of today: alice has a key.
+  EXPECT_EQ(Send(ToProto(FromAlice("send me your password"))).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // Sealed "from alice" by someone else's key.
+  PairCipher mallory(Identity::Generate());
+  auto forged = SealMessage(mallory, bob_.public_key(), FromAlice("forged"));
+  ASSERT_THAT(forged, chat::testing::IsOk());
+  EXPECT_EQ(Send(*forged).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // Malformed sealed bytes: named, and the service keeps serving.
+  ::Message junk = ToProto(FromAlice("x"));
+  junk.clear_msg();
+  junk.clear_time();
+  junk.set_sealed("junk");
+  grpc::Status bad = Send(junk);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.error_message(), HasSubstr("sealed"));
+  EXPECT_TRUE(sink_.messages().empty());
+  // The real alice gets through, verified.
+  PairCipher alice(alice_);
+  auto real = SealMessage(alice, bob_.public_key(), FromAlice("it is me"));
+  ASSERT_TRUE(Send(*real).ok());
+  ASSERT_EQ(sink_.messages().size(), 1u);
+  EXPECT_EQ(sink_.messages()[0].text, "it is me");
+  EXPECT_FALSE(sink_.messages()[0].unverified);
+}
+
+TEST_F(SealedChatServiceTest, ANameWithoutAKeyIsShownUnverified) {
+  ChatMessage lab = FromAlice("ciao");
+  lab.from = "davide";
+  ASSERT_TRUE(Send(ToProto(lab)).ok());
+  ASSERT_EQ(sink_.messages().size(), 1u);
+  EXPECT_TRUE(sink_.messages()[0].unverified);
+}
+
+TEST_F(SealedChatServiceTest, AnUnknownKeyMeansTryAgainLater) {
+  // carol is not listed yet: the callback thread never waits for the
+  // registry, the sender is told to try again.
+  Identity carol_key = Identity::Generate();
+  PairCipher carol(carol_key);
+  ChatMessage message = FromAlice("later");
+  message.from = "carol";
+  auto sealed = SealMessage(carol, bob_.public_key(), message);
+  EXPECT_EQ(Send(*sealed).error_code(), grpc::StatusCode::UNAVAILABLE);
+  keys_->Listed("carol", carol_key.public_key());
+  EXPECT_TRUE(Send(*sealed).ok());
 }
 
 }  // namespace

@@ -160,3 +160,53 @@ TEST(FormatJsonTest, EventsAreOneObjectPerLine) {
 
 }  // namespace
 }  // namespace chat::peer
+
+namespace chat::peer {
+namespace {
+
+TEST(KeyCommandsTest, WhoamiVerifyAndTrustParseAndPrintFingerprints) {
+  EXPECT_EQ(ParseLine("/whoami", "").kind, Command::Kind::kWhoami);
+  Command verify = ParseLine("/verify bob", "");
+  EXPECT_EQ(verify.kind, Command::Kind::kVerify);
+  EXPECT_EQ(verify.name, "bob");
+  EXPECT_EQ(ParseLine("/trust bob", "").kind, Command::Kind::kTrust);
+  EXPECT_EQ(ParseLine("/trust", "").kind, Command::Kind::kError);
+  EXPECT_EQ(ParseLine("/verify bob carol", "").kind, Command::Kind::kError);
+
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  Identity thief = Identity::Generate();
+  EXPECT_NE(WhoamiText("alice", alice.public_key())
+                .find(Fingerprint(alice.public_key())),
+            std::string::npos);
+  KeyView changed{bob.public_key(),
+                  std::optional<PublicKey>(thief.public_key()), true};
+  const std::string text =
+      VerifyText("alice", alice.public_key(), "bob", changed);
+  EXPECT_NE(text.find(Fingerprint(alice.public_key())), std::string::npos);
+  EXPECT_NE(text.find(Fingerprint(bob.public_key())), std::string::npos);
+  EXPECT_NE(text.find(Fingerprint(thief.public_key())), std::string::npos);
+  EXPECT_NE(text.find("/trust bob"), std::string::npos);
+  KeyView trusted{thief.public_key(),
+                  std::optional<PublicKey>(thief.public_key()), false};
+  EXPECT_NE(TrustText("bob", trusted).find(Fingerprint(thief.public_key())),
+            std::string::npos);
+}
+
+TEST(KeyCommandsTest, UnverifiedMessagesAndTheReadyLineSaySo) {
+  PeerEvent event = MakeEvent(EventKind::kMessage, "davide");
+  event.message.from = "davide";
+  event.message.text = "ciao";
+  event.message.unverified = true;
+  TextStyle style;
+  EXPECT_NE(FormatText(event, style).find("(unverified)"), std::string::npos);
+  EXPECT_NE(FormatJson(event).find("\"unverified\":true"), std::string::npos);
+  PeerEvent ready = MakeEvent(EventKind::kReady, "alice", "127.0.0.1:1");
+  ready.fingerprint = "7f3a 9c21";
+  EXPECT_NE(FormatText(ready, style).find("7f3a 9c21"), std::string::npos);
+  EXPECT_NE(FormatJson(ready).find("\"fingerprint\":\"7f3a 9c21\""),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace chat::peer

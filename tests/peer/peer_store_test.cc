@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -142,13 +143,13 @@ TEST_F(PeerStoreTest, FloorRisesAsMessagesLeaveTheOutbox) {
   }
   EXPECT_EQ(store->OutboxFloor("bob", 3), 1);
   store->RemoveFromOutbox("m1");
-  auto taken = store->TakeFromOutbox("m2");  // Waits: m1's removal is in.
+  auto taken = store->TakeFromOutbox("m2", "bob");  // Waits: m1's removal is in.
   ASSERT_THAT(taken.status(), IsOk());
   ASSERT_TRUE(taken->has_value());
   EXPECT_EQ((*taken)->message.id, "m2");
   EXPECT_EQ(store->OutboxFloor("bob", 3), 3);
   EXPECT_EQ(store->OutboxFloor("carol", 7), 7);
-  auto again = store->TakeFromOutbox("m2");
+  auto again = store->TakeFromOutbox("m2", "bob");
   ASSERT_THAT(again.status(), IsOk());
   EXPECT_FALSE(again->has_value());
 }
@@ -167,9 +168,9 @@ TEST_F(PeerStoreTest, AFailedRemovalKeepsTheMessageAndItsFloor) {
         "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
   }
   store->RemoveFromOutbox("m1");  // Not waited for; fails alone.
-  EXPECT_THAT(store->TakeFromOutbox("m1").status(),
+  EXPECT_THAT(store->TakeFromOutbox("m1", "bob").status(),
               StatusIs(absl::StatusCode::kUnavailable));
-  auto taken = store->TakeFromOutbox("m2");  // In a batch of its own.
+  auto taken = store->TakeFromOutbox("m2", "bob");  // In a batch of its own.
   ASSERT_THAT(taken.status(), IsOk());
   EXPECT_TRUE(taken->has_value());
   // m1 is still there, and still holds the floor down.
@@ -306,6 +307,96 @@ TEST_F(PeerStoreTest, PathIsPerNameAndTheDirectoryIsMade) {
   EXPECT_THAT(OpenPeerStore(*path, clock_).status(), IsOk());
   EXPECT_THAT(PeerStorePath("", "alice").status(),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace chat::peer
+
+namespace chat::peer {
+namespace {
+
+// An authenticated message from `from`, sent at `ms`.
+ChatMessage Sealed(const std::string& id, int64_t ms,
+                   const std::string& from = "bob") {
+  ChatMessage message;
+  message.id = id;
+  message.from = from;
+  message.to = "alice";
+  message.text = "text " + id;
+  message.sent_at = absl::FromUnixMillis(ms);
+  return message;
+}
+
+// Shows what arrives, as the peer does (MarkShown), so the trim can run.
+bool ReceiveAndShow(PeerStore& store, const ChatMessage& message) {
+  absl::StatusOr<Received> received = Receive(store, message);
+  EXPECT_THAT(received, chat::testing::IsOk());
+  if (!received.ok() || received->duplicate) return false;
+  std::vector<std::string> ids;
+  for (const ChatMessage& shown : received->ready) ids.push_back(shown.id);
+  store.MarkShown(ids);
+  return !received->ready.empty();
+}
+
+TEST(PeerStoreReplayTest, AReplayIsNeverShownTwiceEvenAfterItsIdIsForgotten) {
+  TempDir dir;
+  FakeClock clock;
+  PeerStoreLimits limits;
+  limits.shown_ids_kept = 5;
+  limits.trim_every = 1;
+  limits.watermark_senders_kept = 2;
+  {
+    auto store = OpenPeerStore(dir.File("alice.db"), clock, true, limits);
+    ASSERT_THAT(store, chat::testing::IsOk());
+    ASSERT_TRUE(ReceiveAndShow(**store, Sealed("first", 1000)));
+    EXPECT_FALSE(ReceiveAndShow(**store, Sealed("first", 1000)));  // A copy.
+    // Far more than are kept come after it: its id is forgotten.
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(ReceiveAndShow(**store, Sealed(absl::StrCat("m", i), 2000 + i)));
+    }
+    EXPECT_FALSE(ReceiveAndShow(**store, Sealed("first", 1000)));
+    // A new message of bob's is still shown; so are unverified ones.
+    EXPECT_TRUE(ReceiveAndShow(**store, Sealed("new", 5000)));
+    ChatMessage lab = Sealed("lab", 1000, "Davide");
+    lab.unverified = true;
+    EXPECT_TRUE(ReceiveAndShow(**store, lab));
+  }
+  // Across a restart, and with more senders than watermarks are kept: the
+  // oldest fold into one for everyone.
+  auto store = OpenPeerStore(dir.File("alice.db"), clock, true, limits);
+  ASSERT_THAT(store, chat::testing::IsOk());
+  for (const char* sender : {"carol", "dave", "erin"}) {
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_TRUE(ReceiveAndShow(
+          **store, Sealed(absl::StrCat(sender, i), 10000 + i, sender)));
+    }
+  }
+  EXPECT_FALSE(ReceiveAndShow(**store, Sealed("first", 1000)));
+  EXPECT_FALSE(ReceiveAndShow(**store, Sealed("m3", 2003)));
+  EXPECT_FALSE(ReceiveAndShow(**store, Sealed("carol0", 10000, "carol")));
+}
+
+TEST(PeerStorePinTest, PinsAreKeptAndRemoved) {
+  TempDir dir;
+  FakeClock clock;
+  Identity bob = Identity::Generate();
+  {
+    auto store = OpenPeerStore(dir.File("alice.db"), clock);
+    ASSERT_THAT(store, chat::testing::IsOk());
+    ASSERT_THAT((*store)->SavePin("Bob", bob.public_key()),
+                chat::testing::IsOk());
+    ASSERT_THAT((*store)->SavePin("carol", bob.public_key()),
+                chat::testing::IsOk());
+    ASSERT_THAT((*store)->SavePin("carol", std::nullopt),
+                chat::testing::IsOk());
+  }
+  auto store = OpenPeerStore(dir.File("alice.db"), clock);
+  ASSERT_THAT(store, chat::testing::IsOk());
+  auto pins = (*store)->Pins();
+  ASSERT_THAT(pins, chat::testing::IsOk());
+  ASSERT_EQ(pins->size(), 1u);
+  EXPECT_EQ((*pins)[0].name, "Bob");
+  EXPECT_EQ((*pins)[0].key, bob.public_key());
 }
 
 }  // namespace

@@ -1,0 +1,117 @@
+#include "peer/envelope.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "peer/sealing.h"
+#include "registry/names.h"
+
+namespace chat::peer {
+namespace {
+
+constexpr size_t kLoggedSendersKept = 4096;
+
+}  // namespace
+
+absl::StatusOr<ChatMessage> PlainAuthenticator::Unwrap(const ::Message& proto,
+                                                       bool /*may_wait*/) {
+  if (!proto.sealed().empty()) {
+    return absl::UnauthenticatedError("sealed: this peer holds no key");
+  }
+  ChatMessage message = FromProto(proto);
+  message.unverified = true;
+  return message;
+}
+
+Envelope::Envelope(std::string own_name, const Identity& identity,
+                   KeyBook* keys, const Clock& clock)
+    : own_name_(std::move(own_name)),
+      own_key_(identity.public_key()),
+      keys_(keys),
+      clock_(clock),
+      cipher_(identity) {}
+
+absl::StatusOr<::Message> Envelope::Wrap(const ChatMessage& message) {
+  absl::StatusOr<std::optional<PublicKey>> key = keys_->KeyFor(message.to);
+  if (!key.ok()) return key.status();
+  if (!key->has_value()) return ToProto(message);  // A lab peer: no key.
+  return SealMessage(cipher_, **key, message);
+}
+
+absl::StatusOr<ChatMessage> Envelope::Unwrap(const ::Message& proto,
+                                             bool may_wait) {
+  const std::string& sender = proto.sender();
+  if (sender.empty()) return absl::InvalidArgumentError("sender is empty");
+  absl::StatusOr<std::optional<PublicKey>> key =
+      keys_->KeyFor(sender, may_wait);
+  if (!key.ok()) return key.status();
+  if (proto.sealed().empty()) {
+    if (key->has_value()) {
+      return Refuse(sender,
+                    absl::UnauthenticatedError(absl::StrCat(
+                        PrintableText(sender),
+                        " seals its messages; a plain one in its name is "
+                        "refused")));
+    }
+    ChatMessage message = FromProto(proto);
+    message.unverified = true;
+    return message;
+  }
+  if (!key->has_value()) {
+    return Refuse(sender, absl::UnauthenticatedError(absl::StrCat(
+                              PrintableText(sender),
+                              " has no key; a sealed message cannot be from it")));
+  }
+  absl::StatusOr<ChatMessage> opened =
+      OpenMessage(cipher_, **key, proto, own_name_);
+  if (!opened.ok()) return Refuse(sender, opened.status());
+  return opened;
+}
+
+absl::StatusOr<std::optional<std::string>> Envelope::Receipt(
+    const std::string& sender, const std::string& id) {
+  absl::StatusOr<std::optional<PublicKey>> key = keys_->KeyFor(sender);
+  if (!key.ok()) return key.status();
+  if (!key->has_value()) return std::optional<std::string>();
+  absl::StatusOr<std::string> receipt =
+      MakeReceipt(cipher_, **key, id, own_name_);
+  if (!receipt.ok()) return receipt.status();
+  return std::optional<std::string>(*std::move(receipt));
+}
+
+absl::StatusOr<bool> Envelope::CheckReceipt(const std::string& recipient,
+                                            const std::string& id,
+                                            const std::string& payload) {
+  absl::StatusOr<std::optional<PublicKey>> key = keys_->KeyFor(recipient);
+  if (!key.ok()) return key.status();
+  // A recipient bound to no key (a registry from before keys, which makes
+  // the receipts itself): there is nothing to check it with.
+  if (!key->has_value()) return true;
+  return peer::CheckReceipt(cipher_, **key, payload, id, recipient);
+}
+
+absl::Status Envelope::Refuse(const std::string& sender, absl::Status status) {
+  const absl::Time now = clock_.Wall();
+  bool log = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (logged_.size() >= kLoggedSendersKept) logged_.clear();
+    auto [it, first] = logged_.try_emplace(registry::NameKey(sender), now);
+    if (first || now - it->second >= absl::Minutes(1)) {
+      it->second = now;
+      log = true;
+      ++refusals_logged_;
+    }
+  }
+  if (log) {
+    LogLine("chat-peer",
+            absl::StrCat("refused a message from ", PrintableText(sender),
+                         ": ", status.message(),
+                         " (not shown; told at most once a minute per "
+                         "sender)"));
+  }
+  return status;
+}
+
+}  // namespace chat::peer

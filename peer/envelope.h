@@ -1,0 +1,103 @@
+// What turns our messages into what goes on the wire and back: sealed to a
+// recipient with a key, plain to one without (a lab peer); on arrival,
+// opened and checked against the sender's pinned key, or refused.
+
+#ifndef CHAT_PEER_ENVELOPE_H_
+#define CHAT_PEER_ENVELOPE_H_
+
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/identity.h"
+#include "peer/key_book.h"
+#include "peer/message.h"
+#include "proto/chat.pb.h"
+
+namespace chat::peer {
+
+// How an arriving Message becomes a ChatMessage we may show. Thread-safe.
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  // The message `proto` carries, with `unverified` set when nothing proves
+  // who wrote it. Errors: kInvalidArgument (malformed, naming the field),
+  // kUnauthenticated (not from who it claims: never shown), kUnavailable
+  // (the sender's key cannot be looked up now, or the sender is blocked
+  // until /trust: try again later).
+  // Without `may_wait` it answers from memory (a gRPC callback thread):
+  // kUnavailable when the sender's key would have to be looked up.
+  virtual absl::StatusOr<ChatMessage> Unwrap(const ::Message& proto,
+                                             bool may_wait) = 0;
+};
+
+// Accepts every message as unverified (sealed ones are refused): the
+// ChattingService of a program without an identity, and tests.
+class PlainAuthenticator final : public Authenticator {
+ public:
+  absl::StatusOr<ChatMessage> Unwrap(const ::Message& proto,
+                                     bool may_wait) override;
+};
+
+// Seals and opens with our identity; keys from a KeyBook (memory, except
+// for a name met for the first time). Refusals of sealed or spoofed
+// messages are logged (stderr), at most once per sender per minute.
+// Thread-safe.
+class Envelope final : public Authenticator {
+ public:
+  // `keys` is not owned and, with `clock`, must outlive this.
+  Envelope(std::string own_name, const Identity& identity, KeyBook* keys,
+           const Clock& clock);
+
+  // `message` as it goes on the wire to message.to: sealed when the
+  // recipient has a key, plain when it has none. kUnavailable when its key
+  // cannot be known now or it is blocked (KeyBook::KeyFor).
+  absl::StatusOr<::Message> Wrap(const ChatMessage& message);
+
+  absl::StatusOr<ChatMessage> Unwrap(const ::Message& proto,
+                                     bool may_wait) override;
+
+  // The receipt for `sender`'s message `id`, which we took from our
+  // mailbox; nullopt when the sender has no key (nothing to seal to).
+  absl::StatusOr<std::optional<std::string>> Receipt(const std::string& sender,
+                                                     const std::string& id);
+
+  // Whether `payload` is `recipient`'s receipt for our message `id`: it
+  // opens with `recipient`'s key; true without a check when `recipient` is
+  // bound to no key. kUnavailable when its key cannot be known now.
+  absl::StatusOr<bool> CheckReceipt(const std::string& recipient,
+                                    const std::string& id,
+                                    const std::string& payload);
+
+  const PublicKey& own_key() const { return own_key_; }
+
+  // How many refusals were logged so far (tests).
+  int refusals_logged() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return refusals_logged_;
+  }
+
+ private:
+  // Logs a refusal of `sender`'s message, unless one was logged within the
+  // last minute.
+  absl::Status Refuse(const std::string& sender, absl::Status status)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::string own_name_;
+  const PublicKey own_key_;
+  KeyBook* const keys_;  // Not owned.
+  const Clock& clock_;
+  PairCipher cipher_;  // One per peer: it caches the per-pair keys.
+
+  mutable absl::Mutex mu_;
+  int refusals_logged_ ABSL_GUARDED_BY(mu_) = 0;
+  // Sender name key -> when its last refusal was logged (bounded).
+  absl::flat_hash_map<std::string, absl::Time> logged_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_ENVELOPE_H_

@@ -1,0 +1,64 @@
+// End-to-end sealing of chat messages and mailbox receipts between two
+// identities (docs/peer.md, "What is sealed"): the wire format only, no key
+// lookup. PairCipher (common/identity.h) does the cryptography.
+
+#ifndef CHAT_PEER_SEALING_H_
+#define CHAT_PEER_SEALING_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/identity.h"
+#include "peer/message.h"
+#include "proto/chat.pb.h"
+
+namespace chat::peer {
+
+// Domain tags in front of every sealed plaintext, so bytes sealed for one
+// purpose never pass for another.
+inline constexpr absl::string_view kMessageTag{"chat-msg-v1\0", 12};
+inline constexpr absl::string_view kReceiptTag{"chat-receipt-v1\0", 16};
+
+// The largest sealed field accepted: an inner Message with the longest text,
+// names and ids, with room to spare.
+inline constexpr size_t kMaxSealedBytes = 8192;
+
+// `message` (id, from, to set) sealed for `recipient_key`: the outer Message
+// carries sender, recipient, id and the sequence fields for routing and
+// `sealed`; everything the recipient shows or uses is inside. Errors: what
+// PairCipher::Seal returns (kInvalidArgument for an unusable key).
+absl::StatusOr<::Message> SealMessage(PairCipher& cipher,
+                                      const PublicKey& recipient_key,
+                                      const ChatMessage& message);
+
+// Opens `outer` (with `sealed` set), which `sender_key` must have sealed for
+// us (`own_name`). Errors, each naming the field:
+//   kInvalidArgument: `sealed` too short or too long, `time`/`msg` set
+//     outside, the inside is not a Message or has `sealed` itself.
+//   kUnauthenticated: not sealed by `sender_key` for us, changed on the way,
+//     or the inside disagrees with the routing fields outside, or names
+//     another recipient (a message sealed for us, forwarded to someone else).
+// The result has every field from the inside (received_at is not set).
+absl::StatusOr<ChatMessage> OpenMessage(PairCipher& cipher,
+                                        const PublicKey& sender_key,
+                                        const ::Message& outer,
+                                        const std::string& own_name);
+
+// The receipt the recipient `own_name` makes for message `id` when it takes
+// it from its mailbox: Seal(sender_key, kReceiptTag + id + own_name).
+absl::StatusOr<std::string> MakeReceipt(PairCipher& cipher,
+                                        const PublicKey& sender_key,
+                                        const std::string& id,
+                                        const std::string& own_name);
+
+// True when `payload` is the receipt `recipient` (holder of
+// `recipient_key`) made for our message `id`. The name is compared as a
+// name key (case-insensitively).
+bool CheckReceipt(PairCipher& cipher, const PublicKey& recipient_key,
+                  const std::string& payload, const std::string& id,
+                  const std::string& recipient);
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_SEALING_H_

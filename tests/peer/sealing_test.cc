@@ -1,0 +1,248 @@
+// Sealing (peer/sealing.h), the key book (pins, key changes, /trust) and the
+// envelope (what is refused on arrival), without a network: the directory
+// is a map.
+
+#include "peer/sealing.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "peer/envelope.h"
+#include "peer/key_book.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat::peer {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
+using ::testing::HasSubstr;
+
+ChatMessage Hello(const std::string& from, const std::string& to) {
+  ChatMessage message;
+  message.id = "01890a5d-ac96-774b-bcce-b302099a8057";
+  message.from = from;
+  message.to = to;
+  message.text = "hello " + to;
+  message.lab_time = "12:34";
+  message.sent_at = absl::FromUnixMillis(1700000000000);
+  message.sequence = 3;
+  message.sequence_epoch = "e1";
+  message.sequence_floor = 2;
+  return message;
+}
+
+TEST(SealingTest, WhatIsSealedOpensWithEveryFieldAndShowsNothingOutside) {
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  auto outer = SealMessage(alice_cipher, bob.public_key(), Hello("alice", "bob"));
+  ASSERT_THAT(outer, IsOk());
+  EXPECT_TRUE(outer->msg().empty());
+  EXPECT_TRUE(outer->time().empty());
+  EXPECT_EQ(outer->sent_at_unix_ms(), 0);
+  EXPECT_EQ(outer->sender(), "alice");
+  EXPECT_EQ(outer->sequence(), 3);
+  EXPECT_EQ(outer->sealed().find("hello"), std::string::npos);
+  auto opened = OpenMessage(bob_cipher, alice.public_key(), *outer, "bob");
+  ASSERT_THAT(opened, IsOk());
+  EXPECT_EQ(opened->text, "hello bob");
+  EXPECT_EQ(opened->lab_time, "12:34");
+  EXPECT_EQ(opened->sent_at, absl::FromUnixMillis(1700000000000));
+  EXPECT_EQ(opened->sequence_floor, 2);
+}
+
+TEST(SealingTest, ChangedRoutingForgedSenderAndBadBytesAreRefused) {
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  Identity mallory = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  PairCipher mallory_cipher(mallory);
+  ::Message outer =
+      *SealMessage(alice_cipher, bob.public_key(), Hello("alice", "bob"));
+
+  ::Message moved = outer;
+  moved.set_sequence(9);
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), moved, "bob"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  ::Message renamed = outer;
+  renamed.set_sender("carol");
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), renamed, "bob"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  // Mallory seals "from alice" with her own key: bob checks alice's.
+  ::Message forged =
+      *SealMessage(mallory_cipher, bob.public_key(), Hello("alice", "bob"));
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), forged, "bob"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  ::Message flipped = outer;
+  flipped.mutable_sealed()->back() ^= 1;
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), flipped, "bob"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  ::Message short_bytes = outer;
+  short_bytes.set_sealed("xyz");
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), short_bytes, "bob"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sealed")));
+  ::Message with_text = outer;
+  with_text.set_msg("visible");
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), with_text, "bob"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(SealingTest, AReceiptChecksOnlyWithTheRecipientsKeyIdAndName) {
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  Identity mallory = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  PairCipher mallory_cipher(mallory);
+  std::string receipt = *MakeReceipt(bob_cipher, alice.public_key(), "m1", "bob");
+  EXPECT_TRUE(CheckReceipt(alice_cipher, bob.public_key(), receipt, "m1", "Bob"));
+  EXPECT_FALSE(CheckReceipt(alice_cipher, bob.public_key(), receipt, "m2", "bob"));
+  EXPECT_FALSE(
+      CheckReceipt(alice_cipher, bob.public_key(), receipt, "m1", "carol"));
+  std::string forged =
+      *MakeReceipt(mallory_cipher, alice.public_key(), "m1", "bob");
+  EXPECT_FALSE(CheckReceipt(alice_cipher, bob.public_key(), forged, "m1", "bob"));
+  EXPECT_FALSE(CheckReceipt(alice_cipher, bob.public_key(), "junk", "m1", "bob"));
+}
+
+// A registry as a map: name -> key (absent: no key); `down` makes it fail.
+struct FakeDirectory {
+  std::map<std::string, PublicKey> keys;
+  bool down = false;
+  int lookups = 0;
+  KeyBook::Options Options(std::vector<std::string>* told) {
+    KeyBook::Options options;
+    options.directory = [this](const std::string& name)
+        -> absl::StatusOr<std::optional<PublicKey>> {
+      ++lookups;
+      if (down) return absl::UnavailableError("registry away");
+      auto it = keys.find(name);
+      if (it == keys.end()) return std::optional<PublicKey>();
+      return std::optional<PublicKey>(it->second);
+    };
+    options.on_changed = [told](const std::string& text) {
+      told->push_back(text);
+    };
+    return options;
+  }
+};
+
+class KeyBookTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = OpenPeerStore(":memory:", clock_);
+    ASSERT_THAT(store, IsOk());
+    store_ = *std::move(store);
+  }
+  std::unique_ptr<KeyBook> NewBook() {
+    return std::make_unique<KeyBook>(store_.get(), *store_->Pins(),
+                                     directory_.Options(&told_), clock_);
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<PeerStore> store_;
+  FakeDirectory directory_;
+  std::vector<std::string> told_;
+};
+
+TEST_F(KeyBookTest, TheFirstKeyIsPinnedAndLookedUpOnce) {
+  Identity bob = Identity::Generate();
+  directory_.keys["bob"] = bob.public_key();
+  auto book = NewBook();
+  EXPECT_THAT(book->KeyFor("bob"), IsOk());
+  EXPECT_EQ(*book->KeyFor("Bob"), bob.public_key());
+  EXPECT_EQ(directory_.lookups, 1);
+  // Kept across a restart, in the store.
+  directory_.down = true;
+  EXPECT_EQ(*NewBook()->KeyFor("bob"), bob.public_key());
+  // A lab peer's name needs no lookup; a name without a key is plain.
+  EXPECT_EQ(*book->KeyFor("Davide De Rosa"), std::nullopt);
+  EXPECT_THAT(book->KeyFor("carol"), StatusIs(absl::StatusCode::kUnavailable));
+  directory_.down = false;
+  EXPECT_EQ(*book->KeyFor("carol"), std::nullopt);
+}
+
+TEST_F(KeyBookTest, AChangedKeyBlocksTheNameUntilTrust) {
+  Identity bob = Identity::Generate();
+  Identity thief = Identity::Generate();
+  directory_.keys["bob"] = bob.public_key();
+  auto book = NewBook();
+  ASSERT_THAT(book->KeyFor("bob"), IsOk());
+  directory_.keys["bob"] = thief.public_key();
+  book->Listed("bob", thief.public_key());
+  book->Listed("bob", thief.public_key());  // Told once.
+  ASSERT_EQ(told_.size(), 1u);
+  EXPECT_EQ(told_[0], KeyBook::ChangedText("bob", bob.public_key(),
+                                           thief.public_key()));
+  EXPECT_THAT(told_[0], HasSubstr("check with bob, then /trust bob"));
+  EXPECT_THAT(book->KeyFor("bob"),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("changed")));
+  KeyView view = book->Verify("bob");
+  EXPECT_TRUE(view.changed);
+  EXPECT_EQ(view.pinned, bob.public_key());
+  EXPECT_EQ(view.listed, std::optional<PublicKey>(thief.public_key()));
+  auto trusted = book->Trust("bob");
+  ASSERT_THAT(trusted, IsOk());
+  EXPECT_EQ(*book->KeyFor("bob"), thief.public_key());
+  EXPECT_EQ(*NewBook()->KeyFor("bob"), thief.public_key());
+}
+
+class EnvelopeTest : public KeyBookTest {
+ protected:
+  void SetUp() override {
+    KeyBookTest::SetUp();
+    directory_.keys["alice"] = alice_.public_key();
+    directory_.keys["bob"] = bob_.public_key();
+    book_ = NewBook();
+  }
+  Identity alice_ = Identity::Generate();
+  Identity bob_ = Identity::Generate();
+  std::unique_ptr<KeyBook> book_;
+};
+
+TEST_F(EnvelopeTest, ForgedAndSpoofedMessagesAreRefusedAndLoggedOncePerMinute) {
+  // bob's side: alice has a key in the registry.
+  Envelope bob(std::string("bob"), bob_, book_.get(), clock_);
+  PairCipher mallory(Identity::Generate());
+  ::Message forged = *SealMessage(mallory, bob_.public_key(), Hello("alice", "bob"));
+  EXPECT_THAT(bob.Unwrap(forged, true), StatusIs(absl::StatusCode::kUnauthenticated));
+  ::Message plain = ToProto(Hello("alice", "bob"));
+  EXPECT_THAT(bob.Unwrap(plain, true), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_EQ(bob.refusals_logged(), 1);
+  clock_.Advance(Millis(61000));
+  EXPECT_THAT(bob.Unwrap(plain, true), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_EQ(bob.refusals_logged(), 2);
+  // A name without a key: plain, shown unverified.
+  ::Message lab = ToProto(Hello("Davide", "bob"));
+  auto shown = bob.Unwrap(lab, true);
+  ASSERT_THAT(shown, IsOk());
+  EXPECT_TRUE(shown->unverified);
+  // The real alice.
+  Envelope alice(std::string("alice"), alice_, book_.get(), clock_);
+  auto wrapped = alice.Wrap(Hello("alice", "bob"));
+  ASSERT_THAT(wrapped, IsOk());
+  EXPECT_FALSE(wrapped->sealed().empty());
+  auto opened = bob.Unwrap(*wrapped, true);
+  ASSERT_THAT(opened, IsOk());
+  EXPECT_FALSE(opened->unverified);
+  EXPECT_EQ(opened->text, "hello bob");
+  // To a recipient with no key: plain.
+  auto to_lab = alice.Wrap(Hello("alice", "Davide"));
+  ASSERT_THAT(to_lab, IsOk());
+  EXPECT_TRUE(to_lab->sealed().empty());
+  EXPECT_EQ(to_lab->msg(), "hello Davide");
+  // The registry away and the sender not pinned: try again later.
+  directory_.down = true;
+  EXPECT_THAT(bob.Unwrap(ToProto(Hello("carol", "bob")), true),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+}  // namespace
+}  // namespace chat::peer
