@@ -18,9 +18,12 @@
 
 namespace chat::registry {
 
+// A receipt's payload (sealed by the peer that made it) is at most this.
+inline constexpr size_t kMaxReceiptPayloadBytes = 1024;
+
 struct MailboxLimits {
-  size_t max_items = 10000;              // Messages waiting per recipient.
-  size_t max_bytes = 16 * 1024 * 1024;   // Payload bytes per recipient.
+  size_t max_items = 10000;             // Items (messages, receipts) waiting.
+  size_t max_bytes = 16 * 1024 * 1024;  // Their payload bytes.
   size_t max_payload_bytes = 16 * 1024;  // One item.
   absl::Duration max_age = absl::Hours(24 * 7);
 };
@@ -54,10 +57,17 @@ class Mailbox {
       const std::string& recipient, int64_t after_seq, size_t max) = 0;
 
   // Removes the items of `recipient` with these ids (unknown ids are
-  // ignored) and, in the same transaction, deposits a kReceipt for the
-  // sender of every removed kMessage. Returns how many were removed.
+  // ignored) and, in the same transaction, deposits those of `receipts`
+  // (made by the acknowledging peer; the mailbox makes none) that answer a
+  // kMessage this call removed: kind kReceipt, id the message's, sender
+  // `recipient` and recipient the message's sender (both compared
+  // case-insensitively), payload at most kMaxReceiptPayloadBytes. Other
+  // receipts are dropped, and so is a receipt its recipient's mailbox has
+  // no room for (receipts count against its limits like messages); the Ack
+  // succeeds all the same. Returns how many items were removed.
   virtual absl::StatusOr<size_t> Ack(const std::string& recipient,
-                                     const std::vector<std::string>& ids) = 0;
+                                     const std::vector<std::string>& ids,
+                                     const std::vector<MailItem>& receipts) = 0;
 
   // What waits for `recipient`: count, payload bytes, age of the oldest.
   virtual absl::StatusOr<MailboxStats> Stat(const std::string& recipient) = 0;

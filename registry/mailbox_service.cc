@@ -78,8 +78,10 @@ grpc::ServerUnaryReactor* MailboxService::Deposit(
     grpc::CallbackServerContext* context, const v1::DepositRequest* request,
     v1::DepositResponse* /*response*/) {
   if (request->item().kind() == v1::MailItem::RECEIPT) {
-    return Respond(context, absl::InvalidArgumentError(
-                                "receipts are made by the registry, not sent"));
+    return Respond(context,
+                   absl::InvalidArgumentError(
+                       "item.kind: receipts are not deposited; they travel "
+                       "with the Ack of the message they answer"));
   }
   MailItem item = MailItemFromProto(request->item());
   item.kind = MailItem::Kind::kMessage;
@@ -103,11 +105,36 @@ grpc::ServerUnaryReactor* MailboxService::Ack(
     return Respond(context, absl::InvalidArgumentError(absl::StrCat(
                                 "at most ", kMaxAckIds, " ids per Ack")));
   }
+  if (request->receipts_size() > request->ids_size()) {
+    return Respond(context, absl::InvalidArgumentError(
+                                "receipts: at most one per acknowledged id"));
+  }
+  std::vector<MailItem> receipts;
+  for (int i = 0; i < request->receipts_size(); ++i) {
+    const v1::MailItem& receipt = request->receipts(i);
+    if (receipt.kind() != v1::MailItem::RECEIPT) {
+      return Respond(context, absl::InvalidArgumentError(absl::StrCat(
+                                  "receipts[", i, "].kind must be RECEIPT")));
+    }
+    if (receipt.payload().size() > kMaxReceiptPayloadBytes) {
+      return Respond(context, absl::InvalidArgumentError(absl::StrCat(
+                                  "receipts[", i, "].payload is ",
+                                  receipt.payload().size(),
+                                  " bytes; the limit is ",
+                                  kMaxReceiptPayloadBytes)));
+    }
+    if (receipt.id().empty() || receipt.id().size() > 64) {
+      return Respond(context, absl::InvalidArgumentError(absl::StrCat(
+                                  "receipts[", i, "].id must be 1-64 bytes")));
+    }
+    receipts.push_back(MailItemFromProto(receipt));
+  }
   absl::Status allowed =
       store_->VerifyLease(request->name(), request->lease_id());
   if (!allowed.ok()) return Respond(context, allowed);
   absl::StatusOr<size_t> removed = mailbox_->Ack(
-      request->name(), {request->ids().begin(), request->ids().end()});
+      request->name(), {request->ids().begin(), request->ids().end()},
+      receipts);
   if (removed.ok()) response->set_removed(static_cast<int32_t>(*removed));
   return Respond(context, removed.status());
 }

@@ -34,7 +34,7 @@ struct Statements {
   std::unique_ptr<SQLite::Statement> remove;
 };
 
-// Messages (not receipts) waiting for one recipient.
+// Items (messages and receipts) waiting for one recipient.
 struct Usage {
   size_t count = 0;
   size_t bytes = 0;
@@ -47,7 +47,7 @@ UsageMap LoadUsage(SQLite::Database& db) {
   SQLite::Statement select(
       db,
       "SELECT recipient_key, count(*), coalesce(sum(length(payload)), 0) "
-      "FROM mail WHERE kind = 1 GROUP BY recipient_key");
+      "FROM mail GROUP BY recipient_key");
   while (select.executeStep()) {
     Usage& entry = usage[select.getColumn(0).getString()];
     entry.count = static_cast<size_t>(select.getColumn(1).getInt64());
@@ -179,13 +179,14 @@ class SqliteMailbox final : public Mailbox {
   }
 
   absl::StatusOr<size_t> Ack(const std::string& recipient,
-                             const std::vector<std::string>& ids) override {
+                             const std::vector<std::string>& ids,
+                             const std::vector<MailItem>& receipts) override {
     CHAT_RETURN_IF_ERROR(ValidateName(recipient));
     const std::string key = NameKey(recipient);
     absl::StatusOr<WriteResult> result =
-        Write([this, &key, &ids](WriteResult& written) {
+        Write([this, &key, &ids, &receipts](WriteResult& written) {
           db_mu_.AssertHeld();
-          AckLocked(key, ids, written);
+          AckLocked(key, ids, receipts, written);
           return absl::OkStatus();
         });
     if (!result.ok()) return result.status();
@@ -226,8 +227,8 @@ class SqliteMailbox final : public Mailbox {
   }
 
  private:
-  // Counts messages only: receipts are tiny and bounded by what their
-  // recipient sent, and must never be refused.
+  // Counts messages only: what people wait for (receipts count against the
+  // limits all the same).
   MailboxStats StatLocked(const std::string& key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     SQLite::Statement select(
@@ -316,19 +317,20 @@ class SqliteMailbox final : public Mailbox {
     insert.bind(7, absl::ToUnixMillis(clock_.Wall()));
     if (insert.exec() > 0) {
       write.arrivals.insert(key);
-      if (item.kind == MailItem::Kind::kMessage) {
-        write.usage_changed = true;
-        Usage& usage = usage_[key];
-        ++usage.count;
-        usage.bytes += item.payload.size();
-      }
+      write.usage_changed = true;
+      Usage& usage = usage_[key];
+      ++usage.count;
+      usage.bytes += item.payload.size();
     }
     return absl::OkStatus();
   }
 
   void AckLocked(const std::string& recipient_key,
-                 const std::vector<std::string>& ids, WriteResult& write)
+                 const std::vector<std::string>& ids,
+                 const std::vector<MailItem>& receipts, WriteResult& write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    // The senders of the messages this call removed, by id.
+    absl::flat_hash_map<std::string, std::string> removed_messages;
     SQLite::Statement& find = *find_;
     SQLite::Statement& remove = *remove_;
     for (const std::string& id : ids) {
@@ -346,23 +348,33 @@ class SqliteMailbox final : public Mailbox {
       remove.bind(2, id);
       const size_t removed = static_cast<size_t>(remove.exec());
       write.count += removed;
-      if (removed > 0 && kind == kKindMessage) {
+      if (removed > 0) {
         write.usage_changed = true;
         Usage& usage = usage_[recipient_key];
         usage.count -= std::min(usage.count, removed);
         usage.bytes -= std::min(usage.bytes, bytes);
         if (usage.count == 0) usage_.erase(recipient_key);
+        if (kind == kKindMessage) removed_messages[id] = sender;
       }
-      // The sender learns its message arrived; a sender that is not a valid
-      // name (a lab peer's free-form name) cannot have a mailbox.
-      if (kind == kKindMessage && ValidateName(sender).ok()) {
-        MailItem receipt;
-        receipt.kind = MailItem::Kind::kReceipt;
-        receipt.id = id;
-        receipt.sender = recipient;
-        receipt.recipient = sender;
-        InsertLocked(receipt, /*limited=*/false, write).IgnoreError();
+    }
+    // Only the acknowledging peer's receipts for what it really removed,
+    // addressed to those messages' senders: nobody can make a receipt
+    // appear for a message it did not receive, or in a third mailbox. A
+    // sender that is not a valid name (a lab peer's free-form name) has no
+    // mailbox.
+    for (const MailItem& receipt : receipts) {
+      auto it = removed_messages.find(receipt.id);
+      if (it == removed_messages.end() ||
+          receipt.kind != MailItem::Kind::kReceipt ||
+          NameKey(receipt.sender) != recipient_key ||
+          !ValidateName(receipt.recipient).ok() ||
+          NameKey(receipt.recipient) != NameKey(it->second) ||
+          receipt.payload.size() > kMaxReceiptPayloadBytes) {
+        continue;
       }
+      removed_messages.erase(it);  // One receipt per message.
+      // Over its recipient's limits: dropped, the Ack stands.
+      InsertLocked(receipt, /*limited=*/true, write).IgnoreError();
     }
   }
 
@@ -393,8 +405,8 @@ class SqliteMailbox final : public Mailbox {
   std::unique_ptr<SQLite::Statement> insert_ ABSL_GUARDED_BY(db_mu_);
   std::unique_ptr<SQLite::Statement> find_ ABSL_GUARDED_BY(db_mu_);
   std::unique_ptr<SQLite::Statement> remove_ ABSL_GUARDED_BY(db_mu_);
-  // Messages (not receipts) waiting, by recipient key, kept in step with
-  // the file, so the limits cost no query per deposit.
+  // Items waiting, by recipient key, kept in step with the file, so the
+  // limits cost no query per deposit.
   UsageMap usage_ ABSL_GUARDED_BY(db_mu_);
   // Declared last: stopped (its queue finished) before the rest goes.
   std::unique_ptr<SqliteBatch> batch_;

@@ -76,12 +76,28 @@ class MailboxServiceTest : public ::testing::Test {
     return listening;
   }
 
+  // Acknowledges `ids` with a receipt for each from `name` to
+  // `receipts_to` (none when empty).
   grpc::Status Ack(const std::string& name, const std::string& lease_id,
-                   const std::vector<std::string>& ids) {
+                   const std::vector<std::string>& ids,
+                   const std::string& receipts_to = "") {
     v1::AckRequest request;
     request.set_name(name);
     request.set_lease_id(lease_id);
-    for (const std::string& id : ids) request.add_ids(id);
+    for (const std::string& id : ids) {
+      request.add_ids(id);
+      if (receipts_to.empty()) continue;
+      v1::MailItem* receipt = request.add_receipts();
+      receipt->set_kind(v1::MailItem::RECEIPT);
+      receipt->set_id(id);
+      receipt->set_sender(name);
+      receipt->set_recipient(receipts_to);
+      receipt->set_payload("sealed receipt of " + id);
+    }
+    return Ack(request);
+  }
+
+  grpc::Status Ack(const v1::AckRequest& request) {
     v1::AckResponse response;
     grpc::ClientContext context;
     return mail_->Ack(&context, request, &response);
@@ -113,12 +129,13 @@ TEST_F(MailboxServiceTest, MailWaitsThenStreamsAndTheSenderGetsAReceipt) {
   ASSERT_TRUE(bob_mail->reader->Read(&item));
   EXPECT_EQ(item.id(), "m3");
 
-  ASSERT_TRUE(Ack("bob", bob, {"m1", "m2"}).ok());
+  ASSERT_TRUE(Ack("bob", bob, {"m1", "m2"}, "alice").ok());
   // alice hears at once that bob got m1 and m2.
   ASSERT_TRUE(alice_mail->reader->Read(&item));
   EXPECT_EQ(item.kind(), v1::MailItem::RECEIPT);
   EXPECT_EQ(item.id(), "m1");
   EXPECT_EQ(item.sender(), "bob");
+  EXPECT_EQ(item.payload(), "sealed receipt of m1");
   ASSERT_TRUE(alice_mail->reader->Read(&item));
   EXPECT_EQ(item.id(), "m2");
 
@@ -145,6 +162,67 @@ TEST_F(MailboxServiceTest, OnlyTheLeaseHolderReadsAndAcknowledges) {
   EXPECT_EQ(Ack("bob", RandomHex(16), {"m1"}).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(Ack("bob", bob, {"m1"}).ok());
+}
+
+TEST_F(MailboxServiceTest, AStrangerCannotAckOrMakeReceipts) {
+  ASSERT_TRUE(Deposit("alice", "bob", "m1").ok());
+  const std::string bob = LeaseFor("bob");
+  const std::string mallory = LeaseFor("mallory");
+  // Without bob's lease: refused, whoever's lease it is.
+  EXPECT_EQ(Ack("bob", mallory, {"m1"}, "alice").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Ack("bob", "", {"m1"}, "alice").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // With its own lease, mallory's receipts for bob's message go nowhere.
+  EXPECT_TRUE(Ack("mallory", mallory, {"m1"}, "alice").ok());
+  v1::StatRequest stat;
+  stat.set_name("alice");
+  v1::StatResponse stats;
+  grpc::ClientContext context;
+  ASSERT_TRUE(mail_->Stat(&context, stat, &stats).ok());
+  EXPECT_EQ(stats.count(), 0);
+  auto alice_mail = Listen("alice", LeaseFor("alice"));
+  // Deposits of receipts are refused outright.
+  EXPECT_EQ(Deposit("mallory", "alice", "m1", v1::MailItem::RECEIPT)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // bob's own receipt arrives; nothing came before it.
+  ASSERT_TRUE(Ack("bob", bob, {"m1"}, "alice").ok());
+  v1::MailItem item;
+  ASSERT_TRUE(alice_mail->reader->Read(&item));
+  EXPECT_EQ(item.id(), "m1");
+  EXPECT_EQ(item.sender(), "bob");
+  alice_mail->context.TryCancel();
+}
+
+TEST_F(MailboxServiceTest, MalformedReceiptsAreInvalidArgumentNamingTheField) {
+  ASSERT_TRUE(Deposit("alice", "bob", "m1").ok());
+  const std::string bob = LeaseFor("bob");
+  v1::AckRequest request;
+  request.set_name("bob");
+  request.set_lease_id(bob);
+  request.add_ids("m1");
+  v1::MailItem* receipt = request.add_receipts();
+  receipt->set_kind(v1::MailItem::MESSAGE);
+  receipt->set_id("m1");
+  receipt->set_sender("bob");
+  receipt->set_recipient("alice");
+  grpc::Status status = Ack(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("receipts[0].kind"));
+  receipt->set_kind(v1::MailItem::RECEIPT);
+  receipt->set_payload(std::string(1025, 'x'));
+  status = Ack(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              ::testing::HasSubstr("receipts[0].payload"));
+  receipt->set_payload("ok");
+  *request.add_receipts() = *receipt;  // More receipts than ids.
+  status = Ack(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("receipts"));
+  // Nothing was removed by the refused calls.
+  EXPECT_TRUE(Ack("bob", bob, {"m1"}, "alice").ok());
 }
 
 TEST_F(MailboxServiceTest, BadDepositsAreRefusedAndFullMailboxesSaySo) {

@@ -50,6 +50,14 @@ MailItem Message(const std::string& from, const std::string& to,
   return item;
 }
 
+// The receipt the peer of `acker` makes for message `id` from `to`.
+MailItem Receipt(const std::string& acker, const std::string& to,
+                 const std::string& id, const std::string& payload = "sealed") {
+  MailItem item = Message(acker, to, id, payload);
+  item.kind = MailItem::Kind::kReceipt;
+  return item;
+}
+
 class MailboxContractTest : public ::testing::TestWithParam<MailboxFactory> {
  protected:
   MailboxContractTest() {
@@ -120,7 +128,8 @@ TEST_P(MailboxContractTest, DepositIsIdempotentPerRecipientAndId) {
 TEST_P(MailboxContractTest, AckRemovesAndTellsTheSender) {
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2")), IsOk());
-  auto removed = mailbox_->Ack("bob", {"m1", "unknown"});
+  auto removed =
+      mailbox_->Ack("bob", {"m1", "unknown"}, {Receipt("Bob", "alice", "m1")});
   ASSERT_THAT(removed, IsOk());
   EXPECT_EQ(*removed, 1u);
   EXPECT_THAT(Ids("bob"), ElementsAre("m2"));
@@ -129,9 +138,10 @@ TEST_P(MailboxContractTest, AckRemovesAndTellsTheSender) {
   ASSERT_THAT(*receipts, SizeIs(1));
   EXPECT_EQ((*receipts)[0].kind, MailItem::Kind::kReceipt);
   EXPECT_EQ((*receipts)[0].id, "m1");
-  EXPECT_EQ((*receipts)[0].sender, "bob");
+  EXPECT_EQ((*receipts)[0].sender, "Bob");
+  EXPECT_EQ((*receipts)[0].payload, "sealed");  // As the peer made it.
   // Acknowledging a receipt produces nothing more.
-  ASSERT_THAT(mailbox_->Ack("alice", {"m1"}), IsOk());
+  ASSERT_THAT(mailbox_->Ack("alice", {"m1"}, {}), IsOk());
   EXPECT_THAT(Ids("alice"), IsEmpty());
   EXPECT_THAT(Ids("bob"), ElementsAre("m2"));
 }
@@ -139,8 +149,56 @@ TEST_P(MailboxContractTest, AckRemovesAndTellsTheSender) {
 TEST_P(MailboxContractTest, ALabSenderWithoutAMailboxGetsNoReceipt) {
   ASSERT_THAT(mailbox_->Deposit(Message("Davide De Rosa", "bob", "m1")),
               IsOk());
-  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}), IsOk());
+  ASSERT_THAT(
+      mailbox_->Ack("bob", {"m1"}, {Receipt("bob", "Davide De Rosa", "m1")}),
+      IsOk());
   EXPECT_THAT(Ids("bob"), IsEmpty());
+}
+
+TEST_P(MailboxContractTest, NoReceiptWithoutAPeerMadeOne) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
+  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}, {}), IsOk());
+  EXPECT_THAT(Ids("alice"), IsEmpty());
+}
+
+// A stranger cannot make receipts appear: only receipts for messages this
+// Ack removed, from the acknowledging name, to those messages' senders.
+TEST_P(MailboxContractTest, OnlyReceiptsForRemovedMessagesOfTheAckerAreKept) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("carol", "bob", "m3")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "dave", "m4")), IsOk());
+  MailItem not_a_receipt = Receipt("bob", "alice", "m2");
+  not_a_receipt.kind = MailItem::Kind::kMessage;
+  auto removed = mailbox_->Ack(
+      "bob", {"m1", "m2", "m3", "never-there"},
+      {Receipt("bob", "alice", "m1"),
+       // The same id again: one receipt per message.
+       Receipt("bob", "alice", "m1", "second"),
+       // Not from the acknowledging name.
+       Receipt("mallory", "alice", "m2"),
+       not_a_receipt,
+       // To someone else than the message's sender.
+       Receipt("bob", "alice", "m3"),
+       // For a message that was not removed (unknown, or dave's).
+       Receipt("bob", "alice", "never-there"),
+       Receipt("bob", "alice", "m4"),
+       // Too big.
+       Receipt("bob", "carol", "m3",
+               std::string(kMaxReceiptPayloadBytes + 1, 'x'))});
+  ASSERT_THAT(removed, IsOk());
+  EXPECT_EQ(*removed, 3u);
+  auto receipts = mailbox_->Peek("alice", 0, 10);
+  ASSERT_THAT(receipts, IsOk());
+  ASSERT_THAT(*receipts, SizeIs(1));
+  EXPECT_EQ((*receipts)[0].id, "m1");
+  EXPECT_EQ((*receipts)[0].payload, "sealed");
+  EXPECT_THAT(Ids("carol"), IsEmpty());
+  EXPECT_THAT(Ids("dave"), ElementsAre("m4"));
+  // An id acknowledged a second time removes nothing and makes no receipt.
+  ASSERT_THAT(mailbox_->Ack("bob", {"m2"}, {Receipt("bob", "alice", "m2")}),
+              IsOk());
+  EXPECT_THAT(Ids("alice"), ElementsAre("m1"));
 }
 
 TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
@@ -162,13 +220,31 @@ TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
   EXPECT_THAT(
       mailbox_->Deposit(Message("a", "carol", "c3", "y")),
       StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("bytes")));
-  // Receipts for a full mailbox are still stored: they are never refused.
+  // Receipts count against the limits of the mailbox they land in: over
+  // them a receipt is dropped, and the Ack stands.
   for (int i = 0; i < 5; ++i) {
     ASSERT_THAT(mailbox_->Deposit(Message("bob", "dave", absl::StrCat("d", i))),
                 IsOk());
   }
-  ASSERT_THAT(mailbox_->Ack("dave", {"d0", "d1"}), IsOk());
-  EXPECT_THAT(Ids("bob"), SizeIs(7));
+  ASSERT_THAT(mailbox_->Ack("dave", {"d0", "d1"},
+                            {Receipt("dave", "bob", "d0"),
+                             Receipt("dave", "bob", "d1")}),
+              IsOk());
+  EXPECT_THAT(Ids("bob"), SizeIs(5));
+  EXPECT_THAT(Ids("dave"), ElementsAre("d2", "d3", "d4"));
+  // And a receipt takes room like a message does.
+  ASSERT_THAT(mailbox_->Deposit(Message("erin", "frank", "f1")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("frank", "erin", "e1")), IsOk());
+  for (int i = 2; i < 5; ++i) {
+    ASSERT_THAT(mailbox_->Deposit(Message("x", "erin", absl::StrCat("e", i))),
+                IsOk());
+  }
+  ASSERT_THAT(
+      mailbox_->Ack("frank", {"f1"}, {Receipt("frank", "erin", "f1")}),
+      IsOk());
+  EXPECT_THAT(Ids("erin"), SizeIs(5));
+  EXPECT_THAT(mailbox_->Deposit(Message("x", "erin", "e5")),
+              StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
 TEST_P(MailboxContractTest, TheLimitsFollowAcksCopiesReopensAndExpiry) {
@@ -178,7 +254,7 @@ TEST_P(MailboxContractTest, TheLimitsFollowAcksCopiesReopensAndExpiry) {
   }
   // A copy of a waiting message takes no room.
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "0")), IsOk());
-  ASSERT_THAT(mailbox_->Ack("bob", {"0", "1"}), IsOk());
+  ASSERT_THAT(mailbox_->Ack("bob", {"0", "1"}, {}), IsOk());
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "5")), IsOk());
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "6")), IsOk());
   EXPECT_THAT(mailbox_->Deposit(Message("alice", "bob", "7")),
@@ -269,7 +345,8 @@ TEST_P(MailboxContractTest, ItemsSurviveAReopen) {
   if (!GetParam().durable) GTEST_SKIP() << "not a durable mailbox";
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2")), IsOk());
-  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}), IsOk());
+  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}, {Receipt("bob", "alice", "m1")}),
+              IsOk());
   Open();
   EXPECT_THAT(Ids("bob"), ElementsAre("m2"));
   EXPECT_THAT(Ids("alice"), ElementsAre("m1"));  // The receipt.
