@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -16,8 +17,10 @@
 #include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "common/grpc_server.h"
+#include "common/identity.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/private_files.h"
 #include "common/signals.h"
 #include "greeter/greeter_service.h"
 #include "greeter/registration.h"
@@ -38,6 +41,19 @@ void Log(const std::string& message) { chat::LogLine(kComponent, message); }
 
 std::string StringOption(const po::variables_map& vm, const char* name) {
   return vm.count(name) ? vm[name].as<std::string>() : std::string();
+}
+
+// The peer's convention: $XDG_STATE_HOME/chat-greeter, else
+// ~/.local/state/chat-greeter, else ./greeter-data.
+std::string DefaultDataDir() {
+  if (const char* state = std::getenv("XDG_STATE_HOME");
+      state != nullptr && state[0] != '\0') {
+    return std::string(state) + "/chat-greeter";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && home[0] != '\0') {
+    return std::string(home) + "/.local/state/chat-greeter";
+  }
+  return "greeter-data";
 }
 
 int Run(const po::variables_map& vm) {
@@ -64,6 +80,19 @@ int Run(const po::variables_map& vm) {
     }
   }
 
+  std::string data_dir = StringOption(vm, "data-dir");
+  if (data_dir.empty()) data_dir = DefaultDataDir();
+  if (absl::Status dir = chat::EnsurePrivateDir(data_dir); !dir.ok()) {
+    Log(absl::StrCat("cannot start: ", dir.message()));
+    return kExitCannotStart;
+  }
+  absl::StatusOr<chat::Identity> identity =
+      chat::Identity::LoadOrCreate(data_dir + "/identity.key");
+  if (!identity.ok()) {
+    Log(absl::StrCat("cannot start: ", identity.status().message()));
+    return kExitCannotStart;
+  }
+
   chat::greeter::GreeterService service;
   chat::ServerConfig config;
   config.listen_address = listen;
@@ -75,7 +104,9 @@ int Run(const po::variables_map& vm) {
     return kExitCannotStart;
   }
   Log(absl::StrCat("start: serving GreetService on ", listen, " (port ",
-                   server->port, "), version ", CHAT_VERSION));
+                   server->port, "), key ",
+                   chat::Fingerprint(identity->public_key()), " in ", data_dir,
+                   ", version ", CHAT_VERSION));
 
   // Set by the registration's thread when a background attempt is refused
   // (the name is taken); that thread then wakes us with SIGTERM.
@@ -88,6 +119,7 @@ int Run(const po::variables_map& vm) {
     options.listen = listen;
     options.port = server->port;
     options.ttl = chat::Millis(int64_t{ttl} * 1000);
+    options.identity = &*identity;
     options.on_event = Log;
     options.on_refused = [&refused](const absl::Status&) {
       refused = true;
@@ -149,7 +181,12 @@ int main(int argc, char** argv) {
       "one interface, else the local address used to reach the registry, "
       "with the bound port")(
       "ttl", po::value<int>()->default_value(0),
-      "lease TTL to ask for, seconds; 0 takes the registry's default");
+      "lease TTL to ask for, seconds; 0 takes the registry's default")(
+      "data-dir", po::value<std::string>(),
+      "where the greeter's identity key (identity.key) is kept, made on the "
+      "first start; the name is bound to it, so keep the directory to keep "
+      "the name across restarts; made private (0700) (default: "
+      "$XDG_STATE_HOME/chat-greeter, else ~/.local/state/chat-greeter)");
   chat::CommandLine command_line;
   command_line.program = "chat-greeter";
   command_line.synopsis = "chat-greeter [OPTIONS]";
@@ -164,11 +201,13 @@ int main(int argc, char** argv) {
       "by a live lease.";
   command_line.epilog =
       "Exit status: 0 after SIGINT/SIGTERM and a clean shutdown; 1 when it "
-      "cannot start (address in use, bad address) or the name is held by "
-      "another live lease; 2 for a usage error.";
+      "cannot start (address in use, bad address, data directory or "
+      "identity key unusable), the name is held by another live lease or "
+      "bound to another key; 2 for a usage error.";
   command_line.environment = {{"CHAT_GREETER_LISTEN", "listen"},
                               {"CHAT_REGISTRY", "registry"},
                               {"CHAT_GREETER_NAME", "name"},
+                              {"CHAT_GREETER_DATA_DIR", "data-dir"},
                               {"CHAT_GREETER_ADVERTISE", "advertise"},
                               {"CHAT_GREETER_TTL", "ttl"}};
   po::variables_map vm;

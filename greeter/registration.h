@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/identity.h"
 #include "common/periodic_loop.h"
 #include "registry/client/lease_keeper.h"
 #include "registry/client/registry_client.h"
@@ -33,6 +34,9 @@ struct RegistrationOptions {
   std::string listen;  // host:port we serve on.
   int port = 0;
   Millis ttl{0};  // 0: the registry's default.
+  // The key the name is registered with (and bound to). Not owned; must
+  // outlive the Registration. nullptr registers without a key.
+  const Identity* identity = nullptr;
   // Pause between attempts while the registry cannot be reached.
   Millis retry_interval{1000};
   // One line per event: registered, unreachable, lost, registered again.
@@ -40,7 +44,7 @@ struct RegistrationOptions {
   std::function<void(const std::string&)> on_event;
   // Called once, from the background thread, when a background attempt
   // reached the registry and was refused (kAlreadyExists: another live lease
-  // holds the name). Trying stops there. Must not call Stop().
+  // holds the name; kPermissionDenied: it is bound to another key). Trying stops there. Must not call Stop().
   std::function<void(const absl::Status&)> on_refused;
 };
 
@@ -52,8 +56,9 @@ class Registration {
   // - the registry cannot be reached: reports it once through on_event and
   //   returns, trying again every retry_interval in the background;
   // - refused: returns the registry's error (kAlreadyExists when another
-  //   live lease holds the name, kInvalidArgument for a bad name or
-  //   address); nothing keeps running.
+  //   live lease holds the name, kPermissionDenied when it is bound to
+  //   another key, kInvalidArgument for a bad name or address); nothing
+  //   keeps running.
   // `clock` is not owned and must outlive this.
   static absl::StatusOr<std::unique_ptr<Registration>> Start(
       std::unique_ptr<registry::RegistryClient> client,

@@ -170,6 +170,15 @@ list=$(ctl --json list) || fail "chatctl list failed: $(tail -n 3 "$work/chatctl
 for name in alice bob greeter; do listed "$list" "$name" || fail "$name is not listed: $list"; done
 ctl list | sed 's/^/   /'
 
+step "chatctl register lab --static works with the mounted admin token, and not without"
+ctl register lab 127.0.0.1:9 --static >/dev/null ||
+  fail "chatctl register --static failed: $(tail -n 3 "$work/chatctl.err")"
+code=0
+compose run --rm -T -e CHAT_ADMIN_TOKEN_FILE= chatctl register lab2 127.0.0.1:9 --static \
+  </dev/null >/dev/null 2>>"$work/chatctl.err" || code=$?
+[ "$code" = 4 ] || fail "chatctl register --static without the token exited $code, expected 4"
+ctl unregister lab --static >/dev/null || fail "chatctl unregister --static failed"
+
 step "docker-compose kill registry, then start: every name is kept"
 compose kill registry >"$work/kill.log" 2>&1 || fail "compose kill registry failed"
 compose start registry >"$work/start.log" 2>&1 || fail "compose start registry failed"

@@ -44,7 +44,7 @@ echo "registry on 127.0.0.1:$registry_port"
 
 step "start chat-greeter with --registry (2 s lease, so renewals come fast)"
 "$bin_dir/chat-greeter" --registry "127.0.0.1:$registry_port" \
-  --listen 127.0.0.1:0 --ttl 2 2>"$work/greeter.log" &
+  --data-dir "$work/greeter-data" --listen 127.0.0.1:0 --ttl 2 2>"$work/greeter.log" &
 greeter_pid=$!
 pids+=("$greeter_pid")
 wait_for_line "$work/greeter.log" "start: serving GreetService" "$greeter_pid" 20
@@ -52,6 +52,9 @@ greeter_port=$(port_in_log "$work/greeter.log")
 [[ -n "$greeter_port" ]] || fail "no port in the greeter's log"
 echo "greeter on 127.0.0.1:$greeter_port"
 wait_for_line "$work/greeter.log" "registered as greeter -> " "$greeter_pid" 20
+[[ -f "$work/greeter-data/identity.key" ]] || fail "no identity key in the greeter's data directory"
+[[ "$(stat -c %a "$work/greeter-data/identity.key")" == 600 ]] || fail "identity key not 0600"
+grep -q "register greeter (key " "$work/registry.log" || fail "the registry did not log the greeter's key"
 
 step "the registry resolves greeter to the greeter"
 address=$(resolve greeter) || fail "resolve failed"
@@ -66,13 +69,25 @@ grep -qF "Server response: Hello, Anouk!" <<<"$output" || fail "wrong greeting"
 
 step "a second greeter with the same name exits 1 and does not take it"
 "$bin_dir/chat-greeter" --registry "127.0.0.1:$registry_port" \
-  --listen 127.0.0.1:0 2>"$work/second.log" &
+  --data-dir "$work/greeter-data" --listen 127.0.0.1:0 2>"$work/second.log" &
 second_pid=$!
 pids+=("$second_pid")
 wait_for_exit "$second_pid" 20
 cat "$work/second.log"
 [[ $exit_code -eq 1 ]] || fail "second greeter exited $exit_code, expected 1"
 grep -q "not taking over a live name" "$work/second.log" || fail "no clear line about the taken name"
+address=$(resolve greeter) || fail "resolve failed"
+[[ "$address" == "127.0.0.1:$greeter_port" ]] || fail "the name moved to $address"
+
+step "a greeter with another key cannot take the name: it belongs to another key"
+"$bin_dir/chat-greeter" --registry "127.0.0.1:$registry_port" \
+  --data-dir "$work/thief-data" --listen 127.0.0.1:0 2>"$work/thief.log" &
+thief_pid=$!
+pids+=("$thief_pid")
+wait_for_exit "$thief_pid" 20
+cat "$work/thief.log"
+[[ $exit_code -eq 1 ]] || fail "thief greeter exited $exit_code, expected 1"
+grep -q "belongs to another key" "$work/thief.log" || fail "no clear line about the other key"
 address=$(resolve greeter) || fail "resolve failed"
 [[ "$address" == "127.0.0.1:$greeter_port" ]] || fail "the name moved to $address"
 
