@@ -32,9 +32,14 @@ Envelope::Envelope(std::string own_name, const Identity& identity,
       clock_(clock),
       cipher_(identity) {}
 
-absl::StatusOr<::Message> Envelope::Wrap(const ChatMessage& message) {
+absl::StatusOr<::Message> Envelope::Wrap(const ChatMessage& message,
+                                         bool for_mailbox) {
   absl::StatusOr<std::optional<PublicKey>> key = keys_->KeyFor(message.to);
   if (!key.ok()) return key.status();
+  if (!key->has_value() && for_mailbox && !keys_->IsStatic(message.to)) {
+    return absl::UnavailableError(absl::StrCat(
+        message.to, " has no key in the registry yet (never registered?)"));
+  }
   if (!key->has_value()) return ToProto(message);  // A lab peer: no key.
   return SealMessage(cipher_, **key, message);
 }

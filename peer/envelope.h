@@ -55,7 +55,12 @@ class Envelope final : public Authenticator {
   // `message` as it goes on the wire to message.to: sealed when the
   // recipient has a key, plain when it has none. kUnavailable when its key
   // cannot be known now or it is blocked (KeyBook::KeyFor).
-  absl::StatusOr<::Message> Wrap(const ChatMessage& message);
+  // For the mailbox (`for_mailbox`), a recipient without a key (other than
+  // a static entry) gets
+  // kUnavailable instead: it has never registered with one, and a plain
+  // message from us would be refused as spoofed when it comes for it.
+  absl::StatusOr<::Message> Wrap(const ChatMessage& message,
+                                 bool for_mailbox = false);
 
   absl::StatusOr<ChatMessage> Unwrap(const ::Message& proto,
                                      bool may_wait) override;

@@ -117,7 +117,8 @@ class GrpcTransport final : public Transport {
     item.sender = message.from;
     item.recipient = message.to;
     // Sealed like a direct message: the registry sees only the routing.
-    absl::StatusOr<::Message> proto = envelope_->Wrap(message);
+    absl::StatusOr<::Message> proto =
+        envelope_->Wrap(message, /*for_mailbox=*/true);
     if (!proto.ok()) return proto.status();
     proto->SerializeToString(&item.payload);
     absl::Status stored = registry_->Deposit(item);

@@ -79,6 +79,11 @@ class KeyBook {
   void Listed(const std::string& name, const std::optional<PublicKey>& key)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Whether `name` is online as a static entry (Options::is_static).
+  bool IsStatic(const std::string& name) const {
+    return options_.is_static(name);
+  }
+
   // What is known of `name`; asks the registry what it lists now.
   KeyView Verify(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -48,6 +48,8 @@ auto StateOf(const std::string& id, SendStatus status) {
   };
 }
 
+constexpr char kAdminToken[] = "peer-test-admin-token";
+
 class PeerTest : public ::testing::Test {
  protected:
   PeerTest()
@@ -75,6 +77,7 @@ class PeerTest : public ::testing::Test {
     }
     registry::RegistryServerOptions options;
     options.listen_address = absl::StrCat("127.0.0.1:", port);
+    options.admin_token = kAdminToken;
     auto server = registry::RegistryServer::Start(*std::move(store),
                                                   std::move(mailbox), options);
     ASSERT_THAT(server, IsOk());
@@ -186,6 +189,10 @@ TEST_F(PeerTest, ARestartedPeerRegistersAgainAndIsReachable) {
 }
 
 TEST_F(PeerTest, AMessageToAnOfflinePeerWaitsInItsMailbox) {
+  // bob has registered once (his name is bound to his key), then left.
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  peers_.erase("bob");
+  sinks_.erase("bob");
   ASSERT_THAT(StartPeer("alice"), IsOk());
   PeerEvent result = SendAndWait("alice", "bob", "are you there?");
   EXPECT_EQ(result.status, SendStatus::kStored);
@@ -210,6 +217,10 @@ TEST_F(PeerTest, AMessageToAnOfflinePeerWaitsInItsMailbox) {
 }
 
 TEST_F(PeerTest, WithoutAMailboxAMessageWaitsInTheOutboxUntilThePeerComes) {
+  // bob's name is bound to his key (he registered once), then he left.
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  peers_.erase("bob");
+  sinks_.erase("bob");
   const int port = registry_->port();
   registry_.reset();
   StartRegistry(port, /*with_mailbox=*/false);
@@ -275,6 +286,7 @@ TEST_F(PeerTest, AnUnreachablePeerIsReportedAfterARetry) {
   // Registered, but nothing listens there (port 1 on loopback).
   auto client =
       registry::RegistryClient::Connect(registry_address_, Millis(3000));
+  client->SetAdminToken(kAdminToken);
   ASSERT_THAT(client->PutStatic("ghost", "127.0.0.1:1"), IsOk());
   PeerEvent result = SendAndWait("alice", "ghost", "boo");
   EXPECT_EQ(result.status, SendStatus::kStored);
