@@ -6,7 +6,8 @@
 # scenario is bounded in time by its waits.
 #
 # Usage: delivery_e2e.sh BIN_DIR SCENARIO
-#   recipient-offline   alice sends 100 to bob, who is not running; bob
+#   recipient-offline   alice sends 100 to bob, who registered once and is
+#                       not running; bob
 #                       starts later and gets them all
 #   recipient-killed    bob is killed in the middle of 1,000 messages (the
 #                       first 500 are on their way, the rest follow) and
@@ -58,6 +59,12 @@ start_registry 1
 
 case "$scenario" in
 recipient-offline)
+  step "bob registers once (his name is bound to his key), then leaves"
+  start_peer bob
+  wait_for_file "$work/bob.out" '"event":"ready"'
+  eval "exec ${peer_fd[bob]}>&-"
+  wait_for_exit "${peer_pid[bob]}" 30
+  unset "peer_fd[bob]"
   start_peer alice
   wait_for_file "$work/alice.out" '"event":"ready"'
   step "alice sends 100 messages to bob, who is not running"
