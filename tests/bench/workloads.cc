@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/identity.h"
 #include "common/random.h"
 #include "proto/chat.grpc.pb.h"
 #include "proto/greet.grpc.pb.h"
@@ -144,18 +145,62 @@ class RegisterWorkload final
     : public UnaryWorkload<v1::Registry, v1::RegisterRequest,
                            v1::RegisterResponse> {
  public:
+  // What a peer does to take its name: Challenge, Register with the proof
+  // made by its identity key (one per caller), then Unregister.
   RegisterWorkload(const Channels& channels, int callers)
       : UnaryWorkload(channels, callers),
         run_(RandomHex(3)),
+        first_(callers),
         second_(callers),
-        counts_(callers, 0) {}
+        counts_(callers, 0) {
+    identities_.reserve(callers);
+    for (int i = 0; i < callers; ++i) {
+      identities_.push_back(Identity::Generate());
+    }
+  }
 
   void Start(int caller, DoneCallback done) override {
-    Caller& c = Prepare(caller);
+    Caller& c = callers_[caller];
+    First& f = first_[caller];
     // Unique across callers, calls and runs in one registry.
-    c.request.set_name(
+    f.request.set_name(
         absl::StrCat("reg-", run_, "-", caller, "-", counts_[caller]++));
+    f.context = NewContext();
+    f.response.Clear();
+    c.stub->async()->Challenge(
+        f.context.get(), &f.request, &f.response,
+        [this, caller, done = std::move(done)](const grpc::Status& status) {
+          if (!status.ok()) {
+            done(CodeName(status.error_code()));
+            return;
+          }
+          Register(caller, std::move(done));
+        });
+  }
+
+ private:
+  struct First {
+    std::unique_ptr<grpc::ClientContext> context;
+    v1::ChallengeRequest request;
+    v1::ChallengeResponse response;
+  };
+  struct Second {
+    std::unique_ptr<grpc::ClientContext> context;
+    v1::UnregisterRequest request;
+    v1::UnregisterResponse response;
+  };
+
+  void Register(int caller, DoneCallback done) {
+    Caller& c = Prepare(caller);
+    const First& f = first_[caller];
+    const Identity& identity = identities_[caller];
+    c.request.set_name(f.request.name());
     c.request.set_address("127.0.0.1:9");
+    c.request.set_public_key(identity.public_key().Bytes());
+    c.request.set_challenge(f.response.challenge());
+    c.request.set_signature(identity.Sign(RegistrationProofMessage(
+        c.request.name(), c.request.address(), c.request.challenge(),
+        identity.public_key())));
     c.stub->async()->Register(
         c.context.get(), &c.request, &c.response,
         [this, caller, done = std::move(done)](const grpc::Status& status) {
@@ -166,13 +211,6 @@ class RegisterWorkload final
           Unregister(caller, std::move(done));
         });
   }
-
- private:
-  struct Second {
-    std::unique_ptr<grpc::ClientContext> context;
-    v1::UnregisterRequest request;
-    v1::UnregisterResponse response;
-  };
 
   void Unregister(int caller, DoneCallback done) {
     Caller& c = callers_[caller];
@@ -185,6 +223,8 @@ class RegisterWorkload final
   }
 
   const std::string run_;
+  std::vector<Identity> identities_;
+  std::vector<First> first_;
   std::vector<Second> second_;
   std::vector<int64_t> counts_;
 };
