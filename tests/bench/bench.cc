@@ -334,8 +334,8 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   }
   if (Wants(options, {"register", "mixed"})) {
     report.Note(
-        "register: one call = Register of a fresh name + Unregister "
-        "(two RPCs, two durable writes)");
+        "register: one call = Challenge + Register of a fresh name with "
+        "its key's proof + Unregister (three RPCs, two durable writes)");
   }
   if (Wants(options, {"send-durable"})) {
     report.Note(absl::StrCat(

@@ -48,8 +48,9 @@ std::unique_ptr<Workload> NewLeaseFillWorkload(const Channels& channels,
 // The name NewLeaseFillWorkload registers for number `i`.
 std::string FillName(const std::string& name_prefix, int64_t i);
 
-// Registry/Register of a fresh name, then Registry/Unregister of it: one
-// operation, two durable writes.
+// Registry/Challenge, Registry/Register of a fresh name with the proof of a
+// key (one identity per caller), then Registry/Unregister of it: one
+// operation, three RPCs, two durable writes.
 std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,
                                               int callers);
 
