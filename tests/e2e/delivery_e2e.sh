@@ -49,6 +49,18 @@ check() {
 # count_in FILE NEEDLE: lines of FILE holding NEEDLE.
 count_in() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
 
+# Mail goes only to a name bound to a key (sealed to it): bob registers once
+# with his key, then leaves cleanly, before alice writes to him.
+bob_registers_once() {
+  step "bob registers once (his name is bound to his key), then leaves"
+  start_peer bob
+  wait_for_file "$work/bob.out" '"event":"ready"'
+  eval "exec ${peer_fd[bob]}>&-"
+  wait_for_exit "${peer_pid[bob]}" 30
+  [ "$exit_code" = 0 ] || fail "bob exited $exit_code"
+  unset "peer_fd[bob]"
+}
+
 kill_hard() {  # kill_hard PID: kill -9 and reap
   kill -9 "$1"
   wait "$1" 2>/dev/null || true
@@ -59,12 +71,7 @@ start_registry 1
 
 case "$scenario" in
 recipient-offline)
-  step "bob registers once (his name is bound to his key), then leaves"
-  start_peer bob
-  wait_for_file "$work/bob.out" '"event":"ready"'
-  eval "exec ${peer_fd[bob]}>&-"
-  wait_for_exit "${peer_pid[bob]}" 30
-  unset "peer_fd[bob]"
+  bob_registers_once
   start_peer alice
   wait_for_file "$work/alice.out" '"event":"ready"'
   step "alice sends 100 messages to bob, who is not running"
@@ -93,6 +100,7 @@ recipient-killed)
   ;;
 
 sender-killed)
+  bob_registers_once
   start_peer alice
   wait_for_file "$work/alice.out" '"event":"ready"'
   step "bob is away; alice sends 20, all stored; then kill -9 alice"
@@ -108,6 +116,7 @@ sender-killed)
   ;;
 
 registry-killed)
+  bob_registers_once
   start_peer alice
   wait_for_file "$work/alice.out" '"event":"ready"'
   step "bob is away; alice sends 50, all stored in his mailbox"
