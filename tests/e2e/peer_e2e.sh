@@ -51,7 +51,7 @@ code=0
 (without_pipes timeout 20 "$bin_dir/chat-peer" --name ALICE \
   --registry "$registry" --json --data-dir "$work/elsewhere") </dev/null >"$work/alice2.out" 2>"$work/alice2.err" || code=$?
 [ "$code" = 1 ] || fail "a second alice exited $code, expected 1"
-grep -q 'taken' "$work/alice2.err" || fail "no clear message for the taken name"
+grep -qE 'taken|belongs to another key' "$work/alice2.err" || fail "no clear message for the taken name"
 say dave "@alice are you still there?"
 wait_for_file "$work/alice.out" '"text":"are you still there?"'
 
