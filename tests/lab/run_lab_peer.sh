@@ -31,7 +31,8 @@ mkfifo "$work/lab.in"
 pids+=("$!")
 exec {lab_fd}>"$work/lab.in"
 wait_for_file "$work/lab.out" '"listening"'
-timeout 20 "$bin_dir/chatctl" register davide "127.0.0.1:$lab_port" --static ||
+timeout 20 "$bin_dir/chatctl" --admin-token-file "$work/admin.token" \
+  register davide "127.0.0.1:$lab_port" --static ||
   fail "chatctl register --static failed"
 
 step "chat-peer alice starts"
@@ -58,6 +59,8 @@ wait_for_file "$work/lab.out" '"sent": "ciao alice, from the lab"'
 wait_for_file "$work/alice.out" '"text":"ciao alice, from the lab"'
 grep -F '"text":"ciao alice, from the lab"' "$work/alice.out" |
   grep -qF '"from":"Davide"' || fail "alice did not see Davide as the sender"
+grep -F '"text":"ciao alice, from the lab"' "$work/alice.out" |
+  grep -qF '"unverified":true' || fail "a lab peer's message is not marked unverified"
 grep -F '"text":"ciao alice, from the lab"' "$work/alice.out" |
   grep -qE '"id":"[0-9a-f-]{36}"' || fail "the lab message got no id on arrival"
 
