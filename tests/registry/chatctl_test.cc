@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
+#include "common/identity.h"
 #include "common/random.h"
 #include "proto/greet.grpc.pb.h"
 #include "registry/client/registry_client.h"
@@ -40,6 +41,7 @@ using ::chat::registry::RegistryServer;
 using ::chat::registry::RegistryServerOptions;
 using ::chat::testing::IsOk;
 using ::chat::testing::WaitFor;
+using ::chat::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::ContainsRegex;
 using ::testing::EndsWith;
@@ -450,6 +452,70 @@ TEST_F(ChatctlTest, BadAddressIsAUsageError) {
     EXPECT_EQ(result.code, kExitUsage) << address;
     EXPECT_THAT(result.err, StartsWith("chatctl: ")) << address;
   }
+}
+
+// --- keys, the admin token, release ----------------------------------------
+
+TEST_F(ChatctlTest, JsonShowsTheKeyAndFingerprintOfABoundName) {
+  const Identity bob = Identity::Generate();
+  ASSERT_THAT(client_->Register({"bob", "127.0.0.1:5000", Millis(60000)}, &bob),
+              IsOk());
+  const std::string key_fields =
+      absl::StrCat("\"public_key\":\"", bob.public_key().Base64(),
+                   "\",\"fingerprint\":\"", Fingerprint(bob.public_key()),
+                   "\"");
+  Result resolved = Run("resolve", {"bob"}, /*json=*/true);
+  EXPECT_EQ(resolved.code, kExitOk) << resolved.err;
+  EXPECT_THAT(resolved.out, HasSubstr(key_fields));
+  Result listed = Run("list", {}, /*json=*/true);
+  EXPECT_EQ(listed.code, kExitOk) << listed.err;
+  EXPECT_THAT(listed.out, HasSubstr(key_fields));
+  // A static entry has no key, and no such fields.
+  ASSERT_THAT(client_->PutStatic("lab", "127.0.0.1:6000"), IsOk());
+  Result lab = Run("resolve", {"lab"}, /*json=*/true);
+  EXPECT_THAT(lab.out, Not(HasSubstr("public_key")));
+}
+
+TEST_F(ChatctlTest, AdminCommandsWithoutTheTokenExitFourInOneLine) {
+  for (const std::string& token_file :
+       {std::string(), db_path_ + ".wrong-token"}) {
+    SCOPED_TRACE(token_file);
+    std::ofstream(db_path_ + ".wrong-token") << "wrong\n";
+    ChatctlInvocation invocation =
+        Invocation("register", {"lab", "127.0.0.1:6000"});
+    invocation.is_static = true;
+    invocation.admin_token_file = token_file;
+    Result result = Run(invocation);
+    EXPECT_EQ(result.code, kExitError);
+    EXPECT_EQ(result.err,
+              "chatctl: PutStatic needs the registry's admin token (chatctl "
+              "--admin-token-file or CHAT_ADMIN_TOKEN_FILE)\n");
+    invocation = Invocation("release", {"bob"});
+    invocation.admin_token_file = token_file;
+    EXPECT_EQ(Run(invocation).code, kExitError);
+  }
+  std::filesystem::remove(db_path_ + ".wrong-token");
+  // A token file that cannot be read is an error before anything is sent.
+  ChatctlInvocation missing = Invocation("release", {"bob"});
+  missing.admin_token_file = db_path_ + ".missing";
+  Result result = Run(missing);
+  EXPECT_EQ(result.code, kExitError);
+  EXPECT_THAT(result.err, HasSubstr("cannot read the admin token"));
+  EXPECT_THAT(client_->Resolve("lab"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ChatctlTest, ReleaseEndsABinding) {
+  const Identity bob = Identity::Generate();
+  ASSERT_THAT(client_->Register({"bob", "127.0.0.1:5000", Millis(60000)}, &bob),
+              IsOk());
+  Result released = Run("release", {"bob"});
+  EXPECT_EQ(released.code, kExitOk) << released.err;
+  EXPECT_EQ(released.out, "released bob: anyone may register it now\n");
+  EXPECT_THAT(client_->GetBinding("bob"),
+              StatusIs(absl::StatusCode::kNotFound));
+  Result again = Run("release", {"bob"}, /*json=*/true);
+  EXPECT_EQ(again.code, kExitNotFound);
+  EXPECT_EQ(Run("release", {"not a name"}).code, kExitUsage);
 }
 
 // --- unreachable and usage --------------------------------------------------
