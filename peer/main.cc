@@ -59,9 +59,9 @@ int Run(const po::variables_map& vm) {
                : kExitCannotStart;
   }
   options.store_path = *store_path;
-  // One key per data directory, next to the peer files (which made the
-  // directory private).
-  options.identity_path = data_dir + "/identity.key";
+  // identity_path stays empty: the key is NAME.key beside NAME.db, one per
+  // name, because one data directory may serve several names (docker-compose
+  // shares one volume among all peers) and each name needs a key of its own.
   const std::string sync = vm["sync"].as<std::string>();
   if (sync != "normal" && sync != "full") {
     std::cerr << "chat-peer: --sync must be normal or full\n";
@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
       "peer", po::value<std::string>(),
       "wait for this peer to come online, then chat with it")(
       "data-dir", po::value<std::string>(),
-      "where your identity key (identity.key), outbox and inbox are kept, "
+      "where your identity key (NAME.key), outbox and inbox (NAME.db) are kept, "
       "one file per name; made private (0700) (default: "
       "$XDG_STATE_HOME/chat-peer, else ~/.local/state/chat-peer)")(
       "sync", po::value<std::string>()->default_value("full"),

@@ -32,10 +32,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->store_ = *std::move(store);
   std::string identity_path = options.identity_path;
   if (identity_path.empty() && options.store_path != ":memory:") {
-    identity_path =
-        (std::filesystem::path(options.store_path).parent_path() /
-         "identity.key")
-            .string();
+    identity_path = std::filesystem::path(options.store_path)
+                        .replace_extension(".key")
+                        .string();
   }
   if (identity_path.empty()) {
     peer->identity_ = std::make_unique<Identity>(Identity::Generate());
@@ -106,13 +105,6 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   absl::StatusOr<std::unique_ptr<registry::LeaseKeeper>> keeper =
       registry::LeaseKeeper::Start(peer->registry_.get(), keeper_options,
                                    clock);
-  if (keeper.status().code() == absl::StatusCode::kUnimplemented) {
-    // A registry from before keys (no Challenge): it binds no name to any
-    // key, so we register as before and every message goes plain.
-    keeper_options.identity = nullptr;
-    keeper = registry::LeaseKeeper::Start(peer->registry_.get(),
-                                          keeper_options, clock);
-  }
   if (!keeper.ok()) {
     if (keeper.status().code() == absl::StatusCode::kAlreadyExists) {
       return absl::AlreadyExistsError(

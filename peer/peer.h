@@ -50,8 +50,9 @@ struct PeerOptions {
   // The peer's SQLite file (see PeerStorePath()); ":memory:" keeps nothing
   // across runs (tests).
   std::string store_path = ":memory:";
-  // The identity key file (Identity::LoadOrCreate). Empty: "identity.key"
-  // in store_path's directory, or a new key kept nowhere for ":memory:".
+  // The identity key file (Identity::LoadOrCreate). Empty: store_path with
+  // ".key" for ".db" (NAME.key beside NAME.db: a key per name, even when
+  // names share a data directory), or a new key kept nowhere for ":memory:".
   std::string identity_path;
   // How much the inbox remembers (tests make it small).
   PeerStoreLimits store_limits;

@@ -25,6 +25,13 @@ start_peer bob
 wait_for_file "$work/alice.out" '"event":"ready","name":"alice"'
 wait_for_file "$work/bob.out" '"event":"ready","name":"bob"'
 
+step "alice and bob share a data directory but not a key"
+[ -f "$work/data/alice.key" ] && [ -f "$work/data/bob.key" ] || fail "no NAME.key per name"
+cmp -s "$work/data/alice.key" "$work/data/bob.key" && fail "alice and bob got the same key"
+alice_fp=$(grep -o '"fingerprint":"[^"]*"' "$work/alice.out" | head -1)
+bob_fp=$(grep -o '"fingerprint":"[^"]*"' "$work/bob.out" | head -1)
+[ -n "$alice_fp" ] && [ "$alice_fp" != "$bob_fp" ] || fail "fingerprints not shown or equal"
+
 step "alice -> bob by name"
 say alice "@bob hello bob, it is alice"
 wait_for_file "$work/bob.out" '"event":"message"'

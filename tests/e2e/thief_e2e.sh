@@ -30,7 +30,7 @@ kill -9 "$dave"
 wait "$dave" 2>/dev/null || true
 exec {dave_fd}>&-
 [ "$(stat -c %a "$work/dave-data")" = 700 ] || fail "dave's data directory is not 0700"
-[ "$(stat -c %a "$work/dave-data/identity.key")" = 600 ] || fail "dave's key is not 0600"
+[ "$(stat -c %a "$work/dave-data/dave.key")" = 600 ] || fail "dave's key is not 0600"
 
 step "his lease expires; the name stays reserved"
 deadline=$((SECONDS + 20))
