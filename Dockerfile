@@ -17,6 +17,7 @@ RUN apt-get update \
       g++ cmake ninja-build pkg-config \
       libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libsqlitecpp-dev libsqlite3-dev libboost-program-options-dev libedit-dev \
+      libsodium-dev \
       libgtest-dev libgmock-dev \
  && rm -rf /var/lib/apt/lists/*
 
@@ -39,6 +40,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libsqlite3-0 libboost-program-options1.74.0 libedit2 \
+      libsodium23 \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid, so a volume's files keep one owner across image rebuilds.
