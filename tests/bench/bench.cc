@@ -64,7 +64,8 @@ std::unique_ptr<Workload> NewWorkload(const std::string& scenario,
   }
   if (scenario == "send") {
     return NewSendWorkload(connections.receiver, concurrency,
-                           lab.sender()->name(), lab.receiver_name());
+                           lab.direct_identity(), lab.direct_name(),
+                           lab.receiver_name(), lab.receiver_key());
   }
   return NewDurableSendWorkload(lab.sender(), lab.send_results(),
                                 lab.receiver_name());
@@ -337,7 +338,15 @@ int RunBench(const BenchOptions& options, std::ostream& out,
         "register: one call = Challenge + Register of a fresh name with "
         "its key's proof + Unregister (three RPCs, two durable writes)");
   }
-  if (Wants(options, {"send-durable"})) {
+  if (Wants(options, {"send"})) {
+    report.Note(absl::StrCat(
+        "send: one call = a message sealed for the receiver's key (as a "
+        "peer seals each one) + SendMessage straight to it, from ",
+        (*lab)->direct_name(),
+        ", a name bound to the bench's own key; "
+        "unsequenced"));
+  }
+  if (Wants(options, {"send", "send-durable"})) {
     report.Note(absl::StrCat(
         "send, send-durable: the receiver's inbox (and, for send-durable, the "
         "sender's outbox) on disk, synchronous=",

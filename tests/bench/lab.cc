@@ -3,12 +3,21 @@
 #include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
 #include "common/random.h"
+#include "common/status.h"
+#include "peer/message.h"
+#include "peer/sealing.h"
+#include "proto/chat.grpc.pb.h"
+#include "registry/client/registry_client.h"
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
 
@@ -18,6 +27,8 @@ namespace {
 constexpr Millis kLongTtl{3600 * 1000};
 constexpr char kSenderName[] = "bench-sender";
 constexpr char kReceiverName[] = "bench-receiver";
+// How long the receiver may take to learn the direct sender's key.
+constexpr absl::Duration kFirstContactLimit = absl::Seconds(10);
 
 std::string Numbered(const char* prefix, int i) {
   std::string digits = std::to_string(i);
@@ -108,6 +119,9 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
       registry::OpenSqliteStore(db_path, RealClock(), store_options);
   if (!store.ok()) return store.status();
 
+  // Every lease is bound to a key, as every registration is now; one key
+  // for all of them (a binding costs the same whoever holds it).
+  const PublicKey lease_key = Identity::Generate().public_key();
   FillReport& fill = lab->fill_;
   fill.rss_before_mb = ResidentMegabytes();
   const MonoTime fill_start = std::chrono::steady_clock::now();
@@ -123,6 +137,7 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
     request.name = Numbered("lease-", i);
     request.address = absl::StrCat("127.0.0.1:", 1024 + i % 60000);
     request.ttl = kLongTtl;
+    request.public_key = lease_key;
     absl::StatusOr<registry::Lease> lease = (*store)->Register(request);
     if (!lease.ok()) return lease.status();
     lab->leases_.push_back({request.name, lease->lease_id});
@@ -164,7 +179,65 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
       peer::Peer::Start(sender_options, &lab->send_results_, RealClock());
   if (!sender.ok()) return sender.status();
   lab->sender_ = *std::move(sender);
+  CHAT_RETURN_IF_ERROR(lab->StartDirectSender());
   return lab;
+}
+
+absl::Status Lab::StartDirectSender() {
+  // Bound to our key as a peer's name is: the receiver refuses a plain
+  // message in a name that is bound to a key, and a sealed one from a name
+  // whose key it does not know.
+  registry::RegistryClient client(registry_->InProcessChannel(),
+                                  registry_target(), Millis(10000));
+  absl::StatusOr<registry::Lease> lease = client.Register(
+      registry::RegisterRequest(direct_name_, "127.0.0.1:9", kLongTtl),
+      &direct_identity_);
+  if (!lease.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot register ", direct_name_,
+                                               ": ", lease.status().message()));
+  }
+  // A gRPC callback thread of the receiver never waits for the registry: a
+  // sender it has not met is refused (UNAVAILABLE) until its watch lists
+  // the name, which is also when the name is online for it (the key is
+  // noted first). Wait for that, then let one message prove it.
+  absl::Notification met;
+  std::thread watchdog([this, &met] {
+    if (!met.WaitForNotificationWithTimeout(kFirstContactLimit)) {
+      receiver_->Interrupt();
+    }
+  });
+  const bool online = receiver_->WaitUntilOnline(direct_name_);
+  met.Notify();
+  watchdog.join();
+  if (!online) {
+    return absl::UnavailableError(absl::StrCat(
+        kReceiverName, " did not see ", direct_name_, " online within ",
+        absl::FormatDuration(kFirstContactLimit)));
+  }
+  PairCipher cipher(direct_identity_);
+  peer::ChatMessage first;
+  first.id = absl::StrCat("bench-first-", RandomHex(8));
+  first.from = direct_name_;
+  first.to = receiver_name();
+  first.text = "the first message, before any is measured";
+  first.sent_at = absl::Now();
+  absl::StatusOr<::Message> sealed =
+      peer::SealMessage(cipher, receiver_key(), first);
+  if (!sealed.ok()) return sealed.status();
+  std::unique_ptr<::ChattingService::Stub> stub =
+      ::ChattingService::NewStub(grpc::CreateChannel(
+          receiver_address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoSeconds(kFirstContactLimit));
+  ::NullMsg reply;
+  const grpc::Status sent = stub->SendMessage(&context, *sealed, &reply);
+  if (!sent.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat(kReceiverName, " refused the first message from ",
+                     direct_name_, ": ", sent.error_message()));
+  }
+  return absl::OkStatus();
 }
 
 std::string Lab::greeter_target() const {
@@ -181,6 +254,8 @@ const std::string& Lab::receiver_name() const { return receiver_->name(); }
 const std::string& Lab::receiver_address() const {
   return receiver_->address();
 }
+
+const PublicKey& Lab::receiver_key() const { return receiver_->public_key(); }
 
 absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> NewChannels(
     const std::string& target, int count) {

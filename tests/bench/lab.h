@@ -1,6 +1,8 @@
 // The servers chat-bench measures, started in this process on 127.0.0.1
 // with port 0: the greeter (the baseline), a registry on an SQLite file in a
-// scratch directory, filled before it serves, and two real peers.
+// scratch directory, filled before it serves, two real peers, and a name
+// bound to a key of the bench's own that sends to the receiving peer
+// directly (the send scenario).
 
 #ifndef CHAT_TESTS_BENCH_LAB_H_
 #define CHAT_TESTS_BENCH_LAB_H_
@@ -15,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/identity.h"
 #include "greeter/greeter_service.h"
 #include "peer/events.h"
 #include "peer/peer.h"
@@ -26,8 +29,11 @@ namespace chat::bench {
 struct LabOptions {
   bool registry = false;  // Start a registry.
   int static_names = 0;   // Static entries put in it before it serves.
-  int leases = 0;         // Leases (one-hour TTL) registered before it serves.
-  bool peers = false;     // Start two peers registered in it.
+  // Leases (one-hour TTL, bound to a key) registered before it serves.
+  int leases = 0;
+  // Start two peers registered in it, and register the direct sender's
+  // name with its key; the receiver knows that key before Start returns.
+  bool peers = false;
   // The peers' stores commit with synchronous=FULL (chat-peer's default).
   bool peer_sync_full = true;
 };
@@ -83,9 +89,18 @@ class Lab {
   SendResults* send_results() { return &send_results_; }
   const std::string& receiver_name() const;
   const std::string& receiver_address() const;
+  const PublicKey& receiver_key() const;
+
+  // With peers: who sends straight to the receiver with SendMessage, not
+  // through a Peer: a name registered with this identity's key.
+  const Identity& direct_identity() const { return direct_identity_; }
+  const std::string& direct_name() const { return direct_name_; }
 
  private:
   Lab();
+  // Registers direct_name() with direct_identity() and waits until the
+  // receiver takes a sealed message from it.
+  absl::Status StartDirectSender();
 
   class DiscardEvents final : public peer::EventSink {
    public:
@@ -104,6 +119,8 @@ class Lab {
   DiscardEvents discard_;
   std::unique_ptr<peer::Peer> receiver_;
   std::unique_ptr<peer::Peer> sender_;
+  const std::string direct_name_ = "bench-direct";
+  Identity direct_identity_ = Identity::Generate();
 };
 
 // `count` channels to `target`, each its own TCP connection, connected.

@@ -133,8 +133,10 @@ int main(int argc, char** argv) {
       "what to measure, a comma list or `all`: greet (GreetService/Greet, "
       "the baseline), resolve (Resolve of existing names), register "
       "(Register + Unregister of a fresh name), keepalive (lease renewals), "
-      "send (SendMessage straight to a peer), send-durable (Peer::Send until "
-      "delivered), mixed (90% resolve, 5% register, 5% keepalive)")(
+      "send (SendMessage straight to a peer, each message sealed for its key "
+      "by a name bound to the bench's key), send-durable (Peer::Send until "
+      "delivered, sealed by the sending peer), mixed (90% resolve, 5% "
+      "register, 5% keepalive)")(
       "concurrency", po::value<std::string>()->default_value("1"),
       "calls in flight at once; a comma list (1,64) runs each")(
       "duration", po::value<double>()->default_value(5),

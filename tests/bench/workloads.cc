@@ -3,6 +3,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <random>
 #include <utility>
 
@@ -11,6 +13,8 @@
 #include "absl/time/clock.h"
 #include "common/identity.h"
 #include "common/random.h"
+#include "peer/message.h"
+#include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
 #include "proto/greet.grpc.pb.h"
 #include "proto/registry.grpc.pb.h"
@@ -145,14 +149,20 @@ class RegisterWorkload final
     : public UnaryWorkload<v1::Registry, v1::RegisterRequest,
                            v1::RegisterResponse> {
  public:
-  // What a peer does to take its name: Challenge, Register with the proof
-  // made by its identity key (one per caller), then Unregister.
-  RegisterWorkload(const Channels& channels, int callers)
+  // The name caller `caller` registers next.
+  using NameFn = std::function<std::string(int caller)>;
+
+  // What a peer does to take its name: Challenge, then Register of
+  // next_name(caller) asking for `ttl` with the proof made by its identity
+  // key (one per caller); then, with `unregister`, Unregister.
+  RegisterWorkload(const Channels& channels, int callers, NameFn next_name,
+                   Millis ttl, bool unregister)
       : UnaryWorkload(channels, callers),
-        run_(RandomHex(3)),
+        next_name_(std::move(next_name)),
+        ttl_(ttl),
+        unregister_(unregister),
         first_(callers),
-        second_(callers),
-        counts_(callers, 0) {
+        second_(callers) {
     identities_.reserve(callers);
     for (int i = 0; i < callers; ++i) {
       identities_.push_back(Identity::Generate());
@@ -162,9 +172,7 @@ class RegisterWorkload final
   void Start(int caller, DoneCallback done) override {
     Caller& c = callers_[caller];
     First& f = first_[caller];
-    // Unique across callers, calls and runs in one registry.
-    f.request.set_name(
-        absl::StrCat("reg-", run_, "-", caller, "-", counts_[caller]++));
+    f.request.set_name(next_name_(caller));
     f.context = NewContext();
     f.response.Clear();
     c.stub->async()->Challenge(
@@ -196,11 +204,17 @@ class RegisterWorkload final
     const Identity& identity = identities_[caller];
     c.request.set_name(f.request.name());
     c.request.set_address("127.0.0.1:9");
+    c.request.set_ttl_ms(ttl_.count());
     c.request.set_public_key(identity.public_key().Bytes());
     c.request.set_challenge(f.response.challenge());
     c.request.set_signature(identity.Sign(RegistrationProofMessage(
         c.request.name(), c.request.address(), c.request.challenge(),
         identity.public_key())));
+    if (!unregister_) {
+      c.stub->async()->Register(c.context.get(), &c.request, &c.response,
+                                Reply(std::move(done)));
+      return;
+    }
     c.stub->async()->Register(
         c.context.get(), &c.request, &c.response,
         [this, caller, done = std::move(done)](const grpc::Status& status) {
@@ -222,44 +236,30 @@ class RegisterWorkload final
                                 Reply(std::move(done)));
   }
 
-  const std::string run_;
+  const NameFn next_name_;
+  const Millis ttl_;
+  const bool unregister_;
   std::vector<Identity> identities_;
   std::vector<First> first_;
   std::vector<Second> second_;
-  std::vector<int64_t> counts_;
 };
 
-class LeaseFillWorkload final
-    : public UnaryWorkload<v1::Registry, v1::RegisterRequest,
-                           v1::RegisterResponse> {
- public:
-  LeaseFillWorkload(const Channels& channels, int callers,
-                    std::string name_prefix, Millis ttl)
-      : UnaryWorkload(channels, callers), prefix_(std::move(name_prefix)) {
-    for (Caller& c : callers_) {
-      c.request.set_address("127.0.0.1:9");
-      c.request.set_ttl_ms(ttl.count());
-    }
-  }
-
-  void Start(int caller, DoneCallback done) override {
-    Caller& c = Prepare(caller);
-    c.request.set_name(FillName(prefix_, next_.fetch_add(1)));
-    c.stub->async()->Register(c.context.get(), &c.request, &c.response,
-                              Reply(std::move(done)));
-  }
-
- private:
-  const std::string prefix_;
-  std::atomic<int64_t> next_{0};
-};
+// Fresh names for the register scenario, unique across callers, calls and
+// runs in one registry.
+RegisterWorkload::NameFn FreshNames(int callers) {
+  auto counts = std::make_shared<std::vector<int64_t>>(callers, 0);
+  return [run = RandomHex(3), counts](int caller) {
+    return absl::StrCat("reg-", run, "-", caller, "-", (*counts)[caller]++);
+  };
+}
 
 class MixedWorkload final : public Workload {
  public:
   MixedWorkload(const Channels& channels, int callers,
                 std::vector<std::string> names, std::vector<HeldLease> leases)
       : resolve_(channels, callers, std::move(names)),
-        register_(channels, callers),
+        register_(channels, callers, FreshNames(callers), Millis(0),
+                  /*unregister=*/true),
         keep_alive_(channels, callers, std::move(leases)),
         random_(callers) {
     for (int i = 0; i < callers; ++i) random_[i].seed(i + 1);
@@ -286,28 +286,45 @@ class MixedWorkload final : public Workload {
 class SendWorkload final
     : public UnaryWorkload<::ChattingService, ::Message, ::NullMsg> {
  public:
-  SendWorkload(const Channels& channels, int callers, std::string sender,
-               std::string recipient)
-      : UnaryWorkload(channels, callers), run_(RandomHex(4)), counts_(callers) {
-    for (Caller& c : callers_) {
-      c.request.set_sender(sender);
-      c.request.set_recipient(recipient);
-      c.request.set_msg("a benchmark message of ordinary length");
-      c.request.set_time("12:00");
-    }
-  }
+  SendWorkload(const Channels& channels, int callers, const Identity& sender,
+               std::string sender_name, std::string recipient,
+               const PublicKey& recipient_key)
+      : UnaryWorkload(channels, callers),
+        cipher_(sender),
+        sender_(std::move(sender_name)),
+        recipient_(std::move(recipient)),
+        recipient_key_(recipient_key),
+        run_(RandomHex(4)),
+        counts_(callers) {}
 
   void Start(int caller, DoneCallback done) override {
     Caller& c = Prepare(caller);
+    peer::ChatMessage message;
     // A fresh id each time, or the receiver would take it for a retry.
-    c.request.set_id(
-        absl::StrCat("bench-", run_, "-", caller, "-", counts_[caller]++));
-    c.request.set_sent_at_unix_ms(absl::ToUnixMillis(absl::Now()));
+    message.id =
+        absl::StrCat("bench-", run_, "-", caller, "-", counts_[caller]++);
+    message.from = sender_;
+    message.to = recipient_;
+    message.text = "a benchmark message of ordinary length";
+    message.sent_at = absl::Now();
+    // Sealed per message, as a peer does: the cost is part of the call.
+    absl::StatusOr<::Message> sealed =
+        peer::SealMessage(cipher_, recipient_key_, message);
+    if (!sealed.ok()) {
+      done(absl::StatusCodeToString(sealed.status().code()));
+      return;
+    }
+    c.request = *std::move(sealed);
     c.stub->async()->SendMessage(c.context.get(), &c.request, &c.response,
                                  Reply(std::move(done)));
   }
 
  private:
+  // Like a peer's: one for all callers, caching the shared key of the pair.
+  PairCipher cipher_;
+  const std::string sender_;
+  const std::string recipient_;
+  const PublicKey recipient_key_;
   const std::string run_;
   std::vector<int64_t> counts_;
 };
@@ -357,8 +374,13 @@ std::unique_ptr<Workload> NewLeaseFillWorkload(const Channels& channels,
                                                int callers,
                                                std::string name_prefix,
                                                Millis ttl) {
-  return std::make_unique<LeaseFillWorkload>(channels, callers,
-                                             std::move(name_prefix), ttl);
+  auto next = std::make_shared<std::atomic<int64_t>>(0);
+  return std::make_unique<RegisterWorkload>(
+      channels, callers,
+      [prefix = std::move(name_prefix), next](int /*caller*/) {
+        return FillName(prefix, next->fetch_add(1));
+      },
+      ttl, /*unregister=*/false);
 }
 
 std::string FillName(const std::string& name_prefix, int64_t i) {
@@ -367,7 +389,9 @@ std::string FillName(const std::string& name_prefix, int64_t i) {
 
 std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,
                                               int callers) {
-  return std::make_unique<RegisterWorkload>(channels, callers);
+  return std::make_unique<RegisterWorkload>(channels, callers,
+                                            FreshNames(callers), Millis(0),
+                                            /*unregister=*/true);
 }
 
 std::unique_ptr<Workload> NewKeepAliveWorkload(const Channels& channels,
@@ -386,10 +410,13 @@ std::unique_ptr<Workload> NewMixedWorkload(const Channels& channels,
 }
 
 std::unique_ptr<Workload> NewSendWorkload(const Channels& channels, int callers,
-                                          std::string sender,
-                                          std::string recipient) {
-  return std::make_unique<SendWorkload>(channels, callers, std::move(sender),
-                                        std::move(recipient));
+                                          const Identity& sender,
+                                          std::string sender_name,
+                                          std::string recipient,
+                                          const PublicKey& recipient_key) {
+  return std::make_unique<SendWorkload>(channels, callers, sender,
+                                        std::move(sender_name),
+                                        std::move(recipient), recipient_key);
 }
 
 std::unique_ptr<Workload> NewDurableSendWorkload(peer::Peer* sender,

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/identity.h"
 #include "peer/peer.h"
 #include "registry/store.h"
 #include "tests/bench/driver.h"
@@ -37,8 +38,9 @@ std::unique_ptr<Workload> NewResolveWorkload(
     const Channels& channels, int callers, std::vector<std::string> names,
     Millis deadline = kDefaultCallDeadline);
 
-// Registry/Register of `name_prefix` + 0, 1, 2, ... (one number per
-// operation, from all callers) at `address`, asking for `ttl`; the leases are
+// Registry/Challenge, then Registry/Register of `name_prefix` + 0, 1, 2, ...
+// (one number per operation, from all callers) at 127.0.0.1:9, asking for
+// `ttl`, with the proof of a key (one identity per caller); the leases are
 // kept (never unregistered, never renewed).
 std::unique_ptr<Workload> NewLeaseFillWorkload(const Channels& channels,
                                                int callers,
@@ -65,11 +67,17 @@ std::unique_ptr<Workload> NewMixedWorkload(const Channels& channels,
                                            std::vector<std::string> names,
                                            std::vector<HeldLease> leases);
 
-// ChattingService/SendMessage to the peer `recipient`, as a peer delivers
-// directly: `recipient` set, a fresh id per message.
+// ChattingService/SendMessage straight to the peer `recipient`, as a peer
+// delivers directly: each message (a fresh id, unsequenced) sealed per call
+// by `sender_name`'s identity `sender` for `recipient_key`, which the
+// receiver must already know for `sender_name` (it answers UNAVAILABLE to a
+// sender whose key it has not looked up yet). `sender` need not outlive
+// the workload.
 std::unique_ptr<Workload> NewSendWorkload(const Channels& channels, int callers,
-                                          std::string sender,
-                                          std::string recipient);
+                                          const Identity& sender,
+                                          std::string sender_name,
+                                          std::string recipient,
+                                          const PublicKey& recipient_key);
 
 // Peer::Send on `sender` to `recipient`, done when `results` reports the
 // message delivered. Neither pointer is owned; both must outlive it.
