@@ -35,7 +35,8 @@ struct RegistrationOptions {
   int port = 0;
   Millis ttl{0};  // 0: the registry's default.
   // The key the name is registered with (and bound to). Not owned; must
-  // outlive the Registration. nullptr registers without a key.
+  // outlive the Registration. nullptr registers without a key, which the
+  // registry refuses (INVALID_ARGUMENT: public_key is required).
   const Identity* identity = nullptr;
   // Pause between attempts while the registry cannot be reached.
   Millis retry_interval{1000};

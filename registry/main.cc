@@ -143,6 +143,9 @@ int Run(const po::variables_map& vm) {
   chat::registry::RegistryServerOptions server_options;
   server_options.listen_address = vm["listen"].as<std::string>();
   server_options.admin_token = *admin_token;
+  // Every name is bound to the key that registers it; a keyless Register
+  // would leave a name anyone can take once it goes offline.
+  server_options.require_key = true;
   auto server = chat::registry::RegistryServer::Start(
       std::move(*store), std::move(*mailbox), server_options);
   if (!server.ok()) {

@@ -39,8 +39,8 @@ struct RegistryServerOptions {
   // RegistryServiceOptions); empty refuses them all. How long a name stays
   // bound after its last lease is the store's (LeasePolicy::reserve).
   std::string admin_token;
-  // Whether Register needs a key and its proof.
-  bool require_key = false;
+  // Whether Register needs a key and its proof (RegistryServiceOptions).
+  bool require_key = true;
   // Challenge lifetime and how many may be outstanding.
   ChallengeBook::Options challenges;
 };

@@ -20,10 +20,11 @@ struct RegistryServiceOptions {
   // What admin calls must carry as `authorization: Bearer <token>`. Empty:
   // every admin call is refused.
   std::string admin_token;
-  // Whether Register needs a key and its proof; false still accepts a
-  // Register without a key (an unbound registration, for peers that have
-  // none yet).
-  bool require_key = false;
+  // Whether Register needs a key and its proof (kInvalidArgument "public_key
+  // is required: ..." without). false also accepts a Register without a key:
+  // an unbound registration, which any key may take over once its lease
+  // ends. chat-registry always requires keys; there is no flag for false.
+  bool require_key = true;
 };
 
 // Compares the metadata `authorization: Bearer <token>` of `context` with

@@ -49,7 +49,8 @@ class LeaseKeeper {
     std::string reclaim_lease_id;
     // The key to register with (RegistryClient::Register): binds the name
     // to it. Not owned; must outlive the keeper. nullptr registers without
-    // a key (refused by a registry that requires keys).
+    // a key, which the registry refuses (INVALID_ARGUMENT naming
+    // public_key).
     const Identity* identity = nullptr;
     // Told every lease id as it is granted, so it can be saved for
     // reclaim_lease_id. Called from Start() and the keeper's thread.

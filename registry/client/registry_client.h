@@ -110,7 +110,8 @@ class RegistryClient {
   // only), asks for a challenge first and sends the proof that binds the
   // name to identity->public_key(): request.public_key, challenge and
   // signature are filled in (whatever they held). Without, sends `request`
-  // as it is. kPermissionDenied with the registry's message ("name bob
+  // as it is, which the registry refuses (kInvalidArgument naming
+  // public_key). kPermissionDenied with the registry's message ("name bob
   // belongs to another key ...") when the name is bound to another key.
   absl::StatusOr<Lease> Register(const RegisterRequest& request,
                                  const Identity* identity = nullptr);

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/identity.h"
 #include "gmock/gmock.h"
 #include "greeter/greeter_service.h"
 #include "greeter/registration.h"
@@ -289,6 +290,7 @@ class RegistrationTest : public ::testing::Test {
     options.port = greeter_.port();
     options.retry_interval = Millis(50);
     options.on_event = events->Callback();
+    options.identity = &identity_;
     return options;
   }
 
@@ -297,6 +299,9 @@ class RegistrationTest : public ::testing::Test {
                                              Millis(50));
   }
 
+  // The greeter's key (its --data-dir's identity.key). Every greeter these
+  // tests start uses it, as greeters sharing a data directory would.
+  const Identity identity_ = Identity::Generate();
   RunningGreeter greeter_;
   std::unique_ptr<registry::RegistryServer> registry_;
   std::string registry_address_;
@@ -357,6 +362,7 @@ TEST_F(RegistrationTest, SecondGreeterWithTheSameNameIsRefused) {
 
   RunningGreeter second_greeter;
   EventLog second_events;
+  // With the same key: another key would be told the name belongs to it.
   RegistrationOptions options = Options(&second_events);
   options.port = second_greeter.port();
   absl::StatusOr<std::unique_ptr<Registration>> second =
@@ -429,9 +435,11 @@ TEST_F(RegistrationTest, NameTakenWhileRegistryWasDownIsRefusedNotTaken) {
       Registration::Start(Connect(), options);
   ASSERT_THAT(registration, IsOk());
 
-  // The registry comes back holding the name for another greeter.
-  registry_ = StartRegistry(registry_address_,
-                            {{"greeter", "10.0.0.9:50051", Millis(0), ""}});
+  // The registry comes back holding the name for another greeter (with
+  // the same key: a second greeter on the same --data-dir).
+  registry_ = StartRegistry(
+      registry_address_,
+      {{"greeter", "10.0.0.9:50051", Millis(0), "", identity_.public_key()}});
   ASSERT_NE(registry_, nullptr);
   auto other = std::make_unique<registry::RegistryClient>(
       registry_->InProcessChannel(), "in-process registry", Millis(5000));

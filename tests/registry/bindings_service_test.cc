@@ -131,9 +131,10 @@ TEST_F(BindingsServiceTest, AThiefCannotRegisterAnOfflineUsersName) {
                AllOf(HasSubstr("name bob belongs to another key (fingerprint " +
                                ShortFingerprint(bob_.public_key()) + "...)"),
                      HasSubstr("until " + until))));
-  // Nor without a key.
+  // Nor without a key: no registration gets that far.
   EXPECT_THAT(client_->Register({"bob", "127.0.0.1:6666"}),
-              StatusIs(absl::StatusCode::kPermissionDenied));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("public_key is required")));
   auto binding = client_->GetBinding("bob");
   ASSERT_THAT(binding, IsOk());
   EXPECT_FALSE(binding->online);

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <streambuf>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
@@ -251,8 +253,15 @@ class ChatctlTest : public ::testing::Test {
     return Run(invocation);
   }
 
+  // A lease of `name`, proven with its own key (IdentityOf(name)).
   void Lease(const std::string& name, const std::string& address) {
-    ASSERT_THAT(client_->Register({name, address, Millis(60000), ""}), IsOk());
+    ASSERT_THAT(client_->Register({name, address, Millis(60000), ""},
+                                  &IdentityOf(name)),
+                IsOk());
+  }
+
+  const Identity& IdentityOf(const std::string& name) {
+    return identities_.try_emplace(name, Identity::Generate()).first->second;
   }
 
   std::string db_path_;
@@ -260,6 +269,7 @@ class ChatctlTest : public ::testing::Test {
   std::unique_ptr<RegistryServer> server_;
   std::string address_;
   std::unique_ptr<RegistryClient> client_;
+  std::map<std::string, Identity> identities_;  // By name, as Lease() made.
 };
 
 // --- list -------------------------------------------------------------------
@@ -295,13 +305,20 @@ TEST_F(ChatctlTest, ListJsonIsOneArrayWithNullsForStaticEntries) {
   Lease("alice", "127.0.0.1:5000");
   ASSERT_THAT(client_->PutStatic("bob", "10.0.0.2:6000"), IsOk());
 
+  const PublicKey& alice = IdentityOf("alice").public_key();
+  // Base64's '+' is the one character of a key special in a regex.
+  const std::string alice_key =
+      absl::StrReplaceAll(alice.Base64(), {{"+", "[+]"}});
+
   Result result = Run("list", {}, /*json=*/true);
   ASSERT_EQ(result.code, kExitOk) << result.err;
   EXPECT_THAT(
       result.out,
       MatchesRegex("\\[\\{\"name\":\"alice\",\"address\":\"127\\.0\\.0\\.1:"
                    "5000\",\"static\":false,\"ttl_ms\":60000,"
-                   "\"expires_in_ms\":[0-9]+\\},"
+                   "\"expires_in_ms\":[0-9]+,\"public_key\":\"" +
+                   alice_key + "\",\"fingerprint\":\"" + Fingerprint(alice) +
+                   "\"\\},"
                    "\\{\"name\":\"bob\",\"address\":\"10\\.0\\.0\\.2:6000\","
                    "\"static\":true,\"ttl_ms\":null,\"expires_in_ms\":null\\}"
                    "\\]\n"));

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/identity.h"
 #include "common/random.h"
 #include "registry/client/registry_client.h"
 #include "registry/server.h"
@@ -42,8 +43,11 @@ class MailboxServiceTest : public ::testing::Test {
     mail_ = v1::Mailbox::NewStub(channel);
   }
 
+  // A lease of `name`, proven with a key of its own.
   std::string LeaseFor(const std::string& name) {
-    auto lease = registry_->Register({name, "127.0.0.1:9", Millis(0), ""});
+    const Identity identity = Identity::Generate();
+    auto lease =
+        registry_->Register({name, "127.0.0.1:9", Millis(0), ""}, &identity);
     EXPECT_THAT(lease, IsOk());
     return lease.ok() ? lease->lease_id : "";
   }

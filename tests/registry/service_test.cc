@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/identity.h"
 #include "common/random.h"
 #include "registry/client/registry_client.h"
 #include "registry/server.h"
@@ -23,6 +24,7 @@ namespace {
 using ::chat::testing::IsOk;
 using ::chat::testing::StatusIs;
 using ::chat::testing::WaitFor;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
@@ -65,6 +67,10 @@ class RegistryServiceTest : public ::testing::Test {
   }
 
   FakeClock clock_;
+  // Every registration is proven with a key; a second alice with her key
+  // (another process on her data directory) is told the name is held.
+  const Identity alice_ = Identity::Generate();
+  const Identity bob_ = Identity::Generate();
   std::string db_path_;
   std::unique_ptr<RegistryServer> server_;
   std::string address_;
@@ -72,11 +78,12 @@ class RegistryServiceTest : public ::testing::Test {
 };
 
 TEST_F(RegistryServiceTest, RegisterResolveListUnregister) {
-  auto lease = client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""});
+  auto lease =
+      client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""}, &alice_);
   ASSERT_THAT(lease, IsOk());
   EXPECT_EQ(lease->lease_id.size(), 32u);
   EXPECT_EQ(lease->entry.ttl, Millis(10000));
-  ASSERT_THAT(client_->Register({"bob", "[::1]:7002", Millis(4000), ""}),
+  ASSERT_THAT(client_->Register({"bob", "[::1]:7002", Millis(4000), ""}, &bob_),
               IsOk());
 
   auto entry = client_->Resolve("ALICE");
@@ -93,10 +100,12 @@ TEST_F(RegistryServiceTest, RegisterResolveListUnregister) {
 }
 
 TEST_F(RegistryServiceTest, OnlyTheLeaseHolderOwnsTheName) {
-  auto lease = client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""});
+  auto lease =
+      client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""}, &alice_);
   ASSERT_THAT(lease, IsOk());
-  EXPECT_THAT(client_->Register({"alice", "127.0.0.1:9999", Millis(0), ""}),
-              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("until")));
+  EXPECT_THAT(
+      client_->Register({"alice", "127.0.0.1:9999", Millis(0), ""}, &alice_),
+      StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("until")));
   std::string forged = RandomHex(16);
   EXPECT_THAT(client_->KeepAlive("alice", forged),
               StatusIs(absl::StatusCode::kPermissionDenied));
@@ -108,11 +117,11 @@ TEST_F(RegistryServiceTest, OnlyTheLeaseHolderOwnsTheName) {
 
 TEST_F(RegistryServiceTest, BadInputOnEveryRpcIsInvalidArgument) {
   const auto kInvalid = absl::StatusCode::kInvalidArgument;
-  EXPECT_THAT(client_->Register({"", "h:1", Millis(0), ""}),
+  EXPECT_THAT(client_->Register({"", "h:1", Millis(0), ""}, &alice_),
               StatusIs(kInvalid, HasSubstr("empty")));
-  EXPECT_THAT(client_->Register({"alice", "nope", Millis(0), ""}),
+  EXPECT_THAT(client_->Register({"alice", "nope", Millis(0), ""}, &alice_),
               StatusIs(kInvalid, HasSubstr("host:port")));
-  EXPECT_THAT(client_->Register({"alice", "h:1", Millis(-1), ""}),
+  EXPECT_THAT(client_->Register({"alice", "h:1", Millis(-1), ""}, &alice_),
               StatusIs(kInvalid, HasSubstr("ttl")));
   EXPECT_THAT(client_->KeepAlive("a b", "x"), StatusIs(kInvalid));
   EXPECT_THAT(client_->KeepAlive("alice", ""), StatusIs(kInvalid));
@@ -129,14 +138,37 @@ TEST_F(RegistryServiceTest, BadInputOnEveryRpcIsInvalidArgument) {
   EXPECT_FALSE(watch->Next(&event));
   EXPECT_THAT(watch->Finish(), StatusIs(kInvalid));
   // The server lives on.
-  EXPECT_THAT(client_->Register({"alice", "h:1", Millis(0), ""}), IsOk());
+  EXPECT_THAT(client_->Register({"alice", "h:1", Millis(0), ""}, &alice_),
+              IsOk());
+}
+
+TEST_F(RegistryServiceTest, ARegisterWithoutAKeyIsInvalidArgumentNamingIt) {
+  // What a client from before keys sends: no public_key, no proof.
+  EXPECT_THAT(
+      client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("public_key is required"),
+                     HasSubstr("identity key"), HasSubstr("Challenge"))));
+  // Nothing was registered, and nothing bound.
+  EXPECT_THAT(client_->Resolve("alice"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(client_->GetBinding("alice"),
+              StatusIs(absl::StatusCode::kNotFound));
+  auto all = client_->ListAll("");
+  ASSERT_THAT(all, IsOk());
+  EXPECT_THAT(*all, SizeIs(0));
+  // The same name with a key is welcome.
+  EXPECT_THAT(
+      client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""}, &alice_),
+      IsOk());
 }
 
 TEST_F(RegistryServiceTest, OversizedRequestsAreRefusedAndTheServerLivesOn) {
   EXPECT_THAT(
-      client_->Register({std::string(100 * 1024, 'a'), "h:1", Millis(0), ""}),
+      client_->Register({std::string(100 * 1024, 'a'), "h:1", Millis(0), ""},
+                        &alice_),
       StatusIs(absl::StatusCode::kResourceExhausted));
-  EXPECT_THAT(client_->Register({"alice", "h:1", Millis(0), ""}), IsOk());
+  EXPECT_THAT(client_->Register({"alice", "h:1", Millis(0), ""}, &alice_),
+              IsOk());
 }
 
 TEST_F(RegistryServiceTest, ListPagesThroughManyNames) {
@@ -167,8 +199,9 @@ TEST_F(RegistryServiceTest, WatchStreamsSnapshotChangesAndExpiry) {
   ASSERT_TRUE(watch->Next(&event));
   EXPECT_EQ(event.type, EventType::kSynced);
 
-  ASSERT_THAT(client_->Register({"alice", "127.0.0.1:7001", Millis(2000), ""}),
-              IsOk());
+  ASSERT_THAT(
+      client_->Register({"alice", "127.0.0.1:7001", Millis(2000), ""}, &alice_),
+      IsOk());
   ASSERT_TRUE(watch->Next(&event));
   EXPECT_EQ(event.type, EventType::kPut);
   EXPECT_EQ(event.reason, EventReason::kRegistered);
@@ -215,7 +248,8 @@ TEST_F(RegistryServiceTest, ShutdownEndsWatchStreams) {
 }
 
 TEST_F(RegistryServiceTest, ARestartOnTheSameFileKeepsEveryName) {
-  auto lease = client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""});
+  auto lease =
+      client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""}, &alice_);
   ASSERT_THAT(lease, IsOk());
   ASSERT_THAT(client_->PutStatic("lab", "127.0.0.1:8000"), IsOk());
   RestartServer();

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/identity.h"
 #include "registry/server.h"
 #include "registry/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
@@ -44,6 +45,7 @@ class LeaseKeeperTest : public ::testing::Test {
     options.name = "alice";
     options.address = "127.0.0.1:7001";
     options.ttl = Millis(3000);
+    options.identity = &identity_;
     options.on_lease = [this](const std::string& lease_id) {
       absl::MutexLock lock(&mu_);
       leases_.push_back(lease_id);
@@ -62,6 +64,7 @@ class LeaseKeeperTest : public ::testing::Test {
   }
 
   FakeClock clock_;
+  const Identity identity_ = Identity::Generate();  // alice's key.
   std::unique_ptr<RegistryServer> server_;
   std::unique_ptr<RegistryClient> client_;
   absl::Mutex mu_;
