@@ -32,7 +32,8 @@ namespace chat::peer {
 // kDelivered "from the mailbox" (unless a direct copy was reported
 // already). Forged messages and receipts are acknowledged away unseen.
 // What could not be kept or checked now (the sender's key cannot be looked
-// up) is not acknowledged, so it comes again.
+// up, or changed) is not acknowledged, so it comes again with the next
+// stream, or at Reread().
 //
 // Thread-safe. The callbacks are called from the listener's thread (`show`
 // also from the store's writer thread) and must not call Stop().
@@ -59,6 +60,13 @@ class MailListener {
 
   MailListener(const MailListener&) = delete;
   MailListener& operator=(const MailListener&) = delete;
+
+  // Reads the mailbox again from its start, soon: what was left there
+  // because it could not be checked then (its sender's key had changed, or
+  // could not be looked up) comes again. The Listen stream hands out each
+  // item once, so without this it would wait for the next stream (a new
+  // lease, a registry restart). Peer::Trust calls it.
+  void Reread() { stream_->Reopen(); }
 
   // Ends the stream and the thread. Idempotent.
   void Stop() { stream_->Stop(); }

@@ -283,8 +283,12 @@ KeyView Peer::Verify(const std::string& name) { return keys_->Verify(name); }
 
 absl::StatusOr<KeyView> Peer::Trust(const std::string& name) {
   absl::StatusOr<KeyView> trusted = keys_->Trust(name);
-  // What waited for the new key goes now.
-  if (trusted.ok()) Nudge(name);
+  if (trusted.ok()) {
+    // What waited for the new key goes now; what came from it while it was
+    // not trusted waits in our mailbox, unacknowledged: read it again.
+    Nudge(name);
+    if (mail_ != nullptr) mail_->Reread();
+  }
   return trusted;
 }
 

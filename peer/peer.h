@@ -96,7 +96,8 @@ class Peer final : private MessageSink {
   // What we trust for `name` and what the registry lists now (/verify).
   KeyView Verify(const std::string& name);
   // Accepts the key the registry lists for `name` now (/trust); what waited
-  // for it is sent then. Errors as KeyBook::Trust.
+  // for it is sent then, and what it left in our mailbox meanwhile is read
+  // again (MailListener::Reread). Errors as KeyBook::Trust.
   absl::StatusOr<KeyView> Trust(const std::string& name);
 
   // Writes `text` for `to` to the outbox and returns the message's id at

@@ -50,6 +50,14 @@ class ReconnectingStream {
   ReconnectingStream(const ReconnectingStream&) = delete;
   ReconnectingStream& operator=(const ReconnectingStream&) = delete;
 
+  // Ends the current stream (if one is open), so that the next one opens
+  // after the usual pause: a stream that hands out only what is new reads
+  // from the start again.
+  void Reopen() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (stream_ != nullptr) stream_->Cancel();
+  }
+
   // Cancels the stream and ends the thread; no callback runs after it
   // returns. Idempotent.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_) {
