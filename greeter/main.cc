@@ -50,7 +50,8 @@ std::string DefaultDataDir() {
       state != nullptr && state[0] != '\0') {
     return std::string(state) + "/chat-greeter";
   }
-  if (const char* home = std::getenv("HOME"); home != nullptr && home[0] != '\0') {
+  if (const char* home = std::getenv("HOME");
+      home != nullptr && home[0] != '\0') {
     return std::string(home) + "/.local/state/chat-greeter";
   }
   return "greeter-data";

@@ -45,7 +45,8 @@ struct RegistrationOptions {
   std::function<void(const std::string&)> on_event;
   // Called once, from the background thread, when a background attempt
   // reached the registry and was refused (kAlreadyExists: another live lease
-  // holds the name; kPermissionDenied: it is bound to another key). Trying stops there. Must not call Stop().
+  // holds the name; kPermissionDenied: it is bound to another key). Trying
+  // stops there. Must not call Stop().
   std::function<void(const absl::Status&)> on_refused;
 };
 

@@ -65,10 +65,10 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
   // A stale address first: the message is for someone else, whoever sent it.
   if (!request->recipient().empty() &&
       registry::NameKey(request->recipient()) != registry::NameKey(own_name_)) {
-    return Respond(context,
-                   absl::FailedPreconditionError(absl::StrCat(
-                       "this is ", own_name_, ", not ",
-                       PrintableText(request->recipient()), " (stale address?)")));
+    return Respond(context, absl::FailedPreconditionError(absl::StrCat(
+                                "this is ", own_name_, ", not ",
+                                PrintableText(request->recipient()),
+                                " (stale address?)")));
   }
   if (request->sender().empty() || request->sender().size() > kMaxSenderBytes ||
       !IsValidUtf8(request->sender())) {
@@ -76,7 +76,8 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
                                 "sender must be 1-", kMaxSenderBytes,
                                 " bytes of UTF-8 text")));
   }
-  absl::StatusOr<ChatMessage> unwrapped = authenticator_->Unwrap(*request, /*may_wait=*/false);
+  absl::StatusOr<ChatMessage> unwrapped =
+      authenticator_->Unwrap(*request, /*may_wait=*/false);
   if (!unwrapped.ok()) return Respond(context, unwrapped.status());
   ChatMessage message = *std::move(unwrapped);
   const bool sequenced = request->sequence() != 0 ||

@@ -66,9 +66,9 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
       if (name.empty() || !extra.empty()) {
         return Error(absl::StrCat("usage: ", command, " NAME"));
       }
-      return Make(command == "/verify" ? Command::Kind::kVerify
-                                       : Command::Kind::kTrust,
-                  name);
+      return Make(
+          command == "/verify" ? Command::Kind::kVerify : Command::Kind::kTrust,
+          name);
     }
     if (command == "/peers" || command == "/who") {
       return Make(Command::Kind::kPeers);
@@ -112,8 +112,8 @@ std::string HelpText() {
 }
 
 std::string WhoamiText(const std::string& own_name, const PublicKey& own_key) {
-  return absl::StrCat("you are ", own_name, "; your key's fingerprint: ",
-                      Fingerprint(own_key));
+  return absl::StrCat("you are ", own_name,
+                      "; your key's fingerprint: ", Fingerprint(own_key));
 }
 
 std::string VerifyText(const std::string& own_name, const PublicKey& own_key,
@@ -134,15 +134,16 @@ std::string VerifyText(const std::string& own_name, const PublicKey& own_key,
                     ", in the registry now:  no key (messages are plain, "
                     "shown unverified)\n");
   } else {
-    absl::StrAppend(&text, name, ", in the registry now:  ",
-                    Fingerprint(**view.listed), "\n");
+    absl::StrAppend(&text, name,
+                    ", in the registry now:  ", Fingerprint(**view.listed),
+                    "\n");
   }
   if (view.changed) {
-    absl::StrAppend(&text, name, "'s key changed: nothing goes to or comes from ",
-                    name, " until you check with ", name, ", then /trust ",
-                    name);
-  } else if (view.pinned.has_value() || (view.listed.has_value() &&
-                                         view.listed->has_value())) {
+    absl::StrAppend(&text, name,
+                    "'s key changed: nothing goes to or comes from ", name,
+                    " until you check with ", name, ", then /trust ", name);
+  } else if (view.pinned.has_value() ||
+             (view.listed.has_value() && view.listed->has_value())) {
     absl::StrAppend(&text, "compare both with ", name,
                     " out of band (in person, by phone)");
   }

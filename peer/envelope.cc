@@ -64,9 +64,10 @@ absl::StatusOr<ChatMessage> Envelope::Unwrap(const ::Message& proto,
     return message;
   }
   if (!key->has_value()) {
-    return Refuse(sender, absl::UnauthenticatedError(absl::StrCat(
-                              PrintableText(sender),
-                              " has no key; a sealed message cannot be from it")));
+    return Refuse(sender,
+                  absl::UnauthenticatedError(absl::StrCat(
+                      PrintableText(sender),
+                      " has no key; a sealed message cannot be from it")));
   }
   absl::StatusOr<ChatMessage> opened =
       OpenMessage(cipher_, **key, proto, own_name_);
@@ -111,8 +112,8 @@ absl::Status Envelope::Refuse(const std::string& sender, absl::Status status) {
   }
   if (log) {
     LogLine("chat-peer",
-            absl::StrCat("refused a message from ", PrintableText(sender),
-                         ": ", status.message(),
+            absl::StrCat("refused a message from ", PrintableText(sender), ": ",
+                         status.message(),
                          " (not shown; told at most once a minute per "
                          "sender)"));
   }

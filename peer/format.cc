@@ -55,11 +55,11 @@ std::string Rfc3339(absl::Time t) {
 std::string FormatText(const PeerEvent& event, const TextStyle& style) {
   switch (event.kind) {
     case EventKind::kReady:
-      return Paint(style, kNotice,
-                   absl::StrCat("* You are ", event.name, ", reachable at ",
-                                event.address, ". Your key: ",
-                                event.fingerprint,
-                                ". Type /help for commands.")) +
+      return Paint(
+                 style, kNotice,
+                 absl::StrCat("* You are ", event.name, ", reachable at ",
+                              event.address, ". Your key: ", event.fingerprint,
+                              ". Type /help for commands.")) +
              "\n";
     case EventKind::kMessage: {
       const ChatMessage& message = event.message;

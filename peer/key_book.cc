@@ -84,8 +84,8 @@ absl::StatusOr<std::optional<PublicKey>> KeyBook::KeyFor(
     return std::optional<PublicKey>();
   }
   if (absl::Status pinned = PinKey(name, **bound); !pinned.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot pin ", name, "'s key now: ", pinned.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot pin ", name, "'s key now: ", pinned.message()));
   }
   // Another thread may have pinned something else meanwhile: ask again.
   absl::MutexLock lock(&mu_);
@@ -102,8 +102,7 @@ absl::Status KeyBook::PinKey(const std::string& name, const PublicKey& key) {
   {
     absl::MutexLock lock(&mu_);
     auto it = pins_.find(name_key);
-    if (it != pins_.end() && it->second.pinned == key &&
-        !it->second.changed) {
+    if (it != pins_.end() && it->second.pinned == key && !it->second.changed) {
       return absl::OkStatus();
     }
   }

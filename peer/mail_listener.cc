@@ -80,7 +80,8 @@ bool MailListener::HandleMessage(const registry::MailItem& item,
     return true;
   }
   if (proto.sender().empty()) proto.set_sender(item.sender);
-  absl::StatusOr<ChatMessage> opened = options_.envelope->Unwrap(proto, /*may_wait=*/true);
+  absl::StatusOr<ChatMessage> opened =
+      options_.envelope->Unwrap(proto, /*may_wait=*/true);
   if (!opened.ok()) {
     // Refused for good (forged, spoofed, malformed): unseen, and let go.
     return opened.status().code() != absl::StatusCode::kUnavailable;

@@ -129,7 +129,8 @@ int main(int argc, char** argv) {
       "peer", po::value<std::string>(),
       "wait for this peer to come online, then chat with it")(
       "data-dir", po::value<std::string>(),
-      "where your identity key (NAME.key), outbox and inbox (NAME.db) are kept, "
+      "where your identity key (NAME.key), outbox and inbox (NAME.db) are "
+      "kept, "
       "one file per name; made private (0700) (default: "
       "$XDG_STATE_HOME/chat-peer, else ~/.local/state/chat-peer)")(
       "sync", po::value<std::string>()->default_value("full"),
@@ -150,7 +151,8 @@ int main(int argc, char** argv) {
       "line from stdin; at its end, finishes sending and exits.";
   command_line.epilog =
       "Exit status: 0 after /quit, end of input or SIGINT/SIGTERM; 1 the name "
-      "is held by another live peer\nor belongs to another key; 2 usage error; 3 registry unreachable; "
+      "is held by another live peer\nor belongs to another key; 2 usage error; "
+      "3 registry unreachable; "
       "4 cannot start otherwise (the listen address, or the data directory\n"
       "is unusable or in use by another chat-peer of this name).";
   command_line.environment = {

@@ -49,8 +49,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   CHAT_ASSIGN_OR_RETURN(std::vector<Pin> pins, peer->store_->Pins());
   KeyBook::Options key_options;
   key_options.directory =
-      [raw](const std::string& name)
-      -> absl::StatusOr<std::optional<PublicKey>> {
+      [raw](
+          const std::string& name) -> absl::StatusOr<std::optional<PublicKey>> {
     absl::StatusOr<registry::Binding> binding =
         raw->registry_->GetBinding(name);
     // kUnimplemented: a registry from before keys, which binds nothing.
@@ -67,15 +67,15 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   key_options.on_changed = [raw](const std::string& text) {
     raw->Emit(ErrorEvent(text));
   };
-  peer->keys_ = std::make_unique<KeyBook>(
-      peer->store_.get(), std::move(pins), std::move(key_options), clock);
-  peer->envelope_ = std::make_unique<Envelope>(
-      options.name, *peer->identity_, peer->keys_.get(), clock);
-  peer->transport_ = NewGrpcTransport(
-      peer->registry_.get(), options.rpc_timeout, peer->envelope_.get(),
-      [raw](const Entry& entry) {
-        raw->keys_->Listed(entry.name, entry.public_key);
-      });
+  peer->keys_ = std::make_unique<KeyBook>(peer->store_.get(), std::move(pins),
+                                          std::move(key_options), clock);
+  peer->envelope_ = std::make_unique<Envelope>(options.name, *peer->identity_,
+                                               peer->keys_.get(), clock);
+  peer->transport_ =
+      NewGrpcTransport(peer->registry_.get(), options.rpc_timeout,
+                       peer->envelope_.get(), [raw](const Entry& entry) {
+                         raw->keys_->Listed(entry.name, entry.public_key);
+                       });
   peer->service_ = std::make_unique<ChatService>(
       options.name, static_cast<MessageSink*>(peer.get()), clock,
       peer->envelope_.get());

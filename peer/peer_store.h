@@ -96,11 +96,11 @@ class PeerStore {
   // authenticated one (not `unverified`, sent_at set) sent no later than
   // the newest message of its sender whose id was forgotten (the replay
   // watermark, see PeerStoreLimits): the same sealed bytes are never shown
-  // twice, however late they come again. Messages of a conversation are released in sequence
-  // order; a message whose predecessors have not come is held back, and
-  // kept, until they do or until ReleaseOverdue(). `done` calls come in
-  // commit order on the store's writer thread, so what they show keeps the
-  // order; they must not wait for the store.
+  // twice, however late they come again. Messages of a conversation are
+  // released in sequence order; a message whose predecessors have not come is
+  // held back, and kept, until they do or until ReleaseOverdue(). `done` calls
+  // come in commit order on the store's writer thread, so what they show keeps
+  // the order; they must not wait for the store.
   using ReceivedCallback = std::function<void(absl::StatusOr<Received>)>;
   virtual void Receive(ChatMessage message, ReceivedCallback done) = 0;
 

@@ -40,10 +40,9 @@ absl::StatusOr<ChatMessage> OpenMessage(PairCipher& cipher,
                                         const std::string& own_name) {
   if (outer.sealed().size() < kSealOverheadBytes + kMessageTag.size() ||
       outer.sealed().size() > kMaxSealedBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sealed is ", outer.sealed().size(), " bytes; it must be ",
-                     kSealOverheadBytes + kMessageTag.size(), "-",
-                     kMaxSealedBytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sealed is ", outer.sealed().size(), " bytes; it must be ",
+        kSealOverheadBytes + kMessageTag.size(), "-", kMaxSealedBytes));
   }
   if (!outer.time().empty() || !outer.msg().empty()) {
     return absl::InvalidArgumentError(
@@ -53,9 +52,9 @@ absl::StatusOr<ChatMessage> OpenMessage(PairCipher& cipher,
       cipher.Open(sender_key, outer.sealed());
   if (!plaintext.ok()) {
     if (plaintext.status().code() == absl::StatusCode::kUnauthenticated) {
-      return absl::UnauthenticatedError(absl::StrCat(
-          "sealed: not sealed by ", PrintableText(outer.sender()),
-          "'s key for us, or changed on the way"));
+      return absl::UnauthenticatedError(
+          absl::StrCat("sealed: not sealed by ", PrintableText(outer.sender()),
+                       "'s key for us, or changed on the way"));
     }
     return absl::InvalidArgumentError(
         absl::StrCat("sealed: ", plaintext.status().message()));
@@ -66,9 +65,9 @@ absl::StatusOr<ChatMessage> OpenMessage(PairCipher& cipher,
     return absl::InvalidArgumentError("sealed: not a sealed chat message");
   }
   ::Message inner;
-  if (!inner.ParseFromArray(plaintext->data() + kMessageTag.size(),
-                            static_cast<int>(plaintext->size() -
-                                             kMessageTag.size()))) {
+  if (!inner.ParseFromArray(
+          plaintext->data() + kMessageTag.size(),
+          static_cast<int>(plaintext->size() - kMessageTag.size()))) {
     return absl::InvalidArgumentError("sealed: the inside is not a Message");
   }
   if (!inner.sealed().empty()) {

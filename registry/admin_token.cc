@@ -11,7 +11,8 @@ namespace chat::registry {
 
 std::string DefaultAdminTokenPath(const std::string& db_path) {
   if (db_path.empty() || db_path == ":memory:") return "admin.token";
-  const std::filesystem::path dir = std::filesystem::path(db_path).parent_path();
+  const std::filesystem::path dir =
+      std::filesystem::path(db_path).parent_path();
   return dir.empty() ? "admin.token" : (dir / "admin.token").string();
 }
 

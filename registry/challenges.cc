@@ -50,8 +50,7 @@ absl::Status ChallengeBook::Consume(const std::string& name,
         "challenge expired: ask for a new one (Challenge) and sign it");
   }
   if (issued.name_key != NameKey(name)) {
-    return absl::UnauthenticatedError(
-        "challenge was issued for another name");
+    return absl::UnauthenticatedError("challenge was issued for another name");
   }
   return absl::OkStatus();
 }

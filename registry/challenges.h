@@ -36,7 +36,8 @@ class ChallengeBook {
   };
 
   // `clock` is not owned and must outlive this.
-  explicit ChallengeBook(const Clock& clock) : ChallengeBook(clock, Options{}) {}
+  explicit ChallengeBook(const Clock& clock)
+      : ChallengeBook(clock, Options{}) {}
   ChallengeBook(const Clock& clock, Options options);
 
   Millis lifetime() const { return options_.lifetime; }

@@ -22,8 +22,8 @@ namespace chat::registry {
 inline constexpr size_t kMaxReceiptPayloadBytes = 1024;
 
 struct MailboxLimits {
-  size_t max_items = 10000;             // Items (messages, receipts) waiting.
-  size_t max_bytes = 16 * 1024 * 1024;  // Their payload bytes.
+  size_t max_items = 10000;              // Items (messages, receipts) waiting.
+  size_t max_bytes = 16 * 1024 * 1024;   // Their payload bytes.
   size_t max_payload_bytes = 16 * 1024;  // One item.
   absl::Duration max_age = absl::Hours(24 * 7);
 };

@@ -117,11 +117,11 @@ grpc::ServerUnaryReactor* MailboxService::Ack(
                                   "receipts[", i, "].kind must be RECEIPT")));
     }
     if (receipt.payload().size() > kMaxReceiptPayloadBytes) {
-      return Respond(context, absl::InvalidArgumentError(absl::StrCat(
-                                  "receipts[", i, "].payload is ",
-                                  receipt.payload().size(),
-                                  " bytes; the limit is ",
-                                  kMaxReceiptPayloadBytes)));
+      return Respond(
+          context,
+          absl::InvalidArgumentError(absl::StrCat(
+              "receipts[", i, "].payload is ", receipt.payload().size(),
+              " bytes; the limit is ", kMaxReceiptPayloadBytes)));
     }
     if (receipt.id().empty() || receipt.id().size() > 64) {
       return Respond(context, absl::InvalidArgumentError(absl::StrCat(
@@ -132,9 +132,9 @@ grpc::ServerUnaryReactor* MailboxService::Ack(
   absl::Status allowed =
       store_->VerifyLease(request->name(), request->lease_id());
   if (!allowed.ok()) return Respond(context, allowed);
-  absl::StatusOr<size_t> removed = mailbox_->Ack(
-      request->name(), {request->ids().begin(), request->ids().end()},
-      receipts);
+  absl::StatusOr<size_t> removed =
+      mailbox_->Ack(request->name(),
+                    {request->ids().begin(), request->ids().end()}, receipts);
   if (removed.ok()) response->set_removed(static_cast<int32_t>(*removed));
   return Respond(context, removed.status());
 }

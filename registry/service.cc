@@ -98,9 +98,8 @@ absl::Status RegistryService::CheckProof(const RegisterRequest& request) {
         absl::StrCat("signature must be ", kSignatureBytes, " bytes, not ",
                      request.signature.size()));
   }
-  if (!VerifyRegistrationProof(request.name, request.address,
-                               request.challenge, *request.public_key,
-                               request.signature)) {
+  if (!VerifyRegistrationProof(request.name, request.address, request.challenge,
+                               *request.public_key, request.signature)) {
     return absl::UnauthenticatedError(
         "signature is not public_key's signature of this name, address and "
         "challenge");
@@ -112,7 +111,8 @@ absl::Status RegistryService::CheckProof(const RegisterRequest& request) {
 grpc::ServerUnaryReactor* RegistryService::Register(
     grpc::CallbackServerContext* context, const v1::RegisterRequest* request,
     v1::RegisterResponse* response) {
-  absl::StatusOr<RegisterRequest> converted = RegisterRequestFromProto(*request);
+  absl::StatusOr<RegisterRequest> converted =
+      RegisterRequestFromProto(*request);
   if (!converted.ok()) return Respond(context, converted.status());
   if (absl::Status proven = CheckProof(*converted); !proven.ok()) {
     return Respond(context, proven);
@@ -122,29 +122,29 @@ grpc::ServerUnaryReactor* RegistryService::Register(
   // while the write becomes durable, so concurrent registrations share
   // commits. `request` and `response` live until Finish().
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->RegisterAsync(domain, [reactor, request,
-                                 response](absl::StatusOr<Lease> lease) {
-    if (!lease.ok()) {
-      reactor->Finish(ToGrpcStatus(lease.status()));
-      return;
-    }
-    response->set_lease_id(lease->lease_id);
-    response->set_ttl_ms(lease->entry.ttl.count());
-    EntryToProto(lease->entry, response->mutable_entry());
-    if (request->lease_id().empty()) {
-      LogLine("registry",
-              absl::StrCat("register ", lease->entry.name,
-                           lease->entry.public_key
-                               ? absl::StrCat(" (key ",
-                                              ShortFingerprint(
-                                                  *lease->entry.public_key),
-                                              ")")
-                               : std::string(" (no key)"),
-                           " -> ", lease->entry.address, " (ttl ",
-                           lease->entry.ttl.count(), " ms)"));
-    }
-    reactor->Finish(grpc::Status::OK);
-  });
+  store_->RegisterAsync(
+      domain, [reactor, request, response](absl::StatusOr<Lease> lease) {
+        if (!lease.ok()) {
+          reactor->Finish(ToGrpcStatus(lease.status()));
+          return;
+        }
+        response->set_lease_id(lease->lease_id);
+        response->set_ttl_ms(lease->entry.ttl.count());
+        EntryToProto(lease->entry, response->mutable_entry());
+        if (request->lease_id().empty()) {
+          LogLine("registry",
+                  absl::StrCat(
+                      "register ", lease->entry.name,
+                      lease->entry.public_key
+                          ? absl::StrCat(
+                                " (key ",
+                                ShortFingerprint(*lease->entry.public_key), ")")
+                          : std::string(" (no key)"),
+                      " -> ", lease->entry.address, " (ttl ",
+                      lease->entry.ttl.count(), " ms)"));
+        }
+        reactor->Finish(grpc::Status::OK);
+      });
   return reactor;
 }
 

@@ -84,8 +84,8 @@ class RegistryService final : public v1::Registry::CallbackService {
   // a proof made by that key for a challenge we issued and nobody used.
   absl::Status CheckProof(const RegisterRequest& request);
 
-  Store* const store_;                // Not owned.
-  ChallengeBook* const challenges_;   // Not owned.
+  Store* const store_;               // Not owned.
+  ChallengeBook* const challenges_;  // Not owned.
   const RegistryServiceOptions options_;
 };
 

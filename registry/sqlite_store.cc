@@ -61,7 +61,7 @@ struct Change {
   bool binding_changes = false;  // Whether the bindings row is written.
   std::optional<BindingRecord> binding_before;  // Refreshed by Apply().
   std::optional<BindingRecord> binding_after;   // nullopt deletes it.
-  int64_t updated_at_ms = 0;  // Wall time of the decision.
+  int64_t updated_at_ms = 0;                    // Wall time of the decision.
 };
 
 Change RecordChange(const std::string& key, std::optional<Record> after,
@@ -170,7 +170,8 @@ class SqliteStore final : public Store {
                          [] { return RandomHex(16); });
       if (decision.ok()) {
         Lease lease{decision->record.lease_id, ToEntry(decision->record, now)};
-        Change change = RecordChange(key, std::move(decision->record), wall_now);
+        Change change =
+            RecordChange(key, std::move(decision->record), wall_now);
         ChangeBinding(change, state.binding, std::move(decision->binding));
         Decide(std::move(change), now, EventReason::kUnregistered,
                [lease = std::move(lease),
@@ -269,9 +270,8 @@ class SqliteStore final : public Store {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
       const absl::Time wall_now = clock_.Wall();
-      absl::StatusOr<Record> record =
-          DecidePutStatic(name, address, Find(key), options_.lease_policy, now,
-                          wall_now);
+      absl::StatusOr<Record> record = DecidePutStatic(
+          name, address, Find(key), options_.lease_policy, now, wall_now);
       if (!record.ok()) return record.status();
       entry = ToEntry(*record, now);
       Decide(RecordChange(key, *std::move(record), wall_now), now,
@@ -411,11 +411,10 @@ class SqliteStore final : public Store {
         for (std::string& key : due) {
           Change change = RecordChange(key, std::nullopt, wall_now);
           const Record& record = records_.at(key);
-          ChangeBinding(
-              change, FindBinding(key),
-              BindingAfterLeaseEnds(FindBinding(key), record,
-                                    options_.lease_policy,
-                                    LeaseEndWall(record, now, wall_now)));
+          ChangeBinding(change, FindBinding(key),
+                        BindingAfterLeaseEnds(
+                            FindBinding(key), record, options_.lease_policy,
+                            LeaseEndWall(record, now, wall_now)));
           write->changes.push_back(std::move(change));
           Apply(write->changes.back(), now, EventReason::kExpired);
           expired.push_back(ToEntry(*write->changes.back().before, now));
@@ -788,8 +787,7 @@ absl::flat_hash_map<std::string, BindingRecord> LoadBindings(
     const LeasePolicy& policy, absl::Time wall_now) {
   absl::flat_hash_map<std::string, BindingRecord> bindings;
   SQLite::Statement select(
-      db,
-      "SELECT name_key, name, public_key, reserved_until_ms FROM bindings");
+      db, "SELECT name_key, name, public_key, reserved_until_ms FROM bindings");
   while (select.executeStep()) {
     BindingRecord binding;
     std::string key = select.getColumn(0).getString();
@@ -798,8 +796,8 @@ absl::flat_hash_map<std::string, BindingRecord> LoadBindings(
         PublicKey::FromBytes(select.getColumn(2).getString());
     if (key != NameKey(binding.name) || !ValidateName(binding.name).ok() ||
         !public_key.ok()) {
-      LogLine("registry", absl::StrCat("skipping malformed binding for \"",
-                                       key, "\" in the database"));
+      LogLine("registry", absl::StrCat("skipping malformed binding for \"", key,
+                                       "\" in the database"));
       continue;
     }
     binding.key = *public_key;

@@ -77,9 +77,9 @@ absl::StatusOr<Binding> BindingOf(const std::string& name,
 absl::Status BoundError(const NameState& state, const LeasePolicy& policy,
                         MonoTime now, absl::Time wall_now) {
   const BindingRecord& binding = *state.binding;
-  const std::string prefix =
-      absl::StrCat("name ", binding.name, " belongs to another key (fingerprint ",
-                   ShortFingerprint(binding.key), "...)");
+  const std::string prefix = absl::StrCat(
+      "name ", binding.name, " belongs to another key (fingerprint ",
+      ShortFingerprint(binding.key), "...)");
   if (HeldByLiveLease(state, now)) {
     return absl::PermissionDeniedError(absl::StrCat(prefix, " and is online"));
   }

@@ -135,10 +135,9 @@ std::string EntryJsonFields(const Entry& entry) {
       ",\"expires_in_ms\":",
       entry.is_static ? "null" : absl::StrCat(entry.expires_in.count()));
   if (entry.public_key) {
-    absl::StrAppend(&fields,
-                    ",\"public_key\":", JsonQuote(entry.public_key->Base64()),
-                    ",\"fingerprint\":",
-                    JsonQuote(Fingerprint(*entry.public_key)));
+    absl::StrAppend(
+        &fields, ",\"public_key\":", JsonQuote(entry.public_key->Base64()),
+        ",\"fingerprint\":", JsonQuote(Fingerprint(*entry.public_key)));
   }
   return fields;
 }

@@ -109,8 +109,7 @@ Millis LeaseKeeper::Step() {
   request.name = options_.name;
   request.address = options_.address;
   request.ttl = options_.ttl;
-  absl::StatusOr<Lease> lease =
-      client_->Register(request, options_.identity);
+  absl::StatusOr<Lease> lease = client_->Register(request, options_.identity);
   if (lease.ok()) {
     Report("registered", absl::StrCat("registered \"", options_.name,
                                       "\" again at ", options_.address));

@@ -223,9 +223,10 @@ std::unique_ptr<MailStream> RegistryClient::Listen(
                                       target_, &MailItemFromProto);
 }
 
-absl::Status RegistryClient::Ack(
-    const std::string& name, const std::string& lease_id,
-    const std::vector<std::string>& ids, const std::vector<MailItem>& receipts) {
+absl::Status RegistryClient::Ack(const std::string& name,
+                                 const std::string& lease_id,
+                                 const std::vector<std::string>& ids,
+                                 const std::vector<MailItem>& receipts) {
   v1::AckRequest proto;
   proto.set_name(name);
   proto.set_lease_id(lease_id);

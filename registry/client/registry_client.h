@@ -103,7 +103,8 @@ class RegistryClient {
   // used from more than one thread.
   void SetAdminToken(std::string token) { admin_token_ = std::move(token); }
 
-  // A single-use challenge for the next Register of `name` (Registry.Challenge).
+  // A single-use challenge for the next Register of `name`
+  // (Registry.Challenge).
   absl::StatusOr<std::string> Challenge(const std::string& name);
 
   // Registers `request`. With `identity` (not owned, used during the call

@@ -277,20 +277,18 @@ TEST(RegistrationProofTest, BindsNameAddressChallengeAndKey) {
       RegistrationProofMessage("alice", "10.0.0.1:7001", "challenge-1", key));
   EXPECT_TRUE(VerifyRegistrationProof("alice", "10.0.0.1:7001", "challenge-1",
                                       key, proof));
-  EXPECT_FALSE(VerifyRegistrationProof("alicf", "10.0.0.1:7001",
-                                       "challenge-1", key, proof));
+  EXPECT_FALSE(VerifyRegistrationProof("alicf", "10.0.0.1:7001", "challenge-1",
+                                       key, proof));
   // The address is signed: a captured request cannot be sent on with another.
-  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.66:7001",
-                                       "challenge-1", key, proof));
-  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.1:7001",
-                                       "challenge-2", key, proof));
-  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.1:7001",
-                                       "challenge-1", mallory.public_key(),
-                                       proof));
+  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.66:7001", "challenge-1",
+                                       key, proof));
+  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.1:7001", "challenge-2",
+                                       key, proof));
+  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.1:7001", "challenge-1",
+                                       mallory.public_key(), proof));
   // A plain signature of the name is no proof.
-  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.1:7001",
-                                       "challenge-1", key,
-                                       alice.Sign("alice")));
+  EXPECT_FALSE(VerifyRegistrationProof("alice", "10.0.0.1:7001", "challenge-1",
+                                       key, alice.Sign("alice")));
 }
 
 TEST(RegistrationProofTest, FieldsCannotTradeBytes) {
@@ -301,23 +299,22 @@ TEST(RegistrationProofTest, FieldsCannotTradeBytes) {
   struct Fields {
     std::string name, address, challenge;
   };
-  const std::vector<Fields> fields = {
-      {"ab", "c", "d"},
-      {"a", "bc", "d"},
-      {"a", "b", "cd"},
-      {"abc", "", "d"},
-      {"", "abc", "d"},
-      {"abcd", "", ""},
-      {"", "", "abcd"},
-      {std::string("a\0", 2), "bc", "d"},
-      {"a", std::string("\0bc", 3), "d"},
-      {"bob", "h:1", "x"},
-      {"Bob", "h:1", "x"}};
+  const std::vector<Fields> fields = {{"ab", "c", "d"},
+                                      {"a", "bc", "d"},
+                                      {"a", "b", "cd"},
+                                      {"abc", "", "d"},
+                                      {"", "abc", "d"},
+                                      {"abcd", "", ""},
+                                      {"", "", "abcd"},
+                                      {std::string("a\0", 2), "bc", "d"},
+                                      {"a", std::string("\0bc", 3), "d"},
+                                      {"bob", "h:1", "x"},
+                                      {"Bob", "h:1", "x"}};
   for (const Fields& f : fields) {
-    messages.insert(RegistrationProofMessage(f.name, f.address, f.challenge,
-                                             key));
-    messages.insert(RegistrationProofMessage(f.name, f.address, f.challenge,
-                                             other));
+    messages.insert(
+        RegistrationProofMessage(f.name, f.address, f.challenge, key));
+    messages.insert(
+        RegistrationProofMessage(f.name, f.address, f.challenge, other));
   }
   EXPECT_EQ(messages.size(), 2 * fields.size());
   // Unambiguous: the message starts with the domain and ends with the key.

@@ -181,8 +181,8 @@ class SealedChatServiceTest : public ::testing::Test {
     keys_->Listed("davide", std::nullopt);
     envelope_ = std::make_unique<Envelope>(std::string("bob"), bob_,
                                            keys_.get(), clock_);
-    service_ = std::make_unique<ChatService>("bob", &sink_, clock_,
-                                             envelope_.get());
+    service_ =
+        std::make_unique<ChatService>("bob", &sink_, clock_, envelope_.get());
     ServerConfig config;
     config.listen_address = "127.0.0.1:0";
     config.services = {service_.get()};

@@ -143,7 +143,8 @@ TEST_F(PeerStoreTest, FloorRisesAsMessagesLeaveTheOutbox) {
   }
   EXPECT_EQ(store->OutboxFloor("bob", 3), 1);
   store->RemoveFromOutbox("m1");
-  auto taken = store->TakeFromOutbox("m2", "bob");  // Waits: m1's removal is in.
+  auto taken =
+      store->TakeFromOutbox("m2", "bob");  // Waits: m1's removal is in.
   ASSERT_THAT(taken.status(), IsOk());
   ASSERT_TRUE(taken->has_value());
   EXPECT_EQ((*taken)->message.id, "m2");
@@ -352,7 +353,8 @@ TEST(PeerStoreReplayTest, AReplayIsNeverShownTwiceEvenAfterItsIdIsForgotten) {
     EXPECT_FALSE(ReceiveAndShow(**store, Sealed("first", 1000)));  // A copy.
     // Far more than are kept come after it: its id is forgotten.
     for (int i = 0; i < 20; ++i) {
-      ASSERT_TRUE(ReceiveAndShow(**store, Sealed(absl::StrCat("m", i), 2000 + i)));
+      ASSERT_TRUE(
+          ReceiveAndShow(**store, Sealed(absl::StrCat("m", i), 2000 + i)));
     }
     EXPECT_FALSE(ReceiveAndShow(**store, Sealed("first", 1000)));
     // A new message of bob's is still shown; so are unverified ones.

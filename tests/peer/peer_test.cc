@@ -1,7 +1,5 @@
 // Peers chatting by name through a real registry on loopback.
 
-#include "tests/peer/peer_fixture.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tests/peer/peer_fixture.h"
 
 namespace chat::peer {
 namespace {

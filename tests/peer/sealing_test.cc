@@ -41,7 +41,8 @@ TEST(SealingTest, WhatIsSealedOpensWithEveryFieldAndShowsNothingOutside) {
   Identity bob = Identity::Generate();
   PairCipher alice_cipher(alice);
   PairCipher bob_cipher(bob);
-  auto outer = SealMessage(alice_cipher, bob.public_key(), Hello("alice", "bob"));
+  auto outer =
+      SealMessage(alice_cipher, bob.public_key(), Hello("alice", "bob"));
   ASSERT_THAT(outer, IsOk());
   EXPECT_TRUE(outer->msg().empty());
   EXPECT_TRUE(outer->time().empty());
@@ -86,8 +87,9 @@ TEST(SealingTest, ChangedRoutingForgedSenderAndBadBytesAreRefused) {
               StatusIs(absl::StatusCode::kUnauthenticated));
   ::Message short_bytes = outer;
   short_bytes.set_sealed("xyz");
-  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), short_bytes, "bob"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sealed")));
+  EXPECT_THAT(
+      OpenMessage(bob_cipher, alice.public_key(), short_bytes, "bob"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sealed")));
   ::Message with_text = outer;
   with_text.set_msg("visible");
   EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), with_text, "bob"),
@@ -101,15 +103,20 @@ TEST(SealingTest, AReceiptChecksOnlyWithTheRecipientsKeyIdAndName) {
   PairCipher alice_cipher(alice);
   PairCipher bob_cipher(bob);
   PairCipher mallory_cipher(mallory);
-  std::string receipt = *MakeReceipt(bob_cipher, alice.public_key(), "m1", "bob");
-  EXPECT_TRUE(CheckReceipt(alice_cipher, bob.public_key(), receipt, "m1", "Bob"));
-  EXPECT_FALSE(CheckReceipt(alice_cipher, bob.public_key(), receipt, "m2", "bob"));
+  std::string receipt =
+      *MakeReceipt(bob_cipher, alice.public_key(), "m1", "bob");
+  EXPECT_TRUE(
+      CheckReceipt(alice_cipher, bob.public_key(), receipt, "m1", "Bob"));
+  EXPECT_FALSE(
+      CheckReceipt(alice_cipher, bob.public_key(), receipt, "m2", "bob"));
   EXPECT_FALSE(
       CheckReceipt(alice_cipher, bob.public_key(), receipt, "m1", "carol"));
   std::string forged =
       *MakeReceipt(mallory_cipher, alice.public_key(), "m1", "bob");
-  EXPECT_FALSE(CheckReceipt(alice_cipher, bob.public_key(), forged, "m1", "bob"));
-  EXPECT_FALSE(CheckReceipt(alice_cipher, bob.public_key(), "junk", "m1", "bob"));
+  EXPECT_FALSE(
+      CheckReceipt(alice_cipher, bob.public_key(), forged, "m1", "bob"));
+  EXPECT_FALSE(
+      CheckReceipt(alice_cipher, bob.public_key(), "junk", "m1", "bob"));
 }
 
 // A registry as a map: name -> key (absent: no key); `down` makes it fail.
@@ -179,8 +186,8 @@ TEST_F(KeyBookTest, AChangedKeyBlocksTheNameUntilTrust) {
   book->Listed("bob", thief.public_key());
   book->Listed("bob", thief.public_key());  // Told once.
   ASSERT_EQ(told_.size(), 1u);
-  EXPECT_EQ(told_[0], KeyBook::ChangedText("bob", bob.public_key(),
-                                           thief.public_key()));
+  EXPECT_EQ(told_[0],
+            KeyBook::ChangedText("bob", bob.public_key(), thief.public_key()));
   EXPECT_THAT(told_[0], HasSubstr("check with bob, then /trust bob"));
   EXPECT_THAT(book->KeyFor("bob"),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("changed")));
@@ -211,13 +218,17 @@ TEST_F(EnvelopeTest, ForgedAndSpoofedMessagesAreRefusedAndLoggedOncePerMinute) {
   // bob's side: alice has a key in the registry.
   Envelope bob(std::string("bob"), bob_, book_.get(), clock_);
   PairCipher mallory(Identity::Generate());
-  ::Message forged = *SealMessage(mallory, bob_.public_key(), Hello("alice", "bob"));
-  EXPECT_THAT(bob.Unwrap(forged, true), StatusIs(absl::StatusCode::kUnauthenticated));
+  ::Message forged =
+      *SealMessage(mallory, bob_.public_key(), Hello("alice", "bob"));
+  EXPECT_THAT(bob.Unwrap(forged, true),
+              StatusIs(absl::StatusCode::kUnauthenticated));
   ::Message plain = ToProto(Hello("alice", "bob"));
-  EXPECT_THAT(bob.Unwrap(plain, true), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(bob.Unwrap(plain, true),
+              StatusIs(absl::StatusCode::kUnauthenticated));
   EXPECT_EQ(bob.refusals_logged(), 1);
   clock_.Advance(Millis(61000));
-  EXPECT_THAT(bob.Unwrap(plain, true), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(bob.Unwrap(plain, true),
+              StatusIs(absl::StatusCode::kUnauthenticated));
   EXPECT_EQ(bob.refusals_logged(), 2);
   // A name without a key: plain, shown unverified.
   ::Message lab = ToProto(Hello("Davide", "bob"));

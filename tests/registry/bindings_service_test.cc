@@ -73,10 +73,10 @@ class BindingsServiceTest : public ::testing::Test {
   }
 
   template <typename Request, typename Response>
-  absl::Status CallAdmin(
-      grpc::Status (v1::Registry::Stub::*method)(grpc::ClientContext*,
-                                                 const Request&, Response*),
-      const Request& request, const std::string& authorization) {
+  absl::Status CallAdmin(grpc::Status (v1::Registry::Stub::*method)(
+                             grpc::ClientContext*, const Request&, Response*),
+                         const Request& request,
+                         const std::string& authorization) {
     grpc::ClientContext context;
     if (!authorization.empty()) {
       context.AddMetadata("authorization", authorization);
@@ -118,13 +118,14 @@ TEST_F(BindingsServiceTest, ARegistrationWithAnIdentityBindsTheName) {
 // The critical attack of issue 11: dave is offline, his lease expired; a
 // thief registers "dave" to read his mailbox.
 TEST_F(BindingsServiceTest, AThiefCannotRegisterAnOfflineUsersName) {
-  auto lease = client_->Register({"bob", "127.0.0.1:7001", Millis(2000)}, &bob_);
+  auto lease =
+      client_->Register({"bob", "127.0.0.1:7001", Millis(2000)}, &bob_);
   ASSERT_THAT(lease, IsOk());
   ASSERT_THAT(client_->Unregister("bob", lease->lease_id), IsOk());
   EXPECT_THAT(client_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
-  const std::string until = absl::FormatTime(
-      "%Y-%m-%d %H:%M UTC", clock_.Wall() + absl::Hours(24),
-      absl::UTCTimeZone());
+  const std::string until =
+      absl::FormatTime("%Y-%m-%d %H:%M UTC", clock_.Wall() + absl::Hours(24),
+                       absl::UTCTimeZone());
   EXPECT_THAT(
       client_->Register({"bob", "127.0.0.1:6666"}, &thief_),
       StatusIs(absl::StatusCode::kPermissionDenied,
@@ -138,9 +139,8 @@ TEST_F(BindingsServiceTest, AThiefCannotRegisterAnOfflineUsersName) {
   auto binding = client_->GetBinding("bob");
   ASSERT_THAT(binding, IsOk());
   EXPECT_FALSE(binding->online);
-  EXPECT_EQ(binding->reserved_until,
-            absl::FromUnixMillis(absl::ToUnixMillis(clock_.Wall() +
-                                                    absl::Hours(24))));
+  EXPECT_EQ(binding->reserved_until, absl::FromUnixMillis(absl::ToUnixMillis(
+                                         clock_.Wall() + absl::Hours(24))));
   // The real bob comes back.
   EXPECT_THAT(client_->Register({"bob", "127.0.0.1:7002"}, &bob_), IsOk());
   // While he is online, the thief hears so.
@@ -204,7 +204,8 @@ TEST_F(BindingsServiceTest, AProofForAnotherNameOrAddressIsRefused) {
   EXPECT_THAT(client_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(BindingsServiceTest, MalformedKeysAndProofsAreInvalidArgumentNamingTheField) {
+TEST_F(BindingsServiceTest,
+       MalformedKeysAndProofsAreInvalidArgumentNamingTheField) {
   const auto kInvalid = absl::StatusCode::kInvalidArgument;
   v1::RegisterRequest short_key = SignedRequest(bob_, "bob", "127.0.0.1:1");
   short_key.set_public_key(std::string(31, 'k'));

@@ -62,7 +62,8 @@ TEST(ChallengeBookTest, TheOldestAreDroppedWhenFull) {
   FakeClock clock;
   ChallengeBook book(clock, ChallengeBook::Options{Millis(60000), 3});
   std::vector<std::string> issued;
-  for (int i = 0; i < 5; ++i) issued.push_back(book.Issue(absl::StrCat("n", i)));
+  for (int i = 0; i < 5; ++i)
+    issued.push_back(book.Issue(absl::StrCat("n", i)));
   EXPECT_EQ(book.size(), 3u);
   EXPECT_THAT(book.Consume("n0", issued[0]),
               StatusIs(absl::StatusCode::kUnauthenticated));

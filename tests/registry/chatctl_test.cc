@@ -42,8 +42,8 @@ using ::chat::registry::RegistryClient;
 using ::chat::registry::RegistryServer;
 using ::chat::registry::RegistryServerOptions;
 using ::chat::testing::IsOk;
-using ::chat::testing::WaitFor;
 using ::chat::testing::StatusIs;
+using ::chat::testing::WaitFor;
 using ::testing::AllOf;
 using ::testing::ContainsRegex;
 using ::testing::EndsWith;
@@ -477,10 +477,9 @@ TEST_F(ChatctlTest, JsonShowsTheKeyAndFingerprintOfABoundName) {
   const Identity bob = Identity::Generate();
   ASSERT_THAT(client_->Register({"bob", "127.0.0.1:5000", Millis(60000)}, &bob),
               IsOk());
-  const std::string key_fields =
-      absl::StrCat("\"public_key\":\"", bob.public_key().Base64(),
-                   "\",\"fingerprint\":\"", Fingerprint(bob.public_key()),
-                   "\"");
+  const std::string key_fields = absl::StrCat(
+      "\"public_key\":\"", bob.public_key().Base64(), "\",\"fingerprint\":\"",
+      Fingerprint(bob.public_key()), "\"");
   Result resolved = Run("resolve", {"bob"}, /*json=*/true);
   EXPECT_EQ(resolved.code, kExitOk) << resolved.err;
   EXPECT_THAT(resolved.out, HasSubstr(key_fields));

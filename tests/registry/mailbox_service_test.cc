@@ -187,9 +187,9 @@ TEST_F(MailboxServiceTest, AStrangerCannotAckOrMakeReceipts) {
   EXPECT_EQ(stats.count(), 0);
   auto alice_mail = Listen("alice", LeaseFor("alice"));
   // Deposits of receipts are refused outright.
-  EXPECT_EQ(Deposit("mallory", "alice", "m1", v1::MailItem::RECEIPT)
-                .error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(
+      Deposit("mallory", "alice", "m1", v1::MailItem::RECEIPT).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
   // bob's own receipt arrives; nothing came before it.
   ASSERT_TRUE(Ack("bob", bob, {"m1"}, "alice").ok());
   v1::MailItem item;

@@ -176,13 +176,11 @@ TEST_P(MailboxContractTest, OnlyReceiptsForRemovedMessagesOfTheAckerAreKept) {
        // The same id again: one receipt per message.
        Receipt("bob", "alice", "m1", "second"),
        // Not from the acknowledging name.
-       Receipt("mallory", "alice", "m2"),
-       not_a_receipt,
+       Receipt("mallory", "alice", "m2"), not_a_receipt,
        // To someone else than the message's sender.
        Receipt("bob", "alice", "m3"),
        // For a message that was not removed (unknown, or dave's).
-       Receipt("bob", "alice", "never-there"),
-       Receipt("bob", "alice", "m4"),
+       Receipt("bob", "alice", "never-there"), Receipt("bob", "alice", "m4"),
        // Too big.
        Receipt("bob", "carol", "m3",
                std::string(kMaxReceiptPayloadBytes + 1, 'x'))});
@@ -226,9 +224,9 @@ TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
     ASSERT_THAT(mailbox_->Deposit(Message("bob", "dave", absl::StrCat("d", i))),
                 IsOk());
   }
-  ASSERT_THAT(mailbox_->Ack("dave", {"d0", "d1"},
-                            {Receipt("dave", "bob", "d0"),
-                             Receipt("dave", "bob", "d1")}),
+  ASSERT_THAT(mailbox_->Ack(
+                  "dave", {"d0", "d1"},
+                  {Receipt("dave", "bob", "d0"), Receipt("dave", "bob", "d1")}),
               IsOk());
   EXPECT_THAT(Ids("bob"), SizeIs(5));
   EXPECT_THAT(Ids("dave"), ElementsAre("d2", "d3", "d4"));
@@ -239,9 +237,8 @@ TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
     ASSERT_THAT(mailbox_->Deposit(Message("x", "erin", absl::StrCat("e", i))),
                 IsOk());
   }
-  ASSERT_THAT(
-      mailbox_->Ack("frank", {"f1"}, {Receipt("frank", "erin", "f1")}),
-      IsOk());
+  ASSERT_THAT(mailbox_->Ack("frank", {"f1"}, {Receipt("frank", "erin", "f1")}),
+              IsOk());
   EXPECT_THAT(Ids("erin"), SizeIs(5));
   EXPECT_THAT(mailbox_->Deposit(Message("x", "erin", "e5")),
               StatusIs(absl::StatusCode::kResourceExhausted));

@@ -484,11 +484,11 @@ TEST_P(StoreContractTest, AnotherKeyCannotTakeABoundNameLiveOrReserved) {
   const PublicKey thief = TestKey(2);
   Lease lease = MustRegisterWithKey("bob", "h:1", bob, Millis(5000));
   // While bob is online.
-  EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), "", thief}),
-              StatusIs(absl::StatusCode::kPermissionDenied,
-                       AllOf(HasSubstr("name bob belongs to another key"),
-                             HasSubstr(ShortFingerprint(bob)),
-                             HasSubstr("online"))));
+  EXPECT_THAT(
+      store_->Register({"bob", "h:666", Millis(0), "", thief}),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               AllOf(HasSubstr("name bob belongs to another key"),
+                     HasSubstr(ShortFingerprint(bob)), HasSubstr("online"))));
   // Not even with bob's lease id: the key must match too.
   EXPECT_THAT(
       store_->Register({"bob", "h:666", Millis(0), lease.lease_id, thief}),
@@ -502,10 +502,11 @@ TEST_P(StoreContractTest, AnotherKeyCannotTakeABoundNameLiveOrReserved) {
   // Refused even before the expiry loop has run.
   const absl::Time until = clock_.Wall() + kTestReserve;
   auto refused = store_->Register({"bob", "h:666", Millis(0), "", thief});
-  EXPECT_THAT(refused,
-              StatusIs(absl::StatusCode::kPermissionDenied,
-                       HasSubstr(absl::FormatTime("until %Y-%m-%d %H:%M UTC",
-                                                  until, absl::UTCTimeZone()))));
+  EXPECT_THAT(
+      refused,
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               HasSubstr(absl::FormatTime("until %Y-%m-%d %H:%M UTC", until,
+                                          absl::UTCTimeZone()))));
   ASSERT_THAT(store_->ExpireDue(), IsOk());
   clock_.Advance(absl::ToChronoMilliseconds(kTestReserve) - Millis(1000));
   ASSERT_THAT(store_->ExpireDue(), IsOk());
@@ -531,9 +532,9 @@ TEST_P(StoreContractTest, UnregisteringStartsTheReservation) {
   ASSERT_THAT(binding, IsOk());
   EXPECT_FALSE(binding->online);
   EXPECT_EQ(binding->reserved_until, clock_.Wall() + kTestReserve);
-  EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), "", TestKey(2)}),
-              StatusIs(absl::StatusCode::kPermissionDenied,
-                       HasSubstr("until")));
+  EXPECT_THAT(
+      store_->Register({"bob", "h:666", Millis(0), "", TestKey(2)}),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("until")));
 }
 
 TEST_P(StoreContractTest, WhenTheReservationEndsANewKeyMayBind) {
