@@ -12,31 +12,14 @@
 #include "common/grpc_server.h"
 #include "peer/peer_store.h"
 #include "peer/sealing.h"
+#include "tests/peer/keeping_sink.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat::peer {
 namespace {
 
+using ::chat::peer::testing::KeepingSink;
 using ::chat::testing::IsOk;
-
-class KeepingSink final : public MessageSink {
- public:
-  void Accept(const ChatMessage& message, AcceptCallback done) override {
-    {
-      absl::MutexLock lock(&mu_);
-      messages_.push_back(message);
-    }
-    done(absl::OkStatus());
-  }
-  std::vector<ChatMessage> messages() {
-    absl::MutexLock lock(&mu_);
-    return messages_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<ChatMessage> messages_ ABSL_GUARDED_BY(mu_);
-};
 
 class ChatServiceTest : public ::testing::Test {
  protected:

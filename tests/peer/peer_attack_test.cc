@@ -26,6 +26,7 @@
 #include "peer/message.h"
 #include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
+#include "tests/peer/keeping_sink.h"
 #include "tests/peer/peer_fixture.h"
 #include "tests/testing/wait.h"
 
@@ -427,26 +428,6 @@ TEST_F(PeerAttackTest, AChangedKeyBlocksBothWaysUntilTrust) {
   EXPECT_EQ(times_told, 1);
 }
 
-// What a lab peer's ChattingService receives.
-class LabInbox final : public MessageSink {
- public:
-  void Accept(const ChatMessage& message, AcceptCallback done) override {
-    {
-      absl::MutexLock lock(&mu_);
-      messages_.push_back(message);
-    }
-    done(absl::OkStatus());
-  }
-  std::vector<ChatMessage> messages() {
-    absl::MutexLock lock(&mu_);
-    return messages_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<ChatMessage> messages_ ABSL_GUARDED_BY(mu_);
-};
-
 // Before the issue anyone could PutStatic, and a lab peer's lines looked
 // exactly like a verified peer's. Now the static entry needs the admin
 // token, and a lab peer (no key) still chats: it gets plain messages, its
@@ -454,7 +435,8 @@ class LabInbox final : public MessageSink {
 // bound to a key. (tests/lab runs the lab's own Python peer.)
 TEST_F(PeerAttackTest, ALabPeerWithoutAKeyStillChatsUnverified) {
   // The lab's service: no key, so it opens nothing sealed.
-  LabInbox lab_inbox;
+  // What a lab peer's ChattingService receives.
+  testing::KeepingSink lab_inbox;
   ChatService lab_service("lab", &lab_inbox, RealClock());
   ServerConfig config;
   config.listen_address = "127.0.0.1:0";
