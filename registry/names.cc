@@ -73,7 +73,10 @@ absl::Status ValidateHost(const std::string& host) {
     }
     std::string literal = host.substr(1, host.size() - 2);
     in6_addr ignored;
-    if (inet_pton(AF_INET6, literal.c_str(), &ignored) != 1) {
+    // inet_pton reads up to the first NUL: "[::1\0junk]" would pass.
+    if (literal.find_first_not_of("0123456789abcdefABCDEF:.") !=
+            std::string::npos ||
+        inet_pton(AF_INET6, literal.c_str(), &ignored) != 1) {
       return absl::InvalidArgumentError(
           absl::StrCat(Quote(literal), " is not an IPv6 address"));
     }

@@ -79,6 +79,12 @@ TEST(ValidateAddressTest, RejectsWithAMessageThatSaysWhy) {
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.why)))
         << c.address;
   }
+  // Found by names_fuzz: inet_pton stops at a NUL, so what followed one
+  // inside the brackets was accepted (and went on to every peer).
+  EXPECT_THAT(ValidateAddress(std::string("[::b\0\0\0]:50050", 14)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("IPv6")));
+  EXPECT_THAT(ValidateAddress(std::string("[::1\0junk]:50050", 16)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("IPv6")));
   EXPECT_THAT(ValidateAddress(std::string(300, 'a') + ":80"),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ValidateAddress(std::string(64, 'a') + ".com:80"),
