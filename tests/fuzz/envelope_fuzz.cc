@@ -14,10 +14,10 @@
 #include <cstdlib>
 #include <string>
 
+#include "google/protobuf/stubs/logging.h"
 #include "peer/envelope.h"
 #include "peer/message.h"
 #include "peer/sealing.h"
-#include "google/protobuf/stubs/logging.h"
 #include "proto/chat.pb.h"
 #include "registry/names.h"
 #include "tests/fuzz/peers.h"

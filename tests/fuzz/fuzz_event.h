@@ -20,8 +20,8 @@ inline peer::PeerEvent ConsumeEvent(FuzzedDataProvider& provider) {
   peer::PeerEvent event;
   event.kind =
       static_cast<peer::EventKind>(provider.ConsumeIntegralInRange<int>(0, 8));
-  event.status = static_cast<peer::SendStatus>(
-      provider.ConsumeIntegralInRange<int>(0, 3));
+  event.status =
+      static_cast<peer::SendStatus>(provider.ConsumeIntegralInRange<int>(0, 3));
   event.to_partner = provider.ConsumeBool();
   event.repeated = provider.ConsumeBool();
   event.message.late = provider.ConsumeBool();

@@ -51,8 +51,8 @@ inline Peers& TheCast() {
         -> absl::StatusOr<std::optional<PublicKey>> { return p->KeyOf(name); };
     p->book = std::make_unique<peer::KeyBook>(p->store.get(), *p->store->Pins(),
                                               options, p->clock);
-    p->envelope = std::make_unique<peer::Envelope>("bob", p->bob,
-                                                   p->book.get(), p->clock);
+    p->envelope = std::make_unique<peer::Envelope>("bob", p->bob, p->book.get(),
+                                                   p->clock);
     return p;
   }();
   return *peers;

@@ -56,8 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(good == (absl::StartsWith(rest, head) &&
                      NameKey(rest.substr(head.size())) == NameKey(recipient)));
       // Not alice's receipt from carol, whatever it says.
-      Check(!chat::peer::CheckReceipt(cast.alice_cipher, cast.carol.public_key(),
-                                      *payload, id, recipient));
+      Check(!chat::peer::CheckReceipt(
+          cast.alice_cipher, cast.carol.public_key(), *payload, id, recipient));
       break;
     }
     default: {  // Made by bob's peer for alice's message `id`.

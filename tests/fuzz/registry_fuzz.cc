@@ -315,7 +315,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::string("/") + method.service + "/" + method.name;
 
   if (structured) {
-    std::unique_ptr<Message> parsed = NewMessage(Describe(method)->input_type());
+    std::unique_ptr<Message> parsed =
+        NewMessage(Describe(method)->input_type());
     if (!parsed->ParseFromString(request)) return 0;
     Complete(world, registry, keyed, method.name, *parsed);
     request = parsed->SerializeAsString();
