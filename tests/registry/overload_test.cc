@@ -3,8 +3,8 @@
 // bound on calls in progress calls are refused at once while the server
 // keeps serving.
 
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <memory>
@@ -98,8 +98,7 @@ TEST_F(RegistryOverloadTest, ACallPastItsDeadlineDoesNoWork) {
   auto reader = stub_->Watch(&context, request);
   v1::WatchEvent event;
   EXPECT_FALSE(reader->Read(&event));
-  EXPECT_EQ(reader->Finish().error_code(),
-            grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(server_->gate().counts().expired, 2);
   EXPECT_EQ(server_->gate().counts().admitted, 0);
 }
@@ -109,6 +108,9 @@ TEST_F(RegistryOverloadTest, BeyondTheBoundCallsAreRefusedAndServedAgain) {
   overload.max_calls_in_progress = 2;
   Start(overload);
   ASSERT_TRUE(Register("alice").ok());
+  // Register's place goes with its answer, on the store's thread.
+  ASSERT_TRUE(
+      WaitFor([this] { return server_->gate().counts().in_progress == 0; }));
 
   // Two calls in progress (held here, as two slow calls would hold them).
   auto first = server_->gate().Admit(absl::InfiniteFuture());
@@ -123,8 +125,7 @@ TEST_F(RegistryOverloadTest, BeyondTheBoundCallsAreRefusedAndServedAgain) {
                 HasSubstr("too many calls in progress (limit 2, "
                           "--max-calls-in-progress)"));
   }
-  EXPECT_EQ(Register("bob").error_code(),
-            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Register("bob").error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_FALSE(store_->Resolve("bob").ok());  // Refused before any work.
   EXPECT_EQ(server_->gate().counts().refused, 21);
 
@@ -134,8 +135,8 @@ TEST_F(RegistryOverloadTest, BeyondTheBoundCallsAreRefusedAndServedAgain) {
   for (int i = 0; i < 20; ++i) EXPECT_TRUE(Resolve("alice").ok());
   EXPECT_TRUE(Register("bob").ok());
   EXPECT_TRUE(store_->Resolve("bob").ok());
-  // Register's place goes with its answer, on the store's thread.
-  EXPECT_TRUE(WaitFor([this] { return server_->gate().counts().in_progress == 1; }));
+  EXPECT_TRUE(
+      WaitFor([this] { return server_->gate().counts().in_progress == 1; }));
 }
 
 }  // namespace
