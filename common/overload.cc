@@ -74,9 +74,9 @@ absl::StatusOr<uint64_t> RaiseOpenFileLimit() {
     const rlim_t soft = limit.rlim_cur;
     limit.rlim_cur = limit.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-      return absl::InternalError(absl::StrCat(
-          "cannot raise the open file limit from ", soft, " to ",
-          limit.rlim_max, ": ", std::strerror(errno)));
+      return absl::InternalError(
+          absl::StrCat("cannot raise the open file limit from ", soft, " to ",
+                       limit.rlim_max, ": ", std::strerror(errno)));
     }
   }
   return static_cast<uint64_t>(limit.rlim_cur);

@@ -28,8 +28,9 @@ class RateLimitedLogTest : public ::testing::Test {
 
   FakeClock clock_;
   std::vector<std::string> lines_;
-  RateLimitedLog log_{Options(), clock_,
-                      [this](const std::string& line) { lines_.push_back(line); }};
+  RateLimitedLog log_{Options(), clock_, [this](const std::string& line) {
+                        lines_.push_back(line);
+                      }};
 };
 
 TEST_F(RateLimitedLogTest, TenThousandRepeatsCostAHandfulOfLinesAndACount) {

@@ -43,15 +43,15 @@ TEST(CallGateTest, RefusesBeyondTheBoundAndAdmitsAgainWhenAPlaceIsFree) {
   CallGate gate(WithBound(clock, 3));
   std::vector<CallGate::Ticket> held;
   for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<CallGate::Ticket> ticket = gate.Admit(absl::InfiniteFuture());
+    absl::StatusOr<CallGate::Ticket> ticket =
+        gate.Admit(absl::InfiniteFuture());
     ASSERT_THAT(ticket, IsOk());
     held.push_back(*std::move(ticket));
   }
-  EXPECT_THAT(
-      gate.Admit(absl::InfiniteFuture()),
-      StatusIs(absl::StatusCode::kResourceExhausted,
-               HasSubstr("too many calls in progress (limit 3, "
-                         "--max-calls-in-progress)")));
+  EXPECT_THAT(gate.Admit(absl::InfiniteFuture()),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("too many calls in progress (limit 3, "
+                                 "--max-calls-in-progress)")));
   EXPECT_EQ(gate.counts().refused, 1);
   EXPECT_EQ(gate.counts().in_progress, 3);
   held.back().Release();
@@ -73,7 +73,8 @@ TEST(CallGateTest, ZeroMeansNoBound) {
   CallGate gate(WithBound(clock, 0));
   std::vector<CallGate::Ticket> held;
   for (int i = 0; i < 5000; ++i) {
-    absl::StatusOr<CallGate::Ticket> ticket = gate.Admit(absl::InfiniteFuture());
+    absl::StatusOr<CallGate::Ticket> ticket =
+        gate.Admit(absl::InfiniteFuture());
     ASSERT_THAT(ticket, IsOk());
     held.push_back(*std::move(ticket));
   }
@@ -84,7 +85,8 @@ TEST(CallGateTest, AMovedTicketGivesItsPlaceBackOnce) {
   FakeClock clock;
   CallGate gate(WithBound(clock, 1));
   {
-    absl::StatusOr<CallGate::Ticket> ticket = gate.Admit(absl::InfiniteFuture());
+    absl::StatusOr<CallGate::Ticket> ticket =
+        gate.Admit(absl::InfiniteFuture());
     ASSERT_THAT(ticket, IsOk());
     CallGate::Ticket moved = *std::move(ticket);
     CallGate::Ticket again;
