@@ -32,6 +32,11 @@ CallGate::CallGate(const OverloadOptions& options) : options_(options) {}
 absl::StatusOr<CallGate::Ticket> CallGate::Admit(absl::Time deadline) {
   if (deadline <= options_.clock->Wall()) {
     expired_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.log != nullptr) {
+      options_.log->Log("overload:expired",
+                        "overload: dropped a call that arrived past its "
+                        "deadline");
+    }
     return absl::DeadlineExceededError(
         "the call's deadline passed before the server could start on it");
   }
@@ -40,8 +45,15 @@ absl::StatusOr<CallGate::Ticket> CallGate::Admit(absl::Time deadline) {
       before >= options_.max_calls_in_progress) {
     in_progress_.fetch_sub(1, std::memory_order_relaxed);
     refused_.fetch_add(1, std::memory_order_relaxed);
-    return LimitError("too many calls in progress",
-                      options_.max_calls_in_progress, "max-calls-in-progress");
+    absl::Status refusal =
+        LimitError("too many calls in progress", options_.max_calls_in_progress,
+                   "max-calls-in-progress");
+    if (options_.log != nullptr) {
+      options_.log->Log(
+          "overload:refused",
+          absl::StrCat("overload: refused a call: ", refusal.message()));
+    }
+    return refusal;
   }
   admitted_.fetch_add(1, std::memory_order_relaxed);
   return Ticket(this);

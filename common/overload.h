@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/log.h"
 
 namespace chat {
 
@@ -37,6 +38,10 @@ struct OverloadOptions {
   // to see every call arrive past its deadline. Not owned; must outlive the
   // gate.
   const Clock* clock = &RealClock();
+  // When set, every refusal is logged through it ("overload: ..."; it lets
+  // a few lines through per interval, then a count). Not owned; must
+  // outlive the gate.
+  RateLimitedLog* log = nullptr;
 };
 
 // Admits calls: the first thing every handler does. A unary call holds its

@@ -74,6 +74,7 @@ bool ParseOverloadOptions(const po::variables_map& vm,
   overload->max_calls_in_progress = vm["max-calls-in-progress"].as<int>();
   overload->max_streams_per_connection =
       vm["max-streams-per-connection"].as<int>();
+  overload->log = &chat::RouteLibraryLogs("registry");
   if (overload->max_calls_in_progress < 0 ||
       overload->max_streams_per_connection < 1) {
     std::cerr << "chat-registry: need --max-calls-in-progress >= 0 (0: no "

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -94,6 +95,31 @@ TEST(CallGateTest, AMovedTicketGivesItsPlaceBackOnce) {
     EXPECT_EQ(gate.counts().in_progress, 1);
   }
   EXPECT_EQ(gate.counts().in_progress, 0);
+}
+
+TEST(CallGateTest, RefusalsAreLoggedAFewLinesAtATime) {
+  FakeClock clock;
+  std::vector<std::string> lines;
+  RateLimitedLog log(
+      RateLimitedLog::Options(), clock,
+      [&lines](const std::string& line) { lines.push_back(line); });
+  OverloadOptions options = WithBound(clock, 1);
+  options.log = &log;
+  CallGate gate(options);
+  absl::StatusOr<CallGate::Ticket> held = gate.Admit(absl::InfiniteFuture());
+  ASSERT_THAT(held, IsOk());
+  for (int i = 0; i < 1000; ++i) {
+    EXPECT_FALSE(gate.Admit(absl::InfiniteFuture()).ok());
+    EXPECT_FALSE(gate.Admit(clock.Wall()).ok());
+  }
+  // Three of each kind, then counts.
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_THAT(lines[0], HasSubstr("overload: refused a call: too many calls "
+                                  "in progress (limit 1"));
+  EXPECT_THAT(lines[1], HasSubstr("past its deadline"));
+  log.Flush();
+  EXPECT_EQ(lines.size(), 8u);
+  EXPECT_THAT(lines[6] + lines[7], HasSubstr("997 more like it"));
 }
 
 }  // namespace
