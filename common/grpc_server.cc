@@ -23,6 +23,12 @@ absl::StatusOr<RunningServer> StartServer(const ServerConfig& config) {
   // gRPC turns SO_REUSEPORT on by default, which would let a second server
   // silently share a port already in use instead of failing to start.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // What waits inside gRPC, per connection, before a handler can shed it
+  // (common/overload.h); 0 keeps gRPC's default (no bound).
+  if (config.max_streams_per_connection > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                               config.max_streams_per_connection);
+  }
   for (grpc::Service* service : config.services) {
     builder.RegisterService(service);
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/overload.h"
 
 namespace chat {
 
@@ -23,6 +24,8 @@ struct ServerConfig {
   // Fully qualified service names reported SERVING by the health service.
   std::vector<std::string> health_names;
   int max_request_bytes = kDefaultMaxRequestBytes;
+  // OverloadOptions::max_streams_per_connection.
+  int max_streams_per_connection = kDefaultMaxStreamsPerConnection;
 };
 
 struct RunningServer {

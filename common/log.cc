@@ -1,10 +1,16 @@
 #include "common/log.h"
 
+#include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 #include <unistd.h>
+
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/periodic_loop.h"
 
 namespace chat {
 
@@ -20,6 +26,109 @@ void LogLine(const std::string& component, const std::string& message) {
     if (n <= 0) return;  // stderr is gone; nothing better to do with a log.
     written += static_cast<size_t>(n);
   }
+}
+
+RateLimitedLog::RateLimitedLog(Options options, const Clock& clock, Sink sink)
+    : options_(options), clock_(clock), sink_(std::move(sink)) {}
+
+std::string RateLimitedLog::Summary(const Bucket& bucket) const {
+  return absl::StrCat(
+      bucket.last, " (and ", bucket.suppressed, " more like it in the last ",
+      absl::FormatDuration(
+          absl::FromChrono(clock_.Monotonic() - bucket.window_start)),
+      ", not logged)");
+}
+
+void RateLimitedLog::Log(const std::string& key, const std::string& message) {
+  std::vector<std::string> out;
+  {
+    absl::MutexLock lock(&mu_);
+    const MonoTime now = clock_.Monotonic();
+    const std::string& bucket_key =
+        buckets_.size() >= options_.max_keys && !buckets_.contains(key)
+            ? std::string("(other)")
+            : key;
+    auto [it, fresh] = buckets_.try_emplace(bucket_key);
+    Bucket& bucket = it->second;
+    if (fresh) bucket.window_start = now;
+    if (now - bucket.window_start >= options_.interval) {
+      if (bucket.suppressed > 0) out.push_back(Summary(bucket));
+      bucket = Bucket();
+      bucket.window_start = now;
+    }
+    if (bucket.lines < options_.burst) {
+      ++bucket.lines;
+      out.push_back(message);
+    } else {
+      ++bucket.suppressed;
+      ++suppressed_total_;
+      bucket.last = message;
+    }
+  }
+  for (const std::string& line : out) sink_(line);
+}
+
+void RateLimitedLog::Flush() {
+  std::vector<std::string> out;
+  {
+    absl::MutexLock lock(&mu_);
+    const MonoTime now = clock_.Monotonic();
+    for (auto& [key, bucket] : buckets_) {
+      if (bucket.suppressed == 0) continue;
+      out.push_back(Summary(bucket));
+      bucket = Bucket();
+      bucket.window_start = now;
+    }
+  }
+  for (const std::string& line : out) sink_(line);
+}
+
+int64_t RateLimitedLog::suppressed() const {
+  absl::MutexLock lock(&mu_);
+  return suppressed_total_;
+}
+
+namespace {
+
+RateLimitedLog* library_log = nullptr;  // Set once by RouteLibraryLogs().
+
+void GrpcLogHandler(gpr_log_func_args* args) {
+  const char* severity = args->severity == GPR_LOG_SEVERITY_ERROR  ? "E"
+                         : args->severity == GPR_LOG_SEVERITY_INFO ? "I"
+                                                                   : "D";
+  library_log->Log(absl::StrCat(args->file, ":", args->line),
+                   absl::StrCat("grpc ", severity, " ", args->message, " (",
+                                args->file, ":", args->line, ")"));
+}
+
+void ProtobufLogHandler(google::protobuf::LogLevel level, const char* filename,
+                        int line, const std::string& message) {
+  const char* severity = level >= google::protobuf::LOGLEVEL_ERROR     ? "E"
+                         : level == google::protobuf::LOGLEVEL_WARNING ? "W"
+                                                                       : "I";
+  library_log->Log(absl::StrCat(filename, ":", line),
+                   absl::StrCat("protobuf ", severity, " ", message, " (",
+                                filename, ":", line, ")"));
+}
+
+}  // namespace
+
+RateLimitedLog& RouteLibraryLogs(const std::string& component) {
+  if (library_log == nullptr) {
+    library_log = new RateLimitedLog(
+        RateLimitedLog::Options(), RealClock(),
+        [component](const std::string& line) { LogLine(component, line); });
+    gpr_set_log_function(GrpcLogHandler);
+    google::protobuf::SetLogHandler(ProtobufLogHandler);
+    // The count of a flood that has stopped still reaches the log.
+    const Millis interval = RateLimitedLog::Options().interval;
+    new PeriodicLoop(RealClock(), interval,
+                     [interval]() -> std::optional<Millis> {
+                       library_log->Flush();
+                       return interval;
+                     });
+  }
+  return *library_log;
 }
 
 }  // namespace chat

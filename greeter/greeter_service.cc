@@ -27,6 +27,11 @@ grpc::ServerUnaryReactor* GreeterService::Greet(
     grpc::CallbackServerContext* context, const ::GreetRequest* request,
     ::GreetResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  if (!ticket.ok()) {
+    reactor->Finish(ToGrpcStatus(ticket.status()));
+    return reactor;
+  }
   // An OK absl::Status is a word with no allocation, so checking costs two
   // comparisons on the common path.
   absl::Status status = CheckName(request->name());

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/overload.h"
 #include "proto/greet.grpc.pb.h"
 
 namespace chat::greeter {
@@ -31,13 +32,20 @@ absl::Status CheckName(const std::string& name);
 void AppendGreeting(const std::string& name, std::string* out);
 
 // Answers inline on the thread that received the call (the default reactor):
-// no allocation of its own beyond the reply, no lock, no logging.
-// Thread-safe: stateless.
+// no allocation of its own beyond the reply, no lock, no logging; a call
+// past its deadline or beyond the gate's bound is refused first.
+// Thread-safe: stateless but for the gate.
 class GreeterService final : public ::GreetService::CallbackService {
  public:
+  // `gate` is not owned and must outlive the service.
+  explicit GreeterService(CallGate* gate = &DefaultCallGate()) : gate_(gate) {}
+
   grpc::ServerUnaryReactor* Greet(grpc::CallbackServerContext* context,
                                   const ::GreetRequest* request,
                                   ::GreetResponse* response) override;
+
+ private:
+  CallGate* const gate_;  // Not owned.
 };
 
 }  // namespace chat::greeter

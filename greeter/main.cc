@@ -20,6 +20,7 @@
 #include "common/identity.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/overload.h"
 #include "common/private_files.h"
 #include "common/signals.h"
 #include "greeter/greeter_service.h"
@@ -168,6 +169,8 @@ int main(int argc, char** argv) {
   // showed that bookkeeping at ~4% of all cycles under load (issue 6).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   chat::BlockTerminationSignals();
+  // Limits: overload (the fd soft limit raised, library logs rate-limited).
+  chat::ApplyProcessLimits("greeter");
 
   po::options_description options("Options");
   options.add_options()(

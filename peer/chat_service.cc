@@ -1,5 +1,6 @@
 #include "peer/chat_service.h"
 
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -44,15 +45,19 @@ std::string LabTime(absl::Time t) {
 }
 
 ChatService::ChatService(std::string own_name, MessageSink* sink,
-                         const Clock& clock, Authenticator* authenticator)
+                         const Clock& clock, Authenticator* authenticator,
+                         CallGate* gate)
     : own_name_(std::move(own_name)),
       sink_(sink),
       clock_(clock),
-      authenticator_(authenticator != nullptr ? authenticator : &plain_) {}
+      authenticator_(authenticator != nullptr ? authenticator : &plain_),
+      gate_(gate) {}
 
 grpc::ServerUnaryReactor* ChatService::GetInformation(
     grpc::CallbackServerContext* context, const ::NullMsg* /*request*/,
     ::Message* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   response->set_time(LabTime(clock_.Wall()));
   response->set_sender(own_name_);
   response->set_msg("OK");
@@ -62,6 +67,8 @@ grpc::ServerUnaryReactor* ChatService::GetInformation(
 grpc::ServerUnaryReactor* ChatService::SendMessage(
     grpc::CallbackServerContext* context, const ::Message* request,
     ::NullMsg* /*response*/) {
+  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   // A stale address first: the message is for someone else, whoever sent it.
   if (!request->recipient().empty() &&
       registry::NameKey(request->recipient()) != registry::NameKey(own_name_)) {
@@ -97,9 +104,12 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
   if (message.to.empty()) message.to = own_name_;
   // Answered once the message is durably ours, without holding a thread.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  sink_->Accept(message, [reactor](const absl::Status& status) {
-    reactor->Finish(ToGrpcStatus(status));
-  });
+  // The ticket is held until the answer (shared: std::function copies).
+  sink_->Accept(message,
+                [reactor, held = std::make_shared<CallGate::Ticket>(
+                              *std::move(ticket))](const absl::Status& status) {
+                  reactor->Finish(ToGrpcStatus(status));
+                });
   return reactor;
 }
 

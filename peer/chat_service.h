@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
+#include "common/overload.h"
 #include "peer/envelope.h"
 #include "peer/message.h"
 #include "proto/chat.grpc.pb.h"
@@ -28,11 +29,13 @@ class MessageSink {
 // Thread-safe.
 class ChatService final : public ::ChattingService::CallbackService {
  public:
-  // `sink`, `authenticator` and `clock` are not owned and must outlive the
-  // service. Without an authenticator every message is taken as plain and
-  // unverified (PlainAuthenticator).
+  // `sink`, `authenticator`, `clock` and `gate` are not owned and must
+  // outlive the service. Without an authenticator every message is taken as
+  // plain and unverified (PlainAuthenticator). Every call passes `gate`
+  // first (common/overload.h).
   ChatService(std::string own_name, MessageSink* sink, const Clock& clock,
-              Authenticator* authenticator = nullptr);
+              Authenticator* authenticator = nullptr,
+              CallGate* gate = &DefaultCallGate());
 
   // Answers with our name, as the lab's peer did, so a lab peer can find out
   // whom it is talking to.
@@ -55,6 +58,7 @@ class ChatService final : public ::ChattingService::CallbackService {
   const Clock& clock_;
   PlainAuthenticator plain_;
   Authenticator* const authenticator_;  // Not owned; or &plain_.
+  CallGate* const gate_;                // Not owned.
 };
 
 // "HH:MM" in the local time zone, the lab's format.

@@ -13,6 +13,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "common/cli.h"
+#include "common/overload.h"
 #include "common/signals.h"
 #include "peer/console.h"
 #include "peer/peer.h"
@@ -107,6 +108,8 @@ int main(int argc, char** argv) {
   // showed that bookkeeping at ~4% of all cycles under load (issue 6).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   chat::BlockTerminationSignals();
+  // Limits: overload (the fd soft limit raised, library logs rate-limited).
+  chat::ApplyProcessLimits("peer");
 #ifdef __GLIBC__
   // The first watch snapshot of a large registry passes through the peer:
   // tens of megabytes, freed once it is in. glibc would keep most of them

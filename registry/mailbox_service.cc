@@ -71,12 +71,14 @@ class ListenRefusal final : public grpc::ServerWriteReactor<v1::MailItem> {
 
 }  // namespace
 
-MailboxService::MailboxService(Store* store, Mailbox* mailbox)
-    : store_(store), mailbox_(mailbox) {}
+MailboxService::MailboxService(Store* store, Mailbox* mailbox, CallGate* gate)
+    : store_(store), mailbox_(mailbox), gate_(gate) {}
 
 grpc::ServerUnaryReactor* MailboxService::Deposit(
     grpc::CallbackServerContext* context, const v1::DepositRequest* request,
     v1::DepositResponse* /*response*/) {
+  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   if (request->item().kind() == v1::MailItem::RECEIPT) {
     return Respond(context,
                    absl::InvalidArgumentError(
@@ -89,8 +91,11 @@ grpc::ServerUnaryReactor* MailboxService::Deposit(
 }
 
 grpc::ServerWriteReactor<v1::MailItem>* MailboxService::Listen(
-    grpc::CallbackServerContext* /*context*/,
-    const v1::ListenRequest* request) {
+    grpc::CallbackServerContext* context, const v1::ListenRequest* request) {
+  // A stream passes the gate when it opens, then lets its place go.
+  if (absl::Status admitted = gate_->Admit(*context).status(); !admitted.ok()) {
+    return new ListenRefusal(admitted);
+  }
   absl::Status allowed =
       store_->VerifyLease(request->name(), request->lease_id());
   if (!allowed.ok()) return new ListenRefusal(allowed);
@@ -101,6 +106,8 @@ grpc::ServerWriteReactor<v1::MailItem>* MailboxService::Listen(
 grpc::ServerUnaryReactor* MailboxService::Ack(
     grpc::CallbackServerContext* context, const v1::AckRequest* request,
     v1::AckResponse* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   if (request->ids_size() > kMaxAckIds) {
     return Respond(context, absl::InvalidArgumentError(absl::StrCat(
                                 "at most ", kMaxAckIds, " ids per Ack")));
@@ -142,6 +149,8 @@ grpc::ServerUnaryReactor* MailboxService::Ack(
 grpc::ServerUnaryReactor* MailboxService::Stat(
     grpc::CallbackServerContext* context, const v1::StatRequest* request,
     v1::StatResponse* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<MailboxStats> stats = mailbox_->Stat(request->name());
   if (stats.ok()) {
     response->set_count(static_cast<int64_t>(stats->count));

@@ -4,6 +4,7 @@
 #ifndef CHAT_REGISTRY_MAILBOX_SERVICE_H_
 #define CHAT_REGISTRY_MAILBOX_SERVICE_H_
 
+#include "common/overload.h"
 #include "proto/registry.grpc.pb.h"
 #include "registry/mailbox.h"
 #include "registry/store.h"
@@ -15,8 +16,10 @@ inline constexpr char kMailboxServiceName[] = "chat.registry.v1.Mailbox";
 // Thread-safe.
 class MailboxService final : public v1::Mailbox::CallbackService {
  public:
-  // Neither is owned; both must outlive the service and its server.
-  MailboxService(Store* store, Mailbox* mailbox);
+  // None is owned; all must outlive the service and its server. Every call
+  // passes `gate` first (common/overload.h).
+  MailboxService(Store* store, Mailbox* mailbox,
+                 CallGate* gate = &DefaultCallGate());
 
   grpc::ServerUnaryReactor* Deposit(grpc::CallbackServerContext* context,
                                     const v1::DepositRequest* request,
@@ -34,6 +37,7 @@ class MailboxService final : public v1::Mailbox::CallbackService {
  private:
   Store* const store_;      // Not owned.
   Mailbox* const mailbox_;  // Not owned.
+  CallGate* const gate_;    // Not owned.
 };
 
 }  // namespace chat::registry

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "common/log.h"
+#include "common/overload.h"
 #include "common/private_files.h"
 #include "common/signals.h"
 #include "registry/admin_token.h"
@@ -65,6 +66,22 @@ absl::Status EnsureDatabaseDir(const std::string& db_path) {
     return absl::OkStatus();
   }
   return chat::EnsurePrivateDir(dir.string());
+}
+
+// Limits: overload. false (and a message) for values out of range.
+bool ParseOverloadOptions(const po::variables_map& vm,
+                          chat::OverloadOptions* overload) {
+  overload->max_calls_in_progress = vm["max-calls-in-progress"].as<int>();
+  overload->max_streams_per_connection =
+      vm["max-streams-per-connection"].as<int>();
+  overload->log = &chat::RouteLibraryLogs("registry");
+  if (overload->max_calls_in_progress < 0 ||
+      overload->max_streams_per_connection < 1) {
+    std::cerr << "chat-registry: need --max-calls-in-progress >= 0 (0: no "
+                 "bound) and --max-streams-per-connection >= 1\n";
+    return false;
+  }
+  return true;
 }
 
 int Run(const po::variables_map& vm) {
@@ -143,6 +160,9 @@ int Run(const po::variables_map& vm) {
   chat::registry::RegistryServerOptions server_options;
   server_options.listen_address = vm["listen"].as<std::string>();
   server_options.admin_token = *admin_token;
+  if (!ParseOverloadOptions(vm, &server_options.overload)) {
+    return chat::kExitUsage;
+  }
   // Every name is bound to the key that registers it; a keyless Register
   // would leave a name anyone can take once it goes offline.
   server_options.require_key = true;
@@ -163,6 +183,7 @@ int Run(const po::variables_map& vm) {
   chat::LogLine("registry", absl::StrCat("stop: signal ", signal_number,
                                          ", finishing calls in flight"));
   (*server)->Shutdown();
+  chat::RouteLibraryLogs("registry").Flush();  // Counts not yet written.
   chat::LogLine("registry", "stop: database closed, bye");
   return chat::kExitOk;
 }
@@ -174,6 +195,8 @@ int main(int argc, char** argv) {
   // showed that bookkeeping at ~4% of all cycles under load (issue 6).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   chat::BlockTerminationSignals();
+  // Limits: overload (the fd soft limit raised, library logs rate-limited).
+  chat::ApplyProcessLimits("registry");
 
   po::options_description options("Options");
   options.add_options()(
@@ -203,7 +226,18 @@ int main(int argc, char** argv) {
       "to the database; created with a random token, mode 0600, if missing")(
       "sync", po::value<std::string>()->default_value("normal"),
       "names: normal survives a crash of the registry (kill -9); full also "
-      "survives power loss, slower writes (mail is always full)");
+      "survives power loss, slower writes (mail is always full)")
+      // Limits: overload
+      ("max-calls-in-progress",
+       po::value<int>()->default_value(chat::kDefaultMaxCallsInProgress),
+       "calls being served at once; more are refused at once with "
+       "RESOURCE_EXHAUSTED (0: no bound; calls past their deadline are "
+       "always dropped)")(
+          "max-streams-per-connection",
+          po::value<int>()->default_value(
+              chat::kDefaultMaxStreamsPerConnection),
+          "HTTP/2 streams one connection may have open at once; a client "
+          "past it waits on its side");
   chat::CommandLine command_line;
   command_line.program = "chat-registry";
   command_line.synopsis = "chat-registry [OPTIONS]";
@@ -227,7 +261,11 @@ int main(int argc, char** argv) {
       {"CHAT_REGISTRY_ADMIN_TOKEN_FILE", "admin-token-file"},
       {"CHAT_REGISTRY_MAILBOX_MAX_MESSAGES", "mailbox-max-messages"},
       {"CHAT_REGISTRY_MAILBOX_MAX_MB", "mailbox-max-mb"},
-      {"CHAT_REGISTRY_MAILBOX_MAX_AGE_DAYS", "mailbox-max-age-days"}};
+      {"CHAT_REGISTRY_MAILBOX_MAX_AGE_DAYS", "mailbox-max-age-days"},
+      // Limits: overload
+      {"CHAT_REGISTRY_MAX_CALLS_IN_PROGRESS", "max-calls-in-progress"},
+      {"CHAT_REGISTRY_MAX_STREAMS_PER_CONNECTION",
+       "max-streams-per-connection"}};
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

@@ -18,6 +18,8 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
   config.listen_address = options.listen_address;
   config.services = {&registry->service_};
   config.health_names = {kRegistryServiceName};
+  config.max_streams_per_connection =
+      options.overload.max_streams_per_connection;
   if (registry->mailbox_service_ != nullptr) {
     config.services.push_back(registry->mailbox_service_.get());
     config.health_names.push_back(kMailboxServiceName);
@@ -51,12 +53,13 @@ RegistryServer::RegistryServer(std::unique_ptr<Store> store,
     : store_(std::move(store)),
       mailbox_(std::move(mailbox)),
       challenges_(*options.clock, options.challenges),
-      service_(
-          store_.get(), &challenges_,
-          RegistryServiceOptions{options.admin_token, options.require_key}) {
+      gate_(options.overload),
+      service_(store_.get(), &challenges_,
+               RegistryServiceOptions{options.admin_token, options.require_key,
+                                      &gate_}) {
   if (mailbox_ != nullptr) {
     mailbox_service_ =
-        std::make_unique<MailboxService>(store_.get(), mailbox_.get());
+        std::make_unique<MailboxService>(store_.get(), mailbox_.get(), &gate_);
   }
 }
 

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/overload.h"
 #include "common/periodic_loop.h"
 #include "registry/challenges.h"
 #include "registry/mailbox.h"
@@ -43,6 +44,9 @@ struct RegistryServerOptions {
   bool require_key = true;
   // Challenge lifetime and how many may be outstanding.
   ChallengeBook::Options challenges;
+  // Calls in progress, streams per connection, and the clock deadlines are
+  // judged by (common/overload.h; not `clock`: gRPC deadlines are real time).
+  OverloadOptions overload;
 };
 
 // Thread-safe.
@@ -66,6 +70,9 @@ class RegistryServer {
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
 
+  // The gate every call passes (tests take its places to fill it).
+  CallGate& gate() { return gate_; }
+
   // A channel to this server that skips the network stack.
   std::shared_ptr<grpc::Channel> InProcessChannel();
 
@@ -83,6 +90,7 @@ class RegistryServer {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Mailbox> mailbox_;  // May be null.
   ChallengeBook challenges_;
+  CallGate gate_;  // Shared by both services.
   RegistryService service_;
   std::unique_ptr<MailboxService> mailbox_service_;  // With mailbox_.
   std::unique_ptr<grpc::Server> server_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -111,6 +112,8 @@ absl::Status RegistryService::CheckProof(const RegisterRequest& request) {
 grpc::ServerUnaryReactor* RegistryService::Register(
     grpc::CallbackServerContext* context, const v1::RegisterRequest* request,
     v1::RegisterResponse* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<RegisterRequest> converted =
       RegisterRequestFromProto(*request);
   if (!converted.ok()) return Respond(context, converted.status());
@@ -122,8 +125,11 @@ grpc::ServerUnaryReactor* RegistryService::Register(
   // while the write becomes durable, so concurrent registrations share
   // commits. `request` and `response` live until Finish().
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The ticket is held until the answer (shared: std::function copies).
   store_->RegisterAsync(
-      domain, [reactor, request, response](absl::StatusOr<Lease> lease) {
+      domain, [reactor, request, response,
+               held = std::make_shared<CallGate::Ticket>(*std::move(ticket))](
+                  absl::StatusOr<Lease> lease) {
         if (!lease.ok()) {
           reactor->Finish(ToGrpcStatus(lease.status()));
           return;
@@ -151,6 +157,8 @@ grpc::ServerUnaryReactor* RegistryService::Register(
 grpc::ServerUnaryReactor* RegistryService::KeepAlive(
     grpc::CallbackServerContext* context, const v1::KeepAliveRequest* request,
     v1::KeepAliveResponse* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<Millis> ttl =
       store_->KeepAlive(request->name(), request->lease_id());
   if (ttl.ok()) response->set_ttl_ms(ttl->count());
@@ -160,21 +168,27 @@ grpc::ServerUnaryReactor* RegistryService::KeepAlive(
 grpc::ServerUnaryReactor* RegistryService::Unregister(
     grpc::CallbackServerContext* context, const v1::UnregisterRequest* request,
     v1::UnregisterResponse* /*response*/) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->UnregisterAsync(request->name(), request->lease_id(),
-                          [reactor, request](const absl::Status& status) {
-                            if (status.ok()) {
-                              LogLine("registry",
-                                      "unregister " + request->name());
-                            }
-                            reactor->Finish(ToGrpcStatus(status));
-                          });
+  store_->UnregisterAsync(
+      request->name(), request->lease_id(),
+      [reactor, request,
+       held = std::make_shared<CallGate::Ticket>(*std::move(ticket))](
+          const absl::Status& status) {
+        if (status.ok()) {
+          LogLine("registry", "unregister " + request->name());
+        }
+        reactor->Finish(ToGrpcStatus(status));
+      });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* RegistryService::Resolve(
     grpc::CallbackServerContext* context, const v1::ResolveRequest* request,
     v1::ResolveResponse* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<Entry> entry = store_->Resolve(request->name());
   if (entry.ok()) EntryToProto(*entry, response->mutable_entry());
   return Respond(context, entry.status());
@@ -183,6 +197,8 @@ grpc::ServerUnaryReactor* RegistryService::Resolve(
 grpc::ServerUnaryReactor* RegistryService::List(
     grpc::CallbackServerContext* context, const v1::ListRequest* request,
     v1::ListResponse* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status status = ValidatePrefix(request->prefix()); !status.ok()) {
     return Respond(context, status);
   }
@@ -206,8 +222,12 @@ grpc::ServerUnaryReactor* RegistryService::List(
 }
 
 grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
-    grpc::CallbackServerContext* /*context*/, const v1::WatchRequest* request) {
-  if (absl::Status status = ValidatePrefix(request->prefix()); !status.ok()) {
+    grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
+  // A stream passes the gate when it opens, then lets its place go.
+  absl::Status admitted = options_.gate->Admit(*context).status();
+  if (absl::Status status =
+          admitted.ok() ? ValidatePrefix(request->prefix()) : admitted;
+      !status.ok()) {
     // A reactor that finishes at once with the error.
     class Refusal final : public grpc::ServerWriteReactor<v1::WatchEvent> {
      public:
@@ -224,6 +244,8 @@ grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
 grpc::ServerUnaryReactor* RegistryService::PutStatic(
     grpc::CallbackServerContext* context, const v1::PutStaticRequest* request,
     v1::PutStaticResponse* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status admin =
           CheckAdminToken(*context, options_.admin_token, "PutStatic");
       !admin.ok()) {
@@ -242,6 +264,8 @@ grpc::ServerUnaryReactor* RegistryService::RemoveStatic(
     grpc::CallbackServerContext* context,
     const v1::RemoveStaticRequest* request,
     v1::RemoveStaticResponse* /*response*/) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status admin =
           CheckAdminToken(*context, options_.admin_token, "RemoveStatic");
       !admin.ok()) {
@@ -255,6 +279,8 @@ grpc::ServerUnaryReactor* RegistryService::RemoveStatic(
 grpc::ServerUnaryReactor* RegistryService::Challenge(
     grpc::CallbackServerContext* context, const v1::ChallengeRequest* request,
     v1::ChallengeResponse* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status valid = ValidateName(request->name()); !valid.ok()) {
     return Respond(context, valid);
   }
@@ -266,6 +292,8 @@ grpc::ServerUnaryReactor* RegistryService::Challenge(
 grpc::ServerUnaryReactor* RegistryService::GetBinding(
     grpc::CallbackServerContext* context, const v1::GetBindingRequest* request,
     v1::GetBindingResponse* response) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<Binding> binding = store_->GetBinding(request->name());
   if (binding.ok()) BindingToProto(*binding, response);
   return Respond(context, binding.status());
@@ -274,6 +302,8 @@ grpc::ServerUnaryReactor* RegistryService::GetBinding(
 grpc::ServerUnaryReactor* RegistryService::Release(
     grpc::CallbackServerContext* context, const v1::ReleaseRequest* request,
     v1::ReleaseResponse* /*response*/) {
+  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status admin =
           CheckAdminToken(*context, options_.admin_token, "Release");
       !admin.ok()) {

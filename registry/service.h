@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "common/overload.h"
 #include "proto/registry.grpc.pb.h"
 #include "registry/challenges.h"
 #include "registry/store.h"
@@ -25,6 +26,9 @@ struct RegistryServiceOptions {
   // an unbound registration, which any key may take over once its lease
   // ends. chat-registry always requires keys; there is no flag for false.
   bool require_key = true;
+  // Admits every call first (common/overload.h). Not owned; must outlive
+  // the service.
+  CallGate* gate = &DefaultCallGate();
 };
 
 // Compares the metadata `authorization: Bearer <token>` of `context` with

@@ -8,6 +8,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "common/cli.h"
+#include "common/overload.h"
 #include "common/signals.h"
 #include "registry/chatctl/chatctl.h"
 
@@ -94,5 +95,7 @@ int main(int argc, char** argv) {
     }).detach();
     invocation.interrupt = interrupt;
   }
+  // Limits: overload (the fd soft limit raised, library logs rate-limited).
+  chat::ApplyProcessLimits("chatctl");
   return chat::chatctl::RunChatctl(invocation, std::cout, std::cerr);
 }

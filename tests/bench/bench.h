@@ -58,6 +58,9 @@ struct BenchOptions {
   std::vector<int> peak_concurrency = {1, 4, 16, 64};
   double overload_factor = 2;
   Millis call_deadline{100};  // Of each call of the overload.
+  // The overload is driven once over each of these numbers of connections
+  // (the peak is measured over `connections`).
+  std::vector<int> overload_connections = {1, 4, 8};
 };
 
 struct ScenarioResult {

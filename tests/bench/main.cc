@@ -93,6 +93,13 @@ int Run(const po::variables_map& vm) {
     return Usage(absl::StrCat("--peak-concurrency: ", peak.status().message()));
   }
   options.peak_concurrency = *peak;
+  auto overload_connections = chat::bench::ParseIntList(
+      vm["overload-connections"].as<std::string>(), 1, 256);
+  if (!overload_connections.ok()) {
+    return Usage(absl::StrCat("--overload-connections: ",
+                              overload_connections.status().message()));
+  }
+  options.overload_connections = *overload_connections;
   options.overload_factor = vm["overload-factor"].as<double>();
   if (!std::isfinite(options.overload_factor) ||
       options.overload_factor < 0.1 || options.overload_factor > 100) {
@@ -175,6 +182,9 @@ int main(int argc, char** argv) {
       "--system: seconds a process idles before its RSS is read")(
       "peak-concurrency", po::value<std::string>()->default_value("1,4,16,64"),
       "--system overload: closed-loop concurrencies tried for the peak")(
+      "overload-connections", po::value<std::string>()->default_value("1,4,8"),
+      "--system overload: the overload is driven once over each of these "
+      "numbers of connections")(
       "overload-factor", po::value<double>()->default_value(2),
       "--system overload: offered rate as a multiple of the peak")(
       "deadline-ms", po::value<int>()->default_value(100),

@@ -46,7 +46,8 @@ check compare 6 1
 
 echo "== --system all (real binaries)"
 run --system all --names 200 --startup-rounds 2 --idle 0.2 \
-  --peak-concurrency 1,8 --duration 0.5 --warmup 0.2 --connections 2
+  --peak-concurrency 1,8 --duration 0.5 --warmup 0.2 --connections 2 \
+  --overload-connections 1,2
 "$python" - "$out" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
@@ -55,7 +56,7 @@ for r in rows:
     kinds.setdefault(r["kind"], []).append(r)
 problems = []
 for kind, want in [("memory", 4), ("fill", 1), ("startup", 3), ("startup_ratio", 2),
-                   ("overload_peak", 2), ("overload", 1)]:
+                   ("overload_peak", 2), ("overload", 2)]:
     if len(kinds.get(kind, [])) != want:
         problems.append(f"{len(kinds.get(kind, []))} {kind} rows, want {want}")
 for f in kinds.get("fill", []):

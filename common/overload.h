@@ -1,0 +1,124 @@
+// Shedding at the door of every server: a call whose deadline has already
+// passed is dropped before any work, and beyond a bound on calls in progress
+// new calls are refused at once instead of queueing without bound.
+
+#ifndef CHAT_COMMON_OVERLOAD_H_
+#define CHAT_COMMON_OVERLOAD_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace chat {
+
+inline constexpr int kDefaultMaxCallsInProgress = 1000;
+inline constexpr int kDefaultMaxStreamsPerConnection = 200;
+
+// How much a server takes on at once (docs/limits.md, "Calls in progress").
+struct OverloadOptions {
+  // Calls admitted and not yet answered, over all services sharing a
+  // CallGate; one more is refused with RESOURCE_EXHAUSTED
+  // (--max-calls-in-progress). 0: no bound (deadlines are still checked).
+  int max_calls_in_progress = kDefaultMaxCallsInProgress;
+  // HTTP/2 streams one connection may have open at once
+  // (GRPC_ARG_MAX_CONCURRENT_STREAMS, --max-streams-per-connection): the
+  // outer bound on what waits inside gRPC before a handler runs. A client
+  // past it waits on its own side, where its deadline ends the wait, instead
+  // of queueing in the server.
+  int max_streams_per_connection = kDefaultMaxStreamsPerConnection;
+  // What deadlines are compared with: gRPC's are wall-clock times, so the
+  // real clock; a test sets a FakeClock (its wall runs ahead of the real one)
+  // to see every call arrive past its deadline. Not owned; must outlive the
+  // gate.
+  const Clock* clock = &RealClock();
+  // When set, every refusal is logged through it ("overload: ..."; it lets
+  // a few lines through per interval, then a count). Not owned; must
+  // outlive the gate.
+  RateLimitedLog* log = nullptr;
+};
+
+// Admits calls: the first thing every handler does. A unary call holds its
+// Ticket until it is answered (moved into the completion of an asynchronous
+// store call). A stream (Watch, Listen) passes the gate when it opens and
+// drops its ticket once it is set up: a long-lived stream is not "in
+// progress" work, and the number of streams is bounded by the stream
+// limits (docs/limits.md), not by this gate.
+//
+// Cheap enough for the greeter's baseline: one atomic add and one clock read.
+// Thread-safe.
+class CallGate {
+ public:
+  // Holds one place of the gate until destroyed (or moved from). An empty
+  // Ticket holds nothing.
+  class Ticket {
+   public:
+    Ticket() = default;
+    Ticket(Ticket&& other) noexcept : gate_(other.gate_) {
+      other.gate_ = nullptr;
+    }
+    Ticket& operator=(Ticket&& other) noexcept;
+    Ticket(const Ticket&) = delete;
+    Ticket& operator=(const Ticket&) = delete;
+    ~Ticket() { Release(); }
+
+    // Gives the place back now.
+    void Release();
+
+   private:
+    friend class CallGate;
+    explicit Ticket(CallGate* gate) : gate_(gate) {}
+    CallGate* gate_ = nullptr;  // Not owned; outlives every ticket.
+  };
+
+  struct Counts {
+    int64_t in_progress = 0;
+    int64_t admitted = 0;  // Since construction.
+    int64_t expired = 0;   // Refused: deadline already passed.
+    int64_t refused = 0;   // Refused: max_calls_in_progress reached.
+  };
+
+  explicit CallGate(const OverloadOptions& options);
+
+  // kDeadlineExceeded when `deadline` is not after options.clock's Wall() (the
+  // caller has given up: nothing may be done for it); kResourceExhausted
+  // (LimitError, --max-calls-in-progress) when max_calls_in_progress calls
+  // hold tickets; otherwise a ticket.
+  absl::StatusOr<Ticket> Admit(absl::Time deadline);
+  // Admit() with the deadline of a call (infinite when it has none).
+  absl::StatusOr<Ticket> Admit(const grpc::ServerContextBase& context);
+
+  Counts counts() const;
+  const OverloadOptions& options() const { return options_; }
+
+ private:
+  const OverloadOptions options_;
+  std::atomic<int64_t> in_progress_{0};
+  std::atomic<int64_t> admitted_{0};
+  std::atomic<int64_t> expired_{0};
+  std::atomic<int64_t> refused_{0};
+};
+
+// Raises this process's soft RLIMIT_NOFILE to its hard limit (every binary
+// does it at start: the soft limit is often 1,024 while the hard one allows
+// far more sockets) and returns the soft limit now in force; kInternal
+// (naming both limits) when it cannot.
+absl::StatusOr<uint64_t> RaiseOpenFileLimit();
+
+// What every binary does at start (issue 12): RaiseOpenFileLimit() (a
+// failure is logged, not fatal) and RouteLibraryLogs(component).
+void ApplyProcessLimits(const std::string& component);
+
+// The gate of services given none: default options, the real clock. Never
+// destroyed.
+CallGate& DefaultCallGate();
+
+}  // namespace chat
+
+#endif  // CHAT_COMMON_OVERLOAD_H_

@@ -1,0 +1,77 @@
+// RateLimitedLog: a flood of one kind of line costs a handful of lines and a
+// count, on a FakeClock; other kinds are not held back by it.
+
+#include "common/log.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace chat {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+class RateLimitedLogTest : public ::testing::Test {
+ protected:
+  RateLimitedLog::Options Options() {
+    RateLimitedLog::Options options;
+    options.interval = Millis(10000);
+    options.burst = 3;
+    options.max_keys = 4;
+    return options;
+  }
+
+  FakeClock clock_;
+  std::vector<std::string> lines_;
+  RateLimitedLog log_{Options(), clock_, [this](const std::string& line) {
+                        lines_.push_back(line);
+                      }};
+};
+
+TEST_F(RateLimitedLogTest, TenThousandRepeatsCostAHandfulOfLinesAndACount) {
+  for (int i = 0; i < 10000; ++i) log_.Log("parse.cc:12", "bad UTF-8");
+  EXPECT_THAT(lines_, SizeIs(3));
+  EXPECT_EQ(log_.suppressed(), 9997);
+  clock_.Advance(Millis(10000));
+  log_.Log("parse.cc:12", "bad UTF-8");
+  ASSERT_THAT(lines_, SizeIs(5));
+  EXPECT_THAT(lines_[3], HasSubstr("bad UTF-8 (and 9997 more like it in the "
+                                   "last 10s, not logged)"));
+  EXPECT_EQ(lines_[4], "bad UTF-8");
+}
+
+TEST_F(RateLimitedLogTest, FlushReportsTheCountWithoutANewLine) {
+  for (int i = 0; i < 5; ++i) log_.Log("tcp.cc:9", "Too many open files");
+  clock_.Advance(Millis(2000));
+  log_.Flush();
+  ASSERT_THAT(lines_, SizeIs(4));
+  EXPECT_THAT(lines_[3], HasSubstr("(and 2 more like it in the last 2s"));
+  log_.Flush();  // Nothing new: nothing written.
+  EXPECT_THAT(lines_, SizeIs(4));
+  // The flush started a new interval: a new burst passes.
+  log_.Log("tcp.cc:9", "Too many open files");
+  EXPECT_THAT(lines_, SizeIs(5));
+}
+
+TEST_F(RateLimitedLogTest, OneFloodDoesNotSilenceOtherLines) {
+  for (int i = 0; i < 100; ++i) log_.Log("a", "flood");
+  log_.Log("b", "something else");
+  EXPECT_THAT(lines_, ElementsAre("flood", "flood", "flood", "something else"));
+}
+
+TEST_F(RateLimitedLogTest, ManyKindsShareOneBucketBeyondMaxKeys) {
+  for (int i = 0; i < 1000; ++i) {
+    log_.Log("key" + std::to_string(i), "line " + std::to_string(i));
+  }
+  // 4 keys of their own (3 lines each at most), the rest in one bucket.
+  EXPECT_LE(lines_.size(), 4u + 3u);
+  EXPECT_EQ(log_.suppressed() + static_cast<int64_t>(lines_.size()), 1000);
+}
+
+}  // namespace
+}  // namespace chat
