@@ -23,6 +23,9 @@ struct ServerConfig {
   // Fully qualified service names reported SERVING by the health service.
   std::vector<std::string> health_names;
   int max_request_bytes = kDefaultMaxRequestBytes;
+  // TLS (common/tls.h MakeServerCredentials); null: plaintext. Shared
+  // because gRPC's API hands credentials out as shared_ptr.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
 struct RunningServer {

@@ -18,6 +18,7 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
   config.listen_address = options.listen_address;
   config.services = {&registry->service_};
   config.health_names = {kRegistryServiceName};
+  config.credentials = options.credentials;
   if (registry->mailbox_service_ != nullptr) {
     config.services.push_back(registry->mailbox_service_.get());
     config.health_names.push_back(kMailboxServiceName);

@@ -43,6 +43,8 @@ struct RegistryServerOptions {
   bool require_key = true;
   // Challenge lifetime and how many may be outstanding.
   ChallengeBook::Options challenges;
+  // TLS: ServerConfig::credentials (common/tls.h); null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
 // Thread-safe.

@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "common/signals.h"
+#include "common/tls_options.h"
 #include "registry/chatctl/chatctl.h"
 
 namespace po = boost::program_options;
@@ -59,6 +60,8 @@ int main(int argc, char** argv) {
       chat::chatctl::ExitCodesHelp() + "\n\nFull reference: docs/chatctl.md";
   command_line.environment = {{"CHAT_REGISTRY", "registry"},
                               {"CHAT_ADMIN_TOKEN_FILE", "admin-token-file"}};
+  // TLS: --tls-ca verifies the registry (and the greeter); see chatctl.h.
+  chat::AddTlsOptions(options, command_line, chat::kTlsVerify);
 
   po::variables_map vm;
   const int exit_code = chat::ParseCommandLine(argc, argv, command_line,
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
     invocation.args = vm["args"].as<std::vector<std::string>>();
   }
   invocation.registry = vm["registry"].as<std::string>();
+  invocation.tls = chat::TlsClientFilesFrom(vm);
   invocation.json = vm["json"].as<bool>();
   invocation.timeout_seconds = vm["timeout"].as<double>();
   invocation.is_static = vm["static"].as<bool>();
