@@ -37,9 +37,9 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, PemKind kind,
   errno = 0;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat(
-        "cannot read ", what, ": ",
-        errno != 0 ? std::strerror(errno) : "cannot open it"));
+    return absl::NotFoundError(
+        absl::StrCat("cannot read ", what, ": ",
+                     errno != 0 ? std::strerror(errno) : "cannot open it"));
   }
   std::ostringstream contents;
   contents << in.rdbuf();

@@ -37,12 +37,12 @@ class TlsTest : public ::testing::Test {
 };
 
 TEST_F(TlsTest, ReadsACertificateAndAKey) {
-  EXPECT_THAT(ReadPemFile(TestData("server.crt"), PemKind::kCertificate,
-                          "--tls-cert"),
-              IsOk());
-  EXPECT_THAT(ReadPemFile(TestData("server.key"), PemKind::kPrivateKey,
-                          "--tls-key"),
-              IsOk());
+  EXPECT_THAT(
+      ReadPemFile(TestData("server.crt"), PemKind::kCertificate, "--tls-cert"),
+      IsOk());
+  EXPECT_THAT(
+      ReadPemFile(TestData("server.key"), PemKind::kPrivateKey, "--tls-key"),
+      IsOk());
 }
 
 TEST_F(TlsTest, AMissingFileIsNamed) {
@@ -64,15 +64,14 @@ TEST_F(TlsTest, ADirectoryIsNotAFile) {
 
 TEST_F(TlsTest, BadPemIsRefusedNamingTheFile) {
   const std::string garbage = Write("garbage.crt", "not a certificate\n");
-  EXPECT_THAT(
-      ReadPemFile(garbage, PemKind::kCertificate, "--tls-cert"),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               AllOf(HasSubstr("--tls-cert file " + garbage),
-                     HasSubstr("no PEM certificate"))));
-  const std::string empty = Write("empty.crt", "");
-  EXPECT_THAT(ReadPemFile(empty, PemKind::kCertificate, "--tls-cert"),
+  EXPECT_THAT(ReadPemFile(garbage, PemKind::kCertificate, "--tls-cert"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("it is empty")));
+                       AllOf(HasSubstr("--tls-cert file " + garbage),
+                             HasSubstr("no PEM certificate"))));
+  const std::string empty = Write("empty.crt", "");
+  EXPECT_THAT(
+      ReadPemFile(empty, PemKind::kCertificate, "--tls-cert"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("it is empty")));
   // Cut short: a BEGIN line without its END.
   const std::string cut =
       Write("cut.crt", "-----BEGIN CERTIFICATE-----\nMIIB\n");
@@ -81,14 +80,14 @@ TEST_F(TlsTest, BadPemIsRefusedNamingTheFile) {
 }
 
 TEST_F(TlsTest, AKeyWhereACertificateShouldBeIsRefused) {
-  EXPECT_THAT(ReadPemFile(TestData("server.key"), PemKind::kCertificate,
-                          "--tls-cert"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("no PEM certificate")));
-  EXPECT_THAT(ReadPemFile(TestData("server.crt"), PemKind::kPrivateKey,
-                          "--tls-key"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("no PEM private key")));
+  EXPECT_THAT(
+      ReadPemFile(TestData("server.key"), PemKind::kCertificate, "--tls-cert"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("no PEM certificate")));
+  EXPECT_THAT(
+      ReadPemFile(TestData("server.crt"), PemKind::kPrivateKey, "--tls-key"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("no PEM private key")));
 }
 
 TEST_F(TlsTest, NoFilesMeansPlaintext) {
@@ -140,9 +139,9 @@ TEST_F(TlsTest, ClientCertificateRules) {
   files.ca_file = TestData("ca.crt");
   EXPECT_THAT(MakeChannelCredentials(files), IsOk());
   files.cert_file = TestData("client.crt");
-  EXPECT_THAT(MakeChannelCredentials(files),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("go together")));
+  EXPECT_THAT(
+      MakeChannelCredentials(files),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("go together")));
   files.key_file = TestData("client.key");
   EXPECT_THAT(MakeChannelCredentials(files), IsOk());
   files.ca_file.clear();

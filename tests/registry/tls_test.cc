@@ -4,6 +4,8 @@
 // client CA gets in. Also the name check peers and chatctl's greet rely on
 // (SetTlsServerName). Certificates: tests/common/testdata (README there).
 
+#include "common/tls.h"
+
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -12,7 +14,6 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "common/tls.h"
 #include "registry/client/registry_client.h"
 #include "registry/server.h"
 #include "registry/sqlite_store.h"
@@ -66,9 +67,8 @@ class RegistryTlsTest : public ::testing::Test {
     grpc::ChannelArguments args;
     if (!server_name.empty()) SetTlsServerName(args, server_name);
     const std::string target = absl::StrCat("127.0.0.1:", server_->port());
-    RegistryClient client(
-        grpc::CreateCustomChannel(target, *credentials, args), target,
-        Millis(10000));
+    RegistryClient client(grpc::CreateCustomChannel(target, *credentials, args),
+                          target, Millis(10000));
     return client.Resolve("nobody").status();
   }
 
