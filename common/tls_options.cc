@@ -47,9 +47,10 @@ TlsServerFiles TlsServerFilesFrom(const po::variables_map& vm) {
   return files;
 }
 
-TlsClientFiles TlsClientFilesFrom(const po::variables_map& vm) {
+TlsClientFiles TlsClientFilesFrom(const po::variables_map& vm, unsigned which) {
   TlsClientFiles files;
   files.ca_file = Get(vm, "tls-ca");
+  if (files.ca_file.empty() && (which & kTlsServe) != 0) return files;
   files.cert_file = Get(vm, "tls-cert");
   files.key_file = Get(vm, "tls-key");
   return files;

@@ -29,9 +29,12 @@ void AddTlsOptions(boost::program_options::options_description& options,
 // What the options added by AddTlsOptions() hold (empty when absent).
 TlsServerFiles TlsServerFilesFrom(
     const boost::program_options::variables_map& vm);
-// --tls-ca, and --tls-cert/--tls-key as the client certificate.
+// --tls-ca, and --tls-cert/--tls-key as the client certificate. With
+// kTlsServe in `which` (the certificate is the one the program serves with)
+// and no --tls-ca, no client certificate: a server may serve TLS and still
+// call a plaintext registry.
 TlsClientFiles TlsClientFilesFrom(
-    const boost::program_options::variables_map& vm);
+    const boost::program_options::variables_map& vm, unsigned which);
 
 }  // namespace chat
 

@@ -98,7 +98,8 @@ int Run(const po::variables_map& vm) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_tls =
       chat::MakeServerCredentials(chat::TlsServerFilesFrom(vm));
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> registry_tls =
-      chat::MakeChannelCredentials(chat::TlsClientFilesFrom(vm));
+      chat::MakeChannelCredentials(
+          chat::TlsClientFilesFrom(vm, chat::kTlsServe | chat::kTlsVerify));
   for (const absl::Status& status :
        {server_tls.status(), registry_tls.status()}) {
     if (!status.ok()) {

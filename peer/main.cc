@@ -50,7 +50,8 @@ int Run(const po::variables_map& vm) {
     options.advertise = vm["advertise"].as<std::string>();
   options.ttl = chat::Millis(vm["ttl"].as<int>() * 1000);
   options.tls.serve = chat::TlsServerFilesFrom(vm);
-  options.tls.client = chat::TlsClientFilesFrom(vm);
+  options.tls.client =
+      chat::TlsClientFilesFrom(vm, chat::kTlsServe | chat::kTlsVerify);
   if (vm.count("tls-peer-name")) {
     options.tls.peer_name = vm["tls-peer-name"].as<std::string>();
   }

@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     invocation.args = vm["args"].as<std::vector<std::string>>();
   }
   invocation.registry = vm["registry"].as<std::string>();
-  invocation.tls = chat::TlsClientFilesFrom(vm);
+  invocation.tls = chat::TlsClientFilesFrom(vm, chat::kTlsVerify);
   invocation.json = vm["json"].as<bool>();
   invocation.timeout_seconds = vm["timeout"].as<double>();
   invocation.is_static = vm["static"].as<bool>();
