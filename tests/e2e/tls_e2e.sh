@@ -3,7 +3,7 @@
 # scripts/make-certs, a registry serving TLS only, two peers that serve
 # ChattingService over TLS and chat by name, chatctl with --tls-ca served
 # and without it refused with one clear line; a peer's ChattingService
-# refuses plaintext too; then a registry with mutual TLS that admits only a
+# refuses plaintext too; a TLS greeter found by name; then a registry with mutual TLS that admits only a
 # client holding a certificate from its client CA.
 #
 # Usage: tls_e2e.sh BIN_DIR   (the build's bin/)
@@ -17,9 +17,9 @@ registry=127.0.0.1:$port
 certs=$work/certs
 peer_ttl=4
 
-step "scripts/make-certs $certs registry alice bob client"
-"$repo/scripts/make-certs" "$certs" registry alice bob client >"$work/make-certs.log"
-for f in ca registry alice bob client; do
+step "scripts/make-certs $certs registry alice bob client greeter"
+"$repo/scripts/make-certs" "$certs" registry alice bob client greeter >"$work/make-certs.log"
+for f in ca registry alice bob client greeter; do
   [ -s "$certs/$f.crt" ] || fail "no $f.crt"
 done
 [ "$(stat -c %a "$certs/alice.key")" = 600 ] || fail "alice.key is not 0600"
@@ -78,6 +78,21 @@ ctl 0 --tls-ca "$certs/ca.crt" resolve bob
 bob_address=$out
 ctl 0 --tls-ca "$certs/ca.crt" health "$bob_address"
 ctl 3 health "$bob_address"
+
+step "a greeter serving TLS, registered over TLS, greeted by name"
+(without_pipes "$bin_dir/chat-greeter" --listen 127.0.0.1:0 --registry "$registry" \
+  --data-dir "$work/greeter" --tls-ca "$certs/ca.crt" \
+  --tls-cert "$certs/greeter.crt" --tls-key "$certs/greeter.key") >>"$work/greeter.log" 2>&1 &
+greeter_pid=$!
+pids+=("$greeter_pid")
+deadline=$((SECONDS + 20))
+until timeout 30 "$bin_dir/chatctl" --registry "$registry" --tls-ca "$certs/ca.crt" \
+    greet Anouk >"$work/greet.out" 2>"$work/greet.err"; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "chatctl greet over TLS kept failing: $(cat "$work/greet.err")"
+  sleep 0.2
+done
+[ "$(cat "$work/greet.out")" = "Server response: Hello, Anouk!" ] || fail "greet printed $(cat "$work/greet.out")"
+stop_cleanly TERM "$greeter_pid" "the greeter"
 
 step "a plaintext peer cannot reach the TLS registry"
 code=0
