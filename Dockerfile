@@ -41,18 +41,22 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libsqlite3-0 libboost-program-options1.74.0 libedit2 \
       libsodium23 \
+      openssl \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid, so a volume's files keep one owner across image rebuilds.
 # /data holds the registry's database and the peers' outboxes and inboxes
 # (/data/peers, one file per name); a named volume mounted there starts with
-# this directory's owner.
+# this directory's owner. /certs and /ca: the certificates and the CA key that
+# docker-compose's one-shot certs service makes (openssl, scripts/make-certs).
 RUN groupadd --gid 10001 chat \
  && useradd --uid 10001 --gid chat --create-home --home-dir /home/chat \
       --shell /usr/sbin/nologin chat \
- && mkdir -p /data/peers && chown -R chat:chat /data
+ && mkdir -p /data/peers /certs /ca && chown -R chat:chat /data /certs /ca \
+ && chmod 0700 /ca
 
 COPY --from=build /out/ /usr/local/bin/
+COPY scripts/make-certs /usr/local/bin/make-certs
 # Fails the build if a library is missing from the list above.
 RUN ! ldd /usr/local/bin/chat-registry /usr/local/bin/chat-peer \
         /usr/local/bin/chat-greeter /usr/local/bin/chatctl | grep 'not found'

@@ -18,7 +18,10 @@ absl::StatusOr<RunningServer> StartServer(const ServerConfig& config) {
   RunningServer running;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen_address,
-                           grpc::InsecureServerCredentials(), &running.port);
+                           config.credentials != nullptr
+                               ? config.credentials
+                               : grpc::InsecureServerCredentials(),
+                           &running.port);
   builder.SetMaxReceiveMessageSize(config.max_request_bytes);
   // gRPC turns SO_REUSEPORT on by default, which would let a second server
   // silently share a port already in use instead of failing to start.
@@ -36,7 +39,10 @@ absl::StatusOr<RunningServer> StartServer(const ServerConfig& config) {
   if (running.server == nullptr || running.port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config.listen_address,
-                     " (is the address valid and the port free?)"));
+                     config.credentials != nullptr
+                         ? " (is the address valid and the port free, and do "
+                           "the TLS certificate and key match?)"
+                         : " (is the address valid and the port free?)"));
   }
   grpc::HealthCheckServiceInterface* health =
       running.server->GetHealthCheckService();

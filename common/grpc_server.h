@@ -26,6 +26,9 @@ struct ServerConfig {
   int max_request_bytes = kDefaultMaxRequestBytes;
   // OverloadOptions::max_streams_per_connection.
   int max_streams_per_connection = kDefaultMaxStreamsPerConnection;
+  // TLS (common/tls.h MakeServerCredentials); null: plaintext. Shared
+  // because gRPC's API hands credentials out as shared_ptr.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
 struct RunningServer {

@@ -23,6 +23,7 @@
 #include "common/overload.h"
 #include "common/private_files.h"
 #include "common/signals.h"
+#include "common/tls_options.h"
 #include "greeter/greeter_service.h"
 #include "greeter/registration.h"
 #include "registry/names.h"
@@ -95,8 +96,24 @@ int Run(const po::variables_map& vm) {
     return kExitCannotStart;
   }
 
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_tls =
+      chat::MakeServerCredentials(chat::TlsServerFilesFrom(vm));
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> registry_tls =
+      chat::MakeChannelCredentials(
+          chat::TlsClientFilesFrom(vm, chat::kTlsServe | chat::kTlsVerify));
+  for (const absl::Status& status :
+       {server_tls.status(), registry_tls.status()}) {
+    if (!status.ok()) {
+      Log(absl::StrCat("cannot start: ", status.message()));
+      return status.code() == absl::StatusCode::kInvalidArgument
+                 ? chat::kExitUsage
+                 : kExitCannotStart;
+    }
+  }
+
   chat::greeter::GreeterService service;
   chat::ServerConfig config;
+  config.credentials = *server_tls;
   config.listen_address = listen;
   config.services = {&service};
   config.health_names = {chat::greeter::kGreetServiceName};
@@ -129,8 +146,9 @@ int Run(const po::variables_map& vm) {
     };
     absl::StatusOr<std::unique_ptr<chat::greeter::Registration>> started =
         chat::greeter::Registration::Start(
-            chat::registry::RegistryClient::Connect(registry_address,
-                                                    kRegistryTimeout),
+            chat::registry::RegistryClient::Connect(
+                registry_address, kRegistryTimeout, chat::Millis(1000),
+                *registry_tls),
             std::move(options));
     if (!started.ok()) {
       Log(absl::StrCat(
@@ -214,6 +232,10 @@ int main(int argc, char** argv) {
                               {"CHAT_GREETER_DATA_DIR", "data-dir"},
                               {"CHAT_GREETER_ADVERTISE", "advertise"},
                               {"CHAT_GREETER_TTL", "ttl"}};
+  // TLS: --tls-cert/--tls-key serve GreetService over TLS (a certificate
+  // for the greeter's name); --tls-ca verifies the registry.
+  chat::AddTlsOptions(options, command_line,
+                      chat::kTlsServe | chat::kTlsVerify);
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

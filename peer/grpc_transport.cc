@@ -26,11 +26,13 @@ class GrpcTransport final : public Transport {
  public:
   GrpcTransport(registry::RegistryClient* registry, Millis rpc_timeout,
                 Envelope* envelope,
-                std::function<void(const registry::Entry&)> on_resolved)
+                std::function<void(const registry::Entry&)> on_resolved,
+                PeerDialing dialing)
       : registry_(registry),
         rpc_timeout_(rpc_timeout),
         envelope_(envelope),
-        on_resolved_(std::move(on_resolved)) {}
+        on_resolved_(std::move(on_resolved)),
+        dialing_(std::move(dialing)) {}
 
   std::vector<absl::Status> SendWindow(
       const std::vector<ChatMessage>& messages) override {
@@ -152,9 +154,19 @@ class GrpcTransport final : public Transport {
       return entry.status();
     }
     on_resolved_(*entry);
-    auto stub =
-        std::shared_ptr<Stub>(::ChattingService::NewStub(grpc::CreateChannel(
-            entry->address, grpc::InsecureChannelCredentials())));
+    grpc::ChannelArguments args;
+    if (dialing_.tls) {
+      // The address is wherever the peer runs; its certificate names it.
+      SetTlsServerName(args, dialing_.peer_name.empty()
+                                 ? registry::NameKey(entry->name)
+                                 : dialing_.peer_name);
+    }
+    auto stub = std::shared_ptr<Stub>(::ChattingService::NewStub(
+        grpc::CreateCustomChannel(entry->address,
+                                  dialing_.credentials != nullptr
+                                      ? dialing_.credentials
+                                      : grpc::InsecureChannelCredentials(),
+                                  args)));
     absl::MutexLock lock(&mu_);
     stubs_[key] = stub;
     return stub;
@@ -164,6 +176,7 @@ class GrpcTransport final : public Transport {
   const Millis rpc_timeout_;
   Envelope* const envelope_;  // Not owned.
   const std::function<void(const registry::Entry&)> on_resolved_;
+  const PeerDialing dialing_;
   absl::Mutex mu_;
   // By name key. Shared: a send in flight keeps its stub while the cache
   // moves on.
@@ -175,9 +188,11 @@ class GrpcTransport final : public Transport {
 
 std::unique_ptr<Transport> NewGrpcTransport(
     registry::RegistryClient* registry, Millis rpc_timeout, Envelope* envelope,
-    std::function<void(const registry::Entry&)> on_resolved) {
+    std::function<void(const registry::Entry&)> on_resolved,
+    PeerDialing dialing) {
   return std::make_unique<GrpcTransport>(registry, rpc_timeout, envelope,
-                                         std::move(on_resolved));
+                                         std::move(on_resolved),
+                                         std::move(dialing));
 }
 
 }  // namespace chat::peer

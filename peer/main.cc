@@ -15,6 +15,7 @@
 #include "common/cli.h"
 #include "common/overload.h"
 #include "common/signals.h"
+#include "common/tls_options.h"
 #include "peer/console.h"
 #include "peer/peer.h"
 #include "peer/peer_store.h"
@@ -49,6 +50,12 @@ int Run(const po::variables_map& vm) {
   if (vm.count("advertise"))
     options.advertise = vm["advertise"].as<std::string>();
   options.ttl = chat::Millis(vm["ttl"].as<int>() * 1000);
+  options.tls.serve = chat::TlsServerFilesFrom(vm);
+  options.tls.client =
+      chat::TlsClientFilesFrom(vm, chat::kTlsServe | chat::kTlsVerify);
+  if (vm.count("tls-peer-name")) {
+    options.tls.peer_name = vm["tls-peer-name"].as<std::string>();
+  }
   std::string data_dir = vm.count("data-dir") ? vm["data-dir"].as<std::string>()
                                               : chat::peer::DefaultDataDir();
   absl::StatusOr<std::string> store_path =
@@ -163,6 +170,15 @@ int main(int argc, char** argv) {
       {"CHAT_PEER_LISTEN", "listen"},     {"CHAT_PEER_ADVERTISE", "advertise"},
       {"CHAT_PEER_PARTNER", "peer"},      {"CHAT_PEER_TTL", "ttl"},
       {"CHAT_PEER_DATA_DIR", "data-dir"}, {"CHAT_PEER_SYNC", "sync"}};
+  // TLS: --tls-cert/--tls-key serve ChattingService over TLS; --tls-ca
+  // verifies the registry and every other peer (TLS only, docs/security.md).
+  chat::AddTlsOptions(options, command_line,
+                      chat::kTlsServe | chat::kTlsVerify);
+  options.add_options()(
+      "tls-peer-name", po::value<std::string>()->value_name("NAME"),
+      "with --tls-ca: the name other peers' certificates must carry "
+      "(default: each recipient's chat name, in lower case)");
+  command_line.environment.push_back({"CHAT_TLS_PEER_NAME", "tls-peer-name"});
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

@@ -43,8 +43,12 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     if (!identity.ok()) return identity.status();
     peer->identity_ = std::make_unique<Identity>(*std::move(identity));
   }
-  peer->registry_ =
-      registry::RegistryClient::Connect(options.registry, options.rpc_timeout);
+  CHAT_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> channel_tls,
+                        MakeChannelCredentials(options.tls.client));
+  CHAT_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> server_tls,
+                        MakeServerCredentials(options.tls.serve));
+  peer->registry_ = registry::RegistryClient::Connect(
+      options.registry, options.rpc_timeout, Millis(1000), channel_tls);
   Peer* raw = peer.get();
   CHAT_ASSIGN_OR_RETURN(std::vector<Pin> pins, peer->store_->Pins());
   KeyBook::Options key_options;
@@ -71,11 +75,13 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                                           std::move(key_options), clock);
   peer->envelope_ = std::make_unique<Envelope>(options.name, *peer->identity_,
                                                peer->keys_.get(), clock);
-  peer->transport_ =
-      NewGrpcTransport(peer->registry_.get(), options.rpc_timeout,
-                       peer->envelope_.get(), [raw](const Entry& entry) {
-                         raw->keys_->Listed(entry.name, entry.public_key);
-                       });
+  peer->transport_ = NewGrpcTransport(
+      peer->registry_.get(), options.rpc_timeout, peer->envelope_.get(),
+      [raw](const Entry& entry) {
+        raw->keys_->Listed(entry.name, entry.public_key);
+      },
+      PeerDialing{channel_tls, options.tls.client.enabled(),
+                  options.tls.peer_name});
   peer->service_ = std::make_unique<ChatService>(
       options.name, static_cast<MessageSink*>(peer.get()), clock,
       peer->envelope_.get());
@@ -84,6 +90,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   config.listen_address = options.listen;
   config.services = {peer->service_.get()};
   config.health_names = {"ChattingService"};
+  config.credentials = server_tls;
   CHAT_ASSIGN_OR_RETURN(RunningServer running, StartServer(config));
   peer->server_ = std::move(running.server);
 

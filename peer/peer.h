@@ -26,6 +26,7 @@
 #include "peer/conversation.h"
 #include "peer/envelope.h"
 #include "peer/events.h"
+#include "peer/grpc_transport.h"
 #include "peer/key_book.h"
 #include "peer/mail_listener.h"
 #include "peer/online_set.h"
@@ -47,6 +48,7 @@ struct PeerOptions {
   Millis ttl{0};  // 0: the registry's default.
   // Deadline of each call to the registry or another peer.
   Millis rpc_timeout{5000};
+  PeerTls tls;  // Plaintext by default.
   // The peer's SQLite file (see PeerStorePath()); ":memory:" keeps nothing
   // across runs (tests).
   std::string store_path = ":memory:";

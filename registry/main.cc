@@ -15,6 +15,7 @@
 #include "common/overload.h"
 #include "common/private_files.h"
 #include "common/signals.h"
+#include "common/tls_options.h"
 #include "registry/admin_token.h"
 #include "registry/server.h"
 #include "registry/sqlite_mailbox.h"
@@ -166,6 +167,17 @@ int Run(const po::variables_map& vm) {
   // Every name is bound to the key that registers it; a keyless Register
   // would leave a name anyone can take once it goes offline.
   server_options.require_key = true;
+  // TLS: see common/tls_options.h.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tls =
+      chat::MakeServerCredentials(chat::TlsServerFilesFrom(vm));
+  if (!tls.ok()) {
+    chat::LogLine("registry",
+                  absl::StrCat("cannot start: ", tls.status().message()));
+    return tls.status().code() == absl::StatusCode::kInvalidArgument
+               ? chat::kExitUsage
+               : kExitCannotStart;
+  }
+  server_options.credentials = *tls;
   auto server = chat::registry::RegistryServer::Start(
       std::move(*store), std::move(*mailbox), server_options);
   if (!server.ok()) {
@@ -266,6 +278,9 @@ int main(int argc, char** argv) {
       {"CHAT_REGISTRY_MAX_CALLS_IN_PROGRESS", "max-calls-in-progress"},
       {"CHAT_REGISTRY_MAX_STREAMS_PER_CONNECTION",
        "max-streams-per-connection"}};
+  // TLS: --tls-cert, --tls-key, --tls-client-ca (docs/security.md).
+  chat::AddTlsOptions(options, command_line,
+                      chat::kTlsServe | chat::kTlsClientCa);
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

@@ -20,6 +20,7 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
   config.health_names = {kRegistryServiceName};
   config.max_streams_per_connection =
       options.overload.max_streams_per_connection;
+  config.credentials = options.credentials;
   if (registry->mailbox_service_ != nullptr) {
     config.services.push_back(registry->mailbox_service_.get());
     config.health_names.push_back(kMailboxServiceName);

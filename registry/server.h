@@ -47,6 +47,8 @@ struct RegistryServerOptions {
   // Calls in progress, streams per connection, and the clock deadlines are
   // judged by (common/overload.h; not `clock`: gRPC deadlines are real time).
   OverloadOptions overload;
+  // TLS: ServerConfig::credentials (common/tls.h); null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
 // Thread-safe.

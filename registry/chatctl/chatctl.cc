@@ -99,7 +99,14 @@ int Dispatch(const ChatctlInvocation& invocation, std::ostream& out,
   }
   // At least a millisecond, so a tiny timeout still means "a deadline".
   const Millis timeout(std::max<int64_t>(1, std::llround(seconds * 1000)));
-  CommandContext context{invocation, out, err, timeout, "", absl::OkStatus()};
+  CommandContext context{invocation,       out,    err, timeout, "",
+                         absl::OkStatus(), nullptr};
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeChannelCredentials(invocation.tls);
+  if (!credentials.ok()) {
+    return PrintUsageError(err, std::string(credentials.status().message()));
+  }
+  context.credentials = *std::move(credentials);
   if (command->admin && !invocation.admin_token_file.empty()) {
     // Reported by the command, after its own checks of its arguments.
     absl::StatusOr<std::string> token =

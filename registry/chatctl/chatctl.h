@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/tls.h"
 
 namespace chat::chatctl {
 
@@ -64,6 +65,9 @@ struct ChatctlInvocation {
   // sent with register/unregister --static and release. Empty: none sent
   // (the registry refuses those with PERMISSION_DENIED, exit 4).
   std::string admin_token_file;
+  // --tls-ca (CHAT_TLS_CA), --tls-cert, --tls-key: with a CA, every call is
+  // TLS only, the server verified against it; without, plaintext.
+  TlsClientFiles tls;
 
   // `watch` reconnects after a broken stream with this backoff, doubling from
   // the first value up to the second (tests shorten it).

@@ -147,16 +147,28 @@ std::string EntryJson(const Entry& entry) {
 }
 
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
-                                          const ChatctlInvocation& invocation) {
+                                          const CommandContext& context,
+                                          const std::string& server_name) {
+  const ChatctlInvocation& invocation = context.invocation;
+  if (!server_name.empty() && invocation.tls.enabled()) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                static_cast<int>(invocation.reconnect_initial.count()));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+                static_cast<int>(invocation.reconnect_max.count()));
+    SetTlsServerName(args, server_name);
+    return grpc::CreateCustomChannel(address, context.credentials, args);
+  }
   return registry::NewReconnectingChannel(address, invocation.reconnect_initial,
-                                          invocation.reconnect_max);
+                                          invocation.reconnect_max,
+                                          context.credentials);
 }
 
 std::unique_ptr<registry::RegistryClient> ConnectRegistry(
     const CommandContext& context) {
   const std::string& address = context.invocation.registry;
   auto client = std::make_unique<registry::RegistryClient>(
-      NewChannel(address, context.invocation), address, context.timeout);
+      NewChannel(address, context), address, context.timeout);
   if (!context.admin_token.empty()) client->SetAdminToken(context.admin_token);
   return client;
 }
@@ -293,8 +305,7 @@ int RunHealth(const CommandContext& context) {
     return PrintUsageError(context.err, OneLine(status.message()));
   }
   const std::string what = of_registry ? "registry" : "server";
-  auto stub = grpc::health::v1::Health::NewStub(
-      NewChannel(address, context.invocation));
+  auto stub = grpc::health::v1::Health::NewStub(NewChannel(address, context));
   grpc::ClientContext call;
   SetDeadline(call, context.timeout);
   HealthCheckRequest request;  // service "": the server as a whole.
@@ -334,6 +345,7 @@ int RunGreet(const CommandContext& context) {
     return PrintUsageError(context.err, "NAME must be UTF-8 text");
   }
   std::string address = invocation.target;
+  std::string server_name;  // Found by name: its certificate names it.
   if (!address.empty()) {
     if (absl::Status status = registry::ValidateAddress(address);
         !status.ok()) {
@@ -362,9 +374,10 @@ int RunGreet(const CommandContext& context) {
     }
     if (!entry.ok()) return PrintError(context.err, entry.status());
     address = entry->address;
+    server_name = registry::NameKey(greeter);
   }
 
-  auto stub = GreetService::NewStub(NewChannel(address, invocation));
+  auto stub = GreetService::NewStub(NewChannel(address, context, server_name));
   grpc::ClientContext call;
   SetDeadline(call, context.timeout);
   GreetRequest request;

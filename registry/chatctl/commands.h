@@ -31,6 +31,8 @@ struct CommandContext {
   // Why the file could not be read; admin commands report it
   // (CheckAdminToken) once their arguments are checked.
   absl::Status admin_token_error;
+  // From invocation.tls (MakeChannelCredentials).
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 // kExitOk, or prints why the admin token could not be read and returns
@@ -77,11 +79,14 @@ std::string EntryJsonFields(const registry::Entry& entry);
 // (base64) and fingerprint.
 std::string EntryJson(const registry::Entry& entry);
 
-// A plaintext channel to `address` (host:port) that retries a lost
-// connection with the invocation's reconnect backoff instead of gRPC's
-// default (up to two minutes).
+// A channel to `address` (host:port), TLS or plaintext as the context's
+// credentials say, that retries a lost connection with the invocation's
+// reconnect backoff instead of gRPC's default (up to two minutes). With TLS
+// and a `server_name`, the server's certificate must name it (a greeter
+// found by name), else the host of `address`.
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
-                                          const ChatctlInvocation& invocation);
+                                          const CommandContext& context,
+                                          const std::string& server_name = "");
 
 }  // namespace chat::chatctl
 

@@ -10,6 +10,7 @@
 #include "common/cli.h"
 #include "common/overload.h"
 #include "common/signals.h"
+#include "common/tls_options.h"
 #include "registry/chatctl/chatctl.h"
 
 namespace po = boost::program_options;
@@ -60,6 +61,8 @@ int main(int argc, char** argv) {
       chat::chatctl::ExitCodesHelp() + "\n\nFull reference: docs/chatctl.md";
   command_line.environment = {{"CHAT_REGISTRY", "registry"},
                               {"CHAT_ADMIN_TOKEN_FILE", "admin-token-file"}};
+  // TLS: --tls-ca verifies the registry (and the greeter); see chatctl.h.
+  chat::AddTlsOptions(options, command_line, chat::kTlsVerify);
 
   po::variables_map vm;
   const int exit_code = chat::ParseCommandLine(argc, argv, command_line,
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
     invocation.args = vm["args"].as<std::vector<std::string>>();
   }
   invocation.registry = vm["registry"].as<std::string>();
+  invocation.tls = chat::TlsClientFilesFrom(vm, chat::kTlsVerify);
   invocation.json = vm["json"].as<bool>();
   invocation.timeout_seconds = vm["timeout"].as<double>();
   invocation.is_static = vm["static"].as<bool>();

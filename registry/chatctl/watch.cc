@@ -165,7 +165,7 @@ int RunWatch(const CommandContext& context) {
   }
   Interrupt* const interrupt = invocation.interrupt;  // May be null.
   std::shared_ptr<grpc::Channel> channel =
-      NewChannel(invocation.registry, invocation);
+      NewChannel(invocation.registry, context);
   registry::RegistryClient client(channel, invocation.registry,
                                   context.timeout);
   EventPrinter printer(context.out, context.err, invocation.json);

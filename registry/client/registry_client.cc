@@ -4,6 +4,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "registry/convert.h"
@@ -11,15 +12,36 @@
 namespace chat::registry {
 
 std::shared_ptr<grpc::Channel> NewReconnectingChannel(
-    const std::string& address, Millis initial_backoff, Millis max_backoff) {
+    const std::string& address, Millis initial_backoff, Millis max_backoff,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               static_cast<int>(initial_backoff.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(max_backoff.count()));
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   args);
+  return grpc::CreateCustomChannel(
+      address,
+      credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(),
+      args);
 }
+
+namespace {
+
+// What gRPC's text for a failed connection means when TLS is the cause.
+std::string TlsHint(const std::string& message) {
+  // A TLS server hangs up on a plaintext client.
+  if (absl::StrContains(message, "Socket closed")) {
+    return " (if it serves TLS, give --tls-ca or CHAT_TLS_CA)";
+  }
+  if (absl::StrContains(message, "andshake")) {
+    return " (TLS: is --tls-ca the CA that signed its certificate, and does "
+           "the certificate name the host dialled? Does it ask for a client "
+           "certificate?)";
+  }
+  return "";
+}
+
+}  // namespace
 
 absl::Status RegistryStatus(const grpc::Status& status,
                             const std::string& target) {
@@ -30,7 +52,8 @@ absl::Status RegistryStatus(const grpc::Status& status,
         absl::StrCat("registry at ", target, " is unreachable: ",
                      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
                          ? "no answer before the deadline"
-                         : status.error_message()));
+                         : status.error_message(),
+                     TlsHint(status.error_message())));
   }
   return converted;
 }
@@ -49,11 +72,12 @@ RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
       timeout_(timeout) {}
 
 std::unique_ptr<RegistryClient> RegistryClient::Connect(
-    const std::string& address, Millis timeout, Millis max_backoff) {
+    const std::string& address, Millis timeout, Millis max_backoff,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
   // Start small: a registry restart usually takes well under a second.
   return std::make_unique<RegistryClient>(
       NewReconnectingChannel(address, std::min(Millis(100), max_backoff),
-                             max_backoff),
+                             max_backoff, std::move(credentials)),
       address, timeout);
 }
 

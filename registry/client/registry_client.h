@@ -20,11 +20,13 @@
 
 namespace chat::registry {
 
-// A plaintext channel to `address` (host:port) that retries a lost
-// connection after `initial_backoff`, doubling to `max_backoff`, instead of
-// gRPC's default (growing to two minutes).
+// A channel to `address` (host:port) that retries a lost connection after
+// `initial_backoff`, doubling to `max_backoff`, instead of gRPC's default
+// (growing to two minutes). With `credentials` (common/tls.h
+// MakeChannelCredentials), TLS; null: plaintext.
 std::shared_ptr<grpc::Channel> NewReconnectingChannel(
-    const std::string& address, Millis initial_backoff, Millis max_backoff);
+    const std::string& address, Millis initial_backoff, Millis max_backoff,
+    std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
 // A status from the registry with its address in front when it could not
 // be reached, because gRPC's own text does not say which registry.
@@ -88,13 +90,14 @@ class RegistryClient {
   RegistryClient(std::shared_ptr<grpc::Channel> channel, std::string target,
                  Millis timeout);
 
-  // A client over a plain TCP channel to `address` (host:port) that tries
-  // to reconnect at least every `max_backoff`, so a registry that comes back
+  // A client over a channel to `address` (host:port) that tries to
+  // reconnect at least every `max_backoff`, so a registry that comes back
   // is noticed within a retry or two (gRPC's default backoff grows to two
-  // minutes).
+  // minutes). TLS with `credentials`, plaintext when null.
   static std::unique_ptr<RegistryClient> Connect(
       const std::string& address, Millis timeout,
-      Millis max_backoff = Millis(1000));
+      Millis max_backoff = Millis(1000),
+      std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
   const std::string& target() const { return target_; }
 

@@ -301,6 +301,7 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   }
   lab_options.peers = Wants(options, {"send", "send-durable"});
   lab_options.peer_sync_full = options.peer_sync_full;
+  lab_options.tls_dir = options.tls_dir;
   absl::StatusOr<std::unique_ptr<Lab>> lab = Lab::Start(lab_options);
   if (!lab.ok()) {
     err << "chat-bench: cannot start the servers: " << lab.status().message()
@@ -311,7 +312,8 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   Connections connections;
   auto connect = [&](const std::string& target,
                      Channels* channels) -> absl::Status {
-    absl::StatusOr<Channels> made = NewChannels(target, options.connections);
+    absl::StatusOr<Channels> made =
+        NewChannels(target, options.connections, (*lab)->credentials());
     if (!made.ok()) return made.status();
     *channels = *std::move(made);
     return absl::OkStatus();

@@ -43,6 +43,7 @@ struct BenchOptions {
   int connections = 1;
   int names = 1000;  // Static entries (resolve) and leases (keepalive).
   bool peer_sync_full = true;  // send, send-durable: chat-peer --sync full.
+  std::string tls_dir;  // --tls DIR: every lab server and client over TLS.
   bool json = false;
   // Runs greet and the scenarios alternately `rounds` times and reports
   // each scenario's ratio to greet.

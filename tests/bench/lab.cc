@@ -14,6 +14,7 @@
 #include "common/grpc_server.h"
 #include "common/random.h"
 #include "common/status.h"
+#include "common/tls.h"
 #include "peer/message.h"
 #include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
@@ -93,8 +94,20 @@ Lab::~Lab() {
 
 absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   std::unique_ptr<Lab> lab(new Lab());
+  TlsServerFiles serve;
+  TlsClientFiles verify;
+  if (!options.tls_dir.empty()) {
+    serve.cert_file = options.tls_dir + "/localhost.crt";
+    serve.key_file = options.tls_dir + "/localhost.key";
+    verify.ca_file = options.tls_dir + "/ca.crt";
+  }
+  CHAT_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> server_tls,
+                        MakeServerCredentials(serve));
+  CHAT_ASSIGN_OR_RETURN(lab->credentials_, MakeChannelCredentials(verify));
+  if (options.tls_dir.empty()) lab->credentials_ = nullptr;
   ServerConfig config;
   config.listen_address = "127.0.0.1:0";
+  config.credentials = server_tls;
   config.services = {&lab->greeter_service_};
   config.health_names = {greeter::kGreetServiceName};
   absl::StatusOr<RunningServer> greeter = StartServer(config);
@@ -154,6 +167,7 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   if (!mailbox.ok()) return mailbox.status();
   registry::RegistryServerOptions server_options;
   server_options.listen_address = "127.0.0.1:0";
+  server_options.credentials = server_tls;
   absl::StatusOr<std::unique_ptr<registry::RegistryServer>> server =
       registry::RegistryServer::Start(*std::move(store), *std::move(mailbox),
                                       server_options);
@@ -167,6 +181,9 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   receiver_options.listen = "127.0.0.1:0";
   receiver_options.store_path = lab->dir_ / "receiver.db";
   receiver_options.sync_full = options.peer_sync_full;
+  receiver_options.tls.serve = serve;
+  receiver_options.tls.client = verify;
+  receiver_options.tls.peer_name = "localhost";
   absl::StatusOr<std::unique_ptr<peer::Peer>> receiver =
       peer::Peer::Start(receiver_options, &lab->discard_, RealClock());
   if (!receiver.ok()) return receiver.status();
@@ -226,7 +243,9 @@ absl::Status Lab::StartDirectSender() {
   if (!sealed.ok()) return sealed.status();
   std::unique_ptr<::ChattingService::Stub> stub =
       ::ChattingService::NewStub(grpc::CreateChannel(
-          receiver_address(), grpc::InsecureChannelCredentials()));
+          receiver_address(), credentials_ != nullptr
+                                  ? credentials_
+                                  : grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        absl::ToChronoSeconds(kFirstContactLimit));
@@ -258,7 +277,8 @@ const std::string& Lab::receiver_address() const {
 const PublicKey& Lab::receiver_key() const { return receiver_->public_key(); }
 
 absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> NewChannels(
-    const std::string& target, int count) {
+    const std::string& target, int count,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < count; ++i) {
     grpc::ChannelArguments args;
@@ -267,7 +287,10 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> NewChannels(
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("chat.bench.channel", i);
     std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-        target, grpc::InsecureChannelCredentials(), args);
+        target,
+        credentials != nullptr ? credentials
+                               : grpc::InsecureChannelCredentials(),
+        args);
     if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                    std::chrono::seconds(10))) {
       return absl::UnavailableError(absl::StrCat("cannot connect to ", target));

@@ -36,6 +36,10 @@ struct LabOptions {
   bool peers = false;
   // The peers' stores commit with synchronous=FULL (chat-peer's default).
   bool peer_sync_full = true;
+  // Not empty: every server serves TLS with DIR/localhost.crt and .key and
+  // every client verifies with DIR/ca.crt (`scripts/make-certs DIR
+  // localhost`); peers check the name "localhost".
+  std::string tls_dir;
 };
 
 // What filling the registry cost.
@@ -95,6 +99,10 @@ class Lab {
   // through a Peer: a name registered with this identity's key.
   const Identity& direct_identity() const { return direct_identity_; }
   const std::string& direct_name() const { return direct_name_; }
+  // What clients of the lab's servers dial with; null: plaintext.
+  const std::shared_ptr<grpc::ChannelCredentials>& credentials() const {
+    return credentials_;
+  }
 
  private:
   Lab();
@@ -119,14 +127,17 @@ class Lab {
   DiscardEvents discard_;
   std::unique_ptr<peer::Peer> receiver_;
   std::unique_ptr<peer::Peer> sender_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // Null: plaintext.
   const std::string direct_name_ = "bench-direct";
   Identity direct_identity_ = Identity::Generate();
 };
 
-// `count` channels to `target`, each its own TCP connection, connected.
-// kUnavailable when one does not connect within 10 s.
+// `count` channels to `target`, each its own TCP connection, connected;
+// TLS with `credentials`, plaintext when null. kUnavailable when one does not
+// connect within 10 s.
 absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> NewChannels(
-    const std::string& target, int count);
+    const std::string& target, int count,
+    std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
 // This process's resident set size (VmRSS), in MiB; 0 if unknown.
 double ResidentMegabytes();

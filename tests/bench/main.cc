@@ -62,6 +62,7 @@ int Run(const po::variables_map& vm) {
     return Usage("--peer-sync must be full or normal");
   }
   options.peer_sync_full = peer_sync == "full";
+  if (vm.count("tls")) options.tls_dir = vm["tls"].as<std::string>();
   if (options.names < 1 || options.names > 10000000) {
     return Usage("--names must be from 1 to 10000000");
   }
@@ -156,6 +157,9 @@ int main(int argc, char** argv) {
       "static names filled in for resolve, and leases for keepalive")(
       "peer-sync", po::value<std::string>()->default_value("full"),
       "send, send-durable: the peers' --sync (full: an fsync per commit)")(
+      "tls", po::value<std::string>(),
+      "DIR made by `scripts/make-certs DIR localhost`: every server of the "
+      "lab serves TLS with localhost.crt, every call verifies with ca.crt")(
       "json", po::bool_switch()->default_value(false),
       "print one JSON object per line instead of a table")(
       "compare", po::bool_switch()->default_value(false),

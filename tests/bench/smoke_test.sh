@@ -44,6 +44,13 @@ echo "== --compare"
 run --compare --rounds 3 --scenario resolve --duration 0.3 --warmup 0 --names 10
 check compare 6 1
 
+echo "== --tls: the lab over TLS (certificates from scripts/make-certs)"
+certs=$(mktemp -d "${TMPDIR:-/tmp}/chat_bench_certs.XXXXXX")
+"$(dirname "$0")/../../scripts/make-certs" "$certs" localhost >/dev/null
+run --scenario greet,resolve,send --duration 0.5 --warmup 0 --names 10 --tls "$certs"
+rm -rf "$certs"
+check tls 3
+
 echo "== --system all (real binaries)"
 run --system all --names 200 --startup-rounds 2 --idle 0.2 \
   --peak-concurrency 1,8 --duration 0.5 --warmup 0.2 --connections 2 \

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End to end on real containers, through docker-compose.yml exactly as a user
 # runs it: the base image (made locally when it cannot be pulled), the image
-# build, `up -d`, the greeter found by name, two peer containers chatting by
+# build, `up -d` with TLS (the one-shot certs service makes the certificates,
+# a plaintext client is refused, a second `up` keeps them), the greeter found
+# by name, two peer containers chatting by
 # name through their stdin with --json, `chatctl list`, a registry killed and
 # started again without losing a name, and a peer container killed hard that
 # leaves the list within its TTL while a message to it is reported as not
@@ -130,6 +132,19 @@ step "up -d: registry and greeter"
 compose up -d >"$work/up.log" 2>&1 || fail "compose up failed: $(cat "$work/up.log")"
 wait_healthy 60
 echo "   registry healthy"
+
+step "TLS: the certs service made the certificates, a plaintext client is refused"
+compose logs --no-color certs >"$work/certs.log" 2>&1
+grep -qF "made the CA /certs/ca.crt" "$work/certs.log" || fail "certs did not make a CA: $(cat "$work/certs.log")"
+code=0
+compose run --rm -T -e CHAT_TLS_CA= chatctl list </dev/null >/dev/null 2>"$work/plaintext.err" || code=$?
+[ "$code" = 3 ] || fail "a plaintext chatctl exited $code, expected 3: $(cat "$work/plaintext.err")"
+grep -qF "unreachable" "$work/plaintext.err" || fail "no clear error for plaintext: $(cat "$work/plaintext.err")"
+echo "   $(grep -F unreachable "$work/plaintext.err" | head -n 1)"
+ctl list >/dev/null || fail "chatctl with the CA failed: $(tail -n 3 "$work/chatctl.err")"
+compose up -d >>"$work/up.log" 2>&1 || fail "a second compose up failed"
+compose logs --no-color certs >"$work/certs.log" 2>&1
+grep -qF "keeping the CA" "$work/certs.log" || fail "a second up did not keep the CA: $(cat "$work/certs.log")"
 
 step "chatctl greet Anouk: the greeter is found by name"
 deadline=$((SECONDS + 30))

@@ -1,6 +1,7 @@
 # Registry and peers for the end-to-end scripts, each peer driven through a
 # named pipe with --json. Source after lib.sh, with $bin_dir and $registry
-# (host:port) set; $peer_ttl (seconds, default 4) is the peers' lease.
+# (host:port) set; $peer_ttl (seconds, default 4) is the peers' lease;
+# $registry_args (an array, optional) are more options of chat-registry.
 
 # Runs a command without the script's ends of the peers' pipes: a process
 # that inherited one would keep that peer from ever seeing the end of input.
@@ -15,7 +16,8 @@ without_pipes() {
 # and waits for its Nth start line in $work/registry.log.
 start_registry() {
   (without_pipes "$bin_dir/chat-registry" --listen "$registry" \
-    --db "$work/registry.db") >>"$work/registry.log" 2>&1 &
+    --db "$work/registry.db" ${registry_args[@]+"${registry_args[@]}"}) \
+    >>"$work/registry.log" 2>&1 &
   registry_pid=$!
   pids+=("$registry_pid")
   wait_for_file "$work/registry.log" "start: listening" "$1"

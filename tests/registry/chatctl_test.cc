@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -814,6 +815,28 @@ TEST_F(ChatctlTest, WatchRejectsABadPrefix) {
   Result result = Run("watch", {"-x"});
   EXPECT_EQ(result.code, kExitUsage);
   EXPECT_THAT(result.err, StartsWith("chatctl: bad prefix"));
+}
+
+// --- TLS ---------------------------------------------------------------------
+
+TEST_F(ChatctlTest, AnUnreadableTlsFileIsAUsageErrorNamingIt) {
+  ChatctlInvocation invocation = Invocation("list");
+  invocation.tls.ca_file = db_path_ + ".no-such-ca.crt";
+  Result result = Run(invocation);
+  EXPECT_EQ(result.code, kExitUsage);
+  EXPECT_THAT(result.err, HasSubstr("--tls-ca file " + invocation.tls.ca_file));
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1);
+  EXPECT_THAT(result.out, IsEmpty());
+}
+
+TEST_F(ChatctlTest, WithACaPlaintextIsNeverTried) {
+  // This registry serves plaintext: a TLS-only chatctl cannot talk to it.
+  ChatctlInvocation invocation = Invocation("list");
+  invocation.tls.ca_file = std::string(CHAT_TLS_TESTDATA) + "/ca.crt";
+  invocation.timeout_seconds = 10;
+  Result result = Run(invocation);
+  EXPECT_EQ(result.code, kExitUnreachable);
+  EXPECT_THAT(result.err, HasSubstr("unreachable"));
 }
 
 }  // namespace
