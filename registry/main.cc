@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -18,6 +20,7 @@
 #include "registry/server.h"
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
+#include "registry/stream_limits.h"
 
 namespace po = boost::program_options;
 
@@ -67,8 +70,37 @@ absl::Status EnsureDatabaseDir(const std::string& db_path) {
   return chat::EnsurePrivateDir(dir.string());
 }
 
+// Limits: Watch and Listen streams
+void AddStreamLimitOptions(
+    po::options_description& options,
+    std::vector<std::pair<std::string, std::string>>& environment) {
+  const chat::registry::StreamLimits defaults;
+  options.add_options()("max-watch-names",
+                        po::value<int>()->default_value(
+                            static_cast<int>(defaults.max_watch_names)),
+                        "names one Watch may ask for (WatchRequest.names)");
+  environment.insert(environment.end(),
+                     {{"CHAT_REGISTRY_MAX_WATCH_NAMES", "max-watch-names"}});
+}
+
+// The stream limits of `vm`, or nullopt after printing why they are wrong.
+std::optional<chat::registry::StreamLimits> ParseStreamLimits(
+    const po::variables_map& vm) {
+  chat::registry::StreamLimits limits;
+  const int max_watch_names = vm["max-watch-names"].as<int>();
+  if (max_watch_names < 1) {
+    std::cerr << "chat-registry: stream limits must be at least 1\n";
+    return std::nullopt;
+  }
+  limits.max_watch_names = static_cast<size_t>(max_watch_names);
+  return limits;
+}
+
 int Run(const po::variables_map& vm) {
   using chat::Millis;
+  std::optional<chat::registry::StreamLimits> stream_limits =
+      ParseStreamLimits(vm);
+  if (!stream_limits) return chat::kExitUsage;
   chat::registry::SqliteStoreOptions store_options;
   const int min_ttl = vm["min-ttl"].as<int>();
   const int max_ttl = vm["max-ttl"].as<int>();
@@ -146,6 +178,7 @@ int Run(const po::variables_map& vm) {
   // Every name is bound to the key that registers it; a keyless Register
   // would leave a name anyone can take once it goes offline.
   server_options.require_key = true;
+  server_options.streams = *stream_limits;
   auto server = chat::registry::RegistryServer::Start(
       std::move(*store), std::move(*mailbox), server_options);
   if (!server.ok()) {
@@ -228,6 +261,7 @@ int main(int argc, char** argv) {
       {"CHAT_REGISTRY_MAILBOX_MAX_MESSAGES", "mailbox-max-messages"},
       {"CHAT_REGISTRY_MAILBOX_MAX_MB", "mailbox-max-mb"},
       {"CHAT_REGISTRY_MAILBOX_MAX_AGE_DAYS", "mailbox-max-age-days"}};
+  AddStreamLimitOptions(options, command_line.environment);
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

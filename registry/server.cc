@@ -51,9 +51,9 @@ RegistryServer::RegistryServer(std::unique_ptr<Store> store,
     : store_(std::move(store)),
       mailbox_(std::move(mailbox)),
       challenges_(*options.clock, options.challenges),
-      service_(
-          store_.get(), &challenges_,
-          RegistryServiceOptions{options.admin_token, options.require_key}) {
+      service_(store_.get(), &challenges_,
+               RegistryServiceOptions{options.admin_token, options.require_key,
+                                      options.streams}) {
   if (mailbox_ != nullptr) {
     mailbox_service_ =
         std::make_unique<MailboxService>(store_.get(), mailbox_.get());

@@ -22,6 +22,7 @@
 #include "registry/mailbox_service.h"
 #include "registry/service.h"
 #include "registry/store.h"
+#include "registry/stream_limits.h"
 
 namespace chat::registry {
 
@@ -43,6 +44,8 @@ struct RegistryServerOptions {
   bool require_key = true;
   // Challenge lifetime and how many may be outstanding.
   ChallengeBook::Options challenges;
+  // Watch and Listen streams: names per Watch, backlog, streams per client.
+  StreamLimits streams;
 };
 
 // Thread-safe.

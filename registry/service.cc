@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
 #include "common/identity.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "registry/convert.h"
@@ -24,8 +25,8 @@ constexpr int32_t kMaxPageSize = 1000;
 // Streams a Store watch to one client.
 class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
  public:
-  WatchReactor(Store* store, const std::string& prefix) {
-    Attach(store->Subscribe(prefix, [this] { Pump(); }));
+  WatchReactor(Store* store, const WatchScope& scope) {
+    Attach(store->Subscribe(scope, [this] { Pump(); }));
   }
 
  private:
@@ -48,6 +49,38 @@ class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
 
   std::deque<WatchEvent> pending_ ABSL_GUARDED_BY(mu_);
 };
+
+// A reactor that finishes at once with the error.
+class WatchRefusal final : public grpc::ServerWriteReactor<v1::WatchEvent> {
+ public:
+  explicit WatchRefusal(const absl::Status& status) {
+    Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
+// The scope of `request`, or kInvalidArgument naming the bad field, or
+// kResourceExhausted for more names than `limits` allow.
+absl::StatusOr<WatchScope> WatchScopeFromProto(const v1::WatchRequest& request,
+                                               const StreamLimits& limits) {
+  CHAT_RETURN_IF_ERROR(ValidatePrefix(request.prefix()));
+  const size_t count = static_cast<size_t>(request.names_size());
+  if (count > limits.max_watch_names) {
+    return LimitError(absl::StrCat("a Watch of ", count, " names"),
+                      static_cast<int64_t>(limits.max_watch_names),
+                      "max-watch-names");
+  }
+  WatchScope scope(request.prefix());
+  scope.names.reserve(count);
+  for (int i = 0; i < request.names_size(); ++i) {
+    if (absl::Status valid = ValidateName(request.names(i)); !valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("names[", i, "]: ", valid.message()));
+    }
+    scope.names.push_back(request.names(i));
+  }
+  return scope;
+}
 
 }  // namespace
 
@@ -207,18 +240,10 @@ grpc::ServerUnaryReactor* RegistryService::List(
 
 grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
     grpc::CallbackServerContext* /*context*/, const v1::WatchRequest* request) {
-  if (absl::Status status = ValidatePrefix(request->prefix()); !status.ok()) {
-    // A reactor that finishes at once with the error.
-    class Refusal final : public grpc::ServerWriteReactor<v1::WatchEvent> {
-     public:
-      explicit Refusal(const absl::Status& status) {
-        Finish(ToGrpcStatus(status));
-      }
-      void OnDone() override { delete this; }
-    };
-    return new Refusal(status);
-  }
-  return new WatchReactor(store_, request->prefix());
+  absl::StatusOr<WatchScope> scope =
+      WatchScopeFromProto(*request, options_.streams);
+  if (!scope.ok()) return new WatchRefusal(scope.status());
+  return new WatchReactor(store_, *scope);
 }
 
 grpc::ServerUnaryReactor* RegistryService::PutStatic(

@@ -11,6 +11,7 @@
 #include "proto/registry.grpc.pb.h"
 #include "registry/challenges.h"
 #include "registry/store.h"
+#include "registry/stream_limits.h"
 
 namespace chat::registry {
 
@@ -25,6 +26,8 @@ struct RegistryServiceOptions {
   // an unbound registration, which any key may take over once its lease
   // ends. chat-registry always requires keys; there is no flag for false.
   bool require_key = true;
+  // What one Watch may ask for.
+  StreamLimits streams;
 };
 
 // Compares the metadata `authorization: Bearer <token>` of `context` with

@@ -364,21 +364,31 @@ class SqliteStore final : public Store {
     return page;
   }
 
-  std::unique_ptr<Watch> Subscribe(const std::string& prefix,
+  std::unique_ptr<Watch> Subscribe(const WatchScope& scope,
                                    std::function<void()> on_ready) override {
-    std::string key_prefix = NameKey(prefix);
+    WatchKeys keys(scope);
     // Exclusive: no change may slip between the snapshot and the subscription.
     absl::MutexLock lock(&mu_);
     const MonoTime now = clock_.Monotonic();
     std::vector<WatchEvent> initial;
-    for (auto it = records_.lower_bound(key_prefix);
-         it != records_.end() && absl::StartsWith(it->first, key_prefix);
-         ++it) {
-      if (!it->second.LiveAt(now)) continue;
+    auto add = [&](const Record& record) {
+      if (!record.LiveAt(now)) return;
       initial.push_back(WatchEvent{EventType::kPut, EventReason::kInitial,
-                                   ToEntry(it->second, now)});
+                                   ToEntry(record, now)});
+    };
+    if (keys.keys.empty()) {
+      for (auto it = records_.lower_bound(keys.key_prefix);
+           it != records_.end() && absl::StartsWith(it->first, keys.key_prefix);
+           ++it) {
+        add(it->second);
+      }
+    } else {
+      for (const std::string& key : keys.keys) {
+        auto it = records_.find(key);
+        if (it != records_.end() && keys.Matches(key)) add(it->second);
+      }
     }
-    return hub_.Subscribe(std::move(key_prefix), std::move(initial),
+    return hub_.Subscribe(std::move(keys), std::move(initial),
                           std::move(on_ready));
   }
 

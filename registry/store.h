@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,6 +35,27 @@ class Watch {
   // fell too far behind (its queue overflowed), kUnavailable once the store
   // shuts down; either way no further events come after those queued.
   virtual absl::Status status() = 0;
+};
+
+// Which names a watch follows: those whose key starts with the lowercased
+// `prefix` and, when `names` is not empty, only those among `names`
+// (compared case-insensitively, like every name).
+struct WatchScope {
+  WatchScope() = default;
+  // Every name under `prefix`. Implicit: a prefix is the usual scope.
+  WatchScope(std::string prefix_in)  // NOLINT(google-explicit-constructor)
+      : prefix(std::move(prefix_in)) {}
+  WatchScope(const char* prefix_in)  // NOLINT(google-explicit-constructor)
+      : prefix(prefix_in) {}
+  // Only `names_in` (valid names; duplicates and case do not matter).
+  static WatchScope Names(std::vector<std::string> names_in) {
+    WatchScope scope;
+    scope.names = std::move(names_in);
+    return scope;
+  }
+
+  std::string prefix;
+  std::vector<std::string> names;
 };
 
 // Bounds on the TTL a client may ask for, and how long a name stays bound
@@ -138,13 +160,13 @@ class Store {
   virtual ListPage List(const std::string& prefix, size_t page_size,
                         const std::string& page_token) = 0;
 
-  // Subscribes to changes of names under `prefix`. The returned watch first
+  // Subscribes to changes of the names in `scope`. The returned watch first
   // holds every matching live entry (kPut, kInitial), then one kSynced, then
   // every later change. `on_ready` is called (from the thread making the
   // change, possibly under the store's locks: it must not call back into the
   // store) whenever events are queued or the status changes; it is not called
   // for the initial events, so take them once Subscribe() returns.
-  virtual std::unique_ptr<Watch> Subscribe(const std::string& prefix,
+  virtual std::unique_ptr<Watch> Subscribe(const WatchScope& scope,
                                            std::function<void()> on_ready) = 0;
 
   // Removes every lease whose time is up, tells watchers (kDelete, kExpired),

@@ -1,18 +1,33 @@
 #include "registry/watch_hub.h"
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "registry/names.h"
 
 namespace chat::registry {
 
+WatchKeys::WatchKeys(const WatchScope& scope)
+    : key_prefix(NameKey(scope.prefix)) {
+  keys.reserve(scope.names.size());
+  for (const std::string& name : scope.names) keys.push_back(NameKey(name));
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+}
+
+bool WatchKeys::Matches(const std::string& key) const {
+  if (!absl::StartsWith(key, key_prefix)) return false;
+  return keys.empty() || std::binary_search(keys.begin(), keys.end(), key);
+}
+
 class HubWatch final : public Watch {
  public:
-  HubWatch(WatchHub* hub, std::string key_prefix, size_t limit,
+  HubWatch(WatchHub* hub, WatchKeys scope, size_t limit,
            std::vector<WatchEvent> initial, std::function<void()> on_ready)
       : hub_(hub),
-        key_prefix_(std::move(key_prefix)),
+        scope_(std::move(scope)),
         limit_(limit),
         on_ready_(std::move(on_ready)),
         queue_(std::make_move_iterator(initial.begin()),
@@ -39,7 +54,7 @@ class HubWatch final : public Watch {
     return status_;
   }
 
-  const std::string& key_prefix() const { return key_prefix_; }
+  const WatchKeys& scope() const { return scope_; }
 
   // Queues `event` unless the watch has ended; ends it on overflow.
   void Push(const WatchEvent& event) {
@@ -67,7 +82,7 @@ class HubWatch final : public Watch {
 
  private:
   WatchHub* const hub_;  // Not owned; outlives this.
-  const std::string key_prefix_;
+  const WatchKeys scope_;
   const size_t limit_;
   const std::function<void()> on_ready_;
 
@@ -80,13 +95,12 @@ WatchHub::WatchHub(size_t max_backlog) : max_backlog_(max_backlog) {}
 
 WatchHub::~WatchHub() { CancelAll(); }
 
-std::unique_ptr<Watch> WatchHub::Subscribe(std::string key_prefix,
+std::unique_ptr<Watch> WatchHub::Subscribe(WatchKeys scope,
                                            std::vector<WatchEvent> initial,
                                            std::function<void()> on_ready) {
   size_t limit = initial.size() + 1 + max_backlog_;
-  auto watch =
-      std::make_unique<HubWatch>(this, std::move(key_prefix), limit,
-                                 std::move(initial), std::move(on_ready));
+  auto watch = std::make_unique<HubWatch>(
+      this, std::move(scope), limit, std::move(initial), std::move(on_ready));
   absl::MutexLock lock(&mu_);
   watches_.insert(watch.get());
   return watch;
@@ -95,7 +109,7 @@ std::unique_ptr<Watch> WatchHub::Subscribe(std::string key_prefix,
 void WatchHub::Publish(const std::string& key, const WatchEvent& event) {
   absl::MutexLock lock(&mu_);
   for (HubWatch* watch : watches_) {
-    if (absl::StartsWith(key, watch->key_prefix())) watch->Push(event);
+    if (watch->scope().Matches(key)) watch->Push(event);
   }
 }
 

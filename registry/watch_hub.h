@@ -19,6 +19,18 @@ namespace chat::registry {
 
 class HubWatch;
 
+// A WatchScope in keys (registry/names.h NameKey): what the hub compares.
+struct WatchKeys {
+  explicit WatchKeys(const WatchScope& scope);
+
+  // Whether changes of `key` belong to the watch.
+  bool Matches(const std::string& key) const;
+
+  std::string key_prefix;
+  // Sorted, without duplicates; empty: every key under key_prefix.
+  std::vector<std::string> keys;
+};
+
 // Thread-safe. Must outlive every Watch it hands out.
 class WatchHub {
  public:
@@ -30,14 +42,14 @@ class WatchHub {
   WatchHub(const WatchHub&) = delete;
   WatchHub& operator=(const WatchHub&) = delete;
 
-  // A watch of keys under `key_prefix` that starts with `initial` followed by
+  // A watch of the keys of `scope` that starts with `initial` followed by
   // one kSynced event. Callers hold whatever lock orders Subscribe() against
   // Publish(), so the snapshot and the changes after it fit together.
-  std::unique_ptr<Watch> Subscribe(std::string key_prefix,
+  std::unique_ptr<Watch> Subscribe(WatchKeys scope,
                                    std::vector<WatchEvent> initial,
                                    std::function<void()> on_ready);
 
-  // Queues `event` for every watcher whose prefix matches `key`.
+  // Queues `event` for every watcher whose scope matches `key`.
   void Publish(const std::string& key, const WatchEvent& event);
 
   // Ends every watch with kUnavailable.
@@ -45,6 +57,7 @@ class WatchHub {
 
  private:
   friend class HubWatch;
+
   void Remove(HubWatch* watch);
 
   const size_t max_backlog_;

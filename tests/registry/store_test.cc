@@ -418,6 +418,53 @@ TEST_P(StoreContractTest, WatchSendsTheSnapshotThenEveryChange) {
   EXPECT_THAT(watch->status(), IsOk());
 }
 
+TEST_P(StoreContractTest, AWatchOfASetOfNamesSeesOnlyThoseNames) {
+  MustRegister("Alice", "h:1");
+  MustRegister("albert", "h:1");
+  MustRegister("bob", "h:1");
+  int ready_calls = 0;
+  // Any case, duplicates, and a name nobody holds yet.
+  auto watch =
+      store_->Subscribe(WatchScope::Names({"ALICE", "carol", "alice", "Bob"}),
+                        [&] { ++ready_calls; });
+  EXPECT_THAT(
+      TakeAll(*watch),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kInitial, "Alice"),
+                  EventIs(EventType::kPut, EventReason::kInitial, "bob"),
+                  EventIs(EventType::kSynced, EventReason::kNone, "")));
+
+  MustRegister("Carol", "h:2");
+  MustRegister("carl", "h:2");                              // Not watched.
+  ASSERT_THAT(store_->PutStatic("alicia", "h:3"), IsOk());  // Not watched.
+  Lease dave = MustRegister("dave", "h:1");                 // Not watched.
+  ASSERT_THAT(store_->Unregister("dave", dave.lease_id), IsOk());
+  clock_.Advance(Millis(10000));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_THAT(
+      TakeAll(*watch),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kRegistered, "Carol"),
+                  EventIs(EventType::kDelete, EventReason::kExpired, "Alice"),
+                  EventIs(EventType::kDelete, EventReason::kExpired, "bob"),
+                  EventIs(EventType::kDelete, EventReason::kExpired, "Carol")));
+  EXPECT_GE(ready_calls, 4);
+  EXPECT_THAT(watch->status(), IsOk());
+}
+
+TEST_P(StoreContractTest, AWatchOfNamesUnderAPrefixSeesThoseUnderIt) {
+  MustRegister("alice", "h:1");
+  MustRegister("bob", "h:1");
+  WatchScope scope = WatchScope::Names({"alice", "bob"});
+  scope.prefix = "AL";
+  auto watch = store_->Subscribe(scope, [] {});
+  EXPECT_THAT(
+      TakeAll(*watch),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kInitial, "alice"),
+                  EventIs(EventType::kSynced, EventReason::kNone, "")));
+  MustRegister("bob2", "h:1");
+  MustRegister("alfred", "h:1");
+  EXPECT_THAT(TakeAll(*watch), IsEmpty());
+}
+
 TEST_P(StoreContractTest, AWatcherThatFallsBehindIsEndedNotTheStore) {
   auto watch = store_->Subscribe("", [] {});
   for (size_t i = 0; i < kTestWatchBacklog + 5; ++i) {
