@@ -7,6 +7,7 @@
 #include "proto/registry.grpc.pb.h"
 #include "registry/mailbox.h"
 #include "registry/store.h"
+#include "registry/stream_limits.h"
 
 namespace chat::registry {
 
@@ -16,7 +17,9 @@ inline constexpr char kMailboxServiceName[] = "chat.registry.v1.Mailbox";
 class MailboxService final : public v1::Mailbox::CallbackService {
  public:
   // Neither is owned; both must outlive the service and its server.
-  MailboxService(Store* store, Mailbox* mailbox);
+  // At most limits.max_listen_streams_per_client Listen streams per client
+  // host and max_listen_streams_per_lease per lease (kResourceExhausted).
+  MailboxService(Store* store, Mailbox* mailbox, StreamLimits limits = {});
 
   grpc::ServerUnaryReactor* Deposit(grpc::CallbackServerContext* context,
                                     const v1::DepositRequest* request,
@@ -34,6 +37,7 @@ class MailboxService final : public v1::Mailbox::CallbackService {
  private:
   Store* const store_;      // Not owned.
   Mailbox* const mailbox_;  // Not owned.
+  StreamGate listen_gate_;
 };
 
 }  // namespace chat::registry

@@ -55,8 +55,8 @@ RegistryServer::RegistryServer(std::unique_ptr<Store> store,
                RegistryServiceOptions{options.admin_token, options.require_key,
                                       options.streams}) {
   if (mailbox_ != nullptr) {
-    mailbox_service_ =
-        std::make_unique<MailboxService>(store_.get(), mailbox_.get());
+    mailbox_service_ = std::make_unique<MailboxService>(
+        store_.get(), mailbox_.get(), options.streams);
   }
 }
 

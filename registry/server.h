@@ -69,6 +69,10 @@ class RegistryServer {
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
 
+  // Bytes of changes queued for watch streams, all together (each stream is
+  // bounded by StreamLimits::watch_backlog_bytes).
+  size_t WatchBacklogBytes() { return store_->WatchBacklogBytes(); }
+
   // A channel to this server that skips the network stack.
   std::shared_ptr<grpc::Channel> InProcessChannel();
 

@@ -25,7 +25,9 @@ constexpr int32_t kMaxPageSize = 1000;
 // Streams a Store watch to one client.
 class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
  public:
-  WatchReactor(Store* store, const WatchScope& scope) {
+  WatchReactor(Store* store, const WatchScope& scope,
+               std::unique_ptr<StreamGate::Ticket> ticket)
+      : ticket_(std::move(ticket)) {
     Attach(store->Subscribe(scope, [this] { Pump(); }));
   }
 
@@ -33,12 +35,7 @@ class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
   bool Next(Watch& watch, v1::WatchEvent* out, absl::Status* end) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (pending_.empty()) {
-      for (WatchEvent& event : watch.Take(64)) {
-        pending_.push_back(std::move(event));
-      }
-    }
-    if (pending_.empty()) {
-      *end = watch.status();  // OK: wait for more.
+      *end = watch.status();  // OK: Fill(), or wait for more.
       return false;
     }
     const WatchEvent& event = pending_.front();
@@ -47,6 +44,25 @@ class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
     return true;
   }
 
+  bool WantsFill() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pending_.empty();
+  }
+
+  // Take() reads snapshot pages under the store's lock, which announcements
+  // are made under: so not under mu_.
+  bool Fill(Watch& watch) override ABSL_LOCKS_EXCLUDED(mu_) {
+    std::vector<WatchEvent> events = watch.Take(kEventsPerFill);
+    const bool look_again = !events.empty() || !watch.status().ok();
+    absl::MutexLock lock(&mu_);
+    for (WatchEvent& event : events) pending_.push_back(std::move(event));
+    return look_again;
+  }
+
+  // What one stream holds at most beside the store's queue.
+  static constexpr size_t kEventsPerFill = 64;
+
+  const std::unique_ptr<StreamGate::Ticket>
+      ticket_;  // Our place; held to the end.
   std::deque<WatchEvent> pending_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -103,7 +119,11 @@ absl::Status CheckAdminToken(const grpc::CallbackServerContext& context,
 
 RegistryService::RegistryService(Store* store, ChallengeBook* challenges,
                                  RegistryServiceOptions options)
-    : store_(store), challenges_(challenges), options_(std::move(options)) {}
+    : store_(store),
+      challenges_(challenges),
+      options_(std::move(options)),
+      watch_gate_("Watch", options_.streams.max_watch_streams_per_client,
+                  "max-watch-streams-per-client") {}
 
 absl::Status RegistryService::CheckProof(const RegisterRequest& request) {
   // Name and address first: their messages say more than a proof's would.
@@ -239,11 +259,14 @@ grpc::ServerUnaryReactor* RegistryService::List(
 }
 
 grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
-    grpc::CallbackServerContext* /*context*/, const v1::WatchRequest* request) {
+    grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
   absl::StatusOr<WatchScope> scope =
       WatchScopeFromProto(*request, options_.streams);
   if (!scope.ok()) return new WatchRefusal(scope.status());
-  return new WatchReactor(store_, *scope);
+  absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket =
+      watch_gate_.Admit(ClientHost(context->peer()));
+  if (!ticket.ok()) return new WatchRefusal(ticket.status());
+  return new WatchReactor(store_, *scope, *std::move(ticket));
 }
 
 grpc::ServerUnaryReactor* RegistryService::PutStatic(

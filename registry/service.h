@@ -26,7 +26,7 @@ struct RegistryServiceOptions {
   // an unbound registration, which any key may take over once its lease
   // ends. chat-registry always requires keys; there is no flag for false.
   bool require_key = true;
-  // What one Watch may ask for.
+  // What one Watch may ask for, and how many one client may hold open.
   StreamLimits streams;
 };
 
@@ -90,6 +90,7 @@ class RegistryService final : public v1::Registry::CallbackService {
   Store* const store_;               // Not owned.
   ChallengeBook* const challenges_;  // Not owned.
   const RegistryServiceOptions options_;
+  StreamGate watch_gate_;  // Watch streams per client host.
 };
 
 }  // namespace chat::registry
