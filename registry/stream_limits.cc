@@ -51,7 +51,8 @@ size_t StreamGate::OpenFrom(const std::string& host) {
 
 void StreamGate::Release(const std::string& host, const std::string& lease) {
   absl::MutexLock lock(&mu_);
-  if (auto it = by_host_.find(host); it != by_host_.end() && --it->second == 0) {
+  if (auto it = by_host_.find(host);
+      it != by_host_.end() && --it->second == 0) {
     by_host_.erase(it);
   }
   if (lease.empty()) return;

@@ -72,8 +72,10 @@ class StreamLimitsTest : public ::testing::Test {
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);
     address_ = absl::StrCat("127.0.0.1:", server_->port());
-    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
-    client_ = std::make_unique<RegistryClient>(channel_, address_, Millis(5000));
+    channel_ =
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    client_ =
+        std::make_unique<RegistryClient>(channel_, address_, Millis(5000));
     client_->SetAdminToken(kAdminToken);
   }
 
@@ -169,10 +171,11 @@ TEST_F(StreamLimitsTest, TheListenPastTheLimitsPerLeaseAndClientIsRefused) {
   EXPECT_EQ(item.id, "m2");
   auto fourth_from_host = client_->Listen("carol", carol);
   EXPECT_FALSE(fourth_from_host->Next(&item));
-  EXPECT_THAT(fourth_from_host->Finish(),
-              StatusIs(absl::StatusCode::kResourceExhausted,
-                       HasSubstr("too many Listen streams from 127.0.0.1 "
-                                 "(limit 3, --max-listen-streams-per-client)")));
+  EXPECT_THAT(
+      fourth_from_host->Finish(),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               HasSubstr("too many Listen streams from 127.0.0.1 "
+                         "(limit 3, --max-listen-streams-per-client)")));
   // The admitted ones are still served.
   DepositFor("bob", "m4");
   ASSERT_TRUE(streams.back()->Next(&item));
@@ -225,9 +228,9 @@ TEST_F(StreamLimitsTest, WatchersThatNeverReadStayWithinTheBacklogBound) {
   }
 
   // Long addresses: ~250 bytes of change each, 500 KB per watcher in all.
-  const std::string host = absl::StrCat(std::string(60, 'x'), ".",
-                                        std::string(60, 'y'), ".",
-                                        std::string(60, 'z'), ".example");
+  const std::string host =
+      absl::StrCat(std::string(60, 'x'), ".", std::string(60, 'y'), ".",
+                   std::string(60, 'z'), ".example");
   size_t most_queued = 0;
   for (int i = 0; i < kChanges; ++i) {
     ASSERT_THAT(client_->PutStatic(absl::StrCat("n", 10000 + i),
