@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
+#include "common/limits.h"
 #include "common/status.h"
 #include "registry/convert.h"
 #include "registry/pumped_stream.h"
@@ -21,8 +22,10 @@ class ListenReactor final
     : public PumpedStream<v1::MailItem, ArrivalSubscription> {
  public:
   ListenReactor(Store* store, Mailbox* mailbox, std::string name,
-                std::string lease_id)
-      : store_(store),
+                std::string lease_id,
+                std::unique_ptr<StreamGate::Ticket> ticket)
+      : ticket_(std::move(ticket)),
+        store_(store),
         mailbox_(mailbox),
         name_(std::move(name)),
         lease_id_(std::move(lease_id)) {
@@ -52,6 +55,8 @@ class ListenReactor final
     return true;
   }
 
+  const std::unique_ptr<StreamGate::Ticket>
+      ticket_;              // Our place; held to the end.
   Store* const store_;      // Not owned.
   Mailbox* const mailbox_;  // Not owned.
   const std::string name_;
@@ -71,8 +76,15 @@ class ListenRefusal final : public grpc::ServerWriteReactor<v1::MailItem> {
 
 }  // namespace
 
-MailboxService::MailboxService(Store* store, Mailbox* mailbox, CallGate* gate)
-    : store_(store), mailbox_(mailbox), gate_(gate) {}
+MailboxService::MailboxService(Store* store, Mailbox* mailbox, CallGate* gate,
+                               StreamLimits limits)
+    : store_(store),
+      mailbox_(mailbox),
+      gate_(gate),
+      listen_gate_("Listen", limits.max_listen_streams_per_client,
+                   "max-listen-streams-per-client",
+                   limits.max_listen_streams_per_lease,
+                   "max-listen-streams-per-lease") {}
 
 grpc::ServerUnaryReactor* MailboxService::Deposit(
     grpc::CallbackServerContext* context, const v1::DepositRequest* request,
@@ -99,8 +111,11 @@ grpc::ServerWriteReactor<v1::MailItem>* MailboxService::Listen(
   absl::Status allowed =
       store_->VerifyLease(request->name(), request->lease_id());
   if (!allowed.ok()) return new ListenRefusal(allowed);
+  absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket =
+      listen_gate_.Admit(ClientHost(context->peer()), request->lease_id());
+  if (!ticket.ok()) return new ListenRefusal(ticket.status());
   return new ListenReactor(store_, mailbox_, request->name(),
-                           request->lease_id());
+                           request->lease_id(), *std::move(ticket));
 }
 
 grpc::ServerUnaryReactor* MailboxService::Ack(

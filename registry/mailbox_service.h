@@ -8,6 +8,7 @@
 #include "proto/registry.grpc.pb.h"
 #include "registry/mailbox.h"
 #include "registry/store.h"
+#include "registry/stream_limits.h"
 
 namespace chat::registry {
 
@@ -17,9 +18,12 @@ inline constexpr char kMailboxServiceName[] = "chat.registry.v1.Mailbox";
 class MailboxService final : public v1::Mailbox::CallbackService {
  public:
   // None is owned; all must outlive the service and its server. Every call
-  // passes `gate` first (common/overload.h).
+  // passes `gate` first (common/overload.h). At most
+  // limits.max_listen_streams_per_client Listen streams per client host and
+  // max_listen_streams_per_lease per lease (kResourceExhausted).
   MailboxService(Store* store, Mailbox* mailbox,
-                 CallGate* gate = &DefaultCallGate());
+                 CallGate* gate = &DefaultCallGate(),
+                 StreamLimits limits = {});
 
   grpc::ServerUnaryReactor* Deposit(grpc::CallbackServerContext* context,
                                     const v1::DepositRequest* request,
@@ -38,6 +42,7 @@ class MailboxService final : public v1::Mailbox::CallbackService {
   Store* const store_;      // Not owned.
   Mailbox* const mailbox_;  // Not owned.
   CallGate* const gate_;    // Not owned.
+  StreamGate listen_gate_;
 };
 
 }  // namespace chat::registry

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +22,7 @@
 #include "registry/server.h"
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
+#include "registry/stream_limits.h"
 
 namespace po = boost::program_options;
 
@@ -85,9 +88,73 @@ bool ParseOverloadOptions(const po::variables_map& vm,
   return true;
 }
 
+// Limits: Watch and Listen streams
+void AddStreamLimitOptions(
+    po::options_description& options,
+    std::vector<std::pair<std::string, std::string>>& environment) {
+  const chat::registry::StreamLimits defaults;
+  options.add_options()("max-watch-names",
+                        po::value<int>()->default_value(
+                            static_cast<int>(defaults.max_watch_names)),
+                        "names one Watch may ask for (WatchRequest.names)")(
+      "max-watch-backlog-kb",
+      po::value<int>()->default_value(
+          static_cast<int>(defaults.watch_backlog_bytes / 1024)),
+      "KiB of changes that may wait for one Watch stream; a watcher further "
+      "behind is ended (RESOURCE_EXHAUSTED) and watches again")(
+      "max-watch-streams-per-client",
+      po::value<int>()->default_value(
+          static_cast<int>(defaults.max_watch_streams_per_client)),
+      "Watch streams one client host may hold open at once")(
+      "max-listen-streams-per-client",
+      po::value<int>()->default_value(
+          static_cast<int>(defaults.max_listen_streams_per_client)),
+      "Listen streams one client host may hold open at once")(
+      "max-listen-streams-per-lease",
+      po::value<int>()->default_value(
+          static_cast<int>(defaults.max_listen_streams_per_lease)),
+      "Listen streams one lease may hold open at once");
+  environment.insert(
+      environment.end(),
+      {{"CHAT_REGISTRY_MAX_WATCH_NAMES", "max-watch-names"},
+       {"CHAT_REGISTRY_MAX_WATCH_BACKLOG_KB", "max-watch-backlog-kb"},
+       {"CHAT_REGISTRY_MAX_WATCH_STREAMS_PER_CLIENT",
+        "max-watch-streams-per-client"},
+       {"CHAT_REGISTRY_MAX_LISTEN_STREAMS_PER_CLIENT",
+        "max-listen-streams-per-client"},
+       {"CHAT_REGISTRY_MAX_LISTEN_STREAMS_PER_LEASE",
+        "max-listen-streams-per-lease"}});
+}
+
+// The stream limits of `vm`, or nullopt after printing why they are wrong.
+std::optional<chat::registry::StreamLimits> ParseStreamLimits(
+    const po::variables_map& vm) {
+  chat::registry::StreamLimits limits;
+  const int max_watch_names = vm["max-watch-names"].as<int>();
+  const int backlog_kb = vm["max-watch-backlog-kb"].as<int>();
+  const int watch_per_client = vm["max-watch-streams-per-client"].as<int>();
+  const int listen_per_client = vm["max-listen-streams-per-client"].as<int>();
+  const int listen_per_lease = vm["max-listen-streams-per-lease"].as<int>();
+  if (max_watch_names < 1 || backlog_kb < 1 || watch_per_client < 1 ||
+      listen_per_client < 1 || listen_per_lease < 1) {
+    std::cerr << "chat-registry: stream limits must be at least 1\n";
+    return std::nullopt;
+  }
+  limits.max_watch_names = static_cast<size_t>(max_watch_names);
+  limits.watch_backlog_bytes = static_cast<size_t>(backlog_kb) * 1024;
+  limits.max_watch_streams_per_client = static_cast<size_t>(watch_per_client);
+  limits.max_listen_streams_per_client = static_cast<size_t>(listen_per_client);
+  limits.max_listen_streams_per_lease = static_cast<size_t>(listen_per_lease);
+  return limits;
+}
+
 int Run(const po::variables_map& vm) {
   using chat::Millis;
+  std::optional<chat::registry::StreamLimits> stream_limits =
+      ParseStreamLimits(vm);
+  if (!stream_limits) return chat::kExitUsage;
   chat::registry::SqliteStoreOptions store_options;
+  store_options.max_watch_backlog_bytes = stream_limits->watch_backlog_bytes;
   const int min_ttl = vm["min-ttl"].as<int>();
   const int max_ttl = vm["max-ttl"].as<int>();
   const int default_ttl = vm["default-ttl"].as<int>();
@@ -178,6 +245,7 @@ int Run(const po::variables_map& vm) {
                : kExitCannotStart;
   }
   server_options.credentials = *tls;
+  server_options.streams = *stream_limits;
   auto server = chat::registry::RegistryServer::Start(
       std::move(*store), std::move(*mailbox), server_options);
   if (!server.ok()) {
@@ -281,6 +349,7 @@ int main(int argc, char** argv) {
   // TLS: --tls-cert, --tls-key, --tls-client-ca (docs/security.md).
   chat::AddTlsOptions(options, command_line,
                       chat::kTlsServe | chat::kTlsClientCa);
+  AddStreamLimitOptions(options, command_line.environment);
   po::variables_map vm;
   int exit_code =
       chat::ParseCommandLine(argc, argv, command_line, options,

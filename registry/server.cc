@@ -57,10 +57,10 @@ RegistryServer::RegistryServer(std::unique_ptr<Store> store,
       gate_(options.overload),
       service_(store_.get(), &challenges_,
                RegistryServiceOptions{options.admin_token, options.require_key,
-                                      &gate_}) {
+                                      &gate_, options.streams}) {
   if (mailbox_ != nullptr) {
-    mailbox_service_ =
-        std::make_unique<MailboxService>(store_.get(), mailbox_.get(), &gate_);
+    mailbox_service_ = std::make_unique<MailboxService>(
+        store_.get(), mailbox_.get(), &gate_, options.streams);
   }
 }
 

@@ -23,6 +23,7 @@
 #include "registry/mailbox_service.h"
 #include "registry/service.h"
 #include "registry/store.h"
+#include "registry/stream_limits.h"
 
 namespace chat::registry {
 
@@ -49,6 +50,8 @@ struct RegistryServerOptions {
   OverloadOptions overload;
   // TLS: ServerConfig::credentials (common/tls.h); null: plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Watch and Listen streams: names per Watch, backlog, streams per client.
+  StreamLimits streams;
 };
 
 // Thread-safe.
@@ -74,6 +77,9 @@ class RegistryServer {
 
   // The gate every call passes (tests take its places to fill it).
   CallGate& gate() { return gate_; }
+  // Bytes of changes queued for watch streams, all together (each stream is
+  // bounded by StreamLimits::watch_backlog_bytes).
+  size_t WatchBacklogBytes() { return store_->WatchBacklogBytes(); }
 
   // A channel to this server that skips the network stack.
   std::shared_ptr<grpc::Channel> InProcessChannel();

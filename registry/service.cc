@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
 #include "common/identity.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "registry/convert.h"
@@ -25,20 +26,17 @@ constexpr int32_t kMaxPageSize = 1000;
 // Streams a Store watch to one client.
 class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
  public:
-  WatchReactor(Store* store, const std::string& prefix) {
-    Attach(store->Subscribe(prefix, [this] { Pump(); }));
+  WatchReactor(Store* store, const WatchScope& scope,
+               std::unique_ptr<StreamGate::Ticket> ticket)
+      : ticket_(std::move(ticket)) {
+    Attach(store->Subscribe(scope, [this] { Pump(); }));
   }
 
  private:
   bool Next(Watch& watch, v1::WatchEvent* out, absl::Status* end) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (pending_.empty()) {
-      for (WatchEvent& event : watch.Take(64)) {
-        pending_.push_back(std::move(event));
-      }
-    }
-    if (pending_.empty()) {
-      *end = watch.status();  // OK: wait for more.
+      *end = watch.status();  // OK: Fill(), or wait for more.
       return false;
     }
     const WatchEvent& event = pending_.front();
@@ -47,8 +45,59 @@ class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
     return true;
   }
 
+  bool WantsFill() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pending_.empty();
+  }
+
+  // Take() reads snapshot pages under the store's lock, which announcements
+  // are made under: so not under mu_.
+  bool Fill(Watch& watch) override ABSL_LOCKS_EXCLUDED(mu_) {
+    std::vector<WatchEvent> events = watch.Take(kEventsPerFill);
+    const bool look_again = !events.empty() || !watch.status().ok();
+    absl::MutexLock lock(&mu_);
+    for (WatchEvent& event : events) pending_.push_back(std::move(event));
+    return look_again;
+  }
+
+  // What one stream holds at most beside the store's queue.
+  static constexpr size_t kEventsPerFill = 64;
+
+  const std::unique_ptr<StreamGate::Ticket>
+      ticket_;  // Our place; held to the end.
   std::deque<WatchEvent> pending_ ABSL_GUARDED_BY(mu_);
 };
+
+// A reactor that finishes at once with the error.
+class WatchRefusal final : public grpc::ServerWriteReactor<v1::WatchEvent> {
+ public:
+  explicit WatchRefusal(const absl::Status& status) {
+    Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
+// The scope of `request`, or kInvalidArgument naming the bad field, or
+// kResourceExhausted for more names than `limits` allow.
+absl::StatusOr<WatchScope> WatchScopeFromProto(const v1::WatchRequest& request,
+                                               const StreamLimits& limits) {
+  CHAT_RETURN_IF_ERROR(ValidatePrefix(request.prefix()));
+  const size_t count = static_cast<size_t>(request.names_size());
+  if (count > limits.max_watch_names) {
+    return LimitError(absl::StrCat("a Watch of ", count, " names"),
+                      static_cast<int64_t>(limits.max_watch_names),
+                      "max-watch-names");
+  }
+  WatchScope scope(request.prefix());
+  scope.names.reserve(count);
+  for (int i = 0; i < request.names_size(); ++i) {
+    if (absl::Status valid = ValidateName(request.names(i)); !valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("names[", i, "]: ", valid.message()));
+    }
+    scope.names.push_back(request.names(i));
+  }
+  return scope;
+}
 
 }  // namespace
 
@@ -71,7 +120,11 @@ absl::Status CheckAdminToken(const grpc::CallbackServerContext& context,
 
 RegistryService::RegistryService(Store* store, ChallengeBook* challenges,
                                  RegistryServiceOptions options)
-    : store_(store), challenges_(challenges), options_(std::move(options)) {}
+    : store_(store),
+      challenges_(challenges),
+      options_(std::move(options)),
+      watch_gate_("Watch", options_.streams.max_watch_streams_per_client,
+                  "max-watch-streams-per-client") {}
 
 absl::Status RegistryService::CheckProof(const RegisterRequest& request) {
   // Name and address first: their messages say more than a proof's would.
@@ -224,21 +277,17 @@ grpc::ServerUnaryReactor* RegistryService::List(
 grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
     grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
   // A stream passes the gate when it opens, then lets its place go.
-  absl::Status admitted = options_.gate->Admit(*context).status();
-  if (absl::Status status =
-          admitted.ok() ? ValidatePrefix(request->prefix()) : admitted;
-      !status.ok()) {
-    // A reactor that finishes at once with the error.
-    class Refusal final : public grpc::ServerWriteReactor<v1::WatchEvent> {
-     public:
-      explicit Refusal(const absl::Status& status) {
-        Finish(ToGrpcStatus(status));
-      }
-      void OnDone() override { delete this; }
-    };
-    return new Refusal(status);
+  if (absl::Status admitted = options_.gate->Admit(*context).status();
+      !admitted.ok()) {
+    return new WatchRefusal(admitted);
   }
-  return new WatchReactor(store_, request->prefix());
+  absl::StatusOr<WatchScope> scope =
+      WatchScopeFromProto(*request, options_.streams);
+  if (!scope.ok()) return new WatchRefusal(scope.status());
+  absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket =
+      watch_gate_.Admit(ClientHost(context->peer()));
+  if (!ticket.ok()) return new WatchRefusal(ticket.status());
+  return new WatchReactor(store_, *scope, *std::move(ticket));
 }
 
 grpc::ServerUnaryReactor* RegistryService::PutStatic(

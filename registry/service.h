@@ -12,6 +12,7 @@
 #include "proto/registry.grpc.pb.h"
 #include "registry/challenges.h"
 #include "registry/store.h"
+#include "registry/stream_limits.h"
 
 namespace chat::registry {
 
@@ -29,6 +30,8 @@ struct RegistryServiceOptions {
   // Admits every call first (common/overload.h). Not owned; must outlive
   // the service.
   CallGate* gate = &DefaultCallGate();
+  // What one Watch may ask for, and how many one client may hold open.
+  StreamLimits streams;
 };
 
 // Compares the metadata `authorization: Bearer <token>` of `context` with
@@ -91,6 +94,7 @@ class RegistryService final : public v1::Registry::CallbackService {
   Store* const store_;               // Not owned.
   ChallengeBook* const challenges_;  // Not owned.
   const RegistryServiceOptions options_;
+  StreamGate watch_gate_;  // Watch streams per client host.
 };
 
 }  // namespace chat::registry

@@ -124,7 +124,7 @@ T Await(Start start) {
   return waiter.Wait();
 }
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public SnapshotSource {
  public:
   SqliteStore(const Clock& clock, const SqliteStoreOptions& options,
               std::unique_ptr<Database> database, std::optional<FileLock> lock,
@@ -133,7 +133,7 @@ class SqliteStore final : public Store {
       : clock_(clock),
         options_(options),
         lock_(std::move(lock)),
-        hub_(options.max_watch_backlog),
+        hub_(this, options.max_watch_backlog_bytes),
         database_(std::move(database)),
         records_(std::move(records)) {
     absl::MutexLock index_lock(&mu_);
@@ -364,23 +364,53 @@ class SqliteStore final : public Store {
     return page;
   }
 
-  std::unique_ptr<Watch> Subscribe(const std::string& prefix,
+  std::unique_ptr<Watch> Subscribe(const WatchScope& scope,
                                    std::function<void()> on_ready) override {
-    std::string key_prefix = NameKey(prefix);
-    // Exclusive: no change may slip between the snapshot and the subscription.
-    absl::MutexLock lock(&mu_);
-    const MonoTime now = clock_.Monotonic();
-    std::vector<WatchEvent> initial;
-    for (auto it = records_.lower_bound(key_prefix);
-         it != records_.end() && absl::StartsWith(it->first, key_prefix);
-         ++it) {
-      if (!it->second.LiveAt(now)) continue;
-      initial.push_back(WatchEvent{EventType::kPut, EventReason::kInitial,
-                                   ToEntry(it->second, now)});
-    }
-    return hub_.Subscribe(std::move(key_prefix), std::move(initial),
-                          std::move(on_ready));
+    return hub_.Subscribe(WatchKeys(scope), std::move(on_ready));
   }
+
+  void ReadSnapshotPage(const WatchKeys& scope, const std::string& after,
+                        size_t max, PageTaker take) override {
+    // Shared is enough: Publish() runs under mu_ held exclusively.
+    absl::ReaderMutexLock lock(&mu_);
+    const MonoTime now = clock_.Monotonic();
+    std::vector<Entry> entries;
+    std::string last_key = after;
+    bool done = true;
+    if (scope.keys.empty()) {
+      for (auto it = after.empty() ? records_.lower_bound(scope.key_prefix)
+                                   : records_.upper_bound(after);
+           it != records_.end() &&
+           absl::StartsWith(it->first, scope.key_prefix);
+           ++it) {
+        if (entries.size() == max) {
+          done = false;
+          break;
+        }
+        last_key = it->first;
+        if (it->second.LiveAt(now)) entries.push_back(ToEntry(it->second, now));
+      }
+    } else {
+      for (auto key = after.empty() ? scope.keys.begin()
+                                    : std::upper_bound(scope.keys.begin(),
+                                                       scope.keys.end(), after);
+           key != scope.keys.end(); ++key) {
+        if (entries.size() == max) {
+          done = false;
+          break;
+        }
+        last_key = *key;
+        auto it = records_.find(*key);
+        if (it != records_.end() && scope.Matches(*key) &&
+            it->second.LiveAt(now)) {
+          entries.push_back(ToEntry(it->second, now));
+        }
+      }
+    }
+    take(std::move(entries), last_key, done);
+  }
+
+  size_t WatchBacklogBytes() override { return hub_.QueuedBytes(); }
 
   absl::StatusOr<std::vector<Entry>> ExpireDue() override {
     Waiter<absl::Status> waiter;

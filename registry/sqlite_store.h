@@ -16,8 +16,9 @@ namespace chat::registry {
 
 struct SqliteStoreOptions {
   LeasePolicy lease_policy;
-  // Events a watcher may lag behind before it is ended (see Watch::status()).
-  size_t max_watch_backlog = 10000;
+  // Bytes of changes a watcher may lag behind before it is ended (see
+  // Watch::status(); chat-registry --max-watch-backlog-kb).
+  size_t max_watch_backlog_bytes = 256 * 1024;
   // false: synchronous=NORMAL, which survives a crash of the process (kill -9)
   // but may lose the last commits on power loss; true: synchronous=FULL.
   bool sync_full = false;

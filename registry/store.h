@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,19 +22,43 @@ namespace chat::registry {
 
 // A live subscription to a store's changes. Destroying it unsubscribes; after
 // the destructor returns, `on_ready` is never called again.
-// Thread-safe.
+// Thread-safe; Take() is called by one thread at a time.
 class Watch {
  public:
   virtual ~Watch() = default;
 
-  // Removes and returns up to `max` queued events, oldest first. Empty when
-  // none are queued.
+  // Removes and returns up to `max` events, oldest first: the snapshot's
+  // (read from the store as they are taken, a page at a time), kSynced, then
+  // the queued changes. Empty only once the snapshot is over and no change
+  // waits, or once the watch has ended (status()).
   virtual std::vector<WatchEvent> Take(size_t max) = 0;
 
   // OK while the subscription is live. kResourceExhausted once the watcher
-  // fell too far behind (its queue overflowed), kUnavailable once the store
-  // shuts down; either way no further events come after those queued.
+  // fell too far behind (its queued changes passed the backlog bound),
+  // kUnavailable once the store shuts down; either way the events still
+  // queued are dropped and no further events come.
   virtual absl::Status status() = 0;
+};
+
+// Which names a watch follows: those whose key starts with the lowercased
+// `prefix` and, when `names` is not empty, only those among `names`
+// (compared case-insensitively, like every name).
+struct WatchScope {
+  WatchScope() = default;
+  // Every name under `prefix`. Implicit: a prefix is the usual scope.
+  WatchScope(std::string prefix_in)  // NOLINT(google-explicit-constructor)
+      : prefix(std::move(prefix_in)) {}
+  WatchScope(const char* prefix_in)  // NOLINT(google-explicit-constructor)
+      : prefix(prefix_in) {}
+  // Only `names_in` (valid names; duplicates and case do not matter).
+  static WatchScope Names(std::vector<std::string> names_in) {
+    WatchScope scope;
+    scope.names = std::move(names_in);
+    return scope;
+  }
+
+  std::string prefix;
+  std::vector<std::string> names;
 };
 
 // Bounds on the TTL a client may ask for, and how long a name stays bound
@@ -138,13 +163,18 @@ class Store {
   virtual ListPage List(const std::string& prefix, size_t page_size,
                         const std::string& page_token) = 0;
 
-  // Subscribes to changes of names under `prefix`. The returned watch first
-  // holds every matching live entry (kPut, kInitial), then one kSynced, then
-  // every later change. `on_ready` is called (from the thread making the
-  // change, possibly under the store's locks: it must not call back into the
-  // store) whenever events are queued or the status changes; it is not called
-  // for the initial events, so take them once Subscribe() returns.
-  virtual std::unique_ptr<Watch> Subscribe(const std::string& prefix,
+  // Subscribes to changes of the names in `scope`. The returned watch first
+  // gives every matching live entry (kPut, kInitial), then one kSynced, then
+  // every later change. The snapshot is not copied: Take() reads it from the
+  // store in key order as it is taken, so a watch costs the same however
+  // many names there are, and each change reaches the watcher exactly once,
+  // in the snapshot or after kSynced (the rule: registry/watch_hub.h). Queued
+  // changes are bounded in bytes (kResourceExhausted past the bound).
+  // `on_ready` is called (from the thread making the change, possibly under
+  // the store's locks: it must not call back into the store) whenever events
+  // are queued or the status changes, and only once kSynced has been taken:
+  // take until then.
+  virtual std::unique_ptr<Watch> Subscribe(const WatchScope& scope,
                                            std::function<void()> on_ready) = 0;
 
   // Removes every lease whose time is up, tells watchers (kDelete, kExpired),
@@ -155,6 +185,9 @@ class Store {
 
   // Number of live entries (leased and static).
   virtual size_t Size() = 0;
+
+  // Bytes of changes queued for watchers, all watches together.
+  virtual size_t WatchBacklogBytes() = 0;
 
   // Ends every watch with kUnavailable ("shutting down": clients watch
   // again, elsewhere or later), so streams finish before a shutdown.

@@ -1,33 +1,81 @@
 #include "registry/watch_hub.h"
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/limits.h"
+#include "registry/names.h"
 
 namespace chat::registry {
 
+WatchKeys::WatchKeys(const WatchScope& scope)
+    : key_prefix(NameKey(scope.prefix)) {
+  keys.reserve(scope.names.size());
+  for (const std::string& name : scope.names) keys.push_back(NameKey(name));
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+}
+
+bool WatchKeys::Matches(const std::string& key) const {
+  if (!absl::StartsWith(key, key_prefix)) return false;
+  return keys.empty() || std::binary_search(keys.begin(), keys.end(), key);
+}
+
+size_t QueuedEventBytes(const WatchEvent& event) {
+  // A deque node's share and the allocator's headers of the two strings.
+  constexpr size_t kOverhead = 48;
+  return sizeof(WatchEvent) + kOverhead + event.entry.name.capacity() +
+         event.entry.address.capacity();
+}
+
 class HubWatch final : public Watch {
  public:
-  HubWatch(WatchHub* hub, std::string key_prefix, size_t limit,
-           std::vector<WatchEvent> initial, std::function<void()> on_ready)
-      : hub_(hub),
-        key_prefix_(std::move(key_prefix)),
-        limit_(limit),
-        on_ready_(std::move(on_ready)),
-        queue_(std::make_move_iterator(initial.begin()),
-               std::make_move_iterator(initial.end())) {
-    WatchEvent synced;
-    synced.type = EventType::kSynced;
-    queue_.push_back(std::move(synced));
-  }
+  HubWatch(WatchHub* hub, WatchKeys scope, std::function<void()> on_ready)
+      : hub_(hub), scope_(std::move(scope)), on_ready_(std::move(on_ready)) {}
 
   ~HubWatch() override { hub_->Remove(this); }
 
   std::vector<WatchEvent> Take(size_t max) override {
-    absl::MutexLock lock(&mu_);
+    max = std::max<size_t>(max, 1);
     std::vector<WatchEvent> out;
+    std::string cursor;
+    bool reading = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!status_.ok()) return out;
+      cursor = cursor_;
+      reading = phase_ == Phase::kReading;  // Only the taker changes it.
+    }
+    if (reading) {
+      // Without our lock: the source takes the store's, which comes first.
+      hub_->source_->ReadSnapshotPage(
+          scope_, cursor, max,
+          [&](std::vector<Entry> entries, const std::string& last_key,
+              bool done) {
+            absl::MutexLock lock(&mu_);
+            cursor_ = last_key;
+            if (done) phase_ = Phase::kSyncDue;
+            out.reserve(entries.size() + 1);
+            for (Entry& entry : entries) {
+              out.push_back(WatchEvent{EventType::kPut, EventReason::kInitial,
+                                       std::move(entry)});
+            }
+          });
+    }
+    absl::MutexLock lock(&mu_);
+    if (!status_.ok()) return {};
+    if (phase_ == Phase::kSyncDue && out.size() < max) {
+      WatchEvent synced;
+      synced.type = EventType::kSynced;
+      out.push_back(std::move(synced));
+      phase_ = Phase::kLive;
+    }
+    if (phase_ != Phase::kLive) return out;
     while (!queue_.empty() && out.size() < max) {
+      queued_bytes_ -= QueuedEventBytes(queue_.front());
       out.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
@@ -39,19 +87,34 @@ class HubWatch final : public Watch {
     return status_;
   }
 
-  const std::string& key_prefix() const { return key_prefix_; }
+  const WatchKeys& scope() const { return scope_; }
 
-  // Queues `event` unless the watch has ended; ends it on overflow.
-  void Push(const WatchEvent& event) {
+  size_t queued_bytes() {
+    absl::MutexLock lock(&mu_);
+    return queued_bytes_;
+  }
+
+  // Queues `event` of `key` (or drops it, see the rule in the header) unless
+  // the watch has ended; ends it when its backlog would pass the limit.
+  void Push(const std::string& key, const WatchEvent& event) {
     {
       absl::MutexLock lock(&mu_);
       if (!status_.ok()) return;
-      if (queue_.size() >= limit_) {
-        status_ = absl::ResourceExhaustedError(
-            "watcher fell too far behind; watch again to resynchronise");
+      if (phase_ == Phase::kReading && !(key <= cursor_)) return;
+      const size_t bytes = QueuedEventBytes(event);
+      if (queued_bytes_ + bytes > hub_->max_backlog_bytes_) {
+        status_ = LimitError(
+            "the watcher fell behind by more KiB of changes than a watch may "
+            "queue; watch again to resynchronise",
+            static_cast<int64_t>(hub_->max_backlog_bytes_ / 1024),
+            hub_->backlog_option_);
+        queue_ = {};  // Nobody will take them: free them now.
+        queued_bytes_ = 0;
       } else {
         queue_.push_back(event);
+        queued_bytes_ += bytes;
       }
+      if (phase_ != Phase::kLive) return;  // The taker is still taking.
     }
     on_ready_();
   }
@@ -61,32 +124,44 @@ class HubWatch final : public Watch {
       absl::MutexLock lock(&mu_);
       if (!status_.ok()) return;
       status_ = std::move(status);
+      queue_ = {};
+      queued_bytes_ = 0;
+      if (phase_ != Phase::kLive) return;  // The taker is still taking.
     }
     on_ready_();
   }
 
  private:
+  enum class Phase {
+    kReading,  // Snapshot pages remain to be read.
+    kSyncDue,  // All read; kSynced not handed out yet.
+    kLive,     // kSynced handed out; changes only.
+  };
+
   WatchHub* const hub_;  // Not owned; outlives this.
-  const std::string key_prefix_;
-  const size_t limit_;
+  const WatchKeys scope_;
   const std::function<void()> on_ready_;
 
   absl::Mutex mu_;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kReading;
+  std::string cursor_ ABSL_GUARDED_BY(mu_);  // Last key the snapshot read.
   std::deque<WatchEvent> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
-WatchHub::WatchHub(size_t max_backlog) : max_backlog_(max_backlog) {}
+WatchHub::WatchHub(SnapshotSource* source, size_t max_backlog_bytes,
+                   std::string backlog_option)
+    : source_(source),
+      max_backlog_bytes_(max_backlog_bytes),
+      backlog_option_(std::move(backlog_option)) {}
 
 WatchHub::~WatchHub() { CancelAll(); }
 
-std::unique_ptr<Watch> WatchHub::Subscribe(std::string key_prefix,
-                                           std::vector<WatchEvent> initial,
+std::unique_ptr<Watch> WatchHub::Subscribe(WatchKeys scope,
                                            std::function<void()> on_ready) {
-  size_t limit = initial.size() + 1 + max_backlog_;
   auto watch =
-      std::make_unique<HubWatch>(this, std::move(key_prefix), limit,
-                                 std::move(initial), std::move(on_ready));
+      std::make_unique<HubWatch>(this, std::move(scope), std::move(on_ready));
   absl::MutexLock lock(&mu_);
   watches_.insert(watch.get());
   return watch;
@@ -95,7 +170,7 @@ std::unique_ptr<Watch> WatchHub::Subscribe(std::string key_prefix,
 void WatchHub::Publish(const std::string& key, const WatchEvent& event) {
   absl::MutexLock lock(&mu_);
   for (HubWatch* watch : watches_) {
-    if (absl::StartsWith(key, watch->key_prefix())) watch->Push(event);
+    if (watch->scope().Matches(key)) watch->Push(key, event);
   }
 }
 
@@ -104,6 +179,13 @@ void WatchHub::CancelAll() {
   for (HubWatch* watch : watches_) {
     watch->End(absl::UnavailableError("the registry is shutting down"));
   }
+}
+
+size_t WatchHub::QueuedBytes() {
+  absl::MutexLock lock(&mu_);
+  size_t total = 0;
+  for (HubWatch* watch : watches_) total += watch->queued_bytes();
+  return total;
 }
 
 void WatchHub::Remove(HubWatch* watch) {

@@ -279,10 +279,22 @@ absl::StatusOr<MailboxStats> RegistryClient::MailboxStat(
 }
 
 std::unique_ptr<WatchStream> RegistryClient::Watch(const std::string& prefix) {
-  auto context = std::make_unique<grpc::ClientContext>();
   v1::WatchRequest proto;
   proto.set_prefix(prefix);
-  auto reader = stub_->Watch(context.get(), proto);
+  return OpenWatch(proto);
+}
+
+std::unique_ptr<WatchStream> RegistryClient::WatchNames(
+    const std::vector<std::string>& names) {
+  v1::WatchRequest proto;
+  for (const std::string& name : names) proto.add_names(name);
+  return OpenWatch(proto);
+}
+
+std::unique_ptr<WatchStream> RegistryClient::OpenWatch(
+    const v1::WatchRequest& request) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  auto reader = stub_->Watch(context.get(), request);
   return std::make_unique<WatchStream>(std::move(context), std::move(reader),
                                        target_, &WatchEventFromProto);
 }

@@ -137,8 +137,17 @@ class RegistryClient {
   // Admin: ends the binding of `name` and its live lease (Registry.Release).
   absl::Status Release(const std::string& name);
 
-  // Opens a watch. It has no deadline; end it with Cancel().
+  // Opens a watch of every name under `prefix`. It has no deadline; end it
+  // with Cancel().
   std::unique_ptr<WatchStream> Watch(const std::string& prefix);
+
+  // Opens a watch of `names` only (compared case-insensitively): the
+  // snapshot lists those that are live, then kSynced, then their changes.
+  // A bad name ends the stream with kInvalidArgument naming it, more than
+  // the registry's --max-watch-names with kResourceExhausted (Finish()).
+  // To follow another set, open a new watch (and cancel this one).
+  std::unique_ptr<WatchStream> WatchNames(
+      const std::vector<std::string>& names);
 
   // How much mail waits for `name` (Mailbox.Stat).
   absl::StatusOr<MailboxStats> MailboxStat(const std::string& name);
@@ -163,6 +172,7 @@ class RegistryClient {
   // NewContext() with the admin token attached, when there is one.
   std::unique_ptr<grpc::ClientContext> NewAdminContext() const;
   absl::Status Convert(const grpc::Status& status) const;
+  std::unique_ptr<WatchStream> OpenWatch(const v1::WatchRequest& request);
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Registry::Stub> stub_;

@@ -29,6 +29,7 @@ using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
 constexpr char kAdminToken[] = "service-test-admin-token";
+constexpr size_t kTestMaxWatchNames = 8;
 
 class RegistryServiceTest : public ::testing::Test {
  protected:
@@ -52,6 +53,7 @@ class RegistryServiceTest : public ::testing::Test {
     options.listen_address = "127.0.0.1:0";
     options.expiry_interval = Millis(10);
     options.admin_token = kAdminToken;
+    options.streams.max_watch_names = kTestMaxWatchNames;
     auto server = RegistryServer::Start(*std::move(store), options);
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);
@@ -216,6 +218,62 @@ TEST_F(RegistryServiceTest, WatchStreamsSnapshotChangesAndExpiry) {
   watch->Cancel();
   EXPECT_FALSE(watch->Next(&event));
   EXPECT_THAT(watch->Finish(), StatusIs(absl::StatusCode::kCancelled));
+}
+
+TEST_F(RegistryServiceTest, AWatchOfNamesStreamsOnlyThoseNames) {
+  ASSERT_THAT(client_->PutStatic("lab", "127.0.0.1:8000"), IsOk());
+  ASSERT_THAT(client_->PutStatic("lab2", "127.0.0.1:8001"), IsOk());
+  auto watch = client_->WatchNames({"LAB", "alice"});
+  WatchEvent event;
+  ASSERT_TRUE(watch->Next(&event));
+  EXPECT_EQ(event.reason, EventReason::kInitial);
+  EXPECT_EQ(event.entry.name, "lab");
+  ASSERT_TRUE(watch->Next(&event));
+  EXPECT_EQ(event.type, EventType::kSynced);
+
+  ASSERT_THAT(client_->PutStatic("other", "127.0.0.1:8002"), IsOk());
+  ASSERT_THAT(
+      client_->Register({"Alice", "127.0.0.1:7001", Millis(0), ""}, &alice_),
+      IsOk());
+  ASSERT_TRUE(watch->Next(&event));
+  EXPECT_EQ(event.reason, EventReason::kRegistered);
+  EXPECT_EQ(event.entry.name, "Alice");
+  ASSERT_THAT(client_->RemoveStatic("lab2"), IsOk());
+  ASSERT_THAT(client_->RemoveStatic("lab"), IsOk());
+  ASSERT_TRUE(watch->Next(&event));
+  EXPECT_EQ(event.type, EventType::kDelete);
+  EXPECT_EQ(event.entry.name, "lab");
+}
+
+TEST_F(RegistryServiceTest, AWatchOfTooManyOrBadNamesIsRefusedAndOthersServed) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i <= kTestMaxWatchNames; ++i) {
+    names.push_back(absl::StrCat("n", i));
+  }
+  auto too_many = client_->WatchNames(names);
+  WatchEvent event;
+  EXPECT_FALSE(too_many->Next(&event));
+  EXPECT_THAT(
+      too_many->Finish(),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               AllOf(HasSubstr(absl::StrCat("a Watch of ",
+                                            kTestMaxWatchNames + 1, " names")),
+                     HasSubstr(absl::StrCat("(limit ", kTestMaxWatchNames,
+                                            ", --max-watch-names)")))));
+
+  auto bad = client_->WatchNames({"alice", "no spaces"});
+  EXPECT_FALSE(bad->Next(&event));
+  EXPECT_THAT(bad->Finish(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      HasSubstr("names[1]")));
+
+  // The limit itself is fine, and so is everyone else.
+  names.pop_back();
+  auto at_limit = client_->WatchNames(names);
+  ASSERT_TRUE(at_limit->Next(&event));
+  EXPECT_EQ(event.type, EventType::kSynced);
+  ASSERT_THAT(client_->PutStatic("n0", "127.0.0.1:8000"), IsOk());
+  ASSERT_TRUE(at_limit->Next(&event));
+  EXPECT_EQ(event.entry.name, "n0");
 }
 
 TEST_F(RegistryServiceTest, ManyWatchersAllSeeEveryChange) {

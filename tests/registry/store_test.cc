@@ -37,7 +37,7 @@ using ::testing::IsEmpty;
 using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
-constexpr size_t kTestWatchBacklog = 16;
+constexpr size_t kTestWatchBacklogBytes = 4096;
 const absl::Duration kTestReserve = absl::Hours(1);
 
 struct StoreFactory {
@@ -50,7 +50,7 @@ struct StoreFactory {
 
 SqliteStoreOptions TestOptions() {
   SqliteStoreOptions options;
-  options.max_watch_backlog = kTestWatchBacklog;
+  options.max_watch_backlog_bytes = kTestWatchBacklogBytes;
   options.lease_policy.reserve = kTestReserve;
   return options;
 }
@@ -418,33 +418,180 @@ TEST_P(StoreContractTest, WatchSendsTheSnapshotThenEveryChange) {
   EXPECT_THAT(watch->status(), IsOk());
 }
 
+TEST_P(StoreContractTest, AWatchOfASetOfNamesSeesOnlyThoseNames) {
+  MustRegister("Alice", "h:1");
+  MustRegister("albert", "h:1");
+  MustRegister("bob", "h:1");
+  int ready_calls = 0;
+  // Any case, duplicates, and a name nobody holds yet.
+  auto watch =
+      store_->Subscribe(WatchScope::Names({"ALICE", "carol", "alice", "Bob"}),
+                        [&] { ++ready_calls; });
+  EXPECT_THAT(
+      TakeAll(*watch),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kInitial, "Alice"),
+                  EventIs(EventType::kPut, EventReason::kInitial, "bob"),
+                  EventIs(EventType::kSynced, EventReason::kNone, "")));
+
+  MustRegister("Carol", "h:2");
+  MustRegister("carl", "h:2");                              // Not watched.
+  ASSERT_THAT(store_->PutStatic("alicia", "h:3"), IsOk());  // Not watched.
+  Lease dave = MustRegister("dave", "h:1");                 // Not watched.
+  ASSERT_THAT(store_->Unregister("dave", dave.lease_id), IsOk());
+  clock_.Advance(Millis(10000));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_THAT(
+      TakeAll(*watch),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kRegistered, "Carol"),
+                  EventIs(EventType::kDelete, EventReason::kExpired, "Alice"),
+                  EventIs(EventType::kDelete, EventReason::kExpired, "bob"),
+                  EventIs(EventType::kDelete, EventReason::kExpired, "Carol")));
+  EXPECT_GE(ready_calls, 4);
+  EXPECT_THAT(watch->status(), IsOk());
+}
+
+TEST_P(StoreContractTest, AWatchOfNamesUnderAPrefixSeesThoseUnderIt) {
+  MustRegister("alice", "h:1");
+  MustRegister("bob", "h:1");
+  WatchScope scope = WatchScope::Names({"alice", "bob"});
+  scope.prefix = "AL";
+  auto watch = store_->Subscribe(scope, [] {});
+  EXPECT_THAT(
+      TakeAll(*watch),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kInitial, "alice"),
+                  EventIs(EventType::kSynced, EventReason::kNone, "")));
+  MustRegister("bob2", "h:1");
+  MustRegister("alfred", "h:1");
+  EXPECT_THAT(TakeAll(*watch), IsEmpty());
+}
+
 TEST_P(StoreContractTest, AWatcherThatFallsBehindIsEndedNotTheStore) {
   auto watch = store_->Subscribe("", [] {});
-  for (size_t i = 0; i < kTestWatchBacklog + 5; ++i) {
-    MustRegister(absl::StrCat("peer", i), "h:1");
+  EXPECT_THAT(TakeAll(*watch), SizeIs(1));  // kSynced.
+  // Each change queues at least sizeof(WatchEvent) bytes.
+  const size_t most = kTestWatchBacklogBytes / sizeof(WatchEvent) + 1;
+  size_t registered = 0;
+  while (watch->status().ok() && registered <= most) {
+    EXPECT_LE(store_->WatchBacklogBytes(), kTestWatchBacklogBytes);
+    MustRegister(absl::StrCat("peer", registered++), "h:1");
   }
-  EXPECT_THAT(watch->status(), StatusIs(absl::StatusCode::kResourceExhausted));
-  // The events before the overflow are still delivered, then nothing more.
-  size_t delivered = TakeAll(*watch).size();
-  EXPECT_GT(delivered, 0u);
+  EXPECT_THAT(
+      watch->status(),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               HasSubstr(absl::StrCat("(limit ", kTestWatchBacklogBytes / 1024,
+                                      ", --max-watch-backlog-kb)"))));
+  EXPECT_GT(registered, 1u);
+  // Its queue is freed at once and nothing more comes.
+  EXPECT_EQ(store_->WatchBacklogBytes(), 0u);
+  EXPECT_THAT(TakeAll(*watch), IsEmpty());
   MustRegister("late", "h:1");
   EXPECT_THAT(TakeAll(*watch), IsEmpty());
-  // Other watchers are unaffected.
+  EXPECT_EQ(store_->WatchBacklogBytes(), 0u);
+  // Other watchers are unaffected: a new one gets all, a page at a time.
   auto fresh = store_->Subscribe("", [] {});
-  EXPECT_THAT(TakeAll(*fresh), SizeIs(kTestWatchBacklog + 5 + 1 + 1));
+  size_t initial = 0;
+  for (std::vector<WatchEvent> page = fresh->Take(3); !page.empty();
+       page = fresh->Take(3)) {
+    for (const WatchEvent& event : page) {
+      if (event.type == EventType::kPut) ++initial;
+    }
+  }
+  EXPECT_EQ(initial, registered + 1);
+}
+
+TEST_P(StoreContractTest, AWatchReadsItsSnapshotAPageAtATime) {
+  // 2,000 names: a watch holds none of them until they are taken.
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_THAT(store_->PutStatic(absl::StrCat("n", 10000 + i), "h:1"), IsOk());
+  }
+  std::vector<std::unique_ptr<Watch>> watches;
+  for (int i = 0; i < 50; ++i) watches.push_back(store_->Subscribe("", [] {}));
+  ASSERT_THAT(store_->PutStatic("n10500", "h:2"), IsOk());
+  EXPECT_EQ(store_->WatchBacklogBytes(), 0u);
+  for (auto& watch : watches) EXPECT_THAT(watch->Take(64), SizeIs(64));
+  EXPECT_EQ(store_->WatchBacklogBytes(), 0u);
+}
+
+TEST_P(StoreContractTest,
+       ChangesDuringTheSnapshotComeOnceInTheSnapshotOrAfter) {
+  for (const char* name : {"a", "b", "c", "d", "e"}) {
+    ASSERT_THAT(store_->PutStatic(name, "h:1"), IsOk());
+  }
+  int ready_calls = 0;
+  auto watch = store_->Subscribe("", [&] { ++ready_calls; });
+  EXPECT_THAT(
+      watch->Take(2),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kInitial, "a"),
+                  EventIs(EventType::kPut, EventReason::kInitial, "b")));
+  // Behind the cursor: queued for after kSynced.
+  ASSERT_THAT(store_->PutStatic("b", "h:2"), IsOk());
+  ASSERT_THAT(store_->PutStatic("aa", "h:1"), IsOk());
+  ASSERT_THAT(store_->RemoveStatic("a"), IsOk());
+  // Ahead of it: shown by the snapshot as it is when read.
+  ASSERT_THAT(store_->PutStatic("c", "h:2"), IsOk());
+  ASSERT_THAT(store_->RemoveStatic("d"), IsOk());
+  ASSERT_THAT(store_->PutStatic("dd", "h:1"), IsOk());
+  EXPECT_EQ(ready_calls, 0);  // The taker is still taking.
+  std::vector<WatchEvent> rest = TakeAll(*watch);
+  EXPECT_THAT(
+      rest, ElementsAre(
+                EventIs(EventType::kPut, EventReason::kInitial, "c"),
+                EventIs(EventType::kPut, EventReason::kInitial, "dd"),
+                EventIs(EventType::kPut, EventReason::kInitial, "e"),
+                EventIs(EventType::kSynced, EventReason::kNone, ""),
+                EventIs(EventType::kPut, EventReason::kAddressChanged, "b"),
+                EventIs(EventType::kPut, EventReason::kRegistered, "aa"),
+                EventIs(EventType::kDelete, EventReason::kUnregistered, "a")));
+  ASSERT_THAT(rest, SizeIs(7));
+  EXPECT_EQ(rest[0].entry.address, "h:2");
+  EXPECT_EQ(rest[4].entry.address, "h:2");
+  // Live now: every change is queued and announced.
+  ASSERT_THAT(store_->PutStatic("f", "h:1"), IsOk());
+  EXPECT_EQ(ready_calls, 1);
+  EXPECT_THAT(
+      TakeAll(*watch),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kRegistered, "f")));
+}
+
+TEST_P(StoreContractTest, AWatchOfNamesReadsItsSnapshotAPageAtATime) {
+  for (const char* name : {"a", "b", "c", "d"}) {
+    ASSERT_THAT(store_->PutStatic(name, "h:1"), IsOk());
+  }
+  auto watch =
+      store_->Subscribe(WatchScope::Names({"d", "b", "x", "a"}), [] {});
+  EXPECT_THAT(watch->Take(1), ElementsAre(EventIs(EventType::kPut,
+                                                  EventReason::kInitial, "a")));
+  ASSERT_THAT(store_->RemoveStatic("a"), IsOk());      // Behind: queued.
+  ASSERT_THAT(store_->RemoveStatic("b"), IsOk());      // Ahead: not shown.
+  ASSERT_THAT(store_->PutStatic("x", "h:1"), IsOk());  // Ahead: shown.
+  EXPECT_THAT(TakeAll(*watch),
+              ElementsAre(EventIs(EventType::kPut, EventReason::kInitial, "d"),
+                          EventIs(EventType::kPut, EventReason::kInitial, "x"),
+                          EventIs(EventType::kSynced, EventReason::kNone, ""),
+                          EventIs(EventType::kDelete,
+                                  EventReason::kUnregistered, "a")));
 }
 
 TEST_P(StoreContractTest, CancelWatchesEndsEveryWatch) {
   int ready_calls = 0;
   auto watch = store_->Subscribe("", [&] { ++ready_calls; });
+  EXPECT_THAT(TakeAll(*watch), SizeIs(1));  // kSynced.
+  // One still reading its snapshot is ended too; its taker sees it next.
+  MustRegister("alice", "h:1");
+  int reading_ready_calls = 0;
+  auto reading = store_->Subscribe("", [&] { ++reading_ready_calls; });
   store_->CancelWatches();
   EXPECT_THAT(watch->status(), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_EQ(ready_calls, 1);
+  EXPECT_EQ(ready_calls, 2);  // alice, then the end.
+  EXPECT_THAT(reading->status(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(TakeAll(*reading), IsEmpty());
+  EXPECT_EQ(reading_ready_calls, 0);
 }
 
 TEST_P(StoreContractTest, DestroyingAWatchUnsubscribes) {
   int ready_calls = 0;
   auto watch = store_->Subscribe("", [&] { ++ready_calls; });
+  EXPECT_THAT(TakeAll(*watch), SizeIs(1));  // kSynced.
   watch.reset();
   MustRegister("alice", "h:1");
   EXPECT_EQ(ready_calls, 0);
