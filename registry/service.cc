@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
 #include "common/identity.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "registry/convert.h"
@@ -118,6 +119,7 @@ grpc::ServerUnaryReactor* RegistryService::Register(
     return Respond(context, proven);
   }
   RegisterRequest domain = *std::move(converted);
+  domain.client = ClientHost(context->peer());  // For the name quotas.
   // Answered from the store's commit, without holding a callback thread
   // while the write becomes durable, so concurrent registrations share
   // commits. `request` and `response` live until Finish().

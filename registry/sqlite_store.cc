@@ -139,6 +139,7 @@ class SqliteStore final : public Store {
     absl::MutexLock index_lock(&mu_);
     for (const auto& [key, record] : records_) {
       if (!record.is_static()) expiry_.emplace(record.expires_at, key);
+      Count(record, +1);
     }
     for (auto& [key, binding] : bindings) SetBinding(key, std::move(binding));
     batch_ = std::make_unique<SqliteBatch>(database_->db.get(), &db_mu_);
@@ -166,8 +167,9 @@ class SqliteStore final : public Store {
       const absl::Time wall_now = clock_.Wall();
       const NameState state = Find(key);
       absl::StatusOr<RegisterDecision> decision =
-          DecideRegister(request, state, options_.lease_policy, now, wall_now,
-                         [] { return RandomHex(16); });
+          DecideRegister(request, state, options_.lease_policy,
+                         options_.name_quotas, Counts(NameOwner(request)), now,
+                         wall_now, [] { return RandomHex(16); });
       if (decision.ok()) {
         Lease lease{decision->record.lease_id, ToEntry(decision->record, now)};
         Change change =
@@ -270,8 +272,9 @@ class SqliteStore final : public Store {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
       const absl::Time wall_now = clock_.Wall();
-      absl::StatusOr<Record> record = DecidePutStatic(
-          name, address, Find(key), options_.lease_policy, now, wall_now);
+      absl::StatusOr<Record> record =
+          DecidePutStatic(name, address, Find(key), options_.lease_policy,
+                          options_.name_quotas, Counts(""), now, wall_now);
       if (!record.ok()) return record.status();
       entry = ToEntry(*record, now);
       Decide(RecordChange(key, *std::move(record), wall_now), now,
@@ -458,6 +461,35 @@ class SqliteStore final : public Store {
     return state;
   }
 
+  // What the name quotas count now, for a decision about `owner`'s name.
+  NameCounts Counts(const std::string& owner) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::ReaderMutexLock lock(&mu_);
+    NameCounts counts;
+    counts.static_names = static_names_;
+    if (auto it = owned_.find(owner); it != owned_.end()) {
+      counts.owner_names = it->second;
+    }
+    return counts;
+  }
+
+  // Keeps the quota counts in step with records_: +1 when `record` enters
+  // it, -1 when it leaves.
+  void Count(const Record& record, int delta)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (record.is_static()) {
+      static_names_ += static_cast<size_t>(delta);
+      return;
+    }
+    std::string owner = NameOwner(record);
+    if (owner.empty()) return;
+    if (delta > 0) {
+      ++owned_[std::move(owner)];
+    } else if (auto it = owned_.find(owner);
+               it != owned_.end() && --it->second == 0) {
+      owned_.erase(it);
+    }
+  }
+
   std::optional<BindingRecord> FindBinding(const std::string& key)
       ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     auto it = bindings_.find(key);
@@ -516,6 +548,7 @@ class SqliteStore final : public Store {
     if (it != records_.end()) {
       change.before = it->second;
       if (!it->second.is_static()) expiry_.erase({it->second.expires_at, key});
+      Count(it->second, -1);
     }
     for (WatchEvent& event : ChangeEvents(
              change.before ? &*change.before : nullptr,
@@ -528,6 +561,7 @@ class SqliteStore final : public Store {
     }
     const Record& record = *change.after;
     if (!record.is_static()) expiry_.emplace(record.expires_at, key);
+    Count(record, +1);
     if (it != records_.end()) {
       it->second = record;
     } else {
@@ -546,6 +580,7 @@ class SqliteStore final : public Store {
     std::optional<Record> current;
     if (auto it = records_.find(key); it != records_.end()) {
       if (!it->second.is_static()) expiry_.erase({it->second.expires_at, key});
+      Count(it->second, -1);
       current = std::move(it->second);
       records_.erase(it);
     }
@@ -554,6 +589,7 @@ class SqliteStore final : public Store {
         current ? &*current : nullptr, restored ? &*restored : nullptr, now);
     if (restored) {
       if (!restored->is_static()) expiry_.emplace(restored->expires_at, key);
+      Count(*restored, +1);
       records_[key] = *std::move(restored);
     }
     for (WatchEvent& event : events) hub_.Publish(key, std::move(event));
@@ -743,6 +779,9 @@ class SqliteStore final : public Store {
       ABSL_GUARDED_BY(mu_);
   std::set<std::pair<absl::Time, std::string>> reservations_
       ABSL_GUARDED_BY(mu_);
+  // Records per NameOwner, and static entries: what the name quotas count.
+  absl::flat_hash_map<std::string, size_t> owned_ ABSL_GUARDED_BY(mu_);
+  size_t static_names_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Declared last: stopped (its queue finished) before the rest goes.
   std::unique_ptr<SqliteBatch> batch_;

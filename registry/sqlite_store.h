@@ -10,12 +10,15 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "registry/quotas.h"
 #include "registry/store.h"
 
 namespace chat::registry {
 
 struct SqliteStoreOptions {
   LeasePolicy lease_policy;
+  // Names per key, per client host and static entries (store_rules.h).
+  NameQuotas name_quotas;
   // Events a watcher may lag behind before it is ended (see Watch::status()).
   size_t max_watch_backlog = 10000;
   // false: synchronous=NORMAL, which survives a crash of the process (kill -9)
