@@ -1,6 +1,7 @@
 #include "registry/sqlite_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <deque>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -129,7 +131,7 @@ class SqliteStore final : public Store {
   SqliteStore(const Clock& clock, const SqliteStoreOptions& options,
               std::unique_ptr<Database> database, std::optional<FileLock> lock,
               absl::btree_map<std::string, Record> records,
-              absl::flat_hash_map<std::string, BindingRecord> bindings)
+              absl::btree_map<std::string, BindingRecord> bindings)
       : clock_(clock),
         options_(options),
         lock_(std::move(lock)),
@@ -141,7 +143,14 @@ class SqliteStore final : public Store {
       if (!record.is_static()) expiry_.emplace(record.expires_at, key);
       Count(record, +1);
     }
-    for (auto& [key, binding] : bindings) SetBinding(key, std::move(binding));
+    // Taken whole, not copied entry by entry: at a million names a second
+    // copy of every binding is a peak of a hundred megabytes more.
+    bindings_ = std::move(bindings);
+    for (const auto& [key, binding] : bindings_) {
+      if (binding.reserved_until != absl::InfiniteFuture()) {
+        reservations_.emplace(binding.reserved_until, key);
+      }
+    }
     batch_ = std::make_unique<SqliteBatch>(database_->db.get(), &db_mu_);
   }
 
@@ -768,16 +777,19 @@ class SqliteStore final : public Store {
   absl::Mutex inflight_mu_;
   std::deque<PendingWrite*> inflight_ ABSL_GUARDED_BY(inflight_mu_);
 
-  // Guards the in-memory index that serves every read.
+  // Guards the in-memory index that serves every read. B-trees throughout:
+  // at a million names a hash map's empty slots (bindings_ at 7/8 load,
+  // doubled) and a red-black tree's nodes (expiry_) cost a few hundred
+  // megabytes more (issue 12, docs/benchmarks.md).
   absl::Mutex mu_;
   absl::btree_map<std::string, Record> records_ ABSL_GUARDED_BY(mu_);
   // (expires_at, key) of every leased record, soonest first.
-  std::set<std::pair<MonoTime, std::string>> expiry_ ABSL_GUARDED_BY(mu_);
+  absl::btree_set<std::pair<MonoTime, std::string>> expiry_
+      ABSL_GUARDED_BY(mu_);
   // Every name's binding, and (reserved_until, key) of those reserved (no
   // lease holds them), soonest first.
-  absl::flat_hash_map<std::string, BindingRecord> bindings_
-      ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<absl::Time, std::string>> reservations_
+  absl::btree_map<std::string, BindingRecord> bindings_ ABSL_GUARDED_BY(mu_);
+  absl::btree_set<std::pair<absl::Time, std::string>> reservations_
       ABSL_GUARDED_BY(mu_);
   // Records per NameOwner, and static entries: what the name quotas count.
   absl::flat_hash_map<std::string, size_t> owned_ ABSL_GUARDED_BY(mu_);
@@ -821,10 +833,10 @@ absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
   return records;
 }
 
-absl::flat_hash_map<std::string, BindingRecord> LoadBindings(
+absl::btree_map<std::string, BindingRecord> LoadBindings(
     SQLite::Database& db, const absl::btree_map<std::string, Record>& records,
     const LeasePolicy& policy, absl::Time wall_now) {
-  absl::flat_hash_map<std::string, BindingRecord> bindings;
+  absl::btree_map<std::string, BindingRecord> bindings;
   SQLite::Statement select(
       db, "SELECT name_key, name, public_key, reserved_until_ms FROM bindings");
   while (select.executeStep()) {
@@ -888,9 +900,13 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     auto records = LoadRecords(db, clock.Monotonic());
     auto bindings =
         LoadBindings(db, records, options.lease_policy, clock.Wall());
-    return std::unique_ptr<Store>(new SqliteStore(
+    auto store = std::unique_ptr<Store>(new SqliteStore(
         clock, options, std::move(database), std::move(file->lock),
         std::move(records), std::move(bindings)));
+    // Loading a large file leaves freed buffers (rows read, temporaries)
+    // in the heap; give them back rather than carry them as RSS.
+    malloc_trim(0);
+    return store;
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot open registry database ", path, ": ", e.what()));
