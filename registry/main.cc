@@ -72,8 +72,7 @@ absl::Status EnsureDatabaseDir(const std::string& db_path) {
 // Limits: names and mailbox (quota). The mailbox's total, unless given, is
 // a quarter of what is free where the database lives (at most 1 GiB, at
 // least 1 MiB): mail never takes the room the names need.
-std::optional<chat::registry::Quotas> ParseQuotas(const po::variables_map& vm,
-                                                  const std::string& db_path) {
+std::optional<chat::registry::Quotas> ParseQuotas(const po::variables_map& vm) {
   chat::registry::Quotas quotas;
   const std::vector<std::string> positive = {"max-names-per-key",
                                              "max-names-per-client",
@@ -108,10 +107,8 @@ std::optional<chat::registry::Quotas> ParseQuotas(const po::variables_map& vm,
                  "more\n";
     return std::nullopt;
   }
+  // 0: decided by the caller once the database's directory exists.
   mail.max_total_bytes = static_cast<size_t>(total_mb) * kMiB;
-  if (total_mb == 0) {
-    mail.max_total_bytes = chat::registry::DefaultMailboxTotalBytes(db_path);
-  }
   return quotas;
 }
 
@@ -146,7 +143,7 @@ int Run(const po::variables_map& vm) {
   store_options.sync_full = sync == "full";
 
   const std::string db_path = vm["db"].as<std::string>();
-  std::optional<chat::registry::Quotas> quotas = ParseQuotas(vm, db_path);
+  std::optional<chat::registry::Quotas> quotas = ParseQuotas(vm);
   if (!quotas) return chat::kExitUsage;
   store_options.name_quotas = quotas->names;
   if (absl::Status dir = EnsureDatabaseDir(db_path); !dir.ok()) {
@@ -173,6 +170,10 @@ int Run(const po::variables_map& vm) {
   }
   const size_t loaded = (*store)->Size();
 
+  if (quotas->mailbox.max_total_bytes == 0) {
+    quotas->mailbox.max_total_bytes =
+        chat::registry::DefaultMailboxTotalBytes(db_path);
+  }
   auto mailbox = chat::registry::OpenSqliteMailbox(db_path, chat::RealClock(),
                                                    quotas->mailbox);
   if (!mailbox.ok()) {
