@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "registry/quotas.h"
 #include "registry/types.h"
 
 namespace chat::registry {
@@ -21,12 +22,8 @@ namespace chat::registry {
 // A receipt's payload (sealed by the peer that made it) is at most this.
 inline constexpr size_t kMaxReceiptPayloadBytes = 1024;
 
-struct MailboxLimits {
-  size_t max_items = 10000;              // Items (messages, receipts) waiting.
-  size_t max_bytes = 16 * 1024 * 1024;   // Their payload bytes.
-  size_t max_payload_bytes = 16 * 1024;  // One item.
-  absl::Duration max_age = absl::Hours(24 * 7);
-};
+// MailboxLimits (registry/quotas.h): what may wait, per recipient, per
+// sender and in all.
 
 // Destroying it stops the callbacks; after the destructor returns none runs.
 class ArrivalSubscription {

@@ -9,6 +9,7 @@
 #include "common/limits.h"
 #include "common/status.h"
 #include "registry/convert.h"
+#include "registry/names.h"
 #include "registry/pumped_stream.h"
 
 namespace chat::registry {
@@ -99,6 +100,8 @@ grpc::ServerUnaryReactor* MailboxService::Deposit(
   }
   MailItem item = MailItemFromProto(request->item());
   item.kind = MailItem::Kind::kMessage;
+  // A deposit carries no credential: its sender is the host it comes from.
+  item.origin = ClientHost(context->peer());
   return Respond(context, mailbox_->Deposit(item));
 }
 
@@ -150,6 +153,8 @@ grpc::ServerUnaryReactor* MailboxService::Ack(
                                   "receipts[", i, "].id must be 1-64 bytes")));
     }
     receipts.push_back(MailItemFromProto(receipt));
+    // Made by the holder of the lease checked below.
+    receipts.back().origin = NameKey(request->name());
   }
   absl::Status allowed =
       store_->VerifyLease(request->name(), request->lease_id());

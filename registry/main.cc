@@ -19,6 +19,7 @@
 #include "common/signals.h"
 #include "common/tls_options.h"
 #include "registry/admin_token.h"
+#include "registry/quotas.h"
 #include "registry/server.h"
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
@@ -148,6 +149,49 @@ std::optional<chat::registry::StreamLimits> ParseStreamLimits(
   return limits;
 }
 
+// Limits: names and mailbox (quota). The mailbox's total, unless given, is
+// a quarter of what is free where the database lives (at most 1 GiB, at
+// least 1 MiB): mail never takes the room the names need.
+std::optional<chat::registry::Quotas> ParseQuotas(const po::variables_map& vm) {
+  chat::registry::Quotas quotas;
+  const std::vector<std::string> positive = {"max-names-per-key",
+                                             "max-names-per-client",
+                                             "max-static-names",
+                                             "mailbox-max-messages",
+                                             "mailbox-max-mb",
+                                             "mailbox-max-age-days",
+                                             "mailbox-max-sender-messages",
+                                             "mailbox-max-sender-mb"};
+  for (const std::string& name : positive) {
+    if (vm[name].as<int>() < 1) {
+      std::cerr << "chat-registry: --" << name << " must be at least 1\n";
+      return std::nullopt;
+    }
+  }
+  const auto at = [&vm](const char* name) {
+    return static_cast<size_t>(vm[name].as<int>());
+  };
+  constexpr size_t kMiB = 1024 * 1024;
+  quotas.names.max_per_key = at("max-names-per-key");
+  quotas.names.max_per_client = at("max-names-per-client");
+  quotas.names.max_static = at("max-static-names");
+  chat::registry::MailboxLimits& mail = quotas.mailbox;
+  mail.max_items = at("mailbox-max-messages");
+  mail.max_bytes = at("mailbox-max-mb") * kMiB;
+  mail.max_age = absl::Hours(24) * vm["mailbox-max-age-days"].as<int>();
+  mail.max_items_per_sender = at("mailbox-max-sender-messages");
+  mail.max_bytes_per_sender = at("mailbox-max-sender-mb") * kMiB;
+  const int total_mb = vm["mailbox-max-total-mb"].as<int>();
+  if (total_mb < 0) {
+    std::cerr << "chat-registry: --mailbox-max-total-mb must be 0 (auto) or "
+                 "more\n";
+    return std::nullopt;
+  }
+  // 0: decided by the caller once the database's directory exists.
+  mail.max_total_bytes = static_cast<size_t>(total_mb) * kMiB;
+  return quotas;
+}
+
 int Run(const po::variables_map& vm) {
   using chat::Millis;
   std::optional<chat::registry::StreamLimits> stream_limits =
@@ -183,6 +227,9 @@ int Run(const po::variables_map& vm) {
   store_options.sync_full = sync == "full";
 
   const std::string db_path = vm["db"].as<std::string>();
+  std::optional<chat::registry::Quotas> quotas = ParseQuotas(vm);
+  if (!quotas) return chat::kExitUsage;
+  store_options.name_quotas = quotas->names;
   if (absl::Status dir = EnsureDatabaseDir(db_path); !dir.ok()) {
     chat::LogLine("registry", std::string(dir.message()));
     return kExitCannotStart;
@@ -207,19 +254,12 @@ int Run(const po::variables_map& vm) {
   }
   const size_t loaded = (*store)->Size();
 
-  chat::registry::MailboxLimits limits;
-  const int max_messages = vm["mailbox-max-messages"].as<int>();
-  const int max_megabytes = vm["mailbox-max-mb"].as<int>();
-  const int max_age_days = vm["mailbox-max-age-days"].as<int>();
-  if (max_messages < 1 || max_megabytes < 1 || max_age_days < 1) {
-    std::cerr << "chat-registry: mailbox limits must be at least 1\n";
-    return chat::kExitUsage;
+  if (quotas->mailbox.max_total_bytes == 0) {
+    quotas->mailbox.max_total_bytes =
+        chat::registry::DefaultMailboxTotalBytes(db_path);
   }
-  limits.max_items = static_cast<size_t>(max_messages);
-  limits.max_bytes = static_cast<size_t>(max_megabytes) * 1024 * 1024;
-  limits.max_age = absl::Hours(24) * max_age_days;
-  auto mailbox =
-      chat::registry::OpenSqliteMailbox(db_path, chat::RealClock(), limits);
+  auto mailbox = chat::registry::OpenSqliteMailbox(db_path, chat::RealClock(),
+                                                   quotas->mailbox);
   if (!mailbox.ok()) {
     chat::LogLine("registry", std::string(mailbox.status().message()));
     return kExitCannotStart;
@@ -296,6 +336,22 @@ int main(int argc, char** argv) {
       "megabytes that may wait for one name")(
       "mailbox-max-age-days", po::value<int>()->default_value(7),
       "days a message may wait before it expires")(
+      // Limits: names and mailbox (quota)
+      "max-names-per-key", po::value<int>()->default_value(32),
+      "live names one key may hold")(
+      "max-names-per-client", po::value<int>()->default_value(1000),
+      "live names without a key one client host may hold")(
+      "max-static-names", po::value<int>()->default_value(10000),
+      "static entries (PutStatic) in all")(
+      "mailbox-max-sender-messages", po::value<int>()->default_value(20000),
+      "items waiting from one sender (client host; for receipts the "
+      "acknowledging name) across all recipients")(
+      "mailbox-max-sender-mb", po::value<int>()->default_value(64),
+      "megabytes waiting from one sender across all recipients")(
+      "mailbox-max-total-mb", po::value<int>()->default_value(0),
+      "megabytes of mail in all (each item counts 256 bytes beside its "
+      "payload); 0: a quarter of the free space where the database is, at "
+      "most 1024, decided at start")(
       "reserve", po::value<std::string>()->default_value("30d"),
       "how long a name stays bound to its key after its last lease ends "
       "(days, or with a unit: 30d, 12h, 90m, 45s); meanwhile nobody else "
@@ -345,7 +401,15 @@ int main(int argc, char** argv) {
       // Limits: overload
       {"CHAT_REGISTRY_MAX_CALLS_IN_PROGRESS", "max-calls-in-progress"},
       {"CHAT_REGISTRY_MAX_STREAMS_PER_CONNECTION",
-       "max-streams-per-connection"}};
+       "max-streams-per-connection"},
+      // Limits: names and mailbox (quota)
+      {"CHAT_REGISTRY_MAX_NAMES_PER_KEY", "max-names-per-key"},
+      {"CHAT_REGISTRY_MAX_NAMES_PER_CLIENT", "max-names-per-client"},
+      {"CHAT_REGISTRY_MAX_STATIC_NAMES", "max-static-names"},
+      {"CHAT_REGISTRY_MAILBOX_MAX_SENDER_MESSAGES",
+       "mailbox-max-sender-messages"},
+      {"CHAT_REGISTRY_MAILBOX_MAX_SENDER_MB", "mailbox-max-sender-mb"},
+      {"CHAT_REGISTRY_MAILBOX_MAX_TOTAL_MB", "mailbox-max-total-mb"}};
   // TLS: --tls-cert, --tls-key, --tls-client-ca (docs/security.md).
   chat::AddTlsOptions(options, command_line,
                       chat::kTlsServe | chat::kTlsClientCa);

@@ -174,6 +174,7 @@ grpc::ServerUnaryReactor* RegistryService::Register(
     return Respond(context, proven);
   }
   RegisterRequest domain = *std::move(converted);
+  domain.client = ClientHost(context->peer());  // For the name quotas.
   // Answered from the store's commit, without holding a callback thread
   // while the write becomes durable, so concurrent registrations share
   // commits. `request` and `response` live until Finish().

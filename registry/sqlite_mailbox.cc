@@ -1,7 +1,14 @@
 #include "registry/sqlite_mailbox.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+#include <sys/statvfs.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <iterator>
+#include <optional>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -10,10 +17,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/limits.h"
 #include "common/sqlite_batch.h"
+#include "common/sqlite_util.h"
 #include "common/status.h"
 #include "registry/names.h"
-#include "registry/sqlite_schema.h"
 
 namespace chat::registry {
 namespace {
@@ -22,8 +30,46 @@ constexpr int kKindMessage = 1;
 constexpr int kKindReceipt = 2;
 
 absl::Status StorageError(const std::string& what, const std::exception& e) {
+  // The file reached its page cap (or the disk is full): the mailbox is
+  // full, not broken.
+  if (const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&e);
+      sqlite != nullptr && sqlite->getErrorCode() == SQLITE_FULL) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the mailbox file is full (", e.what(),
+                     "); see --mailbox-max-total-mb"));
+  }
   return absl::UnavailableError(
       absl::StrCat("mailbox storage failed to ", what, ": ", e.what()));
+}
+
+// The mailbox file's schema; migration i brings user_version from i to
+// i+1. Append only. (Until issue 12 mail lived in the registry's own file,
+// in a table of the same shape without `origin`; OpenSqliteMailbox moves
+// it.)
+const char* const kMailMigrations[] = {
+    R"sql(
+      CREATE TABLE mail (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,  -- arrival order
+        recipient_key   TEXT NOT NULL,                      -- lowercase
+        id              TEXT NOT NULL,
+        kind            INTEGER NOT NULL,  -- 1 message, 2 receipt
+        sender          TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        deposited_at_ms INTEGER NOT NULL,
+        origin          TEXT NOT NULL DEFAULT '',  -- who deposited it
+        UNIQUE (recipient_key, id)
+      );
+      CREATE INDEX mail_by_recipient ON mail (recipient_key, seq);
+      CREATE INDEX mail_by_age ON mail (deposited_at_ms);
+    )sql",
+};
+
+// What one item costs against max_total_bytes: its payload and what the
+// file keeps beside it (row, keys, indexes), so that a flood of empty items
+// is bounded as well.
+size_t ChargedBytes(size_t payload_bytes) {
+  return payload_bytes + kMailItemOverheadBytes;
 }
 
 // The statements every deposit and acknowledgement uses, prepared once: a
@@ -34,26 +80,72 @@ struct Statements {
   std::unique_ptr<SQLite::Statement> remove;
 };
 
-// Items (messages and receipts) waiting for one recipient.
+// Items (messages and receipts) waiting for one recipient, or from one
+// sender: count and payload bytes.
 struct Usage {
   size_t count = 0;
   size_t bytes = 0;
 };
 using UsageMap = absl::flat_hash_map<std::string, Usage>;
 
-// Reads back, from the file, what waits for each recipient. May throw.
-UsageMap LoadUsage(SQLite::Database& db) {
-  UsageMap usage;
+// Everything the limits count, kept in step with the file.
+struct Usages {
+  UsageMap recipients;     // By recipient key.
+  UsageMap senders;        // By origin; items without one are not here.
+  size_t total_bytes = 0;  // ChargedBytes of every item.
+
+  void Add(const std::string& recipient_key, const std::string& origin,
+           size_t bytes) {
+    Usage& recipient = recipients[recipient_key];
+    ++recipient.count;
+    recipient.bytes += bytes;
+    if (!origin.empty()) {
+      Usage& sender = senders[origin];
+      ++sender.count;
+      sender.bytes += bytes;
+    }
+    total_bytes += ChargedBytes(bytes);
+  }
+
+  void Remove(const std::string& recipient_key, const std::string& origin,
+              size_t bytes) {
+    auto take = [bytes](UsageMap& map, const std::string& key) {
+      auto it = map.find(key);
+      if (it == map.end()) return;
+      it->second.count -= std::min<size_t>(it->second.count, 1);
+      it->second.bytes -= std::min(it->second.bytes, bytes);
+      if (it->second.count == 0) map.erase(it);
+    };
+    take(recipients, recipient_key);
+    if (!origin.empty()) take(senders, origin);
+    total_bytes -= std::min(total_bytes, ChargedBytes(bytes));
+  }
+};
+
+// Reads back, from the file, what waits for each recipient and from each
+// sender. May throw.
+Usages LoadUsages(SQLite::Database& db) {
+  Usages usages;
   SQLite::Statement select(
       db,
-      "SELECT recipient_key, count(*), coalesce(sum(length(payload)), 0) "
-      "FROM mail GROUP BY recipient_key");
+      "SELECT recipient_key, origin, count(*), "
+      "coalesce(sum(length(payload)), 0) FROM mail GROUP BY recipient_key, "
+      "origin");
   while (select.executeStep()) {
-    Usage& entry = usage[select.getColumn(0).getString()];
-    entry.count = static_cast<size_t>(select.getColumn(1).getInt64());
-    entry.bytes = static_cast<size_t>(select.getColumn(2).getInt64());
+    const std::string origin = select.getColumn(1).getString();
+    const auto count = static_cast<size_t>(select.getColumn(2).getInt64());
+    const auto bytes = static_cast<size_t>(select.getColumn(3).getInt64());
+    Usage& recipient = usages.recipients[select.getColumn(0).getString()];
+    recipient.count += count;
+    recipient.bytes += bytes;
+    if (!origin.empty()) {
+      Usage& sender = usages.senders[origin];
+      sender.count += count;
+      sender.bytes += bytes;
+    }
+    usages.total_bytes += bytes + count * kMailItemOverheadBytes;
   }
-  return usage;
+  return usages;
 }
 
 // What one write did, told to its caller once committed.
@@ -100,11 +192,12 @@ class ArrivalHub {
 
 class SqliteMailbox final : public Mailbox {
  public:
-  SqliteMailbox(std::unique_ptr<SQLite::Database> db, Statements statements,
-                UsageMap usage, const Clock& clock, const MailboxLimits& limits)
+  SqliteMailbox(SqliteFile file, Statements statements, Usages usage,
+                const Clock& clock, const MailboxLimits& limits)
       : clock_(clock),
         limits_(limits),
-        db_(std::move(db)),
+        lock_(std::move(file.lock)),
+        db_(std::move(file.db)),
         insert_(std::move(statements.insert)),
         find_(std::move(statements.find)),
         remove_(std::move(statements.remove)),
@@ -217,7 +310,7 @@ class SqliteMailbox final : public Mailbox {
       remove.bind(1, absl::ToUnixMillis(clock_.Wall() - limits_.max_age));
       written.count = static_cast<size_t>(remove.exec());
       if (written.count > 0) {
-        usage_ = LoadUsage(*db_);
+        usage_ = LoadUsages(*db_);
         written.usage_changed = true;
       }
       return absl::OkStatus();
@@ -259,24 +352,24 @@ class SqliteMailbox final : public Mailbox {
     WriteResult result;
     absl::Status status;
     absl::Notification done;
-    batch_->Post(
-        [&write, &result](SQLite::Database&) { return write(result); },
-        [this, &result, &status, &done](const absl::Status& outcome) {
-          status = outcome;
-          if (outcome.ok()) arrivals_.Notify(result.arrivals);
-          done.Notify();
-        },
-        [this, &result](const absl::Status&) {
-          db_mu_.AssertHeld();
-          const bool changed = result.usage_changed;
-          result = WriteResult();
-          if (!changed) return;
-          try {
-            usage_ = LoadUsage(*db_);
-          } catch (const std::exception&) {
-            usage_.clear();  // Unreadable now: the next load will tell.
-          }
-        });
+    batch_->Post([&write, &result](SQLite::Database&) { return write(result); },
+                 [this, &result, &status, &done](const absl::Status& outcome) {
+                   status = outcome;
+                   if (outcome.ok()) arrivals_.Notify(result.arrivals);
+                   done.Notify();
+                 },
+                 [this, &result](const absl::Status&) {
+                   db_mu_.AssertHeld();
+                   const bool changed = result.usage_changed;
+                   result = WriteResult();
+                   if (!changed) return;
+                   try {
+                     usage_ = LoadUsages(*db_);
+                   } catch (const std::exception&) {
+                     usage_ =
+                         Usages();  // Unreadable now: the next load will tell.
+                   }
+                 });
     done.WaitForNotification();
     if (!status.ok()) return status;
     return result;
@@ -288,22 +381,11 @@ class SqliteMailbox final : public Mailbox {
                             WriteResult& write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     const std::string key = NameKey(item.recipient);
-    if (limited && !FitsLocked(key, item.payload.size()) &&
-        HoldsLocked(key, item.id)) {
+    if (limited && !FitsLocked(key, item) && HoldsLocked(key, item.id)) {
       return absl::OkStatus();  // A copy of one waiting: no room needed.
     }
     if (limited) {
-      const Usage& usage = usage_[key];
-      if (usage.count >= limits_.max_items) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "the mailbox of ", item.recipient, " is full (", usage.count,
-            " messages waiting; the limit is ", limits_.max_items, ")"));
-      }
-      if (usage.bytes + item.payload.size() > limits_.max_bytes) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "the mailbox of ", item.recipient, " is full (", usage.bytes,
-            " bytes waiting; the limit is ", limits_.max_bytes, ")"));
-      }
+      CHAT_RETURN_IF_ERROR(CheckLimitsLocked(key, item));
     }
     SQLite::Statement& insert = *insert_;
     insert.tryReset();  // An earlier failed step is no error now.
@@ -315,12 +397,62 @@ class SqliteMailbox final : public Mailbox {
     insert.bind(5, item.recipient);
     insert.bind(6, item.payload.data(), static_cast<int>(item.payload.size()));
     insert.bind(7, absl::ToUnixMillis(clock_.Wall()));
+    insert.bind(8, item.origin);
     if (insert.exec() > 0) {
       write.arrivals.insert(key);
       write.usage_changed = true;
-      Usage& usage = usage_[key];
-      ++usage.count;
-      usage.bytes += item.payload.size();
+      usage_.Add(key, item.origin, item.payload.size());
+    }
+    return absl::OkStatus();
+  }
+
+  // LimitError naming the first limit `item` would go past: its
+  // recipient's, its sender's, or the mailbox's in all.
+  absl::Status CheckLimitsLocked(const std::string& key, const MailItem& item)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    const size_t bytes = item.payload.size();
+    Usage recipient;
+    if (auto it = usage_.recipients.find(key); it != usage_.recipients.end()) {
+      recipient = it->second;
+    }
+    if (recipient.count >= limits_.max_items) {
+      return LimitError(
+          absl::StrCat("the mailbox of ", item.recipient, " is full (",
+                       recipient.count, " messages waiting)"),
+          static_cast<int64_t>(limits_.max_items), "mailbox-max-messages");
+    }
+    if (recipient.bytes + bytes > limits_.max_bytes) {
+      return LimitError(
+          absl::StrCat("the mailbox of ", item.recipient, " is full (",
+                       recipient.bytes, " bytes waiting)"),
+          static_cast<int64_t>(limits_.max_bytes), "mailbox-max-mb");
+    }
+    if (!item.origin.empty()) {
+      Usage sender;
+      if (auto it = usage_.senders.find(item.origin);
+          it != usage_.senders.end()) {
+        sender = it->second;
+      }
+      if (sender.count >= limits_.max_items_per_sender) {
+        return LimitError(
+            absl::StrCat("too much mail waiting from ", item.origin, " (",
+                         sender.count, " items)"),
+            static_cast<int64_t>(limits_.max_items_per_sender),
+            "mailbox-max-sender-messages");
+      }
+      if (sender.bytes + bytes > limits_.max_bytes_per_sender) {
+        return LimitError(
+            absl::StrCat("too much mail waiting from ", item.origin, " (",
+                         sender.bytes, " bytes)"),
+            static_cast<int64_t>(limits_.max_bytes_per_sender),
+            "mailbox-max-sender-mb");
+      }
+    }
+    if (usage_.total_bytes + ChargedBytes(bytes) > limits_.max_total_bytes) {
+      return LimitError(absl::StrCat("the mailbox is full (",
+                                     usage_.total_bytes, " bytes in all)"),
+                        static_cast<int64_t>(limits_.max_total_bytes),
+                        "mailbox-max-total-mb");
     }
     return absl::OkStatus();
   }
@@ -342,6 +474,7 @@ class SqliteMailbox final : public Mailbox {
       const std::string sender = find.getColumn(1).getString();
       const std::string recipient = find.getColumn(2).getString();
       const size_t bytes = static_cast<size_t>(find.getColumn(3).getInt64());
+      const std::string origin = find.getColumn(4).getString();
       find.reset();
       remove.tryReset();
       remove.bind(1, recipient_key);
@@ -350,10 +483,7 @@ class SqliteMailbox final : public Mailbox {
       write.count += removed;
       if (removed > 0) {
         write.usage_changed = true;
-        Usage& usage = usage_[recipient_key];
-        usage.count -= std::min(usage.count, removed);
-        usage.bytes -= std::min(usage.bytes, bytes);
-        if (usage.count == 0) usage_.erase(recipient_key);
+        usage_.Remove(recipient_key, origin, bytes);
         if (kind == kKindMessage) removed_messages[id] = sender;
       }
     }
@@ -382,12 +512,9 @@ class SqliteMailbox final : public Mailbox {
   const MailboxLimits limits_;
   ArrivalHub arrivals_;  // Used by the writer thread until it is joined.
 
-  bool FitsLocked(const std::string& key, size_t bytes)
+  bool FitsLocked(const std::string& key, const MailItem& item)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    auto it = usage_.find(key);
-    if (it == usage_.end()) return true;
-    return it->second.count < limits_.max_items &&
-           it->second.bytes + bytes <= limits_.max_bytes;
+    return CheckLimitsLocked(key, item).ok();
   }
 
   bool HoldsLocked(const std::string& key, const std::string& id)
@@ -400,45 +527,116 @@ class SqliteMailbox final : public Mailbox {
     return found;
   }
 
-  absl::Mutex db_mu_;  // One thread at a time on the connection.
+  std::optional<FileLock> lock_;  // Keeps other processes off the file.
+  absl::Mutex db_mu_;             // One thread at a time on the connection.
   std::unique_ptr<SQLite::Database> db_ ABSL_GUARDED_BY(db_mu_);
   std::unique_ptr<SQLite::Statement> insert_ ABSL_GUARDED_BY(db_mu_);
   std::unique_ptr<SQLite::Statement> find_ ABSL_GUARDED_BY(db_mu_);
   std::unique_ptr<SQLite::Statement> remove_ ABSL_GUARDED_BY(db_mu_);
-  // Items waiting, by recipient key, kept in step with the file, so the
-  // limits cost no query per deposit.
-  UsageMap usage_ ABSL_GUARDED_BY(db_mu_);
+  // What waits, by recipient and by sender, kept in step with the file, so
+  // the limits cost no query per deposit.
+  Usages usage_ ABSL_GUARDED_BY(db_mu_);
   // Declared last: stopped (its queue finished) before the rest goes.
   std::unique_ptr<SqliteBatch> batch_;
 };
 
+// Moves the mail an older registry kept in its own file (`registry_path`)
+// into the mailbox's file. Idempotent (a crash between the two files'
+// commits moves the same rows again, which are then ignored). May throw.
+void MoveMailFrom(SQLite::Database& db, const std::string& registry_path) {
+  std::error_code error;
+  if (!std::filesystem::exists(registry_path, error)) return;
+  SQLite::Statement attach(db, "ATTACH DATABASE ?1 AS registry");
+  attach.bind(1, registry_path);
+  attach.exec();
+  const bool has_mail =
+      db.execAndGet(
+            "SELECT count(*) FROM registry.sqlite_master WHERE type = "
+            "'table' AND name = 'mail'")
+              .getInt() > 0 &&
+      db.execAndGet("SELECT EXISTS (SELECT 1 FROM registry.mail)").getInt() > 0;
+  if (has_mail) {
+    SQLite::Transaction transaction(db);
+    db.exec(
+        "INSERT OR IGNORE INTO main.mail (seq, recipient_key, id, kind, "
+        "sender, recipient, payload, deposited_at_ms) SELECT seq, "
+        "recipient_key, id, kind, sender, recipient, payload, "
+        "deposited_at_ms FROM registry.mail ORDER BY seq");
+    transaction.commit();
+    db.exec("DELETE FROM registry.mail");
+  }
+  db.exec("DETACH DATABASE registry");
+}
+
 }  // namespace
 
+std::string MailboxPath(const std::string& registry_path) {
+  if (registry_path == ":memory:") return registry_path;
+  std::filesystem::path path(registry_path);
+  const std::string extension = path.extension().string();
+  path.replace_extension(".mail" + extension);
+  return path.string();
+}
+
+size_t DefaultMailboxTotalBytes(const std::string& registry_path) {
+  constexpr size_t kMiB = 1024 * 1024;
+  constexpr size_t kMost = 1024 * kMiB;
+  if (registry_path == ":memory:") return kMost;
+  std::filesystem::path dir =
+      std::filesystem::path(registry_path).parent_path();
+  if (dir.empty()) dir = ".";
+  struct statvfs fs {};
+  if (statvfs(dir.c_str(), &fs) != 0) return kMost;
+  const size_t free_bytes =
+      static_cast<size_t>(fs.f_bavail) * static_cast<size_t>(fs.f_frsize);
+  return std::clamp(free_bytes / 4, kMiB, kMost);
+}
+
 absl::StatusOr<std::unique_ptr<Mailbox>> OpenSqliteMailbox(
-    const std::string& path, const Clock& clock, const MailboxLimits& limits) {
-  // Mail must survive power loss: FULL, made cheap by group commit. The
-  // store holds the file's lock.
-  absl::StatusOr<SqliteFile> file =
-      OpenRegistryDatabase(path, "mailbox database", /*sync_full=*/true,
-                           /*lock=*/false);
+    const std::string& registry_path, const Clock& clock,
+    const MailboxLimits& limits) {
+  const std::string path = MailboxPath(registry_path);
+  // Mail must survive power loss: FULL, made cheap by group commit.
+  SqliteOpenOptions options;
+  options.what = "mailbox database";
+  options.program = "chat-registry";
+  options.sync_full = true;
+  options.lock = true;
+  options.migrations.assign(std::begin(kMailMigrations),
+                            std::end(kMailMigrations));
+  absl::StatusOr<SqliteFile> file = OpenSqlite(path, options);
   if (!file.ok()) return file.status();
-  std::unique_ptr<SQLite::Database> db = std::move(file->db);
+  SQLite::Database& db = *file->db;
   try {
+    if (path != registry_path) MoveMailFrom(db, registry_path);
+    // The file never grows past twice the quota (and a little): a backstop
+    // for whatever the count of bytes misses (free pages, index growth).
+    const int64_t page_size = db.execAndGet("PRAGMA page_size").getInt64();
+    const int64_t max_pages =
+        (static_cast<int64_t>(limits.max_total_bytes) * 2 + (1 << 20)) /
+            std::max<int64_t>(page_size, 512) +
+        1;
+    db.exec(absl::StrCat("PRAGMA max_page_count = ", max_pages));
+    // The write-ahead log is outside that cap: checkpoint it often and
+    // give its room back, so it stays small on a small disk too.
+    db.exec("PRAGMA wal_autocheckpoint = 100");
+    db.exec("PRAGMA journal_size_limit = 1048576");
     Statements statements;
     statements.insert = std::make_unique<SQLite::Statement>(
-        *db,
+        db,
         "INSERT OR IGNORE INTO mail (recipient_key, id, kind, sender, "
-        "recipient, payload, deposited_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, "
-        "?6, ?7)");
+        "recipient, payload, deposited_at_ms, origin) VALUES (?1, ?2, ?3, "
+        "?4, ?5, ?6, ?7, ?8)");
     statements.find = std::make_unique<SQLite::Statement>(
-        *db,
-        "SELECT kind, sender, recipient, length(payload) FROM mail WHERE "
-        "recipient_key = ?1 AND id = ?2");
+        db,
+        "SELECT kind, sender, recipient, length(payload), origin FROM mail "
+        "WHERE recipient_key = ?1 AND id = ?2");
     statements.remove = std::make_unique<SQLite::Statement>(
-        *db, "DELETE FROM mail WHERE recipient_key = ?1 AND id = ?2");
-    UsageMap usage = LoadUsage(*db);
-    return std::unique_ptr<Mailbox>(new SqliteMailbox(
-        std::move(db), std::move(statements), std::move(usage), clock, limits));
+        db, "DELETE FROM mail WHERE recipient_key = ?1 AND id = ?2");
+    Usages usage = LoadUsages(db);
+    return std::unique_ptr<Mailbox>(
+        new SqliteMailbox(*std::move(file), std::move(statements),
+                          std::move(usage), clock, limits));
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot open mailbox database ", path, ": ", e.what()));

@@ -1,6 +1,7 @@
 #include "registry/sqlite_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <deque>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -129,7 +131,7 @@ class SqliteStore final : public Store, public SnapshotSource {
   SqliteStore(const Clock& clock, const SqliteStoreOptions& options,
               std::unique_ptr<Database> database, std::optional<FileLock> lock,
               absl::btree_map<std::string, Record> records,
-              absl::flat_hash_map<std::string, BindingRecord> bindings)
+              absl::btree_map<std::string, BindingRecord> bindings)
       : clock_(clock),
         options_(options),
         lock_(std::move(lock)),
@@ -139,8 +141,16 @@ class SqliteStore final : public Store, public SnapshotSource {
     absl::MutexLock index_lock(&mu_);
     for (const auto& [key, record] : records_) {
       if (!record.is_static()) expiry_.emplace(record.expires_at, key);
+      Count(record, +1);
     }
-    for (auto& [key, binding] : bindings) SetBinding(key, std::move(binding));
+    // Taken whole, not copied entry by entry: at a million names a second
+    // copy of every binding is a peak of a hundred megabytes more.
+    bindings_ = std::move(bindings);
+    for (const auto& [key, binding] : bindings_) {
+      if (binding.reserved_until != absl::InfiniteFuture()) {
+        reservations_.emplace(binding.reserved_until, key);
+      }
+    }
     batch_ = std::make_unique<SqliteBatch>(database_->db.get(), &db_mu_);
   }
 
@@ -166,8 +176,9 @@ class SqliteStore final : public Store, public SnapshotSource {
       const absl::Time wall_now = clock_.Wall();
       const NameState state = Find(key);
       absl::StatusOr<RegisterDecision> decision =
-          DecideRegister(request, state, options_.lease_policy, now, wall_now,
-                         [] { return RandomHex(16); });
+          DecideRegister(request, state, options_.lease_policy,
+                         options_.name_quotas, Counts(NameOwner(request)), now,
+                         wall_now, [] { return RandomHex(16); });
       if (decision.ok()) {
         Lease lease{decision->record.lease_id, ToEntry(decision->record, now)};
         Change change =
@@ -270,8 +281,9 @@ class SqliteStore final : public Store, public SnapshotSource {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
       const absl::Time wall_now = clock_.Wall();
-      absl::StatusOr<Record> record = DecidePutStatic(
-          name, address, Find(key), options_.lease_policy, now, wall_now);
+      absl::StatusOr<Record> record =
+          DecidePutStatic(name, address, Find(key), options_.lease_policy,
+                          options_.name_quotas, Counts(""), now, wall_now);
       if (!record.ok()) return record.status();
       entry = ToEntry(*record, now);
       Decide(RecordChange(key, *std::move(record), wall_now), now,
@@ -488,6 +500,35 @@ class SqliteStore final : public Store, public SnapshotSource {
     return state;
   }
 
+  // What the name quotas count now, for a decision about `owner`'s name.
+  NameCounts Counts(const std::string& owner) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::ReaderMutexLock lock(&mu_);
+    NameCounts counts;
+    counts.static_names = static_names_;
+    if (auto it = owned_.find(owner); it != owned_.end()) {
+      counts.owner_names = it->second;
+    }
+    return counts;
+  }
+
+  // Keeps the quota counts in step with records_: +1 when `record` enters
+  // it, -1 when it leaves.
+  void Count(const Record& record, int delta)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (record.is_static()) {
+      static_names_ += static_cast<size_t>(delta);
+      return;
+    }
+    std::string owner = NameOwner(record);
+    if (owner.empty()) return;
+    if (delta > 0) {
+      ++owned_[std::move(owner)];
+    } else if (auto it = owned_.find(owner);
+               it != owned_.end() && --it->second == 0) {
+      owned_.erase(it);
+    }
+  }
+
   std::optional<BindingRecord> FindBinding(const std::string& key)
       ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     auto it = bindings_.find(key);
@@ -546,6 +587,7 @@ class SqliteStore final : public Store, public SnapshotSource {
     if (it != records_.end()) {
       change.before = it->second;
       if (!it->second.is_static()) expiry_.erase({it->second.expires_at, key});
+      Count(it->second, -1);
     }
     for (WatchEvent& event : ChangeEvents(
              change.before ? &*change.before : nullptr,
@@ -558,6 +600,7 @@ class SqliteStore final : public Store, public SnapshotSource {
     }
     const Record& record = *change.after;
     if (!record.is_static()) expiry_.emplace(record.expires_at, key);
+    Count(record, +1);
     if (it != records_.end()) {
       it->second = record;
     } else {
@@ -576,6 +619,7 @@ class SqliteStore final : public Store, public SnapshotSource {
     std::optional<Record> current;
     if (auto it = records_.find(key); it != records_.end()) {
       if (!it->second.is_static()) expiry_.erase({it->second.expires_at, key});
+      Count(it->second, -1);
       current = std::move(it->second);
       records_.erase(it);
     }
@@ -584,6 +628,7 @@ class SqliteStore final : public Store, public SnapshotSource {
         current ? &*current : nullptr, restored ? &*restored : nullptr, now);
     if (restored) {
       if (!restored->is_static()) expiry_.emplace(restored->expires_at, key);
+      Count(*restored, +1);
       records_[key] = *std::move(restored);
     }
     for (WatchEvent& event : events) hub_.Publish(key, std::move(event));
@@ -762,17 +807,23 @@ class SqliteStore final : public Store, public SnapshotSource {
   absl::Mutex inflight_mu_;
   std::deque<PendingWrite*> inflight_ ABSL_GUARDED_BY(inflight_mu_);
 
-  // Guards the in-memory index that serves every read.
+  // Guards the in-memory index that serves every read. B-trees throughout:
+  // at a million names a hash map's empty slots (bindings_ at 7/8 load,
+  // doubled) and a red-black tree's nodes (expiry_) cost a few hundred
+  // megabytes more (issue 12, docs/benchmarks.md).
   absl::Mutex mu_;
   absl::btree_map<std::string, Record> records_ ABSL_GUARDED_BY(mu_);
   // (expires_at, key) of every leased record, soonest first.
-  std::set<std::pair<MonoTime, std::string>> expiry_ ABSL_GUARDED_BY(mu_);
+  absl::btree_set<std::pair<MonoTime, std::string>> expiry_
+      ABSL_GUARDED_BY(mu_);
   // Every name's binding, and (reserved_until, key) of those reserved (no
   // lease holds them), soonest first.
-  absl::flat_hash_map<std::string, BindingRecord> bindings_
+  absl::btree_map<std::string, BindingRecord> bindings_ ABSL_GUARDED_BY(mu_);
+  absl::btree_set<std::pair<absl::Time, std::string>> reservations_
       ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<absl::Time, std::string>> reservations_
-      ABSL_GUARDED_BY(mu_);
+  // Records per NameOwner, and static entries: what the name quotas count.
+  absl::flat_hash_map<std::string, size_t> owned_ ABSL_GUARDED_BY(mu_);
+  size_t static_names_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Declared last: stopped (its queue finished) before the rest goes.
   std::unique_ptr<SqliteBatch> batch_;
@@ -812,10 +863,10 @@ absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
   return records;
 }
 
-absl::flat_hash_map<std::string, BindingRecord> LoadBindings(
+absl::btree_map<std::string, BindingRecord> LoadBindings(
     SQLite::Database& db, const absl::btree_map<std::string, Record>& records,
     const LeasePolicy& policy, absl::Time wall_now) {
-  absl::flat_hash_map<std::string, BindingRecord> bindings;
+  absl::btree_map<std::string, BindingRecord> bindings;
   SQLite::Statement select(
       db, "SELECT name_key, name, public_key, reserved_until_ms FROM bindings");
   while (select.executeStep()) {
@@ -879,9 +930,13 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     auto records = LoadRecords(db, clock.Monotonic());
     auto bindings =
         LoadBindings(db, records, options.lease_policy, clock.Wall());
-    return std::unique_ptr<Store>(new SqliteStore(
+    auto store = std::unique_ptr<Store>(new SqliteStore(
         clock, options, std::move(database), std::move(file->lock),
         std::move(records), std::move(bindings)));
+    // Loading a large file leaves freed buffers (rows read, temporaries)
+    // in the heap; give them back rather than carry them as RSS.
+    malloc_trim(0);
+    return store;
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot open registry database ", path, ": ", e.what()));

@@ -10,12 +10,15 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "registry/quotas.h"
 #include "registry/store.h"
 
 namespace chat::registry {
 
 struct SqliteStoreOptions {
   LeasePolicy lease_policy;
+  // Names per key, per client host and static entries (store_rules.h).
+  NameQuotas name_quotas;
   // Bytes of changes a watcher may lag behind before it is ended (see
   // Watch::status(); chat-registry --max-watch-backlog-kb).
   size_t max_watch_backlog_bytes = 256 * 1024;

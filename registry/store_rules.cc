@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/identity.h"
+#include "common/limits.h"
 #include "common/status.h"
 #include "registry/names.h"
 
@@ -164,9 +165,48 @@ absl::Status ValidateRegisterRequest(const RegisterRequest& request) {
   return absl::OkStatus();
 }
 
+std::string NameOwner(const Record& record) {
+  if (record.is_static()) return "";
+  if (record.public_key) return "k" + record.public_key->Bytes();
+  return record.client.empty() ? "" : "c" + record.client;
+}
+
+std::string NameOwner(const RegisterRequest& request) {
+  if (request.public_key) return "k" + request.public_key->Bytes();
+  return request.client.empty() ? "" : "c" + request.client;
+}
+
+namespace {
+
+// LimitError when a name new to the owner of `request` would go past its
+// quota.
+absl::Status CheckNameQuota(const RegisterRequest& request,
+                            const std::optional<Record>& current,
+                            const NameQuotas& quotas,
+                            const NameCounts& counts) {
+  const std::string owner = NameOwner(request);
+  if (owner.empty()) return absl::OkStatus();
+  // Its record replaces the one counted under this owner already.
+  if (current && NameOwner(*current) == owner) return absl::OkStatus();
+  if (request.public_key) {
+    if (counts.owner_names < quotas.max_per_key) return absl::OkStatus();
+    return LimitError(
+        absl::StrCat("too many names for key ",
+                     ShortFingerprint(*request.public_key), "..."),
+        static_cast<int64_t>(quotas.max_per_key), "max-names-per-key");
+  }
+  if (counts.owner_names < quotas.max_per_client) return absl::OkStatus();
+  return LimitError(
+      absl::StrCat("too many names without a key from ", request.client),
+      static_cast<int64_t>(quotas.max_per_client), "max-names-per-client");
+}
+
+}  // namespace
+
 absl::StatusOr<RegisterDecision> DecideRegister(
     const RegisterRequest& request, const NameState& state,
-    const LeasePolicy& policy, MonoTime now, absl::Time wall_now,
+    const LeasePolicy& policy, const NameQuotas& quotas,
+    const NameCounts& counts, MonoTime now, absl::Time wall_now,
     absl::FunctionRef<std::string()> new_lease_id) {
   const bool bound = IsBound(state, policy, now, wall_now);
   if (bound &&
@@ -180,9 +220,11 @@ absl::StatusOr<RegisterDecision> DecideRegister(
         !SameSecret(current->lease_id, request.lease_id)) {
       return HeldError(*current, now, wall_now);
     }
+    CHAT_RETURN_IF_ERROR(CheckNameQuota(request, current, quotas, counts));
     record = *current;  // The holder renews and perhaps moves.
     record.address = request.address;
   } else {
+    CHAT_RETURN_IF_ERROR(CheckNameQuota(request, current, quotas, counts));
     record.name = request.name;
     record.address = request.address;
     record.lease_id = new_lease_id();
@@ -190,6 +232,7 @@ absl::StatusOr<RegisterDecision> DecideRegister(
   record.ttl = GrantedTtl(policy, request.ttl);
   record.expires_at = now + record.ttl;
   record.public_key = request.public_key;
+  record.client = request.public_key ? "" : request.client;
   RegisterDecision decision;
   decision.binding = state.binding;
   if (request.public_key) {
@@ -203,11 +246,10 @@ absl::StatusOr<RegisterDecision> DecideRegister(
   return decision;
 }
 
-absl::StatusOr<Record> DecidePutStatic(const std::string& name,
-                                       const std::string& address,
-                                       const NameState& state,
-                                       const LeasePolicy& policy, MonoTime now,
-                                       absl::Time wall_now) {
+absl::StatusOr<Record> DecidePutStatic(
+    const std::string& name, const std::string& address, const NameState& state,
+    const LeasePolicy& policy, const NameQuotas& quotas,
+    const NameCounts& counts, MonoTime now, absl::Time wall_now) {
   if (IsBound(state, policy, now, wall_now)) {
     return absl::PermissionDeniedError(absl::StrCat(
         "name ", state.binding->name, " is bound to a key (fingerprint ",
@@ -222,6 +264,11 @@ absl::StatusOr<Record> DecidePutStatic(const std::string& name,
     if (!current->is_static()) return HeldError(*current, now, wall_now);
     record = *current;
   } else {
+    if (counts.static_names >= quotas.max_static) {
+      return LimitError("too many static entries",
+                        static_cast<int64_t>(quotas.max_static),
+                        "max-static-names");
+    }
     record.name = name;
   }
   record.address = address;

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "registry/quotas.h"
 #include "registry/store.h"
 #include "registry/types.h"
 
@@ -33,6 +34,10 @@ struct Record {
   // Watchers were already told this lease expired (a record restored by an
   // undone write can be present, expired and reported). Memory only.
   bool expiry_reported = false;
+  // For a lease without a key: the client host that registered it (what it
+  // counts against). Memory only: after a restart such a lease counts
+  // against nobody until its holder renews it by Register.
+  std::string client;
 
   bool is_static() const { return lease_id.empty(); }
   bool LiveAt(MonoTime now) const { return is_static() || expires_at > now; }
@@ -118,6 +123,20 @@ absl::Status CheckHolder(const std::string& name, const std::string& lease_id,
 // TTL is not negative.
 absl::Status ValidateRegisterRequest(const RegisterRequest& request);
 
+// Who a live name counts against (NameQuotas): its key ("k" + its bytes),
+// else the client host that registered it ("c" + host). Empty for static
+// entries (which count against NameQuotas::max_static together) and for a
+// keyless lease whose host is unknown (restored from the file).
+std::string NameOwner(const Record& record);
+std::string NameOwner(const RegisterRequest& request);
+
+// What a backend counts for the name quotas: records (live, or expired and
+// not yet removed by ExpireDue) per NameOwner, and static entries.
+struct NameCounts {
+  size_t owner_names = 0;  // Records of NameOwner(request) (Register).
+  size_t static_names = 0;
+};
+
 // What a registration makes of a name: its record, and its binding.
 struct RegisterDecision {
   Record record;
@@ -129,18 +148,25 @@ struct RegisterDecision {
 // request has none); else a new lease with id new_lease_id() on a free
 // name, or the holder's renewal (and move) of its own, HeldError otherwise.
 // A request with a key binds the name to it (afresh when an earlier
-// binding's reservation is over). The request must be valid.
+// binding's reservation is over). A name new to its owner (NameOwner) is
+// refused with LimitError (kResourceExhausted) when the owner already holds
+// its quota (`counts.owner_names`). The request must be valid.
 absl::StatusOr<RegisterDecision> DecideRegister(
     const RegisterRequest& request, const NameState& current,
-    const LeasePolicy& policy, MonoTime now, absl::Time wall_now,
+    const LeasePolicy& policy, const NameQuotas& quotas,
+    const NameCounts& counts, MonoTime now, absl::Time wall_now,
     absl::FunctionRef<std::string()> new_lease_id);
 
 // The static entry PutStatic(name, address) makes; HeldError when a live
-// lease holds the name, kPermissionDenied when it is bound to a key.
+// lease holds the name, kPermissionDenied when it is bound to a key,
+// LimitError when it would be a new static entry beyond
+// NameQuotas::max_static (`counts.static_names`).
 absl::StatusOr<Record> DecidePutStatic(const std::string& name,
                                        const std::string& address,
                                        const NameState& current,
-                                       const LeasePolicy& policy, MonoTime now,
+                                       const LeasePolicy& policy,
+                                       const NameQuotas& quotas,
+                                       const NameCounts& counts, MonoTime now,
                                        absl::Time wall_now);
 
 // OK when Release(name) may end the binding in `current`; kNotFound when

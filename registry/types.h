@@ -52,6 +52,9 @@ struct RegisterRequest {
   // RegistryClient::Register from its Identity, checked by the service.
   std::string challenge;
   std::string signature;
+  // The caller's host (chat::ClientHost), set by the service: what a
+  // registration without a key counts against (NameQuotas::max_per_client).
+  std::string client;
 };
 
 // A name bound to a key (Registry.GetBinding): while a lease of the key
@@ -97,6 +100,9 @@ struct MailItem {
   std::string sender;
   std::string recipient;  // A valid name; compared case-insensitively.
   std::string payload;    // Opaque.
+  // Who deposited it, as the server knows them (set by the service, never
+  // by the client): what the per-sender limits count against.
+  std::string origin;
   absl::Time deposited_at = absl::InfinitePast();  // Set by the mailbox.
   int64_t seq = 0;  // Arrival order in this mailbox, set by the mailbox.
 };

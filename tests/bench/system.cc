@@ -34,9 +34,19 @@ constexpr double kRegistryTargetMb = 150;
 constexpr double kPeerTargetMb = 30;
 constexpr double kReadyTargetMs = 300;
 constexpr double kOverloadTargetRatio = 0.8;
+// The million-name targets of issue 12 (memory mode, --names > 100000).
+constexpr double kScaleRegistryTargetMb = 700;
+constexpr double kScaleResolveTargetRatio = 0.9;  // Of resolve with 100.
+constexpr double kScaleRestartTargetRatio = 12;   // Of restart at 100,000.
+constexpr int kScaleBaseNames = 100000;
+constexpr int kScaleSmallNames = 100;
+constexpr int kScaleResolveConcurrency = 16;
+constexpr int kScaleResolveRounds = 3;
 
-constexpr Millis kStartTimeout{20000};
-constexpr Millis kStopTimeout{10000};
+constexpr Millis kStartTimeout{60000};
+// A registry holding a million names takes seconds to free them on a
+// loaded machine.
+constexpr Millis kStopTimeout{60000};
 // The registry's lease bounds for the bench: the fill's leases must outlive
 // every measurement, and nothing renews them.
 constexpr int kRegistryMaxTtlSeconds = 86400;
@@ -165,7 +175,9 @@ class SystemBench {
                       std::thread::hardware_concurrency(),
                       " CPUs, load average ", LoadAverage()));
     if (!StartRegistry()) return exit_code_;
-    if (Wants("memory") || Wants("overload")) {
+    if (Wants("memory") && options_.names > kScaleBaseNames) {
+      if (!Scale()) return exit_code_;
+    } else if (Wants("memory") || Wants("overload")) {
       if (!Fill()) return exit_code_;
     }
     if (Wants("startup") && !Startup()) return exit_code_;
@@ -268,32 +280,197 @@ class SystemBench {
   }
 
   bool StartRegistry() {
+    return StartRegistryOn("registry.db", &registry_, &registry_target_,
+                           &channels_, &registry_ready_ms_);
+  }
+
+  // Starts a registry on DIR/`db` and connects to it: `ready_ms` from spawn
+  // until its "start: listening" line (printed once the file is loaded).
+  bool StartRegistryOn(const std::string& db,
+                       std::unique_ptr<ChildProcess>* child,
+                       std::string* target, Channels* channels,
+                       double* ready_ms) {
     ChildLine line;
-    registry_ =
-        StartChild({Bin("chat-registry"), "--listen", "127.0.0.1:0", "--db",
-                    (dir_ / "registry.db").string(), "--max-ttl",
-                    std::to_string(kRegistryMaxTtlSeconds), "--default-ttl",
-                    std::to_string(kFillTtl.count() / 1000)},
-                   "start: listening", /*on_stderr=*/true, &line);
-    if (registry_ == nullptr) return false;
+    std::unique_ptr<ChildProcess>& started = *child;
+    started = StartChild(
+        {Bin("chat-registry"), "--listen", "127.0.0.1:0", "--db",
+         (dir_ / db).string(), "--max-ttl",
+         std::to_string(kRegistryMaxTtlSeconds), "--default-ttl",
+         std::to_string(kFillTtl.count() / 1000),
+         // 64 callers, one key each, share the fill.
+         "--max-names-per-key", std::to_string(std::max(options_.names, 32))},
+        "start: listening", /*on_stderr=*/true, &line);
+    if (started == nullptr) return false;
     const int port = PortInLine(line.text);
     if (port == 0) {
       CannotStart("no port in the registry's line: " + line.text);
       return false;
     }
-    registry_target_ = absl::StrCat("127.0.0.1:", port);
-    absl::StatusOr<Channels> channels =
-        NewChannels(registry_target_, options_.connections);
-    if (!channels.ok()) {
-      CannotStart(std::string(channels.status().message()));
+    *target = absl::StrCat("127.0.0.1:", port);
+    absl::StatusOr<Channels> connected =
+        NewChannels(*target, options_.connections);
+    if (!connected.ok()) {
+      CannotStart(std::string(connected.status().message()));
       return false;
     }
-    channels_ = *std::move(channels);
-    Note(absl::StrCat("chat-registry pid ", registry_->pid(), " on ",
-                      registry_target_, ", ready ",
-                      Fixed(MillisBetween(registry_->spawned_at(), line.at), 1),
+    *channels = *std::move(connected);
+    *ready_ms = MillisBetween(started->spawned_at(), line.at);
+    Note(absl::StrCat("chat-registry pid ", started->pid(), " on ", *target,
+                      " (", db, "), ready ", Fixed(*ready_ms, 1),
                       " ms after spawn"));
     return true;
+  }
+
+  // Registers `count` more leases (fresh names, one key per caller) in the
+  // registry behind `channels`, adding their names to `names`.
+  bool FillMore(const Channels& channels, int count,
+                std::vector<std::string>* names) {
+    const std::string prefix = "bench-" + RandomHex(3) + "-";
+    const int callers = std::min(kFillConcurrency, count);
+    std::unique_ptr<Workload> fill =
+        NewLeaseFillWorkload(channels, callers, prefix, kFillTtl);
+    LoadOptions load;
+    load.concurrency = callers;
+    load.operations = count;
+    load.duration = kFillTimeLimit;
+    const LoadResult filled = RunClosedLoop(*fill, load);
+    for (int i = 0; i < count; ++i) names->push_back(FillName(prefix, i));
+    const double rate = filled.seconds > 0
+                            ? static_cast<double>(filled.calls) / filled.seconds
+                            : 0;
+    Emit(absl::StrCat("{\"kind\":\"fill\",\"leases\":", filled.calls,
+                      ",\"errors\":", filled.errors,
+                      ",\"error_codes\":", ErrorCountsJson(filled.error_counts),
+                      ",\"total\":", names->size(),
+                      ",\"seconds\":", Fixed(filled.seconds, 2),
+                      ",\"registers_per_s\":", Fixed(rate, 0), "}"),
+         absl::StrFormat("fill    %d leases registered over gRPC (%d in "
+                         "flight) in %.2f s, %.0f/s, %d in all, errors: %s",
+                         filled.calls, callers, filled.seconds, rate,
+                         static_cast<int>(names->size()),
+                         ErrorCountsText(filled.error_counts)));
+    if (filled.errors > 0 || filled.calls != count) {
+      return Failed(absl::StrCat("the fill registered ", filled.calls, " of ",
+                                 count, " names"));
+    }
+    return true;
+  }
+
+  // Stops the registry and starts it again on the same file; the time until
+  // it is ready, 0 on failure.
+  double Restart(int names) {
+    StopRegistry();
+    if (exit_code_ != 0 || !StartRegistry()) return 0;
+    absl::StatusOr<ProcessMemory> memory = registry_->Memory();
+    if (memory.ok())
+      EmitMemory("chat-registry", "restarted", names, *memory, 0);
+    Emit(absl::StrCat("{\"kind\":\"restart\",\"names\":", names,
+                      ",\"ready_ms\":", Fixed(registry_ready_ms_, 1), "}"),
+         absl::StrFormat("restart chat-registry with %7d names: ready %8.1f "
+                         "ms after spawn",
+                         names, registry_ready_ms_));
+    return registry_ready_ms_;
+  }
+
+  double ResolveRate(const Channels& channels,
+                     const std::vector<std::string>& names, int names_held) {
+    std::unique_ptr<Workload> resolve =
+        NewResolveWorkload(channels, kScaleResolveConcurrency, names);
+    LoadOptions load;
+    load.concurrency = kScaleResolveConcurrency;
+    load.warmup = options_.warmup;
+    load.duration = options_.duration;
+    const LoadResult r = RunClosedLoop(*resolve, load);
+    const double rate =
+        r.seconds > 0 ? static_cast<double>(r.calls) / r.seconds : 0;
+    Emit(absl::StrCat("{\"kind\":\"scale_resolve\",\"names\":", names_held,
+                      ",\"concurrency\":", kScaleResolveConcurrency,
+                      ",\"errors\":", r.errors,
+                      ",\"calls_per_s\":", Fixed(rate, 1), "}"),
+         absl::StrFormat("resolve registry of %7d names, conc %d: %9.0f "
+                         "calls/s, errors: %s",
+                         names_held, kScaleResolveConcurrency, rate,
+                         ErrorCountsText(r.error_counts)));
+    if (r.errors > 0)
+      Failed("resolve failed: " + ErrorCountsText(r.error_counts));
+    return rate;
+  }
+
+  // Issue 12's million names: fills kScaleBaseNames, restarts (the
+  // baseline), fills up to --names, reads the memory, restarts again; then
+  // resolve against a second registry holding kScaleSmallNames, in
+  // alternating rounds (the machine is shared: same run, same moment).
+  bool Scale() {
+    absl::StatusOr<ProcessMemory> idle = IdleMemory(*registry_);
+    if (!idle.ok()) {
+      return Failed(absl::StrCat("chat-registry: ", idle.status().message()));
+    }
+    EmitMemory("chat-registry", "idle", 0, *idle, 0);
+    if (!FillMore(channels_, kScaleBaseNames, &names_)) return false;
+    const double base_restart = Restart(kScaleBaseNames);
+    if (base_restart == 0) return false;
+    if (!FillMore(channels_, options_.names - kScaleBaseNames, &names_)) {
+      return false;
+    }
+    absl::StatusOr<ProcessMemory> full = registry_->Memory();
+    if (!full.ok()) {
+      return Failed(absl::StrCat("chat-registry: ", full.status().message()));
+    }
+    EmitMemory("chat-registry", "live-names", options_.names, *full,
+               kScaleRegistryTargetMb);
+    const double restart = Restart(options_.names);
+    if (restart == 0) return false;
+    absl::StatusOr<ProcessMemory> restarted = registry_->Memory();
+    if (restarted.ok()) {
+      EmitMemory("chat-registry", "live-names-restarted", options_.names,
+                 *restarted, kScaleRegistryTargetMb);
+    }
+    const double restart_ratio = restart / base_restart;
+    Emit(absl::StrCat(
+             "{\"kind\":\"scale_restart_ratio\",\"ratio\":",
+             Fixed(restart_ratio, 2),
+             ",\"target\":", Fixed(kScaleRestartTargetRatio, 0), ",\"met\":",
+             restart_ratio <= kScaleRestartTargetRatio ? "true" : "false", "}"),
+         absl::StrFormat(
+             "ratio   restart %d / restart %d names: %.2f  "
+             "target <= %.0f: %s",
+             options_.names, kScaleBaseNames, restart_ratio,
+             kScaleRestartTargetRatio,
+             restart_ratio <= kScaleRestartTargetRatio ? "met" : "MISSED"));
+
+    std::unique_ptr<ChildProcess> small;
+    std::string small_target;
+    Channels small_channels;
+    double small_ready = 0;
+    if (!StartRegistryOn("small.db", &small, &small_target, &small_channels,
+                         &small_ready)) {
+      return false;
+    }
+    std::vector<std::string> small_names;
+    if (!FillMore(small_channels, kScaleSmallNames, &small_names)) {
+      return false;
+    }
+    std::vector<double> ratios;
+    for (int round = 0; round < kScaleResolveRounds; ++round) {
+      const double few =
+          ResolveRate(small_channels, small_names, kScaleSmallNames);
+      const double many = ResolveRate(channels_, names_, options_.names);
+      if (few > 0) ratios.push_back(many / few);
+    }
+    StopChild(*small, "chat-registry (small)");
+    if (ratios.empty()) return Failed("no resolve succeeded");
+    const Spread s = SpreadOf(ratios);
+    const bool met = s.median >= kScaleResolveTargetRatio;
+    Emit(absl::StrCat(
+             "{\"kind\":\"scale_resolve_ratio\",\"ratio\":", SpreadJson(s, 3),
+             ",\"target\":", Fixed(kScaleResolveTargetRatio, 2),
+             ",\"met\":", met ? "true" : "false", "}"),
+         absl::StrFormat("ratio   resolve %d / resolve %d names: min %.3f "
+                         "median %.3f max %.3f  target median >= %.2f: %s",
+                         options_.names, kScaleSmallNames, s.min, s.median,
+                         s.max, kScaleResolveTargetRatio,
+                         met ? "met" : "MISSED"));
+    return exit_code_ == 0;
   }
 
   void StopRegistry() {
@@ -663,6 +840,7 @@ class SystemBench {
   int exit_code_ = 0;
   std::unique_ptr<ChildProcess> registry_;
   std::string registry_target_;
+  double registry_ready_ms_ = 0;
   Channels channels_;
   std::vector<std::string> names_;
 };

@@ -62,6 +62,9 @@ class PeerTest : public ::testing::Test {
     for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
       std::filesystem::remove(db_path_ + suffix);
     }
+    for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
+      std::filesystem::remove(registry::MailboxPath(db_path_) + suffix);
+    }
   }
 
   void SetUp() override { StartRegistry(0); }

@@ -194,6 +194,9 @@ class ChatctlTest : public ::testing::Test {
     for (const char* suffix : {"", "-wal", "-shm", ".lock", ".token"}) {
       std::filesystem::remove(db_path_ + suffix);
     }
+    for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
+      std::filesystem::remove(registry::MailboxPath(db_path_) + suffix);
+    }
   }
 
   void SetUp() override { StartRegistry("127.0.0.1:0"); }

@@ -5,8 +5,11 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -17,6 +20,7 @@
 #include "common/clock.h"
 #include "common/random.h"
 #include "registry/sqlite_mailbox.h"
+#include "registry/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -26,6 +30,7 @@ namespace {
 using ::chat::testing::IsOk;
 using ::chat::testing::StatusIs;
 using ::chat::testing::TempDir;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::HasSubstr;
@@ -244,6 +249,77 @@ TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
               StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
+MailItem From(const std::string& origin, MailItem item) {
+  item.origin = origin;
+  return item;
+}
+
+// Issue 12: 20 made-up recipients x 16 MiB. A sender (its origin: the
+// client host) is bounded across every recipient; other senders are served.
+TEST_P(MailboxContractTest, ASenderIsBoundedAcrossAllRecipients) {
+  limits_.max_items_per_sender = 4;
+  limits_.max_bytes_per_sender = 100;
+  Open();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_THAT(mailbox_->Deposit(
+                    From("10.0.0.7", Message("m", absl::StrCat("r", i), "x"))),
+                IsOk());
+  }
+  EXPECT_THAT(
+      mailbox_->Deposit(From("10.0.0.7", Message("m", "r4", "x"))),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               AllOf(HasSubstr("from 10.0.0.7"),
+                     HasSubstr("(limit 4, --mailbox-max-sender-messages)"))));
+  EXPECT_THAT(mailbox_->Deposit(From("10.0.0.8", Message("m", "r4", "x"))),
+              IsOk());
+  // Bytes, across two recipients.
+  ASSERT_THAT(mailbox_->Deposit(From(
+                  "10.0.0.9", Message("m", "s1", "y", std::string(50, 'x')))),
+              IsOk());
+  ASSERT_THAT(mailbox_->Deposit(From(
+                  "10.0.0.9", Message("m", "s2", "y", std::string(50, 'x')))),
+              IsOk());
+  EXPECT_THAT(mailbox_->Deposit(From("10.0.0.9", Message("m", "s3", "y", "z"))),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("--mailbox-max-sender-mb")));
+  if (GetParam().durable) Open();  // The counts come back from the file.
+  EXPECT_THAT(mailbox_->Deposit(From("10.0.0.7", Message("m", "r5", "x"))),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  // An acknowledged item makes room for its sender again.
+  ASSERT_THAT(mailbox_->Ack("r0", {"x"}, {}), IsOk());
+  EXPECT_THAT(mailbox_->Deposit(From("10.0.0.7", Message("m", "r5", "x"))),
+              IsOk());
+}
+
+// Issue 12: 30,000 receipts landed in a full mailbox. Every item, receipts
+// too, counts against the total (payload + kMailItemOverheadBytes).
+TEST_P(MailboxContractTest, TheTotalIsBoundedAndReceiptsCount) {
+  const size_t item = 1 + kMailItemOverheadBytes;  // Payload "p".
+  limits_.max_total_bytes = 4 * item;
+  Open();
+  ASSERT_THAT(mailbox_->Deposit(From("h1", Message("a", "b", "m0"))), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(From("h2", Message("a", "c", "m1"))), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(From("h3", Message("a", "d", "m2"))), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("a", "e", "m3")), IsOk());
+  EXPECT_THAT(mailbox_->Deposit(From("h5", Message("a", "f", "m4"))),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("the mailbox is full"),
+                             HasSubstr("--mailbox-max-total-mb"))));
+  // A receipt takes the room its message left, and no more.
+  ASSERT_THAT(
+      mailbox_->Ack("b", {"m0"}, {From("b", Receipt("b", "a", "m0", "p"))}),
+      IsOk());
+  EXPECT_THAT(Ids("a"), ElementsAre("m0"));
+  EXPECT_THAT(mailbox_->Deposit(From("h5", Message("a", "f", "m4"))),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  // Over the total, a receipt is dropped and the Ack stands.
+  ASSERT_THAT(
+      mailbox_->Ack("c", {"m1"}, {From("c", Receipt("c", "a", "m1", "pp"))}),
+      IsOk());
+  EXPECT_THAT(Ids("a"), ElementsAre("m0"));
+  EXPECT_THAT(Ids("c"), IsEmpty());
+}
+
 TEST_P(MailboxContractTest, TheLimitsFollowAcksCopiesReopensAndExpiry) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", absl::StrCat(i))),
@@ -378,7 +454,8 @@ TEST(SqliteMailboxTest, AFailingWriteFailsAloneAndChangesNothing) {
   ASSERT_THAT(opened, IsOk());
   std::unique_ptr<Mailbox> mailbox = *std::move(opened);
   {
-    SQLite::Database db(dir.File("registry.db"), SQLite::OPEN_READWRITE);
+    SQLite::Database db(MailboxPath(dir.File("registry.db")),
+                        SQLite::OPEN_READWRITE);
     db.exec(
         "CREATE TRIGGER fail_bad BEFORE INSERT ON mail WHEN "
         "NEW.recipient_key = 'bad' BEGIN SELECT RAISE(ABORT, 'injected "
@@ -421,6 +498,95 @@ TEST(SqliteMailboxTest, AFailingWriteFailsAloneAndChangesNothing) {
   opened = OpenSqliteMailbox(dir.File("registry.db"), clock, limits);
   ASSERT_THAT(opened, IsOk());
   EXPECT_EQ((*opened)->Stat("ok1")->count, size_t{kPerThread});
+}
+
+// Issue 12: on a small disk the mailbox filled it, and then Register and
+// PutStatic failed ("database or disk is full"). On a 16 MiB file system
+// of its own, with chat-registry's default total, mail fills its quota and
+// names are still written.
+TEST(SqliteMailboxTest, AFullMailboxLeavesRoomForTheNames) {
+  TempDir dir;
+  const std::string small = dir.File("small");
+  ASSERT_TRUE(std::filesystem::create_directory(small));
+  if (mount("tmpfs", small.c_str(), "tmpfs", 0, "size=16m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs (needs root): "
+                 << std::strerror(errno);
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{small};
+  FakeClock clock;
+  const std::string db = small + "/registry.db";
+  SqliteStoreOptions store_options;
+  store_options.name_quotas.max_per_key = 1000;
+  auto store = OpenSqliteStore(db, clock, store_options);
+  ASSERT_THAT(store, IsOk());
+  MailboxLimits limits;  // Only the total limits this flood.
+  limits.max_items = limits.max_items_per_sender = 1 << 20;
+  limits.max_bytes = limits.max_bytes_per_sender = size_t{1} << 30;
+  limits.max_total_bytes = DefaultMailboxTotalBytes(db);
+  EXPECT_LE(limits.max_total_bytes, size_t{4} << 20);  // A quarter.
+  auto mailbox = OpenSqliteMailbox(db, clock, limits);
+  ASSERT_THAT(mailbox, IsOk());
+  absl::Status refused;
+  int stored = 0;
+  for (int i = 0; i < 5000 && refused.ok(); ++i) {
+    refused = (*mailbox)->Deposit(
+        From(absl::StrCat("10.0.0.", i % 50),
+             Message("m", absl::StrCat("r", i % 20), absl::StrCat("id", i),
+                     std::string(16 * 1024, 'x'))));
+    if (refused.ok()) ++stored;
+  }
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted,
+                                HasSubstr("--mailbox-max-total-mb")));
+  EXPECT_GT(stored, 100);
+  // The names: registrations and static entries are all written.
+  PublicKey key;
+  key.bytes.fill(7);
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_THAT(
+        (*store)->Register({absl::StrCat("n", i), "h:1", Millis(0), "", key}),
+        IsOk());
+  }
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_THAT((*store)->PutStatic(absl::StrCat("s", i), "h:1"), IsOk());
+  }
+  EXPECT_EQ((*store)->Size(), 350u);
+  // Mail still flows once some is delivered.
+  ASSERT_THAT((*mailbox)->Ack("r0", {"id0", "id20"}, {}), IsOk());
+  EXPECT_THAT((*mailbox)->Deposit(Message("m", "r0", "again")), IsOk());
+  mailbox->reset();
+  store->reset();
+}
+
+// Mail kept inside the registry's own file (before issue 12) moves to the
+// mailbox's file on open, and stays there.
+TEST(SqliteMailboxTest, MailInTheRegistryFileMovesToItsOwnFile) {
+  TempDir dir;
+  FakeClock clock;
+  const std::string db = dir.File("registry.db");
+  auto store = OpenSqliteStore(db, clock);  // Makes the old mail table.
+  ASSERT_THAT(store, IsOk());
+  {
+    SQLite::Database old(db, SQLite::OPEN_READWRITE);
+    old.exec(
+        "INSERT INTO mail (recipient_key, id, kind, sender, recipient, "
+        "payload, deposited_at_ms) VALUES ('bob', 'm1', 1, 'alice', 'Bob', "
+        "x'00', 0), ('bob', 'm2', 1, 'alice', 'Bob', x'01', 0)");
+  }
+  EXPECT_EQ(MailboxPath(db), dir.File("registry.mail.db"));
+  for (int round = 0; round < 2; ++round) {
+    auto mailbox = OpenSqliteMailbox(db, clock);
+    ASSERT_THAT(mailbox, IsOk());
+    auto items = (*mailbox)->Peek("bob", 0, 10);
+    ASSERT_THAT(items, IsOk());
+    ASSERT_THAT(*items, SizeIs(2));
+    EXPECT_EQ((*items)[0].id, "m1");
+    EXPECT_EQ((*items)[1].recipient, "Bob");
+  }
+  SQLite::Database old(db, SQLite::OPEN_READONLY);
+  EXPECT_EQ(old.execAndGet("SELECT count(*) FROM mail").getInt(), 0);
 }
 
 }  // namespace

@@ -47,9 +47,9 @@ class RegistryServiceTest : public ::testing::Test {
   void SetUp() override { StartServer(); }
 
   void StartServer() {
-    auto store = OpenSqliteStore(db_path_, clock_);
+    auto store = OpenSqliteStore(db_path_, clock_, store_options_);
     ASSERT_THAT(store, IsOk());
-    RegistryServerOptions options;
+    RegistryServerOptions options = server_options_;
     options.listen_address = "127.0.0.1:0";
     options.expiry_interval = Millis(10);
     options.admin_token = kAdminToken;
@@ -69,6 +69,8 @@ class RegistryServiceTest : public ::testing::Test {
   }
 
   FakeClock clock_;
+  SqliteStoreOptions store_options_;
+  RegistryServerOptions server_options_;
   // Every registration is proven with a key; a second alice with her key
   // (another process on her data directory) is told the name is held.
   const Identity alice_ = Identity::Generate();
@@ -171,6 +173,28 @@ TEST_F(RegistryServiceTest, OversizedRequestsAreRefusedAndTheServerLivesOn) {
       StatusIs(absl::StatusCode::kResourceExhausted));
   EXPECT_THAT(client_->Register({"alice", "h:1", Millis(0), ""}, &alice_),
               IsOk());
+}
+
+// Issue 12: one client registered 100,000 names.
+TEST_F(RegistryServiceTest, NameQuotasAreResourceExhaustedAndOthersAreServed) {
+  store_options_.name_quotas.max_per_key = 2;
+  store_options_.name_quotas.max_per_client = 2;
+  server_options_.require_key = false;
+  RestartServer();
+  ASSERT_THAT(client_->Register({"a1", "h:1", Millis(0), ""}, &alice_), IsOk());
+  ASSERT_THAT(client_->Register({"a2", "h:1", Millis(0), ""}, &alice_), IsOk());
+  EXPECT_THAT(client_->Register({"a3", "h:1", Millis(0), ""}, &alice_),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("(limit 2, --max-names-per-key)")));
+  EXPECT_THAT(client_->Register({"b1", "h:1", Millis(0), ""}, &bob_), IsOk());
+  // Without a key, the names count against the client's host.
+  ASSERT_THAT(client_->Register({"k1", "h:1", Millis(0), ""}), IsOk());
+  ASSERT_THAT(client_->Register({"k2", "h:1", Millis(0), ""}), IsOk());
+  EXPECT_THAT(client_->Register({"k3", "h:1", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("without a key from 127.0.0.1 (limit 2, "
+                                 "--max-names-per-client)")));
+  EXPECT_THAT(client_->Resolve("a1"), IsOk());
 }
 
 TEST_F(RegistryServiceTest, ListPagesThroughManyNames) {

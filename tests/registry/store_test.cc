@@ -39,6 +39,7 @@ using ::testing::UnorderedElementsAre;
 
 constexpr size_t kTestWatchBacklogBytes = 4096;
 const absl::Duration kTestReserve = absl::Hours(1);
+constexpr size_t kTestQuota = 5;  // Names per key, per client, static.
 
 struct StoreFactory {
   std::string name;
@@ -52,6 +53,9 @@ SqliteStoreOptions TestOptions() {
   SqliteStoreOptions options;
   options.max_watch_backlog_bytes = kTestWatchBacklogBytes;
   options.lease_policy.reserve = kTestReserve;
+  options.name_quotas.max_per_key = kTestQuota;
+  options.name_quotas.max_per_client = kTestQuota;
+  options.name_quotas.max_static = kTestQuota;
   return options;
 }
 
@@ -798,6 +802,86 @@ TEST_P(StoreContractTest, AReopenedStoreKeepsEverythingAndRenewsLeases) {
   EXPECT_THAT(store_->Resolve("expired"),
               StatusIs(absl::StatusCode::kNotFound));
   EXPECT_EQ(store_->Size(), 2u);
+}
+
+// Issue 12: one client registered 100,000 names. Each key holds at most
+// max_per_key live names; others are served all the while.
+TEST_P(StoreContractTest, NamesPerKeyAreBounded) {
+  const PublicKey greedy = TestKey(1);
+  std::vector<Lease> leases;
+  for (size_t i = 0; i < kTestQuota; ++i) {
+    leases.push_back(
+        MustRegisterWithKey(absl::StrCat("n", i), "h:1", greedy, Millis(2000)));
+  }
+  EXPECT_THAT(store_->Register({"one-more", "h:1", Millis(0), "", greedy}),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("too many names for key"),
+                             HasSubstr("limit 5, --max-names-per-key"))));
+  EXPECT_THAT(store_->Resolve("one-more"),
+              StatusIs(absl::StatusCode::kNotFound));
+  // Others are served; the holder still renews and moves its own.
+  MustRegisterWithKey("one-more", "h:2", TestKey(2));
+  EXPECT_THAT(
+      store_->Register({"n0", "h:3", Millis(2000), leases[0].lease_id, greedy}),
+      IsOk());
+  // A name it gives up, or one that expires, makes room again.
+  ASSERT_THAT(store_->Unregister("n0", leases[0].lease_id), IsOk());
+  MustRegisterWithKey("again", "h:1", greedy);
+  EXPECT_THAT(store_->Register({"later", "h:1", Millis(0), "", greedy}),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  clock_.Advance(Millis(2000));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  MustRegisterWithKey("later", "h:1", greedy);
+}
+
+TEST_P(StoreContractTest, KeylessNamesPerClientHostAreBounded) {
+  auto keyless = [](const std::string& name, const std::string& client) {
+    RegisterRequest request{name, "h:1"};
+    request.client = client;
+    return request;
+  };
+  for (size_t i = 0; i < kTestQuota; ++i) {
+    ASSERT_THAT(store_->Register(keyless(absl::StrCat("n", i), "10.0.0.7")),
+                IsOk());
+  }
+  EXPECT_THAT(store_->Register(keyless("one-more", "10.0.0.7")),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("without a key from 10.0.0.7"),
+                             HasSubstr("--max-names-per-client"))));
+  EXPECT_THAT(store_->Register(keyless("one-more", "10.0.0.8")), IsOk());
+  // A key is counted against itself, not against the host.
+  RegisterRequest with_key = keyless("keyed", "10.0.0.7");
+  with_key.public_key = TestKey(3);
+  EXPECT_THAT(store_->Register(with_key), IsOk());
+}
+
+TEST_P(StoreContractTest, StaticEntriesAreBounded) {
+  for (size_t i = 0; i < kTestQuota; ++i) {
+    ASSERT_THAT(store_->PutStatic(absl::StrCat("s", i), "h:1"), IsOk());
+  }
+  EXPECT_THAT(store_->PutStatic("one-more", "h:1"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("too many static entries"),
+                             HasSubstr("limit 5, --max-static-names"))));
+  EXPECT_THAT(store_->PutStatic("s0", "h:2"), IsOk());  // An update.
+  MustRegisterWithKey("peer", "h:3", TestKey(1));
+  ASSERT_THAT(store_->RemoveStatic("s1"), IsOk());
+  EXPECT_THAT(store_->PutStatic("one-more", "h:1"), IsOk());
+}
+
+TEST_P(StoreContractTest, NameQuotasSurviveAReopen) {
+  if (!GetParam().durable) GTEST_SKIP() << "not a durable store";
+  for (size_t i = 0; i < kTestQuota; ++i) {
+    MustRegisterWithKey(absl::StrCat("n", i), "h:1", TestKey(1));
+    ASSERT_THAT(store_->PutStatic(absl::StrCat("s", i), "h:1"), IsOk());
+  }
+  store_.reset();
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_THAT(store_->Register({"one-more", "h:1", Millis(0), "", TestKey(1)}),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(store_->PutStatic("one-more", "h:1"),
+              StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
 INSTANTIATE_TEST_SUITE_P(
