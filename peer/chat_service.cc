@@ -1,9 +1,14 @@
 #include "peer/chat_service.h"
 
+#include <deque>
+#include <functional>
 #include <memory>
+#include <thread>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
 #include "common/status.h"
@@ -40,6 +45,64 @@ absl::Status Check(const ChatMessage& message, const std::string& own_name) {
 
 }  // namespace
 
+// Runs jobs one at a time on its own thread, at most `capacity` waiting.
+class ChatService::LookupLane {
+ public:
+  explicit LookupLane(size_t capacity)
+      : capacity_(capacity), thread_([this] { Loop(); }) {}
+
+  // Runs what is queued, then ends the thread.
+  ~LookupLane() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+
+  // Queues `job`; false when `capacity` jobs wait already.
+  bool TryPost(std::function<void()> job) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || jobs_.size() >= capacity_) return false;
+    jobs_.push_back(std::move(job));
+    return true;
+  }
+
+  size_t waiting() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return jobs_.size() + (running_ ? 1 : 0);
+  }
+
+ private:
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_) {
+    while (true) {
+      std::function<void()> job;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || !jobs_.empty();
+        };
+        // Not a wait for time: for work, or the end.
+        mu_.Await(absl::Condition(&ready));
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+        running_ = true;
+      }
+      job();
+      absl::MutexLock lock(&mu_);
+      running_ = false;
+    }
+  }
+
+  const size_t capacity_;
+  mutable absl::Mutex mu_;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // Last: it uses the above.
+};
+
 std::string LabTime(absl::Time t) {
   return absl::FormatTime("%H:%M", t, absl::LocalTimeZone());
 }
@@ -51,7 +114,12 @@ ChatService::ChatService(std::string own_name, MessageSink* sink,
       sink_(sink),
       clock_(clock),
       authenticator_(authenticator != nullptr ? authenticator : &plain_),
-      gate_(gate) {}
+      gate_(gate),
+      lane_(std::make_unique<LookupLane>(kLookupsWaiting)) {}
+
+ChatService::~ChatService() = default;
+
+size_t ChatService::waiting_lookups() const { return lane_->waiting(); }
 
 grpc::ServerUnaryReactor* ChatService::GetInformation(
     grpc::CallbackServerContext* context, const ::NullMsg* /*request*/,
@@ -69,6 +137,7 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
     ::NullMsg* /*response*/) {
   absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
+  auto held = std::make_shared<CallGate::Ticket>(*std::move(ticket));
   // A stale address first: the message is for someone else, whoever sent it.
   if (!request->recipient().empty() &&
       registry::NameKey(request->recipient()) != registry::NameKey(own_name_)) {
@@ -85,32 +154,58 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
   }
   absl::StatusOr<ChatMessage> unwrapped =
       authenticator_->Unwrap(*request, /*may_wait=*/false);
-  if (!unwrapped.ok()) return Respond(context, unwrapped.status());
+  // Answered once the message is durably ours, without holding a thread.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!unwrapped.ok() &&
+      unwrapped.status().code() == absl::StatusCode::kUnavailable &&
+      authenticator_->WouldAsk(request->sender())) {
+    // A sender met for the first time: only the registry knows its key
+    // (we follow only those we talk with). Wait for it off gRPC's threads.
+    auto copy = std::make_shared<::Message>(*request);
+    if (lane_->TryPost([this, reactor, copy, held] {
+          Take(reactor, *copy,
+               authenticator_->Unwrap(*copy,
+                                      /*may_wait=*/true),
+               held);
+        })) {
+      return reactor;
+    }
+  }
+  Take(reactor, *request, std::move(unwrapped), std::move(held));
+  return reactor;
+}
+
+void ChatService::Take(grpc::ServerUnaryReactor* reactor,
+                       const ::Message& request,
+                       absl::StatusOr<ChatMessage> unwrapped,
+                       std::shared_ptr<CallGate::Ticket> held) {
+  if (!unwrapped.ok()) {
+    reactor->Finish(ToGrpcStatus(unwrapped.status()));
+    return;
+  }
   ChatMessage message = *std::move(unwrapped);
-  const bool sequenced = request->sequence() != 0 ||
-                         !request->sequence_epoch().empty() ||
-                         request->sequence_floor() != 0;
+  const bool sequenced = request.sequence() != 0 ||
+                         !request.sequence_epoch().empty() ||
+                         request.sequence_floor() != 0;
   if (sequenced && message.sequence == 0) {
-    return Respond(context,
-                   absl::InvalidArgumentError(
-                       "sequence must be positive, with a sequence_epoch of "
-                       "1-64 bytes and a sequence_floor from 1 to sequence"));
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        "sequence must be positive, with a sequence_epoch of "
+        "1-64 bytes and a sequence_floor from 1 to sequence")));
+    return;
   }
   if (absl::Status status = Check(message, own_name_); !status.ok()) {
-    return Respond(context, status);
+    reactor->Finish(ToGrpcStatus(status));
+    return;
   }
   message.received_at = clock_.Wall();
   if (message.id.empty()) message.id = NewUuidV7(message.received_at);
   if (message.to.empty()) message.to = own_name_;
-  // Answered once the message is durably ours, without holding a thread.
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  // The ticket is held until the answer (shared: std::function copies).
+  // The gate's ticket is held until the answer (shared: std::function
+  // copies).
   sink_->Accept(message,
-                [reactor, held = std::make_shared<CallGate::Ticket>(
-                              *std::move(ticket))](const absl::Status& status) {
+                [reactor, held = std::move(held)](const absl::Status& status) {
                   reactor->Finish(ToGrpcStatus(status));
                 });
-  return reactor;
 }
 
 }  // namespace chat::peer

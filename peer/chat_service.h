@@ -4,7 +4,9 @@
 #ifndef CHAT_PEER_CHAT_SERVICE_H_
 #define CHAT_PEER_CHAT_SERVICE_H_
 
+#include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -36,6 +38,8 @@ class ChatService final : public ::ChattingService::CallbackService {
   ChatService(std::string own_name, MessageSink* sink, const Clock& clock,
               Authenticator* authenticator = nullptr,
               CallGate* gate = &DefaultCallGate());
+  // Finishes what waits for a key lookup first. Stop the server before.
+  ~ChatService() override;
 
   // Answers with our name, as the lab's peer did, so a lab peer can find out
   // whom it is talking to.
@@ -47,18 +51,34 @@ class ChatService final : public ::ChattingService::CallbackService {
   // malformed sealed bytes; FAILED_PRECONDITION when the message names
   // another recipient; UNAUTHENTICATED when it is not from the holder of
   // the sender's key (never shown); UNAVAILABLE when the sender's key cannot
-  // be known now (try again later).
+  // be known now (try again later). A first message from a sender whose key
+  // must be looked up in the registry waits for it on one thread of the
+  // service's own (gRPC's threads never wait), at most kLookupsWaiting of
+  // them; beyond, UNAVAILABLE at once (the sender's peer leaves it in our
+  // mailbox).
   grpc::ServerUnaryReactor* SendMessage(grpc::CallbackServerContext* context,
                                         const ::Message* request,
                                         ::NullMsg* response) override;
 
+  static constexpr size_t kLookupsWaiting = 64;
+  // Messages waiting for their sender's key now (tests).
+  size_t waiting_lookups() const;
+
  private:
+  class LookupLane;
+  // Checks what Unwrap() made of `request` and hands it to the sink;
+  // finishes `reactor` with the outcome.
+  void Take(grpc::ServerUnaryReactor* reactor, const ::Message& request,
+            absl::StatusOr<ChatMessage> unwrapped,
+            std::shared_ptr<CallGate::Ticket> held);
+
   const std::string own_name_;
   MessageSink* const sink_;  // Not owned.
   const Clock& clock_;
   PlainAuthenticator plain_;
   Authenticator* const authenticator_;  // Not owned; or &plain_.
   CallGate* const gate_;                // Not owned.
+  std::unique_ptr<LookupLane> lane_;    // Last: its thread uses the above.
 };
 
 // "HH:MM" in the local time zone, the lab's format.

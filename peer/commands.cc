@@ -71,7 +71,22 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
           name);
     }
     if (command == "/peers" || command == "/who") {
-      return Make(Command::Kind::kPeers);
+      const std::string more =
+          absl::AsciiStrToLower(absl::StripAsciiWhitespace(rest));
+      if (!more.empty() && more != "more") {
+        return Error(absl::StrCat("usage: ", command, " [more]"));
+      }
+      return Make(Command::Kind::kPeers, "", more);
+    }
+    if (command == "/follow" || command == "/unfollow") {
+      auto [name, extra] = FirstWord(rest);
+      if (!extra.empty() || (command == "/unfollow" && name.empty())) {
+        return Error(absl::StrCat("usage: ", command,
+                                  command == "/follow" ? " [NAME]" : " NAME"));
+      }
+      return Make(command == "/follow" ? Command::Kind::kFollow
+                                       : Command::Kind::kUnfollow,
+                  name);
     }
     if (command == "/help" || command == "/?") {
       return Make(Command::Kind::kHelp);
@@ -92,9 +107,9 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
 }
 
 const std::vector<std::string>& CommandWords() {
-  static const auto* const words =
-      new std::vector<std::string>{"/msg",    "/chat",  "/peers", "/whoami",
-                                   "/verify", "/trust", "/help",  "/quit"};
+  static const auto* const words = new std::vector<std::string>{
+      "/msg",    "/chat",   "/peers", "/follow", "/unfollow",
+      "/whoami", "/verify", "/trust", "/help",   "/quit"};
   return *words;
 }
 
@@ -102,7 +117,11 @@ std::string HelpText() {
   return "@NAME MESSAGE      send MESSAGE to NAME\n"
          "/msg NAME MESSAGE  the same\n"
          "/chat NAME         send plain lines to NAME from now on\n"
-         "/peers             who is online now\n"
+         "/peers             who is online now, one page; /peers more: the "
+         "next\n"
+         "/follow NAME       hear when NAME comes and goes (/follow: whom you "
+         "follow)\n"
+         "/unfollow NAME     no longer (even after you talk with NAME)\n"
          "/whoami            your name and your key's fingerprint\n"
          "/verify NAME       fingerprints to compare with NAME out of band\n"
          "/trust NAME        accept the key the registry lists for NAME now\n"

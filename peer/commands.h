@@ -14,13 +14,16 @@ namespace chat::peer {
 
 struct Command {
   enum class Kind {
-    kNothing,  // An empty line.
-    kSend,     // Send `text` to `name`.
-    kChat,     // Make `name` the partner for plain lines.
-    kPeers,    // List who is online.
-    kWhoami,   // Our name and key fingerprint.
-    kVerify,   // The fingerprints to compare with `name`.
-    kTrust,    // Accept the key the registry lists for `name`.
+    kNothing,   // An empty line.
+    kSend,      // Send `text` to `name`.
+    kChat,      // Make `name` the partner for plain lines.
+    kPeers,     // List who is online, a page at a time: the first page, or
+                // the next one when `text` is "more".
+    kFollow,    // Follow `name`; without a name, list whom we follow.
+    kUnfollow,  // Stop following `name`.
+    kWhoami,    // Our name and key fingerprint.
+    kVerify,    // The fingerprints to compare with `name`.
+    kTrust,     // Accept the key the registry lists for `name`.
     kHelp,
     kQuit,
     kError,  // `text` says what is wrong with the line.
@@ -38,7 +41,10 @@ struct Command {
 //   /whoami        our name and key fingerprint
 //   /verify bob    our fingerprint and bob's (pinned, and listed now)
 //   /trust bob     accept the key the registry lists for bob now
-//   /peers /help /quit (also /exit)
+//   /peers         the first page of who is online; /peers more: the next
+//   /follow bob    hear when bob comes and goes; /follow: whom we follow
+//   /unfollow bob  no longer
+//   /help /quit (also /exit)
 //   anything else  sent to the partner, if there is one
 // A line starting with "//" sends the rest, starting with "/", to the partner.
 Command ParseLine(const std::string& line, const std::string& partner);

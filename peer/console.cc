@@ -12,8 +12,10 @@
 // libedit's readline-compatible interface (BSD licence).
 #include <editline/readline.h>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "peer/peer.h"
 #include "registry/names.h"
 
@@ -145,6 +147,13 @@ bool Console::HandleLine(const std::string& line) {
         Show(ErrorEvent(std::string(valid.message())));
         return true;
       }
+      // Whom we chat with we follow; a full set only costs the notices.
+      absl::Status followed = active_peer_->Follow(command.name);
+      if (!followed.ok() &&
+          followed.code() == absl::StatusCode::kResourceExhausted) {
+        Show(InfoEvent(absl::StrCat("not following ", command.name, ": ",
+                                    followed.message())));
+      }
       partner_ = command.name;
       Show(MakeEvent(EventKind::kPartner, command.name));
       return true;
@@ -174,17 +183,13 @@ bool Console::HandleLine(const std::string& line) {
       }
       return true;
     }
-    case Command::Kind::kPeers: {
-      auto peers = active_peer_->ListPeers();
-      if (!peers.ok()) {
-        Show(ErrorEvent(std::string(peers.status().message())));
-        return true;
-      }
-      PeerEvent event = MakeEvent(EventKind::kPeers);
-      event.peers = *std::move(peers);
-      Show(event);
+    case Command::Kind::kPeers:
+      ListPeers(command.text == "more");
       return true;
-    }
+    case Command::Kind::kFollow:
+    case Command::Kind::kUnfollow:
+      Follow(command);
+      return true;
     case Command::Kind::kSend: {
       auto id =
           active_peer_->Send(command.name, command.text, command.to_partner);
@@ -195,6 +200,78 @@ bool Console::HandleLine(const std::string& line) {
     }
   }
   return true;
+}
+
+void Console::ListPeers(bool more) {
+  if (!more || peers_page_ == 0) {
+    if (more) {
+      Show(InfoEvent("no more pages; /peers starts again"));
+      return;
+    }
+    peers_token_.clear();
+    peers_page_ = 0;
+  }
+  absl::StatusOr<registry::ListPage> page =
+      active_peer_->ListPeers(peers_token_, options_.page_size);
+  if (!page.ok()) {
+    Show(ErrorEvent(std::string(page.status().message())));
+    return;
+  }
+  PeerEvent event = MakeEvent(EventKind::kPeers);
+  event.peers = std::move(page->entries);
+  event.page = ++peers_page_;
+  event.more = !page->next_page_token.empty();
+  // The count includes us.
+  event.count = page->total_size > 0 ? page->total_size - 1 : -1;
+  peers_token_ = std::move(page->next_page_token);
+  if (!event.more) peers_page_ = 0;
+  Show(event);
+}
+
+void Console::Follow(const Command& command) {
+  if (command.kind == Command::Kind::kUnfollow) {
+    const bool was = active_peer_->Unfollow(command.name);
+    Show(InfoEvent(was ? absl::StrCat("no longer following ", command.name)
+                       : absl::StrCat("you were not following ", command.name,
+                                      "; talking with ", command.name,
+                                      " will not follow them now either")));
+    return;
+  }
+  if (command.name.empty()) {
+    std::vector<std::string> names = active_peer_->Followed();
+    std::vector<registry::Entry> online = active_peer_->FollowedOnline();
+    if (names.empty()) {
+      Show(InfoEvent("you follow nobody yet: /follow NAME, or talk with them"));
+      return;
+    }
+    // Bounded like a page of /peers: the first names, then a count.
+    constexpr size_t kShown = 50;
+    absl::flat_hash_set<std::string> here;
+    for (const registry::Entry& entry : online) {
+      here.insert(registry::NameKey(entry.name));
+    }
+    std::vector<std::string> shown;
+    for (size_t i = 0; i < names.size() && i < kShown; ++i) {
+      shown.push_back(here.contains(registry::NameKey(names[i]))
+                          ? absl::StrCat(names[i], " (online)")
+                          : names[i]);
+    }
+    std::string text = absl::StrCat("you follow ", names.size(), ": ",
+                                    absl::StrJoin(shown, ", "));
+    if (names.size() > kShown) {
+      absl::StrAppend(&text, " and ", names.size() - kShown, " more");
+    }
+    Show(InfoEvent(text));
+    return;
+  }
+  absl::Status followed = active_peer_->Follow(command.name);
+  if (!followed.ok()) {
+    Show(ErrorEvent(std::string(followed.message())));
+    return;
+  }
+  Show(
+      InfoEvent(absl::StrCat("following ", command.name, ": you will see when ",
+                             command.name, " comes and goes")));
 }
 
 void Console::RunPlain() {
@@ -311,9 +388,10 @@ void Console::RunLineEditing() {
       absl::MutexLock lock(&mu_);
       if (stopping_) break;
     }
-    // Words for Tab: commands, then @name and name for everyone online.
+    // Words for Tab: commands, then @name and name for everyone followed
+    // (a bounded set, unlike the registry).
     g_completion_words = CommandWords();
-    for (const std::string& name : active_peer_->OnlineNames()) {
+    for (const std::string& name : active_peer_->Followed()) {
       g_completion_words.push_back("@" + name);
       g_completion_words.push_back(name);
     }

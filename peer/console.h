@@ -25,6 +25,7 @@ struct ConsoleOptions {
   bool line_editing = false;  // libedit on a terminal.
   std::string own_name;
   std::string initial_partner;  // --peer: wait for this peer, then chat.
+  int page_size = 50;           // Names per page of /peers.
 };
 
 // Thread-safe: OnEvent() and Stop() may be called from any thread; Run()
@@ -64,6 +65,10 @@ class Console final : public EventSink {
   // Removes a line the user just submitted from the screen.
   void EraseSubmittedLine(const std::string& line);
   bool WaitForPartner();
+  // /peers (the first page) and /peers more (the next one).
+  void ListPeers(bool more);
+  // /follow NAME, /follow (who), /unfollow NAME.
+  void Follow(const Command& command);
 
   const ConsoleOptions options_;
   const TextStyle style_;
@@ -74,6 +79,11 @@ class Console final : public EventSink {
   std::string partner_;          // Used only by Run()'s thread.
   bool quit_requested_ = false;  // Used only by Run()'s thread.
   std::string prompt_;           // Used only by Run()'s thread.
+  // Where /peers more goes on (Run()'s thread only): the registry's token
+  // for the next page and the number of the last page shown (0: none, or
+  // the last page was shown).
+  std::string peers_token_;
+  int peers_page_ = 0;
   // The line just submitted, until it is erased. Run()'s thread only.
   std::optional<std::string> submitted_;
 

@@ -32,6 +32,10 @@ class Authenticator {
   // kUnavailable when the sender's key would have to be looked up.
   virtual absl::StatusOr<ChatMessage> Unwrap(const ::Message& proto,
                                              bool may_wait) = 0;
+  // Whether Unwrap() without `may_wait` refuses a message from `sender`
+  // only because its key would have to be looked up (a name met for the
+  // first time), so that waiting would answer it.
+  virtual bool WouldAsk(const std::string& /*sender*/) { return false; }
 };
 
 // Accepts every message as unverified (sealed ones are refused): the
@@ -64,6 +68,9 @@ class Envelope final : public Authenticator {
 
   absl::StatusOr<ChatMessage> Unwrap(const ::Message& proto,
                                      bool may_wait) override;
+  bool WouldAsk(const std::string& sender) override {
+    return keys_->WouldAsk(sender);
+  }
 
   // The receipt for `sender`'s message `id`, which we took from our
   // mailbox; nullopt when the sender has no key (nothing to seal to).

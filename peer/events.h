@@ -3,6 +3,7 @@
 #ifndef CHAT_PEER_EVENTS_H_
 #define CHAT_PEER_EVENTS_H_
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,9 +19,14 @@ enum class EventKind {
   kMessage,     // A message arrived: `message`.
   kSendResult,  // A state of one of our messages: `message`, `status`,
                 // and `text` (why it failed, was stored or waits).
-  kOnline,      // `name` registered at `address`.
-  kOffline,     // `name` left; `text` says why (unregistered, expired).
-  kPeers,       // Answer to a listing: `peers`.
+  kOnline,      // `name`, followed, registered at `address`.
+  kOffline,     // `name`, followed, left; `text` says why (unregistered,
+                // expired).
+  kSummary,     // Once, when the registry is first followed: `count` others
+                // online (-1: not known), `peers` the followed ones online.
+  kPeers,       // One page of a listing (/peers): `peers`, `page` (from 1),
+                // `more` (another page follows), `count` (everyone online,
+                // -1: not known).
   kPartner,     // Plain lines now go to `name`.
   kInfo,        // Something worth a line: `text`.
   kError,       // Something went wrong: `text`.
@@ -48,6 +54,11 @@ struct PeerEvent {
   // For kMessage: shown before, perhaps, by a run of this peer that died
   // before it could note that it had shown it.
   bool repeated = false;
+  // For kSummary and kPeers: how many are online (-1: not known).
+  int64_t count = -1;
+  // For kPeers: which page of the listing (from 1), and whether more follow.
+  int page = 0;
+  bool more = false;
 };
 
 inline PeerEvent MakeEvent(EventKind kind, std::string name = "",

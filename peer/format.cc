@@ -1,5 +1,8 @@
 #include "peer/format.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -44,6 +47,51 @@ const char* StatusName(SendStatus status) {
       return "failed";
   }
   return "failed";
+}
+
+// 12345 -> "12,345".
+std::string WithCommas(int64_t n) {
+  std::string digits = absl::StrCat(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+// How many names a line shows at most; the rest are counted.
+constexpr size_t kNamesShown = 10;
+
+// The names of `peers` but ours, "bob, carol (static)", the first `most`
+// of them, then "and 3 more".
+std::string NameList(const std::vector<registry::Entry>& peers,
+                     const std::string& own_name, size_t most) {
+  std::vector<std::string> names;
+  size_t others = 0;
+  for (const registry::Entry& entry : peers) {
+    if (entry.name == own_name) continue;
+    if (names.size() == most) {
+      ++others;
+      continue;
+    }
+    const std::string name = PrintableText(entry.name);
+    names.push_back(entry.is_static ? absl::StrCat(name, " (static)") : name);
+  }
+  std::string list = absl::StrJoin(names, ", ");
+  if (others > 0) absl::StrAppend(&list, " and ", WithCommas(others), " more");
+  return list;
+}
+
+std::string EntriesJson(const std::vector<registry::Entry>& peers) {
+  std::string list;
+  for (const registry::Entry& entry : peers) {
+    absl::StrAppend(&list, list.empty() ? "" : ",",
+                    "{\"name\":", JsonQuote(entry.name),
+                    ",\"address\":", JsonQuote(entry.address),
+                    ",\"static\":", entry.is_static ? "true" : "false", "}");
+  }
+  return absl::StrCat("[", list, "]");
 }
 
 std::string Rfc3339(absl::Time t) {
@@ -126,19 +174,38 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
                    absl::StrCat("* ", event.name, " went offline (", event.text,
                                 ")")) +
              "\n";
+    case EventKind::kSummary: {
+      std::string text = event.count < 0 ? "/peers lists who is online"
+                         : event.count == 0
+                             ? "nobody else is online"
+                             : absl::StrCat(WithCommas(event.count),
+                                            " online, /peers to list");
+      const std::string followed =
+          NameList(event.peers, style.own_name, kNamesShown);
+      if (!followed.empty()) {
+        absl::StrAppend(&text, "; of those you follow: ", followed);
+      }
+      return Paint(style, kNotice, absl::StrCat("* ", text)) + "\n";
+    }
     case EventKind::kPeers: {
-      std::vector<std::string> names;
-      for (const registry::Entry& entry : event.peers) {
-        if (entry.name == style.own_name) continue;
-        names.push_back(entry.is_static ? absl::StrCat(entry.name, " (static)")
-                                        : entry.name);
+      // A page is bounded by its size; show every name of it.
+      const std::string names =
+          NameList(event.peers, style.own_name, event.peers.size());
+      if (event.page <= 1 && !event.more) {
+        return Paint(style, kNotice,
+                     names.empty() ? "* nobody else is online"
+                                   : absl::StrCat("* online: ", names)) +
+               "\n";
       }
-      if (names.empty()) {
-        return Paint(style, kNotice, "* nobody else is online") + "\n";
+      std::string head = absl::StrCat("* online, page ", event.page);
+      if (!event.more) absl::StrAppend(&head, ", the last");
+      if (event.count >= 0) {
+        absl::StrAppend(&head, " (", WithCommas(event.count), " in all)");
       }
-      return Paint(style, kNotice,
-                   absl::StrCat("* online: ", absl::StrJoin(names, ", "))) +
-             "\n";
+      std::string text =
+          absl::StrCat(head, ": ", names.empty() ? "nobody else" : names);
+      if (event.more) absl::StrAppend(&text, "; /peers more for the next page");
+      return Paint(style, kNotice, text) + "\n";
     }
     case EventKind::kPartner:
       return Paint(style, kNotice,
@@ -219,18 +286,18 @@ std::string FormatJson(const PeerEvent& event) {
       text("address", event.address);
       text("reason", event.text);
       break;
-    case EventKind::kPeers: {
-      text("event", "peers");
-      std::string list;
-      for (const registry::Entry& entry : event.peers) {
-        absl::StrAppend(
-            &list, list.empty() ? "" : ",", "{\"name\":", JsonQuote(entry.name),
-            ",\"address\":", JsonQuote(entry.address),
-            ",\"static\":", entry.is_static ? "true" : "false", "}");
-      }
-      field("peers", absl::StrCat("[", list, "]"));
+    case EventKind::kSummary:
+      text("event", "summary");
+      if (event.count >= 0) field("online", absl::StrCat(event.count));
+      field("following", EntriesJson(event.peers));
       break;
-    }
+    case EventKind::kPeers:
+      text("event", "peers");
+      field("peers", EntriesJson(event.peers));
+      field("page", absl::StrCat(std::max(event.page, 1)));
+      field("more", event.more ? "true" : "false");
+      if (event.count >= 0) field("online", absl::StrCat(event.count));
+      break;
     case EventKind::kPartner:
       text("event", "partner");
       text("name", event.name);

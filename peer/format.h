@@ -21,7 +21,7 @@ struct TextStyle {
 std::string FormatText(const PeerEvent& event, const TextStyle& style);
 
 // The event as one JSON object and '\n'. "event" names the kind: ready,
-// message, send, online, offline, peers, partner, info, error.
+// message, send, online, offline, summary, peers, partner, info, error.
 std::string FormatJson(const PeerEvent& event);
 
 }  // namespace chat::peer

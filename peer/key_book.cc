@@ -12,6 +12,10 @@ namespace {
 using registry::NameKey;
 
 constexpr size_t kNoKeyKept = 4096;
+// Keys listed for names not pinned: only a saved round trip each (a name
+// forgotten is asked for again when first met), so a full cache is simply
+// dropped. Above the names a peer follows (1,000 by default).
+constexpr size_t kListedKept = 4096;
 
 std::string Short(const std::optional<PublicKey>& key) {
   return key.has_value() ? absl::StrCat(ShortFingerprint(*key), "\u2026")
@@ -97,6 +101,17 @@ absl::StatusOr<std::optional<PublicKey>> KeyBook::KeyFor(
   return std::optional<PublicKey>(known.pinned);
 }
 
+bool KeyBook::WouldAsk(const std::string& name) {
+  const std::string key = NameKey(name);
+  {
+    absl::MutexLock lock(&mu_);
+    if (pins_.contains(key) || listed_.contains(key)) return false;
+    auto none = no_key_.find(key);
+    if (none != no_key_.end() && none->second > clock_.Wall()) return false;
+  }
+  return registry::ValidateName(name).ok() && !options_.is_static(name);
+}
+
 absl::Status KeyBook::PinKey(const std::string& name, const PublicKey& key) {
   const std::string name_key = NameKey(name);
   {
@@ -131,6 +146,9 @@ void KeyBook::Listed(const std::string& name,
     auto it = pins_.find(name_key);
     if (it == pins_.end()) {
       // Not met yet: pinned when first met, without a round trip.
+      if (listed_.size() >= kListedKept && !listed_.contains(name_key)) {
+        listed_.clear();
+      }
       listed_[name_key] = key;
       if (key.has_value()) no_key_.erase(name_key);
       return;

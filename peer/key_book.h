@@ -72,10 +72,15 @@ class KeyBook {
                                                   bool may_ask = true)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Whether KeyFor(name, /*may_ask=*/false) would refuse `name` only
+  // because its key is not known here yet (neither pinned, nor listed, nor
+  // known to have none): asking the registry would answer it.
+  bool WouldAsk(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+
   // The registry lists `key` for `name` now (a watch event, a resolve).
   // Pinned names are compared: a difference blocks the name and is told
-  // once through on_changed. Others are remembered, so their first message
-  // needs no round trip.
+  // once through on_changed. Others are remembered (a few thousand at
+  // most), so their first message needs no round trip.
   void Listed(const std::string& name, const std::optional<PublicKey>& key)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -121,7 +126,9 @@ class KeyBook {
   // Name keys the directory said have no key, until when (bounded: cleared
   // when it grows past a few thousand).
   absl::flat_hash_map<std::string, absl::Time> no_key_ ABSL_GUARDED_BY(mu_);
-  // Name keys not pinned, with what the registry lists for them (watch).
+  // Name keys not pinned, with what the registry lists for them (the watch
+  // of those followed, resolves). Bounded: cleared when it grows past a few
+  // thousand; pins_ (what TOFU rests on) are never evicted.
   absl::flat_hash_map<std::string, std::optional<PublicKey>> listed_
       ABSL_GUARDED_BY(mu_);
 };

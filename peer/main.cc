@@ -42,6 +42,23 @@ int ExitCodeFor(const absl::Status& status) {
   return kExitCannotStart;
 }
 
+// --max-follow and --page-size; false (after a message) when out of range.
+bool ScreenLimits(const po::variables_map& vm,
+                  chat::peer::PeerOptions& options) {
+  const int max_follow = vm["max-follow"].as<int>();
+  const int page_size = vm["page-size"].as<int>();
+  if (max_follow < 1 || max_follow > 100000) {
+    std::cerr << "chat-peer: --max-follow must be 1-100000\n";
+    return false;
+  }
+  if (page_size < 1 || page_size > 1000) {
+    std::cerr << "chat-peer: --page-size must be 1-1000\n";
+    return false;
+  }
+  options.max_followed = static_cast<size_t>(max_follow);
+  return true;
+}
+
 int Run(const po::variables_map& vm) {
   chat::peer::PeerOptions options;
   options.name = vm["name"].as<std::string>();
@@ -76,6 +93,8 @@ int Run(const po::variables_map& vm) {
     return chat::kExitUsage;
   }
   options.sync_full = sync == "full";
+  // Limits: the peer's screen.
+  if (!ScreenLimits(vm, options)) return chat::kExitUsage;
 
   const bool json = vm["json"].as<bool>();
   const bool terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -86,8 +105,11 @@ int Run(const po::variables_map& vm) {
                           !vm["no-color"].as<bool>();
   console_options.line_editing = terminal && !json;
   console_options.own_name = options.name;
-  if (vm.count("peer"))
+  if (vm.count("peer")) {
     console_options.initial_partner = vm["peer"].as<std::string>();
+    options.follow.push_back(console_options.initial_partner);
+  }
+  console_options.page_size = vm["page-size"].as<int>();
   chat::peer::Console console(console_options, STDIN_FILENO, STDOUT_FILENO);
 
   auto peer = chat::peer::Peer::Start(options, &console, chat::RealClock());
@@ -149,6 +171,11 @@ int main(int argc, char** argv) {
       "machine, and sending is faster")(
       "ttl", po::value<int>()->default_value(0),
       "lease TTL in seconds (0: the registry's default)")(
+      "max-follow", po::value<int>()->default_value(1000),
+      "follow at most this many names: those you talk with or choose "
+      "(/follow, /chat, --peer); only they are shown coming and going")(
+      "page-size", po::value<int>()->default_value(50),
+      "names per page of /peers (1-1000)")(
       "json", po::bool_switch(), "print one JSON object per event (scripts)")(
       "no-color", po::bool_switch(), "no colours (also: NO_COLOR set)");
   chat::CommandLine command_line;
@@ -165,11 +192,16 @@ int main(int argc, char** argv) {
       "3 registry unreachable; "
       "4 cannot start otherwise (the listen address, or the data directory\n"
       "is unusable or in use by another chat-peer of this name).";
-  command_line.environment = {
-      {"CHAT_PEER_NAME", "name"},         {"CHAT_REGISTRY", "registry"},
-      {"CHAT_PEER_LISTEN", "listen"},     {"CHAT_PEER_ADVERTISE", "advertise"},
-      {"CHAT_PEER_PARTNER", "peer"},      {"CHAT_PEER_TTL", "ttl"},
-      {"CHAT_PEER_DATA_DIR", "data-dir"}, {"CHAT_PEER_SYNC", "sync"}};
+  command_line.environment = {{"CHAT_PEER_NAME", "name"},
+                              {"CHAT_REGISTRY", "registry"},
+                              {"CHAT_PEER_LISTEN", "listen"},
+                              {"CHAT_PEER_ADVERTISE", "advertise"},
+                              {"CHAT_PEER_PARTNER", "peer"},
+                              {"CHAT_PEER_TTL", "ttl"},
+                              {"CHAT_PEER_DATA_DIR", "data-dir"},
+                              {"CHAT_PEER_SYNC", "sync"},
+                              {"CHAT_PEER_MAX_FOLLOW", "max-follow"},
+                              {"CHAT_PEER_PAGE_SIZE", "page-size"}};
   // TLS: --tls-cert/--tls-key serve ChattingService over TLS; --tls-ca
   // verifies the registry and every other peer (TLS only, docs/security.md).
   chat::AddTlsOptions(options, command_line,

@@ -24,11 +24,11 @@ namespace chat::peer {
 // Names online, compared as name keys (ASCII case-insensitively), each with
 // its address and whether it is a static entry.
 //
-// A peer follows the whole registry, which may hold 100,000 names, so the
-// set is packed (about 70 bytes a name in all, measured) and a watch
-// snapshot goes straight into it: BeginSnapshot(), Put() for each entry
-// listed, EndSnapshot() drops whoever the snapshot did not list. No second
-// copy to swap in.
+// A peer watches only the names it follows (Contacts, --max-follow, 1,000
+// by default), never the whole registry; the set is still packed (about 70
+// bytes a name in all, measured) and a watch snapshot goes straight into
+// it: BeginSnapshot(), Put() for each entry listed, EndSnapshot() drops
+// whoever the snapshot did not list. No second copy to swap in.
 //
 // Thread-safe.
 class OnlineSet {

@@ -50,6 +50,16 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->registry_ = registry::RegistryClient::Connect(
       options.registry, options.rpc_timeout, Millis(1000), channel_tls);
   Peer* raw = peer.get();
+  CHAT_ASSIGN_OR_RETURN(std::vector<Contact> contacts,
+                        peer->store_->Contacts());
+  Contacts::Options contact_options;
+  contact_options.own_name = options.name;
+  contact_options.max_followed = std::max<size_t>(options.max_followed, 1);
+  peer->contacts_ = std::make_unique<Contacts>(
+      peer->store_.get(), std::move(contacts), contact_options, clock);
+  for (const std::string& name : options.follow) {
+    CHAT_RETURN_IF_ERROR(peer->contacts_->Follow(name));
+  }
   CHAT_ASSIGN_OR_RETURN(std::vector<Pin> pins, peer->store_->Pins());
   KeyBook::Options key_options;
   key_options.directory =
@@ -161,6 +171,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
 
   RegistryFollower::Options follower_options;
   follower_options.own_name = options.name;
+  follower_options.contacts = peer->contacts_.get();
   follower_options.on_change = [raw](const std::string& name) {
     raw->transport_->Forget(name);
   };
@@ -214,6 +225,7 @@ absl::StatusOr<std::string> Peer::Send(const std::string& to,
                                        bool to_partner) {
   CHAT_RETURN_IF_ERROR(registry::ValidateName(to));
   CHAT_RETURN_IF_ERROR(ValidateMessageText(text));
+  contacts_->Talked(to);  // Whom we write to we follow.
   ChatMessage message;
   message.sent_at = clock_.Wall();
   message.id = NewUuidV7(message.sent_at);
@@ -264,8 +276,11 @@ void Peer::QueueLocked(std::vector<ChatMessage> messages, bool to_partner) {
     // A static entry is how a lab peer (or another program that knows no
     // sequence numbers) gets a name: it shows messages as they arrive, so
     // they must arrive in order, one at a time.
+    // A name the watch has not listed (yet) may be one too: one at a time
+    // until it is known.
     conversation_options.window = [this, to]() -> size_t {
-      return online_.IsStatic(to) ? 1 : kSendWindow;
+      std::optional<Entry> online = online_.Find(to);
+      return online.has_value() && !online->is_static ? kSendWindow : 1;
     };
     conversation = std::make_unique<Conversation>(
         std::move(conversation_options), transport_.get(), store_.get(),
@@ -280,11 +295,29 @@ void Peer::Nudge(const std::string& name) {
   if (it != conversations_.end()) it->second->Nudge();
 }
 
-absl::StatusOr<std::vector<Entry>> Peer::ListPeers() {
-  return registry_->ListAll("");
+absl::StatusOr<registry::ListPage> Peer::ListPeers(
+    const std::string& page_token, int page_size) {
+  return registry_->List("", std::max(page_size, 1), page_token);
 }
 
-std::vector<std::string> Peer::OnlineNames() { return online_.Names(); }
+absl::Status Peer::Follow(const std::string& name) {
+  return contacts_->Follow(name);
+}
+
+bool Peer::Unfollow(const std::string& name) {
+  return contacts_->Unfollow(name);
+}
+
+std::vector<std::string> Peer::Followed() { return contacts_->Followed(); }
+
+std::vector<Entry> Peer::FollowedOnline() {
+  std::vector<Entry> online;
+  for (const std::string& name : contacts_->Followed()) {
+    std::optional<Entry> entry = online_.Find(name);
+    if (entry.has_value()) online.push_back(*std::move(entry));
+  }
+  return online;
+}
 
 KeyView Peer::Verify(const std::string& name) { return keys_->Verify(name); }
 
@@ -300,6 +333,9 @@ absl::StatusOr<KeyView> Peer::Trust(const std::string& name) {
 }
 
 bool Peer::WaitUntilOnline(const std::string& name) {
+  // Only those followed are watched; a bad name or a full set is never
+  // online to us.
+  if (!contacts_->Follow(name).ok()) return online_.Find(name).has_value();
   return online_.WaitUntilOnline(name);
 }
 
@@ -344,6 +380,7 @@ void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
   if (messages.empty()) return;
   std::vector<std::string> ids;
   for (const ChatMessage& message : messages) {
+    contacts_->Talked(message.from);  // Whom we hear from we follow.
     PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
     event.message = message;
     event.repeated = repeated;

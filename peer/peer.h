@@ -2,8 +2,8 @@
 // registers its name and keeps it, follows who is online, and sends
 // messages to other peers by name, in order, reporting each one's fate.
 // Peer only wires the parts: Conversation (one per recipient) over a
-// Transport, the OnlineSet kept by the RegistryFollower, the MailListener,
-// the LeaseKeeper, the PeerStore.
+// Transport, the Contacts it follows, the OnlineSet kept by the
+// RegistryFollower, the MailListener, the LeaseKeeper, the PeerStore.
 
 #ifndef CHAT_PEER_PEER_H_
 #define CHAT_PEER_PEER_H_
@@ -23,6 +23,7 @@
 #include "common/identity.h"
 #include "common/periodic_loop.h"
 #include "peer/chat_service.h"
+#include "peer/contacts.h"
 #include "peer/conversation.h"
 #include "peer/envelope.h"
 #include "peer/events.h"
@@ -68,6 +69,10 @@ struct PeerOptions {
   // be neither delivered nor stored.
   Millis retry_min{250};
   Millis retry_max{5000};
+  // At most this many names followed (Contacts): talked with or chosen.
+  size_t max_followed = 1000;
+  // Chosen at start (--peer): followed before the first snapshot.
+  std::vector<std::string> follow;
 };
 
 // Thread-safe.
@@ -111,15 +116,24 @@ class Peer final : private MessageSink {
                                    const std::string& text,
                                    bool to_partner = false);
 
-  // Everyone registered now, from the registry.
-  absl::StatusOr<std::vector<registry::Entry>> ListPeers();
+  // One page of everyone registered now, from the registry (List without a
+  // prefix, `page_size` entries from `page_token`: "" for the first page,
+  // then the page's next_page_token). Never the whole registry at once.
+  absl::StatusOr<registry::ListPage> ListPeers(const std::string& page_token,
+                                               int page_size);
 
-  // Names seen online through the registry watch (for completion), as
-  // registered, sorted.
-  std::vector<std::string> OnlineNames();
+  // Follows `name` (/follow, /chat): its comings and goings are shown.
+  // Errors as Contacts::Follow.
+  absl::Status Follow(const std::string& name);
+  // Stops following `name`; returns whether it was followed.
+  bool Unfollow(const std::string& name);
+  // The names followed, sorted (for completion and /follow).
+  std::vector<std::string> Followed();
+  // The followed names online now (name, address, is_static only), sorted.
+  std::vector<registry::Entry> FollowedOnline();
 
-  // Blocks until `name` is online, or Interrupt()/Shutdown(); returns
-  // whether it is online.
+  // Follows `name`, then blocks until it is online, or
+  // Interrupt()/Shutdown(); returns whether it is online.
   bool WaitUntilOnline(const std::string& name);
 
   // Wakes WaitUntilOnline() callers, which then return false.
@@ -155,6 +169,7 @@ class Peer final : private MessageSink {
   std::unique_ptr<KeyBook> keys_;
   std::unique_ptr<Envelope> envelope_;
   std::unique_ptr<Transport> transport_;
+  std::unique_ptr<Contacts> contacts_;
   OnlineSet online_;
   std::unique_ptr<ChatService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -89,6 +89,21 @@ const std::vector<const char*> kMigrations = {
         sent_ms    INTEGER NOT NULL
       ) WITHOUT ROWID;
     )sql",
+    // 3: contacts (issue 12): whom the peer follows, bounded by the peer.
+    // Everyone it has a conversation with to start with; those it wrote to
+    // rank before those it only heard from.
+    R"sql(
+      CREATE TABLE contacts (
+        name_key     TEXT PRIMARY KEY NOT NULL,
+        name         TEXT NOT NULL,
+        state        INTEGER NOT NULL,  -- Contact::State
+        last_ms      INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      INSERT OR IGNORE INTO contacts (name_key, name, state, last_ms)
+        SELECT peer_key, peer_key, 0, 1 FROM conversations;
+      INSERT OR IGNORE INTO contacts (name_key, name, state, last_ms)
+        SELECT sender_key, sender_key, 0, 0 FROM inbound;
+    )sql",
 };
 
 constexpr int kHeld = 0;
@@ -477,6 +492,57 @@ class SqlitePeerStore final : public PeerStore {
       upsert->bind(3, bytes.data(), static_cast<int>(bytes.size()));
       upsert->bind(4, now);
       upsert->exec();
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<Contact>> Contacts() override {
+    absl::MutexLock lock(&db_mu_);
+    std::vector<Contact> contacts;
+    try {
+      ScopedStatement select(statements_,
+                             "SELECT name, state, last_ms FROM contacts ORDER "
+                             "BY last_ms DESC");
+      while (select->executeStep()) {
+        Contact contact;
+        contact.name = select->getColumn(0).getString();
+        const int state = select->getColumn(1).getInt();
+        if (state < 0 || state > 2) continue;  // From a newer build.
+        contact.state = static_cast<Contact::State>(state);
+        contact.last_unix_ms = select->getColumn(2).getInt64();
+        contacts.push_back(std::move(contact));
+      }
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot read the contacts: ", e.what()));
+    }
+    return contacts;
+  }
+
+  void SaveContact(const Contact& contact) override {
+    batch_->PostLazily([this, contact](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      ScopedStatement upsert(
+          statements_,
+          "INSERT INTO contacts (name_key, name, state, last_ms) VALUES (?1, "
+          "?2, ?3, ?4) ON CONFLICT (name_key) DO UPDATE SET name = ?2, state "
+          "= ?3, last_ms = ?4");
+      upsert->bind(1, NameKey(contact.name));
+      upsert->bind(2, contact.name);
+      upsert->bind(3, static_cast<int>(contact.state));
+      upsert->bind(4, contact.last_unix_ms);
+      upsert->exec();
+      return absl::OkStatus();
+    });
+  }
+
+  void ForgetContact(const std::string& name) override {
+    batch_->PostLazily([this, name](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      ScopedStatement remove(statements_,
+                             "DELETE FROM contacts WHERE name_key = ?1");
+      remove->bind(1, NameKey(name));
+      remove->exec();
       return absl::OkStatus();
     });
   }

@@ -37,6 +37,18 @@ struct Pin {
   PublicKey key;
 };
 
+// Someone the peer follows (hears come and go), or chose not to.
+struct Contact {
+  enum class State {
+    kTalked = 0,      // We wrote to them or they to us.
+    kChosen = 1,      // /follow, /chat, --peer: kept before those talked with.
+    kUnfollowed = 2,  // /unfollow: not followed even when talked with.
+  };
+  std::string name;  // As first met (lowercase for contacts from before).
+  State state = State::kTalked;
+  int64_t last_unix_ms = 0;  // When last talked with or chosen.
+};
+
 // What the inbox made of an arriving message.
 struct Received {
   // Seen before (a retry, or a direct copy and a mailbox copy): show nothing.
@@ -126,6 +138,19 @@ class PeerStore {
   // `key` is nullopt. Waited for.
   virtual absl::Status SavePin(const std::string& name,
                                const std::optional<PublicKey>& key) = 0;
+
+  // ---- Whom we follow (table `contacts`).
+
+  // Every contact, most recent first. A file from before issue 12 starts
+  // with everyone it has a conversation with (written to: last_unix_ms 1;
+  // only heard from: 0).
+  virtual absl::StatusOr<std::vector<Contact>> Contacts() = 0;
+  // Records `contact` (by name, case-insensitively, replacing it). Not
+  // waited for: after a crash before it lands, the peer follows a little
+  // less until it talks with them again.
+  virtual void SaveContact(const Contact& contact) = 0;
+  // Forgets the contact `name`. Not waited for.
+  virtual void ForgetContact(const std::string& name) = 0;
 
   // ---- Our registration.
 

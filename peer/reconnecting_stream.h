@@ -6,6 +6,7 @@
 #define CHAT_PEER_RECONNECTING_STREAM_H_
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -58,6 +59,18 @@ class ReconnectingStream {
     if (stream_ != nullptr) stream_->Cancel();
   }
 
+  // What the stream should cover changed: ends the current stream (if one
+  // is open, or one opening now) and opens the next one at once, without
+  // the pause and without on_end.
+  void Restart() ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++generation_;
+      if (stream_ != nullptr) stream_->Cancel();
+    }
+    loop_->Wake();
+  }
+
   // Cancels the stream and ends the thread; no callback runs after it
   // returns. Idempotent.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_) {
@@ -76,6 +89,11 @@ class ReconnectingStream {
   // Reads one stream to its end; the pause before the next, or nullopt
   // when stopping.
   std::optional<Millis> ReadOnce() ABSL_LOCKS_EXCLUDED(mu_) {
+    uint64_t generation;
+    {
+      absl::MutexLock lock(&mu_);
+      generation = generation_;
+    }
     std::unique_ptr<Stream> opened = callbacks_.open();
     Stream* stream = opened.get();
     {
@@ -83,6 +101,8 @@ class ReconnectingStream {
       if (stopping_) return std::nullopt;
       // Owned here so Stop() can cancel it; only this thread replaces it.
       stream_ = std::move(opened);
+      // Restart() while it opened: it may cover what no longer should be.
+      if (stream_ != nullptr && generation_ != generation) stream_->Cancel();
     }
     if (stream != nullptr) {
       Item item;
@@ -90,11 +110,14 @@ class ReconnectingStream {
         if (callbacks_.on_item(item)) pause_ = kFirstPause;
       }
       absl::Status status = stream->Finish();
+      bool restarted;
       {
         absl::MutexLock lock(&mu_);
         stream_.reset();
         if (stopping_) return std::nullopt;
+        restarted = generation_ != generation;
       }
+      if (restarted) return Millis(0);
       callbacks_.on_end(status);
     }
     const Millis pause = pause_;
@@ -106,7 +129,8 @@ class ReconnectingStream {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<Stream> stream_ ABSL_GUARDED_BY(mu_);
-  Millis pause_ = kFirstPause;        // The loop's thread only.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // One per Restart().
+  Millis pause_ = kFirstPause;                    // The loop's thread only.
   std::optional<PeriodicLoop> loop_;  // Last: its thread uses the above.
 };
 

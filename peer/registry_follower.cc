@@ -45,25 +45,42 @@ RegistryFollower::RegistryFollower(registry::RegistryClient* registry,
   };
   callbacks.on_end = [this](const absl::Status& status) { Lost(status); };
   stream_.emplace(clock, std::move(callbacks));
+  // Called under the contacts' lock: only wakes the stream's thread.
+  options_.contacts->Listen([this] { stream_->Restart(); });
 }
 
 RegistryFollower::~RegistryFollower() { Stop(); }
 
+void RegistryFollower::Stop() {
+  options_.contacts->Listen(nullptr);
+  stream_->Stop();
+}
+
 std::unique_ptr<registry::WatchStream> RegistryFollower::Open() {
   // The snapshot goes straight into the online set, marked as this
-  // stream's, rather than into a second map to swap in: with a large
-  // registry that second copy was most of the peer's memory. After a
-  // reconnect, only the differences are collected, to report them.
+  // stream's, rather than into a second map to swap in. After a reconnect,
+  // only the differences are collected, to report them.
   online_->BeginSnapshot();
   synced_ = false;
-  return registry_->Watch("");
+  std::vector<std::string> names = options_.contacts->Followed();
+  watching_.clear();
+  for (const std::string& name : names) watching_.insert(NameKey(name));
+  if (names.empty()) {
+    // Nobody to watch: an empty set of names would watch everyone. In sync
+    // at once; the next Open() comes when someone is followed.
+    synced_ = true;
+    Synced();
+    return nullptr;
+  }
+  return registry_->WatchNames(names);
 }
 
 bool RegistryFollower::Handle(const registry::WatchEvent& event) {
   if (!event.entry.name.empty() && NameKey(event.entry.name) == own_key_) {
     return false;  // Our own comings and goings are not news.
   }
-  if (event.type == EventType::kPut && options_.on_listed) {
+  if (event.type == EventType::kPut && options_.on_listed &&
+      Follows(event.entry.name)) {
     options_.on_listed(event.entry);
   }
   if (synced_) {
@@ -96,32 +113,34 @@ void RegistryFollower::Synced() {
   // Whoever the snapshot did not list left while we were not watching.
   std::vector<Entry> gone = online_->EndSnapshot();
   if (first_sync_) {
-    // Say who is here already; later arrivals come one by one.
-    PeerEvent here = MakeEvent(EventKind::kPeers);
-    here.peers = online_->Entries();
-    Emit(here);
+    // How many are here, in one line, not one name each; later arrivals of
+    // those followed come one by one.
+    Summarize();
     first_sync_ = false;
   } else {
     std::vector<PeerEvent> changes;
+    std::vector<std::string> arrived;
     for (const Entry& entry : gone) {
+      options_.on_change(entry.name);
+      if (!Follows(entry.name)) continue;
       changes.push_back(
           MakeEvent(EventKind::kOffline, entry.name, entry.address, "left"));
     }
-    std::vector<std::string> arrived;
     for (const std::string& key : arrived_) {
       std::optional<Entry> online = online_->Find(key);
       if (!online.has_value()) continue;
+      options_.on_change(online->name);
+      arrived.push_back(online->name);
+      // A name just followed was not watched before: not news.
+      if (!tracked_.contains(key) || !Follows(online->name)) continue;
       changes.push_back(
           MakeEvent(EventKind::kOnline, online->name, online->address, ""));
-      arrived.push_back(online->name);
     }
-    for (const PeerEvent& change : changes) {
-      options_.on_change(change.name);
-      Emit(change);
-    }
+    for (const PeerEvent& change : changes) Emit(change);
     for (const std::string& name : arrived) options_.on_arrival(name);
   }
   arrived_ = {};
+  tracked_ = watching_;
   ReleaseFreedMemory();  // The snapshot's messages are freed by now.
 }
 
@@ -141,8 +160,21 @@ void RegistryFollower::Apply(const registry::WatchEvent& event) {
     return;
   }
   options_.on_change(event.entry.name);
-  Emit(change);
+  // Strangers change the online set, never the screen.
+  if (Follows(event.entry.name)) Emit(change);
   if (event.type == EventType::kPut) options_.on_arrival(event.entry.name);
+}
+
+void RegistryFollower::Summarize() {
+  PeerEvent summary = MakeEvent(EventKind::kSummary);
+  // One entry is enough: the count comes with every page of a List without
+  // a prefix. It includes us (registered by now).
+  absl::StatusOr<registry::ListPage> page = registry_->List("", 1, "");
+  if (page.ok() && page->total_size > 0) summary.count = page->total_size - 1;
+  for (Entry& entry : online_->Entries()) {
+    if (Follows(entry.name)) summary.peers.push_back(std::move(entry));
+  }
+  Emit(summary);
 }
 
 }  // namespace chat::peer

@@ -1,6 +1,6 @@
 // Follows the registry's watch for a peer: keeps its OnlineSet up to date,
-// reports who comes and goes, and reconnects (with backoff) when the watch
-// is lost, reporting only what changed meanwhile.
+// reports who of those it follows comes and goes, and reconnects (with
+// backoff) when the watch is lost, reporting only what changed meanwhile.
 
 #ifndef CHAT_PEER_REGISTRY_FOLLOWER_H_
 #define CHAT_PEER_REGISTRY_FOLLOWER_H_
@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "common/clock.h"
+#include "peer/contacts.h"
 #include "peer/events.h"
 #include "peer/online_set.h"
 #include "peer/reconnecting_stream.h"
@@ -20,29 +21,38 @@
 
 namespace chat::peer {
 
-// Watches every name in the registry on its own thread.
+// Watches the names followed (Contacts) in the registry on its own thread:
+// a Watch for that set of names (RegistryClient::WatchNames), opened again
+// whenever the set changes; nobody else's entry ever reaches the peer.
 //
-// The first snapshot fills `online` and is reported as one kPeers event;
-// after that each change is a kOnline or kOffline event. When the watch
-// breaks, an info event says "lost the registry watch (<why>);
-// reconnecting" (once), the follower tries again after 200 ms, doubling to
-// 5 s, and once a new snapshot is in says "following the registry again"
-// and reports only the differences. Our own name is never news.
+// Only the names followed are news: once the first snapshot is
+// in, one kSummary event says how many are online (a List of one entry
+// gives the count) and which of those followed are; after that each change
+// of a followed name is a kOnline or kOffline event. Nobody else reaches
+// the screen, however many register. When the watch breaks, an info event
+// says "lost the registry watch (<why>); reconnecting" (once), the follower
+// tries again after 200 ms, doubling to 5 s, and once a new snapshot is in
+// says "following the registry again" and reports only the differences.
+// Our own name is never news. A name just followed is not news either (it
+// is put in `online` silently); its later comings and goings are.
 //
 // Thread-safe. The callbacks are called from the follower's thread and must
 // not call Stop().
 class RegistryFollower {
  public:
-  // Both callbacks must be set.
+  // Both callbacks and `contacts` must be set.
   struct Options {
     std::string own_name;
+    // Whom we follow. Not owned; must outlive this.
+    Contacts* contacts = nullptr;
     // `name` came online, moved or left: a channel to it is stale.
     std::function<void(const std::string& name)> on_change;
     // `name` came online (after on_change): messages waiting for it need
     // not wait out their pause.
     std::function<void(const std::string& name)> on_arrival;
-    // Optional: every entry the registry lists (snapshot and changes),
-    // before it is news, so its key is compared with a pinned one.
+    // Optional: every entry of a followed name the registry lists (snapshot
+    // and changes), before it is news, so its key is compared with a pinned
+    // one.
     std::function<void(const registry::Entry& entry)> on_listed;
   };
 
@@ -59,7 +69,7 @@ class RegistryFollower {
 
   // Ends the watch and the thread; no event or callback comes after it
   // returns. Idempotent.
-  void Stop() { stream_->Stop(); }
+  void Stop();
 
  private:
   using Stream =
@@ -73,6 +83,11 @@ class RegistryFollower {
   void Apply(const registry::WatchEvent& event);
   // The snapshot of this stream is in.
   void Synced();
+  // The first time: how many are online, and which of those followed.
+  void Summarize();
+  bool Follows(const std::string& name) const {
+    return options_.contacts->Follows(name);
+  }
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 
   registry::RegistryClient* const registry_;  // Not owned.
@@ -83,6 +98,10 @@ class RegistryFollower {
 
   // The stream's thread only.
   bool synced_ = false;  // The current stream's snapshot is in.
+  // The name keys the current stream watches, and those the last synced
+  // one watched (whose arrival is news).
+  absl::flat_hash_set<std::string> watching_;
+  absl::flat_hash_set<std::string> tracked_;
   bool first_sync_ = true;
   bool reported_loss_ = false;
   // After a reconnect, the name keys whose arrival (or new address) the next

@@ -22,8 +22,7 @@ class MailboxService final : public v1::Mailbox::CallbackService {
   // limits.max_listen_streams_per_client Listen streams per client host and
   // max_listen_streams_per_lease per lease (kResourceExhausted).
   MailboxService(Store* store, Mailbox* mailbox,
-                 CallGate* gate = &DefaultCallGate(),
-                 StreamLimits limits = {});
+                 CallGate* gate = &DefaultCallGate(), StreamLimits limits = {});
 
   grpc::ServerUnaryReactor* Deposit(grpc::CallbackServerContext* context,
                                     const v1::DepositRequest* request,

@@ -272,6 +272,10 @@ grpc::ServerUnaryReactor* RegistryService::List(
     EntryToProto(entry, response->add_entries());
   }
   response->set_next_page_token(page.next_page_token);
+  // Counted only for the whole registry: cheap there (Store::Size()).
+  if (request->prefix().empty()) {
+    response->set_total_size(static_cast<int64_t>(store_->Size()));
+  }
   return Respond(context, absl::OkStatus());
 }
 

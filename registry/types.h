@@ -75,6 +75,9 @@ struct Lease {
 struct ListPage {
   std::vector<Entry> entries;
   std::string next_page_token;  // Empty on the last page.
+  // Live entries in the whole registry for a List without a prefix; 0 when
+  // not counted (a prefix, or an older registry).
+  int64_t total_size = 0;
 };
 
 enum class EventType { kPut, kDelete, kSynced };

@@ -175,6 +175,7 @@ absl::StatusOr<ListPage> RegistryClient::List(const std::string& prefix,
     page.entries.push_back(EntryFromProto(entry));
   }
   page.next_page_token = response.next_page_token();
+  page.total_size = response.total_size();
   return page;
 }
 

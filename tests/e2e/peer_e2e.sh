@@ -3,7 +3,9 @@
 # chat-peers driven through their stdin (named pipes) with --json. Chatting
 # by name in both directions, --peer waiting for a partner, a refused name,
 # kill -9 of a peer (reported as not delivered, then expired), a registry
-# kill -9 and restart, and a clean exit at the end of input.
+# kill -9 and restart, and a clean exit at the end of input. The screen:
+# junk registrations reach nobody, a new peer says how many are online in
+# one line and lists them a page at a time.
 #
 # Usage: peer_e2e.sh BIN_DIR   (the build's bin/)
 set -euo pipefail
@@ -44,6 +46,28 @@ say bob "/chat alice"
 say bob "hi alice, bob here"
 wait_for_file "$work/alice.out" '"text":"hi alice, bob here"'
 wait_for_file "$work/bob.out" '"status":"delivered"'
+
+step "60 junk registrations (static entries) reach no screen"
+export CHAT_ADMIN_TOKEN_FILE=$work/admin.token
+for i in $(seq 1 60); do
+  timeout 20 "$bin_dir/chatctl" --registry "$registry" register "junk-$i" 127.0.0.1:1 --static \
+    >/dev/null || fail "chatctl register junk-$i failed"
+done
+
+step "a new peer: one summary line, then /peers page by page"
+start_peer erin --page-size 25
+wait_for_file "$work/erin.out" '"event":"summary","online":62,'
+say erin "/peers"
+wait_for_file "$work/erin.out" '"page":1,"more":true,"online":62}'
+say erin "/peers more"
+say erin "/peers more"
+wait_for_file "$work/erin.out" '"page":3,"more":false,"online":62}'
+say erin "/peers more"
+wait_for_file "$work/erin.out" 'no more pages; /peers starts again'
+# 63 names (erin too) in pages of 25: 25, 25 and 13, each name once.
+listed=$(grep -F '"event":"peers"' "$work/erin.out" | grep -o '"name":"[^"]*"' | sort -u | wc -l)
+[ "$listed" = 63 ] || fail "the pages listed $listed names, expected 63"
+[ "$(grep -c '"event":"online"' "$work/erin.out" || true)" = 0 ] || fail "erin was told of strangers"
 
 step "carol waits for dave with --peer, then chats"
 start_peer carol --peer dave
@@ -90,13 +114,22 @@ step "end of input: alice finishes, unregisters and exits 0"
 eval "exec ${peer_fd[alice]}>&-"
 wait_for_exit "${peer_pid[alice]}" 20
 [ "$exit_code" = 0 ] || fail "alice exited $exit_code"
-wait_for_file "$work/carol.out" '"event":"offline","name":"alice"'
-grep -F '"name":"alice"' "$work/carol.out" | grep -qF '"reason":"left"' ||
+# dave wrote to alice: he follows her.
+wait_for_file "$work/dave.out" '"event":"offline","name":"alice"'
+grep -F '"name":"alice"' "$work/dave.out" | grep -qF '"reason":"left"' ||
   fail "alice did not leave cleanly (expected reason left)"
+# carol never talked with alice: her leaving is not carol's news.
+grep -qF '"event":"offline","name":"alice"' "$work/carol.out" &&
+  fail "carol was told of alice, whom she does not follow"
 
 step "SIGTERM: dave unregisters and exits 0"
 kill -TERM "${peer_pid[dave]}"
 wait_for_exit "${peer_pid[dave]}" 20
 [ "$exit_code" = 0 ] || fail "dave exited $exit_code after SIGTERM"
+
+step "no junk reached anyone's screen"
+for name in alice bob carol dave; do
+  ! grep -qF 'junk-' "$work/$name.out" || fail "$name was told of junk registrations"
+done
 
 echo "PASS peer_e2e"

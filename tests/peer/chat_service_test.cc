@@ -5,15 +5,21 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <optional>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
 #include "peer/peer_store.h"
 #include "peer/sealing.h"
 #include "tests/peer/keeping_sink.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wait.h"
 
 namespace chat::peer {
 namespace {
@@ -155,6 +161,10 @@ class SealedChatServiceTest : public ::testing::Test {
         -> absl::StatusOr<std::optional<PublicKey>> {
       if (registry_down_) return absl::UnavailableError("registry away");
       if (name == "alice") return std::optional<PublicKey>(alice_.public_key());
+      if (name == "carol" && carol_.has_value()) return carol_;
+      if (hold_ != nullptr && absl::StartsWith(name, "stranger-")) {
+        hold_->WaitForNotification();
+      }
       return std::optional<PublicKey>();
     };
     keys_ = std::make_unique<KeyBook>(store_.get(), std::vector<Pin>(),
@@ -196,7 +206,10 @@ class SealedChatServiceTest : public ::testing::Test {
   FakeClock clock_;
   Identity alice_ = Identity::Generate();
   Identity bob_ = Identity::Generate();
-  bool registry_down_ = false;
+  // What the directory answers; set before a Send.
+  std::atomic<bool> registry_down_{false};
+  std::optional<PublicKey> carol_;
+  absl::Notification* hold_ = nullptr;  // Strangers' lookups wait for it.
   std::unique_ptr<PeerStore> store_;
   std::unique_ptr<KeyBook> keys_;
   std::unique_ptr<Envelope> envelope_;
@@ -241,17 +254,60 @@ TEST_F(SealedChatServiceTest, ANameWithoutAKeyIsShownUnverified) {
   EXPECT_TRUE(sink_.messages()[0].unverified);
 }
 
-TEST_F(SealedChatServiceTest, AnUnknownKeyMeansTryAgainLater) {
-  // carol is not listed yet: the callback thread never waits for the
-  // registry, the sender is told to try again.
+TEST_F(SealedChatServiceTest, AFirstSenderIsLookedUpOffTheCallbackThread) {
+  // carol is not listed (bob follows only those he talks with): her key is
+  // asked for on the service's own thread, and her first message is taken.
   Identity carol_key = Identity::Generate();
+  carol_ = carol_key.public_key();
   PairCipher carol(carol_key);
-  ChatMessage message = FromAlice("later");
+  ChatMessage message = FromAlice("first");
   message.from = "carol";
   auto sealed = SealMessage(carol, bob_.public_key(), message);
-  EXPECT_EQ(Send(*sealed).error_code(), grpc::StatusCode::UNAVAILABLE);
-  keys_->Listed("carol", carol_key.public_key());
   EXPECT_TRUE(Send(*sealed).ok());
+  ASSERT_EQ(sink_.messages().size(), 1u);
+  EXPECT_EQ(sink_.messages()[0].text, "first");
+  // When the registry cannot say, the sender is told to try again later.
+  registry_down_ = true;
+  message.from = "dave";
+  Identity dave_key = Identity::Generate();
+  PairCipher dave(dave_key);
+  auto from_dave = SealMessage(dave, bob_.public_key(), message);
+  EXPECT_EQ(Send(*from_dave).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(SealedChatServiceTest, AtMostSixtyFourFirstMessagesWaitForTheirKeys) {
+  // Strangers' keys take long to look up: 64 wait (and one is being looked
+  // up), one more is refused at once (its sender leaves it in our
+  // mailbox), alice is still served.
+  absl::Notification release;
+  hold_ = &release;
+  const size_t waiting = ChatService::kLookupsWaiting + 1;
+  std::vector<std::thread> senders;
+  std::vector<grpc::Status> outcomes(waiting);
+  for (size_t i = 0; i < waiting; ++i) {
+    senders.emplace_back([this, i, &outcomes] {
+      ChatMessage message = FromAlice("hello");
+      message.from = absl::StrCat("stranger-", i);
+      message.id = "";
+      outcomes[i] = Send(ToProto(message));
+    });
+  }
+  ASSERT_TRUE(chat::testing::WaitFor(
+      [this, waiting] { return service_->waiting_lookups() == waiting; }));
+  ChatMessage one_more = FromAlice("me too");
+  one_more.from = "stranger-x";
+  grpc::Status refused = Send(ToProto(one_more));
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("not known"));
+  PairCipher alice(alice_);
+  auto from_alice = SealMessage(alice, bob_.public_key(), FromAlice("still"));
+  EXPECT_TRUE(Send(*from_alice).ok());
+  release.Notify();
+  for (std::thread& sender : senders) sender.join();
+  for (const grpc::Status& outcome : outcomes) {
+    EXPECT_TRUE(outcome.ok()) << outcome.error_message();
+  }
+  EXPECT_EQ(sink_.messages().size(), waiting + 1);
 }
 
 }  // namespace

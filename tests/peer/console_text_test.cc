@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+
 #include "peer/commands.h"
 #include "peer/format.h"
 
@@ -206,6 +209,99 @@ TEST(KeyCommandsTest, UnverifiedMessagesAndTheReadyLineSaySo) {
   EXPECT_NE(FormatText(ready, style).find("7f3a 9c21"), std::string::npos);
   EXPECT_NE(FormatJson(ready).find("\"fingerprint\":\"7f3a 9c21\""),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace chat::peer
+
+namespace chat::peer {
+namespace {
+
+registry::Entry Online(const std::string& name, bool is_static = false) {
+  registry::Entry entry;
+  entry.name = name;
+  entry.address = "127.0.0.1:1";
+  entry.is_static = is_static;
+  return entry;
+}
+
+TEST(ScreenCommandsTest, PeersPagesAndFollowParse) {
+  EXPECT_EQ(ParseLine("/peers", "").text, "");
+  EXPECT_EQ(ParseLine("/peers more", "").kind, Command::Kind::kPeers);
+  EXPECT_EQ(ParseLine("/peers MORE ", "").text, "more");
+  EXPECT_THAT(ParseLine("/peers bob", "").text, HasSubstr("usage: /peers"));
+  Command follow = ParseLine("/follow bob", "");
+  EXPECT_EQ(follow.kind, Command::Kind::kFollow);
+  EXPECT_EQ(follow.name, "bob");
+  EXPECT_EQ(ParseLine("/follow", "").kind, Command::Kind::kFollow);
+  EXPECT_EQ(ParseLine("/follow", "").name, "");
+  EXPECT_EQ(ParseLine("/unfollow bob", "").kind, Command::Kind::kUnfollow);
+  EXPECT_THAT(ParseLine("/unfollow", "").text, HasSubstr("usage: /unfollow"));
+  EXPECT_THAT(ParseLine("/follow a b", "").text, HasSubstr("usage: /follow"));
+  EXPECT_THAT(HelpText(), HasSubstr("/peers more"));
+  EXPECT_THAT(HelpText(), HasSubstr("/unfollow NAME"));
+}
+
+TEST(ScreenFormatTest, TheSummaryIsOneLineWhateverTheRegistryHolds) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  PeerEvent summary = MakeEvent(EventKind::kSummary);
+  summary.count = 12345;
+  EXPECT_EQ(FormatText(summary, style), "* 12,345 online, /peers to list\n");
+  EXPECT_EQ(FormatJson(summary),
+            "{\"event\":\"summary\",\"online\":12345,\"following\":[]}\n");
+  summary.count = 1000000;
+  summary.peers = {Online("bob"), Online("lab", true)};
+  EXPECT_EQ(FormatText(summary, style),
+            "* 1,000,000 online, /peers to list; of those you follow: bob, lab "
+            "(static)\n");
+  EXPECT_THAT(FormatJson(summary),
+              HasSubstr("\"following\":[{\"name\":\"bob\",\"address\":"
+                        "\"127.0.0.1:1\",\"static\":false},{\"name\":\"lab\""));
+  // However many of those followed are online: ten names and a count.
+  summary.peers.clear();
+  for (int i = 0; i < 25; ++i)
+    summary.peers.push_back(Online("p" + std::to_string(i)));
+  const std::string line = FormatText(summary, style);
+  EXPECT_THAT(line, HasSubstr("p9 and 15 more\n"));
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
+  summary.peers.clear();
+  summary.count = 0;
+  EXPECT_EQ(FormatText(summary, style), "* nobody else is online\n");
+  summary.count = -1;  // A registry that does not count.
+  EXPECT_EQ(FormatText(summary, style), "* /peers lists who is online\n");
+  EXPECT_EQ(FormatJson(summary), "{\"event\":\"summary\",\"following\":[]}\n");
+}
+
+TEST(ScreenFormatTest, APageOfPeersSaysWhereItIsAndWhatComesNext) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  PeerEvent page = MakeEvent(EventKind::kPeers);
+  page.peers = {Online("alice"), Online("bob"), Online("carol")};
+  page.page = 1;
+  page.count = 2;
+  // One page holds everyone: as before.
+  EXPECT_EQ(FormatText(page, style), "* online: bob, carol\n");
+  page.more = true;
+  page.count = 12345;
+  EXPECT_EQ(FormatText(page, style),
+            "* online, page 1 (12,345 in all): bob, carol; /peers more for the "
+            "next page\n");
+  EXPECT_EQ(FormatJson(page),
+            "{\"event\":\"peers\",\"peers\":[{\"name\":\"alice\",\"address\":"
+            "\"127.0.0.1:1\",\"static\":false},{\"name\":\"bob\",\"address\":"
+            "\"127.0.0.1:1\",\"static\":false},{\"name\":\"carol\","
+            "\"address\":\"127.0.0.1:1\",\"static\":false}],\"page\":1,"
+            "\"more\":true,\"online\":12345}\n");
+  page.page = 3;
+  page.more = false;
+  page.peers = {Online("zed")};
+  EXPECT_EQ(FormatText(page, style),
+            "* online, page 3, the last (12,345 in all): zed\n");
+  page.peers.clear();
+  page.peers = {Online("alice")};
+  EXPECT_EQ(FormatText(page, style),
+            "* online, page 3, the last (12,345 in all): nobody else\n");
+  page.page = 1;
+  EXPECT_EQ(FormatText(page, style), "* nobody else is online\n");
 }
 
 }  // namespace

@@ -184,6 +184,7 @@ TEST_F(PeerTest, AnUnreachablePeerIsReportedAfterARetry) {
 
 TEST_F(PeerTest, PeersHearWhoComesAndGoes) {
   ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(peer("alice").Follow("bob"), IsOk());  // Only those followed.
   ASSERT_THAT(StartPeer("bob"), IsOk());
   EXPECT_TRUE(sink("alice")
                   .WaitFor([](const PeerEvent& event) {
@@ -203,7 +204,12 @@ TEST_F(PeerTest, PeersHearWhoComesAndGoes) {
 
 TEST_F(PeerTest, ARegistryRestartKeepsEveryName) {
   ASSERT_THAT(StartPeer("alice"), IsOk());
+  // A watch is open only for someone followed.
+  ASSERT_THAT(peer("alice").Follow("bob"), IsOk());
   ASSERT_THAT(StartPeer("bob"), IsOk());
+  ASSERT_TRUE(sink("alice").WaitFor([](const PeerEvent& event) {
+    return event.kind == EventKind::kOnline && event.name == "bob";
+  }));
   const int port = registry_->port();
   registry_.reset();
   StartRegistry(port);  // The same file, the same port.

@@ -1,0 +1,224 @@
+// A peer's screen is its user's: what real peers next to a registry full of
+// strangers show (issue 12). Online and offline notices only for names
+// followed, one summary line at start, /peers a page at a time through the
+// console's JSON mode, counted in lines, never timed.
+
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "peer/console.h"
+#include "peer/format.h"
+#include "tests/peer/peer_fixture.h"
+
+namespace chat::peer {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::testing::ElementsAre;
+
+constexpr int kJunk = 150;
+
+auto Notice(EventKind kind, const std::string& name) {
+  return [kind, name](const PeerEvent& event) {
+    return event.kind == kind && event.name == name;
+  };
+}
+
+class PeerScreenTest : public PeerTest {
+ protected:
+  // Registers `count` static entries junk-0... (what one client did to
+  // every peer's screen in issue 12), or removes them.
+  void Junk(bool add) {
+    auto admin = Client(/*admin=*/true);
+    for (int i = 0; i < kJunk; ++i) {
+      const std::string name = absl::StrCat("junk-", i);
+      if (add) {
+        ASSERT_THAT(admin->PutStatic(name, "127.0.0.1:1"), IsOk());
+      } else {
+        ASSERT_THAT(admin->RemoveStatic(name), IsOk());
+      }
+    }
+  }
+
+  // Every event `name` was told of, as the terminal would print it.
+  std::vector<std::string> Lines(const std::string& name) {
+    TextStyle style{false, name, absl::UTCTimeZone()};
+    std::vector<std::string> lines;
+    for (const PeerEvent& event : sink(name).Events()) {
+      for (absl::string_view line :
+           absl::StrSplit(FormatText(event, style), '\n', absl::SkipEmpty())) {
+        lines.push_back(std::string(line));
+      }
+    }
+    return lines;
+  }
+
+  // Runs `name`'s console in JSON mode over `input` (one command per line)
+  // to its end; returns what it printed.
+  std::string RunConsole(const std::string& name, const std::string& input,
+                         int page_size) {
+    const std::string in_path = dir_.File(name + ".in");
+    const std::string out_path = dir_.File(name + ".out");
+    std::ofstream(in_path) << input;
+    int in = open(in_path.c_str(), O_RDONLY | O_CLOEXEC);
+    int out =
+        open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    EXPECT_GE(in, 0);
+    EXPECT_GE(out, 0);
+    {
+      ConsoleOptions options;
+      options.json = true;
+      options.own_name = name;
+      options.page_size = page_size;
+      Console console(options, in, out);
+      console.Run(&peer(name));  // Returns at the end of the input.
+    }
+    close(in);
+    close(out);
+    std::ifstream printed(out_path);
+    std::stringstream text;
+    text << printed.rdbuf();
+    return text.str();
+  }
+};
+
+TEST_F(PeerScreenTest, JunkRegistrationsNeverReachTheScreen) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(peer("alice").Follow("bob"), IsOk());
+  Junk(/*add=*/true);
+  // bob comes after the junk: once alice hears of him, she has been told of
+  // everything before him.
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  ASSERT_TRUE(sink("alice").WaitFor(Notice(EventKind::kOnline, "bob")));
+  Junk(/*add=*/false);
+  StopPeer("bob");
+  ASSERT_TRUE(sink("alice").WaitFor(Notice(EventKind::kOffline, "bob")));
+  // 300 junk changes; alice's screen: her start, the summary, bob twice.
+  std::vector<std::string> notices;
+  for (const PeerEvent& event : sink("alice").Events()) {
+    if (event.kind == EventKind::kOnline || event.kind == EventKind::kOffline) {
+      notices.push_back(event.name);
+    }
+  }
+  EXPECT_THAT(notices, ElementsAre("bob", "bob"));
+  EXPECT_LE(Lines("alice").size(), 4u);
+  for (const std::string& line : Lines("alice")) {
+    EXPECT_FALSE(absl::StrContains(line, "junk")) << line;
+  }
+}
+
+TEST_F(PeerScreenTest, ANewPeerSaysHowManyAreOnlineInOneLine) {
+  Junk(/*add=*/true);
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  ASSERT_THAT(StartPeer("carol"), IsOk());
+  PeerOptions options = Options("alice");
+  options.follow = {"bob"};  // As --peer bob does.
+  ASSERT_THAT(StartPeer(options), IsOk());
+  auto summary = sink("alice").WaitFor(
+      [](const PeerEvent& event) { return event.kind == EventKind::kSummary; });
+  ASSERT_TRUE(summary.has_value());
+  EXPECT_EQ(summary->count, kJunk + 2);  // Everyone but alice.
+  ASSERT_EQ(summary->peers.size(), 1u);
+  EXPECT_EQ(summary->peers[0].name, "bob");
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  EXPECT_EQ(FormatText(*summary, style),
+            "* 152 online, /peers to list; of those you follow: bob\n");
+  EXPECT_THAT(FormatJson(*summary),
+              ::testing::StartsWith(
+                  "{\"event\":\"summary\",\"online\":152,\"following\":[{"
+                  "\"name\":\"bob\""));
+  // Nothing else about who is here: no list, no notice per name.
+  for (const PeerEvent& event : sink("alice").Events()) {
+    EXPECT_NE(event.kind, EventKind::kPeers);
+    EXPECT_NE(event.kind, EventKind::kOnline) << event.name;
+  }
+  EXPECT_LE(Lines("alice").size(), 2u);
+}
+
+TEST_F(PeerScreenTest, PeersListsThroughTheConsoleOnePageAtATime) {
+  Junk(/*add=*/true);
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  // 151 names (alice and the junk) in pages of 40: 4 pages, then no more.
+  const std::string printed = RunConsole(
+      "alice", "/peers\n/peers more\n/peers more\n/peers more\n/peers more\n",
+      /*page_size=*/40);
+  std::vector<std::string> lines =
+      absl::StrSplit(printed, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 5u) << printed;
+  std::set<std::string> listed;
+  for (int page = 1; page <= 4; ++page) {
+    const std::string& line = lines[page - 1];
+    EXPECT_TRUE(absl::StartsWith(line, "{\"event\":\"peers\",\"peers\":["))
+        << line;
+    EXPECT_TRUE(absl::StrContains(
+        line, absl::StrCat("\"page\":", page, ",\"more\":",
+                           page < 4 ? "true" : "false", ",\"online\":150}")))
+        << line;
+    size_t names = 0;
+    for (size_t at = line.find("{\"name\":\""); at != std::string::npos;
+         at = line.find("{\"name\":\"", at + 1)) {
+      const size_t start = at + 9;
+      listed.insert(line.substr(start, line.find('"', start) - start));
+      ++names;
+    }
+    EXPECT_EQ(names, page < 4 ? 40u : 31u) << line;
+  }
+  EXPECT_EQ(listed.size(), kJunk + 1u);  // Everyone once, alice too.
+  EXPECT_EQ(lines[4],
+            "{\"event\":\"info\",\"text\":\"no more pages; /peers starts "
+            "again\"}");
+  // And again from the start.
+  const std::string again = RunConsole("alice", "/peers\n", 40);
+  EXPECT_TRUE(absl::StrContains(again, "\"page\":1,\"more\":true")) << again;
+}
+
+TEST_F(PeerScreenTest, NoticesComeOnlyForThoseTalkedWithOrChosen) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(peer("alice").Follow("bob"), IsOk());  // Chosen.
+  ASSERT_THAT(StartPeer("carol"), IsOk());           // A stranger, for now.
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  ASSERT_TRUE(sink("alice").WaitFor(Notice(EventKind::kOnline, "bob")));
+  // carol writes to alice: talked with, so followed from now on.
+  EXPECT_EQ(SendAndWait("carol", "alice", "hi alice").status,
+            SendStatus::kDelivered);
+  ASSERT_TRUE(sink("alice").WaitFor(MessageFrom("carol", "hi alice")));
+  EXPECT_THAT(peer("alice").Followed(), ElementsAre("bob", "carol"));
+  StopPeer("carol");
+  ASSERT_TRUE(sink("alice").WaitFor(Notice(EventKind::kOffline, "carol")));
+  // bob unfollowed: his leaving is not news; dave, chosen, comes after it.
+  EXPECT_TRUE(peer("alice").Unfollow("bob"));
+  ASSERT_THAT(peer("alice").Follow("dave"), IsOk());
+  StopPeer("bob");
+  ASSERT_THAT(StartPeer("dave"), IsOk());
+  ASSERT_TRUE(sink("alice").WaitFor(Notice(EventKind::kOnline, "dave")));
+  std::vector<std::string> notices;
+  for (const PeerEvent& event : sink("alice").Events()) {
+    if (event.kind == EventKind::kOnline) notices.push_back("+" + event.name);
+    if (event.kind == EventKind::kOffline) notices.push_back("-" + event.name);
+  }
+  EXPECT_THAT(notices, ElementsAre("+bob", "-carol", "+dave"));
+  // What alice follows survives her restart (her own file).
+  StopPeer("alice");
+  sinks_.erase("alice");
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  EXPECT_THAT(peer("alice").Followed(), ElementsAre("carol", "dave"));
+  std::vector<std::string> online;
+  for (const registry::Entry& entry : peer("alice").FollowedOnline()) {
+    online.push_back(entry.name);
+  }
+  EXPECT_THAT(online, ElementsAre("dave"));
+}
+
+}  // namespace
+}  // namespace chat::peer
