@@ -293,7 +293,7 @@ TEST_F(SealedChatServiceTest, AtMostSixtyFourFirstMessagesWaitForTheirKeys) {
     });
   }
   ASSERT_TRUE(chat::testing::WaitFor(
-      [this, waiting] { return service_->waiting_lookups() == waiting; }));
+      [this] { return service_->waiting_lookups() == waiting; }));
   ChatMessage one_more = FromAlice("me too");
   one_more.from = "stranger-x";
   grpc::Status refused = Send(ToProto(one_more));
