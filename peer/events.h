@@ -35,9 +35,12 @@ enum class EventKind {
 // A message's states, in the order they come: kSent (in our durable
 // outbox; again, with a reason, each time an attempt fails and it waits to
 // be tried again), then kStored (waiting in the recipient's mailbox in the
-// registry) and/or kDelivered (the recipient's peer has it). kFailed is
-// final: it can never be sent (the outbox lets it go).
-enum class SendStatus { kSent, kStored, kDelivered, kFailed };
+// registry) and/or kDelivered (the recipient's peer has it), then kRead
+// (the recipient's user saw it; only when both sides send read receipts).
+// kFailed is final: it can never be sent (the outbox lets it go). kExpired
+// is final too: it waited in the recipient's mailbox until the mailbox let
+// it go unread (`text` says how long).
+enum class SendStatus { kSent, kStored, kDelivered, kRead, kExpired, kFailed };
 
 struct PeerEvent {
   EventKind kind = EventKind::kInfo;
@@ -59,6 +62,9 @@ struct PeerEvent {
   // For kPeers: which page of the listing (from 1), and whether more follow.
   int page = 0;
   bool more = false;
+  // The technical detail behind `text` (a gRPC status, say), for --verbose
+  // and the JSON event's `detail`; never on the terminal's one line.
+  std::string detail;
 };
 
 inline PeerEvent MakeEvent(EventKind kind, std::string name = "",

@@ -43,6 +43,10 @@ const char* StatusName(SendStatus status) {
       return "stored";
     case SendStatus::kDelivered:
       return "delivered";
+    case SendStatus::kRead:
+      return "read";
+    case SendStatus::kExpired:
+      return "expired";
     case SendStatus::kFailed:
       return "failed";
   }
@@ -152,7 +156,11 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
                                   "): ", PrintableText(message.text))) +
                "\n";
       }
-      if (event.status == SendStatus::kFailed) {
+      if (event.status == SendStatus::kRead) {
+        return "";  // Not a line of its own; /history shows it.
+      }
+      if (event.status == SendStatus::kFailed ||
+          event.status == SendStatus::kExpired) {
         return Paint(style, kTrouble,
                      absl::StrCat("! not delivered to ", message.to, ": ",
                                   PrintableText(event.text))) +
@@ -268,7 +276,8 @@ std::string FormatJson(const PeerEvent& event) {
       if (event.message.sequence > 0) {
         field("sequence", absl::StrCat(event.message.sequence));
       }
-      if (event.status == SendStatus::kFailed) {
+      if (event.status == SendStatus::kFailed ||
+          event.status == SendStatus::kExpired) {
         text("error", event.text);
       } else if (!event.text.empty()) {
         text("reason", event.text);
@@ -311,6 +320,7 @@ std::string FormatJson(const PeerEvent& event) {
       text("error", event.text);
       break;
   }
+  if (!event.detail.empty()) text("detail", event.detail);
   return out + "}\n";
 }
 
