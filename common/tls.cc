@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,23 @@ bool HoldsKind(const std::string& text, PemKind kind) {
     if (HasPemBlock(text, label)) return true;
   }
   return false;
+}
+
+// A certificate and its private key, as --tls-cert and --tls-key name them.
+struct CertAndKey {
+  std::string cert;
+  std::string key;
+};
+
+absl::StatusOr<CertAndKey> ReadCertAndKey(const std::string& cert_file,
+                                          const std::string& key_file) {
+  absl::StatusOr<std::string> cert =
+      ReadPemFile(cert_file, PemKind::kCertificate, "--tls-cert");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key =
+      ReadPemFile(key_file, PemKind::kPrivateKey, "--tls-key");
+  if (!key.ok()) return key.status();
+  return CertAndKey{*std::move(cert), *std::move(key)};
 }
 
 }  // namespace
@@ -70,14 +88,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     return absl::InvalidArgumentError(
         "--tls-cert and --tls-key go together: give both, or neither");
   }
-  absl::StatusOr<std::string> cert =
-      ReadPemFile(files.cert_file, PemKind::kCertificate, "--tls-cert");
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key =
-      ReadPemFile(files.key_file, PemKind::kPrivateKey, "--tls-key");
-  if (!key.ok()) return key.status();
+  absl::StatusOr<CertAndKey> pair =
+      ReadCertAndKey(files.cert_file, files.key_file);
+  if (!pair.ok()) return pair.status();
   grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
+  options.pem_key_cert_pairs.push_back({pair->key, pair->cert});
   if (!files.client_ca_file.empty()) {
     absl::StatusOr<std::string> ca = ReadPemFile(
         files.client_ca_file, PemKind::kCertificate, "--tls-client-ca");
@@ -109,14 +124,11 @@ MakeChannelCredentials(const TlsClientFiles& files) {
   grpc::SslCredentialsOptions options;
   options.pem_root_certs = *ca;
   if (!files.cert_file.empty()) {
-    absl::StatusOr<std::string> cert =
-        ReadPemFile(files.cert_file, PemKind::kCertificate, "--tls-cert");
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key =
-        ReadPemFile(files.key_file, PemKind::kPrivateKey, "--tls-key");
-    if (!key.ok()) return key.status();
-    options.pem_cert_chain = *cert;
-    options.pem_private_key = *key;
+    absl::StatusOr<CertAndKey> pair =
+        ReadCertAndKey(files.cert_file, files.key_file);
+    if (!pair.ok()) return pair.status();
+    options.pem_cert_chain = std::move(pair->cert);
+    options.pem_private_key = std::move(pair->key);
   }
   return grpc::SslCredentials(options);
 }
