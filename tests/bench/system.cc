@@ -372,28 +372,69 @@ class SystemBench {
     return registry_ready_ms_;
   }
 
-  double ResolveRate(const Channels& channels,
-                     const std::vector<std::string>& names, int names_held) {
+  // Closed-loop Resolve calls of `names` over `channels` for the run's
+  // warm-up and duration: what every resolve figure here is made of. With
+  // `registry` (a pid), also the cores it used meanwhile.
+  struct ResolveRun {
+    LoadResult result;
+    double calls_per_s = 0;
+    double registry_cores = 0;
+  };
+  ResolveRun RunResolve(const Channels& channels, int concurrency,
+                        const std::vector<std::string>& names,
+                        pid_t registry = 0) {
     std::unique_ptr<Workload> resolve =
-        NewResolveWorkload(channels, kScaleResolveConcurrency, names);
+        NewResolveWorkload(channels, concurrency, names);
     LoadOptions load;
-    load.concurrency = kScaleResolveConcurrency;
+    load.concurrency = concurrency;
     load.warmup = options_.warmup;
     load.duration = options_.duration;
-    const LoadResult r = RunClosedLoop(*resolve, load);
-    const double rate =
-        r.seconds > 0 ? static_cast<double>(r.calls) / r.seconds : 0;
+    const CpuMeter cpu(registry != 0 ? registry : getpid());
+    ResolveRun run{RunClosedLoop(*resolve, load)};
+    if (registry != 0) run.registry_cores = cpu.Cores().first;
+    if (run.result.seconds > 0) {
+      run.calls_per_s =
+          static_cast<double>(run.result.calls) / run.result.seconds;
+    }
+    return run;
+  }
+
+  // One round of the scale comparison against the registry `pid` holding
+  // `names_held` names: its throughput, and the registry's CPU time per
+  // call, which the load generator sharing the cores does not change.
+  struct ResolveFigures {
+    double calls_per_s = 0;
+    double registry_us_per_call = 0;
+  };
+  ResolveFigures ResolveRate(const Channels& channels,
+                             const std::vector<std::string>& names,
+                             int names_held, pid_t pid) {
+    const ResolveRun run =
+        RunResolve(channels, kScaleResolveConcurrency, names, pid);
+    const double registry_cores = run.registry_cores;
+    const LoadResult& r = run.result;
+    ResolveFigures figures;
+    figures.calls_per_s = run.calls_per_s;
+    // Cores used over the warm-up and the run, at the measured call rate
+    // (the warm-up runs the same load).
+    if (run.calls_per_s > 0) {
+      figures.registry_us_per_call = registry_cores * 1e6 / run.calls_per_s;
+    }
     Emit(absl::StrCat("{\"kind\":\"scale_resolve\",\"names\":", names_held,
                       ",\"concurrency\":", kScaleResolveConcurrency,
                       ",\"errors\":", r.errors,
-                      ",\"calls_per_s\":", Fixed(rate, 1), "}"),
+                      ",\"calls_per_s\":", Fixed(figures.calls_per_s, 1),
+                      ",\"registry_cores\":", Fixed(registry_cores, 2),
+                      ",\"registry_us_per_call\":",
+                      Fixed(figures.registry_us_per_call, 1), "}"),
          absl::StrFormat("resolve registry of %7d names, conc %d: %9.0f "
-                         "calls/s, errors: %s",
-                         names_held, kScaleResolveConcurrency, rate,
+                         "calls/s, registry %.1f us CPU/call, errors: %s",
+                         names_held, kScaleResolveConcurrency,
+                         figures.calls_per_s, figures.registry_us_per_call,
                          ErrorCountsText(r.error_counts)));
     if (r.errors > 0)
       Failed("resolve failed: " + ErrorCountsText(r.error_counts));
-    return rate;
+    return figures;
   }
 
   // Issue 12's million names: fills kScaleBaseNames, restarts (the
@@ -451,14 +492,32 @@ class SystemBench {
       return false;
     }
     std::vector<double> ratios;
+    std::vector<double> cost_ratios;  // CPU per call, few / many.
     for (int round = 0; round < kScaleResolveRounds; ++round) {
-      const double few =
-          ResolveRate(small_channels, small_names, kScaleSmallNames);
-      const double many = ResolveRate(channels_, names_, options_.names);
-      if (few > 0) ratios.push_back(many / few);
+      const ResolveFigures few = ResolveRate(small_channels, small_names,
+                                             kScaleSmallNames, small->pid());
+      const ResolveFigures many =
+          ResolveRate(channels_, names_, options_.names, registry_->pid());
+      if (few.calls_per_s > 0) {
+        ratios.push_back(many.calls_per_s / few.calls_per_s);
+      }
+      if (many.registry_us_per_call > 0) {
+        cost_ratios.push_back(few.registry_us_per_call /
+                              many.registry_us_per_call);
+      }
     }
     StopChild(*small, "chat-registry (small)");
     if (ratios.empty()) return Failed("no resolve succeeded");
+    if (!cost_ratios.empty()) {
+      const Spread cost = SpreadOf(cost_ratios);
+      Emit(absl::StrCat("{\"kind\":\"scale_resolve_cpu_ratio\",\"ratio\":",
+                        SpreadJson(cost, 3), "}"),
+           absl::StrFormat("ratio   registry CPU per resolve, %d names / %d "
+                           "names: min %.3f median %.3f max %.3f (1: the "
+                           "same cost)",
+                           kScaleSmallNames, options_.names, cost.min,
+                           cost.median, cost.max));
+    }
     const Spread s = SpreadOf(ratios);
     const bool met = s.median >= kScaleResolveTargetRatio;
     Emit(absl::StrCat(
@@ -675,15 +734,9 @@ class SystemBench {
     double peak = 0;
     int peak_concurrency = 0;
     for (int concurrency : options_.peak_concurrency) {
-      std::unique_ptr<Workload> resolve =
-          NewResolveWorkload(channels_, concurrency, names_);
-      LoadOptions load;
-      load.concurrency = concurrency;
-      load.warmup = options_.warmup;
-      load.duration = options_.duration;
-      const LoadResult r = RunClosedLoop(*resolve, load);
-      const double rate =
-          r.seconds > 0 ? static_cast<double>(r.calls) / r.seconds : 0;
+      const ResolveRun run = RunResolve(channels_, concurrency, names_);
+      const LoadResult& r = run.result;
+      const double rate = run.calls_per_s;
       const LatencySummary latency = Summarize(r.latencies_us);
       Emit(absl::StrCat(
                "{\"kind\":\"overload_peak\",\"concurrency\":", concurrency,
