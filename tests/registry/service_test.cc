@@ -5,7 +5,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -16,6 +15,7 @@
 #include "registry/server.h"
 #include "registry/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
 namespace chat::registry {
@@ -33,16 +33,9 @@ constexpr size_t kTestMaxWatchNames = 8;
 
 class RegistryServiceTest : public ::testing::Test {
  protected:
-  RegistryServiceTest()
-      : db_path_(std::filesystem::temp_directory_path() /
-                 ("chat-service-test-" + RandomHex(8) + ".db")) {}
-
-  ~RegistryServiceTest() override {
-    server_.reset();
-    for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
-      std::filesystem::remove(db_path_ + suffix);
-    }
-  }
+  // The server goes before the directory holding its files
+  // (registry.db, registry.mail.db and their -wal, -shm, .lock).
+  ~RegistryServiceTest() override { server_.reset(); }
 
   void SetUp() override { StartServer(); }
 
@@ -75,7 +68,8 @@ class RegistryServiceTest : public ::testing::Test {
   // (another process on her data directory) is told the name is held.
   const Identity alice_ = Identity::Generate();
   const Identity bob_ = Identity::Generate();
-  std::string db_path_;
+  ::chat::testing::TempDir dir_;
+  const std::string db_path_ = dir_.File("registry.db");
   std::unique_ptr<RegistryServer> server_;
   std::string address_;
   std::unique_ptr<RegistryClient> client_;
