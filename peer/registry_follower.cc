@@ -98,6 +98,9 @@ bool RegistryFollower::Handle(const registry::WatchEvent& event) {
 }
 
 void RegistryFollower::Lost(const absl::Status& status) {
+  if (options_.quiet_when_unreachable && registry::IsUnreachable(status)) {
+    return;
+  }
   if (!reported_loss_) {
     Emit(InfoEvent(absl::StrCat("lost the registry watch (", status.message(),
                                 "); reconnecting")));
