@@ -308,8 +308,13 @@ void Peer::QueueLocked(std::vector<ChatMessage> messages, bool to_partner) {
       return online.has_value() && !online->is_static ? kSendWindow : 1;
     };
     // A lab peer reads no mailbox: its messages wait in the outbox.
+    // Asked only when a message could not be delivered; a name the watch
+    // has not listed yet (just followed) is asked of the registry.
     conversation_options.is_static = [this, to] {
-      return online_.IsStatic(to);
+      std::optional<Entry> online = online_.Find(to);
+      if (online.has_value()) return online->is_static;
+      absl::StatusOr<Entry> resolved = registry_->Resolve(to);
+      return resolved.ok() && resolved->is_static;
     };
     conversation = std::make_unique<Conversation>(
         std::move(conversation_options), transport_.get(), store_.get(),

@@ -98,7 +98,10 @@ bool RegistryFollower::Handle(const registry::WatchEvent& event) {
 }
 
 void RegistryFollower::Lost(const absl::Status& status) {
-  if (options_.quiet_when_unreachable && registry::IsUnreachable(status)) {
+  // A registry that shuts down cancels its streams; one killed drops them.
+  if (options_.quiet_when_unreachable &&
+      (registry::IsUnreachable(status) ||
+       status.code() == absl::StatusCode::kCancelled)) {
     return;
   }
   if (!reported_loss_) {
