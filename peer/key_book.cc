@@ -85,8 +85,8 @@ absl::StatusOr<std::optional<PublicKey>> KeyBook::KeyFor(
       return WithDetail(absl::UnavailableError(kRegistryUnreachable),
                         bound.status().ToString());
     }
-    return WithDetail(absl::UnavailableError(absl::StrCat(
-                          "cannot look up ", name, "'s key now")),
+    return WithDetail(absl::UnavailableError(
+                          absl::StrCat("cannot look up ", name, "'s key now")),
                       bound.status().ToString());
   }
   if (!bound->has_value()) {

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "common/overload.h"
@@ -75,7 +76,9 @@ class VerboseSink final : public chat::peer::EventSink {
     next_->OnEvent(event);
     if (event.detail.empty()) return;
     std::string about = event.text;
-    if (about.empty()) about = event.name;
+    if (event.kind == chat::peer::EventKind::kSendResult) {
+      about = absl::StrCat("to ", event.message.to, ": ", event.text);
+    }
     absl::MutexLock lock(&mu_);
     std::cerr << "chat-peer: " << about << ": " << event.detail << std::endl;
   }

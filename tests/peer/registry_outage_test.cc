@@ -44,7 +44,8 @@ TEST_F(PeerTest, TwoLivePeersKeepChattingWhileTheRegistryIsDown) {
             SendStatus::kDelivered);
   // bob heard from alice, so he follows her and his watch lists her
   // address; he has never sent to her (no channel yet).
-  ASSERT_TRUE(chat::testing::WaitFor([&] { return Lists(peer("bob"), "alice"); }));
+  ASSERT_TRUE(
+      chat::testing::WaitFor([&] { return Lists(peer("bob"), "alice"); }));
 
   const int port = registry_->port();
   registry_.reset();  // The registry is gone.
