@@ -24,6 +24,14 @@ bool WorthRetrying(const absl::Status& status) {
   }
 }
 
+// The details of two statuses, for PeerEvent::detail.
+std::string JoinDetails(const absl::Status& first, const absl::Status& second) {
+  const std::string a = StatusDetail(first);
+  const std::string b = StatusDetail(second);
+  if (a.empty() || b.empty()) return a + b;
+  return absl::StrCat(a, "; then ", b);
+}
+
 }  // namespace
 
 Conversation::Conversation(Options options, Transport* transport,
@@ -107,19 +115,22 @@ void Conversation::Run() {
         continue;
       }
       std::string why;
-      absl::StatusOr<SendStatus> outcome =
-          Deliver(item.message,
-                  /*tried_directly=*/tried.contains(item.message.id), &why);
+      std::string detail;
+      absl::StatusOr<SendStatus> outcome = Deliver(
+          item.message,
+          /*tried_directly=*/tried.contains(item.message.id), &why, &detail);
       if (outcome.ok()) {
         Finish(item, *outcome,
                *outcome == SendStatus::kStored
                    ? why
-                   : (retried_ ? "on a later attempt" : ""));
+                   : (retried_ ? "on a later attempt" : ""),
+               detail);
         continue;
       }
       if (!WorthRetrying(outcome.status())) {
         Finish(item, SendStatus::kFailed,
-               std::string(outcome.status().message()));
+               std::string(outcome.status().message()),
+               StatusDetail(outcome.status()));
         continue;
       }
       if (!retried_) {  // Told once per failing head.
@@ -127,6 +138,7 @@ void Conversation::Run() {
         PeerEvent event = MakeEvent(EventKind::kSendResult, item.message.to);
         event.status = SendStatus::kSent;
         event.text = std::string(outcome.status().message());
+        event.detail = StatusDetail(outcome.status());
         event.message = item.message;
         event.to_partner = item.to_partner;
         Emit(event);
@@ -141,7 +153,9 @@ void Conversation::Run() {
         }
         Emit(InfoEvent(absl::StrCat(
             left, left == 1 ? " message" : " messages", " to ", item.message.to,
-            " wait in your outbox; they go out when you start again")));
+            left == 1 ? " waits in your outbox; it goes out"
+                      : " wait in your outbox; they go out",
+            " when you start again")));
         return;
       }
       {
@@ -162,25 +176,39 @@ void Conversation::Run() {
 
 absl::StatusOr<SendStatus> Conversation::Deliver(const ChatMessage& message,
                                                  bool tried_directly,
-                                                 std::string* why) {
+                                                 std::string* why,
+                                                 std::string* detail) {
   absl::Status direct = transport_->SendOne(message, /*fresh=*/tried_directly);
   if (direct.ok()) return SendStatus::kDelivered;
   const bool absent = direct.code() == absl::StatusCode::kNotFound ||
                       direct.code() == absl::StatusCode::kUnavailable;
   if (!absent) return direct;
+  if (options_.is_static() && !IsRegistryUnreachable(direct)) {
+    // A static entry (a lab peer) reads no mailbox: what would wait there
+    // would wait for nobody. It waits in the outbox and is tried again.
+    return WithDetail(absl::UnavailableError("it is unreachable"),
+                      StatusDetail(direct));
+  }
   absl::Status stored = transport_->Deposit(message);
   if (!stored.ok()) {
-    return absl::Status(
-        stored.code(),
-        absl::StrCat(direct.message(),
-                     "; and it could not be stored: ", stored.message()));
+    std::string reason;
+    if (IsRegistryUnreachable(stored)) {
+      reason = IsRegistryUnreachable(direct)
+                   ? std::string(kRegistryUnreachable)
+                   : absl::StrCat(direct.message(), " and so is the registry");
+    } else {
+      reason = absl::StrCat(direct.message(), " and ", stored.message());
+    }
+    return WithDetail(absl::Status(stored.code(), reason),
+                      JoinDetails(direct, stored));
   }
-  *why = absl::StrCat(direct.message(), "; it waits in ", message.to,
-                      "'s mailbox");
+  *why = std::string(direct.message());
+  *detail = StatusDetail(direct);
   return SendStatus::kStored;
 }
 
-void Conversation::Finish(Item& item, SendStatus status, std::string text) {
+void Conversation::Finish(Item& item, SendStatus status, std::string text,
+                          std::string detail) {
   if (status == SendStatus::kStored) {
     store_->MarkStored(item.message.id);
   } else {
@@ -189,6 +217,7 @@ void Conversation::Finish(Item& item, SendStatus status, std::string text) {
   PeerEvent event = MakeEvent(EventKind::kSendResult, item.message.to);
   event.status = status;
   event.text = std::move(text);
+  event.detail = std::move(detail);
   event.to_partner = item.to_partner;
   event.message = std::move(item.message);
   Emit(event);

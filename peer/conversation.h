@@ -33,14 +33,18 @@ inline constexpr size_t kSendWindow = 64;
 // sends them at once (Transport::SendWindow); then, in order, it reports
 // those that went through and sends the others one by one
 // (Transport::SendOne), falling back to the recipient's mailbox
-// (Transport::Deposit) when the recipient is not online or unreachable.
+// (Transport::Deposit) when the recipient is not online or unreachable,
+// unless it is a static entry (is_static()), which reads no mailbox.
 // Every message ends as a kSendResult event: kDelivered, kStored (`text`
-// says why it is not delivered yet) or kFailed (it can never go; `text`
-// says why). A message that can be neither delivered nor stored is reported
-// once as kSent with the reason, then tried again after retry_min, doubling
-// to retry_max, or at once after Nudge(); it holds back the ones after it,
-// which are reported only after it: order comes first. Its final report
-// then says "on a later attempt".
+// says why it is not delivered yet: "bob is offline") or kFailed (it can
+// never go; `text` says why). A message that can be neither delivered nor
+// stored is reported once as kSent with the reason ("the registry is
+// unreachable", "it is unreachable" for a static entry, "bob is
+// unreachable and so is the registry"), then tried again after retry_min,
+// doubling to retry_max, or at once after Nudge(); it holds back the ones
+// after it, which are reported only after it: order comes first. Its final
+// report then says "on a later attempt". Every `text` is a short reason a
+// person reads; the gRPC text behind it goes to the event's `detail`.
 //
 // The outbox follows: delivered and failed messages leave it, stored ones
 // are marked stored; the rest stay there for the next start.
@@ -57,6 +61,10 @@ class Conversation {
     // round, from the conversation's thread (1 for a static entry, which
     // shows messages as they come, else kSendWindow).
     std::function<size_t()> window = [] { return kSendWindow; };
+    // Whether the recipient is a static entry now (a lab peer, which reads
+    // no mailbox); asked from the conversation's thread when a message
+    // cannot be delivered directly.
+    std::function<bool()> is_static = [] { return false; };
   };
 
   // Starts the conversation's thread. `transport`, `store` and `events` are
@@ -92,11 +100,15 @@ class Conversation {
   // Delivers `message` directly, else leaves it in the mailbox when the
   // recipient is absent. Returns kDelivered or kStored (with the reason it
   // was not delivered in `why`), or the error to retry or fail on.
+  // A static entry's message is never stored: kUnavailable, tried again.
+  // The failure's technical detail goes to `detail` (stored) or rides on
+  // the status (Transport's StatusDetail()).
   absl::StatusOr<SendStatus> Deliver(const ChatMessage& message,
-                                     bool tried_directly, std::string* why);
+                                     bool tried_directly, std::string* why,
+                                     std::string* detail);
   // Reports the head's final state (`item` is the head) and lets it go.
-  void Finish(Item& item, SendStatus status, std::string text)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void Finish(Item& item, SendStatus status, std::string text,
+              std::string detail = "") ABSL_LOCKS_EXCLUDED(mu_);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 
   const Options options_;

@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
+#include "peer/lru_map.h"
 #include "proto/chat.grpc.pb.h"
 #include "registry/names.h"
 
@@ -22,31 +22,65 @@ namespace {
 
 using Stub = ::ChattingService::Stub;
 
+// A channel to one peer, and the address it dials.
+struct Channel {
+  std::string address;
+  std::shared_ptr<Stub> stub;  // Shared: a send in flight keeps it.
+};
+
+// Nobody, or someone else, serves that address now.
+bool Stale(const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A direct send's outcome in the two parts of a Transport status.
+absl::Status DirectOutcome(const grpc::Status& status, const std::string& to) {
+  if (status.ok()) return absl::OkStatus();
+  absl::Status detailed = FromGrpcStatus(status);
+  const std::string detail = detailed.ToString();
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::UNIMPLEMENTED:  // Another program at its address.
+      return WithDetail(
+          absl::UnavailableError(absl::StrCat(to, " is unreachable")), detail);
+    default:
+      // The recipient's peer refused it; its message says why.
+      return WithDetail(std::move(detailed), detail);
+  }
+}
+
 class GrpcTransport final : public Transport {
  public:
-  GrpcTransport(registry::RegistryClient* registry, Millis rpc_timeout,
-                Envelope* envelope,
-                std::function<void(const registry::Entry&)> on_resolved,
-                PeerDialing dialing)
+  GrpcTransport(registry::RegistryClient* registry, Envelope* envelope,
+                GrpcTransportOptions options)
       : registry_(registry),
-        rpc_timeout_(rpc_timeout),
         envelope_(envelope),
-        on_resolved_(std::move(on_resolved)),
-        dialing_(std::move(dialing)) {}
+        options_(std::move(options)),
+        channels_(options_.max_channels) {}
 
   std::vector<absl::Status> SendWindow(
       const std::vector<ChatMessage>& messages) override {
     if (messages.empty()) return {};
-    absl::StatusOr<std::shared_ptr<Stub>> stub =
-        StubFor(messages.front().to, /*fresh=*/false);
-    if (!stub.ok()) {
-      return std::vector<absl::Status>(messages.size(), stub.status());
+    const std::string& to = messages.front().to;
+    absl::StatusOr<Channel> channel = Known(to);
+    if (!channel.ok()) {
+      return std::vector<absl::Status>(messages.size(), channel.status());
     }
     struct Call {
       grpc::ClientContext context;
       ::Message request;
       ::NullMsg response;
-      absl::Status status;
+      grpc::Status grpc_status;
+      absl::Status status;  // Set when it was never sent.
     };
     std::vector<Call> calls(messages.size());
     int wrapped = 0;
@@ -61,56 +95,54 @@ class GrpcTransport final : public Transport {
     }
     absl::BlockingCounter pending(wrapped);
     // gRPC deadlines are on the real clock.
-    const auto deadline = std::chrono::system_clock::now() + rpc_timeout_;
-    for (size_t i = 0; i < messages.size(); ++i) {
-      Call& call = calls[i];
+    const auto deadline =
+        std::chrono::system_clock::now() + options_.rpc_timeout;
+    for (Call& call : calls) {
       if (!call.status.ok()) continue;
       call.context.set_deadline(deadline);
-      (*stub)->async()->SendMessage(&call.context, &call.request,
-                                    &call.response,
-                                    [&call, &pending](grpc::Status status) {
-                                      call.status = FromGrpcStatus(status);
-                                      pending.DecrementCount();
-                                    });
+      channel->stub->async()->SendMessage(
+          &call.context, &call.request, &call.response,
+          [&call, &pending](grpc::Status status) {
+            call.grpc_status = std::move(status);
+            pending.DecrementCount();
+          });
     }
     pending.Wait();
     std::vector<absl::Status> statuses;
     statuses.reserve(calls.size());
-    for (Call& call : calls) statuses.push_back(std::move(call.status));
+    for (Call& call : calls) {
+      statuses.push_back(call.status.ok() ? DirectOutcome(call.grpc_status, to)
+                                          : std::move(call.status));
+    }
     return statuses;
   }
 
   absl::Status SendOne(const ChatMessage& message, bool fresh) override {
-    absl::Status last;
-    for (int attempt = fresh ? 1 : 0; attempt < 2; ++attempt) {
-      // The second attempt resolves afresh: the peer may have moved.
-      absl::StatusOr<std::shared_ptr<Stub>> stub =
-          StubFor(message.to, /*fresh=*/attempt > 0);
-      if (!stub.ok()) return stub.status();
-      // Wrapped after the resolve, which may have shown a new key.
-      absl::StatusOr<::Message> proto = envelope_->Wrap(message);
-      if (!proto.ok()) return proto.status();
-      grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() + rpc_timeout_);
-      ::NullMsg response;
-      grpc::Status status = (*stub)->SendMessage(&context, *proto, &response);
-      if (status.ok()) return absl::OkStatus();
-      last = FromGrpcStatus(status);
-      // Nobody, or someone else, serves that address now.
-      const bool stale =
-          status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-          status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
-          status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
-          status.error_code() == grpc::StatusCode::UNIMPLEMENTED;
-      if (!stale) break;
-      Forget(message.to);
+    const std::string& to = message.to;
+    if (fresh) {
+      // The known address has just failed: ask the registry where it is.
+      absl::StatusOr<Channel> resolved = Resolve(to);
+      if (resolved.ok()) return Call(*resolved, message);
+      if (!IsRegistryUnreachable(resolved.status())) return resolved.status();
+      // The registry is away: the address we knew is all there is.
+      std::optional<Channel> known = KnownWithoutRegistry(to);
+      if (!known.has_value()) return resolved.status();
+      return Call(*known, message);
     }
-    if (last.code() == absl::StatusCode::kUnavailable ||
-        last.code() == absl::StatusCode::kDeadlineExceeded) {
-      return absl::UnavailableError(
-          absl::StrCat(message.to, " is unreachable (", last.message(), ")"));
+    absl::StatusOr<Channel> channel = Known(to);
+    if (!channel.ok()) return channel.status();
+    grpc::Status first;
+    absl::Status sent = Call(*channel, message, &first);
+    if (sent.ok() || !Stale(first)) return sent;
+    // The peer may have moved: resolve afresh and send once more.
+    absl::StatusOr<Channel> resolved = Resolve(to);
+    if (!resolved.ok()) {
+      // With the registry away, the known address stands; its failure is
+      // the answer ("bob is unreachable"), tried again later.
+      if (IsRegistryUnreachable(resolved.status())) return sent;
+      return resolved.status();
     }
-    return last;
+    return Call(*resolved, message);
   }
 
   absl::Status Deposit(const ChatMessage& message) override {
@@ -124,75 +156,136 @@ class GrpcTransport final : public Transport {
     if (!proto.ok()) return proto.status();
     proto->SerializeToString(&item.payload);
     absl::Status stored = registry_->Deposit(item);
-    if (stored.code() == absl::StatusCode::kUnimplemented) {
-      return absl::UnimplementedError("this registry has no mailbox");
+    if (stored.ok()) return stored;
+    const std::string detail = stored.ToString();
+    if (registry::IsUnreachable(stored)) {
+      return WithDetail(absl::UnavailableError(kRegistryUnreachable), detail);
     }
-    return stored;
+    switch (stored.code()) {
+      case absl::StatusCode::kUnimplemented:
+        return WithDetail(
+            absl::UnimplementedError("the registry has no mailbox"), detail);
+      case absl::StatusCode::kResourceExhausted:
+        return WithDetail(absl::ResourceExhaustedError(
+                              absl::StrCat(message.to, "'s mailbox is full")),
+                          detail);
+      default:
+        return WithDetail(
+            absl::Status(stored.code(), "the registry would not store it"),
+            detail);
+    }
   }
 
   void Forget(const std::string& name) override {
     absl::MutexLock lock(&mu_);
-    stubs_.erase(registry::NameKey(name));
+    channels_.Erase(registry::NameKey(name));
   }
 
  private:
-  // The channel to `name`, resolved now when `fresh` or none is known.
-  absl::StatusOr<std::shared_ptr<Stub>> StubFor(const std::string& name,
-                                                bool fresh)
+  // Sends `message` over `channel`; the raw gRPC status in `raw` if asked.
+  absl::Status Call(const Channel& channel, const ChatMessage& message,
+                    grpc::Status* raw = nullptr) {
+    // Wrapped after a resolve, which may have shown a new key.
+    absl::StatusOr<::Message> proto = envelope_->Wrap(message);
+    if (!proto.ok()) return proto.status();
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         options_.rpc_timeout);
+    ::NullMsg response;
+    grpc::Status status =
+        channel.stub->SendMessage(&context, *proto, &response);
+    if (raw != nullptr) *raw = status;
+    return DirectOutcome(status, message.to);
+  }
+
+  // The last address known for `name` without asking the registry: its
+  // channel, else the address the watch lists (dialled now).
+  std::optional<Channel> KnownWithoutRegistry(const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_) {
     const std::string key = registry::NameKey(name);
-    if (!fresh) {
+    {
       absl::MutexLock lock(&mu_);
-      auto it = stubs_.find(key);
-      if (it != stubs_.end()) return it->second;
+      if (Channel* channel = channels_.Find(key)) return *channel;
     }
+    if (!options_.listed_address) return std::nullopt;
+    std::optional<std::string> listed = options_.listed_address(name);
+    if (!listed.has_value() || listed->empty()) return std::nullopt;
+    return Dial(name, *listed);
+  }
+
+  // The last address known for `name`, else one resolved now.
+  absl::StatusOr<Channel> Known(const std::string& name)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    std::optional<Channel> known = KnownWithoutRegistry(name);
+    if (known.has_value()) return *std::move(known);
+    return Resolve(name);
+  }
+
+  // Asks the registry where `name` is and dials it there.
+  absl::StatusOr<Channel> Resolve(const std::string& name)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     absl::StatusOr<registry::Entry> entry = registry_->Resolve(name);
     if (!entry.ok()) {
+      const std::string detail = entry.status().ToString();
       if (entry.status().code() == absl::StatusCode::kNotFound) {
-        return absl::NotFoundError(absl::StrCat(name, " is not online"));
+        Forget(name);  // Whatever address we knew is gone.
+        return WithDetail(
+            absl::NotFoundError(absl::StrCat(name, " is offline")), detail);
       }
-      return entry.status();
+      if (registry::IsUnreachable(entry.status())) {
+        return WithDetail(absl::UnavailableError(kRegistryUnreachable), detail);
+      }
+      return WithDetail(absl::Status(entry.status().code(),
+                                     absl::StrCat("could not look up ", name)),
+                        detail);
     }
-    on_resolved_(*entry);
+    if (options_.on_resolved) options_.on_resolved(*entry);
+    return Dial(entry->name, entry->address);
+  }
+
+  // A new channel to `name` at `address`, kept as its last known one.
+  Channel Dial(const std::string& name, const std::string& address)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     grpc::ChannelArguments args;
-    if (dialing_.tls) {
+    if (options_.dialing.tls) {
       // The address is wherever the peer runs; its certificate names it.
-      SetTlsServerName(args, dialing_.peer_name.empty()
-                                 ? registry::NameKey(entry->name)
-                                 : dialing_.peer_name);
+      SetTlsServerName(args, options_.dialing.peer_name.empty()
+                                 ? registry::NameKey(name)
+                                 : options_.dialing.peer_name);
     }
-    auto stub = std::shared_ptr<Stub>(::ChattingService::NewStub(
-        grpc::CreateCustomChannel(entry->address,
-                                  dialing_.credentials != nullptr
-                                      ? dialing_.credentials
+    // gRPC waits up to two minutes between reconnects by default; a peer
+    // that was away is then missed long after it is back. A retry of ours
+    // should find it: wait at most a second.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    Channel channel;
+    channel.address = address;
+    channel.stub = std::shared_ptr<Stub>(::ChattingService::NewStub(
+        grpc::CreateCustomChannel(address,
+                                  options_.dialing.credentials != nullptr
+                                      ? options_.dialing.credentials
                                       : grpc::InsecureChannelCredentials(),
                                   args)));
     absl::MutexLock lock(&mu_);
-    stubs_[key] = stub;
-    return stub;
+    channels_.Put(registry::NameKey(name), channel);
+    return channel;
   }
 
   registry::RegistryClient* const registry_;  // Not owned.
-  const Millis rpc_timeout_;
-  Envelope* const envelope_;  // Not owned.
-  const std::function<void(const registry::Entry&)> on_resolved_;
-  const PeerDialing dialing_;
+  Envelope* const envelope_;                  // Not owned.
+  const GrpcTransportOptions options_;
   absl::Mutex mu_;
-  // By name key. Shared: a send in flight keeps its stub while the cache
-  // moves on.
-  absl::flat_hash_map<std::string, std::shared_ptr<Stub>> stubs_
-      ABSL_GUARDED_BY(mu_);
+  // By name key, at most options_.max_channels.
+  LruMap<Channel> channels_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
 
-std::unique_ptr<Transport> NewGrpcTransport(
-    registry::RegistryClient* registry, Millis rpc_timeout, Envelope* envelope,
-    std::function<void(const registry::Entry&)> on_resolved,
-    PeerDialing dialing) {
-  return std::make_unique<GrpcTransport>(registry, rpc_timeout, envelope,
-                                         std::move(on_resolved),
-                                         std::move(dialing));
+std::unique_ptr<Transport> NewGrpcTransport(registry::RegistryClient* registry,
+                                            Envelope* envelope,
+                                            GrpcTransportOptions options) {
+  return std::make_unique<GrpcTransport>(registry, envelope,
+                                         std::move(options));
 }
 
 }  // namespace chat::peer

@@ -4,8 +4,11 @@
 #ifndef CHAT_PEER_GRPC_TRANSPORT_H_
 #define CHAT_PEER_GRPC_TRANSPORT_H_
 
+#include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "common/clock.h"
 #include "common/tls.h"
@@ -35,20 +38,42 @@ struct PeerDialing {
   std::string peer_name;  // PeerTls::peer_name.
 };
 
-// A Transport that resolves recipients through `registry`, keeps one
-// channel per recipient (by name key) until Forget() or a stale send, and
-// deposits through the registry's Mailbox service. Every call to another
-// peer has `rpc_timeout` as its deadline. Each message goes as `envelope`
+// How many channels to other peers a transport keeps by default (PeerOptions
+// max_channels; docs/limits.md).
+inline constexpr size_t kDefaultMaxChannels = 256;
+
+struct GrpcTransportOptions {
+  // The deadline of every call to another peer.
+  Millis rpc_timeout{5000};
+  PeerDialing dialing;
+  // At most this many channels (one per recipient) are kept; beyond it the
+  // least recently used one is closed (a send in flight on it finishes).
+  size_t max_channels = kDefaultMaxChannels;
+  // Optional: the address the registry watch lists for `name` now (the
+  // OnlineSet), used before asking the registry. Called without the
+  // transport's lock held.
+  std::function<std::optional<std::string>(const std::string& name)>
+      listed_address;
+  // Optional: told each entry resolved, before anything is sent with it (so
+  // a key it lists is compared with the pinned one first).
+  std::function<void(const registry::Entry&)> on_resolved;
+};
+
+// A Transport over gRPC. A message goes to the last address known for its
+// recipient (Transport): its channel, else `listed_address`, else
+// `registry`'s Resolve; a stale send resolves afresh, and with the registry
+// away keeps the address it knew. Channels are kept by name key, at most
+// max_channels, least recently used out first, until Forget(). Deposits go
+// through the registry's Mailbox service. Each message goes as `envelope`
 // wraps it (sealed to a recipient with a key); a message it cannot wrap now
-// fails with its status (kUnavailable: tried again later). `on_resolved` is
-// told each entry resolved, before anything is sent with it (so a key it
-// lists is compared with the pinned one first). Peers are dialled as
-// `dialing` says. `registry` and `envelope` are not owned and must outlive
-// the transport.
-std::unique_ptr<Transport> NewGrpcTransport(
-    registry::RegistryClient* registry, Millis rpc_timeout, Envelope* envelope,
-    std::function<void(const registry::Entry&)> on_resolved,
-    PeerDialing dialing = {});
+// fails with its status (kUnavailable: tried again later). Peers are
+// dialled as `options.dialing` says, and a channel gives up waiting between
+// reconnects after at most a second, so a peer that is back is reached at
+// the next attempt. `registry` and `envelope` are not owned and must
+// outlive the transport.
+std::unique_ptr<Transport> NewGrpcTransport(registry::RegistryClient* registry,
+                                            Envelope* envelope,
+                                            GrpcTransportOptions options);
 
 }  // namespace chat::peer
 

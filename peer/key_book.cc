@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "peer/transport.h"
+#include "registry/client/registry_client.h"
 #include "registry/names.h"
 
 namespace chat::peer {
@@ -78,8 +80,14 @@ absl::StatusOr<std::optional<PublicKey>> KeyBook::KeyFor(
       listed.has_value() ? absl::StatusOr<std::optional<PublicKey>>(*listed)
                          : options_.directory(name);
   if (!bound.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot look up ", name, "'s key now: ", bound.status().message()));
+    // One short reason for the sender's notice; the gRPC text as detail.
+    if (registry::IsUnreachable(bound.status())) {
+      return WithDetail(absl::UnavailableError(kRegistryUnreachable),
+                        bound.status().ToString());
+    }
+    return WithDetail(absl::UnavailableError(
+                          absl::StrCat("cannot look up ", name, "'s key now")),
+                      bound.status().ToString());
   }
   if (!bound->has_value()) {
     absl::MutexLock lock(&mu_);

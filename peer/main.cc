@@ -11,6 +11,7 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "common/overload.h"
@@ -42,7 +43,8 @@ int ExitCodeFor(const absl::Status& status) {
   return kExitCannotStart;
 }
 
-// --max-follow and --page-size; false (after a message) when out of range.
+// --max-follow, --page-size and --max-channels; false (after a message) when
+// out of range.
 bool ScreenLimits(const po::variables_map& vm,
                   chat::peer::PeerOptions& options) {
   const int max_follow = vm["max-follow"].as<int>();
@@ -56,8 +58,35 @@ bool ScreenLimits(const po::variables_map& vm,
     return false;
   }
   options.max_followed = static_cast<size_t>(max_follow);
+  const int max_channels = vm["max-channels"].as<int>();
+  if (max_channels < 1 || max_channels > 100000) {
+    std::cerr << "chat-peer: --max-channels must be 1-100000\n";
+    return false;
+  }
+  options.max_channels = static_cast<size_t>(max_channels);
   return true;
 }
+
+// --verbose: the technical detail behind a notice (a gRPC status) on
+// stderr, beside the one line the console shows.
+class VerboseSink final : public chat::peer::EventSink {
+ public:
+  explicit VerboseSink(chat::peer::EventSink* next) : next_(next) {}
+  void OnEvent(const chat::peer::PeerEvent& event) override {
+    next_->OnEvent(event);
+    if (event.detail.empty()) return;
+    std::string about = event.text;
+    if (event.kind == chat::peer::EventKind::kSendResult) {
+      about = absl::StrCat("to ", event.message.to, ": ", event.text);
+    }
+    absl::MutexLock lock(&mu_);
+    std::cerr << "chat-peer: " << about << ": " << event.detail << std::endl;
+  }
+
+ private:
+  chat::peer::EventSink* const next_;  // Not owned.
+  absl::Mutex mu_;                     // One line at a time.
+};
 
 int Run(const po::variables_map& vm) {
   chat::peer::PeerOptions options;
@@ -112,7 +141,10 @@ int Run(const po::variables_map& vm) {
   console_options.page_size = vm["page-size"].as<int>();
   chat::peer::Console console(console_options, STDIN_FILENO, STDOUT_FILENO);
 
-  auto peer = chat::peer::Peer::Start(options, &console, chat::RealClock());
+  VerboseSink verbose(&console);
+  chat::peer::EventSink* sink = &console;
+  if (vm["verbose"].as<bool>()) sink = &verbose;
+  auto peer = chat::peer::Peer::Start(options, sink, chat::RealClock());
   if (!peer.ok()) {
     std::cerr << "chat-peer: " << peer.status().message() << "\n";
     return ExitCodeFor(peer.status());
@@ -176,7 +208,13 @@ int main(int argc, char** argv) {
       "(/follow, /chat, --peer); only they are shown coming and going")(
       "page-size", po::value<int>()->default_value(50),
       "names per page of /peers (1-1000)")(
-      "json", po::bool_switch(), "print one JSON object per event (scripts)")(
+      "max-channels", po::value<int>()->default_value(256),
+      "keep at most this many connections to other peers open (1-100000); "
+      "the least recently used is closed beyond it")(
+      "verbose", po::bool_switch(),
+      "print the technical detail behind a notice (the gRPC error) to "
+      "stderr")("json", po::bool_switch(),
+                "print one JSON object per event (scripts)")(
       "no-color", po::bool_switch(), "no colours (also: NO_COLOR set)");
   chat::CommandLine command_line;
   command_line.program = "chat-peer";
@@ -201,7 +239,8 @@ int main(int argc, char** argv) {
                               {"CHAT_PEER_DATA_DIR", "data-dir"},
                               {"CHAT_PEER_SYNC", "sync"},
                               {"CHAT_PEER_MAX_FOLLOW", "max-follow"},
-                              {"CHAT_PEER_PAGE_SIZE", "page-size"}};
+                              {"CHAT_PEER_PAGE_SIZE", "page-size"},
+                              {"CHAT_PEER_MAX_CHANNELS", "max-channels"}};
   // TLS: --tls-cert/--tls-key serve ChattingService over TLS; --tls-ca
   // verifies the registry and every other peer (TLS only, docs/security.md).
   chat::AddTlsOptions(options, command_line,

@@ -85,13 +85,25 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                                           std::move(key_options), clock);
   peer->envelope_ = std::make_unique<Envelope>(options.name, *peer->identity_,
                                                peer->keys_.get(), clock);
-  peer->transport_ = NewGrpcTransport(
-      peer->registry_.get(), options.rpc_timeout, peer->envelope_.get(),
-      [raw](const Entry& entry) {
-        raw->keys_->Listed(entry.name, entry.public_key);
-      },
-      PeerDialing{channel_tls, options.tls.client.enabled(),
-                  options.tls.peer_name});
+  GrpcTransportOptions transport_options;
+  transport_options.rpc_timeout = options.rpc_timeout;
+  transport_options.dialing = PeerDialing{
+      channel_tls, options.tls.client.enabled(), options.tls.peer_name};
+  transport_options.max_channels = std::max<size_t>(options.max_channels, 1);
+  // The watch keeps the addresses of those followed fresh: a send to one
+  // of them needs no registry, so an outage does not stop a conversation.
+  transport_options.listed_address =
+      [raw](const std::string& name) -> std::optional<std::string> {
+    std::optional<Entry> entry = raw->online_.Find(name);
+    if (!entry.has_value()) return std::nullopt;
+    return entry->address;
+  };
+  transport_options.on_resolved = [raw](const Entry& entry) {
+    raw->keys_->Listed(entry.name, entry.public_key);
+  };
+  peer->transport_ =
+      NewGrpcTransport(peer->registry_.get(), peer->envelope_.get(),
+                       std::move(transport_options));
   peer->service_ = std::make_unique<ChatService>(
       options.name, static_cast<MessageSink*>(peer.get()), clock,
       peer->envelope_.get());
@@ -118,6 +130,18 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   };
   keeper_options.on_change = [raw](const std::string& text) {
     raw->Emit(InfoEvent(text));
+  };
+  // The one source of "the registry is away / back": the keeper asks it
+  // on its own schedule, whether or not anyone sends or is followed, so
+  // the user hears it once each way, not once per message or stream.
+  keeper_options.on_reachable = [raw](bool reachable,
+                                      const absl::Status& status) {
+    PeerEvent event =
+        InfoEvent(reachable ? kRegistryBackNotice : kRegistryAwayNotice);
+    if (!status.ok()) event.detail = status.ToString();
+    raw->Emit(event);
+    // What waited for a resolve or the mailbox can go now.
+    if (reachable) raw->NudgeAll();
   };
   absl::StatusOr<std::unique_ptr<registry::LeaseKeeper>> keeper =
       registry::LeaseKeeper::Start(peer->registry_.get(), keeper_options,
@@ -181,6 +205,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   follower_options.on_listed = [raw](const Entry& entry) {
     raw->keys_->Listed(entry.name, entry.public_key);
   };
+  follower_options.quiet_when_unreachable = true;  // The keeper tells it.
   peer->follower_ = std::make_unique<RegistryFollower>(
       peer->registry_.get(), &peer->online_, events, clock,
       std::move(follower_options));
@@ -249,8 +274,8 @@ absl::StatusOr<std::string> Peer::Send(const std::string& to,
         event.to_partner = to_partner;
         if (!added.ok()) {
           event.status = SendStatus::kFailed;
-          event.text = absl::StrCat("could not write it to your outbox: ",
-                                    added.status().message());
+          event.text = "could not write it to your outbox";
+          event.detail = added.status().ToString();
           Emit(event);
           return;
         }
@@ -282,6 +307,15 @@ void Peer::QueueLocked(std::vector<ChatMessage> messages, bool to_partner) {
       std::optional<Entry> online = online_.Find(to);
       return online.has_value() && !online->is_static ? kSendWindow : 1;
     };
+    // A lab peer reads no mailbox: its messages wait in the outbox.
+    // Asked only when a message could not be delivered; a name the watch
+    // has not listed yet (just followed) is asked of the registry.
+    conversation_options.is_static = [this, to] {
+      std::optional<Entry> online = online_.Find(to);
+      if (online.has_value()) return online->is_static;
+      absl::StatusOr<Entry> resolved = registry_->Resolve(to);
+      return resolved.ok() && resolved->is_static;
+    };
     conversation = std::make_unique<Conversation>(
         std::move(conversation_options), transport_.get(), store_.get(),
         events_, clock_);
@@ -293,6 +327,11 @@ void Peer::Nudge(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto it = conversations_.find(NameKey(name));
   if (it != conversations_.end()) it->second->Nudge();
+}
+
+void Peer::NudgeAll() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [key, conversation] : conversations_) conversation->Nudge();
 }
 
 absl::StatusOr<registry::ListPage> Peer::ListPeers(

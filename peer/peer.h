@@ -73,7 +73,18 @@ struct PeerOptions {
   size_t max_followed = 1000;
   // Chosen at start (--peer): followed before the first snapshot.
   std::vector<std::string> follow;
+  // At most this many gRPC channels to other peers are kept (one per peer
+  // talked to); the least recently used is closed beyond it.
+  size_t max_channels = kDefaultMaxChannels;
 };
+
+// What the peer says, once each way, when the registry stops answering and
+// when it answers again (told by the lease keeper, which asks it every
+// third of the TTL, every second while it is away).
+inline constexpr char kRegistryAwayNotice[] =
+    "the registry is unreachable; chatting goes on with peers you know, new "
+    "names and the mailbox wait";
+inline constexpr char kRegistryBackNotice[] = "the registry is back";
 
 // Thread-safe.
 class Peer final : private MessageSink {
@@ -155,6 +166,8 @@ class Peer final : private MessageSink {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Cuts the pause of the conversation with `name` short, if there is one.
   void Nudge(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cuts every conversation's pause short (the registry is back).
+  void NudgeAll() ABSL_LOCKS_EXCLUDED(mu_);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 
   const PeerOptions options_;

@@ -98,6 +98,12 @@ bool RegistryFollower::Handle(const registry::WatchEvent& event) {
 }
 
 void RegistryFollower::Lost(const absl::Status& status) {
+  // A registry that shuts down cancels its streams; one killed drops them.
+  if (options_.quiet_when_unreachable &&
+      (registry::IsUnreachable(status) ||
+       status.code() == absl::StatusCode::kCancelled)) {
+    return;
+  }
   if (!reported_loss_) {
     Emit(InfoEvent(absl::StrCat("lost the registry watch (", status.message(),
                                 "); reconnecting")));

@@ -54,6 +54,11 @@ class RegistryFollower {
     // and changes), before it is news, so its key is compared with a pinned
     // one.
     std::function<void(const registry::Entry& entry)> on_listed;
+    // A watch lost because the registry is unreachable (or shut down,
+    // cancelling it) is not told, nor its return: someone else tells the
+    // user the registry is away (the peer's lease keeper, once each way).
+    // Other losses still are.
+    bool quiet_when_unreachable = false;
   };
 
   // Starts following. `registry`, `online` and `events` are not owned; they

@@ -88,13 +88,18 @@ Millis LeaseKeeper::Step() {
     absl::StatusOr<Millis> ttl =
         client_->KeepAlive(options_.name, current.lease_id);
     if (ttl.ok()) {
-      Report("registered", absl::StrCat("registry reachable again; \"",
-                                        options_.name, "\" is still ours"));
+      SetReachable(true, absl::OkStatus());
+      Report("registered",
+             absl::StrCat("registry reachable again; \"", options_.name,
+                          "\" is still ours"),
+             /*reachability=*/true);
       return RenewInterval(*ttl);
     }
     if (IsUnreachable(ttl.status())) {
+      SetReachable(false, ttl.status());
       Report("unreachable",
-             absl::StrCat(ttl.status().message(), "; will keep trying"));
+             absl::StrCat(ttl.status().message(), "; will keep trying"),
+             /*reachability=*/true);
       return std::min(options_.retry_interval,
                       RenewInterval(current.entry.ttl));
     }
@@ -111,6 +116,7 @@ Millis LeaseKeeper::Step() {
   request.ttl = options_.ttl;
   absl::StatusOr<Lease> lease = client_->Register(request, options_.identity);
   if (lease.ok()) {
+    SetReachable(true, absl::OkStatus());
     Report("registered", absl::StrCat("registered \"", options_.name,
                                       "\" again at ", options_.address));
     Millis interval = RenewInterval(lease->entry.ttl);
@@ -120,9 +126,12 @@ Millis LeaseKeeper::Step() {
     return interval;
   }
   if (IsUnreachable(lease.status())) {
+    SetReachable(false, lease.status());
     Report("unreachable",
-           absl::StrCat(lease.status().message(), "; will keep trying"));
+           absl::StrCat(lease.status().message(), "; will keep trying"),
+           /*reachability=*/true);
   } else {
+    SetReachable(true, absl::OkStatus());  // It answered, with a refusal.
     Report("refused", absl::StrCat("cannot register \"", options_.name,
                                    "\" again: ", lease.status().message()));
   }
@@ -130,13 +139,20 @@ Millis LeaseKeeper::Step() {
 }
 
 void LeaseKeeper::Report(const std::string& state_key,
-                         const std::string& message) {
+                         const std::string& message, bool reachability) {
   bool first_state = last_state_.empty();
   if (state_key == last_state_) return;
   last_state_ = state_key;
   // The first "registered" is the normal start, not news.
   if (first_state && state_key == "registered") return;
+  if (reachability && options_.on_reachable) return;  // Told there.
   if (options_.on_change) options_.on_change(message);
+}
+
+void LeaseKeeper::SetReachable(bool reachable, const absl::Status& status) {
+  if (reachable == reachable_) return;
+  reachable_ = reachable;
+  if (options_.on_reachable) options_.on_reachable(reachable, status);
 }
 
 }  // namespace chat::registry

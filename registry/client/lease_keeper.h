@@ -59,6 +59,12 @@ class LeaseKeeper {
     // registry unreachable, registered again, name taken). Called from the
     // keeper's thread; must not call Stop().
     std::function<void(const std::string&)> on_change;
+    // Optional: told once when the registry stops answering (false, with
+    // the status of the call that found it away) and once when it answers
+    // again (true, OK). When set, on_change is not told these two changes
+    // as well. Called from the keeper's thread; must not call Stop().
+    std::function<void(bool reachable, const absl::Status& status)>
+        on_reachable;
   };
 
   // Registers `options.name` and starts renewing. Returns the registry's
@@ -89,7 +95,12 @@ class LeaseKeeper {
   LeaseKeeper(RegistryClient* client, Options options, Lease lease);
   // One renewal or re-registration; returns how long to wait before the next.
   Millis Step();
-  void Report(const std::string& state_key, const std::string& message);
+  // `reachability`: the message says only that the registry is away or
+  // back (on_reachable tells that instead, when set).
+  void Report(const std::string& state_key, const std::string& message,
+              bool reachability = false);
+  // Tells on_reachable when the registry's reachability changes.
+  void SetReachable(bool reachable, const absl::Status& status);
 
   RegistryClient* const client_;  // Not owned.
   const Options options_;
@@ -98,6 +109,7 @@ class LeaseKeeper {
   Lease lease_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::string last_state_;            // Used only by the keeper's thread.
+  bool reachable_ = true;             // Used only by the keeper's thread.
   std::optional<PeriodicLoop> loop_;  // Set once in Start().
 };
 

@@ -18,6 +18,9 @@
 #                       wait in bob's mailbox
 #   all-down            registry and bob are down while alice sends; the
 #                       messages wait in alice's outbox and go out later
+#   registry-outage     the registry is killed between two live peers: they
+#                       keep chatting both ways, each told once that it is
+#                       away and once that it is back (issue 13)
 set -euo pipefail
 bin_dir=${1:?usage: delivery_e2e.sh BIN_DIR SCENARIO}
 scenario=${2:?usage: delivery_e2e.sh BIN_DIR SCENARIO}
@@ -149,6 +152,49 @@ all-down)
   step "bob comes back: all 30 arrive once each, in order"
   start_peer bob
   check 30 60 --all-delivered
+  ;;
+
+registry-outage)
+  start_peer bob
+  start_peer alice
+  wait_for_file "$work/bob.out" '"event":"ready"'
+  wait_for_file "$work/alice.out" '"event":"ready"'
+  step "alice and bob write to each other once (each learns the other's address)"
+  send_numbered alice bob 5
+  wait_for_file "$work/alice.out" '"status":"delivered"' 5 30
+  say bob "@alice hi alice"
+  wait_for_file "$work/bob.out" '"status":"delivered"' 1 30
+  step "kill -9 the registry; alice and bob keep chatting, both ways"
+  kill_hard "$registry_pid"
+  send_numbered alice bob 25 6
+  say bob "@alice still here, the registry is gone"
+  wait_for_file "$work/alice.out" '"text":"still here, the registry is gone"' 1 30
+  wait_for_file "$work/bob.out" '"status":"delivered"' 2 30
+  wait_for_file "$work/alice.out" '"status":"delivered"' 25 30
+  wait_for_file "$work/alice.out" '"text":"the registry is unreachable; chatting goes on' 1 30
+  wait_for_file "$work/bob.out" '"text":"the registry is unreachable; chatting goes on' 1 30
+  send_numbered alice bob 40 26
+  wait_for_file "$work/alice.out" '"status":"delivered"' 40 30
+  [ "$(count_in "$work/alice.out" '"status":"stored"')" = 0 ] ||
+    fail "a message was stored with the registry down"
+  for name in alice bob; do
+    waited=$(grep -F '"event":"send"' "$work/$name.out" | grep -F '"reason":' | head -n 1 || true)
+    [ -z "$waited" ] || fail "a message of $name to a live peer waited: $waited"
+  done
+  step "the registry comes back: told once, the chat goes on"
+  start_registry 2
+  wait_for_file "$work/alice.out" '"text":"the registry is back"' 1 30
+  wait_for_file "$work/bob.out" '"text":"the registry is back"' 1 30
+  send_numbered alice bob 45 41
+  check 45 60 --all-delivered
+  for name in alice bob; do
+    [ "$(count_in "$work/$name.out" '"text":"the registry is unreachable; chatting')" = 1 ] ||
+      fail "$name was not told exactly once that the registry is away"
+    [ "$(count_in "$work/$name.out" '"text":"the registry is back"')" = 1 ] ||
+      fail "$name was not told exactly once that the registry is back"
+    [ "$(count_in "$work/$name.out" 'registry watch')" = 0 ] ||
+      fail "$name was told of the watch too"
+  done
   ;;
 
 *)

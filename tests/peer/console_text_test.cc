@@ -8,6 +8,7 @@
 
 #include "peer/commands.h"
 #include "peer/format.h"
+#include "peer/peer.h"
 
 namespace chat::peer {
 namespace {
@@ -119,11 +120,42 @@ TEST(FormatTest, StoredAndLateMessagesSaySo) {
   stored.kind = EventKind::kSendResult;
   stored.message.to = "bob";
   stored.status = SendStatus::kStored;
-  stored.text = "bob is not online; it waits in bob's mailbox";
+  stored.text = "bob is offline";
   EXPECT_EQ(FormatText(stored, style),
-            "* stored for bob: bob is not online; it waits in bob's mailbox; "
-            "it goes out when bob is back\n");
+            "* stored for bob: bob is offline; it goes out when bob is back\n");
   EXPECT_THAT(FormatJson(stored), HasSubstr("\"status\":\"stored\""));
+}
+
+// Every notice of the delivery path is one short line; the gRPC text rides
+// in `detail` (JSON, --verbose), never on the line.
+TEST(FormatTest, DeliveryNoticesAreOneLineWithTheDetailApart) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  PeerEvent waiting = Received("alice", "yo");
+  waiting.kind = EventKind::kSendResult;
+  waiting.message.to = "labpeer";
+  waiting.status = SendStatus::kSent;
+  waiting.text = "it is unreachable";
+  waiting.detail =
+      "UNAVAILABLE: failed to connect to all addresses; last error: "
+      "UNKNOWN: ipv4:127.0.0.1:1: Failed to connect to remote host";
+  EXPECT_EQ(FormatText(waiting, style),
+            "* not yet sent to labpeer: it is unreachable; it waits in your "
+            "outbox\n");
+  EXPECT_THAT(FormatJson(waiting),
+              HasSubstr("\"detail\":\"UNAVAILABLE: failed to connect"));
+  waiting.message.to = "bob";
+  waiting.text = "bob is unreachable and so is the registry";
+  EXPECT_EQ(FormatText(waiting, style),
+            "* not yet sent to bob: bob is unreachable and so is the registry; "
+            "it waits in your outbox\n");
+  PeerEvent away = InfoEvent(kRegistryAwayNotice);
+  away.detail = "UNAVAILABLE: registry at registry:50050 is unreachable";
+  EXPECT_EQ(FormatText(away, style),
+            "* the registry is unreachable; chatting goes on with peers you "
+            "know, new names and the mailbox wait\n");
+  EXPECT_THAT(FormatJson(away), HasSubstr("\"detail\":\"UNAVAILABLE"));
+  EXPECT_EQ(FormatText(InfoEvent(kRegistryBackNotice), style),
+            "* the registry is back\n");
 }
 
 TEST(FormatTextTest, ADeliveryFromTheMailboxRepeatsTheText) {

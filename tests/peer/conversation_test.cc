@@ -117,11 +117,15 @@ using Op = FakeTransport::Op;
 // What a kSendResult event says: the message's text, its state, why.
 using Result = std::tuple<std::string, SendStatus, std::string>;
 
-const absl::Status kUnreachable =
-    absl::UnavailableError("bob is unreachable (connection refused)");
-const absl::Status kNotOnline = absl::NotFoundError("bob is not online");
+// As the gRPC transport says them: a short reason, the gRPC text as detail.
+const absl::Status kUnreachable = WithDetail(
+    absl::UnavailableError("bob is unreachable"), "UNAVAILABLE: refused");
+const absl::Status kNotOnline = WithDetail(
+    absl::NotFoundError("bob is offline"), "NOT_FOUND: bob is not online");
 const absl::Status kRegistryDown =
-    absl::UnavailableError("registry at 127.0.0.1:1 is unreachable");
+    WithDetail(absl::UnavailableError(kRegistryUnreachable),
+               "UNAVAILABLE: registry at 127.0.0.1:1 is unreachable");
+constexpr char kBothDown[] = "bob is unreachable and so is the registry";
 
 class ConversationTest : public ::testing::Test {
  protected:
@@ -132,12 +136,13 @@ class ConversationTest : public ::testing::Test {
   }
 
   // Starts the conversation to bob with `window` messages a round.
-  void Start(size_t window = kSendWindow) {
+  void Start(size_t window = kSendWindow, bool is_static = false) {
     Conversation::Options options;
     options.to = "bob";
     options.retry_min = Millis(250);
     options.retry_max = Millis(2000);
     options.window = [window] { return window; };
+    options.is_static = [is_static] { return is_static; };
     conversation_ = std::make_unique<Conversation>(
         options, &transport_, store_.get(), &sink_, clock_);
   }
@@ -254,20 +259,14 @@ TEST_F(ConversationTest, AFailedMessageInAWindowIsRetriedBeforeThoseAfterIt) {
   ASSERT_TRUE(pause.has_value());
   EXPECT_THAT(Results(),
               ElementsAre(Result{"one", SendStatus::kDelivered, ""},
-                          Result{"two", SendStatus::kSent,
-                                 "bob is unreachable (connection refused); "
-                                 "and it could not be stored: registry at "
-                                 "127.0.0.1:1 is unreachable"}));
+                          Result{"two", SendStatus::kSent, kBothDown}));
   transport_.Answer(Op::kOne, absl::OkStatus(), "two");
   AdvancePast(*pause);
   ASSERT_TRUE(AwaitResult("three"));
   EXPECT_THAT(
       Results(),
       ElementsAre(Result{"one", SendStatus::kDelivered, ""},
-                  Result{"two", SendStatus::kSent,
-                         "bob is unreachable (connection refused); "
-                         "and it could not be stored: registry at "
-                         "127.0.0.1:1 is unreachable"},
+                  Result{"two", SendStatus::kSent, kBothDown},
                   Result{"two", SendStatus::kDelivered, "on a later attempt"},
                   Result{"three", SendStatus::kDelivered, ""}));
   // "three" was carried once, with the window; "two" again on its own.
@@ -316,9 +315,7 @@ TEST_F(ConversationTest,
   ASSERT_TRUE(AwaitResult("one"));
   // "two" fails on its own now: told, and paused from the start.
   EXPECT_EQ(AwaitPause(), Millis(250));
-  const std::string why =
-      "bob is unreachable (connection refused); and it could not be stored: "
-      "registry at 127.0.0.1:1 is unreachable";
+  const std::string why = kBothDown;
   EXPECT_THAT(Results(), ElementsAre(Result{"one", SendStatus::kSent, why},
                                      Result{"one", SendStatus::kDelivered,
                                             "on a later attempt"},
@@ -331,10 +328,8 @@ TEST_F(ConversationTest, ARecipientAwayGetsItInItsMailbox) {
   Start();
   Send({"hello"});
   ASSERT_TRUE(AwaitResult("hello"));
-  EXPECT_THAT(Results(),
-              ElementsAre(Result{"hello", SendStatus::kStored,
-                                 "bob is not online; it waits in bob's "
-                                 "mailbox"}));
+  EXPECT_THAT(Results(), ElementsAre(Result{"hello", SendStatus::kStored,
+                                            "bob is offline"}));
   std::vector<FakeTransport::Call> calls = transport_.Calls();
   ASSERT_EQ(calls.size(), 3u);
   EXPECT_EQ(calls[2].op, Op::kDeposit);
@@ -351,10 +346,8 @@ TEST_F(ConversationTest, AnUnreachableRecipientGetsItInItsMailboxToo) {
   Start();
   Send({"hello"});
   ASSERT_TRUE(AwaitResult("hello"));
-  EXPECT_THAT(Results(),
-              ElementsAre(Result{"hello", SendStatus::kStored,
-                                 "bob is unreachable (connection refused); it "
-                                 "waits in bob's mailbox"}));
+  EXPECT_THAT(Results(), ElementsAre(Result{"hello", SendStatus::kStored,
+                                            "bob is unreachable"}));
 }
 
 TEST_F(ConversationTest, ARefusalIsRetriedWithoutTheMailbox) {
@@ -387,14 +380,10 @@ TEST_F(ConversationTest, WithTheRegistryDownItIsToldOnceAndDeliveredLater) {
   transport_.Answer(Op::kOne, absl::OkStatus());
   AdvancePast(*clock_.NextWait());
   ASSERT_TRUE(AwaitResult("hello"));
-  EXPECT_THAT(
-      Results(),
-      ElementsAre(
-          Result{"hello", SendStatus::kSent,
-                 "bob is unreachable (connection refused); and it "
-                 "could not be stored: registry at 127.0.0.1:1 is "
-                 "unreachable"},
-          Result{"hello", SendStatus::kDelivered, "on a later attempt"}));
+  EXPECT_THAT(Results(),
+              ElementsAre(Result{"hello", SendStatus::kSent, kBothDown},
+                          Result{"hello", SendStatus::kDelivered,
+                                 "on a later attempt"}));
   EXPECT_TRUE(AwaitOutboxSize(0));
 }
 
@@ -459,13 +448,119 @@ TEST_F(ConversationTest, AtShutdownWhatCannotGoStaysInTheOutbox) {
       "3 messages to bob wait in your outbox; they go out when you start "
       "again"));
   EXPECT_THAT(Results(),
-              ElementsAre(Result{"one", SendStatus::kSent,
-                                 "bob is unreachable (connection refused); "
-                                 "and it could not be stored: registry at "
-                                 "127.0.0.1:1 is unreachable"}));
+              ElementsAre(Result{"one", SendStatus::kSent, kBothDown}));
   auto outbox = store_->Outbox();
   ASSERT_THAT(outbox, IsOk());
   EXPECT_EQ(outbox->size(), 3u);
+}
+
+TEST_F(ConversationTest, TheTextIsAShortReasonAndTheDetailCarriesTheRest) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kUnreachable);
+  transport_.Answer(Op::kDeposit, kRegistryDown);
+  Start();
+  Send({"hello"});
+  ASSERT_TRUE(AwaitPause().has_value());
+  std::vector<PeerEvent> waiting;
+  for (const PeerEvent& event : sink_.Events()) {
+    if (event.kind == EventKind::kSendResult) waiting.push_back(event);
+  }
+  ASSERT_EQ(waiting.size(), 1u);
+  EXPECT_EQ(waiting[0].status, SendStatus::kSent);
+  EXPECT_EQ(waiting[0].text, kBothDown);
+  // Both calls' gRPC text, in the order they were made, never in `text`.
+  EXPECT_EQ(waiting[0].detail,
+            "UNAVAILABLE: refused; then UNAVAILABLE: registry at 127.0.0.1:1 "
+            "is unreachable");
+}
+
+TEST_F(ConversationTest, StoredForAnOfflineRecipientSaysSoInOneReason) {
+  transport_.Answer(Op::kWindow, kNotOnline);
+  transport_.Answer(Op::kOne, kNotOnline);
+  Start();
+  Send({"hello"});
+  ASSERT_TRUE(AwaitResult("hello"));
+  std::optional<PeerEvent> stored = sink_.WaitFor([](const PeerEvent& event) {
+    return event.kind == EventKind::kSendResult &&
+           event.status == SendStatus::kStored;
+  });
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->text, "bob is offline");
+  EXPECT_EQ(stored->detail, "NOT_FOUND: bob is not online");
+}
+
+TEST_F(ConversationTest, WithTheRegistryAwayANewNameWaitsForIt) {
+  // Never resolved, never listed: only the registry knows where bob is.
+  transport_.Answer(Op::kWindow, kRegistryDown);
+  transport_.Answer(Op::kOne, kRegistryDown);
+  transport_.Answer(Op::kDeposit, kRegistryDown);
+  Start();
+  Send({"hello"});
+  std::optional<Millis> pause = AwaitPause();
+  ASSERT_TRUE(pause.has_value());
+  EXPECT_THAT(Results(), ElementsAre(Result{"hello", SendStatus::kSent,
+                                            "the registry is unreachable"}));
+  transport_.Answer(Op::kOne, absl::OkStatus());  // The registry is back.
+  conversation_->Nudge();
+  ASSERT_TRUE(AwaitResult("hello"));
+  EXPECT_THAT(Results().back(),
+              Result("hello", SendStatus::kDelivered, "on a later attempt"));
+}
+
+TEST_F(ConversationTest, AStaticEntryOutOfReachWaitsInTheOutboxNotAMailbox) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kUnreachable);
+  Start(/*window=*/1, /*is_static=*/true);
+  Send({"one", "two"});
+  // Retried directly with backoff, told once, never deposited.
+  std::vector<Millis> pauses;
+  for (int i = 0; i < 4; ++i) {
+    std::optional<Millis> pause = AwaitPause();
+    ASSERT_TRUE(pause.has_value());
+    pauses.push_back(*pause);
+    AdvancePast(*pause);
+  }
+  EXPECT_THAT(pauses, ElementsAre(Millis(250), Millis(500), Millis(1000),
+                                  Millis(2000)));
+  ASSERT_TRUE(AwaitPause().has_value());
+  EXPECT_THAT(Results(), ElementsAre(Result{"one", SendStatus::kSent,
+                                            "it is unreachable"}));
+  for (const FakeTransport::Call& call : transport_.Calls()) {
+    EXPECT_NE(call.op, Op::kDeposit);
+  }
+  auto outbox = store_->Outbox();
+  ASSERT_THAT(outbox, IsOk());
+  ASSERT_EQ(outbox->size(), 2u);
+  EXPECT_FALSE((*outbox)[0].stored);
+  // It is back: at once, both go, in order.
+  transport_.Answer(Op::kWindow, absl::OkStatus());
+  transport_.Answer(Op::kOne, absl::OkStatus());
+  const MonoTime paused_at = clock_.Monotonic();
+  conversation_->Nudge();
+  ASSERT_TRUE(AwaitResult("two"));
+  EXPECT_EQ(clock_.Monotonic(), paused_at);
+  EXPECT_THAT(
+      Results(),
+      ElementsAre(Result{"one", SendStatus::kSent, "it is unreachable"},
+                  Result{"one", SendStatus::kDelivered, "on a later attempt"},
+                  Result{"two", SendStatus::kDelivered, ""}));
+  EXPECT_TRUE(AwaitOutboxSize(0));
+}
+
+TEST_F(ConversationTest, AStaticEntryOutOfReachStaysInTheOutboxAtShutdown) {
+  transport_.Answer(Op::kWindow, kUnreachable);
+  transport_.Answer(Op::kOne, kUnreachable);
+  Start(/*window=*/1, /*is_static=*/true);
+  Send({"one"});
+  ASSERT_TRUE(AwaitPause().has_value());
+  conversation_.reset();
+  EXPECT_TRUE(AwaitInfo(
+      "1 message to bob waits in your outbox; it goes out when you start "
+      "again"));
+  auto outbox = store_->Outbox();
+  ASSERT_THAT(outbox, IsOk());
+  ASSERT_EQ(outbox->size(), 1u);
+  EXPECT_FALSE((*outbox)[0].stored);
 }
 
 TEST_F(ConversationTest, AtShutdownWhatCanGoGoesFirst) {
