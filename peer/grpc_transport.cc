@@ -135,6 +135,16 @@ class GrpcTransport final : public Transport {
     stubs_.erase(registry::NameKey(name));
   }
 
+  absl::Status SendReadReceipts(const std::string& to,
+                                const ::ReadReceipts& receipts) override {
+    absl::StatusOr<std::shared_ptr<Stub>> stub = StubFor(to, /*fresh=*/false);
+    if (!stub.ok()) return stub.status();
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + rpc_timeout_);
+    ::NullMsg response;
+    return FromGrpcStatus((*stub)->SendReceipts(&context, receipts, &response));
+  }
+
  private:
   // The channel to `name`, resolved now when `fresh` or none is known.
   absl::StatusOr<std::shared_ptr<Stub>> StubFor(const std::string& name,

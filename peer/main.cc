@@ -93,6 +93,7 @@ int Run(const po::variables_map& vm) {
     return chat::kExitUsage;
   }
   options.sync_full = sync == "full";
+  options.read_receipts = !vm["no-read-receipts"].as<bool>();
   // Limits: the peer's screen.
   if (!ScreenLimits(vm, options)) return chat::kExitUsage;
 
@@ -177,6 +178,9 @@ int main(int argc, char** argv) {
       "page-size", po::value<int>()->default_value(50),
       "names per page of /peers (1-1000)")(
       "json", po::bool_switch(), "print one JSON object per event (scripts)")(
+      "no-read-receipts", po::bool_switch(),
+      "send no read receipts and show none of others (both ways, as in "
+      "Signal or WhatsApp)")(
       "no-color", po::bool_switch(), "no colours (also: NO_COLOR set)");
   chat::CommandLine command_line;
   command_line.program = "chat-peer";
@@ -201,7 +205,8 @@ int main(int argc, char** argv) {
                               {"CHAT_PEER_DATA_DIR", "data-dir"},
                               {"CHAT_PEER_SYNC", "sync"},
                               {"CHAT_PEER_MAX_FOLLOW", "max-follow"},
-                              {"CHAT_PEER_PAGE_SIZE", "page-size"}};
+                              {"CHAT_PEER_PAGE_SIZE", "page-size"},
+                              {"CHAT_PEER_NO_READ_RECEIPTS", "no-read-receipts"}};
   // TLS: --tls-cert/--tls-key serve ChattingService over TLS; --tls-ca
   // verifies the registry and every other peer (TLS only, docs/security.md).
   chat::AddTlsOptions(options, command_line,

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,9 @@ class MailboxServiceTest : public ::testing::Test {
     ASSERT_THAT(mailbox, IsOk());
     RegistryServerOptions options;
     options.listen_address = "127.0.0.1:0";
+    // On the real clock, against mail aged by the fake one: expiry tests
+    // advance clock_ and the loop soon finds what is old.
+    options.mail_expiry_interval = Millis(20);
     auto server =
         RegistryServer::Start(*std::move(store), *std::move(mailbox), options);
     ASSERT_THAT(server, IsOk());
@@ -242,6 +246,41 @@ TEST_F(MailboxServiceTest, BadDepositsAreRefusedAndFullMailboxesSaySo) {
   grpc::Status full = Deposit("alice", "bob", "m4");
   EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(full.error_message(), ::testing::HasSubstr("full"));
+}
+
+TEST_F(MailboxServiceTest, ReadReceiptsAreDepositedAndExpiredOnesAreNot) {
+  ASSERT_TRUE(Deposit("bob", "alice", "read:m1", v1::MailItem::READ_RECEIPT)
+                  .ok());
+  EXPECT_EQ(
+      Deposit("mallory", "alice", "expired:m1", v1::MailItem::EXPIRED)
+          .error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+  const std::string alice = LeaseFor("alice");
+  auto listening = Listen("alice", alice);
+  v1::MailItem item;
+  ASSERT_TRUE(listening->reader->Read(&item));
+  EXPECT_EQ(item.kind(), v1::MailItem::READ_RECEIPT);
+  EXPECT_EQ(item.id(), "read:m1");
+  EXPECT_EQ(item.sender(), "bob");
+  listening->context.TryCancel();
+}
+
+TEST_F(MailboxServiceTest, MailThatExpiresUnreadIsReportedToItsSender) {
+  ASSERT_TRUE(Deposit("alice", "bob", "m1").ok());
+  const std::string alice = LeaseFor("alice");
+  // Older than the mailbox keeps mail; the expiry loop finds it soon.
+  clock_.Advance(Millis(int64_t{8} * 24 * 3600 * 1000));
+  auto listening = Listen("alice", alice);
+  listening->context.set_deadline(std::chrono::system_clock::now() +
+                                  std::chrono::seconds(20));
+  v1::MailItem item;
+  ASSERT_TRUE(listening->reader->Read(&item));
+  EXPECT_EQ(item.kind(), v1::MailItem::EXPIRED);
+  EXPECT_EQ(item.id(), "expired:m1");
+  EXPECT_EQ(item.sender(), "bob");
+  EXPECT_EQ(item.recipient(), "alice");
+  EXPECT_EQ(item.payload(), "604800000");  // 7 days, the default.
+  listening->context.TryCancel();
 }
 
 TEST_F(MailboxServiceTest, StatTellsCountAndAgeOnly) {
