@@ -139,8 +139,8 @@ grpc::ServerUnaryReactor* ChatService::SendReceipts(
   absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   if (read_receipts_ == nullptr) {
-    return Respond(context,
-                   absl::UnimplementedError("this peer takes no read receipts"));
+    return Respond(
+        context, absl::UnimplementedError("this peer takes no read receipts"));
   }
   if (!registry::NameKey(request->recipient()).empty() &&
       registry::NameKey(request->recipient()) != registry::NameKey(own_name_)) {

@@ -92,7 +92,7 @@ class ChatService final : public ::ChattingService::CallbackService {
   Authenticator* const authenticator_;  // Not owned; or &plain_.
   CallGate* const gate_;                // Not owned.
   const ReadReceiptsTaker read_receipts_;
-  std::unique_ptr<LookupLane> lane_;    // Last: its thread uses the above.
+  std::unique_ptr<LookupLane> lane_;  // Last: its thread uses the above.
 };
 
 // "HH:MM" in the local time zone, the lab's format.

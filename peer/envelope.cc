@@ -118,10 +118,9 @@ absl::StatusOr<std::vector<std::string>> Envelope::OpenReadReceipts(
       keys_->KeyFor(reader, may_wait);
   if (!key.ok()) return key.status();
   if (!key->has_value()) {
-    return Refuse(reader,
-                  absl::UnauthenticatedError(absl::StrCat(
-                      PrintableText(reader),
-                      " has no key; read receipts cannot be from it")));
+    return Refuse(reader, absl::UnauthenticatedError(absl::StrCat(
+                              PrintableText(reader),
+                              " has no key; read receipts cannot be from it")));
   }
   absl::StatusOr<std::vector<std::string>> ids =
       peer::OpenReadReceipts(cipher_, **key, receipts, own_name_);

@@ -101,24 +101,14 @@ bool MailListener::HandleReadReceipts(const registry::MailItem& item) {
 bool MailListener::HandleExpired(const registry::MailItem& item) {
   if (!absl::StartsWith(item.id, kExpiredPrefix)) return true;
   const std::string id = item.id.substr(std::strlen(kExpiredPrefix));
-  // Only one of ours to that recipient that waits in its mailbox: nobody
-  // can end another message, or one that is still being tried directly.
-  absl::StatusOr<std::vector<OutboxEntry>> outbox = store_->Outbox();
-  if (!outbox.ok()) return false;  // Comes again.
-  const OutboxEntry* stored = nullptr;
-  for (const OutboxEntry& entry : *outbox) {
-    if (entry.stored && entry.message.id == id &&
-        registry::NameKey(entry.message.to) ==
-            registry::NameKey(item.sender)) {
-      stored = &entry;
-      break;
-    }
-  }
-  if (stored == nullptr) return true;
+  // Only one of ours to that recipient still in the outbox: nobody can end
+  // another message. The registry makes the item only for mail that waited
+  // in that mailbox, so the message was stored (our own mark of it is not
+  // waited for, and may still be on its way to the file).
   absl::StatusOr<std::optional<OutboxEntry>> taken =
       store_->TakeFromOutbox(id, item.sender);
-  if (!taken.ok()) return false;
-  if (!taken->has_value()) return true;  // Delivered meanwhile.
+  if (!taken.ok()) return false;         // Comes again.
+  if (!taken->has_value()) return true;  // Not ours, or delivered meanwhile.
   int64_t waited_ms = 0;
   if (!absl::SimpleAtoi(item.payload, &waited_ms)) waited_ms = 0;
   PeerEvent event = MakeEvent(EventKind::kSendResult, (*taken)->message.to);

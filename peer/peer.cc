@@ -106,9 +106,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   read_options.deposit = [raw](const registry::MailItem& item) {
     return raw->registry_->Deposit(item);
   };
-  peer->reads_ = std::make_unique<ReadTracker>(
-      events, peer->store_.get(), std::move(read_notes), clock,
-      std::move(read_options));
+  peer->reads_ = std::make_unique<ReadTracker>(events, peer->store_.get(),
+                                               std::move(read_notes), clock,
+                                               std::move(read_options));
   peer->events_ = peer->reads_.get();
   peer->service_ = std::make_unique<ChatService>(
       options.name, static_cast<MessageSink*>(peer.get()), clock,

@@ -564,7 +564,8 @@ class SqlitePeerStore final : public PeerStore {
     std::vector<ReadNote> notes;
     try {
       ScopedStatement select(
-          statements_, "SELECT peer, id, state, at_ms FROM reads ORDER BY at_ms");
+          statements_,
+          "SELECT peer, id, state, at_ms FROM reads ORDER BY at_ms");
       while (select->executeStep()) {
         const int state = select->getColumn(2).getInt();
         if (state < 0 || state > 2) continue;  // From a newer build.
@@ -608,8 +609,8 @@ class SqlitePeerStore final : public PeerStore {
     if (notes.empty()) return;
     batch_->PostLazily([this, notes](SQLite::Database&) {
       db_mu_.AssertHeld();
-      ScopedStatement remove(statements_,
-                             "DELETE FROM reads WHERE peer_key = ?1 AND id = ?2");
+      ScopedStatement remove(
+          statements_, "DELETE FROM reads WHERE peer_key = ?1 AND id = ?2");
       for (const ReadNote& note : notes) {
         remove->tryReset();
         remove->bind(1, NameKey(note.peer));

@@ -310,10 +310,9 @@ absl::Status ReadTracker::TakeReadReceipts(const ::ReadReceipts& receipts,
     }
   }
   if (strangers > 0) {
-    LogDropped(absl::StrCat("dropped ", strangers, " read receipt",
-                            strangers == 1 ? "" : "s", " from ",
-                            PrintableText(reader),
-                            " for messages we did not send it"));
+    LogDropped(absl::StrCat(
+        "dropped ", strangers, " read receipt", strangers == 1 ? "" : "s",
+        " from ", PrintableText(reader), " for messages we did not send it"));
   }
   return absl::OkStatus();
 }

@@ -78,7 +78,7 @@ class ReadTracker final : public EventSink {
   ReadTracker& operator=(const ReadTracker&) = delete;
 
   // Forwards `event`; watches our messages' kDelivered.
-  void OnEvent(const PeerEvent& event) override ABSL_LOCKS_EXCLUDED(mu_);
+  void OnEvent(const PeerEvent& event) ABSL_LOCKS_EXCLUDED(mu_) override;
 
   // `message` was shown to the user (verified messages only get receipts).
   void Shown(const ChatMessage& message) ABSL_LOCKS_EXCLUDED(mu_);

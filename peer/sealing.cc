@@ -168,8 +168,7 @@ absl::StatusOr<std::vector<std::string>> OpenReadReceipts(
   if (!inner.ParseFromArray(
           plaintext->data() + kReadTag.size(),
           static_cast<int>(plaintext->size() - kReadTag.size()))) {
-    return absl::InvalidArgumentError(
-        "sealed: the inside is not ReadReceipts");
+    return absl::InvalidArgumentError("sealed: the inside is not ReadReceipts");
   }
   if (!inner.sealed().empty()) {
     return absl::InvalidArgumentError("sealed: the inside is sealed again");

@@ -264,9 +264,9 @@ class SqliteMailbox final : public Mailbox {
     }
     if (item.kind == MailItem::Kind::kReadReceipt &&
         item.payload.size() > kMaxReadReceiptPayloadBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "read receipt payload is ", item.payload.size(),
-          " bytes; the limit is ", kMaxReadReceiptPayloadBytes));
+      return absl::InvalidArgumentError(
+          absl::StrCat("read receipt payload is ", item.payload.size(),
+                       " bytes; the limit is ", kMaxReadReceiptPayloadBytes));
     }
     return Write([this, &item](WriteResult& result) {
              db_mu_.AssertHeld();

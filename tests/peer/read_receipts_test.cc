@@ -49,8 +49,8 @@ class ReadReceiptsTest : public PeerTest {
     options.listen_address = "127.0.0.1:0";
     options.admin_token = kAdminToken;
     options.mail_expiry_interval = Millis(20);
-    auto server = registry::RegistryServer::Start(
-        *std::move(store), *std::move(mailbox), options);
+    auto server = registry::RegistryServer::Start(*std::move(store),
+                                                  *std::move(mailbox), options);
     ASSERT_THAT(server, IsOk());
     registry_ = *std::move(server);
     registry_address_ = absl::StrCat("127.0.0.1:", registry_->port());
@@ -123,8 +123,8 @@ TEST_F(ReadReceiptsTest, TurnedOffNeitherSendsNorShows) {
   std::vector<PeerEvent> alice = sink("alice").Events();
   EXPECT_EQ(IndexOf(alice, StateOf(to_bob, SendStatus::kRead)), -1);
   StopPeer("alice");
-  auto store = OpenPeerStore(PeerTest::Options("alice").store_path,
-                             RealClock());
+  auto store =
+      OpenPeerStore(PeerTest::Options("alice").store_path, RealClock());
   ASSERT_THAT(store, IsOk());
   auto notes = (*store)->ReadNotes();
   ASSERT_THAT(notes, IsOk());

@@ -111,8 +111,8 @@ TEST(SealingTest, ReadReceiptsOpenOnlyForTheSenderFromTheReadersKey) {
   EXPECT_EQ(sealed->recipient(), "alice");
   EXPECT_EQ(sealed->ids_size(), 0);  // The ids travel inside only.
   EXPECT_EQ(sealed->sealed().find("id-1"), std::string::npos);
-  auto opened = OpenReadReceipts(alice_cipher, bob.public_key(), *sealed,
-                                 "ALICE");
+  auto opened =
+      OpenReadReceipts(alice_cipher, bob.public_key(), *sealed, "ALICE");
   ASSERT_THAT(opened, IsOk());
   EXPECT_EQ(*opened, ids);
 
@@ -121,12 +121,12 @@ TEST(SealingTest, ReadReceiptsOpenOnlyForTheSenderFromTheReadersKey) {
   EXPECT_THAT(
       OpenReadReceipts(alice_cipher, mallory.public_key(), *sealed, "alice"),
       StatusIs(absl::StatusCode::kUnauthenticated));
-  EXPECT_THAT(OpenReadReceipts(mallory_cipher, bob.public_key(), *sealed,
-                               "mallory"),
-              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(
+      OpenReadReceipts(mallory_cipher, bob.public_key(), *sealed, "mallory"),
+      StatusIs(absl::StatusCode::kUnauthenticated));
   // Forged by mallory in bob's name: sealed with mallory's key.
-  auto forged = SealReadReceipts(mallory_cipher, alice.public_key(), "bob",
-                                 "alice", ids);
+  auto forged =
+      SealReadReceipts(mallory_cipher, alice.public_key(), "bob", "alice", ids);
   ASSERT_THAT(forged, IsOk());
   EXPECT_THAT(
       OpenReadReceipts(alice_cipher, bob.public_key(), *forged, "alice"),
@@ -140,8 +140,9 @@ TEST(SealingTest, ReadReceiptsOpenOnlyForTheSenderFromTheReadersKey) {
   // A flipped byte.
   ::ReadReceipts changed = *sealed;
   changed.mutable_sealed()->back() ^= 1;
-  EXPECT_THAT(OpenReadReceipts(alice_cipher, bob.public_key(), changed, "alice"),
-              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(
+      OpenReadReceipts(alice_cipher, bob.public_key(), changed, "alice"),
+      StatusIs(absl::StatusCode::kUnauthenticated));
   // Ids added outside.
   ::ReadReceipts padded = *sealed;
   padded.add_ids("id-3");

@@ -412,9 +412,8 @@ TEST_P(MailboxContractTest, ExpiryTellsEachSenderOnceWhatExpired) {
 
 TEST_P(MailboxContractTest, ExpiredReceiptsMakeNoReceipts) {
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
-  ASSERT_THAT(
-      mailbox_->Ack("bob", {"m1"}, {Receipt("bob", "alice", "m1")}),
-      IsOk());
+  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}, {Receipt("bob", "alice", "m1")}),
+              IsOk());
   MailItem read = Message("bob", "alice", "read:m1", "sealed");
   read.kind = MailItem::Kind::kReadReceipt;
   ASSERT_THAT(mailbox_->Deposit(read), IsOk());
@@ -434,8 +433,9 @@ TEST_P(MailboxContractTest, ExpiredReceiptsMakeNoReceipts) {
 TEST_P(MailboxContractTest, ExpiryReceiptsCountAndAreDroppedWhenFull) {
   // bob's five messages for alice expire: five receipts fill his mailbox.
   for (int i = 0; i < 5; ++i) {
-    ASSERT_THAT(mailbox_->Deposit(Message("bob", "alice", absl::StrCat("b", i))),
-                IsOk());
+    ASSERT_THAT(
+        mailbox_->Deposit(Message("bob", "alice", absl::StrCat("b", i))),
+        IsOk());
   }
   clock_.Advance(Millis(1800 * 1000));
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "carol", "m1")), IsOk());
@@ -444,8 +444,9 @@ TEST_P(MailboxContractTest, ExpiryReceiptsCountAndAreDroppedWhenFull) {
   ASSERT_THAT(mailbox_->ExpireOld(), IsOk());  // bob's five go.
   EXPECT_THAT(Ids("bob"), SizeIs(5));          // One receipt each.
   for (int i = 0; i < 4; ++i) {
-    ASSERT_THAT(mailbox_->Deposit(Message("dave", "alice", absl::StrCat("d", i))),
-                IsOk());
+    ASSERT_THAT(
+        mailbox_->Deposit(Message("dave", "alice", absl::StrCat("d", i))),
+        IsOk());
   }
   clock_.Advance(Millis(1800 * 1000));
   // m1 and m2 expire; alice's mailbox has room for one receipt.
