@@ -18,7 +18,7 @@ step "registry on $registry, alice, bob and carol (--no-read-receipts)"
 start_registry 1
 start_peer alice
 start_peer bob
-start_peer carol --no-read-receipts
+CHAT_PEER_NO_READ_RECEIPTS=1 start_peer carol  # the option, from the environment
 for name in alice bob carol; do
   wait_for_file "$work/$name.out" "\"event\":\"ready\",\"name\":\"$name\""
 done
