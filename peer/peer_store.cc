@@ -105,9 +105,10 @@ const std::vector<const char*> kMigrations = {
         SELECT sender_key, sender_key, 0, 0 FROM inbound;
     )sql",
     // H4 (issue 13): read receipts, both ways (ReadNote), bounded by the
-    // peer (peer/read_tracker.h).
+    // peer (peer/read_tracker.h). IF NOT EXISTS: a test makes an older
+    // file by lowering user_version under the tables it keeps.
     R"sql(
-      CREATE TABLE reads (
+      CREATE TABLE IF NOT EXISTS reads (
         peer_key  TEXT NOT NULL,
         id        TEXT NOT NULL,
         peer      TEXT NOT NULL,
