@@ -109,12 +109,13 @@ std::string LabTime(absl::Time t) {
 
 ChatService::ChatService(std::string own_name, MessageSink* sink,
                          const Clock& clock, Authenticator* authenticator,
-                         CallGate* gate)
+                         CallGate* gate, ReadReceiptsTaker read_receipts)
     : own_name_(std::move(own_name)),
       sink_(sink),
       clock_(clock),
       authenticator_(authenticator != nullptr ? authenticator : &plain_),
       gate_(gate),
+      read_receipts_(std::move(read_receipts)),
       lane_(std::make_unique<LookupLane>(kLookupsWaiting)) {}
 
 ChatService::~ChatService() = default;
@@ -130,6 +131,25 @@ grpc::ServerUnaryReactor* ChatService::GetInformation(
   response->set_sender(own_name_);
   response->set_msg("OK");
   return Respond(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ChatService::SendReceipts(
+    grpc::CallbackServerContext* context, const ::ReadReceipts* request,
+    ::NullMsg* /*response*/) {
+  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  if (!ticket.ok()) return Respond(context, ticket.status());
+  if (read_receipts_ == nullptr) {
+    return Respond(
+        context, absl::UnimplementedError("this peer takes no read receipts"));
+  }
+  if (!registry::NameKey(request->recipient()).empty() &&
+      registry::NameKey(request->recipient()) != registry::NameKey(own_name_)) {
+    return Respond(context, absl::FailedPreconditionError(absl::StrCat(
+                                "this is ", own_name_, ", not ",
+                                PrintableText(request->recipient()),
+                                " (stale address?)")));
+  }
+  return Respond(context, read_receipts_(*request));
 }
 
 grpc::ServerUnaryReactor* ChatService::SendMessage(

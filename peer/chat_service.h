@@ -35,9 +35,13 @@ class ChatService final : public ::ChattingService::CallbackService {
   // outlive the service. Without an authenticator every message is taken as
   // plain and unverified (PlainAuthenticator). Every call passes `gate`
   // first (common/overload.h).
+  // `read_receipts` takes what SendReceipts brings (ReadTracker); without
+  // it SendReceipts answers UNIMPLEMENTED, as a lab peer does.
+  using ReadReceiptsTaker = std::function<absl::Status(const ::ReadReceipts&)>;
   ChatService(std::string own_name, MessageSink* sink, const Clock& clock,
               Authenticator* authenticator = nullptr,
-              CallGate* gate = &DefaultCallGate());
+              CallGate* gate = &DefaultCallGate(),
+              ReadReceiptsTaker read_receipts = nullptr);
   // Finishes what waits for a key lookup first. Stop the server before.
   ~ChatService() override;
 
@@ -60,6 +64,15 @@ class ChatService final : public ::ChattingService::CallbackService {
                                         const ::Message* request,
                                         ::NullMsg* response) override;
 
+  // Read receipts for our messages (peer/read_tracker.h), answered with
+  // what `read_receipts` says: OK (also for ids that are not ours),
+  // INVALID_ARGUMENT, UNAUTHENTICATED (not from the holder of the reader's
+  // key), UNAVAILABLE (its key is not known now: the reader's peer uses
+  // our mailbox instead).
+  grpc::ServerUnaryReactor* SendReceipts(grpc::CallbackServerContext* context,
+                                         const ::ReadReceipts* request,
+                                         ::NullMsg* response) override;
+
   static constexpr size_t kLookupsWaiting = 64;
   // Messages waiting for their sender's key now (tests).
   size_t waiting_lookups() const;
@@ -78,7 +91,8 @@ class ChatService final : public ::ChattingService::CallbackService {
   PlainAuthenticator plain_;
   Authenticator* const authenticator_;  // Not owned; or &plain_.
   CallGate* const gate_;                // Not owned.
-  std::unique_ptr<LookupLane> lane_;    // Last: its thread uses the above.
+  const ReadReceiptsTaker read_receipts_;
+  std::unique_ptr<LookupLane> lane_;  // Last: its thread uses the above.
 };
 
 // "HH:MM" in the local time zone, the lab's format.

@@ -156,6 +156,8 @@ bool Console::HandleLine(const std::string& line) {
       }
       partner_ = command.name;
       Show(MakeEvent(EventKind::kPartner, command.name));
+      // Switched to it: what it wrote so far is read (read receipts).
+      active_peer_->MarkRead(command.name);
       return true;
     }
     case Command::Kind::kWhoami:
@@ -195,6 +197,9 @@ bool Console::HandleLine(const std::string& line) {
           active_peer_->Send(command.name, command.text, command.to_partner);
       if (!id.ok()) {
         Show(ErrorEvent(std::string(id.status().message())));
+      } else {
+        // Typed in the conversation: what it wrote so far is read.
+        active_peer_->MarkRead(command.name);
       }
       return true;
     }

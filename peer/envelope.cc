@@ -97,6 +97,37 @@ absl::StatusOr<bool> Envelope::CheckReceipt(const std::string& recipient,
   return peer::CheckReceipt(cipher_, **key, payload, id, recipient);
 }
 
+absl::StatusOr<std::optional<::ReadReceipts>> Envelope::SealReadReceipts(
+    const std::string& sender, const std::vector<std::string>& ids) {
+  absl::StatusOr<std::optional<PublicKey>> key = keys_->KeyFor(sender);
+  if (!key.ok()) return key.status();
+  if (!key->has_value()) return std::optional<::ReadReceipts>();
+  absl::StatusOr<::ReadReceipts> sealed =
+      peer::SealReadReceipts(cipher_, **key, own_name_, sender, ids);
+  if (!sealed.ok()) return sealed.status();
+  return std::optional<::ReadReceipts>(*std::move(sealed));
+}
+
+absl::StatusOr<std::vector<std::string>> Envelope::OpenReadReceipts(
+    const ::ReadReceipts& receipts, bool may_wait) {
+  const std::string& reader = receipts.sender();
+  if (!registry::ValidateName(reader).ok()) {
+    return absl::InvalidArgumentError("read receipts: sender is no name");
+  }
+  absl::StatusOr<std::optional<PublicKey>> key =
+      keys_->KeyFor(reader, may_wait);
+  if (!key.ok()) return key.status();
+  if (!key->has_value()) {
+    return Refuse(reader, absl::UnauthenticatedError(absl::StrCat(
+                              PrintableText(reader),
+                              " has no key; read receipts cannot be from it")));
+  }
+  absl::StatusOr<std::vector<std::string>> ids =
+      peer::OpenReadReceipts(cipher_, **key, receipts, own_name_);
+  if (!ids.ok()) return Refuse(reader, ids.status());
+  return ids;
+}
+
 absl::Status Envelope::Refuse(const std::string& sender, absl::Status status) {
   const absl::Time now = clock_.Wall();
   bool log = false;

@@ -5,7 +5,9 @@
 #ifndef CHAT_PEER_ENVELOPE_H_
 #define CHAT_PEER_ENVELOPE_H_
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -83,6 +85,21 @@ class Envelope final : public Authenticator {
   absl::StatusOr<bool> CheckReceipt(const std::string& recipient,
                                     const std::string& id,
                                     const std::string& payload);
+
+  // Read receipts for `sender`'s messages `ids` (1..kMaxReadIds), sealed
+  // for it; nullopt when `sender` has no key (a lab peer: it gets none).
+  // kUnavailable when its key cannot be known now or it is blocked.
+  absl::StatusOr<std::optional<::ReadReceipts>> SealReadReceipts(
+      const std::string& sender, const std::vector<std::string>& ids);
+
+  // The ids `receipts` says its sender read, checked against that sender's
+  // pinned key. kUnauthenticated (not sealed by that key for us, or the
+  // sender has no key) and kInvalidArgument (malformed) are logged as a
+  // refusal (once a minute per sender); kUnavailable when the key cannot be
+  // known now (try again later; without `may_wait`, also when it would
+  // have to be looked up).
+  absl::StatusOr<std::vector<std::string>> OpenReadReceipts(
+      const ::ReadReceipts& receipts, bool may_wait);
 
   const PublicKey& own_key() const { return own_key_; }
 

@@ -181,6 +181,18 @@ class GrpcTransport final : public Transport {
     channels_.Erase(registry::NameKey(name));
   }
 
+  absl::Status SendReadReceipts(const std::string& to,
+                                const ::ReadReceipts& receipts) override {
+    absl::StatusOr<Channel> channel = Known(to);
+    if (!channel.ok()) return channel.status();
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         options_.rpc_timeout);
+    ::NullMsg response;
+    return FromGrpcStatus(
+        channel->stub->SendReceipts(&context, receipts, &response));
+  }
+
  private:
   // Sends `message` over `channel`; the raw gRPC status in `raw` if asked.
   absl::Status Call(const Channel& channel, const ChatMessage& message,

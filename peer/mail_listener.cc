@@ -1,11 +1,16 @@
 #include "peer/mail_listener.h"
 
+#include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "registry/names.h"
 
 namespace chat::peer {
 MailListener::MailListener(registry::RegistryClient* registry, PeerStore* store,
@@ -38,9 +43,21 @@ std::unique_ptr<registry::MailStream> MailListener::Open() {
 
 void MailListener::Handle(const registry::MailItem& item) {
   std::vector<registry::MailItem> receipts;
-  const bool ack = item.kind == registry::MailItem::Kind::kReceipt
-                       ? HandleReceipt(item)
-                       : HandleMessage(item, receipts);
+  bool ack = false;
+  switch (item.kind) {
+    case registry::MailItem::Kind::kReceipt:
+      ack = HandleReceipt(item);
+      break;
+    case registry::MailItem::Kind::kReadReceipt:
+      ack = HandleReadReceipts(item);
+      break;
+    case registry::MailItem::Kind::kExpired:
+      ack = HandleExpired(item);
+      break;
+    case registry::MailItem::Kind::kMessage:
+      ack = HandleMessage(item, receipts);
+      break;
+  }
   if (!ack) return;  // It comes again with the next stream.
   // Kept (or known, or refused for good) now: the mailbox may let it go.
   absl::Status acked =
@@ -68,6 +85,62 @@ bool MailListener::HandleReceipt(const registry::MailItem& item) {
     Emit(event);
   }
   return true;
+}
+
+bool MailListener::HandleReadReceipts(const registry::MailItem& item) {
+  ::ReadReceipts receipts;
+  if (!options_.read_receipts || !receipts.ParseFromString(item.payload) ||
+      registry::NameKey(receipts.sender()) != registry::NameKey(item.sender)) {
+    return true;  // Nothing to take them, or not what they claim: let go.
+  }
+  absl::Status taken = options_.read_receipts(receipts);
+  // Refused for good (forged, malformed): let go; the key unknown now: later.
+  return taken.code() != absl::StatusCode::kUnavailable;
+}
+
+bool MailListener::HandleExpired(const registry::MailItem& item) {
+  if (!absl::StartsWith(item.id, kExpiredPrefix)) return true;
+  const std::string id = item.id.substr(std::strlen(kExpiredPrefix));
+  // Only one of ours to that recipient still in the outbox: nobody can end
+  // another message. The registry makes the item only for mail that waited
+  // in that mailbox, so the message was stored (our own mark of it is not
+  // waited for, and may still be on its way to the file).
+  absl::StatusOr<std::optional<OutboxEntry>> taken =
+      store_->TakeFromOutbox(id, item.sender);
+  if (!taken.ok()) return false;         // Comes again.
+  if (!taken->has_value()) return true;  // Not ours, or delivered meanwhile.
+  int64_t waited_ms = 0;
+  if (!absl::SimpleAtoi(item.payload, &waited_ms)) waited_ms = 0;
+  PeerEvent event = MakeEvent(EventKind::kSendResult, (*taken)->message.to);
+  event.status = SendStatus::kExpired;
+  event.message = (*taken)->message;
+  event.text = ExpiredText((*taken)->message.to, waited_ms);
+  Emit(event);
+  return true;
+}
+
+std::string ExpiredText(const std::string& recipient, int64_t waited_ms) {
+  constexpr int64_t kMinute = 60 * 1000;
+  constexpr int64_t kHour = 60 * kMinute;
+  constexpr int64_t kDay = 24 * kHour;
+  auto count = [](int64_t n, const char* unit) {
+    return absl::StrCat(n, " ", unit, n == 1 ? "" : "s");
+  };
+  std::string waited;
+  if (waited_ms >= kDay) {
+    waited = count(waited_ms / kDay, "day");
+  } else if (waited_ms >= kHour) {
+    waited = count(waited_ms / kHour, "hour");
+  } else if (waited_ms >= kMinute) {
+    waited = count(waited_ms / kMinute, "minute");
+  } else {
+    waited = count(std::max<int64_t>(waited_ms / 1000, 0), "second");
+  }
+  if (waited_ms <= 0) {
+    return absl::StrCat("it expired unread in ", recipient, "'s mailbox");
+  }
+  return absl::StrCat("it waited ", waited, " in ", recipient,
+                      "'s mailbox and expired");
 }
 
 bool MailListener::HandleMessage(const registry::MailItem& item,

@@ -4,6 +4,7 @@
 #ifndef CHAT_PEER_MAIL_LISTENER_H_
 #define CHAT_PEER_MAIL_LISTENER_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -20,6 +21,15 @@
 
 namespace chat::peer {
 
+// What the id of an expiry receipt starts with (registry/mailbox.h's
+// kExpiredIdPrefix), before the id of the message that expired.
+inline constexpr char kExpiredPrefix[] = "expired:";
+
+// The one line that says why a message expired: "it waited 7 days in bob's
+// mailbox and expired" (`waited_ms` rounded down to days, hours, minutes or
+// seconds).
+std::string ExpiredText(const std::string& recipient, int64_t waited_ms);
+
 // Keeps a Listen stream open on our mailbox, on its own thread, with the
 // lease we hold now; reopens it after 200 ms, doubling to 5 s, when it ends
 // (the registry went away, or our lease changed).
@@ -30,10 +40,14 @@ namespace chat::peer {
 // receipt that opens with the key of the recipient it names, for one of
 // our messages to that recipient, takes it out of the outbox and reports it
 // kDelivered "from the mailbox" (unless a direct copy was reported
-// already). Forged messages and receipts are acknowledged away unseen.
-// What could not be kept or checked now (the sender's key cannot be looked
-// up, or changed) is not acknowledged, so it comes again with the next
-// stream, or at Reread().
+// already). Read receipts go to `read_receipts`. An expiry receipt (made by
+// the registry: the Listen stream is all that vouches for it) for one of
+// our messages to its sender still in the outbox (stored: only deposited
+// mail expires) ends it there, reported kExpired ("it waited 7 days in
+// bob's mailbox and expired"); others are let go. Forged messages and receipts
+// are acknowledged away unseen. What could not be kept or checked now (the
+// sender's key cannot be looked up, or changed) is not acknowledged, so it
+// comes again with the next stream, or at Reread().
 //
 // Thread-safe. The callbacks are called from the listener's thread (`show`
 // also from the store's writer thread) and must not call Stop().
@@ -48,6 +62,9 @@ class MailListener {
     std::function<void(const std::vector<ChatMessage>&)> show;
     // Opens messages and checks receipts. Not owned; must outlive this.
     Envelope* envelope = nullptr;
+    // Takes read receipts (ReadTracker::TakeReadReceipts); kUnavailable
+    // leaves them in the mailbox for later. Unset: acknowledged unseen.
+    std::function<absl::Status(const ::ReadReceipts&)> read_receipts;
   };
 
   // Starts listening. `registry`, `store` and `events` are not owned; they
@@ -79,6 +96,11 @@ class MailListener {
   void Handle(const registry::MailItem& item);
   // A receipt for one of ours: whether to acknowledge it now.
   bool HandleReceipt(const registry::MailItem& item);
+  // Read receipts for ours: whether to acknowledge them now.
+  bool HandleReadReceipts(const registry::MailItem& item);
+  // The registry's word that one of ours expired unread in the recipient's
+  // mailbox: whether to acknowledge it now.
+  bool HandleExpired(const registry::MailItem& item);
   // A message for us: whether to acknowledge it now, and with which receipt.
   bool HandleMessage(const registry::MailItem& item,
                      std::vector<registry::MailItem>& receipts);

@@ -122,6 +122,7 @@ int Run(const po::variables_map& vm) {
     return chat::kExitUsage;
   }
   options.sync_full = sync == "full";
+  options.read_receipts = !vm["no-read-receipts"].as<bool>();
   // Limits: the peer's screen.
   if (!ScreenLimits(vm, options)) return chat::kExitUsage;
 
@@ -215,7 +216,10 @@ int main(int argc, char** argv) {
       "print the technical detail behind a notice (the gRPC error) to "
       "stderr")("json", po::bool_switch(),
                 "print one JSON object per event (scripts)")(
-      "no-color", po::bool_switch(), "no colours (also: NO_COLOR set)");
+      "no-read-receipts", po::bool_switch(),
+      "send no read receipts and show none of others (both ways, as in "
+      "Signal or WhatsApp)")("no-color", po::bool_switch(),
+                             "no colours (also: NO_COLOR set)");
   chat::CommandLine command_line;
   command_line.program = "chat-peer";
   command_line.synopsis = "chat-peer --name NAME [OPTIONS]";
@@ -230,17 +234,19 @@ int main(int argc, char** argv) {
       "3 registry unreachable; "
       "4 cannot start otherwise (the listen address, or the data directory\n"
       "is unusable or in use by another chat-peer of this name).";
-  command_line.environment = {{"CHAT_PEER_NAME", "name"},
-                              {"CHAT_REGISTRY", "registry"},
-                              {"CHAT_PEER_LISTEN", "listen"},
-                              {"CHAT_PEER_ADVERTISE", "advertise"},
-                              {"CHAT_PEER_PARTNER", "peer"},
-                              {"CHAT_PEER_TTL", "ttl"},
-                              {"CHAT_PEER_DATA_DIR", "data-dir"},
-                              {"CHAT_PEER_SYNC", "sync"},
-                              {"CHAT_PEER_MAX_FOLLOW", "max-follow"},
-                              {"CHAT_PEER_PAGE_SIZE", "page-size"},
-                              {"CHAT_PEER_MAX_CHANNELS", "max-channels"}};
+  command_line.environment = {
+      {"CHAT_PEER_NAME", "name"},
+      {"CHAT_REGISTRY", "registry"},
+      {"CHAT_PEER_LISTEN", "listen"},
+      {"CHAT_PEER_ADVERTISE", "advertise"},
+      {"CHAT_PEER_PARTNER", "peer"},
+      {"CHAT_PEER_TTL", "ttl"},
+      {"CHAT_PEER_DATA_DIR", "data-dir"},
+      {"CHAT_PEER_SYNC", "sync"},
+      {"CHAT_PEER_MAX_FOLLOW", "max-follow"},
+      {"CHAT_PEER_PAGE_SIZE", "page-size"},
+      {"CHAT_PEER_MAX_CHANNELS", "max-channels"},
+      {"CHAT_PEER_NO_READ_RECEIPTS", "no-read-receipts"}};
   // TLS: --tls-cert/--tls-key serve ChattingService over TLS; --tls-ca
   // verifies the registry and every other peer (TLS only, docs/security.md).
   chat::AddTlsOptions(options, command_line,

@@ -104,9 +104,32 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->transport_ =
       NewGrpcTransport(peer->registry_.get(), peer->envelope_.get(),
                        std::move(transport_options));
+  CHAT_ASSIGN_OR_RETURN(std::vector<ReadNote> read_notes,
+                        peer->store_->ReadNotes());
+  ReadTracker::Options read_options;
+  read_options.own_name = options.name;
+  read_options.enabled = options.read_receipts;
+  read_options.retry = options.read_receipt_retry;
+  read_options.envelope = peer->envelope_.get();
+  read_options.send_direct = [raw](const std::string& to,
+                                   const ::ReadReceipts& receipts) {
+    return raw->transport_->SendReadReceipts(to, receipts);
+  };
+  read_options.deposit = [raw](const registry::MailItem& item) {
+    return raw->registry_->Deposit(item);
+  };
+  peer->reads_ = std::make_unique<ReadTracker>(events, peer->store_.get(),
+                                               std::move(read_notes), clock,
+                                               std::move(read_options));
+  peer->events_ = peer->reads_.get();
   peer->service_ = std::make_unique<ChatService>(
       options.name, static_cast<MessageSink*>(peer.get()), clock,
-      peer->envelope_.get());
+      peer->envelope_.get(), &DefaultCallGate(),
+      [raw](const ::ReadReceipts& receipts) {
+        // A gRPC thread: the reader wrote to us before, so its key is
+        // known; else it uses our mailbox.
+        return raw->reads_->TakeReadReceipts(receipts, /*may_wait=*/false);
+      });
 
   ServerConfig config;
   config.listen_address = options.listen;
@@ -207,7 +230,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   };
   follower_options.quiet_when_unreachable = true;  // The keeper tells it.
   peer->follower_ = std::make_unique<RegistryFollower>(
-      peer->registry_.get(), &peer->online_, events, clock,
+      peer->registry_.get(), &peer->online_, peer->events_, clock,
       std::move(follower_options));
 
   MailListener::Options mail_options;
@@ -217,9 +240,12 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     raw->Show(messages, /*repeated=*/false);
   };
   mail_options.envelope = peer->envelope_.get();
-  peer->mail_ =
-      std::make_unique<MailListener>(peer->registry_.get(), peer->store_.get(),
-                                     events, clock, std::move(mail_options));
+  mail_options.read_receipts = [raw](const ::ReadReceipts& receipts) {
+    return raw->reads_->TakeReadReceipts(receipts, /*may_wait=*/true);
+  };
+  peer->mail_ = std::make_unique<MailListener>(
+      peer->registry_.get(), peer->store_.get(), peer->events_, clock,
+      std::move(mail_options));
 
   const Millis limit = options.hold_back;
   // Checked a few times per limit: a held message waits at most ~1.25x it.
@@ -371,6 +397,10 @@ absl::StatusOr<KeyView> Peer::Trust(const std::string& name) {
   return trusted;
 }
 
+void Peer::MarkRead(const std::string& name) {
+  if (reads_ != nullptr) reads_->MarkRead(name);
+}
+
 bool Peer::WaitUntilOnline(const std::string& name) {
   // Only those followed are watched; a bad name or a full set is never
   // online to us.
@@ -392,6 +422,7 @@ void Peer::Shutdown() {
   if (follower_ != nullptr) follower_->Stop();
   if (mail_ != nullptr) mail_->Stop();
   draining.clear();  // Each conversation tries what it holds, then ends.
+  if (reads_ != nullptr) reads_->Stop();  // What is owed stays noted.
   if (hold_back_.has_value()) hold_back_->Stop();
   if (keeper_ != nullptr) keeper_->Stop();  // Unregisters.
   if (server_ != nullptr) {
@@ -424,6 +455,7 @@ void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
     event.message = message;
     event.repeated = repeated;
     Emit(event);
+    if (reads_ != nullptr) reads_->Shown(message);
     ids.push_back(message.id);
   }
   store_->MarkShown(ids);

@@ -32,6 +32,7 @@
 #include "peer/mail_listener.h"
 #include "peer/online_set.h"
 #include "peer/peer_store.h"
+#include "peer/read_tracker.h"
 #include "peer/registry_follower.h"
 #include "peer/transport.h"
 #include "registry/client/lease_keeper.h"
@@ -76,6 +77,12 @@ struct PeerOptions {
   // At most this many gRPC channels to other peers are kept (one per peer
   // talked to); the least recently used is closed beyond it.
   size_t max_channels = kDefaultMaxChannels;
+  // Read receipts both ways (--no-read-receipts turns them off): we send
+  // them for what our user read and show others' (kRead). Off, we do
+  // neither, like Signal and WhatsApp.
+  bool read_receipts = true;
+  // Pause before read receipts that could not go are tried again.
+  Millis read_receipt_retry{5000};
 };
 
 // What the peer says, once each way, when the registry stops answering and
@@ -143,6 +150,14 @@ class Peer final : private MessageSink {
   // The followed names online now (name, address, is_static only), sorted.
   std::vector<registry::Entry> FollowedOnline();
 
+  // The user is active in the conversation with `name` (typed a line to
+  // it, or switched to it with /chat): every message shown from `name` so
+  // far is read, and its read receipt goes to `name` soon (batched; unless
+  // read receipts are off). Never blocks.
+  void MarkRead(const std::string& name);
+  // Read receipts sent and dropped so far (tests).
+  const ReadTracker& read_tracker() const { return *reads_; }
+
   // Follows `name`, then blocks until it is online, or
   // Interrupt()/Shutdown(); returns whether it is online.
   bool WaitUntilOnline(const std::string& name);
@@ -171,7 +186,9 @@ class Peer final : private MessageSink {
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 
   const PeerOptions options_;
-  EventSink* const events_;  // Not owned.
+  // Not owned: the front end's sink until Start puts the ReadTracker in
+  // front of it (before any part emits).
+  EventSink* events_;
   const Clock& clock_;
   std::string address_;
 
@@ -182,6 +199,8 @@ class Peer final : private MessageSink {
   std::unique_ptr<KeyBook> keys_;
   std::unique_ptr<Envelope> envelope_;
   std::unique_ptr<Transport> transport_;
+  // Before everything that emits through it: destroyed after them.
+  std::unique_ptr<ReadTracker> reads_;
   std::unique_ptr<Contacts> contacts_;
   OnlineSet online_;
   std::unique_ptr<ChatService> service_;

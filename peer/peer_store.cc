@@ -104,6 +104,19 @@ const std::vector<const char*> kMigrations = {
       INSERT OR IGNORE INTO contacts (name_key, name, state, last_ms)
         SELECT sender_key, sender_key, 0, 0 FROM inbound;
     )sql",
+    // H4 (issue 13): read receipts, both ways (ReadNote), bounded by the
+    // peer (peer/read_tracker.h). IF NOT EXISTS: a test makes an older
+    // file by lowering user_version under the tables it keeps.
+    R"sql(
+      CREATE TABLE IF NOT EXISTS reads (
+        peer_key  TEXT NOT NULL,
+        id        TEXT NOT NULL,
+        peer      TEXT NOT NULL,
+        state     INTEGER NOT NULL,  -- ReadNote::State
+        at_ms     INTEGER NOT NULL,
+        PRIMARY KEY (peer_key, id)
+      ) WITHOUT ROWID;
+    )sql",
 };
 
 constexpr int kHeld = 0;
@@ -543,6 +556,68 @@ class SqlitePeerStore final : public PeerStore {
                              "DELETE FROM contacts WHERE name_key = ?1");
       remove->bind(1, NameKey(name));
       remove->exec();
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<ReadNote>> ReadNotes() override {
+    absl::MutexLock lock(&db_mu_);
+    std::vector<ReadNote> notes;
+    try {
+      ScopedStatement select(
+          statements_,
+          "SELECT peer, id, state, at_ms FROM reads ORDER BY at_ms");
+      while (select->executeStep()) {
+        const int state = select->getColumn(2).getInt();
+        if (state < 0 || state > 2) continue;  // From a newer build.
+        ReadNote note;
+        note.peer = select->getColumn(0).getString();
+        note.id = select->getColumn(1).getString();
+        note.state = static_cast<ReadNote::State>(state);
+        note.at_unix_ms = select->getColumn(3).getInt64();
+        notes.push_back(std::move(note));
+      }
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot read the read receipts: ", e.what()));
+    }
+    return notes;
+  }
+
+  void SaveReadNotes(const std::vector<ReadNote>& notes) override {
+    if (notes.empty()) return;
+    batch_->PostLazily([this, notes](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      ScopedStatement upsert(
+          statements_,
+          "INSERT INTO reads (peer_key, id, peer, state, at_ms) VALUES (?1, "
+          "?2, ?3, ?4, ?5) ON CONFLICT (peer_key, id) DO UPDATE SET peer = "
+          "?3, state = ?4, at_ms = ?5");
+      for (const ReadNote& note : notes) {
+        upsert->tryReset();
+        upsert->bind(1, NameKey(note.peer));
+        upsert->bind(2, note.id);
+        upsert->bind(3, note.peer);
+        upsert->bind(4, static_cast<int>(note.state));
+        upsert->bind(5, note.at_unix_ms);
+        upsert->exec();
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  void ForgetReadNotes(const std::vector<ReadNote>& notes) override {
+    if (notes.empty()) return;
+    batch_->PostLazily([this, notes](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      ScopedStatement remove(
+          statements_, "DELETE FROM reads WHERE peer_key = ?1 AND id = ?2");
+      for (const ReadNote& note : notes) {
+        remove->tryReset();
+        remove->bind(1, NameKey(note.peer));
+        remove->bind(2, note.id);
+        remove->exec();
+      }
       return absl::OkStatus();
     });
   }

@@ -30,6 +30,19 @@ struct OutboxEntry {
   bool stored = false;
 };
 
+// What the peer remembers for read receipts (table `reads`), both ways.
+struct ReadNote {
+  enum class State {
+    kAwaiting = 0,  // Ours to `peer`, delivered; its read receipt may come.
+    kShown = 1,     // From `peer`, shown, not read yet.
+    kOwed = 2,      // From `peer`, read: our receipt is still to be sent.
+  };
+  std::string peer;  // The other side, as met.
+  std::string id;    // The message's id.
+  State state = State::kAwaiting;
+  int64_t at_unix_ms = 0;  // When noted.
+};
+
 // A key pinned for a name: the first one seen for it (trust on first use),
 // or the one the user accepted with /trust.
 struct Pin {
@@ -151,6 +164,17 @@ class PeerStore {
   virtual void SaveContact(const Contact& contact) = 0;
   // Forgets the contact `name`. Not waited for.
   virtual void ForgetContact(const std::string& name) = 0;
+
+  // ---- Read receipts (table `reads`, peer/read_tracker.h).
+
+  // Every note, oldest first.
+  virtual absl::StatusOr<std::vector<ReadNote>> ReadNotes() = 0;
+  // Records `notes` (by peer, case-insensitively, and id; replacing). Not
+  // waited for: after a crash before they land, a message is not reported
+  // read, or a receipt is not sent (never sent twice).
+  virtual void SaveReadNotes(const std::vector<ReadNote>& notes) = 0;
+  // Forgets the notes (peer, id) of `notes`. Not waited for.
+  virtual void ForgetReadNotes(const std::vector<ReadNote>& notes) = 0;
 
   // ---- Our registration.
 

@@ -108,4 +108,84 @@ bool CheckReceipt(PairCipher& cipher, const PublicKey& recipient_key,
          registry::NameKey(recipient);
 }
 
+absl::StatusOr<::ReadReceipts> SealReadReceipts(
+    PairCipher& cipher, const PublicKey& sender_key,
+    const std::string& own_name, const std::string& sender,
+    const std::vector<std::string>& ids) {
+  if (ids.empty() || ids.size() > kMaxReadIds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("read receipts carry 1-", kMaxReadIds, " ids"));
+  }
+  ::ReadReceipts inner;
+  inner.set_sender(own_name);
+  inner.set_recipient(sender);
+  for (const std::string& id : ids) {
+    if (id.empty() || id.size() > 64) {
+      return absl::InvalidArgumentError("a message id must be 1-64 bytes");
+    }
+    inner.add_ids(id);
+  }
+  std::string plaintext(kReadTag);
+  inner.AppendToString(&plaintext);
+  absl::StatusOr<std::string> sealed = cipher.Seal(sender_key, plaintext);
+  if (!sealed.ok()) return sealed.status();
+  ::ReadReceipts outer;
+  outer.set_sender(own_name);
+  outer.set_recipient(sender);
+  outer.set_sealed(*std::move(sealed));
+  return outer;
+}
+
+absl::StatusOr<std::vector<std::string>> OpenReadReceipts(
+    PairCipher& cipher, const PublicKey& reader_key,
+    const ::ReadReceipts& outer, const std::string& own_name) {
+  if (outer.sealed().size() < kSealOverheadBytes + kReadTag.size() ||
+      outer.sealed().size() > kMaxSealedReadBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sealed is ", outer.sealed().size(), " bytes; it must be ",
+        kSealOverheadBytes + kReadTag.size(), "-", kMaxSealedReadBytes));
+  }
+  if (outer.ids_size() > 0) {
+    return absl::InvalidArgumentError(
+        "read receipts carry their ids inside only");
+  }
+  absl::StatusOr<std::string> plaintext =
+      cipher.Open(reader_key, outer.sealed());
+  if (!plaintext.ok()) {
+    if (plaintext.status().code() == absl::StatusCode::kUnauthenticated) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          "sealed: read receipts not sealed by ", PrintableText(outer.sender()),
+          "'s key for us, or changed on the way"));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("sealed: ", plaintext.status().message()));
+  }
+  // Bytes sealed as a message or a delivery receipt never pass for these.
+  if (!absl::StartsWith(*plaintext, kReadTag)) {
+    return absl::InvalidArgumentError("sealed: not sealed read receipts");
+  }
+  ::ReadReceipts inner;
+  if (!inner.ParseFromArray(
+          plaintext->data() + kReadTag.size(),
+          static_cast<int>(plaintext->size() - kReadTag.size()))) {
+    return absl::InvalidArgumentError("sealed: the inside is not ReadReceipts");
+  }
+  if (!inner.sealed().empty()) {
+    return absl::InvalidArgumentError("sealed: the inside is sealed again");
+  }
+  if (inner.sender() != outer.sender()) return Mismatch("sender");
+  if (inner.recipient() != outer.recipient()) return Mismatch("recipient");
+  if (registry::NameKey(inner.recipient()) != registry::NameKey(own_name)) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("sealed: read receipts meant for ",
+                     PrintableText(inner.recipient()), ", not ", own_name));
+  }
+  if (inner.ids_size() == 0 ||
+      inner.ids_size() > static_cast<int>(kMaxReadIds)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("read receipts carry 1-", kMaxReadIds, " ids"));
+  }
+  return std::vector<std::string>(inner.ids().begin(), inner.ids().end());
+}
+
 }  // namespace chat::peer

@@ -6,6 +6,7 @@
 #define CHAT_PEER_SEALING_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -19,6 +20,13 @@ namespace chat::peer {
 // purpose never pass for another.
 inline constexpr absl::string_view kMessageTag{"chat-msg-v1\0", 12};
 inline constexpr absl::string_view kReceiptTag{"chat-receipt-v1\0", 16};
+inline constexpr absl::string_view kReadTag{"chat-read-v1\0", 13};
+
+// At most this many message ids in one ReadReceipts (a batch).
+inline constexpr size_t kMaxReadIds = 64;
+// The largest sealed ReadReceipts accepted: kMaxReadIds ids of 64 bytes,
+// two names, with room to spare.
+inline constexpr size_t kMaxSealedReadBytes = 6144;
 
 // The largest sealed field accepted: an inner Message with the longest text,
 // names and ids, with room to spare.
@@ -58,6 +66,24 @@ absl::StatusOr<std::string> MakeReceipt(PairCipher& cipher,
 bool CheckReceipt(PairCipher& cipher, const PublicKey& recipient_key,
                   const std::string& payload, const std::string& id,
                   const std::string& recipient);
+
+// Read receipts from the reader `own_name` to `sender` for its messages
+// `ids` (1..kMaxReadIds, each 1-64 bytes), sealed for `sender_key`: outside
+// only the two names, inside the names and the ids. Errors:
+// kInvalidArgument (no ids, too many, a bad id or an unusable key).
+absl::StatusOr<::ReadReceipts> SealReadReceipts(
+    PairCipher& cipher, const PublicKey& sender_key,
+    const std::string& own_name, const std::string& sender,
+    const std::vector<std::string>& ids);
+
+// The ids in `outer`, which `reader_key` (the key of outer.sender()) must
+// have sealed for us (`own_name`). Errors: kInvalidArgument (malformed,
+// sizes, not read receipts inside), kUnauthenticated (another key, changed
+// on the way, or the names inside differ from those outside or name
+// another recipient).
+absl::StatusOr<std::vector<std::string>> OpenReadReceipts(
+    PairCipher& cipher, const PublicKey& reader_key,
+    const ::ReadReceipts& outer, const std::string& own_name);
 
 }  // namespace chat::peer
 

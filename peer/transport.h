@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "peer/message.h"
+#include "proto/chat.pb.h"
 
 namespace chat::peer {
 
@@ -75,6 +76,17 @@ class Transport {
   // Drops the channel and address known for `name` (it left, or moved), so
   // the next send looks it up afresh.
   virtual void Forget(const std::string& name) = 0;
+
+  // Sends read receipts (sealed, peer/read_tracker.h) straight to `to`'s
+  // peer over the channel known for it (ChattingService/SendReceipts). No
+  // retry. kUnimplemented from a peer without that method (a lab peer, an
+  // older one; also this default).
+  virtual absl::Status SendReadReceipts(const std::string& to,
+                                        const ::ReadReceipts& receipts) {
+    (void)to;
+    (void)receipts;
+    return absl::UnimplementedError("no read receipts over this transport");
+  }
 };
 
 }  // namespace chat::peer

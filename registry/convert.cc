@@ -167,9 +167,20 @@ WatchEvent WatchEventFromProto(const v1::WatchEvent& proto) {
 }
 
 void MailItemToProto(const MailItem& item, v1::MailItem* proto) {
-  proto->set_kind(item.kind == MailItem::Kind::kReceipt
-                      ? v1::MailItem::RECEIPT
-                      : v1::MailItem::MESSAGE);
+  switch (item.kind) {
+    case MailItem::Kind::kMessage:
+      proto->set_kind(v1::MailItem::MESSAGE);
+      break;
+    case MailItem::Kind::kReceipt:
+      proto->set_kind(v1::MailItem::RECEIPT);
+      break;
+    case MailItem::Kind::kReadReceipt:
+      proto->set_kind(v1::MailItem::READ_RECEIPT);
+      break;
+    case MailItem::Kind::kExpired:
+      proto->set_kind(v1::MailItem::EXPIRED);
+      break;
+  }
   proto->set_id(item.id);
   proto->set_sender(item.sender);
   proto->set_recipient(item.recipient);
@@ -181,8 +192,20 @@ void MailItemToProto(const MailItem& item, v1::MailItem* proto) {
 
 MailItem MailItemFromProto(const v1::MailItem& proto) {
   MailItem item;
-  item.kind = proto.kind() == v1::MailItem::RECEIPT ? MailItem::Kind::kReceipt
-                                                    : MailItem::Kind::kMessage;
+  switch (proto.kind()) {
+    case v1::MailItem::RECEIPT:
+      item.kind = MailItem::Kind::kReceipt;
+      break;
+    case v1::MailItem::READ_RECEIPT:
+      item.kind = MailItem::Kind::kReadReceipt;
+      break;
+    case v1::MailItem::EXPIRED:
+      item.kind = MailItem::Kind::kExpired;
+      break;
+    default:
+      item.kind = MailItem::Kind::kMessage;
+      break;
+  }
   item.id = proto.id();
   item.sender = proto.sender();
   item.recipient = proto.recipient();

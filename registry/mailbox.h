@@ -21,6 +21,11 @@ namespace chat::registry {
 
 // A receipt's payload (sealed by the peer that made it) is at most this.
 inline constexpr size_t kMaxReceiptPayloadBytes = 1024;
+// A read receipt's payload (sealed by the reader, up to 64 ids) is at most
+// this.
+inline constexpr size_t kMaxReadReceiptPayloadBytes = 8192;
+// What an expiry receipt's id starts with, before the expired message's id.
+inline constexpr char kExpiredIdPrefix[] = "expired:";
 
 // MailboxLimits (registry/quotas.h): what may wait, per recipient, per
 // sender and in all.
@@ -44,9 +49,11 @@ class Mailbox {
  public:
   virtual ~Mailbox() = default;
 
-  // Stores `item` for its recipient. A repeated (recipient, id) is OK and
-  // stores nothing. kResourceExhausted, saying which limit, when the
-  // recipient already holds max_items messages or max_bytes.
+  // Stores `item` (kMessage, or kReadReceipt with a payload of at most
+  // kMaxReadReceiptPayloadBytes) for its recipient. A repeated (recipient,
+  // id) is OK and stores nothing. kResourceExhausted, saying which limit,
+  // when the recipient already holds max_items messages or max_bytes;
+  // kInvalidArgument for another kind.
   virtual absl::Status Deposit(const MailItem& item) = 0;
 
   // Up to `max` items for `recipient` with seq > `after_seq`, oldest first.
@@ -74,7 +81,14 @@ class Mailbox {
   virtual std::unique_ptr<ArrivalSubscription> OnArrival(
       const std::string& recipient, std::function<void()> on_arrival) = 0;
 
-  // Removes items older than max_age; returns how many.
+  // Removes items older than max_age; returns how many. In the same
+  // transaction, for each kMessage removed whose sender is a valid name,
+  // deposits one kExpired item for that sender: id kExpiredIdPrefix + the
+  // message's id, sender the message's recipient, recipient its sender,
+  // payload max_age in milliseconds (decimal). Receipts of any kind that
+  // expire make none. An expiry receipt counts against its recipient's
+  // limits and the total like any item (it has no origin); one without room
+  // is dropped.
   virtual absl::StatusOr<size_t> ExpireOld() = 0;
 };
 

@@ -92,14 +92,23 @@ grpc::ServerUnaryReactor* MailboxService::Deposit(
     v1::DepositResponse* /*response*/) {
   absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
-  if (request->item().kind() == v1::MailItem::RECEIPT) {
+  const v1::MailItem::Kind kind = request->item().kind();
+  if (kind == v1::MailItem::RECEIPT) {
     return Respond(context,
                    absl::InvalidArgumentError(
                        "item.kind: receipts are not deposited; they travel "
                        "with the Ack of the message they answer"));
   }
+  if (kind == v1::MailItem::EXPIRED) {
+    return Respond(context, absl::InvalidArgumentError(
+                                "item.kind: only the registry makes EXPIRED "
+                                "items, when mail expires unread"));
+  }
   MailItem item = MailItemFromProto(request->item());
-  item.kind = MailItem::Kind::kMessage;
+  // Read receipts are sealed by their maker like messages; anything else
+  // (an unknown kind from a newer client) is taken as a message.
+  item.kind = kind == v1::MailItem::READ_RECEIPT ? MailItem::Kind::kReadReceipt
+                                                 : MailItem::Kind::kMessage;
   // A deposit carries no credential: its sender is the host it comes from.
   item.origin = ClientHost(context->peer());
   return Respond(context, mailbox_->Deposit(item));

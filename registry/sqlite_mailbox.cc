@@ -28,6 +28,35 @@ namespace {
 
 constexpr int kKindMessage = 1;
 constexpr int kKindReceipt = 2;
+constexpr int kKindReadReceipt = 3;
+constexpr int kKindExpired = 4;
+
+int KindColumn(MailItem::Kind kind) {
+  switch (kind) {
+    case MailItem::Kind::kReceipt:
+      return kKindReceipt;
+    case MailItem::Kind::kReadReceipt:
+      return kKindReadReceipt;
+    case MailItem::Kind::kExpired:
+      return kKindExpired;
+    case MailItem::Kind::kMessage:
+      break;
+  }
+  return kKindMessage;
+}
+
+MailItem::Kind KindFromColumn(int column) {
+  switch (column) {
+    case kKindReceipt:
+      return MailItem::Kind::kReceipt;
+    case kKindReadReceipt:
+      return MailItem::Kind::kReadReceipt;
+    case kKindExpired:
+      return MailItem::Kind::kExpired;
+    default:
+      return MailItem::Kind::kMessage;
+  }
+}
 
 absl::Status StorageError(const std::string& what, const std::exception& e) {
   // The file reached its page cap (or the disk is full): the mailbox is
@@ -52,7 +81,8 @@ const char* const kMailMigrations[] = {
         seq             INTEGER PRIMARY KEY AUTOINCREMENT,  -- arrival order
         recipient_key   TEXT NOT NULL,                      -- lowercase
         id              TEXT NOT NULL,
-        kind            INTEGER NOT NULL,  -- 1 message, 2 receipt
+        kind            INTEGER NOT NULL,  -- 1 message, 2 receipt,
+                                           -- 3 read receipt, 4 expired
         sender          TEXT NOT NULL,
         recipient       TEXT NOT NULL,
         payload         BLOB NOT NULL,
@@ -227,6 +257,17 @@ class SqliteMailbox final : public Mailbox {
           absl::StrCat("mail payload is ", item.payload.size(),
                        " bytes; the limit is ", limits_.max_payload_bytes));
     }
+    if (item.kind != MailItem::Kind::kMessage &&
+        item.kind != MailItem::Kind::kReadReceipt) {
+      return absl::InvalidArgumentError(
+          "only messages and read receipts are deposited");
+    }
+    if (item.kind == MailItem::Kind::kReadReceipt &&
+        item.payload.size() > kMaxReadReceiptPayloadBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("read receipt payload is ", item.payload.size(),
+                       " bytes; the limit is ", kMaxReadReceiptPayloadBytes));
+    }
     return Write([this, &item](WriteResult& result) {
              db_mu_.AssertHeld();
              return InsertLocked(item, /*limited=*/true, result);
@@ -252,9 +293,7 @@ class SqliteMailbox final : public Mailbox {
       while (select.executeStep()) {
         MailItem item;
         item.seq = select.getColumn(0).getInt64();
-        item.kind = select.getColumn(1).getInt() == kKindReceipt
-                        ? MailItem::Kind::kReceipt
-                        : MailItem::Kind::kMessage;
+        item.kind = KindFromColumn(select.getColumn(1).getInt());
         item.id = select.getColumn(2).getString();
         item.sender = select.getColumn(3).getString();
         item.recipient = select.getColumn(4).getString();
@@ -305,13 +344,46 @@ class SqliteMailbox final : public Mailbox {
   absl::StatusOr<size_t> ExpireOld() override {
     absl::StatusOr<WriteResult> result = Write([this](WriteResult& written) {
       db_mu_.AssertHeld();
+      const int64_t cutoff =
+          absl::ToUnixMillis(clock_.Wall() - limits_.max_age);
+      // The messages about to go, each to be reported to its sender. Read
+      // receipts, receipts and expiry receipts make none: nothing answers
+      // them, so expiry never feeds itself.
+      std::vector<MailItem> expired;
+      {
+        SQLite::Statement select(
+            *db_,
+            "SELECT id, sender, recipient FROM mail WHERE deposited_at_ms < "
+            "?1 AND kind = 1 ORDER BY seq");
+        select.bind(1, cutoff);
+        while (select.executeStep()) {
+          const std::string id = select.getColumn(0).getString();
+          const std::string sender = select.getColumn(1).getString();
+          // A lab peer's free-form name has no mailbox to tell.
+          if (!ValidateName(sender).ok()) continue;
+          MailItem receipt;
+          receipt.kind = MailItem::Kind::kExpired;
+          receipt.id = absl::StrCat(kExpiredIdPrefix, id);
+          if (receipt.id.size() > 64) continue;  // Not an id a peer makes.
+          receipt.sender = select.getColumn(2).getString();
+          receipt.recipient = sender;
+          receipt.payload =
+              absl::StrCat(absl::ToInt64Milliseconds(limits_.max_age));
+          expired.push_back(std::move(receipt));
+        }
+      }
       SQLite::Statement remove(*db_,
                                "DELETE FROM mail WHERE deposited_at_ms < ?1");
-      remove.bind(1, absl::ToUnixMillis(clock_.Wall() - limits_.max_age));
+      remove.bind(1, cutoff);
       written.count = static_cast<size_t>(remove.exec());
       if (written.count > 0) {
         usage_ = LoadUsages(*db_);
         written.usage_changed = true;
+      }
+      // Over its recipient's limits (or the total): dropped, like a
+      // receipt; the expiry stands.
+      for (const MailItem& receipt : expired) {
+        InsertLocked(receipt, /*limited=*/true, written).IgnoreError();
       }
       return absl::OkStatus();
     });
@@ -391,8 +463,7 @@ class SqliteMailbox final : public Mailbox {
     insert.tryReset();  // An earlier failed step is no error now.
     insert.bind(1, key);
     insert.bind(2, item.id);
-    insert.bind(
-        3, item.kind == MailItem::Kind::kReceipt ? kKindReceipt : kKindMessage);
+    insert.bind(3, KindColumn(item.kind));
     insert.bind(4, item.sender);
     insert.bind(5, item.recipient);
     insert.bind(6, item.payload.data(), static_cast<int>(item.payload.size()));

@@ -97,7 +97,10 @@ struct WatchEvent {
 };
 
 struct MailItem {
-  enum class Kind { kMessage, kReceipt };
+  // kReadReceipt: sealed read receipts (proto MailItem.READ_RECEIPT),
+  // deposited like messages. kExpired: made by the mailbox when a message
+  // expired unread (proto MailItem.EXPIRED), never deposited.
+  enum class Kind { kMessage, kReceipt, kReadReceipt, kExpired };
   Kind kind = Kind::kMessage;
   std::string id;  // Unique per recipient.
   std::string sender;

@@ -96,6 +96,80 @@ TEST(SealingTest, ChangedRoutingForgedSenderAndBadBytesAreRefused) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(SealingTest, ReadReceiptsOpenOnlyForTheSenderFromTheReadersKey) {
+  Identity alice = Identity::Generate();  // Sent the messages.
+  Identity bob = Identity::Generate();    // Read them.
+  Identity mallory = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  PairCipher mallory_cipher(mallory);
+  const std::vector<std::string> ids = {"id-1", "id-2"};
+  auto sealed =
+      SealReadReceipts(bob_cipher, alice.public_key(), "bob", "alice", ids);
+  ASSERT_THAT(sealed, IsOk());
+  EXPECT_EQ(sealed->sender(), "bob");
+  EXPECT_EQ(sealed->recipient(), "alice");
+  EXPECT_EQ(sealed->ids_size(), 0);  // The ids travel inside only.
+  EXPECT_EQ(sealed->sealed().find("id-1"), std::string::npos);
+  auto opened =
+      OpenReadReceipts(alice_cipher, bob.public_key(), *sealed, "ALICE");
+  ASSERT_THAT(opened, IsOk());
+  EXPECT_EQ(*opened, ids);
+
+  // Checked with another key (mallory claims to be bob), or opened by
+  // someone it was not sealed for.
+  EXPECT_THAT(
+      OpenReadReceipts(alice_cipher, mallory.public_key(), *sealed, "alice"),
+      StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(
+      OpenReadReceipts(mallory_cipher, bob.public_key(), *sealed, "mallory"),
+      StatusIs(absl::StatusCode::kUnauthenticated));
+  // Forged by mallory in bob's name: sealed with mallory's key.
+  auto forged =
+      SealReadReceipts(mallory_cipher, alice.public_key(), "bob", "alice", ids);
+  ASSERT_THAT(forged, IsOk());
+  EXPECT_THAT(
+      OpenReadReceipts(alice_cipher, bob.public_key(), *forged, "alice"),
+      StatusIs(absl::StatusCode::kUnauthenticated));
+  // The routing changed on the way.
+  ::ReadReceipts rerouted = *sealed;
+  rerouted.set_sender("carol");
+  EXPECT_THAT(
+      OpenReadReceipts(alice_cipher, bob.public_key(), rerouted, "alice"),
+      StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("sender")));
+  // A flipped byte.
+  ::ReadReceipts changed = *sealed;
+  changed.mutable_sealed()->back() ^= 1;
+  EXPECT_THAT(
+      OpenReadReceipts(alice_cipher, bob.public_key(), changed, "alice"),
+      StatusIs(absl::StatusCode::kUnauthenticated));
+  // Ids added outside.
+  ::ReadReceipts padded = *sealed;
+  padded.add_ids("id-3");
+  EXPECT_THAT(OpenReadReceipts(alice_cipher, bob.public_key(), padded, "alice"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // A delivery receipt's bytes never pass for read receipts.
+  auto receipt = MakeReceipt(bob_cipher, alice.public_key(), "id-1", "bob");
+  ASSERT_THAT(receipt, IsOk());
+  ::ReadReceipts replayed = *sealed;
+  replayed.set_sealed(*receipt);
+  EXPECT_THAT(
+      OpenReadReceipts(alice_cipher, bob.public_key(), replayed, "alice"),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+  // Bounds.
+  EXPECT_THAT(
+      SealReadReceipts(bob_cipher, alice.public_key(), "bob", "alice", {}),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(SealReadReceipts(bob_cipher, alice.public_key(), "bob", "alice",
+                               std::vector<std::string>(kMaxReadIds + 1, "x")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  auto full = SealReadReceipts(
+      bob_cipher, alice.public_key(), "bob", "alice",
+      std::vector<std::string>(kMaxReadIds, std::string(64, 'i')));
+  ASSERT_THAT(full, IsOk());
+  EXPECT_LE(full->ByteSizeLong(), 8192u);  // Fits a mailbox read receipt.
+}
+
 TEST(SealingTest, AReceiptChecksOnlyWithTheRecipientsKeyIdAndName) {
   Identity alice = Identity::Generate();
   Identity bob = Identity::Generate();

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -242,6 +243,77 @@ TEST_F(MailboxServiceTest, BadDepositsAreRefusedAndFullMailboxesSaySo) {
   grpc::Status full = Deposit("alice", "bob", "m4");
   EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(full.error_message(), ::testing::HasSubstr("full"));
+}
+
+TEST_F(MailboxServiceTest, ReadReceiptsAreDepositedAndExpiredOnesAreNot) {
+  ASSERT_TRUE(
+      Deposit("bob", "alice", "read:m1", v1::MailItem::READ_RECEIPT).ok());
+  EXPECT_EQ(Deposit("mallory", "alice", "expired:m1", v1::MailItem::EXPIRED)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  const std::string alice = LeaseFor("alice");
+  auto listening = Listen("alice", alice);
+  v1::MailItem item;
+  ASSERT_TRUE(listening->reader->Read(&item));
+  EXPECT_EQ(item.kind(), v1::MailItem::READ_RECEIPT);
+  EXPECT_EQ(item.id(), "read:m1");
+  EXPECT_EQ(item.sender(), "bob");
+  listening->context.TryCancel();
+}
+
+// The names on one fake clock, the mail on another: mail ages by days
+// while the leases stay live.
+TEST(MailboxExpiryServiceTest, MailThatExpiresUnreadIsReportedToItsSender) {
+  FakeClock names_clock;
+  FakeClock mail_clock;
+  auto store = OpenSqliteStore(":memory:", names_clock);
+  auto mailbox = OpenSqliteMailbox(":memory:", mail_clock);
+  ASSERT_THAT(store, IsOk());
+  ASSERT_THAT(mailbox, IsOk());
+  RegistryServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  // On the real clock, against mail aged by mail_clock: soon after the
+  // advance below, the loop finds the mail old.
+  options.mail_expiry_interval = Millis(20);
+  auto server =
+      RegistryServer::Start(*std::move(store), *std::move(mailbox), options);
+  ASSERT_THAT(server, IsOk());
+  auto channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                          grpc::InsecureChannelCredentials());
+  RegistryClient registry(channel, "test", Millis(5000));
+  auto mail = v1::Mailbox::NewStub(channel);
+  const Identity identity = Identity::Generate();
+  auto lease =
+      registry.Register({"alice", "127.0.0.1:9", Millis(0), ""}, &identity);
+  ASSERT_THAT(lease, IsOk());
+  {
+    v1::DepositRequest request;
+    request.mutable_item()->set_kind(v1::MailItem::MESSAGE);
+    request.mutable_item()->set_id("m1");
+    request.mutable_item()->set_sender("alice");
+    request.mutable_item()->set_recipient("bob");
+    request.mutable_item()->set_payload("sealed");
+    v1::DepositResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(mail->Deposit(&context, request, &response).ok());
+  }
+  mail_clock.Advance(Millis(int64_t{8} * 24 * 3600 * 1000));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(20));
+  v1::ListenRequest request;
+  request.set_name("alice");
+  request.set_lease_id(lease->lease_id);
+  auto reader = mail->Listen(&context, request);
+  v1::MailItem item;
+  ASSERT_TRUE(reader->Read(&item));
+  EXPECT_EQ(item.kind(), v1::MailItem::EXPIRED);
+  EXPECT_EQ(item.id(), "expired:m1");
+  EXPECT_EQ(item.sender(), "bob");
+  EXPECT_EQ(item.recipient(), "alice");
+  EXPECT_EQ(item.payload(), "604800000");  // 7 days, the default.
+  context.TryCancel();
 }
 
 TEST_F(MailboxServiceTest, StatTellsCountAndAgeOnly) {

@@ -383,6 +383,103 @@ TEST_P(MailboxContractTest, OldItemsExpire) {
   EXPECT_THAT(Ids("bob"), ElementsAre("new"));
 }
 
+TEST_P(MailboxContractTest, ExpiryTellsEachSenderOnceWhatExpired) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("carol", "bob", "m2")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "dave", "m3")), IsOk());
+  clock_.Advance(Millis(3600 * 1000 + 1));
+  auto expired = mailbox_->ExpireOld();
+  ASSERT_THAT(expired, IsOk());
+  EXPECT_EQ(*expired, 3u);
+  auto items = mailbox_->Peek("alice", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  ASSERT_THAT(*items, SizeIs(2));
+  for (const MailItem& item : *items) {
+    EXPECT_EQ(item.kind, MailItem::Kind::kExpired);
+    EXPECT_EQ(item.recipient, "alice");
+    EXPECT_EQ(item.payload, "3600000");  // max_age, in ms.
+  }
+  EXPECT_EQ((*items)[0].id, "expired:m1");
+  EXPECT_EQ((*items)[0].sender, "bob");
+  EXPECT_EQ((*items)[1].id, "expired:m3");
+  EXPECT_EQ((*items)[1].sender, "dave");
+  EXPECT_THAT(Ids("carol"), ElementsAre("expired:m2"));
+  EXPECT_THAT(Ids("bob"), IsEmpty());
+  // Run again: nothing new expired, nothing new reported.
+  ASSERT_THAT(mailbox_->ExpireOld(), IsOk());
+  EXPECT_THAT(Ids("alice"), SizeIs(2));
+}
+
+TEST_P(MailboxContractTest, ExpiredReceiptsMakeNoReceipts) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
+  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}, {Receipt("bob", "alice", "m1")}),
+              IsOk());
+  MailItem read = Message("bob", "alice", "read:m1", "sealed");
+  read.kind = MailItem::Kind::kReadReceipt;
+  ASSERT_THAT(mailbox_->Deposit(read), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2")), IsOk());
+  clock_.Advance(Millis(3600 * 1000 + 1));
+  ASSERT_THAT(mailbox_->ExpireOld(), IsOk());  // m2 -> one for alice.
+  EXPECT_THAT(Ids("alice"), ElementsAre("expired:m2"));
+  EXPECT_THAT(Ids("bob"), IsEmpty());
+  clock_.Advance(Millis(3600 * 1000 + 1));
+  auto expired = mailbox_->ExpireOld();  // The expiry receipt itself.
+  ASSERT_THAT(expired, IsOk());
+  EXPECT_EQ(*expired, 1u);
+  EXPECT_THAT(Ids("alice"), IsEmpty());
+  EXPECT_THAT(Ids("bob"), IsEmpty());
+}
+
+TEST_P(MailboxContractTest, ExpiryReceiptsCountAndAreDroppedWhenFull) {
+  // bob's five messages for alice expire: five receipts fill his mailbox.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(
+        mailbox_->Deposit(Message("bob", "alice", absl::StrCat("b", i))),
+        IsOk());
+  }
+  clock_.Advance(Millis(1800 * 1000));
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "carol", "m1")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "carol", "m2")), IsOk());
+  clock_.Advance(Millis(1800 * 1000 + 1));
+  ASSERT_THAT(mailbox_->ExpireOld(), IsOk());  // bob's five go.
+  EXPECT_THAT(Ids("bob"), SizeIs(5));          // One receipt each.
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_THAT(
+        mailbox_->Deposit(Message("dave", "alice", absl::StrCat("d", i))),
+        IsOk());
+  }
+  clock_.Advance(Millis(1800 * 1000));
+  // m1 and m2 expire; alice's mailbox has room for one receipt.
+  ASSERT_THAT(mailbox_->ExpireOld(), IsOk());
+  EXPECT_THAT(Ids("alice"), ElementsAre("d0", "d1", "d2", "d3", "expired:m1"));
+  // It counts: alice's mailbox is full now.
+  EXPECT_THAT(mailbox_->Deposit(Message("dave", "alice", "d4")),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+TEST_P(MailboxContractTest, ReadReceiptsAreDepositedAndBounded) {
+  MailItem read = Message("bob", "alice", "read:m1", "sealed");
+  read.kind = MailItem::Kind::kReadReceipt;
+  ASSERT_THAT(mailbox_->Deposit(read), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(read), IsOk());  // A copy: stored once.
+  auto items = mailbox_->Peek("alice", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  ASSERT_THAT(*items, SizeIs(1));
+  EXPECT_EQ((*items)[0].kind, MailItem::Kind::kReadReceipt);
+  MailItem expired = Message("bob", "alice", "expired:m1");
+  expired.kind = MailItem::Kind::kExpired;
+  EXPECT_THAT(mailbox_->Deposit(expired),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // Like messages, read receipts fill a mailbox.
+  for (int i = 0; i < 4; ++i) {
+    read.id = absl::StrCat("read:", i);
+    ASSERT_THAT(mailbox_->Deposit(read), IsOk());
+  }
+  read.id = "read:x";
+  EXPECT_THAT(mailbox_->Deposit(read),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
 TEST_P(MailboxContractTest, ArrivalsAreAnnouncedUntilUnsubscribed) {
   std::atomic<int> calls{0};
   auto subscription = mailbox_->OnArrival("BOB", [&] { ++calls; });

@@ -1,0 +1,330 @@
+#include "peer/read_tracker.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "peer/sealing.h"
+#include "registry/names.h"
+
+namespace chat::peer {
+namespace {
+
+using registry::NameKey;
+
+// Ids noted for read receipts that came before their kDelivered; a forged
+// flood of unknown ids fills no more than this.
+constexpr size_t kEarlyKept = 1024;
+// Ours reported read, remembered to drop a late kDelivered.
+constexpr size_t kReadKept = 4096;
+// When nothing is owed the loop sleeps until MarkRead() wakes it.
+constexpr Millis kIdle{3600 * 1000};
+
+}  // namespace
+
+ReadTracker::ReadTracker(EventSink* events, PeerStore* store,
+                         std::vector<ReadNote> notes, const Clock& clock,
+                         Options options)
+    : events_(events),
+      store_(store),
+      clock_(clock),
+      options_(std::move(options)) {
+  {
+    absl::MutexLock lock(&mu_);
+    for (ReadNote& note : notes) {
+      switch (note.state) {
+        case ReadNote::State::kAwaiting: {
+          Awaiting awaiting;
+          awaiting.peer = note.peer;
+          awaiting.message.id = note.id;
+          awaiting.message.from = options_.own_name;
+          awaiting.message.to = note.peer;
+          awaiting_[note.id] = std::move(awaiting);
+          break;
+        }
+        case ReadNote::State::kShown:
+          ++shown_count_;
+          shown_[NameKey(note.peer)].push_back(std::move(note));
+          break;
+        case ReadNote::State::kOwed:
+          owed_[NameKey(note.peer)].push_back(std::move(note));
+          break;
+      }
+    }
+  }
+  loop_.emplace(clock_, Millis(0), [this] { return SendOwed(); });
+}
+
+ReadTracker::~ReadTracker() { Stop(); }
+
+void ReadTracker::Stop() {
+  if (loop_.has_value()) loop_->Stop();
+}
+
+int64_t ReadTracker::dropped() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_;
+}
+
+int64_t ReadTracker::sent() const {
+  absl::MutexLock lock(&mu_);
+  return sent_;
+}
+
+void ReadTracker::OnEvent(const PeerEvent& event) {
+  if (event.kind != EventKind::kSendResult ||
+      event.status != SendStatus::kDelivered) {
+    events_->OnEvent(event);
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  // Under the lock: a read receipt taken meanwhile waits for this one, so
+  // kRead never comes before kDelivered.
+  const std::string& id = event.message.id;
+  if (read_.contains(id)) return;  // Reported delivered and read already.
+  events_->OnEvent(event);
+  if (!options_.enabled || id.empty()) return;
+  Awaiting awaiting;
+  awaiting.peer = event.message.to.empty() ? event.name : event.message.to;
+  awaiting.message.id = id;
+  awaiting.message.from = event.message.from;
+  awaiting.message.to = awaiting.peer;
+  awaiting.message.sent_at = event.message.sent_at;
+  auto early = early_.find(id);
+  if (early != early_.end() && early->second == NameKey(awaiting.peer)) {
+    early_.erase(early);
+    --dropped_;  // Counted as unknown when it came; it was not.
+    ReportReadLocked(awaiting);
+    return;
+  }
+  ReadNote note;
+  note.peer = awaiting.peer;
+  note.id = id;
+  note.state = ReadNote::State::kAwaiting;
+  note.at_unix_ms = absl::ToUnixMillis(clock_.Wall());
+  store_->SaveReadNotes({note});
+  awaiting_[id] = std::move(awaiting);
+  TrimAwaitingLocked();
+}
+
+void ReadTracker::TrimAwaitingLocked() {
+  if (awaiting_.size() <= options_.max_notes) return;
+  // Forget the oldest tenth (ids are UUIDv7: they sort by sending time).
+  std::vector<std::string> ids;
+  ids.reserve(awaiting_.size());
+  for (const auto& [id, awaiting] : awaiting_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  const size_t drop = awaiting_.size() - options_.max_notes * 9 / 10;
+  std::vector<ReadNote> forgotten;
+  for (size_t i = 0; i < drop && i < ids.size(); ++i) {
+    auto it = awaiting_.find(ids[i]);
+    ReadNote note;
+    note.peer = it->second.peer;
+    note.id = ids[i];
+    forgotten.push_back(std::move(note));
+    awaiting_.erase(it);
+  }
+  store_->ForgetReadNotes(forgotten);
+}
+
+void ReadTracker::ReportReadLocked(const Awaiting& awaiting) {
+  if (read_.size() >= kReadKept) read_.clear();
+  read_.insert(awaiting.message.id);
+  PeerEvent event = MakeEvent(EventKind::kSendResult, awaiting.peer);
+  event.status = SendStatus::kRead;
+  event.message = awaiting.message;
+  events_->OnEvent(event);
+  ReadNote note;
+  note.peer = awaiting.peer;
+  note.id = awaiting.message.id;
+  store_->ForgetReadNotes({note});
+}
+
+void ReadTracker::Shown(const ChatMessage& message) {
+  if (!options_.enabled || message.unverified || message.id.empty() ||
+      !registry::ValidateName(message.from).ok()) {
+    return;  // Nobody to tell, or nothing that proves who wrote it.
+  }
+  ReadNote note;
+  note.peer = message.from;
+  note.id = message.id;
+  note.state = ReadNote::State::kShown;
+  note.at_unix_ms = absl::ToUnixMillis(clock_.Wall());
+  absl::MutexLock lock(&mu_);
+  std::vector<ReadNote>& shown = shown_[NameKey(message.from)];
+  shown.push_back(note);
+  ++shown_count_;
+  std::vector<ReadNote> save = {note};
+  if (shown_count_ > options_.max_notes) {
+    // Never read, and too many: the oldest of this sender go unreported.
+    const size_t drop = std::min(shown.size(), size_t{1} + shown.size() / 10);
+    std::vector<ReadNote> forgotten(shown.begin(), shown.begin() + drop);
+    shown.erase(shown.begin(), shown.begin() + drop);
+    shown_count_ -= drop;
+    store_->ForgetReadNotes(forgotten);
+  }
+  store_->SaveReadNotes(save);
+}
+
+void ReadTracker::MarkRead(const std::string& name) {
+  if (!options_.enabled) return;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shown_.find(NameKey(name));
+    if (it == shown_.end()) return;
+    std::vector<ReadNote> read = std::move(it->second);
+    shown_.erase(it);
+    shown_count_ -= std::min(shown_count_, read.size());
+    const int64_t now = absl::ToUnixMillis(clock_.Wall());
+    for (ReadNote& note : read) {
+      note.state = ReadNote::State::kOwed;
+      note.at_unix_ms = now;
+    }
+    store_->SaveReadNotes(read);
+    std::vector<ReadNote>& owed = owed_[NameKey(name)];
+    owed.insert(owed.end(), read.begin(), read.end());
+  }
+  if (loop_.has_value()) loop_->Wake();
+}
+
+std::optional<Millis> ReadTracker::SendOwed() {
+  absl::flat_hash_map<std::string, std::vector<ReadNote>> owed;
+  {
+    absl::MutexLock lock(&mu_);
+    owed = owed_;
+  }
+  bool left = false;
+  for (const auto& [key, notes] : owed) {
+    if (loop_->stopping()) return std::nullopt;
+    for (size_t begin = 0; begin < notes.size(); begin += kMaxReadIds) {
+      const size_t end = std::min(notes.size(), begin + kMaxReadIds);
+      std::vector<ReadNote> batch(notes.begin() + begin, notes.begin() + end);
+      std::vector<std::string> ids;
+      for (const ReadNote& note : batch) ids.push_back(note.id);
+      const std::string& to = batch.front().peer;
+      absl::StatusOr<std::optional<::ReadReceipts>> sealed =
+          options_.envelope->SealReadReceipts(to, ids);
+      absl::Status sent;
+      if (!sealed.ok()) {
+        sent = sealed.status();  // Its key is not known now: later.
+      } else if (sealed->has_value()) {
+        sent = options_.send_direct(to, **sealed);
+        if (!sent.ok()) {
+          registry::MailItem item;
+          item.kind = registry::MailItem::Kind::kReadReceipt;
+          // The same batch again (a lost answer) is stored once.
+          item.id = absl::StrCat("read:", ids.back());
+          item.sender = options_.own_name;
+          item.recipient = to;
+          (*sealed)->SerializeToString(&item.payload);
+          sent = options_.deposit(item);
+        }
+      }  // No key (it had one when it wrote): nobody to seal to; let go.
+      if (!sent.ok()) {
+        left = true;
+        continue;
+      }
+      absl::MutexLock lock(&mu_);
+      std::vector<ReadNote>& still = owed_[key];
+      absl::flat_hash_set<std::string> done(ids.begin(), ids.end());
+      still.erase(std::remove_if(still.begin(), still.end(),
+                                 [&done](const ReadNote& note) {
+                                   return done.contains(note.id);
+                                 }),
+                  still.end());
+      if (still.empty()) owed_.erase(key);
+      store_->ForgetReadNotes(batch);
+      sent_ += static_cast<int64_t>(batch.size());
+    }
+  }
+  return left ? options_.retry : kIdle;
+}
+
+absl::Status ReadTracker::TakeReadReceipts(const ::ReadReceipts& receipts,
+                                           bool may_wait) {
+  if (!options_.enabled) return absl::OkStatus();  // Not shown; let go.
+  absl::StatusOr<std::vector<std::string>> ids =
+      options_.envelope->OpenReadReceipts(receipts, may_wait);
+  if (!ids.ok()) {
+    if (ids.status().code() != absl::StatusCode::kUnavailable) {
+      absl::MutexLock lock(&mu_);
+      ++dropped_;  // The envelope logged it.
+    }
+    return ids.status();
+  }
+  const std::string& reader = receipts.sender();
+  const std::string reader_key = NameKey(reader);
+  std::vector<std::string> unknown;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& id : *ids) {
+      auto it = awaiting_.find(id);
+      if (it != awaiting_.end() && NameKey(it->second.peer) == reader_key) {
+        ReportReadLocked(it->second);
+        awaiting_.erase(it);
+      } else if (!read_.contains(id)) {
+        unknown.push_back(id);
+      }
+    }
+  }
+  // Not delivered as far as we know: still stored in the reader's mailbox
+  // (it read the copy it got directly?) or on its way. Read implies
+  // delivered: take it from the outbox and say both. Outside the lock: the
+  // store's callbacks emit events.
+  std::vector<std::pair<std::string, std::optional<OutboxEntry>>> taken;
+  for (const std::string& id : unknown) {
+    absl::StatusOr<std::optional<OutboxEntry>> entry =
+        store_->TakeFromOutbox(id, reader);
+    taken.emplace_back(id, entry.ok() ? *std::move(entry) : std::nullopt);
+  }
+  int64_t strangers = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, entry] : taken) {
+      if (entry.has_value()) {
+        PeerEvent delivered = MakeEvent(EventKind::kSendResult, reader);
+        delivered.status = SendStatus::kDelivered;
+        delivered.message = entry->message;
+        delivered.text = "it was read";
+        events_->OnEvent(delivered);
+        Awaiting awaiting;
+        awaiting.peer = entry->message.to;
+        awaiting.message = entry->message;
+        awaiting.message.text.clear();
+        ReportReadLocked(awaiting);
+        continue;
+      }
+      auto it = awaiting_.find(id);  // Its kDelivered came meanwhile.
+      if (it != awaiting_.end() && NameKey(it->second.peer) == reader_key) {
+        ReportReadLocked(it->second);
+        awaiting_.erase(it);
+        continue;
+      }
+      // Unknown: never ours (dropped), or its kDelivered is still on its
+      // way; kept a little in case.
+      if (early_.size() >= kEarlyKept) early_.clear();
+      early_[id] = reader_key;
+      ++dropped_;
+      ++strangers;
+    }
+  }
+  if (strangers > 0) {
+    LogDropped(absl::StrCat(
+        "dropped ", strangers, " read receipt", strangers == 1 ? "" : "s",
+        " from ", PrintableText(reader), " for messages we did not send it"));
+  }
+  return absl::OkStatus();
+}
+
+void ReadTracker::LogDropped(const std::string& why) {
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = clock_.Wall();
+    if (now - last_logged_ < absl::Minutes(1)) return;
+    last_logged_ = now;
+  }
+  LogLine("chat-peer", absl::StrCat(why, " (told at most once a minute)"));
+}
+
+}  // namespace chat::peer

@@ -1,0 +1,150 @@
+// Read receipts, both ways (docs/peer.md, "Read receipts"): which messages
+// of others our user has read, sent back to their senders in batches, and
+// which of ours others have read, reported as kRead after kDelivered.
+
+#ifndef CHAT_PEER_READ_TRACKER_H_
+#define CHAT_PEER_READ_TRACKER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/periodic_loop.h"
+#include "peer/envelope.h"
+#include "peer/events.h"
+#include "peer/message.h"
+#include "peer/peer_store.h"
+#include "proto/chat.pb.h"
+#include "registry/types.h"
+
+namespace chat::peer {
+
+// Sits between the peer's parts and its front end (an EventSink that
+// forwards every event): it sees each kDelivered of ours, so a read receipt
+// is reported only after it, and a kDelivered that comes after kRead (a
+// direct answer slower than the receipt) is not shown at all.
+//
+// Receiver side: Shown() notes each verified message shown; MarkRead(name)
+// (the user typed in, or switched to, the conversation with `name`) turns
+// what was shown from `name` into receipts owed, which a loop seals and
+// sends, up to kMaxReadIds per batch: straight to the sender's peer
+// (ChattingService/SendReceipts), else into its mailbox (kind
+// READ_RECEIPT), else again after `retry`.
+// Sender side: TakeReadReceipts() opens and checks what arrives (directly
+// or from our mailbox) and reports kRead for each of our delivered messages
+// it names; one still in the outbox (stored) is delivered first. Ids we
+// never sent to that reader are dropped and counted.
+// Disabled (--no-read-receipts): it notes nothing, sends nothing and takes
+// every receipt without showing it.
+// Everything it must not lose or repeat is noted in the store (ReadNote).
+// Thread-safe.
+class ReadTracker final : public EventSink {
+ public:
+  struct Options {
+    std::string own_name;
+    bool enabled = true;
+    // Sends receipts straight to `to`'s peer; kUnimplemented from a lab peer
+    // or an older one. Called from the tracker's thread.
+    std::function<absl::Status(const std::string& to, const ::ReadReceipts&)>
+        send_direct;
+    // Deposits an item in the registry's mailbox.
+    std::function<absl::Status(const registry::MailItem&)> deposit;
+    // Seals and opens receipts. Not owned; must outlive this.
+    Envelope* envelope = nullptr;
+    // Pause before owed receipts are tried again.
+    Millis retry{5000};
+    // Notes kept each way; beyond, the oldest are forgotten.
+    size_t max_notes = 10000;
+  };
+
+  // `events` (the front end) and `store` are not owned; they and `clock`
+  // must outlive this. `notes` is what the store held at start. The sending
+  // loop starts at once (owed receipts from the last run go first).
+  ReadTracker(EventSink* events, PeerStore* store, std::vector<ReadNote> notes,
+              const Clock& clock, Options options);
+  // Same as Stop().
+  ~ReadTracker() override;
+
+  ReadTracker(const ReadTracker&) = delete;
+  ReadTracker& operator=(const ReadTracker&) = delete;
+
+  // Forwards `event`; watches our messages' kDelivered.
+  void OnEvent(const PeerEvent& event) ABSL_LOCKS_EXCLUDED(mu_) override;
+
+  // `message` was shown to the user (verified messages only get receipts).
+  void Shown(const ChatMessage& message) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The user is active in the conversation with `name`: everything shown
+  // from `name` so far is read; its receipts go soon.
+  void MarkRead(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Read receipts that arrived for our messages. OK when taken (also when
+  // disabled, or when an id is not ours); kUnavailable when the reader's
+  // key cannot be known now (try again later); kUnauthenticated or
+  // kInvalidArgument when refused (counted, logged by the envelope). Must
+  // not be called with the store's writer thread waiting on it.
+  absl::Status TakeReadReceipts(const ::ReadReceipts& receipts, bool may_wait)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Ends the sending loop (what is owed stays noted). Idempotent.
+  void Stop();
+
+  // Receipts refused (forged, malformed) or naming ids we never sent, so
+  // far (tests, logs).
+  int64_t dropped() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Ids our receipts reported read to their senders so far (tests).
+  int64_t sent() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // One of our messages, delivered, whose read receipt may come.
+  struct Awaiting {
+    std::string peer;
+    ChatMessage message;  // id, from, to, sent_at only.
+  };
+
+  // Sends what is owed; the pause before the next step.
+  std::optional<Millis> SendOwed() ABSL_LOCKS_EXCLUDED(mu_);
+  // Emits kRead for `awaiting` and forgets its note.
+  void ReportReadLocked(const Awaiting& awaiting)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TrimAwaitingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LogDropped(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
+
+  EventSink* const events_;  // Not owned.
+  PeerStore* const store_;   // Not owned.
+  const Clock& clock_;
+  const Options options_;
+
+  mutable absl::Mutex mu_;
+  // Sender side: ours, delivered, by id.
+  absl::flat_hash_map<std::string, Awaiting> awaiting_ ABSL_GUARDED_BY(mu_);
+  // Ours reported read lately: a kDelivered for them comes too late.
+  absl::flat_hash_set<std::string> read_ ABSL_GUARDED_BY(mu_);
+  // Read receipts for ids not delivered yet as far as we know (the reader's
+  // answer to a direct send is on its way): id -> reader key. Bounded.
+  absl::flat_hash_map<std::string, std::string> early_ ABSL_GUARDED_BY(mu_);
+  // Receiver side, by sender key: shown, and read with the receipt owed.
+  absl::flat_hash_map<std::string, std::vector<ReadNote>> shown_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::vector<ReadNote>> owed_
+      ABSL_GUARDED_BY(mu_);
+  size_t shown_count_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t sent_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_logged_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+
+  std::optional<PeriodicLoop> loop_;  // Last: its thread uses the above.
+};
+
+}  // namespace chat::peer
+
+#endif  // CHAT_PEER_READ_TRACKER_H_
