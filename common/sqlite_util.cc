@@ -107,10 +107,9 @@ absl::StatusOr<FileLock> FileLock::Acquire(const std::string& path,
       // on ("kill 1234", or "it is my other terminal").
       const int64_t pid = ReadHolderPid(fd);
       ::close(fd);
-      absl::Status refused = absl::UnavailableError(absl::StrCat(
-          "another ", holder,
-          pid > 0 ? absl::StrCat(" (pid ", pid, ")") : std::string(), " uses ",
-          path));
+      absl::Status refused = absl::UnavailableError(
+          absl::StrCat(path, " is in use by another ", holder,
+                       pid > 0 ? absl::StrCat(" (pid ", pid, ")") : ""));
       refused.SetPayload(kLockHolderPayload, absl::Cord(absl::StrCat(pid)));
       return refused;
     }

@@ -31,8 +31,8 @@ namespace chat {
 class FileLock {
  public:
   // kUnavailable when another process (or another FileLock in this one)
-  // holds it ("another `holder` (pid 1234) uses `path`", the pid left out
-  // when the holder wrote none; LockHolderPid() tells this case from the
+  // holds it ("`path` is in use by another `holder` (pid 1234)", the pid left
+  // out when the holder wrote none; LockHolderPid() tells this case from the
   // others and gives the pid), when `path` cannot be
   // resolved (missing directory, dangling symlink) or the lock file cannot
   // be made.
@@ -59,8 +59,8 @@ std::optional<int64_t> LockHolderPid(const absl::Status& status);
 struct SqliteOpenOptions {
   // What the file is, for messages: "cannot open <what> <path>: ...".
   std::string what = "database";
-  // The program that owns the file, for messages: "another <program> (pid
-  // 1234) uses <path>", "this <program> knows only up to version 3".
+  // The program that owns the file, for messages: "<path> is in use by
+  // another <program> (pid 1234)", "this <program> knows only up to version 3".
   std::string program;
   // synchronous=FULL (survives power loss) or NORMAL (survives the death of
   // the process; with WAL, spares one fsync per commit).

@@ -43,9 +43,10 @@ SqliteOpenOptions Options() {
   return options;
 }
 
-// The start of the refusal a FileLock of `holder` in this process causes.
+// The end of the refusal a FileLock of `holder` in this process causes.
 std::string OwnPid(const std::string& holder) {
-  return absl::StrCat("another ", holder, " (pid ", ::getpid(), ") uses ");
+  return absl::StrCat(" is in use by another ", holder, " (pid ", ::getpid(),
+                      ")");
 }
 
 std::string Contents(const std::string& path) {
@@ -128,7 +129,7 @@ TEST(SqliteLockTest, ASymlinkToAnOpenDatabaseIsRefused) {
   ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
   EXPECT_THAT(OpenSqlite(link, Options()),
               StatusIs(absl::StatusCode::kUnavailable,
-                       HasSubstr(OwnPid("util-test") + link)));
+                       HasSubstr(link + OwnPid("util-test"))));
   *first = SqliteFile();
   EXPECT_THAT(OpenSqlite(link, Options()), IsOk());
 }
@@ -176,7 +177,7 @@ TEST(SqliteLockTest, DotAndDotDotPathsAreRefused) {
         temp.File("sub/.././/t.db")}) {
     EXPECT_THAT(OpenSqlite(other, Options()),
                 StatusIs(absl::StatusCode::kUnavailable,
-                         HasSubstr(OwnPid("util-test") + other)));
+                         HasSubstr(other + OwnPid("util-test"))));
   }
 }
 
@@ -229,7 +230,7 @@ TEST(SqliteLockHolderTest, TheRefusalNamesTheHoldersPid) {
   EXPECT_EQ(Contents(path + ".lock"), absl::StrCat(::getpid(), "\n"));
   auto second = OpenSqlite(path, Options());
   EXPECT_THAT(second, StatusIs(absl::StatusCode::kUnavailable,
-                               ::testing::Eq(OwnPid("util-test") + path)));
+                               ::testing::Eq(path + OwnPid("util-test"))));
   EXPECT_EQ(LockHolderPid(second.status()), ::getpid());
 }
 
@@ -246,8 +247,9 @@ TEST(SqliteLockHolderTest, AnotherHoldersPidIsReadFromTheLockFile) {
   auto refused = FileLock::Acquire(path, "util-test");
   EXPECT_THAT(
       refused.status(),
-      StatusIs(absl::StatusCode::kUnavailable,
-               ::testing::Eq("another util-test (pid 4242) uses " + path)));
+      StatusIs(
+          absl::StatusCode::kUnavailable,
+          ::testing::Eq(path + " is in use by another util-test (pid 4242)")));
   EXPECT_EQ(LockHolderPid(refused.status()), 4242);
   ::close(fd);
   // Gone: the lock is free again, and its file names the new holder.
@@ -265,9 +267,10 @@ TEST(SqliteLockHolderTest, AHolderThatWroteNoPidIsStillAHolder) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
   auto refused = OpenSqlite(path, Options());
-  EXPECT_THAT(refused,
-              StatusIs(absl::StatusCode::kUnavailable,
-                       ::testing::Eq("another util-test uses " + path)));
+  EXPECT_THAT(
+      refused,
+      StatusIs(absl::StatusCode::kUnavailable,
+               ::testing::Eq(path + " is in use by another util-test")));
   EXPECT_EQ(LockHolderPid(refused.status()), 0);
   ::close(fd);
 }

@@ -185,7 +185,7 @@ code=0
 timeout 20 "$registry_bin" --listen "127.0.0.1:$(free_port)" --db "$work/registry.db" \
   >"$work/second.log" 2>&1 || code=$?
 [ "$code" = 1 ] || fail "a second chat-registry on registry.db exited $code, expected 1"
-grep -qE "registry: another chat-registry \(pid $registry_pid\) uses $work/registry.db\$" \
+grep -qE "registry: $work/registry.db is in use by another chat-registry \(pid $registry_pid\)\$" \
   "$work/second.log" || fail "no clear line for the second registry: $(cat "$work/second.log")"
 
 step "SIGINT and SIGTERM end the watches cleanly (exit 0)"
