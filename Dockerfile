@@ -36,12 +36,14 @@ FROM debian:bookworm-slim
 
 # The runtime packages of the -dev packages above (SQLiteCpp is linked
 # statically in bookworm; Abseil, c-ares, RE2, ... come in as dependencies of
-# libgrpc++1.51).
+# libgrpc++1.51). tzdata: the zones TZ can name (docker-compose passes the
+# host's TZ), so chat-peer shows the user's local time. bookworm's base image
+# has it already (priority required); named here so it stays when that changes.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libsqlite3-0 libboost-program-options1.74.0 libedit2 \
       libsodium23 \
-      openssl \
+      openssl tzdata \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid, so a volume's files keep one owner across image rebuilds.

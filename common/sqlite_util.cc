@@ -12,6 +12,9 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/private_files.h"
 
@@ -49,7 +52,31 @@ absl::StatusOr<std::string> RealPath(const std::string& path) {
   return absl::StrCat(real_dir == "/" ? "" : real_dir, "/", base);
 }
 
+// Where a refused lock carries its holder's pid (see LockHolderPid).
+constexpr char kLockHolderPayload[] = "type.chat/lock-holder-pid";
+
+// The pid the holder wrote into its lock file (0: none, or not a number:
+// an older build, or a holder that has not written it yet).
+int64_t ReadHolderPid(int fd) {
+  char buffer[32];
+  const ssize_t n = ::pread(fd, buffer, sizeof(buffer) - 1, 0);
+  if (n <= 0) return 0;
+  int64_t pid = 0;
+  absl::string_view text(buffer, static_cast<size_t>(n));
+  text = absl::StripAsciiWhitespace(text);
+  if (!absl::SimpleAtoi(text, &pid) || pid <= 0) return 0;
+  return pid;
+}
+
 }  // namespace
+
+std::optional<int64_t> LockHolderPid(const absl::Status& status) {
+  auto payload = status.GetPayload(kLockHolderPayload);
+  if (!payload.has_value()) return std::nullopt;
+  int64_t pid = 0;
+  if (!absl::SimpleAtoi(std::string(*payload), &pid)) return int64_t{0};
+  return pid;
+}
 
 absl::StatusOr<FileLock> FileLock::Acquire(const std::string& path,
                                            const std::string& holder) {
@@ -75,14 +102,26 @@ absl::StatusOr<FileLock> FileLock::Acquire(const std::string& path,
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int error = errno;
-    ::close(fd);
     if (error == EWOULDBLOCK) {
-      return absl::UnavailableError(absl::StrCat(path, " is in use by another ",
-                                                 holder, " (", lock_path,
-                                                 " is locked)"));
+      // Read before closing: the holder's pid, for a line a person can act
+      // on ("kill 1234", or "it is my other terminal").
+      const int64_t pid = ReadHolderPid(fd);
+      ::close(fd);
+      absl::Status refused = absl::UnavailableError(
+          absl::StrCat(path, " is in use by another ", holder,
+                       pid > 0 ? absl::StrCat(" (pid ", pid, ")") : ""));
+      refused.SetPayload(kLockHolderPayload, absl::Cord(absl::StrCat(pid)));
+      return refused;
     }
+    ::close(fd);
     return absl::UnavailableError(
         absl::StrCat("cannot lock ", lock_path, ": ", std::strerror(error)));
+  }
+  // Ours now: say who holds it, for the next one refused. Best effort: the
+  // lock holds whether or not the pid could be written.
+  const std::string pid = absl::StrCat(::getpid(), "\n");
+  if (::ftruncate(fd, 0) == 0) {
+    (void)!::pwrite(fd, pid.data(), pid.size(), 0);
   }
   return FileLock(fd);
 }

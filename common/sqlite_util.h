@@ -6,6 +6,7 @@
 #ifndef CHAT_COMMON_SQLITE_UTIL_H_
 #define CHAT_COMMON_SQLITE_UTIL_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,13 +24,16 @@ class Statement;
 namespace chat {
 
 // An exclusive advisory lock (flock) on the file's real path + ".lock" (mode
-// 0600), held while this lives: symlinks, "." and ".." are resolved first,
-// so a second path to the same file meets the same lock (a hard link does
-// not: it is another name of the same inode). Movable, not copyable.
+// 0600), held while this lives; the holder writes its pid into the lock
+// file, so whoever is refused can say who holds it: symlinks, "." and ".." are
+// resolved first, so a second path to the same file meets the same lock (a hard
+// link does not: it is another name of the same inode). Movable, not copyable.
 class FileLock {
  public:
   // kUnavailable when another process (or another FileLock in this one)
-  // holds it ("`path` is in use by another `holder`"), when `path` cannot be
+  // holds it ("`path` is in use by another `holder` (pid 1234)", the pid left
+  // out when the holder wrote none; LockHolderPid() tells this case from the
+  // others and gives the pid), when `path` cannot be
   // resolved (missing directory, dangling symlink) or the lock file cannot
   // be made.
   static absl::StatusOr<FileLock> Acquire(const std::string& path,
@@ -46,11 +50,17 @@ class FileLock {
   int fd_;
 };
 
+// For a status from FileLock::Acquire or OpenSqlite: when it is the refusal
+// because another process holds the lock, that holder's pid (0: not known,
+// e.g. a build that wrote none); nullopt for every other status. Survives
+// only as long as the status itself is passed on (not its message alone).
+std::optional<int64_t> LockHolderPid(const absl::Status& status);
+
 struct SqliteOpenOptions {
   // What the file is, for messages: "cannot open <what> <path>: ...".
   std::string what = "database";
   // The program that owns the file, for messages: "<path> is in use by
-  // another <program>", "this <program> knows only up to version 3".
+  // another <program> (pid 1234)", "this <program> knows only up to version 3".
   std::string program;
   // synchronous=FULL (survives power loss) or NORMAL (survives the death of
   // the process; with WAL, spares one fsync per commit).

@@ -49,7 +49,7 @@ char** Complete(const char* text, int /*start*/, int /*end*/) {
 
 Console::Console(ConsoleOptions options, int input_fd, int output_fd)
     : options_(std::move(options)),
-      style_{options_.color, options_.own_name, absl::LocalTimeZone()},
+      style_{options_.color, options_.own_name, UserTimeZone()},
       input_fd_(input_fd),
       output_fd_(output_fd) {
   if (pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -63,7 +63,34 @@ Console::~Console() {
   close(wake_pipe_[1]);
 }
 
-void Console::OnEvent(const PeerEvent& event) { Show(event); }
+void Console::OnEvent(const PeerEvent& event) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (holding_ && event.kind != EventKind::kReady &&
+        event.kind != EventKind::kSummary) {
+      held_.push_back(event);
+      return;
+    }
+  }
+  Show(event);
+}
+
+void Console::ReleaseHeld() {
+  while (true) {
+    std::vector<PeerEvent> events;
+    {
+      absl::MutexLock lock(&mu_);
+      // Still holding while the earlier ones are shown, so an event that
+      // comes meanwhile queues behind them instead of overtaking them.
+      if (held_.empty()) {
+        holding_ = false;
+        return;
+      }
+      events.swap(held_);
+    }
+    for (const PeerEvent& event : events) Show(event);
+  }
+}
 
 void Console::Show(const PeerEvent& event) {
   std::string text =
@@ -105,13 +132,20 @@ void Console::Stop() {
 }
 
 void Console::Run(Peer* peer) {
+  bool stopping = false;
   {
     absl::MutexLock lock(&mu_);
     peer_ = peer;
-    if (stopping_) return;
+    stopping = stopping_;
   }
   active_peer_ = peer;
-  if (!options_.initial_partner.empty() && !WaitForPartner()) return;
+  // Whatever way Run() ends, what was held is shown: the peer has noted
+  // those messages shown.
+  if (stopping || (!options_.initial_partner.empty() && !WaitForPartner())) {
+    ReleaseHeld();
+    return;
+  }
+  ReleaseHeld();
   if (options_.line_editing) {
     RunLineEditing();
   } else {
@@ -121,8 +155,12 @@ void Console::Run(Peer* peer) {
 
 bool Console::WaitForPartner() {
   const std::string& name = options_.initial_partner;
-  Show(InfoEvent(absl::StrCat("Waiting for ", name, " to come online...")));
-  if (!active_peer_->WaitUntilOnline(name)) return false;
+  if (!active_peer_->IsOnline(name)) {
+    Show(InfoEvent(absl::StrCat("Waiting for ", name, " to come online...")));
+    // What came meanwhile (late messages) need not wait for the partner.
+    ReleaseHeld();
+    if (!active_peer_->WaitUntilOnline(name)) return false;
+  }
   partner_ = name;
   Show(MakeEvent(EventKind::kPartner, name));
   return true;

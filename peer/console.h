@@ -8,6 +8,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -39,6 +40,10 @@ class Console final : public EventSink {
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;
 
+  // Shows `event`. Until Run() has shown the partner line (or found there
+  // is none), the peer's events other than kReady and kSummary are held
+  // and then shown in the order they came, so start-up reads: who you are,
+  // who is online, the partner line, then late messages (issue 13).
   void OnEvent(const PeerEvent& event) override;
 
   // Serves the user until /quit, the end of input, or Stop(). `peer` is not
@@ -65,6 +70,8 @@ class Console final : public EventSink {
   // Removes a line the user just submitted from the screen.
   void EraseSubmittedLine(const std::string& line);
   bool WaitForPartner();
+  // Shows what OnEvent() held during start-up and stops holding.
+  void ReleaseHeld() ABSL_LOCKS_EXCLUDED(mu_);
   // /peers (the first page) and /peers more (the next one).
   void ListPeers(bool more);
   // /follow NAME, /follow (who), /unfollow NAME.
@@ -94,6 +101,8 @@ class Console final : public EventSink {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool editing_ ABSL_GUARDED_BY(mu_) = false;  // Events wait in queued_.
   std::deque<std::string> queued_ ABSL_GUARDED_BY(mu_);
+  bool holding_ ABSL_GUARDED_BY(mu_) = true;  // Start-up: see OnEvent().
+  std::vector<PeerEvent> held_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace chat::peer

@@ -1,6 +1,7 @@
 #include "peer/format.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -103,6 +104,21 @@ std::string Rfc3339(absl::Time t) {
 }
 
 }  // namespace
+
+absl::TimeZone UserTimeZone(const char* tz, const std::string& localtime) {
+  absl::TimeZone zone;
+  if (tz != nullptr && *tz != '\0') {
+    std::string name = tz;
+    if (name.front() == ':') name.erase(0, 1);  // POSIX's ":Europe/Rome".
+    if (!name.empty() && absl::LoadTimeZone(name, &zone)) return zone;
+  }
+  if (absl::LoadTimeZone(localtime, &zone)) return zone;
+  return absl::UTCTimeZone();
+}
+
+absl::TimeZone UserTimeZone() {
+  return UserTimeZone(std::getenv("TZ"), "/etc/localtime");
+}
 
 std::string FormatText(const PeerEvent& event, const TextStyle& style) {
   switch (event.kind) {

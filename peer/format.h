@@ -10,10 +10,21 @@
 
 namespace chat::peer {
 
+// The zone the user's times are shown in: $TZ when it names a zone this
+// machine knows ("Europe/Rome", ":Europe/Rome", or a zoneinfo file's path),
+// else the zone of /etc/localtime, else UTC; never an error line. An empty
+// TZ counts as unset, so docker-compose can pass `TZ: ${TZ:-}` from a host
+// that has none and the container's /etc/localtime still holds (glibc and
+// Abseil would take an empty TZ for UTC).
+absl::TimeZone UserTimeZone();
+// The same from explicit inputs (for tests): `tz` is $TZ (null: unset),
+// `localtime` the file that says the machine's zone.
+absl::TimeZone UserTimeZone(const char* tz, const std::string& localtime);
+
 struct TextStyle {
   bool color = false;
   std::string own_name;
-  absl::TimeZone time_zone = absl::LocalTimeZone();
+  absl::TimeZone time_zone = UserTimeZone();
 };
 
 // The event as text for a terminal, ending in '\n'. Untrusted text (names,

@@ -230,10 +230,10 @@ int main(int argc, char** argv) {
       "line from stdin; at its end, finishes sending and exits.";
   command_line.epilog =
       "Exit status: 0 after /quit, end of input or SIGINT/SIGTERM; 1 the name "
-      "is held by another live peer\nor belongs to another key; 2 usage error; "
-      "3 registry unreachable; "
-      "4 cannot start otherwise (the listen address, or the data directory\n"
-      "is unusable or in use by another chat-peer of this name).";
+      "is held by another live peer,\nbelongs to another key, or is already "
+      "running here (another chat-peer of this name on\nthis data directory); "
+      "2 usage error; 3 registry unreachable; 4 cannot start otherwise\n(the "
+      "listen address, or the data directory is unusable).";
   command_line.environment = {
       {"CHAT_PEER_NAME", "name"},
       {"CHAT_REGISTRY", "registry"},

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
+#include "common/sqlite_util.h"
 #include "common/status.h"
 #include "peer/grpc_transport.h"
 #include "registry/names.h"
@@ -15,6 +16,31 @@ namespace chat::peer {
 
 using registry::Entry;
 using registry::NameKey;
+
+class Peer::FollowerEvents final : public EventSink {
+ public:
+  explicit FollowerEvents(EventSink* events) : events_(events) {}
+
+  void OnEvent(const PeerEvent& event) override {
+    events_->OnEvent(event);
+    if (event.kind == EventKind::kSummary) {
+      absl::MutexLock lock(&mu_);
+      summarized_ = true;
+    }
+  }
+
+  // Whether the summary came within `timeout`.
+  bool WaitForSummary(const Clock& clock, Millis timeout)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return clock.AwaitFor(&mu_, absl::Condition(&summarized_), timeout);
+  }
+
+ private:
+  EventSink* const events_;  // Not owned.
+  absl::Mutex mu_;
+  bool summarized_ ABSL_GUARDED_BY(mu_) = false;
+};
 
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                                                   EventSink* events,
@@ -27,6 +53,14 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   absl::StatusOr<std::unique_ptr<PeerStore>> store = OpenPeerStore(
       options.store_path, clock, options.sync_full, options.store_limits);
   if (!store.ok()) {
+    // Another chat-peer of this name on this data directory: the name is
+    // taken here, as it would be in the registry (exit 1, not "cannot
+    // start"), said in words a person can act on.
+    if (std::optional<int64_t> pid = LockHolderPid(store.status())) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          options.name, " is already running here",
+          *pid > 0 ? absl::StrCat(" (pid ", *pid, ")") : std::string()));
+    }
     return absl::FailedPreconditionError(std::string(store.status().message()));
   }
   peer->store_ = *std::move(store);
@@ -229,9 +263,10 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     raw->keys_->Listed(entry.name, entry.public_key);
   };
   follower_options.quiet_when_unreachable = true;  // The keeper tells it.
+  peer->follower_events_ = std::make_unique<FollowerEvents>(peer->events_);
   peer->follower_ = std::make_unique<RegistryFollower>(
-      peer->registry_.get(), &peer->online_, peer->events_, clock,
-      std::move(follower_options));
+      peer->registry_.get(), &peer->online_, peer->follower_events_.get(),
+      clock, std::move(follower_options));
 
   MailListener::Options mail_options;
   mail_options.own_name = options.name;
@@ -262,6 +297,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   // and --peer does not wait for someone already here. Bounded: a slow
   // registry only delays the first snapshot.
   peer->online_.WaitUntilSynced(clock, options.rpc_timeout);
+  // And until the summary of that snapshot is out, so that what the front
+  // end prints next (the partner line) comes after it.
+  peer->follower_events_->WaitForSummary(clock, options.rpc_timeout);
 
   return peer;
 }
@@ -399,6 +437,10 @@ absl::StatusOr<KeyView> Peer::Trust(const std::string& name) {
 
 void Peer::MarkRead(const std::string& name) {
   if (reads_ != nullptr) reads_->MarkRead(name);
+}
+
+bool Peer::IsOnline(const std::string& name) {
+  return online_.Find(name).has_value();
 }
 
 bool Peer::WaitUntilOnline(const std::string& name) {

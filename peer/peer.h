@@ -97,14 +97,16 @@ inline constexpr char kRegistryBackNotice[] = "the registry is back";
 class Peer final : private MessageSink {
  public:
   // Loads (or makes) its identity, serves, registers with it, starts
-  // following the registry. kAlreadyExists when a live peer holds the name,
-  // kPermissionDenied when the name belongs to another key (the registry's
-  // message says until when), kDataLoss when the identity file is damaged,
-  // kUnavailable when the registry cannot be
-  // reached or the address cannot be served, kInvalidArgument for a bad
-  // name or address, kFailedPrecondition when the store cannot be opened
-  // (for example, another peer of this name uses it). `events` and `clock` are
-  // not owned and must outlive the peer.
+  // following the registry, and returns once the start-up summary (who is
+  // online) is out, or after `rpc_timeout` without it. kAlreadyExists when a
+  // live peer holds the name, kPermissionDenied when the name belongs to
+  // another key (the registry's message says until when), kDataLoss when the
+  // identity file is damaged, kUnavailable when the registry cannot be reached
+  // or the address cannot be served, kInvalidArgument for a bad name or
+  // address, kAlreadyExists too when another chat-peer of this name holds the
+  // store ("alice is already running here (pid 1234)"), kFailedPrecondition
+  // when the store cannot be opened otherwise. `events` and `clock` are not
+  // owned and must outlive the peer.
   static absl::StatusOr<std::unique_ptr<Peer>> Start(const PeerOptions& options,
                                                      EventSink* events,
                                                      const Clock& clock);
@@ -157,6 +159,8 @@ class Peer final : private MessageSink {
   void MarkRead(const std::string& name);
   // Read receipts sent and dropped so far (tests).
   const ReadTracker& read_tracker() const { return *reads_; }
+  // Whether `name` is online now, as the registry watch last said.
+  bool IsOnline(const std::string& name);
 
   // Follows `name`, then blocks until it is online, or
   // Interrupt()/Shutdown(); returns whether it is online.
@@ -206,6 +210,11 @@ class Peer final : private MessageSink {
   std::unique_ptr<ChatService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<registry::LeaseKeeper> keeper_;
+  // The follower's events on their way to `events_`; notes the start-up
+  // summary, so Start() returns once it is out (issue 13: who is online
+  // comes before the partner line and the late messages).
+  class FollowerEvents;
+  std::unique_ptr<FollowerEvents> follower_events_;
   std::unique_ptr<RegistryFollower> follower_;
   std::unique_ptr<MailListener> mail_;
   std::optional<PeriodicLoop> hold_back_;  // Releases overdue messages.

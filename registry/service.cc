@@ -180,31 +180,33 @@ grpc::ServerUnaryReactor* RegistryService::Register(
   // commits. `request` and `response` live until Finish().
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // The ticket is held until the answer (shared: std::function copies).
-  store_->RegisterAsync(
-      domain, [reactor, request, response,
-               held = std::make_shared<CallGate::Ticket>(*std::move(ticket))](
-                  absl::StatusOr<Lease> lease) {
-        if (!lease.ok()) {
-          reactor->Finish(ToGrpcStatus(lease.status()));
-          return;
-        }
-        response->set_lease_id(lease->lease_id);
-        response->set_ttl_ms(lease->entry.ttl.count());
-        EntryToProto(lease->entry, response->mutable_entry());
-        if (request->lease_id().empty()) {
-          LogLine("registry",
-                  absl::StrCat(
-                      "register ", lease->entry.name,
-                      lease->entry.public_key
-                          ? absl::StrCat(
-                                " (key ",
-                                ShortFingerprint(*lease->entry.public_key), ")")
-                          : std::string(" (no key)"),
-                      " -> ", lease->entry.address, " (ttl ",
-                      lease->entry.ttl.count(), " ms)"));
-        }
-        reactor->Finish(grpc::Status::OK);
-      });
+  store_->RegisterAsync(domain, [reactor, request, response,
+                                 held = std::make_shared<CallGate::Ticket>(
+                                     *std::move(ticket))](
+                                    absl::StatusOr<Lease> lease) {
+    if (!lease.ok()) {
+      reactor->Finish(ToGrpcStatus(lease.status()));
+      return;
+    }
+    response->set_lease_id(lease->lease_id);
+    response->set_ttl_ms(lease->entry.ttl.count());
+    EntryToProto(lease->entry, response->mutable_entry());
+    // Every registration, one line each: a fresh one, and a peer that
+    // comes back with the lease it saved (restarted after a crash, or
+    // after its lease was lost), which the log showed leaving before.
+    LogLine(
+        "registry",
+        absl::StrCat(
+            "register ", lease->entry.name,
+            lease->entry.public_key
+                ? absl::StrCat(" (key ",
+                               ShortFingerprint(*lease->entry.public_key), ")")
+                : std::string(" (no key)"),
+            " -> ", lease->entry.address, " (ttl ", lease->entry.ttl.count(),
+            " ms", request->lease_id().empty() ? "" : ", with its saved lease",
+            ")"));
+    reactor->Finish(grpc::Status::OK);
+  });
   return reactor;
 }
 

@@ -363,7 +363,7 @@ TEST(OpenSqliteTest, ASecondOwnerIsRefusedUntilTheFirstCloses) {
   ASSERT_THAT(first, IsOk());
   EXPECT_THAT(OpenSqlite(dir.File("t.db"), TestOpenOptions()),
               StatusIs(absl::StatusCode::kUnavailable,
-                       HasSubstr("in use by another batch-test")));
+                       HasSubstr("in use by another batch-test (pid ")));
   // A second connection of the owner takes no lock.
   SqliteOpenOptions unlocked = TestOpenOptions();
   unlocked.lock = false;

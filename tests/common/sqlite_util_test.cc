@@ -4,15 +4,19 @@
 #include "common/sqlite_util.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/common/file_modes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -37,6 +41,19 @@ SqliteOpenOptions Options() {
   options.program = "util-test";
   options.migrations = kMigrations;
   return options;
+}
+
+// The end of the refusal a FileLock of `holder` in this process causes.
+std::string OwnPid(const std::string& holder) {
+  return absl::StrCat(" is in use by another ", holder, " (pid ", ::getpid(),
+                      ")");
+}
+
+std::string Contents(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 // A directory as an older build or an admin would have left it: 0755.
@@ -112,7 +129,7 @@ TEST(SqliteLockTest, ASymlinkToAnOpenDatabaseIsRefused) {
   ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
   EXPECT_THAT(OpenSqlite(link, Options()),
               StatusIs(absl::StatusCode::kUnavailable,
-                       HasSubstr(link + " is in use by another util-test")));
+                       HasSubstr(link + OwnPid("util-test"))));
   *first = SqliteFile();
   EXPECT_THAT(OpenSqlite(link, Options()), IsOk());
 }
@@ -131,9 +148,9 @@ TEST(SqliteLockTest, ADatabaseOpenedThroughASymlinkRefusesItsRealPath) {
   EXPECT_EQ(ModeOf(link + "-wal"), -1);
   EXPECT_EQ(ModeOf(path + ".lock"), 0600);
   EXPECT_EQ(ModeOf(link + ".lock"), -1);
-  EXPECT_THAT(OpenSqlite(path, Options()),
-              StatusIs(absl::StatusCode::kUnavailable,
-                       HasSubstr("in use by another util-test")));
+  EXPECT_THAT(
+      OpenSqlite(path, Options()),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr(OwnPid("util-test"))));
 }
 
 TEST(SqliteLockTest, ASymlinkedDirectoryIsRefused) {
@@ -144,9 +161,9 @@ TEST(SqliteLockTest, ASymlinkedDirectoryIsRefused) {
   ASSERT_EQ(::symlink(dir.c_str(), dir_link.c_str()), 0);
   auto first = OpenSqlite(dir + "/t.db", Options());
   ASSERT_THAT(first, IsOk());
-  EXPECT_THAT(OpenSqlite(dir_link + "/t.db", Options()),
-              StatusIs(absl::StatusCode::kUnavailable,
-                       HasSubstr("in use by another util-test")));
+  EXPECT_THAT(
+      OpenSqlite(dir_link + "/t.db", Options()),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr(OwnPid("util-test"))));
 }
 
 TEST(SqliteLockTest, DotAndDotDotPathsAreRefused) {
@@ -160,7 +177,7 @@ TEST(SqliteLockTest, DotAndDotDotPathsAreRefused) {
         temp.File("sub/.././/t.db")}) {
     EXPECT_THAT(OpenSqlite(other, Options()),
                 StatusIs(absl::StatusCode::kUnavailable,
-                         HasSubstr(other + " is in use by another util-test")));
+                         HasSubstr(other + OwnPid("util-test"))));
   }
 }
 
@@ -174,7 +191,7 @@ TEST(SqliteLockTest, ARelativePathMeetsTheAbsoluteOnesLock) {
   auto second = OpenSqlite("t.db", Options());
   ASSERT_EQ(::chdir(old_cwd), 0);
   EXPECT_THAT(second, StatusIs(absl::StatusCode::kUnavailable,
-                               HasSubstr("in use by another util-test")));
+                               HasSubstr(OwnPid("util-test"))));
 }
 
 TEST(SqliteLockTest, FileLockAloneResolvesTheRealPath) {
@@ -185,9 +202,9 @@ TEST(SqliteLockTest, FileLockAloneResolvesTheRealPath) {
   ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
   auto lock = FileLock::Acquire(path, "owner");
   ASSERT_THAT(lock, IsOk());
-  EXPECT_THAT(FileLock::Acquire(link, "owner"),
-              StatusIs(absl::StatusCode::kUnavailable,
-                       HasSubstr("in use by another owner")));
+  EXPECT_THAT(
+      FileLock::Acquire(link, "owner"),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr(OwnPid("owner"))));
   // A file that does not exist yet is locked by its directory's real path.
   auto missing = FileLock::Acquire(temp.File("later"), "owner");
   ASSERT_THAT(missing, IsOk());
@@ -196,6 +213,80 @@ TEST(SqliteLockTest, FileLockAloneResolvesTheRealPath) {
   EXPECT_THAT(
       FileLock::Acquire(temp.File("no-dir/x"), "owner"),
       StatusIs(absl::StatusCode::kUnavailable, HasSubstr(temp.File("no-dir"))));
+}
+
+}  // namespace
+}  // namespace chat
+
+namespace chat {
+namespace {
+
+// Issue 13: a second chat-peer for the same name says who runs the first.
+TEST(SqliteLockHolderTest, TheRefusalNamesTheHoldersPid) {
+  TempDir temp;
+  const std::string path = temp.File("t.db");
+  auto first = OpenSqlite(path, Options());
+  ASSERT_THAT(first, IsOk());
+  EXPECT_EQ(Contents(path + ".lock"), absl::StrCat(::getpid(), "\n"));
+  auto second = OpenSqlite(path, Options());
+  EXPECT_THAT(second, StatusIs(absl::StatusCode::kUnavailable,
+                               ::testing::Eq(path + OwnPid("util-test"))));
+  EXPECT_EQ(LockHolderPid(second.status()), ::getpid());
+}
+
+TEST(SqliteLockHolderTest, AnotherHoldersPidIsReadFromTheLockFile) {
+  TempDir temp;
+  const std::string path = temp.File("t.db");
+  // What another process holding the lock leaves: its pid in the file.
+  // (No fork here: the e2e test runs two real chat-peers.)
+  const std::string lock_path = path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ASSERT_EQ(::write(fd, "4242\n", 5), 5);
+  auto refused = FileLock::Acquire(path, "util-test");
+  EXPECT_THAT(
+      refused.status(),
+      StatusIs(
+          absl::StatusCode::kUnavailable,
+          ::testing::Eq(path + " is in use by another util-test (pid 4242)")));
+  EXPECT_EQ(LockHolderPid(refused.status()), 4242);
+  ::close(fd);
+  // Gone: the lock is free again, and its file names the new holder.
+  auto mine = FileLock::Acquire(path, "util-test");
+  ASSERT_THAT(mine, IsOk());
+  EXPECT_EQ(Contents(lock_path), absl::StrCat(::getpid(), "\n"));
+}
+
+TEST(SqliteLockHolderTest, AHolderThatWroteNoPidIsStillAHolder) {
+  TempDir temp;
+  const std::string path = temp.File("t.db");
+  // What a build from before pids holds: the lock, an empty file.
+  const std::string lock_path = path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  auto refused = OpenSqlite(path, Options());
+  EXPECT_THAT(
+      refused,
+      StatusIs(absl::StatusCode::kUnavailable,
+               ::testing::Eq(path + " is in use by another util-test")));
+  EXPECT_EQ(LockHolderPid(refused.status()), 0);
+  ::close(fd);
+}
+
+TEST(SqliteLockHolderTest, AStalePidIsReplacedAndOtherErrorsCarryNone) {
+  TempDir temp;
+  const std::string path = temp.File("t.db");
+  // A holder killed with -9 leaves its pid behind; the lock itself is free.
+  std::ofstream(path + ".lock") << "99999999\n";
+  auto file = OpenSqlite(path, Options());
+  ASSERT_THAT(file, IsOk());
+  EXPECT_EQ(Contents(path + ".lock"), absl::StrCat(::getpid(), "\n"));
+  auto missing = OpenSqlite(temp.File("no-dir/t.db"), Options());
+  EXPECT_THAT(missing, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(LockHolderPid(missing.status()), std::nullopt);
+  EXPECT_EQ(LockHolderPid(absl::OkStatus()), std::nullopt);
 }
 
 }  // namespace

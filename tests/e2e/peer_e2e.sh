@@ -2,6 +2,8 @@
 # End to end over loopback with the real binaries: a chat-registry and
 # chat-peers driven through their stdin (named pipes) with --json. Chatting
 # by name in both directions, --peer waiting for a partner, a refused name,
+# a second instance of a name on one data directory (exit 1, the first's
+# pid), the registry's log line for a return with a saved lease,
 # kill -9 of a peer (reported as not delivered, then expired), a registry
 # kill -9 and restart, and a clean exit at the end of input. The screen:
 # junk registrations reach nobody, a new peer says how many are online in
@@ -83,6 +85,15 @@ code=0
   --registry "$registry" --json --data-dir "$work/elsewhere") </dev/null >"$work/alice2.out" 2>"$work/alice2.err" || code=$?
 [ "$code" = 1 ] || fail "a second alice exited $code, expected 1"
 grep -qE 'taken|belongs to another key' "$work/alice2.err" || fail "no clear message for the taken name"
+
+step "a second alice beside the first (same data directory): already running here, exit 1"
+code=0
+(without_pipes timeout 20 "$bin_dir/chat-peer" --name alice \
+  --registry "$registry" --json --data-dir "$work/data") </dev/null >"$work/alice3.out" 2>"$work/alice3.err" || code=$?
+[ "$code" = 1 ] || fail "a second alice on alice's data directory exited $code, expected 1"
+expected="chat-peer: alice is already running here (pid ${peer_pid[alice]})"
+[ "$(cat "$work/alice3.err")" = "$expected" ] ||
+  fail "expected '$expected', got: $(cat "$work/alice3.err")"
 say dave "@alice are you still there?"
 wait_for_file "$work/alice.out" '"text":"are you still there?"'
 
@@ -109,6 +120,9 @@ wait_for_file "$work/bob.out" '"text":"are you there?"'
 grep -F '"text":"are you there?"' "$work/bob.out" | grep -qF '"late":true' ||
   fail "the message did not come from the mailbox"
 wait_for_file "$work/alice.out" '"reason":"from the mailbox","text":"are you there?"'
+step "the registry logged bob's return with his saved lease"
+grep -qE 'registry: register bob \(key [^)]*\) -> 127\.0\.0\.1:[0-9]+ \(ttl [0-9]+ ms, with its saved lease\)$' \
+  "$work/registry.log" || fail "no log line for bob's re-registration: $(grep -F bob "$work/registry.log")"
 
 step "end of input: alice finishes, unregisters and exits 0"
 eval "exec ${peer_fd[alice]}>&-"

@@ -2,7 +2,8 @@
 # End to end over loopback with the real binaries: chat-registry and chatctl.
 # Health; static entries; list, resolve and their JSON; watch (human and JSON)
 # seeing PUT and DELETE; kill -9 of the registry and a restart on the same
-# database (static entries survive, watches carry on); --help, --version,
+# database (static entries survive, watches carry on); a second registry on
+# that database refused in one line naming the first; --help, --version,
 # usage errors and an unreachable registry.
 #
 # Usage: registry_e2e.sh BIN_DIR   (the build's bin/, with both binaries)
@@ -178,6 +179,14 @@ wait_for_file "$work/watch-json.out" '"name":"carol"'
 if [ "$(grep -c "PUT alice" "$work/watch.out")" != 1 ]; then
   fail "watch printed alice again after the reconnect"
 fi
+
+step "a second registry on the same database: one line naming the first's pid, exit 1"
+code=0
+timeout 20 "$registry_bin" --listen "127.0.0.1:$(free_port)" --db "$work/registry.db" \
+  >"$work/second.log" 2>&1 || code=$?
+[ "$code" = 1 ] || fail "a second chat-registry on registry.db exited $code, expected 1"
+grep -qE "registry: $work/registry.db is in use by another chat-registry \(pid $registry_pid\)\$" \
+  "$work/second.log" || fail "no clear line for the second registry: $(cat "$work/second.log")"
 
 step "SIGINT and SIGTERM end the watches cleanly (exit 0)"
 stop_cleanly INT "$watch_pid" watch
