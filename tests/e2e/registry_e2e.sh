@@ -93,7 +93,7 @@ run 0 health "127.0.0.1:$port" --json
 
 step "an empty registry lists just the header, or []"
 run 0 list
-[ "$out" = "NAME  ADDRESS  EXPIRES IN" ] || fail "empty list printed '$out'"
+[ "$out" = "NAME  ADDRESS  SERVICES  EXPIRES IN" ] || fail "empty list printed '$out'"
 run 0 list --json
 [ "$out" = "[]" ] || fail "empty list --json printed '$out'"
 
