@@ -113,9 +113,9 @@ TEST_F(PeerServicesTest, SendingToAGreeterFailsAtOnceAndQueuesNothing) {
   EXPECT_EQ(refused.status().message(),
             "greeter is not a chat peer (it offers: greet)");
   TextStyle style;
-  EXPECT_EQ(FormatText(ErrorEvent(std::string(refused.status().message())),
-                       style),
-            "! greeter is not a chat peer (it offers: greet)\n");
+  EXPECT_EQ(
+      FormatText(ErrorEvent(std::string(refused.status().message())), style),
+      "! greeter is not a chat peer (it offers: greet)\n");
 
   // Followed and online: the online set says it, no call needed.
   ASSERT_THAT(peer("alice").Follow("greeter"), IsOk());
@@ -157,7 +157,8 @@ TEST_F(PeerServicesTest, WithTheRegistryAwayANewNameIsQueuedAsBefore) {
   registry_.reset();
   auto id = peer("alice").Send("dave", "when you can");
   EXPECT_THAT(id, IsOk());
-  EXPECT_TRUE(sink("alice").WaitFor(StateOf(*id, SendStatus::kSent)).has_value());
+  EXPECT_TRUE(
+      sink("alice").WaitFor(StateOf(*id, SendStatus::kSent)).has_value());
 }
 
 }  // namespace

@@ -456,8 +456,8 @@ TEST_F(ChatctlTest, RegisterServicesAndListFiltersByService) {
   EXPECT_EQ(client_->Resolve("printer")->services,
             (std::vector<std::string>{"print", "scan"}));
   ASSERT_EQ(RunStatic("register", {"lab", "127.0.0.1:7000"}).code, kExitOk);
-  registry::RegisterRequest greeter{"greeter", "127.0.0.1:7200",
-                                    Millis(60000), ""};
+  registry::RegisterRequest greeter{"greeter", "127.0.0.1:7200", Millis(60000),
+                                    ""};
   greeter.services = {"greet"};
   ASSERT_THAT(client_->Register(greeter, &IdentityOf("greeter")), IsOk());
   Lease("old", "127.0.0.1:7300");  // Says nothing: a chat peer.

@@ -853,7 +853,8 @@ TEST_P(StoreContractTest, EntriesKeepTheServicesTheyOffer) {
   EXPECT_EQ(store_->CountOffering("greet"), 0u);
 }
 
-TEST_P(StoreContractTest, ARenewalByRegisterReplacesTheServicesAndTellsWatchers) {
+TEST_P(StoreContractTest,
+       ARenewalByRegisterReplacesTheServicesAndTellsWatchers) {
   Lease lease = MustRegister("bob", "h:1");
   EXPECT_TRUE(lease.entry.services.empty());
   auto watch = store_->Subscribe("", [] {});
@@ -873,12 +874,13 @@ TEST_P(StoreContractTest, BadServicesAreRefusedAndChangeNothing) {
        {std::vector<std::string>{"Chat"}, std::vector<std::string>{""},
         std::vector<std::string>{"has space"},
         std::vector<std::string>{std::string(33, 'a')},
-        std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g", "h", "i"}}) {
+        std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g", "h",
+                                 "i"}}) {
     RegisterRequest request{"alice", "h:1"};
     request.services = services;
-    EXPECT_THAT(store_->Register(request),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         HasSubstr("services")));
+    EXPECT_THAT(
+        store_->Register(request),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("services")));
     EXPECT_THAT(store_->PutStatic("lab", "h:1", services),
                 StatusIs(absl::StatusCode::kInvalidArgument));
   }
