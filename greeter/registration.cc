@@ -87,6 +87,7 @@ absl::Status Registration::TryRegister() {
   keeper_options.listen = options_.listen;
   keeper_options.port = options_.port;
   keeper_options.ttl = options_.ttl;
+  keeper_options.services = options_.services;
   keeper_options.identity = options_.identity;
   keeper_options.retry_interval = options_.retry_interval;
   keeper_options.on_change = options_.on_event;

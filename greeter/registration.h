@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -34,6 +35,9 @@ struct RegistrationOptions {
   std::string listen;  // host:port we serve on.
   int port = 0;
   Millis ttl{0};  // 0: the registry's default.
+  // What the greeter offers: GreetService, not chat, so chat peers leave it
+  // out of /peers and refuse to send it messages.
+  std::vector<std::string> services = {"greet"};
   // The key the name is registered with (and bound to). Not owned; must
   // outlive the Registration. nullptr registers without a key, which the
   // registry refuses (INVALID_ARGUMENT: public_key is required).

@@ -434,7 +434,7 @@ void Console::RunLineEditing() {
     // Words for Tab: commands, then @name and name for everyone followed
     // (a bounded set, unlike the registry).
     g_completion_words = CommandWords();
-    for (const std::string& name : active_peer_->Followed()) {
+    for (const std::string& name : active_peer_->CompletionNames()) {
       g_completion_words.push_back("@" + name);
       g_completion_words.push_back(name);
     }

@@ -199,11 +199,13 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
                                 ")")) +
              "\n";
     case EventKind::kSummary: {
-      std::string text = event.count < 0 ? "/peers lists who is online"
-                         : event.count == 0
-                             ? "nobody else is online"
-                             : absl::StrCat(WithCommas(event.count),
-                                            " online, /peers to list");
+      std::string text =
+          event.count < 0 ? "/peers lists who is online"
+          : event.count == 0
+              ? "nobody else is online"
+              : absl::StrCat(WithCommas(event.count), " ",
+                             event.text.empty() ? "online" : event.text,
+                             ", /peers to list");
       const std::string followed =
           NameList(event.peers, style.own_name, kNamesShown);
       if (!followed.empty()) {

@@ -109,6 +109,12 @@ absl::StatusOr<std::optional<PublicKey>> KeyBook::KeyFor(
   return std::optional<PublicKey>(known.pinned);
 }
 
+bool KeyBook::IsPinned(const std::string& name) {
+  const std::string key = NameKey(name);
+  absl::MutexLock lock(&mu_);
+  return pins_.contains(key);
+}
+
 bool KeyBook::WouldAsk(const std::string& name) {
   const std::string key = NameKey(name);
   {

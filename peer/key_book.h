@@ -77,6 +77,9 @@ class KeyBook {
   // known to have none): asking the registry would answer it.
   bool WouldAsk(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Whether a key is pinned for `name` (we exchanged messages with it).
+  bool IsPinned(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+
   // The registry lists `key` for `name` now (a watch event, a resolve).
   // Pinned names are compared: a difference blocks the name and is told
   // once through on_changed. Others are remembered (a few thousand at

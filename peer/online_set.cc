@@ -24,7 +24,8 @@ bool OnlineSet::Put(const Entry& entry) {
     return true;
   }
   if (it->name() == entry.name && it->address() == entry.address &&
-      it->is_static() == entry.is_static) {
+      it->is_static() == entry.is_static &&
+      it->services() == registry::JoinServices(entry.services)) {
     it->generation = generation_;
     return false;
   }
@@ -117,12 +118,15 @@ bool OnlineSet::WaitUntilSynced(const Clock& clock, Millis timeout) {
 }
 
 OnlineSet::OnlinePeer::OnlinePeer(const Entry& entry, uint32_t generation_in)
-    : generation(generation_in),
-      text_(new char[entry.name.size() + entry.address.size() + 2]),
-      is_static_(entry.is_static) {
+    : generation(generation_in), is_static_(entry.is_static) {
+  const std::string services = registry::JoinServices(entry.services);
+  text_.reset(
+      new char[entry.name.size() + entry.address.size() + services.size() + 3]);
   char* end = std::copy(entry.name.begin(), entry.name.end(), text_.get());
   *end++ = '\0';
   end = std::copy(entry.address.begin(), entry.address.end(), end);
+  *end++ = '\0';
+  end = std::copy(services.begin(), services.end(), end);
   *end = '\0';
 }
 
@@ -141,6 +145,10 @@ absl::string_view OnlineSet::OnlinePeer::name() const {
 absl::string_view OnlineSet::OnlinePeer::address() const {
   return absl::string_view(text_.get() + name().size() + 1);
 }
+
+absl::string_view OnlineSet::OnlinePeer::services() const {
+  return absl::string_view(text_.get() + name().size() + address().size() + 2);
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -150,6 +158,7 @@ Entry OnlineSet::OnlinePeer::ToEntry() const {
   entry.name = std::string(name());
   entry.address = std::string(address());
   entry.is_static = is_static();
+  entry.services = registry::SplitServices(std::string(services()));
   return entry;
 }
 

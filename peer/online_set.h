@@ -22,7 +22,10 @@
 namespace chat::peer {
 
 // Names online, compared as name keys (ASCII case-insensitively), each with
-// its address and whether it is a static entry.
+// its address, whether it is a static entry and what it offers (services:
+// the set keeps every followed name, chat peer or not, so Peer::Send can
+// refuse one that offers no chat without asking the registry; the views
+// meant for people, notices and completion, keep to chat peers).
 //
 // A peer watches only the names it follows (Contacts, --max-follow, 1,000
 // by default), never the whole registry; the set is still packed (about 70
@@ -48,14 +51,14 @@ class OnlineSet {
   // them (name and address). From now on WaitUntilSynced() returns true.
   std::vector<registry::Entry> EndSnapshot() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // The entry online under `name` (name, address, is_static only).
+  // The entry online under `name` (name, address, is_static, services).
   std::optional<registry::Entry> Find(const std::string& name) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Whether `name` is online as a static entry.
   bool IsStatic(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Everyone online (name, address, is_static only), sorted by name.
+  // Everyone online (name, address, is_static, services), sorted by name.
   std::vector<registry::Entry> Entries() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // The names online, as registered, sorted.
@@ -74,12 +77,14 @@ class OnlineSet {
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  // One name online: 16 bytes in the set plus one small block.
+  // One name online: 16 bytes in the set plus one small block (name,
+  // address and services, joined, each ending in '\0').
   class OnlinePeer {
    public:
     OnlinePeer(const registry::Entry& entry, uint32_t generation);
     absl::string_view name() const;  // As registered.
     absl::string_view address() const;
+    absl::string_view services() const;  // registry::JoinServices().
     bool is_static() const { return is_static_; }
     registry::Entry ToEntry() const;
 
@@ -87,7 +92,8 @@ class OnlineSet {
     mutable uint32_t generation;
 
    private:
-    std::unique_ptr<char[]> text_;  // The name, '\0', the address, '\0'.
+    // The name, '\0', the address, '\0', the services joined, '\0'.
+    std::unique_ptr<char[]> text_;
     bool is_static_;
   };
   struct NameKeyHash {

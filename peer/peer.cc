@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
 #include "common/sqlite_util.h"
@@ -179,6 +180,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   keeper_options.listen = options.listen;
   keeper_options.port = running.port;
   keeper_options.ttl = options.ttl;
+  keeper_options.services = {registry::kChatService};
   keeper_options.reclaim_lease_id = peer->store_->SavedLeaseId();
   keeper_options.identity = peer->identity_.get();
   keeper_options.on_lease = [raw](const std::string& lease_id) {
@@ -314,6 +316,7 @@ absl::StatusOr<std::string> Peer::Send(const std::string& to,
                                        bool to_partner) {
   CHAT_RETURN_IF_ERROR(registry::ValidateName(to));
   CHAT_RETURN_IF_ERROR(ValidateMessageText(text));
+  CHAT_RETURN_IF_ERROR(CheckRecipient(to));
   contacts_->Talked(to);  // Whom we write to we follow.
   ChatMessage message;
   message.sent_at = clock_.Wall();
@@ -387,6 +390,46 @@ void Peer::QueueLocked(std::vector<ChatMessage> messages, bool to_partner) {
   conversation->Enqueue(std::move(messages), to_partner);
 }
 
+namespace {
+
+absl::Status NotChatPeer(const Entry& entry) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(entry.name, " is not a chat peer (it offers: ",
+                   absl::StrJoin(entry.services, ", "), ")"));
+}
+
+}  // namespace
+
+absl::Status Peer::CheckRecipient(const std::string& to) {
+  if (std::optional<Entry> online = online_.Find(to); online.has_value()) {
+    return registry::OffersChat(online->services) ? absl::OkStatus()
+                                                  : NotChatPeer(*online);
+  }
+  if (contacts_->Follows(to) || keys_->IsPinned(to)) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&mu_);
+    if (conversations_.contains(NameKey(to))) return absl::OkStatus();
+  }
+  // A name new to us: rare (a first message, or a typo), so it may cost a
+  // call or two; the registry away is no reason to refuse it.
+  absl::StatusOr<Entry> entry = registry_->Resolve(to);
+  if (entry.ok()) {
+    return registry::OffersChat(entry->services) ? absl::OkStatus()
+                                                 : NotChatPeer(*entry);
+  }
+  if (entry.status().code() != absl::StatusCode::kNotFound) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<registry::Binding> binding = registry_->GetBinding(to);
+  if (binding.status().code() != absl::StatusCode::kNotFound) {
+    return absl::OkStatus();  // Bound (offline, reserved), or unknown now.
+  }
+  return absl::NotFoundError(
+      absl::StrCat("nobody named ", to,
+                   " is registered; check the name (/peers lists who is "
+                   "online)"));
+}
+
 void Peer::Nudge(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto it = conversations_.find(NameKey(name));
@@ -400,7 +443,8 @@ void Peer::NudgeAll() {
 
 absl::StatusOr<registry::ListPage> Peer::ListPeers(
     const std::string& page_token, int page_size) {
-  return registry_->List("", std::max(page_size, 1), page_token);
+  return registry_->List("", std::max(page_size, 1), page_token,
+                         registry::kChatService);
 }
 
 absl::Status Peer::Follow(const std::string& name) {
@@ -420,6 +464,16 @@ std::vector<Entry> Peer::FollowedOnline() {
     if (entry.has_value()) online.push_back(*std::move(entry));
   }
   return online;
+}
+
+std::vector<std::string> Peer::CompletionNames() {
+  std::vector<std::string> names;
+  for (std::string& name : contacts_->Followed()) {
+    std::optional<Entry> entry = online_.Find(name);
+    if (entry.has_value() && !registry::OffersChat(entry->services)) continue;
+    names.push_back(std::move(name));
+  }
+  return names;
 }
 
 KeyView Peer::Verify(const std::string& name) { return keys_->Verify(name); }

@@ -131,14 +131,19 @@ class Peer final : private MessageSink {
   // once; its states come as kSendResult events (kSent once it is in the
   // outbox). It is tried until it is delivered or stored, also across
   // restarts; messages to one peer go in order. kInvalidArgument for a bad
-  // name or text, kFailedPrecondition once shutting down.
+  // name or text, kFailedPrecondition once shutting down. Refused at once,
+  // nothing written or queued (CheckRecipient): kFailedPrecondition "greeter
+  // is not a chat peer (it offers: greet)" for a name that offers no chat,
+  // kNotFound "nobody named carol is registered; ..." for a name the
+  // registry has never seen.
   absl::StatusOr<std::string> Send(const std::string& to,
                                    const std::string& text,
                                    bool to_partner = false);
 
-  // One page of everyone registered now, from the registry (List without a
-  // prefix, `page_size` entries from `page_token`: "" for the first page,
-  // then the page's next_page_token). Never the whole registry at once.
+  // One page of the chat peers registered now, from the registry (List
+  // without a prefix, filtered by the service "chat", `page_size` entries
+  // from `page_token`: "" for the first page, then the page's
+  // next_page_token). Never the whole registry at once.
   absl::StatusOr<registry::ListPage> ListPeers(const std::string& page_token,
                                                int page_size);
 
@@ -149,8 +154,12 @@ class Peer final : private MessageSink {
   bool Unfollow(const std::string& name);
   // The names followed, sorted (for completion and /follow).
   std::vector<std::string> Followed();
-  // The followed names online now (name, address, is_static only), sorted.
+  // The followed names online now (name, address, is_static, services),
+  // sorted.
   std::vector<registry::Entry> FollowedOnline();
+  // What Tab completes after '@': the names followed, less those online
+  // that offer no chat (the greeter). Sorted.
+  std::vector<std::string> CompletionNames();
 
   // The user is active in the conversation with `name` (typed a line to
   // it, or switched to it with /chat): every message shown from `name` so
@@ -187,6 +196,14 @@ class Peer final : private MessageSink {
   void Nudge(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   // Cuts every conversation's pause short (the registry is back).
   void NudgeAll() ABSL_LOCKS_EXCLUDED(mu_);
+  // OK when `to` may be written to: a chat peer online, a name we know
+  // (followed, pinned, already written to this run: no registry call, so a
+  // message to a known peer costs no extra RPC), else what the registry
+  // says: Resolve (a live entry: must offer chat), then GetBinding (a name
+  // bound to a key, offline or reserved: it gets its mail). Both NOT_FOUND:
+  // kNotFound, nobody of that name. The registry unreachable (or any other
+  // error): OK, queued as before (benefit of the doubt).
+  absl::Status CheckRecipient(const std::string& to) ABSL_LOCKS_EXCLUDED(mu_);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 
   const PeerOptions options_;

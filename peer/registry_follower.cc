@@ -128,7 +128,7 @@ void RegistryFollower::Synced() {
     std::vector<std::string> arrived;
     for (const Entry& entry : gone) {
       options_.on_change(entry.name);
-      if (!Follows(entry.name)) continue;
+      if (!IsNews(entry)) continue;
       changes.push_back(
           MakeEvent(EventKind::kOffline, entry.name, entry.address, "left"));
     }
@@ -138,7 +138,7 @@ void RegistryFollower::Synced() {
       options_.on_change(online->name);
       arrived.push_back(online->name);
       // A name just followed was not watched before: not news.
-      if (!tracked_.contains(key) || !Follows(online->name)) continue;
+      if (!tracked_.contains(key) || !IsNews(*online)) continue;
       changes.push_back(
           MakeEvent(EventKind::kOnline, online->name, online->address, ""));
     }
@@ -166,19 +166,26 @@ void RegistryFollower::Apply(const registry::WatchEvent& event) {
     return;
   }
   options_.on_change(event.entry.name);
-  // Strangers change the online set, never the screen.
-  if (Follows(event.entry.name)) Emit(change);
+  // Strangers (and programs that offer no chat) change the online set,
+  // never the screen.
+  if (IsNews(event.entry)) Emit(change);
   if (event.type == EventType::kPut) options_.on_arrival(event.entry.name);
 }
 
 void RegistryFollower::Summarize() {
   PeerEvent summary = MakeEvent(EventKind::kSummary);
   // One entry is enough: the count comes with every page of a List without
-  // a prefix. It includes us (registered by now).
-  absl::StatusOr<registry::ListPage> page = registry_->List("", 1, "");
+  // a prefix. It includes us (registered by now). Chat peers only, when the
+  // registry filters by service; an older one counts every program
+  // registered, and the summary says so.
+  absl::StatusOr<registry::ListPage> page =
+      registry_->List("", 1, "", registry::kChatService);
   if (page.ok() && page->total_size > 0) summary.count = page->total_size - 1;
+  if (page.ok() && page->service != registry::kChatService) {
+    summary.text = "registered (chat peers and other programs)";
+  }
   for (Entry& entry : online_->Entries()) {
-    if (Follows(entry.name)) summary.peers.push_back(std::move(entry));
+    if (IsNews(entry)) summary.peers.push_back(std::move(entry));
   }
   Emit(summary);
 }

@@ -18,6 +18,7 @@
 #include "peer/online_set.h"
 #include "peer/reconnecting_stream.h"
 #include "registry/client/registry_client.h"
+#include "registry/names.h"
 
 namespace chat::peer {
 
@@ -34,7 +35,12 @@ namespace chat::peer {
 // tries again after 200 ms, doubling to 5 s, and once a new snapshot is in
 // says "following the registry again" and reports only the differences.
 // Our own name is never news. A name just followed is not news either (it
-// is put in `online` silently); its later comings and goings are.
+// is put in `online` silently); its later comings and goings are. Only chat
+// peers are news (registry::OffersChat(): an entry that says nothing is
+// one): a followed name that offers no chat (the greeter) is kept in
+// `online`, for Peer::Send to refuse at once, but never announced, and the
+// summary counts chat peers (a List filtered by service) when the registry
+// can tell them apart.
 //
 // Thread-safe. The callbacks are called from the follower's thread and must
 // not call Stop().
@@ -92,6 +98,10 @@ class RegistryFollower {
   void Summarize();
   bool Follows(const std::string& name) const {
     return options_.contacts->Follows(name);
+  }
+  // Whether `entry`'s comings and goings reach the screen.
+  bool IsNews(const registry::Entry& entry) const {
+    return registry::OffersChat(entry.services) && Follows(entry.name);
   }
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 

@@ -44,6 +44,9 @@ void EntryToProto(const Entry& entry, v1::Entry* proto) {
   proto->set_ttl_ms(entry.ttl.count());
   proto->set_expires_in_ms(entry.expires_in.count());
   if (entry.public_key) proto->set_public_key(entry.public_key->Bytes());
+  for (const std::string& service : entry.services) {
+    proto->add_services(service);
+  }
 }
 
 Entry EntryFromProto(const v1::Entry& proto) {
@@ -59,6 +62,7 @@ Entry EntryFromProto(const v1::Entry& proto) {
     absl::StatusOr<PublicKey> key = PublicKey::FromBytes(proto.public_key());
     if (key.ok()) entry.public_key = *key;
   }
+  entry.services.assign(proto.services().begin(), proto.services().end());
   return entry;
 }
 
@@ -71,6 +75,9 @@ void RegisterRequestToProto(const RegisterRequest& request,
   if (request.public_key) proto->set_public_key(request.public_key->Bytes());
   proto->set_challenge(request.challenge);
   proto->set_signature(request.signature);
+  for (const std::string& service : request.services) {
+    proto->add_services(service);
+  }
 }
 
 absl::StatusOr<RegisterRequest> RegisterRequestFromProto(
@@ -90,6 +97,7 @@ absl::StatusOr<RegisterRequest> RegisterRequestFromProto(
   }
   request.challenge = proto.challenge();
   request.signature = proto.signature();
+  request.services.assign(proto.services().begin(), proto.services().end());
   return request;
 }
 

@@ -2,8 +2,12 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace chat::registry {
 namespace {
@@ -160,6 +164,64 @@ absl::Status ValidateAddress(const std::string& address) {
         absl::StrCat("address ", Quote(address), ": ", host_status.message()));
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateService(const std::string& service) {
+  if (service.empty()) {
+    return absl::InvalidArgumentError("a service must not be empty");
+  }
+  if (service.size() > kMaxServiceLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("service ", Quote(service), " is longer than ",
+                     kMaxServiceLength, " characters"));
+  }
+  bool ok = absl::ascii_islower(static_cast<unsigned char>(service[0]));
+  for (char c : service) {
+    const auto u = static_cast<unsigned char>(c);
+    ok = ok && (absl::ascii_islower(u) || absl::ascii_isdigit(u) || c == '-');
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "service ", Quote(service),
+        " must be lowercase letters, digits and '-', starting with a letter "
+        "(like chat or greet)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> CanonicalServices(
+    const std::vector<std::string>& services) {
+  std::vector<std::string> canonical;
+  for (size_t i = 0; i < services.size(); ++i) {
+    if (absl::Status valid = ValidateService(services[i]); !valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("services[", i, "]: ", valid.message()));
+    }
+    if (std::find(canonical.begin(), canonical.end(), services[i]) ==
+        canonical.end()) {
+      canonical.push_back(services[i]);
+    }
+  }
+  if (canonical.size() > kMaxServices) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("services: ", canonical.size(), " given, at most ",
+                     kMaxServices, " allowed"));
+  }
+  return canonical;
+}
+
+bool OffersService(const std::vector<std::string>& services,
+                   const std::string& service) {
+  if (services.empty()) return service == kChatService;
+  return std::find(services.begin(), services.end(), service) != services.end();
+}
+
+std::string JoinServices(const std::vector<std::string>& services) {
+  return absl::StrJoin(services, ",");
+}
+
+std::vector<std::string> SplitServices(const std::string& joined) {
+  return absl::StrSplit(joined, ',', absl::SkipEmpty());
 }
 
 }  // namespace chat::registry

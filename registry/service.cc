@@ -265,18 +265,29 @@ grpc::ServerUnaryReactor* RegistryService::List(
   if (request->page_token().size() > kMaxNameLength) {
     return Respond(context, absl::InvalidArgumentError("bad page_token"));
   }
+  if (!request->service().empty()) {
+    if (absl::Status valid = ValidateService(request->service()); !valid.ok()) {
+      return Respond(context, absl::InvalidArgumentError(
+                                  absl::StrCat("service: ", valid.message())));
+    }
+  }
   int32_t page_size =
       request->page_size() == 0 ? kDefaultPageSize : request->page_size();
   page_size = std::min(page_size, kMaxPageSize);
-  ListPage page =
-      store_->List(request->prefix(), page_size, request->page_token());
+  ListPage page = store_->List(request->prefix(), page_size,
+                               request->page_token(), request->service());
   for (const Entry& entry : page.entries) {
     EntryToProto(entry, response->add_entries());
   }
   response->set_next_page_token(page.next_page_token);
-  // Counted only for the whole registry: cheap there (Store::Size()).
+  response->set_service(page.service);
+  // Counted only for the whole registry: cheap there (Store::Size(),
+  // CountOffering(): counts kept, not scans).
   if (request->prefix().empty()) {
-    response->set_total_size(static_cast<int64_t>(store_->Size()));
+    response->set_total_size(
+        static_cast<int64_t>(request->service().empty()
+                                 ? store_->Size()
+                                 : store_->CountOffering(request->service())));
   }
   return Respond(context, absl::OkStatus());
 }
@@ -307,12 +318,14 @@ grpc::ServerUnaryReactor* RegistryService::PutStatic(
       !admin.ok()) {
     return Respond(context, admin);
   }
-  absl::StatusOr<Entry> entry =
-      store_->PutStatic(request->name(), request->address());
+  absl::StatusOr<Entry> entry = store_->PutStatic(
+      request->name(), request->address(),
+      {request->services().begin(), request->services().end()});
   if (!entry.ok()) return Respond(context, entry.status());
   EntryToProto(*entry, response->mutable_entry());
   LogLine("registry",
-          absl::StrCat("static ", entry->name, " -> ", entry->address));
+          absl::StrCat("static ", entry->name, " -> ", entry->address,
+                       " (offers ", JoinServices(entry->services), ")"));
   return Respond(context, absl::OkStatus());
 }
 

@@ -50,6 +50,13 @@ const char* const kMigrations[] = {
         updated_at_ms     INTEGER NOT NULL
       ) WITHOUT ROWID;
     )sql",
+    // 4: what each entry offers (issue 13), JoinServices() ("chat,greet").
+    // Static entries were all chat peers (lab peers); a lease keeps NULL
+    // (read as "chat") until its holder registers again and says.
+    R"sql(
+      ALTER TABLE names ADD COLUMN services TEXT;  -- NULL: not said
+      UPDATE names SET services = 'chat' WHERE lease_id IS NULL;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 

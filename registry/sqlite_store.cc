@@ -270,8 +270,12 @@ class SqliteStore final : public Store, public SnapshotSource {
     });
   }
 
-  absl::StatusOr<Entry> PutStatic(const std::string& name,
-                                  const std::string& address) override {
+  using Store::List;
+  using Store::PutStatic;
+
+  absl::StatusOr<Entry> PutStatic(
+      const std::string& name, const std::string& address,
+      const std::vector<std::string>& services) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     CHAT_RETURN_IF_ERROR(ValidateAddress(address));
     const std::string key = NameKey(name);
@@ -281,9 +285,9 @@ class SqliteStore final : public Store, public SnapshotSource {
       absl::MutexLock write_lock(&write_mu_);
       const MonoTime now = clock_.Monotonic();
       const absl::Time wall_now = clock_.Wall();
-      absl::StatusOr<Record> record =
-          DecidePutStatic(name, address, Find(key), options_.lease_policy,
-                          options_.name_quotas, Counts(""), now, wall_now);
+      absl::StatusOr<Record> record = DecidePutStatic(
+          name, address, services, Find(key), options_.lease_policy,
+          options_.name_quotas, Counts(""), now, wall_now);
       if (!record.ok()) return record.status();
       entry = ToEntry(*record, now);
       Decide(RecordChange(key, *std::move(record), wall_now), now,
@@ -354,10 +358,12 @@ class SqliteStore final : public Store, public SnapshotSource {
   }
 
   ListPage List(const std::string& prefix, size_t page_size,
-                const std::string& page_token) override {
+                const std::string& page_token,
+                const std::string& service) override {
     const std::string key_prefix = NameKey(prefix);
     page_size = std::max<size_t>(page_size, 1);
     ListPage page;
+    page.service = service;
     absl::ReaderMutexLock lock(&mu_);
     const MonoTime now = clock_.Monotonic();
     // The token is the last key of the previous page; resume after it.
@@ -367,6 +373,9 @@ class SqliteStore final : public Store, public SnapshotSource {
     for (; it != records_.end() && absl::StartsWith(it->first, key_prefix);
          ++it) {
       if (!it->second.LiveAt(now)) continue;
+      if (!service.empty() && !RecordOffers(it->second, service)) {
+        continue;
+      }
       if (page.entries.size() == page_size) {
         page.next_page_token = NameKey(page.entries.back().name);
         break;
@@ -488,6 +497,22 @@ class SqliteStore final : public Store, public SnapshotSource {
     return records_.size() - due;
   }
 
+  size_t CountOffering(const std::string& service) override {
+    absl::ReaderMutexLock lock(&mu_);
+    auto count = offering_.find(service);
+    if (count == offering_.end()) return 0;
+    const MonoTime now = clock_.Monotonic();
+    size_t due = 0;
+    for (auto it = expiry_.begin(); it != expiry_.end() && it->first <= now;
+         ++it) {
+      auto record = records_.find(it->second);
+      if (record != records_.end() && RecordOffers(record->second, service)) {
+        ++due;
+      }
+    }
+    return count->second - std::min(due, count->second);
+  }
+
   void CancelWatches() override { hub_.CancelAll(); }
 
  private:
@@ -515,6 +540,16 @@ class SqliteStore final : public Store, public SnapshotSource {
   // it, -1 when it leaves.
   void Count(const Record& record, int delta)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<std::string> services = SplitServices(record.services);
+    if (services.empty()) services.push_back(kChatService);
+    for (std::string& service : services) {
+      if (delta > 0) {
+        ++offering_[std::move(service)];
+      } else if (auto it = offering_.find(service);
+                 it != offering_.end() && --it->second == 0) {
+        offering_.erase(it);
+      }
+    }
     if (record.is_static()) {
       static_names_ += static_cast<size_t>(delta);
       return;
@@ -729,6 +764,11 @@ class SqliteStore final : public Store, public SnapshotSource {
     } else {
       upsert.bind(7);  // NULL
     }
+    if (record.services.empty()) {
+      upsert.bind(8);  // NULL: not said (a client before issue 13).
+    } else {
+      upsert.bind(8, record.services);
+    }
     upsert.exec();
     upsert.reset();
   }
@@ -824,6 +864,9 @@ class SqliteStore final : public Store, public SnapshotSource {
   // Records per NameOwner, and static entries: what the name quotas count.
   absl::flat_hash_map<std::string, size_t> owned_ ABSL_GUARDED_BY(mu_);
   size_t static_names_ ABSL_GUARDED_BY(mu_) = 0;
+  // Live records per service they offer (none counts as "chat"), for
+  // CountOffering(). A handful of keys.
+  absl::flat_hash_map<std::string, size_t> offering_ ABSL_GUARDED_BY(mu_);
 
   // Declared last: stopped (its queue finished) before the rest goes.
   std::unique_ptr<SqliteBatch> batch_;
@@ -834,8 +877,8 @@ absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
   absl::btree_map<std::string, Record> records;
   SQLite::Statement select(
       db,
-      "SELECT name_key, name, address, lease_id, ttl_ms, public_key FROM "
-      "names");
+      "SELECT name_key, name, address, lease_id, ttl_ms, public_key, "
+      "services FROM names");
   while (select.executeStep()) {
     Record record;
     std::string key = select.getColumn(0).getString();
@@ -852,8 +895,13 @@ absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
       key_ok = public_key.ok() && !record.is_static();
       if (key_ok) record.public_key = *public_key;
     }
+    // NULL ("" here) for a lease from before issue 13: read as "chat".
+    record.services = select.getColumn(6).getString();
+    absl::StatusOr<std::vector<std::string>> services =
+        CanonicalServices(SplitServices(record.services));
+    if (services.ok()) record.services = JoinServices(*services);
     if (key != NameKey(record.name) || !ValidateName(record.name).ok() ||
-        !ValidateAddress(record.address).ok() || !key_ok) {
+        !ValidateAddress(record.address).ok() || !key_ok || !services.ok()) {
       LogLine("registry", absl::StrCat("skipping malformed row for \"", key,
                                        "\" in the database"));
       continue;
@@ -914,9 +962,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     database->upsert = std::make_unique<SQLite::Statement>(
         db,
         "INSERT INTO names (name_key, name, address, lease_id, ttl_ms, "
-        "updated_at_ms, public_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-        "ON CONFLICT (name_key) DO UPDATE SET name = ?2, address = ?3, "
-        "lease_id = ?4, ttl_ms = ?5, updated_at_ms = ?6, public_key = ?7");
+        "updated_at_ms, public_key, services) VALUES (?1, ?2, ?3, ?4, ?5, "
+        "?6, ?7, ?8) ON CONFLICT (name_key) DO UPDATE SET name = ?2, "
+        "address = ?3, lease_id = ?4, ttl_ms = ?5, updated_at_ms = ?6, "
+        "public_key = ?7, services = ?8");
     database->remove = std::make_unique<SQLite::Statement>(
         db, "DELETE FROM names WHERE name_key = ?1");
     database->upsert_binding = std::make_unique<SQLite::Statement>(

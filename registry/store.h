@@ -138,10 +138,18 @@ class Store {
   virtual absl::Status Unregister(const std::string& name,
                                   const std::string& lease_id) = 0;
 
-  // Adds or updates an entry that never expires. kAlreadyExists when a live
-  // lease holds the name; kPermissionDenied when the name is bound to a key.
-  virtual absl::StatusOr<Entry> PutStatic(const std::string& name,
-                                          const std::string& address) = 0;
+  // Adds or updates an entry that never expires, offering `services`
+  // (empty: "chat"; kInvalidArgument for a bad one). kAlreadyExists when a
+  // live lease holds the name; kPermissionDenied when the name is bound to
+  // a key.
+  virtual absl::StatusOr<Entry> PutStatic(
+      const std::string& name, const std::string& address,
+      const std::vector<std::string>& services) = 0;
+  // A static entry offering "chat".
+  absl::StatusOr<Entry> PutStatic(const std::string& name,
+                                  const std::string& address) {
+    return PutStatic(name, address, {});
+  }
 
   // Removes a static entry. kNotFound when there is none; kFailedPrecondition
   // when a lease holds the name.
@@ -159,9 +167,17 @@ class Store {
   virtual absl::StatusOr<Entry> Resolve(const std::string& name) = 0;
 
   // Live entries whose key starts with the lowercased `prefix`, in key order,
-  // after `page_token`, at most `page_size` (>= 1) of them.
+  // after `page_token`, at most `page_size` (>= 1) of them; with `service`
+  // not empty, only those that offer it (OffersService(): an entry without
+  // services offers "chat"), and ListPage::service says so. total_size is
+  // left 0 (see Size(), CountOffering()).
   virtual ListPage List(const std::string& prefix, size_t page_size,
-                        const std::string& page_token) = 0;
+                        const std::string& page_token,
+                        const std::string& service) = 0;
+  ListPage List(const std::string& prefix, size_t page_size,
+                const std::string& page_token) {
+    return List(prefix, page_size, page_token, "");
+  }
 
   // Subscribes to changes of the names in `scope`. The returned watch first
   // gives every matching live entry (kPut, kInitial), then one kSynced, then
@@ -185,6 +201,10 @@ class Store {
 
   // Number of live entries (leased and static).
   virtual size_t Size() = 0;
+
+  // Number of live entries that offer `service` (as List() filters them).
+  // Kept as a count, not a scan: it answers every peer's start-up summary.
+  virtual size_t CountOffering(const std::string& service) = 0;
 
   // Bytes of changes queued for watchers, all watches together.
   virtual size_t WatchBacklogBytes() = 0;

@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/identity.h"
 #include "common/limits.h"
@@ -107,11 +109,20 @@ Entry ToEntry(const Record& record, MonoTime now) {
   entry.address = record.address;
   entry.is_static = record.is_static();
   entry.public_key = record.public_key;
+  entry.services = SplitServices(record.services);
   if (!record.is_static()) {
     entry.ttl = record.ttl;
     entry.expires_in = Millis(MillisUntil(record.expires_at, now));
   }
   return entry;
+}
+
+bool RecordOffers(const Record& record, const std::string& service) {
+  if (record.services.empty()) return service == kChatService;
+  for (absl::string_view piece : absl::StrSplit(record.services, ',')) {
+    if (piece == service) return true;
+  }
+  return false;
 }
 
 bool SameSecret(const std::string& a, const std::string& b) {
@@ -162,7 +173,7 @@ absl::Status ValidateRegisterRequest(const RegisterRequest& request) {
   if (request.ttl.count() < 0) {
     return absl::InvalidArgumentError("ttl must not be negative");
   }
-  return absl::OkStatus();
+  return CanonicalServices(request.services).status();
 }
 
 std::string NameOwner(const Record& record) {
@@ -233,6 +244,11 @@ absl::StatusOr<RegisterDecision> DecideRegister(
   record.expires_at = now + record.ttl;
   record.public_key = request.public_key;
   record.client = request.public_key ? "" : request.client;
+  // What it registers now replaces what it offered (a row from before
+  // issue 13 had none).
+  CHAT_ASSIGN_OR_RETURN(std::vector<std::string> services,
+                        CanonicalServices(request.services));
+  record.services = JoinServices(services);
   RegisterDecision decision;
   decision.binding = state.binding;
   if (request.public_key) {
@@ -247,7 +263,8 @@ absl::StatusOr<RegisterDecision> DecideRegister(
 }
 
 absl::StatusOr<Record> DecidePutStatic(
-    const std::string& name, const std::string& address, const NameState& state,
+    const std::string& name, const std::string& address,
+    const std::vector<std::string>& services, const NameState& state,
     const LeasePolicy& policy, const NameQuotas& quotas,
     const NameCounts& counts, MonoTime now, absl::Time wall_now) {
   if (IsBound(state, policy, now, wall_now)) {
@@ -258,6 +275,9 @@ absl::StatusOr<Record> DecidePutStatic(
         "binding with: chatctl release ",
         state.binding->name, ")"));
   }
+  CHAT_ASSIGN_OR_RETURN(std::vector<std::string> canonical,
+                        CanonicalServices(services));
+  if (canonical.empty()) canonical.push_back(kChatService);
   const std::optional<Record>& current = state.record;
   Record record;
   if (current && current->LiveAt(now)) {
@@ -272,6 +292,7 @@ absl::StatusOr<Record> DecidePutStatic(
     record.name = name;
   }
   record.address = address;
+  record.services = JoinServices(canonical);
   return record;
 }
 
@@ -320,9 +341,11 @@ std::vector<WatchEvent> ChangeEvents(Record* before, const Record* after,
   }
   EventReason reason = EventReason::kRegistered;
   if (before_live) {
-    // A new key is news to watchers as much as a new address.
+    // A new key or new services are news to watchers as much as a new
+    // address.
     reason = before->address == after->address &&
-                     before->public_key == after->public_key
+                     before->public_key == after->public_key &&
+                     before->services == after->services
                  ? EventReason::kNone
                  : EventReason::kAddressChanged;
   }
@@ -351,7 +374,8 @@ std::vector<WatchEvent> UndoEvents(const Record* current, Record* restored,
                                 ToEntry(*restored, now)});
   } else if (seen_now && seen_after &&
              (current->address != restored->address ||
-              current->public_key != restored->public_key)) {
+              current->public_key != restored->public_key ||
+              current->services != restored->services)) {
     events.push_back(WatchEvent{EventType::kPut, EventReason::kAddressChanged,
                                 ToEntry(*restored, now)});
   }

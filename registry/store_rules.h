@@ -38,6 +38,11 @@ struct Record {
   // counts against). Memory only: after a restart such a lease counts
   // against nobody until its holder renews it by Register.
   std::string client;
+  // What it offers, JoinServices() of the canonical list ("chat",
+  // "chat,greet"; empty: registered by a client before issue 13). One
+  // string, not a vector: "chat" fits in it without a heap block, which
+  // counts at a million names.
+  std::string services;
 
   bool is_static() const { return lease_id.empty(); }
   bool LiveAt(MonoTime now) const { return is_static() || expires_at > now; }
@@ -105,6 +110,10 @@ absl::Time LeaseEndWall(const Record& record, MonoTime now,
 // `record` as readers see it at `now`.
 Entry ToEntry(const Record& record, MonoTime now);
 
+// Whether `record` offers `service` (OffersService() without making the
+// list: List() asks this of every record it passes).
+bool RecordOffers(const Record& record, const std::string& service);
+
 // Lease ids are secrets: compares without leaking where they differ.
 bool SameSecret(const std::string& a, const std::string& b);
 
@@ -119,8 +128,8 @@ absl::Status HeldError(const Record& holder, MonoTime now, absl::Time wall_now);
 absl::Status CheckHolder(const std::string& name, const std::string& lease_id,
                          const Record* record, MonoTime now);
 
-// kInvalidArgument unless the request's name and address are valid and its
-// TTL is not negative.
+// kInvalidArgument unless the request's name, address and services are
+// valid and its TTL is not negative.
 absl::Status ValidateRegisterRequest(const RegisterRequest& request);
 
 // Who a live name counts against (NameQuotas): its key ("k" + its bytes),
@@ -161,13 +170,13 @@ absl::StatusOr<RegisterDecision> DecideRegister(
 // lease holds the name, kPermissionDenied when it is bound to a key,
 // LimitError when it would be a new static entry beyond
 // NameQuotas::max_static (`counts.static_names`).
-absl::StatusOr<Record> DecidePutStatic(const std::string& name,
-                                       const std::string& address,
-                                       const NameState& current,
-                                       const LeasePolicy& policy,
-                                       const NameQuotas& quotas,
-                                       const NameCounts& counts, MonoTime now,
-                                       absl::Time wall_now);
+// `services` empty gives ["chat"]; else they must be valid
+// (CanonicalServices()).
+absl::StatusOr<Record> DecidePutStatic(
+    const std::string& name, const std::string& address,
+    const std::vector<std::string>& services, const NameState& current,
+    const LeasePolicy& policy, const NameQuotas& quotas,
+    const NameCounts& counts, MonoTime now, absl::Time wall_now);
 
 // OK when Release(name) may end the binding in `current`; kNotFound when
 // the name is not bound. Release removes the binding and, when it is live,

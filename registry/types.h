@@ -27,6 +27,9 @@ struct Entry {
   // The key the name is bound to; none for static entries (and leases
   // registered without a key).
   std::optional<PublicKey> public_key;
+  // What it offers ("chat", "greet"; registry/names.h). Empty from a client
+  // before issue 13: read as "chat" (OffersChat()).
+  std::vector<std::string> services;
 };
 
 struct RegisterRequest {
@@ -55,6 +58,9 @@ struct RegisterRequest {
   // The caller's host (chat::ClientHost), set by the service: what a
   // registration without a key counts against (NameQuotas::max_per_client).
   std::string client;
+  // What the program offers (CanonicalServices(); the service checks them,
+  // the store keeps them as given). Empty: a client before issue 13.
+  std::vector<std::string> services;
 };
 
 // A name bound to a key (Registry.GetBinding): while a lease of the key
@@ -76,8 +82,12 @@ struct ListPage {
   std::vector<Entry> entries;
   std::string next_page_token;  // Empty on the last page.
   // Live entries in the whole registry for a List without a prefix; 0 when
-  // not counted (a prefix, or an older registry).
+  // not counted (a prefix, or an older registry). With a service filter,
+  // the live entries that offer it.
   int64_t total_size = 0;
+  // The service the page (and total_size) is filtered by; empty when not
+  // filtered, also when a registry before issue 13 ignored the filter.
+  std::string service;
 };
 
 enum class EventType { kPut, kDelete, kSynced };

@@ -27,18 +27,20 @@ struct Command {
 
 // The order of --help.
 constexpr Command kCommands[] = {
-    {"list", "list [PREFIX]",
-     "table of the registered names (under PREFIX) and their addresses", 0, 1,
-     RunList},
+    {"list", "list [PREFIX] [--service SERVICE]",
+     "table of the registered names (under PREFIX; offering SERVICE) with "
+     "their addresses and services",
+     0, 1, RunList},
     {"resolve", "resolve NAME", "print the address (host:port) of NAME", 1, 1,
      RunResolve},
     {"watch", "watch [PREFIX]",
      "print the names, then every change, until Ctrl-C; survives registry "
      "restarts",
      0, 1, RunWatch},
-    {"register", "register NAME ADDRESS --static",
-     "add or move a static entry (no lease, never expires; admin)", 2, 2,
-     RunRegister, true},
+    {"register", "register NAME ADDRESS --static [--service SERVICE]...",
+     "add or move a static entry (no lease, never expires; admin); it offers "
+     "each --service given, chat by default",
+     2, 2, RunRegister, true},
     {"unregister", "unregister NAME --static", "remove a static entry (admin)",
      1, 1, RunUnregister, true},
     {"release", "release NAME",
@@ -81,6 +83,20 @@ int Dispatch(const ChatctlInvocation& invocation, std::ostream& out,
       invocation.command != "unregister") {
     return PrintUsageError(err,
                            "--static applies only to register and unregister");
+  }
+  if (!invocation.services.empty() && invocation.command != "register" &&
+      invocation.command != "list") {
+    return PrintUsageError(err, "--service applies only to register and list");
+  }
+  if (invocation.services.size() > 1 && invocation.command == "list") {
+    return PrintUsageError(err, "list takes one --service");
+  }
+  for (const std::string& service : invocation.services) {
+    if (absl::Status status = registry::ValidateService(service);
+        !status.ok()) {
+      return PrintUsageError(err,
+                             absl::StrCat("bad --service: ", status.message()));
+    }
   }
   if ((!invocation.target.empty() || !invocation.greeter_name.empty()) &&
       invocation.command != "greet") {

@@ -58,7 +58,10 @@ struct ChatctlInvocation {
   bool json = false;
   // Deadline of each call, in seconds: > 0 and at most a day.
   double timeout_seconds = 5;
-  bool is_static = false;    // --static (register, unregister).
+  bool is_static = false;  // --static (register, unregister).
+  // --service, repeatable: register --static: what the entry offers (none
+  // given: "chat"); list: only entries offering it (one at most).
+  std::vector<std::string> services;
   std::string target;        // --target (greet); empty: ask the registry.
   std::string greeter_name;  // --greeter-name (greet); empty: "greeter".
   // --admin-token-file (CHAT_ADMIN_TOKEN_FILE): the registry's admin token,

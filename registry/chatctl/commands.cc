@@ -55,24 +55,37 @@ std::string Pad(const std::string& text, size_t width) {
   return text + std::string(width > text.size() ? width - text.size() : 0, ' ');
 }
 
+// "chat,greet"; "chat*" for an entry that said nothing (a client before
+// issue 13), which is read as a chat peer.
+std::string FormatServices(const Entry& entry) {
+  return entry.services.empty() ? std::string("chat*")
+                                : registry::JoinServices(entry.services);
+}
+
 int PrintTable(std::ostream& out, const std::vector<Entry>& entries) {
   const std::string name_header = "NAME";
   const std::string address_header = "ADDRESS";
+  const std::string services_header = "SERVICES";
   size_t name_width = name_header.size();
   size_t address_width = address_header.size();
+  size_t services_width = services_header.size();
   for (const Entry& entry : entries) {
     name_width = std::max(name_width, entry.name.size());
     address_width = std::max(address_width, entry.address.size());
+    services_width = std::max(services_width, FormatServices(entry).size());
   }
   auto row = [&](const std::string& name, const std::string& address,
-                 const std::string& expires) {
+                 const std::string& services, const std::string& expires) {
     return absl::StrCat(Pad(name, name_width + 2),
-                        Pad(address, address_width + 2), expires);
+                        Pad(address, address_width + 2),
+                        Pad(services, services_width + 2), expires);
   };
-  bool ok = WriteLine(out, row(name_header, address_header, "EXPIRES IN"));
+  bool ok = WriteLine(
+      out, row(name_header, address_header, services_header, "EXPIRES IN"));
   for (const Entry& entry : entries) {
     ok = ok &&
-         WriteLine(out, row(entry.name, entry.address, FormatExpiresIn(entry)));
+         WriteLine(out, row(entry.name, entry.address, FormatServices(entry),
+                            FormatExpiresIn(entry)));
   }
   return ok ? kExitOk : kExitError;
 }
@@ -139,6 +152,13 @@ std::string EntryJsonFields(const Entry& entry) {
         &fields, ",\"public_key\":", JsonQuote(entry.public_key->Base64()),
         ",\"fingerprint\":", JsonQuote(Fingerprint(*entry.public_key)));
   }
+  // What it offers as the registry lists it; [] from a client before issue
+  // 13 (read as chat).
+  absl::StrAppend(&fields, ",\"services\":[");
+  for (size_t i = 0; i < entry.services.size(); ++i) {
+    absl::StrAppend(&fields, i == 0 ? "" : ",", JsonQuote(entry.services[i]));
+  }
+  fields += "]";
   return fields;
 }
 
@@ -179,8 +199,11 @@ int RunList(const CommandContext& context) {
   if (absl::Status status = registry::ValidatePrefix(prefix); !status.ok()) {
     return PrintUsageError(context.err, OneLine(status.message()));
   }
+  const std::string service = context.invocation.services.empty()
+                                  ? ""
+                                  : context.invocation.services.front();
   absl::StatusOr<std::vector<Entry>> entries =
-      ConnectRegistry(context)->ListAll(prefix);
+      ConnectRegistry(context)->ListAll(prefix, service);
   if (!entries.ok()) return PrintError(context.err, entries.status());
   if (!context.invocation.json) return PrintTable(context.out, *entries);
   std::string json = "[";
@@ -238,14 +261,15 @@ int RunRegister(const CommandContext& context) {
     return PrintUsageError(context.err, OneLine(status.message()));
   }
   if (int code = CheckAdminToken(context); code != kExitOk) return code;
-  absl::StatusOr<Entry> entry =
-      ConnectRegistry(context)->PutStatic(name, address);
+  absl::StatusOr<Entry> entry = ConnectRegistry(context)->PutStatic(
+      name, address, context.invocation.services);
   if (!entry.ok()) return PrintError(context.err, entry.status());
   return WriteLine(context.out,
                    context.invocation.json
                        ? EntryJson(*entry)
                        : absl::StrCat("registered ", entry->name, " at ",
-                                      entry->address, " (static)"))
+                                      entry->address, " (static, offers ",
+                                      FormatServices(*entry), ")"))
              ? kExitOk
              : kExitError;
 }

@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
       "seconds to wait for each call");
   add("static", po::bool_switch(),
       "register/unregister: manage a static entry (required)");
+  add("service", po::value<std::vector<std::string>>(),
+      "register --static: a service the entry offers (repeat for more; "
+      "default chat); list: only entries offering this service");
   add("target", po::value<std::string>(),
       "greet: call the greeter at HOST:PORT instead of looking it up");
   add("greeter-name", po::value<std::string>(),
@@ -79,6 +82,9 @@ int main(int argc, char** argv) {
   invocation.json = vm["json"].as<bool>();
   invocation.timeout_seconds = vm["timeout"].as<double>();
   invocation.is_static = vm["static"].as<bool>();
+  if (vm.count("service")) {
+    invocation.services = vm["service"].as<std::vector<std::string>>();
+  }
   if (vm.count("target")) invocation.target = vm["target"].as<std::string>();
   if (vm.count("greeter-name")) {
     invocation.greeter_name = vm["greeter-name"].as<std::string>();

@@ -41,6 +41,7 @@ absl::StatusOr<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(
   request.address = options.address;
   request.ttl = options.ttl;
   request.lease_id = options.reclaim_lease_id;
+  request.services = options.services;
   absl::StatusOr<Lease> lease = client->Register(request, options.identity);
   if (!lease.ok()) return lease.status();
   if (options.on_lease) options.on_lease(lease->lease_id);
@@ -114,6 +115,7 @@ Millis LeaseKeeper::Step() {
   request.name = options_.name;
   request.address = options_.address;
   request.ttl = options_.ttl;
+  request.services = options_.services;
   absl::StatusOr<Lease> lease = client_->Register(request, options_.identity);
   if (lease.ok()) {
     SetReachable(true, absl::OkStatus());

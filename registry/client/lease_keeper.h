@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -41,6 +42,10 @@ class LeaseKeeper {
     std::string listen;  // host:port we serve on.
     int port = 0;        // The port we bound.
     Millis ttl{0};       // 0: the registry's default.
+    // What the program offers, registered with every registration
+    // (RegisterRequest::services): chat-peer {"chat"}, chat-greeter
+    // {"greet"}. Empty says nothing, which readers take as "chat".
+    std::vector<std::string> services;
     // How soon to try again after the registry did not answer.
     Millis retry_interval{1000};
     // A lease id saved by an earlier run of this program: if that lease

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "registry/convert.h"
+#include "registry/names.h"
 
 namespace chat::registry {
 
@@ -162,40 +163,50 @@ absl::StatusOr<Entry> RegistryClient::Resolve(const std::string& name) {
 
 absl::StatusOr<ListPage> RegistryClient::List(const std::string& prefix,
                                               int page_size,
-                                              const std::string& page_token) {
+                                              const std::string& page_token,
+                                              const std::string& service) {
   v1::ListRequest proto;
   proto.set_prefix(prefix);
   proto.set_page_size(page_size);
   proto.set_page_token(page_token);
+  proto.set_service(service);
   v1::ListResponse response;
   auto context = NewContext();
   CHAT_RETURN_IF_ERROR(Convert(stub_->List(context.get(), proto, &response)));
   ListPage page;
+  // A registry before issue 13 ignores the filter: applied here then (its
+  // pages may come out short, and total_size counts everyone).
+  const bool filter_here = !service.empty() && response.service() != service;
   for (const v1::Entry& entry : response.entries()) {
-    page.entries.push_back(EntryFromProto(entry));
+    Entry converted = EntryFromProto(entry);
+    if (filter_here && !OffersService(converted.services, service)) continue;
+    page.entries.push_back(std::move(converted));
   }
   page.next_page_token = response.next_page_token();
   page.total_size = response.total_size();
+  page.service = response.service();
   return page;
 }
 
 absl::StatusOr<std::vector<Entry>> RegistryClient::ListAll(
-    const std::string& prefix) {
+    const std::string& prefix, const std::string& service) {
   std::vector<Entry> all;
   std::string token;
   do {
-    CHAT_ASSIGN_OR_RETURN(ListPage page, List(prefix, 1000, token));
+    CHAT_ASSIGN_OR_RETURN(ListPage page, List(prefix, 1000, token, service));
     for (Entry& entry : page.entries) all.push_back(std::move(entry));
     token = std::move(page.next_page_token);
   } while (!token.empty());
   return all;
 }
 
-absl::StatusOr<Entry> RegistryClient::PutStatic(const std::string& name,
-                                                const std::string& address) {
+absl::StatusOr<Entry> RegistryClient::PutStatic(
+    const std::string& name, const std::string& address,
+    const std::vector<std::string>& services) {
   v1::PutStaticRequest proto;
   proto.set_name(name);
   proto.set_address(address);
+  for (const std::string& service : services) proto.add_services(service);
   v1::PutStaticResponse response;
   auto context = NewAdminContext();
   CHAT_RETURN_IF_ERROR(

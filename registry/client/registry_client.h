@@ -123,12 +123,21 @@ class RegistryClient {
                                    const std::string& lease_id);
   absl::Status Unregister(const std::string& name, const std::string& lease_id);
   absl::StatusOr<Entry> Resolve(const std::string& name);
+  // One page; with `service`, only entries that offer it (filtered by the
+  // registry, ListPage::service == service; a registry before issue 13
+  // ignores the filter, so the page is filtered here and
+  // ListPage::service is empty: total_size then counts everyone).
   absl::StatusOr<ListPage> List(const std::string& prefix, int page_size,
-                                const std::string& page_token);
-  // Every entry under `prefix`, following pages.
-  absl::StatusOr<std::vector<Entry>> ListAll(const std::string& prefix);
-  absl::StatusOr<Entry> PutStatic(const std::string& name,
-                                  const std::string& address);
+                                const std::string& page_token,
+                                const std::string& service = "");
+  // Every entry under `prefix` (offering `service`, if set), following
+  // pages.
+  absl::StatusOr<std::vector<Entry>> ListAll(const std::string& prefix,
+                                             const std::string& service = "");
+  // A static entry offering `services` (empty: "chat").
+  absl::StatusOr<Entry> PutStatic(
+      const std::string& name, const std::string& address,
+      const std::vector<std::string>& services = {});
   absl::Status RemoveStatic(const std::string& name);
 
   // The key `name` is bound to (Registry.GetBinding); kNotFound when none.

@@ -94,7 +94,7 @@ run 0 health "127.0.0.1:$port" --json
 
 step "an empty registry lists just the header, or []"
 run 0 list
-[ "$out" = "NAME  ADDRESS  EXPIRES IN" ] || fail "empty list printed '$out'"
+[ "$out" = "NAME  ADDRESS  SERVICES  EXPIRES IN" ] || fail "empty list printed '$out'"
 run 0 list --json
 [ "$out" = "[]" ] || fail "empty list --json printed '$out'"
 
@@ -123,7 +123,9 @@ step "the registry serves the mailbox: chatctl mailbox"
 run 0 mailbox bob
 contains "$out" "no messages wait for bob" "mailbox"
 run 0 list
-contains "$out" "alice  127.0.0.1:5000  static" "list"
+contains "$out" "alice  127.0.0.1:5000  chat      static" "list"
+run 0 list --service greet
+[ "$out" = "NAME  ADDRESS  SERVICES  EXPIRES IN" ] || fail "list --service greet printed '$out'"
 run 0 list b
 [[ "$out" != *alice* ]] || fail "list b shows alice: $out"
 contains "$out" "Bob" "list b"
@@ -169,7 +171,7 @@ run 0 resolve alice
 [ "$out" = "127.0.0.1:5000" ] || fail "after restart, resolve alice printed '$out'"
 run 1 resolve Bob
 run 0 list
-contains "$out" "alice  127.0.0.1:5000  static" "list after restart"
+contains "$out" "alice  127.0.0.1:5000  chat      static" "list after restart"
 
 step "the watches reconnected and carry on"
 wait_for_file "$work/watch.err" "-- synced, watching for changes" 2

@@ -281,7 +281,7 @@ class ChatctlTest : public ::testing::Test {
 TEST_F(ChatctlTest, ListOfNothingIsTheHeaderOrAnEmptyArray) {
   Result table = Run("list");
   EXPECT_EQ(table.code, kExitOk) << table.err;
-  EXPECT_EQ(table.out, "NAME  ADDRESS  EXPIRES IN\n");
+  EXPECT_EQ(table.out, "NAME  ADDRESS  SERVICES  EXPIRES IN\n");
   EXPECT_THAT(table.err, IsEmpty());
 
   Result json = Run("list", {}, /*json=*/true);
@@ -298,11 +298,12 @@ TEST_F(ChatctlTest, ListShowsAlignedColumnsWithTimeLeftOrStatic) {
   std::vector<std::string> lines =
       absl::StrSplit(result.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << result.out;
-  EXPECT_EQ(lines[0], "NAME            ADDRESS         EXPIRES IN");
-  // 60 s granted a moment ago: 59.x s or 60.0 s left.
+  EXPECT_EQ(lines[0], "NAME            ADDRESS         SERVICES  EXPIRES IN");
+  // 60 s granted a moment ago: 59.x s or 60.0 s left. Registered without
+  // services (a client before issue 13): read as chat, marked so.
   EXPECT_THAT(lines[1], MatchesRegex("alice           127\\.0\\.0\\.1:5000  "
-                                     "(59\\.[0-9]|60\\.0)s"));
-  EXPECT_EQ(lines[2], "Printer-Room-2  [::1]:6000      static");
+                                     "chat\\*     (59\\.[0-9]|60\\.0)s"));
+  EXPECT_EQ(lines[2], "Printer-Room-2  [::1]:6000      chat      static");
 }
 
 TEST_F(ChatctlTest, ListJsonIsOneArrayWithNullsForStaticEntries) {
@@ -322,9 +323,10 @@ TEST_F(ChatctlTest, ListJsonIsOneArrayWithNullsForStaticEntries) {
                    "5000\",\"static\":false,\"ttl_ms\":60000,"
                    "\"expires_in_ms\":[0-9]+,\"public_key\":\"" +
                    alice_key + "\",\"fingerprint\":\"" + Fingerprint(alice) +
-                   "\"\\},"
+                   "\",\"services\":\\[\\]\\},"
                    "\\{\"name\":\"bob\",\"address\":\"10\\.0\\.0\\.2:6000\","
-                   "\"static\":true,\"ttl_ms\":null,\"expires_in_ms\":null\\}"
+                   "\"static\":true,\"ttl_ms\":null,\"expires_in_ms\":null,"
+                   "\"services\":\\[\"chat\"\\]\\}"
                    "\\]\n"));
 }
 
@@ -414,7 +416,8 @@ TEST_F(ChatctlTest, BadNamesAreUsageErrors) {
 TEST_F(ChatctlTest, RegisterAndUnregisterStaticEntries) {
   Result added = RunStatic("register", {"lab-peer", "127.0.0.1:7000"});
   EXPECT_EQ(added.code, kExitOk) << added.err;
-  EXPECT_EQ(added.out, "registered lab-peer at 127.0.0.1:7000 (static)\n");
+  EXPECT_EQ(added.out,
+            "registered lab-peer at 127.0.0.1:7000 (static, offers chat)\n");
   auto entry = client_->Resolve("lab-peer");
   ASSERT_THAT(entry, IsOk());
   EXPECT_TRUE(entry->is_static);
@@ -425,7 +428,8 @@ TEST_F(ChatctlTest, RegisterAndUnregisterStaticEntries) {
   EXPECT_EQ(moved.code, kExitOk) << moved.err;
   EXPECT_EQ(moved.out,
             "{\"name\":\"lab-peer\",\"address\":\"127.0.0.1:7001\","
-            "\"static\":true,\"ttl_ms\":null,\"expires_in_ms\":null}\n");
+            "\"static\":true,\"ttl_ms\":null,\"expires_in_ms\":null,"
+            "\"services\":[\"chat\"]}\n");
 
   Result removed = RunStatic("unregister", {"lab-peer"});
   EXPECT_EQ(removed.code, kExitOk) << removed.err;
@@ -436,6 +440,79 @@ TEST_F(ChatctlTest, RegisterAndUnregisterStaticEntries) {
   Result again = RunStatic("unregister", {"lab-peer"});
   EXPECT_EQ(again.code, kExitNotFound);
   EXPECT_THAT(again.err, StartsWith("chatctl: "));
+}
+
+// Issue 13: static entries say what they offer; list shows and filters it.
+TEST_F(ChatctlTest, RegisterServicesAndListFiltersByService) {
+  ChatctlInvocation printer =
+      Invocation("register", {"printer", "127.0.0.1:7100"});
+  printer.is_static = true;
+  printer.services = {"print", "scan"};
+  Result added = Run(printer);
+  EXPECT_EQ(added.code, kExitOk) << added.err;
+  EXPECT_EQ(added.out,
+            "registered printer at 127.0.0.1:7100 (static, offers "
+            "print,scan)\n");
+  EXPECT_EQ(client_->Resolve("printer")->services,
+            (std::vector<std::string>{"print", "scan"}));
+  ASSERT_EQ(RunStatic("register", {"lab", "127.0.0.1:7000"}).code, kExitOk);
+  registry::RegisterRequest greeter{"greeter", "127.0.0.1:7200", Millis(60000),
+                                    ""};
+  greeter.services = {"greet"};
+  ASSERT_THAT(client_->Register(greeter, &IdentityOf("greeter")), IsOk());
+  Lease("old", "127.0.0.1:7300");  // Says nothing: a chat peer.
+
+  Result all = Run("list");
+  ASSERT_EQ(all.code, kExitOk) << all.err;
+  EXPECT_THAT(all.out, HasSubstr("SERVICES"));
+  EXPECT_THAT(all.out, ContainsRegex("greeter +127\\.0\\.0\\.1:7200 +greet "));
+  EXPECT_THAT(all.out, HasSubstr("print,scan"));
+
+  ChatctlInvocation chat = Invocation("list");
+  chat.services = {"chat"};
+  Result chats = Run(chat);
+  ASSERT_EQ(chats.code, kExitOk) << chats.err;
+  std::vector<std::string> lines =
+      absl::StrSplit(chats.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << chats.out;
+  EXPECT_THAT(lines[1], StartsWith("lab "));
+  EXPECT_THAT(lines[2], StartsWith("old "));
+
+  chat.json = true;
+  Result json = Run(chat);
+  ASSERT_EQ(json.code, kExitOk) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"name\":\"lab\""));
+  EXPECT_THAT(json.out, HasSubstr("\"services\":[\"chat\"]"));
+  EXPECT_THAT(json.out, Not(HasSubstr("greeter")));
+
+  ChatctlInvocation greet = Invocation("list");
+  greet.services = {"greet"};
+  greet.json = true;
+  Result greeters = Run(greet);
+  ASSERT_EQ(greeters.code, kExitOk) << greeters.err;
+  EXPECT_THAT(greeters.out, HasSubstr("\"services\":[\"greet\"]"));
+  EXPECT_THAT(greeters.out, Not(HasSubstr("\"lab\"")));
+}
+
+TEST_F(ChatctlTest, BadServicesAreUsageErrors) {
+  ChatctlInvocation bad = Invocation("register", {"lab", "127.0.0.1:7000"});
+  bad.is_static = true;
+  bad.services = {"Chat"};
+  Result result = Run(bad);
+  EXPECT_EQ(result.code, kExitUsage);
+  EXPECT_THAT(result.err, HasSubstr("bad --service"));
+  EXPECT_EQ(client_->Resolve("lab").status().code(),
+            absl::StatusCode::kNotFound);
+
+  ChatctlInvocation two = Invocation("list");
+  two.services = {"chat", "greet"};
+  EXPECT_EQ(Run(two).code, kExitUsage);
+
+  ChatctlInvocation elsewhere = Invocation("resolve", {"lab"});
+  elsewhere.services = {"chat"};
+  Result wrong = Run(elsewhere);
+  EXPECT_EQ(wrong.code, kExitUsage);
+  EXPECT_THAT(wrong.err, HasSubstr("--service applies only"));
 }
 
 TEST_F(ChatctlTest, RegisterWithoutStaticExplainsAndExitsTwo) {
@@ -754,7 +831,8 @@ TEST_F(ChatctlTest, WatchJsonIsOneObjectPerEventAndOnlyEvents) {
 
   const std::string bob = "\"name\":\"bob\",\"address\":\"127.0.0.1:";
   const std::string nulls =
-      "\",\"static\":true,\"ttl_ms\":null,\"expires_in_ms\":null}\n";
+      "\",\"static\":true,\"ttl_ms\":null,\"expires_in_ms\":null,"
+      "\"services\":[\"chat\"]}\n";
   EXPECT_EQ(watch.out(),
             "{\"type\":\"PUT\",\"reason\":\"registered\"," + bob + "5001" +
                 nulls + "{\"type\":\"PUT\",\"reason\":\"address_changed\"," +

@@ -806,6 +806,105 @@ TEST_P(StoreContractTest, AReopenedStoreKeepsEverythingAndRenewsLeases) {
   EXPECT_EQ(store_->Size(), 2u);
 }
 
+// Issue 13: an entry says what it offers; List filters by it.
+TEST_P(StoreContractTest, EntriesKeepTheServicesTheyOffer) {
+  RegisterRequest peer{"alice", "h:1", Millis(5000)};
+  peer.services = {"chat"};
+  RegisterRequest greeter{"greeter", "h:2", Millis(5000)};
+  greeter.services = {"greet", "greet"};  // Duplicates are dropped.
+  ASSERT_THAT(store_->Register(peer), IsOk());
+  auto lease = store_->Register(greeter);
+  ASSERT_THAT(lease, IsOk());
+  EXPECT_EQ(lease->entry.services, std::vector<std::string>{"greet"});
+  ASSERT_THAT(store_->Register({"old", "h:3", Millis(5000)}), IsOk());
+  auto lab = store_->PutStatic("lab", "h:8000");  // Static: "chat".
+  ASSERT_THAT(lab, IsOk());
+  EXPECT_EQ(lab->services, std::vector<std::string>{"chat"});
+  ASSERT_THAT(store_->PutStatic("printer", "h:9", {"print", "scan"}), IsOk());
+
+  EXPECT_EQ(store_->Resolve("alice")->services,
+            std::vector<std::string>{"chat"});
+  EXPECT_TRUE(store_->Resolve("old")->services.empty());
+  EXPECT_EQ(store_->Resolve("printer")->services,
+            (std::vector<std::string>{"print", "scan"}));
+
+  // An entry that says nothing (a client before issue 13) counts as chat.
+  ListPage chat = store_->List("", 10, "", "chat");
+  std::vector<std::string> names;
+  for (const Entry& entry : chat.entries) names.push_back(entry.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"alice", "lab", "old"}));
+  EXPECT_EQ(chat.service, "chat");
+  EXPECT_EQ(store_->CountOffering("chat"), 3u);
+  EXPECT_EQ(store_->CountOffering("greet"), 1u);
+  EXPECT_EQ(store_->CountOffering("nothing"), 0u);
+  EXPECT_EQ(store_->List("", 10, "").entries.size(), 5u);
+
+  // Pages of a filtered list are full and their tokens resume it.
+  ListPage first = store_->List("", 2, "", "chat");
+  ASSERT_EQ(first.entries.size(), 2u);
+  ListPage second = store_->List("", 2, first.next_page_token, "chat");
+  ASSERT_EQ(second.entries.size(), 1u);
+  EXPECT_EQ(second.entries[0].name, "old");
+  EXPECT_TRUE(second.next_page_token.empty());
+
+  // An expired lease leaves the count at once.
+  clock_.Advance(Millis(6000));
+  EXPECT_EQ(store_->CountOffering("chat"), 1u);  // lab
+  EXPECT_EQ(store_->CountOffering("greet"), 0u);
+}
+
+TEST_P(StoreContractTest,
+       ARenewalByRegisterReplacesTheServicesAndTellsWatchers) {
+  Lease lease = MustRegister("bob", "h:1");
+  EXPECT_TRUE(lease.entry.services.empty());
+  auto watch = store_->Subscribe("", [] {});
+  TakeAll(*watch);  // The snapshot and kSynced.
+  RegisterRequest again{"bob", "h:1", Millis(10000), lease.lease_id};
+  again.services = {"chat"};
+  ASSERT_THAT(store_->Register(again), IsOk());
+  std::vector<WatchEvent> events = TakeAll(*watch);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_THAT(events[0],
+              EventIs(EventType::kPut, EventReason::kAddressChanged, "bob"));
+  EXPECT_EQ(events[0].entry.services, std::vector<std::string>{"chat"});
+}
+
+TEST_P(StoreContractTest, BadServicesAreRefusedAndChangeNothing) {
+  for (std::vector<std::string> services :
+       {std::vector<std::string>{"Chat"}, std::vector<std::string>{""},
+        std::vector<std::string>{"has space"},
+        std::vector<std::string>{std::string(33, 'a')},
+        std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g", "h",
+                                 "i"}}) {
+    RegisterRequest request{"alice", "h:1"};
+    request.services = services;
+    EXPECT_THAT(
+        store_->Register(request),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("services")));
+    EXPECT_THAT(store_->PutStatic("lab", "h:1", services),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  EXPECT_EQ(store_->Size(), 0u);
+}
+
+TEST_P(StoreContractTest, ServicesSurviveAReopen) {
+  if (!GetParam().durable) GTEST_SKIP() << "not a durable store";
+  RegisterRequest greeter{"greeter", "h:2", Millis(5000)};
+  greeter.services = {"greet"};
+  ASSERT_THAT(store_->Register(greeter), IsOk());
+  MustRegister("old", "h:3");
+  ASSERT_THAT(store_->PutStatic("printer", "h:9", {"print"}), IsOk());
+  store_.reset();
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(store_->Resolve("greeter")->services,
+            std::vector<std::string>{"greet"});
+  EXPECT_TRUE(store_->Resolve("old")->services.empty());
+  EXPECT_EQ(store_->Resolve("printer")->services,
+            std::vector<std::string>{"print"});
+  EXPECT_EQ(store_->CountOffering("chat"), 1u);
+}
+
 // Issue 12: one client registered 100,000 names. Each key holds at most
 // max_per_key live names; others are served all the while.
 TEST_P(StoreContractTest, NamesPerKeyAreBounded) {
@@ -1285,6 +1384,51 @@ TEST(SqliteStoreTest, AVersion2FileIsUpgraded) {
   store = OpenSqliteStore(dir.File("r.db"), clock);
   ASSERT_THAT(store, IsOk());
   EXPECT_EQ((*store)->GetBinding("bob")->key, TestKey(1));
+}
+
+// Issue 13: a file from before services gets them: static entries "chat",
+// leases nothing (read as chat) until they register again.
+TEST(SqliteStoreTest, AVersion3FileGetsServices) {
+  TempDir dir;
+  FakeClock clock;
+  {
+    SQLite::Database db(dir.File("r.db"),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec(R"sql(
+      CREATE TABLE names (
+        name_key TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,
+        address TEXT NOT NULL, lease_id TEXT,
+        ttl_ms INTEGER NOT NULL DEFAULT 0, updated_at_ms INTEGER NOT NULL,
+        public_key BLOB
+      ) WITHOUT ROWID;
+      CREATE TABLE mail (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient_key TEXT NOT NULL,
+        id TEXT NOT NULL, kind INTEGER NOT NULL, sender TEXT NOT NULL,
+        recipient TEXT NOT NULL, payload BLOB NOT NULL,
+        deposited_at_ms INTEGER NOT NULL, UNIQUE (recipient_key, id));
+      CREATE TABLE bindings (
+        name_key TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,
+        public_key BLOB NOT NULL, reserved_until_ms INTEGER,
+        updated_at_ms INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO names VALUES ('lab', 'Lab', 'h:8000', NULL, 0, 1, NULL);
+      INSERT INTO names VALUES ('alice', 'alice', 'h:1', 'abc', 5000, 1, NULL);
+      PRAGMA user_version = 3;
+    )sql");
+  }
+  auto store = OpenSqliteStore(dir.File("r.db"), clock);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_EQ((*store)->Resolve("lab")->services,
+            std::vector<std::string>{"chat"});
+  EXPECT_TRUE((*store)->Resolve("alice")->services.empty());
+  EXPECT_EQ((*store)->CountOffering("chat"), 2u);
+  RegisterRequest again{"alice", "h:1", Millis(5000), "abc"};
+  again.services = {"chat", "greet"};
+  ASSERT_THAT((*store)->Register(again), IsOk());
+  store->reset();
+  store = OpenSqliteStore(dir.File("r.db"), clock);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_EQ((*store)->Resolve("alice")->services,
+            (std::vector<std::string>{"chat", "greet"}));
 }
 
 TEST(SqliteStoreTest, UsesWriteAheadLogging) {
