@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/cli.h"
 #include "common/overload.h"
 #include "common/signals.h"
@@ -93,6 +94,12 @@ int Run(const po::variables_map& vm) {
     return chat::kExitUsage;
   }
   options.sync_full = sync == "full";
+  const int history_days = vm["history-days"].as<int>();
+  if (history_days < 0 || history_days > 3650) {
+    std::cerr << "chat-peer: --history-days must be 0-3650\n";
+    return chat::kExitUsage;
+  }
+  options.store_limits.history_kept = absl::Hours(24) * history_days;
   // Limits: the peer's screen.
   if (!ScreenLimits(vm, options)) return chat::kExitUsage;
 
@@ -176,6 +183,9 @@ int main(int argc, char** argv) {
       "(/follow, /chat, --peer); only they are shown coming and going")(
       "page-size", po::value<int>()->default_value(50),
       "names per page of /peers (1-1000)")(
+      "history-days", po::value<int>()->default_value(30),
+      "keep what was said (/history) this many days (0-3650; 0: keep "
+      "none); at most 50,000 messages in all either way")(
       "json", po::bool_switch(), "print one JSON object per event (scripts)")(
       "no-color", po::bool_switch(), "no colours (also: NO_COLOR set)");
   chat::CommandLine command_line;
@@ -201,7 +211,8 @@ int main(int argc, char** argv) {
                               {"CHAT_PEER_DATA_DIR", "data-dir"},
                               {"CHAT_PEER_SYNC", "sync"},
                               {"CHAT_PEER_MAX_FOLLOW", "max-follow"},
-                              {"CHAT_PEER_PAGE_SIZE", "page-size"}};
+                              {"CHAT_PEER_PAGE_SIZE", "page-size"},
+                              {"CHAT_PEER_HISTORY_DAYS", "history-days"}};
   // TLS: --tls-cert/--tls-key serve ChattingService over TLS; --tls-ca
   // verifies the registry and every other peer (TLS only, docs/security.md).
   chat::AddTlsOptions(options, command_line,

@@ -16,6 +16,11 @@ namespace chat::peer {
 using registry::Entry;
 using registry::NameKey;
 
+namespace {
+// How often the history's age limit is applied (also at start).
+constexpr absl::Duration kHistoryTrimEvery = absl::Hours(1);
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                                                   EventSink* events,
                                                   const Clock& clock) {
@@ -30,6 +35,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     return absl::FailedPreconditionError(std::string(store.status().message()));
   }
   peer->store_ = *std::move(store);
+  peer->recorder_.SetStore(peer->store_.get());
+  peer->store_->TrimHistory();  // Then hourly, on the hold-back loop.
   std::string identity_path = options.identity_path;
   if (identity_path.empty() && options.store_path != ":memory:") {
     identity_path = std::filesystem::path(options.store_path)
@@ -182,7 +189,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     raw->keys_->Listed(entry.name, entry.public_key);
   };
   peer->follower_ = std::make_unique<RegistryFollower>(
-      peer->registry_.get(), &peer->online_, events, clock,
+      peer->registry_.get(), &peer->online_, peer->events_, clock,
       std::move(follower_options));
 
   MailListener::Options mail_options;
@@ -192,14 +199,16 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     raw->Show(messages, /*repeated=*/false);
   };
   mail_options.envelope = peer->envelope_.get();
-  peer->mail_ =
-      std::make_unique<MailListener>(peer->registry_.get(), peer->store_.get(),
-                                     events, clock, std::move(mail_options));
+  peer->mail_ = std::make_unique<MailListener>(
+      peer->registry_.get(), peer->store_.get(), peer->events_, clock,
+      std::move(mail_options));
 
   const Millis limit = options.hold_back;
   // Checked a few times per limit: a held message waits at most ~1.25x it.
   const Millis tick = std::max(limit / 4, Millis(10));
+  peer->next_history_trim_ = clock.Wall() + kHistoryTrimEvery;
   peer->hold_back_.emplace(clock, tick, [raw, limit, tick] {
+    raw->TrimHistoryWhenDue();  // The same loop keeps the history's age.
     raw->store_->ReleaseOverdue(
         absl::FromChrono(limit), [raw](absl::StatusOr<Received> received) {
           if (received.ok()) raw->Show(received->ready, /*repeated=*/false);
@@ -216,7 +225,10 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
 }
 
 Peer::Peer(PeerOptions options, EventSink* events, const Clock& clock)
-    : options_(std::move(options)), events_(events), clock_(clock) {}
+    : options_(std::move(options)),
+      recorder_(events),
+      events_(&recorder_),
+      clock_(clock) {}
 
 Peer::~Peer() { Shutdown(); }
 
@@ -319,6 +331,22 @@ std::vector<Entry> Peer::FollowedOnline() {
   return online;
 }
 
+void Peer::TrimHistoryWhenDue() {
+  if (clock_.Wall() < next_history_trim_) return;
+  next_history_trim_ = clock_.Wall() + kHistoryTrimEvery;
+  store_->TrimHistory();
+}
+
+absl::StatusOr<HistoryPage> Peer::History(const std::string& name, int limit) {
+  CHAT_RETURN_IF_ERROR(registry::ValidateName(name));
+  return store_->History(name, limit);
+}
+
+absl::StatusOr<int64_t> Peer::ForgetHistory(const std::string& name) {
+  CHAT_RETURN_IF_ERROR(registry::ValidateName(name));
+  return store_->ForgetHistory(name);
+}
+
 KeyView Peer::Verify(const std::string& name) { return keys_->Verify(name); }
 
 absl::StatusOr<KeyView> Peer::Trust(const std::string& name) {
@@ -378,16 +406,14 @@ void Peer::Accept(const ChatMessage& message, AcceptCallback done) {
 
 void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
   if (messages.empty()) return;
-  std::vector<std::string> ids;
   for (const ChatMessage& message : messages) {
     contacts_->Talked(message.from);  // Whom we hear from we follow.
     PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
     event.message = message;
     event.repeated = repeated;
     Emit(event);
-    ids.push_back(message.id);
   }
-  store_->MarkShown(ids);
+  store_->MarkShown(messages);
 }
 
 }  // namespace chat::peer

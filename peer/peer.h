@@ -28,6 +28,7 @@
 #include "peer/envelope.h"
 #include "peer/events.h"
 #include "peer/grpc_transport.h"
+#include "peer/history.h"
 #include "peer/key_book.h"
 #include "peer/mail_listener.h"
 #include "peer/online_set.h"
@@ -132,6 +133,14 @@ class Peer final : private MessageSink {
   // The followed names online now (name, address, is_static only), sorted.
   std::vector<registry::Entry> FollowedOnline();
 
+  // The last `limit` messages with `name` (/history, /chat), oldest first.
+  // kInvalidArgument for a bad name, kUnavailable when the file cannot be
+  // read.
+  absl::StatusOr<HistoryPage> History(const std::string& name, int limit);
+  // Erases the history with `name` (/forget) and returns how many messages
+  // went; what is still to be sent or shown stays. Errors as History().
+  absl::StatusOr<int64_t> ForgetHistory(const std::string& name);
+
   // Follows `name`, then blocks until it is online, or
   // Interrupt()/Shutdown(); returns whether it is online.
   bool WaitUntilOnline(const std::string& name);
@@ -156,9 +165,14 @@ class Peer final : private MessageSink {
   // Cuts the pause of the conversation with `name` short, if there is one.
   void Nudge(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
+  // Applies the history's age limit once an hour (on the hold-back loop).
+  void TrimHistoryWhenDue();
 
   const PeerOptions options_;
-  EventSink* const events_;  // Not owned.
+  // Every part emits through it (events_), so each state of our messages
+  // reaches the history on its way to the front end.
+  HistoryRecorder recorder_;
+  EventSink* const events_;  // &recorder_.
   const Clock& clock_;
   std::string address_;
 
@@ -177,6 +191,8 @@ class Peer final : private MessageSink {
   std::unique_ptr<RegistryFollower> follower_;
   std::unique_ptr<MailListener> mail_;
   std::optional<PeriodicLoop> hold_back_;  // Releases overdue messages.
+  // When TrimHistoryWhenDue() next trims; hold_back_'s thread only.
+  absl::Time next_history_trim_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
