@@ -4,11 +4,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "peer/history.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -573,6 +575,39 @@ TEST_F(PeerStoreTest, ForgetErasesOneConversationAndKeepsDeliveryState) {
   Flush(*store);
   EXPECT_THAT(Lines(store->History("bob", 20)),
               ElementsAre(Ours("again", SendStatus::kSent)));
+}
+
+// Counts what it is told.
+class CountingSink final : public EventSink {
+ public:
+  void OnEvent(const PeerEvent&) override { ++events; }
+  std::atomic<int> events{0};
+};
+
+TEST_F(PeerStoreTest, TheRecorderKeepsEveryStateThePeerEmits) {
+  auto store = Open();
+  ASSERT_THAT(Add(*store, Outgoing("m1", "bob", "hi")).status(), IsOk());
+  ASSERT_THAT(Add(*store, Outgoing("m2", "bob", "lost")).status(), IsOk());
+  CountingSink screen;
+  HistoryRecorder recorder(&screen);
+  PeerEvent event = MakeEvent(EventKind::kSendResult, "bob");
+  event.message.id = "m1";
+  event.status = SendStatus::kDelivered;
+  recorder.OnEvent(event);  // No store yet: passed on only.
+  recorder.SetStore(store.get());
+  for (SendStatus status : {SendStatus::kDelivered, SendStatus::kRead}) {
+    event.status = status;
+    recorder.OnEvent(event);
+  }
+  event.message.id = "m2";
+  event.status = SendStatus::kExpired;
+  recorder.OnEvent(event);
+  recorder.OnEvent(MakeEvent(EventKind::kInfo, "", "", "not a state"));
+  EXPECT_EQ(screen.events.load(), 5);
+  Flush(*store);
+  EXPECT_THAT(Lines(store->History("bob", 20)),
+              ElementsAre(Ours("hi", SendStatus::kRead),
+                          Ours("lost", SendStatus::kExpired)));
 }
 
 }  // namespace
