@@ -1,9 +1,13 @@
 #include "peer/commands.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "peer/history.h"
 
 namespace chat::peer {
 namespace {
@@ -34,6 +38,42 @@ Command SendTo(const std::string& name, const std::string& text,
   if (name.empty() || text.empty())
     return Error(absl::StrCat("usage: ", usage));
   return Make(Command::Kind::kSend, name, text);
+}
+
+bool AllDigits(const std::string& word) {
+  return !word.empty() &&
+         std::all_of(word.begin(), word.end(),
+                     [](unsigned char c) { return absl::ascii_isdigit(c); });
+}
+
+// "/history [NAME] [N]": a number alone is N (with the partner).
+Command ParseHistory(const std::string& rest, const std::string& partner) {
+  constexpr char kUsage[] = "usage: /history [NAME] [N]";
+  auto [first, after] = FirstWord(rest);
+  auto [second, extra] = FirstWord(after);
+  if (!extra.empty()) return Error(kUsage);
+  std::string name = partner;
+  std::string number;
+  if (AllDigits(first) && second.empty()) {
+    number = first;
+  } else {
+    if (!first.empty()) name = first;
+    number = second;
+  }
+  if (name.empty()) {
+    return Error("no partner yet: /history NAME [N], or /chat NAME first");
+  }
+  int count = kHistoryDefault;
+  if (!number.empty()) {
+    if (!AllDigits(number) || !absl::SimpleAtoi(number, &count) || count < 1 ||
+        count > kHistoryMost) {
+      return Error(absl::StrCat("/history shows 1 to ", kHistoryMost,
+                                " messages, not ", number));
+    }
+  }
+  Command command = Make(Command::Kind::kHistory, name);
+  command.count = count;
+  return command;
 }
 
 }  // namespace
@@ -88,6 +128,12 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
                                        : Command::Kind::kUnfollow,
                   name);
     }
+    if (command == "/history") return ParseHistory(rest, partner);
+    if (command == "/forget") {
+      auto [name, extra] = FirstWord(rest);
+      if (name.empty() || !extra.empty()) return Error("usage: /forget NAME");
+      return Make(Command::Kind::kForget, name);
+    }
     if (command == "/help" || command == "/?") {
       return Make(Command::Kind::kHelp);
     }
@@ -108,8 +154,8 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
 
 const std::vector<std::string>& CommandWords() {
   static const auto* const words = new std::vector<std::string>{
-      "/msg",    "/chat",   "/peers", "/follow", "/unfollow",
-      "/whoami", "/verify", "/trust", "/help",   "/quit"};
+      "/msg",    "/chat",  "/peers",   "/follow", "/unfollow", "/whoami",
+      "/verify", "/trust", "/history", "/forget", "/help",     "/quit"};
   return *words;
 }
 
@@ -125,6 +171,9 @@ std::string HelpText() {
          "/whoami            your name and your key's fingerprint\n"
          "/verify NAME       fingerprints to compare with NAME out of band\n"
          "/trust NAME        accept the key the registry lists for NAME now\n"
+         "/history [NAME] [N]  the last N messages with NAME (default: your "
+         "partner, 20)\n"
+         "/forget NAME       erase your history with NAME\n"
          "/help              this help\n"
          "/quit              leave (also Ctrl-D)\n"
          "//text             send a line that starts with '/'\n";

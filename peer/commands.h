@@ -24,6 +24,8 @@ struct Command {
     kWhoami,    // Our name and key fingerprint.
     kVerify,    // The fingerprints to compare with `name`.
     kTrust,     // Accept the key the registry lists for `name`.
+    kHistory,   // The last `count` messages with `name`.
+    kForget,    // Erase the history with `name`.
     kHelp,
     kQuit,
     kError,  // `text` says what is wrong with the line.
@@ -32,6 +34,7 @@ struct Command {
   std::string name;
   std::string text;
   bool to_partner = false;  // A plain line, sent to the partner.
+  int count = 0;            // kHistory: how many messages.
 };
 
 // Parses one input line. `partner` is the current partner ("" for none).
@@ -44,6 +47,9 @@ struct Command {
 //   /peers         the first page of who is online; /peers more: the next
 //   /follow bob    hear when bob comes and goes; /follow: whom we follow
 //   /unfollow bob  no longer
+//   /history [bob] [N]  the last N (default 20, at most 1000) messages with
+//                  bob (default: the partner); a number alone is N
+//   /forget bob    erase the history with bob
 //   /help /quit (also /exit)
 //   anything else  sent to the partner, if there is one
 // A line starting with "//" sends the rest, starting with "/", to the partner.

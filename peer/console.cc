@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "peer/history.h"
 #include "peer/peer.h"
 #include "registry/names.h"
 
@@ -193,9 +194,25 @@ bool Console::HandleLine(const std::string& line) {
                                     followed.message())));
       }
       partner_ = command.name;
+      // Where the conversation stood, then who the partner is.
+      ShowHistory(command.name, kHistoryPreview, /*preview=*/true);
       Show(MakeEvent(EventKind::kPartner, command.name));
       // Switched to it: what it wrote so far is read (read receipts).
       active_peer_->MarkRead(command.name);
+      return true;
+    }
+    case Command::Kind::kHistory:
+    case Command::Kind::kForget: {
+      absl::Status valid = registry::ValidateName(command.name);
+      if (!valid.ok()) {
+        Show(ErrorEvent(std::string(valid.message())));
+        return true;
+      }
+      if (command.kind == Command::Kind::kHistory) {
+        ShowHistory(command.name, command.count, /*preview=*/false);
+      } else {
+        Forget(command.name);
+      }
       return true;
     }
     case Command::Kind::kWhoami:
@@ -315,6 +332,40 @@ void Console::Follow(const Command& command) {
   Show(
       InfoEvent(absl::StrCat("following ", command.name, ": you will see when ",
                              command.name, " comes and goes")));
+}
+
+void Console::ShowHistory(const std::string& name, int count, bool preview) {
+  absl::StatusOr<HistoryPage> page = active_peer_->History(name, count);
+  if (!page.ok()) {
+    PeerEvent error =
+        ErrorEvent(absl::StrCat("cannot read the history with ", name, " now"));
+    error.detail = std::string(page.status().message());
+    Show(error);
+    return;
+  }
+  if (preview && page->entries.empty()) return;  // Nothing to recall.
+  PeerEvent event = MakeEvent(EventKind::kHistory, name);
+  event.history = std::move(page->entries);
+  event.count = page->total;
+  event.preview = preview;
+  Show(event);
+}
+
+void Console::Forget(const std::string& name) {
+  absl::StatusOr<int64_t> erased = active_peer_->ForgetHistory(name);
+  if (!erased.ok()) {
+    PeerEvent error = ErrorEvent(absl::StrCat(
+        "could not erase the history with ", name, "; it stays as it was"));
+    error.detail = std::string(erased.status().message());
+    Show(error);
+    return;
+  }
+  Show(InfoEvent(*erased == 0
+                     ? absl::StrCat("no history with ", name, " to erase")
+                     : absl::StrCat("erased ", *erased,
+                                    *erased == 1 ? " message" : " messages",
+                                    " of your history with ", name,
+                                    "; what is still on its way stays")));
 }
 
 void Console::RunPlain() {

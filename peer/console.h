@@ -76,6 +76,10 @@ class Console final : public EventSink {
   void ListPeers(bool more);
   // /follow NAME, /follow (who), /unfollow NAME.
   void Follow(const Command& command);
+  // /history NAME N, and /chat NAME's first lines (`preview`).
+  void ShowHistory(const std::string& name, int count, bool preview);
+  // /forget NAME.
+  void Forget(const std::string& name);
 
   const ConsoleOptions options_;
   const TextStyle style_;

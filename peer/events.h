@@ -30,6 +30,9 @@ enum class EventKind {
   kPartner,     // Plain lines now go to `name`.
   kInfo,        // Something worth a line: `text`.
   kError,       // Something went wrong: `text`.
+  kHistory,     // What was said with `name` (/history, /chat): `history`,
+                // oldest first, and `count` (messages kept with `name` in
+                // all); `preview`: the few lines /chat shows first.
 };
 
 // A message's states, in the order they come: kSent (in our durable
@@ -41,6 +44,17 @@ enum class EventKind {
 // is final too: it waited in the recipient's mailbox until the mailbox let
 // it go unread (`text` says how long).
 enum class SendStatus { kSent, kStored, kDelivered, kRead, kExpired, kFailed };
+
+// One message of a conversation as the peer's history keeps it (PeerStore).
+struct HistoryEntry {
+  // id, from, to, text, sent_at; for theirs also received_at, late and
+  // unverified. No sequence numbers.
+  ChatMessage message;
+  bool ours = false;  // We sent it; else we received (and showed) it.
+  // Ours: the furthest state it reached (kSent ... kRead; kExpired and
+  // kFailed end it).
+  SendStatus status = SendStatus::kSent;
+};
 
 struct PeerEvent {
   EventKind kind = EventKind::kInfo;
@@ -65,6 +79,10 @@ struct PeerEvent {
   // The technical detail behind `text` (a gRPC status, say), for --verbose
   // and the JSON event's `detail`; never on the terminal's one line.
   std::string detail;
+  // For kHistory: the messages, oldest first, and whether this is /chat's
+  // preview (a few lines, no heading).
+  std::vector<HistoryEntry> history;
+  bool preview = false;
 };
 
 inline PeerEvent MakeEvent(EventKind kind, std::string name = "",

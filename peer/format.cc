@@ -103,6 +103,60 @@ std::string Rfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
 }
 
+// One message of a /history listing: the date too, since history spans days.
+std::string HistoryLine(const HistoryEntry& entry, const TextStyle& style) {
+  const ChatMessage& message = entry.message;
+  const absl::Time when = entry.ours ? message.sent_at : MessageTime(message);
+  std::string head =
+      absl::StrCat(absl::FormatTime("[%Y-%m-%d %H:%M]", when, style.time_zone),
+                   " ", PrintableText(message.from), ">");
+  std::string line =
+      absl::StrCat(Paint(style, entry.ours ? kOwn : kOthers, head), " ",
+                   PrintableText(message.text));
+  if (entry.ours) {
+    const bool trouble = entry.status == SendStatus::kFailed ||
+                         entry.status == SendStatus::kExpired;
+    absl::StrAppend(&line, "  ",
+                    Paint(style, trouble ? kTrouble : kNotice,
+                          absl::StrCat("(", StatusName(entry.status), ")")));
+  } else {
+    if (message.unverified) {
+      absl::StrAppend(&line, "  ", Paint(style, kTrouble, "(unverified)"));
+    }
+    if (message.late) {
+      absl::StrAppend(&line, "  ", Paint(style, kNotice, "(delivered late)"));
+    }
+  }
+  return line + "\n";
+}
+
+std::string HistoryJson(const std::vector<HistoryEntry>& entries) {
+  std::string list;
+  for (const HistoryEntry& entry : entries) {
+    const ChatMessage& message = entry.message;
+    const absl::Time when = entry.ours ? message.sent_at : MessageTime(message);
+    absl::StrAppend(&list, list.empty() ? "" : ",",
+                    "{\"id\":", JsonQuote(message.id),
+                    ",\"direction\":", entry.ours ? "\"out\"" : "\"in\"",
+                    ",\"from\":", JsonQuote(message.from),
+                    ",\"to\":", JsonQuote(message.to),
+                    ",\"text\":", JsonQuote(message.text));
+    if (when != absl::InfinitePast()) {
+      absl::StrAppend(&list, ",\"time\":", JsonQuote(Rfc3339(when)));
+    }
+    if (entry.ours) {
+      absl::StrAppend(&list,
+                      ",\"status\":", JsonQuote(StatusName(entry.status)));
+    } else {
+      absl::StrAppend(&list, ",\"status\":\"shown\"");
+      if (message.late) absl::StrAppend(&list, ",\"late\":true");
+      if (message.unverified) absl::StrAppend(&list, ",\"unverified\":true");
+    }
+    absl::StrAppend(&list, "}");
+  }
+  return absl::StrCat("[", list, "]");
+}
+
 }  // namespace
 
 absl::TimeZone UserTimeZone(const char* tz, const std::string& localtime) {
@@ -252,6 +306,27 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       return Paint(style, kTrouble,
                    absl::StrCat("! ", PrintableText(event.text))) +
              "\n";
+    case EventKind::kHistory: {
+      std::string text;
+      if (!event.preview) {
+        const std::string name = PrintableText(event.name);
+        const int64_t shown = static_cast<int64_t>(event.history.size());
+        std::string head =
+            shown == 0 ? absl::StrCat("* no history with ", name)
+            : shown < event.count
+                ? absl::StrCat("* the last ", shown, " of ",
+                               WithCommas(event.count), " messages with ", name,
+                               ":")
+                : absl::StrCat("* ", shown,
+                               shown == 1 ? " message" : " messages", " with ",
+                               name, ":");
+        text = Paint(style, kNotice, head) + "\n";
+      }
+      for (const HistoryEntry& entry : event.history) {
+        text += HistoryLine(entry, style);
+      }
+      return text;
+    }
   }
   return "\n";
 }
@@ -336,6 +411,13 @@ std::string FormatJson(const PeerEvent& event) {
     case EventKind::kError:
       text("event", "error");
       text("error", event.text);
+      break;
+    case EventKind::kHistory:
+      text("event", "history");
+      text("name", event.name);
+      field("messages", HistoryJson(event.history));
+      if (event.count >= 0) field("total", absl::StrCat(event.count));
+      if (event.preview) field("preview", "true");
       break;
   }
   if (!event.detail.empty()) text("detail", event.detail);

@@ -32,7 +32,8 @@ struct TextStyle {
 std::string FormatText(const PeerEvent& event, const TextStyle& style);
 
 // The event as one JSON object and '\n'. "event" names the kind: ready,
-// message, send, online, offline, summary, peers, partner, info, error.
+// message, send, online, offline, summary, peers, partner, info, error,
+// history.
 std::string FormatJson(const PeerEvent& event);
 
 }  // namespace chat::peer

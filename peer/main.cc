@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/cli.h"
 #include "common/overload.h"
 #include "common/signals.h"
@@ -123,6 +124,12 @@ int Run(const po::variables_map& vm) {
   }
   options.sync_full = sync == "full";
   options.read_receipts = !vm["no-read-receipts"].as<bool>();
+  const int history_days = vm["history-days"].as<int>();
+  if (history_days < 0 || history_days > 3650) {
+    std::cerr << "chat-peer: --history-days must be 0-3650\n";
+    return chat::kExitUsage;
+  }
+  options.store_limits.history_kept = absl::Hours(24) * history_days;
   // Limits: the peer's screen.
   if (!ScreenLimits(vm, options)) return chat::kExitUsage;
 
@@ -212,6 +219,9 @@ int main(int argc, char** argv) {
       "max-channels", po::value<int>()->default_value(256),
       "keep at most this many connections to other peers open (1-100000); "
       "the least recently used is closed beyond it")(
+      "history-days", po::value<int>()->default_value(30),
+      "keep what was said (/history) this many days (0-3650; 0: keep "
+      "none); at most 50,000 messages in all either way")(
       "verbose", po::bool_switch(),
       "print the technical detail behind a notice (the gRPC error) to "
       "stderr")("json", po::bool_switch(),
@@ -246,7 +256,8 @@ int main(int argc, char** argv) {
       {"CHAT_PEER_MAX_FOLLOW", "max-follow"},
       {"CHAT_PEER_PAGE_SIZE", "page-size"},
       {"CHAT_PEER_MAX_CHANNELS", "max-channels"},
-      {"CHAT_PEER_NO_READ_RECEIPTS", "no-read-receipts"}};
+      {"CHAT_PEER_NO_READ_RECEIPTS", "no-read-receipts"},
+      {"CHAT_PEER_HISTORY_DAYS", "history-days"}};
   // TLS: --tls-cert/--tls-key serve ChattingService over TLS; --tls-ca
   // verifies the registry and every other peer (TLS only, docs/security.md).
   chat::AddTlsOptions(options, command_line,

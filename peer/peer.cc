@@ -43,6 +43,11 @@ class Peer::FollowerEvents final : public EventSink {
   bool summarized_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+namespace {
+// How often the history's age limit is applied (also at start).
+constexpr absl::Duration kHistoryTrimEvery = absl::Hours(1);
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                                                   EventSink* events,
                                                   const Clock& clock) {
@@ -65,6 +70,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     return absl::FailedPreconditionError(std::string(store.status().message()));
   }
   peer->store_ = *std::move(store);
+  peer->recorder_.SetStore(peer->store_.get());
+  peer->store_->TrimHistory();  // Then hourly, on the hold-back loop.
   std::string identity_path = options.identity_path;
   if (identity_path.empty() && options.store_path != ":memory:") {
     identity_path = std::filesystem::path(options.store_path)
@@ -153,9 +160,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   read_options.deposit = [raw](const registry::MailItem& item) {
     return raw->registry_->Deposit(item);
   };
-  peer->reads_ = std::make_unique<ReadTracker>(events, peer->store_.get(),
-                                               std::move(read_notes), clock,
-                                               std::move(read_options));
+  peer->reads_ = std::make_unique<ReadTracker>(
+      &peer->recorder_, peer->store_.get(), std::move(read_notes), clock,
+      std::move(read_options));
   peer->events_ = peer->reads_.get();
   peer->service_ = std::make_unique<ChatService>(
       options.name, static_cast<MessageSink*>(peer.get()), clock,
@@ -287,7 +294,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   const Millis limit = options.hold_back;
   // Checked a few times per limit: a held message waits at most ~1.25x it.
   const Millis tick = std::max(limit / 4, Millis(10));
+  peer->next_history_trim_ = clock.Wall() + kHistoryTrimEvery;
   peer->hold_back_.emplace(clock, tick, [raw, limit, tick] {
+    raw->TrimHistoryWhenDue();  // The same loop keeps the history's age.
     raw->store_->ReleaseOverdue(
         absl::FromChrono(limit), [raw](absl::StatusOr<Received> received) {
           if (received.ok()) raw->Show(received->ready, /*repeated=*/false);
@@ -307,7 +316,10 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
 }
 
 Peer::Peer(PeerOptions options, EventSink* events, const Clock& clock)
-    : options_(std::move(options)), events_(events), clock_(clock) {}
+    : options_(std::move(options)),
+      recorder_(events),
+      events_(&recorder_),
+      clock_(clock) {}
 
 Peer::~Peer() { Shutdown(); }
 
@@ -476,6 +488,22 @@ std::vector<std::string> Peer::CompletionNames() {
   return names;
 }
 
+void Peer::TrimHistoryWhenDue() {
+  if (clock_.Wall() < next_history_trim_) return;
+  next_history_trim_ = clock_.Wall() + kHistoryTrimEvery;
+  store_->TrimHistory();
+}
+
+absl::StatusOr<HistoryPage> Peer::History(const std::string& name, int limit) {
+  CHAT_RETURN_IF_ERROR(registry::ValidateName(name));
+  return store_->History(name, limit);
+}
+
+absl::StatusOr<int64_t> Peer::ForgetHistory(const std::string& name) {
+  CHAT_RETURN_IF_ERROR(registry::ValidateName(name));
+  return store_->ForgetHistory(name);
+}
+
 KeyView Peer::Verify(const std::string& name) { return keys_->Verify(name); }
 
 absl::StatusOr<KeyView> Peer::Trust(const std::string& name) {
@@ -544,7 +572,6 @@ void Peer::Accept(const ChatMessage& message, AcceptCallback done) {
 
 void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
   if (messages.empty()) return;
-  std::vector<std::string> ids;
   for (const ChatMessage& message : messages) {
     contacts_->Talked(message.from);  // Whom we hear from we follow.
     PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
@@ -552,9 +579,8 @@ void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
     event.repeated = repeated;
     Emit(event);
     if (reads_ != nullptr) reads_->Shown(message);
-    ids.push_back(message.id);
   }
-  store_->MarkShown(ids);
+  store_->MarkShown(messages);
 }
 
 }  // namespace chat::peer

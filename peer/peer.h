@@ -28,6 +28,7 @@
 #include "peer/envelope.h"
 #include "peer/events.h"
 #include "peer/grpc_transport.h"
+#include "peer/history.h"
 #include "peer/key_book.h"
 #include "peer/mail_listener.h"
 #include "peer/online_set.h"
@@ -171,6 +172,14 @@ class Peer final : private MessageSink {
   // Whether `name` is online now, as the registry watch last said.
   bool IsOnline(const std::string& name);
 
+  // The last `limit` messages with `name` (/history, /chat), oldest first.
+  // kInvalidArgument for a bad name, kUnavailable when the file cannot be
+  // read.
+  absl::StatusOr<HistoryPage> History(const std::string& name, int limit);
+  // Erases the history with `name` (/forget) and returns how many messages
+  // went; what is still to be sent or shown stays. Errors as History().
+  absl::StatusOr<int64_t> ForgetHistory(const std::string& name);
+
   // Follows `name`, then blocks until it is online, or
   // Interrupt()/Shutdown(); returns whether it is online.
   bool WaitUntilOnline(const std::string& name);
@@ -205,11 +214,16 @@ class Peer final : private MessageSink {
   // error): OK, queued as before (benefit of the doubt).
   absl::Status CheckRecipient(const std::string& to) ABSL_LOCKS_EXCLUDED(mu_);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
+  // Applies the history's age limit once an hour (on the hold-back loop).
+  void TrimHistoryWhenDue();
 
   const PeerOptions options_;
-  // Not owned: the front end's sink until Start puts the ReadTracker in
-  // front of it (before any part emits).
-  EventSink* events_;
+  // Every state of our messages reaches the history on its way to the
+  // front end: the parts emit through events_, which Start points at the
+  // ReadTracker (it decides which read states are shown), which emits
+  // through recorder_, which hands everything on to the front end's sink.
+  HistoryRecorder recorder_;
+  EventSink* events_;  // &recorder_, then the ReadTracker.
   const Clock& clock_;
   std::string address_;
 
@@ -235,6 +249,8 @@ class Peer final : private MessageSink {
   std::unique_ptr<RegistryFollower> follower_;
   std::unique_ptr<MailListener> mail_;
   std::optional<PeriodicLoop> hold_back_;  // Releases overdue messages.
+  // When TrimHistoryWhenDue() next trims; hold_back_'s thread only.
+  absl::Time next_history_trim_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

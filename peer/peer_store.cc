@@ -104,7 +104,28 @@ const std::vector<const char*> kMigrations = {
       INSERT OR IGNORE INTO contacts (name_key, name, state, last_ms)
         SELECT sender_key, sender_key, 0, 0 FROM inbound;
     )sql",
-    // H4 (issue 13): read receipts, both ways (ReadNote), bounded by the
+    // 4: history (issue 13): what was said, both ways, bounded by age and
+    // rows; read by conversation, newest first. Apart from delivery state.
+    R"sql(
+      CREATE TABLE history (
+        seq            INTEGER PRIMARY KEY,  -- order written
+        id             TEXT NOT NULL,
+        peer_key       TEXT NOT NULL,        -- lowercase name of the other
+        ours           INTEGER NOT NULL,     -- 1: we sent it
+        sender         TEXT NOT NULL,
+        recipient      TEXT NOT NULL,
+        text           TEXT NOT NULL,
+        sent_at_ms     INTEGER,              -- NULL: not known
+        received_at_ms INTEGER,              -- theirs: when it came
+        written_ms     INTEGER NOT NULL,     -- our clock; the trim's
+        state          INTEGER NOT NULL,     -- ours: HistoryRank; theirs 0
+        late           INTEGER NOT NULL,
+        unverified     INTEGER NOT NULL
+      );
+      CREATE INDEX history_conversation ON history (peer_key, seq);
+      CREATE INDEX history_ours ON history (id) WHERE ours = 1;
+    )sql",
+    // 5: read receipts (issue 13), both ways (ReadNote), bounded by the
     // peer (peer/read_tracker.h). IF NOT EXISTS: a test makes an older
     // file by lowering user_version under the tables it keeps.
     R"sql(
@@ -118,6 +139,43 @@ const std::vector<const char*> kMigrations = {
       ) WITHOUT ROWID;
     )sql",
 };
+
+// A state of ours in the history, ranked so that it never goes back: the
+// file keeps the rank, not SendStatus's number.
+int HistoryRank(SendStatus status) {
+  switch (status) {
+    case SendStatus::kSent:
+      return 0;
+    case SendStatus::kStored:
+      return 1;
+    case SendStatus::kExpired:
+      return 2;
+    case SendStatus::kFailed:
+      return 3;
+    case SendStatus::kDelivered:
+      return 4;
+    case SendStatus::kRead:
+      return 5;
+  }
+  return 0;
+}
+
+SendStatus FromHistoryRank(int rank) {
+  switch (rank) {
+    case 1:
+      return SendStatus::kStored;
+    case 2:
+      return SendStatus::kExpired;
+    case 3:
+      return SendStatus::kFailed;
+    case 4:
+      return SendStatus::kDelivered;
+    case 5:
+      return SendStatus::kRead;
+    default:
+      return SendStatus::kSent;
+  }
+}
 
 constexpr int kHeld = 0;
 constexpr int kReleased = 1;
@@ -248,6 +306,7 @@ class SqlitePeerStore final : public PeerStore {
           const std::string body = Serialize(*added);
           insert->bind(4, body.data(), static_cast<int>(body.size()));
           insert->exec();
+          InsertHistory(*added, /*ours=*/true);
           return absl::OkStatus();
         },
         [this, added, done = std::move(done)](const absl::Status& status) {
@@ -261,6 +320,7 @@ class SqlitePeerStore final : public PeerStore {
           }
           done(*added);
         });
+    CountHistory(1);
   }
 
   int64_t OutboxFloor(const std::string& recipient, int64_t fallback) override {
@@ -361,23 +421,29 @@ class SqlitePeerStore final : public PeerStore {
         });
   }
 
-  void MarkShown(const std::vector<std::string>& ids) override {
-    if (ids.empty()) return;
-    batch_->PostLazily([this, ids](SQLite::Database&) {
+  void MarkShown(const std::vector<ChatMessage>& messages) override {
+    if (messages.empty()) return;
+    const size_t shown = messages.size();
+    batch_->PostLazily([this, messages](SQLite::Database&) {
       db_mu_.AssertHeld();
-      ScopedStatement update(
-          statements_, "UPDATE inbox SET state = 2, body = NULL WHERE id = ?1");
-      for (const std::string& id : ids) {
+      ScopedStatement update(statements_,
+                             "UPDATE inbox SET state = 2, body = NULL WHERE "
+                             "id = ?1 AND state != 2");
+      for (const ChatMessage& message : messages) {
         update->reset();
-        update->bind(1, id);
-        update->exec();
+        update->bind(1, message.id);
+        // The mark and the history row are one write, so a message shown
+        // again after a restart (its mark lost) is written once; one marked
+        // already, or never in the inbox, not at all.
+        if (update->exec() > 0) InsertHistory(message, /*ours=*/false);
       }
       return absl::OkStatus();
     });
+    CountHistory(shown);
     bool trim = false;
     {
       absl::MutexLock lock(&mu_);
-      shown_since_trim_ += static_cast<int>(ids.size());
+      shown_since_trim_ += static_cast<int>(shown);
       if (shown_since_trim_ >= limits_.trim_every) {
         shown_since_trim_ = 0;
         trim = true;
@@ -460,6 +526,110 @@ class SqlitePeerStore final : public PeerStore {
           absl::StrCat("cannot read the inbox: ", e.what()));
     }
     return messages;
+  }
+
+  void RecordSendState(const std::string& id, SendStatus status) override {
+    const int rank = HistoryRank(status);
+    if (!KeepsHistory() || rank == 0 || id.empty()) return;  // kSent: added.
+    {
+      absl::MutexLock lock(&mu_);
+      pending_states_.emplace_back(id, rank);
+      // One job takes every update queued until it runs: receipts come in
+      // bursts (a window of 64 at once), and a job per update would cost
+      // the writer a savepoint each.
+      if (pending_states_.size() > 1) return;
+    }
+    batch_->PostLazily([this](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      std::vector<std::pair<std::string, int>> states;
+      {
+        absl::MutexLock lock(&mu_);
+        states.swap(pending_states_);
+      }
+      ScopedStatement update(statements_,
+                             "UPDATE history SET state = ?2 WHERE id = ?1 AND "
+                             "ours = 1 AND state < ?2");
+      for (const auto& [state_id, state_rank] : states) {
+        update->reset();
+        update->bind(1, state_id);
+        update->bind(2, state_rank);
+        update->exec();
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<HistoryPage> History(const std::string& name,
+                                      int limit) override {
+    absl::MutexLock lock(&db_mu_);
+    HistoryPage page;
+    try {
+      ScopedStatement select(
+          statements_,
+          "SELECT id, ours, sender, recipient, text, sent_at_ms, "
+          "received_at_ms, state, late, unverified FROM (SELECT * FROM "
+          "history WHERE peer_key = ?1 ORDER BY seq DESC LIMIT ?2) ORDER BY "
+          "seq");
+      select->bind(1, NameKey(name));
+      select->bind(2, std::max(limit, 1));
+      while (select->executeStep()) {
+        HistoryEntry entry;
+        ChatMessage& message = entry.message;
+        message.id = select->getColumn(0).getString();
+        entry.ours = select->getColumn(1).getInt() != 0;
+        message.from = select->getColumn(2).getString();
+        message.to = select->getColumn(3).getString();
+        message.text = select->getColumn(4).getString();
+        if (!select->getColumn(5).isNull()) {
+          message.sent_at =
+              absl::FromUnixMillis(select->getColumn(5).getInt64());
+        }
+        if (!select->getColumn(6).isNull()) {
+          message.received_at =
+              absl::FromUnixMillis(select->getColumn(6).getInt64());
+        }
+        if (entry.ours) {
+          entry.status = FromHistoryRank(select->getColumn(7).getInt());
+        }
+        message.late = select->getColumn(8).getInt() != 0;
+        message.unverified = select->getColumn(9).getInt() != 0;
+        page.entries.push_back(std::move(entry));
+      }
+      ScopedStatement count(statements_,
+                            "SELECT count(*) FROM history WHERE peer_key = ?1");
+      count->bind(1, NameKey(name));
+      count->executeStep();
+      page.total = count->getColumn(0).getInt64();
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot read the history: ", e.what()));
+    }
+    return page;
+  }
+
+  absl::StatusOr<int64_t> ForgetHistory(const std::string& name) override {
+    int64_t erased = 0;
+    CHAT_RETURN_IF_ERROR(batch_->Run([&](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      ScopedStatement remove(statements_,
+                             "DELETE FROM history WHERE peer_key = ?1");
+      remove->bind(1, NameKey(name));
+      erased = remove->exec();
+      return absl::OkStatus();
+    }));
+    return erased;
+  }
+
+  void TrimHistory() override {
+    const int64_t cutoff =
+        KeepsHistory()
+            ? absl::ToUnixMillis(clock_.Wall() - limits_.history_kept)
+            : std::numeric_limits<int64_t>::max();
+    batch_->PostLazily([this, cutoff](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      TrimHistoryLocked(cutoff);
+      return absl::OkStatus();
+    });
   }
 
   absl::StatusOr<std::vector<Pin>> Pins() override {
@@ -684,6 +854,92 @@ class SqlitePeerStore final : public PeerStore {
     if (!removal.removed) return;
     absl::MutexLock lock(&mu_);
     outstanding_[removal.key].insert(removal.sequence);
+  }
+
+  bool KeepsHistory() const {
+    return limits_.history_kept > absl::ZeroDuration();
+  }
+
+  // Inside the writer's transaction: `message` (ours as sent, kSent; or
+  // theirs as shown) joins the history.
+  void InsertHistory(const ChatMessage& message, bool ours)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    if (!KeepsHistory()) return;
+    ScopedStatement insert(
+        statements_,
+        "INSERT INTO history (id, peer_key, ours, sender, recipient, text, "
+        "sent_at_ms, received_at_ms, written_ms, state, late, unverified) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11)");
+    insert->bind(1, message.id);
+    insert->bind(2, NameKey(ours ? message.to : message.from));
+    insert->bind(3, ours ? 1 : 0);
+    insert->bind(4, message.from);
+    insert->bind(5, message.to);
+    insert->bind(6, message.text);
+    if (message.sent_at != absl::InfinitePast()) {
+      insert->bind(7, absl::ToUnixMillis(message.sent_at));
+    }
+    if (!ours && message.received_at != absl::InfinitePast()) {
+      insert->bind(8, absl::ToUnixMillis(message.received_at));
+    }
+    // Our clock, so a sender's wrong clock cannot keep its messages for
+    // ever or erase them at once.
+    insert->bind(9, absl::ToUnixMillis(clock_.Wall()));
+    insert->bind(10, message.late ? 1 : 0);
+    insert->bind(11, message.unverified ? 1 : 0);
+    insert->exec();
+  }
+
+  // Counts `written` messages towards the row cap and queues a trim when
+  // history_trim_every are reached.
+  void CountHistory(size_t written) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (!KeepsHistory()) return;
+    {
+      absl::MutexLock lock(&mu_);
+      history_since_trim_ += static_cast<int64_t>(written);
+      if (history_since_trim_ < limits_.history_trim_every) return;
+      history_since_trim_ = 0;
+    }
+    batch_->PostLazily([this](SQLite::Database&) {
+      db_mu_.AssertHeld();
+      TrimHistoryLocked(std::numeric_limits<int64_t>::min());
+      return absl::OkStatus();
+    });
+  }
+
+  // Inside the writer's transaction: erases the messages written before
+  // `cutoff_ms` (unix ms, by writing order: the first row written at or
+  // after it and every later one stay, so a clock that stepped back erases
+  // less, never more), then the oldest beyond history_rows_kept.
+  void TrimHistoryLocked(int64_t cutoff_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
+    // Stops at the first row it keeps: as costly as what it erases.
+    ScopedStatement first_kept(statements_,
+                               "SELECT seq FROM history WHERE written_ms >= ?1 "
+                               "ORDER BY seq LIMIT 1");
+    first_kept->bind(1, cutoff_ms);
+    if (first_kept->executeStep()) {
+      const int64_t seq = first_kept->getColumn(0).getInt64();
+      first_kept->reset();
+      ScopedStatement old(statements_, "DELETE FROM history WHERE seq < ?1");
+      old->bind(1, seq);
+      old->exec();
+    } else {
+      first_kept->reset();
+      ScopedStatement all(statements_, "DELETE FROM history");
+      all->exec();
+      return;
+    }
+    ScopedStatement cut(statements_,
+                        "SELECT seq FROM history ORDER BY seq DESC LIMIT 1 "
+                        "OFFSET ?1");
+    cut->bind(1, limits_.history_rows_kept);
+    if (!cut->executeStep()) return;
+    const int64_t last_erased = cut->getColumn(0).getInt64();
+    cut->reset();
+    ScopedStatement over(statements_, "DELETE FROM history WHERE seq <= ?1");
+    over->bind(1, last_erased);
+    over->exec();
   }
 
   // Inside the writer's transaction: whether `message`, whose id is not in
@@ -915,6 +1171,10 @@ class SqlitePeerStore final : public PeerStore {
       ABSL_GUARDED_BY(mu_);
   int64_t next_release_ ABSL_GUARDED_BY(mu_) = 1;
   int shown_since_trim_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t history_since_trim_ ABSL_GUARDED_BY(mu_) = 0;
+  // RecordSendState()'s updates, for the one job that writes them all:
+  // (message id, HistoryRank).
+  std::vector<std::pair<std::string, int>> pending_states_ ABSL_GUARDED_BY(mu_);
   // The watermarks table as it is in the file (IsReplay reads it for every
   // message; only the trim changes it).
   absl::flat_hash_map<std::string, int64_t> watermarks_ ABSL_GUARDED_BY(db_mu_);
@@ -930,6 +1190,8 @@ absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
       1, std::min<int64_t>(limits.trim_every, limits.shown_ids_kept)));
   limits.watermark_senders_kept =
       std::max<int64_t>(limits.watermark_senders_kept, 1);
+  limits.history_rows_kept = std::max<int64_t>(limits.history_rows_kept, 1);
+  limits.history_trim_every = std::max(limits.history_trim_every, 1);
   SqliteOpenOptions options;
   options.what = "peer database";
   options.program = "chat-peer";

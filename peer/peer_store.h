@@ -1,8 +1,9 @@
 // The peer's durable state, one SQLite file per name in its data directory:
 // the outbox (our messages until their recipient has them), the inbox (ids
 // of messages received lately, and those held back to keep a conversation
-// in order), each conversation's sequence counters, and the lease that
-// holds our name (so a restarted peer takes its name back at once).
+// in order), each conversation's sequence counters, the history (what was
+// said, both ways, bounded), and the lease that holds our name (so a
+// restarted peer takes its name back at once).
 
 #ifndef CHAT_PEER_PEER_STORE_H_
 #define CHAT_PEER_PEER_STORE_H_
@@ -19,6 +20,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/identity.h"
+#include "peer/events.h"
 #include "peer/message.h"
 
 namespace chat::peer {
@@ -62,6 +64,12 @@ struct Contact {
   int64_t last_unix_ms = 0;  // When last talked with or chosen.
 };
 
+// The last messages of one conversation (History()).
+struct HistoryPage {
+  std::vector<HistoryEntry> entries;  // Oldest first.
+  int64_t total = 0;                  // Messages kept with this name in all.
+};
+
 // What the inbox made of an arriving message.
 struct Received {
   // Seen before (a retry, or a direct copy and a mailbox copy): show nothing.
@@ -84,7 +92,8 @@ class PeerStore {
   // ---- Sender side.
 
   // Gives `message` the next sequence number of its conversation (with
-  // message.to, case-insensitively) and writes it to the outbox. `done`
+  // message.to, case-insensitively) and writes it to the outbox, and to the
+  // history as kSent (in the same commit). `done`
   // gets the message as stored, or the error; calls come in call order, on
   // the store's writer thread, and must not wait for the store.
   using AddedCallback = std::function<void(absl::StatusOr<ChatMessage>)>;
@@ -129,9 +138,10 @@ class PeerStore {
   using ReceivedCallback = std::function<void(absl::StatusOr<Received>)>;
   virtual void Receive(ChatMessage message, ReceivedCallback done) = 0;
 
-  // Records that released messages were shown, so a restart does not show
-  // them again. Not waited for.
-  virtual void MarkShown(const std::vector<std::string>& ids) = 0;
+  // Records that released messages (as Receive() or Unshown() gave them)
+  // were shown, so a restart does not show them again, and adds them to
+  // the history (with one write: both land or neither). Not waited for.
+  virtual void MarkShown(const std::vector<ChatMessage>& messages) = 0;
 
   // Gives up waiting for the gaps before messages held back longer than
   // `limit`, and releases them (with the held messages after them that are
@@ -142,6 +152,31 @@ class PeerStore {
   // Messages released but perhaps not shown, because the process died in
   // between; oldest first. Show them again, marked as repeated.
   virtual absl::StatusOr<std::vector<ChatMessage>> Unshown() = 0;
+
+  // ---- History (table `history`): every message of a conversation, both
+  // ways, in the order written, bounded by PeerStoreLimits' history_kept
+  // and history_rows_kept. Delivery state lives elsewhere (outbox, inbox,
+  // watermarks): nothing here changes what is sent or shown.
+
+  // Records that our message `id` reached `status` (every kSendResult the
+  // peer emits, whatever its status). A state never goes back: kSent <
+  // kStored < kExpired, kFailed < kDelivered < kRead; a lower one is
+  // ignored. Not waited for; updates that come together share one write.
+  virtual void RecordSendState(const std::string& id, SendStatus status) = 0;
+
+  // The last `limit` (at least 1) messages with `name` (case-insensitively),
+  // oldest first, and how many are kept with `name` in all.
+  virtual absl::StatusOr<HistoryPage> History(const std::string& name,
+                                              int limit) = 0;
+
+  // Erases the history with `name` and returns how many messages it held.
+  // The outbox, the inbox and the sequence counters stay. Waited for.
+  virtual absl::StatusOr<int64_t> ForgetHistory(const std::string& name) = 0;
+
+  // Erases messages written longer than history_kept ago (by the store's
+  // clock), and the oldest beyond history_rows_kept. Not waited for. The
+  // row cap is also kept on its own, every history_trim_every messages.
+  virtual void TrimHistory() = 0;
 
   // ---- Keys of others (trust on first use).
 
@@ -195,6 +230,15 @@ struct PeerStoreLimits {
   // Senders whose watermark is kept; beyond, the oldest are folded into one
   // watermark for everyone (older messages from anyone are then refused).
   int64_t watermark_senders_kept = 10000;
+  // History: messages older than this are erased (at TrimHistory()); zero
+  // or less keeps no history at all.
+  absl::Duration history_kept = absl::Hours(24 * 30);
+  // At most this many messages in all conversations together, whatever
+  // history_kept says (the oldest go): ~200 MB of messages at their longest
+  // (4 KB), a few MB as people write.
+  int64_t history_rows_kept = 50000;
+  // The row cap is enforced after this many messages are written.
+  int history_trim_every = 1000;
 };
 
 // Opens (creating, migrating) the store at `path`, ":memory:" for one that

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "peer/commands.h"
 #include "peer/format.h"
@@ -334,6 +335,122 @@ TEST(ScreenFormatTest, APageOfPeersSaysWhereItIsAndWhatComesNext) {
             "* online, page 3, the last (12,345 in all): nobody else\n");
   page.page = 1;
   EXPECT_EQ(FormatText(page, style), "* nobody else is online\n");
+}
+
+TEST(HistoryCommandsTest, HistoryAndForgetParse) {
+  Command c = ParseLine("/history", "bob");
+  EXPECT_EQ(c.kind, Kind::kHistory);
+  EXPECT_EQ(c.name, "bob");
+  EXPECT_EQ(c.count, 20);
+  c = ParseLine("/history bob 5", "");
+  EXPECT_EQ(c.kind, Kind::kHistory);
+  EXPECT_EQ(c.name, "bob");
+  EXPECT_EQ(c.count, 5);
+  c = ParseLine("/history carol", "bob");
+  EXPECT_EQ(c.name, "carol");
+  EXPECT_EQ(c.count, 20);
+  c = ParseLine("/HISTORY 7", "bob");  // A number alone: N, with the partner.
+  EXPECT_EQ(c.kind, Kind::kHistory);
+  EXPECT_EQ(c.name, "bob");
+  EXPECT_EQ(c.count, 7);
+  EXPECT_EQ(ParseLine("/history bob 1000", "").count, 1000);
+  c = ParseLine("/forget bob", "carol");
+  EXPECT_EQ(c.kind, Kind::kForget);
+  EXPECT_EQ(c.name, "bob");
+  const std::vector<std::string>& words = CommandWords();
+  EXPECT_NE(std::find(words.begin(), words.end(), "/history"), words.end());
+  EXPECT_NE(std::find(words.begin(), words.end(), "/forget"), words.end());
+  EXPECT_THAT(HelpText(), HasSubstr("/history [NAME] [N]"));
+}
+
+TEST(HistoryCommandsTest, BadCountsAndMissingNamesSayWhatIsWrong) {
+  for (const char* line :
+       {"/history bob 0", "/history bob 1001", "/history bob -3",
+        "/history bob five", "/history 0", "/history bob 99999999999"}) {
+    Command c = ParseLine(line, "bob");
+    EXPECT_EQ(c.kind, Kind::kError) << line;
+    EXPECT_THAT(c.text, HasSubstr("/history shows 1 to 1000 messages")) << line;
+  }
+  EXPECT_THAT(ParseLine("/history bob 5 more", "").text,
+              HasSubstr("usage: /history [NAME] [N]"));
+  EXPECT_THAT(ParseLine("/history", "").text, HasSubstr("no partner yet"));
+  EXPECT_THAT(ParseLine("/history 5", "").text, HasSubstr("no partner yet"));
+  EXPECT_THAT(ParseLine("/forget", "bob").text,
+              HasSubstr("usage: /forget NAME"));
+  EXPECT_THAT(ParseLine("/forget bob carol", "").text,
+              HasSubstr("usage: /forget NAME"));
+}
+
+HistoryEntry Said(bool ours, const std::string& text, SendStatus status,
+                  int minute) {
+  HistoryEntry entry;
+  entry.ours = ours;
+  entry.message.id = "id-" + text;
+  entry.message.from = ours ? "alice" : "bob";
+  entry.message.to = ours ? "bob" : "alice";
+  entry.message.text = text;
+  entry.message.sent_at = absl::FromUnixSeconds(1798761600 + minute * 60);
+  entry.status = status;
+  return entry;
+}
+
+PeerEvent HistoryOf(std::vector<HistoryEntry> entries, int64_t total) {
+  PeerEvent event = MakeEvent(EventKind::kHistory, "bob");
+  event.history = std::move(entries);
+  event.count = total;
+  return event;
+}
+
+TEST(HistoryFormatTest, OneLineEachWithDateTimeAndState) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  HistoryEntry theirs = Said(false, "hi alice", SendStatus::kSent, 2);
+  theirs.message.late = true;
+  HistoryEntry plain = Said(false, "from the lab", SendStatus::kSent, 3);
+  plain.message.unverified = true;
+  plain.message.sent_at = absl::InfinitePast();  // A lab peer: when it came.
+  plain.message.received_at = absl::FromUnixSeconds(1798761600 + 4 * 60);
+  PeerEvent event =
+      HistoryOf({Said(true, "hi bob", SendStatus::kRead, 1), theirs, plain,
+                 Said(true, "still there?", SendStatus::kStored, 5),
+                 Said(true, "gone", SendStatus::kExpired, 6)},
+                12);
+  EXPECT_EQ(FormatText(event, style),
+            "* the last 5 of 12 messages with bob:\n"
+            "[2027-01-01 00:01] alice> hi bob  (read)\n"
+            "[2027-01-01 00:02] bob> hi alice  (delivered late)\n"
+            "[2027-01-01 00:04] bob> from the lab  (unverified)\n"
+            "[2027-01-01 00:05] alice> still there?  (stored)\n"
+            "[2027-01-01 00:06] alice> gone  (expired)\n");
+  event = HistoryOf({Said(true, "hi", SendStatus::kDelivered, 1)}, 1);
+  EXPECT_EQ(FormatText(event, style),
+            "* 1 message with bob:\n"
+            "[2027-01-01 00:01] alice> hi  (delivered)\n");
+  EXPECT_EQ(FormatText(HistoryOf({}, 0), style), "* no history with bob\n");
+  // /chat's preview: the lines alone.
+  event.preview = true;
+  EXPECT_EQ(FormatText(event, style),
+            "[2027-01-01 00:01] alice> hi  (delivered)\n");
+  // Their text is untrusted.
+  event = HistoryOf({Said(false, "x\033[2Jy", SendStatus::kSent, 1)}, 1);
+  EXPECT_EQ(FormatText(event, style).find('\033'), std::string::npos);
+}
+
+TEST(HistoryFormatTest, JsonListsTheMessagesWithTheirStates) {
+  HistoryEntry theirs = Said(false, "hi alice", SendStatus::kSent, 2);
+  theirs.message.late = true;
+  PeerEvent event = HistoryOf(
+      {Said(true, "hi \"bob\"", SendStatus::kDelivered, 1), theirs}, 2);
+  EXPECT_EQ(FormatJson(event),
+            "{\"event\":\"history\",\"name\":\"bob\",\"messages\":["
+            "{\"id\":\"id-hi \\\"bob\\\"\",\"direction\":\"out\",\"from\":"
+            "\"alice\",\"to\":\"bob\",\"text\":\"hi \\\"bob\\\"\",\"time\":"
+            "\"2027-01-01T00:01:00.000Z\",\"status\":\"delivered\"},"
+            "{\"id\":\"id-hi alice\",\"direction\":\"in\",\"from\":\"bob\","
+            "\"to\":\"alice\",\"text\":\"hi alice\",\"time\":"
+            "\"2027-01-01T00:02:00.000Z\",\"status\":\"shown\",\"late\":true}"
+            "],\"total\":2}\n");
+  event.preview = true;
+  EXPECT_THAT(FormatJson(event), HasSubstr(",\"preview\":true}"));
 }
 
 }  // namespace

@@ -220,5 +220,71 @@ TEST_F(PeerScreenTest, NoticesComeOnlyForThoseTalkedWithOrChosen) {
   EXPECT_THAT(online, ElementsAre("dave"));
 }
 
+// Whether `parts` occur in `text` in this order.
+bool InOrder(const std::string& text, const std::vector<std::string>& parts) {
+  size_t at = 0;
+  for (const std::string& part : parts) {
+    at = text.find(part, at);
+    if (at == std::string::npos) return false;
+    at += part.size();
+  }
+  return true;
+}
+
+TEST_F(PeerScreenTest, HistoryShowsBothWaysWithTheirStatesAfterARestart) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  EXPECT_EQ(SendAndWait("alice", "bob", "hi bob").status,
+            SendStatus::kDelivered);
+  ASSERT_TRUE(sink("bob").WaitFor(MessageFrom("alice", "hi bob")));
+  EXPECT_EQ(SendAndWait("bob", "alice", "hi alice").status,
+            SendStatus::kDelivered);
+  ASSERT_TRUE(sink("alice").WaitFor(MessageFrom("bob", "hi alice")));
+  StopPeer("bob");
+  PeerEvent stored = SendAndWait("alice", "bob", "are you there?");
+  EXPECT_EQ(stored.status, SendStatus::kStored);
+  // Both restart: alice's file has what was said; bob reads his mailbox.
+  StopPeer("alice");
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  std::string before = RunConsole("alice", "/history bob\n", 50);
+  EXPECT_TRUE(InOrder(
+      before,
+      {"{\"event\":\"history\",\"name\":\"bob\"", "\"direction\":\"out\"",
+       "\"text\":\"hi bob\"", "\"status\":\"delivered\"",
+       "\"direction\":\"in\"", "\"from\":\"bob\"", "\"text\":\"hi alice\"",
+       "\"status\":\"shown\"", "\"text\":\"are you there?\"",
+       "\"status\":\"stored\"", "\"total\":3}"}))
+      << before;
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  ASSERT_TRUE(sink("bob").WaitFor(MessageFrom("alice", "are you there?")));
+  ASSERT_TRUE(sink("alice").WaitFor(
+      StateOf(stored.message.id, SendStatus::kDelivered)));
+  StopPeer("bob");  // Closing finishes its lazy writes.
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  std::string bobs = RunConsole("bob", "/history alice 2\n", 50);
+  EXPECT_TRUE(
+      InOrder(bobs, {"\"text\":\"hi alice\"", "\"status\":\"delivered\"",
+                     "\"text\":\"are you there?\"",
+                     "\"status\":\"shown\",\"late\":true", "\"total\":3}"}))
+      << bobs;
+  // alice's console: the delivery reached her history; /chat shows the last
+  // lines first; /forget erases them and nothing else.
+  StopPeer("alice");
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  std::string after = RunConsole(
+      "alice", "/history bob 1\n/chat bob\n/forget bob\n/history bob\n", 50);
+  EXPECT_TRUE(InOrder(
+      after,
+      {"\"text\":\"are you there?\"", "\"status\":\"delivered\"",
+       "\"total\":3}\n", "\"text\":\"hi bob\"", "\"preview\":true}\n",
+       "{\"event\":\"partner\",\"name\":\"bob\"}\n",
+       "erased 3 messages of your history with bob",
+       "{\"event\":\"history\",\"name\":\"bob\",\"messages\":[],\"total\":0}"}))
+      << after;
+  // Delivery state stayed: bob still gets alice's next message, once.
+  EXPECT_EQ(SendAndWait("alice", "bob", "still here").status,
+            SendStatus::kDelivered);
+}
+
 }  // namespace
 }  // namespace chat::peer

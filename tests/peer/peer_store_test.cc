@@ -4,11 +4,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "peer/history.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -271,9 +273,10 @@ TEST_F(PeerStoreTest, UnsequencedMessagesAreReleasedAtOnce) {
 TEST_F(PeerStoreTest, ReleasedButUnshownMessagesComeBackAfterACrash) {
   {
     auto store = Open();
-    EXPECT_THAT(Ids(Receive(*store, Incoming("a", 1, 1))), ElementsAre("a"));
+    absl::StatusOr<Received> a = Receive(*store, Incoming("a", 1, 1));
+    EXPECT_THAT(Ids(a), ElementsAre("a"));
     EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))), ElementsAre("b"));
-    store->MarkShown({"a"});
+    store->MarkShown(a->ready);
   }
   auto store = Open();
   auto unshown = store->Unshown();
@@ -333,9 +336,7 @@ bool ReceiveAndShow(PeerStore& store, const ChatMessage& message) {
   absl::StatusOr<Received> received = Receive(store, message);
   EXPECT_THAT(received, chat::testing::IsOk());
   if (!received.ok() || received->duplicate) return false;
-  std::vector<std::string> ids;
-  for (const ChatMessage& shown : received->ready) ids.push_back(shown.id);
-  store.MarkShown(ids);
+  store.MarkShown(received->ready);
   return !received->ready.empty();
 }
 
@@ -399,6 +400,214 @@ TEST(PeerStorePinTest, PinsAreKeptAndRemoved) {
   ASSERT_EQ(pins->size(), 1u);
   EXPECT_EQ((*pins)[0].name, "Bob");
   EXPECT_EQ((*pins)[0].key, bob.public_key());
+}
+
+// ---- History.
+
+// The value, or -1 for an error.
+int64_t Erased(const absl::StatusOr<int64_t>& erased) {
+  return erased.ok() ? *erased : -1;
+}
+
+// Commits whatever lazy writes are queued (they ride along with a waited
+// one), so a read sees them.
+void Flush(PeerStore& store) { ASSERT_THAT(store.SaveLeaseId("x"), IsOk()); }
+
+// "ours:text:status" or "theirs:text" for each history entry.
+std::vector<std::string> Lines(const absl::StatusOr<HistoryPage>& page) {
+  if (!page.ok()) return {"error"};
+  std::vector<std::string> lines;
+  for (const HistoryEntry& entry : page->entries) {
+    if (entry.ours) {
+      lines.push_back(absl::StrCat("ours:", entry.message.text, ":",
+                                   static_cast<int>(entry.status)));
+    } else {
+      lines.push_back(absl::StrCat(
+          "theirs:", entry.message.text, entry.message.late ? ":late" : "",
+          entry.message.unverified ? ":unverified" : ""));
+    }
+  }
+  return lines;
+}
+
+std::string Ours(const std::string& text, SendStatus status) {
+  return absl::StrCat("ours:", text, ":", static_cast<int>(status));
+}
+
+TEST_F(PeerStoreTest, HistoryKeepsBothWaysInOrderAcrossReopen) {
+  {
+    auto store = Open();
+    ASSERT_THAT(Add(*store, Outgoing("m1", "bob", "hi bob")).status(), IsOk());
+    ChatMessage late = Incoming("b1", 1, 1);
+    late.late = true;
+    ASSERT_TRUE(ReceiveAndShow(*store, late));
+    ASSERT_THAT(Add(*store, Outgoing("m2", "carol", "hi carol")).status(),
+                IsOk());
+    ChatMessage plain = Incoming("b2", 0, 0);
+    plain.unverified = true;
+    ASSERT_TRUE(ReceiveAndShow(*store, plain));
+    // Received but held back (b4 before b3): not shown, not history yet.
+    EXPECT_THAT(Ids(Receive(*store, Incoming("b4", 3, 1))), IsEmpty());
+  }
+  auto store = Open();  // Closing finished every lazy write.
+  absl::StatusOr<HistoryPage> bob = store->History("BOB", 20);
+  EXPECT_THAT(Lines(bob),
+              ElementsAre(Ours("hi bob", SendStatus::kSent),
+                          "theirs:text b1:late", "theirs:text b2:unverified"));
+  ASSERT_THAT(bob.status(), IsOk());
+  EXPECT_EQ(bob->total, 3);
+  EXPECT_EQ(bob->entries[0].message.to, "bob");
+  EXPECT_EQ(bob->entries[1].message.from, "bob");
+  EXPECT_NE(bob->entries[1].message.received_at, absl::InfinitePast());
+  EXPECT_THAT(Lines(store->History("carol", 20)),
+              ElementsAre(Ours("hi carol", SendStatus::kSent)));
+  // The last N, oldest first.
+  EXPECT_THAT(Lines(store->History("bob", 2)),
+              ElementsAre("theirs:text b1:late", "theirs:text b2:unverified"));
+  EXPECT_THAT(Lines(store->History("dave", 20)), IsEmpty());
+}
+
+TEST_F(PeerStoreTest, HistoryFollowsEveryStateAndNeverGoesBack) {
+  auto store = Open();
+  for (const char* id : {"m1", "m2", "m3", "m4"}) {
+    ASSERT_THAT(Add(*store, Outgoing(id, "bob", id)).status(), IsOk());
+  }
+  store->RecordSendState("m1", SendStatus::kStored);
+  store->RecordSendState("m1", SendStatus::kDelivered);
+  store->RecordSendState("m1", SendStatus::kRead);
+  store->RecordSendState("m1", SendStatus::kDelivered);  // Late: ignored.
+  store->RecordSendState("m2", SendStatus::kStored);
+  store->RecordSendState("m2", SendStatus::kExpired);
+  store->RecordSendState("m3", SendStatus::kSent);  // A retry: no change.
+  store->RecordSendState("m4", SendStatus::kFailed);
+  store->RecordSendState("nobody", SendStatus::kDelivered);
+  Flush(*store);
+  EXPECT_THAT(Lines(store->History("bob", 20)),
+              ElementsAre(Ours("m1", SendStatus::kRead),
+                          Ours("m2", SendStatus::kExpired),
+                          Ours("m3", SendStatus::kSent),
+                          Ours("m4", SendStatus::kFailed)));
+}
+
+TEST_F(PeerStoreTest, HistoryOlderThanItsDaysIsTrimmed) {
+  PeerStoreLimits limits;
+  limits.history_kept = absl::Hours(24 * 2);
+  auto store = OpenPeerStore(dir_.File("alice.db"), clock_, true, limits);
+  ASSERT_THAT(store.status(), IsOk());
+  ASSERT_THAT(Add(**store, Outgoing("m1", "bob", "old")).status(), IsOk());
+  clock_.Advance(std::chrono::hours(24));
+  ASSERT_TRUE(ReceiveAndShow(**store, Incoming("b1", 1, 1)));
+  clock_.Advance(std::chrono::hours(24) + std::chrono::minutes(1));
+  ASSERT_THAT(Add(**store, Outgoing("m2", "bob", "new")).status(), IsOk());
+  (*store)->TrimHistory();
+  Flush(**store);
+  EXPECT_THAT(Lines((*store)->History("bob", 20)),
+              ElementsAre("theirs:text b1", Ours("new", SendStatus::kSent)));
+  clock_.Advance(std::chrono::hours(24 * 3));
+  (*store)->TrimHistory();
+  Flush(**store);
+  EXPECT_THAT(Lines((*store)->History("bob", 20)), IsEmpty());
+  // Delivery state is not history: the outbox keeps both.
+  auto outbox = (*store)->Outbox();
+  ASSERT_THAT(outbox.status(), IsOk());
+  EXPECT_EQ(outbox->size(), 2u);
+}
+
+TEST_F(PeerStoreTest, HistoryKeepsAtMostItsRowCapInAll) {
+  PeerStoreLimits limits;
+  limits.history_rows_kept = 3;
+  limits.history_trim_every = 2;
+  auto store = OpenPeerStore(dir_.File("alice.db"), clock_, true, limits);
+  ASSERT_THAT(store.status(), IsOk());
+  for (int i = 1; i <= 6; ++i) {
+    ASSERT_THAT(
+        Add(**store, Outgoing(absl::StrCat("m", i),
+                              i % 2 == 0 ? "bob" : "carol", absl::StrCat(i)))
+            .status(),
+        IsOk());
+  }
+  Flush(**store);
+  absl::StatusOr<HistoryPage> bob = (*store)->History("bob", 20);
+  absl::StatusOr<HistoryPage> carol = (*store)->History("carol", 20);
+  EXPECT_THAT(Lines(bob), ElementsAre(Ours("4", SendStatus::kSent),
+                                      Ours("6", SendStatus::kSent)));
+  EXPECT_THAT(Lines(carol), ElementsAre(Ours("5", SendStatus::kSent)));
+  // Start-up's trim keeps the cap too.
+  (*store)->TrimHistory();
+  Flush(**store);
+  EXPECT_EQ((*store)->History("bob", 20)->total, 2);
+}
+
+TEST_F(PeerStoreTest, ZeroDaysKeepsNoHistory) {
+  PeerStoreLimits limits;
+  limits.history_kept = absl::ZeroDuration();
+  auto store = OpenPeerStore(dir_.File("alice.db"), clock_, true, limits);
+  ASSERT_THAT(store.status(), IsOk());
+  ASSERT_THAT(Add(**store, Outgoing("m1", "bob", "hi")).status(), IsOk());
+  ASSERT_TRUE(ReceiveAndShow(**store, Incoming("b1", 1, 1)));
+  (*store)->RecordSendState("m1", SendStatus::kDelivered);
+  Flush(**store);
+  EXPECT_THAT(Lines((*store)->History("bob", 20)), IsEmpty());
+}
+
+TEST_F(PeerStoreTest, ForgetErasesOneConversationAndKeepsDeliveryState) {
+  auto store = Open();
+  ASSERT_THAT(Add(*store, Outgoing("m1", "bob", "hi bob")).status(), IsOk());
+  ASSERT_THAT(Add(*store, Outgoing("m2", "carol", "hi carol")).status(),
+              IsOk());
+  ASSERT_TRUE(ReceiveAndShow(*store, Incoming("b1", 1, 1)));
+  Flush(*store);
+  EXPECT_EQ(Erased(store->ForgetHistory("Bob")), 2);
+  EXPECT_THAT(Lines(store->History("bob", 20)), IsEmpty());
+  EXPECT_THAT(Lines(store->History("carol", 20)),
+              ElementsAre(Ours("hi carol", SendStatus::kSent)));
+  EXPECT_EQ(Erased(store->ForgetHistory("bob")), 0);
+  // The outbox, the numbering and the inbox's memory stay.
+  auto outbox = store->Outbox();
+  ASSERT_THAT(outbox.status(), IsOk());
+  EXPECT_EQ(outbox->size(), 2u);
+  EXPECT_EQ(Add(*store, Outgoing("m3", "bob", "again"))->sequence, 2);
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b1", 1, 1))),
+              ElementsAre("duplicate"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b2", 2, 1))), ElementsAre("b2"));
+  // A receipt for a forgotten message changes nothing.
+  store->RecordSendState("m1", SendStatus::kDelivered);
+  Flush(*store);
+  EXPECT_THAT(Lines(store->History("bob", 20)),
+              ElementsAre(Ours("again", SendStatus::kSent)));
+}
+
+// Counts what it is told.
+class CountingSink final : public EventSink {
+ public:
+  void OnEvent(const PeerEvent&) override { ++events; }
+  std::atomic<int> events{0};
+};
+
+TEST_F(PeerStoreTest, TheRecorderKeepsEveryStateThePeerEmits) {
+  auto store = Open();
+  ASSERT_THAT(Add(*store, Outgoing("m1", "bob", "hi")).status(), IsOk());
+  ASSERT_THAT(Add(*store, Outgoing("m2", "bob", "lost")).status(), IsOk());
+  CountingSink screen;
+  HistoryRecorder recorder(&screen);
+  PeerEvent event = MakeEvent(EventKind::kSendResult, "bob");
+  event.message.id = "m1";
+  event.status = SendStatus::kDelivered;
+  recorder.OnEvent(event);  // No store yet: passed on only.
+  recorder.SetStore(store.get());
+  for (SendStatus status : {SendStatus::kDelivered, SendStatus::kRead}) {
+    event.status = status;
+    recorder.OnEvent(event);
+  }
+  event.message.id = "m2";
+  event.status = SendStatus::kExpired;
+  recorder.OnEvent(event);
+  recorder.OnEvent(MakeEvent(EventKind::kInfo, "", "", "not a state"));
+  EXPECT_EQ(screen.events.load(), 5);
+  Flush(*store);
+  EXPECT_THAT(Lines(store->History("bob", 20)),
+              ElementsAre(Ours("hi", SendStatus::kRead),
+                          Ours("lost", SendStatus::kExpired)));
 }
 
 }  // namespace

@@ -103,8 +103,8 @@ TEST(StartupOrderTest, LateMessagesComeAfterTheReadyAndSummaryLines) {
   // As a peer may emit them: a late message (from the mailbox) and the
   // outbox notice before the follower's summary.
   const std::vector<PeerEvent> events = {
-      Ready(), LateMessage(), InfoEvent("sending 1 message left in your outbox"),
-      Summary()};
+      Ready(), LateMessage(),
+      InfoEvent("sending 1 message left in your outbox"), Summary()};
   EXPECT_THAT(Kinds(RunWithoutPeer(/*json=*/true, events, dir)),
               ElementsAre("ready", "summary", "message", "info"));
   const std::string text = RunWithoutPeer(/*json=*/false, events, dir);
@@ -184,7 +184,8 @@ TEST_F(StartupPeerTest, APartnerNotOnlineYetDoesNotHoldUpLateMessages) {
   LeaveLateMessage("sent while you were away");
   const std::string printed =
       StartAlice("carol", "\"text\":\"sent while you were away\"", true);
-  EXPECT_THAT(Kinds(printed), ElementsAre("ready", "summary", "info", "message"))
+  EXPECT_THAT(Kinds(printed),
+              ElementsAre("ready", "summary", "info", "message"))
       << printed;
   EXPECT_THAT(LinesOf(printed)[2],
               HasSubstr("\"text\":\"Waiting for carol to come online...\""));
