@@ -572,15 +572,19 @@ void Peer::Accept(const ChatMessage& message, AcceptCallback done) {
 
 void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
   if (messages.empty()) return;
+  std::vector<ReadNote> unread;
   for (const ChatMessage& message : messages) {
     contacts_->Talked(message.from);  // Whom we hear from we follow.
     PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
     event.message = message;
     event.repeated = repeated;
     Emit(event);
-    if (reads_ != nullptr) reads_->Shown(message);
+    if (reads_ == nullptr) continue;
+    if (std::optional<ReadNote> note = reads_->Shown(message)) {
+      unread.push_back(*std::move(note));
+    }
   }
-  store_->MarkShown(messages);
+  store_->MarkShown(messages, unread);
 }
 
 }  // namespace chat::peer

@@ -139,9 +139,12 @@ class PeerStore {
   virtual void Receive(ChatMessage message, ReceivedCallback done) = 0;
 
   // Records that released messages (as Receive() or Unshown() gave them)
-  // were shown, so a restart does not show them again, and adds them to
-  // the history (with one write: both land or neither). Not waited for.
-  virtual void MarkShown(const std::vector<ChatMessage>& messages) = 0;
+  // were shown, so a restart does not show them again, adds them to the
+  // history, and keeps `unread` (kShown notes of some of them, by id) with
+  // their mark for ReadNotes(): one write, all of it lands or none. Not
+  // waited for.
+  virtual void MarkShown(const std::vector<ChatMessage>& messages,
+                         const std::vector<ReadNote>& unread) = 0;
 
   // Gives up waiting for the gaps before messages held back longer than
   // `limit`, and releases them (with the held messages after them that are
@@ -204,11 +207,15 @@ class PeerStore {
 
   // Every note, oldest first.
   virtual absl::StatusOr<std::vector<ReadNote>> ReadNotes() = 0;
-  // Records `notes` (by peer, case-insensitively, and id; replacing). Not
-  // waited for: after a crash before they land, a message is not reported
-  // read, or a receipt is not sent (never sent twice).
+  // Records `notes` (by peer, case-insensitively, and id; replacing, also
+  // a note kept by MarkShown). A kShown note is kept with its message's
+  // shown mark, as MarkShown does, so it is dropped when that message is
+  // not in the inbox as shown. Not waited for: after a crash before they
+  // land, a message is not reported read, or a receipt is not sent (never
+  // sent twice).
   virtual void SaveReadNotes(const std::vector<ReadNote>& notes) = 0;
-  // Forgets the notes (peer, id) of `notes`. Not waited for.
+  // Forgets the notes (peer, id, and whether kShown: those live with the
+  // shown mark) of `notes`. Not waited for.
   virtual void ForgetReadNotes(const std::vector<ReadNote>& notes) = 0;
 
   // ---- Our registration.

@@ -141,10 +141,11 @@ void ReadTracker::ReportReadLocked(const Awaiting& awaiting) {
   store_->ForgetReadNotes({note});
 }
 
-void ReadTracker::Shown(const ChatMessage& message) {
+std::optional<ReadNote> ReadTracker::Shown(const ChatMessage& message) {
   if (!options_.enabled || message.unverified || message.id.empty() ||
       !registry::ValidateName(message.from).ok()) {
-    return;  // Nobody to tell, or nothing that proves who wrote it.
+    return std::nullopt;  // Nobody to tell, or nothing that proves who wrote
+                          // it.
   }
   ReadNote note;
   note.peer = message.from;
@@ -155,7 +156,6 @@ void ReadTracker::Shown(const ChatMessage& message) {
   std::vector<ReadNote>& shown = shown_[NameKey(message.from)];
   shown.push_back(note);
   ++shown_count_;
-  std::vector<ReadNote> save = {note};
   if (shown_count_ > options_.max_notes) {
     // Never read, and too many: the oldest of this sender go unreported.
     const size_t drop = std::min(shown.size(), size_t{1} + shown.size() / 10);
@@ -164,7 +164,7 @@ void ReadTracker::Shown(const ChatMessage& message) {
     shown_count_ -= drop;
     store_->ForgetReadNotes(forgotten);
   }
-  store_->SaveReadNotes(save);
+  return note;
 }
 
 void ReadTracker::MarkRead(const std::string& name) {

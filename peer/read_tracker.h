@@ -81,7 +81,10 @@ class ReadTracker final : public EventSink {
   void OnEvent(const PeerEvent& event) ABSL_LOCKS_EXCLUDED(mu_) override;
 
   // `message` was shown to the user (verified messages only get receipts).
-  void Shown(const ChatMessage& message) ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns the note the store keeps with the message's shown mark
+  // (PeerStore::MarkShown), or nullopt when nothing is to be noted.
+  std::optional<ReadNote> Shown(const ChatMessage& message)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // The user is active in the conversation with `name`: everything shown
   // from `name` so far is read; its receipts go soon.

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/identity.h"
+#include "common/ids.h"
 #include "common/random.h"
 #include "peer/message.h"
 #include "peer/sealing.h"
@@ -293,16 +294,15 @@ class SendWorkload final
         cipher_(sender),
         sender_(std::move(sender_name)),
         recipient_(std::move(recipient)),
-        recipient_key_(recipient_key),
-        run_(RandomHex(4)),
-        counts_(callers) {}
+        recipient_key_(recipient_key) {}
 
   void Start(int caller, DoneCallback done) override {
     Caller& c = Prepare(caller);
     peer::ChatMessage message;
-    // A fresh id each time, or the receiver would take it for a retry.
-    message.id =
-        absl::StrCat("bench-", run_, "-", caller, "-", counts_[caller]++);
+    // A fresh id each time, or the receiver would take it for a retry; made
+    // as a peer makes it (time-ordered: the receiver's indexes grow at
+    // their end, as with real senders).
+    message.id = NewUuidV7(absl::Now());
     message.from = sender_;
     message.to = recipient_;
     message.text = "a benchmark message of ordinary length";
@@ -325,8 +325,6 @@ class SendWorkload final
   const std::string sender_;
   const std::string recipient_;
   const PublicKey recipient_key_;
-  const std::string run_;
-  std::vector<int64_t> counts_;
 };
 
 class DurableSendWorkload final : public Workload {

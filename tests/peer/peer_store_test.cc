@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "peer/history.h"
+#include "registry/names.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -276,7 +277,7 @@ TEST_F(PeerStoreTest, ReleasedButUnshownMessagesComeBackAfterACrash) {
     absl::StatusOr<Received> a = Receive(*store, Incoming("a", 1, 1));
     EXPECT_THAT(Ids(a), ElementsAre("a"));
     EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))), ElementsAre("b"));
-    store->MarkShown(a->ready);
+    store->MarkShown(a->ready, {});
   }
   auto store = Open();
   auto unshown = store->Unshown();
@@ -336,7 +337,7 @@ bool ReceiveAndShow(PeerStore& store, const ChatMessage& message) {
   absl::StatusOr<Received> received = Receive(store, message);
   EXPECT_THAT(received, chat::testing::IsOk());
   if (!received.ok() || received->duplicate) return false;
-  store.MarkShown(received->ready);
+  store.MarkShown(received->ready, {});
   return !received->ready.empty();
 }
 
@@ -536,6 +537,94 @@ TEST_F(PeerStoreTest, HistoryKeepsAtMostItsRowCapInAll) {
   (*store)->TrimHistory();
   Flush(**store);
   EXPECT_EQ((*store)->History("bob", 20)->total, 2);
+}
+
+TEST_F(PeerStoreTest, TheRowCapCountsWhatForgetAndReopenLeft) {
+  PeerStoreLimits limits;
+  limits.history_rows_kept = 4;
+  limits.history_trim_every = 1;
+  auto open = [&] {
+    auto store = OpenPeerStore(dir_.File("alice.db"), clock_, true, limits);
+    EXPECT_THAT(store.status(), IsOk());
+    return store.ok() ? *std::move(store) : nullptr;
+  };
+  auto add = [](PeerStore& store, int i, const char* to) {
+    ASSERT_THAT(Add(store, Outgoing(absl::StrCat("m", i), to, absl::StrCat(i)))
+                    .status(),
+                IsOk());
+  };
+  {
+    auto store = open();
+    for (int i = 1; i <= 3; ++i) add(*store, i, "bob");
+    add(*store, 4, "carol");
+    Flush(*store);
+    // Three rows go with bob: room for three more before the cap bites.
+    EXPECT_EQ(Erased(store->ForgetHistory("bob")), 3);
+    for (int i = 5; i <= 7; ++i) add(*store, i, "carol");
+    Flush(*store);
+    EXPECT_EQ(store->History("carol", 20)->total, 4);
+  }
+  // Reopened, the count starts again from the file.
+  auto store = open();
+  add(*store, 8, "carol");
+  add(*store, 9, "dave");
+  Flush(*store);
+  EXPECT_THAT(
+      Lines(store->History("carol", 20)),
+      ElementsAre(Ours("6", SendStatus::kSent), Ours("7", SendStatus::kSent),
+                  Ours("8", SendStatus::kSent)));
+  EXPECT_EQ(store->History("dave", 20)->total, 1);
+}
+
+// kShown notes ride on the shown mark; any later note of the message, or
+// forgetting it, replaces them, across a reopen.
+TEST_F(PeerStoreTest, ReadNotesKeptWithTheShownMarkAreReplacedOnce) {
+  auto note = [](const std::string& id, ReadNote::State state, int64_t at_ms) {
+    ReadNote n;
+    n.peer = "Bob";
+    n.id = id;
+    n.state = state;
+    n.at_unix_ms = at_ms;
+    return n;
+  };
+  auto notes_of = [](PeerStore& store) {
+    std::vector<std::string> lines;
+    absl::StatusOr<std::vector<ReadNote>> notes = store.ReadNotes();
+    EXPECT_THAT(notes.status(), IsOk());
+    if (!notes.ok()) return lines;
+    for (const ReadNote& n : *notes) {
+      lines.push_back(absl::StrCat(registry::NameKey(n.peer), ":", n.id, ":",
+                                   static_cast<int>(n.state)));
+    }
+    return lines;
+  };
+  {
+    auto store = Open();
+    store->SaveReadNotes({note("ours", ReadNote::State::kAwaiting, 1)});
+    for (const char* id : {"b1", "b2", "b3"}) {
+      ChatMessage message = Incoming(id, 0, 0);
+      message.received_at = absl::FromUnixMillis(10);
+      absl::StatusOr<Received> received = Receive(*store, message);
+      ASSERT_THAT(received.status(), IsOk());
+      // b3 is noted nowhere (an unverified message gets no receipt).
+      std::vector<ReadNote> unread;
+      if (std::string(id) != "b3") {
+        unread.push_back(note(id, ReadNote::State::kShown, 10));
+      }
+      store->MarkShown(received->ready, unread);
+    }
+    Flush(*store);
+    EXPECT_THAT(notes_of(*store),
+                ElementsAre("bob:ours:0", "bob:b1:1", "bob:b2:1"));
+    // b1 read: owed, kept once; b2 forgotten.
+    store->SaveReadNotes({note("b1", ReadNote::State::kOwed, 20)});
+    store->ForgetReadNotes({note("b2", ReadNote::State::kShown, 10)});
+  }
+  auto store = Open();
+  EXPECT_THAT(notes_of(*store), ElementsAre("bob:ours:0", "bob:b1:2"));
+  store->ForgetReadNotes({note("b1", ReadNote::State::kOwed, 20)});
+  Flush(*store);
+  EXPECT_THAT(notes_of(*store), ElementsAre("bob:ours:0"));
 }
 
 TEST_F(PeerStoreTest, ZeroDaysKeepsNoHistory) {
