@@ -158,11 +158,13 @@ std::optional<ReadNote> ReadTracker::Shown(const ChatMessage& message) {
   ++shown_count_;
   if (shown_count_ > options_.max_notes) {
     // Never read, and too many: the oldest of this sender go unreported.
+    // From memory only: their marks in the store are bounded by the inbox's
+    // own trim of shown ids, and one a restart brings back is reported read
+    // when its conversation is, which is true. Forgetting them in the file
+    // too cost a write per message shown once this many were unread.
     const size_t drop = std::min(shown.size(), size_t{1} + shown.size() / 10);
-    std::vector<ReadNote> forgotten(shown.begin(), shown.begin() + drop);
     shown.erase(shown.begin(), shown.begin() + drop);
     shown_count_ -= drop;
-    store_->ForgetReadNotes(forgotten);
   }
   return note;
 }

@@ -62,7 +62,8 @@ class ReadTracker final : public EventSink {
     Envelope* envelope = nullptr;
     // Pause before owed receipts are tried again.
     Millis retry{5000};
-    // Notes kept each way; beyond, the oldest are forgotten.
+    // Notes kept in memory each way; beyond, the oldest are forgotten (the
+    // store bounds its own: PeerStoreLimits::shown_ids_kept).
     size_t max_notes = 10000;
   };
 
