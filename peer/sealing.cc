@@ -13,6 +13,77 @@ absl::Status Mismatch(const char* field) {
                    " differs from the one sealed inside"));
 }
 
+// What one kind of sealed thing is, for OpenSealed and its error texts.
+struct SealedKind {
+  absl::string_view tag;    // What its plaintext starts with.
+  size_t max_sealed_bytes;  // Its `sealed` field at most.
+  const char* what;         // "" or "read receipts ", before "not sealed".
+  const char* untagged;     // The error when the tag is another.
+  const char* inner_type;   // The protobuf message inside.
+};
+
+constexpr SealedKind kSealedMessage{kMessageTag, kMaxSealedBytes, "",
+                                    "not a sealed chat message", "Message"};
+constexpr SealedKind kSealedReadReceipts{
+    kReadTag, kMaxSealedReadBytes, "read receipts ", "not sealed read receipts",
+    "ReadReceipts"};
+
+// Opens `outer.sealed()`, sealed by `sender_key` for us as `kind`, into
+// the same type sealed inside, and checks what both sides carry (sender,
+// recipient) and that it is meant for `own_name`. kInvalidArgument for a
+// malformed one, kUnauthenticated for one not sealed by that key or not for
+// us; the caller checks its own fields after.
+template <typename Proto>
+absl::StatusOr<Proto> OpenSealed(PairCipher& cipher,
+                                 const PublicKey& sender_key,
+                                 const Proto& outer,
+                                 const std::string& own_name,
+                                 const SealedKind& kind) {
+  const size_t min_bytes = kSealOverheadBytes + kind.tag.size();
+  if (outer.sealed().size() < min_bytes ||
+      outer.sealed().size() > kind.max_sealed_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sealed is ", outer.sealed().size(), " bytes; it must be ",
+                     min_bytes, "-", kind.max_sealed_bytes));
+  }
+  absl::StatusOr<std::string> plaintext =
+      cipher.Open(sender_key, outer.sealed());
+  if (!plaintext.ok()) {
+    if (plaintext.status().code() == absl::StatusCode::kUnauthenticated) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("sealed: ", kind.what, "not sealed by ",
+                       PrintableText(outer.sender()),
+                       "'s key for us, or changed on the way"));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("sealed: ", plaintext.status().message()));
+  }
+  // Only the two holders of the pair's keys could have made it: from here
+  // on, what is wrong is the sender's doing, but nothing is shown. Bytes
+  // sealed as another kind never pass for this one.
+  if (!absl::StartsWith(*plaintext, kind.tag)) {
+    return absl::InvalidArgumentError(absl::StrCat("sealed: ", kind.untagged));
+  }
+  Proto inner;
+  if (!inner.ParseFromArray(
+          plaintext->data() + kind.tag.size(),
+          static_cast<int>(plaintext->size() - kind.tag.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sealed: the inside is not ", kind.inner_type));
+  }
+  if (!inner.sealed().empty()) {
+    return absl::InvalidArgumentError("sealed: the inside is sealed again");
+  }
+  if (inner.sender() != outer.sender()) return Mismatch("sender");
+  if (inner.recipient() != outer.recipient()) return Mismatch("recipient");
+  if (registry::NameKey(inner.recipient()) != registry::NameKey(own_name)) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("sealed: ", kind.what, "meant for ",
+                     PrintableText(inner.recipient()), ", not ", own_name));
+  }
+  return inner;
+}
+
 }  // namespace
 
 absl::StatusOr<::Message> SealMessage(PairCipher& cipher,
@@ -38,55 +109,20 @@ absl::StatusOr<ChatMessage> OpenMessage(PairCipher& cipher,
                                         const PublicKey& sender_key,
                                         const ::Message& outer,
                                         const std::string& own_name) {
-  if (outer.sealed().size() < kSealOverheadBytes + kMessageTag.size() ||
-      outer.sealed().size() > kMaxSealedBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sealed is ", outer.sealed().size(), " bytes; it must be ",
-        kSealOverheadBytes + kMessageTag.size(), "-", kMaxSealedBytes));
-  }
   if (!outer.time().empty() || !outer.msg().empty()) {
     return absl::InvalidArgumentError(
         "a sealed message carries no time or msg outside");
   }
-  absl::StatusOr<std::string> plaintext =
-      cipher.Open(sender_key, outer.sealed());
-  if (!plaintext.ok()) {
-    if (plaintext.status().code() == absl::StatusCode::kUnauthenticated) {
-      return absl::UnauthenticatedError(
-          absl::StrCat("sealed: not sealed by ", PrintableText(outer.sender()),
-                       "'s key for us, or changed on the way"));
-    }
-    return absl::InvalidArgumentError(
-        absl::StrCat("sealed: ", plaintext.status().message()));
-  }
-  // Only the two holders of the pair's keys could have made it: from here
-  // on, what is wrong is the sender's doing, but nothing is shown.
-  if (!absl::StartsWith(*plaintext, kMessageTag)) {
-    return absl::InvalidArgumentError("sealed: not a sealed chat message");
-  }
-  ::Message inner;
-  if (!inner.ParseFromArray(
-          plaintext->data() + kMessageTag.size(),
-          static_cast<int>(plaintext->size() - kMessageTag.size()))) {
-    return absl::InvalidArgumentError("sealed: the inside is not a Message");
-  }
-  if (!inner.sealed().empty()) {
-    return absl::InvalidArgumentError("sealed: the inside is sealed again");
-  }
-  if (inner.sender() != outer.sender()) return Mismatch("sender");
-  if (inner.recipient() != outer.recipient()) return Mismatch("recipient");
-  if (inner.id() != outer.id()) return Mismatch("id");
-  if (inner.sequence() != outer.sequence() ||
-      inner.sequence_epoch() != outer.sequence_epoch() ||
-      inner.sequence_floor() != outer.sequence_floor()) {
+  absl::StatusOr<::Message> inner =
+      OpenSealed(cipher, sender_key, outer, own_name, kSealedMessage);
+  if (!inner.ok()) return inner.status();
+  if (inner->id() != outer.id()) return Mismatch("id");
+  if (inner->sequence() != outer.sequence() ||
+      inner->sequence_epoch() != outer.sequence_epoch() ||
+      inner->sequence_floor() != outer.sequence_floor()) {
     return Mismatch("sequence");
   }
-  if (registry::NameKey(inner.recipient()) != registry::NameKey(own_name)) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("sealed: meant for ", PrintableText(inner.recipient()),
-                     ", not ", own_name));
-  }
-  return FromProto(inner);
+  return FromProto(*inner);
 }
 
 absl::StatusOr<std::string> MakeReceipt(PairCipher& cipher,
@@ -139,53 +175,19 @@ absl::StatusOr<::ReadReceipts> SealReadReceipts(
 absl::StatusOr<std::vector<std::string>> OpenReadReceipts(
     PairCipher& cipher, const PublicKey& reader_key,
     const ::ReadReceipts& outer, const std::string& own_name) {
-  if (outer.sealed().size() < kSealOverheadBytes + kReadTag.size() ||
-      outer.sealed().size() > kMaxSealedReadBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sealed is ", outer.sealed().size(), " bytes; it must be ",
-        kSealOverheadBytes + kReadTag.size(), "-", kMaxSealedReadBytes));
-  }
   if (outer.ids_size() > 0) {
     return absl::InvalidArgumentError(
         "read receipts carry their ids inside only");
   }
-  absl::StatusOr<std::string> plaintext =
-      cipher.Open(reader_key, outer.sealed());
-  if (!plaintext.ok()) {
-    if (plaintext.status().code() == absl::StatusCode::kUnauthenticated) {
-      return absl::UnauthenticatedError(absl::StrCat(
-          "sealed: read receipts not sealed by ", PrintableText(outer.sender()),
-          "'s key for us, or changed on the way"));
-    }
-    return absl::InvalidArgumentError(
-        absl::StrCat("sealed: ", plaintext.status().message()));
-  }
-  // Bytes sealed as a message or a delivery receipt never pass for these.
-  if (!absl::StartsWith(*plaintext, kReadTag)) {
-    return absl::InvalidArgumentError("sealed: not sealed read receipts");
-  }
-  ::ReadReceipts inner;
-  if (!inner.ParseFromArray(
-          plaintext->data() + kReadTag.size(),
-          static_cast<int>(plaintext->size() - kReadTag.size()))) {
-    return absl::InvalidArgumentError("sealed: the inside is not ReadReceipts");
-  }
-  if (!inner.sealed().empty()) {
-    return absl::InvalidArgumentError("sealed: the inside is sealed again");
-  }
-  if (inner.sender() != outer.sender()) return Mismatch("sender");
-  if (inner.recipient() != outer.recipient()) return Mismatch("recipient");
-  if (registry::NameKey(inner.recipient()) != registry::NameKey(own_name)) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("sealed: read receipts meant for ",
-                     PrintableText(inner.recipient()), ", not ", own_name));
-  }
-  if (inner.ids_size() == 0 ||
-      inner.ids_size() > static_cast<int>(kMaxReadIds)) {
+  absl::StatusOr<::ReadReceipts> inner =
+      OpenSealed(cipher, reader_key, outer, own_name, kSealedReadReceipts);
+  if (!inner.ok()) return inner.status();
+  if (inner->ids_size() == 0 ||
+      inner->ids_size() > static_cast<int>(kMaxReadIds)) {
     return absl::InvalidArgumentError(
         absl::StrCat("read receipts carry 1-", kMaxReadIds, " ids"));
   }
-  return std::vector<std::string>(inner.ids().begin(), inner.ids().end());
+  return std::vector<std::string>(inner->ids().begin(), inner->ids().end());
 }
 
 }  // namespace chat::peer
