@@ -163,6 +163,7 @@ class SealedChatServiceTest : public ::testing::Test {
       if (name == "alice") return std::optional<PublicKey>(alice_.public_key());
       if (name == "carol" && carol_.has_value()) return carol_;
       if (hold_ != nullptr && absl::StartsWith(name, "stranger-")) {
+        ++held_;
         hold_->WaitForNotification();
       }
       return std::optional<PublicKey>();
@@ -210,6 +211,7 @@ class SealedChatServiceTest : public ::testing::Test {
   std::atomic<bool> registry_down_{false};
   std::optional<PublicKey> carol_;
   absl::Notification* hold_ = nullptr;  // Strangers' lookups wait for it.
+  std::atomic<int> held_{0};            // Lookups that waited for hold_.
   std::unique_ptr<PeerStore> store_;
   std::unique_ptr<KeyBook> keys_;
   std::unique_ptr<Envelope> envelope_;
@@ -284,16 +286,29 @@ TEST_F(SealedChatServiceTest, AtMostSixtyFourFirstMessagesWaitForTheirKeys) {
   const size_t waiting = ChatService::kLookupsWaiting + 1;
   std::vector<std::thread> senders;
   std::vector<grpc::Status> outcomes(waiting);
-  for (size_t i = 0; i < waiting; ++i) {
+  auto send = [this, &senders, &outcomes](size_t i) {
     senders.emplace_back([this, i, &outcomes] {
       ChatMessage message = FromAlice("hello");
       message.from = absl::StrCat("stranger-", i);
       message.id = "";
       outcomes[i] = Send(ToProto(message));
     });
+  };
+  // The first is being looked up before the others come: then exactly
+  // kLookupsWaiting of them queue behind it, however the threads run.
+  send(0);
+  const bool first_held =
+      chat::testing::WaitFor([this] { return held_.load() == 1; });
+  for (size_t i = 1; first_held && i < waiting; ++i) send(i);
+  const bool all_waiting = first_held && chat::testing::WaitFor([&] {
+                             return service_->waiting_lookups() == waiting;
+                           });
+  if (!all_waiting) {
+    release.Notify();  // Ends the senders before the test fails.
+    for (std::thread& sender : senders) sender.join();
+    FAIL() << "lookups waiting: " << service_->waiting_lookups() << " of "
+           << waiting;
   }
-  ASSERT_TRUE(chat::testing::WaitFor(
-      [this] { return service_->waiting_lookups() == waiting; }));
   ChatMessage one_more = FromAlice("me too");
   one_more.from = "stranger-x";
   grpc::Status refused = Send(ToProto(one_more));
