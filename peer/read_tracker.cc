@@ -144,8 +144,8 @@ void ReadTracker::ReportReadLocked(const Awaiting& awaiting) {
 std::optional<ReadNote> ReadTracker::Shown(const ChatMessage& message) {
   if (!options_.enabled || message.unverified || message.id.empty() ||
       !registry::ValidateName(message.from).ok()) {
-    return std::nullopt;  // Nobody to tell, or nothing that proves who wrote
-                          // it.
+    // Nobody to tell, or nothing that proves who wrote it.
+    return std::nullopt;
   }
   ReadNote note;
   note.peer = message.from;
