@@ -19,11 +19,11 @@ struct SealedKind {
   size_t max_sealed_bytes;  // Its `sealed` field at most.
   const char* what;         // "" or "read receipts ", before "not sealed".
   const char* untagged;     // The error when the tag is another.
-  const char* inner_type;   // The protobuf message inside.
+  const char* inner_type;   // The protobuf message inside, as named in text.
 };
 
 constexpr SealedKind kSealedMessage{kMessageTag, kMaxSealedBytes, "",
-                                    "not a sealed chat message", "Message"};
+                                    "not a sealed chat message", "a Message"};
 constexpr SealedKind kSealedReadReceipts{
     kReadTag, kMaxSealedReadBytes, "read receipts ", "not sealed read receipts",
     "ReadReceipts"};
