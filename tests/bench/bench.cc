@@ -39,6 +39,7 @@ struct Connections {
   Channels greeter;
   Channels registry;
   Channels receiver;
+  Channels floor;
 };
 
 std::unique_ptr<Workload> NewWorkload(const std::string& scenario,
@@ -66,6 +67,11 @@ std::unique_ptr<Workload> NewWorkload(const std::string& scenario,
     return NewSendWorkload(connections.receiver, concurrency,
                            lab.direct_identity(), lab.direct_name(),
                            lab.receiver_name(), lab.receiver_key());
+  }
+  if (scenario == "send-floor") {
+    return NewSendWorkload(connections.floor, concurrency,
+                           lab.direct_identity(), lab.direct_name(),
+                           lab.floor()->name(), lab.floor()->key());
   }
   return NewDurableSendWorkload(lab.sender(), lab.send_results(),
                                 lab.receiver_name());
@@ -210,8 +216,8 @@ class Report {
 
 const std::vector<std::string>& AllScenarios() {
   static const auto* const kAll = new std::vector<std::string>{
-      "greet", "resolve",      "register", "keepalive",
-      "send",  "send-durable", "mixed"};
+      "greet", "resolve",      "register",   "keepalive",
+      "send",  "send-durable", "send-floor", "mixed"};
   return *kAll;
 }
 
@@ -300,6 +306,7 @@ int RunBench(const BenchOptions& options, std::ostream& out,
     lab_options.leases = options.names;
   }
   lab_options.peers = Wants(options, {"send", "send-durable"});
+  lab_options.floor = Wants(options, {"send-floor"});
   lab_options.peer_sync_full = options.peer_sync_full;
   lab_options.tls_dir = options.tls_dir;
   absl::StatusOr<std::unique_ptr<Lab>> lab = Lab::Start(lab_options);
@@ -326,6 +333,9 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   if (connected.ok() && lab_options.peers) {
     connected = connect((*lab)->receiver_address(), &connections.receiver);
   }
+  if (connected.ok() && lab_options.floor) {
+    connected = connect((*lab)->floor()->target(), &connections.floor);
+  }
   if (!connected.ok()) {
     err << "chat-bench: " << connected.message() << "\n";
     return kExitCannotStart;
@@ -348,10 +358,16 @@ int RunBench(const BenchOptions& options, std::ostream& out,
         ", a name bound to the bench's own key; "
         "unsequenced"));
   }
-  if (Wants(options, {"send", "send-durable"})) {
+  if (Wants(options, {"send-floor"})) {
+    report.Note(
+        "send-floor: send's message to a server that only opens it and "
+        "keeps it as one row (one table, no index), answered after the "
+        "commit: the floor under any receiver");
+  }
+  if (Wants(options, {"send", "send-durable", "send-floor"})) {
     report.Note(absl::StrCat(
-        "send, send-durable: the receiver's inbox (and, for send-durable, the "
-        "sender's outbox) on disk, synchronous=",
+        "send, send-durable, send-floor: the receiver's inbox (and, for "
+        "send-durable, the sender's outbox) on disk, synchronous=",
         options.peer_sync_full ? "FULL" : "NORMAL"));
   }
   report.Header();

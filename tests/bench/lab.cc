@@ -82,6 +82,7 @@ void SendResults::OnEvent(const peer::PeerEvent& event) {
 Lab::Lab() = default;
 
 Lab::~Lab() {
+  floor_.reset();  // Before the directory that holds its file goes.
   if (sender_ != nullptr) sender_->Shutdown();
   if (receiver_ != nullptr) receiver_->Shutdown();
   if (registry_ != nullptr) registry_->Shutdown(Millis(1000));
@@ -115,7 +116,7 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   if (!greeter.ok()) return greeter.status();
   lab->greeter_server_ = std::move(greeter->server);
   lab->greeter_port_ = greeter->port;
-  if (!options.registry) return lab;
+  if (!options.registry && !options.floor) return lab;
 
   std::error_code error;
   lab->dir_ = std::filesystem::temp_directory_path(error) /
@@ -124,6 +125,14 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
     return absl::UnavailableError(
         absl::StrCat("cannot create a scratch directory: ", error.message()));
   }
+  if (options.floor) {
+    absl::StatusOr<std::unique_ptr<DurableFloor>> floor =
+        DurableFloor::Start(lab->dir_ / "floor.db", options.peer_sync_full,
+                            server_tls, lab->direct_identity_.public_key());
+    if (!floor.ok()) return floor.status();
+    lab->floor_ = *std::move(floor);
+  }
+  if (!options.registry) return lab;
   const std::string db_path = lab->dir_ / "registry.db";
   // The real registry's defaults (registry/main.cc), except that the bench's
   // own leases may last an hour, so none expires between rounds.

@@ -2,7 +2,7 @@
 // with port 0: the greeter (the baseline), a registry on an SQLite file in a
 // scratch directory, filled before it serves, two real peers, and a name
 // bound to a key of the bench's own that sends to the receiving peer
-// directly (the send scenario).
+// directly (the send scenario), and the floor under it (floor.h).
 
 #ifndef CHAT_TESTS_BENCH_LAB_H_
 #define CHAT_TESTS_BENCH_LAB_H_
@@ -23,6 +23,7 @@
 #include "peer/peer.h"
 #include "registry/server.h"
 #include "tests/bench/driver.h"
+#include "tests/bench/floor.h"
 
 namespace chat::bench {
 
@@ -34,7 +35,11 @@ struct LabOptions {
   // Start two peers registered in it, and register the direct sender's
   // name with its key; the receiver knows that key before Start returns.
   bool peers = false;
-  // The peers' stores commit with synchronous=FULL (chat-peer's default).
+  // Start the durable floor (tests/bench/floor.h), which takes messages
+  // from direct_name().
+  bool floor = false;
+  // The peers' stores (and the floor's) commit with synchronous=FULL
+  // (chat-peer's default).
   bool peer_sync_full = true;
   // Not empty: every server serves TLS with DIR/localhost.crt and .key and
   // every client verifies with DIR/ca.crt (`scripts/make-certs DIR
@@ -99,6 +104,8 @@ class Lab {
   // through a Peer: a name registered with this identity's key.
   const Identity& direct_identity() const { return direct_identity_; }
   const std::string& direct_name() const { return direct_name_; }
+  // With the floor: the server that only opens and keeps each message.
+  const DurableFloor* floor() const { return floor_.get(); }
   // What clients of the lab's servers dial with; null: plaintext.
   const std::shared_ptr<grpc::ChannelCredentials>& credentials() const {
     return credentials_;
@@ -127,6 +134,7 @@ class Lab {
   DiscardEvents discard_;
   std::unique_ptr<peer::Peer> receiver_;
   std::unique_ptr<peer::Peer> sender_;
+  std::unique_ptr<DurableFloor> floor_;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;  // Null: plaintext.
   const std::string direct_name_ = "bench-direct";
   Identity direct_identity_ = Identity::Generate();

@@ -143,8 +143,9 @@ int main(int argc, char** argv) {
       "(Register + Unregister of a fresh name), keepalive (lease renewals), "
       "send (SendMessage straight to a peer, each message sealed for its key "
       "by a name bound to the bench's key), send-durable (Peer::Send until "
-      "delivered, sealed by the sending peer), mixed (90% resolve, 5% "
-      "register, 5% keepalive)")(
+      "delivered, sealed by the sending peer), send-floor (send's message to "
+      "a server that only opens it and keeps it as one row: the floor under "
+      "any receiver), mixed (90% resolve, 5% register, 5% keepalive)")(
       "concurrency", po::value<std::string>()->default_value("1"),
       "calls in flight at once; a comma list (1,64) runs each")(
       "duration", po::value<double>()->default_value(5),
@@ -156,7 +157,8 @@ int main(int argc, char** argv) {
       "names", po::value<int>()->default_value(1000),
       "static names filled in for resolve, and leases for keepalive")(
       "peer-sync", po::value<std::string>()->default_value("full"),
-      "send, send-durable: the peers' --sync (full: an fsync per commit)")(
+      "send, send-durable, send-floor: the peers' (and the floor's) --sync "
+      "(full: an fsync per commit)")(
       "tls", po::value<std::string>(),
       "DIR made by `scripts/make-certs DIR localhost`: every server of the "
       "lab serves TLS with localhost.crt, every call verifies with ca.crt")(

@@ -38,7 +38,7 @@ run() {  # run ARGS...: chat-bench ARGS --json into $out; fails unless it exits 
 
 echo "== every scenario"
 run --scenario all --duration 1 --warmup 0 --names 100 --concurrency 2
-check all 7
+check all 8
 
 echo "== --compare"
 run --compare --rounds 3 --scenario resolve --duration 0.3 --warmup 0 --names 10
@@ -47,9 +47,9 @@ check compare 6 1
 echo "== --tls: the lab over TLS (certificates from scripts/make-certs)"
 certs=$(mktemp -d "${TMPDIR:-/tmp}/chat_bench_certs.XXXXXX")
 "$(dirname "$0")/../../scripts/make-certs" "$certs" localhost >/dev/null
-run --scenario greet,resolve,send --duration 0.5 --warmup 0 --names 10 --tls "$certs"
+run --scenario greet,resolve,send,send-floor --duration 0.5 --warmup 0 --names 10 --tls "$certs"
 rm -rf "$certs"
-check tls 3
+check tls 4
 
 echo "== --system all (real binaries)"
 run --system all --names 200 --startup-rounds 2 --idle 0.2 \
