@@ -6,7 +6,9 @@
 // row id only, through the peers' group commit (common/sqlite_batch.h: WAL,
 // a savepoint per job, the peers' synchronous mode), and answered from the
 // after-commit hook, as a peer answers. Not kept: the id for duplicates, the
-// order of a conversation, the shown mark, the history, the read note.
+// order of a conversation, the shown mark, the history, the read note. Never
+// trimmed either: a bench run of minutes leaves some hundred thousand rows
+// in the lab's scratch directory, which goes with the lab.
 
 #ifndef CHAT_TESTS_BENCH_FLOOR_H_
 #define CHAT_TESTS_BENCH_FLOOR_H_
