@@ -44,8 +44,7 @@ ReadTracker::ReadTracker(EventSink* events, PeerStore* store,
           break;
         }
         case ReadNote::State::kShown:
-          ++shown_count_;
-          shown_[NameKey(note.peer)].push_back(std::move(note));
+          AddShownLocked(std::move(note));
           break;
         case ReadNote::State::kOwed:
           owed_[NameKey(note.peer)].push_back(std::move(note));
@@ -153,20 +152,30 @@ std::optional<ReadNote> ReadTracker::Shown(const ChatMessage& message) {
   note.state = ReadNote::State::kShown;
   note.at_unix_ms = absl::ToUnixMillis(clock_.Wall());
   absl::MutexLock lock(&mu_);
-  std::vector<ReadNote>& shown = shown_[NameKey(message.from)];
-  shown.push_back(note);
-  ++shown_count_;
-  if (shown_count_ > options_.max_notes) {
-    // Never read, and too many: the oldest of this sender go unreported.
-    // From memory only: their marks in the store are bounded by the inbox's
-    // own trim of shown ids, and one a restart brings back is reported read
-    // when its conversation is, which is true. Forgetting them in the file
-    // too cost a write per message shown once this many were unread.
-    const size_t drop = std::min(shown.size(), size_t{1} + shown.size() / 10);
-    shown.erase(shown.begin(), shown.begin() + drop);
-    shown_count_ -= drop;
-  }
+  AddShownLocked(note);
   return note;
+}
+
+void ReadTracker::AddShownLocked(ReadNote note) {
+  std::string key = NameKey(note.peer);
+  const uint64_t order = next_shown_order_++;
+  shown_order_.emplace(order, key);
+  shown_[key].push_back({order, std::move(note)});
+  while (shown_order_.size() > options_.max_notes) {
+    // Never read, and too many: the oldest of all go unreported, whoever
+    // sent them. From memory only: their marks in the store are bounded by
+    // the inbox's own trim of shown ids, and one a restart brings back is
+    // reported read when its conversation is, which is true. Forgetting
+    // them in the file too cost a write per message shown once this many
+    // were unread.
+    auto oldest = shown_order_.begin();
+    auto sender = shown_.find(oldest->second);
+    // Each sender's notes are in order, so the oldest of all is the first
+    // of its sender's.
+    sender->second.pop_front();
+    if (sender->second.empty()) shown_.erase(sender);
+    shown_order_.erase(oldest);
+  }
 }
 
 void ReadTracker::MarkRead(const std::string& name) {
@@ -175,14 +184,16 @@ void ReadTracker::MarkRead(const std::string& name) {
     absl::MutexLock lock(&mu_);
     auto it = shown_.find(NameKey(name));
     if (it == shown_.end()) return;
-    std::vector<ReadNote> read = std::move(it->second);
-    shown_.erase(it);
-    shown_count_ -= std::min(shown_count_, read.size());
+    std::vector<ReadNote> read;
+    read.reserve(it->second.size());
     const int64_t now = absl::ToUnixMillis(clock_.Wall());
-    for (ReadNote& note : read) {
-      note.state = ReadNote::State::kOwed;
-      note.at_unix_ms = now;
+    for (ShownNote& shown : it->second) {
+      shown_order_.erase({shown.order, it->first});
+      shown.note.state = ReadNote::State::kOwed;
+      shown.note.at_unix_ms = now;
+      read.push_back(std::move(shown.note));
     }
+    shown_.erase(it);
     store_->SaveReadNotes(read);
     std::vector<ReadNote>& owed = owed_[NameKey(name)];
     owed.insert(owed.end(), read.begin(), read.end());

@@ -7,12 +7,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
@@ -121,6 +124,9 @@ class ReadTracker final : public EventSink {
   void ReportReadLocked(const Awaiting& awaiting)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TrimAwaitingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Notes `note` (kShown) as the newest shown; beyond max_notes, the oldest
+  // of all go.
+  void AddShownLocked(ReadNote note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LogDropped(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
 
   EventSink* const events_;  // Not owned.
@@ -136,12 +142,21 @@ class ReadTracker final : public EventSink {
   // Read receipts for ids not delivered yet as far as we know (the reader's
   // answer to a direct send is on its way): id -> reader key. Bounded.
   absl::flat_hash_map<std::string, std::string> early_ ABSL_GUARDED_BY(mu_);
-  // Receiver side, by sender key: shown, and read with the receipt owed.
-  absl::flat_hash_map<std::string, std::vector<ReadNote>> shown_
+  // Receiver side, by sender key: shown, in the order shown (each with its
+  // place in shown_order_), and read with the receipt owed.
+  struct ShownNote {
+    uint64_t order;
+    ReadNote note;
+  };
+  absl::flat_hash_map<std::string, std::deque<ShownNote>> shown_
       ABSL_GUARDED_BY(mu_);
+  // Every note of shown_ as (order, sender key), oldest first, so the bound
+  // forgets the oldest of all, not those of whoever wrote last.
+  absl::btree_set<std::pair<uint64_t, std::string>> shown_order_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t next_shown_order_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, std::vector<ReadNote>> owed_
       ABSL_GUARDED_BY(mu_);
-  size_t shown_count_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t sent_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_logged_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -1,0 +1,153 @@
+// ReadTracker on its own: a real store in memory, a key book that knows the
+// senders' keys, receipts caught where they would be sent and opened as
+// their reader would open them. The end-to-end cases are in
+// read_receipts_test.cc.
+
+#include "peer/read_tracker.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/identity.h"
+#include "peer/envelope.h"
+#include "peer/key_book.h"
+#include "peer/peer_store.h"
+#include "peer/sealing.h"
+#include "tests/peer/recording_sink.h"
+#include "tests/testing/status_matchers.h"
+
+namespace chat::peer {
+namespace {
+
+using ::chat::testing::IsOk;
+using ::testing::ElementsAre;
+
+constexpr size_t kBound = 4;
+
+class ReadTrackerTest : public ::testing::Test {
+ protected:
+  ReadTrackerTest() {
+    auto store = OpenPeerStore(":memory:", clock_);
+    EXPECT_THAT(store, IsOk());
+    store_ = *std::move(store);
+    KeyBook::Options book;
+    book.directory = [this](const std::string& name)
+        -> absl::StatusOr<std::optional<PublicKey>> {
+      if (name == "bob") return bob_.public_key();
+      if (name == "carol") return carol_.public_key();
+      return std::nullopt;
+    };
+    keys_ = std::make_unique<KeyBook>(store_.get(), std::vector<Pin>(),
+                                      std::move(book), clock_);
+    envelope_ =
+        std::make_unique<Envelope>("alice", alice_, keys_.get(), clock_);
+    ReadTracker::Options options;
+    options.own_name = "alice";
+    options.envelope = envelope_.get();
+    options.max_notes = kBound;
+    options.send_direct = [this](const std::string& to,
+                                 const ::ReadReceipts& receipts) {
+      absl::MutexLock lock(&mu_);
+      sent_[to].push_back(receipts);
+      return absl::OkStatus();
+    };
+    options.deposit = [](const registry::MailItem&) {
+      return absl::UnavailableError("no mailbox in this test");
+    };
+    tracker_ = std::make_unique<ReadTracker>(&events_, store_.get(),
+                                             std::vector<ReadNote>(), clock_,
+                                             std::move(options));
+  }
+
+  ~ReadTrackerTest() override { tracker_->Stop(); }
+
+  void Show(const std::string& from, const std::string& id) {
+    ChatMessage message;
+    message.id = id;
+    message.from = from;
+    message.to = "alice";
+    message.text = "hello";
+    tracker_->Shown(message);
+  }
+
+  // The ids `reader` was told we read, in the order sent: waits (at most
+  // 10 s) until `count` have gone to it, then opens them as it would.
+  std::vector<std::string> ReadBy(const std::string& reader,
+                                  const Identity& reader_identity,
+                                  size_t count) {
+    std::vector<::ReadReceipts> batches;
+    {
+      absl::MutexLock lock(&mu_);
+      auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        size_t ids = 0;
+        for (const ::ReadReceipts& batch : sent_[reader]) {
+          PairCipher cipher(reader_identity);
+          auto opened = OpenReadReceipts(cipher, alice_.public_key(), batch,
+                                         reader);
+          if (opened.ok()) ids += opened->size();
+        }
+        return ids >= count;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+      batches = sent_[reader];
+    }
+    std::vector<std::string> ids;
+    PairCipher cipher(reader_identity);
+    for (const ::ReadReceipts& batch : batches) {
+      auto opened =
+          OpenReadReceipts(cipher, alice_.public_key(), batch, reader);
+      EXPECT_THAT(opened, IsOk());
+      if (opened.ok()) ids.insert(ids.end(), opened->begin(), opened->end());
+    }
+    return ids;
+  }
+
+  FakeClock clock_;
+  const Identity alice_ = Identity::Generate();
+  const Identity bob_ = Identity::Generate();
+  const Identity carol_ = Identity::Generate();
+  std::unique_ptr<PeerStore> store_;
+  std::unique_ptr<KeyBook> keys_;
+  std::unique_ptr<Envelope> envelope_;
+  RecordingSink events_;
+  absl::Mutex mu_;
+  std::map<std::string, std::vector<::ReadReceipts>> sent_
+      ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<ReadTracker> tracker_;  // Last: it uses the above.
+};
+
+TEST_F(ReadTrackerTest, BeyondTheBoundTheOldestNotesOfAllAreForgotten) {
+  // Carol's four unread fill the bound; bob's newer one must not be the one
+  // forgotten (it was, when the bound cut from the sender who wrote last).
+  for (const char* id : {"c1", "c2", "c3", "c4"}) Show("carol", id);
+  Show("bob", "b1");
+  Show("bob", "b2");
+  tracker_->MarkRead("bob");
+  EXPECT_THAT(ReadBy("bob", bob_, 2), ElementsAre("b1", "b2"));
+  tracker_->MarkRead("carol");
+  EXPECT_THAT(ReadBy("carol", carol_, 2), ElementsAre("c3", "c4"));
+}
+
+TEST_F(ReadTrackerTest, NotesReadLeaveTheBound) {
+  Show("bob", "b1");
+  Show("bob", "b2");
+  tracker_->MarkRead("bob");
+  EXPECT_THAT(ReadBy("bob", bob_, 2), ElementsAre("b1", "b2"));
+  // Bob's notes are owed receipts now, no longer shown ones: carol's four
+  // fit the bound whole.
+  for (const char* id : {"c1", "c2", "c3", "c4"}) Show("carol", id);
+  tracker_->MarkRead("carol");
+  EXPECT_THAT(ReadBy("carol", carol_, 4), ElementsAre("c1", "c2", "c3", "c4"));
+}
+
+}  // namespace
+}  // namespace chat::peer
