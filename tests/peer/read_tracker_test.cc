@@ -91,8 +91,8 @@ class ReadTrackerTest : public ::testing::Test {
         size_t ids = 0;
         for (const ::ReadReceipts& batch : sent_[reader]) {
           PairCipher cipher(reader_identity);
-          auto opened = OpenReadReceipts(cipher, alice_.public_key(), batch,
-                                         reader);
+          auto opened =
+              OpenReadReceipts(cipher, alice_.public_key(), batch, reader);
           if (opened.ok()) ids += opened->size();
         }
         return ids >= count;
@@ -120,8 +120,7 @@ class ReadTrackerTest : public ::testing::Test {
   std::unique_ptr<Envelope> envelope_;
   RecordingSink events_;
   absl::Mutex mu_;
-  std::map<std::string, std::vector<::ReadReceipts>> sent_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<::ReadReceipts>> sent_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<ReadTracker> tracker_;  // Last: it uses the above.
 };
 
