@@ -63,11 +63,35 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
 MakeChannelCredentials(const TlsClientFiles& files);
 
+// Certificates by role (scripts/make-certs, docs/security.md). A server
+// dialled by host (the registry; a greeter called with --target) holds a
+// certificate naming those hosts. A server found by name through the
+// registry holds one naming its role and chat name key, under .invalid:
+// "alice.peer.invalid", "greeter.greeter.invalid". RFC 6761 reserves
+// .invalid, so no host a client dials lies under it, and a role certificate
+// never passes for a host's (a peer named "localhost" cannot serve as the
+// registry on localhost).
+//
+// The name chat-peer checks when it dials the peer `name_key` (lower case).
+std::string PeerCertificateName(const std::string& name_key);
+// The name chatctl greet checks when it calls the greeter found as
+// `name_key` (lower case).
+std::string GreeterCertificateName(const std::string& name_key);
+
 // Makes a TLS channel built with `args` check the server's certificate
 // against `name` instead of the host of the target it dials: peers and the
 // greeter are dialled at the address they registered (a container's IP, say)
-// and hold a certificate for their name. No effect on a plaintext channel.
+// and hold a certificate for their role and name (PeerCertificateName(),
+// GreeterCertificateName()). No effect on a plaintext channel.
 void SetTlsServerName(grpc::ChannelArguments& args, const std::string& name);
+
+// For a channel to `address` ("host:port") that checks the host it dials
+// (the registry): when the host lies under .invalid, where role names live
+// and no real host does, makes the check expect a name no certificate from
+// make-certs carries, so that a role certificate is refused there too.
+// Otherwise nothing changes. No effect on a plaintext channel.
+void GuardTlsHostCheck(grpc::ChannelArguments& args,
+                       const std::string& address);
 
 }  // namespace chat
 

@@ -260,10 +260,12 @@ class GrpcTransport final : public Transport {
       ABSL_LOCKS_EXCLUDED(mu_) {
     grpc::ChannelArguments args;
     if (options_.dialing.tls) {
-      // The address is wherever the peer runs; its certificate names it.
-      SetTlsServerName(args, options_.dialing.peer_name.empty()
-                                 ? registry::NameKey(name)
-                                 : options_.dialing.peer_name);
+      // The address is wherever the peer runs; its certificate names it,
+      // as a peer (never a host, so no registry's certificate passes).
+      SetTlsServerName(args, PeerCertificateName(registry::NameKey(
+                                 options_.dialing.peer_name.empty()
+                                     ? name
+                                     : options_.dialing.peer_name)));
     }
     // gRPC waits up to two minutes between reconnects by default; a peer
     // that was away is then missed long after it is back. A retry of ours

@@ -25,8 +25,10 @@ namespace chat::peer {
 struct PeerTls {
   TlsServerFiles serve;   // ChattingService over TLS when enabled().
   TlsClientFiles client;  // Its cert/key also answer a registry's mutual TLS.
-  // The name another peer's certificate must carry; empty: the recipient's
-  // chat name (lower case), which scripts/make-certs puts in its cert.
+  // The peer name another peer's certificate must carry (as
+  // PeerCertificateName() of it): empty, the recipient's name key, which
+  // `make-certs --peer NAME` puts in NAME's certificate; set, that one name
+  // for every recipient (a certificate all peers share).
   std::string peer_name;
 };
 

@@ -264,8 +264,9 @@ int main(int argc, char** argv) {
                       chat::kTlsServe | chat::kTlsVerify);
   options.add_options()(
       "tls-peer-name", po::value<std::string>()->value_name("NAME"),
-      "with --tls-ca: the name other peers' certificates must carry "
-      "(default: each recipient's chat name, in lower case)");
+      "with --tls-ca: the peer name every other peer's certificate must "
+      "carry (make-certs --peer NAME), for a certificate all peers share "
+      "(default: each recipient's own name)");
   command_line.environment.push_back({"CHAT_TLS_PEER_NAME", "tls-peer-name"});
   po::variables_map vm;
   int exit_code =

@@ -11,6 +11,7 @@
 #include "common/identity.h"
 #include "common/json.h"
 #include "common/status.h"
+#include "common/tls.h"
 #include "common/utf8.h"
 #include "proto/greet.grpc.pb.h"
 #include "proto/health.grpc.pb.h"
@@ -398,7 +399,7 @@ int RunGreet(const CommandContext& context) {
     }
     if (!entry.ok()) return PrintError(context.err, entry.status());
     address = entry->address;
-    server_name = registry::NameKey(greeter);
+    server_name = GreeterCertificateName(registry::NameKey(greeter));
   }
 
   auto stub = GreetService::NewStub(NewChannel(address, context, server_name));

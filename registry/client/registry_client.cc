@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/tls.h"
 #include "registry/convert.h"
 #include "registry/names.h"
 
@@ -20,6 +21,9 @@ std::shared_ptr<grpc::Channel> NewReconnectingChannel(
               static_cast<int>(initial_backoff.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(max_backoff.count()));
+  // The registry is dialled by host: its certificate must name that host,
+  // and no role certificate (a peer's, a greeter's) may pass for it.
+  GuardTlsHostCheck(args, address);
   return grpc::CreateCustomChannel(
       address,
       credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(),

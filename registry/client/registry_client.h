@@ -23,7 +23,9 @@ namespace chat::registry {
 // A channel to `address` (host:port) that retries a lost connection after
 // `initial_backoff`, doubling to `max_backoff`, instead of gRPC's default
 // (growing to two minutes). With `credentials` (common/tls.h
-// MakeChannelCredentials), TLS; null: plaintext.
+// MakeChannelCredentials), TLS, the server's certificate checked against
+// the host of `address` (never a role name: GuardTlsHostCheck); null:
+// plaintext.
 std::shared_ptr<grpc::Channel> NewReconnectingChannel(
     const std::string& address, Millis initial_backoff, Millis max_backoff,
     std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);

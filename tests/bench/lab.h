@@ -42,8 +42,9 @@ struct LabOptions {
   // (chat-peer's default).
   bool peer_sync_full = true;
   // Not empty: every server serves TLS with DIR/localhost.crt and .key and
-  // every client verifies with DIR/ca.crt (`scripts/make-certs DIR
-  // localhost`); peers check the name "localhost".
+  // every client verifies with DIR/ca.crt (`scripts/make-certs DIR --peer
+  // localhost,localhost,127.0.0.1`: a peer certificate that also names the
+  // loopback hosts); peers check the peer name "localhost".
   std::string tls_dir;
 };
 

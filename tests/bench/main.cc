@@ -166,8 +166,9 @@ int main(int argc, char** argv) {
       "send, send-durable, send-floor: the peers' (and the floor's) --sync "
       "(full: an fsync per commit)")(
       "tls", po::value<std::string>(),
-      "DIR made by `scripts/make-certs DIR localhost`: every server of the "
-      "lab serves TLS with localhost.crt, every call verifies with ca.crt")(
+      "DIR made by `scripts/make-certs DIR --peer "
+      "localhost,localhost,127.0.0.1`: every server of the lab serves TLS "
+      "with localhost.crt, every call verifies with ca.crt")(
       "json", po::bool_switch()->default_value(false),
       "print one JSON object per line instead of a table")(
       "compare", po::bool_switch()->default_value(false),

@@ -1,6 +1,7 @@
 // common/tls: PEM files read with errors that name the file, and the rules
 // for which files go together. The handshakes themselves are tested through
-// a real registry in tests/registry/tls_test.cc.
+// a real registry in tests/registry/tls_test.cc, certificates by role in
+// tests/e2e/tls_e2e.sh.
 
 #include "common/tls.h"
 
@@ -153,6 +154,48 @@ TEST_F(TlsTest, ClientCertificateRules) {
   EXPECT_THAT(MakeChannelCredentials(missing_ca),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr("--tls-ca file " + missing_ca.ca_file)));
+}
+
+// The name a channel's TLS check expects instead of the host it dials, if
+// any (the target name override in `args`).
+std::string ExpectedServerName(grpc::ChannelArguments& args) {
+  grpc_channel_args c_args = args.c_channel_args();
+  for (size_t i = 0; i < c_args.num_args; ++i) {
+    if (std::string(c_args.args[i].key) == GRPC_SSL_TARGET_NAME_OVERRIDE_ARG) {
+      return c_args.args[i].value.string;
+    }
+  }
+  return "";
+}
+
+TEST(RoleNamesTest, PeersAndGreetersAreNamedUnderInvalid) {
+  EXPECT_EQ(PeerCertificateName("alice"), "alice.peer.invalid");
+  EXPECT_EQ(GreeterCertificateName("greeter"), "greeter.greeter.invalid");
+  // A peer named like a host still gets a role name, never the host.
+  EXPECT_EQ(PeerCertificateName("localhost"), "localhost.peer.invalid");
+}
+
+TEST(GuardTlsHostCheckTest, AnOrdinaryHostIsCheckedAsItIs) {
+  for (const char* address :
+       {"localhost:50050", "127.0.0.1:50050", "registry:50050", "[::1]:50050",
+        "registry.example.org:443", "invalid.example:1"}) {
+    grpc::ChannelArguments args;
+    GuardTlsHostCheck(args, address);
+    EXPECT_EQ(ExpectedServerName(args), "") << address;
+  }
+}
+
+TEST(GuardTlsHostCheckTest, AHostUnderInvalidMatchesNoRoleCertificate) {
+  for (const char* address :
+       {"alice.peer.invalid:50050", "ALICE.Peer.Invalid:50050",
+        "greeter.greeter.invalid.:1", "invalid:1", "x.invalid"}) {
+    grpc::ChannelArguments args;
+    GuardTlsHostCheck(args, address);
+    const std::string expected = ExpectedServerName(args);
+    EXPECT_NE(expected, "") << address;
+    EXPECT_NE(expected, PeerCertificateName("alice")) << address;
+    EXPECT_NE(expected, GreeterCertificateName("greeter")) << address;
+  }
 }
 
 }  // namespace

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # End to end on real containers, through docker-compose.yml exactly as a user
 # runs it: the base image (made locally when it cannot be pulled), the image
-# build, `up -d` with TLS (the one-shot certs service makes the certificates,
-# a plaintext client is refused, a second `up` keeps them), the greeter found
-# by name, two peer containers chatting by
-# name through their stdin with --json, `chatctl list`, a registry killed and
-# started again without losing a name, and a peer container killed hard that
-# leaves the list within its TTL while a message to it is reported as not
-# delivered.
+# build, `up -d` with TLS (the one-shot certs service makes the certificates
+# by role, a plaintext client is refused, a second `up` keeps them, the
+# peers' shared certificate cannot serve as the registry's), the greeter
+# found by name, two peer containers chatting by name through their stdin
+# with --json, `chatctl list`, a registry killed and started again without
+# losing a name, a peer container killed hard that leaves the list within
+# its TTL while a message to it is reported as not delivered; then the lab
+# profile: the lab's Python greeter client and peer (stubs generated from
+# tests/lab/proto) on the host, plaintext, with greeter-lab and a peer-lab
+# container, both ways.
 #
 # Usage: compose_e2e.sh [REPO_DIR]   (default: the repository of this script)
+# Needs for the lab part: python3 with grpcio, protoc and grpc_python_plugin
+# (scripts/install-deps), and host networking (Docker Engine on Linux).
 # Exit: 0 passed, 1 failed, 77 skipped (no Docker engine, or no compose).
 # Uses its own project name (never a user's containers, network or volume),
 # the image tag chat-by-name:e2e and a free host port; `down -v` at the end.
@@ -37,8 +42,10 @@ ttl=3  # the test peers' lease, seconds: short, so a killed peer leaves fast
 export COMPOSE_PROJECT_NAME="chate2e${RANDOM}$$"
 export COMPOSE_FILE="$repo/docker-compose.yml"
 export CHAT_IMAGE=chat-by-name:e2e
-export CHAT_REGISTRY_PORT
+export CHAT_REGISTRY_PORT CHAT_LAB_REGISTRY_PORT CHAT_LAB_GREETER_PORT
 CHAT_REGISTRY_PORT=$(free_port)
+CHAT_LAB_REGISTRY_PORT=$(free_port)
+CHAT_LAB_GREETER_PORT=$(free_port)
 unset COMPOSE_PROFILES
 cd "$repo"
 
@@ -52,10 +59,11 @@ fail() {
 }
 compose_down() {
   local name
-  for name in alice bob; do
+  for name in alice bob carol; do
     docker rm -f "${COMPOSE_PROJECT_NAME}_$name" >/dev/null 2>&1 || true
   done
-  compose down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+  # Every profile, so that the lab's services go too.
+  compose --profile lab --profile tools down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
 }
 trap 'compose_down; cleanup' EXIT
 trap 'exit 130' INT  # so that the EXIT trap cleans up after Ctrl-C too
@@ -64,15 +72,14 @@ trap 'exit 143' TERM
 # ctl ARGS...: chatctl in a one-off container on the project network.
 ctl() { compose run --rm -T chatctl "$@" </dev/null 2>>"$work/chatctl.err"; }
 
-registry_id() { compose ps -q registry; }
-
-# wait_healthy SECONDS: until the registry container's health check passes.
+# wait_healthy SECONDS [SERVICE]: until the SERVICE (default registry)
+# container's health check passes.
 wait_healthy() {
-  local deadline=$((SECONDS + $1)) status=""
+  local deadline=$((SECONDS + $1)) service=${2:-registry} status=""
   until [ "$status" = healthy ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "the registry is not healthy after $1 s (status: $status)"
+    [ "$SECONDS" -lt "$deadline" ] || fail "$service is not healthy after $1 s (status: $status)"
     sleep 0.2
-    status=$(docker inspect -f '{{.State.Health.Status}}' "$(registry_id)" 2>/dev/null || true)
+    status=$(docker inspect -f '{{.State.Health.Status}}' "$(compose --profile lab ps -q "$service")" 2>/dev/null || true)
   done
 }
 
@@ -85,11 +92,11 @@ without_pipes() {
   for fd in "${peer_fd[@]}"; do eval "exec $fd>&-"; done
   exec "$@"
 }
-start_peer() {  # start_peer NAME: container ${COMPOSE_PROJECT_NAME}_NAME
-  local name=$1 fd
+start_peer() {  # start_peer NAME [SERVICE]: container ${COMPOSE_PROJECT_NAME}_NAME
+  local name=$1 service=${2:-peer} fd
   mkfifo "$work/$name.in"
   (without_pipes "${compose_cmd[@]}" run --rm -T --name "${COMPOSE_PROJECT_NAME}_$name" \
-    peer --name "$name" --ttl "$ttl" --json) \
+    "$service" --name "$name" --ttl "$ttl" --json) \
     <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
   peer_pid[$name]=$!
   pids+=("$!")
@@ -145,6 +152,43 @@ ctl list >/dev/null || fail "chatctl with the CA failed: $(tail -n 3 "$work/chat
 compose up -d >>"$work/up.log" 2>&1 || fail "a second compose up failed"
 compose logs --no-color certs >"$work/certs.log" 2>&1
 grep -qF "keeping the CA" "$work/certs.log" || fail "a second up did not keep the CA: $(cat "$work/certs.log")"
+
+step "certificates by role: the peers' shared certificate names the peer role only"
+san() {  # san FILE: the subjectAltName of /certs/FILE, as openssl prints it
+  compose run --rm -T --entrypoint openssl chatctl x509 -in "/certs/$1" -noout -ext subjectAltName \
+    </dev/null 2>>"$work/chatctl.err" | sed -n 2p | sed 's/^ *//'
+}
+names=$(san peer.crt)
+[ "$names" = "DNS:peer.peer.invalid" ] || fail "peer.crt names '$names'"
+names=$(san registry.crt)
+[ "$names" = "DNS:registry, DNS:localhost, IP Address:127.0.0.1" ] || fail "registry.crt names '$names'"
+echo "   peer.crt: $(san peer.crt); registry.crt: $names"
+
+step "a registry serving the peers' certificate is refused at localhost and 127.0.0.1"
+# Inside one chatctl container: a second registry on its loopback with
+# peer.crt, which every peer container holds; chatctl and chat-peer with
+# the CA must refuse it (exit 3, unreachable) where the real one is served.
+compose run --rm -T --entrypoint sh chatctl -c '
+  chat-registry --listen 127.0.0.1:50099 --db /tmp/fake.db \
+    --tls-cert /certs/peer.crt --tls-key /certs/peer.key 2>/tmp/fake.log &
+  i=0
+  until grep -q "start: listening" /tmp/fake.log; do
+    i=$((i + 1)); [ "$i" -lt 200 ] || { echo "no fake registry"; exit 1; }; sleep 0.05
+  done
+  for host in localhost 127.0.0.1; do
+    code=0; chatctl --registry "$host:50099" --timeout 5 list >/dev/null 2>&1 || code=$?
+    echo "chatctl $host $code"
+    code=0; timeout 30 chat-peer --name mallory --registry "$host:50099" --json \
+      --data-dir /tmp/peers --tls-cert /certs/peer.crt --tls-key /certs/peer.key \
+      </dev/null >/dev/null 2>&1 || code=$?
+    echo "chat-peer $host $code"
+  done' </dev/null >"$work/fake-registry.out" 2>>"$work/chatctl.err" ||
+  fail "the fake registry check failed: $(cat "$work/fake-registry.out")"
+for line in "chatctl localhost 3" "chatctl 127.0.0.1 3" "chat-peer localhost 3" "chat-peer 127.0.0.1 3"; do
+  grep -qxF "$line" "$work/fake-registry.out" ||
+    fail "expected '$line' (refused): $(tr '\n' ';' <"$work/fake-registry.out")"
+done
+echo "   $(tr '\n' ';' <"$work/fake-registry.out")"
 
 step "chatctl greet Anouk: the greeter is found by name"
 deadline=$((SECONDS + 30))
@@ -242,5 +286,53 @@ wait_for_exit "${peer_pid[alice]}" 30
 code=0
 ctl resolve alice >/dev/null || code=$?
 [ "$code" = 1 ] || fail "chatctl resolve alice exited $code after she left, expected 1 (not found)"
+
+step "the lab profile: registry-lab and greeter-lab, plaintext on the host's loopback"
+mkdir -p "$work/py"
+protoc -I "$repo/tests/lab/proto" --python_out="$work/py" --grpc_out="$work/py" \
+  --plugin=protoc-gen-grpc="$(command -v grpc_python_plugin)" greet.proto chat.proto ||
+  fail "cannot generate the lab's Python stubs (protoc, grpc_python_plugin: scripts/install-deps)"
+export PYTHONPATH="$work/py"
+compose --profile lab up -d >>"$work/up.log" 2>&1 || fail "compose --profile lab up failed: $(tail -n 5 "$work/up.log")"
+wait_healthy 60 registry-lab
+lab_ctl() { compose run --rm -T chatctl-lab "$@" </dev/null 2>>"$work/chatctl.err"; }
+# The lab's clients on the host, as a student runs them.
+deadline=$((SECONDS + 30))
+until greeting=$(echo Anouk | timeout 20 "$python" "$repo/tests/lab/lab_greet_client.py" \
+    "127.0.0.1:$CHAT_LAB_GREETER_PORT" 2>>"$work/lab-greet.err"); do
+  [ "$SECONDS" -lt "$deadline" ] || fail "the lab's greeter client kept failing: $(tail -n 3 "$work/lab-greet.err")"
+  sleep 0.5
+done
+grep -qF "Server response: Hello, Anouk!" <<<"$greeting" || fail "the lab's greeter client printed '$greeting'"
+echo "   lab_greet_client.py -> greeter-lab: $greeting"
+lab_port=$(free_port)
+mkfifo "$work/lab.in"
+"$python" "$repo/tests/lab/lab_peer.py" lab "$lab_port" \
+  <"$work/lab.in" >"$work/lab.out" 2>"$work/lab.err" &
+pids+=("$!")
+exec {lab_fd}>"$work/lab.in"
+wait_for_file "$work/lab.out" '"listening"'
+lab_ctl register lab "127.0.0.1:$lab_port" --static >/dev/null ||
+  fail "chatctl-lab register lab --static failed: $(tail -n 3 "$work/chatctl.err")"
+
+step "a peer-lab container (carol) and the lab's Python peer, both ways"
+start_peer carol peer-lab
+wait_event carol '"event":"ready","name":"carol"'
+grep -F '"event":"ready"' "$work/carol.out" | grep -qF '"address":"127.0.0.1:' ||
+  fail "carol does not listen on loopback: $(grep -F ready "$work/carol.out")"
+say carol "@lab hello lab, from a container"
+wait_for_file "$work/lab.out" '"received": "hello lab, from a container"'
+wait_event carol '"status":"delivered'
+carol_address=$(lab_ctl resolve carol) || fail "chatctl-lab resolve carol failed"
+echo "send $carol_address hello carol, from the lab" >&"$lab_fd"
+wait_for_file "$work/lab.out" '"sent": "hello carol, from the lab"'
+wait_event carol '"text":"hello carol, from the lab"'
+grep -F '"text":"hello carol, from the lab"' "$work/carol.out" | grep -qF '"unverified":true' ||
+  fail "the lab peer's message is not marked unverified: $(grep -F 'from the lab' "$work/carol.out")"
+echo "   carol at $carol_address <-> lab at 127.0.0.1:$lab_port"
+eval "exec ${peer_fd[carol]}>&-"
+wait_for_exit "${peer_pid[carol]}" 30
+[ "$exit_code" = 0 ] || fail "carol's compose run exited $exit_code"
+exec {lab_fd}>&-
 
 echo "PASS compose_e2e in $((SECONDS - started)) s"
