@@ -117,13 +117,16 @@ int Run(const po::variables_map& vm) {
   config.listen_address = listen;
   config.services = {&service};
   config.health_names = {chat::greeter::kGreetServiceName};
-  absl::StatusOr<chat::RunningServer> server = chat::StartServer(config);
+  chat::SupervisorOptions supervisor;
+  supervisor.on_event = Log;
+  absl::StatusOr<std::unique_ptr<chat::SupervisedServer>> server =
+      chat::SupervisedServer::Start(config, std::move(supervisor));
   if (!server.ok()) {
     Log(std::string(server.status().message()));
     return kExitCannotStart;
   }
   Log(absl::StrCat("start: serving GreetService on ", listen, " (port ",
-                   server->port, "), key ",
+                   (*server)->port(), "), key ",
                    chat::Fingerprint(identity->public_key()), " in ", data_dir,
                    ", version ", CHAT_VERSION));
 
@@ -136,7 +139,7 @@ int Run(const po::variables_map& vm) {
     options.name = name;
     options.address = advertise;
     options.listen = listen;
-    options.port = server->port;
+    options.port = (*server)->port();
     options.ttl = chat::Millis(int64_t{ttl} * 1000);
     options.identity = &*identity;
     options.on_event = Log;
@@ -156,8 +159,7 @@ int Run(const po::variables_map& vm) {
           started.status().code() == absl::StatusCode::kAlreadyExists
               ? "; not taking over a live name, exiting"
               : "; exiting"));
-      chat::StopServer(*server->server, chat::Millis(0));
-      server->server->Wait();
+      (*server)->Stop(chat::Millis(0));
       return kExitCannotStart;
     }
     registration = *std::move(started);
@@ -174,8 +176,7 @@ int Run(const po::variables_map& vm) {
                      ", finishing calls in flight"));
   }
   if (registration != nullptr) registration->Stop();
-  chat::StopServer(*server->server, kStopGrace);
-  server->server->Wait();
+  (*server)->Stop(kStopGrace);
   Log("stop: bye");
   return refused ? kExitCannotStart : chat::kExitOk;
 }

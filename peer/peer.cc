@@ -1,5 +1,7 @@
 #include "peer/peer.h"
 
+#include <grpc/support/log.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <utility>
@@ -178,14 +180,20 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   config.services = {peer->service_.get()};
   config.health_names = {"ChattingService"};
   config.credentials = server_tls;
-  CHAT_ASSIGN_OR_RETURN(RunningServer running, StartServer(config));
-  peer->server_ = std::move(running.server);
+  SupervisorOptions supervisor;
+  // Through gRPC's logger: it goes where gRPC's own "Failed accept4" line
+  // went, not onto the chat screen.
+  supervisor.on_event = [](const std::string& line) {
+    gpr_log(GPR_ERROR, "%s", line.c_str());
+  };
+  CHAT_ASSIGN_OR_RETURN(peer->server_,
+                        SupervisedServer::Start(config, std::move(supervisor)));
 
   registry::LeaseKeeper::Options keeper_options;
   keeper_options.name = options.name;
   keeper_options.address = options.advertise;
   keeper_options.listen = options.listen;
-  keeper_options.port = running.port;
+  keeper_options.port = peer->server_->port();
   keeper_options.ttl = options.ttl;
   keeper_options.services = {registry::kChatService};
   keeper_options.reclaim_lease_id = peer->store_->SavedLeaseId();
@@ -549,10 +557,7 @@ void Peer::Shutdown() {
   if (reads_ != nullptr) reads_->Stop();  // What is owed stays noted.
   if (hold_back_.has_value()) hold_back_->Stop();
   if (keeper_ != nullptr) keeper_->Stop();  // Unregisters.
-  if (server_ != nullptr) {
-    StopServer(*server_, Millis(1000));
-    server_->Wait();
-  }
+  if (server_ != nullptr) server_->Stop(Millis(1000));
 }
 
 void Peer::Accept(const ChatMessage& message, AcceptCallback done) {

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/grpc_server.h"
 #include "common/identity.h"
 #include "common/periodic_loop.h"
 #include "peer/chat_service.h"
@@ -239,7 +240,8 @@ class Peer final : private MessageSink {
   std::unique_ptr<Contacts> contacts_;
   OnlineSet online_;
   std::unique_ptr<ChatService> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<SupervisedServer>
+      server_;  // Listens again after fd exhaustion.
   std::unique_ptr<registry::LeaseKeeper> keeper_;
   // The follower's events on their way to `events_`; notes the start-up
   // summary, so Start() returns once it is out (issue 13: who is online

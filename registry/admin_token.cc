@@ -1,5 +1,8 @@
 #include "registry/admin_token.h"
 
+#include <sys/stat.h>
+
+#include <cstdio>
 #include <filesystem>
 
 #include "absl/strings/ascii.h"
@@ -37,6 +40,29 @@ absl::StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path) {
     return created;
   }
   return ReadAdminToken(path);
+}
+
+std::vector<std::string> AdminTokenWarnings(const std::string& path,
+                                            const std::string& token) {
+  std::vector<std::string> warnings;
+  if (token.size() < kMinAdminTokenChars) {
+    warnings.push_back(absl::StrCat("the admin token in ", path, " is ",
+                                    token.size(), " characters long; use ",
+                                    kMinAdminTokenChars,
+                                    " or more random ones (remove the file to "
+                                    "have the registry make one)"));
+  }
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o",
+                  static_cast<unsigned>(info.st_mode & 07777));
+    warnings.push_back(
+        absl::StrCat("the admin token file ", path, " may be read by ",
+                     (info.st_mode & 007) != 0 ? "any user" : "its group",
+                     " (mode ", mode, "); chmod 600 ", path));
+  }
+  return warnings;
 }
 
 }  // namespace chat::registry

@@ -5,7 +5,9 @@
 #ifndef CHAT_REGISTRY_ADMIN_TOKEN_H_
 #define CHAT_REGISTRY_ADMIN_TOKEN_H_
 
+#include <cstddef>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -27,6 +29,18 @@ absl::StatusOr<std::string> LoadOrCreateAdminToken(const std::string& path);
 // The token in the file at `path`, for clients (chatctl): as above, but a
 // missing file is kNotFound, never created.
 absl::StatusOr<std::string> ReadAdminToken(const std::string& path);
+
+// Shorter tokens draw a warning: the registry's own are 64 hex characters,
+// and 32 random characters are well beyond guessing over the network.
+inline constexpr size_t kMinAdminTokenChars = 32;
+
+// What is weak about `token`, read from the file at `path`, one sentence
+// each: shorter than kMinAdminTokenChars, or a file that group or others
+// may read (a symlink is judged by its target). Empty when nothing is. Only
+// warnings: an operator's own token keeps working. Thread-safe; a file that
+// cannot be stat'ed is not judged.
+std::vector<std::string> AdminTokenWarnings(const std::string& path,
+                                            const std::string& token);
 
 }  // namespace chat::registry
 

@@ -246,6 +246,10 @@ int Run(const po::variables_map& vm) {
                                admin_token.status().message()));
     return kExitCannotStart;
   }
+  for (const std::string& warning :
+       chat::registry::AdminTokenWarnings(token_path, *admin_token)) {
+    chat::LogLine("registry", absl::StrCat("warning: ", warning));
+  }
   auto store = chat::registry::OpenSqliteStore(db_path, chat::RealClock(),
                                                store_options);
   if (!store.ok()) {

@@ -25,10 +25,14 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
     config.services.push_back(registry->mailbox_service_.get());
     config.health_names.push_back(kMailboxServiceName);
   }
-  absl::StatusOr<RunningServer> running = StartServer(config);
+  SupervisorOptions supervisor;
+  supervisor.on_event = [](const std::string& line) {
+    LogLine("registry", line);
+  };
+  absl::StatusOr<std::unique_ptr<SupervisedServer>> running =
+      SupervisedServer::Start(config, std::move(supervisor));
   if (!running.ok()) return running.status();
-  registry->server_ = std::move(running->server);
-  registry->port_ = running->port;
+  registry->server_ = *std::move(running);
   RegistryServer* raw = registry.get();
   registry->lease_expiry_.emplace(
       *options.clock, options.expiry_interval,
@@ -67,7 +71,7 @@ RegistryServer::RegistryServer(std::unique_ptr<Store> store,
 RegistryServer::~RegistryServer() { Shutdown(); }
 
 std::shared_ptr<grpc::Channel> RegistryServer::InProcessChannel() {
-  return server_->InProcessChannel(grpc::ChannelArguments());
+  return server_->InProcessChannel();
 }
 
 void RegistryServer::Shutdown(Millis grace) {
@@ -79,10 +83,7 @@ void RegistryServer::Shutdown(Millis grace) {
   if (lease_expiry_) lease_expiry_->Stop();
   if (mail_expiry_) mail_expiry_->Stop();
   store_->CancelWatches();
-  if (server_) {
-    StopServer(*server_, grace);
-    server_->Wait();
-  }
+  if (server_) server_->Stop(grace);
   mailbox_service_.reset();
   mailbox_.reset();
   store_.reset();

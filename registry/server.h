@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/grpc_server.h"
 #include "common/overload.h"
 #include "common/periodic_loop.h"
 #include "registry/challenges.h"
@@ -73,7 +74,7 @@ class RegistryServer {
   ~RegistryServer();
 
   // The port actually bound (useful with port 0).
-  int port() const { return port_; }
+  int port() const { return server_->port(); }
 
   // The gate every call passes (tests take its places to fill it).
   CallGate& gate() { return gate_; }
@@ -81,7 +82,9 @@ class RegistryServer {
   // bounded by StreamLimits::watch_backlog_bytes).
   size_t WatchBacklogBytes() { return store_->WatchBacklogBytes(); }
 
-  // A channel to this server that skips the network stack.
+  // A channel to this server that skips the network stack (null while the
+  // server is being replaced after its accept loop stopped; see
+  // SupervisedServer).
   std::shared_ptr<grpc::Channel> InProcessChannel();
 
   // Ends watch streams, refuses new calls, gives calls in flight `grace` to
@@ -101,8 +104,8 @@ class RegistryServer {
   CallGate gate_;  // Shared by both services.
   RegistryService service_;
   std::unique_ptr<MailboxService> mailbox_service_;  // With mailbox_.
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
+  // Listens again after fd exhaustion (common/grpc_server.h).
+  std::unique_ptr<SupervisedServer> server_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

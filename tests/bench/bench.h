@@ -62,6 +62,12 @@ struct BenchOptions {
   // The overload is driven once over each of these numbers of connections
   // (the peak is measured over `connections`).
   std::vector<int> overload_connections = {1, 4, 8};
+  // CPUs for chat-bench itself and for the binaries it starts with
+  // --system (sched_setaffinity); empty: wherever the kernel likes. Apart,
+  // the overload judges the registry, not a load generator fighting it for
+  // the same cores.
+  std::vector<int> driver_cpus;
+  std::vector<int> server_cpus;
 };
 
 struct ScenarioResult {

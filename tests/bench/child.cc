@@ -1,6 +1,7 @@
 #include "tests/bench/child.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -39,7 +40,7 @@ int ExitStatus(int status) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
-    const std::vector<std::string>& argv) {
+    const std::vector<std::string>& argv, const std::vector<int>& cpus) {
   if (argv.empty()) return absl::InvalidArgumentError("no program to start");
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0) {
@@ -61,6 +62,9 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   const pid_t parent = getpid();
+  cpu_set_t cpu_set;
+  CPU_ZERO(&cpu_set);
+  for (int cpu : cpus) CPU_SET(cpu, &cpu_set);
 
   std::unique_ptr<ChildProcess> child(new ChildProcess());
   child->spawned_at_ = std::chrono::steady_clock::now();
@@ -80,6 +84,9 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     if (getppid() != parent) _exit(127);
     if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
         dup2(err[1], STDERR_FILENO) < 0) {
+      _exit(127);
+    }
+    if (!cpus.empty() && sched_setaffinity(0, sizeof(cpu_set), &cpu_set) != 0) {
       _exit(127);
     }
     execv(args[0], args.data());

@@ -40,10 +40,11 @@ class ChildProcess {
  public:
   // Starts `argv` (argv[0] is the path), its stdin a pipe held open by this
   // object, stdout and stderr read line by line by two threads of this
-  // object. The child is killed if chat-bench dies. kUnavailable when it
-  // cannot start.
+  // object. The child is killed if chat-bench dies. It runs on `cpus` when
+  // not empty (sched_setaffinity, before exec). kUnavailable when it cannot
+  // start.
   static absl::StatusOr<std::unique_ptr<ChildProcess>> Spawn(
-      const std::vector<std::string>& argv);
+      const std::vector<std::string>& argv, const std::vector<int>& cpus = {});
 
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;

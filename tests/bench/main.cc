@@ -3,9 +3,12 @@
 // options, then RunBench() does the work.
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -102,6 +105,27 @@ int Run(const po::variables_map& vm) {
                               overload_connections.status().message()));
   }
   options.overload_connections = *overload_connections;
+  for (auto [name, cpus] : {std::pair<const char*, std::vector<int>*>{
+                                "driver-cpus", &options.driver_cpus},
+                            {"server-cpus", &options.server_cpus}}) {
+    const std::string list = vm[name].as<std::string>();
+    if (list.empty()) continue;
+    auto parsed = chat::bench::ParseIntList(list, 0, CPU_SETSIZE - 1);
+    if (!parsed.ok()) {
+      return Usage(absl::StrCat("--", name, ": ", parsed.status().message()));
+    }
+    *cpus = *parsed;
+  }
+  if (!options.driver_cpus.empty()) {
+    // Before any thread starts: gRPC's threads inherit it.
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : options.driver_cpus) CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+      return Usage(absl::StrCat("--driver-cpus: sched_setaffinity: ",
+                                std::strerror(errno)));
+    }
+  }
   options.overload_factor = vm["overload-factor"].as<double>();
   if (!std::isfinite(options.overload_factor) ||
       options.overload_factor < 0.1 || options.overload_factor > 100) {
@@ -201,7 +225,13 @@ int main(int argc, char** argv) {
       "overload-factor", po::value<double>()->default_value(2),
       "--system overload: offered rate as a multiple of the peak")(
       "deadline-ms", po::value<int>()->default_value(100),
-      "--system overload: deadline of each call of the overload");
+      "--system overload: deadline of each call of the overload")(
+      "driver-cpus", po::value<std::string>()->default_value(""),
+      "CPUs chat-bench runs on, a comma list (0 or 0,1); default: any")(
+      "server-cpus", po::value<std::string>()->default_value(""),
+      "--system: CPUs the binaries started run on, a comma list; default: "
+      "any. Apart from --driver-cpus, the overload measures the registry, "
+      "not a load generator taking its cores");
   chat::CommandLine command_line;
   command_line.program = "chat-bench";
   command_line.synopsis = "chat-bench [OPTIONS]";

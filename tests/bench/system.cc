@@ -223,7 +223,7 @@ class SystemBench {
                                            const std::string& needle,
                                            bool on_stderr, ChildLine* line) {
     absl::StatusOr<std::unique_ptr<ChildProcess>> child =
-        ChildProcess::Spawn(argv);
+        ChildProcess::Spawn(argv, options_.server_cpus);
     if (!child.ok()) {
       CannotStart(absl::StrCat(argv[0], ": ", child.status().message()));
       return nullptr;

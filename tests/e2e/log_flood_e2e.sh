@@ -8,10 +8,9 @@
 #     registry raises it at start: 100 idle sockets do not keep anyone out.
 #  3. With the hard limit at 64 too (nothing to raise to) and 100 idle
 #     sockets, accept fails ("Too many open files"): the registry logs a
-#     bounded number of lines and stays up. gRPC 1.51 then stops listening
-#     on that port for good (tcp_server_posix.cc: the accept loop ends on any
-#     error but EAGAIN/ECONNABORTED; see docs/limits.md), so serving again
-#     is not asserted here.
+#     bounded number of lines and stays up. That it serves again afterwards
+#     (gRPC 1.51's accept loop ends on EMFILE; the server listens again) is
+#     fd_exhaustion_e2e.sh's to show.
 #
 # Usage: log_flood_e2e.sh BIN_DIR   (the build's bin/)
 set -euo pipefail

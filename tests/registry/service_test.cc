@@ -3,6 +3,7 @@
 #include "registry/service.h"
 
 #include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -356,6 +357,57 @@ TEST(RegistryServerTest, AnAddressInUseIsAnErrorNotACrash) {
   options.listen_address = absl::StrCat("127.0.0.1:", (*first)->port());
   EXPECT_THAT(RegistryServer::Start(*std::move(store2), options),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("listen")));
+}
+
+}  // namespace
+}  // namespace chat::registry
+
+namespace chat::registry {
+namespace {
+
+// A body that is not a ResolveRequest (a field header whose length runs
+// past the end) reaches no handler. gRPC 1.51 answers it UNIMPLEMENTED with
+// an empty message, not INVALID_ARGUMENT: CallbackUnaryHandler::RunHandler
+// (grpcpp/impl/codegen/server_callback_handlers.h) gets the parse failure
+// in param.status and answers every failure with its own
+// UnimplementedUnaryReactor(UNIMPLEMENTED, ""), before any code of ours
+// runs (docs/registry.md, "Errors"). This pins that behaviour, so an
+// upgrade that changes it is noticed.
+TEST(UndecodableRequestTest, IsAnsweredByGrpcBeforeAnyHandler) {
+  ::chat::testing::TempDir dir;
+  FakeClock clock;
+  auto store = OpenSqliteStore(dir.File("registry.db"), clock, {});
+  ASSERT_THAT(store, IsOk());
+  RegistryServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  auto server = RegistryServer::Start(*std::move(store), options);
+  ASSERT_THAT(server, IsOk());
+  grpc::GenericStub stub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                          grpc::InsecureChannelCredentials()));
+  const std::string body =
+      "\x0a\x7f"
+      "ab";  // Field 1, length 127: truncated.
+  grpc::Slice slice(body);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+  absl::Mutex mu;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/chat.registry.v1.Registry/Resolve",
+                 grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+                   absl::MutexLock lock(&mu);
+                   status = std::move(s);
+                   done = true;
+                 });
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&done));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(status.error_message(), "");
+  (*server)->Shutdown();
 }
 
 }  // namespace
