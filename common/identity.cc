@@ -202,6 +202,13 @@ std::string ShortFingerprint(const PublicKey& key) {
   return FingerprintHex(key).substr(0, 8);
 }
 
+std::string ContentDigest(absl::string_view bytes) {
+  std::string digest(crypto_generichash_BYTES, '\0');  // BLAKE2b-256.
+  crypto_generichash(U8(digest), digest.size(), U8(bytes), bytes.size(),
+                     nullptr, 0);
+  return digest;
+}
+
 bool VerifySignature(const PublicKey& key, absl::string_view message,
                      absl::string_view signature) {
   EnsureSodium();
@@ -419,6 +426,36 @@ absl::StatusOr<std::string> PairCipher::Open(const PublicKey& sender,
         "ours, or changed on the way");
   }
   return plaintext;
+}
+
+absl::StatusOr<std::string> PairCipher::Mac(const PublicKey& peer,
+                                            absl::string_view message) {
+  SharedKey key;
+  absl::Status found = SharedKeyWith(peer, key);
+  if (!found.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("peer's ", found.message()));
+  }
+  // A key of its own for MACs, so the crypto_box key is used for nothing
+  // but crypto_box.
+  static constexpr char kMacKeyLabel[] = "chat-pair-mac-v1";
+  SharedKey mac_key;
+  crypto_generichash(mac_key.bytes.data(), mac_key.bytes.size(),
+                     reinterpret_cast<const unsigned char*>(kMacKeyLabel),
+                     sizeof(kMacKeyLabel) - 1, key.bytes.data(),
+                     key.bytes.size());
+  std::string mac(kPairMacBytes, '\0');
+  crypto_generichash(U8(mac), mac.size(), U8(message), message.size(),
+                     mac_key.bytes.data(), mac_key.bytes.size());
+  return mac;
+}
+
+bool PairCipher::VerifyMac(const PublicKey& peer, absl::string_view message,
+                           absl::string_view mac) {
+  static_assert(kPairMacBytes == 32);  // crypto_verify_32.
+  if (mac.size() != kPairMacBytes) return false;
+  absl::StatusOr<std::string> expected = Mac(peer, message);
+  if (!expected.ok()) return false;
+  return crypto_verify_32(U8(*expected), U8(mac)) == 0;
 }
 
 }  // namespace chat

@@ -28,6 +28,8 @@ inline constexpr size_t kSignatureBytes = 64;  // Ed25519 detached signature.
 // 16-byte authenticator.
 inline constexpr size_t kSealNonceBytes = 24;
 inline constexpr size_t kSealOverheadBytes = kSealNonceBytes + 16;
+// What PairCipher::Mac makes: a 32-byte keyed BLAKE2b.
+inline constexpr size_t kPairMacBytes = 32;
 
 // An Ed25519 public key: 32 bytes, compared and hashed by value. Any 32
 // bytes make a PublicKey; whether they are a usable point shows when they
@@ -71,6 +73,10 @@ std::string Fingerprint(const PublicKey& key);
 // The first two groups of Fingerprint, unspaced ("7f3a9c21"), for one-line
 // messages. Too short to verify a key with; long enough to tell two apart.
 std::string ShortFingerprint(const PublicKey& key);
+
+// BLAKE2b-256 of `bytes`: 32 raw bytes. What names a mailbox item's payload
+// (registry/types.h MailItem::digest). Thread-safe.
+std::string ContentDigest(absl::string_view bytes);
 
 // True when `signature` is a valid Ed25519 signature of `message` by the
 // holder of `key`. False for anything else, including a signature of the
@@ -191,6 +197,21 @@ class PairCipher {
   absl::StatusOr<std::string> Open(const PublicKey& sender,
                                    absl::string_view sealed)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // A kPairMacBytes authenticator of `message` that only the two holders of
+  // this pair's keys (we and `peer`) can make: keyed BLAKE2b-256 under a key
+  // derived from the pair's shared key ("chat-pair-mac-v1"), never the
+  // sealing key itself. Either side makes the same value, so `message` must
+  // say which side made it (its own domain tag, names in a fixed order).
+  // kInvalidArgument when `peer` is not a usable key.
+  absl::StatusOr<std::string> Mac(const PublicKey& peer,
+                                  absl::string_view message)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Whether `mac` is Mac(peer, message), compared in constant time. False
+  // for a wrong length or an unusable key.
+  bool VerifyMac(const PublicKey& peer, absl::string_view message,
+                 absl::string_view mac) ABSL_LOCKS_EXCLUDED(mu_);
 
   // How many shared keys are cached now (for tests and metrics).
   size_t cached_peers() const ABSL_LOCKS_EXCLUDED(mu_);

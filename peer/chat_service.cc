@@ -182,8 +182,8 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
     // A sender met for the first time: only the registry knows its key
     // (we follow only those we talk with). Wait for it off gRPC's threads.
     auto copy = std::make_shared<::Message>(*request);
-    if (lane_->TryPost([this, reactor, copy, held] {
-          Take(reactor, *copy,
+    if (lane_->TryPost([this, context, reactor, copy, held] {
+          Take(context, reactor, *copy,
                authenticator_->Unwrap(*copy,
                                       /*may_wait=*/true),
                held);
@@ -191,11 +191,12 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
       return reactor;
     }
   }
-  Take(reactor, *request, std::move(unwrapped), std::move(held));
+  Take(context, reactor, *request, std::move(unwrapped), std::move(held));
   return reactor;
 }
 
-void ChatService::Take(grpc::ServerUnaryReactor* reactor,
+void ChatService::Take(grpc::CallbackServerContext* context,
+                       grpc::ServerUnaryReactor* reactor,
                        const ::Message& request,
                        absl::StatusOr<ChatMessage> unwrapped,
                        std::shared_ptr<CallGate::Ticket> held) {
@@ -220,12 +221,19 @@ void ChatService::Take(grpc::ServerUnaryReactor* reactor,
   message.received_at = clock_.Wall();
   if (message.id.empty()) message.id = NewUuidV7(message.received_at);
   if (message.to.empty()) message.to = own_name_;
+  // Made now, sent only once the message is kept: the sender counts it
+  // delivered on this proof alone (an OK from whoever answers at our
+  // address proves nothing).
+  std::optional<std::string> proof = authenticator_->DeliveryProof(message);
   // The gate's ticket is held until the answer (shared: std::function
   // copies).
-  sink_->Accept(message,
-                [reactor, held = std::move(held)](const absl::Status& status) {
-                  reactor->Finish(ToGrpcStatus(status));
-                });
+  sink_->Accept(message, [context, reactor, proof = std::move(proof),
+                          held = std::move(held)](const absl::Status& status) {
+    if (status.ok() && proof.has_value()) {
+      context->AddTrailingMetadata(kDeliveredMetadata, *proof);
+    }
+    reactor->Finish(ToGrpcStatus(status));
+  });
 }
 
 }  // namespace chat::peer

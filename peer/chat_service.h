@@ -14,6 +14,7 @@
 #include "common/overload.h"
 #include "peer/envelope.h"
 #include "peer/message.h"
+#include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
 
 namespace chat::peer {
@@ -55,7 +56,9 @@ class ChatService final : public ::ChattingService::CallbackService {
   // malformed sealed bytes; FAILED_PRECONDITION when the message names
   // another recipient; UNAUTHENTICATED when it is not from the holder of
   // the sender's key (never shown); UNAVAILABLE when the sender's key cannot
-  // be known now (try again later). A first message from a sender whose key
+  // be known now (try again later). OK once the message is kept, with the
+  // proof of delivery in kDeliveredMetadata when it was sealed by its
+  // sender's key. A first message from a sender whose key
   // must be looked up in the registry waits for it on one thread of the
   // service's own (gRPC's threads never wait), at most kLookupsWaiting of
   // them; beyond, UNAVAILABLE at once (the sender's peer leaves it in our
@@ -81,7 +84,8 @@ class ChatService final : public ::ChattingService::CallbackService {
   class LookupLane;
   // Checks what Unwrap() made of `request` and hands it to the sink;
   // finishes `reactor` with the outcome.
-  void Take(grpc::ServerUnaryReactor* reactor, const ::Message& request,
+  void Take(grpc::CallbackServerContext* context,
+            grpc::ServerUnaryReactor* reactor, const ::Message& request,
             absl::StatusOr<ChatMessage> unwrapped,
             std::shared_ptr<CallGate::Ticket> held);
 

@@ -100,31 +100,39 @@ void Conversation::Run() {
           fresh.push_back(item.message);
         }
       }
-      std::vector<absl::Status> sent = transport_->SendWindow(fresh);
+      std::vector<absl::StatusOr<Delivery>> sent =
+          transport_->SendWindow(fresh);
       for (size_t i = 0; i < fresh.size(); ++i) {
-        const bool ok = i < sent.size() && sent[i].ok();
-        (ok ? delivered_ : tried).insert(fresh[i].id);
+        if (i < sent.size() && sent[i].ok()) {
+          delivered_[fresh[i].id] = *sent[i];
+        } else {
+          tried.insert(fresh[i].id);
+        }
       }
     }
     // Then in order: report what went through; the rest takes the slow
     // path (resolve afresh, retry, mailbox), which keeps order.
     for (Item& item : batch) {
-      if (delivered_.erase(item.message.id) > 0) {
+      if (auto it = delivered_.find(item.message.id); it != delivered_.end()) {
+        const bool unverified = it->second == Delivery::kUnverified;
+        delivered_.erase(it);
         Finish(item, SendStatus::kDelivered,
-               retried_ ? "on a later attempt" : "");
+               retried_ ? "on a later attempt" : "", "", unverified);
         continue;
       }
       std::string why;
       std::string detail;
-      absl::StatusOr<SendStatus> outcome = Deliver(
-          item.message,
-          /*tried_directly=*/tried.contains(item.message.id), &why, &detail);
+      bool unverified = false;
+      absl::StatusOr<SendStatus> outcome =
+          Deliver(item.message,
+                  /*tried_directly=*/tried.contains(item.message.id), &why,
+                  &detail, &unverified);
       if (outcome.ok()) {
         Finish(item, *outcome,
                *outcome == SendStatus::kStored
                    ? why
                    : (retried_ ? "on a later attempt" : ""),
-               detail);
+               detail, unverified);
         continue;
       }
       if (!WorthRetrying(outcome.status())) {
@@ -177,9 +185,15 @@ void Conversation::Run() {
 absl::StatusOr<SendStatus> Conversation::Deliver(const ChatMessage& message,
                                                  bool tried_directly,
                                                  std::string* why,
-                                                 std::string* detail) {
-  absl::Status direct = transport_->SendOne(message, /*fresh=*/tried_directly);
-  if (direct.ok()) return SendStatus::kDelivered;
+                                                 std::string* detail,
+                                                 bool* unverified) {
+  absl::StatusOr<Delivery> sent =
+      transport_->SendOne(message, /*fresh=*/tried_directly);
+  if (sent.ok()) {
+    *unverified = *sent == Delivery::kUnverified;
+    return SendStatus::kDelivered;
+  }
+  const absl::Status& direct = sent.status();
   const bool absent = direct.code() == absl::StatusCode::kNotFound ||
                       direct.code() == absl::StatusCode::kUnavailable;
   if (!absent) return direct;
@@ -208,7 +222,7 @@ absl::StatusOr<SendStatus> Conversation::Deliver(const ChatMessage& message,
 }
 
 void Conversation::Finish(Item& item, SendStatus status, std::string text,
-                          std::string detail) {
+                          std::string detail, bool unverified) {
   if (status == SendStatus::kStored) {
     store_->MarkStored(item.message.id);
   } else {
@@ -218,6 +232,7 @@ void Conversation::Finish(Item& item, SendStatus status, std::string text,
   event.status = status;
   event.text = std::move(text);
   event.detail = std::move(detail);
+  event.unverified = unverified;
   event.to_partner = item.to_partner;
   event.message = std::move(item.message);
   Emit(event);

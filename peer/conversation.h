@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
@@ -35,7 +36,8 @@ inline constexpr size_t kSendWindow = 64;
 // (Transport::SendOne), falling back to the recipient's mailbox
 // (Transport::Deposit) when the recipient is not online or unreachable,
 // unless it is a static entry (is_static()), which reads no mailbox.
-// Every message ends as a kSendResult event: kDelivered, kStored (`text`
+// Every message ends as a kSendResult event: kDelivered (`unverified` when
+// the recipient has no key to prove it with), kStored (`text`
 // says why it is not delivered yet: "bob is offline") or kFailed (it can
 // never go; `text` says why). A message that can be neither delivered nor
 // stored is reported once as kSent with the reason ("the registry is
@@ -103,12 +105,14 @@ class Conversation {
   // A static entry's message is never stored: kUnavailable, tried again.
   // The failure's technical detail goes to `detail` (stored) or rides on
   // the status (Transport's StatusDetail()).
+  // `unverified`: delivered to a recipient with no key (Delivery).
   absl::StatusOr<SendStatus> Deliver(const ChatMessage& message,
                                      bool tried_directly, std::string* why,
-                                     std::string* detail);
+                                     std::string* detail, bool* unverified);
   // Reports the head's final state (`item` is the head) and lets it go.
   void Finish(Item& item, SendStatus status, std::string text,
-              std::string detail = "") ABSL_LOCKS_EXCLUDED(mu_);
+              std::string detail = "", bool unverified = false)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 
   const Options options_;
@@ -123,9 +127,10 @@ class Conversation {
   bool nudged_ ABSL_GUARDED_BY(mu_) = false;
 
   // Run()'s thread only: the head has failed before; ids that went through
-  // on the fast path but are not reported yet (they wait behind the head).
+  // on the fast path but are not reported yet (they wait behind the head),
+  // and how.
   bool retried_ = false;
-  absl::flat_hash_set<std::string> delivered_;
+  absl::flat_hash_map<std::string, Delivery> delivered_;
 
   std::thread thread_;  // Last: it uses everything above.
 };

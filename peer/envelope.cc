@@ -86,15 +86,41 @@ absl::StatusOr<std::optional<std::string>> Envelope::Receipt(
   return std::optional<std::string>(*std::move(receipt));
 }
 
-absl::StatusOr<bool> Envelope::CheckReceipt(const std::string& recipient,
-                                            const std::string& id,
-                                            const std::string& payload) {
+absl::StatusOr<Proof> Envelope::CheckReceipt(const std::string& recipient,
+                                             const std::string& id,
+                                             const std::string& payload) {
   absl::StatusOr<std::optional<PublicKey>> key = keys_->KeyFor(recipient);
   if (!key.ok()) return key.status();
   // A recipient bound to no key (a registry from before keys, which makes
-  // the receipts itself): there is nothing to check it with.
-  if (!key->has_value()) return true;
-  return peer::CheckReceipt(cipher_, **key, payload, id, recipient);
+  // the receipts itself): there is nothing to check it with, so it proves
+  // nothing.
+  if (!key->has_value()) return Proof::kNoKey;
+  return peer::CheckReceipt(cipher_, **key, payload, id, recipient)
+             ? Proof::kValid
+             : Proof::kInvalid;
+}
+
+std::optional<std::string> Envelope::DeliveryProof(const ChatMessage& message) {
+  if (message.unverified) return std::nullopt;
+  // Unwrap() has just used the sender's key: it is in memory.
+  absl::StatusOr<std::optional<PublicKey>> key =
+      keys_->KeyFor(message.from, /*may_ask=*/false);
+  if (!key.ok() || !key->has_value()) return std::nullopt;
+  absl::StatusOr<std::string> proof =
+      MakeDeliveryProof(cipher_, **key, message.id, message.from, own_name_);
+  if (!proof.ok()) return std::nullopt;
+  return *std::move(proof);
+}
+
+absl::StatusOr<Proof> Envelope::CheckDelivered(const ChatMessage& message,
+                                               const std::string& proof) {
+  absl::StatusOr<std::optional<PublicKey>> key = keys_->KeyFor(message.to);
+  if (!key.ok()) return key.status();
+  if (!key->has_value()) return Proof::kNoKey;
+  return peer::CheckDeliveryProof(cipher_, **key, proof, message.id,
+                                  message.from, message.to)
+             ? Proof::kValid
+             : Proof::kInvalid;
 }
 
 absl::StatusOr<std::optional<::ReadReceipts>> Envelope::SealReadReceipts(

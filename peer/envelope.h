@@ -21,6 +21,14 @@
 
 namespace chat::peer {
 
+// What a receipt or a delivery proof says about the recipient of ours.
+enum class Proof {
+  kValid,    // Made by the recipient's key: it has the message.
+  kInvalid,  // Not made by that key (forged, or another message's): ignored.
+  kNoKey,    // The recipient is bound to no key: nothing can prove it, so
+             // its word counts only as unverified.
+};
+
 // How an arriving Message becomes a ChatMessage we may show. Thread-safe.
 class Authenticator {
  public:
@@ -38,6 +46,14 @@ class Authenticator {
   // only because its key would have to be looked up (a name met for the
   // first time), so that waiting would answer it.
   virtual bool WouldAsk(const std::string& /*sender*/) { return false; }
+  // The proof of delivery (peer/sealing.h MakeDeliveryProof) of `message`,
+  // which Unwrap() made and the inbox has kept, for its sender's peer; from
+  // memory. nullopt when there is none to give: the message is unverified
+  // (its sender has no key), or this peer holds no key.
+  virtual std::optional<std::string> DeliveryProof(
+      const ChatMessage& /*message*/) {
+    return std::nullopt;
+  }
 };
 
 // Accepts every message as unverified (sealed ones are refused): the
@@ -73,18 +89,28 @@ class Envelope final : public Authenticator {
   bool WouldAsk(const std::string& sender) override {
     return keys_->WouldAsk(sender);
   }
+  std::optional<std::string> DeliveryProof(const ChatMessage& message) override;
+
+  // Whether `proof` (empty: none came) shows that message.to's peer has our
+  // `message`: kValid when its key made it, kInvalid when not (or none
+  // came), kNoKey when message.to is bound to no key. kUnavailable when its
+  // key cannot be known now.
+  absl::StatusOr<Proof> CheckDelivered(const ChatMessage& message,
+                                       const std::string& proof);
 
   // The receipt for `sender`'s message `id`, which we took from our
   // mailbox; nullopt when the sender has no key (nothing to seal to).
   absl::StatusOr<std::optional<std::string>> Receipt(const std::string& sender,
                                                      const std::string& id);
 
-  // Whether `payload` is `recipient`'s receipt for our message `id`: it
-  // opens with `recipient`'s key; true without a check when `recipient` is
-  // bound to no key. kUnavailable when its key cannot be known now.
-  absl::StatusOr<bool> CheckReceipt(const std::string& recipient,
-                                    const std::string& id,
-                                    const std::string& payload);
+  // Whether `payload` is `recipient`'s receipt for our message `id`: kValid
+  // when it opens with `recipient`'s key, kInvalid when not, kNoKey when
+  // `recipient` is bound to no key (then only the registry vouches for it:
+  // an unverified delivery at most). kUnavailable when its key cannot be
+  // known now.
+  absl::StatusOr<Proof> CheckReceipt(const std::string& recipient,
+                                     const std::string& id,
+                                     const std::string& payload);
 
   // Read receipts for `sender`'s messages `ids` (1..kMaxReadIds), sealed
   // for it; nullopt when `sender` has no key (a lab peer: it gets none).

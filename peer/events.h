@@ -68,6 +68,10 @@ struct PeerEvent {
   std::string fingerprint;
   // For kSendResult: the recipient is the current partner (echo without @).
   bool to_partner = false;
+  // For kSendResult kDelivered: the recipient is bound to no key (a lab
+  // peer), so only its word, or the registry's, says it has the message;
+  // "delivered (unverified)". Without it, the recipient's key proved it.
+  bool unverified = false;
   // For kMessage: shown before, perhaps, by a run of this peer that died
   // before it could note that it had shown it.
   bool repeated = false;

@@ -208,7 +208,8 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
                                   "; it waits in your outbox")) +
                "\n";
       }
-      if (event.status == SendStatus::kDelivered && event.text.empty()) {
+      if (event.status == SendStatus::kDelivered && event.text.empty() &&
+          !event.unverified) {
         return "";  // Straight through: the echo at kSent said it all.
       }
       if (event.status == SendStatus::kStored) {
@@ -217,6 +218,17 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
                                   PrintableText(event.text),
                                   "; it goes out when ", message.to,
                                   " is back")) +
+               "\n";
+      }
+      if (event.status == SendStatus::kDelivered && event.unverified) {
+        // No key vouches for it: said on every such message.
+        const std::string why =
+            event.text.empty()
+                ? ""
+                : absl::StrCat(" (", PrintableText(event.text), ")");
+        return Paint(style, kNotice,
+                     absl::StrCat("* delivered (unverified) to ", message.to,
+                                  why, ": ", PrintableText(message.text))) +
                "\n";
       }
       if (event.status == SendStatus::kDelivered) {
@@ -375,6 +387,7 @@ std::string FormatJson(const PeerEvent& event) {
       } else if (!event.text.empty()) {
         text("reason", event.text);
       }
+      if (event.unverified) field("unverified", "true");
       text("text", event.message.text);
       break;
     case EventKind::kOnline:

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "peer/lru_map.h"
+#include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
 #include "registry/names.h"
 
@@ -58,6 +59,14 @@ absl::Status DirectOutcome(const grpc::Status& status, const std::string& to) {
   }
 }
 
+// The proof of delivery in an answer's trailing metadata; "" when none came.
+std::string ProofIn(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find(kDeliveredMetadata);
+  if (it == trailers.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
 class GrpcTransport final : public Transport {
  public:
   GrpcTransport(registry::RegistryClient* registry, Envelope* envelope,
@@ -67,13 +76,14 @@ class GrpcTransport final : public Transport {
         options_(std::move(options)),
         channels_(options_.max_channels) {}
 
-  std::vector<absl::Status> SendWindow(
+  std::vector<absl::StatusOr<Delivery>> SendWindow(
       const std::vector<ChatMessage>& messages) override {
     if (messages.empty()) return {};
     const std::string& to = messages.front().to;
     absl::StatusOr<Channel> channel = Known(to);
     if (!channel.ok()) {
-      return std::vector<absl::Status>(messages.size(), channel.status());
+      return std::vector<absl::StatusOr<Delivery>>(messages.size(),
+                                                   channel.status());
     }
     struct Call {
       grpc::ClientContext context;
@@ -108,16 +118,22 @@ class GrpcTransport final : public Transport {
           });
     }
     pending.Wait();
-    std::vector<absl::Status> statuses;
+    std::vector<absl::StatusOr<Delivery>> statuses;
     statuses.reserve(calls.size());
-    for (Call& call : calls) {
-      statuses.push_back(call.status.ok() ? DirectOutcome(call.grpc_status, to)
-                                          : std::move(call.status));
+    for (size_t i = 0; i < calls.size(); ++i) {
+      Call& call = calls[i];
+      if (!call.status.ok()) {
+        statuses.push_back(std::move(call.status));
+      } else {
+        statuses.push_back(
+            Proven(messages[i], call.request, call.context, call.grpc_status));
+      }
     }
     return statuses;
   }
 
-  absl::Status SendOne(const ChatMessage& message, bool fresh) override {
+  absl::StatusOr<Delivery> SendOne(const ChatMessage& message,
+                                   bool fresh) override {
     const std::string& to = message.to;
     if (fresh) {
       // The known address has just failed: ask the registry where it is.
@@ -132,14 +148,14 @@ class GrpcTransport final : public Transport {
     absl::StatusOr<Channel> channel = Known(to);
     if (!channel.ok()) return channel.status();
     grpc::Status first;
-    absl::Status sent = Call(*channel, message, &first);
+    absl::StatusOr<Delivery> sent = Call(*channel, message, &first);
     if (sent.ok() || !Stale(first)) return sent;
     // The peer may have moved: resolve afresh and send once more.
     absl::StatusOr<Channel> resolved = Resolve(to);
     if (!resolved.ok()) {
       // With the registry away, the known address stands; its failure is
       // the answer ("bob is unreachable"), tried again later.
-      if (IsRegistryUnreachable(resolved.status())) return sent;
+      if (IsRegistryUnreachable(resolved.status())) return sent.status();
       return resolved.status();
     }
     return Call(*resolved, message);
@@ -195,8 +211,9 @@ class GrpcTransport final : public Transport {
 
  private:
   // Sends `message` over `channel`; the raw gRPC status in `raw` if asked.
-  absl::Status Call(const Channel& channel, const ChatMessage& message,
-                    grpc::Status* raw = nullptr) {
+  absl::StatusOr<Delivery> Call(const Channel& channel,
+                                const ChatMessage& message,
+                                grpc::Status* raw = nullptr) {
     // Wrapped after a resolve, which may have shown a new key.
     absl::StatusOr<::Message> proto = envelope_->Wrap(message);
     if (!proto.ok()) return proto.status();
@@ -207,7 +224,47 @@ class GrpcTransport final : public Transport {
     grpc::Status status =
         channel.stub->SendMessage(&context, *proto, &response);
     if (raw != nullptr) *raw = status;
-    return DirectOutcome(status, message.to);
+    return Proven(message, *proto, context, status);
+  }
+
+  // The outcome of sending `message` (as `sent`, sealed or plain) whose
+  // answer was `status`: an OK counts only with the proof of delivery of
+  // the recipient's key, or unverified from a recipient with none.
+  absl::StatusOr<Delivery> Proven(const ChatMessage& message,
+                                  const ::Message& sent,
+                                  const grpc::ClientContext& context,
+                                  const grpc::Status& status) {
+    if (!status.ok()) return DirectOutcome(status, message.to);
+    const std::string proof = ProofIn(context);
+    absl::StatusOr<Proof> checked = envelope_->CheckDelivered(message, proof);
+    if (checked.ok()) {
+      // Sealed: only the key it was sealed to can prove it. Plain: the
+      // recipient had no key, and still has none.
+      if (!sent.sealed().empty() && *checked == Proof::kValid) {
+        return Delivery::kProven;
+      }
+      if (sent.sealed().empty() && *checked == Proof::kNoKey) {
+        return Delivery::kUnverified;
+      }
+    }
+    std::string detail;
+    if (!checked.ok()) {
+      detail = absl::StrCat(
+          "SendMessage answered OK; its proof cannot be "
+          "checked now: ",
+          checked.status().ToString());
+    } else if (proof.empty()) {
+      detail =
+          absl::StrCat("SendMessage answered OK without ", kDeliveredMetadata,
+                       " (not our peer, or an older one)");
+    } else {
+      detail =
+          absl::StrCat("SendMessage answered OK with a ", kDeliveredMetadata,
+                       " that ", message.to, "'s key did not make");
+    }
+    return WithDetail(absl::UnavailableError(absl::StrCat(
+                          message.to, " did not confirm it with its key")),
+                      detail);
   }
 
   // The last address known for `name` without asking the registry: its

@@ -61,7 +61,8 @@ void MailListener::Handle(const registry::MailItem& item) {
   if (!ack) return;  // It comes again with the next stream.
   // Kept (or known, or refused for good) now: the mailbox may let it go.
   absl::Status acked =
-      registry_->Ack(options_.own_name, lease_id_, {item.id}, receipts);
+      registry_->Ack(options_.own_name, lease_id_,
+                     {registry::MailRef{item.id, item.digest}}, receipts);
   if (!acked.ok()) {
     Emit(InfoEvent(absl::StrCat("could not acknowledge mail (", acked.message(),
                                 "); it may come again")));
@@ -69,10 +70,10 @@ void MailListener::Handle(const registry::MailItem& item) {
 }
 
 bool MailListener::HandleReceipt(const registry::MailItem& item) {
-  absl::StatusOr<bool> genuine =
+  absl::StatusOr<Proof> genuine =
       options_.envelope->CheckReceipt(item.sender, item.id, item.payload);
   if (!genuine.ok()) return false;  // The key is unknown now: later.
-  if (!*genuine) return true;       // Not made by that key: away with it.
+  if (*genuine == Proof::kInvalid) return true;  // Not by that key: away.
   absl::StatusOr<std::optional<OutboxEntry>> taken =
       store_->TakeFromOutbox(item.id, item.sender);
   if (!taken.ok()) return false;  // Not acknowledged: the receipt comes again.
@@ -82,6 +83,8 @@ bool MailListener::HandleReceipt(const registry::MailItem& item) {
     event.status = SendStatus::kDelivered;
     event.message = (*taken)->message;
     event.text = "from the mailbox";
+    // A recipient without a key: only the registry vouches for it.
+    event.unverified = *genuine == Proof::kNoKey;
     Emit(event);
   }
   return true;

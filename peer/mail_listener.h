@@ -40,14 +40,16 @@ std::string ExpiredText(const std::string& recipient, int64_t waited_ms);
 // receipt that opens with the key of the recipient it names, for one of
 // our messages to that recipient, takes it out of the outbox and reports it
 // kDelivered "from the mailbox" (unless a direct copy was reported
-// already). Read receipts go to `read_receipts`. An expiry receipt (made by
-// the registry: the Listen stream is all that vouches for it) for one of
-// our messages to its sender still in the outbox (stored: only deposited
-// mail expires) ends it there, reported kExpired ("it waited 7 days in
-// bob's mailbox and expired"); others are let go. Forged messages and receipts
-// are acknowledged away unseen. What could not be kept or checked now (the
-// sender's key cannot be looked up, or changed) is not acknowledged, so it
-// comes again with the next stream, or at Reread().
+// already); one from a recipient bound to no key proves nothing (only the
+// registry vouches for it) and is reported kDelivered unverified. Read receipts
+// go to `read_receipts`. An expiry receipt (made by the registry: the Listen
+// stream is all that vouches for it) for one of our messages to its sender
+// still in the outbox (stored: only deposited mail expires) ends it there,
+// reported kExpired ("it waited 7 days in bob's mailbox and expired"); others
+// are let go. Forged messages and receipts are acknowledged away unseen. What
+// could not be kept or checked now (the sender's key cannot be looked up, or
+// changed) is not acknowledged, so it comes again with the next stream, or at
+// Reread().
 //
 // Thread-safe. The callbacks are called from the listener's thread (`show`
 // also from the store's writer thread) and must not call Stop().

@@ -150,6 +150,41 @@ const std::vector<const char*> kMigrations = {
       DELETE FROM reads WHERE state = 1;
       DROP INDEX IF EXISTS inbox_released;
     )sql",
+    // 7: a message is known by its sender and id, not its id alone: another
+    // sender's message (validly sealed by its own key) under the same id
+    // must not pass for the one already kept, nor take its place. SQLite
+    // cannot drop a UNIQUE constraint: the table is made again, its rows
+    // and its AUTOINCREMENT counter (arrival orders the trim) carried over.
+    R"sql(
+      CREATE TABLE inbox_v7 (
+        arrival        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id             TEXT NOT NULL,
+        sender_key     TEXT NOT NULL,
+        epoch          TEXT,
+        sequence       INTEGER,            -- NULL: not sequenced
+        body           BLOB,               -- NULL once shown
+        received_at_ms INTEGER NOT NULL,
+        state          INTEGER NOT NULL,   -- 0 held, 1 released, 2 shown
+        released       INTEGER,            -- release order
+        late           INTEGER NOT NULL,   -- 1: came from our mailbox
+        unverified     INTEGER NOT NULL DEFAULT 0,
+        sent_at_ms     INTEGER,
+        unread         INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (sender_key, id)
+      );
+      INSERT INTO inbox_v7 (arrival, id, sender_key, epoch, sequence, body,
+                            received_at_ms, state, released, late,
+                            unverified, sent_at_ms, unread)
+        SELECT arrival, id, sender_key, epoch, sequence, body,
+               received_at_ms, state, released, late, unverified,
+               sent_at_ms, unread FROM inbox ORDER BY arrival;
+      DELETE FROM sqlite_sequence WHERE name = 'inbox_v7';
+      INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'inbox_v7', seq FROM sqlite_sequence WHERE name = 'inbox';
+      DROP TABLE inbox;
+      ALTER TABLE inbox_v7 RENAME TO inbox;
+      CREATE INDEX inbox_held ON inbox (sender_key, sequence) WHERE state = 0;
+    )sql",
 };
 
 // A state of ours in the history, ranked so that it never goes back: the
@@ -415,9 +450,12 @@ class SqlitePeerStore final : public PeerStore {
     batch_->Post(
         [this, message = std::move(message), received](SQLite::Database&) {
           db_mu_.AssertHeld();
-          ScopedStatement seen(statements_,
-                               "SELECT 1 FROM inbox WHERE id = ?1");
+          // Per sender: another sender's id is no copy of this one.
+          ScopedStatement seen(
+              statements_,
+              "SELECT 1 FROM inbox WHERE sender_key = ?2 AND id = ?1");
           seen->bind(1, message.id);
+          seen->bind(2, NameKey(message.from));
           if (seen->executeStep() || IsReplay(message)) {
             received->duplicate = true;
             return absl::OkStatus();
@@ -444,13 +482,15 @@ class SqlitePeerStore final : public PeerStore {
         [this, messages,
          unread_ids = std::move(unread_ids)](SQLite::Database&) {
           db_mu_.AssertHeld();
-          ScopedStatement update(statements_,
-                                 "UPDATE inbox SET state = 2, body = NULL, "
-                                 "unread = ?2 WHERE id = ?1 AND state != 2");
+          ScopedStatement update(
+              statements_,
+              "UPDATE inbox SET state = 2, body = NULL, unread = ?2 WHERE id "
+              "= ?1 AND sender_key = ?3 AND state != 2");
           for (const ChatMessage& message : messages) {
             update->reset();
             update->bind(1, message.id);
             update->bind(2, unread_ids.contains(message.id) ? 1 : 0);
+            update->bind(3, NameKey(message.from));
             // The mark, its read note and the history row are one write, so
             // a message shown again after a restart (its mark lost) is
             // written once; one marked already, or never in the inbox, not
@@ -1216,7 +1256,7 @@ class SqlitePeerStore final : public PeerStore {
     std::vector<ChatMessage> found;
     while (find->executeStep()) found.push_back(FromInboxRow(*find));
     for (ChatMessage& message : found) {
-      MarkReleased(message.id);
+      MarkReleased(sender_key, message.id);
       received.ready.push_back(std::move(message));
     }
   }
@@ -1226,15 +1266,17 @@ class SqlitePeerStore final : public PeerStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     ChatMessage message = FromInboxRow(row);
     row.reset();
-    MarkReleased(message.id);
+    MarkReleased(NameKey(message.from), message.id);
     received.ready.push_back(std::move(message));
   }
 
-  void MarkReleased(const std::string& id)
+  void MarkReleased(const std::string& sender_key, const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    ScopedStatement update(
-        statements_, "UPDATE inbox SET state = 1, released = ?2 WHERE id = ?1");
+    ScopedStatement update(statements_,
+                           "UPDATE inbox SET state = 1, released = ?2 WHERE "
+                           "id = ?1 AND sender_key = ?3");
     update->bind(1, id);
+    update->bind(3, sender_key);
     update->bind(2, NextRelease());
     update->exec();
   }

@@ -126,7 +126,9 @@ class PeerStore {
   // ---- Receiver side.
 
   // Records an arriving message (message.id set) durably, then tells `done`
-  // what to show. A message whose id is known is a duplicate; so is an
+  // what to show. A message whose id is known from the same sender (by
+  // name key) is a duplicate (another sender's message under that id is
+  // not: ids are chosen by their senders); so is an
   // authenticated one (not `unverified`, sent_at set) sent no later than
   // the newest message of its sender whose id was forgotten (the replay
   // watermark, see PeerStoreLimits): the same sealed bytes are never shown

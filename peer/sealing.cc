@@ -144,6 +144,42 @@ bool CheckReceipt(PairCipher& cipher, const PublicKey& recipient_key,
          registry::NameKey(recipient);
 }
 
+namespace {
+
+// What a delivery proof authenticates (MakeDeliveryProof).
+std::string DeliveredMessage(const std::string& id, const std::string& sender,
+                             const std::string& recipient) {
+  std::string out(kDeliveredTag);
+  for (const std::string& field :
+       {id, registry::NameKey(sender), registry::NameKey(recipient)}) {
+    const uint32_t n = static_cast<uint32_t>(field.size());
+    const char length[4] = {static_cast<char>(n >> 24),
+                            static_cast<char>(n >> 16),
+                            static_cast<char>(n >> 8), static_cast<char>(n)};
+    out.append(length, sizeof(length));
+    out.append(field);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> MakeDeliveryProof(PairCipher& cipher,
+                                              const PublicKey& sender_key,
+                                              const std::string& id,
+                                              const std::string& sender,
+                                              const std::string& recipient) {
+  return cipher.Mac(sender_key, DeliveredMessage(id, sender, recipient));
+}
+
+bool CheckDeliveryProof(PairCipher& cipher, const PublicKey& recipient_key,
+                        const std::string& proof, const std::string& id,
+                        const std::string& sender,
+                        const std::string& recipient) {
+  return cipher.VerifyMac(recipient_key,
+                          DeliveredMessage(id, sender, recipient), proof);
+}
+
 absl::StatusOr<::ReadReceipts> SealReadReceipts(
     PairCipher& cipher, const PublicKey& sender_key,
     const std::string& own_name, const std::string& sender,

@@ -21,6 +21,7 @@ namespace chat::peer {
 inline constexpr absl::string_view kMessageTag{"chat-msg-v1\0", 12};
 inline constexpr absl::string_view kReceiptTag{"chat-receipt-v1\0", 16};
 inline constexpr absl::string_view kReadTag{"chat-read-v1\0", 13};
+inline constexpr absl::string_view kDeliveredTag{"chat-delivered-v1\0", 18};
 
 // At most this many message ids in one ReadReceipts (a batch).
 inline constexpr size_t kMaxReadIds = 64;
@@ -66,6 +67,32 @@ absl::StatusOr<std::string> MakeReceipt(PairCipher& cipher,
 bool CheckReceipt(PairCipher& cipher, const PublicKey& recipient_key,
                   const std::string& payload, const std::string& id,
                   const std::string& recipient);
+
+// The trailing metadata of a SendMessage answer that carries the recipient's
+// proof of delivery (MakeDeliveryProof): sent only with OK, once the message
+// is kept, for a message its sender sealed. A -bin key: gRPC carries any
+// bytes in it.
+inline constexpr char kDeliveredMetadata[] = "chat-delivered-bin";
+
+// The proof a recipient (`recipient`, ourselves) gives the sender of message
+// `id` (`sender`, holder of `sender_key`) once the message is kept: the pair
+// key's MAC (PairCipher::Mac) of kDeliveredTag, then the id, the sender's
+// and the recipient's name keys, each after its length (u32, big-endian).
+// Only the two holders of the pair's keys can make it, and the sender never
+// makes one for its own message; the names in this order keep a proof from
+// passing for one the other way. kInvalidArgument for an unusable key.
+absl::StatusOr<std::string> MakeDeliveryProof(PairCipher& cipher,
+                                              const PublicKey& sender_key,
+                                              const std::string& id,
+                                              const std::string& sender,
+                                              const std::string& recipient);
+
+// True when `proof` is what `recipient` (holder of `recipient_key`) made
+// for our (`sender`'s) message `id` (MakeDeliveryProof).
+bool CheckDeliveryProof(PairCipher& cipher, const PublicKey& recipient_key,
+                        const std::string& proof, const std::string& id,
+                        const std::string& sender,
+                        const std::string& recipient);
 
 // Read receipts from the reader `own_name` to `sender` for its messages
 // `ids` (1..kMaxReadIds, each 1-64 bytes), sealed for `sender_key`: outside

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "peer/message.h"
 #include "proto/chat.pb.h"
 
@@ -35,6 +36,16 @@ inline constexpr char kRegistryUnreachable[] = "the registry is unreachable";
 // Whether `status` failed because the registry did not answer.
 bool IsRegistryUnreachable(const absl::Status& status);
 
+// How a direct send went through.
+enum class Delivery {
+  // The recipient's peer proved with its key that it keeps the message (a
+  // proof of delivery, peer/sealing.h, came with the answer).
+  kProven,
+  // A recipient bound to no key (a lab peer, a static entry) answered OK:
+  // nothing but its word says it has it.
+  kUnverified,
+};
+
 // Carries messages to other peers by name.
 //
 // Addresses: a message goes to the last address known for its recipient:
@@ -42,6 +53,12 @@ bool IsRegistryUnreachable(const absl::Status& status);
 // registry watch lists (kept fresh while the registry is up), else one
 // resolved now. So a registry outage stops only what needs the registry:
 // new names (never resolved, never listed) and the mailbox.
+//
+// A direct send counts only when the answer proves it (Delivery): an OK
+// without a valid proof of delivery from a recipient with a key (whoever
+// else answers at its address, or an older peer of ours that makes none) is
+// a failure, kUnavailable ("bob did not confirm it with its key"), like any
+// other failed direct attempt, so the message goes to the mailbox.
 //
 // Every outcome is an absl::Status in the two parts above. Codes:
 // kNotFound (the recipient is not registered: "bob is offline"),
@@ -58,7 +75,7 @@ class Transport {
   // to the last address known for it (resolving one if none is known), so
   // the recipient's inbox can commit them together. No retry. Returns one
   // outcome per message, in order; empty for no messages.
-  virtual std::vector<absl::Status> SendWindow(
+  virtual std::vector<absl::StatusOr<Delivery>> SendWindow(
       const std::vector<ChatMessage>& messages) = 0;
 
   // Sends one message straight to its recipient. When the channel turns
@@ -67,7 +84,8 @@ class Transport {
   // registry does not answer that resolve, the last known address stands
   // and its failure is the outcome ("bob is unreachable"). `fresh`: a send
   // to the known address has just failed, so resolve afresh first.
-  virtual absl::Status SendOne(const ChatMessage& message, bool fresh) = 0;
+  virtual absl::StatusOr<Delivery> SendOne(const ChatMessage& message,
+                                           bool fresh) = 0;
 
   // Leaves `message` in its recipient's mailbox; its receipt comes later
   // through the sender's own mailbox.

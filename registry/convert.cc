@@ -193,6 +193,7 @@ void MailItemToProto(const MailItem& item, v1::MailItem* proto) {
   proto->set_sender(item.sender);
   proto->set_recipient(item.recipient);
   proto->set_payload(item.payload);
+  proto->set_digest(item.digest);
   if (item.deposited_at != absl::InfinitePast()) {
     proto->set_deposited_at_unix_ms(absl::ToUnixMillis(item.deposited_at));
   }
@@ -218,6 +219,7 @@ MailItem MailItemFromProto(const v1::MailItem& proto) {
   item.sender = proto.sender();
   item.recipient = proto.recipient();
   item.payload = proto.payload();
+  item.digest = proto.digest();
   if (proto.deposited_at_unix_ms() > 0) {
     item.deposited_at = absl::FromUnixMillis(proto.deposited_at_unix_ms());
   }

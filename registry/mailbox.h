@@ -39,7 +39,9 @@ class ArrivalSubscription {
 // Contract (tests/registry/mailbox_test.cc runs it against every
 // implementation):
 // - Deposit() is durable before it returns (it survives kill -9 and power
-//   loss) and idempotent per (recipient, id).
+//   loss) and idempotent per (recipient, id, payload): an item is named by
+//   its id and the digest of its payload (MailItem::digest), so a deposit
+//   under an id already there with another payload is kept beside it.
 // - Items come back in arrival order and stay until acknowledged or older
 //   than max_age.
 // - Errors: kInvalidArgument, kResourceExhausted (limits), kUnavailable
@@ -50,18 +52,21 @@ class Mailbox {
   virtual ~Mailbox() = default;
 
   // Stores `item` (kMessage, or kReadReceipt with a payload of at most
-  // kMaxReadReceiptPayloadBytes) for its recipient. A repeated (recipient,
-  // id) is OK and stores nothing. kResourceExhausted, saying which limit,
-  // when the recipient already holds max_items messages or max_bytes;
-  // kInvalidArgument for another kind.
+  // kMaxReadReceiptPayloadBytes) for its recipient; item.digest is ignored
+  // (the mailbox sets it). A repeated (recipient, id, payload) is OK and
+  // stores nothing; another payload under the same id is another item.
+  // kResourceExhausted, saying which limit, when the recipient already holds
+  // max_items messages or max_bytes; kInvalidArgument for another kind.
   virtual absl::Status Deposit(const MailItem& item) = 0;
 
-  // Up to `max` items for `recipient` with seq > `after_seq`, oldest first.
+  // Up to `max` items for `recipient` with seq > `after_seq`, oldest first,
+  // each with its digest.
   virtual absl::StatusOr<std::vector<MailItem>> Peek(
       const std::string& recipient, int64_t after_seq, size_t max) = 0;
 
-  // Removes the items of `recipient` with these ids (unknown ids are
-  // ignored) and, in the same transaction, deposits those of `receipts`
+  // Removes the items of `recipient` that `items` name (MailRef: by id and
+  // digest; by id alone when the digest is empty; unknown ones are ignored)
+  // and, in the same transaction, deposits those of `receipts`
   // (made by the acknowledging peer; the mailbox makes none) that answer a
   // kMessage this call removed: kind kReceipt, id the message's, sender
   // `recipient` and recipient the message's sender (both compared
@@ -70,8 +75,18 @@ class Mailbox {
   // no room for (receipts count against its limits like messages); the Ack
   // succeeds all the same. Returns how many items were removed.
   virtual absl::StatusOr<size_t> Ack(const std::string& recipient,
-                                     const std::vector<std::string>& ids,
+                                     const std::vector<MailRef>& items,
                                      const std::vector<MailItem>& receipts) = 0;
+
+  // Ack() by ids alone: every item of `recipient` with one of `ids`.
+  absl::StatusOr<size_t> AckIds(const std::string& recipient,
+                                const std::vector<std::string>& ids,
+                                const std::vector<MailItem>& receipts) {
+    std::vector<MailRef> items;
+    items.reserve(ids.size());
+    for (const std::string& id : ids) items.push_back({id, ""});
+    return Ack(recipient, items, receipts);
+  }
 
   // What waits for `recipient`: count, payload bytes, age of the oldest.
   virtual absl::StatusOr<MailboxStats> Stat(const std::string& recipient) = 0;

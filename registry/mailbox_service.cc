@@ -139,6 +139,10 @@ grpc::ServerUnaryReactor* MailboxService::Ack(
     return Respond(context, absl::InvalidArgumentError(absl::StrCat(
                                 "at most ", kMaxAckIds, " ids per Ack")));
   }
+  if (request->digests_size() > request->ids_size()) {
+    return Respond(context, absl::InvalidArgumentError(
+                                "digests: at most one per acknowledged id"));
+  }
   if (request->receipts_size() > request->ids_size()) {
     return Respond(context, absl::InvalidArgumentError(
                                 "receipts: at most one per acknowledged id"));
@@ -168,9 +172,14 @@ grpc::ServerUnaryReactor* MailboxService::Ack(
   absl::Status allowed =
       store_->VerifyLease(request->name(), request->lease_id());
   if (!allowed.ok()) return Respond(context, allowed);
+  std::vector<MailRef> items;
+  items.reserve(static_cast<size_t>(request->ids_size()));
+  for (int i = 0; i < request->ids_size(); ++i) {
+    items.push_back({request->ids(i),
+                     i < request->digests_size() ? request->digests(i) : ""});
+  }
   absl::StatusOr<size_t> removed =
-      mailbox_->Ack(request->name(),
-                    {request->ids().begin(), request->ids().end()}, receipts);
+      mailbox_->Ack(request->name(), items, receipts);
   if (removed.ok()) response->set_removed(static_cast<int32_t>(*removed));
   return Respond(context, removed.status());
 }

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/identity.h"
 #include "common/limits.h"
 #include "common/sqlite_batch.h"
 #include "common/sqlite_util.h"
@@ -93,7 +94,70 @@ const char* const kMailMigrations[] = {
       CREATE INDEX mail_by_recipient ON mail (recipient_key, seq);
       CREATE INDEX mail_by_age ON mail (deposited_at_ms);
     )sql",
+    // 2: an item is named by its id and the digest of its payload, so a
+    // deposit made first under a message's id (by whoever learnt it) cannot
+    // take the message's place. SQLite cannot drop a UNIQUE constraint: the
+    // table is made again, its rows and its AUTOINCREMENT counter (Listen
+    // resumes after a seq) carried over. The digests of the rows carried
+    // over are filled in by FillDigests() (SQL has no BLAKE2b).
+    R"sql(
+      CREATE TABLE mail_v2 (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient_key   TEXT NOT NULL,
+        id              TEXT NOT NULL,
+        kind            INTEGER NOT NULL,
+        sender          TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        deposited_at_ms INTEGER NOT NULL,
+        origin          TEXT NOT NULL DEFAULT '',
+        digest          BLOB NOT NULL DEFAULT X'',  -- BLAKE2b-256 of payload
+        UNIQUE (recipient_key, id, digest)
+      );
+      INSERT INTO mail_v2 (seq, recipient_key, id, kind, sender, recipient,
+                           payload, deposited_at_ms, origin)
+        SELECT seq, recipient_key, id, kind, sender, recipient, payload,
+               deposited_at_ms, origin FROM mail ORDER BY seq;
+      DELETE FROM sqlite_sequence WHERE name = 'mail_v2';
+      INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'mail_v2', seq FROM sqlite_sequence WHERE name = 'mail';
+      DROP TABLE mail;
+      ALTER TABLE mail_v2 RENAME TO mail;
+      CREATE INDEX mail_by_recipient ON mail (recipient_key, seq);
+      CREATE INDEX mail_by_age ON mail (deposited_at_ms);
+    )sql",
 };
+
+// Sets the digest of every row that has none (carried over by migration 2,
+// or moved from an older registry's file). May throw.
+void FillDigests(SQLite::Database& db) {
+  std::vector<std::pair<int64_t, std::string>> rows;
+  {
+    SQLite::Statement select(
+        db, "SELECT seq, payload FROM mail WHERE length(digest) = 0");
+    while (select.executeStep()) {
+      SQLite::Column payload = select.getColumn(1);
+      rows.emplace_back(select.getColumn(0).getInt64(),
+                        std::string(static_cast<const char*>(payload.getBlob()),
+                                    static_cast<size_t>(payload.getBytes())));
+    }
+  }
+  if (rows.empty()) return;
+  SQLite::Transaction transaction(db);
+  // OR IGNORE: two rows that differ only in a missing digest cannot exist
+  // (the old key was (recipient, id)), but a row moved twice could.
+  SQLite::Statement update(db,
+                           "UPDATE OR IGNORE mail SET digest = ?2 WHERE seq = "
+                           "?1");
+  for (const auto& [seq, payload] : rows) {
+    update.reset();
+    update.bind(1, seq);
+    const std::string digest = ContentDigest(payload);
+    update.bind(2, digest.data(), static_cast<int>(digest.size()));
+    update.exec();
+  }
+  transaction.commit();
+}
 
 // What one item costs against max_total_bytes: its payload and what the
 // file keeps beside it (row, keys, indexes), so that a flood of empty items
@@ -284,9 +348,9 @@ class SqliteMailbox final : public Mailbox {
     try {
       SQLite::Statement select(
           *db_,
-          "SELECT seq, kind, id, sender, recipient, payload, deposited_at_ms "
-          "FROM mail WHERE recipient_key = ?1 AND seq > ?2 ORDER BY seq "
-          "LIMIT ?3");
+          "SELECT seq, kind, id, sender, recipient, payload, "
+          "deposited_at_ms, digest FROM mail WHERE recipient_key = ?1 AND "
+          "seq > ?2 ORDER BY seq LIMIT ?3");
       select.bind(1, NameKey(recipient));
       select.bind(2, static_cast<int64_t>(after_seq));
       select.bind(3, static_cast<int64_t>(max));
@@ -302,6 +366,9 @@ class SqliteMailbox final : public Mailbox {
                             static_cast<size_t>(payload.getBytes()));
         item.deposited_at =
             absl::FromUnixMillis(select.getColumn(6).getInt64());
+        SQLite::Column digest = select.getColumn(7);
+        item.digest.assign(static_cast<const char*>(digest.getBlob()),
+                           static_cast<size_t>(digest.getBytes()));
         items.push_back(std::move(item));
       }
     } catch (const std::exception& e) {
@@ -311,14 +378,14 @@ class SqliteMailbox final : public Mailbox {
   }
 
   absl::StatusOr<size_t> Ack(const std::string& recipient,
-                             const std::vector<std::string>& ids,
+                             const std::vector<MailRef>& items,
                              const std::vector<MailItem>& receipts) override {
     CHAT_RETURN_IF_ERROR(ValidateName(recipient));
     const std::string key = NameKey(recipient);
     absl::StatusOr<WriteResult> result =
-        Write([this, &key, &ids, &receipts](WriteResult& written) {
+        Write([this, &key, &items, &receipts](WriteResult& written) {
           db_mu_.AssertHeld();
-          AckLocked(key, ids, receipts, written);
+          AckLocked(key, items, receipts, written);
           return absl::OkStatus();
         });
     if (!result.ok()) return result.status();
@@ -453,7 +520,9 @@ class SqliteMailbox final : public Mailbox {
                             WriteResult& write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     const std::string key = NameKey(item.recipient);
-    if (limited && !FitsLocked(key, item) && HoldsLocked(key, item.id)) {
+    const std::string digest = ContentDigest(item.payload);
+    if (limited && !FitsLocked(key, item) &&
+        HoldsLocked(key, item.id, digest)) {
       return absl::OkStatus();  // A copy of one waiting: no room needed.
     }
     if (limited) {
@@ -469,6 +538,7 @@ class SqliteMailbox final : public Mailbox {
     insert.bind(6, item.payload.data(), static_cast<int>(item.payload.size()));
     insert.bind(7, absl::ToUnixMillis(clock_.Wall()));
     insert.bind(8, item.origin);
+    insert.bind(9, digest.data(), static_cast<int>(digest.size()));
     if (insert.exec() > 0) {
       write.arrivals.insert(key);
       write.usage_changed = true;
@@ -529,33 +599,49 @@ class SqliteMailbox final : public Mailbox {
   }
 
   void AckLocked(const std::string& recipient_key,
-                 const std::vector<std::string>& ids,
+                 const std::vector<MailRef>& items,
                  const std::vector<MailItem>& receipts, WriteResult& write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     // The senders of the messages this call removed, by id.
     absl::flat_hash_map<std::string, std::string> removed_messages;
     SQLite::Statement& find = *find_;
     SQLite::Statement& remove = *remove_;
-    for (const std::string& id : ids) {
+    struct Row {
+      int64_t seq;
+      int kind;
+      std::string sender;
+      size_t bytes;
+      std::string origin;
+    };
+    for (const MailRef& ref : items) {
+      // Collected first: deleting rows while stepping over them is unsafe.
+      std::vector<Row> rows;
       find.tryReset();
+      find.clearBindings();
       find.bind(1, recipient_key);
-      find.bind(2, id);
-      if (!find.executeStep()) continue;
-      const int kind = find.getColumn(0).getInt();
-      const std::string sender = find.getColumn(1).getString();
-      const std::string recipient = find.getColumn(2).getString();
-      const size_t bytes = static_cast<size_t>(find.getColumn(3).getInt64());
-      const std::string origin = find.getColumn(4).getString();
+      find.bind(2, ref.id);
+      // Unbound (NULL): any digest, as an older peer's Ack meant.
+      if (!ref.digest.empty()) {
+        find.bind(3, ref.digest.data(), static_cast<int>(ref.digest.size()));
+      }
+      while (find.executeStep()) {
+        rows.push_back({find.getColumn(0).getInt64(),
+                        find.getColumn(1).getInt(),
+                        find.getColumn(2).getString(),
+                        static_cast<size_t>(find.getColumn(4).getInt64()),
+                        find.getColumn(5).getString()});
+      }
       find.reset();
-      remove.tryReset();
-      remove.bind(1, recipient_key);
-      remove.bind(2, id);
-      const size_t removed = static_cast<size_t>(remove.exec());
-      write.count += removed;
-      if (removed > 0) {
-        write.usage_changed = true;
-        usage_.Remove(recipient_key, origin, bytes);
-        if (kind == kKindMessage) removed_messages[id] = sender;
+      for (const Row& row : rows) {
+        remove.tryReset();
+        remove.bind(1, row.seq);
+        const size_t removed = static_cast<size_t>(remove.exec());
+        write.count += removed;
+        if (removed > 0) {
+          write.usage_changed = true;
+          usage_.Remove(recipient_key, row.origin, row.bytes);
+          if (row.kind == kKindMessage) removed_messages[ref.id] = row.sender;
+        }
       }
     }
     // Only the acknowledging peer's receipts for what it really removed,
@@ -588,11 +674,14 @@ class SqliteMailbox final : public Mailbox {
     return CheckLimitsLocked(key, item).ok();
   }
 
-  bool HoldsLocked(const std::string& key, const std::string& id)
+  bool HoldsLocked(const std::string& key, const std::string& id,
+                   const std::string& digest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     find_->tryReset();
+    find_->clearBindings();
     find_->bind(1, key);
     find_->bind(2, id);
+    find_->bind(3, digest.data(), static_cast<int>(digest.size()));
     const bool found = find_->executeStep();
     find_->reset();
     return found;
@@ -680,6 +769,7 @@ absl::StatusOr<std::unique_ptr<Mailbox>> OpenSqliteMailbox(
   SQLite::Database& db = *file->db;
   try {
     if (path != registry_path) MoveMailFrom(db, registry_path);
+    FillDigests(db);
     // The file never grows past twice the quota (and a little): a backstop
     // for whatever the count of bytes misses (free pages, index growth).
     const int64_t page_size = db.execAndGet("PRAGMA page_size").getInt64();
@@ -696,14 +786,16 @@ absl::StatusOr<std::unique_ptr<Mailbox>> OpenSqliteMailbox(
     statements.insert = std::make_unique<SQLite::Statement>(
         db,
         "INSERT OR IGNORE INTO mail (recipient_key, id, kind, sender, "
-        "recipient, payload, deposited_at_ms, origin) VALUES (?1, ?2, ?3, "
-        "?4, ?5, ?6, ?7, ?8)");
+        "recipient, payload, deposited_at_ms, origin, digest) VALUES (?1, ?2, "
+        "?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    // ?3 NULL: any digest.
     statements.find = std::make_unique<SQLite::Statement>(
         db,
-        "SELECT kind, sender, recipient, length(payload), origin FROM mail "
-        "WHERE recipient_key = ?1 AND id = ?2");
+        "SELECT seq, kind, sender, recipient, length(payload), origin FROM "
+        "mail WHERE recipient_key = ?1 AND id = ?2 AND (?3 IS NULL OR digest "
+        "= ?3) ORDER BY seq");
     statements.remove = std::make_unique<SQLite::Statement>(
-        db, "DELETE FROM mail WHERE recipient_key = ?1 AND id = ?2");
+        db, "DELETE FROM mail WHERE seq = ?1");
     Usages usage = LoadUsages(db);
     return std::unique_ptr<Mailbox>(
         new SqliteMailbox(*std::move(file), std::move(statements),

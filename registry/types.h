@@ -106,16 +106,28 @@ struct WatchEvent {
   Entry entry;  // For kDelete, the entry as it was.
 };
 
+// Names the items an Ack removes: those of the recipient with `id` and, when
+// `digest` is set, that MailItem::digest (exactly one item); with an empty
+// `digest`, every item with that id (an older peer's Ack).
+struct MailRef {
+  std::string id;
+  std::string digest;
+};
+
 struct MailItem {
   // kReadReceipt: sealed read receipts (proto MailItem.READ_RECEIPT),
   // deposited like messages. kExpired: made by the mailbox when a message
   // expired unread (proto MailItem.EXPIRED), never deposited.
   enum class Kind { kMessage, kReceipt, kReadReceipt, kExpired };
   Kind kind = Kind::kMessage;
-  std::string id;  // Unique per recipient.
+  std::string id;  // Made by the sender; with the digest, unique per
+                   // recipient.
   std::string sender;
   std::string recipient;  // A valid name; compared case-insensitively.
   std::string payload;    // Opaque.
+  // ContentDigest(payload), set by the mailbox: with `id`, what names this
+  // item (two deposits under one id with other payloads are two items).
+  std::string digest;
   // Who deposited it, as the server knows them (set by the service, never
   // by the client): what the per-sender limits count against.
   std::string origin;

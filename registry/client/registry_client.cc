@@ -265,12 +265,20 @@ std::unique_ptr<MailStream> RegistryClient::Listen(
 
 absl::Status RegistryClient::Ack(const std::string& name,
                                  const std::string& lease_id,
-                                 const std::vector<std::string>& ids,
+                                 const std::vector<MailRef>& items,
                                  const std::vector<MailItem>& receipts) {
   v1::AckRequest proto;
   proto.set_name(name);
   proto.set_lease_id(lease_id);
-  for (const std::string& id : ids) proto.add_ids(id);
+  bool digests = false;
+  for (const MailRef& item : items) {
+    proto.add_ids(item.id);
+    digests = digests || !item.digest.empty();
+  }
+  // Only when there are any: a request an older registry reads the same.
+  if (digests) {
+    for (const MailRef& item : items) proto.add_digests(item.digest);
+  }
   for (const MailItem& receipt : receipts) {
     MailItemToProto(receipt, proto.add_receipts());
   }

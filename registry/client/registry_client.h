@@ -171,11 +171,12 @@ class RegistryClient {
   std::unique_ptr<MailStream> Listen(const std::string& name,
                                      const std::string& lease_id);
 
-  // Removes delivered items from the mailbox of `name` and leaves
-  // `receipts` (kReceipt items made by us, see proto AckRequest.receipts)
-  // for the senders, in one transaction.
+  // Removes delivered items from the mailbox of `name` (each named by its
+  // id and digest, as it came: see MailRef) and leaves `receipts` (kReceipt
+  // items made by us, see proto AckRequest.receipts) for the senders, in one
+  // transaction.
   absl::Status Ack(const std::string& name, const std::string& lease_id,
-                   const std::vector<std::string>& ids,
+                   const std::vector<MailRef>& items,
                    const std::vector<MailItem>& receipts = {});
 
  private:

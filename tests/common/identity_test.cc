@@ -518,5 +518,34 @@ TEST_F(PairCipherTest, ConcurrentSealsAndOpens) {
   for (int failed : failures) EXPECT_EQ(failed, 0);
 }
 
+TEST_F(PairCipherTest, AMacIsTheSameForBothOfThePairAndNobodyElse) {
+  Identity mallory = Identity::Generate();
+  PairCipher mallory_cipher(mallory);
+  absl::StatusOr<std::string> mac =
+      alice_cipher_.Mac(bob_.public_key(), "tagged bytes");
+  ASSERT_TRUE(mac.ok());
+  EXPECT_EQ(mac->size(), kPairMacBytes);
+  EXPECT_TRUE(bob_cipher_.VerifyMac(alice_.public_key(), "tagged bytes", *mac));
+  EXPECT_FALSE(bob_cipher_.VerifyMac(alice_.public_key(), "other bytes", *mac));
+  EXPECT_FALSE(
+      mallory_cipher.VerifyMac(alice_.public_key(), "tagged bytes", *mac));
+  EXPECT_FALSE(bob_cipher_.VerifyMac(alice_.public_key(), "tagged bytes",
+                                     mac->substr(1)));
+  // Not the sealing key itself: a MAC is no crypto_box authenticator.
+  absl::StatusOr<std::string> sealed =
+      alice_cipher_.Seal(bob_.public_key(), "tagged bytes");
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(sealed->find(*mac), std::string::npos);
+}
+
+TEST(ContentDigestTest, IsBlake2b256) {
+  // BLAKE2b-256 of the empty string (RFC 7693 parameters, 32-byte output).
+  const std::string empty = ContentDigest("");
+  ASSERT_EQ(empty.size(), 32u);
+  EXPECT_EQ(static_cast<unsigned char>(empty[0]), 0x0e);
+  EXPECT_EQ(static_cast<unsigned char>(empty[1]), 0x57);
+  EXPECT_NE(ContentDigest("a"), ContentDigest("b"));
+}
+
 }  // namespace
 }  // namespace chat

@@ -73,11 +73,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       absl::StatusOr<std::optional<std::string>> made =
           cast.envelope->Receipt("alice", id);
       Check(made.ok() && made->has_value());
-      absl::StatusOr<bool> checked =
+      absl::StatusOr<chat::peer::Proof> checked =
           cast.envelope->CheckReceipt(recipient, id, rest);
-      // A recipient with a key never takes forged bytes; one without is
-      // not checked (a registry from before keys).
-      if (checked.ok() && cast.KeyOf(recipient).has_value()) Check(!*checked);
+      // A recipient with a key never takes forged bytes; one without can
+      // prove nothing (kNoKey: at most an unverified delivery).
+      if (checked.ok()) {
+        Check(*checked != chat::peer::Proof::kValid);
+        Check((*checked == chat::peer::Proof::kNoKey) ==
+              !cast.KeyOf(recipient).has_value());
+      }
       break;
     }
   }

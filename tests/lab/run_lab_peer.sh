@@ -49,6 +49,9 @@ wait_for_file "$work/lab.out" '"received": "ciao Davide, from a C++ peer"'
 grep -F '"received"' "$work/lab.out" | grep -qF '"sender": "alice"' ||
   fail "the lab peer did not see alice as the sender"
 wait_for_file "$work/alice.out" '"status":"delivered"'
+# The lab peer holds no key: nothing but its word says it has the message.
+grep -F '"status":"delivered"' "$work/alice.out" | grep -qF '"unverified":true' ||
+  fail "a delivery to a lab peer (no key) is not marked unverified"
 
 step "the lab peer -> alice: GetInformation, then SendMessage, lab style"
 alice_address=$(timeout 20 "$bin_dir/chatctl" resolve alice)

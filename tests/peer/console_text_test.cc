@@ -16,6 +16,7 @@ namespace {
 
 using Kind = Command::Kind;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(ParseLineTest, SendsToANamedPeer) {
   Command c = ParseLine("@bob hello there", "");
@@ -169,6 +170,26 @@ TEST(FormatTextTest, ADeliveryFromTheMailboxRepeatsTheText) {
   receipt.text = "from the mailbox";
   EXPECT_EQ(FormatText(receipt, style),
             "* delivered to bob (from the mailbox): are you there?\n");
+}
+
+TEST(FormatTextTest, ADeliveryNoKeyProvedSaysUnverified) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  PeerEvent delivered = MakeEvent(EventKind::kSendResult, "davide");
+  delivered.status = SendStatus::kDelivered;
+  delivered.unverified = true;
+  delivered.message.id = "01a2";
+  delivered.message.to = "davide";
+  delivered.message.text = "ciao";
+  // Straight through, yet said: only the lab peer's word vouches for it.
+  EXPECT_EQ(FormatText(delivered, style),
+            "* delivered (unverified) to davide: ciao\n");
+  EXPECT_THAT(FormatJson(delivered),
+              HasSubstr("\"status\":\"delivered\",\"unverified\":true"));
+  delivered.text = "from the mailbox";
+  EXPECT_EQ(FormatText(delivered, style),
+            "* delivered (unverified) to davide (from the mailbox): ciao\n");
+  delivered.unverified = false;
+  EXPECT_THAT(FormatJson(delivered), Not(HasSubstr("unverified")));
 }
 
 TEST(FormatTextTest, SeveralLinesOfInfoStaySeveralLines) {

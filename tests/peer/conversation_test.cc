@@ -49,23 +49,31 @@ class FakeTransport final : public Transport {
     answers_[{op, text}] = std::move(status);
   }
 
-  std::vector<absl::Status> SendWindow(
+  // From now on a direct send answered OK is `delivery` (kProven until
+  // told otherwise).
+  void DeliverAs(Delivery delivery) {
+    absl::MutexLock lock(&mu_);
+    delivery_ = delivery;
+  }
+
+  std::vector<absl::StatusOr<Delivery>> SendWindow(
       const std::vector<ChatMessage>& messages) override {
     absl::MutexLock lock(&mu_);
     Call call{Op::kWindow, {}, false};
-    std::vector<absl::Status> statuses;
+    std::vector<absl::StatusOr<Delivery>> statuses;
     for (const ChatMessage& message : messages) {
       call.texts.push_back(message.text);
-      statuses.push_back(AnswerLocked(Op::kWindow, message.text));
+      statuses.push_back(DirectLocked(Op::kWindow, message.text));
     }
     calls_.push_back(std::move(call));
     return statuses;
   }
 
-  absl::Status SendOne(const ChatMessage& message, bool fresh) override {
+  absl::StatusOr<Delivery> SendOne(const ChatMessage& message,
+                                   bool fresh) override {
     absl::MutexLock lock(&mu_);
     calls_.push_back({Op::kOne, {message.text}, fresh});
-    return AnswerLocked(Op::kOne, message.text);
+    return DirectLocked(Op::kOne, message.text);
   }
 
   absl::Status Deposit(const ChatMessage& message) override {
@@ -106,7 +114,15 @@ class FakeTransport final : public Transport {
     return it == answers_.end() ? absl::OkStatus() : it->second;
   }
 
+  absl::StatusOr<Delivery> DirectLocked(Op op, const std::string& text)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::Status status = AnswerLocked(op, text);
+    if (!status.ok()) return status;
+    return delivery_;
+  }
+
   absl::Mutex mu_;
+  Delivery delivery_ ABSL_GUARDED_BY(mu_) = Delivery::kProven;
   absl::flat_hash_map<std::pair<Op, std::string>, absl::Status> answers_
       ABSL_GUARDED_BY(mu_);
   std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
@@ -246,6 +262,35 @@ TEST_F(ConversationTest, AWindowGoesAtOnceAndIsReportedInOrder) {
   EXPECT_EQ(calls[0].op, Op::kWindow);
   EXPECT_THAT(calls[0].texts, ElementsAre("one", "two", "three"));
   EXPECT_TRUE(AwaitOutboxSize(0));
+}
+
+TEST_F(ConversationTest, ADeliveryNoKeyProvesIsReportedUnverified) {
+  transport_.DeliverAs(Delivery::kUnverified);
+  transport_.Answer(Op::kWindow, kUnreachable, "two");
+  Start(/*window=*/2);
+  Send({"one", "two"});
+  ASSERT_TRUE(AwaitResult("two"));
+  std::vector<bool> unverified;
+  for (const PeerEvent& event : sink_.Events()) {
+    if (event.kind == EventKind::kSendResult &&
+        event.status == SendStatus::kDelivered) {
+      unverified.push_back(event.unverified);
+    }
+  }
+  // Both ways: the window, and one by one.
+  EXPECT_THAT(unverified, ElementsAre(true, true));
+}
+
+TEST_F(ConversationTest, AProvenDeliveryIsNotUnverified) {
+  Start();
+  Send({"one"});
+  ASSERT_TRUE(AwaitResult("one"));
+  std::optional<PeerEvent> delivered = sink_.WaitFor([](const PeerEvent& e) {
+    return e.kind == EventKind::kSendResult &&
+           e.status == SendStatus::kDelivered;
+  });
+  ASSERT_TRUE(delivered.has_value());
+  EXPECT_FALSE(delivered->unverified);
 }
 
 TEST_F(ConversationTest, AFailedMessageInAWindowIsRetriedBeforeThoseAfterIt) {

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,21 @@ std::vector<std::string> TextsFrom(RecordingSink& sink,
 
 class PeerAttackTest : public PeerTest {
  protected:
+  // `name`'s peer, killed a moment ago with its lease alive: its name, bound
+  // to its key, now lists `address`, where someone else answers. Returns
+  // the lease (to end when the peer comes back).
+  registry::Lease Killed(const std::string& name, const std::string& address) {
+    EXPECT_THAT(StartPeer(name), IsOk());  // Binds its key to its name.
+    StopPeer(name);
+    absl::StatusOr<Identity> identity =
+        Identity::LoadOrCreate(Options(name).identity_path);
+    EXPECT_THAT(identity, IsOk());
+    absl::StatusOr<registry::Lease> lease = Client()->Register(
+        registry::RegisterRequest(name, address, Millis(60000)), &*identity);
+    EXPECT_THAT(lease, IsOk());
+    return lease.value_or(registry::Lease());
+  }
+
   // Waits until `name`'s mailbox is empty: what was in it was taken and
   // acknowledged (after it was shown, or refused for good), so it will not
   // come again.
@@ -107,6 +123,121 @@ class PeerAttackTest : public PeerTest {
     });
   }
 };
+
+// A ChattingService that is not the peer it poses as (a process on the port
+// of one that was killed with its lease alive): it answers every SendMessage
+// with `answer`, after `on_message`. Thread-safe.
+class Squatter final : public ::ChattingService::Service {
+ public:
+  Squatter(grpc::Status answer,
+           std::function<void(const ::Message&)> on_message = nullptr)
+      : answer_(std::move(answer)), on_message_(std::move(on_message)) {}
+
+  grpc::Status SendMessage(grpc::ServerContext* /*context*/,
+                           const ::Message* request,
+                           ::NullMsg* /*response*/) override {
+    if (on_message_) on_message_(*request);
+    absl::MutexLock lock(&mu_);
+    ++calls_;
+    return answer_;
+  }
+
+  int calls() const {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+ private:
+  const grpc::Status answer_;
+  const std::function<void(const ::Message&)> on_message_;
+  mutable absl::Mutex mu_;
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Before, any OK to SendMessage counted as delivered: carol killed with
+// her lease alive, a process on her old port answering OK, and alice's
+// screen said "delivered" for a message carol never got. Now only a proof
+// of delivery made by carol's key counts: the message goes to carol's
+// mailbox, and she gets it, once, when she is back.
+TEST_F(PeerAttackTest, AnOkWithoutTheRecipientsProofIsNotDelivered) {
+  Squatter squatter(grpc::Status::OK);
+  ServerConfig config;
+  config.listen_address = "127.0.0.1:0";
+  config.services = {&squatter};
+  absl::StatusOr<RunningServer> server = StartServer(config);
+  ASSERT_THAT(server, IsOk());
+  const registry::Lease lease =
+      Killed("carol", absl::StrCat("127.0.0.1:", server->port));
+
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  PeerEvent result = SendAndWait("alice", "carol", "for carol only");
+  EXPECT_EQ(result.status, SendStatus::kStored) << result.text;
+  EXPECT_THAT(result.text, HasSubstr("carol did not confirm it with its key"));
+  EXPECT_GE(squatter.calls(), 1);
+  const std::string id = result.message.id;
+
+  // carol is back; the squatter is gone.
+  StopServer(*server->server, Millis(1000));
+  ASSERT_THAT(Client()->Unregister("carol", lease.lease_id), IsOk());
+  ASSERT_THAT(StartPeer("carol"), IsOk());
+  ASSERT_TRUE(sink("carol")
+                  .WaitFor(MessageFrom("alice", "for carol only"))
+                  .has_value());
+  auto delivered = sink("alice").WaitFor(StateOf(id, SendStatus::kDelivered));
+  ASSERT_TRUE(delivered.has_value());
+  EXPECT_EQ(delivered->text, "from the mailbox");
+  EXPECT_FALSE(delivered->unverified);
+  EXPECT_TRUE(MailboxDrained("carol"));
+  EXPECT_EQ(TimesShown(sink("carol"), "alice", "for carol only"), 1);
+}
+
+// Before, the mailbox kept one item per (recipient, id) whatever its
+// payload: a squatter on dan's address read the id of alice's message from
+// her direct attempt, deposited junk under it first and answered
+// UNAVAILABLE; alice's deposit was taken as a copy of it, dan's peer
+// acknowledged the junk away, and the message was lost ("stored" for ever).
+// Now both are kept; dan's peer refuses the junk and acknowledges exactly it
+// away, and shows alice's message once.
+TEST_F(PeerAttackTest, JunkDepositedFirstUnderItsIdDoesNotTakeAMessagesPlace) {
+  std::unique_ptr<registry::RegistryClient> depositor = Client();
+  Squatter squatter(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"),
+                    [&depositor](const ::Message& message) {
+                      MailItem junk;
+                      junk.id = message.id();
+                      junk.sender = message.sender();
+                      junk.recipient = "dan";
+                      junk.payload = "junk";
+                      EXPECT_THAT(depositor->Deposit(junk), IsOk());
+                    });
+  ServerConfig config;
+  config.listen_address = "127.0.0.1:0";
+  config.services = {&squatter};
+  absl::StatusOr<RunningServer> server = StartServer(config);
+  ASSERT_THAT(server, IsOk());
+  const registry::Lease lease =
+      Killed("dan", absl::StrCat("127.0.0.1:", server->port));
+
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  PeerEvent stored = SendAndWait("alice", "dan", "the real one");
+  ASSERT_EQ(stored.status, SendStatus::kStored) << stored.text;
+  EXPECT_GE(squatter.calls(), 1);
+  const std::string id = stored.message.id;
+  // The junk and the real one, side by side.
+  absl::StatusOr<registry::MailboxStats> waiting = Client()->MailboxStat("dan");
+  ASSERT_THAT(waiting, IsOk());
+  EXPECT_EQ(waiting->count, 2u);
+
+  StopServer(*server->server, Millis(1000));
+  ASSERT_THAT(Client()->Unregister("dan", lease.lease_id), IsOk());
+  ASSERT_THAT(StartPeer("dan"), IsOk());
+  ASSERT_TRUE(
+      sink("dan").WaitFor(MessageFrom("alice", "the real one")).has_value());
+  auto delivered = sink("alice").WaitFor(StateOf(id, SendStatus::kDelivered));
+  ASSERT_TRUE(delivered.has_value());
+  EXPECT_FALSE(delivered->unverified);
+  EXPECT_TRUE(MailboxDrained("dan"));
+  EXPECT_EQ(TimesShown(sink("dan"), "alice", "the real one"), 1);
+}
 
 // Before the issue, bob's mail listener showed whatever a Deposit said: the
 // plain item below was shown as alice's line (the attack of the issue's
@@ -263,7 +394,7 @@ TEST_F(PeerAttackTest, AReceiptNotMadeByBobNeverReportsDelivered) {
     receipt.sender = "mallory";
     receipt.recipient = "alice";
     receipt.payload = *forged;
-    ASSERT_THAT(client->Ack("mallory", lease->lease_id, {id}, {receipt}),
+    ASSERT_THAT(client->Ack("mallory", lease->lease_id, {{id, ""}}, {receipt}),
                 IsOk());
     ChatMessage note =
         Letter("mallory", "alice", absl::StrCat("mallory's note ", ++round));
@@ -452,6 +583,8 @@ TEST_F(PeerAttackTest, ALabPeerWithoutAKeyStillChatsUnverified) {
   ASSERT_TRUE(peer("bob").WaitUntilOnline("lab"));
   PeerEvent sent = SendAndWait("bob", "lab", "ciao lab");
   EXPECT_EQ(sent.status, SendStatus::kDelivered) << sent.text;
+  // No key can prove it: only the lab peer's word says so.
+  EXPECT_TRUE(sent.unverified);
   std::vector<ChatMessage> got = lab_inbox.messages();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].from, "bob");
@@ -469,7 +602,9 @@ TEST_F(PeerAttackTest, ALabPeerWithoutAKeyStillChatsUnverified) {
 
   // Not in the name of someone with a key (bob has met alice's).
   ASSERT_THAT(StartPeer("alice"), IsOk());
-  ASSERT_EQ(SendAndWait("alice", "bob", "hi").status, SendStatus::kDelivered);
+  PeerEvent hi = SendAndWait("alice", "bob", "hi");
+  ASSERT_EQ(hi.status, SendStatus::kDelivered);
+  EXPECT_FALSE(hi.unverified);  // bob's key proved it.
   hello.set_sender("alice");
   hello.set_msg("i am alice");
   EXPECT_EQ(SendDirect(peer("bob").address(), hello).error_code(),

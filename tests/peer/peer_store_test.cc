@@ -290,6 +290,33 @@ TEST_F(PeerStoreTest, ReleasedButUnshownMessagesComeBackAfterACrash) {
               ElementsAre("duplicate"));
 }
 
+// Another sender's message (sealed by its own key) carrying the id of one
+// on its way does not swallow it: ids are per sender.
+TEST_F(PeerStoreTest, AnotherSendersIdIsNoCopy) {
+  auto store = Open();
+  EXPECT_THAT(Ids(Receive(*store, Incoming("x", 0, 0, "", "mallory"))),
+              ElementsAre("x"));
+  absl::StatusOr<Received> real = Receive(*store, Incoming("x", 1, 1));
+  ASSERT_THAT(Ids(real), ElementsAre("x"));
+  EXPECT_EQ(real->ready[0].from, "bob");
+  EXPECT_EQ(real->ready[0].text, "text x");
+  store->MarkShown(real->ready, {});
+  // The same sender's copy still is one, shown or not, after a reopen too.
+  EXPECT_THAT(Ids(Receive(*store, Incoming("x", 1, 1))),
+              ElementsAre("duplicate"));
+  store.reset();
+  store = Open();
+  EXPECT_THAT(Ids(Receive(*store, Incoming("x", 1, 1))),
+              ElementsAre("duplicate"));
+  EXPECT_THAT(Ids(Receive(*store, Incoming("x", 0, 0, "", "Mallory"))),
+              ElementsAre("duplicate"));
+  // mallory's was never shown; bob's was.
+  auto unshown = store->Unshown();
+  ASSERT_THAT(unshown.status(), IsOk());
+  ASSERT_EQ(unshown->size(), 1u);
+  EXPECT_EQ((*unshown)[0].from, "mallory");
+}
+
 TEST_F(PeerStoreTest, RemembersTheLease) {
   {
     auto store = Open();

@@ -193,6 +193,43 @@ TEST(SealingTest, AReceiptChecksOnlyWithTheRecipientsKeyIdAndName) {
       CheckReceipt(alice_cipher, bob.public_key(), "junk", "m1", "bob"));
 }
 
+TEST(SealingTest, AProofOfDeliveryChecksOnlyForItsPairIdAndDirection) {
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  Identity mallory = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  PairCipher mallory_cipher(mallory);
+  // bob, having kept alice's message m1, proves it to her.
+  const std::string proof =
+      *MakeDeliveryProof(bob_cipher, alice.public_key(), "m1", "alice", "bob");
+  EXPECT_EQ(proof.size(), kPairMacBytes);
+  EXPECT_TRUE(CheckDeliveryProof(alice_cipher, bob.public_key(), proof, "m1",
+                                 "Alice", "BOB"));
+  // Another message, another recipient, the other direction (bob's m1 to
+  // alice), another key, nothing at all: no.
+  EXPECT_FALSE(CheckDeliveryProof(alice_cipher, bob.public_key(), proof, "m2",
+                                  "alice", "bob"));
+  EXPECT_FALSE(CheckDeliveryProof(alice_cipher, bob.public_key(), proof, "m1",
+                                  "alice", "carol"));
+  EXPECT_FALSE(CheckDeliveryProof(alice_cipher, bob.public_key(), proof, "m1",
+                                  "bob", "alice"));
+  EXPECT_FALSE(CheckDeliveryProof(alice_cipher, mallory.public_key(), proof,
+                                  "m1", "alice", "bob"));
+  const std::string forged = *MakeDeliveryProof(
+      mallory_cipher, alice.public_key(), "m1", "alice", "bob");
+  EXPECT_FALSE(CheckDeliveryProof(alice_cipher, bob.public_key(), forged, "m1",
+                                  "alice", "bob"));
+  EXPECT_FALSE(CheckDeliveryProof(alice_cipher, bob.public_key(), "", "m1",
+                                  "alice", "bob"));
+  // Lengths keep fields apart: ("m1", "alice") is not ("m1a", "lice").
+  EXPECT_FALSE(CheckDeliveryProof(alice_cipher, bob.public_key(), proof, "m1a",
+                                  "lice", "bob"));
+  // Not the bytes of a receipt, or of a seal, under another name.
+  EXPECT_FALSE(
+      CheckReceipt(alice_cipher, bob.public_key(), proof, "m1", "bob"));
+}
+
 // A registry as a map: name -> key (absent: no key); `down` makes it fail.
 struct FakeDirectory {
   std::map<std::string, PublicKey> keys;

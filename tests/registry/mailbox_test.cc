@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/identity.h"
 #include "common/random.h"
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
@@ -117,24 +118,75 @@ TEST_P(MailboxContractTest, ItemsComeBackInArrivalOrder) {
   EXPECT_THAT(Ids("carol"), IsEmpty());
 }
 
-TEST_P(MailboxContractTest, DepositIsIdempotentPerRecipientAndId) {
+TEST_P(MailboxContractTest, AnExactRetransmissionIsStoredOnce) {
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1", "first")),
               IsOk());
-  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1", "again")),
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1", "first")),
               IsOk());
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "carol", "m1")), IsOk());
   auto items = mailbox_->Peek("bob", 0, 10);
   ASSERT_THAT(items, IsOk());
   ASSERT_THAT(*items, SizeIs(1));
   EXPECT_EQ((*items)[0].payload, "first");
+  EXPECT_EQ((*items)[0].digest, ContentDigest("first"));
   EXPECT_THAT(Ids("carol"), ElementsAre("m1"));
+}
+
+// Whoever learns a message's id (a squatter on its recipient's address)
+// and deposits first under it does not take the message's place.
+TEST_P(MailboxContractTest, AnotherPayloadUnderTheSameIdIsKeptBesideIt) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "dan", "m1", "junk")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "dan", "m1", "real")), IsOk());
+  auto items = mailbox_->Peek("dan", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  ASSERT_THAT(*items, SizeIs(2));
+  EXPECT_EQ((*items)[0].payload, "junk");
+  EXPECT_EQ((*items)[1].payload, "real");
+  EXPECT_NE((*items)[0].digest, (*items)[1].digest);
+}
+
+TEST_P(MailboxContractTest, AckByDigestRemovesExactlyThatItem) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "dan", "m1", "junk")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "dan", "m1", "real")), IsOk());
+  // The junk acknowledged away, without a receipt: the real one stays.
+  auto removed =
+      mailbox_->Ack("dan", {MailRef{"m1", ContentDigest("junk")}}, {});
+  ASSERT_THAT(removed, IsOk());
+  EXPECT_EQ(*removed, 1u);
+  auto items = mailbox_->Peek("dan", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  ASSERT_THAT(*items, SizeIs(1));
+  EXPECT_EQ((*items)[0].payload, "real");
+  EXPECT_THAT(Ids("alice"), IsEmpty());
+  // Then the real one, with its receipt.
+  removed = mailbox_->Ack("dan", {MailRef{"m1", (*items)[0].digest}},
+                          {Receipt("dan", "alice", "m1")});
+  ASSERT_THAT(removed, IsOk());
+  EXPECT_EQ(*removed, 1u);
+  EXPECT_THAT(Ids("dan"), IsEmpty());
+  EXPECT_THAT(Ids("alice"), ElementsAre("m1"));
+  // A digest that names nothing removes nothing.
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "dan", "m2", "x")), IsOk());
+  removed = mailbox_->Ack("dan", {MailRef{"m2", ContentDigest("y")}}, {});
+  ASSERT_THAT(removed, IsOk());
+  EXPECT_EQ(*removed, 0u);
+  EXPECT_THAT(Ids("dan"), ElementsAre("m2"));
+}
+
+TEST_P(MailboxContractTest, AckByIdAloneRemovesEveryItemWithThatId) {
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "dan", "m1", "junk")), IsOk());
+  ASSERT_THAT(mailbox_->Deposit(Message("alice", "dan", "m1", "real")), IsOk());
+  auto removed = mailbox_->AckIds("dan", {"m1"}, {});
+  ASSERT_THAT(removed, IsOk());
+  EXPECT_EQ(*removed, 2u);
+  EXPECT_THAT(Ids("dan"), IsEmpty());
 }
 
 TEST_P(MailboxContractTest, AckRemovesAndTellsTheSender) {
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2")), IsOk());
-  auto removed =
-      mailbox_->Ack("bob", {"m1", "unknown"}, {Receipt("Bob", "alice", "m1")});
+  auto removed = mailbox_->AckIds("bob", {"m1", "unknown"},
+                                  {Receipt("Bob", "alice", "m1")});
   ASSERT_THAT(removed, IsOk());
   EXPECT_EQ(*removed, 1u);
   EXPECT_THAT(Ids("bob"), ElementsAre("m2"));
@@ -146,7 +198,7 @@ TEST_P(MailboxContractTest, AckRemovesAndTellsTheSender) {
   EXPECT_EQ((*receipts)[0].sender, "Bob");
   EXPECT_EQ((*receipts)[0].payload, "sealed");  // As the peer made it.
   // Acknowledging a receipt produces nothing more.
-  ASSERT_THAT(mailbox_->Ack("alice", {"m1"}, {}), IsOk());
+  ASSERT_THAT(mailbox_->AckIds("alice", {"m1"}, {}), IsOk());
   EXPECT_THAT(Ids("alice"), IsEmpty());
   EXPECT_THAT(Ids("bob"), ElementsAre("m2"));
 }
@@ -155,14 +207,14 @@ TEST_P(MailboxContractTest, ALabSenderWithoutAMailboxGetsNoReceipt) {
   ASSERT_THAT(mailbox_->Deposit(Message("Davide De Rosa", "bob", "m1")),
               IsOk());
   ASSERT_THAT(
-      mailbox_->Ack("bob", {"m1"}, {Receipt("bob", "Davide De Rosa", "m1")}),
+      mailbox_->AckIds("bob", {"m1"}, {Receipt("bob", "Davide De Rosa", "m1")}),
       IsOk());
   EXPECT_THAT(Ids("bob"), IsEmpty());
 }
 
 TEST_P(MailboxContractTest, NoReceiptWithoutAPeerMadeOne) {
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
-  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}, {}), IsOk());
+  ASSERT_THAT(mailbox_->AckIds("bob", {"m1"}, {}), IsOk());
   EXPECT_THAT(Ids("alice"), IsEmpty());
 }
 
@@ -175,7 +227,7 @@ TEST_P(MailboxContractTest, OnlyReceiptsForRemovedMessagesOfTheAckerAreKept) {
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "dave", "m4")), IsOk());
   MailItem not_a_receipt = Receipt("bob", "alice", "m2");
   not_a_receipt.kind = MailItem::Kind::kMessage;
-  auto removed = mailbox_->Ack(
+  auto removed = mailbox_->AckIds(
       "bob", {"m1", "m2", "m3", "never-there"},
       {Receipt("bob", "alice", "m1"),
        // The same id again: one receipt per message.
@@ -199,7 +251,7 @@ TEST_P(MailboxContractTest, OnlyReceiptsForRemovedMessagesOfTheAckerAreKept) {
   EXPECT_THAT(Ids("carol"), IsEmpty());
   EXPECT_THAT(Ids("dave"), ElementsAre("m4"));
   // An id acknowledged a second time removes nothing and makes no receipt.
-  ASSERT_THAT(mailbox_->Ack("bob", {"m2"}, {Receipt("bob", "alice", "m2")}),
+  ASSERT_THAT(mailbox_->AckIds("bob", {"m2"}, {Receipt("bob", "alice", "m2")}),
               IsOk());
   EXPECT_THAT(Ids("alice"), ElementsAre("m1"));
 }
@@ -229,7 +281,7 @@ TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
     ASSERT_THAT(mailbox_->Deposit(Message("bob", "dave", absl::StrCat("d", i))),
                 IsOk());
   }
-  ASSERT_THAT(mailbox_->Ack(
+  ASSERT_THAT(mailbox_->AckIds(
                   "dave", {"d0", "d1"},
                   {Receipt("dave", "bob", "d0"), Receipt("dave", "bob", "d1")}),
               IsOk());
@@ -242,8 +294,9 @@ TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
     ASSERT_THAT(mailbox_->Deposit(Message("x", "erin", absl::StrCat("e", i))),
                 IsOk());
   }
-  ASSERT_THAT(mailbox_->Ack("frank", {"f1"}, {Receipt("frank", "erin", "f1")}),
-              IsOk());
+  ASSERT_THAT(
+      mailbox_->AckIds("frank", {"f1"}, {Receipt("frank", "erin", "f1")}),
+      IsOk());
   EXPECT_THAT(Ids("erin"), SizeIs(5));
   EXPECT_THAT(mailbox_->Deposit(Message("x", "erin", "e5")),
               StatusIs(absl::StatusCode::kResourceExhausted));
@@ -286,7 +339,7 @@ TEST_P(MailboxContractTest, ASenderIsBoundedAcrossAllRecipients) {
   EXPECT_THAT(mailbox_->Deposit(From("10.0.0.7", Message("m", "r5", "x"))),
               StatusIs(absl::StatusCode::kResourceExhausted));
   // An acknowledged item makes room for its sender again.
-  ASSERT_THAT(mailbox_->Ack("r0", {"x"}, {}), IsOk());
+  ASSERT_THAT(mailbox_->AckIds("r0", {"x"}, {}), IsOk());
   EXPECT_THAT(mailbox_->Deposit(From("10.0.0.7", Message("m", "r5", "x"))),
               IsOk());
 }
@@ -307,14 +360,14 @@ TEST_P(MailboxContractTest, TheTotalIsBoundedAndReceiptsCount) {
                              HasSubstr("--mailbox-max-total-mb"))));
   // A receipt takes the room its message left, and no more.
   ASSERT_THAT(
-      mailbox_->Ack("b", {"m0"}, {From("b", Receipt("b", "a", "m0", "p"))}),
+      mailbox_->AckIds("b", {"m0"}, {From("b", Receipt("b", "a", "m0", "p"))}),
       IsOk());
   EXPECT_THAT(Ids("a"), ElementsAre("m0"));
   EXPECT_THAT(mailbox_->Deposit(From("h5", Message("a", "f", "m4"))),
               StatusIs(absl::StatusCode::kResourceExhausted));
   // Over the total, a receipt is dropped and the Ack stands.
   ASSERT_THAT(
-      mailbox_->Ack("c", {"m1"}, {From("c", Receipt("c", "a", "m1", "pp"))}),
+      mailbox_->AckIds("c", {"m1"}, {From("c", Receipt("c", "a", "m1", "pp"))}),
       IsOk());
   EXPECT_THAT(Ids("a"), ElementsAre("m0"));
   EXPECT_THAT(Ids("c"), IsEmpty());
@@ -327,7 +380,7 @@ TEST_P(MailboxContractTest, TheLimitsFollowAcksCopiesReopensAndExpiry) {
   }
   // A copy of a waiting message takes no room.
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "0")), IsOk());
-  ASSERT_THAT(mailbox_->Ack("bob", {"0", "1"}, {}), IsOk());
+  ASSERT_THAT(mailbox_->AckIds("bob", {"0", "1"}, {}), IsOk());
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "5")), IsOk());
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "6")), IsOk());
   EXPECT_THAT(mailbox_->Deposit(Message("alice", "bob", "7")),
@@ -412,7 +465,7 @@ TEST_P(MailboxContractTest, ExpiryTellsEachSenderOnceWhatExpired) {
 
 TEST_P(MailboxContractTest, ExpiredReceiptsMakeNoReceipts) {
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
-  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}, {Receipt("bob", "alice", "m1")}),
+  ASSERT_THAT(mailbox_->AckIds("bob", {"m1"}, {Receipt("bob", "alice", "m1")}),
               IsOk());
   MailItem read = Message("bob", "alice", "read:m1", "sealed");
   read.kind = MailItem::Kind::kReadReceipt;
@@ -515,7 +568,7 @@ TEST_P(MailboxContractTest, ItemsSurviveAReopen) {
   if (!GetParam().durable) GTEST_SKIP() << "not a durable mailbox";
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m1")), IsOk());
   ASSERT_THAT(mailbox_->Deposit(Message("alice", "bob", "m2")), IsOk());
-  ASSERT_THAT(mailbox_->Ack("bob", {"m1"}, {Receipt("bob", "alice", "m1")}),
+  ASSERT_THAT(mailbox_->AckIds("bob", {"m1"}, {Receipt("bob", "alice", "m1")}),
               IsOk());
   Open();
   EXPECT_THAT(Ids("bob"), ElementsAre("m2"));
@@ -651,7 +704,7 @@ TEST(SqliteMailboxTest, AFullMailboxLeavesRoomForTheNames) {
   }
   EXPECT_EQ((*store)->Size(), 350u);
   // Mail still flows once some is delivered.
-  ASSERT_THAT((*mailbox)->Ack("r0", {"id0", "id20"}, {}), IsOk());
+  ASSERT_THAT((*mailbox)->AckIds("r0", {"id0", "id20"}, {}), IsOk());
   EXPECT_THAT((*mailbox)->Deposit(Message("m", "r0", "again")), IsOk());
   mailbox->reset();
   store->reset();
@@ -684,6 +737,77 @@ TEST(SqliteMailboxTest, MailInTheRegistryFileMovesToItsOwnFile) {
   }
   SQLite::Database old(db, SQLite::OPEN_READONLY);
   EXPECT_EQ(old.execAndGet("SELECT count(*) FROM mail").getInt(), 0);
+}
+
+// A mailbox file made by the first schema, (recipient, id) unique, is
+// carried over: its items stay, get their digests, and the ids after them
+// continue where they were; from then on another payload under a known id
+// is kept beside the first.
+TEST(SqliteMailboxTest, AFileOfTheFirstSchemaIsCarriedOver) {
+  TempDir dir;
+  FakeClock clock;
+  const std::string db = dir.File("registry.db");
+  {
+    SQLite::Database old(MailboxPath(db),
+                         SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    // The first schema, as the registry wrote it.
+    old.exec(R"sql(
+      CREATE TABLE mail (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient_key   TEXT NOT NULL,
+        id              TEXT NOT NULL,
+        kind            INTEGER NOT NULL,
+        sender          TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        deposited_at_ms INTEGER NOT NULL,
+        origin          TEXT NOT NULL DEFAULT '',
+        UNIQUE (recipient_key, id)
+      );
+      CREATE INDEX mail_by_recipient ON mail (recipient_key, seq);
+      CREATE INDEX mail_by_age ON mail (deposited_at_ms);
+      INSERT INTO mail (recipient_key, id, kind, sender, recipient, payload,
+                        deposited_at_ms, origin)
+        VALUES ('bob', 'm1', 1, 'alice', 'Bob', x'00', 0, 'h'),
+               ('bob', 'm2', 1, 'alice', 'Bob', x'01', 0, 'h'),
+               ('bob', 'm3', 1, 'alice', 'Bob', x'02', 0, 'h');
+      DELETE FROM mail WHERE id = 'm3';
+      PRAGMA user_version = 1;
+    )sql");
+  }
+  auto mailbox = OpenSqliteMailbox(db, clock);
+  ASSERT_THAT(mailbox, IsOk());
+  auto items = (*mailbox)->Peek("bob", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  ASSERT_THAT(*items, SizeIs(2));
+  EXPECT_EQ((*items)[0].id, "m1");
+  EXPECT_EQ((*items)[0].seq, 1);
+  EXPECT_EQ((*items)[0].digest, ContentDigest(std::string(1, '\0')));
+  EXPECT_EQ((*items)[1].digest, ContentDigest("\x01"));
+  // Another payload under m1 is kept beside it; the same one is not.
+  ASSERT_THAT((*mailbox)->Deposit(Message("alice", "bob", "m1", "other")),
+              IsOk());
+  ASSERT_THAT(
+      (*mailbox)->Deposit(Message("alice", "bob", "m1", std::string(1, '\0'))),
+      IsOk());
+  items = (*mailbox)->Peek("bob", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  ASSERT_THAT(*items, SizeIs(3));
+  // After every seq given before, the removed m3's too (a Listen stream
+  // resumes after the last seq it saw).
+  EXPECT_EQ((*items)[2].seq, 4);
+  EXPECT_EQ((*items)[2].payload, "other");
+  // The limits count what was carried over.
+  auto stats = (*mailbox)->Stat("bob");
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->count, 3u);
+  mailbox->reset();
+  // And again: nothing moves twice.
+  auto again = OpenSqliteMailbox(db, clock);
+  ASSERT_THAT(again, IsOk());
+  items = (*again)->Peek("bob", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  EXPECT_THAT(*items, SizeIs(3));
 }
 
 }  // namespace
