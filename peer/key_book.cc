@@ -115,6 +115,14 @@ bool KeyBook::IsPinned(const std::string& name) {
   return pins_.contains(key);
 }
 
+std::vector<std::string> KeyBook::PinnedNames() {
+  std::vector<std::string> names;
+  absl::MutexLock lock(&mu_);
+  names.reserve(pins_.size());
+  for (const auto& [key, known] : pins_) names.push_back(known.name);
+  return names;
+}
+
 bool KeyBook::WouldAsk(const std::string& name) {
   const std::string key = NameKey(name);
   {
