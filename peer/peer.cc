@@ -398,6 +398,9 @@ void Peer::QueueLocked(std::vector<ChatMessage> messages, bool to_partner) {
       absl::StatusOr<Entry> resolved = registry_->Resolve(to);
       return resolved.ok() && resolved->is_static;
     };
+    // Asked before its mailbox: a name typed while the registry was away
+    // was never checked, and may belong to nobody.
+    conversation_options.exists = [this, to] { return RecipientExists(to); };
     conversation = std::make_unique<Conversation>(
         std::move(conversation_options), transport_.get(), store_.get(),
         events_, clock_);
@@ -427,6 +430,16 @@ absl::Status Peer::CheckRecipient(const std::string& to) {
   }
   // A name new to us: rare (a first message, or a typo), so it may cost a
   // call or two; the registry away is no reason to refuse it.
+  return AskRegistryAbout(to);
+}
+
+absl::Status Peer::RecipientExists(const std::string& to) {
+  if (keys_->IsPinned(to)) return absl::OkStatus();  // Bound to a key.
+  absl::Status known = AskRegistryAbout(to);
+  return known.code() == absl::StatusCode::kNotFound ? known : absl::OkStatus();
+}
+
+absl::Status Peer::AskRegistryAbout(const std::string& to) {
   absl::StatusOr<Entry> entry = registry_->Resolve(to);
   if (entry.ok()) {
     return registry::OffersChat(entry->services) ? absl::OkStatus()

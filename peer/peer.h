@@ -220,6 +220,13 @@ class Peer final : private MessageSink {
   // kNotFound, nobody of that name. The registry unreachable (or any other
   // error): OK, queued as before (benefit of the doubt).
   absl::Status CheckRecipient(const std::string& to) ABSL_LOCKS_EXCLUDED(mu_);
+  // CheckRecipient's questions to the registry (Resolve, then GetBinding),
+  // with its answers.
+  absl::Status AskRegistryAbout(const std::string& to);
+  // For a conversation whose recipient is not registered now: kNotFound
+  // when nobody of that name is (neither pinned, nor live, nor bound to a
+  // key); OK otherwise, also when the registry cannot tell.
+  absl::Status RecipientExists(const std::string& to);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
   // Applies the history's age limit once an hour (on the hold-back loop).
   void TrimHistoryWhenDue();
