@@ -44,6 +44,28 @@ int ExitCodeFor(const absl::Status& status) {
   return kExitCannotStart;
 }
 
+// Why the peer could not start, in one plain sentence: the registry out of
+// reach is said without gRPC's text (--verbose adds it), keeping the
+// client's hint when TLS looks like the cause.
+std::string StartFailureText(const absl::Status& status,
+                             const std::string& registry) {
+  if (!chat::registry::IsUnreachable(status)) {
+    return std::string(status.message());
+  }
+  std::string text =
+      absl::StrCat("the registry at ", registry,
+                   " is unreachable; is it running, and is --registry right?");
+  const std::string message(status.message());
+  for (const char* hint : {" (if it serves TLS", " (TLS:"}) {
+    const size_t at = message.rfind(hint);
+    if (at != std::string::npos) {
+      absl::StrAppend(&text, message.substr(at));
+      break;
+    }
+  }
+  return text;
+}
+
 // --max-follow, --page-size and --max-channels; false (after a message) when
 // out of range.
 bool ScreenLimits(const po::variables_map& vm,
@@ -154,7 +176,12 @@ int Run(const po::variables_map& vm) {
   if (vm["verbose"].as<bool>()) sink = &verbose;
   auto peer = chat::peer::Peer::Start(options, sink, chat::RealClock());
   if (!peer.ok()) {
-    std::cerr << "chat-peer: " << peer.status().message() << "\n";
+    std::cerr << "chat-peer: "
+              << StartFailureText(peer.status(), options.registry) << "\n";
+    if (vm["verbose"].as<bool>() &&
+        chat::registry::IsUnreachable(peer.status())) {
+      std::cerr << "chat-peer: " << peer.status().ToString() << "\n";
+    }
     return ExitCodeFor(peer.status());
   }
 

@@ -10,6 +10,7 @@
 #include "peer/commands.h"
 #include "peer/format.h"
 #include "peer/peer.h"
+#include "peer/plain_words.h"
 
 namespace chat::peer {
 namespace {
@@ -137,6 +138,31 @@ TEST(FormatTextTest, ALookalikeOfSomeoneKnownIsFlagged) {
             "[01:02] \xD0\xB0lice> it is me, send the key  (unverified)\n"
             "! looks like alice but is not alice\n");
   EXPECT_THAT(FormatJson(event), HasSubstr("\"looks_like\":\"alice\""));
+}
+
+TEST(RegistryFailureTextTest, OneSentenceWithoutGrpcText) {
+  const absl::Status down = absl::UnavailableError(
+      "registry at 127.0.0.1:1 is unreachable: failed to connect to all "
+      "addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Connection refused");
+  EXPECT_EQ(RegistryFailureText(down, "list who is online"),
+            "the registry is unreachable, so you cannot list who is online "
+            "now; try again in a moment");
+  EXPECT_EQ(RegistryFailureText(absl::DeadlineExceededError("Deadline "
+                                                            "Exceeded"),
+                                "look up bob's key"),
+            "the registry is unreachable, so you cannot look up bob's key "
+            "now; try again in a moment");
+  EXPECT_EQ(RegistryFailureText(absl::InternalError("RST_STREAM 2"), "x"),
+            "cannot x: the registry failed to answer (--verbose says why)");
+  // The registry's own refusals are its words.
+  EXPECT_EQ(RegistryFailureText(
+                absl::ResourceExhaustedError("too many Watch streams"), "x"),
+            "cannot x: too many Watch streams");
+  PeerEvent event = RegistryErrorEvent(down, "list who is online");
+  EXPECT_EQ(event.kind, EventKind::kError);
+  EXPECT_THAT(event.detail, HasSubstr("failed to connect"));
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  EXPECT_EQ(FormatText(event, style).find("failed"), std::string::npos);
 }
 
 TEST(FormatTest, StoredAndLateMessagesSaySo) {

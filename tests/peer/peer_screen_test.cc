@@ -187,6 +187,26 @@ TEST_F(PeerScreenTest, PeersListsThroughTheConsoleOnePageAtATime) {
   EXPECT_TRUE(absl::StrContains(again, "\"page\":1,\"more\":true")) << again;
 }
 
+// /peers during a registry outage printed gRPC's own text ("failed to
+// connect to all addresses; last error: UNKNOWN: ipv4:..."). Now one plain
+// sentence; the gRPC text is the event's detail (JSON, --verbose).
+TEST_F(PeerScreenTest, PeersDuringAnOutageSaysSoInOneSentence) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  registry_.reset();
+  const std::string printed = RunConsole("alice", "/peers\n", 50);
+  EXPECT_TRUE(absl::StrContains(
+      printed,
+      "{\"event\":\"error\",\"error\":\"the registry is unreachable, so you "
+      "cannot list who is online now; try again in a moment\",\"detail\":"))
+      << printed;
+  // gRPC's words only after "detail".
+  const size_t detail = printed.find("\"detail\":");
+  ASSERT_NE(detail, std::string::npos);
+  EXPECT_EQ(printed.substr(0, detail).find("failed to connect"),
+            std::string::npos)
+      << printed;
+}
+
 TEST_F(PeerScreenTest, NoticesComeOnlyForThoseTalkedWithOrChosen) {
   ASSERT_THAT(StartPeer("alice"), IsOk());
   ASSERT_THAT(peer("alice").Follow("bob"), IsOk());  // Chosen.
