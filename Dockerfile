@@ -17,7 +17,7 @@ RUN apt-get update \
       g++ cmake ninja-build pkg-config \
       libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libsqlitecpp-dev libsqlite3-dev libboost-program-options-dev libedit-dev \
-      libsodium-dev \
+      libsodium-dev libicu-dev \
       libgtest-dev libgmock-dev \
  && rm -rf /var/lib/apt/lists/*
 
@@ -36,13 +36,14 @@ FROM debian:bookworm-slim
 
 # The runtime packages of the -dev packages above (SQLiteCpp is linked
 # statically in bookworm; Abseil, c-ares, RE2, ... come in as dependencies of
-# libgrpc++1.51). tzdata: the zones TZ can name (docker-compose passes the
+# libgrpc++1.51; libicu72: what chat-peer's screen may show, and which names
+# look alike). tzdata: the zones TZ can name (docker-compose passes the
 # host's TZ), so chat-peer shows the user's local time. bookworm's base image
 # has it already (priority required); named here so it stays when that changes.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libsqlite3-0 libboost-program-options1.74.0 libedit2 \
-      libsodium23 \
+      libsodium23 libicu72 \
       openssl tzdata \
  && rm -rf /var/lib/apt/lists/*
 

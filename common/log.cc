@@ -1,9 +1,16 @@
 #include "common/log.h"
 
+#include <fcntl.h>
 #include <google/protobuf/stubs/logging.h>
 #include <grpc/support/log.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -14,18 +21,78 @@
 
 namespace chat {
 
+namespace {
+
+// Where LogLine() writes; null: stderr. Set by RedirectLogLines().
+std::atomic<LogDestination*> log_destination{nullptr};
+
+// Writes all of `line` to `fd`; false when it could not.
+bool WriteAll(int fd, const std::string& line) {
+  size_t written = 0;
+  while (written < line.size()) {
+    ssize_t n = ::write(fd, line.data() + written, line.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    written += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
 void LogLine(const std::string& component, const std::string& message) {
   std::string line =
       absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
                                     absl::UTCTimeZone()),
                    " ", component, ": ", message, "\n");
-  size_t written = 0;
-  while (written < line.size()) {
-    ssize_t n =
-        ::write(STDERR_FILENO, line.data() + written, line.size() - written);
-    if (n <= 0) return;  // stderr is gone; nothing better to do with a log.
-    written += static_cast<size_t>(n);
+  if (LogDestination* destination = log_destination.load()) {
+    destination->Write(line);
+    return;
   }
+  // stderr gone: nothing better to do with a log.
+  WriteAll(STDERR_FILENO, line);
+}
+
+void RedirectLogLines(LogDestination* destination) {
+  log_destination.store(destination);
+}
+
+absl::StatusOr<std::unique_ptr<RotatingLogFile>> RotatingLogFile::Open(
+    const std::string& path, int64_t max_bytes) {
+  const int fd =
+      ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open the log file ", path, ": ", strerror(errno)));
+  }
+  ::fchmod(fd, 0600);  // Whatever the umask or an older file said.
+  struct stat st;
+  const int64_t size = ::fstat(fd, &st) == 0 ? st.st_size : 0;
+  return std::unique_ptr<RotatingLogFile>(
+      new RotatingLogFile(path, std::max<int64_t>(max_bytes, 1), fd, size));
+}
+
+RotatingLogFile::RotatingLogFile(std::string path, int64_t max_bytes, int fd,
+                                 int64_t size)
+    : path_(std::move(path)), max_bytes_(max_bytes), fd_(fd), size_(size) {}
+
+RotatingLogFile::~RotatingLogFile() {
+  absl::MutexLock lock(&mu_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void RotatingLogFile::Write(const std::string& line) {
+  absl::MutexLock lock(&mu_);
+  if (size_ > 0 && size_ + static_cast<int64_t>(line.size()) > max_bytes_) {
+    const std::string older = path_ + ".1";
+    ::rename(path_.c_str(), older.c_str());
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = ::open(path_.c_str(),
+                 O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_ = 0;
+  }
+  if (fd_ < 0) return;
+  if (WriteAll(fd_, line)) size_ += static_cast<int64_t>(line.size());
 }
 
 RateLimitedLog::RateLimitedLog(Options options, const Clock& clock, Sink sink)

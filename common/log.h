@@ -7,18 +7,61 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 
 namespace chat {
 
 // Writes "2026-11-23T19:04:05.123Z registry: <message>\n" in one write(2),
-// so lines from several threads never interleave. Thread-safe.
+// so lines from several threads never interleave: to stderr, or where
+// RedirectLogLines() said. Thread-safe.
 void LogLine(const std::string& component, const std::string& message);
+
+// Where log lines go instead of stderr. Thread-safe: many threads write.
+class LogDestination {
+ public:
+  virtual ~LogDestination() = default;
+  // `line` ends in '\n'.
+  virtual void Write(const std::string& line) = 0;
+};
+
+// Sends every later LogLine() of the process (with it what
+// RouteLibraryLogs() routes: gRPC's and protobuf's own lines) to
+// `destination`, or to stderr again for nullptr. chat-peer uses it so that
+// no log line lands on the chat screen. `destination` is not owned and must
+// outlive every LogLine() (in practice: the process). Thread-safe.
+void RedirectLogLines(LogDestination* destination);
+
+// A log file that never grows much past `max_bytes`: when a line would take
+// it beyond, PATH becomes PATH.1 (the previous PATH.1 is dropped) and a new
+// PATH starts, so the two hold at most about twice `max_bytes`. Files are
+// private (0600): a log may name peers and addresses. A failed write is
+// dropped (a log has nowhere better to go). Thread-safe.
+class RotatingLogFile final : public LogDestination {
+ public:
+  // Opens (appends to) `path`. kUnavailable naming the path when it cannot
+  // be opened.
+  static absl::StatusOr<std::unique_ptr<RotatingLogFile>> Open(
+      const std::string& path, int64_t max_bytes);
+  ~RotatingLogFile() override;
+
+  void Write(const std::string& line) override ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  RotatingLogFile(std::string path, int64_t max_bytes, int fd, int64_t size);
+
+  const std::string path_;
+  const int64_t max_bytes_;
+  absl::Mutex mu_;
+  int fd_ ABSL_GUARDED_BY(mu_);  // -1 once a rotation failed to reopen.
+  int64_t size_ ABSL_GUARDED_BY(mu_);
+};
 
 // Lets through at most `burst` lines of one kind (a key: the call site that
 // logs them) per `interval`; the rest are counted, and the count goes out

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
+#include "common/limits.h"
 #include "common/status.h"
 #include "common/utf8.h"
 #include "registry/names.h"
@@ -172,6 +173,8 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
                                 "sender must be 1-", kMaxSenderBytes,
                                 " bytes of UTF-8 text")));
   }
+  // Whose limits a stranger's message counts against (Peer's StrangerGate).
+  const std::string host = ClientHost(context->peer());
   absl::StatusOr<ChatMessage> unwrapped =
       authenticator_->Unwrap(*request, /*may_wait=*/false);
   // Answered once the message is durably ours, without holding a thread.
@@ -182,8 +185,8 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
     // A sender met for the first time: only the registry knows its key
     // (we follow only those we talk with). Wait for it off gRPC's threads.
     auto copy = std::make_shared<::Message>(*request);
-    if (lane_->TryPost([this, context, reactor, copy, held] {
-          Take(context, reactor, *copy,
+    if (lane_->TryPost([this, context, reactor, copy, host, held] {
+          Take(context, reactor, *copy, host,
                authenticator_->Unwrap(*copy,
                                       /*may_wait=*/true),
                held);
@@ -191,13 +194,13 @@ grpc::ServerUnaryReactor* ChatService::SendMessage(
       return reactor;
     }
   }
-  Take(context, reactor, *request, std::move(unwrapped), std::move(held));
+  Take(context, reactor, *request, host, std::move(unwrapped), std::move(held));
   return reactor;
 }
 
 void ChatService::Take(grpc::CallbackServerContext* context,
                        grpc::ServerUnaryReactor* reactor,
-                       const ::Message& request,
+                       const ::Message& request, const std::string& host,
                        absl::StatusOr<ChatMessage> unwrapped,
                        std::shared_ptr<CallGate::Ticket> held) {
   if (!unwrapped.ok()) {
@@ -225,6 +228,7 @@ void ChatService::Take(grpc::CallbackServerContext* context,
   // delivered on this proof alone (an OK from whoever answers at our
   // address proves nothing).
   std::optional<std::string> proof = authenticator_->DeliveryProof(message);
+  message.source_host = host;
   // The gate's ticket is held until the answer (shared: std::function
   // copies).
   sink_->Accept(message, [context, reactor, proof = std::move(proof),

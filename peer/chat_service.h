@@ -82,11 +82,11 @@ class ChatService final : public ::ChattingService::CallbackService {
 
  private:
   class LookupLane;
-  // Checks what Unwrap() made of `request` and hands it to the sink;
-  // finishes `reactor` with the outcome.
+  // Checks what Unwrap() made of `request` (sent from `host`) and hands it
+  // to the sink; finishes `reactor` with the outcome.
   void Take(grpc::CallbackServerContext* context,
             grpc::ServerUnaryReactor* reactor, const ::Message& request,
-            absl::StatusOr<ChatMessage> unwrapped,
+            const std::string& host, absl::StatusOr<ChatMessage> unwrapped,
             std::shared_ptr<CallGate::Ticket> held);
 
   const std::string own_name_;

@@ -18,6 +18,8 @@
 #include "absl/strings/str_join.h"
 #include "peer/history.h"
 #include "peer/peer.h"
+#include "peer/plain_words.h"
+#include "peer/transport.h"
 #include "registry/names.h"
 
 namespace chat::peer {
@@ -234,7 +236,9 @@ bool Console::HandleLine(const std::string& line) {
       }
       absl::StatusOr<KeyView> trusted = active_peer_->Trust(command.name);
       if (!trusted.ok()) {
-        Show(ErrorEvent(std::string(trusted.status().message())));
+        PeerEvent error = ErrorEvent(std::string(trusted.status().message()));
+        error.detail = StatusDetail(trusted.status());
+        Show(error);
       } else {
         Show(InfoEvent(TrustText(command.name, *trusted)));
       }
@@ -274,7 +278,7 @@ void Console::ListPeers(bool more) {
   absl::StatusOr<registry::ListPage> page =
       active_peer_->ListPeers(peers_token_, options_.page_size);
   if (!page.ok()) {
-    Show(ErrorEvent(std::string(page.status().message())));
+    Show(RegistryErrorEvent(page.status(), "list who is online"));
     return;
   }
   PeerEvent event = MakeEvent(EventKind::kPeers);

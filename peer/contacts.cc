@@ -135,6 +135,11 @@ bool Contacts::Follows(const std::string& name) const {
          it->second.contact.state != Contact::State::kUnfollowed;
 }
 
+bool Contacts::Knows(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  return contacts_.contains(NameKey(name));
+}
+
 std::vector<std::string> Contacts::Followed() const {
   std::vector<std::string> names;
   {

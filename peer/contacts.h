@@ -45,9 +45,10 @@ class Contacts {
   Contacts(PeerStore* store, std::vector<Contact> loaded, Options options,
            const Clock& clock);
 
-  // We wrote to `name` or it wrote to us (a message shown). Follows it
-  // unless it was unfollowed; a name that is not valid (a lab peer's "Davide
-  // De Rosa") is ignored.
+  // We wrote to `name` or it wrote to us (a message shown; Peer calls it
+  // for a plain message only when the sender is already known, so strangers
+  // never become contacts). Follows it unless it was unfollowed; a name that
+  // is not valid (a lab peer's "Davide De Rosa") is ignored.
   void Talked(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The user chose `name` (/follow, /chat, --peer). kInvalidArgument for a
@@ -62,6 +63,10 @@ class Contacts {
   bool Unfollow(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
   bool Follows(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Whether `name` is a contact at all: followed, or unfollowed by the user
+  // (who knew it). A stranger is none.
+  bool Knows(const std::string& name) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // The names followed, as first met, sorted (at most max_followed).
   std::vector<std::string> Followed() const ABSL_LOCKS_EXCLUDED(mu_);

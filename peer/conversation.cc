@@ -11,9 +11,11 @@ namespace chat::peer {
 namespace {
 
 // Failures a later attempt may not meet: the recipient or the registry may
-// come back, a full mailbox may be drained. Anything else is final.
+// come back, a full mailbox may be drained. Anything else is final, and so
+// is a recipient that does not exist (kNotFound: an offline one is stored).
 bool WorthRetrying(const absl::Status& status) {
   switch (status.code()) {
+    case absl::StatusCode::kNotFound:
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kPermissionDenied:
     case absl::StatusCode::kOutOfRange:
@@ -202,6 +204,15 @@ absl::StatusOr<SendStatus> Conversation::Deliver(const ChatMessage& message,
     // would wait for nobody. It waits in the outbox and is tried again.
     return WithDetail(absl::UnavailableError("it is unreachable"),
                       StatusDetail(direct));
+  }
+  if (direct.code() == absl::StatusCode::kNotFound) {
+    // Not registered now: offline, or nobody of that name at all (typed
+    // while the registry was away, so never checked). Nobody would ever
+    // read such a mailbox.
+    absl::Status exists = options_.exists();
+    if (exists.code() == absl::StatusCode::kNotFound) {
+      return WithDetail(std::move(exists), StatusDetail(direct));
+    }
   }
   absl::Status stored = transport_->Deposit(message);
   if (!stored.ok()) {

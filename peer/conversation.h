@@ -15,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "peer/events.h"
@@ -39,10 +40,11 @@ inline constexpr size_t kSendWindow = 64;
 // Every message ends as a kSendResult event: kDelivered (`unverified` when
 // the recipient has no key to prove it with), kStored (`text`
 // says why it is not delivered yet: "bob is offline") or kFailed (it can
-// never go; `text` says why). A message that can be neither delivered nor
-// stored is reported once as kSent with the reason ("the registry is
-// unreachable", "it is unreachable" for a static entry, "bob is
-// unreachable and so is the registry"), then tried again after retry_min,
+// never go; `text` says why: "nobody named carol is registered" when the
+// recipient is offline and exists() says there is no such name). A message that
+// can be neither delivered nor stored is reported once as kSent with the reason
+// ("the registry is unreachable", "it is unreachable" for a static entry, "bob
+// is unreachable and so is the registry"), then tried again after retry_min,
 // doubling to retry_max, or at once after Nudge(); it holds back the ones
 // after it, which are reported only after it: order comes first. Its final
 // report then says "on a later attempt". Every `text` is a short reason a
@@ -67,6 +69,13 @@ class Conversation {
     // no mailbox); asked from the conversation's thread when a message
     // cannot be delivered directly.
     std::function<bool()> is_static = [] { return false; };
+    // Whether the recipient exists, asked from the conversation's thread
+    // when the recipient is not registered now (offline), before its
+    // mailbox is tried: kNotFound ("nobody named carol is registered") when
+    // the registry knows no such name, which fails the message for good (a
+    // name typed while the registry was away, never checked); OK otherwise,
+    // also when it cannot tell.
+    std::function<absl::Status()> exists = [] { return absl::OkStatus(); };
   };
 
   // Starts the conversation's thread. `transport`, `store` and `events` are

@@ -75,6 +75,10 @@ struct PeerEvent {
   // For kMessage: shown before, perhaps, by a run of this peer that died
   // before it could note that it had shown it.
   bool repeated = false;
+  // For kMessage from a sender bound to no key: the name of someone the
+  // user knows (followed or pinned) that the sender's name looks like but
+  // is not ("аlice", Cyrillic a, for "alice"); empty otherwise.
+  std::string looks_like;
   // For kSummary and kPeers: how many are online (-1: not known).
   int64_t count = -1;
   // For kPeers: which page of the listing (from 1), and whether more follow.

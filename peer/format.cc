@@ -80,7 +80,7 @@ std::string NameList(const std::vector<registry::Entry>& peers,
       ++others;
       continue;
     }
-    const std::string name = PrintableText(entry.name);
+    const std::string name = PrintableName(entry.name);
     names.push_back(entry.is_static ? absl::StrCat(name, " (static)") : name);
   }
   std::string list = absl::StrJoin(names, ", ");
@@ -109,7 +109,7 @@ std::string HistoryLine(const HistoryEntry& entry, const TextStyle& style) {
   const absl::Time when = entry.ours ? message.sent_at : MessageTime(message);
   std::string head =
       absl::StrCat(absl::FormatTime("[%Y-%m-%d %H:%M]", when, style.time_zone),
-                   " ", PrintableText(message.from), ">");
+                   " ", PrintableName(message.from), ">");
   std::string line =
       absl::StrCat(Paint(style, entry.ours ? kOwn : kOthers, head), " ",
                    PrintableText(message.text));
@@ -177,16 +177,16 @@ absl::TimeZone UserTimeZone() {
 std::string FormatText(const PeerEvent& event, const TextStyle& style) {
   switch (event.kind) {
     case EventKind::kReady:
-      return Paint(
-                 style, kNotice,
-                 absl::StrCat("* You are ", event.name, ", reachable at ",
-                              event.address, ". Your key: ", event.fingerprint,
-                              ". Type /help for commands.")) +
+      return Paint(style, kNotice,
+                   absl::StrCat("* You are ", PrintableName(event.name),
+                                ", reachable at ", event.address,
+                                ". Your key: ", event.fingerprint,
+                                ". Type /help for commands.")) +
              "\n";
     case EventKind::kMessage: {
       const ChatMessage& message = event.message;
       std::string head = absl::StrCat(Clock(style, MessageTime(message)), " ",
-                                      PrintableText(message.from), ">");
+                                      PrintableName(message.from), ">");
       std::string late;
       if (message.unverified) {
         late = Paint(style, kTrouble, "  (unverified)");
@@ -196,14 +196,24 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       } else if (message.late) {
         late += Paint(style, kNotice, "  (delivered late)");
       }
-      return absl::StrCat(Paint(style, kOthers, head), " ",
-                          PrintableText(message.text), late, "\n");
+      std::string line = absl::StrCat(Paint(style, kOthers, head), " ",
+                                      PrintableText(message.text), late, "\n");
+      if (!event.looks_like.empty()) {
+        const std::string known = PrintableName(event.looks_like);
+        absl::StrAppend(
+            &line,
+            Paint(style, kTrouble,
+                  absl::StrCat("! looks like ", known, " but is not ", known)),
+            "\n");
+      }
+      return line;
     }
     case EventKind::kSendResult: {
       const ChatMessage& message = event.message;
+      const std::string to = PrintableName(message.to);
       if (event.status == SendStatus::kSent && !event.text.empty()) {
         return Paint(style, kNotice,
-                     absl::StrCat("* not yet sent to ", message.to, ": ",
+                     absl::StrCat("* not yet sent to ", to, ": ",
                                   PrintableText(event.text),
                                   "; it waits in your outbox")) +
                "\n";
@@ -214,10 +224,9 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       }
       if (event.status == SendStatus::kStored) {
         return Paint(style, kNotice,
-                     absl::StrCat("* stored for ", message.to, ": ",
+                     absl::StrCat("* stored for ", to, ": ",
                                   PrintableText(event.text),
-                                  "; it goes out when ", message.to,
-                                  " is back")) +
+                                  "; it goes out when ", to, " is back")) +
                "\n";
       }
       if (event.status == SendStatus::kDelivered && event.unverified) {
@@ -233,7 +242,7 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       }
       if (event.status == SendStatus::kDelivered) {
         return Paint(style, kNotice,
-                     absl::StrCat("* delivered to ", message.to, " (",
+                     absl::StrCat("* delivered to ", to, " (",
                                   PrintableText(event.text),
                                   "): ", PrintableText(message.text))) +
                "\n";
@@ -244,24 +253,26 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       if (event.status == SendStatus::kFailed ||
           event.status == SendStatus::kExpired) {
         return Paint(style, kTrouble,
-                     absl::StrCat("! not delivered to ", message.to, ": ",
+                     absl::StrCat("! not delivered to ", to, ": ",
                                   PrintableText(event.text))) +
                "\n";
       }
-      std::string head =
-          absl::StrCat(Clock(style, message.sent_at), " ", message.from, ">");
+      std::string head = absl::StrCat(Clock(style, message.sent_at), " ",
+                                      PrintableName(message.from), ">");
       std::string recipient =
-          event.to_partner ? "" : absl::StrCat("@", message.to, " ");
+          event.to_partner ? "" : absl::StrCat("@", to, " ");
       return absl::StrCat(Paint(style, kOwn, head), " ", recipient,
                           PrintableText(message.text), "\n");
     }
     case EventKind::kOnline:
-      return Paint(style, kNotice,
-                   absl::StrCat("* ", event.name, " is online")) +
+      return Paint(
+                 style, kNotice,
+                 absl::StrCat("* ", PrintableName(event.name), " is online")) +
              "\n";
     case EventKind::kOffline:
       return Paint(style, kNotice,
-                   absl::StrCat("* ", event.name, " went offline (", event.text,
+                   absl::StrCat("* ", PrintableName(event.name),
+                                " went offline (", PrintableText(event.text),
                                 ")")) +
              "\n";
     case EventKind::kSummary: {
@@ -301,7 +312,8 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
     }
     case EventKind::kPartner:
       return Paint(style, kNotice,
-                   absl::StrCat("You are chatting with ", event.name, ".")) +
+                   absl::StrCat("You are chatting with ",
+                                PrintableName(event.name), ".")) +
              "\n";
     case EventKind::kInfo: {
       // Several lines (the help) stay several lines, each made printable.
@@ -321,7 +333,7 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
     case EventKind::kHistory: {
       std::string text;
       if (!event.preview) {
-        const std::string name = PrintableText(event.name);
+        const std::string name = PrintableName(event.name);
         const int64_t shown = static_cast<int64_t>(event.history.size());
         std::string head =
             shown == 0 ? absl::StrCat("* no history with ", name)
@@ -372,6 +384,7 @@ std::string FormatJson(const PeerEvent& event) {
       if (event.message.late) field("late", "true");
       if (event.message.unverified) field("unverified", "true");
       if (event.repeated) field("repeated", "true");
+      if (!event.looks_like.empty()) text("looks_like", event.looks_like);
       break;
     case EventKind::kSendResult:
       text("event", "send");

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "peer/plain_words.h"
 #include "peer/transport.h"
 #include "registry/client/registry_client.h"
 #include "registry/names.h"
@@ -115,6 +116,14 @@ bool KeyBook::IsPinned(const std::string& name) {
   return pins_.contains(key);
 }
 
+std::vector<std::string> KeyBook::PinnedNames() {
+  std::vector<std::string> names;
+  absl::MutexLock lock(&mu_);
+  names.reserve(pins_.size());
+  for (const auto& [key, known] : pins_) names.push_back(known.name);
+  return names;
+}
+
 bool KeyBook::WouldAsk(const std::string& name) {
   const std::string key = NameKey(name);
   {
@@ -208,8 +217,10 @@ absl::StatusOr<KeyView> KeyBook::Trust(const std::string& name) {
   CHAT_RETURN_IF_ERROR(registry::ValidateName(name));
   absl::StatusOr<std::optional<PublicKey>> bound = options_.directory(name);
   if (!bound.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot look up ", name, "'s key now: ", bound.status().message()));
+    return WithDetail(
+        absl::UnavailableError(RegistryFailureText(
+            bound.status(), absl::StrCat("look up ", name, "'s key"))),
+        bound.status().ToString());
   }
   if (!bound->has_value()) {
     bool had_pin;

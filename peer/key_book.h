@@ -79,6 +79,8 @@ class KeyBook {
 
   // Whether a key is pinned for `name` (we exchanged messages with it).
   bool IsPinned(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // The names with a pinned key, as pinned, in no particular order.
+  std::vector<std::string> PinnedNames() ABSL_LOCKS_EXCLUDED(mu_);
 
   // The registry lists `key` for `name` now (a watch event, a resolve).
   // Pinned names are compared: a difference blocks the name and is told

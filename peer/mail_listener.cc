@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "peer/plain_words.h"
 #include "registry/names.h"
 
 namespace chat::peer {
@@ -64,8 +65,11 @@ void MailListener::Handle(const registry::MailItem& item) {
       registry_->Ack(options_.own_name, lease_id_,
                      {registry::MailRef{item.id, item.digest}}, receipts);
   if (!acked.ok()) {
-    Emit(InfoEvent(absl::StrCat("could not acknowledge mail (", acked.message(),
-                                "); it may come again")));
+    PeerEvent event = InfoEvent(
+        absl::StrCat(RegistryFailureText(acked, "acknowledge your mail"),
+                     "; it may come again"));
+    event.detail = acked.ToString();
+    Emit(event);
   }
 }
 

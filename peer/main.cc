@@ -8,13 +8,16 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/cli.h"
+#include "common/log.h"
 #include "common/overload.h"
 #include "common/signals.h"
 #include "common/tls_options.h"
@@ -31,6 +34,9 @@ constexpr int kExitNameTaken = 1;
 constexpr int kExitRegistryUnreachable = 3;
 constexpr int kExitCannotStart = 4;
 
+// NAME.log's size before it becomes NAME.log.1 (two files at most).
+constexpr int64_t kLogFileBytes = 1 << 20;
+
 int ExitCodeFor(const absl::Status& status) {
   // Held by a live peer, or bound to another key.
   if (status.code() == absl::StatusCode::kAlreadyExists ||
@@ -42,6 +48,28 @@ int ExitCodeFor(const absl::Status& status) {
   }
   if (chat::registry::IsUnreachable(status)) return kExitRegistryUnreachable;
   return kExitCannotStart;
+}
+
+// Why the peer could not start, in one plain sentence: the registry out of
+// reach is said without gRPC's text (--verbose adds it), keeping the
+// client's hint when TLS looks like the cause.
+std::string StartFailureText(const absl::Status& status,
+                             const std::string& registry) {
+  if (!chat::registry::IsUnreachable(status)) {
+    return std::string(status.message());
+  }
+  std::string text =
+      absl::StrCat("the registry at ", registry,
+                   " is unreachable; is it running, and is --registry right?");
+  const std::string message(status.message());
+  for (const char* hint : {" (if it serves TLS", " (TLS:"}) {
+    const size_t at = message.rfind(hint);
+    if (at != std::string::npos) {
+      absl::StrAppend(&text, message.substr(at));
+      break;
+    }
+  }
+  return text;
 }
 
 // --max-follow, --page-size and --max-channels; false (after a message) when
@@ -114,6 +142,22 @@ int Run(const po::variables_map& vm) {
                : kExitCannotStart;
   }
   options.store_path = *store_path;
+  // No log line on the chat screen: gRPC's own ("Handshake failed ...", once
+  // a second while a message waits for a peer that speaks no TLS) and ours
+  // go to NAME.log beside NAME.db, or to stderr with --verbose.
+  if (!vm["verbose"].as<bool>()) {
+    const std::string log_path =
+        std::filesystem::path(*store_path).replace_extension(".log").string();
+    absl::StatusOr<std::unique_ptr<chat::RotatingLogFile>> log =
+        chat::RotatingLogFile::Open(log_path, kLogFileBytes);
+    if (log.ok()) {
+      // Kept until the process ends: gRPC's threads may log until then.
+      chat::RedirectLogLines(log->release());
+    } else {
+      std::cerr << "chat-peer: " << log.status().message()
+                << "; logging to stderr\n";
+    }
+  }
   // identity_path stays empty: the key is NAME.key beside NAME.db, one per
   // name, because one data directory may serve several names (docker-compose
   // shares one volume among all peers) and each name needs a key of its own.
@@ -154,7 +198,12 @@ int Run(const po::variables_map& vm) {
   if (vm["verbose"].as<bool>()) sink = &verbose;
   auto peer = chat::peer::Peer::Start(options, sink, chat::RealClock());
   if (!peer.ok()) {
-    std::cerr << "chat-peer: " << peer.status().message() << "\n";
+    std::cerr << "chat-peer: "
+              << StartFailureText(peer.status(), options.registry) << "\n";
+    if (vm["verbose"].as<bool>() &&
+        chat::registry::IsUnreachable(peer.status())) {
+      std::cerr << "chat-peer: " << peer.status().ToString() << "\n";
+    }
     return ExitCodeFor(peer.status());
   }
 
@@ -224,8 +273,9 @@ int main(int argc, char** argv) {
       "none); at most 50,000 messages in all either way")(
       "verbose", po::bool_switch(),
       "print the technical detail behind a notice (the gRPC error) to "
-      "stderr")("json", po::bool_switch(),
-                "print one JSON object per event (scripts)")(
+      "stderr, and log there too (without it, log lines such as gRPC's go "
+      "to NAME.log in the data directory, 1 MB, then NAME.log.1)")(
+      "json", po::bool_switch(), "print one JSON object per event (scripts)")(
       "no-read-receipts", po::bool_switch(),
       "send no read receipts and show none of others (both ways, as in "
       "Signal or WhatsApp)")("no-color", po::bool_switch(),

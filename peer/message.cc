@@ -1,6 +1,7 @@
 #include "peer/message.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/unicode.h"
 #include "common/utf8.h"
 
 namespace chat::peer {
@@ -17,26 +18,9 @@ absl::Status ValidateMessageText(const std::string& text) {
   return absl::OkStatus();
 }
 
-std::string PrintableText(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t pos = 0; pos < text.size();) {
-    size_t len = Utf8SequenceLength(text, pos);
-    unsigned char c = static_cast<unsigned char>(text[pos]);
-    bool control = len == 1 && (c < 0x20 || c == 0x7f);
-    // C1 controls (U+0080..U+009F) are two bytes: C2 80..C2 9F.
-    bool c1 = len == 2 && c == 0xC2 &&
-              static_cast<unsigned char>(text[pos + 1]) < 0xA0;
-    if (len == 0 || control || c1) {
-      out += "\xEF\xBF\xBD";
-      pos += len == 0 ? 1 : len;
-      continue;
-    }
-    out.append(text, pos, len);
-    pos += len;
-  }
-  return out;
-}
+std::string PrintableText(const std::string& text) { return VisibleText(text); }
+
+std::string PrintableName(const std::string& name) { return VisibleName(name); }
 
 ::Message ToProto(const ChatMessage& message) {
   ::Message proto;

@@ -31,14 +31,22 @@ struct ChatMessage {
   // Not on the wire: it came plain, from a name bound to no key (a lab
   // peer), so nothing proves who wrote it. Shown marked "(unverified)".
   bool unverified = false;
+  // Not on the wire: the host it came from straight (ClientHost(), the key
+  // of per-client limits); empty when not known (from the mailbox).
+  std::string source_host;
 };
 
 // OK for 1..4096 bytes of valid UTF-8; kInvalidArgument saying what is wrong.
 absl::Status ValidateMessageText(const std::string& text);
 
-// `text` made safe to print on a terminal: control characters (which could
-// move the cursor or recolour the screen) become U+FFFD.
+// `text` made safe to print on a terminal, so it shows what was sent and
+// only that: control characters (which could move the cursor or recolour the
+// screen) become U+FFFD; invisible and bidi characters are written out
+// ("<U+202E>"). See VisibleText() in common/unicode.h.
 std::string PrintableText(const std::string& text);
+// A sender's name made safe to print: PrintableText(), and white space at
+// either end written out ("alice<U+0020>"). See VisibleName().
+std::string PrintableName(const std::string& name);
 
 ::Message ToProto(const ChatMessage& message);
 ChatMessage FromProto(const ::Message& proto);

@@ -166,6 +166,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
       &peer->recorder_, peer->store_.get(), std::move(read_notes), clock,
       std::move(read_options));
   peer->events_ = peer->reads_.get();
+  peer->strangers_ =
+      std::make_unique<StrangerGate>(options.strangers, peer->events_, clock);
   peer->service_ = std::make_unique<ChatService>(
       options.name, static_cast<MessageSink*>(peer.get()), clock,
       peer->envelope_.get(), &DefaultCallGate(),
@@ -305,6 +307,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->next_history_trim_ = clock.Wall() + kHistoryTrimEvery;
   peer->hold_back_.emplace(clock, tick, [raw, limit, tick] {
     raw->TrimHistoryWhenDue();  // The same loop keeps the history's age.
+    raw->strangers_->Tick();    // And tells what strangers were refused.
     raw->store_->ReleaseOverdue(
         absl::FromChrono(limit), [raw](absl::StatusOr<Received> received) {
           if (received.ok()) raw->Show(received->ready, /*repeated=*/false);
@@ -403,6 +406,9 @@ void Peer::QueueLocked(std::vector<ChatMessage> messages, bool to_partner) {
       absl::StatusOr<Entry> resolved = registry_->Resolve(to);
       return resolved.ok() && resolved->is_static;
     };
+    // Asked before its mailbox: a name typed while the registry was away
+    // was never checked, and may belong to nobody.
+    conversation_options.exists = [this, to] { return RecipientExists(to); };
     conversation = std::make_unique<Conversation>(
         std::move(conversation_options), transport_.get(), store_.get(),
         events_, clock_);
@@ -432,6 +438,16 @@ absl::Status Peer::CheckRecipient(const std::string& to) {
   }
   // A name new to us: rare (a first message, or a typo), so it may cost a
   // call or two; the registry away is no reason to refuse it.
+  return AskRegistryAbout(to);
+}
+
+absl::Status Peer::RecipientExists(const std::string& to) {
+  if (keys_->IsPinned(to)) return absl::OkStatus();  // Bound to a key.
+  absl::Status known = AskRegistryAbout(to);
+  return known.code() == absl::StatusCode::kNotFound ? known : absl::OkStatus();
+}
+
+absl::Status Peer::AskRegistryAbout(const std::string& to) {
   absl::StatusOr<Entry> entry = registry_->Resolve(to);
   if (entry.ok()) {
     return registry::OffersChat(entry->services) ? absl::OkStatus()
@@ -561,6 +577,16 @@ void Peer::Shutdown() {
 }
 
 void Peer::Accept(const ChatMessage& message, AcceptCallback done) {
+  // A stranger's plain message is refused before it is kept, so the sender
+  // hears it was not taken: nothing acknowledged is lost.
+  if (message.unverified && !contacts_->Knows(message.from)) {
+    if (absl::Status admitted =
+            strangers_->Admit(message.from, message.source_host);
+        !admitted.ok()) {
+      done(admitted);
+      return;
+    }
+  }
   // Kept durably first, then shown, then acknowledged: a sender that hears
   // OK may forget the message. A retry or copy is acknowledged, shown once.
   store_->Receive(message, [this, done = std::move(done)](
@@ -579,8 +605,20 @@ void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
   if (messages.empty()) return;
   std::vector<ReadNote> unread;
   for (const ChatMessage& message : messages) {
-    contacts_->Talked(message.from);  // Whom we hear from we follow.
     PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
+    // Whom we hear from we follow, unless nothing proves who it is and we
+    // never talked with it: a stranger's name (or thousands of them) must
+    // not push out those the user follows.
+    if (!message.unverified || contacts_->Knows(message.from)) {
+      contacts_->Talked(message.from);
+    }
+    if (message.unverified) {
+      std::vector<std::string> known = contacts_->Followed();
+      std::vector<std::string> pinned = keys_->PinnedNames();
+      known.insert(known.end(), pinned.begin(), pinned.end());
+      known.push_back(options_.name);
+      event.looks_like = lookalikes_.Imitated(message.from, known);
+    }
     event.message = message;
     event.repeated = repeated;
     Emit(event);

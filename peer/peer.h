@@ -31,11 +31,13 @@
 #include "peer/grpc_transport.h"
 #include "peer/history.h"
 #include "peer/key_book.h"
+#include "peer/lookalikes.h"
 #include "peer/mail_listener.h"
 #include "peer/online_set.h"
 #include "peer/peer_store.h"
 #include "peer/read_tracker.h"
 #include "peer/registry_follower.h"
+#include "peer/strangers.h"
 #include "peer/transport.h"
 #include "registry/client/lease_keeper.h"
 #include "registry/client/registry_client.h"
@@ -85,6 +87,9 @@ struct PeerOptions {
   bool read_receipts = true;
   // Pause before read receipts that could not go are tried again.
   Millis read_receipt_retry{5000};
+  // How many plain messages strangers (names bound to no key that the user
+  // never talked with) may send, per name and per host (StrangerGate).
+  StrangerGate::Options strangers;
 };
 
 // What the peer says, once each way, when the registry stops answering and
@@ -197,6 +202,8 @@ class Peer final : private MessageSink {
   Peer(PeerOptions options, EventSink* events, const Clock& clock);
   void Accept(const ChatMessage& message, AcceptCallback done) override;
   // Shows messages the store released, in order, and notes them shown.
+  // A plain message's sender becomes a contact only if it was one already;
+  // its name is checked against those the user knows (looks_like).
   void Show(const std::vector<ChatMessage>& messages, bool repeated);
   // Hands outbox entries (in order, all to one recipient) to their
   // conversation.
@@ -214,6 +221,13 @@ class Peer final : private MessageSink {
   // kNotFound, nobody of that name. The registry unreachable (or any other
   // error): OK, queued as before (benefit of the doubt).
   absl::Status CheckRecipient(const std::string& to) ABSL_LOCKS_EXCLUDED(mu_);
+  // CheckRecipient's questions to the registry (Resolve, then GetBinding),
+  // with its answers.
+  absl::Status AskRegistryAbout(const std::string& to);
+  // For a conversation whose recipient is not registered now: kNotFound
+  // when nobody of that name is (neither pinned, nor live, nor bound to a
+  // key); OK otherwise, also when the registry cannot tell.
+  absl::Status RecipientExists(const std::string& to);
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
   // Applies the history's age limit once an hour (on the hold-back loop).
   void TrimHistoryWhenDue();
@@ -238,6 +252,10 @@ class Peer final : private MessageSink {
   // Before everything that emits through it: destroyed after them.
   std::unique_ptr<ReadTracker> reads_;
   std::unique_ptr<Contacts> contacts_;
+  // Strangers' plain messages, limited before they are kept (Accept).
+  std::unique_ptr<StrangerGate> strangers_;
+  // Which known name a plain sender's name imitates (Show).
+  Lookalikes lookalikes_;
   OnlineSet online_;
   std::unique_ptr<ChatService> service_;
   std::unique_ptr<SupervisedServer>

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "peer/plain_words.h"
 #include "registry/names.h"
 
 namespace chat::peer {
@@ -105,8 +106,11 @@ void RegistryFollower::Lost(const absl::Status& status) {
     return;
   }
   if (!reported_loss_) {
-    Emit(InfoEvent(absl::StrCat("lost the registry watch (", status.message(),
-                                "); reconnecting")));
+    PeerEvent event = InfoEvent(
+        absl::StrCat(RegistryFailureText(status, "follow who comes and goes"),
+                     "; reconnecting"));
+    event.detail = status.ToString();
+    Emit(event);
     reported_loss_ = true;
   }
 }

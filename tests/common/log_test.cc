@@ -1,13 +1,18 @@
 // RateLimitedLog: a flood of one kind of line costs a handful of lines and a
-// count, on a FakeClock; other kinds are not held back by it.
+// count, on a FakeClock; other kinds are not held back by it. A rotating log
+// file stays bounded, and log lines go where they are redirected.
 
 #include "common/log.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
+
+#include "tests/testing/temp_dir.h"
 
 namespace chat {
 namespace {
@@ -71,6 +76,36 @@ TEST_F(RateLimitedLogTest, ManyKindsShareOneBucketBeyondMaxKeys) {
   // 4 keys of their own (3 lines each at most), the rest in one bucket.
   EXPECT_LE(lines_.size(), 4u + 3u);
   EXPECT_EQ(log_.suppressed() + static_cast<int64_t>(lines_.size()), 1000);
+}
+
+TEST(RotatingLogFileTest, NeverGrowsMuchPastItsSizeAndStaysPrivate) {
+  chat::testing::TempDir dir;
+  const std::string path = dir.File("alice.log");
+  auto log = RotatingLogFile::Open(path, 1000);
+  ASSERT_TRUE(log.ok()) << log.status();
+  const std::string line(99, 'x');
+  for (int i = 0; i < 100; ++i) (*log)->Write(line + "\n");
+  EXPECT_LE(std::filesystem::file_size(path), 1000u);
+  EXPECT_LE(std::filesystem::file_size(path + ".1"), 1000u);
+  EXPECT_FALSE(std::filesystem::exists(path + ".2"));
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_FALSE(RotatingLogFile::Open(dir.File("no/such/dir.log"), 10).ok());
+}
+
+// What chat-peer does so that no log line lands on the chat screen.
+TEST(RedirectLogLinesTest, LogLinesGoWhereTheyAreSent) {
+  class Keeping final : public LogDestination {
+   public:
+    void Write(const std::string& line) override { lines.push_back(line); }
+    std::vector<std::string> lines;
+  } keeping;
+  RedirectLogLines(&keeping);
+  LogLine("peer", "grpc E Handshake failed");
+  RedirectLogLines(nullptr);
+  ASSERT_THAT(keeping.lines, SizeIs(1));
+  EXPECT_THAT(keeping.lines[0], HasSubstr(" peer: grpc E Handshake failed\n"));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "peer/commands.h"
 #include "peer/format.h"
 #include "peer/peer.h"
+#include "peer/plain_words.h"
 
 namespace chat::peer {
 namespace {
@@ -96,6 +97,73 @@ TEST(FormatTextTest, ColoursOnlyWhenAskedAndControlCharactersNeutralised) {
       FormatText(Received("bob\033[2J", "x\033[31my\r"), plain);
   EXPECT_EQ(hostile.find('\033'), std::string::npos);
   EXPECT_EQ(hostile.find('\r'), std::string::npos);
+}
+
+TEST(FormatTextTest, InvisibleAndBidiCharactersAreShownNotObeyed) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  // A zero-width space after the name, and a right-to-left override that
+  // would turn "exe.txt" around.
+  PeerEvent event =
+      Received("bob\xE2\x80\x8B", "see evil\xE2\x80\xAEtxt.exe\xE2\x81\xA6!");
+  EXPECT_EQ(FormatText(event, style),
+            "[01:02] bob<U+200B>> see evil<U+202E>txt.exe<U+2066>!\n");
+  // A trailing space, a bidi isolate in the name.
+  EXPECT_EQ(FormatText(Received("bob ", "hi"), style),
+            "[01:02] bob<U+0020>> hi\n");
+  EXPECT_EQ(FormatText(Received("\xE2\x81\xA8"
+                                "bob",
+                                "hi"),
+                       style),
+            "[01:02] <U+2068>bob> hi\n");
+  // So in /history.
+  PeerEvent history = MakeEvent(EventKind::kHistory, "bob");
+  HistoryEntry said;
+  said.message = event.message;
+  history.history = {said};
+  history.count = 1;
+  const std::string listed = FormatText(history, style);
+  EXPECT_EQ(listed.find("\xE2\x80\xAE"), std::string::npos);
+  EXPECT_EQ(listed.find("\xE2\x80\x8B"), std::string::npos);
+  EXPECT_THAT(listed, HasSubstr("bob<U+200B>> see evil<U+202E>txt.exe"));
+  // JSON stays exact: scripts get what was sent.
+  EXPECT_THAT(FormatJson(event), HasSubstr("\"from\":\"bob\xE2\x80\x8B\""));
+  EXPECT_THAT(FormatJson(event), HasSubstr("evil\xE2\x80\xAEtxt.exe"));
+}
+
+TEST(FormatTextTest, ALookalikeOfSomeoneKnownIsFlagged) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  PeerEvent event = Received("\xD0\xB0lice", "it is me, send the key");
+  event.message.unverified = true;
+  event.looks_like = "alice";
+  EXPECT_EQ(FormatText(event, style),
+            "[01:02] \xD0\xB0lice> it is me, send the key  (unverified)\n"
+            "! looks like alice but is not alice\n");
+  EXPECT_THAT(FormatJson(event), HasSubstr("\"looks_like\":\"alice\""));
+}
+
+TEST(RegistryFailureTextTest, OneSentenceWithoutGrpcText) {
+  const absl::Status down = absl::UnavailableError(
+      "registry at 127.0.0.1:1 is unreachable: failed to connect to all "
+      "addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Connection refused");
+  EXPECT_EQ(RegistryFailureText(down, "list who is online"),
+            "the registry is unreachable, so you cannot list who is online "
+            "now; try again in a moment");
+  EXPECT_EQ(RegistryFailureText(absl::DeadlineExceededError("Deadline "
+                                                            "Exceeded"),
+                                "look up bob's key"),
+            "the registry is unreachable, so you cannot look up bob's key "
+            "now; try again in a moment");
+  EXPECT_EQ(RegistryFailureText(absl::InternalError("RST_STREAM 2"), "x"),
+            "cannot x: the registry failed to answer (--verbose says why)");
+  // The registry's own refusals are its words.
+  EXPECT_EQ(RegistryFailureText(
+                absl::ResourceExhaustedError("too many Watch streams"), "x"),
+            "cannot x: too many Watch streams");
+  PeerEvent event = RegistryErrorEvent(down, "list who is online");
+  EXPECT_EQ(event.kind, EventKind::kError);
+  EXPECT_THAT(event.detail, HasSubstr("failed to connect"));
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  EXPECT_EQ(FormatText(event, style).find("failed"), std::string::npos);
 }
 
 TEST(FormatTest, StoredAndLateMessagesSaySo) {

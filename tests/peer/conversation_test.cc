@@ -159,6 +159,7 @@ class ConversationTest : public ::testing::Test {
     options.retry_max = Millis(2000);
     options.window = [window] { return window; };
     options.is_static = [is_static] { return is_static; };
+    options.exists = [this] { return exists_; };
     conversation_ = std::make_unique<Conversation>(
         options, &transport_, store_.get(), &sink_, clock_);
   }
@@ -243,6 +244,8 @@ class ConversationTest : public ::testing::Test {
   }
 
   FakeClock clock_;
+  // What Options::exists answers (set before Start()).
+  absl::Status exists_ = absl::OkStatus();
   FakeTransport transport_;
   RecordingSink sink_;
   std::unique_ptr<PeerStore> store_;
@@ -550,6 +553,31 @@ TEST_F(ConversationTest, WithTheRegistryAwayANewNameWaitsForIt) {
   ASSERT_TRUE(AwaitResult("hello"));
   EXPECT_THAT(Results().back(),
               Result("hello", SendStatus::kDelivered, "on a later attempt"));
+}
+
+// A name typed while the registry was away is taken on trust; it waited in
+// the outbox forever once the registry said nobody holds it (it went to a
+// mailbox nobody reads). Now it fails, once, with a plain reason.
+TEST_F(ConversationTest, ANameNobodyHoldsFailsOnceTheRegistryAnswers) {
+  transport_.Answer(Op::kWindow, kRegistryDown);
+  transport_.Answer(Op::kOne, kRegistryDown);
+  transport_.Answer(Op::kDeposit, kRegistryDown);
+  exists_ = absl::NotFoundError("nobody named bob is registered");
+  Start();
+  Send({"hello"});
+  ASSERT_TRUE(AwaitPause().has_value());
+  EXPECT_THAT(Results(), ElementsAre(Result{"hello", SendStatus::kSent,
+                                            "the registry is unreachable"}));
+  // The registry is back: bob is not registered now, nor at all.
+  transport_.Answer(Op::kOne, kNotOnline);
+  transport_.Answer(Op::kDeposit, absl::OkStatus());
+  conversation_->Nudge();
+  ASSERT_TRUE(AwaitResult("hello"));
+  EXPECT_THAT(Results().back(), Result("hello", SendStatus::kFailed,
+                                       "nobody named bob is registered"));
+  EXPECT_TRUE(AwaitOutboxSize(0));
+  // Not left in a mailbox nobody reads.
+  EXPECT_NE(transport_.Calls().back().op, Op::kDeposit);
 }
 
 TEST_F(ConversationTest, AStaticEntryOutOfReachWaitsInTheOutboxNotAMailbox) {

@@ -5,9 +5,12 @@
 
 #include <fcntl.h>
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -19,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "peer/console.h"
 #include "peer/format.h"
+#include "proto/chat.grpc.pb.h"
 #include "tests/peer/peer_fixture.h"
 
 namespace chat::peer {
@@ -183,6 +187,26 @@ TEST_F(PeerScreenTest, PeersListsThroughTheConsoleOnePageAtATime) {
   EXPECT_TRUE(absl::StrContains(again, "\"page\":1,\"more\":true")) << again;
 }
 
+// /peers during a registry outage printed gRPC's own text ("failed to
+// connect to all addresses; last error: UNKNOWN: ipv4:..."). Now one plain
+// sentence; the gRPC text is the event's detail (JSON, --verbose).
+TEST_F(PeerScreenTest, PeersDuringAnOutageSaysSoInOneSentence) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  registry_.reset();
+  const std::string printed = RunConsole("alice", "/peers\n", 50);
+  EXPECT_TRUE(absl::StrContains(
+      printed,
+      "{\"event\":\"error\",\"error\":\"the registry is unreachable, so you "
+      "cannot list who is online now; try again in a moment\",\"detail\":"))
+      << printed;
+  // gRPC's words only after "detail".
+  const size_t detail = printed.find("\"detail\":");
+  ASSERT_NE(detail, std::string::npos);
+  EXPECT_EQ(printed.substr(0, detail).find("failed to connect"),
+            std::string::npos)
+      << printed;
+}
+
 TEST_F(PeerScreenTest, NoticesComeOnlyForThoseTalkedWithOrChosen) {
   ASSERT_THAT(StartPeer("alice"), IsOk());
   ASSERT_THAT(peer("alice").Follow("bob"), IsOk());  // Chosen.
@@ -284,6 +308,134 @@ TEST_F(PeerScreenTest, HistoryShowsBothWaysWithTheirStatesAfterARestart) {
   // Delivery state stayed: bob still gets alice's next message, once.
   EXPECT_EQ(SendAndWait("alice", "bob", "still here").status,
             SendStatus::kDelivered);
+}
+
+// A plain message (a lab peer's: no key) straight to `address`, as `sender`.
+grpc::Status SendPlain(const std::string& address, const std::string& sender,
+                       const std::string& text) {
+  auto stub = ::ChattingService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  ::Message message;
+  message.set_time("12:34");
+  message.set_sender(sender);
+  message.set_msg(text);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+  ::NullMsg reply;
+  return stub->SendMessage(&context, message, &reply);
+}
+
+// A plain sender whose name looks like one alice knows (Cyrillic o, a
+// trailing space, a zero-width space) rendered as "bob>" with only
+// "(unverified)" to tell, and bidi controls reached the terminal raw. Now
+// the name shows what it is, and a line says whom it imitates.
+TEST_F(PeerScreenTest, ALookalikeOfAKnownNameIsFlaggedAndShownAsItIs) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  ASSERT_EQ(SendAndWait("alice", "bob", "hi bob").status,
+            SendStatus::kDelivered);  // bob: followed, his key pinned.
+  const std::string address = peer("alice").address();
+  for (const std::string sender : {"b\xD0\xBE"
+                                   "b",
+                                   "bob ", "bob\xE2\x80\x8B",
+                                   "\xE2\x80\xAE"
+                                   "bob"}) {
+    ASSERT_TRUE(SendPlain(address, sender, "it is me").ok()) << sender;
+    auto shown = sink("alice").WaitFor(MessageFrom(sender, "it is me"));
+    ASSERT_TRUE(shown.has_value()) << sender;
+    EXPECT_TRUE(shown->message.unverified);
+    EXPECT_EQ(shown->looks_like, "bob") << sender;
+  }
+  // A plain sender that looks like nobody alice knows is not flagged.
+  ASSERT_TRUE(SendPlain(address, "Davide De Rosa", "ciao").ok());
+  auto davide = sink("alice").WaitFor(MessageFrom("Davide De Rosa", "ciao"));
+  ASSERT_TRUE(davide.has_value());
+  EXPECT_EQ(davide->looks_like, "");
+  const std::vector<std::string> lines = Lines("alice");
+  for (const std::string& line : lines) {
+    EXPECT_FALSE(absl::StrContains(line, "\xE2\x80\x8B")) << line;
+    EXPECT_FALSE(absl::StrContains(line, "\xE2\x80\xAE")) << line;
+  }
+  for (const std::string shown :
+       {"] b\xD0\xBE"
+        "b> it is me",
+        "] bob<U+0020>> it is me", "] bob<U+200B>> it is me",
+        "] <U+202E>bob> it is me"}) {
+    auto at = std::find_if(
+        lines.begin(), lines.end(),
+        [&](const std::string& l) { return absl::StrContains(l, shown); });
+    ASSERT_NE(at, lines.end()) << shown;
+    ASSERT_NE(at + 1, lines.end());
+    EXPECT_EQ(*(at + 1), "! looks like bob but is not bob") << shown;
+  }
+  // None of them became a contact.
+  EXPECT_THAT(peer("alice").Followed(), ElementsAre("bob"));
+}
+
+// 3,000 plain messages from 3,000 names: 935 were shown in 1.3 s and every
+// name became a followed contact, pushing out real ones. Now strangers are
+// never followed, a few get through, the rest are refused before they are
+// kept (the sender hears RESOURCE_EXHAUSTED) and counted on one line.
+TEST_F(PeerScreenTest, AFloodOfStrangersIsRefusedCountedAndNeverFollowed) {
+  PeerOptions options = Options("alice");
+  options.max_followed = 100;
+  ASSERT_THAT(StartPeer(options), IsOk());
+  ASSERT_THAT(StartPeer("bob"), IsOk());
+  ASSERT_THAT(peer("alice").Follow("carol"), IsOk());  // Chosen.
+  ASSERT_EQ(SendAndWait("alice", "bob", "hi bob").status,
+            SendStatus::kDelivered);  // Talked with.
+  auto stub = ::ChattingService::NewStub(grpc::CreateChannel(
+      peer("alice").address(), grpc::InsecureChannelCredentials()));
+  constexpr int kStrangers = 3000;
+  int accepted = 0;
+  int refused = 0;
+  for (int i = 0; i < kStrangers; ++i) {
+    ::Message message;
+    message.set_sender(absl::StrCat("stranger-", i));
+    message.set_msg("buy now");
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(5));
+    ::NullMsg reply;
+    const grpc::Status status = stub->SendMessage(&context, message, &reply);
+    if (status.ok()) {
+      ++accepted;
+    } else {
+      ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << status.error_message();
+      ++refused;
+    }
+  }
+  EXPECT_EQ(accepted + refused, kStrangers);
+  EXPECT_GT(refused, kStrangers * 9 / 10);
+  // bob is still heard, at once: he is no stranger.
+  ASSERT_EQ(SendAndWait("bob", "alice", "still there?").status,
+            SendStatus::kDelivered);
+  ASSERT_TRUE(sink("alice").WaitFor(MessageFrom("bob", "still there?")));
+  // Every message acknowledged was shown; none refused was.
+  int shown = 0;
+  for (const PeerEvent& event : sink("alice").Events()) {
+    if (event.kind == EventKind::kMessage &&
+        absl::StartsWith(event.message.from, "stranger-")) {
+      ++shown;
+    }
+  }
+  EXPECT_EQ(shown, accepted);
+  // The refusals: counted on a line, not one line each.
+  ASSERT_TRUE(sink("alice").WaitFor([](const PeerEvent& event) {
+    return event.kind == EventKind::kInfo &&
+           absl::StrContains(event.text, "from strangers refused");
+  }));
+  int count_lines = 0;
+  for (const std::string& line : Lines("alice")) {
+    if (absl::StrContains(line, "from strangers refused")) ++count_lines;
+  }
+  EXPECT_GE(count_lines, 1);
+  EXPECT_LE(count_lines, 10);
+  EXPECT_LT(Lines("alice").size(), 200u);
+  // Nobody followed but the real contacts.
+  EXPECT_THAT(peer("alice").Followed(), ElementsAre("bob", "carol"));
 }
 
 }  // namespace

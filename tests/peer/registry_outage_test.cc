@@ -118,5 +118,33 @@ TEST_F(PeerTest, WithTheRegistryDownAPeerNotKnownWaitsForIt) {
               AnyOf(Eq("bob is offline"), Eq("the registry is unreachable")));
 }
 
+// A message to a name nobody holds, typed while the registry was down, is
+// taken on trust (the registry cannot be asked); it waited in the outbox
+// for ever and nobody was told. Once the registry answers it fails with a
+// plain reason and leaves the outbox.
+TEST_F(PeerTest, ANameNobodyHoldsTypedDuringAnOutageIsReportedOnceItIsBack) {
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  const int port = registry_->port();
+  registry_.reset();
+  auto id = peer("alice").Send("carol", "are you there?");
+  ASSERT_THAT(id, IsOk());
+  ASSERT_TRUE(sink("alice").WaitFor([&](const PeerEvent& event) {
+    return StateOf(*id, SendStatus::kSent)(event) && !event.text.empty();
+  }));
+  StartRegistry(port);
+  auto failed = sink("alice").WaitFor(StateOf(*id, SendStatus::kFailed));
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_THAT(failed->text,
+              ::testing::StartsWith("nobody named carol is registered"));
+  EXPECT_EQ(failed->detail.find("nobody"), std::string::npos);
+  // It left the outbox: nothing is sent again at the next start.
+  StopPeer("alice");
+  ASSERT_THAT(StartPeer("alice"), IsOk());
+  for (const PeerEvent& event : sink("alice").Events()) {
+    EXPECT_EQ(event.text.find("left in your outbox"), std::string::npos)
+        << event.text;
+  }
+}
+
 }  // namespace
 }  // namespace chat::peer
