@@ -148,12 +148,16 @@ absl::Status EtcdCluster::StartAll() {
 }
 
 absl::Status EtcdCluster::Spawn(Member& member, bool new_cluster) {
+  const bool tls = options_.client_tls.enabled();
+  const std::string client_url =
+      tls ? "https://127.0.0.1:" + std::to_string(member.client_port)
+          : Url(member.client_port);
   std::vector<std::string> args = {
       options_.binary,
       "--name=" + member.name,
       "--data-dir=" + member.data_dir,
-      "--listen-client-urls=" + Url(member.client_port),
-      "--advertise-client-urls=" + Url(member.client_port),
+      "--listen-client-urls=" + client_url,
+      "--advertise-client-urls=" + client_url,
       "--listen-peer-urls=" + Url(member.peer_port),
       "--initial-advertise-peer-urls=" + Url(member.peer_port),
       "--initial-cluster=" + InitialCluster(),
@@ -168,6 +172,14 @@ absl::Status EtcdCluster::Spawn(Member& member, bool new_cluster) {
   if (options_.quota_backend_bytes > 0) {
     args.push_back(
         absl::StrCat("--quota-backend-bytes=", options_.quota_backend_bytes));
+  }
+  if (tls) {
+    args.push_back("--cert-file=" + options_.client_tls.cert_file);
+    args.push_back("--key-file=" + options_.client_tls.key_file);
+    if (!options_.client_tls.client_ca_file.empty()) {
+      args.push_back("--client-cert-auth");
+      args.push_back("--trusted-ca-file=" + options_.client_tls.client_ca_file);
+    }
   }
   for (const std::string& flag : options_.extra_flags) args.push_back(flag);
   std::vector<char*> argv;
@@ -201,8 +213,9 @@ absl::Status EtcdCluster::Spawn(Member& member, bool new_cluster) {
 
 absl::Status EtcdCluster::WaitHealthy(int i, int timeout_ms) {
   Member& member = members_[i];
-  auto channel = grpc::CreateChannel(ClientEndpoint(i),
-                                     grpc::InsecureChannelCredentials());
+  auto credentials = MakeChannelCredentials(options_.probe_tls);
+  if (!credentials.ok()) return credentials.status();
+  auto channel = grpc::CreateChannel(ClientEndpoint(i), *credentials);
   auto kv = etcdserverpb::KV::NewStub(channel);
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   std::string last_error;

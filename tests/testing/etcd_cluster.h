@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/tls.h"
 #include "tests/testing/temp_dir.h"
 
 namespace chat::testing {
@@ -29,6 +30,12 @@ struct EtcdClusterOptions {
   int election_ms = 500;
   // --quota-backend-bytes; 0 = etcd's default (2 GiB).
   int64_t quota_backend_bytes = 0;
+  // Clients talk TLS when a certificate is given (its names must cover
+  // 127.0.0.1); with client_ca_file they must present a certificate signed
+  // by it (--client-cert-auth). Members talk to each other in plaintext.
+  TlsServerFiles client_tls;
+  // What the fixture's own health check presents to a TLS member.
+  TlsClientFiles probe_tls;
   // Any further flags, passed to every member as they are.
   std::vector<std::string> extra_flags;
   // How long Start() waits for every member to answer a linearizable Range.
@@ -67,7 +74,8 @@ class EtcdCluster {
 
   int size() const { return static_cast<int>(members_.size()); }
 
-  // "127.0.0.1:PORT" of member `i`'s client port.
+  // "127.0.0.1:PORT" of member `i`'s client port (http:// or https://
+  // per EtcdClusterOptions::client_tls, not part of the endpoint).
   std::string ClientEndpoint(int i) const;
   // Every member's client endpoint, in member order.
   std::vector<std::string> ClientEndpoints() const;

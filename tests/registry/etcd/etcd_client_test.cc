@@ -459,6 +459,71 @@ TEST(EtcdQuotaTest, FullBackendIsResourceExhausted) {
   EXPECT_EQ(kept->count, written);
 }
 
+// TLS to etcd, with a client certificate etcd checks against its CA.
+TEST(EtcdTlsTest, TalksTlsWithAClientCertificateAndNotWithout) {
+  const std::string dir = CHAT_TLS_TESTDATA;
+  TlsClientFiles ours{dir + "/ca.crt", dir + "/client.crt",
+                      dir + "/client.key"};
+  EtcdClusterOptions options;
+  options.client_tls = {dir + "/server.crt", dir + "/server.key",
+                        dir + "/ca.crt"};
+  options.probe_tls = ours;
+  auto cluster = EtcdCluster::Start(options);
+  ASSERT_THAT(cluster, IsOk());
+
+  EtcdConfig config;
+  config.endpoints = (*cluster)->ClientEndpoints();
+  config.tls = ours;
+  config.call_timeout = absl::Seconds(3);
+  auto client = EtcdClient::Create(config);
+  ASSERT_THAT(client, IsOk());
+  EXPECT_THAT((*client)->Put("/tls", "v"), IsOk());
+
+  // A CA alone: etcd wants a certificate and ends the handshake.
+  config.tls = {dir + "/ca.crt", "", ""};
+  auto anonymous = EtcdClient::Create(config);
+  ASSERT_THAT(anonymous, IsOk());
+  EXPECT_THAT((*anonymous)->Put("/tls", "w"),
+              StatusIs(absl::StatusCode::kUnavailable));
+  // Plaintext to a TLS port fails the same way, never silently.
+  config.tls = {};
+  auto plain = EtcdClient::Create(config);
+  ASSERT_THAT(plain, IsOk());
+  EXPECT_THAT((*plain)->Put("/tls", "w"),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+// The keep-alive stream breaks when its member restarts; the next one
+// takes over the renewals and the lease lives on.
+TEST(EtcdKeepAliveRestartTest, KeepAliveReopensItsStreamAfterARestart) {
+  auto cluster = EtcdCluster::Start();
+  ASSERT_THAT(cluster, IsOk());
+  EtcdConfig config;
+  config.endpoints = (*cluster)->ClientEndpoints();
+  auto client = EtcdClient::Create(config);
+  ASSERT_THAT(client, IsOk());
+  auto lease = (*client)->GrantLease(5);
+  ASSERT_THAT(lease, IsOk());
+  ASSERT_THAT((*client)->Put("/kept", "v", lease->id), IsOk());
+  EtcdKeepAlive keep_alive(client->get(), RealClock(), nullptr);
+  keep_alive.Keep(lease->id, lease->ttl_seconds);
+  ASSERT_TRUE(WaitFor([&] { return keep_alive.renewals() >= 1; },
+                      std::chrono::seconds(30)));
+
+  ASSERT_THAT((*cluster)->Stop(0), IsOk());
+  ASSERT_THAT((*cluster)->Restart(0), IsOk());
+  const int64_t before = keep_alive.renewals();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return keep_alive.streams_opened() >= 2 &&
+               keep_alive.renewals() > before;
+      },
+      std::chrono::seconds(30)));
+  auto kept = (*client)->Range(RangeRequest::Key("/kept"));
+  ASSERT_THAT(kept, IsOk());
+  EXPECT_THAT(kept->kvs, SizeIs(1));
+}
+
 // The fixture's three-member cluster: one member down, the others serve
 // through the same client; it comes back on its own data.
 TEST(EtcdClusterTest, ThreeMembersSurviveOneDown) {
