@@ -434,7 +434,7 @@ TEST_F(EtcdClientTest, CancelEndsABlockedNext) {
 }
 
 // The NOSPACE alarm: a full backend refuses writes with kResourceExhausted,
-// keeps what it has, and still serves reads.
+// keeps what it has, still serves reads and still renews leases.
 TEST(EtcdQuotaTest, FullBackendIsResourceExhausted) {
   EtcdClusterOptions options;
   options.quota_backend_bytes = 2 << 20;
@@ -445,6 +445,8 @@ TEST(EtcdQuotaTest, FullBackendIsResourceExhausted) {
   auto client = EtcdClient::Create(config);
   ASSERT_THAT(client, IsOk());
 
+  auto lease = (*client)->GrantLease(2);
+  ASSERT_THAT(lease, IsOk());
   const std::string value(512 << 10, 'x');
   absl::Status status;
   int written = 0;
@@ -457,6 +459,12 @@ TEST(EtcdQuotaTest, FullBackendIsResourceExhausted) {
   auto kept = (*client)->Range(RangeRequest::Prefix("/fill/"));
   ASSERT_THAT(kept, IsOk());
   EXPECT_EQ(kept->count, written);
+  // Renewals are no writes to the backend: a full etcd still keeps names
+  // alive.
+  EtcdKeepAlive keep_alive(client->get(), RealClock(), nullptr);
+  keep_alive.Keep(lease->id, lease->ttl_seconds);
+  ASSERT_TRUE(WaitFor([&] { return keep_alive.renewals() >= 1; },
+                      std::chrono::seconds(30)));
 }
 
 // TLS to etcd, with a client certificate etcd checks against its CA.
