@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 
 namespace chat::registry::etcd {
@@ -43,15 +44,38 @@ EtcdKeepAlive::~EtcdKeepAlive() {
   // The loop has stopped: nothing else touches reader_ or stream_.
   if (reader_.joinable()) reader_.join();
   std::unique_ptr<Stream> stream;
+  std::vector<RenewCallback> unanswered;
   {
     absl::MutexLock lock(&mu_);
     stream = std::move(stream_);
+    unanswered = TakeUnanswered(/*queued_too=*/true);
   }
   if (stream) (void)stream->stream->Finish();
+  for (RenewCallback& done : unanswered) {
+    done(absl::UnavailableError("etcd keep-alive: shutting down"));
+  }
 }
 
 Millis EtcdKeepAlive::Interval(int64_t ttl_seconds) {
   return std::max(Millis(100), Millis(ttl_seconds * 1000 / 3));
+}
+
+std::vector<EtcdKeepAlive::RenewCallback> EtcdKeepAlive::TakeUnanswered(
+    bool queued_too) {
+  std::vector<RenewCallback> taken;
+  for (auto& [lease, slots] : in_flight_) {
+    for (auto& slot : slots) {
+      for (RenewCallback& done : slot) taken.push_back(std::move(done));
+    }
+  }
+  in_flight_.clear();
+  if (queued_too) {
+    for (auto& [lease, callbacks] : queued_) {
+      for (RenewCallback& done : callbacks) taken.push_back(std::move(done));
+    }
+    queued_.clear();
+  }
+  return taken;
 }
 
 void EtcdKeepAlive::Keep(int64_t lease, int64_t ttl_seconds) {
@@ -67,6 +91,21 @@ void EtcdKeepAlive::Keep(int64_t lease, int64_t ttl_seconds) {
 void EtcdKeepAlive::Forget(int64_t lease) {
   absl::MutexLock lock(&mu_);
   kept_.erase(lease);
+}
+
+void EtcdKeepAlive::RenewOnce(int64_t lease, RenewCallback done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queued_[lease].push_back(std::move(done));
+      done = nullptr;
+    }
+  }
+  if (done) {
+    done(absl::UnavailableError("etcd keep-alive: shutting down"));
+    return;
+  }
+  loop_->Wake();
 }
 
 size_t EtcdKeepAlive::size() const {
@@ -100,13 +139,25 @@ std::optional<Millis> EtcdKeepAlive::Step() {
     old->context.TryCancel();
     if (reader_.joinable()) reader_.join();
     (void)old->stream->Finish();
+    // Renewals written to the old stream and not answered: their outcome
+    // is unknown, and that stream will never tell.
+    std::vector<RenewCallback> unanswered;
+    {
+      absl::MutexLock lock(&mu_);
+      unanswered = TakeUnanswered(/*queued_too=*/false);
+    }
+    for (RenewCallback& done : unanswered) {
+      done(absl::UnavailableError(
+          "etcd keep-alive: the stream to etcd broke before the answer"));
+    }
     return kReconnectPause;
   }
 
   bool open = false;
   {
     absl::MutexLock lock(&mu_);
-    if (kept_.empty()) return kIdlePause;  // Keep() wakes the loop.
+    // Keep() and RenewOnce() wake the loop.
+    if (kept_.empty() && queued_.empty()) return kIdlePause;
     open = stream_ == nullptr;
   }
   if (open) {
@@ -133,8 +184,10 @@ std::optional<Millis> EtcdKeepAlive::Step() {
     reader_ = std::thread([this, raw] { ReadLoop(raw); });
   }
 
-  // The renewals due now; each is scheduled again a full interval later,
-  // and sooner again if etcd's answer says so (ReadLoop).
+  // The renewals asked for by RenewOnce() go first, with their callbacks,
+  // then the periodic ones due now. Each write's slot is queued in
+  // in_flight_ before the write, so its answer (read on the reader thread)
+  // always finds it.
   std::vector<int64_t> due;
   Stream* stream = nullptr;
   Millis pause = kIdlePause;
@@ -142,9 +195,19 @@ std::optional<Millis> EtcdKeepAlive::Step() {
     absl::MutexLock lock(&mu_);
     stream = stream_.get();
     MonoTime now = clock_.Monotonic();
+    for (auto& [lease, callbacks] : queued_) {
+      due.push_back(lease);
+      in_flight_[lease].push_back(std::move(callbacks));
+      // This renewal serves as the periodic one too.
+      if (auto kept = kept_.find(lease); kept != kept_.end()) {
+        kept->second.next_due = now + Interval(kept->second.ttl_seconds);
+      }
+    }
+    queued_.clear();
     for (auto& [lease, kept] : kept_) {
       if (kept.next_due <= now) {
         due.push_back(lease);
+        in_flight_[lease].emplace_back();
         kept.next_due = now + Interval(kept.ttl_seconds);
       }
       pause = std::min(pause,
@@ -156,6 +219,8 @@ std::optional<Millis> EtcdKeepAlive::Step() {
     etcdserverpb::LeaseKeepAliveRequest request;
     request.set_id(lease);
     if (!stream->stream->Write(request)) {
+      // The slots of this write and those after it stay in in_flight_ and
+      // are failed with the stream's other unanswered renewals.
       absl::MutexLock lock(&mu_);
       broken_ = true;
       return Millis(0);
@@ -168,17 +233,33 @@ void EtcdKeepAlive::ReadLoop(Stream* stream) {
   etcdserverpb::LeaseKeepAliveResponse response;
   while (stream->stream->Read(&response)) {
     bool lost = false;
+    std::vector<RenewCallback> answered;
     {
       absl::MutexLock lock(&mu_);
+      if (auto slots = in_flight_.find(response.id());
+          slots != in_flight_.end()) {
+        answered = std::move(slots->second.front());
+        slots->second.pop_front();
+        if (slots->second.empty()) in_flight_.erase(slots);
+      }
+      if (response.ttl() > 0) ++renewals_;
       auto it = kept_.find(response.id());
-      if (it == kept_.end()) continue;  // Forgotten meanwhile.
-      if (response.ttl() <= 0) {
-        kept_.erase(it);
-        lost = true;
+      if (it != kept_.end()) {  // Else forgotten meanwhile, or never kept.
+        if (response.ttl() <= 0) {
+          kept_.erase(it);
+          lost = true;
+        } else {
+          it->second.ttl_seconds = response.ttl();
+          it->second.next_due = clock_.Monotonic() + Interval(response.ttl());
+        }
+      }
+    }
+    for (RenewCallback& done : answered) {
+      if (response.ttl() > 0) {
+        done(response.ttl());
       } else {
-        ++renewals_;
-        it->second.ttl_seconds = response.ttl();
-        it->second.next_due = clock_.Monotonic() + Interval(response.ttl());
+        done(absl::NotFoundError(
+            absl::StrCat("etcd lease ", response.id(), " does not exist")));
       }
     }
     if (lost && listener_ != nullptr) listener_->OnLeaseLost(response.id());

@@ -5,12 +5,16 @@
 #define CHAT_REGISTRY_ETCD_ETCD_KEEP_ALIVE_H_
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/periodic_loop.h"
@@ -58,8 +62,19 @@ class EtcdKeepAlive {
   // Stops renewing `lease` (it then ends at its TTL, unless revoked).
   void Forget(int64_t lease) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // How many leases are kept; how many renewals etcd confirmed so far (for
-  // tests and metrics).
+  // Renews `lease` once, now, on the shared stream, and calls `done` with
+  // what etcd answered: the TTL it granted again, kNotFound when the lease
+  // no longer exists, or kUnavailable when the stream broke before the
+  // answer came (the renewal may or may not have happened; renew again).
+  // For renewals a client asks for (the registry's KeepAlive): `lease` need
+  // not be kept. `done` runs on the reader thread (or, when the keep-alive
+  // is destroyed first, on the destroying thread with kUnavailable), with
+  // no lock held, exactly once; it must not block.
+  using RenewCallback = std::function<void(absl::StatusOr<int64_t>)>;
+  void RenewOnce(int64_t lease, RenewCallback done) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // How many leases are kept; how many renewals etcd confirmed so far,
+  // periodic or asked for (for tests and metrics).
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
   int64_t renewals() const ABSL_LOCKS_EXCLUDED(mu_);
   // How many times a stream was opened (1 while the first one lives).
@@ -76,6 +91,10 @@ class EtcdKeepAlive {
   std::optional<Millis> Step() ABSL_LOCKS_EXCLUDED(mu_);
   void ReadLoop(Stream* stream) ABSL_LOCKS_EXCLUDED(mu_);
   static Millis Interval(int64_t ttl_seconds);
+  // Empties in_flight_ (and queued_ with `queued_too`); returns their
+  // callbacks, to be failed outside the lock.
+  std::vector<RenewCallback> TakeUnanswered(bool queued_too)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   EtcdClient* const client_;
   const Clock& clock_;
@@ -83,6 +102,15 @@ class EtcdKeepAlive {
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<int64_t, Kept> kept_ ABSL_GUARDED_BY(mu_);
+  // RenewOnce() calls not yet written to the stream, by lease.
+  absl::flat_hash_map<int64_t, std::vector<RenewCallback>> queued_
+      ABSL_GUARDED_BY(mu_);
+  // Renewals written and not yet answered, by lease, oldest first: etcd
+  // answers the requests of one stream one by one in order, so an answer
+  // for a lease belongs to the oldest of its renewals in flight. Each holds
+  // the callbacks it answers (none for the periodic ones).
+  absl::flat_hash_map<int64_t, std::deque<std::vector<RenewCallback>>>
+      in_flight_ ABSL_GUARDED_BY(mu_);
   // The live stream; replaced by the loop thread only.
   std::unique_ptr<Stream> stream_ ABSL_GUARDED_BY(mu_);
   bool broken_ ABSL_GUARDED_BY(mu_) = false;

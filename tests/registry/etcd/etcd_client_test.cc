@@ -351,6 +351,52 @@ TEST_F(EtcdClientTest, KeepAliveReportsALeaseEtcdNoLongerHas) {
   EXPECT_EQ(keep_alive.size(), 0u);
 }
 
+// Renewals a client asks for (the registry's KeepAlive) share the stream
+// of the kept leases; each gets its own answer.
+TEST_F(EtcdClientTest, RenewOnceAnswersEachRenewal) {
+  auto live = client_->GrantLease(30);
+  auto kept = client_->GrantLease(30);
+  auto gone = client_->GrantLease(30);
+  ASSERT_THAT(live, IsOk());
+  ASSERT_THAT(kept, IsOk());
+  ASSERT_THAT(gone, IsOk());
+  ASSERT_THAT(client_->RevokeLease(gone->id), IsOk());
+
+  EtcdKeepAlive keep_alive(client_.get(), RealClock(), nullptr);
+  keep_alive.Keep(kept->id, kept->ttl_seconds);
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<int64_t>> live_answers;
+  std::vector<absl::StatusOr<int64_t>> kept_answers;
+  std::vector<absl::StatusOr<int64_t>> gone_answers;
+  constexpr int kEach = 20;
+  for (int i = 0; i < kEach; ++i) {
+    for (auto [lease, answers] : {std::pair(live->id, &live_answers),
+                                  std::pair(kept->id, &kept_answers),
+                                  std::pair(gone->id, &gone_answers)}) {
+      keep_alive.RenewOnce(lease, [&mu, answers](absl::StatusOr<int64_t> ttl) {
+        absl::MutexLock lock(&mu);
+        answers->push_back(ttl);
+      });
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return live_answers.size() == kEach && kept_answers.size() == kEach &&
+           gone_answers.size() == kEach;
+  }));
+  absl::MutexLock lock(&mu);
+  for (const auto& ttl : live_answers) {
+    ASSERT_THAT(ttl, IsOk());
+    EXPECT_GT(*ttl, 0);
+  }
+  for (const auto& ttl : kept_answers) EXPECT_THAT(ttl, IsOk());
+  for (const auto& ttl : gone_answers) {
+    EXPECT_THAT(ttl, StatusIs(absl::StatusCode::kNotFound));
+  }
+  EXPECT_EQ(keep_alive.streams_opened(), 1);
+  EXPECT_EQ(keep_alive.size(), 1u);  // RenewOnce keeps nothing.
+}
+
 // A watcher that saw revision R resumes from R + 1 and misses nothing; it
 // sees the old value of each change when it asks.
 TEST_F(EtcdClientTest, WatchResumesFromARevision) {
