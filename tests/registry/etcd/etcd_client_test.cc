@@ -370,13 +370,15 @@ TEST_F(EtcdClientTest, RenewOnceAnswersEachRenewal) {
   std::vector<absl::StatusOr<int64_t>> gone_answers;
   constexpr int kEach = 20;
   for (int i = 0; i < kEach; ++i) {
-    for (auto [lease, answers] : {std::pair(live->id, &live_answers),
-                                  std::pair(kept->id, &kept_answers),
-                                  std::pair(gone->id, &gone_answers)}) {
-      keep_alive.RenewOnce(lease, [&mu, answers](absl::StatusOr<int64_t> ttl) {
-        absl::MutexLock lock(&mu);
-        answers->push_back(ttl);
-      });
+    for (const auto& target : {std::pair(live->id, &live_answers),
+                               std::pair(kept->id, &kept_answers),
+                               std::pair(gone->id, &gone_answers)}) {
+      auto* answers = target.second;
+      keep_alive.RenewOnce(target.first,
+                           [&mu, answers](absl::StatusOr<int64_t> ttl) {
+                             absl::MutexLock lock(&mu);
+                             answers->push_back(ttl);
+                           });
     }
   }
   ASSERT_TRUE(WaitFor([&] {
