@@ -162,7 +162,10 @@ struct LeaseStatus {
 //                      application harmless, or read back first.
 //   kResourceExhausted the NOSPACE alarm (backend quota full): writes that
 //                      grow the store are refused until an operator compacts,
-//                      defragments and disarms; reads and deletes work.
+//                      defragments and disarms; reads, deletes and lease
+//                      renewals work. The write that crossed the quota may
+//                      have been APPLIED all the same (etcd applies it, then
+//                      answers NOSPACE): like kUnavailable, "maybe applied".
 //   kOutOfRange        a revision that was compacted away (see IsCompacted)
 //                      or lies in the future.
 //   kNotFound          a lease that does not exist (expired or revoked).

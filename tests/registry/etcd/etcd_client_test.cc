@@ -34,7 +34,9 @@ using ::chat::testing::EtcdClusterOptions;
 using ::chat::testing::IsOk;
 using ::chat::testing::StatusIs;
 using ::chat::testing::WaitFor;
+using ::testing::AnyOf;
 using ::testing::ElementsAre;
+using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
@@ -508,7 +510,13 @@ TEST(EtcdQuotaTest, FullBackendIsResourceExhausted) {
   ASSERT_GT(written, 0);
   auto kept = (*client)->Range(RangeRequest::Prefix("/fill/"));
   ASSERT_THAT(kept, IsOk());
-  EXPECT_EQ(kept->count, written);
+  // Every acknowledged write is kept. The write that crossed the quota may
+  // be kept too although it was refused: etcd applies it, then answers
+  // NOSPACE when its apply finds the backend over the quota (the gRPC
+  // layer's check before proposing catches it only when the size is
+  // already known to be over; etcdserver/apply.go, quotaApplierV3). So a
+  // kResourceExhausted from etcd is, like kUnavailable, "maybe applied".
+  EXPECT_THAT(kept->count, AnyOf(Eq(written), Eq(written + 1)));
   // Renewals are no writes to the backend: a full etcd still keeps names
   // alive.
   EtcdKeepAlive keep_alive(client->get(), RealClock(), nullptr);
