@@ -12,6 +12,10 @@
 #include "common/json.h"
 #include "tests/bench/driver.h"
 #include "tests/bench/lab.h"
+#ifdef CHAT_BENCH_ETCD
+#include "tests/bench/etcd_workloads.h"
+#include "tests/testing/etcd_cluster.h"
+#endif
 #include "tests/bench/system.h"
 #include "tests/bench/workloads.h"
 
@@ -40,6 +44,8 @@ struct Connections {
   Channels registry;
   Channels receiver;
   Channels floor;
+  Channels etcd;
+  int etcd_keys = 0;
 };
 
 std::unique_ptr<Workload> NewWorkload(const std::string& scenario,
@@ -68,6 +74,15 @@ std::unique_ptr<Workload> NewWorkload(const std::string& scenario,
                            lab.direct_identity(), lab.direct_name(),
                            lab.receiver_name(), lab.receiver_key());
   }
+#ifdef CHAT_BENCH_ETCD
+  if (scenario == "etcd-put") {
+    return NewEtcdPutWorkload(connections.etcd, concurrency);
+  }
+  if (scenario == "etcd-range") {
+    return NewEtcdRangeWorkload(connections.etcd, concurrency,
+                                connections.etcd_keys);
+  }
+#endif
   if (scenario == "send-floor") {
     return NewSendWorkload(connections.floor, concurrency,
                            lab.direct_identity(), lab.direct_name(),
@@ -216,8 +231,12 @@ class Report {
 
 const std::vector<std::string>& AllScenarios() {
   static const auto* const kAll = new std::vector<std::string>{
-      "greet", "resolve",      "register",   "keepalive",
-      "send",  "send-durable", "send-floor", "mixed"};
+      "greet",    "resolve",      "register",   "keepalive",
+      "send",     "send-durable", "send-floor", "mixed",
+#ifdef CHAT_BENCH_ETCD
+      "etcd-put", "etcd-range",
+#endif
+  };
   return *kAll;
 }
 
@@ -336,6 +355,28 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   if (connected.ok() && lab_options.floor) {
     connected = connect((*lab)->floor()->target(), &connections.floor);
   }
+#ifdef CHAT_BENCH_ETCD
+  // etcd's own Put and Range, on an etcd of its own (one member, data in a
+  // temporary directory on the same disk as the peers' files), over plain
+  // TCP whatever --tls says.
+  std::unique_ptr<testing::EtcdCluster> etcd;
+  if (connected.ok() && Wants(options, {"etcd-put", "etcd-range"})) {
+    auto started = testing::EtcdCluster::Start();
+    if (!started.ok()) {
+      connected = started.status();
+    } else {
+      etcd = *std::move(started);
+      absl::StatusOr<Channels> made =
+          NewChannels(etcd->ClientEndpoint(0), options.connections);
+      connected = made.status();
+      if (made.ok()) connections.etcd = *std::move(made);
+    }
+    if (connected.ok() && Wants(options, {"etcd-range"})) {
+      connections.etcd_keys = std::max(1, options.names);
+      connected = FillEtcd(connections.etcd[0], connections.etcd_keys);
+    }
+  }
+#endif
   if (!connected.ok()) {
     err << "chat-bench: " << connected.message() << "\n";
     return kExitCannotStart;
@@ -357,6 +398,12 @@ int RunBench(const BenchOptions& options, std::ostream& out,
         (*lab)->direct_name(),
         ", a name bound to the bench's own key; "
         "unsequenced"));
+  }
+  if (Wants(options, {"etcd-put", "etcd-range"})) {
+    report.Note(
+        "etcd-put, etcd-range: etcd's own KV/Put (64 bytes, one key per "
+        "caller) and serializable KV/Range of one of --names keys, on a "
+        "one-member etcd the bench starts on loopback (plain TCP)");
   }
   if (Wants(options, {"send-floor"})) {
     report.Note(

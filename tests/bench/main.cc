@@ -175,7 +175,9 @@ int main(int argc, char** argv) {
       "by a name bound to the bench's key), send-durable (Peer::Send until "
       "delivered, sealed by the sending peer), send-floor (send's message to "
       "a server that only opens it and keeps it as one row: the floor under "
-      "any receiver), mixed (90% resolve, 5% register, 5% keepalive)")(
+      "any receiver), mixed (90% resolve, 5% register, 5% keepalive); "
+      "where built with etcd: etcd-put (etcd's own Put) and etcd-range "
+      "(etcd's serializable Range), on an etcd it starts on loopback")(
       "concurrency", po::value<std::string>()->default_value("1"),
       "calls in flight at once; a comma list (1,64) runs each")(
       "duration", po::value<double>()->default_value(5),

@@ -5,9 +5,11 @@
 # succeed, every binary start, and the overload must see no error other than
 # RESOURCE_EXHAUSTED/DEADLINE_EXCEEDED with the registry alive and answering
 # afterwards. No timing and no memory figure is asserted.
-# Usage: smoke_test.sh PATH/TO/chat-bench
+# Usage: smoke_test.sh PATH/TO/chat-bench [SCENARIOS]  (how many `all` runs:
+# 8, or 10 where chat-bench is built with etcd's scenarios)
 set -euo pipefail
 bench=$1
+scenarios=${2:-8}
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 out=$(mktemp "${TMPDIR:-/tmp}/chat_bench_smoke.XXXXXX")
@@ -38,7 +40,7 @@ run() {  # run ARGS...: chat-bench ARGS --json into $out; fails unless it exits 
 
 echo "== every scenario"
 run --scenario all --duration 1 --warmup 0 --names 100 --concurrency 2
-check all 8
+check all "$scenarios"
 
 echo "== --compare"
 run --compare --rounds 3 --scenario resolve --duration 0.3 --warmup 0 --names 10

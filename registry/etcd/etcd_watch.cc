@@ -1,0 +1,152 @@
+#include "registry/etcd/etcd_watch.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "registry/etcd/etcd_convert.h"
+
+namespace chat::registry::etcd {
+
+// Everything of the gRPC stream, kept out of the header.
+struct EtcdWatch::Stream {
+  std::unique_ptr<etcdserverpb::Watch::Stub> stub;
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<etcdserverpb::WatchRequest,
+                                           etcdserverpb::WatchResponse>>
+      stream;
+  bool finished = false;
+
+  // The stream's final status, as ours (once; later calls repeat it).
+  absl::Status Finish(const std::string& what) {
+    if (finished) return absl::UnavailableError(what + ": stream over");
+    finished = true;
+    grpc::Status status = stream->Finish();
+    if (status.ok()) {
+      return absl::UnavailableError(what + ": etcd closed the stream");
+    }
+    if (status.error_code() == grpc::StatusCode::CANCELLED) {
+      return absl::CancelledError(what + ": cancelled");
+    }
+    return FromEtcdStatus(status.error_code(), status.error_message(), what);
+  }
+};
+
+WatchOptions WatchOptions::Prefix(const std::string& prefix,
+                                  int64_t start_revision) {
+  WatchOptions options;
+  options.key = prefix;
+  options.range_end = PrefixEnd(prefix);
+  options.start_revision = start_revision;
+  return options;
+}
+
+EtcdWatch::EtcdWatch(std::unique_ptr<Stream> stream)
+    : stream_(std::move(stream)) {}
+
+EtcdWatch::~EtcdWatch() {
+  Cancel();
+  if (!stream_->finished) (void)stream_->Finish("etcd Watch");
+}
+
+absl::StatusOr<std::unique_ptr<EtcdWatch>> EtcdWatch::Open(
+    EtcdClient* client, const WatchOptions& options) {
+  auto stream = std::make_unique<Stream>();
+  stream->stub = etcdserverpb::Watch::NewStub(client->NextChannel());
+  // No deadline: the stream lives until cancelled. "hasleader": a member
+  // cut off from the leader would otherwise keep the watch open and silent;
+  // with it etcd ends the stream (kUnavailable) and we move elsewhere.
+  stream->context.AddMetadata("hasleader", "true");
+  stream->stream = stream->stub->Watch(&stream->context);
+
+  etcdserverpb::WatchRequest request;
+  auto* create = request.mutable_create_request();
+  create->set_key(options.key);
+  create->set_range_end(options.range_end);
+  create->set_start_revision(options.start_revision);
+  create->set_prev_kv(options.prev_kv);
+  create->set_progress_notify(options.progress_notify);
+  if (!stream->stream->Write(request)) {
+    return stream->Finish("etcd Watch");
+  }
+  etcdserverpb::WatchResponse response;
+  if (!stream->stream->Read(&response)) return stream->Finish("etcd Watch");
+  if (!response.created()) {
+    stream->context.TryCancel();
+    (void)stream->Finish("etcd Watch");
+    return absl::InternalError("etcd Watch: the first answer was no creation");
+  }
+  if (response.canceled()) {
+    stream->context.TryCancel();
+    (void)stream->Finish("etcd Watch");
+    if (response.compact_revision() != 0) {
+      return CompactedError("etcd Watch: start revision compacted",
+                            response.compact_revision());
+    }
+    return absl::AbortedError("etcd Watch: refused: " +
+                              response.cancel_reason());
+  }
+  return std::unique_ptr<EtcdWatch>(new EtcdWatch(std::move(stream)));
+}
+
+absl::StatusOr<WatchBatch> EtcdWatch::Next() {
+  if (!ended_.ok()) return ended_;
+  etcdserverpb::WatchResponse response;
+  while (true) {
+    if (!stream_->stream->Read(&response)) {
+      ended_ = stream_->Finish("etcd Watch");
+      return ended_;
+    }
+    if (response.canceled() || response.compact_revision() != 0) {
+      if (response.compact_revision() != 0) {
+        ended_ = CompactedError(
+            absl::StrCat("etcd Watch: revisions before ",
+                         response.compact_revision(), " were compacted"),
+            response.compact_revision());
+      } else {
+        ended_ = absl::AbortedError("etcd Watch: cancelled by etcd: " +
+                                    response.cancel_reason());
+      }
+      Cancel();
+      (void)stream_->Finish("etcd Watch");
+      return ended_;
+    }
+    // A second "created" cannot come on a stream with one watch; skip it.
+    if (response.created()) continue;
+    WatchBatch batch;
+    batch.revision = response.header().revision();
+    for (const auto& event : response.events()) {
+      WatchEvent ours;
+      ours.type = event.type() == mvccpb::Event::DELETE
+                      ? WatchEvent::Type::kDelete
+                      : WatchEvent::Type::kPut;
+      ours.kv = FromProto(event.kv());
+      if (event.has_prev_kv()) ours.prev_kv = FromProto(event.prev_kv());
+      batch.events.push_back(std::move(ours));
+    }
+    return batch;
+  }
+}
+
+absl::Status EtcdWatch::RequestProgress() {
+  absl::MutexLock lock(&write_mu_);
+  if (cancelled_) return absl::UnavailableError("etcd Watch: over");
+  etcdserverpb::WatchRequest request;
+  request.mutable_progress_request();
+  if (!stream_->stream->Write(request)) {
+    return absl::UnavailableError("etcd Watch: the stream broke");
+  }
+  return absl::OkStatus();
+}
+
+void EtcdWatch::Cancel() {
+  absl::MutexLock lock(&write_mu_);
+  if (cancelled_) return;
+  cancelled_ = true;
+  stream_->context.TryCancel();
+}
+
+}  // namespace chat::registry::etcd

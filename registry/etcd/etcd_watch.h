@@ -1,0 +1,111 @@
+// One etcd Watch stream over a key or a range of keys, read by pulling:
+// the registry's index is fed by one of these, resumed from the revision it
+// last saw.
+
+#ifndef CHAT_REGISTRY_ETCD_ETCD_WATCH_H_
+#define CHAT_REGISTRY_ETCD_ETCD_WATCH_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "registry/etcd/etcd_client.h"
+
+namespace chat::registry::etcd {
+
+struct WatchOptions {
+  std::string key;
+  std::string range_end;  // Empty: `key` alone. See PrefixEnd().
+  // The first revision to report (inclusive); 0 = changes after now. To
+  // resume after revision R, ask R + 1.
+  int64_t start_revision = 0;
+  // Each DELETE and PUT also carries the key as it was before.
+  bool prev_kv = false;
+  // etcd sends an empty batch with the current revision now and then when
+  // nothing changes (every 10 minutes unless the member is configured
+  // otherwise), so an idle watcher's revision does not fall behind the
+  // compaction point. RequestProgress() asks for one at once.
+  bool progress_notify = false;
+
+  static WatchOptions Prefix(const std::string& prefix,
+                             int64_t start_revision = 0);
+};
+
+struct WatchEvent {
+  enum class Type { kPut, kDelete };
+  Type type = Type::kPut;
+  // For kDelete: the key, and mod_revision = the revision of the delete;
+  // value and create_revision are empty.
+  KeyValue kv;
+  std::optional<KeyValue> prev_kv;  // With WatchOptions::prev_kv.
+};
+
+// What one response of the stream carried.
+struct WatchBatch {
+  // The store's revision when etcd sent this; every event is at or below.
+  // A batch with no events is a progress notification: nothing in the
+  // watched range changed up to `revision`.
+  int64_t revision = 0;
+  std::vector<WatchEvent> events;  // In commit order.
+};
+
+// EtcdWatch: a started watch; Next() hands its batches in order.
+//
+// Events come exactly as etcd committed them: once each, in revision order,
+// and only committed changes. After an error the watch is over; open a new
+// one from the last revision seen + 1, or from a snapshot when
+// IsCompacted(error).
+//
+// Thread-safe in this shape: one thread calls Next(); any thread may call
+// RequestProgress() and Cancel(). Destroy it only when no Next() runs (call
+// Cancel() and let the reader return first).
+class EtcdWatch {
+ public:
+  // Opens the stream on the client's next endpoint and waits until etcd
+  // has created the watch. Errors as FromEtcdStatus; `client` is not owned
+  // and must outlive this.
+  static absl::StatusOr<std::unique_ptr<EtcdWatch>> Open(
+      EtcdClient* client, const WatchOptions& options);
+
+  // Cancels the stream if it still runs.
+  ~EtcdWatch();
+  EtcdWatch(const EtcdWatch&) = delete;
+  EtcdWatch& operator=(const EtcdWatch&) = delete;
+
+  // Blocks until the next batch. Errors (the watch is over after any):
+  //   IsCompacted()   start_revision was compacted away (CompactRevision()
+  //                   is the oldest revision left): resync from a snapshot;
+  //   kCancelled      Cancel() was called;
+  //   kUnavailable    the stream broke (member down, network): reopen from
+  //                   the last revision seen + 1, on another endpoint;
+  //   others          etcd cancelled the watch for its own reason (as
+  //                   FromEtcdStatus, or kAborted with etcd's reason).
+  absl::StatusOr<WatchBatch> Next();
+
+  // Asks etcd for a progress notification now (a batch without events).
+  // kUnavailable when the stream is over.
+  absl::Status RequestProgress();
+
+  // Ends the watch from any thread: a blocked Next() returns kCancelled.
+  void Cancel();
+
+ private:
+  struct Stream;
+  explicit EtcdWatch(std::unique_ptr<Stream> stream);
+
+  const std::unique_ptr<Stream> stream_;
+  absl::Mutex write_mu_;  // gRPC allows one writer at a time.
+  bool cancelled_ ABSL_GUARDED_BY(write_mu_) = false;
+  // Set once Next() returned an error (read only by the Next() thread).
+  absl::Status ended_;
+};
+
+}  // namespace chat::registry::etcd
+
+#endif  // CHAT_REGISTRY_ETCD_ETCD_WATCH_H_
