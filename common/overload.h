@@ -19,7 +19,7 @@
 namespace chat {
 
 inline constexpr int kDefaultMaxCallsInProgress = 1000;
-inline constexpr int kDefaultMaxStreamsPerConnection = 200;
+inline constexpr int kDefaultMaxStreamsPerConnection = 20;
 
 // How much a server takes on at once (docs/limits.md, "Calls in progress").
 struct OverloadOptions {
@@ -31,7 +31,12 @@ struct OverloadOptions {
   // (GRPC_ARG_MAX_CONCURRENT_STREAMS, --max-streams-per-connection): the
   // outer bound on what waits inside gRPC before a handler runs. A client
   // past it waits on its own side, where its deadline ends the wait, instead
-  // of queueing in the server.
+  // of queueing in the server. It is not a bound on memory by itself: as
+  // measured, a server short of CPU keeps calls its clients have cancelled
+  // (a few KB each) at a rate that grows with connections x this. 20 keeps that
+  // small (200 let a registry on a third of a core reach 1 GB in 5 s under 8
+  // connections, docs/benchmarks.md) and is still far more than one client's
+  // calls at once (a peer has a Watch, a Listen and a call or two).
   int max_streams_per_connection = kDefaultMaxStreamsPerConnection;
   // What deadlines are compared with: gRPC's are wall-clock times, so the
   // real clock; a test sets a FakeClock (its wall runs ahead of the real one)
