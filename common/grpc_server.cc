@@ -119,11 +119,6 @@ AcceptLoopWatch::Action AcceptLoopWatch::Decide(MonoTime now,
   return Action::kRelisten;
 }
 
-void AcceptLoopWatch::ProbeOpened(MonoTime /*now*/, bool /*ok*/) {
-  // Nothing to change: without a probe the stall clock runs on, and a
-  // process out of fds has a stopped accept loop as soon as anyone connects.
-}
-
 void AcceptLoopWatch::Relistened(MonoTime now, bool ok) {
   if (ok) {
     state_ = State::kHealthy;
@@ -373,10 +368,10 @@ void SupervisedServer::Say(const std::string& line) const {
 std::optional<Millis> SupervisedServer::Step() {
   AcceptLoopWatch::Look look;
   look.connections_waiting = ConnectionsWaiting(listeners_);
-  look.probe_out = probe_fd_ >= 0;
-  look.probe_accepted = look.probe_out && ProbeAccepted(probe_fd_);
+  const bool probe_out = probe_fd_ >= 0;
+  look.probe_accepted = probe_out && ProbeAccepted(probe_fd_);
   // Counting fds costs a pass over /proc/self/fd: only when it matters.
-  if (look.connections_waiting || look.probe_out || watch_.stopped()) {
+  if (look.connections_waiting || probe_out || watch_.stopped()) {
     look.fd_limit = SoftFdLimit();
     look.open_fds = CountOpenFds().value_or(look.fd_limit);
   }
@@ -388,7 +383,6 @@ std::optional<Millis> SupervisedServer::Step() {
       break;
     case AcceptLoopWatch::Action::kOpenProbe:
       probe_fd_ = listeners_.empty() ? -1 : OpenProbe(listeners_.front());
-      watch_.ProbeOpened(now, probe_fd_ >= 0);
       break;
     case AcceptLoopWatch::Action::kCloseProbe:
       ::close(probe_fd_);

@@ -107,8 +107,8 @@ class AcceptLoopWatch {
   // What the supervisor saw at one look.
   struct Look {
     bool connections_waiting = false;  // The listen queue is not empty.
-    bool probe_out = false;            // Our probe connection is open...
-    bool probe_accepted = false;       // ...and the server has accepted it.
+    // Our probe connection is open and the server has accepted it.
+    bool probe_accepted = false;
     uint64_t open_fds = 0;
     uint64_t fd_limit = 0;  // Soft RLIMIT_NOFILE; 0: unknown.
   };
@@ -123,13 +123,11 @@ class AcceptLoopWatch {
 
   explicit AcceptLoopWatch(Options options) : options_(options) {}
 
-  // The next thing to do, given what was seen `now`. kOpenProbe and
-  // kRelisten must be followed by ProbeOpened / Relistened.
+  // The next thing to do, given what was seen `now`. kRelisten must be
+  // followed by Relistened. After kOpenProbe the stall clock runs whether or
+  // not a probe could be opened: a process with no fd for it has a stopped
+  // accept loop as soon as anyone connects.
   Action Decide(MonoTime now, const Look& look);
-
-  // Whether opening the probe worked (false: no fd for it, which alone says
-  // fds are short; the stall clock runs on).
-  void ProbeOpened(MonoTime now, bool ok);
 
   // The outcome of a kRelisten.
   void Relistened(MonoTime now, bool ok);

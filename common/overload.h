@@ -31,7 +31,14 @@ struct OverloadOptions {
   // (GRPC_ARG_MAX_CONCURRENT_STREAMS, --max-streams-per-connection): the
   // outer bound on what waits inside gRPC before a handler runs. A client
   // past it waits on its own side, where its deadline ends the wait, instead
-  // of queueing in the server.
+  // of queueing in the server. It is not a bound on memory by itself: as
+  // measured, a server short of CPU keeps calls its clients have cancelled
+  // (a few KB each) at a rate that grows with connections x this. 20 kept a
+  // registry on a third of a core at 94 MB where 200 reached 1 GB in 5 s
+  // under 8 connections (docs/benchmarks.md, docs/limits.md). The default
+  // stays 200 until the bound is shown on one connection by a test and its
+  // cost is measured: a peer's window sends 64 messages at once on one
+  // connection, and chat-bench drives 64 calls on one.
   int max_streams_per_connection = kDefaultMaxStreamsPerConnection;
   // What deadlines are compared with: gRPC's are wall-clock times, so the
   // real clock; a test sets a FakeClock (its wall runs ahead of the real one)

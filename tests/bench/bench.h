@@ -68,6 +68,11 @@ struct BenchOptions {
   // the same cores.
   std::vector<int> driver_cpus;
   std::vector<int> server_cpus;
+  // A cgroup directory the binaries started with --system join (e.g.
+  // /sys/fs/cgroup/cpu/bench with cpu.cfs_quota_us set by the operator), so
+  // that the server gets less than one core and a driver on one core can
+  // offer it twice what it serves; "": none.
+  std::string server_cgroup;
 };
 
 struct ScenarioResult {

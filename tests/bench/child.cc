@@ -40,7 +40,8 @@ int ExitStatus(int status) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
-    const std::vector<std::string>& argv, const std::vector<int>& cpus) {
+    const std::vector<std::string>& argv, const std::vector<int>& cpus,
+    const std::string& cgroup) {
   if (argv.empty()) return absl::InvalidArgumentError("no program to start");
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0) {
@@ -65,6 +66,8 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   cpu_set_t cpu_set;
   CPU_ZERO(&cpu_set);
   for (int cpu : cpus) CPU_SET(cpu, &cpu_set);
+  const std::string cgroup_procs =
+      cgroup.empty() ? "" : absl::StrCat(cgroup, "/cgroup.procs");
 
   std::unique_ptr<ChildProcess> child(new ChildProcess());
   child->spawned_at_ = std::chrono::steady_clock::now();
@@ -88,6 +91,12 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     }
     if (!cpus.empty() && sched_setaffinity(0, sizeof(cpu_set), &cpu_set) != 0) {
       _exit(127);
+    }
+    if (!cgroup_procs.empty()) {
+      // "0" is the writer itself, in cgroup v1 and v2 alike.
+      const int fd = open(cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, "0\n", 2) != 2) _exit(127);
+      close(fd);
     }
     execv(args[0], args.data());
     _exit(127);
@@ -213,6 +222,20 @@ absl::StatusOr<ProcessMemory> ChildProcess::Memory() const {
     return absl::UnavailableError("the child has exited");
   }
   return ReadProcessMemory(std::to_string(pid_));
+}
+
+absl::Status ChildProcess::ResetPeakMemory() const {
+  if (exit_status_.has_value()) {
+    return absl::UnavailableError("the child has exited");
+  }
+  // "5" resets the peak RSS (proc(5), clear_refs).
+  std::ofstream clear(absl::StrCat("/proc/", pid_, "/clear_refs"));
+  clear << "5\n" << std::flush;
+  if (!clear) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot reset the peak memory of ", pid_));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int> ChildProcess::WaitForExit(Millis timeout) {

@@ -41,10 +41,19 @@ class ChildProcess {
   // Starts `argv` (argv[0] is the path), its stdin a pipe held open by this
   // object, stdout and stderr read line by line by two threads of this
   // object. The child is killed if chat-bench dies. It runs on `cpus` when
-  // not empty (sched_setaffinity, before exec). kUnavailable when it cannot
-  // start.
+  // not empty (sched_setaffinity, before exec), and in the cgroup `cgroup`
+  // (a directory such as /sys/fs/cgroup/cpu/bench, made by the caller with
+  // the limits wanted) when not empty: the child writes itself into its
+  // cgroup.procs before exec. kUnavailable when it cannot start (a child
+  // that cannot join the cgroup exits 127 before exec).
   static absl::StatusOr<std::unique_ptr<ChildProcess>> Spawn(
-      const std::vector<std::string>& argv, const std::vector<int>& cpus = {});
+      const std::vector<std::string>& argv, const std::vector<int>& cpus = {},
+      const std::string& cgroup = "");
+
+  // Resets the child's VmHWM to its VmRSS now (/proc/PID/clear_refs), so
+  // that Memory().hwm_mb is the peak from here on. kUnavailable when the
+  // kernel refuses.
+  absl::Status ResetPeakMemory() const;
 
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;

@@ -126,6 +126,13 @@ int Run(const po::variables_map& vm) {
                                 std::strerror(errno)));
     }
   }
+  options.server_cgroup = vm["server-cgroup"].as<std::string>();
+  if (!options.server_cgroup.empty() &&
+      access((options.server_cgroup + "/cgroup.procs").c_str(), W_OK) != 0) {
+    return Usage(absl::StrCat("--server-cgroup: cannot write ",
+                              options.server_cgroup,
+                              "/cgroup.procs: ", std::strerror(errno)));
+  }
   options.overload_factor = vm["overload-factor"].as<double>();
   if (!std::isfinite(options.overload_factor) ||
       options.overload_factor < 0.1 || options.overload_factor > 100) {
@@ -233,7 +240,11 @@ int main(int argc, char** argv) {
       "server-cpus", po::value<std::string>()->default_value(""),
       "--system: CPUs the binaries started run on, a comma list; default: "
       "any. Apart from --driver-cpus, the overload measures the registry, "
-      "not a load generator taking its cores");
+      "not a load generator taking its cores")(
+      "server-cgroup", po::value<std::string>()->default_value(""),
+      "--system: a cgroup directory the binaries started join (its "
+      "cgroup.procs), e.g. one with a CPU quota below one core so that the "
+      "driver can offer twice what the registry serves; default: none");
   chat::CommandLine command_line;
   command_line.program = "chat-bench";
   command_line.synopsis = "chat-bench [OPTIONS]";

@@ -74,6 +74,10 @@ for f in kinds.get("fill", []):
 for o in kinds.get("overload", []):
     if o["violations"] != 0 or not o["registry_alive"] or not o["answers_after"]:
         problems.append(f"overload: {o}")
+    # Whether the driver offered the rate asked decides if goodput is judged.
+    if abs(o["offered_share"] - 0.95) > 0.001 and \
+            o["judged"] != (o["offered_share"] >= 0.95):
+        problems.append(f"overload judged wrongly: {o}")
     # How many calls fit in the short window depends on how busy the machine
     # is (a stalled scheduler can skip it whole), so only the answers are
     # checked here, not their number.
@@ -85,7 +89,8 @@ PY
 
 echo "== usage errors exit 2"
 for args in "--scenario nope" "--concurrency 0" "--duration 0" "--compare --rounds 2" \
-    "--system nope" "--overload-factor 0" "--deadline-ms 0"; do
+    "--system nope" "--overload-factor 0" "--deadline-ms 0" \
+    "--system overload --server-cgroup /nonexistent"; do
   code=0
   # shellcheck disable=SC2086
   "$bench" $args >/dev/null 2>&1 || code=$?

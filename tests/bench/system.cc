@@ -34,6 +34,10 @@ constexpr double kRegistryTargetMb = 150;
 constexpr double kPeerTargetMb = 30;
 constexpr double kReadyTargetMs = 300;
 constexpr double kOverloadTargetRatio = 0.8;
+// The goodput target is judged only when chat-bench started at least this
+// share of the calls it was asked to: below, the driver, not the server, was
+// what saturated (give the server less CPU: --server-cgroup).
+constexpr double kOfferedShareJudged = 0.95;
 // The million-name targets of issue 12 (memory mode, --names > 100000).
 constexpr double kScaleRegistryTargetMb = 700;
 constexpr double kScaleResolveTargetRatio = 0.9;  // Of resolve with 100.
@@ -223,7 +227,7 @@ class SystemBench {
                                            const std::string& needle,
                                            bool on_stderr, ChildLine* line) {
     absl::StatusOr<std::unique_ptr<ChildProcess>> child =
-        ChildProcess::Spawn(argv, options_.server_cpus);
+        ChildProcess::Spawn(argv, options_.server_cpus, options_.server_cgroup);
     if (!child.ok()) {
       CannotStart(absl::StrCat(argv[0], ": ", child.status().message()));
       return nullptr;
@@ -790,6 +794,9 @@ class SystemBench {
     open.duration = options_.duration;
     std::unique_ptr<Workload> resolve = NewResolveWorkload(
         channels, open.slots, names_, options_.call_deadline);
+    // VmHWM of this overload alone, not of the fill or an earlier overload.
+    const absl::Status reset = registry_->ResetPeakMemory();
+    if (!reset.ok()) Note(std::string(reset.message()));
     const CpuMeter cpu(registry_->pid());
     const OpenLoopResult r = RunOpenLoop(*resolve, open);
     const auto [registry_cores, bench_cores] = cpu.Cores();
@@ -815,21 +822,32 @@ class SystemBench {
     const double goodput =
         seconds > 0 ? static_cast<double>(r.load.calls) / seconds : 0;
     const double ratio = goodput / peak;
+    const double offered_share = open.rate > 0 ? offered / open.rate : 0;
+    const bool judged = offered_share >= kOfferedShareJudged;
     const LatencySummary latency = Summarize(r.load.latencies_us);
     absl::StatusOr<ProcessMemory> memory = registry_->Memory();
     const double hwm = memory.ok() ? memory->hwm_mb : 0;
-    const bool met = alive && answers && violations == 0 &&
+    const bool met = judged && alive && answers && violations == 0 &&
                      ratio >= kOverloadTargetRatio && hwm <= kRegistryTargetMb;
+    const std::string verdict =
+        met      ? "met"
+        : judged ? "MISSED"
+                 : absl::StrFormat(
+                       "NOT JUDGED (chat-bench offered only %.2fx of the rate "
+                       "asked; at least %.2fx is needed to judge the server)",
+                       offered_share, kOfferedShareJudged);
     Emit(absl::StrCat(
              "{\"kind\":\"overload\",\"peak_calls_per_s\":", Fixed(peak, 1),
              ",\"peak_concurrency\":", peak_concurrency, ",\"connections\":",
              connections, ",\"factor\":", Fixed(options_.overload_factor, 2),
              ",\"deadline_ms\":", options_.call_deadline.count(),
              ",\"target_rate\":", Fixed(open.rate, 1), ",\"offered_per_s\":",
-             Fixed(offered, 1), ",\"skipped\":", r.skipped,
-             ",\"slots\":", open.slots, ",\"ok_calls\":", r.load.calls,
-             ",\"ok_per_s\":", Fixed(goodput, 1), ",\"ratio_to_peak\":",
-             Fixed(ratio, 3), ",\"errors\":", r.load.errors,
+             Fixed(offered, 1), ",\"offered_share\":", Fixed(offered_share, 3),
+             ",\"judged\":", judged ? "true" : "false",
+             ",\"skipped\":", r.skipped, ",\"slots\":", open.slots,
+             ",\"ok_calls\":", r.load.calls, ",\"ok_per_s\":",
+             Fixed(goodput, 1), ",\"ratio_to_peak\":", Fixed(ratio, 3),
+             ",\"errors\":", r.load.errors,
              ",\"error_codes\":", ErrorCountsJson(r.load.error_counts),
              ",\"violations\":", violations,
              ",\"violation_codes\":", ErrorCountsJson(violating),
@@ -845,23 +863,24 @@ class SystemBench {
          absl::StrFormat(
              "overload resolve open loop at %.2fx peak (%.0f/s of peak %.0f/s "
              "at conc %d), %d connections, deadline %d ms, %d slots\n"
-             "overload offered %.0f/s (%d not sent: no free slot), ok %.0f/s "
+             "overload offered %.0f/s = %.2fx of the rate asked (%d not sent: "
+             "no free slot), ok %.0f/s "
              "= %.2fx peak, p50 %d us, p99 %d us; ok per second: %s; cpu: "
              "registry %.2f, chat-bench %.2f cores (warm-up and drain "
              "included)\n"
              "overload errors: %s; violations (not RESOURCE_EXHAUSTED/"
              "UNAVAILABLE/DEADLINE_EXCEEDED): %d; registry alive: %s, answers "
              "after: %s, "
-             "VmHWM %.1f MB\n"
+             "VmHWM %.1f MB during this overload\n"
              "overload target (alive, only allowed errors, ok >= %.2fx peak, "
              "VmHWM <= %.0f MB): %s",
              options_.overload_factor, open.rate, peak, peak_concurrency,
              connections, options_.call_deadline.count(), open.slots, offered,
-             r.skipped, goodput, ratio, latency.p50_us, latency.p99_us,
-             per_second, registry_cores, bench_cores,
+             offered_share, r.skipped, goodput, ratio, latency.p50_us,
+             latency.p99_us, per_second, registry_cores, bench_cores,
              ErrorCountsText(r.load.error_counts), violations,
              alive ? "yes" : "NO", answers ? "yes" : "NO", hwm,
-             kOverloadTargetRatio, kRegistryTargetMb, met ? "met" : "MISSED"));
+             kOverloadTargetRatio, kRegistryTargetMb, verdict));
     if (violations > 0) {
       Failed(
           "the overload saw errors other than RESOURCE_EXHAUSTED/"

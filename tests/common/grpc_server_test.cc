@@ -20,11 +20,9 @@ Look Quiet() {
   return look;
 }
 
-Look Waiting(bool probe_out = true, bool accepted = false,
-             uint64_t open_fds = 20) {
+Look Waiting(bool accepted = false, uint64_t open_fds = 20) {
   Look look = Quiet();
   look.connections_waiting = true;
-  look.probe_out = probe_out;
   look.probe_accepted = accepted;
   look.open_fds = open_fds;
   return look;
@@ -58,10 +56,8 @@ TEST_F(AcceptLoopWatchTest, ABusyServerThatTakesTheProbeIsNeverReplaced) {
   // Connections wait at every look (heavy churn), but each probe is taken.
   AcceptLoopWatch watch(Defaults());
   for (int64_t t = 0; t < 60000; t += 2000) {
-    ASSERT_EQ(watch.Decide(At(t), Waiting(/*probe_out=*/false)),
-              Action::kOpenProbe);
-    watch.ProbeOpened(At(t), true);
-    ASSERT_EQ(watch.Decide(At(t + 1000), Waiting(true, /*accepted=*/true)),
+    ASSERT_EQ(watch.Decide(At(t), Waiting()), Action::kOpenProbe);
+    ASSERT_EQ(watch.Decide(At(t + 1000), Waiting(/*accepted=*/true)),
               Action::kCloseProbe);
   }
   EXPECT_FALSE(watch.stopped());
@@ -69,8 +65,7 @@ TEST_F(AcceptLoopWatchTest, ABusyServerThatTakesTheProbeIsNeverReplaced) {
 
 TEST_F(AcceptLoopWatchTest, AProbeLeftWaitingPastTheStallMeansRelisten) {
   AcceptLoopWatch watch(Defaults());
-  ASSERT_EQ(watch.Decide(At(0), Waiting(false)), Action::kOpenProbe);
-  watch.ProbeOpened(At(0), true);
+  ASSERT_EQ(watch.Decide(At(0), Waiting()), Action::kOpenProbe);
   EXPECT_EQ(watch.Decide(At(1000), Waiting()), Action::kNothing);
   EXPECT_EQ(watch.Decide(At(2999), Waiting()), Action::kNothing);
   EXPECT_FALSE(watch.stopped());
@@ -82,65 +77,51 @@ TEST_F(AcceptLoopWatchTest, AProbeLeftWaitingPastTheStallMeansRelisten) {
 
 TEST_F(AcceptLoopWatchTest, ALateAcceptBeforeTheStallIsHealthy) {
   AcceptLoopWatch watch(Defaults());
-  ASSERT_EQ(watch.Decide(At(0), Waiting(false)), Action::kOpenProbe);
-  watch.ProbeOpened(At(0), true);
-  EXPECT_EQ(watch.Decide(At(2000), Waiting(true, true)), Action::kCloseProbe);
+  ASSERT_EQ(watch.Decide(At(0), Waiting()), Action::kOpenProbe);
+  EXPECT_EQ(watch.Decide(At(2000), Waiting(true)), Action::kCloseProbe);
   EXPECT_EQ(watch.Decide(At(5000), Quiet()), Action::kNothing);
 }
 
 TEST_F(AcceptLoopWatchTest, WaitsForFdsThenRelistens) {
   AcceptLoopWatch watch(Defaults());
-  ASSERT_EQ(watch.Decide(At(0), Waiting(false)), Action::kOpenProbe);
-  watch.ProbeOpened(At(0), false);  // No fd even for the probe.
+  ASSERT_EQ(watch.Decide(At(0), Waiting()), Action::kOpenProbe);
   // 768 = 0.75 * 1024: still short.
-  EXPECT_EQ(watch.Decide(At(3000), Waiting(false, false, 1024)),
-            Action::kWaitForFds);
+  EXPECT_EQ(watch.Decide(At(3000), Waiting(false, 1024)), Action::kWaitForFds);
   EXPECT_TRUE(watch.stopped());
   // Said once, not at every look.
-  EXPECT_EQ(watch.Decide(At(4000), Waiting(false, false, 768)),
-            Action::kNothing);
-  EXPECT_EQ(watch.Decide(At(5000), Waiting(false, false, 767)),
-            Action::kRelisten);
+  EXPECT_EQ(watch.Decide(At(4000), Waiting(false, 768)), Action::kNothing);
+  EXPECT_EQ(watch.Decide(At(5000), Waiting(false, 767)), Action::kRelisten);
 }
 
 TEST_F(AcceptLoopWatchTest, RelistensAnywayAfterTheLongestWaitForFds) {
   // The dead server's own handshaken connections may hold the fds; only
   // replacing it frees them.
   AcceptLoopWatch watch(Defaults());
-  ASSERT_EQ(watch.Decide(At(0), Waiting(false)), Action::kOpenProbe);
-  watch.ProbeOpened(At(0), false);
-  EXPECT_EQ(watch.Decide(At(3000), Waiting(false, false, 1024)),
-            Action::kWaitForFds);
-  EXPECT_EQ(watch.Decide(At(32999), Waiting(false, false, 1024)),
-            Action::kNothing);
-  EXPECT_EQ(watch.Decide(At(33000), Waiting(false, false, 1024)),
-            Action::kRelisten);
+  ASSERT_EQ(watch.Decide(At(0), Waiting()), Action::kOpenProbe);
+  EXPECT_EQ(watch.Decide(At(3000), Waiting(false, 1024)), Action::kWaitForFds);
+  EXPECT_EQ(watch.Decide(At(32999), Waiting(false, 1024)), Action::kNothing);
+  EXPECT_EQ(watch.Decide(At(33000), Waiting(false, 1024)), Action::kRelisten);
 }
 
 TEST_F(AcceptLoopWatchTest, AnUnknownLimitNeverHoldsARelistenBack) {
   AcceptLoopWatch watch(Defaults());
-  Look look = Waiting(false, false, 100000);
+  Look look = Waiting(false, 100000);
   look.fd_limit = 0;
   ASSERT_EQ(watch.Decide(At(0), look), Action::kOpenProbe);
-  watch.ProbeOpened(At(0), true);
-  look.probe_out = true;
   EXPECT_EQ(watch.Decide(At(3000), look), Action::kRelisten);
 }
 
 TEST_F(AcceptLoopWatchTest, AFailedRelistenBacksOffDoublingUpToTheMost) {
   AcceptLoopWatch watch(Defaults());
-  ASSERT_EQ(watch.Decide(At(0), Waiting(false)), Action::kOpenProbe);
-  watch.ProbeOpened(At(0), true);
+  ASSERT_EQ(watch.Decide(At(0), Waiting()), Action::kOpenProbe);
   ASSERT_EQ(watch.Decide(At(3000), Waiting()), Action::kRelisten);
   int64_t now = 3000;
   for (int64_t backoff : {500, 1000, 2000, 4000, 4000}) {
     watch.Relistened(At(now), false);
     EXPECT_TRUE(watch.stopped());
-    EXPECT_EQ(watch.Decide(At(now + backoff - 1), Waiting(false)),
-              Action::kNothing)
+    EXPECT_EQ(watch.Decide(At(now + backoff - 1), Waiting()), Action::kNothing)
         << backoff;
-    EXPECT_EQ(watch.Decide(At(now + backoff), Waiting(false)),
-              Action::kRelisten)
+    EXPECT_EQ(watch.Decide(At(now + backoff), Waiting()), Action::kRelisten)
         << backoff;
     now += backoff;
   }
