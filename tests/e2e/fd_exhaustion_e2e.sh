@@ -158,7 +158,9 @@ alice_port=$(timeout 20 "$bin_dir/chatctl" --registry "$registry" resolve alice 
 say bob "@alice before the flood"
 wait_for_file "$work/alice.out" '"text":"before the flood"'
 wait_for_file "$work/bob.out" '"status":"delivered"' 1
-exhaust "$alice_port" "$work/alice.err"
+# A peer writes its log lines, the supervisor's included, to NAME.log in
+# its data directory, not to the terminal.
+exhaust "$alice_port" "$work/data/alice.log"
 kill -0 "${peer_pid[alice]}" || fail "alice's peer died"
 within 30 healthy "$alice_port" ||
   fail "alice's listener did not answer within 30 s after the flood"
