@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/json.h"
+#include "peer/plain_words.h"
 
 namespace chat::peer {
 namespace {
@@ -52,17 +53,6 @@ const char* StatusName(SendStatus status) {
       return "failed";
   }
   return "failed";
-}
-
-// 12345 -> "12,345".
-std::string WithCommas(int64_t n) {
-  std::string digits = absl::StrCat(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
 }
 
 // How many names a line shows at most; the rest are counted.

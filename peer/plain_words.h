@@ -1,11 +1,13 @@
-// What the user reads when a call to the registry fails: one plain
+// Plain words for the user: when a call to the registry fails, one plain
 // sentence, never gRPC's text ("failed to connect to all addresses; last
 // error: UNKNOWN: ipv4:..."), which goes to the event's detail (--verbose,
-// JSON) as Transport's statuses do (peer/transport.h).
+// JSON) as Transport's statuses do (peer/transport.h); counts as people
+// read them.
 
 #ifndef CHAT_PEER_PLAIN_WORDS_H_
 #define CHAT_PEER_PLAIN_WORDS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -29,6 +31,9 @@ std::string RegistryFailureText(const absl::Status& status,
 // The same as a kError event with `status` as its detail.
 PeerEvent RegistryErrorEvent(const absl::Status& status,
                              const std::string& doing);
+
+// 12345 -> "12,345"; -12345 -> "-12,345".
+std::string WithCommas(int64_t n);
 
 }  // namespace chat::peer
 

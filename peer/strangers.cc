@@ -4,21 +4,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "peer/plain_words.h"
 #include "registry/names.h"
 
 namespace chat::peer {
 namespace {
-
-// 12345 -> "12,345".
-std::string WithCommas(int64_t n) {
-  const std::string digits = absl::StrCat(n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 // Where keys go when the map is full of busy ones.
 constexpr char kShared[] = "";
