@@ -285,6 +285,45 @@ TEST_F(TwoRegistriesTest, ABigAckCommitsInChunks) {
   EXPECT_EQ(stats->count, 0u);  // Receipts are not messages.
 }
 
+// etcd restarts under two registries: B's arrival watch breaks and opens
+// again (from the last revision it reported), and A's next deposit wakes
+// B's listener as before. A deposit while etcd is down is refused and not
+// stored.
+TEST(EtcdMailboxRestartTest, ArrivalsResumeAfterEtcdComesBack) {
+  auto cluster = EtcdCluster::Start();
+  ASSERT_THAT(cluster, IsOk());
+  EtcdConfig config;
+  config.endpoints = (*cluster)->ClientEndpoints();
+  config.call_timeout = absl::Seconds(2);
+  auto client_a = EtcdClient::Create(config);
+  ASSERT_THAT(client_a, IsOk());
+  auto client_b = EtcdClient::Create(config);
+  ASSERT_THAT(client_b, IsOk());
+  FakeClock clock;
+  auto a = OpenEtcdMailbox(client_a->get(), "/chat/v1/", clock);
+  ASSERT_THAT(a, IsOk());
+  auto b = OpenEtcdMailbox(client_b->get(), "/chat/v1/", clock);
+  ASSERT_THAT(b, IsOk());
+  std::atomic<int> calls{0};
+  auto subscription = (*b)->OnArrival("bob", [&] { ++calls; });
+  ASSERT_THAT((*a)->Deposit(Message("alice", "bob", "before")), IsOk());
+  ASSERT_TRUE(WaitFor([&] { return calls.load() >= 1; }));
+
+  ASSERT_THAT((*cluster)->Stop(0), IsOk());
+  EXPECT_THAT((*a)->Deposit(Message("alice", "bob", "down")),
+              StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_THAT((*cluster)->Restart(0), IsOk());
+  // The client may need a moment to reconnect: its first calls can fail.
+  ASSERT_TRUE(WaitFor(
+      [&] { return (*a)->Deposit(Message("alice", "bob", "after")).ok(); },
+      std::chrono::seconds(30)));
+  EXPECT_TRUE(
+      WaitFor([&] { return calls.load() >= 2; }, std::chrono::seconds(30)));
+  auto items = (*b)->Peek("bob", 0, 10);
+  ASSERT_THAT(items, IsOk());
+  EXPECT_THAT(*items, SizeIs(2));  // "down" was refused and not stored.
+}
+
 // A full etcd (the NOSPACE alarm): deposits are refused with
 // kResourceExhausted, every deposit that was acknowledged stays, a refused
 // one is not there, and reads go on.
