@@ -40,6 +40,8 @@ constexpr int kMaxRounds = 32;
 // compare): 12 keep a transaction well under etcd's 128 operations
 // (--max-txn-ops).
 constexpr size_t kItemsPerTxn = 12;
+// What ContentDigest() gives: BLAKE2b-256.
+constexpr size_t kDigestBytes = 32;
 // Gets per read-only transaction: etcd's limit.
 constexpr size_t kReadsPerTxn = 128;
 
@@ -594,6 +596,11 @@ class EtcdMailbox final : public Mailbox {
     // with the counters it compares.
     std::vector<std::string> lookups;
     for (const MailRef& ref : refs) {
+      // Names no item a deposit could have made: nothing to look up.
+      if (ref.id.empty() || ref.id.size() > 64 ||
+          (!ref.digest.empty() && ref.digest.size() != kDigestBytes)) {
+        continue;
+      }
       lookups.push_back(ref.digest.empty()
                             ? layout_.IdPrefix(key, ref.id)
                             : layout_.Id(key, ref.id, ref.digest));
@@ -609,6 +616,11 @@ class EtcdMailbox final : public Mailbox {
       std::string item = layout_.Item(key, value.seq());
       if (seen.insert(item).second) items.push_back(std::move(item));
     }
+    // The peer's receipts by the id they answer.
+    absl::flat_hash_map<std::string, std::vector<const MailItem*>> by_id;
+    for (const MailItem& receipt : receipts) {
+      by_id[receipt.id].push_back(&receipt);
+    }
     // The messages whose receipt was deposited (or dropped): one per id.
     absl::flat_hash_set<std::string> answered;
     size_t removed = 0;
@@ -621,13 +633,15 @@ class EtcdMailbox final : public Mailbox {
           chunk,
           [&](const MailItem& message, MailWrite& write,
               std::vector<std::string>& answered_now) -> absl::Status {
-            for (const MailItem& receipt : receipts) {
-              if (receipt.id != message.id || answered.contains(message.id) ||
-                  std::find(answered_now.begin(), answered_now.end(),
-                            message.id) != answered_now.end() ||
-                  !AcceptsReceipt(key, receipt, message.sender)) {
-                continue;
-              }
+            auto candidates = by_id.find(message.id);
+            if (candidates == by_id.end() || answered.contains(message.id) ||
+                std::find(answered_now.begin(), answered_now.end(),
+                          message.id) != answered_now.end()) {
+              return absl::OkStatus();
+            }
+            for (const MailItem* candidate : candidates->second) {
+              const MailItem& receipt = *candidate;
+              if (!AcceptsReceipt(key, receipt, message.sender)) continue;
               answered_now.push_back(message.id);
               CHAT_RETURN_IF_ERROR(
                   write.Read(client_, write.KeysToInsert(receipt)));
