@@ -260,9 +260,9 @@ class MailWrite {
             absl::Time now)
       : layout_(layout), limits_(limits), now_(now) {}
 
-  // Reads the keys of `keys` not read yet (one key, or a prefix ending in
-  // '/'). With `compare`, the transaction will hold only if none of them
-  // changed meanwhile (for a prefix: only the keys found are compared).
+  // Reads the keys of `keys` not read yet (whole keys, no prefixes), at
+  // one revision when they fit in one read. With `compare`, the
+  // transaction will hold only if none of them changed meanwhile.
   absl::Status Read(EtcdClient& client, const std::vector<std::string>& keys,
                     bool compare = true) {
     std::vector<std::string> missing;
@@ -277,20 +277,10 @@ class MailWrite {
         ReadKeys(client, missing);
     if (!found.ok()) return found.status();
     for (const std::string& key : missing) {
-      if (absl::EndsWith(key, "/")) {
-        read_[key] = std::nullopt;  // Marks the prefix as read.
-        continue;
-      }
       auto it = found->find(key);
       read_[key] = it == found->end() ? std::nullopt
                                       : std::optional<KeyValue>(it->second);
       if (compare) compared_.insert(key);
-    }
-    for (auto& [key, kv] : *found) {
-      if (read_.count(key) == 0) {
-        read_[key] = kv;
-        if (compare) compared_.insert(key);
-      }
     }
     return absl::OkStatus();
   }
@@ -301,16 +291,6 @@ class MailWrite {
     auto it = read_.find(key);
     return it == read_.end() ? kNone : it->second;
   }
-  // The keys read that start with `prefix`, in key order.
-  std::vector<KeyValue> GotPrefix(const std::string& prefix) const {
-    std::vector<KeyValue> kvs;
-    for (auto it = read_.lower_bound(prefix);
-         it != read_.end() && absl::StartsWith(it->first, prefix); ++it) {
-      if (it->second.has_value()) kvs.push_back(*it->second);
-    }
-    return kvs;
-  }
-
   // The keys Insert(item) needs read first.
   std::vector<std::string> KeysToInsert(const MailItem& item) const {
     const std::string key = NameKey(item.recipient);
