@@ -87,7 +87,7 @@ class ServerStream {
 using WatchStream = ServerStream<v1::WatchEvent, WatchEvent>;
 using MailStream = ServerStream<v1::MailItem, MailItem>;
 
-// Thread-safe, except SetAdminToken().
+// Thread-safe, except SetAdminToken() and SetClock().
 class RegistryClient {
  public:
   // `target` is for messages ("registry at localhost:50050 is unreachable").
