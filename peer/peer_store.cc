@@ -21,6 +21,7 @@
 #include "common/sqlite_batch.h"
 #include "common/sqlite_util.h"
 #include "common/status.h"
+#include "peer/inbox_rules.h"
 #include "registry/names.h"
 
 namespace chat::peer {
@@ -326,13 +327,15 @@ class SqlitePeerStore final : public PeerStore {
               "SELECT epoch, next_sequence FROM conversations WHERE "
               "peer_key = ?1");
           select->bind(1, key);
+          std::optional<OutboundCounter> counter;
           if (select->executeStep()) {
-            added->sequence_epoch = select->getColumn(0).getString();
-            added->sequence = select->getColumn(1).getInt64();
-          } else {
-            added->sequence_epoch = RandomHex(8);
-            added->sequence = 1;
+            counter = OutboundCounter{select->getColumn(0).getString(),
+                                      select->getColumn(1).getInt64()};
           }
+          Numbered numbered = NextOutbound(
+              counter, counter.has_value() ? std::string() : RandomHex(8));
+          added->sequence_epoch = std::move(numbered.epoch);
+          added->sequence = numbered.sequence;
           added->sequence_floor = added->sequence;
           ScopedStatement upsert(
               statements_,
@@ -374,8 +377,8 @@ class SqlitePeerStore final : public PeerStore {
   int64_t OutboxFloor(const std::string& recipient, int64_t fallback) override {
     absl::MutexLock lock(&mu_);
     auto it = outstanding_.find(NameKey(recipient));
-    if (it == outstanding_.end() || it->second.empty()) return fallback;
-    return std::min(*it->second.begin(), fallback);
+    if (it == outstanding_.end()) return fallback;
+    return SequenceFloor(it->second, fallback);
   }
 
   void MarkStored(const std::string& id) override {
@@ -456,7 +459,10 @@ class SqlitePeerStore final : public PeerStore {
               "SELECT 1 FROM inbox WHERE sender_key = ?2 AND id = ?1");
           seen->bind(1, message.id);
           seen->bind(2, NameKey(message.from));
-          if (seen->executeStep() || IsReplay(message)) {
+          const bool seen_from_sender = seen->executeStep();
+          seen->reset();
+          if (IsDuplicate(seen_from_sender, message,
+                          WatermarksOf(message.from))) {
             received->duplicate = true;
             return absl::OkStatus();
           }
@@ -534,7 +540,7 @@ class SqlitePeerStore final : public PeerStore {
 
   void ReleaseOverdue(absl::Duration limit, ReceivedCallback done) override {
     auto received = std::make_shared<Received>();
-    const int64_t cutoff = absl::ToUnixMillis(clock_.Wall() - limit);
+    const int64_t cutoff = OverdueBeforeMs(clock_.Wall(), limit);
     batch_->Post(
         [this, cutoff, received](SQLite::Database&) {
           db_mu_.AssertHeld();
@@ -1069,23 +1075,20 @@ class SqlitePeerStore final : public PeerStore {
     history_rows_ -= over->exec();
   }
 
-  // Inside the writer's transaction: whether `message`, whose id is not in
-  // the inbox, was sent no later than a message of its sender whose id was
-  // trimmed: then it may be one of those, sent again.
-  bool IsReplay(const ChatMessage& message)
+  // Inside the writer's transaction: the replay watermarks that bear on
+  // `sender`. From memory: a query here cost every message ~20% of the
+  // writer thread's time (chat-bench send, c=64), which is what limits
+  // throughput.
+  Watermarks WatermarksOf(const std::string& sender)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    if (message.unverified || message.sent_at == absl::InfinitePast()) {
-      return false;  // Anyone could have written it; nothing to protect.
+    Watermarks marks;
+    if (auto it = watermarks_.find(NameKey(sender)); it != watermarks_.end()) {
+      marks.sender_ms = it->second;
     }
-    // From memory: a query here cost every message ~20% of the writer
-    // thread's time (chat-bench send, c=64), which is what limits throughput.
-    const int64_t sent_ms = absl::ToUnixMillis(message.sent_at);
-    for (const std::string& key :
-         {NameKey(message.from), std::string(kEveryone)}) {
-      auto it = watermarks_.find(key);
-      if (it != watermarks_.end() && it->second >= sent_ms) return true;
+    if (auto it = watermarks_.find(kEveryone); it != watermarks_.end()) {
+      marks.everyone_ms = it->second;
     }
-    return false;
+    return marks;
   }
 
   // Inside the writer's transaction: forgets the ids of shown messages
@@ -1115,8 +1118,8 @@ class SqlitePeerStore final : public PeerStore {
     ScopedStatement count(
         statements_, "SELECT count(*) FROM watermarks WHERE sender_key != ''");
     count->executeStep();
-    const int64_t over =
-        count->getColumn(0).getInt64() - limits_.watermark_senders_kept;
+    const int64_t over = WatermarksToFold(count->getColumn(0).getInt64(),
+                                          limits_.watermark_senders_kept);
     count->reset();
     if (over <= 0) return;
     // The oldest ones go: the watermark for everyone becomes the newest of
@@ -1138,11 +1141,11 @@ class SqlitePeerStore final : public PeerStore {
   }
 
   // Inside the writer's transaction: records a message not seen before and
-  // decides what it releases.
+  // releases what Admit() decides.
   void ReceiveLocked(const ChatMessage& message, Received& received)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     const std::string sender_key = NameKey(message.from);
-    if (message.sequence == 0) {  // Not sequenced: shown at once.
+    if (!IsSequenced(message)) {
       Insert(message, sender_key, kReleased);
       received.ready.push_back(message);
       return;
@@ -1151,36 +1154,30 @@ class SqlitePeerStore final : public PeerStore {
         statements_,
         "SELECT epoch, next_sequence FROM inbound WHERE sender_key = ?1");
     select->bind(1, sender_key);
-    int64_t next = message.sequence_floor;
+    std::optional<InboundCounter> inbound;
     if (select->executeStep()) {
-      const std::string epoch = select->getColumn(0).getString();
-      if (epoch == message.sequence_epoch) {
-        next = select->getColumn(1).getInt64();
-      } else {
-        // The sender started afresh: what it held back under the old epoch
-        // will never be completed.
-        ReleaseHeldBelow(sender_key, epoch, std::numeric_limits<int64_t>::max(),
-                         received);
-      }
+      inbound = InboundCounter{select->getColumn(0).getString(),
+                               select->getColumn(1).getInt64()};
     }
-    if (message.sequence_floor > next) {
-      // The sender holds acknowledgements for everything below its floor,
-      // so whatever of that we still hold can go, in order.
+    select->reset();
+    const Admission admission = Admit(message, inbound);
+    if (admission.abandoned_epoch.has_value()) {
+      ReleaseHeldBelow(sender_key, *admission.abandoned_epoch,
+                       std::numeric_limits<int64_t>::max(), received);
+    }
+    if (admission.release_below > 0) {
       ReleaseHeldBelow(sender_key, message.sequence_epoch,
-                       message.sequence_floor, received);
-      next = message.sequence_floor;
+                       admission.release_below, received);
     }
-    if (message.sequence <= next) {
-      // The one awaited (most messages: written once, as released, not
-      // held and read back), or late: its gap was given up on, so it is
-      // shown now rather than never.
+    if (admission.hold) {
+      Insert(message, sender_key, kHeld);
+    } else {
+      // Most messages: written once, as released, not held and read back.
       Insert(message, sender_key, kReleased);
       received.ready.push_back(message);
-      if (message.sequence == next) ++next;
-    } else {
-      Insert(message, sender_key, kHeld);
     }
-    ReleaseInOrder(sender_key, message.sequence_epoch, next, received);
+    ReleaseInOrder(sender_key, message.sequence_epoch, admission.next,
+                   received);
   }
 
   void Insert(const ChatMessage& message, const std::string& sender_key,
@@ -1203,15 +1200,15 @@ class SqlitePeerStore final : public PeerStore {
     if (state == kReleased) insert->bind(8, NextRelease());
     insert->bind(9, message.late ? 1 : 0);
     insert->bind(10, message.unverified ? 1 : 0);
-    if (!message.unverified && message.sent_at != absl::InfinitePast()) {
-      insert->bind(11, absl::ToUnixMillis(message.sent_at));
+    if (const std::optional<int64_t> sent_ms = TrustedSentMs(message)) {
+      insert->bind(11, *sent_ms);
     }
     insert->exec();
   }
 
-  // Releases the held messages of `sender_key` numbered `next`, next + 1,
-  // ... while they are there, and records the first number still missing
-  // as the one to wait for.
+  // Releases the held messages of `sender_key` in `epoch` from `next` on
+  // while they are in order (the rule's ReleaseInOrder), and records the
+  // first number still missing as the one to wait for.
   void ReleaseInOrder(const std::string& sender_key, const std::string& epoch,
                       int64_t next, Received& received)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
@@ -1219,15 +1216,17 @@ class SqlitePeerStore final : public PeerStore {
                          "SELECT " CHAT_INBOX_ROW
                          " FROM inbox WHERE state = 0 AND "
                          "sender_key = ?1 AND epoch = ?2 AND sequence = ?3");
-    while (true) {
+    const int64_t awaited = peer::ReleaseInOrder(next, [&](int64_t sequence) {
+      db_mu_.AssertHeld();
       find->reset();
       find->bind(1, sender_key);
       find->bind(2, epoch);
-      find->bind(3, next);
-      if (!find->executeStep()) break;
+      find->bind(3, sequence);
+      if (!find->executeStep()) return false;
       Release(*find, received);
-      ++next;
-    }
+      return true;
+    });
+    find->reset();
     ScopedStatement upsert(
         statements_,
         "INSERT INTO inbound (sender_key, epoch, next_sequence) VALUES (?1, "
@@ -1235,7 +1234,7 @@ class SqlitePeerStore final : public PeerStore {
         "next_sequence = ?3");
     upsert->bind(1, sender_key);
     upsert->bind(2, epoch);
-    upsert->bind(3, next);
+    upsert->bind(3, awaited);
     upsert->exec();
   }
 
