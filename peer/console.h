@@ -43,7 +43,7 @@ class Console final : public EventSink {
   // Shows `event`. Until Run() has shown the partner line (or found there
   // is none), the peer's events other than kReady and kSummary are held
   // and then shown in the order they came, so start-up reads: who you are,
-  // who is online, the partner line, then late messages (issue 13).
+  // who is online, the partner line, then late messages.
   void OnEvent(const PeerEvent& event) override;
 
   // Serves the user until /quit, the end of input, or Stop(). `peer` is not

@@ -18,7 +18,7 @@ constexpr int64_t kSaveEveryMs = 10 * 60 * 1000;
 
 }  // namespace
 
-Contacts::Contacts(PeerStore* store, std::vector<Contact> loaded,
+Contacts::Contacts(ContactStore* store, std::vector<Contact> loaded,
                    Options options, const Clock& clock)
     : store_(store),
       options_(std::move(options)),

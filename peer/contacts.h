@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "peer/peer_store.h"
+#include "peer/contact_store.h"
 
 namespace chat::peer {
 
@@ -40,9 +40,9 @@ class Contacts {
   };
 
   // `store` (not owned, must outlive this) keeps the contacts; `loaded` is
-  // what it held at the start (PeerStore::Contacts(), most recent first:
+  // what it held at the start (ContactStore::Contacts(), most recent first:
   // beyond max_followed the oldest are forgotten).
-  Contacts(PeerStore* store, std::vector<Contact> loaded, Options options,
+  Contacts(ContactStore* store, std::vector<Contact> loaded, Options options,
            const Clock& clock);
 
   // We wrote to `name` or it wrote to us (a message shown; Peer calls it
@@ -88,7 +88,7 @@ class Contacts {
   void ChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SaveLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  PeerStore* const store_;  // Not owned.
+  ContactStore* const store_;  // Not owned.
   const Options options_;
   const std::string own_key_;
   const Clock& clock_;

@@ -37,11 +37,11 @@ std::string JoinDetails(const absl::Status& first, const absl::Status& second) {
 }  // namespace
 
 Conversation::Conversation(Options options, Transport* transport,
-                           PeerStore* store, EventSink* events,
+                           Outbox* outbox, EventSink* events,
                            const Clock& clock)
     : options_(std::move(options)),
       transport_(transport),
-      store_(store),
+      outbox_(outbox),
       events_(events),
       clock_(clock) {
   thread_ = std::thread(&Conversation::Run, this);
@@ -89,7 +89,7 @@ void Conversation::Run() {
     }
     for (Item& item : batch) {
       item.message.sequence_floor =
-          store_->OutboxFloor(item.message.to, item.message.sequence);
+          outbox_->Floor(item.message.to, item.message.sequence);
     }
     // Fast path: the whole window at once, straight to the recipient, so
     // its inbox commits them together. Skipped while the head is being
@@ -235,9 +235,9 @@ absl::StatusOr<SendStatus> Conversation::Deliver(const ChatMessage& message,
 void Conversation::Finish(Item& item, SendStatus status, std::string text,
                           std::string detail, bool unverified) {
   if (status == SendStatus::kStored) {
-    store_->MarkStored(item.message.id);
+    outbox_->MarkStored(item.message.id);
   } else {
-    store_->RemoveFromOutbox(item.message.id);
+    outbox_->Remove(item.message.id);
   }
   PeerEvent event = MakeEvent(EventKind::kSendResult, item.message.to);
   event.status = status;

@@ -20,7 +20,7 @@
 #include "common/clock.h"
 #include "peer/events.h"
 #include "peer/message.h"
-#include "peer/peer_store.h"
+#include "peer/outbox.h"
 #include "peer/transport.h"
 
 namespace chat::peer {
@@ -78,9 +78,9 @@ class Conversation {
     std::function<absl::Status()> exists = [] { return absl::OkStatus(); };
   };
 
-  // Starts the conversation's thread. `transport`, `store` and `events` are
-  // not owned; they and `clock` must outlive this.
-  Conversation(Options options, Transport* transport, PeerStore* store,
+  // Starts the conversation's thread. `transport`, `outbox` and `events`
+  // are not owned; they and `clock` must outlive this.
+  Conversation(Options options, Transport* transport, Outbox* outbox,
                EventSink* events, const Clock& clock);
 
   // Gives each queued message one more try, then stops: the first one that
@@ -126,7 +126,7 @@ class Conversation {
 
   const Options options_;
   Transport* const transport_;  // Not owned.
-  PeerStore* const store_;      // Not owned.
+  Outbox* const outbox_;        // Not owned.
   EventSink* const events_;     // Not owned.
   const Clock& clock_;
 

@@ -7,7 +7,7 @@
 #include <atomic>
 
 #include "peer/events.h"
-#include "peer/peer_store.h"
+#include "peer/history_store.h"
 
 namespace chat::peer {
 
@@ -17,7 +17,7 @@ inline constexpr int kHistoryMost = 1000;
 inline constexpr int kHistoryPreview = 5;
 
 // Passes every event on to `next`, and records each kSendResult's status
-// in the store's history first (PeerStore::RecordSendState), whatever the
+// in the store's history first (HistoryStore::RecordSendState), whatever the
 // status and whoever emits it: the one place where states reach the
 // history, so a new state (kRead, kExpired) needs nothing here.
 // Thread-safe.
@@ -28,10 +28,10 @@ class HistoryRecorder final : public EventSink {
 
   // Records into `store` from now on (null: records nothing). Not owned;
   // must outlive this or be unset first.
-  void SetStore(PeerStore* store) { store_.store(store); }
+  void SetStore(HistoryStore* store) { store_.store(store); }
 
   void OnEvent(const PeerEvent& event) override {
-    PeerStore* store = store_.load();
+    HistoryStore* store = store_.load();
     if (store != nullptr && event.kind == EventKind::kSendResult &&
         !event.message.id.empty()) {
       store->RecordSendState(event.message.id, event.status);
@@ -41,7 +41,7 @@ class HistoryRecorder final : public EventSink {
 
  private:
   EventSink* const next_;
-  std::atomic<PeerStore*> store_{nullptr};
+  std::atomic<HistoryStore*> store_{nullptr};
 };
 
 }  // namespace chat::peer

@@ -27,7 +27,7 @@ std::string Short(const std::optional<PublicKey>& key) {
 
 }  // namespace
 
-KeyBook::KeyBook(PeerStore* store, std::vector<Pin> pins, Options options,
+KeyBook::KeyBook(PinStore* store, std::vector<Pin> pins, Options options,
                  const Clock& clock)
     : store_(store), options_(std::move(options)), clock_(clock) {
   absl::MutexLock lock(&mu_);

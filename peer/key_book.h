@@ -17,7 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/identity.h"
-#include "peer/peer_store.h"
+#include "peer/pin_store.h"
 
 namespace chat::peer {
 
@@ -56,8 +56,8 @@ class KeyBook {
   };
 
   // `store` (not owned, must outlive this) keeps the pins; `pins` are those
-  // it held at the start (PeerStore::Pins()).
-  KeyBook(PeerStore* store, std::vector<Pin> pins, Options options,
+  // it held at the start (PinStore::Pins()).
+  KeyBook(PinStore* store, std::vector<Pin> pins, Options options,
           const Clock& clock);
 
   // The key to seal to and to check `name`'s messages with: the pinned one;
@@ -122,7 +122,7 @@ class KeyBook {
   absl::Status PinKey(const std::string& name, const PublicKey& key)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  PeerStore* const store_;  // Not owned.
+  PinStore* const store_;  // Not owned.
   const Options options_;
   const Clock& clock_;
 

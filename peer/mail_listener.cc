@@ -14,11 +14,12 @@
 #include "registry/names.h"
 
 namespace chat::peer {
-MailListener::MailListener(registry::RegistryClient* registry, PeerStore* store,
-                           EventSink* events, const Clock& clock,
-                           Options options)
+MailListener::MailListener(registry::RegistryClient* registry, Inbox* inbox,
+                           Outbox* outbox, EventSink* events,
+                           const Clock& clock, Options options)
     : registry_(registry),
-      store_(store),
+      inbox_(inbox),
+      outbox_(outbox),
       events_(events),
       clock_(clock),
       options_(std::move(options)) {
@@ -79,7 +80,7 @@ bool MailListener::HandleReceipt(const registry::MailItem& item) {
   if (!genuine.ok()) return false;  // The key is unknown now: later.
   if (*genuine == Proof::kInvalid) return true;  // Not by that key: away.
   absl::StatusOr<std::optional<OutboxEntry>> taken =
-      store_->TakeFromOutbox(item.id, item.sender);
+      outbox_->Take(item.id, item.sender);
   if (!taken.ok()) return false;  // Not acknowledged: the receipt comes again.
   // Not in the outbox: reported delivered already (a copy went directly).
   if (taken->has_value()) {
@@ -113,7 +114,7 @@ bool MailListener::HandleExpired(const registry::MailItem& item) {
   // in that mailbox, so the message was stored (our own mark of it is not
   // waited for, and may still be on its way to the file).
   absl::StatusOr<std::optional<OutboxEntry>> taken =
-      store_->TakeFromOutbox(id, item.sender);
+      outbox_->Take(id, item.sender);
   if (!taken.ok()) return false;         // Comes again.
   if (!taken->has_value()) return true;  // Not ours, or delivered meanwhile.
   int64_t waited_ms = 0;
@@ -178,7 +179,7 @@ bool MailListener::HandleMessage(const registry::MailItem& item,
   }
   absl::Notification kept;
   absl::Status status;
-  store_->Receive(message,
+  inbox_->Receive(message,
                   [this, &kept, &status](absl::StatusOr<Received> received) {
                     if (received.ok()) options_.show(received->ready);
                     status = received.status();

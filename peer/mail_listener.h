@@ -14,8 +14,9 @@
 #include "common/clock.h"
 #include "peer/envelope.h"
 #include "peer/events.h"
+#include "peer/inbox.h"
 #include "peer/message.h"
-#include "peer/peer_store.h"
+#include "peer/outbox.h"
 #include "peer/reconnecting_stream.h"
 #include "registry/client/registry_client.h"
 
@@ -35,7 +36,7 @@ std::string ExpiredText(const std::string& recipient, int64_t waited_ms);
 // (the registry went away, or our lease changed).
 //
 // A message is opened and checked (Envelope::Unwrap), kept in the inbox
-// (PeerStore::Receive), what that releases is handed to `show`, and only
+// (Inbox::Receive), what that releases is handed to `show`, and only
 // then is the message acknowledged, with a receipt sealed to its sender. A
 // receipt that opens with the key of the recipient it names, for one of
 // our messages to that recipient, takes it out of the outbox and reports it
@@ -69,9 +70,10 @@ class MailListener {
     std::function<absl::Status(const ::ReadReceipts&)> read_receipts;
   };
 
-  // Starts listening. `registry`, `store` and `events` are not owned; they
-  // and `clock` must outlive this.
-  MailListener(registry::RegistryClient* registry, PeerStore* store,
+  // Starts listening. `registry`, `inbox`, `outbox` and `events` are not
+  // owned; they and `clock` must outlive this. The inbox takes the
+  // messages, the outbox gives up ours that receipts or expiries settle.
+  MailListener(registry::RegistryClient* registry, Inbox* inbox, Outbox* outbox,
                EventSink* events, const Clock& clock, Options options);
 
   // Same as Stop().
@@ -109,7 +111,8 @@ class MailListener {
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
 
   registry::RegistryClient* const registry_;  // Not owned.
-  PeerStore* const store_;                    // Not owned.
+  Inbox* const inbox_;                        // Not owned.
+  Outbox* const outbox_;                      // Not owned.
   EventSink* const events_;                   // Not owned.
   const Clock& clock_;
   const Options options_;

@@ -223,7 +223,7 @@ int Run(const po::variables_map& vm) {
 
 int main(int argc, char** argv) {
   // Debian's Abseil checks every lock order for deadlocks at run time; perf
-  // showed that bookkeeping at ~4% of all cycles under load (issue 6).
+  // showed that bookkeeping at ~4% of all cycles under load.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   chat::BlockTerminationSignals();
   // Limits: overload (the fd soft limit raised, library logs rate-limited).

@@ -72,8 +72,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     return absl::FailedPreconditionError(std::string(store.status().message()));
   }
   peer->store_ = *std::move(store);
-  peer->recorder_.SetStore(peer->store_.get());
-  peer->store_->TrimHistory();  // Then hourly, on the hold-back loop.
+  peer->recorder_.SetStore(&peer->store_->history());
+  peer->store_->history().Trim();  // Then hourly, on the hold-back loop.
   std::string identity_path = options.identity_path;
   if (identity_path.empty() && options.store_path != ":memory:") {
     identity_path = std::filesystem::path(options.store_path)
@@ -97,16 +97,16 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->registry_->SetClock(clock);
   Peer* raw = peer.get();
   CHAT_ASSIGN_OR_RETURN(std::vector<Contact> contacts,
-                        peer->store_->Contacts());
+                        peer->store_->contacts().Contacts());
   Contacts::Options contact_options;
   contact_options.own_name = options.name;
   contact_options.max_followed = std::max<size_t>(options.max_followed, 1);
   peer->contacts_ = std::make_unique<Contacts>(
-      peer->store_.get(), std::move(contacts), contact_options, clock);
+      &peer->store_->contacts(), std::move(contacts), contact_options, clock);
   for (const std::string& name : options.follow) {
     CHAT_RETURN_IF_ERROR(peer->contacts_->Follow(name));
   }
-  CHAT_ASSIGN_OR_RETURN(std::vector<Pin> pins, peer->store_->Pins());
+  CHAT_ASSIGN_OR_RETURN(std::vector<Pin> pins, peer->store_->pins().Pins());
   KeyBook::Options key_options;
   key_options.directory =
       [raw](
@@ -127,8 +127,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   key_options.on_changed = [raw](const std::string& text) {
     raw->Emit(ErrorEvent(text));
   };
-  peer->keys_ = std::make_unique<KeyBook>(peer->store_.get(), std::move(pins),
-                                          std::move(key_options), clock);
+  peer->keys_ = std::make_unique<KeyBook>(
+      &peer->store_->pins(), std::move(pins), std::move(key_options), clock);
   peer->envelope_ = std::make_unique<Envelope>(options.name, *peer->identity_,
                                                peer->keys_.get(), clock);
   GrpcTransportOptions transport_options;
@@ -151,7 +151,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
       NewGrpcTransport(peer->registry_.get(), peer->envelope_.get(),
                        std::move(transport_options));
   CHAT_ASSIGN_OR_RETURN(std::vector<ReadNote> read_notes,
-                        peer->store_->ReadNotes());
+                        peer->store_->read_notes().ReadNotes());
   ReadTracker::Options read_options;
   read_options.own_name = options.name;
   read_options.enabled = options.read_receipts;
@@ -165,8 +165,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     return raw->registry_->Deposit(item);
   };
   peer->reads_ = std::make_unique<ReadTracker>(
-      &peer->recorder_, peer->store_.get(), std::move(read_notes), clock,
-      std::move(read_options));
+      &peer->recorder_, &peer->store_->read_notes(), &peer->store_->outbox(),
+      std::move(read_notes), clock, std::move(read_options));
   peer->events_ = peer->reads_.get();
   peer->strangers_ =
       std::make_unique<StrangerGate>(options.strangers, peer->events_, clock);
@@ -200,11 +200,11 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   keeper_options.port = peer->server_->port();
   keeper_options.ttl = options.ttl;
   keeper_options.services = {registry::kChatService};
-  keeper_options.reclaim_lease_id = peer->store_->SavedLeaseId();
+  keeper_options.reclaim_lease_id = peer->store_->lease().SavedLeaseId();
   keeper_options.identity = peer->identity_.get();
   keeper_options.on_lease = [raw](const std::string& lease_id) {
     // Without it a restart after a crash waits for the old lease to expire.
-    raw->store_->SaveLeaseId(lease_id).IgnoreError();
+    raw->store_->lease().SaveLeaseId(lease_id).IgnoreError();
   };
   keeper_options.on_change = [raw](const std::string& text) {
     raw->Emit(InfoEvent(text));
@@ -241,10 +241,11 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->Emit(ready);
   // What a killed run recorded but may not have shown, then what it left
   // in the outbox: sent again on its own.
-  absl::StatusOr<std::vector<ChatMessage>> unshown = peer->store_->Unshown();
+  absl::StatusOr<std::vector<ChatMessage>> unshown =
+      peer->store_->inbox().Unshown();
   if (unshown.ok()) peer->Show(*unshown, /*repeated=*/true);
   CHAT_ASSIGN_OR_RETURN(std::vector<OutboxEntry> outbox,
-                        peer->store_->Outbox());
+                        peer->store_->outbox().Entries());
   // Each recipient's messages in one go (the outbox lists them together,
   // in order), so the first window can carry them all.
   std::vector<std::vector<ChatMessage>> runs;
@@ -300,8 +301,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     return raw->reads_->TakeReadReceipts(receipts, /*may_wait=*/true);
   };
   peer->mail_ = std::make_unique<MailListener>(
-      peer->registry_.get(), peer->store_.get(), peer->events_, clock,
-      std::move(mail_options));
+      peer->registry_.get(), &peer->store_->inbox(), &peer->store_->outbox(),
+      peer->events_, clock, std::move(mail_options));
 
   const Millis limit = options.hold_back;
   // Checked a few times per limit: a held message waits at most ~1.25x it.
@@ -310,7 +311,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->hold_back_.emplace(clock, tick, [raw, limit, tick] {
     raw->TrimHistoryWhenDue();  // The same loop keeps the history's age.
     raw->strangers_->Tick();    // And tells what strangers were refused.
-    raw->store_->ReleaseOverdue(
+    raw->store_->inbox().ReleaseOverdue(
         absl::FromChrono(limit), [raw](absl::StatusOr<Received> received) {
           if (received.ok()) raw->Show(received->ready, /*repeated=*/false);
         });
@@ -359,7 +360,7 @@ absl::StatusOr<std::string> Peer::Send(const std::string& to,
   }
   // Written to the outbox before the first attempt; many sends share one
   // commit. Callbacks come in call order, so the queue keeps that order.
-  store_->AddToOutbox(
+  store_->outbox().Add(
       std::move(message),
       [this, to, to_partner](absl::StatusOr<ChatMessage> added) {
         PeerEvent event = MakeEvent(EventKind::kSendResult, to);
@@ -412,7 +413,7 @@ void Peer::QueueLocked(std::vector<ChatMessage> messages, bool to_partner) {
     // was never checked, and may belong to nobody.
     conversation_options.exists = [this, to] { return RecipientExists(to); };
     conversation = std::make_unique<Conversation>(
-        std::move(conversation_options), transport_.get(), store_.get(),
+        std::move(conversation_options), transport_.get(), &store_->outbox(),
         events_, clock_);
   }
   conversation->Enqueue(std::move(messages), to_partner);
@@ -517,17 +518,17 @@ std::vector<std::string> Peer::CompletionNames() {
 void Peer::TrimHistoryWhenDue() {
   if (clock_.Wall() < next_history_trim_) return;
   next_history_trim_ = clock_.Wall() + kHistoryTrimEvery;
-  store_->TrimHistory();
+  store_->history().Trim();
 }
 
 absl::StatusOr<HistoryPage> Peer::History(const std::string& name, int limit) {
   CHAT_RETURN_IF_ERROR(registry::ValidateName(name));
-  return store_->History(name, limit);
+  return store_->history().Page(name, limit);
 }
 
 absl::StatusOr<int64_t> Peer::ForgetHistory(const std::string& name) {
   CHAT_RETURN_IF_ERROR(registry::ValidateName(name));
-  return store_->ForgetHistory(name);
+  return store_->history().Forget(name);
 }
 
 KeyView Peer::Verify(const std::string& name) { return keys_->Verify(name); }
@@ -591,8 +592,8 @@ void Peer::Accept(const ChatMessage& message, AcceptCallback done) {
   }
   // Kept durably first, then shown, then acknowledged: a sender that hears
   // OK may forget the message. A retry or copy is acknowledged, shown once.
-  store_->Receive(message, [this, done = std::move(done)](
-                               absl::StatusOr<Received> received) {
+  store_->inbox().Receive(message, [this, done = std::move(done)](
+                                       absl::StatusOr<Received> received) {
     if (!received.ok()) {
       done(absl::UnavailableError(absl::StrCat(
           "the recipient cannot keep it now: ", received.status().message())));
@@ -629,7 +630,7 @@ void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
       unread.push_back(*std::move(note));
     }
   }
-  store_->MarkShown(messages, unread);
+  store_->inbox().MarkShown(messages, unread);
 }
 
 }  // namespace chat::peer

@@ -3,7 +3,8 @@
 // messages to other peers by name, in order, reporting each one's fate.
 // Peer only wires the parts: Conversation (one per recipient) over a
 // Transport, the Contacts it follows, the OnlineSet kept by the
-// RegistryFollower, the MailListener, the LeaseKeeper, the PeerStore.
+// RegistryFollower, the MailListener, the LeaseKeeper, the PeerStore (whose
+// roles it hands to each part).
 
 #ifndef CHAT_PEER_PEER_H_
 #define CHAT_PEER_PEER_H_
@@ -262,8 +263,8 @@ class Peer final : private MessageSink {
       server_;  // Listens again after fd exhaustion.
   std::unique_ptr<registry::LeaseKeeper> keeper_;
   // The follower's events on their way to `events_`; notes the start-up
-  // summary, so Start() returns once it is out (issue 13: who is online
-  // comes before the partner line and the late messages).
+  // summary, so Start() returns once it is out (who is online comes
+  // before the partner line and the late messages).
   class FollowerEvents;
   std::unique_ptr<FollowerEvents> follower_events_;
   std::unique_ptr<RegistryFollower> follower_;

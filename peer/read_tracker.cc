@@ -23,11 +23,12 @@ constexpr Millis kIdle{3600 * 1000};
 
 }  // namespace
 
-ReadTracker::ReadTracker(EventSink* events, PeerStore* store,
-                         std::vector<ReadNote> notes, const Clock& clock,
-                         Options options)
+ReadTracker::ReadTracker(EventSink* events, ReadNoteStore* note_store,
+                         Outbox* outbox, std::vector<ReadNote> notes,
+                         const Clock& clock, Options options)
     : events_(events),
-      store_(store),
+      store_(note_store),
+      outbox_(outbox),
       clock_(clock),
       options_(std::move(options)) {
   {
@@ -288,7 +289,7 @@ absl::Status ReadTracker::TakeReadReceipts(const ::ReadReceipts& receipts,
   std::vector<std::pair<std::string, std::optional<OutboxEntry>>> taken;
   for (const std::string& id : unknown) {
     absl::StatusOr<std::optional<OutboxEntry>> entry =
-        store_->TakeFromOutbox(id, reader);
+        outbox_->Take(id, reader);
     taken.emplace_back(id, entry.ok() ? *std::move(entry) : std::nullopt);
   }
   int64_t strangers = 0;

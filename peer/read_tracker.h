@@ -25,7 +25,8 @@
 #include "peer/envelope.h"
 #include "peer/events.h"
 #include "peer/message.h"
-#include "peer/peer_store.h"
+#include "peer/outbox.h"
+#include "peer/read_note_store.h"
 #include "proto/chat.pb.h"
 #include "registry/types.h"
 
@@ -70,11 +71,12 @@ class ReadTracker final : public EventSink {
     size_t max_notes = 10000;
   };
 
-  // `events` (the front end) and `store` are not owned; they and `clock`
-  // must outlive this. `notes` is what the store held at start. The sending
-  // loop starts at once (owed receipts from the last run go first).
-  ReadTracker(EventSink* events, PeerStore* store, std::vector<ReadNote> notes,
-              const Clock& clock, Options options);
+  // `events` (the front end), `note_store` and `outbox` are not owned;
+  // they and `clock` must outlive this. `notes` is what `note_store` held
+  // at start. The outbox gives up our messages their receipts settle. The
+  // sending loop starts at once (owed receipts from the last run go first).
+  ReadTracker(EventSink* events, ReadNoteStore* note_store, Outbox* outbox,
+              std::vector<ReadNote> notes, const Clock& clock, Options options);
   // Same as Stop().
   ~ReadTracker() override;
 
@@ -86,7 +88,7 @@ class ReadTracker final : public EventSink {
 
   // `message` was shown to the user (verified messages only get receipts).
   // Returns the note the store keeps with the message's shown mark
-  // (PeerStore::MarkShown), or nullopt when nothing is to be noted.
+  // (Inbox::MarkShown), or nullopt when nothing is to be noted.
   std::optional<ReadNote> Shown(const ChatMessage& message)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -129,8 +131,9 @@ class ReadTracker final : public EventSink {
   void AddShownLocked(ReadNote note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LogDropped(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
 
-  EventSink* const events_;  // Not owned.
-  PeerStore* const store_;   // Not owned.
+  EventSink* const events_;     // Not owned.
+  ReadNoteStore* const store_;  // Not owned.
+  Outbox* const outbox_;        // Not owned.
   const Clock& clock_;
   const Options options_;
 

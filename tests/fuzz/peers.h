@@ -49,8 +49,8 @@ inline Peers& TheCast() {
     peer::KeyBook::Options options;
     options.directory = [p](const std::string& name)
         -> absl::StatusOr<std::optional<PublicKey>> { return p->KeyOf(name); };
-    p->book = std::make_unique<peer::KeyBook>(p->store.get(), *p->store->Pins(),
-                                              options, p->clock);
+    p->book = std::make_unique<peer::KeyBook>(
+        &p->store->pins(), *p->store->pins().Pins(), options, p->clock);
     p->envelope = std::make_unique<peer::Envelope>("bob", p->bob, p->book.get(),
                                                    p->clock);
     return p;

@@ -168,7 +168,7 @@ class SealedChatServiceTest : public ::testing::Test {
       }
       return std::optional<PublicKey>();
     };
-    keys_ = std::make_unique<KeyBook>(store_.get(), std::vector<Pin>(),
+    keys_ = std::make_unique<KeyBook>(&store_->pins(), std::vector<Pin>(),
                                       std::move(options), clock_);
     // What bob's registry watch lists: alice with her key, davide without.
     keys_->Listed("alice", alice_.public_key());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "peer/peer_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -32,13 +33,13 @@ class ContactsTest : public ::testing::Test {
     auto store = OpenPeerStore(path_, clock_);
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
-    auto loaded = store_->Contacts();
+    auto loaded = store_->contacts().Contacts();
     ASSERT_THAT(loaded, IsOk());
     Contacts::Options options;
     options.own_name = "alice";
     options.max_followed = max;
-    contacts_ = std::make_unique<Contacts>(store_.get(), *std::move(loaded),
-                                           options, clock_);
+    contacts_ = std::make_unique<Contacts>(&store_->contacts(),
+                                           *std::move(loaded), options, clock_);
     changes_ = 0;
     contacts_->Listen([this] { ++changes_; });
   }

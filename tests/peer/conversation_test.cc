@@ -161,7 +161,7 @@ class ConversationTest : public ::testing::Test {
     options.is_static = [is_static] { return is_static; };
     options.exists = [this] { return exists_; };
     conversation_ = std::make_unique<Conversation>(
-        options, &transport_, store_.get(), &sink_, clock_);
+        options, &transport_, &store_->outbox(), &sink_, clock_);
   }
 
   // Writes messages to bob with these texts to the outbox, as the peer
@@ -175,7 +175,7 @@ class ConversationTest : public ::testing::Test {
       message.to = "bob";
       message.text = text;
       absl::Notification done;
-      store_->AddToOutbox(message, [&](absl::StatusOr<ChatMessage> stored) {
+      store_->outbox().Add(message, [&](absl::StatusOr<ChatMessage> stored) {
         EXPECT_THAT(stored, IsOk());
         if (stored.ok()) added.push_back(*stored);
         done.Notify();
@@ -238,7 +238,7 @@ class ConversationTest : public ::testing::Test {
   // The outbox's texts, once it has settled on `count` entries.
   bool AwaitOutboxSize(size_t count) {
     return chat::testing::WaitFor([&] {
-      auto outbox = store_->Outbox();
+      auto outbox = store_->outbox().Entries();
       return outbox.ok() && outbox->size() == count;
     });
   }
@@ -383,7 +383,7 @@ TEST_F(ConversationTest, ARecipientAwayGetsItInItsMailbox) {
   EXPECT_EQ(calls[2].op, Op::kDeposit);
   // It stays in the outbox, marked stored, until its receipt comes.
   EXPECT_TRUE(chat::testing::WaitFor([&] {
-    auto outbox = store_->Outbox();
+    auto outbox = store_->outbox().Entries();
     return outbox.ok() && outbox->size() == 1 && (*outbox)[0].stored;
   }));
 }
@@ -497,7 +497,7 @@ TEST_F(ConversationTest, AtShutdownWhatCannotGoStaysInTheOutbox) {
       "again"));
   EXPECT_THAT(Results(),
               ElementsAre(Result{"one", SendStatus::kSent, kBothDown}));
-  auto outbox = store_->Outbox();
+  auto outbox = store_->outbox().Entries();
   ASSERT_THAT(outbox, IsOk());
   EXPECT_EQ(outbox->size(), 3u);
 }
@@ -601,7 +601,7 @@ TEST_F(ConversationTest, AStaticEntryOutOfReachWaitsInTheOutboxNotAMailbox) {
   for (const FakeTransport::Call& call : transport_.Calls()) {
     EXPECT_NE(call.op, Op::kDeposit);
   }
-  auto outbox = store_->Outbox();
+  auto outbox = store_->outbox().Entries();
   ASSERT_THAT(outbox, IsOk());
   ASSERT_EQ(outbox->size(), 2u);
   EXPECT_FALSE((*outbox)[0].stored);
@@ -630,7 +630,7 @@ TEST_F(ConversationTest, AStaticEntryOutOfReachStaysInTheOutboxAtShutdown) {
   EXPECT_TRUE(AwaitInfo(
       "1 message to bob waits in your outbox; it goes out when you start "
       "again"));
-  auto outbox = store_->Outbox();
+  auto outbox = store_->outbox().Entries();
   ASSERT_THAT(outbox, IsOk());
   ASSERT_EQ(outbox->size(), 1u);
   EXPECT_FALSE((*outbox)[0].stored);

@@ -62,8 +62,8 @@ absl::StatusOr<T> WaitFor(Start start) {
 }
 
 absl::StatusOr<ChatMessage> Add(PeerStore& store, ChatMessage message) {
-  return WaitFor<ChatMessage>([&](PeerStore::AddedCallback done) {
-    store.AddToOutbox(std::move(message), std::move(done));
+  return WaitFor<ChatMessage>([&](Outbox::AddedCallback done) {
+    store.outbox().Add(std::move(message), std::move(done));
   });
 }
 
@@ -77,15 +77,15 @@ std::vector<std::string> Ids(const absl::StatusOr<Received>& received) {
 }
 
 absl::StatusOr<Received> Receive(PeerStore& store, ChatMessage message) {
-  return WaitFor<Received>([&](PeerStore::ReceivedCallback done) {
-    store.Receive(std::move(message), std::move(done));
+  return WaitFor<Received>([&](Inbox::ReceivedCallback done) {
+    store.inbox().Receive(std::move(message), std::move(done));
   });
 }
 
 absl::StatusOr<Received> ReleaseOverdue(PeerStore& store,
                                         absl::Duration limit) {
-  return WaitFor<Received>([&](PeerStore::ReceivedCallback done) {
-    store.ReleaseOverdue(limit, std::move(done));
+  return WaitFor<Received>([&](Inbox::ReceivedCallback done) {
+    store.inbox().ReleaseOverdue(limit, std::move(done));
   });
 }
 
@@ -122,10 +122,10 @@ TEST_F(PeerStoreTest, OutboxSurvivesReopenAndKeepsNumbering) {
     auto store = Open();
     epoch = Add(*store, Outgoing("m1", "bob", "one"))->sequence_epoch;
     ASSERT_THAT(Add(*store, Outgoing("m2", "bob", "two")).status(), IsOk());
-    store->MarkStored("m1");
+    store->outbox().MarkStored("m1");
   }
   auto store = Open();
-  auto outbox = store->Outbox();
+  auto outbox = store->outbox().Entries();
   ASSERT_THAT(outbox.status(), IsOk());
   ASSERT_EQ(outbox->size(), 2u);
   EXPECT_EQ((*outbox)[0].message.id, "m1");
@@ -133,7 +133,7 @@ TEST_F(PeerStoreTest, OutboxSurvivesReopenAndKeepsNumbering) {
   EXPECT_EQ((*outbox)[0].message.text, "one");
   EXPECT_EQ((*outbox)[1].message.id, "m2");
   EXPECT_FALSE((*outbox)[1].stored);
-  EXPECT_EQ(store->OutboxFloor("bob", 99), 1);
+  EXPECT_EQ(store->outbox().Floor("bob", 99), 1);
   auto next = Add(*store, Outgoing("m3", "bob", "three"));
   EXPECT_EQ(next->sequence, 3);
   EXPECT_EQ(next->sequence_epoch, epoch);
@@ -144,16 +144,15 @@ TEST_F(PeerStoreTest, FloorRisesAsMessagesLeaveTheOutbox) {
   for (const char* id : {"m1", "m2", "m3"}) {
     ASSERT_THAT(Add(*store, Outgoing(id, "bob", "x")).status(), IsOk());
   }
-  EXPECT_EQ(store->OutboxFloor("bob", 3), 1);
-  store->RemoveFromOutbox("m1");
-  auto taken =
-      store->TakeFromOutbox("m2", "bob");  // Waits: m1's removal is in.
+  EXPECT_EQ(store->outbox().Floor("bob", 3), 1);
+  store->outbox().Remove("m1");
+  auto taken = store->outbox().Take("m2", "bob");  // Waits: m1's removal is in.
   ASSERT_THAT(taken.status(), IsOk());
   ASSERT_TRUE(taken->has_value());
   EXPECT_EQ((*taken)->message.id, "m2");
-  EXPECT_EQ(store->OutboxFloor("bob", 3), 3);
-  EXPECT_EQ(store->OutboxFloor("carol", 7), 7);
-  auto again = store->TakeFromOutbox("m2", "bob");
+  EXPECT_EQ(store->outbox().Floor("bob", 3), 3);
+  EXPECT_EQ(store->outbox().Floor("carol", 7), 7);
+  auto again = store->outbox().Take("m2", "bob");
   ASSERT_THAT(again.status(), IsOk());
   EXPECT_FALSE(again->has_value());
 }
@@ -171,21 +170,21 @@ TEST_F(PeerStoreTest, AFailedRemovalKeepsTheMessageAndItsFloor) {
         "CREATE TRIGGER fail_m1 BEFORE DELETE ON outbox WHEN OLD.id = 'm1' "
         "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
   }
-  store->RemoveFromOutbox("m1");  // Not waited for; fails alone.
-  EXPECT_THAT(store->TakeFromOutbox("m1", "bob").status(),
+  store->outbox().Remove("m1");  // Not waited for; fails alone.
+  EXPECT_THAT(store->outbox().Take("m1", "bob").status(),
               StatusIs(absl::StatusCode::kUnavailable));
-  auto taken = store->TakeFromOutbox("m2", "bob");  // In a batch of its own.
+  auto taken = store->outbox().Take("m2", "bob");  // In a batch of its own.
   ASSERT_THAT(taken.status(), IsOk());
   EXPECT_TRUE(taken->has_value());
   // m1 is still there, and still holds the floor down.
-  EXPECT_EQ(store->OutboxFloor("bob", 5), 1);
+  EXPECT_EQ(store->outbox().Floor("bob", 5), 1);
   store.reset();
   store = Open();
-  auto outbox = store->Outbox();
+  auto outbox = store->outbox().Entries();
   ASSERT_THAT(outbox.status(), IsOk());
   ASSERT_EQ(outbox->size(), 1u);
   EXPECT_EQ((*outbox)[0].message.id, "m1");
-  EXPECT_EQ(store->OutboxFloor("bob", 5), 1);
+  EXPECT_EQ(store->outbox().Floor("bob", 5), 1);
 }
 
 TEST_F(PeerStoreTest, InOrderMessagesAreReleasedAtOnceAndOnce) {
@@ -277,10 +276,10 @@ TEST_F(PeerStoreTest, ReleasedButUnshownMessagesComeBackAfterACrash) {
     absl::StatusOr<Received> a = Receive(*store, Incoming("a", 1, 1));
     EXPECT_THAT(Ids(a), ElementsAre("a"));
     EXPECT_THAT(Ids(Receive(*store, Incoming("b", 2, 2))), ElementsAre("b"));
-    store->MarkShown(a->ready, {});
+    store->inbox().MarkShown(a->ready, {});
   }
   auto store = Open();
-  auto unshown = store->Unshown();
+  auto unshown = store->inbox().Unshown();
   ASSERT_THAT(unshown.status(), IsOk());
   ASSERT_EQ(unshown->size(), 1u);
   EXPECT_EQ((*unshown)[0].id, "b");
@@ -300,7 +299,7 @@ TEST_F(PeerStoreTest, AnotherSendersIdIsNoCopy) {
   ASSERT_THAT(Ids(real), ElementsAre("x"));
   EXPECT_EQ(real->ready[0].from, "bob");
   EXPECT_EQ(real->ready[0].text, "text x");
-  store->MarkShown(real->ready, {});
+  store->inbox().MarkShown(real->ready, {});
   // The same sender's copy still is one, shown or not, after a reopen too.
   EXPECT_THAT(Ids(Receive(*store, Incoming("x", 1, 1))),
               ElementsAre("duplicate"));
@@ -311,7 +310,7 @@ TEST_F(PeerStoreTest, AnotherSendersIdIsNoCopy) {
   EXPECT_THAT(Ids(Receive(*store, Incoming("x", 0, 0, "", "Mallory"))),
               ElementsAre("duplicate"));
   // mallory's was never shown; bob's was.
-  auto unshown = store->Unshown();
+  auto unshown = store->inbox().Unshown();
   ASSERT_THAT(unshown.status(), IsOk());
   ASSERT_EQ(unshown->size(), 1u);
   EXPECT_EQ((*unshown)[0].from, "mallory");
@@ -320,10 +319,10 @@ TEST_F(PeerStoreTest, AnotherSendersIdIsNoCopy) {
 TEST_F(PeerStoreTest, RemembersTheLease) {
   {
     auto store = Open();
-    EXPECT_EQ(store->SavedLeaseId(), "");
-    ASSERT_THAT(store->SaveLeaseId("feedface"), IsOk());
+    EXPECT_EQ(store->lease().SavedLeaseId(), "");
+    ASSERT_THAT(store->lease().SaveLeaseId("feedface"), IsOk());
   }
-  EXPECT_EQ(Open()->SavedLeaseId(), "feedface");
+  EXPECT_EQ(Open()->lease().SavedLeaseId(), "feedface");
 }
 
 TEST_F(PeerStoreTest, ASecondProcessCannotOpenTheSameFile) {
@@ -364,7 +363,7 @@ bool ReceiveAndShow(PeerStore& store, const ChatMessage& message) {
   absl::StatusOr<Received> received = Receive(store, message);
   EXPECT_THAT(received, chat::testing::IsOk());
   if (!received.ok() || received->duplicate) return false;
-  store.MarkShown(received->ready, {});
+  store.inbox().MarkShown(received->ready, {});
   return !received->ready.empty();
 }
 
@@ -414,16 +413,16 @@ TEST(PeerStorePinTest, PinsAreKeptAndRemoved) {
   {
     auto store = OpenPeerStore(dir.File("alice.db"), clock);
     ASSERT_THAT(store, chat::testing::IsOk());
-    ASSERT_THAT((*store)->SavePin("Bob", bob.public_key()),
+    ASSERT_THAT((*store)->pins().SavePin("Bob", bob.public_key()),
                 chat::testing::IsOk());
-    ASSERT_THAT((*store)->SavePin("carol", bob.public_key()),
+    ASSERT_THAT((*store)->pins().SavePin("carol", bob.public_key()),
                 chat::testing::IsOk());
-    ASSERT_THAT((*store)->SavePin("carol", std::nullopt),
+    ASSERT_THAT((*store)->pins().SavePin("carol", std::nullopt),
                 chat::testing::IsOk());
   }
   auto store = OpenPeerStore(dir.File("alice.db"), clock);
   ASSERT_THAT(store, chat::testing::IsOk());
-  auto pins = (*store)->Pins();
+  auto pins = (*store)->pins().Pins();
   ASSERT_THAT(pins, chat::testing::IsOk());
   ASSERT_EQ(pins->size(), 1u);
   EXPECT_EQ((*pins)[0].name, "Bob");
@@ -439,7 +438,9 @@ int64_t Erased(const absl::StatusOr<int64_t>& erased) {
 
 // Commits whatever lazy writes are queued (they ride along with a waited
 // one), so a read sees them.
-void Flush(PeerStore& store) { ASSERT_THAT(store.SaveLeaseId("x"), IsOk()); }
+void Flush(PeerStore& store) {
+  ASSERT_THAT(store.lease().SaveLeaseId("x"), IsOk());
+}
 
 // "ours:text:status" or "theirs:text" for each history entry.
 std::vector<std::string> Lines(const absl::StatusOr<HistoryPage>& page) {
@@ -478,7 +479,7 @@ TEST_F(PeerStoreTest, HistoryKeepsBothWaysInOrderAcrossReopen) {
     EXPECT_THAT(Ids(Receive(*store, Incoming("b4", 3, 1))), IsEmpty());
   }
   auto store = Open();  // Closing finished every lazy write.
-  absl::StatusOr<HistoryPage> bob = store->History("BOB", 20);
+  absl::StatusOr<HistoryPage> bob = store->history().Page("BOB", 20);
   EXPECT_THAT(Lines(bob),
               ElementsAre(Ours("hi bob", SendStatus::kSent),
                           "theirs:text b1:late", "theirs:text b2:unverified"));
@@ -487,12 +488,12 @@ TEST_F(PeerStoreTest, HistoryKeepsBothWaysInOrderAcrossReopen) {
   EXPECT_EQ(bob->entries[0].message.to, "bob");
   EXPECT_EQ(bob->entries[1].message.from, "bob");
   EXPECT_NE(bob->entries[1].message.received_at, absl::InfinitePast());
-  EXPECT_THAT(Lines(store->History("carol", 20)),
+  EXPECT_THAT(Lines(store->history().Page("carol", 20)),
               ElementsAre(Ours("hi carol", SendStatus::kSent)));
   // The last N, oldest first.
-  EXPECT_THAT(Lines(store->History("bob", 2)),
+  EXPECT_THAT(Lines(store->history().Page("bob", 2)),
               ElementsAre("theirs:text b1:late", "theirs:text b2:unverified"));
-  EXPECT_THAT(Lines(store->History("dave", 20)), IsEmpty());
+  EXPECT_THAT(Lines(store->history().Page("dave", 20)), IsEmpty());
 }
 
 TEST_F(PeerStoreTest, HistoryFollowsEveryStateAndNeverGoesBack) {
@@ -500,17 +501,19 @@ TEST_F(PeerStoreTest, HistoryFollowsEveryStateAndNeverGoesBack) {
   for (const char* id : {"m1", "m2", "m3", "m4"}) {
     ASSERT_THAT(Add(*store, Outgoing(id, "bob", id)).status(), IsOk());
   }
-  store->RecordSendState("m1", SendStatus::kStored);
-  store->RecordSendState("m1", SendStatus::kDelivered);
-  store->RecordSendState("m1", SendStatus::kRead);
-  store->RecordSendState("m1", SendStatus::kDelivered);  // Late: ignored.
-  store->RecordSendState("m2", SendStatus::kStored);
-  store->RecordSendState("m2", SendStatus::kExpired);
-  store->RecordSendState("m3", SendStatus::kSent);  // A retry: no change.
-  store->RecordSendState("m4", SendStatus::kFailed);
-  store->RecordSendState("nobody", SendStatus::kDelivered);
+  store->history().RecordSendState("m1", SendStatus::kStored);
+  store->history().RecordSendState("m1", SendStatus::kDelivered);
+  store->history().RecordSendState("m1", SendStatus::kRead);
+  store->history().RecordSendState("m1",
+                                   SendStatus::kDelivered);  // Late: ignored.
+  store->history().RecordSendState("m2", SendStatus::kStored);
+  store->history().RecordSendState("m2", SendStatus::kExpired);
+  store->history().RecordSendState("m3",
+                                   SendStatus::kSent);  // A retry: no change.
+  store->history().RecordSendState("m4", SendStatus::kFailed);
+  store->history().RecordSendState("nobody", SendStatus::kDelivered);
   Flush(*store);
-  EXPECT_THAT(Lines(store->History("bob", 20)),
+  EXPECT_THAT(Lines(store->history().Page("bob", 20)),
               ElementsAre(Ours("m1", SendStatus::kRead),
                           Ours("m2", SendStatus::kExpired),
                           Ours("m3", SendStatus::kSent),
@@ -527,16 +530,16 @@ TEST_F(PeerStoreTest, HistoryOlderThanItsDaysIsTrimmed) {
   ASSERT_TRUE(ReceiveAndShow(**store, Incoming("b1", 1, 1)));
   clock_.Advance(std::chrono::hours(24) + std::chrono::minutes(1));
   ASSERT_THAT(Add(**store, Outgoing("m2", "bob", "new")).status(), IsOk());
-  (*store)->TrimHistory();
+  (*store)->history().Trim();
   Flush(**store);
-  EXPECT_THAT(Lines((*store)->History("bob", 20)),
+  EXPECT_THAT(Lines((*store)->history().Page("bob", 20)),
               ElementsAre("theirs:text b1", Ours("new", SendStatus::kSent)));
   clock_.Advance(std::chrono::hours(24 * 3));
-  (*store)->TrimHistory();
+  (*store)->history().Trim();
   Flush(**store);
-  EXPECT_THAT(Lines((*store)->History("bob", 20)), IsEmpty());
+  EXPECT_THAT(Lines((*store)->history().Page("bob", 20)), IsEmpty());
   // Delivery state is not history: the outbox keeps both.
-  auto outbox = (*store)->Outbox();
+  auto outbox = (*store)->outbox().Entries();
   ASSERT_THAT(outbox.status(), IsOk());
   EXPECT_EQ(outbox->size(), 2u);
 }
@@ -555,15 +558,15 @@ TEST_F(PeerStoreTest, HistoryKeepsAtMostItsRowCapInAll) {
         IsOk());
   }
   Flush(**store);
-  absl::StatusOr<HistoryPage> bob = (*store)->History("bob", 20);
-  absl::StatusOr<HistoryPage> carol = (*store)->History("carol", 20);
+  absl::StatusOr<HistoryPage> bob = (*store)->history().Page("bob", 20);
+  absl::StatusOr<HistoryPage> carol = (*store)->history().Page("carol", 20);
   EXPECT_THAT(Lines(bob), ElementsAre(Ours("4", SendStatus::kSent),
                                       Ours("6", SendStatus::kSent)));
   EXPECT_THAT(Lines(carol), ElementsAre(Ours("5", SendStatus::kSent)));
   // Start-up's trim keeps the cap too.
-  (*store)->TrimHistory();
+  (*store)->history().Trim();
   Flush(**store);
-  EXPECT_EQ((*store)->History("bob", 20)->total, 2);
+  EXPECT_EQ((*store)->history().Page("bob", 20)->total, 2);
 }
 
 TEST_F(PeerStoreTest, TheRowCapCountsWhatForgetAndReopenLeft) {
@@ -586,10 +589,10 @@ TEST_F(PeerStoreTest, TheRowCapCountsWhatForgetAndReopenLeft) {
     add(*store, 4, "carol");
     Flush(*store);
     // Three rows go with bob: room for three more before the cap bites.
-    EXPECT_EQ(Erased(store->ForgetHistory("bob")), 3);
+    EXPECT_EQ(Erased(store->history().Forget("bob")), 3);
     for (int i = 5; i <= 7; ++i) add(*store, i, "carol");
     Flush(*store);
-    EXPECT_EQ(store->History("carol", 20)->total, 4);
+    EXPECT_EQ(store->history().Page("carol", 20)->total, 4);
   }
   // Reopened, the count starts again from the file.
   auto store = open();
@@ -597,10 +600,10 @@ TEST_F(PeerStoreTest, TheRowCapCountsWhatForgetAndReopenLeft) {
   add(*store, 9, "dave");
   Flush(*store);
   EXPECT_THAT(
-      Lines(store->History("carol", 20)),
+      Lines(store->history().Page("carol", 20)),
       ElementsAre(Ours("6", SendStatus::kSent), Ours("7", SendStatus::kSent),
                   Ours("8", SendStatus::kSent)));
-  EXPECT_EQ(store->History("dave", 20)->total, 1);
+  EXPECT_EQ(store->history().Page("dave", 20)->total, 1);
 }
 
 // kShown notes ride on the shown mark; any later note of the message, or
@@ -616,7 +619,8 @@ TEST_F(PeerStoreTest, ReadNotesKeptWithTheShownMarkAreReplacedOnce) {
   };
   auto notes_of = [](PeerStore& store) {
     std::vector<std::string> lines;
-    absl::StatusOr<std::vector<ReadNote>> notes = store.ReadNotes();
+    absl::StatusOr<std::vector<ReadNote>> notes =
+        store.read_notes().ReadNotes();
     EXPECT_THAT(notes.status(), IsOk());
     if (!notes.ok()) return lines;
     for (const ReadNote& n : *notes) {
@@ -627,7 +631,8 @@ TEST_F(PeerStoreTest, ReadNotesKeptWithTheShownMarkAreReplacedOnce) {
   };
   {
     auto store = Open();
-    store->SaveReadNotes({note("ours", ReadNote::State::kAwaiting, 1)});
+    store->read_notes().SaveReadNotes(
+        {note("ours", ReadNote::State::kAwaiting, 1)});
     for (const char* id : {"b1", "b2", "b3"}) {
       ChatMessage message = Incoming(id, 0, 0);
       message.received_at = absl::FromUnixMillis(10);
@@ -638,18 +643,19 @@ TEST_F(PeerStoreTest, ReadNotesKeptWithTheShownMarkAreReplacedOnce) {
       if (std::string(id) != "b3") {
         unread.push_back(note(id, ReadNote::State::kShown, 10));
       }
-      store->MarkShown(received->ready, unread);
+      store->inbox().MarkShown(received->ready, unread);
     }
     Flush(*store);
     EXPECT_THAT(notes_of(*store),
                 ElementsAre("bob:ours:0", "bob:b1:1", "bob:b2:1"));
     // b1 read: owed, kept once; b2 forgotten.
-    store->SaveReadNotes({note("b1", ReadNote::State::kOwed, 20)});
-    store->ForgetReadNotes({note("b2", ReadNote::State::kShown, 10)});
+    store->read_notes().SaveReadNotes({note("b1", ReadNote::State::kOwed, 20)});
+    store->read_notes().ForgetReadNotes(
+        {note("b2", ReadNote::State::kShown, 10)});
   }
   auto store = Open();
   EXPECT_THAT(notes_of(*store), ElementsAre("bob:ours:0", "bob:b1:2"));
-  store->ForgetReadNotes({note("b1", ReadNote::State::kOwed, 20)});
+  store->read_notes().ForgetReadNotes({note("b1", ReadNote::State::kOwed, 20)});
   Flush(*store);
   EXPECT_THAT(notes_of(*store), ElementsAre("bob:ours:0"));
 }
@@ -661,9 +667,9 @@ TEST_F(PeerStoreTest, ZeroDaysKeepsNoHistory) {
   ASSERT_THAT(store.status(), IsOk());
   ASSERT_THAT(Add(**store, Outgoing("m1", "bob", "hi")).status(), IsOk());
   ASSERT_TRUE(ReceiveAndShow(**store, Incoming("b1", 1, 1)));
-  (*store)->RecordSendState("m1", SendStatus::kDelivered);
+  (*store)->history().RecordSendState("m1", SendStatus::kDelivered);
   Flush(**store);
-  EXPECT_THAT(Lines((*store)->History("bob", 20)), IsEmpty());
+  EXPECT_THAT(Lines((*store)->history().Page("bob", 20)), IsEmpty());
 }
 
 TEST_F(PeerStoreTest, ForgetErasesOneConversationAndKeepsDeliveryState) {
@@ -673,13 +679,13 @@ TEST_F(PeerStoreTest, ForgetErasesOneConversationAndKeepsDeliveryState) {
               IsOk());
   ASSERT_TRUE(ReceiveAndShow(*store, Incoming("b1", 1, 1)));
   Flush(*store);
-  EXPECT_EQ(Erased(store->ForgetHistory("Bob")), 2);
-  EXPECT_THAT(Lines(store->History("bob", 20)), IsEmpty());
-  EXPECT_THAT(Lines(store->History("carol", 20)),
+  EXPECT_EQ(Erased(store->history().Forget("Bob")), 2);
+  EXPECT_THAT(Lines(store->history().Page("bob", 20)), IsEmpty());
+  EXPECT_THAT(Lines(store->history().Page("carol", 20)),
               ElementsAre(Ours("hi carol", SendStatus::kSent)));
-  EXPECT_EQ(Erased(store->ForgetHistory("bob")), 0);
+  EXPECT_EQ(Erased(store->history().Forget("bob")), 0);
   // The outbox, the numbering and the inbox's memory stay.
-  auto outbox = store->Outbox();
+  auto outbox = store->outbox().Entries();
   ASSERT_THAT(outbox.status(), IsOk());
   EXPECT_EQ(outbox->size(), 2u);
   EXPECT_EQ(Add(*store, Outgoing("m3", "bob", "again"))->sequence, 2);
@@ -687,9 +693,9 @@ TEST_F(PeerStoreTest, ForgetErasesOneConversationAndKeepsDeliveryState) {
               ElementsAre("duplicate"));
   EXPECT_THAT(Ids(Receive(*store, Incoming("b2", 2, 1))), ElementsAre("b2"));
   // A receipt for a forgotten message changes nothing.
-  store->RecordSendState("m1", SendStatus::kDelivered);
+  store->history().RecordSendState("m1", SendStatus::kDelivered);
   Flush(*store);
-  EXPECT_THAT(Lines(store->History("bob", 20)),
+  EXPECT_THAT(Lines(store->history().Page("bob", 20)),
               ElementsAre(Ours("again", SendStatus::kSent)));
 }
 
@@ -710,7 +716,7 @@ TEST_F(PeerStoreTest, TheRecorderKeepsEveryStateThePeerEmits) {
   event.message.id = "m1";
   event.status = SendStatus::kDelivered;
   recorder.OnEvent(event);  // No store yet: passed on only.
-  recorder.SetStore(store.get());
+  recorder.SetStore(&store->history());
   for (SendStatus status : {SendStatus::kDelivered, SendStatus::kRead}) {
     event.status = status;
     recorder.OnEvent(event);
@@ -721,7 +727,7 @@ TEST_F(PeerStoreTest, TheRecorderKeepsEveryStateThePeerEmits) {
   recorder.OnEvent(MakeEvent(EventKind::kInfo, "", "", "not a state"));
   EXPECT_EQ(screen.events.load(), 5);
   Flush(*store);
-  EXPECT_THAT(Lines(store->History("bob", 20)),
+  EXPECT_THAT(Lines(store->history().Page("bob", 20)),
               ElementsAre(Ours("hi", SendStatus::kRead),
                           Ours("lost", SendStatus::kExpired)));
 }

@@ -126,7 +126,7 @@ TEST_F(ReadReceiptsTest, TurnedOffNeitherSendsNorShows) {
   auto store =
       OpenPeerStore(PeerTest::Options("alice").store_path, RealClock());
   ASSERT_THAT(store, IsOk());
-  auto notes = (*store)->ReadNotes();
+  auto notes = (*store)->read_notes().ReadNotes();
   ASSERT_THAT(notes, IsOk());
   EXPECT_TRUE(notes->empty());
   std::vector<PeerEvent> bob = sink("bob").Events();
@@ -151,7 +151,7 @@ TEST_F(ReadReceiptsTest, ReceiptsWaitInTheMailboxWhileTheSenderIsAway) {
   auto store =
       OpenPeerStore(PeerTest::Options("alice").store_path, RealClock());
   ASSERT_THAT(store, IsOk());
-  auto notes = (*store)->ReadNotes();
+  auto notes = (*store)->read_notes().ReadNotes();
   ASSERT_THAT(notes, IsOk());
   EXPECT_TRUE(notes->empty());
 }
@@ -194,7 +194,7 @@ TEST_F(ReadReceiptsTest, MailThatExpiresUnreadEndsTheStoredMessageAsExpired) {
   auto store =
       OpenPeerStore(PeerTest::Options("alice").store_path, RealClock());
   ASSERT_THAT(store, IsOk());
-  auto outbox = (*store)->Outbox();
+  auto outbox = (*store)->outbox().Entries();
   ASSERT_THAT(outbox, IsOk());
   EXPECT_TRUE(outbox->empty());
 }

@@ -46,7 +46,7 @@ class ReadTrackerTest : public ::testing::Test {
       if (name == "carol") return carol_.public_key();
       return std::nullopt;
     };
-    keys_ = std::make_unique<KeyBook>(store_.get(), std::vector<Pin>(),
+    keys_ = std::make_unique<KeyBook>(&store_->pins(), std::vector<Pin>(),
                                       std::move(book), clock_);
     envelope_ =
         std::make_unique<Envelope>("alice", alice_, keys_.get(), clock_);
@@ -63,9 +63,9 @@ class ReadTrackerTest : public ::testing::Test {
     options.deposit = [](const registry::MailItem&) {
       return absl::UnavailableError("no mailbox in this test");
     };
-    tracker_ = std::make_unique<ReadTracker>(&events_, store_.get(),
-                                             std::vector<ReadNote>(), clock_,
-                                             std::move(options));
+    tracker_ = std::make_unique<ReadTracker>(
+        &events_, &store_->read_notes(), &store_->outbox(),
+        std::vector<ReadNote>(), clock_, std::move(options));
   }
 
   ~ReadTrackerTest() override { tracker_->Stop(); }

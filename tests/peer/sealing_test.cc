@@ -13,6 +13,7 @@
 
 #include "peer/envelope.h"
 #include "peer/key_book.h"
+#include "peer/peer_store.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat::peer {
@@ -260,7 +261,7 @@ class KeyBookTest : public ::testing::Test {
     store_ = *std::move(store);
   }
   std::unique_ptr<KeyBook> NewBook() {
-    return std::make_unique<KeyBook>(store_.get(), *store_->Pins(),
+    return std::make_unique<KeyBook>(&store_->pins(), *store_->pins().Pins(),
                                      directory_.Options(&told_), clock_);
   }
 
