@@ -22,7 +22,7 @@
 namespace chat {
 
 inline constexpr int kDefaultMaxCallsInProgress = 1000;
-inline constexpr int kDefaultMaxStreamsPerConnection = 200;
+inline constexpr int kDefaultMaxStreamsPerConnection = 20;
 inline constexpr Millis kDefaultLateTarget{5};
 inline constexpr Millis kDefaultLateInterval{100};
 
@@ -38,12 +38,15 @@ struct OverloadOptions {
   // past it waits on its own side, where its deadline ends the wait, instead
   // of queueing in the server. It is not a bound on memory by itself: as
   // measured, a server short of CPU keeps calls its clients have cancelled
-  // (a few KB each) at a rate that grows with connections x this. 20 kept a
+  // (a few KB each) at a rate that grows with connections x this; 20 kept a
   // registry on a third of a core at 94 MB where 200 reached 1 GB in 5 s
-  // under 8 connections (docs/benchmarks.md, docs/limits.md). The default
-  // stays 200 until the bound is shown on one connection by a test and its
-  // cost is measured: a peer's window sends 64 messages at once on one
-  // connection, and chat-bench drives 64 calls on one.
+  // under 8 connections. 20 is far above what one client of the registry
+  // or the greeter keeps open (a peer: Watch, Listen and one call per
+  // conversation; chatctl: one), and a client with 64 resolves in flight
+  // on one connection got no less through it than through 200
+  // (docs/limits.md). A peer's own
+  // server takes more (kPeerMaxStreamsPerConnection): a sender's window puts
+  // 64 messages on one connection at once.
   int max_streams_per_connection = kDefaultMaxStreamsPerConnection;
   // Shedding by lateness, after CoDel (Nichols and Jacobson) as Facebook's
   // "Fail at Scale" applies it to server queues: a standing queue shows as

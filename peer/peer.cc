@@ -48,6 +48,11 @@ class Peer::FollowerEvents final : public EventSink {
 namespace {
 // How often the history's age limit is applied (also at start).
 constexpr absl::Duration kHistoryTrimEvery = absl::Hours(1);
+// Streams one connection may open on this peer's listener: a sender's window
+// puts kSendWindow messages on one connection at once, so that the inbox
+// commits them together; twice that leaves room for receipts and a second
+// window. The registry's and greeter's 20 would split a window in four.
+constexpr int kPeerMaxStreamsPerConnection = 2 * static_cast<int>(kSendWindow);
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
@@ -181,6 +186,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   config.listen_address = options.listen;
   config.services = {peer->service_.get()};
   config.health_names = {"ChattingService"};
+  config.max_streams_per_connection = kPeerMaxStreamsPerConnection;
   config.credentials = server_tls;
   SupervisorOptions supervisor;
   // Through gRPC's logger: it goes where gRPC's own "Failed accept4" line
