@@ -48,11 +48,6 @@ class Peer::FollowerEvents final : public EventSink {
 namespace {
 // How often the history's age limit is applied (also at start).
 constexpr absl::Duration kHistoryTrimEvery = absl::Hours(1);
-// Streams one connection may open on this peer's listener: a sender's window
-// puts kSendWindow messages on one connection at once, so that the inbox
-// commits them together; twice that leaves room for receipts and a second
-// window. The registry's and greeter's 20 would split a window in four.
-constexpr int kPeerMaxStreamsPerConnection = 2 * static_cast<int>(kSendWindow);
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
