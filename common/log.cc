@@ -57,17 +57,30 @@ void RedirectLogLines(LogDestination* destination) {
   log_destination.store(destination);
 }
 
+namespace {
+
+// Opens `path` for appending, private whatever the umask or an older file
+// said; -1 (errno set) when it cannot. `size` gets the file's length.
+int OpenLogFile(const std::string& path, int flags, int64_t* size) {
+  const int fd = ::open(
+      path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | flags, 0600);
+  if (fd < 0) return -1;
+  ::fchmod(fd, 0600);
+  struct stat st;
+  *size = ::fstat(fd, &st) == 0 ? st.st_size : 0;
+  return fd;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<RotatingLogFile>> RotatingLogFile::Open(
     const std::string& path, int64_t max_bytes) {
-  const int fd =
-      ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  int64_t size = 0;
+  const int fd = OpenLogFile(path, 0, &size);
   if (fd < 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot open the log file ", path, ": ", strerror(errno)));
   }
-  ::fchmod(fd, 0600);  // Whatever the umask or an older file said.
-  struct stat st;
-  const int64_t size = ::fstat(fd, &st) == 0 ? st.st_size : 0;
   return std::unique_ptr<RotatingLogFile>(
       new RotatingLogFile(path, std::max<int64_t>(max_bytes, 1), fd, size));
 }
@@ -83,15 +96,20 @@ RotatingLogFile::~RotatingLogFile() {
 
 void RotatingLogFile::Write(const std::string& line) {
   absl::MutexLock lock(&mu_);
+  // A rotation that could not open the new file (no fd left, the directory
+  // gone) is retried at every line, so logging resumes once the cause has
+  // passed; the lines in between are dropped.
+  if (fd_ < 0) fd_ = OpenLogFile(path_, 0, &size_);
+  if (fd_ < 0) return;
   if (size_ > 0 && size_ + static_cast<int64_t>(line.size()) > max_bytes_) {
     const std::string older = path_ + ".1";
+    // When the rename fails, PATH is truncated all the same: losing old
+    // lines is better than a log that grows without bound.
     ::rename(path_.c_str(), older.c_str());
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = ::open(path_.c_str(),
-                 O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    size_ = 0;
+    ::close(fd_);
+    fd_ = OpenLogFile(path_, O_TRUNC, &size_);
+    if (fd_ < 0) return;
   }
-  if (fd_ < 0) return;
   if (WriteAll(fd_, line)) size_ += static_cast<int64_t>(line.size());
 }
 

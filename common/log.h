@@ -42,7 +42,9 @@ void RedirectLogLines(LogDestination* destination);
 // it beyond, PATH becomes PATH.1 (the previous PATH.1 is dropped) and a new
 // PATH starts, so the two hold at most about twice `max_bytes`. Files are
 // private (0600): a log may name peers and addresses. A failed write is
-// dropped (a log has nowhere better to go). Thread-safe.
+// dropped (a log has nowhere better to go); when PATH cannot be opened again
+// after a rotation, lines are dropped until it can (tried at every line).
+// Thread-safe.
 class RotatingLogFile final : public LogDestination {
  public:
   // Opens (appends to) `path`. kUnavailable naming the path when it cannot
@@ -59,7 +61,7 @@ class RotatingLogFile final : public LogDestination {
   const std::string path_;
   const int64_t max_bytes_;
   absl::Mutex mu_;
-  int fd_ ABSL_GUARDED_BY(mu_);  // -1 once a rotation failed to reopen.
+  int fd_ ABSL_GUARDED_BY(mu_);  // -1 while PATH cannot be opened.
   int64_t size_ ABSL_GUARDED_BY(mu_);
 };
 

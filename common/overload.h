@@ -1,6 +1,8 @@
 // Shedding at the door of every server: a call whose deadline has already
-// passed is dropped before any work, and beyond a bound on calls in progress
-// new calls are refused at once instead of queueing without bound.
+// passed is dropped before any work, beyond a bound on calls in progress new
+// calls are refused at once instead of queueing without bound, and while
+// calls keep reaching their handlers late, the late ones are refused at once
+// instead of being served too late to matter.
 
 #ifndef CHAT_COMMON_OVERLOAD_H_
 #define CHAT_COMMON_OVERLOAD_H_
@@ -9,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -19,7 +22,9 @@
 namespace chat {
 
 inline constexpr int kDefaultMaxCallsInProgress = 1000;
-inline constexpr int kDefaultMaxStreamsPerConnection = 200;
+inline constexpr int kDefaultMaxStreamsPerConnection = 20;
+inline constexpr Millis kDefaultLateTarget{5};
+inline constexpr Millis kDefaultLateInterval{100};
 
 // How much a server takes on at once (docs/limits.md, "Calls in progress").
 struct OverloadOptions {
@@ -33,13 +38,36 @@ struct OverloadOptions {
   // past it waits on its own side, where its deadline ends the wait, instead
   // of queueing in the server. It is not a bound on memory by itself: as
   // measured, a server short of CPU keeps calls its clients have cancelled
-  // (a few KB each) at a rate that grows with connections x this. 20 kept a
+  // (a few KB each) at a rate that grows with connections x this; 20 kept a
   // registry on a third of a core at 94 MB where 200 reached 1 GB in 5 s
-  // under 8 connections (docs/benchmarks.md, docs/limits.md). The default
-  // stays 200 until the bound is shown on one connection by a test and its
-  // cost is measured: a peer's window sends 64 messages at once on one
-  // connection, and chat-bench drives 64 calls on one.
+  // under 8 connections. 20 is far above what one client of the registry
+  // or the greeter keeps open (a peer: Watch, Listen and one call per
+  // conversation; chatctl: one), and a client with 64 resolves in flight
+  // on one connection got no less through it than through 200
+  // (docs/limits.md). A peer's own
+  // server takes more (kPeerMaxStreamsPerConnection): a sender's window puts
+  // 64 messages on one connection at once.
   int max_streams_per_connection = kDefaultMaxStreamsPerConnection;
+  // Shedding by lateness, after CoDel (Nichols and Jacobson) as Facebook's
+  // "Fail at Scale" applies it to server queues: a standing queue shows as
+  // every call waiting longer than a target for a whole interval, and while
+  // it stands, calls that waited too long are refused at once.
+  //
+  // What gRPC 1.51's callback API lets a handler see of a call's wait is its
+  // deadline only: no arrival time, and the client's grpc-timeout header is
+  // consumed by the core (not in client_metadata()). So lateness is judged
+  // by the slack a call has left when its handler starts (deadline minus
+  // now): a call is late when it has less than `late_target` left (or none:
+  // the expired ones dropped above count too); once every call with a
+  // deadline has been late for `late_interval`, the gate sheds: late calls
+  // get RESOURCE_EXHAUSTED (--late-target-ms) at once, and the first call
+  // with `late_target` or more left ends the shedding. Calls without a
+  // deadline tell nothing and are never shed. A client whose own deadlines
+  // are shorter than `late_target` is always late and is shed whenever the
+  // server is loaded enough for the shedding to begin.
+  // late_target 0: no shedding (expired calls are still dropped).
+  Millis late_target = kDefaultLateTarget;
+  Millis late_interval = kDefaultLateInterval;
   // What deadlines are compared with: gRPC's are wall-clock times, so the
   // real clock; a test sets a FakeClock (its wall runs ahead of the real one)
   // to see every call arrive past its deadline. Not owned; must outlive the
@@ -58,7 +86,8 @@ struct OverloadOptions {
 // progress" work, and the number of streams is bounded by the stream
 // limits (docs/limits.md), not by this gate.
 //
-// Cheap enough for the greeter's baseline: one atomic add and one clock read.
+// Cheap enough for the greeter's baseline: a few atomic operations and two
+// clock reads.
 // Thread-safe.
 class CallGate {
  public:
@@ -89,23 +118,36 @@ class CallGate {
     int64_t admitted = 0;  // Since construction.
     int64_t expired = 0;   // Refused: deadline already passed.
     int64_t refused = 0;   // Refused: max_calls_in_progress reached.
+    int64_t shed = 0;      // Refused: late while the gate was shedding.
   };
 
   explicit CallGate(const OverloadOptions& options);
 
   // kDeadlineExceeded when `deadline` is not after options.clock's Wall() (the
   // caller has given up: nothing may be done for it); kResourceExhausted
-  // (LimitError, --max-calls-in-progress) when max_calls_in_progress calls
-  // hold tickets; otherwise a ticket.
+  // when the gate is shedding and the call is late (see
+  // OverloadOptions::late_target), or (LimitError, --max-calls-in-progress)
+  // when max_calls_in_progress calls hold tickets; otherwise a ticket.
   absl::StatusOr<Ticket> Admit(absl::Time deadline);
   // Admit() with the deadline of a call (infinite when it has none).
   absl::StatusOr<Ticket> Admit(const grpc::ServerContextBase& context);
 
   Counts counts() const;
   const OverloadOptions& options() const { return options_; }
+  // Whether late calls are being refused now (for tests and logs).
+  bool shedding() const;
 
  private:
+  // Records one call's lateness at `now`; true when the gate sheds it.
+  bool ShedLate(bool late, MonoTime now);
+
   const OverloadOptions options_;
+  // Monotonic time (nanoseconds since the clock's epoch) of the first late
+  // call of the current run of late calls; kOnTime when the last call with a
+  // deadline was on time. Atomic rather than locked: every call passes here.
+  static constexpr int64_t kOnTime = std::numeric_limits<int64_t>::min();
+  std::atomic<int64_t> late_since_{kOnTime};
+  std::atomic<int64_t> shed_{0};
   std::atomic<int64_t> in_progress_{0};
   std::atomic<int64_t> admitted_{0};
   std::atomic<int64_t> expired_{0};

@@ -28,6 +28,13 @@ namespace chat::peer {
 // Messages to one recipient sent at once on the fast path.
 inline constexpr size_t kSendWindow = 64;
 
+// Streams one connection may open on a peer's listener: a sender's window
+// puts kSendWindow messages on one connection at once, so that the inbox
+// commits them together; twice that leaves room for receipts and a second
+// window. The registry's and greeter's 20 would split a window in four.
+inline constexpr int kPeerMaxStreamsPerConnection =
+    2 * static_cast<int>(kSendWindow);
+
 // Drains the outbox messages to one recipient on its own thread, so a slow
 // or unreachable peer never holds up messages to others.
 //

@@ -183,6 +183,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   config.listen_address = options.listen;
   config.services = {peer->service_.get()};
   config.health_names = {"ChattingService"};
+  config.max_streams_per_connection = kPeerMaxStreamsPerConnection;
   config.credentials = server_tls;
   SupervisorOptions supervisor;
   // Through gRPC's logger: it goes where gRPC's own "Failed accept4" line

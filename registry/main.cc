@@ -80,11 +80,14 @@ bool ParseOverloadOptions(const po::variables_map& vm,
   overload->max_calls_in_progress = vm["max-calls-in-progress"].as<int>();
   overload->max_streams_per_connection =
       vm["max-streams-per-connection"].as<int>();
+  const int late_target_ms = vm["late-target-ms"].as<int>();
+  overload->late_target = chat::Millis(late_target_ms);
   overload->log = &chat::RouteLibraryLogs("registry");
   if (overload->max_calls_in_progress < 0 ||
-      overload->max_streams_per_connection < 1) {
+      overload->max_streams_per_connection < 1 || late_target_ms < 0) {
     std::cerr << "chat-registry: need --max-calls-in-progress >= 0 (0: no "
-                 "bound) and --max-streams-per-connection >= 1\n";
+                 "bound), --max-streams-per-connection >= 1 and "
+                 "--late-target-ms >= 0 (0: no shedding)\n";
     return false;
   }
   return true;
@@ -391,7 +394,14 @@ int main(int argc, char** argv) {
           po::value<int>()->default_value(
               chat::kDefaultMaxStreamsPerConnection),
           "HTTP/2 streams one connection may have open at once; a client "
-          "past it waits on its side");
+          "past it waits on its side")(
+          "late-target-ms",
+          po::value<int>()->default_value(
+              static_cast<int>(chat::kDefaultLateTarget.count())),
+          "while every call has reached the server with less than this "
+          "left before its deadline for 100 ms, such late calls are refused "
+          "at once with RESOURCE_EXHAUSTED (0: never; calls past their "
+          "deadline are always dropped)");
   chat::CommandLine command_line;
   command_line.program = "chat-registry";
   command_line.synopsis = "chat-registry [OPTIONS]";
@@ -421,6 +431,7 @@ int main(int argc, char** argv) {
       {"CHAT_REGISTRY_MAX_CALLS_IN_PROGRESS", "max-calls-in-progress"},
       {"CHAT_REGISTRY_MAX_STREAMS_PER_CONNECTION",
        "max-streams-per-connection"},
+      {"CHAT_REGISTRY_LATE_TARGET_MS", "late-target-ms"},
       // Limits: names and mailbox (quota)
       {"CHAT_REGISTRY_MAX_NAMES_PER_KEY", "max-names-per-key"},
       {"CHAT_REGISTRY_MAX_NAMES_PER_CLIENT", "max-names-per-client"},

@@ -84,6 +84,14 @@ void RegistryServer::Shutdown(Millis grace) {
   if (mail_expiry_) mail_expiry_->Stop();
   store_->CancelWatches();
   if (server_) server_->Stop(grace);
+  // What the gate did over the process's life: how an operator (and the
+  // overload benchmark) tells shed load from served load.
+  const CallGate::Counts counts = gate_.counts();
+  LogLine("registry", absl::StrCat("overload: calls admitted ", counts.admitted,
+                                   ", dropped past their deadline ",
+                                   counts.expired, ", shed late ", counts.shed,
+                                   ", refused at --max-calls-in-progress ",
+                                   counts.refused));
   mailbox_service_.reset();
   mailbox_.reset();
   store_.reset();

@@ -13,10 +13,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "common/json.h"
 #include "common/random.h"
 #include "proto/greet.grpc.pb.h"
@@ -539,6 +542,14 @@ class SystemBench {
   void StopRegistry() {
     if (registry_ == nullptr) return;
     StopChild(*registry_, "chat-registry");
+    // Its gate's totals (one line at shutdown): how many calls reached a
+    // handler at all, and how they were shed.
+    for (absl::string_view line :
+         absl::StrSplit(registry_->StderrTail(), " | ")) {
+      if (absl::StrContains(line, "overload: calls admitted")) {
+        Note(absl::StrCat("chat-registry at exit: ", line));
+      }
+    }
   }
 
   // Registers options_.names leases through the gRPC API, 64 at a time, and

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -92,6 +94,33 @@ TEST(RotatingLogFileTest, NeverGrowsMuchPastItsSizeAndStaysPrivate) {
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_FALSE(RotatingLogFile::Open(dir.File("no/such/dir.log"), 10).ok());
+}
+
+// A rotation whose new file cannot be made (here: its directory has gone,
+// which fails for root too) drops lines until the file can be made again,
+// then logs on.
+TEST(RotatingLogFileTest, LogsAgainOnceAFailedRotationCanOpenTheFile) {
+  chat::testing::TempDir dir;
+  const std::filesystem::path sub = dir.File("logs");
+  std::filesystem::create_directory(sub);
+  const std::string path = (sub / "alice.log").string();
+  auto log = RotatingLogFile::Open(path, 100);
+  ASSERT_TRUE(log.ok()) << log.status();
+  (*log)->Write(std::string(80, 'a') + "\n");
+  std::filesystem::remove_all(sub);
+  (*log)->Write(std::string(80, 'b') + "\n");  // Rotates, cannot reopen.
+  (*log)->Write("lost\n");
+  EXPECT_FALSE(std::filesystem::exists(path));
+  std::filesystem::create_directory(sub);
+  (*log)->Write("back\n");
+  ASSERT_TRUE(std::filesystem::exists(path));
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "back\n");
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 // What chat-peer does so that no log line lands on the chat screen.

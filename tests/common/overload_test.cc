@@ -1,5 +1,5 @@
 // The CallGate: deadlines judged on an injected clock, the bound on calls in
-// progress, and tickets that give their place back.
+// progress, shedding by lateness, and tickets that give their place back.
 
 #include "common/overload.h"
 
@@ -120,6 +120,108 @@ TEST(CallGateTest, RefusalsAreLoggedAFewLinesAtATime) {
   log.Flush();
   EXPECT_EQ(lines.size(), 8u);
   EXPECT_THAT(lines[6] + lines[7], HasSubstr("997 more like it"));
+}
+
+// Late: 2 ms left, under the 5 ms target. On time: 50 ms left.
+absl::StatusOr<CallGate::Ticket> Late(CallGate& gate, const Clock& clock) {
+  return gate.Admit(clock.Wall() + absl::Milliseconds(2));
+}
+absl::StatusOr<CallGate::Ticket> OnTime(CallGate& gate, const Clock& clock) {
+  return gate.Admit(clock.Wall() + absl::Milliseconds(50));
+}
+
+OverloadOptions Shedding(const Clock& clock) {
+  OverloadOptions options = WithBound(clock, 0);
+  options.late_target = Millis(5);
+  options.late_interval = Millis(100);
+  return options;
+}
+
+TEST(CallGateTest, ServesLateCallsUntilLatenessHasLastedAnInterval) {
+  FakeClock clock;
+  CallGate gate(Shedding(clock));
+  EXPECT_THAT(Late(gate, clock), IsOk());
+  clock.Advance(Millis(99));
+  EXPECT_THAT(Late(gate, clock), IsOk());
+  EXPECT_FALSE(gate.shedding());
+  clock.Advance(Millis(1));
+  EXPECT_TRUE(gate.shedding());
+  EXPECT_THAT(Late(gate, clock), StatusIs(absl::StatusCode::kResourceExhausted,
+                                          HasSubstr("less than 5 ms left")));
+  EXPECT_EQ(gate.counts().shed, 1);
+  EXPECT_EQ(gate.counts().admitted, 2);
+}
+
+TEST(CallGateTest, AnOnTimeCallEndsTheSheddingAndRestartsTheInterval) {
+  FakeClock clock;
+  CallGate gate(Shedding(clock));
+  EXPECT_THAT(Late(gate, clock), IsOk());
+  clock.Advance(Millis(100));
+  EXPECT_FALSE(Late(gate, clock).ok());
+  // A call that still has time is served, and shows the queue has gone.
+  EXPECT_THAT(OnTime(gate, clock), IsOk());
+  EXPECT_FALSE(gate.shedding());
+  EXPECT_THAT(Late(gate, clock), IsOk());
+  clock.Advance(Millis(50));
+  EXPECT_THAT(Late(gate, clock), IsOk());
+  clock.Advance(Millis(50));
+  EXPECT_FALSE(Late(gate, clock).ok());
+  EXPECT_EQ(gate.counts().shed, 2);
+}
+
+TEST(CallGateTest, ExpiredCallsCountAsLateAndStayDeadlineExceeded) {
+  FakeClock clock;
+  CallGate gate(Shedding(clock));
+  EXPECT_THAT(gate.Admit(clock.Wall()),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  clock.Advance(Millis(100));
+  EXPECT_THAT(gate.Admit(clock.Wall()),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(Late(gate, clock),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(gate.counts().expired, 2);
+  EXPECT_EQ(gate.counts().shed, 1);
+}
+
+TEST(CallGateTest, CallsWithoutADeadlineAreNeverShedAndTellNothing) {
+  FakeClock clock;
+  CallGate gate(Shedding(clock));
+  EXPECT_THAT(Late(gate, clock), IsOk());
+  clock.Advance(Millis(100));
+  // Streams (Watch, Listen) often have no deadline: always admitted, and
+  // they do not end the shedding.
+  EXPECT_THAT(gate.Admit(absl::InfiniteFuture()), IsOk());
+  EXPECT_TRUE(gate.shedding());
+  EXPECT_FALSE(Late(gate, clock).ok());
+}
+
+TEST(CallGateTest, ALateTargetOfZeroNeverSheds) {
+  FakeClock clock;
+  OverloadOptions options = Shedding(clock);
+  options.late_target = Millis(0);
+  CallGate gate(options);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_THAT(Late(gate, clock), IsOk());
+    clock.Advance(Millis(100));
+  }
+  EXPECT_FALSE(gate.shedding());
+  EXPECT_EQ(gate.counts().shed, 0);
+}
+
+TEST(CallGateTest, SheddingIsLogged) {
+  FakeClock clock;
+  std::vector<std::string> lines;
+  RateLimitedLog log(
+      RateLimitedLog::Options(), clock,
+      [&lines](const std::string& line) { lines.push_back(line); });
+  OverloadOptions options = Shedding(clock);
+  options.log = &log;
+  CallGate gate(options);
+  EXPECT_THAT(Late(gate, clock), IsOk());
+  clock.Advance(Millis(100));
+  EXPECT_FALSE(Late(gate, clock).ok());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0], HasSubstr("overload: shed a late call"));
 }
 
 }  // namespace

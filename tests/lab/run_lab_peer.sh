@@ -6,22 +6,10 @@
 #
 # Usage: run_lab_peer.sh BIN_DIR REPO_ROOT PROTOC GRPC_PYTHON_PLUGIN
 set -euo pipefail
-bin_dir=$1 repo=$2 protoc=$3 plugin=$4
-source "$repo/tests/e2e/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lab_lib.sh" "$@"
 
-step "generate the lab peer's stubs from the lab's chat.proto"
-mkdir -p "$work/py"
-"$protoc" -I "$repo/tests/lab/proto" --python_out="$work/py" \
-  --grpc_out="$work/py" --plugin=protoc-gen-grpc="$plugin" chat.proto
-export PYTHONPATH="$work/py"
-
-registry=127.0.0.1:$(free_port)
-export CHAT_REGISTRY=$registry
-step "registry on $registry"
-"$bin_dir/chat-registry" --listen "$registry" --db "$work/registry.db" \
-  2>"$work/registry.log" &
-pids+=("$!")
-wait_for_file "$work/registry.log" "start: listening"
+lab_chat_stubs
+start_registry
 
 step "the lab peer 'Davide' listens; chatctl registers it by name"
 lab_port=$(free_port)
@@ -36,12 +24,8 @@ timeout 20 "$bin_dir/chatctl" --admin-token-file "$work/admin.token" \
   fail "chatctl register --static failed"
 
 step "chat-peer alice starts"
-mkfifo "$work/alice.in"
-"$bin_dir/chat-peer" --name alice --listen 127.0.0.1:0 --json --data-dir "$work/data" \
-  <"$work/alice.in" >"$work/alice.out" 2>"$work/alice.err" &
-pids+=("$!")
-exec {alice_fd}>"$work/alice.in"
-wait_for_file "$work/alice.out" '"event":"ready"'
+start_json_peer alice
+alice_fd=$peer_fd
 
 step "alice -> the lab peer, by name"
 echo "@davide ciao Davide, from a C++ peer" >&"$alice_fd"

@@ -8,22 +8,10 @@
 #
 # Usage: run_squatter.sh BIN_DIR REPO_ROOT PROTOC GRPC_PYTHON_PLUGIN
 set -euo pipefail
-bin_dir=$1 repo=$2 protoc=$3 plugin=$4
-source "$repo/tests/e2e/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lab_lib.sh" "$@"
 
-step "generate the squatter's stubs from the lab's chat.proto"
-mkdir -p "$work/py"
-"$protoc" -I "$repo/tests/lab/proto" --python_out="$work/py" \
-  --grpc_out="$work/py" --plugin=protoc-gen-grpc="$plugin" chat.proto
-export PYTHONPATH="$work/py"
-
-registry=127.0.0.1:$(free_port)
-export CHAT_REGISTRY=$registry
-step "registry on $registry"
-"$bin_dir/chat-registry" --listen "$registry" --db "$work/registry.db" \
-  2>"$work/registry.log" &
-pids+=("$!")
-wait_for_file "$work/registry.log" "start: listening"
+lab_chat_stubs
+start_registry
 
 carol_port=$(free_port)
 start_carol() {
@@ -54,14 +42,8 @@ exec {squatter_fd}>"$work/squatter.in"
 wait_for_file "$work/squatter.out" '"listening"'
 
 step "alice writes to carol"
-mkfifo "$work/alice.in"
-"$bin_dir/chat-peer" --name alice --listen 127.0.0.1:0 --json \
-  --data-dir "$work/alice-data" \
-  <"$work/alice.in" >"$work/alice.out" 2>"$work/alice.err" &
-alice=$!
-pids+=("$alice")
-exec {alice_fd}>"$work/alice.in"
-wait_for_line "$work/alice.out" '"event":"ready"' "$alice"
+start_json_peer alice
+alice=$peer_pid alice_fd=$peer_fd
 echo "@carol for carol only" >&"$alice_fd"
 wait_for_line "$work/alice.out" '"status":"stored"' "$alice"
 grep -q '"received"' "$work/squatter.out" ||

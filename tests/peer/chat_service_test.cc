@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
+#include "peer/conversation.h"
 #include "peer/peer_store.h"
 #include "peer/sealing.h"
 #include "tests/peer/keeping_sink.h"
@@ -33,6 +34,7 @@ class ChatServiceTest : public ::testing::Test {
     ServerConfig config;
     config.listen_address = "127.0.0.1:0";
     config.services = {&service_};
+    config.max_streams_per_connection = kPeerMaxStreamsPerConnection;
     auto running = StartServer(config);
     ASSERT_THAT(running, IsOk());
     server_ = std::move(running->server);
@@ -180,6 +182,8 @@ class SealedChatServiceTest : public ::testing::Test {
     ServerConfig config;
     config.listen_address = "127.0.0.1:0";
     config.services = {service_.get()};
+    // As chat-peer serves: 65 senders at once on one connection.
+    config.max_streams_per_connection = kPeerMaxStreamsPerConnection;
     auto running = StartServer(config);
     ASSERT_THAT(running, chat::testing::IsOk());
     server_ = std::move(running->server);
