@@ -23,7 +23,10 @@ namespace chat {
 
 inline constexpr int kDefaultMaxCallsInProgress = 1000;
 inline constexpr int kDefaultMaxStreamsPerConnection = 20;
-inline constexpr Millis kDefaultLateTarget{5};
+// Off by default: measured under a 2x overload, no call ever reached its
+// handler late (docs/benchmarks.md, "Shedding by lateness"); the wait is
+// before gRPC parses the request, where a handler cannot see it.
+inline constexpr Millis kDefaultLateTarget{0};
 inline constexpr Millis kDefaultLateInterval{100};
 
 // How much a server takes on at once (docs/limits.md, "Calls in progress").
