@@ -24,8 +24,8 @@ namespace chat {
 inline constexpr int kDefaultMaxCallsInProgress = 1000;
 inline constexpr int kDefaultMaxStreamsPerConnection = 20;
 // Off by default: measured under a 2x overload, no call ever reached its
-// handler late (docs/benchmarks.md, "Shedding by lateness"); the wait is
-// before gRPC parses the request, where a handler cannot see it.
+// handler late (docs/benchmarks-history.md, "Shedding by lateness"); the wait
+// is before gRPC parses the request, where a handler cannot see it.
 inline constexpr Millis kDefaultLateTarget{0};
 inline constexpr Millis kDefaultLateInterval{100};
 

@@ -1,5 +1,5 @@
-// The floor under `send` (docs/benchmarks.md, "The floor under send"): a
-// ChattingService that does only what any receiver that keeps its messages
+// The floor under `send` (docs/benchmarks-history.md, "The floor under send"):
+// a ChattingService that does only what any receiver that keeps its messages
 // must do, so that what `send` costs above it is the price of what a peer
 // does besides. Each SendMessage is opened (sealed for this server's key by
 // the bench's own sender) and written as one row of one table, keyed by its
