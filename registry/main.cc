@@ -24,6 +24,10 @@
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
 #include "registry/stream_limits.h"
+#ifdef CHAT_ETCD
+#include "registry/etcd/etcd_client.h"
+#include "registry/etcd/etcd_store.h"
+#endif
 
 namespace po = boost::program_options;
 
@@ -250,8 +254,60 @@ int Run(const po::variables_map& vm) {
        chat::registry::AdminTokenWarnings(token_path, *admin_token)) {
     chat::LogLine("registry", absl::StrCat("warning: ", warning));
   }
-  auto store = chat::registry::OpenSqliteStore(db_path, chat::RealClock(),
-                                               store_options);
+  const std::string backend = vm["store"].as<std::string>();
+  absl::StatusOr<std::unique_ptr<chat::registry::Store>> store;
+  std::string where = absl::StrCat("database ", db_path);
+  if (backend == "sqlite") {
+    store = chat::registry::OpenSqliteStore(db_path, chat::RealClock(),
+                                            store_options);
+  } else if (backend == "etcd") {
+#ifdef CHAT_ETCD
+    namespace etcd = chat::registry::etcd;
+    etcd::EtcdStoreOptions etcd_options;
+    absl::StatusOr<std::vector<std::string>> endpoints =
+        etcd::ParseEndpoints(vm["etcd-endpoints"].as<std::string>());
+    if (!endpoints.ok()) {
+      std::cerr << "chat-registry: --etcd-endpoints: "
+                << endpoints.status().message() << "\n";
+      return chat::kExitUsage;
+    }
+    etcd_options.etcd.endpoints = *endpoints;
+    etcd_options.etcd.tls.ca_file = vm["etcd-ca"].as<std::string>();
+    etcd_options.etcd.tls.cert_file = vm["etcd-cert"].as<std::string>();
+    etcd_options.etcd.tls.key_file = vm["etcd-key"].as<std::string>();
+    etcd_options.prefix = vm["etcd-prefix"].as<std::string>();
+    if (etcd_options.prefix.empty() || etcd_options.prefix[0] != '/') {
+      std::cerr << "chat-registry: --etcd-prefix must start with /\n";
+      return chat::kExitUsage;
+    }
+    etcd_options.lease_policy = store_options.lease_policy;
+    etcd_options.name_quotas = store_options.name_quotas;
+    etcd_options.max_watch_backlog_bytes =
+        store_options.max_watch_backlog_bytes;
+    if (absl::Status agreed =
+            etcd::AgreeOnAdminToken(etcd_options, *admin_token);
+        !agreed.ok()) {
+      chat::LogLine("registry",
+                    absl::StrCat("cannot start: ", agreed.message()));
+      return kExitCannotStart;
+    }
+    store = etcd::OpenEtcdStore(etcd_options, chat::RealClock());
+    where = absl::StrCat("etcd ", vm["etcd-endpoints"].as<std::string>(),
+                         " under ", etcd_options.prefix, ", mail in ", db_path);
+    chat::LogLine(
+        "registry",
+        "note: --store etcd keeps names in etcd but mail still in this "
+        "registry's own SQLite file (--db): mail deposited here is served "
+        "only here");
+#else
+    std::cerr << "chat-registry: this build has no etcd support (built "
+                 "without golang-etcd-server-dev)\n";
+    return chat::kExitUsage;
+#endif
+  } else {
+    std::cerr << "chat-registry: --store must be sqlite or etcd\n";
+    return chat::kExitUsage;
+  }
   if (!store.ok()) {
     chat::LogLine("registry", std::string(store.status().message()));
     return kExitCannotStart;
@@ -299,9 +355,9 @@ int Run(const po::variables_map& vm) {
   chat::LogLine(
       "registry",
       absl::StrCat("start: listening on ", server_options.listen_address,
-                   " (port ", (*server)->port(), "), database ", db_path,
-                   " with ", loaded, " names, admin token in ", token_path,
-                   ", version ", CHAT_VERSION));
+                   " (port ", (*server)->port(), "), ", where, " with ", loaded,
+                   " names, admin token in ", token_path, ", version ",
+                   CHAT_VERSION));
 
   int signal_number = chat::WaitForTerminationSignal();
   chat::LogLine("registry", absl::StrCat("stop: signal ", signal_number,
@@ -326,8 +382,28 @@ int main(int argc, char** argv) {
   options.add_options()(
       "listen", po::value<std::string>()->default_value("0.0.0.0:50050"),
       "address to serve on, host:port (port 0 picks a free one)")(
+      "store", po::value<std::string>()->default_value("sqlite"),
+      "where names, bindings and leases live: sqlite (one file, --db; one "
+      "registry) or etcd (an etcd cluster, --etcd-endpoints; several "
+      "registries share it, see docs/cluster.md)")(
       "db", po::value<std::string>()->default_value("registry.db"),
-      "SQLite database file; created if missing")(
+      "SQLite database file; created if missing. With --store etcd it "
+      "still holds the mailbox: mail stays local to this registry until the "
+      "etcd mailbox lands")("etcd-endpoints",
+                            po::value<std::string>()->default_value(""),
+                            "--store etcd: the etcd members' client addresses, "
+                            "HOST:PORT,HOST:PORT,...")(
+      "etcd-ca", po::value<std::string>()->default_value(""),
+      "--store etcd: CA file etcd's certificates are signed by; given: TLS "
+      "to etcd, else plaintext")(
+      "etcd-cert", po::value<std::string>()->default_value(""),
+      "--store etcd: client certificate for an etcd that asks for one "
+      "(--client-cert-auth), with --etcd-key")(
+      "etcd-key", po::value<std::string>()->default_value(""),
+      "--store etcd: the key of --etcd-cert")(
+      "etcd-prefix", po::value<std::string>()->default_value("/chat/v1/"),
+      "--store etcd: every key of this deployment lives under it; "
+      "registries of one deployment use the same one")(
       "default-ttl", po::value<int>()->default_value(10),
       "lease TTL in seconds when a peer asks for none")(
       "min-ttl", po::value<int>()->default_value(2),
@@ -388,11 +464,18 @@ int main(int argc, char** argv) {
       "grpc.health.v1.Health and server reflection.";
   command_line.epilog =
       "Exit status: 0 after SIGINT/SIGTERM and a clean shutdown, 1 when it "
-      "cannot start (database, address, or an admin token file that is "
-      "empty or cannot be read or made), 2 for a usage error.";
+      "cannot start (database, etcd, address, or an admin token file that "
+      "is empty, cannot be read or made, or differs from the one of the "
+      "etcd deployment), 2 for a usage error.";
   command_line.environment = {
       {"CHAT_REGISTRY_LISTEN", "listen"},
       {"CHAT_REGISTRY_DB", "db"},
+      {"CHAT_REGISTRY_STORE", "store"},
+      {"CHAT_REGISTRY_ETCD_ENDPOINTS", "etcd-endpoints"},
+      {"CHAT_REGISTRY_ETCD_CA", "etcd-ca"},
+      {"CHAT_REGISTRY_ETCD_CERT", "etcd-cert"},
+      {"CHAT_REGISTRY_ETCD_KEY", "etcd-key"},
+      {"CHAT_REGISTRY_ETCD_PREFIX", "etcd-prefix"},
       {"CHAT_REGISTRY_DEFAULT_TTL", "default-ttl"},
       {"CHAT_REGISTRY_MIN_TTL", "min-ttl"},
       {"CHAT_REGISTRY_MAX_TTL", "max-ttl"},
