@@ -697,15 +697,27 @@ class EtcdStore final : public Store, public SnapshotSource {
       absl::ReaderMutexLock lock(&mu_);
       if (applied_ >= revision) return;
     }
-    // A revision made by keys outside the prefix brings no event: ask for
-    // a progress notification, which carries the current revision.
-    {
-      absl::MutexLock lock(&watch_mu_);
-      if (watch_ != nullptr) watch_->RequestProgress().IgnoreError();
-    }
     auto caught_up = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return applied_ >= revision;
     };
+    {
+      // Usually the write's own event comes within a millisecond or two.
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&caught_up),
+                               absl::Milliseconds(50))) {
+        return;
+      }
+    }
+    // A revision made by keys outside the prefix brings no event: write
+    // one under it, which comes through the watch after every event before
+    // it. (Not a progress notification: etcd 3.4.23 may send one with a
+    // revision ahead of events it has not sent yet.)
+    if (absl::StatusOr<int64_t> synced =
+            client_->Put(layout_.root() + "sync", "");
+        !synced.ok()) {
+      Log(absl::StrCat("cannot write the sync key: ",
+                       synced.status().ToString()));
+    }
     absl::MutexLock lock(&mu_);
     if (!mu_.AwaitWithTimeout(absl::Condition(&caught_up),
                               options_.index_wait)) {
@@ -1002,11 +1014,12 @@ class EtcdStore final : public Store, public SnapshotSource {
       }
       // A batch of events says it is complete only up to its last event (a
       // watch catching up may send a long history in several batches, each
-      // with the newest revision in its header); an empty one is a progress
-      // notification, sent only once the watch is caught up.
-      applied_ = std::max(applied_, batch.events.empty()
-                                        ? batch.revision
-                                        : batch.events.back().kv.mod_revision);
+      // with the newest revision in its header). An empty one (a progress
+      // notification) is not believed: etcd 3.4.23 may send one ahead of
+      // events still to come.
+      if (!batch.events.empty()) {
+        applied_ = std::max(applied_, batch.events.back().kv.mod_revision);
+      }
     }
     for (const PendingReservation& pending : reservations) {
       WriteReservation(pending);
