@@ -29,6 +29,7 @@ static_assert(crypto_sign_SEEDBYTES == 32);
 constexpr absl::string_view kIdentityHeader = "chat-identity-v1";
 constexpr absl::string_view kIdentityFamily = "chat-identity-v";
 constexpr absl::string_view kRegisterDomain("chat-register-v1\0", 17);
+constexpr absl::string_view kTimedRegisterDomain("chat-register-v2\0", 17);
 
 // libsodium is initialised once, by whichever thread gets here first (a
 // function-local static is thread-safe). It fails only without a source of
@@ -308,6 +309,33 @@ bool VerifyRegistrationProof(absl::string_view name, absl::string_view address,
                              absl::string_view signature) {
   return VerifySignature(
       key, RegistrationProofMessage(name, address, challenge, key), signature);
+}
+
+std::string TimedRegistrationProofMessage(absl::string_view name,
+                                          absl::string_view address,
+                                          const PublicKey& key,
+                                          int64_t proof_unix_ms) {
+  std::string out(kTimedRegisterDomain.data(), kTimedRegisterDomain.size());
+  AppendField(out, name);
+  AppendField(out, address);
+  AppendField(out, key.Bytes());
+  const auto t = static_cast<uint64_t>(proof_unix_ms);
+  std::string time(8, '\0');
+  for (int i = 0; i < 8; ++i) {
+    time[static_cast<size_t>(i)] =
+        static_cast<char>((t >> (56 - 8 * i)) & 0xff);
+  }
+  AppendField(out, time);
+  return out;
+}
+
+bool VerifyTimedRegistrationProof(absl::string_view name,
+                                  absl::string_view address,
+                                  const PublicKey& key, int64_t proof_unix_ms,
+                                  absl::string_view signature) {
+  return VerifySignature(
+      key, TimedRegistrationProofMessage(name, address, key, proof_unix_ms),
+      signature);
 }
 
 // PairCipher.

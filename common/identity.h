@@ -135,8 +135,10 @@ class Identity {
   PublicKey public_key_;
 };
 
-// The bytes a registrant signs to prove it holds `key` when it registers
-// `name` at `address`, answering the registry's single-use `challenge`:
+// The bytes an older registrant signs to prove it holds `key` when it
+// registers `name` at `address`, answering the registry's single-use
+// `challenge` (chat-register-v1; still accepted, see
+// TimedRegistrationProofMessage for what clients sign now):
 //   "chat-register-v1" 0x00
 //   u32be(len(name)) name  u32be(len(address)) address
 //   u32be(len(challenge)) challenge  u32be(32) key
@@ -156,6 +158,29 @@ std::string RegistrationProofMessage(absl::string_view name,
 bool VerifyRegistrationProof(absl::string_view name, absl::string_view address,
                              absl::string_view challenge, const PublicKey& key,
                              absl::string_view signature);
+
+// The bytes a registrant signs to prove it holds `key` when it registers
+// `name` at `address` at `proof_unix_ms` (its wall clock, Unix milliseconds),
+// without asking the registry for a challenge first:
+//   "chat-register-v2" 0x00
+//   u32be(len(name)) name  u32be(len(address)) address  u32be(32) key
+//   u32be(8) u64be(proof_unix_ms)
+// Freshness comes from the time instead of a challenge: the registry takes
+// it only near its own clock and only when it is later than the last proof
+// it accepted for the name (registry/store_rules.h CheckProofFreshness), so
+// no registry has to remember what it handed out. Framed like
+// RegistrationProofMessage, under its own prefix, so neither kind of
+// signature passes for the other.
+std::string TimedRegistrationProofMessage(absl::string_view name,
+                                          absl::string_view address,
+                                          const PublicKey& key,
+                                          int64_t proof_unix_ms);
+
+// VerifySignature(key, TimedRegistrationProofMessage(...), signature).
+bool VerifyTimedRegistrationProof(absl::string_view name,
+                                  absl::string_view address,
+                                  const PublicKey& key, int64_t proof_unix_ms,
+                                  absl::string_view signature);
 
 // End-to-end sealing between this identity and its peers with libsodium's
 // crypto_box (X25519 + XSalsa20-Poly1305), with the X25519 keys derived

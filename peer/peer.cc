@@ -93,6 +93,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                         MakeServerCredentials(options.tls.serve));
   peer->registry_ = registry::RegistryClient::Connect(
       options.registry, options.rpc_timeout, Millis(1000), channel_tls);
+  // Registration proofs are dated on the peer's clock.
+  peer->registry_->SetClock(clock);
   Peer* raw = peer.get();
   CHAT_ASSIGN_OR_RETURN(std::vector<Contact> contacts,
                         peer->store_->Contacts());

@@ -1,6 +1,8 @@
-// The registry's single-use registration challenges: what a registrant signs
-// (with its name, address and key) so that a captured Register cannot be
-// sent again, now or later.
+// The registry's single-use registration challenges: what an older
+// registrant signs (chat-register-v1, with its name, address and key) so
+// that a captured Register cannot be sent again, now or later. Clients of
+// this version sign a time instead, which needs no state here
+// (common/identity.h TimedRegistrationProofMessage).
 
 #ifndef CHAT_REGISTRY_CHALLENGES_H_
 #define CHAT_REGISTRY_CHALLENGES_H_

@@ -75,6 +75,7 @@ void RegisterRequestToProto(const RegisterRequest& request,
   if (request.public_key) proto->set_public_key(request.public_key->Bytes());
   proto->set_challenge(request.challenge);
   proto->set_signature(request.signature);
+  proto->set_proof_unix_ms(request.proof_unix_ms);
   for (const std::string& service : request.services) {
     proto->add_services(service);
   }
@@ -97,6 +98,7 @@ absl::StatusOr<RegisterRequest> RegisterRequestFromProto(
   }
   request.challenge = proto.challenge();
   request.signature = proto.signature();
+  request.proof_unix_ms = proto.proof_unix_ms();
   request.services.assign(proto.services().begin(), proto.services().end());
   return request;
 }

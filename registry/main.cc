@@ -35,10 +35,11 @@ namespace {
 
 constexpr int kExitCannotStart = 1;
 
-// "30d", "12h", "90m", "45s", or a bare number of days.
-std::optional<absl::Duration> ParseReserve(const std::string& text) {
+// "30d", "12h", "90m", "45s", or a bare number of `bare_unit`s.
+std::optional<absl::Duration> ParseDuration(const std::string& text,
+                                            absl::Duration bare_unit) {
   if (text.empty()) return std::nullopt;
-  absl::Duration unit = absl::Hours(24);
+  absl::Duration unit = bare_unit;
   std::string number = text;
   switch (text.back()) {
     case 'd':
@@ -216,13 +217,21 @@ int Run(const po::variables_map& vm) {
   store_options.lease_policy.max_ttl = Millis(max_ttl * 1000);
   store_options.lease_policy.default_ttl = Millis(default_ttl * 1000);
   std::optional<absl::Duration> reserve =
-      ParseReserve(vm["reserve"].as<std::string>());
+      ParseDuration(vm["reserve"].as<std::string>(), absl::Hours(24));
   if (!reserve) {
     std::cerr << "chat-registry: --reserve must be a number of days, or a "
                  "number with a unit: 30d, 12h, 90m, 45s\n";
     return chat::kExitUsage;
   }
   store_options.lease_policy.reserve = *reserve;
+  std::optional<absl::Duration> proof_skew =
+      ParseDuration(vm["proof-skew"].as<std::string>(), absl::Seconds(1));
+  if (!proof_skew || *proof_skew < absl::Seconds(1)) {
+    std::cerr << "chat-registry: --proof-skew must be at least 1 second: a "
+                 "number of seconds, or a number with a unit: 5m, 90s, 1h\n";
+    return chat::kExitUsage;
+  }
+  store_options.lease_policy.proof_skew = *proof_skew;
   const std::string sync = vm["sync"].as<std::string>();
   if (sync != "normal" && sync != "full") {
     std::cerr << "chat-registry: --sync must be normal or full\n";
@@ -436,6 +445,11 @@ int main(int argc, char** argv) {
       "how long a name stays bound to its key after its last lease ends "
       "(days, or with a unit: 30d, 12h, 90m, 45s); meanwhile nobody else "
       "may register it")(
+      "proof-skew", po::value<std::string>()->default_value("5m"),
+      "how far the time a registrant signs (chat-register-v2) may be from "
+      "this registry's clock, either way (seconds, or with a unit: 5m, 90s); "
+      "a registrant whose clock is off by more is refused with "
+      "UNAUTHENTICATED saying by how much")(
       "admin-token-file", po::value<std::string>()->default_value(""),
       "file holding the admin token that PutStatic, RemoveStatic and "
       "Release need (chatctl --admin-token-file); default admin.token next "
@@ -481,6 +495,7 @@ int main(int argc, char** argv) {
       {"CHAT_REGISTRY_MAX_TTL", "max-ttl"},
       {"CHAT_REGISTRY_SYNC", "sync"},
       {"CHAT_REGISTRY_RESERVE", "reserve"},
+      {"CHAT_REGISTRY_PROOF_SKEW", "proof-skew"},
       {"CHAT_REGISTRY_ADMIN_TOKEN_FILE", "admin-token-file"},
       {"CHAT_REGISTRY_MAILBOX_MAX_MESSAGES", "mailbox-max-messages"},
       {"CHAT_REGISTRY_MAILBOX_MAX_MB", "mailbox-max-mb"},

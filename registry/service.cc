@@ -136,21 +136,41 @@ absl::Status RegistryService::CheckProof(const RegisterRequest& request) {
     }
     if (options_.require_key) {
       return absl::InvalidArgumentError(
-          "public_key is required: register with an identity key (ask for a "
-          "Challenge, sign it with the name and address, send key, challenge "
-          "and signature)");
+          "public_key is required: register with an identity key (sign the "
+          "name, address, key and the time with it, chat-register-v2, and "
+          "send key, proof_unix_ms and signature; or, as older clients do, "
+          "ask for a Challenge and sign that instead of the time)");
     }
     return absl::OkStatus();
   }
-  if (request.challenge.size() != kChallengeBytes) {
+  if (request.proof_unix_ms != 0 && !request.challenge.empty()) {
+    return absl::InvalidArgumentError(
+        "send either proof_unix_ms (chat-register-v2) or a challenge "
+        "(chat-register-v1), not both");
+  }
+  if (request.proof_unix_ms == 0 &&
+      request.challenge.size() != kChallengeBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "challenge must be the ", kChallengeBytes,
-        " bytes Challenge returned, not ", request.challenge.size()));
+        "proof_unix_ms is required with public_key (or a challenge: the ",
+        kChallengeBytes, " bytes Challenge returned, not ",
+        request.challenge.size(), ")"));
   }
   if (request.signature.size() != kSignatureBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("signature must be ", kSignatureBytes, " bytes, not ",
                      request.signature.size()));
+  }
+  if (request.proof_unix_ms != 0) {
+    if (!VerifyTimedRegistrationProof(
+            request.name, request.address, *request.public_key,
+            request.proof_unix_ms, request.signature)) {
+      return absl::UnauthenticatedError(
+          "signature is not public_key's signature of this name, address "
+          "and proof_unix_ms");
+    }
+    // Whether it is fresh is the store's: it checks and records the time
+    // in the write that registers, so that holds across registries.
+    return absl::OkStatus();
   }
   if (!VerifyRegistrationProof(request.name, request.address, request.challenge,
                                *request.public_key, request.signature)) {

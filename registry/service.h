@@ -1,7 +1,8 @@
 // The Registry gRPC service: a thin adapter that converts between protos and
 // the Store's structs. Rules live in the Store, not here; what the adapter
-// checks is who is calling: the proof of a registration (challenge and
-// signature) and the admin token of PutStatic, RemoveStatic and Release.
+// checks is who is calling: the signature of a registration's proof (and
+// the challenge of an older client's) and the admin token of PutStatic,
+// RemoveStatic and Release.
 
 #ifndef CHAT_REGISTRY_SERVICE_H_
 #define CHAT_REGISTRY_SERVICE_H_
@@ -88,7 +89,9 @@ class RegistryService final : public v1::Registry::CallbackService {
 
  private:
   // OK when `request` may go to the store: valid, and with a key only with
-  // a proof made by that key for a challenge we issued and nobody used.
+  // a proof made by that key: of its time (chat-register-v2; the store
+  // checks that the time is fresh), or of a challenge we issued and nobody
+  // used (chat-register-v1).
   absl::Status CheckProof(const RegisterRequest& request);
 
   Store* const store_;               // Not owned.

@@ -18,10 +18,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/identity.h"
-#include "common/limits.h"
 #include "common/sqlite_batch.h"
 #include "common/sqlite_util.h"
 #include "common/status.h"
+#include "registry/arrival_hub.h"
+#include "registry/mailbox_rules.h"
 #include "registry/names.h"
 
 namespace chat::registry {
@@ -159,13 +160,6 @@ void FillDigests(SQLite::Database& db) {
   transaction.commit();
 }
 
-// What one item costs against max_total_bytes: its payload and what the
-// file keeps beside it (row, keys, indexes), so that a flood of empty items
-// is bounded as well.
-size_t ChargedBytes(size_t payload_bytes) {
-  return payload_bytes + kMailItemOverheadBytes;
-}
-
 // The statements every deposit and acknowledgement uses, prepared once: a
 // write parses no SQL.
 struct Statements {
@@ -174,13 +168,7 @@ struct Statements {
   std::unique_ptr<SQLite::Statement> remove;
 };
 
-// Items (messages and receipts) waiting for one recipient, or from one
-// sender: count and payload bytes.
-struct Usage {
-  size_t count = 0;
-  size_t bytes = 0;
-};
-using UsageMap = absl::flat_hash_map<std::string, Usage>;
+using UsageMap = absl::flat_hash_map<std::string, MailUsage>;
 
 // Everything the limits count, kept in step with the file.
 struct Usages {
@@ -190,11 +178,11 @@ struct Usages {
 
   void Add(const std::string& recipient_key, const std::string& origin,
            size_t bytes) {
-    Usage& recipient = recipients[recipient_key];
+    MailUsage& recipient = recipients[recipient_key];
     ++recipient.count;
     recipient.bytes += bytes;
     if (!origin.empty()) {
-      Usage& sender = senders[origin];
+      MailUsage& sender = senders[origin];
       ++sender.count;
       sender.bytes += bytes;
     }
@@ -229,11 +217,11 @@ Usages LoadUsages(SQLite::Database& db) {
     const std::string origin = select.getColumn(1).getString();
     const auto count = static_cast<size_t>(select.getColumn(2).getInt64());
     const auto bytes = static_cast<size_t>(select.getColumn(3).getInt64());
-    Usage& recipient = usages.recipients[select.getColumn(0).getString()];
+    MailUsage& recipient = usages.recipients[select.getColumn(0).getString()];
     recipient.count += count;
     recipient.bytes += bytes;
     if (!origin.empty()) {
-      Usage& sender = usages.senders[origin];
+      MailUsage& sender = usages.senders[origin];
       sender.count += count;
       sender.bytes += bytes;
     }
@@ -247,41 +235,6 @@ struct WriteResult {
   size_t count = 0;                           // Ack, ExpireOld: rows removed.
   absl::flat_hash_set<std::string> arrivals;  // Keys that got items.
   bool usage_changed = false;                 // The counts in memory moved.
-};
-
-// Callbacks waiting for mail, by recipient key.
-class ArrivalHub {
- public:
-  class Entry final : public ArrivalSubscription {
-   public:
-    Entry(ArrivalHub* hub, std::string key, std::function<void()> callback)
-        : hub_(hub), key_(std::move(key)), callback_(std::move(callback)) {
-      absl::MutexLock lock(&hub_->mu_);
-      hub_->entries_.insert(this);
-    }
-    ~Entry() override {
-      absl::MutexLock lock(&hub_->mu_);
-      hub_->entries_.erase(this);
-    }
-
-   private:
-    friend class ArrivalHub;
-    ArrivalHub* const hub_;  // Not owned; outlives this.
-    const std::string key_;
-    const std::function<void()> callback_;
-  };
-
-  void Notify(const absl::flat_hash_set<std::string>& keys) {
-    if (keys.empty()) return;
-    absl::MutexLock lock(&mu_);
-    for (Entry* entry : entries_) {
-      if (keys.contains(entry->key_)) entry->callback_();
-    }
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::flat_hash_set<Entry*> entries_ ABSL_GUARDED_BY(mu_);
 };
 
 class SqliteMailbox final : public Mailbox {
@@ -309,29 +262,7 @@ class SqliteMailbox final : public Mailbox {
   }
 
   absl::Status Deposit(const MailItem& item) override {
-    CHAT_RETURN_IF_ERROR(ValidateName(item.recipient));
-    if (item.id.empty() || item.id.size() > 64) {
-      return absl::InvalidArgumentError("mail id must be 1-64 bytes");
-    }
-    if (item.sender.empty() || item.sender.size() > 64) {
-      return absl::InvalidArgumentError("mail sender must be 1-64 bytes");
-    }
-    if (item.payload.size() > limits_.max_payload_bytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("mail payload is ", item.payload.size(),
-                       " bytes; the limit is ", limits_.max_payload_bytes));
-    }
-    if (item.kind != MailItem::Kind::kMessage &&
-        item.kind != MailItem::Kind::kReadReceipt) {
-      return absl::InvalidArgumentError(
-          "only messages and read receipts are deposited");
-    }
-    if (item.kind == MailItem::Kind::kReadReceipt &&
-        item.payload.size() > kMaxReadReceiptPayloadBytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("read receipt payload is ", item.payload.size(),
-                       " bytes; the limit is ", kMaxReadReceiptPayloadBytes));
-    }
+    CHAT_RETURN_IF_ERROR(ValidateDeposit(item, limits_));
     return Write([this, &item](WriteResult& result) {
              db_mu_.AssertHeld();
              return InsertLocked(item, /*limited=*/true, result);
@@ -413,9 +344,8 @@ class SqliteMailbox final : public Mailbox {
       db_mu_.AssertHeld();
       const int64_t cutoff =
           absl::ToUnixMillis(clock_.Wall() - limits_.max_age);
-      // The messages about to go, each to be reported to its sender. Read
-      // receipts, receipts and expiry receipts make none: nothing answers
-      // them, so expiry never feeds itself.
+      // The messages about to go, each to be reported to its sender
+      // (ExpiryReceipt: receipts of any kind make none).
       std::vector<MailItem> expired;
       {
         SQLite::Statement select(
@@ -424,19 +354,13 @@ class SqliteMailbox final : public Mailbox {
             "?1 AND kind = 1 ORDER BY seq");
         select.bind(1, cutoff);
         while (select.executeStep()) {
-          const std::string id = select.getColumn(0).getString();
-          const std::string sender = select.getColumn(1).getString();
-          // A lab peer's free-form name has no mailbox to tell.
-          if (!ValidateName(sender).ok()) continue;
-          MailItem receipt;
-          receipt.kind = MailItem::Kind::kExpired;
-          receipt.id = absl::StrCat(kExpiredIdPrefix, id);
-          if (receipt.id.size() > 64) continue;  // Not an id a peer makes.
-          receipt.sender = select.getColumn(2).getString();
-          receipt.recipient = sender;
-          receipt.payload =
-              absl::StrCat(absl::ToInt64Milliseconds(limits_.max_age));
-          expired.push_back(std::move(receipt));
+          MailItem message;
+          message.id = select.getColumn(0).getString();
+          message.sender = select.getColumn(1).getString();
+          message.recipient = select.getColumn(2).getString();
+          std::optional<MailItem> receipt =
+              ExpiryReceipt(message, limits_.max_age);
+          if (receipt.has_value()) expired.push_back(*std::move(receipt));
         }
       }
       SQLite::Statement remove(*db_,
@@ -547,55 +471,21 @@ class SqliteMailbox final : public Mailbox {
     return absl::OkStatus();
   }
 
-  // LimitError naming the first limit `item` would go past: its
-  // recipient's, its sender's, or the mailbox's in all.
+  // LimitError naming the first limit `item` would go past
+  // (CheckMailLimits over the counts in memory).
   absl::Status CheckLimitsLocked(const std::string& key, const MailItem& item)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    const size_t bytes = item.payload.size();
-    Usage recipient;
+    MailUsage recipient;
     if (auto it = usage_.recipients.find(key); it != usage_.recipients.end()) {
       recipient = it->second;
     }
-    if (recipient.count >= limits_.max_items) {
-      return LimitError(
-          absl::StrCat("the mailbox of ", item.recipient, " is full (",
-                       recipient.count, " messages waiting)"),
-          static_cast<int64_t>(limits_.max_items), "mailbox-max-messages");
+    MailUsage sender;
+    if (auto it = usage_.senders.find(item.origin);
+        !item.origin.empty() && it != usage_.senders.end()) {
+      sender = it->second;
     }
-    if (recipient.bytes + bytes > limits_.max_bytes) {
-      return LimitError(
-          absl::StrCat("the mailbox of ", item.recipient, " is full (",
-                       recipient.bytes, " bytes waiting)"),
-          static_cast<int64_t>(limits_.max_bytes), "mailbox-max-mb");
-    }
-    if (!item.origin.empty()) {
-      Usage sender;
-      if (auto it = usage_.senders.find(item.origin);
-          it != usage_.senders.end()) {
-        sender = it->second;
-      }
-      if (sender.count >= limits_.max_items_per_sender) {
-        return LimitError(
-            absl::StrCat("too much mail waiting from ", item.origin, " (",
-                         sender.count, " items)"),
-            static_cast<int64_t>(limits_.max_items_per_sender),
-            "mailbox-max-sender-messages");
-      }
-      if (sender.bytes + bytes > limits_.max_bytes_per_sender) {
-        return LimitError(
-            absl::StrCat("too much mail waiting from ", item.origin, " (",
-                         sender.bytes, " bytes)"),
-            static_cast<int64_t>(limits_.max_bytes_per_sender),
-            "mailbox-max-sender-mb");
-      }
-    }
-    if (usage_.total_bytes + ChargedBytes(bytes) > limits_.max_total_bytes) {
-      return LimitError(absl::StrCat("the mailbox is full (",
-                                     usage_.total_bytes, " bytes in all)"),
-                        static_cast<int64_t>(limits_.max_total_bytes),
-                        "mailbox-max-total-mb");
-    }
-    return absl::OkStatus();
+    return CheckMailLimits(item, limits_, recipient, sender,
+                           usage_.total_bytes);
   }
 
   void AckLocked(const std::string& recipient_key,
@@ -652,11 +542,7 @@ class SqliteMailbox final : public Mailbox {
     for (const MailItem& receipt : receipts) {
       auto it = removed_messages.find(receipt.id);
       if (it == removed_messages.end() ||
-          receipt.kind != MailItem::Kind::kReceipt ||
-          NameKey(receipt.sender) != recipient_key ||
-          !ValidateName(receipt.recipient).ok() ||
-          NameKey(receipt.recipient) != NameKey(it->second) ||
-          receipt.payload.size() > kMaxReceiptPayloadBytes) {
+          !AcceptsReceipt(recipient_key, receipt, it->second)) {
         continue;
       }
       removed_messages.erase(it);  // One receipt per message.

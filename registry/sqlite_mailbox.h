@@ -13,12 +13,9 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "registry/mailbox.h"
+#include "registry/mailbox_rules.h"  // kMailItemOverheadBytes
 
 namespace chat::registry {
-
-// What each item costs against MailboxLimits::max_total_bytes beside its
-// payload: its row, keys and index entries in the file.
-inline constexpr size_t kMailItemOverheadBytes = 256;
 
 // Where the mailbox of the registry database `registry_path` lives: its own
 // file beside it ("registry.db" -> "registry.mail.db"; ":memory:" stays

@@ -57,6 +57,12 @@ const char* const kMigrations[] = {
       ALTER TABLE names ADD COLUMN services TEXT;  -- NULL: not said
       UPDATE names SET services = 'chat' WHERE lease_id IS NULL;
     )sql",
+    // 5: the time of the last chat-register-v2 proof taken for a binding
+    // (Unix ms), which the next one must pass. Bindings made by
+    // challenge proofs have none (0).
+    R"sql(
+      ALTER TABLE bindings ADD COLUMN last_proof_ms INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 

@@ -147,8 +147,10 @@ class SqliteStore final : public Store, public SnapshotSource {
     // copy of every binding is a peak of a hundred megabytes more.
     bindings_ = std::move(bindings);
     for (const auto& [key, binding] : bindings_) {
-      if (binding.reserved_until != absl::InfiniteFuture()) {
-        reservations_.emplace(binding.reserved_until, key);
+      const absl::Time forget_at =
+          BindingForgetAt(binding, options_.lease_policy);
+      if (forget_at != absl::InfiniteFuture()) {
+        reservations_.emplace(forget_at, key);
       }
     }
     batch_ = std::make_unique<SqliteBatch>(database_->db.get(), &db_mu_);
@@ -337,7 +339,10 @@ class SqliteStore final : public Store, public SnapshotSource {
           state.record->public_key == state.binding->key) {
         change.record_changes = true;
       }
-      ChangeBinding(change, state.binding, std::nullopt);
+      // What it leaves keeps the last proof time for the skew window.
+      ChangeBinding(
+          change, state.binding,
+          BindingAfterRelease(*state.binding, options_.lease_policy, wall_now));
       Decide(std::move(change), now, EventReason::kUnregistered,
              waiter.Callback());
     }
@@ -575,12 +580,15 @@ class SqliteStore final : public Store, public SnapshotSource {
   void SetBinding(const std::string& key, std::optional<BindingRecord> binding)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (auto it = bindings_.find(key); it != bindings_.end()) {
-      reservations_.erase({it->second.reserved_until, key});
+      reservations_.erase(
+          {BindingForgetAt(it->second, options_.lease_policy), key});
       bindings_.erase(it);
     }
     if (!binding) return;
-    if (binding->reserved_until != absl::InfiniteFuture()) {
-      reservations_.emplace(binding->reserved_until, key);
+    const absl::Time forget_at =
+        BindingForgetAt(*binding, options_.lease_policy);
+    if (forget_at != absl::InfiniteFuture()) {
+      reservations_.emplace(forget_at, key);
     }
     bindings_.emplace(key, *std::move(binding));
   }
@@ -742,6 +750,7 @@ class SqliteStore final : public Store, public SnapshotSource {
       upsert.bind(4, absl::ToUnixMillis(binding.reserved_until));
     }
     upsert.bind(5, updated_at_ms);
+    upsert.bind(6, binding.last_proof_unix_ms);
     upsert.exec();
     upsert.reset();
   }
@@ -856,8 +865,8 @@ class SqliteStore final : public Store, public SnapshotSource {
   // (expires_at, key) of every leased record, soonest first.
   absl::btree_set<std::pair<MonoTime, std::string>> expiry_
       ABSL_GUARDED_BY(mu_);
-  // Every name's binding, and (reserved_until, key) of those reserved (no
-  // lease holds them), soonest first.
+  // Every name's binding, and (BindingForgetAt, key) of those no lease
+  // holds (reserved, or left by Release), soonest first.
   absl::btree_map<std::string, BindingRecord> bindings_ ABSL_GUARDED_BY(mu_);
   absl::btree_set<std::pair<absl::Time, std::string>> reservations_
       ABSL_GUARDED_BY(mu_);
@@ -916,7 +925,9 @@ absl::btree_map<std::string, BindingRecord> LoadBindings(
     const LeasePolicy& policy, absl::Time wall_now) {
   absl::btree_map<std::string, BindingRecord> bindings;
   SQLite::Statement select(
-      db, "SELECT name_key, name, public_key, reserved_until_ms FROM bindings");
+      db,
+      "SELECT name_key, name, public_key, reserved_until_ms, last_proof_ms "
+      "FROM bindings");
   while (select.executeStep()) {
     BindingRecord binding;
     std::string key = select.getColumn(0).getString();
@@ -930,6 +941,7 @@ absl::btree_map<std::string, BindingRecord> LoadBindings(
       continue;
     }
     binding.key = *public_key;
+    binding.last_proof_unix_ms = select.getColumn(4).getInt64();
     if (!select.getColumn(3).isNull()) {
       binding.reserved_until =
           absl::FromUnixMillis(select.getColumn(3).getInt64());
@@ -971,9 +983,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     database->upsert_binding = std::make_unique<SQLite::Statement>(
         db,
         "INSERT INTO bindings (name_key, name, public_key, "
-        "reserved_until_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
-        "ON CONFLICT (name_key) DO UPDATE SET name = ?2, public_key = ?3, "
-        "reserved_until_ms = ?4, updated_at_ms = ?5");
+        "reserved_until_ms, updated_at_ms, last_proof_ms) VALUES (?1, ?2, "
+        "?3, ?4, ?5, ?6) ON CONFLICT (name_key) DO UPDATE SET name = ?2, "
+        "public_key = ?3, reserved_until_ms = ?4, updated_at_ms = ?5, "
+        "last_proof_ms = ?6");
     database->remove_binding = std::make_unique<SQLite::Statement>(
         db, "DELETE FROM bindings WHERE name_key = ?1");
     auto records = LoadRecords(db, clock.Monotonic());

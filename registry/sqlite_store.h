@@ -28,7 +28,7 @@ struct SqliteStoreOptions {
 };
 
 // The schema version this build writes; older files are migrated on open.
-inline constexpr int kSqliteSchemaVersion = 4;
+inline constexpr int kSqliteSchemaVersion = 5;
 
 // Opens the store in the file at `path`, creating and migrating it as needed,
 // and holds an exclusive lock on it (`path` + ".lock") until destroyed.

@@ -70,6 +70,11 @@ struct LeasePolicy {
   // Measured on the wall clock, which outlives restarts (lease expiry does
   // not): a wall-clock step moves the end of a reservation with it.
   absl::Duration reserve = absl::Hours(24 * 30);
+  // How far the time of a chat-register-v2 proof may be from the store's
+  // wall clock, either way (chat-registry --proof-skew). A binding ended by
+  // Release keeps its last proof time this long, so a proof captured just
+  // before cannot take the name back for the old key.
+  absl::Duration proof_skew = absl::Minutes(5);
 };
 
 // A requested TTL (0 = default) clamped to the policy's bounds.
@@ -94,10 +99,22 @@ Millis GrantedTtl(const LeasePolicy& policy, Millis requested);
 //   expired); meanwhile only that key may register the name, and no static
 //   entry may take it. Release() ends it early. A registration without a
 //   key takes only a name that is not bound.
+// - Proof freshness (RegisterRequest::proof_unix_ms, a chat-register-v2
+//   proof): the store refuses, with kUnauthenticated, a proof whose time is
+//   more than LeasePolicy::proof_skew from its wall clock ("... the clock
+//   of the registrant is N s ahead/behind ..."), or not later than the
+//   last proof it took for that name and key ("... already used, or older
+//   than the last ..."): CheckProofFreshness in store_rules.h. The check
+//   and the write of the new last proof (BindingRecord::last_proof_unix_ms)
+//   are one atomic step, so of two registrations with one proof at most one
+//   succeeds, on any number of registries sharing the store. The last proof
+//   time is kept with the binding, and for LeasePolicy::proof_skew after
+//   the binding ends (BindingForgetAt), even by Release().
 // - Errors: kInvalidArgument (bad name or address), kAlreadyExists (held by
 //   another lease or a static entry), kNotFound, kPermissionDenied (wrong
-//   lease; a name bound to another key), kFailedPrecondition, kUnavailable
-//   (storage failure). A failed call changes nothing.
+//   lease; a name bound to another key), kUnauthenticated (a stale or
+//   replayed proof), kFailedPrecondition, kUnavailable (storage failure). A
+//   failed call changes nothing.
 // Thread-safe: the gRPC server calls it from many threads at once.
 class Store {
  public:
@@ -108,7 +125,8 @@ class Store {
   // the holder's lease runs out, when another live lease or a static entry
   // holds the name; kPermissionDenied ("name bob belongs to another key
   // (fingerprint ...) until ...") when the name is bound to a key other than
-  // request.public_key (or the request has none).
+  // request.public_key (or the request has none); kUnauthenticated when
+  // request.proof_unix_ms is set and not fresh (see the contract above).
   virtual absl::StatusOr<Lease> Register(const RegisterRequest& request) = 0;
 
   // Register() and Unregister() without blocking the caller (a gRPC

@@ -103,6 +103,60 @@ std::optional<BindingRecord> BindingAfterLeaseEnds(
   return reserved;
 }
 
+absl::Status CheckProofFreshness(const RegisterRequest& request,
+                                 const std::optional<BindingRecord>& binding,
+                                 const LeasePolicy& policy,
+                                 absl::Time wall_now) {
+  if (request.proof_unix_ms == 0) return absl::OkStatus();
+  const absl::Duration ahead =
+      absl::FromUnixMillis(request.proof_unix_ms) - wall_now;
+  if (ahead > policy.proof_skew || -ahead > policy.proof_skew) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("registration proof for ", request.name, " is dated ",
+                     absl::FormatDuration(absl::Trunc(
+                         ahead > absl::ZeroDuration() ? ahead : -ahead,
+                         absl::Milliseconds(1))),
+                     ahead > absl::ZeroDuration() ? " ahead of" : " behind",
+                     " the registry's clock (at most ",
+                     absl::FormatDuration(policy.proof_skew),
+                     " either way is taken): set this machine's clock right"));
+  }
+  if (binding && request.public_key && binding->key == *request.public_key &&
+      request.proof_unix_ms <= binding->last_proof_unix_ms) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "registration proof for ", request.name,
+        " is not later than the last one the registry took for this name "
+        "and key (",
+        binding->last_proof_unix_ms - request.proof_unix_ms,
+        " ms older): a replayed request, or this machine's clock went back"));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<BindingRecord> BindingAfterRelease(const BindingRecord& binding,
+                                                 const LeasePolicy& policy,
+                                                 absl::Time wall_now) {
+  if (binding.last_proof_unix_ms == 0 ||
+      absl::FromUnixMillis(binding.last_proof_unix_ms) + policy.proof_skew <=
+          wall_now) {
+    return std::nullopt;
+  }
+  BindingRecord tombstone = binding;
+  tombstone.reserved_until = wall_now;
+  return tombstone;
+}
+
+absl::Time BindingForgetAt(const BindingRecord& binding,
+                           const LeasePolicy& policy) {
+  if (binding.reserved_until == absl::InfiniteFuture()) {
+    return absl::InfiniteFuture();
+  }
+  if (binding.last_proof_unix_ms == 0) return binding.reserved_until;
+  return std::max(
+      binding.reserved_until,
+      absl::FromUnixMillis(binding.last_proof_unix_ms) + policy.proof_skew);
+}
+
 Entry ToEntry(const Record& record, MonoTime now) {
   Entry entry;
   entry.name = record.name;
@@ -173,6 +227,13 @@ absl::Status ValidateRegisterRequest(const RegisterRequest& request) {
   if (request.ttl.count() < 0) {
     return absl::InvalidArgumentError("ttl must not be negative");
   }
+  if (request.proof_unix_ms < 0) {
+    return absl::InvalidArgumentError("proof_unix_ms must not be negative");
+  }
+  if (request.proof_unix_ms != 0 && !request.public_key) {
+    return absl::InvalidArgumentError(
+        "public_key is required with proof_unix_ms");
+  }
   return CanonicalServices(request.services).status();
 }
 
@@ -219,6 +280,9 @@ absl::StatusOr<RegisterDecision> DecideRegister(
     const LeasePolicy& policy, const NameQuotas& quotas,
     const NameCounts& counts, MonoTime now, absl::Time wall_now,
     absl::FunctionRef<std::string()> new_lease_id) {
+  // First: a proof that is not fresh says nothing about who is asking.
+  CHAT_RETURN_IF_ERROR(
+      CheckProofFreshness(request, state.binding, policy, wall_now));
   const bool bound = IsBound(state, policy, now, wall_now);
   if (bound &&
       (!request.public_key || *request.public_key != state.binding->key)) {
@@ -256,6 +320,12 @@ absl::StatusOr<RegisterDecision> DecideRegister(
     // Keeps the spelling it was first bound with while it holds.
     binding.name = bound ? state.binding->name : record.name;
     binding.key = *request.public_key;
+    binding.last_proof_unix_ms = request.proof_unix_ms;
+    if (request.proof_unix_ms == 0 && state.binding &&
+        state.binding->key == binding.key) {
+      // A v1 proof (its challenge used up) leaves the last v2 one standing.
+      binding.last_proof_unix_ms = state.binding->last_proof_unix_ms;
+    }
     decision.binding = binding;
   }
   decision.record = std::move(record);

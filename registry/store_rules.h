@@ -58,10 +58,15 @@ struct BindingRecord {
   // reservation starts when the lease ends); else the end of the
   // reservation.
   absl::Time reserved_until = absl::InfiniteFuture();
+  // The time of the last chat-register-v2 proof taken for this name and
+  // key (RegisterRequest::proof_unix_ms); 0 when none was (bound by a v1
+  // proof). A proof must be later than this one (CheckProofFreshness).
+  int64_t last_proof_unix_ms = 0;
 
   friend bool operator==(const BindingRecord& a, const BindingRecord& b) {
     return a.name == b.name && a.key == b.key &&
-           a.reserved_until == b.reserved_until;
+           a.reserved_until == b.reserved_until &&
+           a.last_proof_unix_ms == b.last_proof_unix_ms;
   }
   friend bool operator!=(const BindingRecord& a, const BindingRecord& b) {
     return !(a == b);
@@ -103,6 +108,34 @@ absl::Status BoundError(const NameState& state, const LeasePolicy& policy,
 std::optional<BindingRecord> BindingAfterLeaseEnds(
     const std::optional<BindingRecord>& binding, const Record& ended,
     const LeasePolicy& policy, absl::Time ended_at);
+
+// OK unless `request` carries a chat-register-v2 proof time
+// (request.proof_unix_ms, not 0) that is not fresh. kUnauthenticated when it
+// lies more than policy.proof_skew from `wall_now` (the message says by how
+// much the registrant's clock is ahead or behind), or, when `binding` (bound
+// or not: a reservation that ran out, or what Release left) is of
+// request.public_key, when it is not later than its last_proof_unix_ms (a
+// replay, or a clock that went back). A binding of another key constrains
+// nothing here: whether that key still holds the name is BoundError's.
+absl::Status CheckProofFreshness(const RegisterRequest& request,
+                                 const std::optional<BindingRecord>& binding,
+                                 const LeasePolicy& policy,
+                                 absl::Time wall_now);
+
+// What Release() leaves of `binding` at `wall_now`: nothing, or, while its
+// last proof is still within policy.proof_skew of `wall_now`, a tombstone
+// that binds nothing (reserved_until = wall_now: IsBound is false) but
+// keeps last_proof_unix_ms, so that a proof captured just before the
+// release cannot bind the name to the old key again.
+std::optional<BindingRecord> BindingAfterRelease(const BindingRecord& binding,
+                                                 const LeasePolicy& policy,
+                                                 absl::Time wall_now);
+
+// When a backend may forget `binding` (ExpireDue): once its reservation is
+// over and its last proof is out of the skew window, whichever is later.
+// InfiniteFuture while a lease holds it.
+absl::Time BindingForgetAt(const BindingRecord& binding,
+                           const LeasePolicy& policy);
 
 // When the lease of `record` (perhaps expired) ends or ended, on the wall
 // clock (`wall_now` at `now`).
@@ -155,13 +188,16 @@ struct RegisterDecision {
 };
 
 // What `request` makes, given what the backend holds for its name
-// (`current`): BoundError when the name is bound to another key (or the
+// (`current`): CheckProofFreshness's refusal when its proof is not fresh;
+// BoundError when the name is bound to another key (or the
 // request has none); else a new lease with id new_lease_id() on a free
 // name, or the holder's renewal (and move) of its own, HeldError otherwise.
 // A request with a key binds the name to it (afresh when an earlier
 // binding's reservation is over). A name new to its owner (NameOwner) is
 // refused with LimitError (kResourceExhausted) when the owner already holds
-// its quota (`counts.owner_names`). The request must be valid.
+// its quota (`counts.owner_names`). The binding made records
+// request.proof_unix_ms as its last proof (a request without one keeps the
+// last proof of its key's binding). The request must be valid.
 absl::StatusOr<RegisterDecision> DecideRegister(
     const RegisterRequest& request, const NameState& current,
     const LeasePolicy& policy, const NameQuotas& quotas,

@@ -48,13 +48,23 @@ struct RegisterRequest {
   std::string address;
   Millis ttl{0};         // 0 asks for the default; clamped to the bounds.
   std::string lease_id;  // Empty for a new lease.
-  // The registrant's key. A Store takes it as proven: the service checks
-  // the proof (challenge, signature) before it calls the store.
+  // The registrant's key. A Store takes the signature as checked: the
+  // service verifies it before it calls the store. Whether the proof is
+  // fresh is the store's to check (proof_unix_ms).
   std::optional<PublicKey> public_key;
   // The proof as it travels (see proto RegisterRequest); filled in by
   // RegistryClient::Register from its Identity, checked by the service.
+  // A chat-register-v1 proof carries a challenge; a chat-register-v2 one
+  // carries proof_unix_ms instead.
   std::string challenge;
   std::string signature;
+  // When the registrant signed a chat-register-v2 proof (Unix ms, its wall
+  // clock); 0 without one (no key, or a v1 proof whose challenge the
+  // service used up). With it, the Store takes the registration only when
+  // the proof is fresh: within LeasePolicy::proof_skew of the store's wall
+  // clock and later than the last proof it took for the name
+  // (store_rules.h CheckProofFreshness), and records it in the same write.
+  int64_t proof_unix_ms = 0;
   // The caller's host (chat::ClientHost), set by the service: what a
   // registration without a key counts against (NameQuotas::max_per_client).
   std::string client;

@@ -74,7 +74,8 @@ RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
       stub_(v1::Registry::NewStub(channel_)),
       mailbox_stub_(v1::Mailbox::NewStub(channel_)),
       target_(std::move(target)),
-      timeout_(timeout) {}
+      timeout_(timeout),
+      clock_(&RealClock()) {}
 
 std::unique_ptr<RegistryClient> RegistryClient::Connect(
     const std::string& address, Millis timeout, Millis max_backoff,
@@ -114,22 +115,52 @@ absl::StatusOr<std::string> RegistryClient::Challenge(const std::string& name) {
   return response.challenge();
 }
 
+int64_t RegistryClient::NextProofTime() {
+  const int64_t now = absl::ToUnixMillis(clock_->Wall());
+  int64_t last = last_proof_unix_ms_.load();
+  int64_t next = 0;
+  do {
+    next = std::max(now, last + 1);
+  } while (!last_proof_unix_ms_.compare_exchange_weak(last, next));
+  return next;
+}
+
+namespace {
+
+// Whether `status` is a registry from before chat-register-v2 proofs
+// refusing one: it reads the empty challenge field.
+bool WantsChallenge(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kInvalidArgument &&
+         absl::StartsWith(status.message(), "challenge must be");
+}
+
+}  // namespace
+
 absl::StatusOr<Lease> RegistryClient::Register(const RegisterRequest& request,
                                                const Identity* identity) {
   v1::RegisterRequest proto;
   RegisterRequestToProto(request, &proto);
   if (identity != nullptr) {
-    CHAT_ASSIGN_OR_RETURN(std::string challenge, Challenge(request.name));
     const PublicKey& key = identity->public_key();
+    const int64_t proof_unix_ms = NextProofTime();
     proto.set_public_key(key.Bytes());
-    proto.set_signature(identity->Sign(RegistrationProofMessage(
-        request.name, request.address, challenge, key)));
-    proto.set_challenge(std::move(challenge));
+    proto.clear_challenge();
+    proto.set_proof_unix_ms(proof_unix_ms);
+    proto.set_signature(identity->Sign(TimedRegistrationProofMessage(
+        request.name, request.address, key, proof_unix_ms)));
   }
   v1::RegisterResponse response;
-  auto context = NewContext();
-  CHAT_RETURN_IF_ERROR(
-      Convert(stub_->Register(context.get(), proto, &response)));
+  absl::Status status =
+      Convert(stub_->Register(NewContext().get(), proto, &response));
+  if (identity != nullptr && WantsChallenge(status)) {
+    CHAT_ASSIGN_OR_RETURN(std::string challenge, Challenge(request.name));
+    proto.clear_proof_unix_ms();
+    proto.set_signature(identity->Sign(RegistrationProofMessage(
+        request.name, request.address, challenge, identity->public_key())));
+    proto.set_challenge(std::move(challenge));
+    status = Convert(stub_->Register(NewContext().get(), proto, &response));
+  }
+  CHAT_RETURN_IF_ERROR(status);
   return Lease{response.lease_id(), EntryFromProto(response.entry())};
 }
 

@@ -7,6 +7,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,7 +87,7 @@ class ServerStream {
 using WatchStream = ServerStream<v1::WatchEvent, WatchEvent>;
 using MailStream = ServerStream<v1::MailItem, MailItem>;
 
-// Thread-safe, except SetAdminToken().
+// Thread-safe, except SetAdminToken() and SetClock().
 class RegistryClient {
  public:
   // `target` is for messages ("registry at localhost:50050 is unreachable").
@@ -108,17 +110,28 @@ class RegistryClient {
   // used from more than one thread.
   void SetAdminToken(std::string token) { admin_token_ = std::move(token); }
 
-  // A single-use challenge for the next Register of `name`
-  // (Registry.Challenge).
+  // The clock whose wall time dates registration proofs (RealClock() until
+  // set; not owned, must outlive this). Call before the client is used
+  // from more than one thread.
+  void SetClock(const Clock& clock) { clock_ = &clock; }
+
+  // A single-use challenge for a chat-register-v1 proof in the next
+  // Register of `name` (Registry.Challenge). Register no longer needs one.
   absl::StatusOr<std::string> Challenge(const std::string& name);
 
   // Registers `request`. With `identity` (not owned, used during the call
-  // only), asks for a challenge first and sends the proof that binds the
-  // name to identity->public_key(): request.public_key, challenge and
-  // signature are filled in (whatever they held). Without, sends `request`
-  // as it is, which the registry refuses (kInvalidArgument naming
-  // public_key). kPermissionDenied with the registry's message ("name bob
-  // belongs to another key ...") when the name is bound to another key.
+  // only), sends in the same call the proof that binds the name to
+  // identity->public_key(): a chat-register-v2 signature of the name,
+  // address, key and the time (request.public_key, proof_unix_ms and
+  // signature are filled in, whatever they held; see NextProofTime). A
+  // registry from before v2 proofs refuses that naming the challenge; then
+  // it asks for a challenge and sends a v1 proof instead (two calls).
+  // Without `identity`, sends `request` as it is, which the registry
+  // refuses (kInvalidArgument naming public_key). kPermissionDenied with
+  // the registry's message ("name bob belongs to another key ...") when the
+  // name is bound to another key; kUnauthenticated when this machine's
+  // clock is off by more than the registry's --proof-skew (the message says
+  // by how much).
   absl::StatusOr<Lease> Register(const RegisterRequest& request,
                                  const Identity* identity = nullptr);
   absl::StatusOr<Millis> KeepAlive(const std::string& name,
@@ -185,6 +198,11 @@ class RegistryClient {
   std::unique_ptr<grpc::ClientContext> NewAdminContext() const;
   absl::Status Convert(const grpc::Status& status) const;
   std::unique_ptr<WatchStream> OpenWatch(const v1::WatchRequest& request);
+  // The time to date the next proof with: the clock's, or 1 ms after the
+  // last one when that is not later (two registrations in one millisecond,
+  // or a clock stepped back), so each proof is later than the one before,
+  // as the registry requires of one name.
+  int64_t NextProofTime();
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Registry::Stub> stub_;
@@ -192,6 +210,8 @@ class RegistryClient {
   const std::string target_;
   const Millis timeout_;
   std::string admin_token_;  // Empty: none.
+  const Clock* clock_;       // Not owned.
+  std::atomic<int64_t> last_proof_unix_ms_{0};
 };
 
 // Whether `status` means the server could not be reached (as opposed to a

@@ -58,8 +58,9 @@ std::unique_ptr<Workload> NewWorkload(const std::string& scenario,
     return NewResolveWorkload(connections.registry, concurrency,
                               lab.static_names());
   }
-  if (scenario == "register") {
-    return NewRegisterWorkload(connections.registry, concurrency);
+  if (scenario == "register" || scenario == "register-v1") {
+    return NewRegisterWorkload(connections.registry, concurrency,
+                               /*challenge=*/scenario == "register-v1");
   }
   if (scenario == "keepalive") {
     return NewKeepAliveWorkload(connections.registry, concurrency,
@@ -231,7 +232,7 @@ class Report {
 
 const std::vector<std::string>& AllScenarios() {
   static const auto* const kAll = new std::vector<std::string>{
-      "greet",    "resolve",      "register",   "keepalive",
+      "greet",    "resolve",      "register",   "register-v1", "keepalive",
       "send",     "send-durable", "send-floor", "mixed",
 #ifdef CHAT_BENCH_ETCD
       "etcd-put", "etcd-range",
@@ -316,8 +317,9 @@ int RunBench(const BenchOptions& options, std::ostream& out,
              std::ostream& err) {
   if (!options.system.empty()) return RunSystemBench(options, out, err);
   LabOptions lab_options;
-  lab_options.registry = Wants(options, {"resolve", "register", "keepalive",
-                                         "mixed", "send", "send-durable"});
+  lab_options.registry =
+      Wants(options, {"resolve", "register", "register-v1", "keepalive",
+                      "mixed", "send", "send-durable"});
   if (Wants(options, {"resolve", "mixed"})) {
     lab_options.static_names = options.names;
   }
@@ -407,8 +409,15 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   }
   if (Wants(options, {"register", "mixed"})) {
     report.Note(
-        "register: one call = Challenge + Register of a fresh name with "
-        "its key's proof + Unregister (three RPCs, two durable writes)");
+        "register: one call = Register of a fresh name with its key's "
+        "proof (chat-register-v2, dated) + Unregister (two RPCs, two "
+        "durable writes)");
+  }
+  if (Wants(options, {"register-v1"})) {
+    report.Note(
+        "register-v1: as older clients register: Challenge + Register with "
+        "the challenge's proof + Unregister (three RPCs, two durable "
+        "writes)");
   }
   if (Wants(options, {"send"})) {
     report.Note(absl::StrCat(

@@ -1,5 +1,6 @@
 #include "tests/bench/workloads.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -153,17 +154,21 @@ class RegisterWorkload final
   // The name caller `caller` registers next.
   using NameFn = std::function<std::string(int caller)>;
 
-  // What a peer does to take its name: Challenge, then Register of
-  // next_name(caller) asking for `ttl` with the proof made by its identity
-  // key (one per caller); then, with `unregister`, Unregister.
+  // What a peer does to take its name: Register of next_name(caller)
+  // asking for `ttl` with the proof made by its identity key (one per
+  // caller): a chat-register-v2 proof dated now, or, with `challenge`, as
+  // older peers do, Challenge first and its v1 proof; then, with
+  // `unregister`, Unregister.
   RegisterWorkload(const Channels& channels, int callers, NameFn next_name,
-                   Millis ttl, bool unregister)
+                   Millis ttl, bool unregister, bool challenge = false)
       : UnaryWorkload(channels, callers),
         next_name_(std::move(next_name)),
         ttl_(ttl),
         unregister_(unregister),
+        challenge_(challenge),
         first_(callers),
-        second_(callers) {
+        second_(callers),
+        last_proof_(callers, 0) {
     identities_.reserve(callers);
     for (int i = 0; i < callers; ++i) {
       identities_.push_back(Identity::Generate());
@@ -174,8 +179,12 @@ class RegisterWorkload final
     Caller& c = callers_[caller];
     First& f = first_[caller];
     f.request.set_name(next_name_(caller));
-    f.context = NewContext();
     f.response.Clear();
+    if (!challenge_) {
+      Register(caller, std::move(done));
+      return;
+    }
+    f.context = NewContext();
     c.stub->async()->Challenge(
         f.context.get(), &f.request, &f.response,
         [this, caller, done = std::move(done)](const grpc::Status& status) {
@@ -207,10 +216,19 @@ class RegisterWorkload final
     c.request.set_address("127.0.0.1:9");
     c.request.set_ttl_ms(ttl_.count());
     c.request.set_public_key(identity.public_key().Bytes());
-    c.request.set_challenge(f.response.challenge());
-    c.request.set_signature(identity.Sign(RegistrationProofMessage(
-        c.request.name(), c.request.address(), c.request.challenge(),
-        identity.public_key())));
+    if (challenge_) {
+      c.request.set_challenge(f.response.challenge());
+      c.request.set_signature(identity.Sign(RegistrationProofMessage(
+          c.request.name(), c.request.address(), c.request.challenge(),
+          identity.public_key())));
+    } else {
+      // As RegistryClient dates its proofs: each later than the last.
+      int64_t& last = last_proof_[caller];
+      last = std::max(absl::ToUnixMillis(absl::Now()), last + 1);
+      c.request.set_proof_unix_ms(last);
+      c.request.set_signature(identity.Sign(TimedRegistrationProofMessage(
+          c.request.name(), c.request.address(), identity.public_key(), last)));
+    }
     if (!unregister_) {
       c.stub->async()->Register(c.context.get(), &c.request, &c.response,
                                 Reply(std::move(done)));
@@ -240,9 +258,11 @@ class RegisterWorkload final
   const NameFn next_name_;
   const Millis ttl_;
   const bool unregister_;
+  const bool challenge_;
   std::vector<Identity> identities_;
   std::vector<First> first_;
   std::vector<Second> second_;
+  std::vector<int64_t> last_proof_;  // Per caller.
 };
 
 // Fresh names for the register scenario, unique across callers, calls and
@@ -386,10 +406,10 @@ std::string FillName(const std::string& name_prefix, int64_t i) {
 }
 
 std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,
-                                              int callers) {
+                                              int callers, bool challenge) {
   return std::make_unique<RegisterWorkload>(channels, callers,
                                             FreshNames(callers), Millis(0),
-                                            /*unregister=*/true);
+                                            /*unregister=*/true, challenge);
 }
 
 std::unique_ptr<Workload> NewKeepAliveWorkload(const Channels& channels,

@@ -38,7 +38,7 @@ std::unique_ptr<Workload> NewResolveWorkload(
     const Channels& channels, int callers, std::vector<std::string> names,
     Millis deadline = kDefaultCallDeadline);
 
-// Registry/Challenge, then Registry/Register of `name_prefix` + 0, 1, 2, ...
+// Registry/Register of `name_prefix` + 0, 1, 2, ...
 // (one number per operation, from all callers) at 127.0.0.1:9, asking for
 // `ttl`, with the proof of a key (one identity per caller); the leases are
 // kept (never unregistered, never renewed).
@@ -50,11 +50,13 @@ std::unique_ptr<Workload> NewLeaseFillWorkload(const Channels& channels,
 // The name NewLeaseFillWorkload registers for number `i`.
 std::string FillName(const std::string& name_prefix, int64_t i);
 
-// Registry/Challenge, Registry/Register of a fresh name with the proof of a
-// key (one identity per caller), then Registry/Unregister of it: one
-// operation, three RPCs, two durable writes.
+// Registry/Register of a fresh name with the proof of a key (one identity
+// per caller, chat-register-v2), then Registry/Unregister of it: one
+// operation, two RPCs, two durable writes. With `challenge`, as older
+// clients register: Registry/Challenge first and a v1 proof (three RPCs).
 std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,
-                                              int callers);
+                                              int callers,
+                                              bool challenge = false);
 
 // Registry/KeepAlive of a random lease from `leases`.
 std::unique_ptr<Workload> NewKeepAliveWorkload(const Channels& channels,

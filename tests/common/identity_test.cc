@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -322,6 +323,52 @@ TEST(RegistrationProofTest, FieldsCannotTradeBytes) {
   EXPECT_EQ(message.substr(0, 17), std::string("chat-register-v1\0", 17));
   EXPECT_EQ(message.substr(message.size() - 32), key.Bytes());
   EXPECT_EQ(message.size(), 17u + 4 + 1 + 4 + 1 + 4 + 1 + 4 + 32);
+}
+
+TEST(TimedRegistrationProofTest, BindsNameAddressKeyAndTime) {
+  const Identity alice = Identity::Generate();
+  const Identity mallory = Identity::Generate();
+  const PublicKey& key = alice.public_key();
+  const int64_t t = 1798761600123;
+  const std::string proof = alice.Sign(
+      TimedRegistrationProofMessage("alice", "10.0.0.1:7001", key, t));
+  EXPECT_TRUE(
+      VerifyTimedRegistrationProof("alice", "10.0.0.1:7001", key, t, proof));
+  EXPECT_FALSE(
+      VerifyTimedRegistrationProof("alicf", "10.0.0.1:7001", key, t, proof));
+  EXPECT_FALSE(
+      VerifyTimedRegistrationProof("alice", "10.0.0.66:7001", key, t, proof));
+  EXPECT_FALSE(VerifyTimedRegistrationProof("alice", "10.0.0.1:7001",
+                                            mallory.public_key(), t, proof));
+  // The time is signed: a captured proof cannot be dated anew.
+  EXPECT_FALSE(VerifyTimedRegistrationProof("alice", "10.0.0.1:7001", key,
+                                            t + 1, proof));
+}
+
+TEST(TimedRegistrationProofTest, IsNeitherAChallengeProofNorAmbiguous) {
+  const PublicKey key = CountingKey();
+  const int64_t t = 0x0102030405060708;
+  const std::string message = TimedRegistrationProofMessage("n", "a", key, t);
+  EXPECT_EQ(message.substr(0, 17), std::string("chat-register-v2\0", 17));
+  EXPECT_EQ(message.substr(message.size() - 12),
+            std::string("\0\0\0\x08\x01\x02\x03\x04\x05\x06\x07\x08", 12));
+  EXPECT_EQ(message.size(), 17u + 4 + 1 + 4 + 1 + 4 + 32 + 4 + 8);
+  // A v1 signature over the same fields, with the time's bytes as the
+  // challenge, is another message.
+  EXPECT_NE(message, RegistrationProofMessage(
+                         "n", "a", message.substr(message.size() - 8), key));
+  const Identity alice = Identity::Generate();
+  const std::string v1 = alice.Sign(
+      RegistrationProofMessage("n", "a", "challenge", alice.public_key()));
+  EXPECT_FALSE(
+      VerifyTimedRegistrationProof("n", "a", alice.public_key(), t, v1));
+  std::set<std::string> messages;
+  for (const auto& [name, address] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"ab", "c"}, {"a", "bc"}, {"abc", ""}, {"", "abc"}}) {
+    messages.insert(TimedRegistrationProofMessage(name, address, key, t));
+  }
+  EXPECT_EQ(messages.size(), 4u);
 }
 
 // PairCipher.

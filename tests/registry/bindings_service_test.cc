@@ -46,7 +46,28 @@ class BindingsServiceTest : public ::testing::Test {
     client_ = std::make_unique<RegistryClient>(channel_, "test", Millis(5000));
     admin_ = std::make_unique<RegistryClient>(channel_, "test", Millis(5000));
     admin_->SetAdminToken(kAdminToken);
+    // Proofs are dated on the registry's (fake) clock.
+    client_->SetClock(clock_);
+    admin_->SetClock(clock_);
     stub_ = v1::Registry::NewStub(channel_);
+  }
+
+  // A Register request with a chat-register-v2 proof made by `identity`,
+  // dated `proof_unix_ms` (default: the registry's clock now): one call,
+  // no challenge.
+  v1::RegisterRequest TimedRequest(const Identity& identity,
+                                   const std::string& name,
+                                   const std::string& address,
+                                   int64_t proof_unix_ms = 0) {
+    if (proof_unix_ms == 0) proof_unix_ms = absl::ToUnixMillis(clock_.Wall());
+    v1::RegisterRequest request;
+    request.set_name(name);
+    request.set_address(address);
+    request.set_public_key(identity.public_key().Bytes());
+    request.set_proof_unix_ms(proof_unix_ms);
+    request.set_signature(identity.Sign(TimedRegistrationProofMessage(
+        name, address, identity.public_key(), proof_unix_ms)));
+    return request;
   }
 
   // A Register request with a proof made by `identity` for a fresh
@@ -147,6 +168,99 @@ TEST_F(BindingsServiceTest, AThiefCannotRegisterAnOfflineUsersName) {
   EXPECT_THAT(client_->Register({"bob", "127.0.0.1:6666"}, &thief_),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("and is online")));
+}
+
+TEST_F(BindingsServiceTest, ATimedProofRegistersInOneCall) {
+  ASSERT_THAT(Send(TimedRequest(bob_, "bob", "127.0.0.1:7001")), IsOk());
+  auto entry = client_->Resolve("bob");
+  ASSERT_THAT(entry, IsOk());
+  EXPECT_EQ(entry->public_key, bob_.public_key());
+  EXPECT_EQ(client_->GetBinding("bob")->key, bob_.public_key());
+}
+
+TEST_F(BindingsServiceTest, TheClientRegistersTwiceInOneMillisecond) {
+  // The fake clock stands still: the client dates the second proof 1 ms
+  // after the first, so it is later, as the registry requires.
+  auto lease = client_->Register({"bob", "127.0.0.1:7001"}, &bob_);
+  ASSERT_THAT(lease, IsOk());
+  RegisterRequest move{"bob", "127.0.0.1:7002", Millis(0), lease->lease_id};
+  ASSERT_THAT(client_->Register(move, &bob_), IsOk());
+  EXPECT_EQ(client_->Resolve("bob")->address, "127.0.0.1:7002");
+}
+
+TEST_F(BindingsServiceTest, AReplayedTimedRegistrationIsRefused) {
+  const v1::RegisterRequest request =
+      TimedRequest(bob_, "bob", "127.0.0.1:7001");
+  grpc::ClientContext context;
+  v1::RegisterResponse response;
+  ASSERT_TRUE(stub_->Register(&context, request, &response).ok());
+  // The same bytes again, while bob holds the name, after he left, and
+  // after an admin released it.
+  EXPECT_THAT(Send(request), StatusIs(absl::StatusCode::kUnauthenticated,
+                                      HasSubstr("replayed")));
+  ASSERT_THAT(client_->Unregister("bob", response.lease_id()), IsOk());
+  EXPECT_THAT(Send(request), StatusIs(absl::StatusCode::kUnauthenticated));
+  ASSERT_THAT(admin_->Release("bob"), IsOk());
+  EXPECT_THAT(Send(request), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(client_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(client_->GetBinding("bob"),
+              StatusIs(absl::StatusCode::kNotFound));
+  // Bob, with a fresh proof, is welcome.
+  clock_.Advance(Millis(1));
+  EXPECT_THAT(client_->Register({"bob", "127.0.0.1:7001"}, &bob_), IsOk());
+}
+
+TEST_F(BindingsServiceTest,
+       AClockOffByMoreThanTheSkewIsRefusedSayingByHowMuch) {
+  FakeClock ahead;                   // The same instant as clock_...
+  ahead.JumpWall(absl::Minutes(7));  // ...and seven minutes ahead.
+  RegistryClient skewed(channel_, "test", Millis(5000));
+  skewed.SetClock(ahead);
+  EXPECT_THAT(skewed.Register({"bob", "127.0.0.1:7001"}, &bob_),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       AllOf(HasSubstr("7m ahead of the registry's clock"),
+                             HasSubstr("at most 5m either way"),
+                             HasSubstr("set this machine's clock right"))));
+  EXPECT_THAT(
+      Send(TimedRequest(bob_, "bob", "127.0.0.1:7001",
+                        absl::ToUnixMillis(clock_.Wall() - absl::Minutes(6)))),
+      StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("6m behind")));
+  EXPECT_THAT(client_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(BindingsServiceTest, ATimedProofForAnotherNameAddressOrTimeIsRefused) {
+  v1::RegisterRequest moved = TimedRequest(bob_, "bob", "127.0.0.1:7001");
+  moved.set_address("127.0.0.1:6666");
+  EXPECT_THAT(Send(moved), StatusIs(absl::StatusCode::kUnauthenticated,
+                                    HasSubstr("signature")));
+  v1::RegisterRequest renamed = TimedRequest(bob_, "bobby", "127.0.0.1:7001");
+  renamed.set_name("bob");
+  EXPECT_THAT(Send(renamed), StatusIs(absl::StatusCode::kUnauthenticated));
+  v1::RegisterRequest redated = TimedRequest(bob_, "bob", "127.0.0.1:7001");
+  redated.set_proof_unix_ms(redated.proof_unix_ms() + 1);
+  EXPECT_THAT(Send(redated), StatusIs(absl::StatusCode::kUnauthenticated));
+  // A v1 signature does not pass for a v2 one.
+  v1::RegisterRequest v1_signed = SignedRequest(bob_, "bob", "127.0.0.1:7001");
+  v1_signed.clear_challenge();
+  v1_signed.set_proof_unix_ms(absl::ToUnixMillis(clock_.Wall()));
+  EXPECT_THAT(Send(v1_signed), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(client_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(BindingsServiceTest, AChallengeAndAProofTimeTogetherAreInvalid) {
+  v1::RegisterRequest both = SignedRequest(bob_, "bob", "127.0.0.1:7001");
+  both.set_proof_unix_ms(absl::ToUnixMillis(clock_.Wall()));
+  EXPECT_THAT(Send(both), StatusIs(absl::StatusCode::kInvalidArgument,
+                                   HasSubstr("not both")));
+  v1::RegisterRequest negative =
+      TimedRequest(bob_, "bob", "127.0.0.1:7001", -1);
+  EXPECT_THAT(Send(negative), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("proof_unix_ms")));
+  v1::RegisterRequest keyless = TimedRequest(bob_, "bob", "127.0.0.1:7001");
+  keyless.clear_public_key();
+  keyless.clear_signature();
+  EXPECT_THAT(Send(keyless), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      HasSubstr("public_key is required")));
 }
 
 TEST_F(BindingsServiceTest, AReplayedRegistrationIsRefused) {

@@ -41,6 +41,7 @@ class MailboxServiceTest : public ::testing::Test {
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                             grpc::InsecureChannelCredentials());
     registry_ = std::make_unique<RegistryClient>(channel, "test", Millis(5000));
+    registry_->SetClock(clock_);  // Proofs dated on the registry's clock.
     mail_ = v1::Mailbox::NewStub(channel);
   }
 
@@ -282,6 +283,7 @@ TEST(MailboxExpiryServiceTest, MailThatExpiresUnreadIsReportedToItsSender) {
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
                           grpc::InsecureChannelCredentials());
   RegistryClient registry(channel, "test", Millis(5000));
+  registry.SetClock(names_clock);
   auto mail = v1::Mailbox::NewStub(channel);
   const Identity identity = Identity::Generate();
   auto lease =

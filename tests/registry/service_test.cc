@@ -54,6 +54,7 @@ class RegistryServiceTest : public ::testing::Test {
     address_ = absl::StrCat("127.0.0.1:", server_->port());
     client_ = RegistryClient::Connect(address_, Millis(5000));
     client_->SetAdminToken(kAdminToken);
+    client_->SetClock(clock_);  // Proofs dated on the registry's clock.
   }
 
   void RestartServer() {

@@ -119,6 +119,17 @@ class StoreContractTest : public ::testing::TestWithParam<StoreFactory> {
 
   std::vector<WatchEvent> TakeAll(Watch& watch) { return watch.Take(1000); }
 
+  // A registration of `name` by `key` with a chat-register-v2 proof dated
+  // `proof_unix_ms` (the service checked its signature).
+  static RegisterRequest ProvenRequest(const std::string& name,
+                                       const std::string& address,
+                                       const PublicKey& key,
+                                       int64_t proof_unix_ms) {
+    RegisterRequest request{name, address, Millis(10000), "", key};
+    request.proof_unix_ms = proof_unix_ms;
+    return request;
+  }
+
   FakeClock clock_;
   TempDir dir_;
   std::unique_ptr<Store> store_;
@@ -791,6 +802,200 @@ TEST_P(StoreContractTest, AStaticEntryCannotTakeABoundName) {
   EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
   ASSERT_THAT(store_->Release("bob"), IsOk());
   EXPECT_THAT(store_->PutStatic("bob", "h:7"), IsOk());
+}
+
+// Freshness of a chat-register-v2 proof (RegisterRequest::proof_unix_ms):
+// the store checks it against its wall clock and the binding's last proof,
+// in the same step that registers.
+
+TEST_P(StoreContractTest, ANewerProofIsTakenAndRecorded) {
+  const PublicKey bob = TestKey(1);
+  const int64_t t = absl::ToUnixMillis(clock_.Wall());
+  auto lease = store_->Register(ProvenRequest("bob", "h:1", bob, t));
+  ASSERT_THAT(lease, IsOk());
+  // The holder moves with a later proof; one millisecond later is enough.
+  RegisterRequest move = ProvenRequest("bob", "h:2", bob, t + 1);
+  move.lease_id = lease->lease_id;
+  ASSERT_THAT(store_->Register(move), IsOk());
+  EXPECT_EQ(store_->Resolve("bob")->address, "h:2");
+  // After its lease ended (reserved), a later proof takes it back.
+  ASSERT_THAT(store_->Unregister("bob", lease->lease_id), IsOk());
+  clock_.Advance(Millis(1000));
+  ASSERT_THAT(store_->Register(ProvenRequest(
+                  "bob", "h:3", bob, absl::ToUnixMillis(clock_.Wall()))),
+              IsOk());
+  EXPECT_EQ(store_->Resolve("bob")->address, "h:3");
+}
+
+TEST_P(StoreContractTest, AReplayedProofIsRefusedAndChangesNothing) {
+  const PublicKey bob = TestKey(1);
+  const RegisterRequest request =
+      ProvenRequest("bob", "h:1", bob, absl::ToUnixMillis(clock_.Wall()));
+  Lease lease = store_->Register(request).value_or(Lease{});
+  ASSERT_FALSE(lease.lease_id.empty());
+  auto watch = store_->Subscribe("", [] {});
+  EXPECT_THAT(TakeAll(*watch), SizeIs(2));
+  EXPECT_THAT(store_->Register(request),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       AllOf(HasSubstr("not later than the last"),
+                             HasSubstr("replayed"))));
+  // Also once the lease is gone: the proof stays used.
+  ASSERT_THAT(store_->Unregister("bob", lease.lease_id), IsOk());
+  EXPECT_THAT(TakeAll(*watch), SizeIs(1));
+  EXPECT_THAT(store_->Register(request),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(TakeAll(*watch), IsEmpty());
+  EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  watch.reset();
+}
+
+TEST_P(StoreContractTest, AnOlderProofIsRefused) {
+  const PublicKey bob = TestKey(1);
+  const int64_t t = absl::ToUnixMillis(clock_.Wall());
+  ASSERT_THAT(store_->Register(ProvenRequest("bob", "h:1", bob, t)), IsOk());
+  // Captured before the last one, sent after it: refused, saying by how much.
+  EXPECT_THAT(store_->Register(ProvenRequest("bob", "h:666", bob, t - 1500)),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       HasSubstr("(1500 ms older)")));
+  EXPECT_EQ(store_->Resolve("bob")->address, "h:1");
+  // Another name's proofs are its own.
+  EXPECT_THAT(store_->Register(ProvenRequest("carol", "h:2", bob, t - 1500)),
+              IsOk());
+}
+
+TEST_P(StoreContractTest, AProofOutsideTheSkewIsRefusedSayingByHowMuch) {
+  const PublicKey bob = TestKey(1);
+  const int64_t now = absl::ToUnixMillis(clock_.Wall());
+  const int64_t skew = absl::ToInt64Milliseconds(absl::Minutes(5));
+  EXPECT_THAT(
+      store_->Register(ProvenRequest("bob", "h:1", bob, now - skew - 42000)),
+      StatusIs(absl::StatusCode::kUnauthenticated,
+               AllOf(HasSubstr("5m42s behind the registry's clock"),
+                     HasSubstr("at most 5m either way"),
+                     HasSubstr("set this machine's clock right"))));
+  EXPECT_THAT(
+      store_->Register(ProvenRequest("bob", "h:1", bob, now + skew + 1)),
+      StatusIs(absl::StatusCode::kUnauthenticated,
+               HasSubstr("5m0.001s ahead of the registry's clock")));
+  EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetBinding("bob"), StatusIs(absl::StatusCode::kNotFound));
+  // At the edge of the window, either way, it is taken.
+  ASSERT_THAT(store_->Register(ProvenRequest("bob", "h:1", bob, now - skew)),
+              IsOk());
+  ASSERT_THAT(store_->Register(ProvenRequest("dave", "h:1", bob, now + skew)),
+              IsOk());
+}
+
+TEST_P(StoreContractTest, OfTwoRegistrationsWithOneProofOneSucceeds) {
+  const RegisterRequest request = ProvenRequest(
+      "bob", "h:1", TestKey(1), absl::ToUnixMillis(clock_.Wall()));
+  absl::Mutex mu;
+  std::vector<absl::Status> answers;
+  // Both in flight at once: the second is decided before the first's
+  // write is committed.
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] {
+      store_->RegisterAsync(request, [&](absl::StatusOr<Lease> lease) {
+        absl::MutexLock lock(&mu);
+        answers.push_back(lease.status());
+      });
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](std::vector<absl::Status>* a) { return a->size() == 2; }, &answers));
+  EXPECT_THAT(answers,
+              UnorderedElementsAre(
+                  IsOk(), StatusIs(absl::StatusCode::kUnauthenticated)));
+}
+
+TEST_P(StoreContractTest, AChallengeProofLeavesTheLastTimedProofStanding) {
+  const PublicKey bob = TestKey(1);
+  const int64_t t = absl::ToUnixMillis(clock_.Wall());
+  Lease lease =
+      store_->Register(ProvenRequest("bob", "h:1", bob, t)).value_or(Lease{});
+  // A registration whose proof the service checked otherwise (a challenge).
+  RegisterRequest v1{"bob", "h:2", Millis(0), lease.lease_id, bob};
+  ASSERT_THAT(store_->Register(v1), IsOk());
+  EXPECT_THAT(store_->Register(ProvenRequest("bob", "h:3", bob, t)),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
+TEST_P(StoreContractTest, ReleaseKeepsTheLastProofForTheSkewWindow) {
+  const PublicKey old_key = TestKey(1);
+  const RegisterRequest captured =
+      ProvenRequest("bob", "h:1", old_key, absl::ToUnixMillis(clock_.Wall()));
+  ASSERT_THAT(store_->Register(captured), IsOk());
+  clock_.Advance(Millis(1000));
+  ASSERT_THAT(store_->Release("bob"), IsOk());
+  // The name is free: not bound, nothing to release, any key may bind it.
+  EXPECT_THAT(store_->GetBinding("bob"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->Release("bob"), StatusIs(absl::StatusCode::kNotFound));
+  // But the proof captured before the release does not bind it to the old
+  // key again.
+  EXPECT_THAT(store_->Register(captured),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_THAT(store_->Register(captured),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  // Past the window the clock refuses it; the store forgets the rest.
+  clock_.Advance(absl::ToChronoMilliseconds(absl::Minutes(5)));
+  ASSERT_THAT(store_->ExpireDue(), IsOk());
+  EXPECT_THAT(store_->Register(captured),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       HasSubstr("behind the registry's clock")));
+  EXPECT_THAT(store_->GetBinding("bob"), StatusIs(absl::StatusCode::kNotFound));
+  // A new key, or the old one with a fresh proof, may bind it.
+  MustRegisterWithKey("bob", "h:2", TestKey(2));
+  EXPECT_EQ(store_->GetBinding("bob")->key, TestKey(2));
+}
+
+TEST_P(StoreContractTest, ReleaseThenANewKeyThenTheOldProofIsRefused) {
+  const RegisterRequest captured = ProvenRequest(
+      "bob", "h:1", TestKey(1), absl::ToUnixMillis(clock_.Wall()));
+  ASSERT_THAT(store_->Register(captured), IsOk());
+  ASSERT_THAT(store_->Release("bob"), IsOk());
+  Lease lease = MustRegisterWithKey("bob", "h:2", TestKey(2));
+  EXPECT_THAT(store_->Register(captured),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(store_->Resolve("bob")->address, "h:2");
+  EXPECT_FALSE(lease.lease_id.empty());
+}
+
+TEST_P(StoreContractTest, TheLastProofSurvivesAReopen) {
+  if (!GetParam().durable) GTEST_SKIP() << "not a durable store";
+  const RegisterRequest first = ProvenRequest(
+      "bob", "h:1", TestKey(1), absl::ToUnixMillis(clock_.Wall()));
+  ASSERT_THAT(store_->Register(first), IsOk());
+  const RegisterRequest released = ProvenRequest(
+      "carol", "h:1", TestKey(1), absl::ToUnixMillis(clock_.Wall()));
+  ASSERT_THAT(store_->Register(released), IsOk());
+  ASSERT_THAT(store_->Release("carol"), IsOk());
+  store_.reset();
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_THAT(store_->Register(first),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(store_->Register(released),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  RegisterRequest later = first;
+  later.proof_unix_ms += 1;
+  EXPECT_THAT(store_->Register(later),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+}
+
+TEST_P(StoreContractTest, AProofTimeNeedsAKeyAndMustNotBeNegative) {
+  RegisterRequest keyless{"bob", "h:1"};
+  keyless.proof_unix_ms = absl::ToUnixMillis(clock_.Wall());
+  EXPECT_THAT(store_->Register(keyless),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("public_key is required")));
+  EXPECT_THAT(
+      store_->Register(ProvenRequest("bob", "h:1", TestKey(1), -5)),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("proof_unix_ms")));
+  EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_P(StoreContractTest, BindingsSurviveAReopen) {
@@ -1515,6 +1720,62 @@ TEST(SqliteStoreTest, AVersion3FileGetsServices) {
   ASSERT_THAT(store, IsOk());
   EXPECT_EQ((*store)->Resolve("alice")->services,
             (std::vector<std::string>{"chat", "greet"}));
+}
+
+// A file of the schema before proof times (version 4) opens, upgraded: its
+// bindings keep their keys and have no last proof (0) until a timed proof
+// registers them.
+TEST(SqliteStoreTest, AVersion4FileGetsLastProofTimes) {
+  TempDir dir;
+  FakeClock clock;
+  const PublicKey bob = TestKey(1);
+  {
+    SQLite::Database db(dir.File("r.db"),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec(R"sql(
+      CREATE TABLE names (
+        name_key TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,
+        address TEXT NOT NULL, lease_id TEXT,
+        ttl_ms INTEGER NOT NULL DEFAULT 0, updated_at_ms INTEGER NOT NULL,
+        public_key BLOB, services TEXT
+      ) WITHOUT ROWID;
+      CREATE TABLE mail (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, recipient_key TEXT NOT NULL,
+        id TEXT NOT NULL, kind INTEGER NOT NULL, sender TEXT NOT NULL,
+        recipient TEXT NOT NULL, payload BLOB NOT NULL,
+        deposited_at_ms INTEGER NOT NULL, UNIQUE (recipient_key, id));
+      CREATE TABLE bindings (
+        name_key TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,
+        public_key BLOB NOT NULL, reserved_until_ms INTEGER,
+        updated_at_ms INTEGER NOT NULL) WITHOUT ROWID;
+      PRAGMA user_version = 4;
+    )sql");
+    SQLite::Statement insert(
+        db, "INSERT INTO bindings VALUES ('bob', 'Bob', ?1, ?2, 1)");
+    insert.bind(1, bob.bytes.data(), static_cast<int>(bob.bytes.size()));
+    insert.bind(2, absl::ToUnixMillis(clock.Wall() + absl::Hours(1)));
+    insert.exec();
+  }
+  auto store = OpenSqliteStore(dir.File("r.db"), clock);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_EQ((*store)->GetBinding("bob")->key, bob);
+  EXPECT_THAT((*store)->Register({"bob", "h:2", Millis(0), "", TestKey(2)}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  // Any fresh proof passes the empty last proof; then it is recorded.
+  RegisterRequest proven{"bob", "h:1", Millis(0), "", bob};
+  proven.proof_unix_ms = absl::ToUnixMillis(clock.Wall()) - 1000;
+  ASSERT_THAT((*store)->Register(proven), IsOk());
+  store->reset();
+  {
+    SQLite::Database db(dir.File("r.db"), SQLite::OPEN_READONLY);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 5);
+    EXPECT_EQ(db.execAndGet("SELECT last_proof_ms FROM bindings").getInt64(),
+              proven.proof_unix_ms);
+  }
+  store = OpenSqliteStore(dir.File("r.db"), clock);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT((*store)->Register(proven),
+              StatusIs(absl::StatusCode::kUnauthenticated));
 }
 
 TEST(SqliteStoreTest, UsesWriteAheadLogging) {

@@ -77,6 +77,7 @@ class StreamLimitsTest : public ::testing::Test {
     client_ =
         std::make_unique<RegistryClient>(channel_, address_, Millis(5000));
     client_->SetAdminToken(kAdminToken);
+    client_->SetClock(clock_);  // Proofs dated on the registry's clock.
   }
 
   // A watch that delivered its kSynced (the registry is empty).

@@ -38,6 +38,7 @@ class LeaseKeeperTest : public ::testing::Test {
     server_ = *std::move(server);
     client_ = RegistryClient::Connect(
         absl::StrCat("127.0.0.1:", server_->port()), Millis(5000));
+    client_->SetClock(clock_);  // Proofs dated on the registry's clock.
   }
 
   LeaseKeeper::Options Options() {

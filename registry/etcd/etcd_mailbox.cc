@@ -1,0 +1,989 @@
+#include "registry/etcd/etcd_mailbox.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "common/identity.h"
+#include "common/status.h"
+#include "registry/arrival_hub.h"
+#include "registry/etcd/etcd_watch.h"
+#include "registry/etcd/mail_records.pb.h"
+#include "registry/mailbox_rules.h"
+#include "registry/names.h"
+
+namespace chat::registry::etcd {
+namespace {
+
+// How often one write reads again and decides again after another write
+// changed what it read. Each round is read-only until it wins, so a loser
+// changes nothing; within one registry writes take turns (write_mu_), so
+// rounds are lost only to other registries.
+constexpr int kMaxRounds = 32;
+// Items one Ack or expiry transaction removes. Each costs up to three
+// deletes, a sender's counter and a receipt (three puts, a counter and a
+// compare): 12 keep a transaction well under etcd's 128 operations
+// (--max-txn-ops).
+constexpr size_t kItemsPerTxn = 12;
+// What ContentDigest() gives: BLAKE2b-256.
+constexpr size_t kDigestBytes = 32;
+// Deposits one transaction stores: each costs three puts, up to two
+// counters and up to three compares.
+constexpr size_t kDepositsPerTxn = 16;
+// Gets per read-only transaction: etcd's limit.
+constexpr size_t kReadsPerTxn = 128;
+
+// 16 hex digits, so keys sort by number.
+std::string Hex16(uint64_t n) {
+  char buffer[17];
+  std::snprintf(buffer, sizeof(buffer), "%016llx",
+                static_cast<unsigned long long>(n));
+  return buffer;
+}
+
+std::optional<uint64_t> ParseHex16(absl::string_view text) {
+  if (text.size() != 16) return std::nullopt;
+  uint64_t n = 0;
+  for (char c : text) {
+    int digit;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else {
+      return std::nullopt;
+    }
+    n = n * 16 + static_cast<uint64_t>(digit);
+  }
+  return n;
+}
+
+// Unix ms as 16 hex digits that sort as the times do, negative ones too.
+std::string TimeKey(int64_t unix_ms) {
+  return Hex16(static_cast<uint64_t>(unix_ms) ^ (uint64_t{1} << 63));
+}
+
+int KindNumber(MailItem::Kind kind) {
+  switch (kind) {
+    case MailItem::Kind::kReceipt:
+      return 2;
+    case MailItem::Kind::kReadReceipt:
+      return 3;
+    case MailItem::Kind::kExpired:
+      return 4;
+    case MailItem::Kind::kMessage:
+      break;
+  }
+  return 1;
+}
+
+MailItem::Kind KindFromNumber(int number) {
+  switch (number) {
+    case 2:
+      return MailItem::Kind::kReceipt;
+    case 3:
+      return MailItem::Kind::kReadReceipt;
+    case 4:
+      return MailItem::Kind::kExpired;
+    default:
+      return MailItem::Kind::kMessage;
+  }
+}
+
+// The mail keys under a deployment's root (docs/cluster.md, "Key layout").
+// Recipients are NameKey()s (letters, digits, '.', '_', '-': never '/');
+// ids, digests and origins are bytes, so they go in hex.
+class MailLayout {
+ public:
+  explicit MailLayout(std::string root) : root_(std::move(root)) {}
+
+  // mail/<recipient>/<seq>: the item.
+  std::string ItemsPrefix() const { return root_ + "mail/"; }
+  std::string RecipientItems(const std::string& key) const {
+    return absl::StrCat(ItemsPrefix(), key, "/");
+  }
+  std::string Item(const std::string& key, int64_t seq) const {
+    return RecipientItems(key) + Hex16(static_cast<uint64_t>(seq));
+  }
+  // mail_ids/<recipient>/<hex id>/<hex digest>: the item's seq.
+  std::string IdPrefix(const std::string& key, const std::string& id) const {
+    return absl::StrCat(root_, "mail_ids/", key, "/",
+                        absl::BytesToHexString(id), "/");
+  }
+  std::string Id(const std::string& key, const std::string& id,
+                 const std::string& digest) const {
+    return IdPrefix(key, id) + absl::BytesToHexString(digest);
+  }
+  // mail_age/<time>/<recipient>/<seq>: empty; what ExpireOld() ranges over.
+  std::string AgePrefix() const { return root_ + "mail_age/"; }
+  std::string AgeBefore(int64_t unix_ms) const {
+    return AgePrefix() + TimeKey(unix_ms);
+  }
+  std::string Age(int64_t unix_ms, const std::string& key, int64_t seq) const {
+    return absl::StrCat(AgePrefix(), TimeKey(unix_ms), "/", key, "/",
+                        Hex16(static_cast<uint64_t>(seq)));
+  }
+  // mail_meta/<recipient>, mail_sender/<hex origin>, mail_total.
+  std::string Meta(const std::string& key) const {
+    return absl::StrCat(root_, "mail_meta/", key);
+  }
+  std::string Sender(const std::string& origin) const {
+    return absl::StrCat(root_, "mail_sender/", absl::BytesToHexString(origin));
+  }
+  std::string Total() const { return root_ + "mail_total"; }
+
+  // The recipient of mail/<recipient>/<seq>; nullopt for another key.
+  std::optional<std::string> RecipientOfItem(const std::string& item) const {
+    if (!absl::StartsWith(item, ItemsPrefix())) return std::nullopt;
+    absl::string_view rest =
+        absl::string_view(item).substr(ItemsPrefix().size());
+    const size_t slash = rest.find('/');
+    if (slash == absl::string_view::npos || slash == 0) return std::nullopt;
+    return std::string(rest.substr(0, slash));
+  }
+  // The seq of mail/<recipient>/<seq>.
+  std::optional<int64_t> SeqOfItem(const std::string& item) const {
+    const size_t slash = item.rfind('/');
+    if (slash == std::string::npos) return std::nullopt;
+    std::optional<uint64_t> seq =
+        ParseHex16(absl::string_view(item).substr(slash + 1));
+    if (!seq.has_value()) return std::nullopt;
+    return static_cast<int64_t>(*seq);
+  }
+  // The item key a mail_age key points at.
+  std::optional<std::string> ItemOfAge(const std::string& age) const {
+    if (!absl::StartsWith(age, AgePrefix())) return std::nullopt;
+    std::vector<std::string> parts =
+        absl::StrSplit(absl::string_view(age).substr(AgePrefix().size()), '/');
+    if (parts.size() != 3 || parts[1].empty()) return std::nullopt;
+    std::optional<uint64_t> seq = ParseHex16(parts[2]);
+    if (!seq.has_value()) return std::nullopt;
+    return Item(parts[1], static_cast<int64_t>(*seq));
+  }
+
+ private:
+  const std::string root_;
+};
+
+// One item as mail/<recipient>/<seq> holds it, with where it is.
+struct StoredItem {
+  MailItem item;
+  std::string recipient_key;
+};
+
+absl::StatusOr<StoredItem> DecodeItem(const MailLayout& layout,
+                                      const KeyValue& kv) {
+  v1::MailItemValue value;
+  std::optional<std::string> key = layout.RecipientOfItem(kv.key);
+  std::optional<int64_t> seq = layout.SeqOfItem(kv.key);
+  if (!key.has_value() || !seq.has_value() ||
+      !value.ParseFromString(kv.value)) {
+    return absl::DataLossError(
+        absl::StrCat("etcd mailbox: unreadable item at ", kv.key));
+  }
+  StoredItem stored;
+  stored.recipient_key = *key;
+  MailItem& item = stored.item;
+  item.kind = KindFromNumber(value.kind());
+  item.id = value.id();
+  item.sender = value.sender();
+  item.recipient = value.recipient();
+  item.payload = value.payload();
+  item.digest = value.digest();
+  item.origin = value.origin();
+  item.deposited_at = absl::FromUnixMillis(value.deposited_at_unix_ms());
+  item.seq = *seq;
+  return stored;
+}
+
+std::string EncodeItem(const MailItem& item) {
+  v1::MailItemValue value;
+  value.set_kind(KindNumber(item.kind));
+  value.set_id(item.id);
+  value.set_sender(item.sender);
+  value.set_recipient(item.recipient);
+  value.set_payload(item.payload);
+  value.set_digest(item.digest);
+  value.set_origin(item.origin);
+  value.set_deposited_at_unix_ms(absl::ToUnixMillis(item.deposited_at));
+  return value.SerializeAsString();
+}
+
+// Reads `keys` (each one key, or one prefix when it ends in '/') in
+// read-only transactions of at most kReadsPerTxn gets: one revision when
+// they fit in one. Returns the keys found, by key.
+absl::StatusOr<std::map<std::string, KeyValue>> ReadKeys(
+    EtcdClient& client, const std::vector<std::string>& keys) {
+  std::map<std::string, KeyValue> found;
+  for (size_t start = 0; start < keys.size(); start += kReadsPerTxn) {
+    TxnRequest read;
+    const size_t end = std::min(keys.size(), start + kReadsPerTxn);
+    for (size_t i = start; i < end; ++i) {
+      read.success.push_back(absl::EndsWith(keys[i], "/")
+                                 ? Op::GetPrefix(keys[i])
+                                 : Op::Get(keys[i]));
+    }
+    absl::StatusOr<TxnResult> result = client.Txn(read);
+    if (!result.ok()) return result.status();
+    for (const OpResult& op : result->results) {
+      for (const KeyValue& kv : op.kvs) found[kv.key] = kv;
+    }
+  }
+  return found;
+}
+
+// A write being decided: the keys it read (with the revisions its
+// transaction compares), the counters as the write leaves them, and the
+// operations that get them there. The limits are checked on the counters as
+// they stand after every earlier step of the same write, so one transaction
+// that removes and adds items decides as the SQLite mailbox does, item by
+// item.
+class MailWrite {
+ public:
+  MailWrite(const MailLayout& layout, const MailboxLimits& limits,
+            absl::Time now)
+      : layout_(layout), limits_(limits), now_(now) {}
+
+  // Reads the keys of `keys` not read yet (whole keys, no prefixes), at
+  // one revision when they fit in one read. With `compare`, the
+  // transaction will hold only if none of them changed meanwhile.
+  absl::Status Read(EtcdClient& client, const std::vector<std::string>& keys,
+                    bool compare = true) {
+    std::vector<std::string> missing;
+    for (const std::string& key : keys) {
+      if (read_.count(key) == 0 &&
+          std::find(missing.begin(), missing.end(), key) == missing.end()) {
+        missing.push_back(key);
+      }
+    }
+    if (missing.empty()) return absl::OkStatus();
+    absl::StatusOr<std::map<std::string, KeyValue>> found =
+        ReadKeys(client, missing);
+    if (!found.ok()) return found.status();
+    for (const std::string& key : missing) {
+      auto it = found->find(key);
+      read_[key] = it == found->end() ? std::nullopt
+                                      : std::optional<KeyValue>(it->second);
+      if (compare) compared_.insert(key);
+    }
+    return absl::OkStatus();
+  }
+
+  // What was read at `key` (nullopt: absent, or not read).
+  const std::optional<KeyValue>& Got(const std::string& key) const {
+    static const std::optional<KeyValue> kNone;
+    auto it = read_.find(key);
+    return it == read_.end() ? kNone : it->second;
+  }
+  // The keys Insert(item) needs read first.
+  std::vector<std::string> KeysToInsert(const MailItem& item) const {
+    const std::string key = NameKey(item.recipient);
+    std::vector<std::string> keys = {
+        layout_.Meta(key), layout_.Total(),
+        layout_.Id(key, item.id, ContentDigest(item.payload))};
+    if (!item.origin.empty()) keys.push_back(layout_.Sender(item.origin));
+    return keys;
+  }
+  // The keys Remove(stored) needs read first.
+  std::vector<std::string> KeysToRemove(const StoredItem& stored) const {
+    std::vector<std::string> keys = {layout_.Meta(stored.recipient_key),
+                                     layout_.Total()};
+    if (!stored.item.origin.empty()) {
+      keys.push_back(layout_.Sender(stored.item.origin));
+    }
+    return keys;
+  }
+
+  // Adds `item` (validated) unless one of the same recipient, id and
+  // payload waits (then OK: a copy needs no room); kResourceExhausted
+  // (CheckMailLimits) when it does not fit. KeysToInsert() must be read.
+  absl::Status Insert(MailItem item) {
+    const std::string key = NameKey(item.recipient);
+    item.digest = ContentDigest(item.payload);
+    const std::string id_key = layout_.Id(key, item.id, item.digest);
+    if (Holds(id_key)) return absl::OkStatus();
+    v1::MailMetaValue meta = Meta(key);
+    std::optional<v1::MailUsageValue> sender;
+    MailUsage sender_usage;
+    if (!item.origin.empty()) {
+      sender = Sender(item.origin);
+      sender_usage = {static_cast<size_t>(sender->count()),
+                      static_cast<size_t>(sender->bytes())};
+    }
+    v1::MailTotalValue total = Total();
+    CHAT_RETURN_IF_ERROR(
+        CheckMailLimits(item, limits_,
+                        MailUsage{static_cast<size_t>(meta.count()),
+                                  static_cast<size_t>(meta.bytes())},
+                        sender_usage, static_cast<size_t>(total.bytes())));
+    const auto bytes = static_cast<int64_t>(item.payload.size());
+    item.seq = std::max<int64_t>(meta.next_seq(), 1);
+    item.deposited_at = now_;
+    meta.set_next_seq(item.seq + 1);
+    meta.set_count(meta.count() + 1);
+    meta.set_bytes(meta.bytes() + bytes);
+    if (item.kind == MailItem::Kind::kMessage) {
+      meta.set_messages(meta.messages() + 1);
+      meta.set_message_bytes(meta.message_bytes() + bytes);
+    }
+    metas_[layout_.Meta(key)] = meta;
+    if (sender.has_value()) {
+      sender->set_count(sender->count() + 1);
+      sender->set_bytes(sender->bytes() + bytes);
+      senders_[layout_.Sender(item.origin)] = *sender;
+    }
+    total.set_count(total.count() + 1);
+    total.set_bytes(total.bytes() +
+                    static_cast<int64_t>(ChargedBytes(item.payload.size())));
+    total_ = total;
+    v1::MailIdValue id_value;
+    id_value.set_seq(item.seq);
+    const int64_t unix_ms = absl::ToUnixMillis(item.deposited_at);
+    Put(layout_.Item(key, item.seq), EncodeItem(item));
+    Put(id_key, id_value.SerializeAsString());
+    Put(layout_.Age(unix_ms, key, item.seq), "");
+    arrivals_.insert(key);
+    return absl::OkStatus();
+  }
+
+  // Removes `stored` (read, as it is now) and what it counts. KeysToRemove()
+  // must be read.
+  void Remove(const StoredItem& stored) {
+    const MailItem& item = stored.item;
+    const std::string& key = stored.recipient_key;
+    const auto bytes = static_cast<int64_t>(item.payload.size());
+    v1::MailMetaValue meta = Meta(key);
+    meta.set_count(std::max<int64_t>(meta.count() - 1, 0));
+    meta.set_bytes(std::max<int64_t>(meta.bytes() - bytes, 0));
+    if (item.kind == MailItem::Kind::kMessage) {
+      meta.set_messages(std::max<int64_t>(meta.messages() - 1, 0));
+      meta.set_message_bytes(
+          std::max<int64_t>(meta.message_bytes() - bytes, 0));
+    }
+    metas_[layout_.Meta(key)] = meta;
+    if (!item.origin.empty()) {
+      v1::MailUsageValue sender = Sender(item.origin);
+      sender.set_count(std::max<int64_t>(sender.count() - 1, 0));
+      sender.set_bytes(std::max<int64_t>(sender.bytes() - bytes, 0));
+      senders_[layout_.Sender(item.origin)] = sender;
+    }
+    v1::MailTotalValue total = Total();
+    total.set_count(std::max<int64_t>(total.count() - 1, 0));
+    total.set_bytes(std::max<int64_t>(
+        total.bytes() - static_cast<int64_t>(ChargedBytes(item.payload.size())),
+        0));
+    total_ = total;
+    Delete(layout_.Item(key, item.seq));
+    Delete(layout_.Id(key, item.id, item.digest));
+    Delete(layout_.Age(absl::ToUnixMillis(item.deposited_at), key, item.seq));
+    ++removed_;
+  }
+
+  // Deletes a key that is no longer needed (a mail_age key whose item is
+  // gone).
+  void Delete(const std::string& key) { ops_[key] = Op::Delete(key); }
+
+  bool empty() const { return ops_.empty(); }
+  size_t removed() const { return removed_; }
+  // The recipients this write adds items for.
+  const absl::flat_hash_set<std::string>& arrivals() const { return arrivals_; }
+
+  // The transaction: every key read with `compare` must be as it was read;
+  // then the items' operations and the counters' new values.
+  TxnRequest Build() const {
+    TxnRequest txn;
+    for (const std::string& key : compared_) {
+      const std::optional<KeyValue>& kv = Got(key);
+      txn.compares.push_back(
+          Compare::ModifiedAt(key, kv.has_value() ? kv->mod_revision : 0));
+    }
+    std::map<std::string, Op> ops = ops_;
+    for (const auto& [key, meta] : metas_) {
+      ops[key] = Op::Put(key, meta.SerializeAsString());
+    }
+    for (const auto& [key, sender] : senders_) {
+      // A sender with nothing waiting leaves no key behind.
+      ops[key] = sender.count() == 0 ? Op::Delete(key)
+                                     : Op::Put(key, sender.SerializeAsString());
+    }
+    if (total_.has_value()) {
+      ops[layout_.Total()] =
+          Op::Put(layout_.Total(), total_->SerializeAsString());
+    }
+    for (auto& [key, op] : ops) txn.success.push_back(op);
+    return txn;
+  }
+
+ private:
+  // Whether an item with this id key waits, as this write leaves things.
+  bool Holds(const std::string& id_key) const {
+    if (auto it = ops_.find(id_key); it != ops_.end()) {
+      return it->second.kind == Op::Kind::kPut;
+    }
+    return Got(id_key).has_value();
+  }
+
+  void Put(const std::string& key, std::string value) {
+    ops_[key] = Op::Put(key, std::move(value));
+  }
+
+  template <typename Value>
+  Value Decoded(const std::string& key) const {
+    Value value;
+    if (const std::optional<KeyValue>& kv = Got(key); kv.has_value()) {
+      // An unreadable counter counts as empty: the next write corrects it.
+      value.ParseFromString(kv->value);
+    }
+    return value;
+  }
+
+  // The counters as this write leaves them so far. A write puts only
+  // those it changed.
+  v1::MailMetaValue Meta(const std::string& recipient_key) const {
+    const std::string key = layout_.Meta(recipient_key);
+    auto it = metas_.find(key);
+    return it != metas_.end() ? it->second : Decoded<v1::MailMetaValue>(key);
+  }
+  v1::MailUsageValue Sender(const std::string& origin) const {
+    const std::string key = layout_.Sender(origin);
+    auto it = senders_.find(key);
+    return it != senders_.end() ? it->second : Decoded<v1::MailUsageValue>(key);
+  }
+  v1::MailTotalValue Total() const {
+    return total_.has_value() ? *total_
+                              : Decoded<v1::MailTotalValue>(layout_.Total());
+  }
+
+  const MailLayout& layout_;
+  const MailboxLimits& limits_;
+  const absl::Time now_;
+  // Every key read (nullopt: absent; a prefix read is marked by its
+  // prefix), and those the transaction compares.
+  std::map<std::string, std::optional<KeyValue>> read_;
+  absl::btree_set<std::string> compared_;
+  // Items' puts and deletes, by key: a later step on the same key
+  // replaces an earlier one (etcd refuses a key twice in one transaction).
+  std::map<std::string, Op> ops_;
+  std::map<std::string, v1::MailMetaValue> metas_;
+  std::map<std::string, v1::MailUsageValue> senders_;
+  std::optional<v1::MailTotalValue> total_;
+  absl::flat_hash_set<std::string> arrivals_;
+  size_t removed_ = 0;
+};
+
+bool MaybeApplied(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kResourceExhausted;
+}
+
+absl::Status TooBusy(const std::string& what) {
+  return absl::UnavailableError(
+      absl::StrCat("the mailbox is too busy: ", what, " lost ", kMaxRounds,
+                   " races with other registries in a row; try again"));
+}
+
+class EtcdMailbox final : public Mailbox {
+ public:
+  EtcdMailbox(EtcdClient* client, std::string root, const Clock& clock,
+              const MailboxLimits& limits, std::unique_ptr<EtcdWatch> watch,
+              int64_t watch_revision)
+      : client_(*client),
+        layout_(std::move(root)),
+        clock_(clock),
+        limits_(limits),
+        watched_revision_(watch_revision),
+        watch_(std::move(watch)) {
+    watcher_ = std::thread([this] { WatchArrivals(); });
+  }
+
+  ~EtcdMailbox() override {
+    {
+      absl::MutexLock lock(&watch_mu_);
+      stopping_ = true;
+      if (watch_ != nullptr) watch_->Cancel();
+    }
+    watcher_.join();
+  }
+
+  // Deposits waiting for their turn share it: whoever gets the turn
+  // commits every deposit queued so far (up to kDepositsPerTxn, in the
+  // order they came) in one transaction, so N concurrent deposits cost one
+  // raft commit instead of N (a group commit, as the SQLite mailbox's).
+  absl::Status Deposit(const MailItem& item) override {
+    CHAT_RETURN_IF_ERROR(ValidateDeposit(item, limits_));
+    PendingDeposit mine{&item, absl::OkStatus(), false};
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_.push_back(&mine);
+    }
+    absl::MutexLock turn(&write_mu_);
+    while (true) {
+      std::vector<PendingDeposit*> batch;
+      {
+        absl::MutexLock lock(&queue_mu_);
+        if (mine.done) return mine.status;
+        while (!queue_.empty() && batch.size() < kDepositsPerTxn) {
+          batch.push_back(queue_.front());
+          queue_.pop_front();
+        }
+      }
+      CommitDeposits(batch);
+      absl::MutexLock lock(&queue_mu_);
+      for (PendingDeposit* pending : batch) pending->done = true;
+    }
+  }
+
+  absl::StatusOr<std::vector<MailItem>> Peek(const std::string& recipient,
+                                             int64_t after_seq,
+                                             size_t max) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(recipient));
+    std::vector<MailItem> items;
+    if (max == 0 || after_seq >= INT64_MAX - 1) return items;
+    const std::string key = NameKey(recipient);
+    RangeRequest range;
+    range.key = layout_.Item(key, std::max<int64_t>(after_seq, 0) + 1);
+    range.range_end = PrefixEnd(layout_.RecipientItems(key));
+    range.limit = static_cast<int64_t>(std::min<size_t>(max, INT64_MAX));
+    absl::StatusOr<RangeResult> result = client_.Range(range);
+    if (!result.ok()) return result.status();
+    for (const KeyValue& kv : result->kvs) {
+      absl::StatusOr<StoredItem> stored = DecodeItem(layout_, kv);
+      if (!stored.ok()) return stored.status();
+      items.push_back(std::move(stored->item));
+    }
+    return items;
+  }
+
+  absl::StatusOr<size_t> Ack(const std::string& recipient,
+                             const std::vector<MailRef>& refs,
+                             const std::vector<MailItem>& receipts) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(recipient));
+    const std::string key = NameKey(recipient);
+    // Which items the refs name, as seen now; each chunk reads them again
+    // with the counters it compares.
+    std::vector<std::string> lookups;
+    for (const MailRef& ref : refs) {
+      // Names no item a deposit could have made: nothing to look up.
+      if (ref.id.empty() || ref.id.size() > 64 ||
+          (!ref.digest.empty() && ref.digest.size() != kDigestBytes)) {
+        continue;
+      }
+      lookups.push_back(ref.digest.empty()
+                            ? layout_.IdPrefix(key, ref.id)
+                            : layout_.Id(key, ref.id, ref.digest));
+    }
+    absl::StatusOr<std::map<std::string, KeyValue>> ids =
+        ReadKeys(client_, lookups);
+    if (!ids.ok()) return ids.status();
+    std::vector<std::string> items;
+    absl::flat_hash_set<std::string> seen;
+    for (const auto& [id_key, kv] : *ids) {
+      v1::MailIdValue value;
+      if (!value.ParseFromString(kv.value)) continue;
+      std::string item = layout_.Item(key, value.seq());
+      if (seen.insert(item).second) items.push_back(std::move(item));
+    }
+    // The peer's receipts by the id they answer.
+    absl::flat_hash_map<std::string, std::vector<const MailItem*>> by_id;
+    for (const MailItem& receipt : receipts) {
+      by_id[receipt.id].push_back(&receipt);
+    }
+    // The messages whose receipt was deposited (or dropped): one per id.
+    absl::flat_hash_set<std::string> answered;
+    size_t removed = 0;
+    for (size_t start = 0; start < items.size(); start += kItemsPerTxn) {
+      std::vector<std::string> chunk(
+          items.begin() + static_cast<std::ptrdiff_t>(start),
+          items.begin() + static_cast<std::ptrdiff_t>(
+                              std::min(items.size(), start + kItemsPerTxn)));
+      absl::StatusOr<size_t> done = RemoveChunk(
+          chunk,
+          [&](const MailItem& message, MailWrite& write,
+              std::vector<std::string>& answered_now) -> absl::Status {
+            auto candidates = by_id.find(message.id);
+            if (candidates == by_id.end() || answered.contains(message.id) ||
+                std::find(answered_now.begin(), answered_now.end(),
+                          message.id) != answered_now.end()) {
+              return absl::OkStatus();
+            }
+            for (const MailItem* candidate : candidates->second) {
+              const MailItem& receipt = *candidate;
+              if (!AcceptsReceipt(key, receipt, message.sender)) continue;
+              answered_now.push_back(message.id);
+              CHAT_RETURN_IF_ERROR(
+                  write.Read(client_, write.KeysToInsert(receipt)));
+              // Over its recipient's limits: dropped, the Ack stands.
+              write.Insert(receipt).IgnoreError();
+              break;
+            }
+            return absl::OkStatus();
+          },
+          &answered);
+      if (!done.ok()) return done.status();
+      removed += *done;
+    }
+    return removed;
+  }
+
+  absl::StatusOr<MailboxStats> Stat(const std::string& recipient) override {
+    CHAT_RETURN_IF_ERROR(ValidateName(recipient));
+    const std::string key = NameKey(recipient);
+    absl::StatusOr<RangeResult> meta =
+        client_.Range(RangeRequest::Key(layout_.Meta(key)));
+    if (!meta.ok()) return meta.status();
+    MailboxStats stats;
+    if (meta->kvs.empty()) return stats;
+    v1::MailMetaValue value;
+    if (!value.ParseFromString(meta->kvs[0].value)) {
+      return absl::DataLossError(
+          absl::StrCat("etcd mailbox: unreadable counts of ", key));
+    }
+    stats.count = static_cast<size_t>(value.messages());
+    stats.bytes = static_cast<size_t>(value.message_bytes());
+    if (stats.count == 0) return stats;
+    // The oldest message: the first in arrival order (receipts may come
+    // before it), read a page at a time, at the revision the counts were
+    // read at.
+    RangeRequest range = RangeRequest::Prefix(layout_.RecipientItems(key));
+    range.limit = 16;
+    range.revision = meta->revision;
+    while (true) {
+      absl::StatusOr<RangeResult> page = client_.Range(range);
+      if (!page.ok()) return page.status();
+      for (const KeyValue& kv : page->kvs) {
+        absl::StatusOr<StoredItem> stored = DecodeItem(layout_, kv);
+        if (!stored.ok()) return stored.status();
+        if (stored->item.kind == MailItem::Kind::kMessage) {
+          stats.oldest_age = std::max(
+              absl::ZeroDuration(), clock_.Wall() - stored->item.deposited_at);
+          return stats;
+        }
+      }
+      if (!page->more || page->kvs.empty()) return stats;
+      range.key = page->kvs.back().key + '\0';
+    }
+  }
+
+  std::unique_ptr<ArrivalSubscription> OnArrival(
+      const std::string& recipient, std::function<void()> on_arrival) override {
+    return std::make_unique<ArrivalHub::Entry>(&arrivals_, NameKey(recipient),
+                                               std::move(on_arrival));
+  }
+
+  absl::StatusOr<size_t> ExpireOld() override {
+    const int64_t cutoff = absl::ToUnixMillis(clock_.Wall() - limits_.max_age);
+    size_t removed = 0;
+    std::string from = layout_.AgePrefix();
+    const std::string before = layout_.AgeBefore(cutoff);
+    while (true) {
+      RangeRequest range;
+      range.key = from;
+      range.range_end = before;
+      range.limit = static_cast<int64_t>(kItemsPerTxn);
+      range.keys_only = true;
+      absl::StatusOr<RangeResult> ages = client_.Range(range);
+      if (!ages.ok()) return ages.status();
+      if (ages->kvs.empty()) return removed;
+      std::vector<std::string> chunk;
+      std::vector<std::string> orphans;  // Age keys whose item is gone.
+      for (const KeyValue& kv : ages->kvs) {
+        std::optional<std::string> item = layout_.ItemOfAge(kv.key);
+        if (item.has_value()) {
+          chunk.push_back(*item);
+        } else {
+          orphans.push_back(kv.key);
+        }
+      }
+      absl::StatusOr<size_t> done = RemoveChunk(
+          chunk,
+          [&](const MailItem& message, MailWrite& write,
+              std::vector<std::string>&) -> absl::Status {
+            std::optional<MailItem> receipt =
+                ExpiryReceipt(message, limits_.max_age);
+            if (!receipt.has_value()) return absl::OkStatus();
+            CHAT_RETURN_IF_ERROR(
+                write.Read(client_, write.KeysToInsert(*receipt)));
+            // Without room: dropped, like a receipt; the expiry stands.
+            write.Insert(*std::move(receipt)).IgnoreError();
+            return absl::OkStatus();
+          },
+          nullptr, orphans);
+      if (!done.ok()) return done.status();
+      removed += *done;
+      if (!ages->more) return removed;
+      from = ages->kvs.back().key + '\0';
+    }
+  }
+
+ private:
+  // One deposit waiting for its turn; its outcome is set by whoever
+  // commits it.
+  struct PendingDeposit {
+    const MailItem* item;
+    absl::Status status;
+    bool done = false;
+  };
+
+  // Stores `batch` (validated items) in one transaction, each item decided
+  // on the counters as the items before it leave them; sets each one's
+  // status. Items refused by a limit fail alone; a failed transaction fails
+  // them all (after reading back which ones etcd stored anyway).
+  void CommitDeposits(const std::vector<PendingDeposit*>& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    for (int round = 0; round < kMaxRounds; ++round) {
+      MailWrite write(layout_, limits_, clock_.Wall());
+      std::vector<std::string> keys;
+      for (const PendingDeposit* pending : batch) {
+        for (std::string& key : write.KeysToInsert(*pending->item)) {
+          keys.push_back(std::move(key));
+        }
+      }
+      if (absl::Status read = write.Read(client_, keys); !read.ok()) {
+        for (PendingDeposit* pending : batch) pending->status = read;
+        return;
+      }
+      for (PendingDeposit* pending : batch) {
+        pending->status = write.Insert(*pending->item);
+      }
+      if (write.empty()) return;  // Copies of items waiting, or refusals.
+      absl::StatusOr<TxnResult> result = client_.Txn(write.Build());
+      if (!result.ok()) {
+        // Maybe applied (etcd full or out of reach): an item that is
+        // there is stored, whoever stored it.
+        std::vector<std::string> id_keys;
+        for (const PendingDeposit* pending : batch) {
+          const MailItem& item = *pending->item;
+          id_keys.push_back(layout_.Id(NameKey(item.recipient), item.id,
+                                       ContentDigest(item.payload)));
+        }
+        absl::StatusOr<std::map<std::string, KeyValue>> stored =
+            MaybeApplied(result.status()) ? ReadKeys(client_, id_keys)
+                                          : std::map<std::string, KeyValue>();
+        for (size_t i = 0; i < batch.size(); ++i) {
+          if (!batch[i]->status.ok()) continue;
+          if (!stored.ok() || stored->count(id_keys[i]) == 0) {
+            batch[i]->status = result.status();
+          }
+        }
+        return;
+      }
+      if (result->succeeded) {
+        Announce(result->revision, write.arrivals());
+        return;
+      }
+    }
+    for (PendingDeposit* pending : batch) {
+      pending->status = TooBusy("a deposit");
+    }
+  }
+
+  // What a removal adds for one removed kMessage (its receipt), reading
+  // what it needs; `answered_now` collects the ids answered by this round.
+  using OnRemoved =
+      std::function<absl::Status(const MailItem& message, MailWrite& write,
+                                 std::vector<std::string>& answered_now)>;
+
+  // Removes the items at `item_keys` that are still there (of any
+  // recipients), with what `on_removed` adds for each message, in one
+  // transaction; `stale_keys` are deleted with them. Reads again and
+  // decides again when another write got in between. Returns how many
+  // items it removed; adds the ids answered to `answered`.
+  absl::StatusOr<size_t> RemoveChunk(
+      const std::vector<std::string>& item_keys, const OnRemoved& on_removed,
+      absl::flat_hash_set<std::string>* answered,
+      const std::vector<std::string>& stale_keys = {}) {
+    absl::MutexLock turn(&write_mu_);
+    for (int round = 0; round < kMaxRounds; ++round) {
+      MailWrite write(layout_, limits_, clock_.Wall());
+      // The recipients' counts first, then the items: a change to a
+      // mailbox between the two reads changes its count's revision, so
+      // the transaction's compare holds the items to what was read.
+      std::vector<std::string> first;
+      for (const std::string& item : item_keys) {
+        if (std::optional<std::string> key = layout_.RecipientOfItem(item)) {
+          first.push_back(layout_.Meta(*key));
+        }
+      }
+      first.push_back(layout_.Total());
+      CHAT_RETURN_IF_ERROR(write.Read(client_, first));
+      CHAT_RETURN_IF_ERROR(write.Read(client_, item_keys, /*compare=*/false));
+      std::vector<StoredItem> present;
+      for (const std::string& item : item_keys) {
+        const std::optional<KeyValue>& kv = write.Got(item);
+        if (!kv.has_value()) continue;  // Removed already.
+        absl::StatusOr<StoredItem> stored = DecodeItem(layout_, *kv);
+        if (!stored.ok()) return stored.status();
+        present.push_back(*std::move(stored));
+      }
+      for (const StoredItem& stored : present) {
+        CHAT_RETURN_IF_ERROR(write.Read(client_, write.KeysToRemove(stored)));
+        write.Remove(stored);
+      }
+      for (const std::string& key : stale_keys) write.Delete(key);
+      std::vector<std::string> answered_now;
+      for (const StoredItem& stored : present) {
+        if (stored.item.kind != MailItem::Kind::kMessage) continue;
+        CHAT_RETURN_IF_ERROR(on_removed(stored.item, write, answered_now));
+      }
+      if (write.empty()) return size_t{0};
+      absl::StatusOr<TxnResult> result = client_.Txn(write.Build());
+      if (!result.ok()) return result.status();
+      if (!result->succeeded) continue;
+      if (answered != nullptr) {
+        answered->insert(answered_now.begin(), answered_now.end());
+      }
+      Announce(result->revision, write.arrivals());
+      return write.removed();
+    }
+    return TooBusy("removing mail");
+  }
+
+  // Tells the subscribers of `keys` about items this registry committed at
+  // `revision`, unless the watch has told them already: each commit is
+  // announced once, by whichever sees it first, and before the write that
+  // made it returns.
+  void Announce(int64_t revision, const absl::flat_hash_set<std::string>& keys)
+      ABSL_LOCKS_EXCLUDED(announce_mu_) {
+    if (keys.empty()) return;
+    {
+      absl::MutexLock lock(&announce_mu_);
+      if (revision <= watched_revision_) return;
+      announced_.insert(revision);
+    }
+    arrivals_.Notify(keys);
+  }
+
+  // The watch thread: every item put under mail/ (by any registry) wakes
+  // its recipient's subscribers, unless Announce() did already.
+  void WatchArrivals() {
+    while (true) {
+      EtcdWatch* watch;
+      {
+        absl::MutexLock lock(&watch_mu_);
+        if (stopping_) return;
+        watch = watch_.get();
+      }
+      absl::Status ended;
+      while (watch != nullptr) {
+        absl::StatusOr<WatchBatch> batch = watch->Next();
+        if (!batch.ok()) {
+          ended = batch.status();
+          break;
+        }
+        absl::flat_hash_map<int64_t, absl::flat_hash_set<std::string>> by_rev;
+        for (const WatchEvent& event : batch->events) {
+          if (event.type != WatchEvent::Type::kPut) continue;
+          std::optional<std::string> key =
+              layout_.RecipientOfItem(event.kv.key);
+          if (key.has_value()) by_rev[event.kv.mod_revision].insert(*key);
+        }
+        absl::flat_hash_set<std::string> wake;
+        {
+          absl::MutexLock lock(&announce_mu_);
+          for (auto& [revision, keys] : by_rev) {
+            if (announced_.erase(revision) > 0) continue;
+            wake.insert(keys.begin(), keys.end());
+          }
+          for (const WatchEvent& event : batch->events) {
+            watched_revision_ =
+                std::max(watched_revision_, event.kv.mod_revision);
+          }
+          // Commits of ours the watch has passed without seeing their items
+          // cannot be: a safety net against growth.
+          announced_.erase(announced_.begin(),
+                           announced_.upper_bound(watched_revision_));
+        }
+        arrivals_.Notify(wake);
+      }
+      // The watch is over: open another from where it stopped. A revision
+      // compacted away may hide arrivals: everyone looks once more.
+      int64_t from;
+      {
+        absl::MutexLock lock(&announce_mu_);
+        from = watched_revision_ + 1;
+      }
+      if (IsCompacted(ended)) {
+        from = 0;
+        arrivals_.NotifyAll();
+      }
+      {
+        // Not at once: etcd may be down for a while. A real-time pause,
+        // not the injected clock's: it paces reconnection, it decides
+        // nothing.
+        absl::MutexLock lock(&watch_mu_);
+        watch_mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                                   absl::Seconds(1));
+        if (stopping_) return;
+      }
+      absl::StatusOr<std::unique_ptr<EtcdWatch>> opened = EtcdWatch::Open(
+          &client_, WatchOptions::Prefix(layout_.ItemsPrefix(), from));
+      absl::MutexLock lock(&watch_mu_);
+      watch_ = opened.ok() ? *std::move(opened) : nullptr;
+      if (stopping_ && watch_ != nullptr) watch_->Cancel();
+      if (from == 0 && watch_ != nullptr) arrivals_.NotifyAll();
+    }
+  }
+
+  EtcdClient& client_;  // Not owned.
+  const MailLayout layout_;
+  const Clock& clock_;  // Not owned.
+  const MailboxLimits limits_;
+  ArrivalHub arrivals_;
+  // Writes of this registry take turns: they would only make each other
+  // read again, since each compares the counters the others write.
+  absl::Mutex write_mu_;
+  // Deposits waiting for the turn; the one who gets it commits them.
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(write_mu_);
+  std::deque<PendingDeposit*> queue_ ABSL_GUARDED_BY(queue_mu_);
+
+  absl::Mutex announce_mu_;
+  // The newest revision whose items the watch has reported.
+  int64_t watched_revision_ ABSL_GUARDED_BY(announce_mu_);
+  // Revisions of our own commits announced before the watch saw them.
+  absl::btree_set<int64_t> announced_ ABSL_GUARDED_BY(announce_mu_);
+
+  absl::Mutex watch_mu_;
+  std::unique_ptr<EtcdWatch> watch_ ABSL_GUARDED_BY(watch_mu_);
+  bool stopping_ ABSL_GUARDED_BY(watch_mu_) = false;
+  std::thread watcher_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Mailbox>> OpenEtcdMailbox(
+    EtcdClient* client, const std::string& root, const Clock& clock,
+    const MailboxLimits& limits) {
+  if (root.empty()) {
+    return absl::InvalidArgumentError("the etcd mailbox needs a key prefix");
+  }
+  const std::string prefix = absl::EndsWith(root, "/") ? root : root + "/";
+  const MailLayout layout(prefix);
+  // The revision now, so the watch reports what comes after it.
+  RangeRequest now = RangeRequest::Key(layout.Total());
+  now.count_only = true;
+  absl::StatusOr<RangeResult> read = client->Range(now);
+  if (!read.ok()) return read.status();
+  absl::StatusOr<std::unique_ptr<EtcdWatch>> watch = EtcdWatch::Open(
+      client, WatchOptions::Prefix(layout.ItemsPrefix(), read->revision + 1));
+  if (!watch.ok()) return watch.status();
+  return std::unique_ptr<Mailbox>(new EtcdMailbox(
+      client, prefix, clock, limits, *std::move(watch), read->revision));
+}
+
+}  // namespace chat::registry::etcd
