@@ -75,13 +75,12 @@ absl::StatusOr<Record> DecodeName(const std::string& value, int64_t etcd_lease);
 
 // A binding as bindings/<name> holds it: online under `online_lease` (not
 // 0) while a lease holds the name (binding.reserved_until is then
-// InfiniteFuture), else reserved until binding.reserved_until.
-std::string EncodeBinding(const BindingRecord& binding, int64_t online_lease,
-                          int64_t last_proof_unix_ms);
+// InfiniteFuture), else reserved until binding.reserved_until; with its
+// last proof time (binding.last_proof_unix_ms) either way.
+std::string EncodeBinding(const BindingRecord& binding, int64_t online_lease);
 struct DecodedBinding {
   BindingRecord binding;
   int64_t online_lease = 0;
-  int64_t last_proof_unix_ms = 0;
 };
 // kDataLoss when `value` is not a BindingValue or holds a bad key.
 absl::StatusOr<DecodedBinding> DecodeBinding(const std::string& value);

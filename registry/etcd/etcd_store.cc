@@ -130,9 +130,8 @@ struct NameSlot {
 
 // One binding in the index.
 struct BindingSlot {
-  BindingRecord binding;
+  BindingRecord binding;  // With its last proof time.
   int64_t online_lease = 0;
-  int64_t last_proof_unix_ms = 0;
   int64_t mod_revision = 0;
 };
 
@@ -248,9 +247,8 @@ class EtcdStore final : public Store, public SnapshotSource {
             BindingAfterLeaseEnds(read.state.binding, *read.state.record,
                                   options_.lease_policy, wall_now);
         if (after != read.state.binding) {
-          txn.success.push_back(Op::Put(
-              layout_.Binding(key),
-              EncodeBinding(*after, 0, read.binding->last_proof_unix_ms)));
+          txn.success.push_back(
+              Op::Put(layout_.Binding(key), EncodeBinding(*after, 0)));
         }
       }
       CHAT_ASSIGN_OR_RETURN(TxnResult result, client_->Txn(txn));
@@ -274,11 +272,12 @@ class EtcdStore final : public Store, public SnapshotSource {
     for (int round = 0; round < options_.max_rounds; ++round) {
       const ReadState read = Read(key, "");
       const MonoTime now = clock_.Monotonic();
+      const absl::Time wall_now = clock_.Wall();
       CHAT_ASSIGN_OR_RETURN(
           Record record,
           DecidePutStatic(name, address, services, read.state,
                           options_.lease_policy, options_.name_quotas,
-                          read.counts, now, clock_.Wall()));
+                          read.counts, now, wall_now));
       const bool is_new = read.name_mod == 0;
       TxnRequest txn;
       txn.compares.push_back(AtOrAbsent(layout_.Name(key), read.name_mod));
@@ -292,8 +291,11 @@ class EtcdStore final : public Store, public SnapshotSource {
             AtOrAbsent(layout_.StaticRev(), read.static_rev_mod));
         txn.success.push_back(Op::Put(layout_.StaticRev(), ""));
       }
-      if (read.binding) {
-        // Over (DecidePutStatic refuses a name still bound): forget it.
+      if (read.binding && BindingForgetAt(read.binding->binding,
+                                          options_.lease_policy) <= wall_now) {
+        // Over (DecidePutStatic refuses a name still bound) and its last
+        // proof out of the skew window: forget it. One still in the window
+        // stays, so a proof captured before cannot be used again.
         txn.success.push_back(Op::Delete(layout_.Binding(key)));
       }
       CHAT_ASSIGN_OR_RETURN(TxnResult result, client_->Txn(txn));
@@ -335,7 +337,14 @@ class EtcdStore final : public Store, public SnapshotSource {
       txn.compares.push_back(AtOrAbsent(layout_.Name(key), read.name_mod));
       txn.compares.push_back(Compare::ModifiedAt(layout_.Binding(key),
                                                  read.binding->mod_revision));
-      txn.success.push_back(Op::Delete(layout_.Binding(key)));
+      // What it leaves keeps the last proof time for the skew window.
+      if (std::optional<BindingRecord> after = BindingAfterRelease(
+              read.binding->binding, options_.lease_policy, wall_now)) {
+        txn.success.push_back(
+            Op::Put(layout_.Binding(key), EncodeBinding(*after, 0)));
+      } else {
+        txn.success.push_back(Op::Delete(layout_.Binding(key)));
+      }
       // The lease of the bound key goes with the binding.
       const bool lease_goes =
           read.state.record && !read.state.record->is_static() &&
@@ -558,16 +567,20 @@ class EtcdStore final : public Store, public SnapshotSource {
       txn.success.push_back(
           Op::Put(layout_.Name(key), EncodeName(record), etcd_lease));
       if (decision->binding && request.public_key) {
-        // Online under the lease that now holds the name. The proof's
-        // freshness (last_proof) is carried here; a check that advances
-        // it compares this same binding revision.
+        // Online under the lease that now holds the name, with the proof
+        // time DecideRegister checked (CheckProofFreshness) and records.
+        // The compare of the binding's revision above makes check and
+        // record one step across registries: of two registrations with one
+        // proof, the second reads the first's binding and is refused.
         txn.success.push_back(
             Op::Put(layout_.Binding(key),
-                    EncodeBinding(
-                        *decision->binding, etcd_lease,
-                        read.binding ? read.binding->last_proof_unix_ms : 0)));
-      } else if (read.binding) {
-        // A keyless registration takes only a name whose binding is over.
+                    EncodeBinding(*decision->binding, etcd_lease)));
+      } else if (read.binding &&
+                 BindingForgetAt(read.binding->binding,
+                                 options_.lease_policy) <= wall_now) {
+        // A keyless registration takes only a name whose binding is over;
+        // the binding is forgotten once its last proof is out of the skew
+        // window too, and kept (binding nothing) until then.
         txn.success.push_back(Op::Delete(layout_.Binding(key)));
       }
       if (!owner.empty()) {
@@ -815,7 +828,6 @@ class EtcdStore final : public Store, public SnapshotSource {
       BindingSlot& slot = bindings_[parsed.name_key];
       slot.binding = std::move(decoded->binding);
       slot.online_lease = decoded->online_lease;
-      slot.last_proof_unix_ms = decoded->last_proof_unix_ms;
       slot.mod_revision = event.kv.mod_revision;
       return absl::OkStatus();
     }
@@ -916,8 +928,7 @@ class EtcdStore final : public Store, public SnapshotSource {
         layout_.Binding(pending.name_key), pending.slot.mod_revision));
     txn.compares.push_back(Compare::Absent(layout_.Name(pending.name_key)));
     txn.success.push_back(
-        Op::Put(layout_.Binding(pending.name_key),
-                EncodeBinding(reserved, 0, pending.slot.last_proof_unix_ms)));
+        Op::Put(layout_.Binding(pending.name_key), EncodeBinding(reserved, 0)));
     absl::StatusOr<TxnResult> result = client_->Txn(txn);
     if (!result.ok()) {
       // Not lost: the binding stays online (it holds the name, for its key

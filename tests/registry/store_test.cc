@@ -1902,6 +1902,37 @@ TEST_F(EtcdStoreTest, NamesPerKeyAreCountedAcrossRegistries) {
   EXPECT_EQ(granted, kTestQuota);
 }
 
+// A chat-register-v2 proof is checked and recorded in the Register Txn,
+// which compares the binding's revision: a proof used at one registry is
+// used for all of them, even at one whose index has not seen it yet.
+TEST_F(EtcdStoreTest, AProofUsedAtOneRegistryIsRefusedAtAnother) {
+  RegisterRequest request{"bob", "h:1", Millis(10000), "", TestKey(1)};
+  request.proof_unix_ms = absl::ToUnixMillis(clock_.Wall());
+  ASSERT_THAT(a_->Register(request), IsOk());
+  RegisterRequest replayed = request;
+  replayed.address = "h:666";
+  // At once: b's first decision may read a binding from before a's write;
+  // its Txn's compare fails and the decision made again refuses.
+  EXPECT_THAT(b_->Register(replayed),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       HasSubstr("not later than the last")));
+  EXPECT_EQ(b_->Resolve("bob")->address, "h:1");
+  EXPECT_EQ(a_->Resolve("bob")->address, "h:1");
+
+  // Sent to both at once: one of them takes it.
+  RegisterRequest raced{"carol", "h:1", Millis(10000), "", TestKey(2)};
+  raced.proof_unix_ms = absl::ToUnixMillis(clock_.Wall());
+  absl::Status at_a;
+  absl::Status at_b;
+  std::thread racer_a([&] { at_a = a_->Register(raced).status(); });
+  std::thread racer_b([&] { at_b = b_->Register(raced).status(); });
+  racer_a.join();
+  racer_b.join();
+  EXPECT_THAT(std::vector<absl::Status>({at_a, at_b}),
+              UnorderedElementsAre(
+                  IsOk(), StatusIs(absl::StatusCode::kUnauthenticated)));
+}
+
 TEST_F(EtcdStoreTest, ALeaseEndsAtItsTtlAndWatchersHearItExpired) {
   auto watch = b_->Subscribe("", [] {});
   EXPECT_THAT(watch->Take(10),
