@@ -12,6 +12,23 @@
 
 namespace chat::registry::etcd {
 
+namespace {
+
+std::string WithSlash(std::string prefix) {
+  if (prefix.empty() || prefix.back() != '/') prefix.push_back('/');
+  return prefix;
+}
+
+}  // namespace
+
+std::string StoreRoot(std::string prefix) {
+  return WithSlash(std::move(prefix)) + "registry/";
+}
+
+std::string MailboxRoot(std::string prefix) {
+  return WithSlash(std::move(prefix)) + "mailbox/";
+}
+
 EtcdLayout::EtcdLayout(std::string root) : root_(std::move(root)) {
   if (root_.empty() || root_.back() != '/') root_.push_back('/');
 }

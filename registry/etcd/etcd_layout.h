@@ -13,7 +13,15 @@
 
 namespace chat::registry::etcd {
 
-// The keys of one deployment, all under `root`.
+// A deployment's prefix (--etcd-prefix, "/chat/v1/") holds two subtrees
+// that do not nest: the store's (names, bindings and what goes with them:
+// what its one Watch and its snapshot read, kept small) and the mailbox's
+// (up to hundreds of MiB of payloads, which the store must never read).
+// `prefix` gets a trailing '/' if it has none.
+std::string StoreRoot(std::string prefix);    // <prefix>registry/
+std::string MailboxRoot(std::string prefix);  // <prefix>mailbox/
+
+// The keys of the store, all under `root` (StoreRoot() of the deployment).
 // Thread-safe (immutable).
 class EtcdLayout {
  public:

@@ -165,7 +165,7 @@ class EtcdStore final : public Store, public SnapshotSource {
             std::unique_ptr<EtcdClient> client)
       : options_(options),
         clock_(clock),
-        layout_(options.prefix),
+        layout_(StoreRoot(options.prefix)),
         ends_prefix_(layout_.root() + "ends/"),
         owner_rev_prefix_(layout_.root() + "owner_rev/"),
         client_(std::move(client)),
@@ -721,10 +721,11 @@ class EtcdStore final : public Store, public SnapshotSource {
         return;
       }
     }
-    // A revision made by keys outside the prefix brings no event: write
-    // one under it, which comes through the watch after every event before
-    // it. (Not a progress notification: etcd 3.4.23 may send one with a
-    // revision ahead of events it has not sent yet.)
+    // A revision made by keys outside the store's root (the mailbox's,
+    // another deployment's) brings no event: write one under it, which comes
+    // through the watch after every event before it. (Not a progress
+    // notification: etcd 3.4.23 may send one with a revision ahead of events it
+    // has not sent yet.)
     if (absl::StatusOr<int64_t> synced =
             client_->Put(layout_.root() + "sync", "");
         !synced.ok()) {
@@ -1086,7 +1087,7 @@ absl::Status AgreeOnAdminToken(const EtcdStoreOptions& options,
                                const std::string& token) {
   CHAT_ASSIGN_OR_RETURN(std::unique_ptr<EtcdClient> client,
                         EtcdClient::Create(options.etcd));
-  const EtcdLayout layout(options.prefix);
+  const EtcdLayout layout(StoreRoot(options.prefix));
   const std::string hash = ContentDigest(token);
   TxnRequest txn;
   txn.compares.push_back(Compare::Absent(layout.AdminTokenHash()));

@@ -20,8 +20,10 @@ namespace chat::registry::etcd {
 struct EtcdStoreOptions {
   // How to reach the cluster (--etcd-endpoints, --etcd-ca/cert/key).
   EtcdConfig etcd;
-  // Every key of the deployment lives under it (--etcd-prefix): two
-  // deployments, or two tests, can share one etcd cluster.
+  // The deployment's prefix (--etcd-prefix): two deployments, or two tests,
+  // can share one etcd cluster. The store's keys are under
+  // StoreRoot(prefix) (etcd_layout.h); the mailbox's, under
+  // MailboxRoot(prefix), are never read by the store.
   std::string prefix = "/chat/v1/";
   LeasePolicy lease_policy;
   NameQuotas name_quotas;
@@ -37,8 +39,8 @@ struct EtcdStoreOptions {
   absl::Duration index_wait = absl::Seconds(10);
 };
 
-// Opens the store: reads a snapshot of the prefix, builds the index, starts
-// the watch that keeps it current, and writes the reservation of every
+// Opens the store: reads a snapshot of StoreRoot(prefix), builds the index,
+// starts the watch that keeps it current, and writes the reservation of every
 // binding still marked online whose name is gone (a registry that saw the
 // expiry may have died before writing it). kUnavailable when etcd cannot be
 // reached; kDataLoss when a stored value does not decode.
@@ -67,9 +69,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenEtcdStore(
     const EtcdStoreOptions& options, const Clock& clock);
 
 // Makes every registry of a deployment use one admin token: the first to
-// start writes its token's hash (BLAKE2b) to admin/token_hash; every later
-// one compares. kFailedPrecondition, saying so, when `token` is not the one
-// whose hash is there; kUnavailable when etcd cannot be reached.
+// start writes its token's hash (BLAKE2b) to admin/token_hash (under
+// StoreRoot(options.prefix)); every later one compares. kFailedPrecondition,
+// saying so, when `token` is not the one whose hash is there; kUnavailable when
+// etcd cannot be reached.
 absl::Status AgreeOnAdminToken(const EtcdStoreOptions& options,
                                const std::string& token);
 

@@ -30,6 +30,17 @@ TEST(EtcdLayoutTest, KeysAreLowercasedUnderTheRoot) {
   EXPECT_EQ(layout.AdminTokenHash(), "/chat/test/admin/token_hash");
 }
 
+// The store reads everything under its root (snapshot, watch): the mail
+// must be under a root that neither contains it nor is contained in it.
+TEST(EtcdLayoutTest, TheStoreAndTheMailboxHaveRootsThatDoNotNest) {
+  EXPECT_EQ(StoreRoot("/chat/v1/"), "/chat/v1/registry/");
+  EXPECT_EQ(MailboxRoot("/chat/v1"), "/chat/v1/mailbox/");
+  const std::string store = StoreRoot("/chat/v1/");
+  const std::string mail = MailboxRoot("/chat/v1/");
+  EXPECT_NE(mail.compare(0, store.size(), store), 0);
+  EXPECT_NE(store.compare(0, mail.size(), mail), 0);
+}
+
 TEST(EtcdLayoutTest, OwnersAreHexSoTheirBytesNeverSplitAKey) {
   EtcdLayout layout;
   const std::string owner = std::string("k/\0\xff", 4);
