@@ -26,6 +26,8 @@
 #include "registry/stream_limits.h"
 #ifdef CHAT_ETCD
 #include "registry/etcd/etcd_client.h"
+#include "registry/etcd/etcd_layout.h"
+#include "registry/etcd/etcd_mailbox.h"
 #include "registry/etcd/etcd_store.h"
 #endif
 
@@ -243,13 +245,23 @@ int Run(const po::variables_map& vm) {
   std::optional<chat::registry::Quotas> quotas = ParseQuotas(vm);
   if (!quotas) return chat::kExitUsage;
   store_options.name_quotas = quotas->names;
-  if (absl::Status dir = EnsureDatabaseDir(db_path); !dir.ok()) {
-    chat::LogLine("registry", std::string(dir.message()));
-    return kExitCannotStart;
+  const std::string backend = vm["store"].as<std::string>();
+  // With etcd, names and mail are both in etcd: no local file at all.
+  const bool use_etcd = backend == "etcd";
+  if (use_etcd && !vm["db"].defaulted()) {
+    chat::LogLine("registry",
+                  "note: --db is not used with --store etcd (names and mail "
+                  "are in etcd)");
+  }
+  if (!use_etcd) {
+    if (absl::Status dir = EnsureDatabaseDir(db_path); !dir.ok()) {
+      chat::LogLine("registry", std::string(dir.message()));
+      return kExitCannotStart;
+    }
   }
   std::string token_path = vm["admin-token-file"].as<std::string>();
   if (token_path.empty()) {
-    token_path = chat::registry::DefaultAdminTokenPath(db_path);
+    token_path = chat::registry::DefaultAdminTokenPath(use_etcd ? "" : db_path);
   }
   absl::StatusOr<std::string> admin_token =
       chat::registry::LoadOrCreateAdminToken(token_path);
@@ -263,8 +275,13 @@ int Run(const po::variables_map& vm) {
        chat::registry::AdminTokenWarnings(token_path, *admin_token)) {
     chat::LogLine("registry", absl::StrCat("warning: ", warning));
   }
-  const std::string backend = vm["store"].as<std::string>();
   absl::StatusOr<std::unique_ptr<chat::registry::Store>> store;
+#ifdef CHAT_ETCD
+  // The mailbox's connection to etcd (the store has its own). Declared
+  // before the server, so it outlives the mailbox the server owns.
+  std::unique_ptr<chat::registry::etcd::EtcdClient> etcd_client;
+  std::string mail_root;
+#endif
   std::string where = absl::StrCat("database ", db_path);
   if (backend == "sqlite") {
     store = chat::registry::OpenSqliteStore(db_path, chat::RealClock(),
@@ -301,13 +318,19 @@ int Run(const po::variables_map& vm) {
       return kExitCannotStart;
     }
     store = etcd::OpenEtcdStore(etcd_options, chat::RealClock());
+    absl::StatusOr<std::unique_ptr<etcd::EtcdClient>> client =
+        etcd::EtcdClient::Create(etcd_options.etcd);
+    if (!client.ok()) {
+      chat::LogLine("registry", std::string(client.status().message()));
+      return kExitCannotStart;
+    }
+    etcd_client = *std::move(client);
+    // Not under the store's root: mail never flows through its watch.
+    mail_root = etcd::MailboxRoot(etcd_options.prefix);
     where = absl::StrCat("etcd ", vm["etcd-endpoints"].as<std::string>(),
-                         " under ", etcd_options.prefix, ", mail in ", db_path);
-    chat::LogLine(
-        "registry",
-        "note: --store etcd keeps names in etcd but mail still in this "
-        "registry's own SQLite file (--db): mail deposited here is served "
-        "only here");
+                         " under ", etcd_options.prefix, " (names in ",
+                         etcd::StoreRoot(etcd_options.prefix), ", mail in ",
+                         mail_root, ")");
 #else
     std::cerr << "chat-registry: this build has no etcd support (built "
                  "without golang-etcd-server-dev)\n";
@@ -323,12 +346,24 @@ int Run(const po::variables_map& vm) {
   }
   const size_t loaded = (*store)->Size();
 
-  if (quotas->mailbox.max_total_bytes == 0) {
-    quotas->mailbox.max_total_bytes =
-        chat::registry::DefaultMailboxTotalBytes(db_path);
+  absl::StatusOr<std::unique_ptr<chat::registry::Mailbox>> mailbox;
+  if (use_etcd) {
+#ifdef CHAT_ETCD
+    if (quotas->mailbox.max_total_bytes == 0) {
+      quotas->mailbox.max_total_bytes =
+          chat::registry::etcd::kDefaultEtcdMailboxTotalBytes;
+    }
+    mailbox = chat::registry::etcd::OpenEtcdMailbox(
+        etcd_client.get(), mail_root, chat::RealClock(), quotas->mailbox);
+#endif
+  } else {
+    if (quotas->mailbox.max_total_bytes == 0) {
+      quotas->mailbox.max_total_bytes =
+          chat::registry::DefaultMailboxTotalBytes(db_path);
+    }
+    mailbox = chat::registry::OpenSqliteMailbox(db_path, chat::RealClock(),
+                                                quotas->mailbox);
   }
-  auto mailbox = chat::registry::OpenSqliteMailbox(db_path, chat::RealClock(),
-                                                   quotas->mailbox);
   if (!mailbox.ok()) {
     chat::LogLine("registry", std::string(mailbox.status().message()));
     return kExitCannotStart;
@@ -373,7 +408,8 @@ int Run(const po::variables_map& vm) {
                                          ", finishing calls in flight"));
   (*server)->Shutdown();
   chat::RouteLibraryLogs("registry").Flush();  // Counts not yet written.
-  chat::LogLine("registry", "stop: database closed, bye");
+  chat::LogLine("registry",
+                use_etcd ? "stop: bye" : "stop: database closed, bye");
   return chat::kExitOk;
 }
 
@@ -396,12 +432,12 @@ int main(int argc, char** argv) {
       "registry) or etcd (an etcd cluster, --etcd-endpoints; several "
       "registries share it, see docs/cluster.md)")(
       "db", po::value<std::string>()->default_value("registry.db"),
-      "SQLite database file; created if missing. With --store etcd it "
-      "still holds the mailbox: mail stays local to this registry until the "
-      "etcd mailbox lands")("etcd-endpoints",
-                            po::value<std::string>()->default_value(""),
-                            "--store etcd: the etcd members' client addresses, "
-                            "HOST:PORT,HOST:PORT,...")(
+      "--store sqlite: the SQLite database file (names; mail in a file "
+      "beside it); created if missing. Not used with --store etcd, which "
+      "keeps names and mail in etcd")(
+      "etcd-endpoints", po::value<std::string>()->default_value(""),
+      "--store etcd: the etcd members' client addresses, "
+      "HOST:PORT,HOST:PORT,...")(
       "etcd-ca", po::value<std::string>()->default_value(""),
       "--store etcd: CA file etcd's certificates are signed by; given: TLS "
       "to etcd, else plaintext")(
@@ -440,7 +476,8 @@ int main(int argc, char** argv) {
       "mailbox-max-total-mb", po::value<int>()->default_value(0),
       "megabytes of mail in all (each item counts 256 bytes beside its "
       "payload); 0: a quarter of the free space where the database is, at "
-      "most 1024, decided at start")(
+      "most 1024, decided at start (--store etcd: 512, a quarter of etcd's "
+      "default quota)")(
       "reserve", po::value<std::string>()->default_value("30d"),
       "how long a name stays bound to its key after its last lease ends "
       "(days, or with a unit: 30d, 12h, 90m, 45s); meanwhile nobody else "
@@ -453,7 +490,8 @@ int main(int argc, char** argv) {
       "admin-token-file", po::value<std::string>()->default_value(""),
       "file holding the admin token that PutStatic, RemoveStatic and "
       "Release need (chatctl --admin-token-file); default admin.token next "
-      "to the database; created with a random token, mode 0600, if missing")(
+      "to the database (--store etcd: in the working directory); created with "
+      "a random token, mode 0600, if missing")(
       "sync", po::value<std::string>()->default_value("normal"),
       "names: normal survives a crash of the registry (kill -9); full also "
       "survives power loss, slower writes (mail is always full)")

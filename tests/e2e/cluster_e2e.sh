@@ -2,8 +2,11 @@
 # Two registries on one etcd (--store etcd), end to end with the real
 # binaries: a real etcd on loopback (temporary data directory, free ports);
 # registries A and B on it with one admin token; a static entry made at A
-# and a peer registered at A are resolved at B; after kill -9 of A, B still
-# serves both; a registry whose admin token differs refuses to start.
+# and a peer registered at A are resolved at B; a message for an offline
+# peer deposited in the mailbox through A is received by that peer at B, and
+# its delivery receipt reaches the sender at A; after kill -9 of A, B still
+# serves both names; a registry whose admin token differs refuses to start.
+# The registries are given no --db and write no file.
 #
 # Usage: cluster_e2e.sh BIN_DIR [ETCD_BINARY]   (exit 77: no etcd, skipped)
 set -euo pipefail
@@ -36,12 +39,15 @@ wait_for_line "$work/etcd.log" "ready to serve client requests" "$etcd_pid" 30
 export CHAT_ADMIN_TOKEN_FILE=$work/admin.token
 
 # start_registry NAME [ARGS...]: chat-registry --store etcd on a free port,
-# its own SQLite file for mail; sets ${NAME}_pid and ${NAME}_addr.
+# no --db, run in the empty directory $work/NAME-cwd (which must stay
+# empty: names and mail are in etcd); sets ${NAME}_pid and ${NAME}_addr.
 start_registry() {
   local name=$1
   shift
-  "$bin_dir/chat-registry" --listen 127.0.0.1:0 --store etcd \
-    --etcd-endpoints "$etcd_endpoint" --db "$work/$name.db" "$@" \
+  mkdir -p "$work/$name-cwd"
+  (cd "$work/$name-cwd" &&
+    exec "$bin_dir/chat-registry" --listen 127.0.0.1:0 --store etcd \
+      --etcd-endpoints "$etcd_endpoint" "$@") \
     >"$work/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
@@ -61,6 +67,8 @@ step "registries A and B on one etcd, one admin token"
 start_registry a --admin-token-file "$CHAT_ADMIN_TOKEN_FILE"
 start_registry b --admin-token-file "$CHAT_ADMIN_TOKEN_FILE"
 grep -qF "etcd $etcd_endpoint" "$work/a.log" || fail "A's start line does not name etcd"
+grep -qF "mail in /chat/v1/mailbox/" "$work/a.log" ||
+  fail "A's start line does not say where mail is: $(grep -F 'start:' "$work/a.log")"
 
 step "a static entry made at A resolves at B"
 chatctl --registry "$a_addr" register lab 127.0.0.1:7000 --static >/dev/null ||
@@ -80,6 +88,35 @@ wait_for_line "$work/alice.out" '"event":"ready"' "$alice_pid"
 out=$(chatctl --registry "$b_addr" resolve alice) || fail "resolve alice at B failed"
 [[ "$out" == *"127.0.0.1:"* ]] || fail "B resolved alice as: $out"
 
+step "mail deposited through A is received at B"
+# bob registers at B, then leaves (end of input: he unregisters); his name
+# stays bound to his key, so alice's message waits in his mailbox.
+mkfifo "$work/bob.in"
+start_bob() {
+  "$bin_dir/chat-peer" --name bob --registry "$b_addr" --listen 127.0.0.1:0 \
+    --ttl 30 --json --data-dir "$work/bob-data" \
+    <"$work/bob.in" >>"$work/bob.out" 2>>"$work/bob.err" &
+  bob_pid=$!
+  pids+=("$bob_pid")
+  exec {bob_fd}>"$work/bob.in"
+}
+start_bob
+wait_for_line "$work/bob.out" '"event":"ready"' "$bob_pid"
+exec {bob_fd}>&-
+wait_for_exit "$bob_pid" 20
+[ "$exit_code" = 0 ] || fail "bob exited $exit_code at the end of his input"
+echo "@bob left you a note through registry A" >&"$alice_fd"
+wait_for_line "$work/alice.out" '"status":"stored"' "$alice_pid"
+start_bob
+wait_for_line "$work/bob.out" '"text":"left you a note through registry A"' "$bob_pid"
+grep -F '"text":"left you a note through registry A"' "$work/bob.out" |
+  grep -qF '"late":true' || fail "bob's message did not come from the mailbox"
+# bob's receipt is deposited through B, and alice hears it through A.
+wait_for_line "$work/alice.out" '"reason":"from the mailbox"' "$alice_pid"
+exec {bob_fd}>&-
+wait_for_exit "$bob_pid" 20
+[ "$exit_code" = 0 ] || fail "bob exited $exit_code"
+
 step "kill -9 of A: B still serves both names"
 kill -9 "$a_pid"
 wait "$a_pid" 2>/dev/null || true
@@ -93,12 +130,16 @@ out=$(chatctl --registry "$b_addr" list) || fail "list at B failed"
 step "a registry with another admin token refuses to start"
 code=0
 timeout 20 "$bin_dir/chat-registry" --listen 127.0.0.1:0 --store etcd \
-  --etcd-endpoints "$etcd_endpoint" --db "$work/c.db" \
+  --etcd-endpoints "$etcd_endpoint" \
   --admin-token-file "$work/other.token" >"$work/c.log" 2>&1 || code=$?
 [ "$code" = 1 ] || fail "a registry with another token exited $code, not 1"
 grep -qF "admin token" "$work/c.log" || fail "its refusal does not say why"
 
-step "B stops cleanly"
+step "B stops cleanly; neither registry wrote a file"
 exec {alice_fd}>&-
 stop_cleanly TERM "$b_pid" "registry B"
+for name in a b; do
+  left=$(ls -A "$work/$name-cwd")
+  [ -z "$left" ] || fail "registry ${name^^} wrote files: $left"
+done
 echo "PASS"
