@@ -24,6 +24,12 @@
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
 #include "registry/stream_limits.h"
+#ifdef CHAT_ETCD
+#include "registry/etcd/etcd_client.h"
+#include "registry/etcd/etcd_layout.h"
+#include "registry/etcd/etcd_mailbox.h"
+#include "registry/etcd/etcd_store.h"
+#endif
 
 namespace po = boost::program_options;
 
@@ -242,13 +248,23 @@ int Run(const po::variables_map& vm) {
   std::optional<chat::registry::Quotas> quotas = ParseQuotas(vm);
   if (!quotas) return chat::kExitUsage;
   store_options.name_quotas = quotas->names;
-  if (absl::Status dir = EnsureDatabaseDir(db_path); !dir.ok()) {
-    chat::LogLine("registry", std::string(dir.message()));
-    return kExitCannotStart;
+  const std::string backend = vm["store"].as<std::string>();
+  // With etcd, names and mail are both in etcd: no local file at all.
+  const bool use_etcd = backend == "etcd";
+  if (use_etcd && !vm["db"].defaulted()) {
+    chat::LogLine("registry",
+                  "note: --db is not used with --store etcd (names and mail "
+                  "are in etcd)");
+  }
+  if (!use_etcd) {
+    if (absl::Status dir = EnsureDatabaseDir(db_path); !dir.ok()) {
+      chat::LogLine("registry", std::string(dir.message()));
+      return kExitCannotStart;
+    }
   }
   std::string token_path = vm["admin-token-file"].as<std::string>();
   if (token_path.empty()) {
-    token_path = chat::registry::DefaultAdminTokenPath(db_path);
+    token_path = chat::registry::DefaultAdminTokenPath(use_etcd ? "" : db_path);
   }
   absl::StatusOr<std::string> admin_token =
       chat::registry::LoadOrCreateAdminToken(token_path);
@@ -262,20 +278,95 @@ int Run(const po::variables_map& vm) {
        chat::registry::AdminTokenWarnings(token_path, *admin_token)) {
     chat::LogLine("registry", absl::StrCat("warning: ", warning));
   }
-  auto store = chat::registry::OpenSqliteStore(db_path, chat::RealClock(),
-                                               store_options);
+  absl::StatusOr<std::unique_ptr<chat::registry::Store>> store;
+#ifdef CHAT_ETCD
+  // The mailbox's connection to etcd (the store has its own). Declared
+  // before the server, so it outlives the mailbox the server owns.
+  std::unique_ptr<chat::registry::etcd::EtcdClient> etcd_client;
+  std::string mail_root;
+#endif
+  std::string where = absl::StrCat("database ", db_path);
+  if (backend == "sqlite") {
+    store = chat::registry::OpenSqliteStore(db_path, chat::RealClock(),
+                                            store_options);
+  } else if (backend == "etcd") {
+#ifdef CHAT_ETCD
+    namespace etcd = chat::registry::etcd;
+    etcd::EtcdStoreOptions etcd_options;
+    absl::StatusOr<std::vector<std::string>> endpoints =
+        etcd::ParseEndpoints(vm["etcd-endpoints"].as<std::string>());
+    if (!endpoints.ok()) {
+      std::cerr << "chat-registry: --etcd-endpoints: "
+                << endpoints.status().message() << "\n";
+      return chat::kExitUsage;
+    }
+    etcd_options.etcd.endpoints = *endpoints;
+    etcd_options.etcd.tls.ca_file = vm["etcd-ca"].as<std::string>();
+    etcd_options.etcd.tls.cert_file = vm["etcd-cert"].as<std::string>();
+    etcd_options.etcd.tls.key_file = vm["etcd-key"].as<std::string>();
+    etcd_options.prefix = vm["etcd-prefix"].as<std::string>();
+    if (etcd_options.prefix.empty() || etcd_options.prefix[0] != '/') {
+      std::cerr << "chat-registry: --etcd-prefix must start with /\n";
+      return chat::kExitUsage;
+    }
+    etcd_options.lease_policy = store_options.lease_policy;
+    etcd_options.name_quotas = store_options.name_quotas;
+    etcd_options.max_watch_backlog_bytes =
+        store_options.max_watch_backlog_bytes;
+    if (absl::Status agreed =
+            etcd::AgreeOnAdminToken(etcd_options, *admin_token);
+        !agreed.ok()) {
+      chat::LogLine("registry",
+                    absl::StrCat("cannot start: ", agreed.message()));
+      return kExitCannotStart;
+    }
+    store = etcd::OpenEtcdStore(etcd_options, chat::RealClock());
+    absl::StatusOr<std::unique_ptr<etcd::EtcdClient>> client =
+        etcd::EtcdClient::Create(etcd_options.etcd);
+    if (!client.ok()) {
+      chat::LogLine("registry", std::string(client.status().message()));
+      return kExitCannotStart;
+    }
+    etcd_client = *std::move(client);
+    // Not under the store's root: mail never flows through its watch.
+    mail_root = etcd::MailboxRoot(etcd_options.prefix);
+    where = absl::StrCat("etcd ", vm["etcd-endpoints"].as<std::string>(),
+                         " under ", etcd_options.prefix, " (names in ",
+                         etcd::StoreRoot(etcd_options.prefix), ", mail in ",
+                         mail_root, ")");
+#else
+    std::cerr << "chat-registry: this build has no etcd support (built "
+                 "without golang-etcd-server-dev)\n";
+    return chat::kExitUsage;
+#endif
+  } else {
+    std::cerr << "chat-registry: --store must be sqlite or etcd\n";
+    return chat::kExitUsage;
+  }
   if (!store.ok()) {
     chat::LogLine("registry", std::string(store.status().message()));
     return kExitCannotStart;
   }
   const size_t loaded = (*store)->Size();
 
-  if (quotas->mailbox.max_total_bytes == 0) {
-    quotas->mailbox.max_total_bytes =
-        chat::registry::DefaultMailboxTotalBytes(db_path);
+  absl::StatusOr<std::unique_ptr<chat::registry::Mailbox>> mailbox;
+  if (use_etcd) {
+#ifdef CHAT_ETCD
+    if (quotas->mailbox.max_total_bytes == 0) {
+      quotas->mailbox.max_total_bytes =
+          chat::registry::etcd::kDefaultEtcdMailboxTotalBytes;
+    }
+    mailbox = chat::registry::etcd::OpenEtcdMailbox(
+        etcd_client.get(), mail_root, chat::RealClock(), quotas->mailbox);
+#endif
+  } else {
+    if (quotas->mailbox.max_total_bytes == 0) {
+      quotas->mailbox.max_total_bytes =
+          chat::registry::DefaultMailboxTotalBytes(db_path);
+    }
+    mailbox = chat::registry::OpenSqliteMailbox(db_path, chat::RealClock(),
+                                                quotas->mailbox);
   }
-  auto mailbox = chat::registry::OpenSqliteMailbox(db_path, chat::RealClock(),
-                                                   quotas->mailbox);
   if (!mailbox.ok()) {
     chat::LogLine("registry", std::string(mailbox.status().message()));
     return kExitCannotStart;
@@ -311,16 +402,17 @@ int Run(const po::variables_map& vm) {
   chat::LogLine(
       "registry",
       absl::StrCat("start: listening on ", server_options.listen_address,
-                   " (port ", (*server)->port(), "), database ", db_path,
-                   " with ", loaded, " names, admin token in ", token_path,
-                   ", version ", CHAT_VERSION));
+                   " (port ", (*server)->port(), "), ", where, " with ", loaded,
+                   " names, admin token in ", token_path, ", version ",
+                   CHAT_VERSION));
 
   int signal_number = chat::WaitForTerminationSignal();
   chat::LogLine("registry", absl::StrCat("stop: signal ", signal_number,
                                          ", finishing calls in flight"));
   (*server)->Shutdown();
   chat::RouteLibraryLogs("registry").Flush();  // Counts not yet written.
-  chat::LogLine("registry", "stop: database closed, bye");
+  chat::LogLine("registry",
+                use_etcd ? "stop: bye" : "stop: database closed, bye");
   return chat::kExitOk;
 }
 
@@ -338,8 +430,28 @@ int main(int argc, char** argv) {
   options.add_options()(
       "listen", po::value<std::string>()->default_value("0.0.0.0:50050"),
       "address to serve on, host:port (port 0 picks a free one)")(
+      "store", po::value<std::string>()->default_value("sqlite"),
+      "where names, bindings and leases live: sqlite (one file, --db; one "
+      "registry) or etcd (an etcd cluster, --etcd-endpoints; several "
+      "registries share it, see docs/cluster.md)")(
       "db", po::value<std::string>()->default_value("registry.db"),
-      "SQLite database file; created if missing")(
+      "--store sqlite: the SQLite database file (names; mail in a file "
+      "beside it); created if missing. Not used with --store etcd, which "
+      "keeps names and mail in etcd")(
+      "etcd-endpoints", po::value<std::string>()->default_value(""),
+      "--store etcd: the etcd members' client addresses, "
+      "HOST:PORT,HOST:PORT,...")(
+      "etcd-ca", po::value<std::string>()->default_value(""),
+      "--store etcd: CA file etcd's certificates are signed by; given: TLS "
+      "to etcd, else plaintext")(
+      "etcd-cert", po::value<std::string>()->default_value(""),
+      "--store etcd: client certificate for an etcd that asks for one "
+      "(--client-cert-auth), with --etcd-key")(
+      "etcd-key", po::value<std::string>()->default_value(""),
+      "--store etcd: the key of --etcd-cert")(
+      "etcd-prefix", po::value<std::string>()->default_value("/chat/v1/"),
+      "--store etcd: every key of this deployment lives under it; "
+      "registries of one deployment use the same one")(
       "default-ttl", po::value<int>()->default_value(10),
       "lease TTL in seconds when a peer asks for none")(
       "min-ttl", po::value<int>()->default_value(2),
@@ -367,7 +479,8 @@ int main(int argc, char** argv) {
       "mailbox-max-total-mb", po::value<int>()->default_value(0),
       "megabytes of mail in all (each item counts 256 bytes beside its "
       "payload); 0: a quarter of the free space where the database is, at "
-      "most 1024, decided at start")(
+      "most 1024, decided at start (--store etcd: 512, a quarter of etcd's "
+      "default quota)")(
       "reserve", po::value<std::string>()->default_value("30d"),
       "how long a name stays bound to its key after its last lease ends "
       "(days, or with a unit: 30d, 12h, 90m, 45s); meanwhile nobody else "
@@ -380,7 +493,8 @@ int main(int argc, char** argv) {
       "admin-token-file", po::value<std::string>()->default_value(""),
       "file holding the admin token that PutStatic, RemoveStatic and "
       "Release need (chatctl --admin-token-file); default admin.token next "
-      "to the database; created with a random token, mode 0600, if missing")(
+      "to the database (--store etcd: in the working directory); created with "
+      "a random token, mode 0600, if missing")(
       "sync", po::value<std::string>()->default_value("normal"),
       "names: normal survives a crash of the registry (kill -9); full also "
       "survives power loss, slower writes (mail is always full)")
@@ -412,11 +526,18 @@ int main(int argc, char** argv) {
       "grpc.health.v1.Health and server reflection.";
   command_line.epilog =
       "Exit status: 0 after SIGINT/SIGTERM and a clean shutdown, 1 when it "
-      "cannot start (database, address, or an admin token file that is "
-      "empty or cannot be read or made), 2 for a usage error.";
+      "cannot start (database, etcd, address, or an admin token file that "
+      "is empty, cannot be read or made, or differs from the one of the "
+      "etcd deployment), 2 for a usage error.";
   command_line.environment = {
       {"CHAT_REGISTRY_LISTEN", "listen"},
       {"CHAT_REGISTRY_DB", "db"},
+      {"CHAT_REGISTRY_STORE", "store"},
+      {"CHAT_REGISTRY_ETCD_ENDPOINTS", "etcd-endpoints"},
+      {"CHAT_REGISTRY_ETCD_CA", "etcd-ca"},
+      {"CHAT_REGISTRY_ETCD_CERT", "etcd-cert"},
+      {"CHAT_REGISTRY_ETCD_KEY", "etcd-key"},
+      {"CHAT_REGISTRY_ETCD_PREFIX", "etcd-prefix"},
       {"CHAT_REGISTRY_DEFAULT_TTL", "default-ttl"},
       {"CHAT_REGISTRY_MIN_TTL", "min-ttl"},
       {"CHAT_REGISTRY_MAX_TTL", "max-ttl"},

@@ -1,7 +1,7 @@
 // The registry's state behind one interface: who holds which name, under
-// which lease, until when; and a stream of changes for watchers. The SQLite
-// store is the first implementation; an etcd store for a cluster of
-// registries is meant to be the second.
+// which lease, until when; and a stream of changes for watchers. Two
+// implementations: the SQLite store (one file, one registry) and the etcd
+// store (registry/etcd/etcd_store.h: several registries share one etcd).
 
 #ifndef CHAT_REGISTRY_STORE_H_
 #define CHAT_REGISTRY_STORE_H_
@@ -87,7 +87,9 @@ Millis GrantedTtl(const LeasePolicy& policy, Millis requested);
 //   registration (or static entry) that created them.
 // - A lease lives until `ttl` after its last Register/KeepAlive, measured on
 //   the monotonic clock; an expired lease is gone from Resolve and List at
-//   once, and ExpireDue() reports and removes it.
+//   once, and ExpireDue() reports and removes it. A backend that expires
+//   leases on its own clock (etcd: at least `ttl`, in whole seconds) drops
+//   them when it has ended them, and its ExpireDue() has nothing to do.
 // - Every acknowledged mutation is durable before the call returns.
 // - After a restart, every lease that was live gets a full TTL again.
 // - Bindings: a registration with a key (RegisterRequest::public_key, taken
@@ -214,7 +216,9 @@ class Store {
   // Removes every lease whose time is up, tells watchers (kDelete, kExpired),
   // and returns the entries removed; starts the reservation of their
   // bindings and forgets bindings whose reservation is over. Called often
-  // by the expiry loop.
+  // by the expiry loop. On etcd it does nothing and returns no entries:
+  // etcd ends the leases, and every registry's watch tells its watchers
+  // and writes the reservations.
   virtual absl::StatusOr<std::vector<Entry>> ExpireDue() = 0;
 
   // Number of live entries (leased and static).

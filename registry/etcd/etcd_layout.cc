@@ -12,6 +12,23 @@
 
 namespace chat::registry::etcd {
 
+namespace {
+
+std::string WithSlash(std::string prefix) {
+  if (prefix.empty() || prefix.back() != '/') prefix.push_back('/');
+  return prefix;
+}
+
+}  // namespace
+
+std::string StoreRoot(std::string prefix) {
+  return WithSlash(std::move(prefix)) + "registry/";
+}
+
+std::string MailboxRoot(std::string prefix) {
+  return WithSlash(std::move(prefix)) + "mailbox/";
+}
+
 EtcdLayout::EtcdLayout(std::string root) : root_(std::move(root)) {
   if (root_.empty() || root_.back() != '/') root_.push_back('/');
 }
@@ -115,8 +132,7 @@ absl::StatusOr<Record> DecodeName(const std::string& bytes,
   return record;
 }
 
-std::string EncodeBinding(const BindingRecord& binding, int64_t online_lease,
-                          int64_t last_proof_unix_ms) {
+std::string EncodeBinding(const BindingRecord& binding, int64_t online_lease) {
   v1::BindingValue value;
   value.set_name(binding.name);
   value.set_public_key(binding.key.Bytes());
@@ -125,7 +141,7 @@ std::string EncodeBinding(const BindingRecord& binding, int64_t online_lease,
     value.set_reserved_until_unix_ms(
         absl::ToUnixMillis(binding.reserved_until));
   }
-  value.set_last_proof_unix_ms(last_proof_unix_ms);
+  value.set_last_proof_unix_ms(binding.last_proof_unix_ms);
   return value.SerializeAsString();
 }
 
@@ -147,7 +163,7 @@ absl::StatusOr<DecodedBinding> DecodeBinding(const std::string& bytes) {
       value.online_lease() != 0
           ? absl::InfiniteFuture()
           : absl::FromUnixMillis(value.reserved_until_unix_ms());
-  decoded.last_proof_unix_ms = value.last_proof_unix_ms();
+  decoded.binding.last_proof_unix_ms = value.last_proof_unix_ms();
   return decoded;
 }
 

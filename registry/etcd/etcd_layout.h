@@ -13,7 +13,15 @@
 
 namespace chat::registry::etcd {
 
-// The keys of one deployment, all under `root`.
+// A deployment's prefix (--etcd-prefix, "/chat/v1/") holds two subtrees
+// that do not nest: the store's (names, bindings and what goes with them:
+// what its one Watch and its snapshot read, kept small) and the mailbox's
+// (up to hundreds of MiB of payloads, which the store must never read).
+// `prefix` gets a trailing '/' if it has none.
+std::string StoreRoot(std::string prefix);    // <prefix>registry/
+std::string MailboxRoot(std::string prefix);  // <prefix>mailbox/
+
+// The keys of the store, all under `root` (StoreRoot() of the deployment).
 // Thread-safe (immutable).
 class EtcdLayout {
  public:
@@ -75,13 +83,12 @@ absl::StatusOr<Record> DecodeName(const std::string& value, int64_t etcd_lease);
 
 // A binding as bindings/<name> holds it: online under `online_lease` (not
 // 0) while a lease holds the name (binding.reserved_until is then
-// InfiniteFuture), else reserved until binding.reserved_until.
-std::string EncodeBinding(const BindingRecord& binding, int64_t online_lease,
-                          int64_t last_proof_unix_ms);
+// InfiniteFuture), else reserved until binding.reserved_until; with its
+// last proof time (binding.last_proof_unix_ms) either way.
+std::string EncodeBinding(const BindingRecord& binding, int64_t online_lease);
 struct DecodedBinding {
   BindingRecord binding;
   int64_t online_lease = 0;
-  int64_t last_proof_unix_ms = 0;
 };
 // kDataLoss when `value` is not a BindingValue or holds a bad key.
 absl::StatusOr<DecodedBinding> DecodeBinding(const std::string& value);

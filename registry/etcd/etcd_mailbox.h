@@ -25,8 +25,9 @@ namespace chat::registry::etcd {
 // stay well inside the quota for the names to keep their room.
 inline constexpr size_t kDefaultEtcdMailboxTotalBytes = size_t{512} << 20;
 
-// Opens the mailbox kept under `root` (the deployment's prefix, as
-// EtcdLayout's: "/chat/v1/"; a trailing '/' is added when missing) in the
+// Opens the mailbox kept under `root` (MailboxRoot() of the deployment's
+// prefix, etcd_layout.h: "/chat/v1/mailbox/", never a root the store's
+// keys are under; a trailing '/' is added when missing) in the
 // etcd cluster `client` talks to. Nothing is created until the first
 // deposit; several registries may open the same root at once, and each
 // sees the others' mail.

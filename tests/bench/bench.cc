@@ -330,6 +330,30 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   lab_options.floor = Wants(options, {"send-floor"});
   lab_options.peer_sync_full = options.peer_sync_full;
   lab_options.tls_dir = options.tls_dir;
+#ifdef CHAT_BENCH_ETCD
+  // etcd's own Put and Range, and the registry with --registry-store etcd,
+  // on an etcd of its own (one member, data in a temporary directory on the
+  // same disk as the peers' files), over plain TCP whatever --tls says.
+  std::unique_ptr<testing::EtcdCluster> etcd;
+  if (Wants(options, {"etcd-put", "etcd-range"}) ||
+      (lab_options.registry && options.registry_store == "etcd")) {
+    auto started = testing::EtcdCluster::Start();
+    if (!started.ok()) {
+      err << "chat-bench: cannot start etcd: " << started.status().message()
+          << "\n";
+      return kExitCannotStart;
+    }
+    etcd = *std::move(started);
+    if (options.registry_store == "etcd") {
+      lab_options.etcd_endpoints = etcd->ClientEndpoints();
+    }
+  }
+#else
+  if (options.registry_store == "etcd") {
+    err << "chat-bench: built without etcd (golang-etcd-server-dev)\n";
+    return kExitCannotStart;
+  }
+#endif
   absl::StatusOr<std::unique_ptr<Lab>> lab = Lab::Start(lab_options);
   if (!lab.ok()) {
     err << "chat-bench: cannot start the servers: " << lab.status().message()
@@ -358,21 +382,11 @@ int RunBench(const BenchOptions& options, std::ostream& out,
     connected = connect((*lab)->floor()->target(), &connections.floor);
   }
 #ifdef CHAT_BENCH_ETCD
-  // etcd's own Put and Range, on an etcd of its own (one member, data in a
-  // temporary directory on the same disk as the peers' files), over plain
-  // TCP whatever --tls says.
-  std::unique_ptr<testing::EtcdCluster> etcd;
   if (connected.ok() && Wants(options, {"etcd-put", "etcd-range"})) {
-    auto started = testing::EtcdCluster::Start();
-    if (!started.ok()) {
-      connected = started.status();
-    } else {
-      etcd = *std::move(started);
-      absl::StatusOr<Channels> made =
-          NewChannels(etcd->ClientEndpoint(0), options.connections);
-      connected = made.status();
-      if (made.ok()) connections.etcd = *std::move(made);
-    }
+    absl::StatusOr<Channels> made =
+        NewChannels(etcd->ClientEndpoint(0), options.connections);
+    connected = made.status();
+    if (made.ok()) connections.etcd = *std::move(made);
     if (connected.ok() && Wants(options, {"etcd-range"})) {
       connections.etcd_keys = std::max(1, options.names);
       connected = FillEtcd(connections.etcd[0], connections.etcd_keys);
@@ -387,6 +401,11 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   Report report(options, out);
   if (lab_options.static_names > 0 || lab_options.leases > 0) {
     report.Fill((*lab)->fill());
+  }
+  if (lab_options.registry && options.registry_store == "etcd") {
+    report.Note(
+        "registry: names in etcd (--registry-store etcd: chat-registry "
+        "--store etcd on the bench's one-member etcd), mail in SQLite");
   }
   if (Wants(options, {"register", "mixed"})) {
     report.Note(

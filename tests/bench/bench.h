@@ -44,6 +44,9 @@ struct BenchOptions {
   int names = 1000;  // Static entries (resolve) and leases (keepalive).
   bool peer_sync_full = true;  // send, send-durable: chat-peer --sync full.
   std::string tls_dir;  // --tls DIR: every lab server and client over TLS.
+  // --registry-store: where the lab's registry keeps its names, "sqlite"
+  // or "etcd" (on the etcd the bench starts on loopback).
+  std::string registry_store = "sqlite";
   bool json = false;
   // Runs greet and the scenarios alternately `rounds` times and reports
   // each scenario's ratio to greet.

@@ -17,6 +17,9 @@
 #include "common/status.h"
 #include "common/tls.h"
 #include "peer/message.h"
+#ifdef CHAT_BENCH_ETCD
+#include "registry/etcd/etcd_store.h"
+#endif
 #include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
 #include "registry/client/registry_client.h"
@@ -141,8 +144,21 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   store_options.name_quotas.max_per_key = SIZE_MAX;
   store_options.name_quotas.max_per_client = SIZE_MAX;
   store_options.lease_policy.max_ttl = kLongTtl;
-  absl::StatusOr<std::unique_ptr<registry::Store>> store =
-      registry::OpenSqliteStore(db_path, RealClock(), store_options);
+  absl::StatusOr<std::unique_ptr<registry::Store>> store;
+  if (options.etcd_endpoints.empty()) {
+    store = registry::OpenSqliteStore(db_path, RealClock(), store_options);
+  } else {
+#ifdef CHAT_BENCH_ETCD
+    registry::etcd::EtcdStoreOptions etcd_options;
+    etcd_options.etcd.endpoints = options.etcd_endpoints;
+    etcd_options.prefix = "/chat-bench/" + RandomHex(8) + "/";
+    etcd_options.name_quotas = store_options.name_quotas;
+    etcd_options.lease_policy = store_options.lease_policy;
+    store = registry::etcd::OpenEtcdStore(etcd_options, RealClock());
+#else
+    store = absl::FailedPreconditionError("built without etcd");
+#endif
+  }
   if (!store.ok()) return store.status();
 
   // Every lease is bound to a key, as every registration is now; one key

@@ -46,6 +46,10 @@ struct LabOptions {
   // localhost,localhost,127.0.0.1`: a peer certificate that also names the
   // loopback hosts); peers check the peer name "localhost".
   std::string tls_dir;
+  // Not empty: the registry keeps its names in the etcd at these endpoints
+  // (chat-registry --store etcd, a key prefix of its own); mail stays in
+  // its SQLite file.
+  std::vector<std::string> etcd_endpoints;
 };
 
 // What filling the registry cost.

@@ -67,6 +67,10 @@ int Run(const po::variables_map& vm) {
   }
   options.peer_sync_full = peer_sync == "full";
   if (vm.count("tls")) options.tls_dir = vm["tls"].as<std::string>();
+  options.registry_store = vm["registry-store"].as<std::string>();
+  if (options.registry_store != "sqlite" && options.registry_store != "etcd") {
+    return Usage("--registry-store must be sqlite or etcd");
+  }
   if (options.names < 1 || options.names > 10000000) {
     return Usage("--names must be from 1 to 10000000");
   }
@@ -197,6 +201,11 @@ int main(int argc, char** argv) {
       "TCP connections per server; callers are spread over them")(
       "names", po::value<int>()->default_value(1000),
       "static names filled in for resolve, and leases for keepalive")(
+      "registry-store", po::value<std::string>()->default_value("sqlite"),
+      "where the bench's registry keeps its names: sqlite (a file in a "
+      "scratch directory) or etcd (chat-registry --store etcd, on a "
+      "one-member etcd the bench starts on loopback; the same one etcd-put "
+      "and etcd-range use)")(
       "peer-sync", po::value<std::string>()->default_value("full"),
       "send, send-durable, send-floor: the peers' (and the floor's) --sync "
       "(full: an fsync per commit)")(

@@ -1,4 +1,15 @@
 // The Store contract, run against every implementation.
+//
+// Where each test runs:
+// - SQLite (in memory, file, file with synchronous=FULL): every test. Lease
+//   expiry is driven by the FakeClock and ExpireDue().
+// - etcd (when built with CHAT_ETCD and /usr/bin/etcd exists): one real etcd
+//   on loopback for the whole suite, a key prefix of its own per test. etcd
+//   ends leases on its own clock, so a test whose point is that moving the
+//   FakeClock expires a lease skips at that point (SkipIfRealExpiry(), which
+//   says so); the part before it runs. Expiry on etcd is tested with real
+//   short TTLs in EtcdStoreTest below. A store "reopened" on etcd is a new
+//   registry on the same prefix: leases are not ended by closing one.
 
 #include "registry/store.h"
 
@@ -19,6 +30,10 @@
 #include "absl/synchronization/mutex.h"
 #include "common/random.h"
 #include "registry/sqlite_store.h"
+#ifdef CHAT_ETCD
+#include "registry/etcd/etcd_store.h"
+#include "tests/testing/etcd_cluster.h"
+#endif
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
@@ -49,6 +64,13 @@ struct StoreFactory {
   std::function<absl::StatusOr<std::unique_ptr<Store>>(const Clock&,
                                                        const TempDir&)>
       open;
+  // Whether moving the FakeClock past a lease's TTL expires it (false: the
+  // backend's own clock does, as etcd's).
+  bool fake_expiry = true;
+  size_t lease_id_size = 32;  // 128 bits, hex.
+  // Whether a renewal by Register that asks a longer TTL keeps the lease
+  // id (etcd cannot lengthen a lease: the name moves to a new one).
+  bool longer_renewal_keeps_id = true;
 };
 
 SqliteStoreOptions TestOptions() {
@@ -113,13 +135,21 @@ class StoreContractTest : public ::testing::TestWithParam<StoreFactory> {
   std::unique_ptr<Store> store_;
 };
 
+// Skips the rest of the test when moving the FakeClock does not expire
+// leases on this backend (etcd ends them on its own clock).
+#define SKIP_IF_REAL_EXPIRY()                                               \
+  if (!GetParam().fake_expiry)                                              \
+  GTEST_SKIP() << "the rest moves the FakeClock to expire a lease; this "   \
+                  "backend expires leases on its own clock (EtcdStoreTest " \
+                  "tests that with real short TTLs)"
+
 MATCHER_P3(EventIs, type, reason, name, "") {
   return arg.type == type && arg.reason == reason && arg.entry.name == name;
 }
 
 TEST_P(StoreContractTest, RegisterThenResolve) {
   Lease lease = MustRegister("alice", "127.0.0.1:5000");
-  EXPECT_EQ(lease.lease_id.size(), 32u);  // 128 bits, hex.
+  EXPECT_EQ(lease.lease_id.size(), GetParam().lease_id_size);
   EXPECT_EQ(lease.entry.ttl, Millis(10000));
   auto entry = store_->Resolve("alice");
   ASSERT_THAT(entry, IsOk());
@@ -164,7 +194,9 @@ TEST_P(StoreContractTest, TheHolderRenewsAndMoves) {
   auto renewed =
       store_->Register({"alice", "h:2", Millis(8000), lease.lease_id});
   ASSERT_THAT(renewed, IsOk());
-  EXPECT_EQ(renewed->lease_id, lease.lease_id);
+  if (GetParam().longer_renewal_keeps_id) {
+    EXPECT_EQ(renewed->lease_id, lease.lease_id);
+  }
   EXPECT_EQ(store_->Resolve("alice")->address, "h:2");
   EXPECT_EQ(store_->Resolve("alice")->expires_in, Millis(8000));
 }
@@ -192,6 +224,7 @@ TEST_P(StoreContractTest, VerifyLeaseChecksWithoutRenewing) {
               StatusIs(absl::StatusCode::kPermissionDenied));
   EXPECT_THAT(store_->VerifyLease("bob", lease.lease_id),
               StatusIs(absl::StatusCode::kNotFound));
+  SKIP_IF_REAL_EXPIRY();
   clock_.Advance(Millis(1000));  // Not renewed by the checks above.
   EXPECT_THAT(store_->VerifyLease("alice", lease.lease_id),
               StatusIs(absl::StatusCode::kNotFound));
@@ -265,6 +298,7 @@ TEST_P(StoreContractTest, AsyncRegisterAndUnregisterAnswerLikeTheBlockingOnes) {
 }
 
 TEST_P(StoreContractTest, ALeaseLastsItsTtlAndNotAMomentLonger) {
+  SKIP_IF_REAL_EXPIRY();
   MustRegister("alice", "h:1", Millis(3000));
   clock_.Advance(Millis(2999));
   EXPECT_THAT(store_->Resolve("alice"), IsOk());
@@ -283,6 +317,7 @@ TEST_P(StoreContractTest, ALeaseLastsItsTtlAndNotAMomentLonger) {
 }
 
 TEST_P(StoreContractTest, KeepAliveRestartsTheTtl) {
+  SKIP_IF_REAL_EXPIRY();
   Lease lease = MustRegister("alice", "h:1", Millis(3000));
   for (int i = 0; i < 5; ++i) {
     clock_.Advance(Millis(2000));
@@ -296,6 +331,7 @@ TEST_P(StoreContractTest, KeepAliveRestartsTheTtl) {
 }
 
 TEST_P(StoreContractTest, AnExpiredNameIsFreeForSomeoneElse) {
+  SKIP_IF_REAL_EXPIRY();
   MustRegister("alice", "h:1", Millis(2000));
   clock_.Advance(Millis(2000));
   // Even before the expiry loop has run.
@@ -418,6 +454,7 @@ TEST_P(StoreContractTest, WatchSendsTheSnapshotThenEveryChange) {
               IsOk());
   ASSERT_THAT(store_->KeepAlive("alice", alice.lease_id), IsOk());
   ASSERT_THAT(store_->Unregister("alice", alice.lease_id), IsOk());
+  SKIP_IF_REAL_EXPIRY();
   clock_.Advance(Millis(2000));
   ASSERT_THAT(store_->ExpireDue(), IsOk());
 
@@ -455,6 +492,7 @@ TEST_P(StoreContractTest, AWatchOfASetOfNamesSeesOnlyThoseNames) {
   ASSERT_THAT(store_->PutStatic("alicia", "h:3"), IsOk());  // Not watched.
   Lease dave = MustRegister("dave", "h:1");                 // Not watched.
   ASSERT_THAT(store_->Unregister("dave", dave.lease_id), IsOk());
+  SKIP_IF_REAL_EXPIRY();
   clock_.Advance(Millis(10000));
   ASSERT_THAT(store_->ExpireDue(), IsOk());
   EXPECT_THAT(
@@ -660,6 +698,7 @@ TEST_P(StoreContractTest, AnotherKeyCannotTakeABoundNameLiveOrReserved) {
   // Nor without a key.
   EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), ""}),
               StatusIs(absl::StatusCode::kPermissionDenied));
+  SKIP_IF_REAL_EXPIRY();
   // bob goes offline: his lease expires, his name stays reserved.
   clock_.Advance(Millis(5000));
   EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
@@ -702,6 +741,7 @@ TEST_P(StoreContractTest, UnregisteringStartsTheReservation) {
 }
 
 TEST_P(StoreContractTest, WhenTheReservationEndsANewKeyMayBind) {
+  SKIP_IF_REAL_EXPIRY();
   const PublicKey bob = TestKey(1);
   const PublicKey newcomer = TestKey(2);
   MustRegisterWithKey("bob", "h:1", bob, Millis(2000));
@@ -978,6 +1018,7 @@ TEST_P(StoreContractTest, BindingsSurviveAReopen) {
   EXPECT_EQ(binding->reserved_until, bob_until);
   EXPECT_THAT(store_->Register({"bob", "h:666", Millis(0), "", alice}),
               StatusIs(absl::StatusCode::kPermissionDenied));
+  SKIP_IF_REAL_EXPIRY();
   // Alice's lease ends after the restart: her reservation starts then.
   clock_.Advance(Millis(10000));
   ASSERT_THAT(store_->ExpireDue(), IsOk());
@@ -993,6 +1034,7 @@ TEST_P(StoreContractTest, AReopenedStoreKeepsEverythingAndRenewsLeases) {
   ASSERT_THAT(store_->Unregister("gone", gone.lease_id), IsOk());
   MustRegister("expired", "h:1", Millis(2000));
   ASSERT_THAT(store_->PutStatic("lab", "h:8000"), IsOk());
+  SKIP_IF_REAL_EXPIRY();
   clock_.Advance(Millis(4000));
   ASSERT_THAT(store_->ExpireDue(), IsOk());
 
@@ -1052,6 +1094,7 @@ TEST_P(StoreContractTest, EntriesKeepTheServicesTheyOffer) {
   EXPECT_EQ(second.entries[0].name, "old");
   EXPECT_TRUE(second.next_page_token.empty());
 
+  SKIP_IF_REAL_EXPIRY();
   // An expired lease leaves the count at once.
   clock_.Advance(Millis(6000));
   EXPECT_EQ(store_->CountOffering("chat"), 1u);  // lab
@@ -1133,6 +1176,7 @@ TEST_P(StoreContractTest, NamesPerKeyAreBounded) {
   // A name it gives up, or one that expires, makes room again.
   ASSERT_THAT(store_->Unregister("n0", leases[0].lease_id), IsOk());
   MustRegisterWithKey("again", "h:1", greedy);
+  SKIP_IF_REAL_EXPIRY();
   EXPECT_THAT(store_->Register({"later", "h:1", Millis(0), "", greedy}),
               StatusIs(absl::StatusCode::kResourceExhausted));
   clock_.Advance(Millis(2000));
@@ -1192,27 +1236,69 @@ TEST_P(StoreContractTest, NameQuotasSurviveAReopen) {
               StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
+#ifdef CHAT_ETCD
+// One etcd for the whole test program (starting one takes a second or
+// two), started from the test thread on first use and stopped at exit.
+chat::testing::EtcdCluster* SharedEtcd() {
+  static std::unique_ptr<chat::testing::EtcdCluster> cluster = [] {
+    auto started = chat::testing::EtcdCluster::Start();
+    EXPECT_THAT(started, IsOk());
+    return started.ok() ? *std::move(started) : nullptr;
+  }();
+  return cluster.get();
+}
+
+etcd::EtcdStoreOptions TestEtcdOptions(const std::string& prefix) {
+  etcd::EtcdStoreOptions options;
+  if (chat::testing::EtcdCluster* cluster = SharedEtcd()) {
+    options.etcd.endpoints = cluster->ClientEndpoints();
+  }
+  options.prefix = prefix;
+  options.max_watch_backlog_bytes = kTestWatchBacklogBytes;
+  options.lease_policy.reserve = kTestReserve;
+  options.name_quotas.max_per_key = kTestQuota;
+  options.name_quotas.max_per_client = kTestQuota;
+  options.name_quotas.max_static = kTestStaticQuota;
+  return options;
+}
+
+// Each test its own prefix (its temporary directory's path), so tests do
+// not see each other's names; a reopen uses the same one.
+absl::StatusOr<std::unique_ptr<Store>> OpenTestEtcdStore(const Clock& clock,
+                                                         const TempDir& dir) {
+  return etcd::OpenEtcdStore(TestEtcdOptions("/test" + dir.File("")), clock);
+}
+#endif
+
+std::vector<StoreFactory> AllStoreFactories() {
+  std::vector<StoreFactory> factories = {
+      StoreFactory{"SqliteInMemory", false,
+                   [](const Clock& clock, const TempDir&) {
+                     return OpenSqliteStore(":memory:", clock, TestOptions());
+                   }},
+      StoreFactory{"SqliteFile", true,
+                   [](const Clock& clock, const TempDir& dir) {
+                     return OpenSqliteStore(dir.File("registry.db"), clock,
+                                            TestOptions());
+                   }},
+      StoreFactory{"SqliteFileSyncFull", true,
+                   [](const Clock& clock, const TempDir& dir) {
+                     SqliteStoreOptions options = TestOptions();
+                     options.sync_full = true;
+                     return OpenSqliteStore(dir.File("registry.db"), clock,
+                                            options);
+                   }}};
+#ifdef CHAT_ETCD
+  factories.push_back(StoreFactory{"Etcd", true, OpenTestEtcdStore,
+                                   /*fake_expiry=*/false,
+                                   /*lease_id_size=*/16 + 1 + 64,
+                                   /*longer_renewal_keeps_id=*/false});
+#endif
+  return factories;
+}
+
 INSTANTIATE_TEST_SUITE_P(
-    AllStores, StoreContractTest,
-    ::testing::Values(StoreFactory{"SqliteInMemory", false,
-                                   [](const Clock& clock, const TempDir&) {
-                                     return OpenSqliteStore(":memory:", clock,
-                                                            TestOptions());
-                                   }},
-                      StoreFactory{"SqliteFile", true,
-                                   [](const Clock& clock, const TempDir& dir) {
-                                     return OpenSqliteStore(
-                                         dir.File("registry.db"), clock,
-                                         TestOptions());
-                                   }},
-                      StoreFactory{"SqliteFileSyncFull", true,
-                                   [](const Clock& clock, const TempDir& dir) {
-                                     SqliteStoreOptions options = TestOptions();
-                                     options.sync_full = true;
-                                     return OpenSqliteStore(
-                                         dir.File("registry.db"), clock,
-                                         options);
-                                   }}),
+    AllStores, StoreContractTest, ::testing::ValuesIn(AllStoreFactories()),
     [](const ::testing::TestParamInfo<StoreFactory>& param_info) {
       return param_info.param.name;
     });
@@ -1700,6 +1786,197 @@ TEST(SqliteStoreTest, UsesWriteAheadLogging) {
   ASSERT_THAT((*store)->Register({"alice", "h:1", Millis(0), ""}), IsOk());
   EXPECT_TRUE(std::filesystem::exists(dir.File("r.db-wal")));
 }
+
+#ifdef CHAT_ETCD
+// What only the etcd store does: several registries on one etcd, and
+// expiry on etcd's clock (real short TTLs: etcd's minimum is a second, so
+// these wait a few seconds at most, on a condition with a deadline).
+class EtcdStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(SharedEtcd(), nullptr);
+    a_ = Open();
+    b_ = Open();
+    ASSERT_NE(a_, nullptr);
+    ASSERT_NE(b_, nullptr);
+  }
+
+  // Another registry of the same deployment (this test's prefix).
+  std::unique_ptr<Store> Open() {
+    auto store = OpenTestEtcdStore(clock_, dir_);
+    EXPECT_THAT(store, IsOk());
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  FakeClock clock_;
+  TempDir dir_;
+  std::unique_ptr<Store> a_;
+  std::unique_ptr<Store> b_;
+};
+
+TEST_F(EtcdStoreTest, ANameRegisteredAtOneRegistryResolvesAtAnother) {
+  ASSERT_THAT(a_->Register({"alice", "h:1", Millis(10000), ""}), IsOk());
+  // Served at once where it was registered.
+  EXPECT_EQ(a_->Resolve("alice")->address, "h:1");
+  ASSERT_TRUE(
+      chat::testing::WaitFor([&] { return b_->Resolve("alice").ok(); }));
+  EXPECT_EQ(b_->Resolve("alice")->address, "h:1");
+  EXPECT_EQ(b_->Size(), 1u);
+}
+
+TEST_F(EtcdStoreTest, AnotherRegistryRenewsChecksAndEndsALease) {
+  auto lease = a_->Register({"alice", "h:1", Millis(10000), ""});
+  ASSERT_THAT(lease, IsOk());
+  // At once: b catches up with etcd before it refuses an unknown lease.
+  auto ttl = b_->KeepAlive("alice", lease->lease_id);
+  ASSERT_THAT(ttl, IsOk());
+  EXPECT_EQ(*ttl, Millis(10000));
+  EXPECT_THAT(b_->KeepAlive("alice", "0000000000000001.00"),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(b_->VerifyLease("alice", lease->lease_id), IsOk());
+  EXPECT_THAT(b_->Unregister("alice", lease->lease_id), IsOk());
+  ASSERT_TRUE(chat::testing::WaitFor([&] {
+    return a_->Resolve("alice").status().code() == absl::StatusCode::kNotFound;
+  }));
+  EXPECT_THAT(a_->KeepAlive("alice", lease->lease_id),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(EtcdStoreTest, RacingRegistrationsOfOneNameHaveOneWinner) {
+  constexpr int kNames = 20;
+  std::vector<absl::StatusOr<Lease>> at_a(kNames, absl::UnknownError(""));
+  std::vector<absl::StatusOr<Lease>> at_b(kNames, absl::UnknownError(""));
+  std::thread racer_a([&] {
+    for (int i = 0; i < kNames; ++i) {
+      at_a[i] = a_->Register({absl::StrCat("n", i), "h:1", Millis(10000), ""});
+    }
+  });
+  std::thread racer_b([&] {
+    for (int i = 0; i < kNames; ++i) {
+      at_b[i] = b_->Register({absl::StrCat("n", i), "h:2", Millis(10000), ""});
+    }
+  });
+  racer_a.join();
+  racer_b.join();
+  for (int i = 0; i < kNames; ++i) {
+    SCOPED_TRACE(absl::StrCat("n", i));
+    EXPECT_NE(at_a[i].ok(), at_b[i].ok());
+    const absl::StatusOr<Lease>& loser = at_a[i].ok() ? at_b[i] : at_a[i];
+    EXPECT_THAT(loser, StatusIs(absl::StatusCode::kAlreadyExists));
+    const std::string winner = at_a[i].ok() ? "h:1" : "h:2";
+    ASSERT_TRUE(chat::testing::WaitFor([&] {
+      auto at_b_now = b_->Resolve(absl::StrCat("n", i));
+      return at_b_now.ok() && at_b_now->address == winner;
+    }));
+    EXPECT_EQ(a_->Resolve(absl::StrCat("n", i))->address, winner);
+  }
+}
+
+TEST_F(EtcdStoreTest, NamesPerKeyAreCountedAcrossRegistries) {
+  const PublicKey greedy = TestKey(1);
+  std::vector<absl::Status> answers(2 * kTestQuota);
+  std::thread racer_a([&] {
+    for (size_t i = 0; i < kTestQuota; ++i) {
+      answers[i] =
+          a_->Register({absl::StrCat("a", i), "h:1", Millis(10000), "", greedy})
+              .status();
+    }
+  });
+  std::thread racer_b([&] {
+    for (size_t i = 0; i < kTestQuota; ++i) {
+      answers[kTestQuota + i] =
+          b_->Register({absl::StrCat("b", i), "h:1", Millis(10000), "", greedy})
+              .status();
+    }
+  });
+  racer_a.join();
+  racer_b.join();
+  size_t granted = 0;
+  for (const absl::Status& answer : answers) {
+    if (answer.ok()) {
+      ++granted;
+    } else {
+      EXPECT_THAT(answer, StatusIs(absl::StatusCode::kResourceExhausted));
+    }
+  }
+  EXPECT_EQ(granted, kTestQuota);
+}
+
+// A chat-register-v2 proof is checked and recorded in the Register Txn,
+// which compares the binding's revision: a proof used at one registry is
+// used for all of them, even at one whose index has not seen it yet.
+TEST_F(EtcdStoreTest, AProofUsedAtOneRegistryIsRefusedAtAnother) {
+  RegisterRequest request{"bob", "h:1", Millis(10000), "", TestKey(1)};
+  request.proof_unix_ms = absl::ToUnixMillis(clock_.Wall());
+  ASSERT_THAT(a_->Register(request), IsOk());
+  RegisterRequest replayed = request;
+  replayed.address = "h:666";
+  // At once: b's first decision may read a binding from before a's write;
+  // its Txn's compare fails and the decision made again refuses.
+  EXPECT_THAT(b_->Register(replayed),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       HasSubstr("not later than the last")));
+  EXPECT_EQ(b_->Resolve("bob")->address, "h:1");
+  EXPECT_EQ(a_->Resolve("bob")->address, "h:1");
+
+  // Sent to both at once: one of them takes it.
+  RegisterRequest raced{"carol", "h:1", Millis(10000), "", TestKey(2)};
+  raced.proof_unix_ms = absl::ToUnixMillis(clock_.Wall());
+  absl::Status at_a;
+  absl::Status at_b;
+  std::thread racer_a([&] { at_a = a_->Register(raced).status(); });
+  std::thread racer_b([&] { at_b = b_->Register(raced).status(); });
+  racer_a.join();
+  racer_b.join();
+  EXPECT_THAT(std::vector<absl::Status>({at_a, at_b}),
+              UnorderedElementsAre(
+                  IsOk(), StatusIs(absl::StatusCode::kUnauthenticated)));
+}
+
+TEST_F(EtcdStoreTest, ALeaseEndsAtItsTtlAndWatchersHearItExpired) {
+  auto watch = b_->Subscribe("", [] {});
+  EXPECT_THAT(watch->Take(10),
+              ElementsAre(EventIs(EventType::kSynced, EventReason::kNone, "")));
+  ASSERT_THAT(a_->Register({"alice", "h:1", Millis(2000), ""}), IsOk());
+  ASSERT_TRUE(chat::testing::WaitFor(
+      [&] {
+        return a_->Resolve("alice").status().code() ==
+                   absl::StatusCode::kNotFound &&
+               b_->Resolve("alice").status().code() ==
+                   absl::StatusCode::kNotFound;
+      },
+      std::chrono::seconds(15)));
+  EXPECT_THAT(
+      watch->Take(1000),
+      ElementsAre(EventIs(EventType::kPut, EventReason::kRegistered, "alice"),
+                  EventIs(EventType::kDelete, EventReason::kExpired, "alice")));
+  // Free for someone else.
+  EXPECT_THAT(b_->Register({"alice", "h:2", Millis(10000), ""}), IsOk());
+}
+
+TEST_F(EtcdStoreTest,
+       TheReservationIsWrittenEvenWhenTheGrantingRegistryIsGone) {
+  const PublicKey bob = TestKey(1);
+  ASSERT_THAT(a_->Register({"bob", "h:1", Millis(2000), "", bob}), IsOk());
+  a_.reset();  // The registry that granted the lease closes; etcd keeps it.
+  ASSERT_TRUE(chat::testing::WaitFor(
+      [&] {
+        auto binding = b_->GetBinding("bob");
+        return binding.ok() && !binding->online &&
+               binding->reserved_until != absl::InfiniteFuture();
+      },
+      std::chrono::seconds(15)));
+  EXPECT_THAT(b_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(b_->GetBinding("bob")->reserved_until,
+            clock_.Wall() + kTestReserve);
+  EXPECT_THAT(b_->Register({"bob", "h:666", Millis(0), "", TestKey(2)}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  // A registry started later sees the reservation as written.
+  std::unique_ptr<Store> c = Open();
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(c->GetBinding("bob")->online);
+}
+#endif
 
 }  // namespace
 }  // namespace chat::registry

@@ -30,6 +30,17 @@ TEST(EtcdLayoutTest, KeysAreLowercasedUnderTheRoot) {
   EXPECT_EQ(layout.AdminTokenHash(), "/chat/test/admin/token_hash");
 }
 
+// The store reads everything under its root (snapshot, watch): the mail
+// must be under a root that neither contains it nor is contained in it.
+TEST(EtcdLayoutTest, TheStoreAndTheMailboxHaveRootsThatDoNotNest) {
+  EXPECT_EQ(StoreRoot("/chat/v1/"), "/chat/v1/registry/");
+  EXPECT_EQ(MailboxRoot("/chat/v1"), "/chat/v1/mailbox/");
+  const std::string store = StoreRoot("/chat/v1/");
+  const std::string mail = MailboxRoot("/chat/v1/");
+  EXPECT_NE(mail.compare(0, store.size(), store), 0);
+  EXPECT_NE(store.compare(0, mail.size(), mail), 0);
+}
+
 TEST(EtcdLayoutTest, OwnersAreHexSoTheirBytesNeverSplitAKey) {
   EtcdLayout layout;
   const std::string owner = std::string("k/\0\xff", 4);
@@ -99,15 +110,15 @@ TEST(EtcdLayoutTest, NameRecordsRoundTrip) {
 }
 
 TEST(EtcdLayoutTest, BindingsRoundTripOnlineAndReserved) {
-  BindingRecord online{"Bob", KeyOf(3), absl::InfiniteFuture()};
-  auto back = DecodeBinding(EncodeBinding(online, 77, 1000));
+  BindingRecord online{"Bob", KeyOf(3), absl::InfiniteFuture(), 1000};
+  auto back = DecodeBinding(EncodeBinding(online, 77));
   ASSERT_THAT(back, IsOk());
   EXPECT_EQ(back->binding, online);
   EXPECT_EQ(back->online_lease, 77);
-  EXPECT_EQ(back->last_proof_unix_ms, 1000);
 
-  BindingRecord reserved{"Bob", KeyOf(3), absl::FromUnixMillis(123456789)};
-  auto reserved_back = DecodeBinding(EncodeBinding(reserved, 0, 2000));
+  BindingRecord reserved{"Bob", KeyOf(3), absl::FromUnixMillis(123456789),
+                         2000};
+  auto reserved_back = DecodeBinding(EncodeBinding(reserved, 0));
   ASSERT_THAT(reserved_back, IsOk());
   EXPECT_EQ(reserved_back->binding, reserved);
   EXPECT_EQ(reserved_back->online_lease, 0);
