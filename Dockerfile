@@ -11,7 +11,10 @@ FROM debian:bookworm-slim AS build
 # Only what compiling needs. scripts/install-deps also installs the test and
 # CI tools (clang-format, python3-grpcio, debootstrap, ...), which would make
 # this layer much bigger and slower for nothing; GoogleTest stays because
-# CMakeLists.txt requires it at configure time.
+# CMakeLists.txt requires it at configure time. golang-etcd-server-dev is only
+# there for etcd's .proto files (proto/etcd generates the C++ client stubs
+# from them, so chat-registry gets --store etcd); it drags in Go sources that
+# never leave this stage.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       g++ cmake ninja-build pkg-config \
@@ -19,13 +22,16 @@ RUN apt-get update \
       libsqlitecpp-dev libsqlite3-dev libboost-program-options-dev libedit-dev \
       libsodium-dev libicu-dev \
       libgtest-dev libgmock-dev \
+      golang-etcd-server-dev golang-github-gogo-protobuf-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 COPY . .
 # CHAT_WERROR=OFF: a new compiler warning must not break a user's image
 # build; the native CI builds are the ones that enforce -Werror.
-RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHAT_WERROR=OFF >/dev/null \
+# CHAT_ETCD=ON: fail here, loudly, if etcd's protos were not found, rather
+# than ship a registry without --store etcd.
+RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHAT_WERROR=OFF -DCHAT_ETCD=ON >/dev/null \
  && cmake --build /build --target chat-registry chat-peer chat-greeter chatctl \
  && mkdir /out \
  && cp /build/bin/chat-registry /build/bin/chat-peer /build/bin/chat-greeter /build/bin/chatctl /out/ \
@@ -40,11 +46,15 @@ FROM debian:bookworm-slim
 # look alike). tzdata: the zones TZ can name (docker-compose passes the
 # host's TZ), so chat-peer shows the user's local time. bookworm's base image
 # has it already (priority required); named here so it stays when that changes.
+# etcd-server and etcd-client: the etcd members of docker-compose.cluster.yml
+# run from this same image, and etcdctl does their health checks and backups
+# (docs/cluster.md); both are static Go binaries, about 40 MB together.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libsqlite3-0 libboost-program-options1.74.0 libedit2 \
       libsodium23 libicu72 \
       openssl tzdata \
+      etcd-server etcd-client \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid, so a volume's files keep one owner across image rebuilds.
