@@ -6,10 +6,10 @@
 # RESOURCE_EXHAUSTED/DEADLINE_EXCEEDED with the registry alive and answering
 # afterwards. No timing and no memory figure is asserted.
 # Usage: smoke_test.sh PATH/TO/chat-bench [SCENARIOS]  (how many `all` runs:
-# 8, or 10 where chat-bench is built with etcd's scenarios)
+# 9, or 11 where chat-bench is built with etcd's scenarios)
 set -euo pipefail
 bench=$1
-scenarios=${2:-8}
+scenarios=${2:-9}
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 out=$(mktemp "${TMPDIR:-/tmp}/chat_bench_smoke.XXXXXX")
