@@ -140,9 +140,12 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   // The real registry's defaults (registry/main.cc), except that the bench's
   // own leases may last an hour, so none expires between rounds.
   registry::SqliteStoreOptions store_options;
-  // The lab registers every bench name with a few keys: no name quota.
+  // The lab registers every bench name with a few keys, and --names may ask
+  // for more static entries than the registry's default allows: no name
+  // quota.
   store_options.name_quotas.max_per_key = SIZE_MAX;
   store_options.name_quotas.max_per_client = SIZE_MAX;
+  store_options.name_quotas.max_static = SIZE_MAX;
   store_options.lease_policy.max_ttl = kLongTtl;
   absl::StatusOr<std::unique_ptr<registry::Store>> store;
   if (options.etcd_endpoints.empty()) {
