@@ -107,8 +107,9 @@ bool MailListener::HandleReadReceipts(const registry::MailItem& item) {
 }
 
 bool MailListener::HandleExpired(const registry::MailItem& item) {
-  if (!absl::StartsWith(item.id, kExpiredPrefix)) return true;
-  const std::string id = item.id.substr(std::strlen(kExpiredPrefix));
+  if (!absl::StartsWith(item.id, registry::kExpiredIdPrefix)) return true;
+  const std::string id =
+      item.id.substr(std::strlen(registry::kExpiredIdPrefix));
   // Only one of ours to that recipient still in the outbox: nobody can end
   // another message. The registry makes the item only for mail that waited
   // in that mailbox, so the message was stored (our own mark of it is not

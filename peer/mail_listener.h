@@ -22,10 +22,6 @@
 
 namespace chat::peer {
 
-// What the id of an expiry receipt starts with (registry/mailbox.h's
-// kExpiredIdPrefix), before the id of the message that expired.
-inline constexpr char kExpiredPrefix[] = "expired:";
-
 // The one line that says why a message expired: "it waited 7 days in bob's
 // mailbox and expired" (`waited_ms` rounded down to days, hours, minutes or
 // seconds).

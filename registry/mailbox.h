@@ -24,8 +24,6 @@ inline constexpr size_t kMaxReceiptPayloadBytes = 1024;
 // A read receipt's payload (sealed by the reader, up to 64 ids) is at most
 // this.
 inline constexpr size_t kMaxReadReceiptPayloadBytes = 8192;
-// What an expiry receipt's id starts with, before the expired message's id.
-inline constexpr char kExpiredIdPrefix[] = "expired:";
 
 // MailboxLimits (registry/quotas.h): what may wait, per recipient, per
 // sender and in all.

@@ -145,6 +145,10 @@ struct MailItem {
   int64_t seq = 0;  // Arrival order in this mailbox, set by the mailbox.
 };
 
+// What the id of a kExpired item starts with, before the id of the message
+// that expired: part of the wire contract between the mailbox and peers.
+inline constexpr char kExpiredIdPrefix[] = "expired:";
+
 struct MailboxStats {
   size_t count = 0;
   size_t bytes = 0;
