@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "common/sqlite_util.h"
-#include "registry/sqlite_store.h"
 
 namespace chat::registry {
 namespace {

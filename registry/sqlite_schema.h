@@ -1,6 +1,6 @@
 // The registry database's schema and its migrations, shared by the SQLite
 // store and the SQLite mailbox (two connections to one file). Internal to
-// the SQLite backend: only its .cc files include this.
+// the SQLite backend: only its .cc files and their tests include this.
 
 #ifndef CHAT_REGISTRY_SQLITE_SCHEMA_H_
 #define CHAT_REGISTRY_SQLITE_SCHEMA_H_
@@ -11,6 +11,9 @@
 #include "common/sqlite_util.h"
 
 namespace chat::registry {
+
+// The schema version this build writes; older files are migrated on open.
+inline constexpr int kSqliteSchemaVersion = 5;
 
 // Opens the registry database at `path` (see OpenSqlite), migrated to
 // kSqliteSchemaVersion. `what` names the connection in messages ("registry

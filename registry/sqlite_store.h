@@ -27,9 +27,6 @@ struct SqliteStoreOptions {
   bool sync_full = false;
 };
 
-// The schema version this build writes; older files are migrated on open.
-inline constexpr int kSqliteSchemaVersion = 5;
-
 // Opens the store in the file at `path`, creating and migrating it as needed,
 // and holds an exclusive lock on it (`path` + ".lock") until destroyed.
 // ":memory:" gives a store that lives only as long as the object.

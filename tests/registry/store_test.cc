@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/random.h"
+#include "registry/sqlite_schema.h"
 #include "registry/sqlite_store.h"
 #ifdef CHAT_ETCD
 #include "registry/etcd/etcd_store.h"
