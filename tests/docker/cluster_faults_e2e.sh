@@ -47,7 +47,7 @@ CHAT_REGISTRY2_PORT=$(free_port)
 # registry it runs, over TLS, with the deployment's admin token: reaches a
 # registry whatever network it is on. Faster than a chatctl container.
 declare -A cid
-admin_token=([registry]=/data/admin.token [registry2]=/registry/admin.token)
+declare -A admin_token=([registry]=/data/admin.token [registry2]=/registry/admin.token)
 inside() {
   docker exec -i "${cid[$1]}" chatctl --registry 127.0.0.1:50050 --tls-ca /certs/ca.crt \
     --admin-token-file "${admin_token[$1]}" "${@:2}" </dev/null 2>>"$work/chatctl.err"
