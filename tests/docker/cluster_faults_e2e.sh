@@ -104,7 +104,7 @@ build_image
 step "up -d: etcd1..3, registry and registry2 on etcd, greeter"
 up_start=$SECONDS
 compose up -d >"$work/up.log" 2>&1 || fail "compose up failed: $(tail -n 20 "$work/up.log")"
-wait_healthy 120 etcd1 etcd2 etcd3 registry registry2
+wait_healthy 180 etcd1 etcd2 etcd3 registry registry2  # 86-112 s seen on two loaded cores
 for service in etcd1 etcd2 etcd3 registry registry2 greeter; do cid[$service]=$(container "$service"); done
 project_net=${COMPOSE_PROJECT_NAME}_default
 docker network inspect "$project_net" >/dev/null || fail "no project network $project_net"
