@@ -16,113 +16,16 @@
 set -euo pipefail
 repo=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 
-if ! timeout 30 docker info >/dev/null 2>&1; then
-  echo "SKIP cluster_compose_e2e: no Docker engine here (docker info failed)"
-  exit 77
-fi
-if docker-compose version >/dev/null 2>&1; then
-  compose_cmd=(docker-compose)
-elif docker compose version >/dev/null 2>&1; then
-  compose_cmd=(docker compose)
-else
-  echo "SKIP cluster_compose_e2e: Docker runs here but neither docker-compose nor 'docker compose' is installed"
-  exit 77
-fi
-
-source "$repo/tests/e2e/lib.sh"
-
-export COMPOSE_PROJECT_NAME="chatcluster${RANDOM}$$"
-export COMPOSE_FILE="$repo/docker-compose.yml:$repo/docker-compose.cluster.yml"
-export CHAT_IMAGE=chat-by-name:e2e
+source "$repo/tests/docker/compose_lib.sh" cluster_compose_e2e chatcluster \
+  docker-compose.yml docker-compose.cluster.yml
 export CHAT_REGISTRY_PORT CHAT_REGISTRY2_PORT
 CHAT_REGISTRY_PORT=$(free_port)
 CHAT_REGISTRY2_PORT=$(free_port)
-unset COMPOSE_PROFILES
-cd "$repo"
-
-compose() { "${compose_cmd[@]}" "$@"; }
-
-# On failure, the containers' logs join the test's own in the report.
-eval "lib_$(declare -f fail)"
-fail() {
-  compose logs --no-color >"$work/compose.log" 2>&1 || true
-  lib_fail "$@"
-}
-compose_down() {
-  compose --profile tools down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
-}
-trap 'compose_down; cleanup' EXIT
-trap 'exit 130' INT  # so that the EXIT trap cleans up after Ctrl-C too
-trap 'exit 143' TERM
-
-# ctl [--registry HOST:PORT] ARGS...: chatctl in a one-off container on the
-# project network. --no-deps: a killed service must stay killed.
-ctl() { compose run --rm --no-deps -T chatctl "$@" </dev/null 2>>"$work/chatctl.err"; }
-at() { ctl --registry "$1:50050" "${@:2}"; }  # at REGISTRY ARGS...
-
-# container SERVICE: its container id.
-container() { compose ps -q "$1"; }
-
-# wait_healthy SECONDS SERVICE...: until every SERVICE's health check passes.
-wait_healthy() {
-  local deadline=$((SECONDS + $1)) service status
-  shift
-  for service in "$@"; do
-    status=""
-    until [ "$status" = healthy ]; do
-      [ "$SECONDS" -lt "$deadline" ] || fail "$service is not healthy in time (status: $status)"
-      sleep 0.2
-      status=$(docker inspect -f '{{.State.Health.Status}}' "$(container "$service")" 2>/dev/null || true)
-    done
-  done
-}
-
-# resolves_at REGISTRY NAME ADDRESS [SECONDS]: until chatctl resolve NAME at
-# REGISTRY answers ADDRESS (a registry's index follows etcd through its
-# watch, so another registry's write shows up a moment later).
-resolves_at() {
-  local registry=$1 name=$2 want=$3 deadline=$((SECONDS + ${4:-20})) got=""
-  until got=$(at "$registry" resolve "$name") && [ "$got" = "$want" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$name does not resolve to $want at $registry (got '$got')"
-    sleep 0.5
-  done
-  echo "   $name -> $got at $registry"
-}
-
-# register REGISTRY NAME ADDRESS: a static entry through REGISTRY, retried
-# while chatctl exits 3 (UNAVAILABLE), as a client does, for at most 30 s;
-# says how many attempts failed. After a member dies, a registry's write may
-# go to that member's channel first and fail once (docs/cluster.md, "What
-# users see").
-register() {
-  local attempts=0 deadline=$((SECONDS + 30)) code
-  while :; do
-    code=0
-    at "$1" register "$2" "$3" --static >/dev/null || code=$?
-    [ "$code" != 0 ] || break
-    [ "$code" = 3 ] || fail "chatctl register $2 --static at $1 exited $code: $(tail -n 3 "$work/chatctl.err")"
-    attempts=$((attempts + 1))
-    [ "$SECONDS" -lt "$deadline" ] || fail "no registration of $2 at $1 succeeded in 30 s: $(tail -n 3 "$work/chatctl.err")"
-    sleep 0.5
-  done
-  echo "   registered $2 at $1 ($attempts failed attempts first)"
-}
-
-# etcdctl ARGS...: etcdctl inside MEMBER (default etcd1), its settings from
-# the compose file's ETCDCTL_* variables.
-etcdctl_in() { compose exec -T "$1" etcdctl "${@:2}" </dev/null 2>>"$work/etcdctl.err"; }
 
 started=$SECONDS
 step "compose: ${compose_cmd[*]}, files $COMPOSE_FILE, project $COMPOSE_PROJECT_NAME, image $CHAT_IMAGE"
 
-step "base image (made locally when it cannot be pulled)"
-"$repo/scripts/make-base-image"
-
-step "build the image once (the layer cache makes reruns fast)"
-build_start=$SECONDS
-timeout 1500 "${compose_cmd[@]}" build registry >"$work/build.log" 2>&1 ||
-  { tail -n 40 "$work/build.log" >&2; fail "the image build failed"; }
-echo "   built in $((SECONDS - build_start)) s"
+build_image
 
 step "up -d: etcd1..3, registry and registry2 on etcd, greeter"
 up_start=$SECONDS
@@ -166,10 +69,7 @@ done
 resolves_at registry2 greeter "$greeter_address"
 
 step "docker kill the etcd leader: registration still succeeds, names resolve at both registries"
-status=$(etcdctl_in etcd1 endpoint status --cluster) || fail "etcdctl endpoint status failed"
-leader_url=$(awk -F', ' '$5 == "true" { print $1 }' <<<"$status")
-leader=$(sed -E 's#https://([^:]+):.*#\1#' <<<"$leader_url")
-case $leader in etcd1 | etcd2 | etcd3) ;; *) fail "no leader in: $status" ;; esac
+leader=$(etcd_leader etcd1)
 survivor=etcd1
 [ "$leader" != etcd1 ] || survivor=etcd2
 docker kill "$(container "$leader")" >/dev/null || fail "docker kill $leader failed"
@@ -201,4 +101,4 @@ done
 register registry2 four 10.9.9.4:5004
 resolves_at registry2 four 10.9.9.4:5004
 
-echo "PASS cluster_compose_e2e in $((SECONDS - started)) s (of which the build $((up_start - build_start)) s)"
+echo "PASS cluster_compose_e2e in $((SECONDS - started)) s (of which the build $build_seconds s)"

@@ -22,118 +22,18 @@
 set -euo pipefail
 repo=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 
-if ! timeout 30 docker info >/dev/null 2>&1; then
-  echo "SKIP compose_e2e: no Docker engine here (docker info failed)"
-  exit 77
-fi
-if docker-compose version >/dev/null 2>&1; then
-  compose_cmd=(docker-compose)
-elif docker compose version >/dev/null 2>&1; then
-  compose_cmd=(docker compose)
-else
-  echo "SKIP compose_e2e: Docker runs here but neither docker-compose nor 'docker compose' is installed"
-  exit 77
-fi
-
-source "$repo/tests/e2e/lib.sh"
-
 ttl=3  # the test peers' lease, seconds: short, so a killed peer leaves fast
 
-export COMPOSE_PROJECT_NAME="chate2e${RANDOM}$$"
-export COMPOSE_FILE="$repo/docker-compose.yml"
-export CHAT_IMAGE=chat-by-name:e2e
+source "$repo/tests/docker/compose_lib.sh" compose_e2e chate2e docker-compose.yml
 export CHAT_REGISTRY_PORT CHAT_LAB_REGISTRY_PORT CHAT_LAB_GREETER_PORT
 CHAT_REGISTRY_PORT=$(free_port)
 CHAT_LAB_REGISTRY_PORT=$(free_port)
 CHAT_LAB_GREETER_PORT=$(free_port)
-unset COMPOSE_PROFILES
-cd "$repo"
-
-compose() { "${compose_cmd[@]}" "$@"; }
-
-# On failure, the containers' logs join the test's own in the report.
-eval "lib_$(declare -f fail)"
-fail() {
-  compose logs --no-color >"$work/compose.log" 2>&1 || true
-  lib_fail "$@"
-}
-compose_down() {
-  local name
-  for name in alice bob carol; do
-    docker rm -f "${COMPOSE_PROJECT_NAME}_$name" >/dev/null 2>&1 || true
-  done
-  # Every profile, so that the lab's services go too.
-  compose --profile lab --profile tools down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
-}
-trap 'compose_down; cleanup' EXIT
-trap 'exit 130' INT  # so that the EXIT trap cleans up after Ctrl-C too
-trap 'exit 143' TERM
-
-# ctl ARGS...: chatctl in a one-off container on the project network.
-ctl() { compose run --rm -T chatctl "$@" </dev/null 2>>"$work/chatctl.err"; }
-
-# wait_healthy SECONDS [SERVICE]: until the SERVICE (default registry)
-# container's health check passes.
-wait_healthy() {
-  local deadline=$((SECONDS + $1)) service=${2:-registry} status=""
-  until [ "$status" = healthy ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$service is not healthy after $1 s (status: $status)"
-    sleep 0.2
-    status=$(docker inspect -f '{{.State.Health.Status}}' "$(compose --profile lab ps -q "$service")" 2>/dev/null || true)
-  done
-}
-
-# Peers: `compose run -T` with stdin from a named pipe the script holds open,
-# as in tests/e2e/peer_e2e.sh. Commands started while a pipe is open must not
-# inherit the script's end of it, or that peer would never see end of input.
-declare -A peer_pid peer_fd
-without_pipes() {
-  local fd
-  for fd in "${peer_fd[@]}"; do eval "exec $fd>&-"; done
-  exec "$@"
-}
-start_peer() {  # start_peer NAME [SERVICE]: container ${COMPOSE_PROJECT_NAME}_NAME
-  local name=$1 service=${2:-peer} fd
-  mkfifo "$work/$name.in"
-  (without_pipes "${compose_cmd[@]}" run --rm -T --name "${COMPOSE_PROJECT_NAME}_$name" \
-    "$service" --name "$name" --ttl "$ttl" --json) \
-    <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
-  peer_pid[$name]=$!
-  pids+=("$!")
-  exec {fd}>"$work/$name.in"
-  peer_fd[$name]=$fd
-}
-say() { echo "$2" >&"${peer_fd[$1]}"; }  # say NAME LINE: NAME types LINE
-
-# wait_event NAME NEEDLE [COUNT] [SECONDS]: until NAME's JSON output holds
-# NEEDLE on COUNT lines (default 1), at most SECONDS (default 30); fails at
-# once if NAME's container has gone.
-wait_event() {
-  local name=$1 needle=$2 count=${3:-1} limit=${4:-30}
-  local deadline=$((SECONDS + limit))
-  until [ "$(grep -cF -- "$needle" "$work/$name.out" || true)" -ge "$count" ]; do
-    kill -0 "${peer_pid[$name]}" 2>/dev/null || fail "$name's container ended before '$needle'"
-    [ "$SECONDS" -lt "$deadline" ] || fail "'$needle' did not appear in $name's output within ${limit}s"
-    sleep 0.05
-  done
-}
-
-# In a one-line JSON array from `chatctl --json list`: is NAME there?
-listed() { grep -qF "\"name\":\"$2\"" <<<"$1"; }
 
 started=$SECONDS
 step "compose: ${compose_cmd[*]}, project $COMPOSE_PROJECT_NAME, image $CHAT_IMAGE"
 
-step "base image (made locally when it cannot be pulled)"
-"$repo/scripts/make-base-image"
-
-# Every service runs the same image tag, so building it for one service is
-# enough (and a tree edited meanwhile cannot cause a second, different build).
-step "build the image once (the layer cache makes reruns fast)"
-build_start=$SECONDS
-timeout 1500 "${compose_cmd[@]}" build registry >"$work/build.log" 2>&1 ||
-  { tail -n 40 "$work/build.log" >&2; fail "the image build failed"; }
-echo "   built in $((SECONDS - build_start)) s"
+build_image
 
 step "up -d: registry and greeter"
 compose up -d >"$work/up.log" 2>&1 || fail "compose up failed: $(cat "$work/up.log")"
@@ -280,8 +180,7 @@ listed "$list" bob && fail "bob is still listed: $list"
 listed "$list" alice || fail "alice is gone too: $list"
 
 step "end of alice's input: she unregisters and her container exits 0"
-eval "exec ${peer_fd[alice]}>&-"
-wait_for_exit "${peer_pid[alice]}" 30
+end_input alice 30
 [ "$exit_code" = 0 ] || fail "alice's compose run exited $exit_code"
 code=0
 ctl resolve alice >/dev/null || code=$?
@@ -330,8 +229,7 @@ wait_event carol '"text":"hello carol, from the lab"'
 grep -F '"text":"hello carol, from the lab"' "$work/carol.out" | grep -qF '"unverified":true' ||
   fail "the lab peer's message is not marked unverified: $(grep -F 'from the lab' "$work/carol.out")"
 echo "   carol at $carol_address <-> lab at 127.0.0.1:$lab_port"
-eval "exec ${peer_fd[carol]}>&-"
-wait_for_exit "${peer_pid[carol]}" 30
+end_input carol 30
 [ "$exit_code" = 0 ] || fail "carol's compose run exited $exit_code"
 exec {lab_fd}>&-
 
