@@ -74,8 +74,7 @@ int Run(const po::variables_map& vm) {
   for (const absl::Status& status :
        {registry_address.empty()
             ? absl::OkStatus()
-            : chat::registry::ParseRegistryAddresses(registry_address)
-                  .status(),
+            : chat::registry::ParseRegistryAddresses(registry_address).status(),
         chat::registry::ValidateName(name),
         advertise.empty() ? absl::OkStatus()
                           : chat::registry::ValidateAddress(advertise)}) {
@@ -153,8 +152,7 @@ int Run(const po::variables_map& vm) {
         chat::registry::RegistryClient::Connect(
             registry_address, kRegistryTimeout, chat::Millis(1000),
             *registry_tls);
-    client->SetSwitchListener([](const std::string& from,
-                                 const std::string& to,
+    client->SetSwitchListener([](const std::string& from, const std::string& to,
                                  const absl::Status& why) {
       Log(absl::StrCat(why.message(), "; using the registry at ", to,
                        " instead of ", from));
@@ -207,8 +205,9 @@ int main(int argc, char** argv) {
       "registry", po::value<std::string>(),
       "registry to register in, host:port, or several sharing one store, "
       "comma-separated (it moves to the next when one is unreachable); "
-      "without it the greeter serves unnamed")("name", po::value<std::string>()->default_value("greeter"),
-                 "name to register under (1-64 of [A-Za-z0-9._-])")(
+      "without it the greeter serves unnamed")(
+      "name", po::value<std::string>()->default_value("greeter"),
+      "name to register under (1-64 of [A-Za-z0-9._-])")(
       "advertise", po::value<std::string>(),
       "host:port clients should dial; default: the listen host if it names "
       "one interface, else the local address used to reach the registry, "

@@ -193,8 +193,8 @@ std::unique_ptr<registry::RegistryClient> ConnectRegistry(
     std::shared_ptr<grpc::Channel> channel = NewChannel(address, context);
     endpoints.push_back({std::move(address), std::move(channel)});
   }
-  auto client = std::make_unique<registry::RegistryClient>(
-      std::move(endpoints), context.timeout);
+  auto client = std::make_unique<registry::RegistryClient>(std::move(endpoints),
+                                                           context.timeout);
   if (!context.admin_token.empty()) client->SetAdminToken(context.admin_token);
   return client;
 }
@@ -338,16 +338,16 @@ int RunHealth(const CommandContext& context) {
   // Of several registries, the first that answers speaks for them, as a
   // call would go to it.
   const std::vector<std::string> addresses =
-      of_registry ? registry::SplitRegistryAddresses(context.invocation.registry)
-                  : args;
+      of_registry
+          ? registry::SplitRegistryAddresses(context.invocation.registry)
+          : args;
   const std::string what = of_registry ? "registry" : "server";
   std::string address;
   HealthCheckResponse response;
   grpc::Status status;
   for (const std::string& candidate : addresses) {
     address = candidate;
-    auto stub =
-        grpc::health::v1::Health::NewStub(NewChannel(address, context));
+    auto stub = grpc::health::v1::Health::NewStub(NewChannel(address, context));
     grpc::ClientContext call;
     SetDeadline(call, context.timeout);
     HealthCheckRequest request;  // service "": the server as a whole.
@@ -364,11 +364,11 @@ int RunHealth(const CommandContext& context) {
   }
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
       addresses.size() > 1) {
-    return PrintError(
-        context.err,
-        absl::UnavailableError(absl::StrCat(
-            "no registry reachable (", registry::JoinRegistryAddresses(addresses),
-            "): ", status.error_message())));
+    return PrintError(context.err,
+                      absl::UnavailableError(absl::StrCat(
+                          "no registry reachable (",
+                          registry::JoinRegistryAddresses(addresses),
+                          "): ", status.error_message())));
   }
   if (!status.ok()) {
     absl::Status error = CallError(status, what, address);

@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
   chat::CommandLine command_line;
   command_line.program = "chatctl";
   command_line.synopsis =
-      "chatctl [--registry HOST:PORT[,HOST:PORT...]] [--json] [--timeout SECONDS] COMMAND "
+      "chatctl [--registry HOST:PORT[,HOST:PORT...]] [--json] [--timeout "
+      "SECONDS] COMMAND "
       "[ARGS...]";
   command_line.description =
       "Lists, resolves and watches names in the chat registry, manages static "

@@ -224,8 +224,8 @@ int RunWatch(const CommandContext& context) {
       return PrintError(context.err, status);
     }
     if (delivered) {
-      context.err << "chatctl: the watch on the registry at "
-                  << stream_target << " broke ("
+      context.err << "chatctl: the watch on the registry at " << stream_target
+                  << " broke ("
                   << (status.ok() ? std::string("the registry ended it")
                                   : OneLine(status.message()))
                   << "); reconnecting" << std::endl;

@@ -48,11 +48,10 @@ std::string TlsHint(const std::string& message) {
 
 // What gRPC says about an unreachable registry, in words.
 std::string UnreachableReason(const grpc::Status& status) {
-  return absl::StrCat(
-      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-          ? "no answer before the deadline"
-          : status.error_message(),
-      TlsHint(status.error_message()));
+  return absl::StrCat(status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                          ? "no answer before the deadline"
+                          : status.error_message(),
+                      TlsHint(status.error_message()));
 }
 
 }  // namespace
@@ -61,10 +60,10 @@ absl::Status RegistryStatus(const grpc::Status& status,
                             const std::string& target) {
   absl::Status converted = FromGrpcStatus(status);
   if (IsUnreachable(converted)) {
-    return absl::Status(converted.code(),
-                        absl::StrCat("registry at ", target,
-                                     " is unreachable: ",
-                                     UnreachableReason(status)));
+    return absl::Status(
+        converted.code(),
+        absl::StrCat("registry at ", target,
+                     " is unreachable: ", UnreachableReason(status)));
   }
   return converted;
 }
@@ -99,8 +98,7 @@ RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
     : RegistryClient(OneEndpoint(std::move(channel), std::move(target)),
                      timeout) {}
 
-RegistryClient::RegistryClient(std::vector<Endpoint> endpoints,
-                               Millis timeout)
+RegistryClient::RegistryClient(std::vector<Endpoint> endpoints, Millis timeout)
     : picker_(AddressesOf(endpoints)),
       target_(JoinRegistryAddresses(picker_.addresses())),
       timeout_(timeout),
@@ -183,8 +181,8 @@ absl::Status RegistryClient::Call(
   if (connections_.size() == 1) {
     return RegistryStatus(last, connections_.front().address);
   }
-  return absl::UnavailableError(absl::StrCat(
-      "no registry reachable (", target_, "): ", UnreachableReason(last)));
+  return absl::UnavailableError(absl::StrCat("no registry reachable (", target_,
+                                             "): ", UnreachableReason(last)));
 }
 
 void RegistryClient::Unreachable(size_t index, const grpc::Status& status) {

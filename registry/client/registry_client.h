@@ -184,8 +184,8 @@ class RegistryClient {
 
   // The clock whose wall time dates registration proofs, and whose
   // monotonic time says how long a registry that failed is passed over
-  // (RealClock() until set; not owned, must outlive this). Call before the client is used
-  // from more than one thread.
+  // (RealClock() until set; not owned, must outlive this). Call before the
+  // client is used from more than one thread.
   void SetClock(const Clock& clock) { clock_ = &clock; }
 
   // A single-use challenge for a chat-register-v1 proof in the next
@@ -311,8 +311,8 @@ class RegistryClient {
   RegistryPicker picker_;
   const std::string target_;
   const Millis timeout_;
-  std::string admin_token_;  // Empty: none.
-  const Clock* clock_;       // Not owned.
+  std::string admin_token_;   // Empty: none.
+  const Clock* clock_;        // Not owned.
   SwitchListener on_switch_;  // May be empty.
   std::atomic<int64_t> last_proof_unix_ms_{0};
 };

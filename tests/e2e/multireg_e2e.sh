@@ -46,10 +46,10 @@ peer_ttl=4
 source "$(dirname "$0")/peers.sh"
 
 # start_cluster_registry NAME ADDRESS: chat-registry --store etcd on
-# ADDRESS; sets ${NAME}_pid.
+# ADDRESS, the admin token in $work; sets ${NAME}_pid.
 start_cluster_registry() {
   (without_pipes "$bin_dir/chat-registry" --listen "$2" --store etcd \
-    --etcd-endpoints "$etcd_endpoint") \
+    --etcd-endpoints "$etcd_endpoint" --admin-token-file "$work/admin.token") \
     >"$work/$1.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
