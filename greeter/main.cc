@@ -26,6 +26,7 @@
 #include "common/tls_options.h"
 #include "greeter/greeter_service.h"
 #include "greeter/registration.h"
+#include "registry/client/registry_client.h"
 #include "registry/names.h"
 
 namespace po = boost::program_options;
@@ -73,7 +74,7 @@ int Run(const po::variables_map& vm) {
   for (const absl::Status& status :
        {registry_address.empty()
             ? absl::OkStatus()
-            : chat::SplitHostPort(registry_address).status(),
+            : chat::registry::ParseRegistryAddresses(registry_address).status(),
         chat::registry::ValidateName(name),
         advertise.empty() ? absl::OkStatus()
                           : chat::registry::ValidateAddress(advertise)}) {
@@ -147,12 +148,18 @@ int Run(const po::variables_map& vm) {
       refused = true;
       kill(getpid(), SIGTERM);
     };
+    std::unique_ptr<chat::registry::RegistryClient> client =
+        chat::registry::RegistryClient::Connect(
+            registry_address, kRegistryTimeout, chat::Millis(1000),
+            *registry_tls);
+    client->SetSwitchListener([](const std::string& from, const std::string& to,
+                                 const absl::Status& why) {
+      Log(absl::StrCat(why.message(), "; using the registry at ", to,
+                       " instead of ", from));
+    });
     absl::StatusOr<std::unique_ptr<chat::greeter::Registration>> started =
-        chat::greeter::Registration::Start(
-            chat::registry::RegistryClient::Connect(
-                registry_address, kRegistryTimeout, chat::Millis(1000),
-                *registry_tls),
-            std::move(options));
+        chat::greeter::Registration::Start(std::move(client),
+                                           std::move(options));
     if (!started.ok()) {
       Log(absl::StrCat(
           "cannot register \"", name, "\": ", started.status().message(),
@@ -196,9 +203,11 @@ int main(int argc, char** argv) {
       "listen", po::value<std::string>()->default_value("0.0.0.0:50051"),
       "address to serve on, host:port (port 0 picks a free one)")(
       "registry", po::value<std::string>(),
-      "registry to register in, host:port; without it the greeter serves "
-      "unnamed")("name", po::value<std::string>()->default_value("greeter"),
-                 "name to register under (1-64 of [A-Za-z0-9._-])")(
+      "registry to register in, host:port, or several sharing one store, "
+      "comma-separated (it moves to the next when one is unreachable); "
+      "without it the greeter serves unnamed")(
+      "name", po::value<std::string>()->default_value("greeter"),
+      "name to register under (1-64 of [A-Za-z0-9._-])")(
       "advertise", po::value<std::string>(),
       "host:port clients should dial; default: the listen host if it names "
       "one interface, else the local address used to reach the registry, "

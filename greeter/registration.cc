@@ -97,7 +97,7 @@ absl::Status Registration::TryRegister() {
   if (!keeper.ok()) return keeper.status();
   Event(absl::StrCat("registered as ", options_.name, " -> ",
                      (*keeper)->address(), " in the registry at ",
-                     client_->target(), " (lease ",
+                     client_->current_address(), " (lease ",
                      (*keeper)->lease().entry.ttl.count() / 1000.0, " s)"));
   absl::MutexLock lock(&mu_);
   keeper_ = *std::move(keeper);

@@ -58,9 +58,16 @@ std::string StartFailureText(const absl::Status& status,
   if (!chat::registry::IsUnreachable(status)) {
     return std::string(status.message());
   }
+  const std::vector<std::string> registries =
+      chat::registry::SplitRegistryAddresses(registry);
   std::string text =
-      absl::StrCat("the registry at ", registry,
-                   " is unreachable; is it running, and is --registry right?");
+      registries.size() == 1
+          ? absl::StrCat("the registry at ", registry,
+                         " is unreachable; is it running, and is --registry "
+                         "right?")
+          : absl::StrCat("no registry reachable (",
+                         chat::registry::JoinRegistryAddresses(registries),
+                         "); is one running, and is --registry right?");
   const std::string message(status.message());
   for (const char* hint : {" (if it serves TLS", " (TLS:"}) {
     const size_t at = message.rfind(hint);
@@ -241,7 +248,9 @@ int main(int argc, char** argv) {
   options.add_options()("name", po::value<std::string>()->required(),
                         "your name in the chat (1-64 of A-Z a-z 0-9 . _ -)")(
       "registry", po::value<std::string>()->default_value("localhost:50050"),
-      "registry address, host:port")(
+      "registry address, host:port; or several registries sharing one "
+      "store, comma-separated (host:port,host:port): calls go to one and "
+      "move to the next when it is unreachable")(
       "listen", po::value<std::string>()->default_value("0.0.0.0:0"),
       "address to serve on (port 0: the system chooses)")(
       "advertise", po::value<std::string>(),

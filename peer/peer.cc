@@ -54,6 +54,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                                                   EventSink* events,
                                                   const Clock& clock) {
   CHAT_RETURN_IF_ERROR(registry::ValidateName(options.name));
+  CHAT_RETURN_IF_ERROR(
+      registry::ParseRegistryAddresses(options.registry).status());
   if (!options.advertise.empty()) {
     CHAT_RETURN_IF_ERROR(registry::ValidateAddress(options.advertise));
   }
@@ -96,6 +98,14 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   // Registration proofs are dated on the peer's clock.
   peer->registry_->SetClock(clock);
   Peer* raw = peer.get();
+  peer->registry_->SetSwitchListener([raw](const std::string& from,
+                                           const std::string& to,
+                                           const absl::Status& why) {
+    PeerEvent event = InfoEvent(absl::StrCat(
+        "the registry at ", from, " is unreachable; using the one at ", to));
+    event.detail = why.ToString();
+    raw->Emit(event);
+  });
   CHAT_ASSIGN_OR_RETURN(std::vector<Contact> contacts,
                         peer->store_->contacts().Contacts());
   Contacts::Options contact_options;

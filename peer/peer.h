@@ -47,6 +47,8 @@ namespace chat::peer {
 
 struct PeerOptions {
   std::string name;
+  // host:port of the registry, or of several sharing one store, separated
+  // by commas (RegistryClient moves among them).
   std::string registry = "localhost:50050";
   std::string listen = "0.0.0.0:0";  // Port 0: the OS chooses.
   // host:port others should dial; empty: the local address used to reach

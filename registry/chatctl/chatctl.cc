@@ -103,7 +103,8 @@ int Dispatch(const ChatctlInvocation& invocation, std::ostream& out,
     return PrintUsageError(err,
                            "--target and --greeter-name apply only to greet");
   }
-  if (absl::Status status = registry::ValidateAddress(invocation.registry);
+  if (absl::Status status =
+          registry::ParseRegistryAddresses(invocation.registry).status();
       !status.ok()) {
     return PrintUsageError(err,
                            absl::StrCat("bad --registry: ", status.message()));

@@ -54,7 +54,8 @@ struct ChatctlInvocation {
   std::string command;            // "list", "resolve", ...; empty: none given.
   std::vector<std::string> args;  // The positional arguments after it.
 
-  std::string registry = kDefaultRegistry;  // host:port
+  // host:port, or several, comma-separated (ParseRegistryAddresses).
+  std::string registry = kDefaultRegistry;
   bool json = false;
   // Deadline of each call, in seconds: > 0 and at most a day.
   double timeout_seconds = 5;

@@ -187,9 +187,14 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
 
 std::unique_ptr<registry::RegistryClient> ConnectRegistry(
     const CommandContext& context) {
-  const std::string& address = context.invocation.registry;
-  auto client = std::make_unique<registry::RegistryClient>(
-      NewChannel(address, context), address, context.timeout);
+  std::vector<registry::RegistryClient::Endpoint> endpoints;
+  for (std::string& address :
+       registry::SplitRegistryAddresses(context.invocation.registry)) {
+    std::shared_ptr<grpc::Channel> channel = NewChannel(address, context);
+    endpoints.push_back({std::move(address), std::move(channel)});
+  }
+  auto client = std::make_unique<registry::RegistryClient>(std::move(endpoints),
+                                                           context.timeout);
   if (!context.admin_token.empty()) client->SetAdminToken(context.admin_token);
   return client;
 }
@@ -324,24 +329,46 @@ int RunRelease(const CommandContext& context) {
 int RunHealth(const CommandContext& context) {
   const std::vector<std::string>& args = context.invocation.args;
   const bool of_registry = args.empty();
-  const std::string address =
-      of_registry ? context.invocation.registry : args[0];
-  if (absl::Status status = registry::ValidateAddress(address); !status.ok()) {
-    return PrintUsageError(context.err, OneLine(status.message()));
+  if (!of_registry) {
+    if (absl::Status status = registry::ValidateAddress(args[0]);
+        !status.ok()) {
+      return PrintUsageError(context.err, OneLine(status.message()));
+    }
   }
+  // Of several registries, the first that answers speaks for them, as a
+  // call would go to it.
+  const std::vector<std::string> addresses =
+      of_registry
+          ? registry::SplitRegistryAddresses(context.invocation.registry)
+          : args;
   const std::string what = of_registry ? "registry" : "server";
-  auto stub = grpc::health::v1::Health::NewStub(NewChannel(address, context));
-  grpc::ClientContext call;
-  SetDeadline(call, context.timeout);
-  HealthCheckRequest request;  // service "": the server as a whole.
+  std::string address;
   HealthCheckResponse response;
-  grpc::Status status = stub->Check(&call, request, &response);
+  grpc::Status status;
+  for (const std::string& candidate : addresses) {
+    address = candidate;
+    auto stub = grpc::health::v1::Health::NewStub(NewChannel(address, context));
+    grpc::ClientContext call;
+    SetDeadline(call, context.timeout);
+    HealthCheckRequest request;  // service "": the server as a whole.
+    response.Clear();
+    status = stub->Check(&call, request, &response);
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+  }
   if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
     return PrintError(
         context.err,
         absl::UnimplementedError(absl::StrCat(
             what, " at ", address,
             " does not offer the gRPC health service (grpc.health.v1)")));
+  }
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      addresses.size() > 1) {
+    return PrintError(context.err,
+                      absl::UnavailableError(absl::StrCat(
+                          "no registry reachable (",
+                          registry::JoinRegistryAddresses(addresses),
+                          "): ", status.error_message())));
   }
   if (!status.ok()) {
     absl::Status error = CallError(status, what, address);
@@ -393,7 +420,9 @@ int RunGreet(const CommandContext& context) {
           context.err,
           absl::NotFoundError(absl::StrCat(
               "no greeter is registered as \"", greeter,
-              "\" in the registry at ", invocation.registry,
+              "\" in the registry at ",
+              registry::JoinRegistryAddresses(
+                  registry::SplitRegistryAddresses(invocation.registry)),
               " (start chat-greeter with --registry, or use --target "
               "HOST:PORT)")));
     }

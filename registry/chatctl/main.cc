@@ -24,7 +24,9 @@ int main(int argc, char** argv) {
   auto add = options.add_options();
   add("registry",
       po::value<std::string>()->default_value(chat::chatctl::kDefaultRegistry),
-      "registry address, host:port");
+      "registry address, host:port, or several registries sharing one "
+      "store, comma-separated (a call moves to the next when one is "
+      "unreachable)");
   add("json", po::bool_switch(),
       "print JSON: one array (list), one object (resolve, register, ...) or "
       "one object per line (watch)");
@@ -52,7 +54,8 @@ int main(int argc, char** argv) {
   chat::CommandLine command_line;
   command_line.program = "chatctl";
   command_line.synopsis =
-      "chatctl [--registry HOST:PORT] [--json] [--timeout SECONDS] COMMAND "
+      "chatctl [--registry HOST:PORT[,HOST:PORT...]] [--json] [--timeout "
+      "SECONDS] COMMAND "
       "[ARGS...]";
   command_line.description =
       "Lists, resolves and watches names in the chat registry, manages static "

@@ -164,16 +164,17 @@ int RunWatch(const CommandContext& context) {
     return PrintUsageError(context.err, std::string(status.message()));
   }
   Interrupt* const interrupt = invocation.interrupt;  // May be null.
-  std::shared_ptr<grpc::Channel> channel =
-      NewChannel(invocation.registry, context);
-  registry::RegistryClient client(channel, invocation.registry,
-                                  context.timeout);
+  std::unique_ptr<registry::RegistryClient> client = ConnectRegistry(context);
   EventPrinter printer(context.out, context.err, invocation.json);
   bool established = false;  // Some stream has delivered an event.
+  // Before the first event, each registry is tried once before giving up.
+  const size_t registries =
+      registry::SplitRegistryAddresses(invocation.registry).size();
+  size_t unreachable_before_start = 0;
   Millis backoff = invocation.reconnect_initial;
 
   while (true) {
-    std::unique_ptr<registry::WatchStream> stream = client.Watch(prefix);
+    std::unique_ptr<registry::WatchStream> stream = client->Watch(prefix);
     if (interrupt != nullptr) {
       registry::WatchStream* raw = stream.get();
       interrupt->SetHook([raw] { raw->Cancel(); });
@@ -195,6 +196,7 @@ int RunWatch(const CommandContext& context) {
     }
     if (interrupt != nullptr) interrupt->ClearHook();
     const absl::Status status = stream->Finish();
+    const std::string stream_target = stream->target();
     stream.reset();
 
     if (!output_ok) {
@@ -209,17 +211,29 @@ int RunWatch(const CommandContext& context) {
                         absl::UnknownError("the registry ended the watch "
                                            "before sending anything"));
     }
+    if (!established && registry::IsUnreachable(status) &&
+        ++unreachable_before_start < registries) {
+      continue;  // Finish() moved the client on: the next registry, at once.
+    }
+    if (!established && registry::IsUnreachable(status) && registries > 1) {
+      return PrintError(context.err,
+                        absl::UnavailableError(absl::StrCat(
+                            "no registry reachable (", client->target(), ")")));
+    }
     if (!established || !WorthReconnecting(status)) {
       return PrintError(context.err, status);
     }
     if (delivered) {
-      context.err << "chatctl: the watch on the registry at "
-                  << invocation.registry << " broke ("
+      context.err << "chatctl: the watch on the registry at " << stream_target
+                  << " broke ("
                   << (status.ok() ? std::string("the registry ended it")
                                   : OneLine(status.message()))
                   << "); reconnecting" << std::endl;
     }
-    if (WaitToReconnect(*channel, backoff, interrupt)) return kExitOk;
+    // Finish() moved the client on when this registry went away.
+    if (WaitToReconnect(*client->current_channel(), backoff, interrupt)) {
+      return kExitOk;
+    }
     backoff = std::min(backoff * 2, invocation.reconnect_max);
   }
 }

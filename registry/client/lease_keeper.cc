@@ -31,8 +31,8 @@ absl::StatusOr<std::string> AdvertisedAddress(
 absl::StatusOr<std::unique_ptr<LeaseKeeper>> LeaseKeeper::Start(
     RegistryClient* client, Options options, const Clock& clock) {
   if (options.address.empty()) {
-    absl::StatusOr<std::string> address =
-        AdvertisedAddress("", options.listen, options.port, client->target());
+    absl::StatusOr<std::string> address = AdvertisedAddress(
+        "", options.listen, options.port, client->current_address());
     if (!address.ok()) return address.status();
     options.address = *std::move(address);
   }

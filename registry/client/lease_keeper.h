@@ -37,7 +37,7 @@ class LeaseKeeper {
   struct Options {
     std::string name;
     // Where others reach us. Empty: AdvertisedAddress("", listen, port,
-    // the client's target), worked out once, in Start().
+    // the registry the client uses now), worked out once, in Start().
     std::string address;
     std::string listen;  // host:port we serve on.
     int port = 0;        // The port we bound.

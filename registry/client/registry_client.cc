@@ -46,6 +46,14 @@ std::string TlsHint(const std::string& message) {
   return "";
 }
 
+// What gRPC says about an unreachable registry, in words.
+std::string UnreachableReason(const grpc::Status& status) {
+  return absl::StrCat(status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                          ? "no answer before the deadline"
+                          : status.error_message(),
+                      TlsHint(status.error_message()));
+}
+
 }  // namespace
 
 absl::Status RegistryStatus(const grpc::Status& status,
@@ -54,11 +62,8 @@ absl::Status RegistryStatus(const grpc::Status& status,
   if (IsUnreachable(converted)) {
     return absl::Status(
         converted.code(),
-        absl::StrCat("registry at ", target, " is unreachable: ",
-                     status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                         ? "no answer before the deadline"
-                         : status.error_message(),
-                     TlsHint(status.error_message())));
+        absl::StrCat("registry at ", target,
+                     " is unreachable: ", UnreachableReason(status)));
   }
   return converted;
 }
@@ -68,23 +73,65 @@ bool IsUnreachable(const absl::Status& status) {
          status.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
+namespace {
+
+std::vector<RegistryClient::Endpoint> OneEndpoint(
+    std::shared_ptr<grpc::Channel> channel, std::string target) {
+  std::vector<RegistryClient::Endpoint> endpoints;
+  endpoints.push_back({std::move(target), std::move(channel)});
+  return endpoints;
+}
+
+std::vector<std::string> AddressesOf(
+    const std::vector<RegistryClient::Endpoint>& endpoints) {
+  std::vector<std::string> addresses;
+  for (const RegistryClient::Endpoint& endpoint : endpoints) {
+    addresses.push_back(endpoint.address);
+  }
+  return addresses;
+}
+
+}  // namespace
+
 RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel,
                                std::string target, Millis timeout)
-    : channel_(std::move(channel)),
-      stub_(v1::Registry::NewStub(channel_)),
-      mailbox_stub_(v1::Mailbox::NewStub(channel_)),
-      target_(std::move(target)),
+    : RegistryClient(OneEndpoint(std::move(channel), std::move(target)),
+                     timeout) {}
+
+RegistryClient::RegistryClient(std::vector<Endpoint> endpoints, Millis timeout)
+    : picker_(AddressesOf(endpoints)),
+      target_(JoinRegistryAddresses(picker_.addresses())),
       timeout_(timeout),
-      clock_(&RealClock()) {}
+      clock_(&RealClock()) {
+  for (Endpoint& endpoint : endpoints) {
+    Connection connection;
+    connection.address = std::move(endpoint.address);
+    connection.channel = std::move(endpoint.channel);
+    connection.stub = v1::Registry::NewStub(connection.channel);
+    connection.mailbox = v1::Mailbox::NewStub(connection.channel);
+    connections_.push_back(std::move(connection));
+  }
+}
 
 std::unique_ptr<RegistryClient> RegistryClient::Connect(
-    const std::string& address, Millis timeout, Millis max_backoff,
+    const std::string& addresses, Millis timeout, Millis max_backoff,
     std::shared_ptr<grpc::ChannelCredentials> credentials) {
-  // Start small: a registry restart usually takes well under a second.
-  return std::make_unique<RegistryClient>(
-      NewReconnectingChannel(address, std::min(Millis(100), max_backoff),
-                             max_backoff, std::move(credentials)),
-      address, timeout);
+  std::vector<Endpoint> endpoints;
+  for (std::string& address : SplitRegistryAddresses(addresses)) {
+    // Start small: a registry restart usually takes well under a second.
+    std::shared_ptr<grpc::Channel> channel = NewReconnectingChannel(
+        address, std::min(Millis(100), max_backoff), max_backoff, credentials);
+    endpoints.push_back({std::move(address), std::move(channel)});
+  }
+  return std::make_unique<RegistryClient>(std::move(endpoints), timeout);
+}
+
+const std::string& RegistryClient::current_address() const {
+  return connections_[picker_.current()].address;
+}
+
+std::shared_ptr<grpc::Channel> RegistryClient::current_channel() const {
+  return connections_[picker_.current()].channel;
 }
 
 std::unique_ptr<grpc::ClientContext> RegistryClient::NewContext() const {
@@ -101,17 +148,73 @@ std::unique_ptr<grpc::ClientContext> RegistryClient::NewAdminContext() const {
   return context;
 }
 
-absl::Status RegistryClient::Convert(const grpc::Status& status) const {
-  return RegistryStatus(status, target_);
+absl::Status RegistryClient::Call(
+    const std::function<grpc::Status(const Connection&)>& attempt,
+    NotFoundAfterFailover not_found) {
+  const std::vector<size_t> order =
+      picker_.Order(clock_->Monotonic(), [this](size_t index) {
+        return connections_[index].channel->GetState(
+                   /*try_to_connect=*/false) == GRPC_CHANNEL_TRANSIENT_FAILURE;
+      });
+  grpc::Status last;
+  bool failed_over = false;
+  for (size_t index : order) {
+    const Connection& connection = connections_[index];
+    const grpc::Status status = attempt(connection);
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      Unreachable(index, status);
+      last = status;
+      failed_over = true;
+      continue;
+    }
+    if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      Unreachable(index, status);
+      return RegistryStatus(status, connection.address);
+    }
+    picker_.Answered(index);
+    if (failed_over && not_found == NotFoundAfterFailover::kDone &&
+        status.error_code() == grpc::StatusCode::NOT_FOUND) {
+      return absl::OkStatus();
+    }
+    return RegistryStatus(status, connection.address);
+  }
+  if (connections_.size() == 1) {
+    return RegistryStatus(last, connections_.front().address);
+  }
+  return absl::UnavailableError(absl::StrCat("no registry reachable (", target_,
+                                             "): ", UnreachableReason(last)));
+}
+
+void RegistryClient::Unreachable(size_t index, const grpc::Status& status) {
+  if (!picker_.Failed(index, clock_->Monotonic()) || !on_switch_) return;
+  on_switch_(connections_[index].address, current_address(),
+             RegistryStatus(status, connections_[index].address));
+}
+
+size_t RegistryClient::StreamIndex() const {
+  return picker_
+      .Order(clock_->Monotonic(),
+             [this](size_t index) {
+               return connections_[index].channel->GetState(
+                          /*try_to_connect=*/false) ==
+                      GRPC_CHANNEL_TRANSIENT_FAILURE;
+             })
+      .front();
+}
+
+void RegistryClient::StreamFinished(size_t index, const grpc::Status& status) {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    Unreachable(index, status);
+  }
 }
 
 absl::StatusOr<std::string> RegistryClient::Challenge(const std::string& name) {
   v1::ChallengeRequest proto;
   proto.set_name(name);
   v1::ChallengeResponse response;
-  auto context = NewContext();
-  CHAT_RETURN_IF_ERROR(
-      Convert(stub_->Challenge(context.get(), proto, &response)));
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    return connection.stub->Challenge(NewContext().get(), proto, &response);
+  }));
   return response.challenge();
 }
 
@@ -136,8 +239,10 @@ bool WantsChallenge(const absl::Status& status) {
 
 }  // namespace
 
-absl::StatusOr<Lease> RegistryClient::Register(const RegisterRequest& request,
-                                               const Identity* identity) {
+grpc::Status RegistryClient::RegisterAt(const Connection& connection,
+                                        const RegisterRequest& request,
+                                        const Identity* identity,
+                                        v1::RegisterResponse* response) {
   v1::RegisterRequest proto;
   RegisterRequestToProto(request, &proto);
   if (identity != nullptr) {
@@ -149,18 +254,34 @@ absl::StatusOr<Lease> RegistryClient::Register(const RegisterRequest& request,
     proto.set_signature(identity->Sign(TimedRegistrationProofMessage(
         request.name, request.address, key, proof_unix_ms)));
   }
-  v1::RegisterResponse response;
-  absl::Status status =
-      Convert(stub_->Register(NewContext().get(), proto, &response));
-  if (identity != nullptr && WantsChallenge(status)) {
-    CHAT_ASSIGN_OR_RETURN(std::string challenge, Challenge(request.name));
-    proto.clear_proof_unix_ms();
-    proto.set_signature(identity->Sign(RegistrationProofMessage(
-        request.name, request.address, challenge, identity->public_key())));
-    proto.set_challenge(std::move(challenge));
-    status = Convert(stub_->Register(NewContext().get(), proto, &response));
+  grpc::Status status =
+      connection.stub->Register(NewContext().get(), proto, response);
+  if (identity == nullptr || !WantsChallenge(FromGrpcStatus(status))) {
+    return status;
   }
-  CHAT_RETURN_IF_ERROR(status);
+  // A challenge lives in the memory of the registry that issued it: asked
+  // of this one, and spent here.
+  v1::ChallengeRequest challenge_request;
+  challenge_request.set_name(request.name);
+  v1::ChallengeResponse challenge;
+  status = connection.stub->Challenge(NewContext().get(), challenge_request,
+                                      &challenge);
+  if (!status.ok()) return status;
+  proto.clear_proof_unix_ms();
+  proto.set_signature(identity->Sign(
+      RegistrationProofMessage(request.name, request.address,
+                               challenge.challenge(), identity->public_key())));
+  proto.set_challenge(challenge.challenge());
+  return connection.stub->Register(NewContext().get(), proto, response);
+}
+
+absl::StatusOr<Lease> RegistryClient::Register(const RegisterRequest& request,
+                                               const Identity* identity) {
+  v1::RegisterResponse response;
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    response.Clear();
+    return RegisterAt(connection, request, identity, &response);
+  }));
   return Lease{response.lease_id(), EntryFromProto(response.entry())};
 }
 
@@ -170,9 +291,9 @@ absl::StatusOr<Millis> RegistryClient::KeepAlive(const std::string& name,
   proto.set_name(name);
   proto.set_lease_id(lease_id);
   v1::KeepAliveResponse response;
-  auto context = NewContext();
-  CHAT_RETURN_IF_ERROR(
-      Convert(stub_->KeepAlive(context.get(), proto, &response)));
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    return connection.stub->KeepAlive(NewContext().get(), proto, &response);
+  }));
   return Millis(response.ttl_ms());
 }
 
@@ -182,17 +303,21 @@ absl::Status RegistryClient::Unregister(const std::string& name,
   proto.set_name(name);
   proto.set_lease_id(lease_id);
   v1::UnregisterResponse response;
-  auto context = NewContext();
-  return Convert(stub_->Unregister(context.get(), proto, &response));
+  return Call(
+      [&](const Connection& connection) {
+        return connection.stub->Unregister(NewContext().get(), proto,
+                                           &response);
+      },
+      NotFoundAfterFailover::kDone);
 }
 
 absl::StatusOr<Entry> RegistryClient::Resolve(const std::string& name) {
   v1::ResolveRequest proto;
   proto.set_name(name);
   v1::ResolveResponse response;
-  auto context = NewContext();
-  CHAT_RETURN_IF_ERROR(
-      Convert(stub_->Resolve(context.get(), proto, &response)));
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    return connection.stub->Resolve(NewContext().get(), proto, &response);
+  }));
   return EntryFromProto(response.entry());
 }
 
@@ -206,8 +331,10 @@ absl::StatusOr<ListPage> RegistryClient::List(const std::string& prefix,
   proto.set_page_token(page_token);
   proto.set_service(service);
   v1::ListResponse response;
-  auto context = NewContext();
-  CHAT_RETURN_IF_ERROR(Convert(stub_->List(context.get(), proto, &response)));
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    response.Clear();
+    return connection.stub->List(NewContext().get(), proto, &response);
+  }));
   ListPage page;
   // A registry before issue 13 ignores the filter: applied here then (its
   // pages may come out short, and total_size counts everyone).
@@ -243,9 +370,10 @@ absl::StatusOr<Entry> RegistryClient::PutStatic(
   proto.set_address(address);
   for (const std::string& service : services) proto.add_services(service);
   v1::PutStaticResponse response;
-  auto context = NewAdminContext();
-  CHAT_RETURN_IF_ERROR(
-      Convert(stub_->PutStatic(context.get(), proto, &response)));
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    return connection.stub->PutStatic(NewAdminContext().get(), proto,
+                                      &response);
+  }));
   return EntryFromProto(response.entry());
 }
 
@@ -253,17 +381,21 @@ absl::Status RegistryClient::RemoveStatic(const std::string& name) {
   v1::RemoveStaticRequest proto;
   proto.set_name(name);
   v1::RemoveStaticResponse response;
-  auto context = NewAdminContext();
-  return Convert(stub_->RemoveStatic(context.get(), proto, &response));
+  return Call(
+      [&](const Connection& connection) {
+        return connection.stub->RemoveStatic(NewAdminContext().get(), proto,
+                                             &response);
+      },
+      NotFoundAfterFailover::kDone);
 }
 
 absl::StatusOr<Binding> RegistryClient::GetBinding(const std::string& name) {
   v1::GetBindingRequest proto;
   proto.set_name(name);
   v1::GetBindingResponse response;
-  auto context = NewContext();
-  CHAT_RETURN_IF_ERROR(
-      Convert(stub_->GetBinding(context.get(), proto, &response)));
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    return connection.stub->GetBinding(NewContext().get(), proto, &response);
+  }));
   return BindingFromProto(response);
 }
 
@@ -271,27 +403,37 @@ absl::Status RegistryClient::Release(const std::string& name) {
   v1::ReleaseRequest proto;
   proto.set_name(name);
   v1::ReleaseResponse response;
-  auto context = NewAdminContext();
-  return Convert(stub_->Release(context.get(), proto, &response));
+  return Call(
+      [&](const Connection& connection) {
+        return connection.stub->Release(NewAdminContext().get(), proto,
+                                        &response);
+      },
+      NotFoundAfterFailover::kDone);
 }
 
 absl::Status RegistryClient::Deposit(const MailItem& item) {
   v1::DepositRequest proto;
   MailItemToProto(item, proto.mutable_item());
   v1::DepositResponse response;
-  auto context = NewContext();
-  return Convert(mailbox_stub_->Deposit(context.get(), proto, &response));
+  return Call([&](const Connection& connection) {
+    return connection.mailbox->Deposit(NewContext().get(), proto, &response);
+  });
 }
 
 std::unique_ptr<MailStream> RegistryClient::Listen(
     const std::string& name, const std::string& lease_id) {
+  const size_t index = StreamIndex();
+  const Connection& connection = connections_[index];
   auto context = std::make_unique<grpc::ClientContext>();
   v1::ListenRequest proto;
   proto.set_name(name);
   proto.set_lease_id(lease_id);
-  auto reader = mailbox_stub_->Listen(context.get(), proto);
-  return std::make_unique<MailStream>(std::move(context), std::move(reader),
-                                      target_, &MailItemFromProto);
+  auto reader = connection.mailbox->Listen(context.get(), proto);
+  return std::make_unique<MailStream>(
+      std::move(context), std::move(reader), connection.address,
+      &MailItemFromProto, [this, index](const grpc::Status& status) {
+        StreamFinished(index, status);
+      });
 }
 
 absl::Status RegistryClient::Ack(const std::string& name,
@@ -314,8 +456,9 @@ absl::Status RegistryClient::Ack(const std::string& name,
     MailItemToProto(receipt, proto.add_receipts());
   }
   v1::AckResponse response;
-  auto context = NewContext();
-  return Convert(mailbox_stub_->Ack(context.get(), proto, &response));
+  return Call([&](const Connection& connection) {
+    return connection.mailbox->Ack(NewContext().get(), proto, &response);
+  });
 }
 
 absl::StatusOr<MailboxStats> RegistryClient::MailboxStat(
@@ -323,9 +466,9 @@ absl::StatusOr<MailboxStats> RegistryClient::MailboxStat(
   v1::StatRequest proto;
   proto.set_name(name);
   v1::StatResponse response;
-  auto context = NewContext();
-  CHAT_RETURN_IF_ERROR(
-      Convert(mailbox_stub_->Stat(context.get(), proto, &response)));
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    return connection.mailbox->Stat(NewContext().get(), proto, &response);
+  }));
   MailboxStats stats;
   stats.count = static_cast<size_t>(response.count());
   stats.bytes = static_cast<size_t>(response.bytes());
@@ -348,10 +491,15 @@ std::unique_ptr<WatchStream> RegistryClient::WatchNames(
 
 std::unique_ptr<WatchStream> RegistryClient::OpenWatch(
     const v1::WatchRequest& request) {
+  const size_t index = StreamIndex();
+  const Connection& connection = connections_[index];
   auto context = std::make_unique<grpc::ClientContext>();
-  auto reader = stub_->Watch(context.get(), request);
-  return std::make_unique<WatchStream>(std::move(context), std::move(reader),
-                                       target_, &WatchEventFromProto);
+  auto reader = connection.stub->Watch(context.get(), request);
+  return std::make_unique<WatchStream>(
+      std::move(context), std::move(reader), connection.address,
+      &WatchEventFromProto, [this, index](const grpc::Status& status) {
+        StreamFinished(index, status);
+      });
 }
 
 }  // namespace chat::registry

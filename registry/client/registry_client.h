@@ -1,6 +1,7 @@
 // A synchronous client of the Registry service for chatctl, peers and the
-// greeter: domain structs in and out, a deadline on every call, and errors
-// that name the registry address when it cannot be reached.
+// greeter: domain structs in and out, a deadline on every call, errors that
+// name the registry address when it cannot be reached, and failover among
+// several registries that share one store.
 
 #ifndef CHAT_REGISTRY_CLIENT_REGISTRY_CLIENT_H_
 #define CHAT_REGISTRY_CLIENT_REGISTRY_CLIENT_H_
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "common/clock.h"
 #include "common/identity.h"
 #include "proto/registry.grpc.pb.h"
+#include "registry/client/registry_picker.h"
 #include "registry/types.h"
 
 namespace chat::registry {
@@ -38,17 +41,21 @@ absl::Status RegistryStatus(const grpc::Status& status,
                             const std::string& target);
 
 // One open server-streaming call (Watch, Listen). Next() blocks; Cancel()
-// may be called from any thread.
+// may be called from any thread. `on_finish`, when set, is told how the
+// call ended, once, in Finish() (the client learns there that a registry
+// went away).
 template <typename Proto, typename Item>
 class ServerStream {
  public:
   ServerStream(std::unique_ptr<grpc::ClientContext> context,
                std::unique_ptr<grpc::ClientReader<Proto>> reader,
-               std::string target, Item (*convert)(const Proto&))
+               std::string target, Item (*convert)(const Proto&),
+               std::function<void(const grpc::Status&)> on_finish = nullptr)
       : context_(std::move(context)),
         reader_(std::move(reader)),
         target_(std::move(target)),
-        convert_(convert) {}
+        convert_(convert),
+        on_finish_(std::move(on_finish)) {}
 
   ~ServerStream() {
     if (finished_) return;
@@ -70,8 +77,13 @@ class ServerStream {
   // Why the stream ended. Call once, after Next() returned false.
   absl::Status Finish() {
     finished_ = true;
-    return RegistryStatus(reader_->Finish(), target_);
+    const grpc::Status status = reader_->Finish();
+    if (on_finish_) on_finish_(status);
+    return RegistryStatus(status, target_);
   }
+
+  // The registry this stream was opened at.
+  const std::string& target() const { return target_; }
 
   // Ends the stream: a blocked Next() returns false soon after.
   void Cancel() { context_->TryCancel(); }
@@ -81,38 +93,99 @@ class ServerStream {
   std::unique_ptr<grpc::ClientReader<Proto>> reader_;
   const std::string target_;
   Item (*const convert_)(const Proto&);
+  const std::function<void(const grpc::Status&)> on_finish_;
   bool finished_ = false;
 };
 
 using WatchStream = ServerStream<v1::WatchEvent, WatchEvent>;
 using MailStream = ServerStream<v1::MailItem, MailItem>;
 
-// Thread-safe, except SetAdminToken() and SetClock().
+// A client of one registry, or of several that share one store (on etcd).
+// With several, it talks to one of them, the current one (RegistryPicker),
+// for as long as it answers. A unary call that finds it
+// unreachable (kUnavailable: refused, reset, or the connection known to be
+// failing) goes on to the next registry, each registry tried at most once
+// per call, and only calls that are safe to repeat are repeated, which is
+// all of them here:
+//  - Resolve, List, GetBinding, KeepAlive, Stat, Challenge read or renew;
+//    Deposit is idempotent per (recipient, id), PutStatic an upsert, Ack
+//    of an item already gone removes nothing and its receipts are deposits.
+//  - Register is signed afresh (a new proof time) for each registry: a
+//    registry that took the first proof before its answer was lost makes
+//    that one a replay everywhere. If it did grant a lease, the retry finds
+//    the name held (kAlreadyExists) as a lost answer would with one
+//    registry; it never grants the name twice.
+//  - Unregister, RemoveStatic and Release answered kNotFound after another
+//    registry failed read as done: the first may have done it.
+// kDeadlineExceeded is not retried (the call may still be running there,
+// and the caller's time is spent), but the next call goes elsewhere.
+// Streams (Watch, Listen) open at the current registry; one that ends
+// because its registry went away makes the next registry current, so the
+// caller's reconnect lands there.
+//
+// Errors name the registry that failed ("registry at a:50050 is
+// unreachable: ..."); when every registry was tried and none answered, one
+// message names them all ("no registry reachable (a:50050, b:50050): ...").
+//
+// Thread-safe, except SetAdminToken(), SetClock() and SetSwitchListener().
 class RegistryClient {
  public:
-  // `target` is for messages ("registry at localhost:50050 is unreachable").
+  // One registry of several, reached through `channel` (one channel per
+  // address, so each keeps its own TLS host check and reconnect backoff).
+  struct Endpoint {
+    std::string address;  // host:port, for messages.
+    std::shared_ptr<grpc::Channel> channel;
+  };
+
+  // One registry. `target` is for messages ("registry at localhost:50050
+  // is unreachable").
   RegistryClient(std::shared_ptr<grpc::Channel> channel, std::string target,
                  Millis timeout);
 
-  // A client over a channel to `address` (host:port) that tries to
-  // reconnect at least every `max_backoff`, so a registry that comes back
-  // is noticed within a retry or two (gRPC's default backoff grows to two
-  // minutes). TLS with `credentials`, plaintext when null.
+  // Several registries that serve one store, first one first; `endpoints`
+  // must not be empty.
+  RegistryClient(std::vector<Endpoint> endpoints, Millis timeout);
+
+  // A client over one channel per address of `addresses` (host:port, or
+  // several separated by commas, checked by ParseRegistryAddresses before)
+  // that tries to reconnect at least every `max_backoff`, so a registry
+  // that comes back is noticed within a retry or two (gRPC's default
+  // backoff grows to two minutes). TLS with `credentials`, plaintext when
+  // null.
   static std::unique_ptr<RegistryClient> Connect(
-      const std::string& address, Millis timeout,
+      const std::string& addresses, Millis timeout,
       Millis max_backoff = Millis(1000),
       std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
+  // Every registry, for messages: "a:50050", or "a:50050, b:50050".
   const std::string& target() const { return target_; }
+
+  // The registry calls go to now.
+  const std::string& current_address() const;
+
+  // The channel to the current registry, to wait on while reconnecting.
+  std::shared_ptr<grpc::Channel> current_channel() const;
+
+  // Told when the client moves from registry `from`, which went away
+  // (`why`: "registry at a:50050 is unreachable: ..."), to registry `to`;
+  // not when every registry is away. Called from the thread of the call
+  // that noticed, with no lock held. Call before the client is used from
+  // more than one thread.
+  using SwitchListener = std::function<void(
+      const std::string& from, const std::string& to, const absl::Status& why)>;
+  void SetSwitchListener(SwitchListener listener) {
+    on_switch_ = std::move(listener);
+  }
 
   // The registry's admin token, sent with PutStatic, RemoveStatic and
   // Release as `authorization: Bearer <token>`. Call before the client is
   // used from more than one thread.
   void SetAdminToken(std::string token) { admin_token_ = std::move(token); }
 
-  // The clock whose wall time dates registration proofs (RealClock() until
-  // set; not owned, must outlive this). Call before the client is used
-  // from more than one thread.
+  // The clock whose wall time dates registration proofs, and whose
+  // monotonic time says how long a registry that failed is passed over
+  // (RealClock() until set; not owned, must outlive this). Call before the
+  // client is used from more than one thread.
   void SetClock(const Clock& clock) { clock_ = &clock; }
 
   // A single-use challenge for a chat-register-v1 proof in the next
@@ -161,8 +234,9 @@ class RegistryClient {
   // Admin: ends the binding of `name` and its live lease (Registry.Release).
   absl::Status Release(const std::string& name);
 
-  // Opens a watch of every name under `prefix`. It has no deadline; end it
-  // with Cancel().
+  // Opens a watch of every name under `prefix`, at the current registry. It
+  // has no deadline; end it with Cancel(). Streams must not outlive the
+  // client.
   std::unique_ptr<WatchStream> Watch(const std::string& prefix);
 
   // Opens a watch of `names` only (compared case-insensitively): the
@@ -179,8 +253,8 @@ class RegistryClient {
   // Leaves `item` (a message) in its recipient's mailbox (Mailbox.Deposit).
   absl::Status Deposit(const MailItem& item);
 
-  // Opens the mailbox of `name`, which `lease_id` must hold. No deadline;
-  // end it with Cancel().
+  // Opens the mailbox of `name`, which `lease_id` must hold, at the current
+  // registry. No deadline; end it with Cancel().
   std::unique_ptr<MailStream> Listen(const std::string& name,
                                      const std::string& lease_id);
 
@@ -193,10 +267,39 @@ class RegistryClient {
                    const std::vector<MailItem>& receipts = {});
 
  private:
+  // One registry: its channel and the stubs over it.
+  struct Connection {
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::Registry::Stub> stub;
+    std::unique_ptr<v1::Mailbox::Stub> mailbox;
+  };
+  // What a kNotFound means after another registry failed during the call.
+  enum class NotFoundAfterFailover { kError, kDone };
+
   std::unique_ptr<grpc::ClientContext> NewContext() const;
   // NewContext() with the admin token attached, when there is one.
   std::unique_ptr<grpc::ClientContext> NewAdminContext() const;
-  absl::Status Convert(const grpc::Status& status) const;
+  // Runs `attempt` at the current registry, then at the others (in the
+  // picker's order) for as long as they are unreachable; see the class
+  // comment.
+  absl::Status Call(
+      const std::function<grpc::Status(const Connection&)>& attempt,
+      NotFoundAfterFailover not_found = NotFoundAfterFailover::kError);
+  // The index of the registry a stream opens at now.
+  size_t StreamIndex() const;
+  // How a stream at connections_[index] ended; moves away from it when it
+  // went away.
+  void StreamFinished(size_t index, const grpc::Status& status);
+  // Registry `index` could not be reached (`status`): passed over, and the
+  // switch told when the current one moved to a live one.
+  void Unreachable(size_t index, const grpc::Status& status);
+  // Register with a fresh proof at one registry (a v1 challenge from that
+  // same registry when it asks for one).
+  grpc::Status RegisterAt(const Connection& connection,
+                          const RegisterRequest& request,
+                          const Identity* identity,
+                          v1::RegisterResponse* response);
   std::unique_ptr<WatchStream> OpenWatch(const v1::WatchRequest& request);
   // The time to date the next proof with: the clock's, or 1 ms after the
   // last one when that is not later (two registrations in one millisecond,
@@ -204,13 +307,13 @@ class RegistryClient {
   // as the registry requires of one name.
   int64_t NextProofTime();
 
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Registry::Stub> stub_;
-  std::unique_ptr<v1::Mailbox::Stub> mailbox_stub_;
+  std::vector<Connection> connections_;  // Never empty.
+  RegistryPicker picker_;
   const std::string target_;
   const Millis timeout_;
-  std::string admin_token_;  // Empty: none.
-  const Clock* clock_;       // Not owned.
+  std::string admin_token_;   // Empty: none.
+  const Clock* clock_;        // Not owned.
+  SwitchListener on_switch_;  // May be empty.
   std::atomic<int64_t> last_proof_unix_ms_{0};
 };
 
