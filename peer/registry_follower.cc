@@ -58,25 +58,42 @@ void RegistryFollower::Stop() {
 }
 
 std::unique_ptr<registry::WatchStream> RegistryFollower::Open() {
+  synced_ = false;
+  resume_.Opened();
+  std::vector<std::string> names = options_.contacts->Followed();
+  watching_.clear();
+  for (const std::string& name : names) watching_.insert(NameKey(name));
+  // Only the same set of names may resume: a name new to it would never
+  // be listed.
+  resuming_ = !first_sync_ && !names.empty() && resume_.revision() > 0 &&
+              watching_ == tracked_;
+  if (resuming_) return registry_->WatchNames(names, resume_.revision());
+  UndoReplay();
   // The snapshot goes straight into the online set, marked as this
   // stream's, rather than into a second map to swap in. After a reconnect,
   // only the differences are collected, to report them.
   online_->BeginSnapshot();
-  synced_ = false;
-  std::vector<std::string> names = options_.contacts->Followed();
-  watching_.clear();
-  for (const std::string& name : names) watching_.insert(NameKey(name));
   if (names.empty()) {
     // Nobody to watch: an empty set of names would watch everyone. In sync
     // at once; the next Open() comes when someone is followed.
     synced_ = true;
-    Synced();
+    Synced(online_->EndSnapshot());
     return nullptr;
   }
   return registry_->WatchNames(names);
 }
 
 bool RegistryFollower::Handle(const registry::WatchEvent& event) {
+  resume_.Saw(event);
+  if (resuming_ && !synced_ &&
+      (event.reason == EventReason::kInitial ||
+       (event.type == EventType::kSynced && !event.resumed))) {
+    // The registry could not resume (the revision is too old, or of
+    // another store): this is a snapshot after all.
+    resuming_ = false;
+    UndoReplay();
+    online_->BeginSnapshot();
+  }
   if (!event.entry.name.empty() && NameKey(event.entry.name) == own_key_) {
     return false;  // Our own comings and goings are not news.
   }
@@ -86,16 +103,58 @@ bool RegistryFollower::Handle(const registry::WatchEvent& event) {
   }
   if (synced_) {
     Apply(event);
+  } else if (resuming_ && event.type != EventType::kSynced) {
+    Replay(event);
   } else if (event.type == EventType::kPut) {
     if (online_->Put(event.entry) && !first_sync_) {
       arrived_.insert(NameKey(event.entry.name));
     }
   } else if (event.type == EventType::kSynced) {
     synced_ = true;
-    Synced();
+    if (resuming_) {
+      std::vector<Entry> gone;
+      for (const auto& [key, before] : replay_before_) {
+        std::optional<Entry> now = online_->Find(key);
+        if (before.has_value() && !now.has_value()) gone.push_back(*before);
+        if (now.has_value() &&
+            (!before.has_value() || before->address != now->address)) {
+          arrived_.insert(key);
+        }
+      }
+      replay_before_.clear();
+      Synced(gone);
+    } else {
+      Synced(online_->EndSnapshot());
+    }
     return true;
   }
   return false;
+}
+
+void RegistryFollower::UndoReplay() {
+  for (const auto& [key, before] : replay_before_) {
+    if (before.has_value()) {
+      online_->Put(*before);
+    } else if (std::optional<Entry> now = online_->Find(key)) {
+      online_->Remove(now->name);
+    }
+  }
+  replay_before_.clear();
+}
+
+void RegistryFollower::Replay(const registry::WatchEvent& event) {
+  if (event.type != EventType::kPut && event.type != EventType::kDelete) {
+    return;
+  }
+  const std::string key = NameKey(event.entry.name);
+  if (!replay_before_.contains(key)) {
+    replay_before_.emplace(key, online_->Find(key));
+  }
+  if (event.type == EventType::kPut) {
+    online_->Put(event.entry);
+  } else {
+    online_->Remove(event.entry.name);
+  }
 }
 
 void RegistryFollower::Lost(const absl::Status& status) {
@@ -115,13 +174,11 @@ void RegistryFollower::Lost(const absl::Status& status) {
   }
 }
 
-void RegistryFollower::Synced() {
+void RegistryFollower::Synced(const std::vector<Entry>& gone) {
   if (reported_loss_) {
     Emit(InfoEvent("following the registry again"));
     reported_loss_ = false;
   }
-  // Whoever the snapshot did not list left while we were not watching.
-  std::vector<Entry> gone = online_->EndSnapshot();
   if (first_sync_) {
     // How many are here, in one line, not one name each; later arrivals of
     // those followed come one by one.

@@ -9,7 +9,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "common/clock.h"
@@ -34,6 +36,10 @@ namespace chat::peer {
 // says "lost the registry watch (<why>); reconnecting" (once), the follower
 // tries again after 200 ms, doubling to 5 s, and once a new snapshot is in
 // says "following the registry again" and reports only the differences.
+// A reconnect that follows the same names resumes from the last revision
+// seen (registry::WatchResumePoint): a registry that still holds the
+// changes since sends only those, and no snapshot; the differences are
+// reported the same way.
 // Our own name is never news. A name just followed is not news either (it
 // is put in `online` silently); its later comings and goings are. Only chat
 // peers are news (registry::OffersChat(): an entry that says nothing is
@@ -92,8 +98,16 @@ class RegistryFollower {
   void Lost(const absl::Status& status);
   // A change after the snapshot.
   void Apply(const registry::WatchEvent& event);
-  // The snapshot of this stream is in.
-  void Synced();
+  // The stream is in sync: after a snapshot, whoever it did not list left
+  // while we were not watching (`gone`); after a resume, `gone` are those
+  // the changes replayed took away.
+  void Synced(const std::vector<registry::Entry>& gone);
+  // A change replayed by a resumed stream, before its kSynced.
+  void Replay(const registry::WatchEvent& event);
+  // Puts the online set back as it was before the changes replayed by
+  // resumed streams that never synced, so a snapshot that follows reports
+  // them as differences.
+  void UndoReplay();
   // The first time: how many are online, and which of those followed.
   void Summarize();
   bool Follows(const std::string& name) const {
@@ -122,6 +136,15 @@ class RegistryFollower {
   // After a reconnect, the name keys whose arrival (or new address) the next
   // sync reports; kept across a stream that breaks before it is synced.
   absl::flat_hash_set<std::string> arrived_;
+  // Where the next stream resumes from.
+  registry::WatchResumePoint resume_;
+  // The current stream asked to resume and has sent no snapshot entry yet.
+  bool resuming_ = false;
+  // Names resumed streams changed before a kSynced, each with what it was
+  // online as before the first change (nullopt: offline); kept across a
+  // stream that breaks before it is synced.
+  absl::flat_hash_map<std::string, std::optional<registry::Entry>>
+      replay_before_;
 
   std::optional<Stream> stream_;  // Last: its thread uses the above.
 };

@@ -137,6 +137,8 @@ void WatchEventToProto(const WatchEvent& event, v1::WatchEvent* proto) {
   if (event.type != EventType::kSynced) {
     EntryToProto(event.entry, proto->mutable_entry());
   }
+  proto->set_revision(event.revision);
+  proto->set_resumed(event.resumed);
 }
 
 WatchEvent WatchEventFromProto(const v1::WatchEvent& proto) {
@@ -173,6 +175,8 @@ WatchEvent WatchEventFromProto(const v1::WatchEvent& proto) {
       break;
   }
   event.entry = EntryFromProto(proto.entry());
+  event.revision = proto.revision();
+  event.resumed = proto.resumed();
   return event;
 }
 

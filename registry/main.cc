@@ -113,6 +113,11 @@ void AddStreamLimitOptions(
           static_cast<int>(defaults.watch_backlog_bytes / 1024)),
       "KiB of changes that may wait for one Watch stream; a watcher further "
       "behind is ended (RESOURCE_EXHAUSTED) and watches again")(
+      "watch-history",
+      po::value<int>()->default_value(
+          static_cast<int>(chat::registry::kDefaultWatchHistory)),
+      "recent changes kept so a Watch that was lost resumes from its last "
+      "revision without a snapshot (WatchRequest.revision); 0 keeps none")(
       "max-watch-streams-per-client",
       po::value<int>()->default_value(
           static_cast<int>(defaults.max_watch_streams_per_client)),
@@ -129,6 +134,7 @@ void AddStreamLimitOptions(
       environment.end(),
       {{"CHAT_REGISTRY_MAX_WATCH_NAMES", "max-watch-names"},
        {"CHAT_REGISTRY_MAX_WATCH_BACKLOG_KB", "max-watch-backlog-kb"},
+       {"CHAT_REGISTRY_WATCH_HISTORY", "watch-history"},
        {"CHAT_REGISTRY_MAX_WATCH_STREAMS_PER_CLIENT",
         "max-watch-streams-per-client"},
        {"CHAT_REGISTRY_MAX_LISTEN_STREAMS_PER_CLIENT",
@@ -209,6 +215,12 @@ int Run(const po::variables_map& vm) {
   if (!stream_limits) return chat::kExitUsage;
   chat::registry::SqliteStoreOptions store_options;
   store_options.max_watch_backlog_bytes = stream_limits->watch_backlog_bytes;
+  if (vm["watch-history"].as<int>() < 0) {
+    std::cerr << "chat-registry: --watch-history must be 0 or more\n";
+    return chat::kExitUsage;
+  }
+  store_options.watch_history =
+      static_cast<size_t>(vm["watch-history"].as<int>());
   const int min_ttl = vm["min-ttl"].as<int>();
   const int max_ttl = vm["max-ttl"].as<int>();
   const int default_ttl = vm["default-ttl"].as<int>();
@@ -313,6 +325,7 @@ int Run(const po::variables_map& vm) {
     etcd_options.name_quotas = store_options.name_quotas;
     etcd_options.max_watch_backlog_bytes =
         store_options.max_watch_backlog_bytes;
+    etcd_options.watch_history = store_options.watch_history;
     if (absl::Status agreed =
             etcd::AgreeOnAdminToken(etcd_options, *admin_token);
         !agreed.ok()) {

@@ -26,10 +26,12 @@ constexpr int32_t kMaxPageSize = 1000;
 // Streams a Store watch to one client.
 class WatchReactor final : public PumpedStream<v1::WatchEvent, Watch> {
  public:
-  WatchReactor(Store* store, const WatchScope& scope,
+  // `resume_after`: WatchRequest.revision (0, or any revision the store
+  // does not cover, gets a snapshot).
+  WatchReactor(Store* store, const WatchScope& scope, int64_t resume_after,
                std::unique_ptr<StreamGate::Ticket> ticket)
       : ticket_(std::move(ticket)) {
-    Attach(store->Subscribe(scope, [this] { Pump(); }));
+    Attach(store->Subscribe(scope, resume_after, [this] { Pump(); }));
   }
 
  private:
@@ -325,7 +327,8 @@ grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
   absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket =
       watch_gate_.Admit(ClientHost(context->peer()));
   if (!ticket.ok()) return new WatchRefusal(ticket.status());
-  return new WatchReactor(store_, *scope, *std::move(ticket));
+  return new WatchReactor(store_, *scope, request->revision(),
+                          *std::move(ticket));
 }
 
 grpc::ServerUnaryReactor* RegistryService::PutStatic(

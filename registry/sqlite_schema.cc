@@ -62,6 +62,14 @@ const char* const kMigrations[] = {
     R"sql(
       ALTER TABLE bindings ADD COLUMN last_proof_ms INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 6: the store's own small facts: the epoch of its watch revisions
+    // (sqlite_store.h), one more at every open.
+    R"sql(
+      CREATE TABLE registry_meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 

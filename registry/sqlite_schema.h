@@ -13,7 +13,7 @@
 namespace chat::registry {
 
 // The schema version this build writes; older files are migrated on open.
-inline constexpr int kSqliteSchemaVersion = 5;
+inline constexpr int kSqliteSchemaVersion = 6;
 
 // Opens the registry database at `path` (see OpenSqlite), migrated to
 // kSqliteSchemaVersion. `what` names the connection in messages ("registry

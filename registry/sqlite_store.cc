@@ -22,6 +22,7 @@
 #include "common/sqlite_batch.h"
 #include "common/sqlite_util.h"
 #include "common/status.h"
+#include "registry/name_index.h"
 #include "registry/names.h"
 #include "registry/sqlite_schema.h"
 #include "registry/store_rules.h"
@@ -64,6 +65,8 @@ struct Change {
   std::optional<BindingRecord> binding_before;  // Refreshed by Apply().
   std::optional<BindingRecord> binding_after;   // nullopt deletes it.
   int64_t updated_at_ms = 0;                    // Wall time of the decision.
+  // What watchers are told once it is committed (never before).
+  std::vector<WatchEvent> events;
 };
 
 Change RecordChange(const std::string& key, std::optional<Record> after,
@@ -126,22 +129,37 @@ T Await(Start start) {
   return waiter.Wait();
 }
 
+// How readers see a record at `now`: while its lease lasts (ExpireDue
+// removes it later).
+auto ShownIfLive(MonoTime now) {
+  return [now](const Record& record) -> std::optional<Entry> {
+    if (!record.LiveAt(now)) return std::nullopt;
+    return ToEntry(record, now);
+  };
+}
+
 class SqliteStore final : public Store, public SnapshotSource {
  public:
+  // `first_revision`: where this open's revisions start (see the
+  // revisions in sqlite_store.h).
   SqliteStore(const Clock& clock, const SqliteStoreOptions& options,
               std::unique_ptr<Database> database, std::optional<FileLock> lock,
               absl::btree_map<std::string, Record> records,
-              absl::btree_map<std::string, BindingRecord> bindings)
+              absl::btree_map<std::string, BindingRecord> bindings,
+              int64_t first_revision)
       : clock_(clock),
         options_(options),
         lock_(std::move(lock)),
-        hub_(this, options.max_watch_backlog_bytes),
+        hub_(this, options.max_watch_backlog_bytes, "max-watch-backlog-kb",
+             options.watch_history, first_revision),
         database_(std::move(database)),
-        records_(std::move(records)) {
+        records_(std::move(records)),
+        revision_(first_revision) {
     absl::MutexLock index_lock(&mu_);
-    for (const auto& [key, record] : records_) {
-      if (!record.is_static()) expiry_.emplace(record.expires_at, key);
-      Count(record, +1);
+    for (const auto& [key, slot] : records_) {
+      if (!slot.record.is_static()) {
+        expiry_.emplace(slot.record.expires_at, key);
+      }
     }
     // Taken whole, not copied entry by entry: at a million names a second
     // copy of every binding is a peak of a hundred megabytes more.
@@ -216,9 +234,10 @@ class SqliteStore final : public Store, public SnapshotSource {
     absl::MutexLock lock(&mu_);
     const MonoTime now = clock_.Monotonic();
     auto it = records_.find(key);
-    CHAT_RETURN_IF_ERROR(CheckHolder(
-        name, lease_id, it == records_.end() ? nullptr : &it->second, now));
-    Record& record = it->second;
+    CHAT_RETURN_IF_ERROR(
+        CheckHolder(name, lease_id,
+                    it == records_.end() ? nullptr : &it->second.record, now));
+    Record& record = it->second.record;
     expiry_.erase({record.expires_at, key});
     record.expires_at = now + record.ttl;
     expiry_.emplace(record.expires_at, key);
@@ -231,7 +250,7 @@ class SqliteStore final : public Store, public SnapshotSource {
     absl::ReaderMutexLock lock(&mu_);
     auto it = records_.find(NameKey(name));
     return CheckHolder(name, lease_id,
-                       it == records_.end() ? nullptr : &it->second,
+                       it == records_.end() ? nullptr : &it->second.record,
                        clock_.Monotonic());
   }
 
@@ -353,87 +372,39 @@ class SqliteStore final : public Store, public SnapshotSource {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
     absl::ReaderMutexLock lock(&mu_);
-    const MonoTime now = clock_.Monotonic();
-    auto it = records_.find(key);
-    if (it == records_.end() || !it->second.LiveAt(now)) {
+    std::optional<Entry> entry =
+        records_.Resolve(key, ShownIfLive(clock_.Monotonic()));
+    if (!entry) {
       return absl::NotFoundError(
           absl::StrCat("no peer named \"", name, "\" is registered"));
     }
-    return ToEntry(it->second, now);
+    return *std::move(entry);
   }
 
   ListPage List(const std::string& prefix, size_t page_size,
                 const std::string& page_token,
                 const std::string& service) override {
-    const std::string key_prefix = NameKey(prefix);
-    page_size = std::max<size_t>(page_size, 1);
-    ListPage page;
-    page.service = service;
     absl::ReaderMutexLock lock(&mu_);
-    const MonoTime now = clock_.Monotonic();
-    // The token is the last key of the previous page; resume after it.
-    auto it = page_token.empty() || page_token < key_prefix
-                  ? records_.lower_bound(key_prefix)
-                  : records_.upper_bound(page_token);
-    for (; it != records_.end() && absl::StartsWith(it->first, key_prefix);
-         ++it) {
-      if (!it->second.LiveAt(now)) continue;
-      if (!service.empty() && !RecordOffers(it->second, service)) {
-        continue;
-      }
-      if (page.entries.size() == page_size) {
-        page.next_page_token = NameKey(page.entries.back().name);
-        break;
-      }
-      page.entries.push_back(ToEntry(it->second, now));
-    }
-    return page;
+    return records_.List(NameKey(prefix), page_size, page_token, service,
+                         ShownIfLive(clock_.Monotonic()));
   }
 
+  using Store::Subscribe;
   std::unique_ptr<Watch> Subscribe(const WatchScope& scope,
+                                   int64_t resume_after,
                                    std::function<void()> on_ready) override {
-    return hub_.Subscribe(WatchKeys(scope), std::move(on_ready));
+    return hub_.Subscribe(WatchKeys(scope), resume_after, std::move(on_ready));
   }
 
+  // Watchers see what is committed: for a name with a write in flight, what
+  // was committed last (committed_).
   void ReadSnapshotPage(const WatchKeys& scope, const std::string& after,
                         size_t max, PageTaker take) override {
     // Shared is enough: Publish() runs under mu_ held exclusively.
     absl::ReaderMutexLock lock(&mu_);
-    const MonoTime now = clock_.Monotonic();
-    std::vector<Entry> entries;
-    std::string last_key = after;
-    bool done = true;
-    if (scope.keys.empty()) {
-      for (auto it = after.empty() ? records_.lower_bound(scope.key_prefix)
-                                   : records_.upper_bound(after);
-           it != records_.end() &&
-           absl::StartsWith(it->first, scope.key_prefix);
-           ++it) {
-        if (entries.size() == max) {
-          done = false;
-          break;
-        }
-        last_key = it->first;
-        if (it->second.LiveAt(now)) entries.push_back(ToEntry(it->second, now));
-      }
-    } else {
-      for (auto key = after.empty() ? scope.keys.begin()
-                                    : std::upper_bound(scope.keys.begin(),
-                                                       scope.keys.end(), after);
-           key != scope.keys.end(); ++key) {
-        if (entries.size() == max) {
-          done = false;
-          break;
-        }
-        last_key = *key;
-        auto it = records_.find(*key);
-        if (it != records_.end() && scope.Matches(*key) &&
-            it->second.LiveAt(now)) {
-          entries.push_back(ToEntry(it->second, now));
-        }
-      }
-    }
-    take(std::move(entries), last_key, done);
+    IndexPage page = records_.ReadSnapshotPage(
+        scope, after, max, ShownIfLive(clock_.Monotonic()), &committed_);
+    take(std::move(page.entries), page.last_key, page.done);
   }
 
   size_t WatchBacklogBytes() override { return hub_.QueuedBytes(); }
@@ -466,7 +437,7 @@ class SqliteStore final : public Store, public SnapshotSource {
         absl::MutexLock lock(&mu_);
         for (std::string& key : due) {
           Change change = RecordChange(key, std::nullopt, wall_now);
-          const Record& record = records_.at(key);
+          const Record& record = records_.find(key)->second.record;
           ChangeBinding(change, FindBinding(key),
                         BindingAfterLeaseEnds(
                             FindBinding(key), record, options_.lease_policy,
@@ -504,18 +475,19 @@ class SqliteStore final : public Store, public SnapshotSource {
 
   size_t CountOffering(const std::string& service) override {
     absl::ReaderMutexLock lock(&mu_);
-    auto count = offering_.find(service);
-    if (count == offering_.end()) return 0;
+    const size_t offering = records_.counts().Offering(service);
+    if (offering == 0) return 0;
     const MonoTime now = clock_.Monotonic();
     size_t due = 0;
     for (auto it = expiry_.begin(); it != expiry_.end() && it->first <= now;
          ++it) {
       auto record = records_.find(it->second);
-      if (record != records_.end() && RecordOffers(record->second, service)) {
+      if (record != records_.end() &&
+          RecordOffers(record->second.record, service)) {
         ++due;
       }
     }
-    return count->second - std::min(due, count->second);
+    return offering - std::min(due, offering);
   }
 
   void CancelWatches() override { hub_.CancelAll(); }
@@ -525,7 +497,7 @@ class SqliteStore final : public Store, public SnapshotSource {
     absl::ReaderMutexLock lock(&mu_);
     NameState state;
     auto it = records_.find(key);
-    if (it != records_.end()) state.record = it->second;
+    if (it != records_.end()) state.record = it->second.record;
     state.binding = FindBinding(key);
     return state;
   }
@@ -533,40 +505,7 @@ class SqliteStore final : public Store, public SnapshotSource {
   // What the name quotas count now, for a decision about `owner`'s name.
   NameCounts Counts(const std::string& owner) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::ReaderMutexLock lock(&mu_);
-    NameCounts counts;
-    counts.static_names = static_names_;
-    if (auto it = owned_.find(owner); it != owned_.end()) {
-      counts.owner_names = it->second;
-    }
-    return counts;
-  }
-
-  // Keeps the quota counts in step with records_: +1 when `record` enters
-  // it, -1 when it leaves.
-  void Count(const Record& record, int delta)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::vector<std::string> services = SplitServices(record.services);
-    if (services.empty()) services.push_back(kChatService);
-    for (std::string& service : services) {
-      if (delta > 0) {
-        ++offering_[std::move(service)];
-      } else if (auto it = offering_.find(service);
-                 it != offering_.end() && --it->second == 0) {
-        offering_.erase(it);
-      }
-    }
-    if (record.is_static()) {
-      static_names_ += static_cast<size_t>(delta);
-      return;
-    }
-    std::string owner = NameOwner(record);
-    if (owner.empty()) return;
-    if (delta > 0) {
-      ++owned_[std::move(owner)];
-    } else if (auto it = owned_.find(owner);
-               it != owned_.end() && --it->second == 0) {
-      owned_.erase(it);
-    }
+    return records_.counts().For(owner);
   }
 
   std::optional<BindingRecord> FindBinding(const std::string& key)
@@ -621,6 +560,8 @@ class SqliteStore final : public Store, public SnapshotSource {
     if (change.record_changes) ApplyRecord(change, now, delete_reason);
   }
 
+  // Watchers are not told yet: the events wait in `change` for the commit
+  // (Publish()). Until then they see, for this name, what was committed.
   void ApplyRecord(Change& change, MonoTime now, EventReason delete_reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     const std::string& key = change.key;
@@ -628,53 +569,80 @@ class SqliteStore final : public Store, public SnapshotSource {
     // decision (it cannot change whether the record is live).
     auto it = records_.find(key);
     if (it != records_.end()) {
-      change.before = it->second;
-      if (!it->second.is_static()) expiry_.erase({it->second.expires_at, key});
-      Count(it->second, -1);
+      change.before = it->second.record;
+      if (!change.before->is_static()) {
+        expiry_.erase({change.before->expires_at, key});
+      }
     }
-    for (WatchEvent& event : ChangeEvents(
-             change.before ? &*change.before : nullptr,
-             change.after ? &*change.after : nullptr, now, delete_reason)) {
-      hub_.Publish(key, std::move(event));
-    }
+    if (pending_changes_[key]++ == 0) committed_[key] = change.before;
+    // On a copy: ChangeEvents marks an expiry reported, which must not
+    // stick to what an undo would put back (watchers never heard of it).
+    std::optional<Record> shown_before = change.before;
+    change.events = ChangeEvents(shown_before ? &*shown_before : nullptr,
+                                 change.after ? &*change.after : nullptr, now,
+                                 delete_reason);
     if (!change.after) {
-      if (it != records_.end()) records_.erase(it);
+      records_.Erase(key);
       return;
     }
     const Record& record = *change.after;
     if (!record.is_static()) expiry_.emplace(record.expires_at, key);
-    Count(record, +1);
-    if (it != records_.end()) {
-      it->second = record;
+    records_.Put(key, record);
+  }
+
+  // One fewer write in flight for `key`; `committed` is what it holds in
+  // the file once the write is over (committed, or undone).
+  void WriteOver(const std::string& key, const std::optional<Record>& committed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto pending = pending_changes_.find(key);
+    if (pending == pending_changes_.end()) return;
+    if (--pending->second == 0) {
+      pending_changes_.erase(pending);
+      committed_.erase(key);
     } else {
-      records_.emplace(key, record);
+      committed_[key] = committed;
     }
   }
 
-  // Puts back what `change` replaced, as if it never happened, and tells
-  // watchers whatever takes them back to that state. Changes are undone
-  // newest first, so memory holds exactly what `change` left.
-  void Undo(const Change& change, MonoTime now)
+  // Puts back what `change` replaced, as if it never happened. Changes are
+  // undone newest first, so memory holds exactly what `change` left.
+  // Watchers never saw it: nothing to tell them.
+  void Undo(const Change& change)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     if (change.binding_changes) SetBinding(change.key, change.binding_before);
     if (!change.record_changes) return;
     const std::string& key = change.key;
-    std::optional<Record> current;
     if (auto it = records_.find(key); it != records_.end()) {
-      if (!it->second.is_static()) expiry_.erase({it->second.expires_at, key});
-      Count(it->second, -1);
-      current = std::move(it->second);
-      records_.erase(it);
+      if (!it->second.record.is_static()) {
+        expiry_.erase({it->second.record.expires_at, key});
+      }
+      records_.Erase(key);
     }
-    std::optional<Record> restored = change.before;
-    std::vector<WatchEvent> events = UndoEvents(
-        current ? &*current : nullptr, restored ? &*restored : nullptr, now);
-    if (restored) {
-      if (!restored->is_static()) expiry_.emplace(restored->expires_at, key);
-      Count(*restored, +1);
-      records_[key] = *std::move(restored);
+    if (change.before) {
+      if (!change.before->is_static()) {
+        expiry_.emplace(change.before->expires_at, key);
+      }
+      records_.Put(key, *change.before);
     }
-    for (WatchEvent& event : events) hub_.Publish(key, std::move(event));
+    // What the file holds for it is still what committed_ says.
+    if (auto pending = pending_changes_.find(key);
+        pending != pending_changes_.end() && --pending->second == 0) {
+      pending_changes_.erase(pending);
+      committed_.erase(key);
+    }
+  }
+
+  // `write` is committed: watchers hear of its changes, in the order
+  // they were decided, each at the next revision.
+  void Publish(PendingWrite& write) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (Change& change : write.changes) {
+      if (!change.record_changes) continue;
+      for (WatchEvent& event : change.events) {
+        event.revision = ++revision_;
+        hub_.Publish(change.key, event);
+      }
+      WriteOver(change.key, change.after);
+    }
   }
 
   // Queues `write`'s rows for the group commit, in decision order.
@@ -806,11 +774,10 @@ class SqliteStore final : public Store, public SnapshotSource {
     size_t changes = 0;
     {
       absl::MutexLock lock(&mu_);
-      const MonoTime now = clock_.Monotonic();
       for (const PendingWrite* undo : undone) {
         for (auto change = undo->changes.rbegin();
              change != undo->changes.rend(); ++change) {
-          Undo(*change, now);
+          Undo(*change);
           ++changes;
         }
       }
@@ -822,13 +789,17 @@ class SqliteStore final : public Store, public SnapshotSource {
 
   // The after-commit hook: tells `write`'s caller, and lets it go.
   void Finished(PendingWrite* write, const absl::Status& status)
-      ABSL_LOCKS_EXCLUDED(inflight_mu_) {
+      ABSL_LOCKS_EXCLUDED(inflight_mu_, mu_) {
     std::unique_ptr<PendingWrite> owned(write);
     if (status.ok()) {
-      absl::MutexLock lock(&inflight_mu_);
-      // Commits come in decision order, so it is the oldest in flight.
-      auto it = std::find(inflight_.begin(), inflight_.end(), write);
-      if (it != inflight_.end()) inflight_.erase(it);
+      {
+        absl::MutexLock lock(&inflight_mu_);
+        // Commits come in decision order, so it is the oldest in flight.
+        auto it = std::find(inflight_.begin(), inflight_.end(), write);
+        if (it != inflight_.end()) inflight_.erase(it);
+      }
+      absl::MutexLock lock(&mu_);
+      Publish(*write);
     }
     write->done(status);
   }
@@ -861,7 +832,15 @@ class SqliteStore final : public Store, public SnapshotSource {
   // doubled) and a red-black tree's nodes (expiry_) cost a few hundred
   // megabytes more (issue 12, docs/benchmarks.md).
   absl::Mutex mu_;
-  absl::btree_map<std::string, Record> records_ ABSL_GUARDED_BY(mu_);
+  // Names as decided (committed, or in flight), with the quota counts.
+  NameIndex<> records_ ABSL_GUARDED_BY(mu_);
+  // What the file holds for names with writes in flight (how many:
+  // pending_changes_): what watchers' snapshots show for them.
+  NameIndex<>::Overrides committed_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, size_t> pending_changes_
+      ABSL_GUARDED_BY(mu_);
+  // The revision of the last change published.
+  int64_t revision_ ABSL_GUARDED_BY(mu_);
   // (expires_at, key) of every leased record, soonest first.
   absl::btree_set<std::pair<MonoTime, std::string>> expiry_
       ABSL_GUARDED_BY(mu_);
@@ -870,12 +849,6 @@ class SqliteStore final : public Store, public SnapshotSource {
   absl::btree_map<std::string, BindingRecord> bindings_ ABSL_GUARDED_BY(mu_);
   absl::btree_set<std::pair<absl::Time, std::string>> reservations_
       ABSL_GUARDED_BY(mu_);
-  // Records per NameOwner, and static entries: what the name quotas count.
-  absl::flat_hash_map<std::string, size_t> owned_ ABSL_GUARDED_BY(mu_);
-  size_t static_names_ ABSL_GUARDED_BY(mu_) = 0;
-  // Live records per service they offer (none counts as "chat"), for
-  // CountOffering(). A handful of keys.
-  absl::flat_hash_map<std::string, size_t> offering_ ABSL_GUARDED_BY(mu_);
 
   // Declared last: stopped (its queue finished) before the rest goes.
   std::unique_ptr<SqliteBatch> batch_;
@@ -958,6 +931,28 @@ absl::btree_map<std::string, BindingRecord> LoadBindings(
   return bindings;
 }
 
+// This open's epoch (see the revisions in sqlite_store.h): one more than
+// the last open's, kept in the file; a file's first is random.
+int64_t NextEpoch(SQLite::Database& db) {
+  constexpr int64_t kFirstEpochs = int64_t{1} << 21;
+  SQLite::Statement select(
+      db, "SELECT value FROM registry_meta WHERE key = 'revision_epoch'");
+  int64_t epoch = 0;
+  if (select.executeStep()) {
+    epoch = select.getColumn(0).getInt64() + 1;
+  } else {
+    epoch = 1 + static_cast<int64_t>(std::stoull(RandomHex(4), nullptr, 16) %
+                                     static_cast<uint64_t>(kFirstEpochs - 1));
+  }
+  SQLite::Statement upsert(
+      db,
+      "INSERT INTO registry_meta (key, value) VALUES ('revision_epoch', ?1) "
+      "ON CONFLICT (key) DO UPDATE SET value = ?1");
+  upsert.bind(1, epoch);
+  upsert.exec();
+  return epoch;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
@@ -992,9 +987,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     auto records = LoadRecords(db, clock.Monotonic());
     auto bindings =
         LoadBindings(db, records, options.lease_policy, clock.Wall());
+    const int64_t epoch = NextEpoch(db);
     auto store = std::unique_ptr<Store>(new SqliteStore(
         clock, options, std::move(database), std::move(file->lock),
-        std::move(records), std::move(bindings)));
+        std::move(records), std::move(bindings), epoch << 40));
     // Loading a large file leaves freed buffers (rows read, temporaries)
     // in the heap; give them back rather than carry them as RSS.
     malloc_trim(0);

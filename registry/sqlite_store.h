@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "registry/change_ring.h"
 #include "registry/quotas.h"
 #include "registry/store.h"
 
@@ -22,6 +23,9 @@ struct SqliteStoreOptions {
   // Bytes of changes a watcher may lag behind before it is ended (see
   // Watch::status(); chat-registry --max-watch-backlog-kb).
   size_t max_watch_backlog_bytes = 256 * 1024;
+  // Changes kept for watches that resume from a revision (Store::Subscribe;
+  // chat-registry --watch-history).
+  size_t watch_history = kDefaultWatchHistory;
   // false: synchronous=NORMAL, which survives a crash of the process (kill -9)
   // but may lose the last commits on power loss; true: synchronous=FULL.
   bool sync_full = false;
@@ -34,16 +38,25 @@ struct SqliteStoreOptions {
 // kFailedPrecondition when its schema is newer than this build.
 // `clock` is not owned and must outlive the store.
 //
-// A mutation is decided and applied to memory (and told to watchers) at
-// once, then waits for its commit (common/sqlite_batch.h: concurrent ones
-// share one, each under its own savepoint). Until the commit is over,
-// readers and watchers may see it; if its write fails (its row is refused,
-// or the batch's commit fails: disk full, I/O error), it is undone in
-// memory, watchers are told the way back (kDelete kUnregistered, kPut
-// kRegistered or kAddressChanged), and its caller, and every caller whose
-// change was decided after it (on top of it), gets kUnavailable; changes
-// decided before it are kept unless their own write fails. A KeepAlive of
-// a lease whose renewal is undone that way may be undone with it.
+// A mutation is decided and applied to memory at once, then waits for its
+// commit (common/sqlite_batch.h: concurrent ones share one, each under its
+// own savepoint). Until the commit is over, Resolve, List and the decisions
+// of later calls see it; watchers do not: its events are held with the
+// write and published once the commit succeeded, in commit order (which
+// is decision order), and a watch's snapshot shows, for a name with a
+// write in flight, what was last committed. If its write fails (its row is
+// refused, or the batch's commit fails: disk full, I/O error), it is
+// undone in memory, watchers never hear of it, and its caller, and every
+// caller whose change was decided after it (on top of it), gets
+// kUnavailable; changes decided before it are kept unless their own write
+// fails. A KeepAlive of a lease whose renewal is undone that way may be
+// undone with it.
+//
+// Revisions (Store::Subscribe): (epoch << 40) + the number of changes
+// published since the store opened. The epoch is in the file's
+// registry_meta table and grows by one at every open; a new file starts
+// at a random epoch below 2^21, so two files rarely share one. A resume
+// revision from before a restart is below the new floor: a snapshot.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     const std::string& path, const Clock& clock,
     const SqliteStoreOptions& options = {});

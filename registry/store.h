@@ -210,8 +210,38 @@ class Store {
   // the store's locks: it must not call back into the store) whenever events
   // are queued or the status changes, and only once kSynced has been taken:
   // take until then.
+  //
+  // Watchers see only committed changes, in commit order: a change is
+  // published once it is durable, never before, so none is shown and then
+  // taken back (a write that fails is never seen by watchers, though
+  // Resolve and List on SQLite may show it while its commit is pending).
+  //
+  // Revisions. Every change carries the store's revision
+  // (WatchEvent::revision), growing in commit order; kSynced carries the
+  // revision the watcher's view is at. With `resume_after` > 0 that the
+  // store's history of recent changes still covers (the last
+  // `watch_history` changes, kDefaultWatchHistory by default), the watch
+  // gives the changes after it that match `scope` (perhaps one the watcher
+  // saw already) instead of the snapshot, then kSynced with
+  // WatchEvent::resumed set. A revision the history does not cover (too
+  // old, from another store, from before a SQLite restart, or ahead of the
+  // store) gets the snapshot, as 0 does: never an error, so a watcher that
+  // moves to another registry or outlives a restart simply resynchronises.
+  // - etcd: etcd's revision, the same at every registry of a deployment,
+  //   so a watch resumes at any of them. A compaction the index had to
+  //   resynchronise across (or a restart) starts the history again.
+  // - SQLite: (epoch << 40) + a counter of changes. The epoch is kept in
+  //   the file and grows by one at every open (a new file starts at a
+  //   random one; ":memory:" draws one each time), so a revision from
+  //   before a restart is below every revision after it, and is never
+  //   misread as current.
   virtual std::unique_ptr<Watch> Subscribe(const WatchScope& scope,
+                                           int64_t resume_after,
                                            std::function<void()> on_ready) = 0;
+  std::unique_ptr<Watch> Subscribe(const WatchScope& scope,
+                                   std::function<void()> on_ready) {
+    return Subscribe(scope, 0, std::move(on_ready));
+  }
 
   // Removes every lease whose time is up, tells watchers (kDelete, kExpired),
   // and returns the entries removed; starts the reservation of their

@@ -425,31 +425,4 @@ std::vector<WatchEvent> ChangeEvents(Record* before, const Record* after,
   return events;
 }
 
-std::vector<WatchEvent> UndoEvents(const Record* current, Record* restored,
-                                   MonoTime now) {
-  std::vector<WatchEvent> events;
-  // What watchers believe is there now, and should believe afterwards.
-  const bool seen_now = current != nullptr && !current->expiry_reported;
-  const bool seen_after = restored != nullptr && !restored->expiry_reported &&
-                          restored->LiveAt(now);
-  if (restored != nullptr) restored->expiry_reported = !seen_after;
-  if (seen_now && !seen_after) {
-    events.push_back(WatchEvent{EventType::kDelete,
-                                current->LiveAt(now)
-                                    ? EventReason::kUnregistered
-                                    : EventReason::kExpired,
-                                ToEntry(*current, now)});
-  } else if (!seen_now && seen_after) {
-    events.push_back(WatchEvent{EventType::kPut, EventReason::kRegistered,
-                                ToEntry(*restored, now)});
-  } else if (seen_now && seen_after &&
-             (current->address != restored->address ||
-              current->public_key != restored->public_key ||
-              current->services != restored->services)) {
-    events.push_back(WatchEvent{EventType::kPut, EventReason::kAddressChanged,
-                                ToEntry(*restored, now)});
-  }
-  return events;
-}
-
 }  // namespace chat::registry

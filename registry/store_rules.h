@@ -236,13 +236,6 @@ absl::Status CheckRemoveStatic(const std::string& name,
 std::vector<WatchEvent> ChangeEvents(Record* before, const Record* after,
                                      MonoTime now, EventReason delete_reason);
 
-// What takes watchers back when a change is undone: memory held `current`
-// (nullptr: none) and holds `restored` (nullptr: none) again. A `restored`
-// that ran out meanwhile stays out of the watchers' view: it is marked
-// reported.
-std::vector<WatchEvent> UndoEvents(const Record* current, Record* restored,
-                                   MonoTime now);
-
 }  // namespace chat::registry
 
 #endif  // CHAT_REGISTRY_STORE_RULES_H_

@@ -114,6 +114,15 @@ struct WatchEvent {
   EventType type = EventType::kPut;
   EventReason reason = EventReason::kNone;
   Entry entry;  // For kDelete, the entry as it was.
+  // The store's revision of the change (kPut, kDelete after kSynced and
+  // those replayed by a resumed watch); for kSynced, the revision the
+  // watcher's view is at: resuming from it misses nothing. 0 for the
+  // snapshot's kInitial entries. Only ever grows within one store (see
+  // Store::Subscribe for what a revision means on each backend).
+  int64_t revision = 0;
+  // kSynced only: true when the watch resumed from a revision (what came
+  // before kSynced were the changes after it), false after a snapshot.
+  bool resumed = false;
 };
 
 // Names the items an Ack removes: those of the recipient with `id` and, when

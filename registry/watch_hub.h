@@ -16,6 +16,16 @@
 // exactly what the store holds. The snapshot itself is not one instant: each
 // entry is as it was when its page was read. A kDelete may name an entry the
 // snapshot did not show (one that had expired but was not removed yet).
+//
+// Revisions. Every change is published with its revision (never
+// decreasing) and kept in a bounded history (change_ring.h). kSynced
+// carries the revision the hub was at when the watch began: every change
+// after it is either in the snapshot (a page read after it) or queued after
+// kSynced, so a watcher resuming from it misses nothing (it may see again a
+// change the snapshot showed). A watch that resumes from a revision the
+// history covers reads the history after it instead of a snapshot, a page
+// per Take(), then kSynced (resumed, at the revision the hub was at when
+// it began), then the changes published since, which all come after it.
 
 #ifndef CHAT_REGISTRY_WATCH_HUB_H_
 #define CHAT_REGISTRY_WATCH_HUB_H_
@@ -29,6 +39,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
+#include "registry/change_ring.h"
 #include "registry/store.h"
 
 namespace chat::registry {
@@ -78,9 +89,12 @@ class WatchHub {
  public:
   // A watcher whose queued changes would pass `max_backlog_bytes` is ended
   // with kResourceExhausted (LimitError naming `backlog_option`, in KiB) and
-  // its queue freed. `source` is not owned and must outlive this.
+  // its queue freed. The last `history` changes are kept for resuming
+  // watches; the history starts at `revision`. `source` is not owned and
+  // must outlive this.
   WatchHub(SnapshotSource* source, size_t max_backlog_bytes,
-           std::string backlog_option = "max-watch-backlog-kb");
+           std::string backlog_option = "max-watch-backlog-kb",
+           size_t history = kDefaultWatchHistory, int64_t revision = 0);
   ~WatchHub();
 
   WatchHub(const WatchHub&) = delete;
@@ -92,12 +106,34 @@ class WatchHub {
   // events are queued or the status changes; never before (the taker keeps
   // taking until then: Take() comes back empty before kSynced only when the
   // watch has ended), so it never runs while a taker waits for the store.
-  std::unique_ptr<Watch> Subscribe(WatchKeys scope,
+  // With `resume_after` (> 0) that the history covers (ChangeRing::Covers),
+  // the changes after it instead of the snapshot (see Revisions above).
+  // A watch whose history to replay is dropped while it reads it (more
+  // than `history` changes meanwhile) ends with kResourceExhausted; the
+  // watcher watches again and gets a snapshot.
+  std::unique_ptr<Watch> Subscribe(WatchKeys scope, int64_t resume_after,
                                    std::function<void()> on_ready);
+  std::unique_ptr<Watch> Subscribe(WatchKeys scope,
+                                   std::function<void()> on_ready) {
+    return Subscribe(std::move(scope), 0, std::move(on_ready));
+  }
 
   // Queues `event` for every watcher whose scope matches `key` (or drops it,
-  // see the rule). Called under the store's lock.
+  // see the rule) and keeps it in the history. `event.revision` is the
+  // change's, not below the last one published. Called under the store's
+  // lock, in the order the changes were committed.
   void Publish(const std::string& key, const WatchEvent& event);
+
+  // The history starts again at `revision` (a store that loaded a new
+  // snapshot). Called under the store's lock.
+  void ResetHistory(int64_t revision);
+
+  // The store is at `revision`, which changed no name. Called under the
+  // store's lock.
+  void Advance(int64_t revision);
+
+  // The revision of the last change published (or Reset/Advance).
+  int64_t revision();
 
   // Ends every watch with kUnavailable.
   void CancelAll();
@@ -108,12 +144,16 @@ class WatchHub {
  private:
   friend class HubWatch;
   void Remove(HubWatch* watch);
+  ChangeRing::Read ReadHistory(const WatchKeys& scope, uint64_t position,
+                               uint64_t end, size_t max);
 
   SnapshotSource* const source_;  // Not owned.
   const size_t max_backlog_bytes_;
   const std::string backlog_option_;
+  const size_t history_capacity_;
   absl::Mutex mu_;
   absl::flat_hash_set<HubWatch*> watches_ ABSL_GUARDED_BY(mu_);
+  ChangeRing history_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace chat::registry

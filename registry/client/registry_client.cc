@@ -476,16 +476,29 @@ absl::StatusOr<MailboxStats> RegistryClient::MailboxStat(
   return stats;
 }
 
-std::unique_ptr<WatchStream> RegistryClient::Watch(const std::string& prefix) {
+void WatchResumePoint::Saw(const WatchEvent& event) {
+  if (event.type == EventType::kSynced) {
+    synced_ = true;
+    // 0 from a registry that does not know revisions: start over.
+    revision_ = event.revision;
+  } else if (synced_ && event.revision > 0) {
+    revision_ = std::max(revision_, event.revision - 1);
+  }
+}
+
+std::unique_ptr<WatchStream> RegistryClient::Watch(const std::string& prefix,
+                                                   int64_t resume_after) {
   v1::WatchRequest proto;
   proto.set_prefix(prefix);
+  proto.set_revision(resume_after);
   return OpenWatch(proto);
 }
 
 std::unique_ptr<WatchStream> RegistryClient::WatchNames(
-    const std::vector<std::string>& names) {
+    const std::vector<std::string>& names, int64_t resume_after) {
   v1::WatchRequest proto;
   for (const std::string& name : names) proto.add_names(name);
+  proto.set_revision(resume_after);
   return OpenWatch(proto);
 }
 

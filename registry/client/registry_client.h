@@ -100,6 +100,26 @@ class ServerStream {
 using WatchStream = ServerStream<v1::WatchEvent, WatchEvent>;
 using MailStream = ServerStream<v1::MailItem, MailItem>;
 
+// Where a watcher resumes after a lost watch (the `resume_after` of
+// RegistryClient::Watch): the revision of the last kSynced it took, then
+// one less than that of each later change (changes of one revision may be
+// several, and a stream may be lost between them: resuming one early costs
+// at most a change seen twice). Nothing before a stream's kSynced moves
+// it: a stream lost before then resumes from where the one before left.
+// 0 until a first kSynced: a snapshot. Not thread-safe.
+class WatchResumePoint {
+ public:
+  // A new stream opens (from revision()).
+  void Opened() { synced_ = false; }
+  // The stream gave `event`.
+  void Saw(const WatchEvent& event);
+  int64_t revision() const { return revision_; }
+
+ private:
+  int64_t revision_ = 0;
+  bool synced_ = false;
+};
+
 // A client of one registry, or of several that share one store (on etcd).
 // With several, it talks to one of them, the current one (RegistryPicker),
 // for as long as it answers. A unary call that finds it
@@ -236,16 +256,23 @@ class RegistryClient {
 
   // Opens a watch of every name under `prefix`, at the current registry. It
   // has no deadline; end it with Cancel(). Streams must not outlive the
-  // client.
-  std::unique_ptr<WatchStream> Watch(const std::string& prefix);
+  // client. With `resume_after` (WatchResumePoint::revision() of a watch of
+  // the same scope that was lost), a registry that still holds the changes
+  // after it sends those, then kSynced with `resumed` set, instead of a
+  // snapshot; otherwise it sends a snapshot as for 0 (proto
+  // WatchRequest.revision). On etcd any registry of the cluster can resume.
+  std::unique_ptr<WatchStream> Watch(const std::string& prefix,
+                                     int64_t resume_after = 0);
 
   // Opens a watch of `names` only (compared case-insensitively): the
   // snapshot lists those that are live, then kSynced, then their changes.
   // A bad name ends the stream with kInvalidArgument naming it, more than
   // the registry's --max-watch-names with kResourceExhausted (Finish()).
-  // To follow another set, open a new watch (and cancel this one).
-  std::unique_ptr<WatchStream> WatchNames(
-      const std::vector<std::string>& names);
+  // To follow another set, open a new watch (and cancel this one), without
+  // `resume_after` (as for Watch()): a resumed watch sends no snapshot, so
+  // names new to the set would never be listed.
+  std::unique_ptr<WatchStream> WatchNames(const std::vector<std::string>& names,
+                                          int64_t resume_after = 0);
 
   // How much mail waits for `name` (Mailbox.Stat).
   absl::StatusOr<MailboxStats> MailboxStat(const std::string& name);

@@ -25,6 +25,7 @@
 #include "registry/etcd/etcd_keep_alive.h"
 #include "registry/etcd/etcd_layout.h"
 #include "registry/etcd/etcd_watch.h"
+#include "registry/name_index.h"
 #include "registry/names.h"
 #include "registry/store_rules.h"
 #include "registry/watch_hub.h"
@@ -59,6 +60,14 @@ Record Live(Record record, MonoTime now) {
     record.expires_at = now + record.ttl;
   }
   return record;
+}
+
+// How readers see a record at `now`: every record the index holds, as
+// live.
+auto Shown(MonoTime now) {
+  return [now](const Record& record) -> std::optional<Entry> {
+    return ToEntry(Live(record, now), now);
+  };
 }
 
 // Runs closures on a few threads of the store's, one queue per thread:
@@ -121,9 +130,9 @@ class Workers {
   std::vector<std::unique_ptr<Queue>> queues_;
 };
 
-// One name in the index.
-struct NameSlot {
-  Record record;  // expires_at: this registry's estimate.
+// What the index keeps beside each name's record (whose expires_at is
+// this registry's estimate).
+struct NameSlotExtra {
   int64_t mod_revision = 0;
   int64_t etcd_lease = 0;
 };
@@ -171,7 +180,8 @@ class EtcdStore final : public Store, public SnapshotSource {
         client_(std::move(client)),
         // On the real clock: its pauses wait for etcd, not for the rules.
         keep_alive_(client_.get(), RealClock(), nullptr),
-        hub_(this, options.max_watch_backlog_bytes),
+        hub_(this, options.max_watch_backlog_bytes, "max-watch-backlog-kb",
+             options.watch_history),
         workers_(options.workers) {}
 
   ~EtcdStore() override {
@@ -415,84 +425,37 @@ class EtcdStore final : public Store, public SnapshotSource {
   absl::StatusOr<Entry> Resolve(const std::string& name) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     absl::ReaderMutexLock lock(&mu_);
-    auto it = records_.find(NameKey(name));
-    if (it == records_.end()) {
+    const MonoTime now = clock_.Monotonic();
+    std::optional<Entry> entry = records_.Resolve(NameKey(name), Shown(now));
+    if (!entry) {
       return absl::NotFoundError(
           absl::StrCat("no peer named \"", name, "\" is registered"));
     }
-    const MonoTime now = clock_.Monotonic();
-    return ToEntry(Live(it->second.record, now), now);
+    return *std::move(entry);
   }
 
   ListPage List(const std::string& prefix, size_t page_size,
                 const std::string& page_token,
                 const std::string& service) override {
-    const std::string key_prefix = NameKey(prefix);
-    page_size = std::max<size_t>(page_size, 1);
-    ListPage page;
-    page.service = service;
     absl::ReaderMutexLock lock(&mu_);
-    const MonoTime now = clock_.Monotonic();
-    auto it = page_token.empty() || page_token < key_prefix
-                  ? records_.lower_bound(key_prefix)
-                  : records_.upper_bound(page_token);
-    for (; it != records_.end() && absl::StartsWith(it->first, key_prefix);
-         ++it) {
-      if (!service.empty() && !RecordOffers(it->second.record, service)) {
-        continue;
-      }
-      if (page.entries.size() == page_size) {
-        page.next_page_token = NameKey(page.entries.back().name);
-        break;
-      }
-      page.entries.push_back(ToEntry(Live(it->second.record, now), now));
-    }
-    return page;
+    return records_.List(NameKey(prefix), page_size, page_token, service,
+                         Shown(clock_.Monotonic()));
   }
 
+  using Store::Subscribe;
   std::unique_ptr<Watch> Subscribe(const WatchScope& scope,
+                                   int64_t resume_after,
                                    std::function<void()> on_ready) override {
-    return hub_.Subscribe(WatchKeys(scope), std::move(on_ready));
+    return hub_.Subscribe(WatchKeys(scope), resume_after, std::move(on_ready));
   }
 
   void ReadSnapshotPage(const WatchKeys& scope, const std::string& after,
                         size_t max, PageTaker take) override {
     // Shared is enough: Publish() runs under mu_ held exclusively.
     absl::ReaderMutexLock lock(&mu_);
-    const MonoTime now = clock_.Monotonic();
-    std::vector<Entry> entries;
-    std::string last_key = after;
-    bool done = true;
-    if (scope.keys.empty()) {
-      for (auto it = after.empty() ? records_.lower_bound(scope.key_prefix)
-                                   : records_.upper_bound(after);
-           it != records_.end() &&
-           absl::StartsWith(it->first, scope.key_prefix);
-           ++it) {
-        if (entries.size() == max) {
-          done = false;
-          break;
-        }
-        last_key = it->first;
-        entries.push_back(ToEntry(Live(it->second.record, now), now));
-      }
-    } else {
-      for (auto key = after.empty() ? scope.keys.begin()
-                                    : std::upper_bound(scope.keys.begin(),
-                                                       scope.keys.end(), after);
-           key != scope.keys.end(); ++key) {
-        if (entries.size() == max) {
-          done = false;
-          break;
-        }
-        last_key = *key;
-        auto it = records_.find(*key);
-        if (it != records_.end() && scope.Matches(*key)) {
-          entries.push_back(ToEntry(Live(it->second.record, now), now));
-        }
-      }
-    }
-    take(std::move(entries), last_key, done);
+    IndexPage page =
+        records_.ReadSnapshotPage(scope, after, max, Shown(clock_.Monotonic()));
+    take(std::move(page.entries), page.last_key, page.done);
   }
 
   size_t Size() override {
@@ -502,8 +465,7 @@ class EtcdStore final : public Store, public SnapshotSource {
 
   size_t CountOffering(const std::string& service) override {
     absl::ReaderMutexLock lock(&mu_);
-    auto count = offering_.find(service);
-    return count == offering_.end() ? 0 : count->second;
+    return records_.counts().Offering(service);
   }
 
   size_t WatchBacklogBytes() override { return hub_.QueuedBytes(); }
@@ -665,16 +627,13 @@ class EtcdStore final : public Store, public SnapshotSource {
       read.binding = it->second;
       read.state.binding = it->second.binding;
     }
+    read.counts = records_.counts().For(owner);
     if (!owner.empty()) {
-      if (auto it = owned_.find(owner); it != owned_.end()) {
-        read.counts.owner_names = it->second;
-      }
       if (auto it = owner_revs_.find(layout_.OwnerRev(owner));
           it != owner_revs_.end()) {
         read.owner_rev_mod = it->second;
       }
     }
-    read.counts.static_names = static_names_;
     read.static_rev_mod = static_rev_;
     return read;
   }
@@ -785,20 +744,25 @@ class EtcdStore final : public Store, public SnapshotSource {
     }
     std::vector<PendingReservation> reservations;
     for (const WatchEvent& event : events) {
-      CHAT_RETURN_IF_ERROR(ApplyEvent(event, {}, reservations, !resync));
+      CHAT_RETURN_IF_ERROR(
+          ApplyEvent(event, {}, reservations, !resync, revision));
     }
     applied_ = std::max(applied_, revision);
+    // Watchers were told the differences, at the snapshot's revision; what
+    // led to it cannot be replayed.
+    hub_.ResetHistory(revision);
     return revision;
   }
 
-  // Applies one etcd event to the index and tells watchers. `ended`: the
-  // (name key, revision) pairs whose ends/ key was put in the same batch.
-  // Expiries whose binding must start its reservation go to `reservations`.
+  // Applies one etcd event to the index and tells watchers, at `revision`
+  // (the event's, or a snapshot's). `ended`: the (name key, revision) pairs
+  // whose ends/ key was put in the same batch. Expiries whose binding must
+  // start its reservation go to `reservations`.
   absl::Status ApplyEvent(
       const WatchEvent& event,
       const absl::flat_hash_set<std::pair<std::string, int64_t>>& ended,
-      std::vector<PendingReservation>& reservations, bool strict)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      std::vector<PendingReservation>& reservations, bool strict,
+      int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::string& key = event.kv.key;
     const bool put = event.type == WatchEvent::Type::kPut;
     const MonoTime now = clock_.Monotonic();
@@ -847,6 +811,7 @@ class EtcdStore final : public Store, public SnapshotSource {
         reason = EventReason::kUnregistered;
       }
       for (auto& change : ChangeEvents(&*before, nullptr, now, reason)) {
+        change.revision = revision;
         hub_.Publish(name_key, change);
       }
       if (reason == EventReason::kExpired) {
@@ -856,9 +821,8 @@ class EtcdStore final : public Store, public SnapshotSource {
               PendingReservation{name_key, binding->second, *before});
         }
       }
-      Count(it->second.record, -1);
       lease_seconds_.erase(it->second.etcd_lease);
-      records_.erase(it);
+      records_.Erase(name_key);
       return absl::OkStatus();
     }
     absl::StatusOr<Record> decoded = DecodeName(event.kv.value, event.kv.lease);
@@ -871,51 +835,18 @@ class EtcdStore final : public Store, public SnapshotSource {
     after.expires_at = now + after.ttl;
     for (auto& change : ChangeEvents(before ? &*before : nullptr, &after, now,
                                      EventReason::kUnregistered)) {
+      change.revision = revision;
       hub_.Publish(name_key, change);
     }
-    if (it != records_.end()) {
-      Count(it->second.record, -1);
-      if (it->second.etcd_lease != event.kv.lease) {
-        lease_seconds_.erase(it->second.etcd_lease);
-      }
+    if (it != records_.end() && it->second.etcd_lease != event.kv.lease) {
+      lease_seconds_.erase(it->second.etcd_lease);
     }
-    Count(after, +1);
     if (event.kv.lease != 0 && !lease_seconds_.contains(event.kv.lease)) {
       lease_seconds_[event.kv.lease] = LeaseSeconds(after.ttl);
     }
-    NameSlot& slot = records_[name_key];
-    slot.record = std::move(after);
-    slot.mod_revision = event.kv.mod_revision;
-    slot.etcd_lease = event.kv.lease;
+    records_.Put(name_key, std::move(after),
+                 NameSlotExtra{event.kv.mod_revision, event.kv.lease});
     return absl::OkStatus();
-  }
-
-  // Keeps the counts in step with records_: +1 when `record` enters it, -1
-  // when it leaves.
-  void Count(const Record& record, int delta)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::vector<std::string> services = SplitServices(record.services);
-    if (services.empty()) services.push_back(kChatService);
-    for (std::string& service : services) {
-      if (delta > 0) {
-        ++offering_[std::move(service)];
-      } else if (auto it = offering_.find(service);
-                 it != offering_.end() && --it->second == 0) {
-        offering_.erase(it);
-      }
-    }
-    if (record.is_static()) {
-      static_names_ += static_cast<size_t>(delta);
-      return;
-    }
-    std::string owner = NameOwner(record);
-    if (owner.empty()) return;
-    if (delta > 0) {
-      ++owned_[std::move(owner)];
-    } else if (auto it = owned_.find(owner);
-               it != owned_.end() && --it->second == 0) {
-      owned_.erase(it);
-    }
   }
 
   // Starts the reservation of a binding whose lease ended: only while the
@@ -1022,7 +953,9 @@ class EtcdStore final : public Store, public SnapshotSource {
     {
       absl::MutexLock lock(&mu_);
       for (const WatchEvent& event : batch.events) {
-        ApplyEvent(event, ended, reservations, /*strict=*/false).IgnoreError();
+        ApplyEvent(event, ended, reservations, /*strict=*/false,
+                   event.kv.mod_revision)
+            .IgnoreError();
       }
       // A batch of events says it is complete only up to its last event (a
       // watch catching up may send a long history in several batches, each
@@ -1031,6 +964,7 @@ class EtcdStore final : public Store, public SnapshotSource {
       // events still to come.
       if (!batch.events.empty()) {
         applied_ = std::max(applied_, batch.events.back().kv.mod_revision);
+        hub_.Advance(applied_);
       }
     }
     for (const PendingReservation& pending : reservations) {
@@ -1048,14 +982,12 @@ class EtcdStore final : public Store, public SnapshotSource {
 
   // The index. Publish() to hub_ happens under it (exclusive).
   absl::Mutex mu_;
-  absl::btree_map<std::string, NameSlot> records_ ABSL_GUARDED_BY(mu_);
+  // Names, with the counts the quotas and CountOffering read.
+  NameIndex<NameSlotExtra> records_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, BindingSlot> bindings_ ABSL_GUARDED_BY(mu_);
   // owner_rev/ keys and static_rev: their mod revisions.
   absl::flat_hash_map<std::string, int64_t> owner_revs_ ABSL_GUARDED_BY(mu_);
   int64_t static_rev_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<std::string, size_t> owned_ ABSL_GUARDED_BY(mu_);
-  size_t static_names_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<std::string, size_t> offering_ ABSL_GUARDED_BY(mu_);
   // The whole seconds each etcd lease in the index was granted with (as
   // its first record asked).
   absl::flat_hash_map<int64_t, int64_t> lease_seconds_ ABSL_GUARDED_BY(mu_);

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "registry/change_ring.h"
 #include "registry/etcd/etcd_client.h"
 #include "registry/quotas.h"
 #include "registry/store.h"
@@ -28,6 +29,9 @@ struct EtcdStoreOptions {
   LeasePolicy lease_policy;
   NameQuotas name_quotas;
   size_t max_watch_backlog_bytes = 256 * 1024;
+  // Changes kept for watches that resume from a revision (Store::Subscribe;
+  // chat-registry --watch-history).
+  size_t watch_history = kDefaultWatchHistory;
   // Decision rounds a write tries when its compares keep failing (someone
   // else changed what it read) before it answers kUnavailable.
   int max_rounds = 8;

@@ -8,6 +8,8 @@
 
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/identity.h"
@@ -263,6 +265,85 @@ TEST_F(RegistryServiceTest, AWatchOfNamesStreamsOnlyThoseNames) {
   ASSERT_TRUE(watch->Next(&event));
   EXPECT_EQ(event.type, EventType::kDelete);
   EXPECT_EQ(event.entry.name, "lab");
+}
+
+// A client resumes a lost watch from WatchResumePoint: only the changes
+// since, over the wire, then SYNCED marked resumed.
+TEST_F(RegistryServiceTest, ALostWatchResumesFromItsRevisionWithoutASnapshot) {
+  ASSERT_THAT(client_->PutStatic("lab", "127.0.0.1:8000"), IsOk());
+  WatchResumePoint resume;
+  WatchEvent event;
+  {
+    resume.Opened();
+    auto watch = client_->WatchNames({"lab", "alice"}, resume.revision());
+    ASSERT_TRUE(watch->Next(&event));
+    resume.Saw(event);
+    EXPECT_EQ(event.reason, EventReason::kInitial);
+    ASSERT_TRUE(watch->Next(&event));
+    resume.Saw(event);
+    ASSERT_EQ(event.type, EventType::kSynced);
+    EXPECT_FALSE(event.resumed);
+    EXPECT_GT(resume.revision(), 0);
+    ASSERT_THAT(
+        client_->Register({"alice", "127.0.0.1:7001", Millis(0), ""}, &alice_),
+        IsOk());
+    ASSERT_TRUE(watch->Next(&event));
+    resume.Saw(event);
+    EXPECT_EQ(event.entry.name, "alice");
+    watch->Cancel();
+  }
+  // Meanwhile: lab leaves, someone not watched comes.
+  ASSERT_THAT(client_->RemoveStatic("lab"), IsOk());
+  ASSERT_THAT(client_->PutStatic("other", "127.0.0.1:8002"), IsOk());
+
+  resume.Opened();
+  auto watch = client_->WatchNames({"lab", "alice"}, resume.revision());
+  // alice's registration again (resuming one early may repeat a change),
+  // then lab leaving, then SYNCED: no snapshot.
+  std::vector<std::pair<EventType, std::string>> seen;
+  do {
+    ASSERT_TRUE(watch->Next(&event));
+    resume.Saw(event);
+    EXPECT_NE(event.reason, EventReason::kInitial);
+    seen.emplace_back(event.type, event.entry.name);
+  } while (event.type != EventType::kSynced);
+  EXPECT_TRUE(event.resumed);
+  EXPECT_THAT(seen, ::testing::ElementsAre(
+                        std::make_pair(EventType::kPut, std::string("alice")),
+                        std::make_pair(EventType::kDelete, std::string("lab")),
+                        std::make_pair(EventType::kSynced, std::string())));
+}
+
+TEST(WatchResumePointTest, FollowsSyncedThenOneBeforeEachChange) {
+  WatchResumePoint resume;
+  EXPECT_EQ(resume.revision(), 0);
+  resume.Opened();
+  WatchEvent initial;
+  initial.reason = EventReason::kInitial;
+  resume.Saw(initial);  // Snapshot entries carry no revision.
+  EXPECT_EQ(resume.revision(), 0);
+  WatchEvent synced;
+  synced.type = EventType::kSynced;
+  synced.revision = 10;
+  resume.Saw(synced);
+  EXPECT_EQ(resume.revision(), 10);
+  WatchEvent change;
+  change.revision = 14;
+  resume.Saw(change);
+  EXPECT_EQ(resume.revision(), 13);  // Another change of 14 may follow.
+  // A new stream: nothing before its SYNCED moves the point.
+  resume.Opened();
+  change.revision = 20;
+  resume.Saw(change);
+  EXPECT_EQ(resume.revision(), 13);
+  synced.revision = 25;
+  resume.Saw(synced);
+  EXPECT_EQ(resume.revision(), 25);
+  // Another store may count lower: its SYNCED is believed.
+  synced.revision = 3;
+  resume.Opened();
+  resume.Saw(synced);
+  EXPECT_EQ(resume.revision(), 3);
 }
 
 TEST_F(RegistryServiceTest, AWatchOfTooManyOrBadNamesIsRefusedAndOthersServed) {

@@ -54,6 +54,8 @@ using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
 constexpr size_t kTestWatchBacklogBytes = 4096;
+// Changes kept for resuming watches: small, so a test outruns it.
+constexpr size_t kTestWatchHistory = 8;
 const absl::Duration kTestReserve = absl::Hours(1);
 constexpr size_t kTestQuota = 5;  // Names per key and per client.
 // Static entries: room for the watch tests' 2,001 names.
@@ -77,6 +79,7 @@ struct StoreFactory {
 SqliteStoreOptions TestOptions() {
   SqliteStoreOptions options;
   options.max_watch_backlog_bytes = kTestWatchBacklogBytes;
+  options.watch_history = kTestWatchHistory;
   options.lease_policy.reserve = kTestReserve;
   options.name_quotas.max_per_key = kTestQuota;
   options.name_quotas.max_per_client = kTestQuota;
@@ -471,6 +474,92 @@ TEST_P(StoreContractTest, WatchSendsTheSnapshotThenEveryChange) {
   EXPECT_EQ(events[2].entry.address, "h:9");  // As it was before it left.
   EXPECT_GE(ready_calls, 4);
   EXPECT_THAT(watch->status(), IsOk());
+}
+
+MATCHER_P(SyncedAt, resumed, "") {
+  return arg.type == EventType::kSynced && arg.resumed == resumed &&
+         arg.revision > 0;
+}
+
+TEST_P(StoreContractTest, ResumeFromARevisionGetsOnlyLaterChanges) {
+  Lease alice = MustRegister("alice", "h:1");
+  std::vector<WatchEvent> first = TakeAll(*store_->Subscribe("", [] {}));
+  ASSERT_THAT(first, ElementsAre(EventIs(EventType::kPut, EventReason::kInitial,
+                                         "alice"),
+                                 SyncedAt(false)));
+  const int64_t synced = first.back().revision;
+
+  MustRegister("bob", "h:2");
+  MustRegister("carol", "h:3");
+  ASSERT_THAT(store_->Unregister("alice", alice.lease_id), IsOk());
+
+  // Every change after the revision, then kSynced: no snapshot.
+  auto resumed = store_->Subscribe("", synced, [] {});
+  std::vector<WatchEvent> events = TakeAll(*resumed);
+  ASSERT_THAT(
+      events,
+      ElementsAre(
+          EventIs(EventType::kPut, EventReason::kRegistered, "bob"),
+          EventIs(EventType::kPut, EventReason::kRegistered, "carol"),
+          EventIs(EventType::kDelete, EventReason::kUnregistered, "alice"),
+          SyncedAt(true)));
+  EXPECT_GT(events[0].revision, synced);
+  EXPECT_GT(events[1].revision, events[0].revision);
+  EXPECT_GT(events[2].revision, events[1].revision);
+  EXPECT_GE(events[3].revision, events[2].revision);
+  // From the middle: only what came after; the scope as usual.
+  EXPECT_THAT(
+      TakeAll(*store_->Subscribe("", events[0].revision, [] {})),
+      ElementsAre(
+          EventIs(EventType::kPut, EventReason::kRegistered, "carol"),
+          EventIs(EventType::kDelete, EventReason::kUnregistered, "alice"),
+          SyncedAt(true)));
+  EXPECT_THAT(
+      TakeAll(*store_->Subscribe(WatchScope::Names({"ALICE"}), synced, [] {})),
+      ElementsAre(
+          EventIs(EventType::kDelete, EventReason::kUnregistered, "alice"),
+          SyncedAt(true)));
+  // Up to date: nothing to replay.
+  EXPECT_THAT(TakeAll(*store_->Subscribe("", events[3].revision, [] {})),
+              ElementsAre(SyncedAt(true)));
+
+  // Later changes follow kSynced, with later revisions.
+  MustRegister("dave", "h:4");
+  std::vector<WatchEvent> later = TakeAll(*resumed);
+  ASSERT_THAT(later, ElementsAre(EventIs(EventType::kPut,
+                                         EventReason::kRegistered, "dave")));
+  EXPECT_GT(later[0].revision, events[3].revision);
+  EXPECT_THAT(resumed->status(), IsOk());
+}
+
+TEST_P(StoreContractTest,
+       ResumeFromARevisionTheHistoryNoLongerCoversGetsASnapshot) {
+  MustRegister("alice", "h:1");
+  std::vector<WatchEvent> first = TakeAll(*store_->Subscribe("", [] {}));
+  ASSERT_THAT(first, SizeIs(2));
+  const int64_t synced = first.back().revision;
+  // More changes than the history keeps.
+  for (size_t i = 0; i < kTestWatchHistory + 1; ++i) {
+    ASSERT_THAT(
+        store_->PutStatic(absl::StrCat("s", i), absl::StrCat("h:", i + 1)),
+        IsOk());
+  }
+  std::vector<WatchEvent> events =
+      TakeAll(*store_->Subscribe("", synced, [] {}));
+  ASSERT_THAT(events, SizeIs(kTestWatchHistory + 3));
+  EXPECT_THAT(events.front(),
+              EventIs(EventType::kPut, EventReason::kInitial, "alice"));
+  EXPECT_THAT(events.back(), SyncedAt(false));
+  EXPECT_GT(events.back().revision, synced);
+
+  // Neither is a revision ahead of the store, nor one that is no revision.
+  for (int64_t revision : {events.back().revision + 1000, int64_t{-5}}) {
+    SCOPED_TRACE(revision);
+    std::vector<WatchEvent> fresh =
+        TakeAll(*store_->Subscribe("", revision, [] {}));
+    ASSERT_THAT(fresh, SizeIs(kTestWatchHistory + 3));
+    EXPECT_THAT(fresh.back(), SyncedAt(false));
+  }
 }
 
 TEST_P(StoreContractTest, AWatchOfASetOfNamesSeesOnlyThoseNames) {
@@ -1256,6 +1345,7 @@ etcd::EtcdStoreOptions TestEtcdOptions(const std::string& prefix) {
   }
   options.prefix = prefix;
   options.max_watch_backlog_bytes = kTestWatchBacklogBytes;
+  options.watch_history = kTestWatchHistory;
   options.lease_policy.reserve = kTestReserve;
   options.name_quotas.max_per_key = kTestQuota;
   options.name_quotas.max_per_client = kTestQuota;
@@ -1443,18 +1533,49 @@ TEST_F(SqliteStoreFailureTest, AFailedRegistrationIsUndone) {
       StatusIs(absl::StatusCode::kUnavailable, HasSubstr("injected failure")));
   EXPECT_THAT(store_->Resolve("bob"), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_EQ(store_->Size(), 0u);
-  // Watchers may have seen it come; they see it go.
-  EXPECT_THAT(
-      watch->Take(10),
-      ElementsAre(
-          EventIs(EventType::kPut, EventReason::kRegistered, "Bob"),
-          EventIs(EventType::kDelete, EventReason::kUnregistered, "Bob")));
+  // Watchers see only what is committed: nothing came.
+  EXPECT_THAT(watch->Take(10), IsEmpty());
   // The name is free, and the store still writes.
   HealWrites("INSERT");
   ASSERT_THAT(store_->Register({"bob", "h:2", Millis(0), ""}), IsOk());
   watch.reset();  // A watch must not outlive its store.
   Reopen();
   EXPECT_EQ(store_->Resolve("BOB")->address, "h:2");
+}
+
+// A watch's snapshot shows what is committed; a write still in flight
+// (here: one that will fail) is not in it, and never comes after it.
+TEST_F(SqliteStoreFailureTest, AWriteThatFailsIsNeverSeenByWatchers) {
+  ASSERT_THAT(store_->Register({"alice", "h:1", Millis(5000), ""}), IsOk());
+  auto watch = store_->Subscribe("", [] {});
+  std::vector<WatchEvent> before = watch->Take(10);
+  ASSERT_THAT(before, SizeIs(2));
+  FailWrites("INSERT", "NEW.name_key = 'bob'");
+  EXPECT_THAT(store_->Register({"bob", "h:1", Millis(0), ""}),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(watch->Take(10), IsEmpty());
+  // Nor does a watch resumed from before it replay it.
+  EXPECT_THAT(store_->Subscribe("", before.back().revision, [] {})->Take(10),
+              ElementsAre(EventIs(EventType::kSynced, EventReason::kNone, "")));
+}
+
+TEST_F(SqliteStoreFailureTest, ARevisionFromBeforeARestartGetsASnapshot) {
+  ASSERT_THAT(store_->Register({"alice", "h:1", Millis(5000), ""}), IsOk());
+  int64_t synced = 0;
+  {
+    std::vector<WatchEvent> events = store_->Subscribe("", [] {})->Take(10);
+    ASSERT_THAT(events, SizeIs(2));
+    synced = events.back().revision;
+  }
+  Reopen();
+  std::vector<WatchEvent> events =
+      store_->Subscribe("", synced, [] {})->Take(10);
+  ASSERT_THAT(events, SizeIs(2));
+  EXPECT_THAT(events[0],
+              EventIs(EventType::kPut, EventReason::kInitial, "alice"));
+  EXPECT_FALSE(events[1].resumed);
+  // The new epoch's revisions are all above the old ones.
+  EXPECT_GT(events[1].revision, synced);
 }
 
 TEST_F(SqliteStoreFailureTest, AFailedMoveOrUnregisterIsUndone) {
@@ -1478,17 +1599,8 @@ TEST_F(SqliteStoreFailureTest, AFailedMoveOrUnregisterIsUndone) {
   EXPECT_THAT(store_->KeepAlive("alice", lease->lease_id), IsOk());
   EXPECT_EQ(store_->Resolve("alice")->address, "h:1");
 
-  auto events = watch->Take(10);
-  EXPECT_THAT(
-      events,
-      ElementsAre(
-          EventIs(EventType::kPut, EventReason::kAddressChanged, "alice"),
-          EventIs(EventType::kPut, EventReason::kAddressChanged, "alice"),
-          EventIs(EventType::kDelete, EventReason::kUnregistered, "alice"),
-          EventIs(EventType::kPut, EventReason::kRegistered, "alice")));
-  ASSERT_THAT(events, SizeIs(4));
-  EXPECT_EQ(events[1].entry.address, "h:1");
-  EXPECT_EQ(events[3].entry.address, "h:1");
+  // Neither was committed: watchers heard of neither.
+  EXPECT_THAT(watch->Take(10), IsEmpty());
 
   watch.reset();  // A watch must not outlive its store.
   Reopen();
@@ -1769,7 +1881,8 @@ TEST(SqliteStoreTest, AVersion4FileGetsLastProofTimes) {
   store->reset();
   {
     SQLite::Database db(dir.File("r.db"), SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 5);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(),
+              kSqliteSchemaVersion);
     EXPECT_EQ(db.execAndGet("SELECT last_proof_ms FROM bindings").getInt64(),
               proven.proof_unix_ms);
   }
@@ -1932,6 +2045,31 @@ TEST_F(EtcdStoreTest, AProofUsedAtOneRegistryIsRefusedAtAnother) {
   EXPECT_THAT(std::vector<absl::Status>({at_a, at_b}),
               UnorderedElementsAre(
                   IsOk(), StatusIs(absl::StatusCode::kUnauthenticated)));
+}
+
+// Revisions are etcd's: a watch begun at one registry resumes at another.
+TEST_F(EtcdStoreTest, AWatchBegunAtOneRegistryResumesAtAnother) {
+  auto alice = a_->Register({"alice", "h:1", Millis(10000), ""});
+  ASSERT_THAT(alice, IsOk());
+  std::vector<WatchEvent> first = a_->Subscribe("", [] {})->Take(10);
+  ASSERT_THAT(
+      first,
+      ElementsAre(EventIs(EventType::kPut, EventReason::kInitial, "alice"),
+                  EventIs(EventType::kSynced, EventReason::kNone, "")));
+  const int64_t synced = first.back().revision;
+  ASSERT_THAT(a_->Register({"bob", "h:2", Millis(10000), ""}), IsOk());
+  ASSERT_THAT(a_->Unregister("alice", alice->lease_id), IsOk());
+  ASSERT_TRUE(chat::testing::WaitFor(
+      [&] { return b_->Resolve("bob").ok() && !b_->Resolve("alice").ok(); }));
+  std::vector<WatchEvent> resumed = b_->Subscribe("", synced, [] {})->Take(10);
+  ASSERT_THAT(
+      resumed,
+      ElementsAre(
+          EventIs(EventType::kPut, EventReason::kRegistered, "bob"),
+          EventIs(EventType::kDelete, EventReason::kUnregistered, "alice"),
+          EventIs(EventType::kSynced, EventReason::kNone, "")));
+  EXPECT_TRUE(resumed.back().resumed);
+  EXPECT_GT(resumed[0].revision, synced);
 }
 
 TEST_F(EtcdStoreTest, ALeaseEndsAtItsTtlAndWatchersHearItExpired) {
