@@ -1311,8 +1311,12 @@ TEST_P(StoreContractTest, StaticEntriesAreBounded) {
 
 TEST_P(StoreContractTest, NameQuotasSurviveAReopen) {
   if (!GetParam().durable) GTEST_SKIP() << "not a durable store";
+  // The longest lease: on etcd the 2,100 static writes below may take longer
+  // than a default lease on a loaded machine, and a lease that ran out
+  // would free its quota.
   for (size_t i = 0; i < kTestQuota; ++i) {
-    MustRegisterWithKey(absl::StrCat("n", i), "h:1", TestKey(1));
+    MustRegisterWithKey(absl::StrCat("n", i), "h:1", TestKey(1),
+                        LeasePolicy{}.max_ttl);
   }
   for (size_t i = 0; i < kTestStaticQuota; ++i) {
     ASSERT_THAT(store_->PutStatic(absl::StrCat("s", i), "h:1"), IsOk());
