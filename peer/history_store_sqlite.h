@@ -37,8 +37,11 @@ class SqliteHistory final : public HistoryStore {
   // known after a rollback, so the next trim counts them again.
   SqliteBatch::OnFailure RecountOnFailure();
 
-  // Inside the writer's transaction: one more row in the history.
-  void CountRowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_->db_mu) {
+  // Inside the writer's transaction (of the same file; asserted, since the
+  // analysis cannot see that the caller's file is this one): one more row
+  // in the history.
+  void CountRowLocked() {
+    file_->db_mu.AssertHeld();
     if (rows_ >= 0) ++rows_;
   }
 
