@@ -47,10 +47,12 @@ class Inbox {
   virtual void Receive(ChatMessage message, ReceivedCallback done) = 0;
 
   // Records that released messages (as Receive() or Unshown() gave them)
-  // were shown, so a restart does not show them again, adds them to the
-  // history, and keeps `unread` (kShown notes of some of them, by id) with
-  // their mark for ReadNoteStore::ReadNotes(): one write, all of it lands
-  // or none. Not waited for.
+  // were shown, so a restart does not show them again and the history
+  // lists them, and keeps `unread` (kShown notes of some of them, by id)
+  // with them for ReadNoteStore::ReadNotes(): one write, all of it lands or
+  // none. Messages shown in the order they were released (as the peer shows
+  // them) cost one number for all of them (the shown mark, ShownThrough()
+  // in peer/inbox_rules.h). Not waited for.
   virtual void MarkShown(const std::vector<ChatMessage>& messages,
                          const std::vector<ReadNote>& unread) = 0;
 

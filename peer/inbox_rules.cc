@@ -2,7 +2,21 @@
 
 #include <algorithm>
 
+#include "registry/names.h"
+
 namespace chat::peer {
+
+std::string ConversationWith(const std::string& name) {
+  return registry::NameKey(name);
+}
+
+std::string ConversationOfReceived(const ChatMessage& message) {
+  return ConversationWith(message.from);
+}
+
+std::string ConversationOfSent(const ChatMessage& message) {
+  return ConversationWith(message.to);
+}
 
 Numbered NextOutbound(const std::optional<OutboundCounter>& counter,
                       const std::string& fresh_epoch) {
@@ -39,6 +53,10 @@ Admission Admit(const ChatMessage& message,
   return admission;
 }
 
+bool ReleasesOthersFirst(const Admission& admission) {
+  return admission.abandoned_epoch.has_value() || admission.release_below > 0;
+}
+
 int64_t ReleaseInOrder(int64_t next,
                        absl::FunctionRef<bool(int64_t)> release_if_held) {
   while (release_if_held(next)) ++next;
@@ -48,6 +66,14 @@ int64_t ReleaseInOrder(int64_t next,
 int64_t OverdueBeforeMs(absl::Time now, absl::Duration limit) {
   return absl::ToUnixMillis(now - limit);
 }
+
+int64_t ShownThrough(int64_t through, const std::set<int64_t>& unshown,
+                     int64_t released) {
+  const int64_t reachable = unshown.empty() ? released : *unshown.begin() - 1;
+  return std::max(through, reachable);
+}
+
+bool UnreadOnArrival(const ChatMessage& message) { return !message.unverified; }
 
 std::optional<int64_t> TrustedSentMs(const ChatMessage& message) {
   if (message.unverified || message.sent_at == absl::InfinitePast()) {

@@ -1,7 +1,8 @@
-// The rules of a conversation's order, of replay and of hold-back, apart
-// from how the peer stores its messages: pure functions over the facts a
-// store reads for them (a sender's sequence counter, its replay watermarks,
-// the sequence numbers still in the outbox). Written once, so a second
+// The rules of a conversation's order, of replay, of hold-back and of the
+// shown mark, apart from how the peer stores its messages: pure functions
+// over the facts a store reads for them (a sender's sequence counter, its
+// replay watermarks, the sequence numbers still in the outbox, the release
+// numbers not shown yet). Written once, so a second
 // backend applies the same rules; tests/peer/inbox_rules_test.cc judges them
 // without SQLite, tests/peer/peer_store_test.cc through the SQLite store.
 
@@ -18,6 +19,18 @@
 #include "peer/message.h"
 
 namespace chat::peer {
+
+// ---- Conversations.
+
+// Every message belongs to one conversation, known by its id: the one with
+// a peer is that peer's name key (lowercase), so "Bob" and "bob" are one;
+// a group's will be its own id. Order, hold-back, history and read state
+// are kept per conversation; delivery state per message and recipient.
+std::string ConversationWith(const std::string& name);
+// The conversation of a message we received (its sender's, today).
+std::string ConversationOfReceived(const ChatMessage& message);
+// The conversation of a message we send (its recipient's, today).
+std::string ConversationOfSent(const ChatMessage& message);
 
 // ---- The sending side of a conversation.
 
@@ -85,6 +98,12 @@ struct Admission {
 Admission Admit(const ChatMessage& message,
                 const std::optional<InboundCounter>& inbound);
 
+// Whether admitting a message changes others before it is kept (releases
+// what an abandoned epoch or the sender's floor let go): then its copy
+// check must come first. Else the check is the keeping itself (a row keyed
+// by sender and id that is there already).
+bool ReleasesOthersFirst(const Admission& admission);
+
 // Releases held messages from `next` on, one number at a time, while
 // `release_if_held(number)` finds one held there (and releases it); returns
 // the first number missing, the one to wait for next.
@@ -94,6 +113,24 @@ int64_t ReleaseInOrder(int64_t next,
 // A held message received before this (unix ms, by the receiver's clock) is
 // overdue: its gaps are given up on after `limit`.
 int64_t OverdueBeforeMs(absl::Time now, absl::Duration limit);
+
+// ---- The shown mark.
+
+// Released messages are numbered in release order, which is the order they
+// are shown in. Rather than a mark per message, the store keeps one number:
+// every message released up to it is shown. The mark after some messages
+// were shown: `through` (the mark so far) raised to just below the lowest
+// number still unshown (`unshown`: released by committed writes, not shown
+// yet), or to `released` (the highest number a committed write released)
+// when none is. A message shown beyond it (out of order) is marked alone.
+int64_t ShownThrough(int64_t through, const std::set<int64_t>& unshown,
+                     int64_t released);
+
+// Whether a received message starts with a kShown read note kept with it
+// (Inbox::MarkShown keeps or drops it when the message is shown): an
+// authenticated one, whose sender may get a read receipt. Right for most,
+// so most messages shown write no note of their own.
+bool UnreadOnArrival(const ChatMessage& message);
 
 // ---- Duplicates and replay.
 

@@ -1,7 +1,9 @@
 // The peer's durable state, one SQLite file per name in its data directory,
 // and the roles it plays for the parts of the peer: the outbox, the inbox,
 // the history, the pinned keys, the contacts, the read notes and the saved
-// lease. Each part is handed only the roles it uses (docs/architecture.md).
+// lease. Each part is handed only the roles it uses; each role's SQLite side
+// is peer/<role>_sqlite.cc (docs/architecture.md, "The peer's store by
+// role"). Messages are kept by conversation id (peer/inbox_rules.h).
 
 #ifndef CHAT_PEER_PEER_STORE_H_
 #define CHAT_PEER_PEER_STORE_H_
@@ -52,9 +54,10 @@ class PeerStore {
 
 // How much the inbox remembers, in bounded space.
 struct PeerStoreLimits {
-  // Shown ids kept for de-duplication; older ones are forgotten, each
-  // sender's newest forgotten sending time kept instead (one row per
-  // sender).
+  // Shown ids kept for de-duplication at least (those of messages still in
+  // the history are kept as long as it keeps them); older ones are
+  // forgotten, each sender's newest forgotten sending time kept instead
+  // (one row per sender).
   int64_t shown_ids_kept = 10000;
   // Trimmed after this many are shown (at most shown_ids_kept).
   int trim_every = 1000;

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "peer/peer_store.h"
+#include "tests/peer/peer_file_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -147,12 +148,9 @@ TEST_F(ContactsTest, AFileFromBeforeFollowsItsConversations) {
   // be followed). Opening it migrates.
   contacts_.reset();
   store_.reset();
+  MakePeerFileFromFixture(path_, "peer_schema_v2.sql");
   {
     SQLite::Database db(path_, SQLite::OPEN_READWRITE);
-    // What later migrations add goes too (it is made again).
-    db.exec(
-        "DROP TABLE contacts; DROP TABLE history; ALTER TABLE inbox DROP "
-        "COLUMN unread; PRAGMA user_version = 2");
     db.exec(
         "INSERT INTO conversations (peer_key, epoch, next_sequence) VALUES "
         "('bob', 'e', 2)");

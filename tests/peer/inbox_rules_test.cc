@@ -1,5 +1,5 @@
-// The rules of order, hold-back and replay, without a store: each decision
-// from the facts a store would hand it.
+// The rules of conversations, order, hold-back, the shown mark and replay,
+// without a store: each decision from the facts a store would hand it.
 
 #include "peer/inbox_rules.h"
 
@@ -31,6 +31,17 @@ ChatMessage Sealed(absl::Time sent_at) {
   message.from = "bob";
   message.sent_at = sent_at;
   return message;
+}
+
+TEST(ConversationTest, OneWithAPeerIsItsNameWhateverTheCase) {
+  EXPECT_EQ(ConversationWith("Bob"), ConversationWith("bob"));
+  EXPECT_NE(ConversationWith("bob"), ConversationWith("carol"));
+  ChatMessage message;
+  message.from = "Bob";
+  message.to = "alice";
+  // Theirs belongs to the sender's, ours to the recipient's.
+  EXPECT_EQ(ConversationOfReceived(message), ConversationWith("bob"));
+  EXPECT_EQ(ConversationOfSent(message), ConversationWith("alice"));
 }
 
 TEST(NextOutboundTest, AFirstMessageStartsAFreshEpochAtOne) {
@@ -123,6 +134,16 @@ TEST(AdmitTest, ANewEpochMidwayWaitsFromItsFloor) {
   EXPECT_EQ(admission.next, 3);
 }
 
+TEST(AdmitTest, OnlyAbandonedEpochsAndRisingFloorsReleaseOthersFirst) {
+  EXPECT_FALSE(ReleasesOthersFirst(Admit(Sequenced(1, 1), std::nullopt)));
+  EXPECT_FALSE(ReleasesOthersFirst(
+      Admit(Sequenced(5, 1), InboundCounter{"e1", 2})));  // Held.
+  EXPECT_TRUE(ReleasesOthersFirst(
+      Admit(Sequenced(5, 4), InboundCounter{"e1", 2})));  // Floor rose.
+  EXPECT_TRUE(ReleasesOthersFirst(
+      Admit(Sequenced(1, 1, "e2"), InboundCounter{"e1", 2})));  // New epoch.
+}
+
 TEST(ReleaseInOrderTest, ReleasesUpToTheFirstGap) {
   const std::set<int64_t> held = {3, 4, 6};
   std::vector<int64_t> released;
@@ -173,6 +194,35 @@ TEST(DuplicateTest, KnownFromTheSameSenderOrAReplay) {
   EXPECT_TRUE(IsDuplicate(true, message, Watermarks{}));
   EXPECT_TRUE(IsDuplicate(false, message, Watermarks{5000, std::nullopt}));
   EXPECT_FALSE(IsDuplicate(false, message, Watermarks{}));
+}
+
+TEST(ShownThroughTest, RisesToJustBelowTheLowestUnshown) {
+  // 1-6 released; 4 and 6 not shown yet.
+  EXPECT_EQ(ShownThrough(0, {4, 6}, 6), 3);
+  // Every release shown: up to the highest.
+  EXPECT_EQ(ShownThrough(3, {}, 6), 6);
+}
+
+TEST(ShownThroughTest, NeverGoesBack) {
+  // Whatever is still unshown below it (a message shown out of order
+  // before it was marked alone), the mark does not fall.
+  EXPECT_EQ(ShownThrough(5, {1}, 9), 5);
+  EXPECT_EQ(ShownThrough(5, {}, 4), 5);
+}
+
+TEST(ShownThroughTest, AGapLeftByARolledBackReleaseIsSteppedOver) {
+  // Number 3 was given to a write that was rolled back: never released,
+  // never unshown, so it does not hold the mark.
+  EXPECT_EQ(ShownThrough(2, {}, 5), 5);
+  EXPECT_EQ(ShownThrough(2, {5}, 5), 4);
+}
+
+TEST(UnreadOnArrivalTest, OnlyAuthenticatedMessagesExpectAReadNote) {
+  ChatMessage sealed = Sealed(absl::FromUnixMillis(1));
+  EXPECT_TRUE(UnreadOnArrival(sealed));
+  ChatMessage plain = sealed;
+  plain.unverified = true;
+  EXPECT_FALSE(UnreadOnArrival(plain));
 }
 
 TEST(WatermarksToFoldTest, OnlyThoseBeyondTheBound) {

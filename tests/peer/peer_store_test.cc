@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "peer/history.h"
 #include "registry/names.h"
+#include "tests/peer/peer_file_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -23,6 +24,7 @@ using ::chat::testing::StatusIs;
 using ::chat::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 
 ChatMessage Outgoing(const std::string& id, const std::string& to,
                      const std::string& text) {
@@ -167,7 +169,8 @@ TEST_F(PeerStoreTest, AFailedRemovalKeepsTheMessageAndItsFloor) {
   {
     SQLite::Database db(dir_.File("alice.db"), SQLite::OPEN_READWRITE);
     db.exec(
-        "CREATE TRIGGER fail_m1 BEFORE DELETE ON outbox WHEN OLD.id = 'm1' "
+        "CREATE TRIGGER fail_m1 BEFORE DELETE ON deliveries WHEN OLD.id = "
+        "'m1' "
         "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
   }
   store->outbox().Remove("m1");  // Not waited for; fails alone.
@@ -697,6 +700,91 @@ TEST_F(PeerStoreTest, ForgetErasesOneConversationAndKeepsDeliveryState) {
   Flush(*store);
   EXPECT_THAT(Lines(store->history().Page("bob", 20)),
               ElementsAre(Ours("again", SendStatus::kSent)));
+}
+
+// A file of the build before conversations by id (schema 7), made by that
+// build (tests/peer/testdata/peer_v7.sql, the generator's story: alice
+// wrote "hi bob" (delivered and read), "still out" (in bob's mailbox) and
+// "hi carol" (not delivered); bob's b1 and b2 were shown (b2 read, its
+// receipt owed), his b4 is held for b3; carol's c1 was released but the
+// process died before it was shown; a lab peer's x1 was shown). Opening it
+// migrates, and everything it promised holds.
+TEST_F(PeerStoreTest, AFileFromBeforeConversationsByIdKeepsItsPromises) {
+  const std::string path = dir_.File("alice.db");
+  MakePeerFileFromFixture(path, "peer_v7.sql");
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  {
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 8);
+  }
+  // The outbox, its floors and numbering, per conversation.
+  auto outbox = store->outbox().Entries();
+  ASSERT_THAT(outbox.status(), IsOk());
+  ASSERT_EQ(outbox->size(), 2u);
+  EXPECT_EQ((*outbox)[0].message.id, "m2");
+  EXPECT_TRUE((*outbox)[0].stored);
+  EXPECT_EQ((*outbox)[1].message.id, "m3");
+  EXPECT_FALSE((*outbox)[1].stored);
+  EXPECT_EQ(store->outbox().Floor("bob", 9), 2);
+  EXPECT_EQ(store->outbox().Floor("Carol", 9), 1);
+  // The history, both ways, with the states reached.
+  absl::StatusOr<HistoryPage> bob = store->history().Page("bob", 20);
+  EXPECT_THAT(Lines(bob), ElementsAre(Ours("hi bob", SendStatus::kRead),
+                                      Ours("still out", SendStatus::kStored),
+                                      "theirs:text b1", "theirs:text b2"));
+  ASSERT_THAT(bob.status(), IsOk());
+  EXPECT_EQ(bob->total, 4);
+  EXPECT_EQ(bob->entries[2].message.from, "Bob");
+  EXPECT_THAT(Lines(store->history().Page("carol", 20)),
+              ElementsAre(Ours("hi carol", SendStatus::kSent)));
+  EXPECT_THAT(Lines(store->history().Page("davide", 20)),
+              ElementsAre("theirs:text x1:unverified"));
+  // The read notes both ways.
+  auto notes = store->read_notes().ReadNotes();
+  ASSERT_THAT(notes.status(), IsOk());
+  std::vector<std::string> note_lines;
+  for (const ReadNote& n : *notes) {
+    note_lines.push_back(absl::StrCat(registry::NameKey(n.peer), ":", n.id, ":",
+                                      static_cast<int>(n.state)));
+  }
+  EXPECT_THAT(note_lines,
+              UnorderedElementsAre("bob:m1:0", "bob:b1:1", "bob:b2:2"));
+  // What was released and not shown comes back, once.
+  auto unshown = store->inbox().Unshown();
+  ASSERT_THAT(unshown.status(), IsOk());
+  ASSERT_EQ(unshown->size(), 1u);
+  EXPECT_EQ((*unshown)[0].id, "c1");
+  EXPECT_EQ((*unshown)[0].from, "carol");
+  EXPECT_EQ((*unshown)[0].text, "text c1");
+  store->inbox().MarkShown(*unshown, {});
+  // Copies are still copies; what was held is released in order.
+  EXPECT_THAT(Ids(Receive(*store, Incoming("b1", 1, 1))),
+              ElementsAre("duplicate"));
+  ChatMessage x1 = Incoming("x1", 0, 0, "", "Davide");
+  x1.unverified = true;
+  EXPECT_THAT(Ids(Receive(*store, x1)), ElementsAre("duplicate"));
+  absl::StatusOr<Received> b3 = Receive(*store, Incoming("b3", 3, 1));
+  EXPECT_THAT(Ids(b3), ElementsAre("b3", "b4"));
+  ASSERT_THAT(b3.status(), IsOk());
+  store->inbox().MarkShown(b3->ready, {});
+  EXPECT_EQ(Add(*store, Outgoing("m4", "bob", "next"))->sequence, 3);
+  // The rest stays.
+  EXPECT_EQ(store->lease().SavedLeaseId(), "lease-1");
+  auto contacts = store->contacts().Contacts();
+  ASSERT_THAT(contacts.status(), IsOk());
+  ASSERT_FALSE(contacts->empty());
+  EXPECT_EQ((*contacts)[0].name, "Bob");
+  Flush(*store);
+  store.reset();
+  store = Open();
+  unshown = store->inbox().Unshown();
+  ASSERT_THAT(unshown.status(), IsOk());
+  EXPECT_THAT(*unshown, IsEmpty());
+  EXPECT_THAT(
+      Lines(store->history().Page("carol", 20)),
+      ElementsAre(Ours("hi carol", SendStatus::kSent), "theirs:text c1"));
+  EXPECT_EQ(store->history().Page("bob", 20)->total, 7);
 }
 
 // Counts what it is told.

@@ -1,0 +1,264 @@
+#include "peer/history_store_sqlite.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "peer/inbox_rules.h"
+
+namespace chat::peer {
+namespace {
+
+// A state of ours in the history, ranked so that it never goes back: the
+// file keeps the rank, not SendStatus's number.
+int HistoryRank(SendStatus status) {
+  switch (status) {
+    case SendStatus::kSent:
+      return 0;
+    case SendStatus::kStored:
+      return 1;
+    case SendStatus::kExpired:
+      return 2;
+    case SendStatus::kFailed:
+      return 3;
+    case SendStatus::kDelivered:
+      return 4;
+    case SendStatus::kRead:
+      return 5;
+  }
+  return 0;
+}
+
+SendStatus FromHistoryRank(int rank) {
+  switch (rank) {
+    case 1:
+      return SendStatus::kStored;
+    case 2:
+      return SendStatus::kExpired;
+    case 3:
+      return SendStatus::kFailed;
+    case 4:
+      return SendStatus::kDelivered;
+    case 5:
+      return SendStatus::kRead;
+    default:
+      return SendStatus::kSent;
+  }
+}
+
+// The history's rows of one conversation: ours, and theirs once shown.
+#define CHAT_HISTORY_OF \
+  "conversation = ?1 AND in_history = 1 AND (ours = 1 OR " CHAT_SHOWN ")"
+
+}  // namespace
+
+void SqliteHistory::RecordSendState(const std::string& id, SendStatus status) {
+  const int rank = HistoryRank(status);
+  if (!file_->KeepsHistory() || rank == 0 || id.empty()) return;  // Added.
+  {
+    absl::MutexLock lock(&mu_);
+    pending_states_.emplace_back(id, rank);
+    // One job takes every update queued until it runs: receipts come in
+    // bursts (a window of 64 at once), and a job per update would cost the
+    // writer a savepoint each.
+    if (pending_states_.size() > 1) return;
+  }
+  file_->batch->PostLazily([this](SQLite::Database&) {
+    file_->db_mu.AssertHeld();
+    std::vector<std::pair<std::string, int>> states;
+    {
+      absl::MutexLock lock(&mu_);
+      states.swap(pending_states_);
+    }
+    ScopedStatement update(file_->statements,
+                           "UPDATE messages SET status = ?2 WHERE id = ?1 AND "
+                           "ours = 1 AND status < ?2");
+    for (const auto& [state_id, state_rank] : states) {
+      update->reset();
+      update->bind(1, state_id);
+      update->bind(2, state_rank);
+      update->exec();
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<HistoryPage> SqliteHistory::Page(const std::string& name,
+                                                int limit) {
+  absl::MutexLock lock(&file_->db_mu);
+  HistoryPage page;
+  try {
+    ScopedStatement select(
+        file_->statements,
+        "SELECT id, ours, sender, recipient, text, sent_at_ms, "
+        "received_at_ms, status, late, unverified, body FROM (SELECT * FROM "
+        "messages WHERE " CHAT_HISTORY_OF
+        " ORDER BY seq DESC LIMIT ?2) ORDER BY seq");
+    select->bind(1, ConversationWith(name));
+    select->bind(2, std::max(limit, 1));
+    while (select->executeStep()) {
+      HistoryEntry entry;
+      ChatMessage& message = entry.message;
+      message.id = select->getColumn(0).getString();
+      entry.ours = select->getColumn(1).getInt() != 0;
+      message.from = select->getColumn(2).getString();
+      message.to = select->getColumn(3).getString();
+      if (!select->getColumn(4).isNull()) {
+        message.text = select->getColumn(4).getString();
+      } else if (!select->getColumn(10).isNull()) {
+        // Received before its text had a column of its own (schema 7):
+        // the whole message is in its body.
+        const ChatMessage whole = Parse(select->getColumn(10));
+        message.from = whole.from;
+        message.to = whole.to;
+        message.text = whole.text;
+      }
+      if (!select->getColumn(5).isNull()) {
+        message.sent_at = absl::FromUnixMillis(select->getColumn(5).getInt64());
+      }
+      if (!select->getColumn(6).isNull()) {
+        message.received_at =
+            absl::FromUnixMillis(select->getColumn(6).getInt64());
+      }
+      if (entry.ours) {
+        entry.status = FromHistoryRank(select->getColumn(7).getInt());
+      }
+      message.late = select->getColumn(8).getInt() != 0;
+      message.unverified = select->getColumn(9).getInt() != 0;
+      page.entries.push_back(std::move(entry));
+    }
+    ScopedStatement count(
+        file_->statements,
+        "SELECT count(*) FROM messages WHERE " CHAT_HISTORY_OF);
+    count->bind(1, ConversationWith(name));
+    count->executeStep();
+    page.total = count->getColumn(0).getInt64();
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot read the history: ", e.what()));
+  }
+  return page;
+}
+
+absl::StatusOr<int64_t> SqliteHistory::Forget(const std::string& name) {
+  int64_t erased = 0;
+  CHAT_RETURN_IF_ERROR(file_->batch->Run(
+      [&](SQLite::Database&) {
+        file_->db_mu.AssertHeld();
+        const std::string conversation = ConversationWith(name);
+        ScopedStatement ours(file_->statements,
+                             "DELETE FROM messages WHERE conversation = ?1 AND "
+                             "in_history = 1 AND ours = 1");
+        ours->bind(1, conversation);
+        erased = ours->exec();
+        // Theirs leave the history; their ids still catch copies.
+        ScopedStatement theirs(
+            file_->statements,
+            "UPDATE messages SET in_history = 0 WHERE conversation = ?1 AND "
+            "in_history = 1 AND ours = 0 AND " CHAT_SHOWN);
+        theirs->bind(1, conversation);
+        erased += theirs->exec();
+        if (rows_ >= 0) rows_ -= erased;
+        return absl::OkStatus();
+      },
+      RecountOnFailure()));
+  return erased;
+}
+
+void SqliteHistory::Trim() {
+  const int64_t cutoff =
+      file_->KeepsHistory()
+          ? absl::ToUnixMillis(file_->clock.Wall() - file_->limits.history_kept)
+          : std::numeric_limits<int64_t>::max();
+  file_->batch->PostLazily(
+      [this, cutoff](SQLite::Database&) {
+        file_->db_mu.AssertHeld();
+        TrimLocked(cutoff);
+        return absl::OkStatus();
+      },
+      RecountOnFailure());
+}
+
+SqliteBatch::OnFailure SqliteHistory::RecountOnFailure() {
+  return [this](const absl::Status&) {
+    file_->db_mu.AssertHeld();
+    rows_ = -1;
+  };
+}
+
+void SqliteHistory::CountWritten(size_t written) {
+  if (!file_->KeepsHistory()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    since_trim_ += static_cast<int64_t>(written);
+    if (since_trim_ < file_->limits.history_trim_every) return;
+    since_trim_ = 0;
+  }
+  file_->batch->PostLazily(
+      [this](SQLite::Database&) {
+        file_->db_mu.AssertHeld();
+        TrimLocked(std::numeric_limits<int64_t>::min());
+        return absl::OkStatus();
+      },
+      RecountOnFailure());
+}
+
+int64_t SqliteHistory::DropBeforeLocked(int64_t seq) {
+  ScopedStatement ours(file_->statements,
+                       "DELETE FROM messages WHERE seq < ?1 AND in_history = "
+                       "1 AND ours = 1");
+  ours->bind(1, seq);
+  int64_t dropped = ours->exec();
+  ScopedStatement theirs(file_->statements,
+                         "UPDATE messages SET in_history = 0 WHERE seq < ?1 "
+                         "AND in_history = 1 AND ours = 0");
+  theirs->bind(1, seq);
+  dropped += theirs->exec();
+  return dropped;
+}
+
+// Erases the messages written before `cutoff_ms` (unix ms, by writing
+// order: the first row written at or after it and every later one stay, so
+// a clock that stepped back erases less, never more), then the oldest
+// beyond history_rows_kept.
+void SqliteHistory::TrimLocked(int64_t cutoff_ms) {
+  // Stops at the first row it keeps: as costly as what it erases.
+  ScopedStatement first_kept(file_->statements,
+                             "SELECT seq FROM messages WHERE in_history = 1 "
+                             "AND written_ms >= ?1 ORDER BY seq LIMIT 1");
+  first_kept->bind(1, cutoff_ms);
+  if (first_kept->executeStep()) {
+    const int64_t seq = first_kept->getColumn(0).getInt64();
+    first_kept->reset();
+    const int64_t dropped = DropBeforeLocked(seq);
+    if (rows_ >= 0) rows_ -= dropped;
+  } else {
+    first_kept->reset();
+    DropBeforeLocked(std::numeric_limits<int64_t>::max());
+    rows_ = 0;
+    return;
+  }
+  // Counted once per run (or after a rollback), then kept up to date:
+  // finding the cut by counting rows from the end stepped over every row
+  // kept, ~5% of the writer thread's time at 50,000 rows.
+  if (rows_ < 0) {
+    ScopedStatement count(file_->statements,
+                          "SELECT count(*) FROM messages WHERE in_history = 1");
+    count->executeStep();
+    rows_ = count->getColumn(0).getInt64();
+    count->reset();
+  }
+  const int64_t over_cap = rows_ - file_->limits.history_rows_kept;
+  if (over_cap <= 0) return;
+  ScopedStatement cut(file_->statements,
+                      "SELECT seq FROM messages WHERE in_history = 1 ORDER BY "
+                      "seq LIMIT 1 OFFSET ?1");
+  cut->bind(1, over_cap);
+  int64_t below = std::numeric_limits<int64_t>::max();
+  if (cut->executeStep()) below = cut->getColumn(0).getInt64();
+  cut->reset();
+  rows_ -= DropBeforeLocked(below);
+}
+
+}  // namespace chat::peer

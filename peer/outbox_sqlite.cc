@@ -1,0 +1,215 @@
+#include "peer/outbox_sqlite.h"
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "peer/inbox_rules.h"
+#include "registry/names.h"
+
+namespace chat::peer {
+
+using registry::NameKey;
+
+SqliteOutbox::Outstanding SqliteOutbox::Load(SQLite::Database& db) {
+  Outstanding outstanding;
+  SQLite::Statement select(
+      db, "SELECT conversation, recipient_key, sequence FROM deliveries");
+  while (select.executeStep()) {
+    DeliveryKey key(select.getColumn(0).getString(),
+                    select.getColumn(1).getString());
+    outstanding[key].insert(select.getColumn(2).getInt64());
+  }
+  return outstanding;
+}
+
+void SqliteOutbox::Add(ChatMessage message, AddedCallback done) {
+  auto added = std::make_shared<ChatMessage>(std::move(message));
+  file_->batch->Post(
+      [this, added](SQLite::Database&) {
+        file_->db_mu.AssertHeld();
+        const std::string conversation = ConversationOfSent(*added);
+        ScopedStatement select(
+            file_->statements,
+            "SELECT epoch, next_sequence FROM conversations WHERE "
+            "conversation = ?1");
+        select->bind(1, conversation);
+        std::optional<OutboundCounter> counter;
+        if (select->executeStep()) {
+          counter = OutboundCounter{select->getColumn(0).getString(),
+                                    select->getColumn(1).getInt64()};
+        }
+        select->reset();
+        Numbered numbered = NextOutbound(
+            counter, counter.has_value() ? std::string() : RandomHex(8));
+        added->sequence_epoch = std::move(numbered.epoch);
+        added->sequence = numbered.sequence;
+        added->sequence_floor = added->sequence;
+        ScopedStatement upsert(
+            file_->statements,
+            "INSERT INTO conversations (conversation, epoch, next_sequence) "
+            "VALUES (?1, ?2, ?3) ON CONFLICT (conversation) DO UPDATE SET "
+            "next_sequence = ?3");
+        upsert->bind(1, conversation);
+        upsert->bind(2, added->sequence_epoch);
+        upsert->bind(3, added->sequence + 1);
+        upsert->exec();
+        // The message once, in the history; its delivery once per
+        // recipient (one today).
+        ScopedStatement row(
+            file_->statements,
+            "INSERT INTO messages (conversation, id, sender_key, ours, sender, "
+            "recipient, text, sent_at_ms, written_ms, in_history) VALUES (?1, "
+            "?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9)");
+        row->bind(1, conversation);
+        row->bind(2, added->id);
+        row->bind(3, NameKey(added->from));
+        row->bind(4, added->from);
+        row->bind(5, added->to);
+        row->bind(6, added->text);
+        if (added->sent_at != absl::InfinitePast()) {
+          row->bind(7, absl::ToUnixMillis(added->sent_at));
+        }
+        row->bind(8, absl::ToUnixMillis(file_->clock.Wall()));
+        row->bind(9, file_->KeepsHistory() ? 1 : 0);
+        row->exec();
+        if (file_->KeepsHistory()) history_->CountRowLocked();
+        ScopedStatement delivery(
+            file_->statements,
+            "INSERT INTO deliveries (id, recipient_key, conversation, "
+            "sequence, body) VALUES (?1, ?2, ?3, ?4, ?5)");
+        delivery->bind(1, added->id);
+        delivery->bind(2, NameKey(added->to));
+        delivery->bind(3, conversation);
+        delivery->bind(4, added->sequence);
+        const std::string body = Serialize(*added);
+        delivery->bind(5, body.data(), static_cast<int>(body.size()));
+        delivery->exec();
+        return absl::OkStatus();
+      },
+      [this, added, done = std::move(done)](const absl::Status& status) {
+        if (!status.ok()) {
+          done(status);
+          return;
+        }
+        {
+          absl::MutexLock lock(&mu_);
+          const DeliveryKey key(ConversationOfSent(*added), NameKey(added->to));
+          outstanding_[key].insert(added->sequence);
+        }
+        done(*added);
+      },
+      history_->RecountOnFailure());
+  history_->CountWritten(1);
+}
+
+int64_t SqliteOutbox::Floor(const std::string& recipient, int64_t fallback) {
+  absl::MutexLock lock(&mu_);
+  const DeliveryKey key(ConversationWith(recipient), NameKey(recipient));
+  auto it = outstanding_.find(key);
+  if (it == outstanding_.end()) return fallback;
+  return SequenceFloor(it->second, fallback);
+}
+
+void SqliteOutbox::MarkStored(const std::string& id) {
+  file_->batch->PostLazily([this, id](SQLite::Database&) {
+    file_->db_mu.AssertHeld();
+    ScopedStatement update(file_->statements,
+                           "UPDATE deliveries SET stored = 1 WHERE id = ?1");
+    update->bind(1, id);
+    update->exec();
+    return absl::OkStatus();
+  });
+}
+
+void SqliteOutbox::Remove(const std::string& id) {
+  auto removal = std::make_shared<Removal>();
+  file_->batch->PostLazily(
+      [this, id, removal](SQLite::Database&) {
+        file_->db_mu.AssertHeld();
+        DeleteLocked(id, "", *removal);
+        return absl::OkStatus();
+      },
+      [this, removal](const absl::Status&) { Restore(*removal); });
+}
+
+absl::StatusOr<std::optional<OutboxEntry>> SqliteOutbox::Take(
+    const std::string& id, const std::string& recipient) {
+  std::optional<OutboxEntry> taken;
+  Removal removal;
+  CHAT_RETURN_IF_ERROR(file_->batch->Run(
+      [&](SQLite::Database&) {
+        file_->db_mu.AssertHeld();
+        ScopedStatement select(file_->statements,
+                               "SELECT body, stored FROM deliveries WHERE id = "
+                               "?1 AND recipient_key = ?2");
+        select->bind(1, id);
+        select->bind(2, NameKey(recipient));
+        if (!select->executeStep()) return absl::OkStatus();
+        taken.emplace();
+        taken->message = Parse(select->getColumn(0));
+        taken->stored = select->getColumn(1).getInt() != 0;
+        select->reset();
+        DeleteLocked(id, NameKey(recipient), removal);
+        return absl::OkStatus();
+      },
+      [&](const absl::Status&) { Restore(removal); }));
+  return taken;
+}
+
+absl::StatusOr<std::vector<OutboxEntry>> SqliteOutbox::Entries() {
+  absl::MutexLock lock(&file_->db_mu);
+  std::vector<OutboxEntry> entries;
+  try {
+    ScopedStatement select(file_->statements,
+                           "SELECT body, stored FROM deliveries ORDER BY "
+                           "conversation, recipient_key, sequence");
+    while (select->executeStep()) {
+      OutboxEntry entry;
+      entry.message = Parse(select->getColumn(0));
+      entry.stored = select->getColumn(1).getInt() != 0;
+      entries.push_back(std::move(entry));
+    }
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot read the outbox: ", e.what()));
+  }
+  return entries;
+}
+
+void SqliteOutbox::DeleteLocked(const std::string& id,
+                                const std::string& recipient_key,
+                                Removal& removal) {
+  ScopedStatement remove(
+      file_->statements,
+      "DELETE FROM deliveries WHERE id = ?1 AND (?2 = '' OR recipient_key = "
+      "?2) RETURNING conversation, recipient_key, sequence");
+  remove->bind(1, id);
+  remove->bind(2, recipient_key);
+  std::vector<std::pair<DeliveryKey, int64_t>> deleted;
+  // Stepped to the end, so the delete completes.
+  while (remove->executeStep()) {
+    DeliveryKey key(remove->getColumn(0).getString(),
+                    remove->getColumn(1).getString());
+    deleted.emplace_back(std::move(key), remove->getColumn(2).getInt64());
+  }
+  absl::MutexLock lock(&mu_);
+  for (auto& [key, sequence] : deleted) {
+    auto it = outstanding_.find(key);
+    if (it == outstanding_.end()) continue;
+    if (it->second.erase(sequence) > 0) {
+      removal.removed.push_back({key, sequence});
+    }
+    if (it->second.empty()) outstanding_.erase(it);
+  }
+}
+
+void SqliteOutbox::Restore(const Removal& removal) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, sequence] : removal.removed) {
+    outstanding_[key].insert(sequence);
+  }
+}
+
+}  // namespace chat::peer
