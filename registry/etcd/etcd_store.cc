@@ -385,13 +385,19 @@ class EtcdStore final : public Store, public SnapshotSource {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
     CHAT_ASSIGN_OR_RETURN(ReadState read, ReadHolder(name, key, lease_id));
-    absl::Notification renewed;
+    // A renewal is idempotent: one lost with a stream that broke (its
+    // member died) goes again on the stream that replaces it.
     absl::StatusOr<int64_t> ttl_seconds;
-    keep_alive_.RenewOnce(read.etcd_lease, [&](absl::StatusOr<int64_t> answer) {
-      ttl_seconds = std::move(answer);
-      renewed.Notify();
-    });
-    renewed.WaitForNotification();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      absl::Notification renewed;
+      keep_alive_.RenewOnce(read.etcd_lease,
+                            [&](absl::StatusOr<int64_t> answer) {
+                              ttl_seconds = std::move(answer);
+                              renewed.Notify();
+                            });
+      renewed.WaitForNotification();
+      if (ttl_seconds.status().code() != absl::StatusCode::kUnavailable) break;
+    }
     if (!ttl_seconds.ok()) {
       if (ttl_seconds.status().code() == absl::StatusCode::kNotFound) {
         return absl::NotFoundError(absl::StrCat(
