@@ -265,6 +265,19 @@ class EtcdStore final : public Store, public SnapshotSource {
             }
           }
           ended_lease = read.etcd_lease;
+          round.applied_anyway =
+              [this, &key,
+               name_mod = read.name_mod]() -> std::optional<int64_t> {
+            auto back = client_->Range(RangeRequest::Key(layout_.Name(key)));
+            if (!back.ok()) return std::nullopt;
+            // Still the incarnation read: not applied. Gone or replaced:
+            // the name this call ended is gone either way.
+            if (!back->kvs.empty() && back->kvs[0].mod_revision == name_mod) {
+              return int64_t{0};
+            }
+            return back->kvs.empty() ? back->revision
+                                     : back->kvs[0].mod_revision;
+          };
           return round;
         });
     if (!committed.ok()) return committed;
@@ -591,9 +604,11 @@ class EtcdStore final : public Store, public SnapshotSource {
   // compares saying that what the decision read is still what etcd holds.
   struct Round {
     TxnRequest txn;
-    // For a Txn whose outcome is unknown (MaybeApplied): the revision at
-    // which its write is in etcd all the same, or nullopt when it is not or
-    // cannot be told. Empty: the error is answered.
+    // For a Txn whose outcome is unknown (MaybeApplied), read back from
+    // etcd: the revision at which its write is there all the same; 0 when
+    // it surely is not (the round is decided again, as after a lost
+    // compare: the connection to a member that died broke under it);
+    // nullopt when it cannot be told. Empty: the error is answered.
     std::function<std::optional<int64_t>()> applied_anyway;
     // Runs once the Txn committed and the index applied it.
     std::function<void()> committed;
@@ -621,11 +636,13 @@ class EtcdStore final : public Store, public SnapshotSource {
       absl::StatusOr<TxnResult> result = client_->Txn(round.txn);
       if (!result.ok()) {
         if (MaybeApplied(result.status()) && round.applied_anyway) {
-          if (std::optional<int64_t> revision = round.applied_anyway()) {
+          const std::optional<int64_t> revision = round.applied_anyway();
+          if (revision && *revision > 0) {
             WaitApplied(*revision);
             if (round.committed) round.committed();
             return absl::OkStatus();
           }
+          if (revision) continue;  // Not applied: decide again.
         }
         return result.status();
       }
@@ -747,7 +764,9 @@ class EtcdStore final : public Store, public SnapshotSource {
             }
             // A write that may yet be applied must keep its lease.
             if (fresh) maybe_attached = true;
-            return std::nullopt;
+            if (!back.ok()) return std::nullopt;
+            // Not there as of this linearizable read: not applied.
+            return int64_t{0};
           };
           round.committed = [this, &granted, &taken_used, record, now, fresh,
                              etcd_lease, replaced] {

@@ -66,9 +66,11 @@ struct EtcdStoreOptions {
 //   it may outlive the TTL asked by up to a second. Leases a name moved off
 //   are revoked in the background.
 // - etcd's kResourceExhausted (NOSPACE) and kUnavailable are "maybe
-//   applied": a Register then reads the name back and answers OK when its
-//   own lease holds it; other writes return the error, and are safe to try
-//   again (their compares refuse a second application).
+//   applied": Register and Unregister then read the name back, answer OK
+//   when the write is there, and decide again when it surely is not (the
+//   connection to a member that died broke under it); other writes return
+//   the error, and are safe to try again (their compares refuse a second
+//   application).
 absl::StatusOr<std::unique_ptr<Store>> OpenEtcdStore(
     const EtcdStoreOptions& options, const Clock& clock);
 
