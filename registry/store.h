@@ -246,9 +246,9 @@ class Store {
   // Removes every lease whose time is up, tells watchers (kDelete, kExpired),
   // and returns the entries removed; starts the reservation of their
   // bindings and forgets bindings whose reservation is over. Called often
-  // by the expiry loop. On etcd it does nothing and returns no entries:
-  // etcd ends the leases, and every registry's watch tells its watchers
-  // and writes the reservations.
+  // by the expiry loop. On etcd it returns no entries (etcd ends the
+  // leases, and every registry's watch tells its watchers and writes the
+  // reservations) and only forgets bindings that are over.
   virtual absl::StatusOr<std::vector<Entry>> ExpireDue() = 0;
 
   // Number of live entries (leased and static).

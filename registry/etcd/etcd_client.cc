@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <utility>
 
@@ -11,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/clock.h"
 #include "common/net.h"
 #include "common/status.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
@@ -175,9 +178,64 @@ int64_t CompactRevision(const absl::Status& status) {
   return revision;
 }
 
+struct EtcdClient::Endpoint {
+  std::shared_ptr<grpc::Channel> channel;
+  // Passed over until this monotonic time (nanoseconds); 0: not.
+  std::atomic<int64_t> avoid_until{0};
+  // Failures in a row: the pause doubles with each.
+  std::atomic<int> failures{0};
+};
+
+namespace {
+
+// The pause after a failure, doubling per failure in a row, and its cap.
+constexpr absl::Duration kFirstAvoid = absl::Seconds(1);
+constexpr int kMaxAvoidDoublings = 5;  // 32 s, capped below.
+constexpr absl::Duration kMaxAvoid = absl::Seconds(30);
+
+// The endpoint pauses run on the real monotonic clock: they route calls
+// and never decide an outcome a test would pin down.
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             RealClock().Monotonic().time_since_epoch())
+      .count();
+}
+
+// The member did not answer (dead, hung, unreachable, no leader, our share
+// of the deadline passed): another one may.
+bool Unreachable(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+// A failure that surely applied nothing: gRPC had no connection or no
+// address to send it on (its messages in 1.51), or etcd refused it before
+// proposing it ("no leader", with "hasleader" asked).
+bool NeverApplied(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  const std::string& message = status.error_message();
+  for (const char* sign :
+       {"failed to connect to all addresses", "connections to all backends",
+        "DNS resolution failed", "empty address list", "no children",
+        "etcdserver: no leader"}) {
+    if (absl::StrContains(message, sign)) return true;
+  }
+  return false;
+}
+
+absl::Status Check(const grpc::Status& status, const std::string& what) {
+  return FromEtcdStatus(status.error_code(), status.error_message(), what);
+}
+
+}  // namespace
+
+void AddRequireLeader(grpc::ClientContext& context) {
+  context.AddMetadata("hasleader", "true");
+}
+
 EtcdClient::EtcdClient(EtcdConfig config,
-                       std::vector<std::shared_ptr<grpc::Channel>> channels)
-    : config_(std::move(config)), channels_(std::move(channels)) {}
+                       std::vector<std::unique_ptr<Endpoint>> endpoints)
+    : config_(std::move(config)), endpoints_(std::move(endpoints)) {}
 
 EtcdClient::~EtcdClient() = default;
 
@@ -188,8 +246,8 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
   }
   auto credentials = MakeChannelCredentials(config.tls);
   if (!credentials.ok()) return credentials.status();
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (const std::string& endpoint : config.endpoints) {
+  std::vector<std::unique_ptr<Endpoint>> endpoints;
+  for (const std::string& address : config.endpoints) {
     grpc::ChannelArguments args;
     // A host name with several addresses: spread over all of them.
     args.SetServiceConfigJSON(
@@ -202,47 +260,116 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
     // etcd's default --max-request-bytes is 1.5 MiB; a Range answer may be
     // larger than gRPC's default 4 MiB when a prefix holds many keys.
     args.SetMaxReceiveMessageSize(64 << 20);
-    channels.push_back(
-        grpc::CreateCustomChannel("dns:///" + endpoint, *credentials, args));
+    auto endpoint = std::make_unique<Endpoint>();
+    endpoint->channel =
+        grpc::CreateCustomChannel("dns:///" + address, *credentials, args);
+    endpoints.push_back(std::move(endpoint));
   }
   return std::unique_ptr<EtcdClient>(
-      new EtcdClient(config, std::move(channels)));
+      new EtcdClient(config, std::move(endpoints)));
+}
+
+EtcdClient::Endpoint& EtcdClient::Pick(std::vector<bool>& tried) {
+  const size_t n = endpoints_.size();
+  const uint64_t start = next_.fetch_add(1, std::memory_order_relaxed);
+  const int64_t now = NowNanos();
+  // Connected first: a call on a channel still connecting (or resolving a
+  // name that may never resolve) waits for it, and a write that then times
+  // out cannot be told apart from one that was applied.
+  size_t connecting = n;
+  size_t failing = n;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t index = (start + i) % n;
+    if (tried[index]) continue;
+    Endpoint& endpoint = *endpoints_[index];
+    // Asking with try_to_connect also starts idle channels connecting, so
+    // they are ready for the calls after this one.
+    const grpc_connectivity_state state =
+        endpoint.channel->GetState(/*try_to_connect=*/true);
+    const bool avoided =
+        endpoint.avoid_until.load(std::memory_order_relaxed) > now;
+    if (avoided || state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
+        state == GRPC_CHANNEL_SHUTDOWN) {
+      if (failing == n) failing = index;
+    } else if (state == GRPC_CHANNEL_READY) {
+      tried[index] = true;
+      return endpoint;
+    } else if (connecting == n) {
+      connecting = index;
+    }
+  }
+  size_t chosen = connecting != n ? connecting : failing;
+  if (chosen == n) chosen = start % n;  // Every one tried already: any.
+  tried[chosen] = true;
+  return *endpoints_[chosen];
+}
+
+void EtcdClient::MarkFailing(Endpoint& endpoint) {
+  const int failures =
+      endpoint.failures.fetch_add(1, std::memory_order_relaxed);
+  const absl::Duration pause = std::min(
+      kMaxAvoid, kFirstAvoid * (1 << std::min(failures, kMaxAvoidDoublings)));
+  endpoint.avoid_until.store(NowNanos() + absl::ToInt64Nanoseconds(pause),
+                             std::memory_order_relaxed);
+}
+
+void EtcdClient::MarkAnswering(Endpoint& endpoint) {
+  if (endpoint.failures.load(std::memory_order_relaxed) == 0) return;
+  endpoint.failures.store(0, std::memory_order_relaxed);
+  endpoint.avoid_until.store(0, std::memory_order_relaxed);
 }
 
 std::shared_ptr<grpc::Channel> EtcdClient::NextChannel() {
-  const size_t n = channels_.size();
-  const uint64_t start = next_.fetch_add(1, std::memory_order_relaxed);
-  for (size_t i = 0; i < n; ++i) {
-    const auto& channel = channels_[(start + i) % n];
-    if (channel->GetState(/*try_to_connect=*/true) !=
-        GRPC_CHANNEL_TRANSIENT_FAILURE) {
-      return channel;
-    }
+  std::vector<bool> tried(endpoints_.size());
+  return Pick(tried).channel;
+}
+
+void EtcdClient::ReportStreamFailure(
+    const std::shared_ptr<grpc::Channel>& channel) {
+  for (const auto& endpoint : endpoints_) {
+    if (endpoint->channel == channel) MarkFailing(*endpoint);
   }
-  return channels_[start % n];
 }
 
-namespace {
-
-void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
-  context.set_deadline(std::chrono::system_clock::now() +
-                       absl::ToChronoMilliseconds(timeout));
+template <typename Attempt>
+absl::Status EtcdClient::Call(const char* what, bool safe_to_repeat,
+                              Attempt attempt) {
+  const size_t n = endpoints_.size();
+  const auto call_deadline = std::chrono::system_clock::now() +
+                             absl::ToChronoMilliseconds(config_.call_timeout);
+  const auto share = absl::ToChronoMilliseconds(std::max(
+      config_.call_timeout / static_cast<int64_t>(std::min<size_t>(n, 3)),
+      absl::Seconds(1)));
+  std::vector<bool> tried(n);
+  absl::Status last;
+  for (size_t i = 0; i < n; ++i) {
+    const auto now = std::chrono::system_clock::now();
+    if (i > 0 && now >= call_deadline) break;
+    Endpoint& endpoint = Pick(tried);
+    grpc::ClientContext context;
+    context.set_deadline(std::min(call_deadline, now + share));
+    AddRequireLeader(context);
+    const grpc::Status status = attempt(endpoint.channel, context);
+    if (!Unreachable(status)) {
+      MarkAnswering(endpoint);
+      return Check(status, what);
+    }
+    MarkFailing(endpoint);
+    last = Check(status, what);
+    if (!safe_to_repeat && !NeverApplied(status)) break;
+  }
+  return last;
 }
-
-absl::Status Check(const grpc::Status& status, const std::string& what) {
-  return FromEtcdStatus(status.error_code(), status.error_message(), what);
-}
-
-}  // namespace
 
 absl::StatusOr<RangeResult> EtcdClient::Range(const RangeRequest& request) {
-  etcdserverpb::RangeRequest proto = ToProto(request);
+  const etcdserverpb::RangeRequest proto = ToProto(request);
   etcdserverpb::RangeResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, config_.call_timeout);
-  CHAT_RETURN_IF_ERROR(Check(etcdserverpb::KV::NewStub(NextChannel())
-                                 ->Range(&context, proto, &response),
-                             "etcd Range"));
+  CHAT_RETURN_IF_ERROR(Call("etcd Range", /*safe_to_repeat=*/true,
+                            [&](const std::shared_ptr<grpc::Channel>& channel,
+                                grpc::ClientContext& context) {
+                              return etcdserverpb::KV::NewStub(channel)->Range(
+                                  &context, proto, &response);
+                            }));
   return FromProto(response);
 }
 
@@ -254,11 +381,12 @@ absl::StatusOr<int64_t> EtcdClient::Put(const std::string& key,
   proto.set_value(value);
   proto.set_lease(lease);
   etcdserverpb::PutResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, config_.call_timeout);
-  CHAT_RETURN_IF_ERROR(Check(
-      etcdserverpb::KV::NewStub(NextChannel())->Put(&context, proto, &response),
-      "etcd Put"));
+  CHAT_RETURN_IF_ERROR(Call("etcd Put", /*safe_to_repeat=*/false,
+                            [&](const std::shared_ptr<grpc::Channel>& channel,
+                                grpc::ClientContext& context) {
+                              return etcdserverpb::KV::NewStub(channel)->Put(
+                                  &context, proto, &response);
+                            }));
   return response.header().revision();
 }
 
@@ -268,22 +396,25 @@ absl::StatusOr<int64_t> EtcdClient::DeleteRange(const std::string& key,
   proto.set_key(key);
   proto.set_range_end(range_end);
   etcdserverpb::DeleteRangeResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, config_.call_timeout);
-  CHAT_RETURN_IF_ERROR(Check(etcdserverpb::KV::NewStub(NextChannel())
-                                 ->DeleteRange(&context, proto, &response),
-                             "etcd DeleteRange"));
+  CHAT_RETURN_IF_ERROR(
+      Call("etcd DeleteRange", /*safe_to_repeat=*/false,
+           [&](const std::shared_ptr<grpc::Channel>& channel,
+               grpc::ClientContext& context) {
+             return etcdserverpb::KV::NewStub(channel)->DeleteRange(
+                 &context, proto, &response);
+           }));
   return response.deleted();
 }
 
 absl::StatusOr<TxnResult> EtcdClient::Txn(const TxnRequest& request) {
-  etcdserverpb::TxnRequest proto = ToProto(request);
+  const etcdserverpb::TxnRequest proto = ToProto(request);
   etcdserverpb::TxnResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, config_.call_timeout);
-  CHAT_RETURN_IF_ERROR(Check(
-      etcdserverpb::KV::NewStub(NextChannel())->Txn(&context, proto, &response),
-      "etcd Txn"));
+  CHAT_RETURN_IF_ERROR(Call("etcd Txn", /*safe_to_repeat=*/false,
+                            [&](const std::shared_ptr<grpc::Channel>& channel,
+                                grpc::ClientContext& context) {
+                              return etcdserverpb::KV::NewStub(channel)->Txn(
+                                  &context, proto, &response);
+                            }));
   return FromProto(response);
 }
 
@@ -292,11 +423,12 @@ absl::Status EtcdClient::Compact(int64_t revision, bool physical) {
   proto.set_revision(revision);
   proto.set_physical(physical);
   etcdserverpb::CompactionResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, config_.call_timeout);
-  return Check(etcdserverpb::KV::NewStub(NextChannel())
-                   ->Compact(&context, proto, &response),
-               "etcd Compact");
+  return Call("etcd Compact", /*safe_to_repeat=*/false,
+              [&](const std::shared_ptr<grpc::Channel>& channel,
+                  grpc::ClientContext& context) {
+                return etcdserverpb::KV::NewStub(channel)->Compact(
+                    &context, proto, &response);
+              });
 }
 
 absl::StatusOr<LeaseGrant> EtcdClient::GrantLease(int64_t ttl_seconds,
@@ -305,11 +437,15 @@ absl::StatusOr<LeaseGrant> EtcdClient::GrantLease(int64_t ttl_seconds,
   proto.set_ttl(ttl_seconds);
   proto.set_id(id);
   etcdserverpb::LeaseGrantResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, config_.call_timeout);
-  CHAT_RETURN_IF_ERROR(Check(etcdserverpb::Lease::NewStub(NextChannel())
-                                 ->LeaseGrant(&context, proto, &response),
-                             "etcd LeaseGrant"));
+  // Repeated after any failure only when etcd picks the id: a second grant
+  // then costs an unused lease; with our own id it could collide.
+  CHAT_RETURN_IF_ERROR(
+      Call("etcd LeaseGrant", /*safe_to_repeat=*/id == 0,
+           [&](const std::shared_ptr<grpc::Channel>& channel,
+               grpc::ClientContext& context) {
+             return etcdserverpb::Lease::NewStub(channel)->LeaseGrant(
+                 &context, proto, &response);
+           }));
   // etcd reports some refusals in the body rather than the status.
   if (!response.error().empty()) {
     return absl::UnavailableError("etcd LeaseGrant: " + response.error());
@@ -321,11 +457,13 @@ absl::Status EtcdClient::RevokeLease(int64_t id) {
   etcdserverpb::LeaseRevokeRequest proto;
   proto.set_id(id);
   etcdserverpb::LeaseRevokeResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, config_.call_timeout);
-  return Check(etcdserverpb::Lease::NewStub(NextChannel())
-                   ->LeaseRevoke(&context, proto, &response),
-               "etcd LeaseRevoke");
+  // A second revocation is harmless (kNotFound).
+  return Call("etcd LeaseRevoke", /*safe_to_repeat=*/true,
+              [&](const std::shared_ptr<grpc::Channel>& channel,
+                  grpc::ClientContext& context) {
+                return etcdserverpb::Lease::NewStub(channel)->LeaseRevoke(
+                    &context, proto, &response);
+              });
 }
 
 absl::StatusOr<LeaseStatus> EtcdClient::LeaseTimeToLive(int64_t id, bool keys) {
@@ -333,15 +471,18 @@ absl::StatusOr<LeaseStatus> EtcdClient::LeaseTimeToLive(int64_t id, bool keys) {
   proto.set_id(id);
   proto.set_keys(keys);
   etcdserverpb::LeaseTimeToLiveResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context, config_.call_timeout);
-  grpc::Status status = etcdserverpb::Lease::NewStub(NextChannel())
-                            ->LeaseTimeToLive(&context, proto, &response);
+  absl::Status status =
+      Call("etcd LeaseTimeToLive", /*safe_to_repeat=*/true,
+           [&](const std::shared_ptr<grpc::Channel>& channel,
+               grpc::ClientContext& context) {
+             return etcdserverpb::Lease::NewStub(channel)->LeaseTimeToLive(
+                 &context, proto, &response);
+           });
   LeaseStatus result;
   result.id = id;
   // An ended lease: etcd 3.4 answers TTL -1, some versions NotFound.
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND) return result;
-  CHAT_RETURN_IF_ERROR(Check(status, "etcd LeaseTimeToLive"));
+  if (status.code() == absl::StatusCode::kNotFound) return result;
+  CHAT_RETURN_IF_ERROR(status);
   result.ttl_seconds = response.ttl();
   result.granted_ttl_seconds = response.grantedttl();
   for (const std::string& key : response.keys()) result.keys.push_back(key);

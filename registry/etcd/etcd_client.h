@@ -19,6 +19,7 @@
 
 namespace grpc {
 class Channel;
+class ClientContext;
 }  // namespace grpc
 
 namespace chat::registry::etcd {
@@ -188,14 +189,26 @@ int64_t CompactRevision(const absl::Status& status);
 absl::Status CompactedError(const std::string& message,
                             int64_t compact_revision);
 
-// EtcdClient: unary calls to a cluster, each with the config's deadline.
+// EtcdClient: unary calls to a cluster, each within the config's deadline.
 //
-// Each endpoint has its own channel; calls go round robin over the
-// endpoints whose channel is not failing (all of them when every one is), so
-// one dead member costs a failed call at most once per reconnect attempt,
-// not one in N calls. The client does not retry: a failed call returns its
-// error (FromEtcdStatus), and the caller decides (reads are safe to retry,
-// writes only as FromEtcdStatus says).
+// Each endpoint has its own channel. Calls go round robin over the endpoints
+// that are not failing: a channel in TRANSIENT_FAILURE (a dead member, a
+// name that no longer resolves), or an endpoint whose last call went
+// unanswered (a member that hangs, or that has no leader) is passed over
+// for a while (1 s, doubling per failure in a row, up to 30 s); when every
+// endpoint is failing, all are tried.
+//
+// A call that fails on one endpoint is tried on the next ones (each once)
+// when that cannot apply it twice: reads and lease calls always, writes
+// (Put, DeleteRange, Txn, Compact) only when the request surely never
+// reached etcd or etcd refused it unapplied (no connection, no address,
+// "no leader"). Each attempt has a share of the call's deadline
+// (call_timeout over min(endpoints, 3), at least 1 s), so a hung member
+// costs one attempt, not the call. Every call asks etcd to require a
+// leader ("hasleader"): a member cut off from the majority then answers
+// "no leader" at once instead of hanging. Otherwise the client does not
+// retry: a failed call returns its error (FromEtcdStatus), and the caller
+// decides (writes are retried only as FromEtcdStatus says).
 //
 // Thread-safe: every method may be called from many threads at once.
 class EtcdClient {
@@ -226,7 +239,8 @@ class EtcdClient {
   absl::Status Compact(int64_t revision, bool physical = false);
 
   // A lease of at least `ttl_seconds` (etcd's minimum applies); `id` 0 lets
-  // etcd pick the id.
+  // etcd pick the id. (Tried on another member after a failure: a lease
+  // granted twice costs an unused lease, which ends at its TTL.)
   absl::StatusOr<LeaseGrant> GrantLease(int64_t ttl_seconds, int64_t id = 0);
   // Ends the lease now; its keys are deleted (a DELETE event each).
   // kNotFound when it had already ended.
@@ -234,20 +248,42 @@ class EtcdClient {
   // How long `id` has left. An ended lease is not an error: ttl_seconds -1.
   absl::StatusOr<LeaseStatus> LeaseTimeToLive(int64_t id, bool keys = false);
 
-  // A channel for a long-lived stream (keep-alive, watch): the next endpoint
-  // in the rotation. Streams choose again when they reconnect, so they move
-  // off a dead member.
+  // A channel for a long-lived stream (keep-alive, watch): the next
+  // endpoint in the rotation that is not failing. Streams choose again
+  // when they reconnect, so they move off a dead member; a stream should
+  // carry AddRequireLeader() so a member without a leader ends it.
   std::shared_ptr<grpc::Channel> NextChannel();
+  // Tells the client that a stream on `channel` broke or stopped answering:
+  // the endpoint is passed over for a while, as after a failed call.
+  void ReportStreamFailure(const std::shared_ptr<grpc::Channel>& channel);
   absl::Duration call_timeout() const { return config_.call_timeout; }
 
  private:
+  struct Endpoint;
+
   EtcdClient(EtcdConfig config,
-             std::vector<std::shared_ptr<grpc::Channel>> channels);
+             std::vector<std::unique_ptr<Endpoint>> endpoints);
+
+  // The next endpoint in the rotation that is not failing and not
+  // `tried` (one flag per endpoint, set for the one picked); any untried
+  // one when all are failing.
+  Endpoint& Pick(std::vector<bool>& tried);
+  void MarkFailing(Endpoint& endpoint);
+  void MarkAnswering(Endpoint& endpoint);
+  // One unary call with failover (see the class comment): `attempt` makes
+  // the call on a channel with a prepared context. `safe_to_repeat`: a
+  // read or a lease call, tried again after any unreachable failure.
+  template <typename Attempt>
+  absl::Status Call(const char* what, bool safe_to_repeat, Attempt attempt);
 
   const EtcdConfig config_;
-  const std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  const std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::atomic<uint64_t> next_{0};
 };
+
+// Marks a stream's context so etcd ends the stream when the member it
+// reaches loses its leader (etcd's "hasleader" metadata).
+void AddRequireLeader(grpc::ClientContext& context);
 
 }  // namespace chat::registry::etcd
 

@@ -20,6 +20,7 @@ constexpr Millis kReconnectPause{250};
 }  // namespace
 
 struct EtcdKeepAlive::Stream {
+  std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<etcdserverpb::Lease::Stub> stub;
   grpc::ClientContext context;
   std::unique_ptr<
@@ -30,7 +31,11 @@ struct EtcdKeepAlive::Stream {
 
 EtcdKeepAlive::EtcdKeepAlive(EtcdClient* client, const Clock& clock,
                              LeaseLossListener* listener)
-    : client_(client), clock_(clock), listener_(listener) {
+    : client_(client),
+      clock_(clock),
+      listener_(listener),
+      answer_timeout_(std::max(
+          Millis(1), absl::ToChronoMilliseconds(client->call_timeout()))) {
   loop_.emplace(clock_, Millis(0), [this] { return Step(); });
 }
 
@@ -136,6 +141,9 @@ std::optional<Millis> EtcdKeepAlive::Step() {
     }
   }
   if (old) {
+    // Its member died, hung, or lost its leader: the next stream goes
+    // elsewhere while it recovers.
+    client_->ReportStreamFailure(old->channel);
     old->context.TryCancel();
     if (reader_.joinable()) reader_.join();
     (void)old->stream->Finish();
@@ -145,6 +153,7 @@ std::optional<Millis> EtcdKeepAlive::Step() {
     {
       absl::MutexLock lock(&mu_);
       unanswered = TakeUnanswered(/*queued_too=*/false);
+      unanswered_since_.reset();
     }
     for (RenewCallback& done : unanswered) {
       done(absl::UnavailableError(
@@ -162,7 +171,11 @@ std::optional<Millis> EtcdKeepAlive::Step() {
   }
   if (open) {
     auto stream = std::make_unique<Stream>();
-    stream->stub = etcdserverpb::Lease::NewStub(client_->NextChannel());
+    stream->channel = client_->NextChannel();
+    stream->stub = etcdserverpb::Lease::NewStub(stream->channel);
+    // A member cut off from the majority cannot renew: with "hasleader" it
+    // ends the stream instead of keeping it open and silent.
+    AddRequireLeader(stream->context);
     stream->stream = stream->stub->LeaseKeepAlive(&stream->context);
     Stream* raw = stream.get();
     {
@@ -195,6 +208,18 @@ std::optional<Millis> EtcdKeepAlive::Step() {
     absl::MutexLock lock(&mu_);
     stream = stream_.get();
     MonoTime now = clock_.Monotonic();
+    // Renewals written and unanswered for a whole call deadline: the member
+    // hangs (frozen, or its connection is gone without a reset). The
+    // stream is treated as broken, and the next one opens elsewhere.
+    if (unanswered_since_) {
+      const Millis waited =
+          std::chrono::duration_cast<Millis>(now - *unanswered_since_);
+      if (waited >= answer_timeout_) {
+        broken_ = true;
+        return Millis(0);
+      }
+    }
+    if (!queued_.empty() && in_flight_.empty()) unanswered_since_ = now;
     for (auto& [lease, callbacks] : queued_) {
       due.push_back(lease);
       in_flight_[lease].push_back(std::move(callbacks));
@@ -206,12 +231,18 @@ std::optional<Millis> EtcdKeepAlive::Step() {
     queued_.clear();
     for (auto& [lease, kept] : kept_) {
       if (kept.next_due <= now) {
+        if (in_flight_.empty()) unanswered_since_ = now;
         due.push_back(lease);
         in_flight_[lease].emplace_back();
         kept.next_due = now + Interval(kept.ttl_seconds);
       }
       pause = std::min(pause,
                        std::chrono::duration_cast<Millis>(kept.next_due - now));
+    }
+    if (unanswered_since_) {
+      pause =
+          std::min(pause, answer_timeout_ - std::chrono::duration_cast<Millis>(
+                                                now - *unanswered_since_));
     }
   }
   // Only this thread writes, and only it replaces stream_.
@@ -241,6 +272,12 @@ void EtcdKeepAlive::ReadLoop(Stream* stream) {
         answered = std::move(slots->second.front());
         slots->second.pop_front();
         if (slots->second.empty()) in_flight_.erase(slots);
+      }
+      // An answer: the member is alive; what is still in flight waits anew.
+      if (in_flight_.empty()) {
+        unanswered_since_.reset();
+      } else {
+        unanswered_since_ = clock_.Monotonic();
       }
       if (response.ttl() > 0) ++renewals_;
       auto it = kept_.find(response.id());

@@ -34,8 +34,10 @@ class LeaseLossListener {
 
 // EtcdKeepAlive renews every lease it keeps at a third of its TTL over one
 // bidirectional stream, reopened (on the client's next endpoint) when it
-// breaks. A renewal moves the lease's end to TTL from when etcd's leader
-// handles it; etcd answers each with the TTL granted again.
+// breaks, when its member loses its leader, or when renewals written to it
+// go unanswered for the client's call deadline (a hung member). A renewal moves
+// the lease's end to TTL from when etcd's leader handles it; etcd answers each
+// with the TTL granted again.
 //
 // Losing the stream loses nothing by itself: leases live their TTL on etcd,
 // and the renewals resume on the new stream; a lease whose TTL ran out in
@@ -99,6 +101,9 @@ class EtcdKeepAlive {
   EtcdClient* const client_;
   const Clock& clock_;
   LeaseLossListener* const listener_;
+  // How long renewals may go unanswered before the stream counts as broken
+  // (the client's call deadline).
+  const Millis answer_timeout_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<int64_t, Kept> kept_ ABSL_GUARDED_BY(mu_);
@@ -114,6 +119,9 @@ class EtcdKeepAlive {
   // The live stream; replaced by the loop thread only.
   std::unique_ptr<Stream> stream_ ABSL_GUARDED_BY(mu_);
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  // Since when renewals written to the stream wait for an answer with none
+  // coming (reset by each answer); nullopt when none waits.
+  std::optional<MonoTime> unanswered_since_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t renewals_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t streams_opened_ ABSL_GUARDED_BY(mu_) = 0;

@@ -13,6 +13,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,7 @@
 #include "common/status.h"
 #include "registry/etcd/etcd_keep_alive.h"
 #include "registry/etcd/etcd_layout.h"
+#include "registry/etcd/etcd_lease_pool.h"
 #include "registry/etcd/etcd_watch.h"
 #include "registry/name_index.h"
 #include "registry/names.h"
@@ -40,6 +42,10 @@ constexpr char kNewLease[] = "new";
 constexpr int64_t kSnapshotPage = 1000;
 // 32 random bytes: the secret half of a lease id.
 constexpr int kSecretBytes = 32;
+// How often ExpireDue() looks for bindings to forget, and how many it
+// deletes at most each time (one Txn each).
+constexpr Millis kSweepEvery(1000);
+constexpr size_t kForgetPerSweep = 100;
 
 void Log(const std::string& message) { LogLine("etcd-store", message); }
 
@@ -180,6 +186,8 @@ class EtcdStore final : public Store, public SnapshotSource {
         client_(std::move(client)),
         // On the real clock: its pauses wait for etcd, not for the rules.
         keep_alive_(client_.get(), RealClock(), nullptr),
+        // On the real clock too: a pooled lease ages in etcd's time.
+        lease_pool_(client_.get(), RealClock()),
         hub_(this, options.max_watch_backlog_bytes, "max-watch-backlog-kb",
              options.watch_history),
         workers_(options.workers) {}
@@ -240,34 +248,52 @@ class EtcdStore final : public Store, public SnapshotSource {
                           const std::string& lease_id) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
-    for (int round = 0; round < options_.max_rounds; ++round) {
-      CHAT_ASSIGN_OR_RETURN(ReadState read, ReadHolder(name, key, lease_id));
-      const absl::Time wall_now = clock_.Wall();
-      TxnRequest txn;
-      txn.compares.push_back(
-          Compare::ModifiedAt(layout_.Name(key), read.name_mod));
-      txn.compares.push_back(AtOrAbsent(
-          layout_.Binding(key), read.binding ? read.binding->mod_revision : 0));
-      txn.success.push_back(Op::Delete(layout_.Name(key)));
-      // On the name's own lease: it goes when the lease is revoked below.
-      txn.success.push_back(
-          Op::Put(layout_.End(key), "unregistered", read.etcd_lease));
-      if (read.binding) {
-        std::optional<BindingRecord> after =
-            BindingAfterLeaseEnds(read.state.binding, *read.state.record,
-                                  options_.lease_policy, wall_now);
-        if (after != read.state.binding) {
+    int64_t ended_lease = 0;
+    const absl::Status committed =
+        CommitDecided(name, [&]() -> absl::StatusOr<Round> {
+          CHAT_ASSIGN_OR_RETURN(ReadState read,
+                                ReadHolder(name, key, lease_id));
+          const absl::Time wall_now = clock_.Wall();
+          Round round;
+          TxnRequest& txn = round.txn;
+          txn.compares.push_back(
+              Compare::ModifiedAt(layout_.Name(key), read.name_mod));
+          txn.compares.push_back(
+              AtOrAbsent(layout_.Binding(key),
+                         read.binding ? read.binding->mod_revision : 0));
+          txn.success.push_back(Op::Delete(layout_.Name(key)));
+          // On the name's own lease: it goes when the lease ends.
           txn.success.push_back(
-              Op::Put(layout_.Binding(key), EncodeBinding(*after, 0)));
-        }
-      }
-      CHAT_ASSIGN_OR_RETURN(TxnResult result, client_->Txn(txn));
-      WaitApplied(result.revision);
-      if (!result.succeeded) continue;
-      RevokeLater(read.etcd_lease);
-      return absl::OkStatus();
-    }
-    return Contended(name);
+              Op::Put(layout_.End(key), "unregistered", read.etcd_lease));
+          if (read.binding) {
+            std::optional<BindingRecord> after =
+                BindingAfterLeaseEnds(read.state.binding, *read.state.record,
+                                      options_.lease_policy, wall_now);
+            if (after != read.state.binding) {
+              txn.success.push_back(
+                  Op::Put(layout_.Binding(key), EncodeBinding(*after, 0)));
+            }
+          }
+          ended_lease = read.etcd_lease;
+          round.applied_anyway =
+              [this, &key,
+               name_mod = read.name_mod]() -> std::optional<int64_t> {
+            auto back = client_->Range(RangeRequest::Key(layout_.Name(key)));
+            if (!back.ok()) return std::nullopt;
+            // Still the incarnation read: not applied. Gone or replaced:
+            // the name this call ended is gone either way.
+            if (!back->kvs.empty() && back->kvs[0].mod_revision == name_mod) {
+              return int64_t{0};
+            }
+            return back->kvs.empty() ? back->revision
+                                     : back->kvs[0].mod_revision;
+          };
+          return round;
+        });
+    if (!committed.ok()) return committed;
+    // The Txn deleted the name: nobody waits for the lease to end.
+    lease_pool_.Discard(ended_lease);
+    return absl::OkStatus();
   }
 
   using Store::List;
@@ -279,98 +305,102 @@ class EtcdStore final : public Store, public SnapshotSource {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     CHAT_RETURN_IF_ERROR(ValidateAddress(address));
     const std::string key = NameKey(name);
-    for (int round = 0; round < options_.max_rounds; ++round) {
-      const ReadState read = Read(key, "");
-      const MonoTime now = clock_.Monotonic();
-      const absl::Time wall_now = clock_.Wall();
-      CHAT_ASSIGN_OR_RETURN(
-          Record record,
-          DecidePutStatic(name, address, services, read.state,
-                          options_.lease_policy, options_.name_quotas,
-                          read.counts, now, wall_now));
-      const bool is_new = read.name_mod == 0;
-      TxnRequest txn;
-      txn.compares.push_back(AtOrAbsent(layout_.Name(key), read.name_mod));
-      txn.compares.push_back(AtOrAbsent(
-          layout_.Binding(key), read.binding ? read.binding->mod_revision : 0));
-      txn.success.push_back(Op::Put(layout_.Name(key), EncodeName(record)));
-      if (is_new) {
-        // Static entries are counted exactly: every new one bumps this key,
-        // so two that pass on the same count cannot both commit.
-        txn.compares.push_back(
-            AtOrAbsent(layout_.StaticRev(), read.static_rev_mod));
-        txn.success.push_back(Op::Put(layout_.StaticRev(), ""));
-      }
-      if (read.binding && BindingForgetAt(read.binding->binding,
-                                          options_.lease_policy) <= wall_now) {
-        // Over (DecidePutStatic refuses a name still bound) and its last
-        // proof out of the skew window: forget it. One still in the window
-        // stays, so a proof captured before cannot be used again.
-        txn.success.push_back(Op::Delete(layout_.Binding(key)));
-      }
-      CHAT_ASSIGN_OR_RETURN(TxnResult result, client_->Txn(txn));
-      WaitApplied(result.revision);
-      if (!result.succeeded) continue;
-      return ToEntry(record, now);
-    }
-    return Contended(name);
+    Entry entry;
+    const absl::Status committed =
+        CommitDecided(name, [&]() -> absl::StatusOr<Round> {
+          const ReadState read = Read(key, "");
+          const MonoTime now = clock_.Monotonic();
+          const absl::Time wall_now = clock_.Wall();
+          CHAT_ASSIGN_OR_RETURN(
+              Record record,
+              DecidePutStatic(name, address, services, read.state,
+                              options_.lease_policy, options_.name_quotas,
+                              read.counts, now, wall_now));
+          const bool is_new = read.name_mod == 0;
+          Round round;
+          TxnRequest& txn = round.txn;
+          txn.compares.push_back(AtOrAbsent(layout_.Name(key), read.name_mod));
+          txn.compares.push_back(
+              AtOrAbsent(layout_.Binding(key),
+                         read.binding ? read.binding->mod_revision : 0));
+          txn.success.push_back(Op::Put(layout_.Name(key), EncodeName(record)));
+          if (is_new) {
+            // Static entries are counted exactly: every new one bumps this key,
+            // so two that pass on the same count cannot both commit.
+            txn.compares.push_back(
+                AtOrAbsent(layout_.StaticRev(), read.static_rev_mod));
+            txn.success.push_back(Op::Put(layout_.StaticRev(), ""));
+          }
+          if (read.binding &&
+              BindingForgetAt(read.binding->binding, options_.lease_policy) <=
+                  wall_now) {
+            // Over (DecidePutStatic refuses a name still bound) and its last
+            // proof out of the skew window: forget it. One still in the window
+            // stays, so a proof captured before cannot be used again.
+            txn.success.push_back(Op::Delete(layout_.Binding(key)));
+          }
+          entry = ToEntry(record, now);
+          return round;
+        });
+    if (!committed.ok()) return committed;
+    return entry;
   }
 
   absl::Status RemoveStatic(const std::string& name) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
-    for (int round = 0; round < options_.max_rounds; ++round) {
+    return CommitDecided(name, [&]() -> absl::StatusOr<Round> {
       const ReadState read = Read(key, "");
       CHAT_RETURN_IF_ERROR(
           CheckRemoveStatic(name, read.state.record, clock_.Monotonic()));
-      TxnRequest txn;
-      txn.compares.push_back(
+      Round round;
+      round.txn.compares.push_back(
           Compare::ModifiedAt(layout_.Name(key), read.name_mod));
-      txn.success.push_back(Op::Delete(layout_.Name(key)));
-      CHAT_ASSIGN_OR_RETURN(TxnResult result, client_->Txn(txn));
-      WaitApplied(result.revision);
-      if (result.succeeded) return absl::OkStatus();
-    }
-    return Contended(name);
+      round.txn.success.push_back(Op::Delete(layout_.Name(key)));
+      return round;
+    });
   }
 
   absl::Status Release(const std::string& name) override {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
-    for (int round = 0; round < options_.max_rounds; ++round) {
-      const ReadState read = Read(key, "");
-      const MonoTime now = clock_.Monotonic();
-      const absl::Time wall_now = clock_.Wall();
-      CHAT_RETURN_IF_ERROR(
-          CheckRelease(name, read.state, options_.lease_policy, now, wall_now));
-      TxnRequest txn;
-      txn.compares.push_back(AtOrAbsent(layout_.Name(key), read.name_mod));
-      txn.compares.push_back(Compare::ModifiedAt(layout_.Binding(key),
-                                                 read.binding->mod_revision));
-      // What it leaves keeps the last proof time for the skew window.
-      if (std::optional<BindingRecord> after = BindingAfterRelease(
-              read.binding->binding, options_.lease_policy, wall_now)) {
-        txn.success.push_back(
-            Op::Put(layout_.Binding(key), EncodeBinding(*after, 0)));
-      } else {
-        txn.success.push_back(Op::Delete(layout_.Binding(key)));
-      }
-      // The lease of the bound key goes with the binding.
-      const bool lease_goes =
-          read.state.record && !read.state.record->is_static() &&
-          read.state.record->public_key == read.state.binding->key;
-      if (lease_goes) {
-        txn.success.push_back(Op::Delete(layout_.Name(key)));
-        txn.success.push_back(
-            Op::Put(layout_.End(key), "released", read.etcd_lease));
-      }
-      CHAT_ASSIGN_OR_RETURN(TxnResult result, client_->Txn(txn));
-      WaitApplied(result.revision);
-      if (!result.succeeded) continue;
-      if (lease_goes) RevokeLater(read.etcd_lease);
-      return absl::OkStatus();
-    }
-    return Contended(name);
+    int64_t ended_lease = 0;
+    const absl::Status committed =
+        CommitDecided(name, [&]() -> absl::StatusOr<Round> {
+          const ReadState read = Read(key, "");
+          const MonoTime now = clock_.Monotonic();
+          const absl::Time wall_now = clock_.Wall();
+          CHAT_RETURN_IF_ERROR(CheckRelease(
+              name, read.state, options_.lease_policy, now, wall_now));
+          Round round;
+          TxnRequest& txn = round.txn;
+          txn.compares.push_back(AtOrAbsent(layout_.Name(key), read.name_mod));
+          txn.compares.push_back(Compare::ModifiedAt(
+              layout_.Binding(key), read.binding->mod_revision));
+          // What it leaves keeps the last proof time for the skew window.
+          if (std::optional<BindingRecord> after = BindingAfterRelease(
+                  read.binding->binding, options_.lease_policy, wall_now)) {
+            txn.success.push_back(
+                Op::Put(layout_.Binding(key), EncodeBinding(*after, 0)));
+          } else {
+            txn.success.push_back(Op::Delete(layout_.Binding(key)));
+          }
+          // The lease of the bound key goes with the binding.
+          const bool lease_goes =
+              read.state.record && !read.state.record->is_static() &&
+              read.state.record->public_key == read.state.binding->key;
+          ended_lease = 0;
+          if (lease_goes) {
+            txn.success.push_back(Op::Delete(layout_.Name(key)));
+            txn.success.push_back(
+                Op::Put(layout_.End(key), "released", read.etcd_lease));
+            ended_lease = read.etcd_lease;
+          }
+          return round;
+        });
+    if (!committed.ok()) return committed;
+    lease_pool_.Discard(ended_lease);
+    return absl::OkStatus();
   }
 
   absl::StatusOr<Millis> KeepAlive(const std::string& name,
@@ -378,13 +408,19 @@ class EtcdStore final : public Store, public SnapshotSource {
     CHAT_RETURN_IF_ERROR(ValidateName(name));
     const std::string key = NameKey(name);
     CHAT_ASSIGN_OR_RETURN(ReadState read, ReadHolder(name, key, lease_id));
-    absl::Notification renewed;
+    // A renewal is idempotent: one lost with a stream that broke (its
+    // member died) goes again on the stream that replaces it.
     absl::StatusOr<int64_t> ttl_seconds;
-    keep_alive_.RenewOnce(read.etcd_lease, [&](absl::StatusOr<int64_t> answer) {
-      ttl_seconds = std::move(answer);
-      renewed.Notify();
-    });
-    renewed.WaitForNotification();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      absl::Notification renewed;
+      keep_alive_.RenewOnce(read.etcd_lease,
+                            [&](absl::StatusOr<int64_t> answer) {
+                              ttl_seconds = std::move(answer);
+                              renewed.Notify();
+                            });
+      renewed.WaitForNotification();
+      if (ttl_seconds.status().code() != absl::StatusCode::kUnavailable) break;
+    }
     if (!ttl_seconds.ok()) {
       if (ttl_seconds.status().code() == absl::StatusCode::kNotFound) {
         return absl::NotFoundError(absl::StrCat(
@@ -407,9 +443,11 @@ class EtcdStore final : public Store, public SnapshotSource {
     return ReadHolder(name, NameKey(name), lease_id).status();
   }
 
-  // Nothing to do: etcd ends leases, and every registry's watch writes the
-  // reservations (see OpenEtcdStore()).
+  // etcd ends leases, and every registry's watch writes the reservations
+  // (see OpenEtcdStore()); what is left is forgetting the bindings that are
+  // over, as the SQLite store does here. No entries: nothing expires here.
   absl::StatusOr<std::vector<Entry>> ExpireDue() override {
+    ForgetEndedBindings();
     return std::vector<Entry>{};
   }
 
@@ -480,114 +518,246 @@ class EtcdStore final : public Store, public SnapshotSource {
         "again"));
   }
 
+  // --- Forgetting bindings ----------------------------------------------
+
+  // Deletes the bindings whose reservation is over and whose last proof is
+  // out of the skew window (BindingForgetAt), at most kForgetPerSweep per
+  // sweep and one sweep per kSweepEvery. Any registry may: each delete
+  // compares the binding's revision, so a binding written again meanwhile
+  // (a registration, another registry's delete) stays. A failed delete is
+  // tried again at a later sweep; Register and PutStatic also forget such a
+  // binding when they take its name.
+  void ForgetEndedBindings() ABSL_LOCKS_EXCLUDED(mu_, sweep_mu_) {
+    const MonoTime now = clock_.Monotonic();
+    {
+      absl::MutexLock lock(&sweep_mu_);
+      if (now < next_sweep_) return;
+      next_sweep_ = now + kSweepEvery;
+    }
+    const absl::Time wall_now = clock_.Wall();
+    std::vector<std::pair<std::string, int64_t>> over;
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      for (const auto& [key, slot] : bindings_) {
+        if (over.size() == kForgetPerSweep) break;
+        if (slot.online_lease == 0 &&
+            BindingForgetAt(slot.binding, options_.lease_policy) <= wall_now) {
+          over.emplace_back(key, slot.mod_revision);
+        }
+      }
+    }
+    for (const auto& [key, mod_revision] : over) {
+      TxnRequest txn;
+      txn.compares.push_back(
+          Compare::ModifiedAt(layout_.Binding(key), mod_revision));
+      txn.success.push_back(Op::Delete(layout_.Binding(key)));
+      if (absl::StatusOr<TxnResult> result = client_->Txn(txn); !result.ok()) {
+        Log(absl::StrCat(
+            "forgetting the binding of ", key,
+            " failed (tried again later): ", result.status().ToString()));
+        return;
+      }
+    }
+  }
+
+  // --- The write loop -----------------------------------------------------
+
+  // What one round of a write decided: the Txn that makes it so, with
+  // compares saying that what the decision read is still what etcd holds.
+  struct Round {
+    TxnRequest txn;
+    // For a Txn whose outcome is unknown (MaybeApplied), read back from
+    // etcd: the revision at which its write is there all the same; 0 when
+    // it surely is not (the round is decided again, as after a lost
+    // compare: the connection to a member that died broke under it);
+    // nullopt when it cannot be told. Empty: the error is answered.
+    std::function<std::optional<int64_t>()> applied_anyway;
+    // Runs once the Txn committed and the index applied it.
+    std::function<void()> committed;
+  };
+
+  // The loop of every write: `decide` reads the index and decides (its
+  // error, a refusal, is answered as is); the Txn commits the decision
+  // unless another registry changed what was read; the answer waits until
+  // this registry's index applied the write, so a read here sees it. A lost
+  // compare waits until the index holds what won, then decides again, up to
+  // max_rounds times (then Contended). Errors of the Txn are answered as
+  // they are (kUnavailable and kResourceExhausted: maybe applied, see
+  // Round::applied_anyway).
+  absl::Status CommitDecided(const std::string& name,
+                             absl::FunctionRef<absl::StatusOr<Round>()> decide)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    for (int attempt = 0; attempt < options_.max_rounds; ++attempt) {
+      CHAT_ASSIGN_OR_RETURN(Round round, decide());
+      // A lost compare reads what the compares were about, so the wait
+      // below is for the writes that won, not for the store's revision
+      // (which may be a key outside the store's root, bringing no event).
+      for (const Compare& compare : round.txn.compares) {
+        round.txn.failure.push_back(Op::Get(compare.key));
+      }
+      absl::StatusOr<TxnResult> result = client_->Txn(round.txn);
+      if (!result.ok()) {
+        if (MaybeApplied(result.status()) && round.applied_anyway) {
+          const std::optional<int64_t> revision = round.applied_anyway();
+          if (revision && *revision > 0) {
+            WaitApplied(*revision);
+            if (round.committed) round.committed();
+            return absl::OkStatus();
+          }
+          if (revision) continue;  // Not applied: decide again.
+        }
+        return result.status();
+      }
+      if (result->succeeded) {
+        WaitApplied(result->revision);
+        if (round.committed) round.committed();
+        return absl::OkStatus();
+      }
+      WaitApplied(RevisionThatWon(round.txn, *result));
+    }
+    return Contended(name);
+  }
+
+  // The revision the index must reach to see why `txn`'s compares failed:
+  // the newest write to a compared key. A compared key deleted since is
+  // seen only at an unknown revision: then the store's revision.
+  static int64_t RevisionThatWon(const TxnRequest& txn, const TxnResult& lost) {
+    int64_t revision = 0;
+    for (size_t i = 0; i < txn.compares.size(); ++i) {
+      if (i >= lost.results.size()) return lost.revision;
+      const std::vector<KeyValue>& kvs = lost.results[i].kvs;
+      if (kvs.empty()) {
+        const Compare& compare = txn.compares[i];
+        const bool expected_absent =
+            compare.target == Compare::Target::kCreateRevision &&
+            compare.number == 0;
+        if (!expected_absent) return lost.revision;
+        continue;
+      }
+      revision = std::max(revision, kvs[0].mod_revision);
+    }
+    return revision;
+  }
+
   // --- Register -----------------------------------------------------------
 
   absl::StatusOr<Lease> DoRegister(const RegisterRequest& request) {
     const std::string key = NameKey(request.name);
     const std::string owner = NameOwner(request);
-    // An etcd lease granted for this call, kept across rounds; revoked when
+    // An etcd lease taken for this call, kept across rounds; discarded when
     // no round used it.
-    int64_t granted = 0;
-    int64_t granted_seconds = 0;
+    std::optional<LeaseGrant> taken;
+    // A Txn on `taken` whose outcome is unknown: the lease must stay (it
+    // ends at its TTL).
+    bool maybe_attached = false;
+    bool taken_used = false;
     const std::string secret = RandomHex(kSecretBytes);
-    auto unused = [&] {
-      if (granted != 0) RevokeLater(granted);
-    };
-    for (int round = 0; round < options_.max_rounds; ++round) {
-      const ReadState read = Read(key, owner);
-      const MonoTime now = clock_.Monotonic();
-      const absl::Time wall_now = clock_.Wall();
-      absl::StatusOr<RegisterDecision> decision = DecideRegister(
-          request, read.state, options_.lease_policy, options_.name_quotas,
-          read.counts, now, wall_now, [] { return std::string(kNewLease); });
-      if (!decision.ok()) {
-        unused();
-        return decision.status();
-      }
-      Record& record = decision->record;
-      const int64_t seconds = LeaseSeconds(record.ttl);
-      int64_t etcd_lease = read.etcd_lease;
-      // A new lease, or a renewal asking for more than etcd's lease has
-      // (etcd cannot lengthen a lease: the name moves to a new one).
-      const bool fresh =
-          record.lease_id == kNewLease ||
-          (read.etcd_lease != 0 && seconds > LeaseGrantedSeconds(read));
-      if (fresh) {
-        if (granted == 0 || granted_seconds < seconds) {
-          unused();
-          CHAT_ASSIGN_OR_RETURN(LeaseGrant grant, client_->GrantLease(seconds));
-          granted = grant.id;
-          granted_seconds = grant.ttl_seconds;
-        }
-        etcd_lease = granted;
-        record.lease_id = MakeLeaseId(granted, secret);
-      }
-      TxnRequest txn;
-      txn.compares.push_back(AtOrAbsent(layout_.Name(key), read.name_mod));
-      txn.compares.push_back(AtOrAbsent(
-          layout_.Binding(key), read.binding ? read.binding->mod_revision : 0));
-      txn.success.push_back(
-          Op::Put(layout_.Name(key), EncodeName(record), etcd_lease));
-      if (decision->binding && request.public_key) {
-        // Online under the lease that now holds the name, with the proof
-        // time DecideRegister checked (CheckProofFreshness) and records.
-        // The compare of the binding's revision above makes check and
-        // record one step across registries: of two registrations with one
-        // proof, the second reads the first's binding and is refused.
-        txn.success.push_back(
-            Op::Put(layout_.Binding(key),
-                    EncodeBinding(*decision->binding, etcd_lease)));
-      } else if (read.binding &&
-                 BindingForgetAt(read.binding->binding,
-                                 options_.lease_policy) <= wall_now) {
-        // A keyless registration takes only a name whose binding is over;
-        // the binding is forgotten once its last proof is out of the skew
-        // window too, and kept (binding nothing) until then.
-        txn.success.push_back(Op::Delete(layout_.Binding(key)));
-      }
-      if (!owner.empty()) {
-        // Names per owner are counted exactly: every registration of the
-        // owner bumps this key, so two that pass on the same count cannot
-        // both commit.
-        txn.compares.push_back(
-            AtOrAbsent(layout_.OwnerRev(owner), read.owner_rev_mod));
-        txn.success.push_back(Op::Put(layout_.OwnerRev(owner), ""));
-      }
-      absl::StatusOr<TxnResult> result = client_->Txn(txn);
-      if (!result.ok()) {
-        if (MaybeApplied(result.status())) {
-          // Applied after all when the name hangs on our lease now.
-          auto back = client_->Range(RangeRequest::Key(layout_.Name(key)));
-          if (back.ok() && !back->kvs.empty() &&
-              back->kvs[0].lease == etcd_lease &&
-              back->kvs[0].value == EncodeName(record)) {
-            WaitApplied(back->kvs[0].mod_revision);
-            return Granted(record, now, fresh ? read.etcd_lease : 0);
+    std::optional<Lease> granted;
+    absl::Status committed =
+        CommitDecided(request.name, [&]() -> absl::StatusOr<Round> {
+          const ReadState read = Read(key, owner);
+          const MonoTime now = clock_.Monotonic();
+          const absl::Time wall_now = clock_.Wall();
+          CHAT_ASSIGN_OR_RETURN(
+              RegisterDecision decision,
+              DecideRegister(request, read.state, options_.lease_policy,
+                             options_.name_quotas, read.counts, now, wall_now,
+                             [] { return std::string(kNewLease); }));
+          Record& record = decision.record;
+          const int64_t seconds = LeaseSeconds(record.ttl);
+          int64_t etcd_lease = read.etcd_lease;
+          // A new lease, or a renewal asking for more than etcd's lease has
+          // (etcd cannot lengthen a lease: the name moves to a new one).
+          const bool fresh =
+              record.lease_id == kNewLease ||
+              (read.etcd_lease != 0 && seconds > LeaseGrantedSeconds(read));
+          if (fresh) {
+            if (!taken || taken->ttl_seconds < seconds) {
+              if (taken) lease_pool_.Discard(taken->id);
+              taken.reset();
+              CHAT_ASSIGN_OR_RETURN(taken, lease_pool_.Take(seconds));
+            }
+            etcd_lease = taken->id;
+            record.lease_id = MakeLeaseId(taken->id, secret);
           }
-        }
-        // Not revoked: a write that may yet be applied must keep its lease;
-        // it ends at its TTL.
-        return result.status();
-      }
-      WaitApplied(result->revision);
-      if (!result->succeeded) continue;
-      if (!fresh) {
-        // A renewal by Register renews the etcd lease too.
-        absl::Notification renewed;
-        keep_alive_.RenewOnce(
-            etcd_lease, [&](absl::StatusOr<int64_t>) { renewed.Notify(); });
-        renewed.WaitForNotification();
-      }
-      return Granted(record, now, fresh ? read.etcd_lease : 0);
+          Round round;
+          TxnRequest& txn = round.txn;
+          txn.compares.push_back(AtOrAbsent(layout_.Name(key), read.name_mod));
+          txn.compares.push_back(
+              AtOrAbsent(layout_.Binding(key),
+                         read.binding ? read.binding->mod_revision : 0));
+          txn.success.push_back(
+              Op::Put(layout_.Name(key), EncodeName(record), etcd_lease));
+          if (decision.binding && request.public_key) {
+            // Online under the lease that now holds the name, with the proof
+            // time DecideRegister checked (CheckProofFreshness) and records.
+            // The compare of the binding's revision above makes check and
+            // record one step across registries: of two registrations with one
+            // proof, the second reads the first's binding and is refused.
+            txn.success.push_back(
+                Op::Put(layout_.Binding(key),
+                        EncodeBinding(*decision.binding, etcd_lease)));
+          } else if (read.binding &&
+                     BindingForgetAt(read.binding->binding,
+                                     options_.lease_policy) <= wall_now) {
+            // A keyless registration takes only a name whose binding is over;
+            // the binding is forgotten once its last proof is out of the skew
+            // window too, and kept (binding nothing) until then.
+            txn.success.push_back(Op::Delete(layout_.Binding(key)));
+          }
+          if (!owner.empty()) {
+            // Names per owner are counted exactly: every registration of the
+            // owner bumps this key, so two that pass on the same count cannot
+            // both commit.
+            txn.compares.push_back(
+                AtOrAbsent(layout_.OwnerRev(owner), read.owner_rev_mod));
+            txn.success.push_back(Op::Put(layout_.OwnerRev(owner), ""));
+          }
+          const int64_t replaced = fresh ? read.etcd_lease : 0;
+          round.applied_anyway =
+              [this, &maybe_attached, &key, etcd_lease, fresh,
+               value = EncodeName(record)]() -> std::optional<int64_t> {
+            // Applied after all when the name hangs on our lease now.
+            auto back = client_->Range(RangeRequest::Key(layout_.Name(key)));
+            if (back.ok() && !back->kvs.empty() &&
+                back->kvs[0].lease == etcd_lease &&
+                back->kvs[0].value == value) {
+              return back->kvs[0].mod_revision;
+            }
+            // A write that may yet be applied must keep its lease.
+            if (fresh) maybe_attached = true;
+            if (!back.ok()) return std::nullopt;
+            // Not there as of this linearizable read: not applied.
+            return int64_t{0};
+          };
+          round.committed = [this, &granted, &taken_used, record, now, fresh,
+                             etcd_lease, replaced] {
+            taken_used = fresh;
+            if (!fresh) {
+              // A renewal by Register renews the etcd lease too.
+              absl::Notification renewed;
+              keep_alive_.RenewOnce(etcd_lease, [&](absl::StatusOr<int64_t>) {
+                renewed.Notify();
+              });
+              renewed.WaitForNotification();
+            }
+            granted = Granted(record, now, replaced);
+          };
+          return round;
+        });
+    if (!committed.ok()) {
+      if (taken && !maybe_attached) lease_pool_.Discard(taken->id);
+      return committed;
     }
-    unused();
-    return Contended(request.name);
+    // A round that renewed the lease it read left `taken` unused.
+    if (taken && !taken_used) lease_pool_.Discard(taken->id);
+    return *std::move(granted);
   }
 
   // The answer to a committed registration; `replaced` is the etcd lease a
-  // renewal moved off (revoked), or 0.
-  absl::StatusOr<Lease> Granted(Record record, MonoTime now, int64_t replaced) {
-    if (replaced != 0) RevokeLater(replaced);
+  // renewal moved off (discarded), or 0.
+  Lease Granted(Record record, MonoTime now, int64_t replaced) {
+    if (replaced != 0) lease_pool_.Discard(replaced);
     record.expires_at = now + record.ttl;
     return Lease{record.lease_id, ToEntry(record, now)};
   }
@@ -597,16 +767,6 @@ class EtcdStore final : public Store, public SnapshotSource {
     auto it = lease_seconds_.find(read.etcd_lease);
     return it == lease_seconds_.end() ? LeaseSeconds(read.state.record->ttl)
                                       : it->second;
-  }
-
-  void RevokeLater(int64_t lease) {
-    workers_.Post(absl::StrCat(lease), [this, lease] {
-      absl::Status revoked = client_->RevokeLease(lease);
-      if (!revoked.ok() && revoked.code() != absl::StatusCode::kNotFound) {
-        Log(absl::StrCat("revoking lease ", lease,
-                         " failed (it ends at its TTL): ", revoked.ToString()));
-      }
-    });
   }
 
   // --- The index ----------------------------------------------------------
@@ -654,7 +814,9 @@ class EtcdStore final : public Store, public SnapshotSource {
     }
     auto now = client_->Range(RangeRequest::Key(layout_.Name(key)));
     if (!now.ok()) return holder;
-    WaitApplied(now->revision);
+    // The name's own write when it is there; gone, it went at a revision
+    // the Range does not say.
+    WaitApplied(now->kvs.empty() ? now->revision : now->kvs[0].mod_revision);
     read = Read(key, "");
     CHAT_RETURN_IF_ERROR(CheckHolder(
         name, lease_id, read.state.record ? &*read.state.record : nullptr,
@@ -979,6 +1141,10 @@ class EtcdStore final : public Store, public SnapshotSource {
   const std::string owner_rev_prefix_;
   const std::unique_ptr<EtcdClient> client_;
   EtcdKeepAlive keep_alive_;
+  EtcdLeasePool lease_pool_;
+
+  absl::Mutex sweep_mu_;
+  MonoTime next_sweep_ ABSL_GUARDED_BY(sweep_mu_);
 
   // The index. Publish() to hub_ happens under it (exclusive).
   absl::Mutex mu_;

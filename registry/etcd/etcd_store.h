@@ -54,7 +54,8 @@ struct EtcdStoreOptions {
 // - Expiry is etcd's: a name's key hangs on an etcd lease of its TTL rounded
 //   up to whole seconds, and goes when etcd ends the lease; the index shows a
 //   name until the watch brings that DELETE, whatever `clock` says.
-//   ExpireDue() has nothing to do and returns no entries. Watchers get
+//   ExpireDue() returns no entries; it only forgets bindings that are over
+//   (BindingForgetAt), at most once a second. Watchers get
 //   kExpired for a DELETE that carries no `ends/<name>` put at its revision.
 // - Entry::expires_in is this registry's estimate (from the last renewal it
 //   saw or made; the full TTL once that estimate has run out, since etcd
@@ -65,10 +66,15 @@ struct EtcdStoreOptions {
 // - Writes are answered once this registry's index has applied them, so a
 //   Register then Resolve here sees the name; another registry sees it once
 //   its watch brings it (milliseconds).
+// - A new etcd lease comes from a pool granted ahead (etcd_lease_pool.h):
+//   it may outlive the TTL asked by up to a second. Leases a name moved off
+//   are revoked in the background.
 // - etcd's kResourceExhausted (NOSPACE) and kUnavailable are "maybe
-//   applied": a Register then reads the name back and answers OK when its
-//   own lease holds it; other writes return the error, and are safe to try
-//   again (their compares refuse a second application).
+//   applied": Register and Unregister then read the name back, answer OK
+//   when the write is there, and decide again when it surely is not (the
+//   connection to a member that died broke under it); other writes return
+//   the error, and are safe to try again (their compares refuse a second
+//   application).
 absl::StatusOr<std::unique_ptr<Store>> OpenEtcdStore(
     const EtcdStoreOptions& options, const Clock& clock);
 

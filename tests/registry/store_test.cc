@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/random.h"
@@ -2119,6 +2120,36 @@ TEST_F(EtcdStoreTest,
   ASSERT_NE(c, nullptr);
   EXPECT_FALSE(c->GetBinding("bob")->online);
 }
+// ExpireDue on etcd forgets a binding once its reservation is over and its
+// last proof is out of the skew window, as the SQLite store does: its key
+// leaves etcd (GetBinding says NotFound before that already, by the rules).
+TEST_F(EtcdStoreTest, AnEndedBindingIsForgottenInEtcd) {
+  auto lease = a_->Register({"bob", "h:1", Millis(10000), "", TestKey(1)});
+  ASSERT_THAT(lease, IsOk());
+  ASSERT_THAT(a_->Unregister("bob", lease->lease_id), IsOk());
+  auto client = etcd::EtcdClient::Create(TestEtcdOptions("").etcd);
+  ASSERT_THAT(client, IsOk());
+  auto bindings_kept = [&]() -> int {
+    auto read =
+        (*client)->Range(etcd::RangeRequest::Prefix("/test" + dir_.File("")));
+    if (!read.ok()) return -1;
+    int count = 0;
+    for (const etcd::KeyValue& kv : read->kvs) {
+      if (absl::StrContains(kv.key, "/bindings/")) ++count;
+    }
+    return count;
+  };
+  ASSERT_EQ(bindings_kept(), 1);
+  ASSERT_THAT(a_->ExpireDue(), IsOk());
+  EXPECT_EQ(bindings_kept(), 1);  // Reserved still.
+
+  clock_.Advance(absl::ToChronoMilliseconds(kTestReserve + absl::Hours(1)));
+  ASSERT_THAT(a_->ExpireDue(), IsOk());
+  EXPECT_EQ(bindings_kept(), 0);
+  EXPECT_THAT(a_->Register({"bob", "h:2", Millis(10000), "", TestKey(2)}),
+              IsOk());
+}
+
 #endif
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "registry/etcd/etcd_keep_alive.h"
+#include "registry/etcd/etcd_lease_pool.h"
 #include "registry/etcd/etcd_watch.h"
 #include "tests/testing/etcd_cluster.h"
 #include "tests/testing/status_matchers.h"
@@ -559,6 +560,47 @@ TEST(EtcdTlsTest, TalksTlsWithAClientCertificateAndNotWithout) {
               StatusIs(absl::StatusCode::kUnavailable));
 }
 
+// A pooled lease: taken after the pool refilled in the background, with
+// at least the seconds asked left; a stale one is not handed out.
+TEST_F(EtcdClientTest, LeasePoolHandsOutFreshLeasesGrantedAhead) {
+  FakeClock clock;
+  EtcdLeasePool pool(client_.get(), clock);
+  auto first = pool.Take(5);
+  ASSERT_THAT(first, IsOk());
+  EXPECT_EQ(pool.misses(), 1);
+  // The miss asked the background for more.
+  ASSERT_TRUE(WaitFor([&] { return pool.ready(5) >= 1; }));
+  auto second = pool.Take(5);
+  ASSERT_THAT(second, IsOk());
+  EXPECT_EQ(pool.hits(), 1);
+  EXPECT_NE(second->id, first->id);
+  auto left = client_->LeaseTimeToLive(second->id);
+  ASSERT_THAT(left, IsOk());
+  EXPECT_GE(left->ttl_seconds, 5);
+  ASSERT_THAT(client_->Put(Key("on-pooled"), "v", second->id), IsOk());
+
+  // Too old to cover 5 s more: dropped, and the lease is granted now.
+  ASSERT_TRUE(WaitFor([&] { return pool.ready(5) >= 1; }));
+  clock.Advance(std::chrono::seconds(2));
+  auto third = pool.Take(5);
+  ASSERT_THAT(third, IsOk());
+  EXPECT_EQ(pool.hits(), 1);
+  EXPECT_EQ(pool.misses(), 2);
+}
+
+// Discard revokes in the background: what hangs on the lease goes.
+TEST_F(EtcdClientTest, LeasePoolDiscardRevokesInTheBackground) {
+  EtcdLeasePool pool(client_.get(), RealClock());
+  auto lease = pool.Take(30);
+  ASSERT_THAT(lease, IsOk());
+  ASSERT_THAT(client_->Put(Key("k"), "v", lease->id), IsOk());
+  pool.Discard(lease->id);
+  ASSERT_TRUE(WaitFor([&] {
+    auto read = client_->Range(RangeRequest::Key(Key("k")));
+    return read.ok() && read->kvs.empty();
+  }));
+}
+
 // The keep-alive stream breaks when its member restarts; the next one
 // takes over the renewals and the lease lives on.
 TEST(EtcdKeepAliveRestartTest, KeepAliveReopensItsStreamAfterARestart) {
@@ -618,6 +660,66 @@ TEST(EtcdClusterTest, ThreeMembersSurviveOneDown) {
   ASSERT_THAT(read, IsOk());
   ASSERT_THAT(read->kvs, SizeIs(1));
   EXPECT_EQ(read->kvs[0].value, "during");
+}
+
+// An endpoint whose name does not resolve (a member's container gone) is
+// passed over: once a live member is connected, every call goes through.
+TEST(EtcdClusterTest, AnEndpointThatDoesNotResolveIsPassedOver) {
+  auto cluster = EtcdCluster::Start();
+  ASSERT_THAT(cluster, IsOk());
+  EtcdConfig config;
+  config.endpoints = {"etcd-gone.invalid:2379", (*cluster)->ClientEndpoint(0)};
+  auto client = EtcdClient::Create(config);
+  ASSERT_THAT(client, IsOk());
+  // Reads are tried on the next member after any failure.
+  ASSERT_THAT((*client)->Range(RangeRequest::Key("/k")), IsOk());
+  ASSERT_TRUE(WaitFor([&] { return (*client)->Put("/k", "first").ok(); }));
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_THAT((*client)->Put("/k", absl::StrCat(i)), IsOk()) << i;
+    ASSERT_THAT((*client)->Range(RangeRequest::Key("/k")), IsOk()) << i;
+  }
+}
+
+// A member killed under a client with every member's endpoint: once the
+// others have a leader, every write and read goes through, none failing
+// on the dead member, and the keep-alive stream moves off it.
+TEST(EtcdClusterTest, CallsAndKeepAlivesMoveOffAKilledMember) {
+  EtcdClusterOptions options;
+  options.members = 3;
+  auto cluster = EtcdCluster::Start(options);
+  ASSERT_THAT(cluster, IsOk());
+  EtcdConfig config;
+  config.endpoints = (*cluster)->ClientEndpoints();
+  auto client = EtcdClient::Create(config);
+  ASSERT_THAT(client, IsOk());
+  auto lease = (*client)->GrantLease(3);
+  ASSERT_THAT(lease, IsOk());
+  ASSERT_THAT((*client)->Put("/kept", "v", lease->id), IsOk());
+  EtcdKeepAlive keep_alive(client->get(), RealClock(), nullptr);
+  keep_alive.Keep(lease->id, lease->ttl_seconds);
+  // Every member's channel connected.
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_THAT((*client)->Put("/k", absl::StrCat(i)), IsOk());
+  }
+
+  ASSERT_THAT((*cluster)->Kill(0), IsOk());
+  EtcdConfig survivor;
+  survivor.endpoints = {(*cluster)->ClientEndpoint(1)};
+  auto direct = EtcdClient::Create(survivor);
+  ASSERT_THAT(direct, IsOk());
+  ASSERT_TRUE(WaitFor([&] { return (*direct)->Put("/leader", "").ok(); },
+                      std::chrono::seconds(30)));
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_THAT((*client)->Put("/k", absl::StrCat("after ", i)), IsOk()) << i;
+    ASSERT_THAT((*client)->Range(RangeRequest::Key("/k")), IsOk()) << i;
+  }
+  // Renewals go on past the lease's TTL.
+  const int64_t before = keep_alive.renewals();
+  ASSERT_TRUE(WaitFor([&] { return keep_alive.renewals() >= before + 3; },
+                      std::chrono::seconds(30)));
+  auto kept = (*client)->Range(RangeRequest::Key("/kept"));
+  ASSERT_THAT(kept, IsOk());
+  EXPECT_THAT(kept->kvs, SizeIs(1));
 }
 
 }  // namespace
