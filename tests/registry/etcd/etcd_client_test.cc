@@ -692,7 +692,10 @@ TEST(EtcdClusterTest, CallsAndKeepAlivesMoveOffAKilledMember) {
   config.endpoints = (*cluster)->ClientEndpoints();
   auto client = EtcdClient::Create(config);
   ASSERT_THAT(client, IsOk());
-  auto lease = (*client)->GrantLease(3);
+  // A TTL longer than the client's call deadline: the keep-alive stream
+  // may sit on the member killed below until a renewal goes unanswered for
+  // a whole deadline, and the lease must outlive that on a loaded machine.
+  auto lease = (*client)->GrantLease(10);
   ASSERT_THAT(lease, IsOk());
   ASSERT_THAT((*client)->Put("/kept", "v", lease->id), IsOk());
   EtcdKeepAlive keep_alive(client->get(), RealClock(), nullptr);
