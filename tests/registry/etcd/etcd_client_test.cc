@@ -656,10 +656,16 @@ TEST(EtcdClusterTest, ThreeMembersSurviveOneDown) {
   only_first.endpoints = {(*cluster)->ClientEndpoint(0)};
   auto first = EtcdClient::Create(only_first);
   ASSERT_THAT(first, IsOk());
-  auto read = (*first)->Range(RangeRequest::Key("/k"));
-  ASSERT_THAT(read, IsOk());
-  ASSERT_THAT(read->kvs, SizeIs(1));
-  EXPECT_EQ(read->kvs[0].value, "during");
+  // The restarted member may not listen yet, or not have caught up.
+  absl::StatusOr<RangeResult> read;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        read = (*first)->Range(RangeRequest::Key("/k"));
+        return read.ok() && read->kvs.size() == 1 &&
+               read->kvs[0].value == "during";
+      },
+      std::chrono::seconds(30)))
+      << (read.ok() ? "" : read.status().ToString());
 }
 
 // An endpoint whose name does not resolve (a member's container gone) is
