@@ -90,16 +90,21 @@ void SqliteInbox::Receive(ChatMessage message, ReceivedCallback done) {
         ReceiveLocked(message, *releasing);
         return absl::OkStatus();
       },
-      [this, releasing, done = std::move(done)](const absl::Status& status) {
-        if (!status.ok()) {
-          done(status);
-          return;
-        }
-        Released(*releasing);
-        done(std::move(releasing->received));
-      },
-      history_->RecountOnFailure());
+      ReleasedHook(releasing, std::move(done)), history_->RecountOnFailure());
   history_->CountWritten(1);
+}
+
+SqliteBatch::AfterCommit SqliteInbox::ReleasedHook(
+    std::shared_ptr<Releasing> releasing, ReceivedCallback done) {
+  return [this, releasing = std::move(releasing),
+          done = std::move(done)](const absl::Status& status) {
+    if (!status.ok()) {
+      done(status);
+      return;
+    }
+    Released(*releasing);
+    done(std::move(releasing->received));
+  };
 }
 
 void SqliteInbox::Released(const Releasing& releasing) {
@@ -258,14 +263,7 @@ void SqliteInbox::ReleaseOverdue(absl::Duration limit, ReceivedCallback done) {
         }
         return absl::OkStatus();
       },
-      [this, releasing, done = std::move(done)](const absl::Status& status) {
-        if (!status.ok()) {
-          done(status);
-          return;
-        }
-        Released(*releasing);
-        done(std::move(releasing->received));
-      });
+      ReleasedHook(releasing, std::move(done)));
 }
 
 absl::StatusOr<std::vector<ChatMessage>> SqliteInbox::Unshown() {

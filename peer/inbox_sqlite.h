@@ -8,6 +8,7 @@
 #define CHAT_PEER_INBOX_SQLITE_H_
 
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "common/sqlite_batch.h"
 #include "peer/history_store_sqlite.h"
 #include "peer/inbox.h"
 #include "peer/inbox_rules.h"
@@ -55,6 +57,11 @@ class SqliteInbox final : public Inbox {
     std::vector<std::pair<MessageKey, int64_t>> numbers;
   };
 
+  // The after-commit hook of a job that releases into `releasing`: on
+  // success they wait to be shown (Released) and `done` gets them; on
+  // failure `done` gets the status.
+  SqliteBatch::AfterCommit ReleasedHook(std::shared_ptr<Releasing> releasing,
+                                        ReceivedCallback done);
   // After the commit of a job that released `releasing`: they wait to be
   // shown (MarkShown).
   void Released(const Releasing& releasing) ABSL_LOCKS_EXCLUDED(mu_);
