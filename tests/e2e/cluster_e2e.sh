@@ -22,19 +22,7 @@ fi
 chatctl() { timeout 20 "$bin_dir/chatctl" "$@"; }
 
 step "etcd on loopback"
-client_port=$(free_port)
-peer_port=$(free_port)
-etcd_endpoint=127.0.0.1:$client_port
-"$etcd_bin" --name e2e --data-dir "$work/etcd" \
-  --listen-client-urls "http://$etcd_endpoint" \
-  --advertise-client-urls "http://$etcd_endpoint" \
-  --listen-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-cluster "e2e=http://127.0.0.1:$peer_port" \
-  >"$work/etcd.log" 2>&1 &
-etcd_pid=$!
-pids+=("$etcd_pid")
-wait_for_line "$work/etcd.log" "ready to serve client requests" "$etcd_pid" 30
+start_etcd "$etcd_bin"
 
 export CHAT_ADMIN_TOKEN_FILE=$work/admin.token
 

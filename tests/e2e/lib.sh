@@ -82,3 +82,23 @@ stop_cleanly() {
   wait_for_exit "$pid" 20
   [ "$exit_code" = 0 ] || fail "$what exited $exit_code after SIG$signal"
 }
+
+# start_etcd ETCD_BINARY: a one-member etcd on loopback (free ports, data in
+# $work/etcd, log in $work/etcd.log), waited for until it serves. Sets
+# etcd_endpoint (host:port, plaintext) and etcd_pid, and adds it to pids.
+start_etcd() {
+  local etcd_bin=$1 client_port peer_port
+  client_port=$(free_port)
+  peer_port=$(free_port)
+  etcd_endpoint=127.0.0.1:$client_port
+  "$etcd_bin" --name e2e --data-dir "$work/etcd" \
+    --listen-client-urls "http://$etcd_endpoint" \
+    --advertise-client-urls "http://$etcd_endpoint" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "e2e=http://127.0.0.1:$peer_port" \
+    >"$work/etcd.log" 2>&1 &
+  etcd_pid=$!
+  pids+=("$etcd_pid")
+  wait_for_line "$work/etcd.log" "ready to serve client requests" "$etcd_pid" 30
+}

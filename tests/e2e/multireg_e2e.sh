@@ -24,19 +24,7 @@ chatctl() { timeout 20 "$bin_dir/chatctl" "$@"; }
 count_in() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
 
 step "etcd on loopback"
-client_port=$(free_port)
-peer_port=$(free_port)
-etcd_endpoint=127.0.0.1:$client_port
-"$etcd_bin" --name e2e --data-dir "$work/etcd" \
-  --listen-client-urls "http://$etcd_endpoint" \
-  --advertise-client-urls "http://$etcd_endpoint" \
-  --listen-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-cluster "e2e=http://127.0.0.1:$peer_port" \
-  >"$work/etcd.log" 2>&1 &
-etcd_pid=$!
-pids+=("$etcd_pid")
-wait_for_line "$work/etcd.log" "ready to serve client requests" "$etcd_pid" 30
+start_etcd "$etcd_bin"
 
 # Fixed ports, so the peers can be told both addresses before either starts.
 a_addr=127.0.0.1:$(free_port)
