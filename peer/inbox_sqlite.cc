@@ -20,6 +20,15 @@ constexpr char kEveryone[] = "";
 // What every inbox read selects, for FromInboxRow.
 #define CHAT_INBOX_ROW "id, body, received_at_ms, late, unverified, text"
 
+// SQL: a row of theirs out of the history whose id may be forgotten:
+// released at least ?1 releases before the shown mark (so shown), or shown
+// beyond the mark (state kShown) as long ago. Named with the index that
+// reaches it (INDEXED BY): left to itself, SQLite groups by walking the
+// whole table's key index instead.
+#define CHAT_FORGETTABLE                                         \
+  "ours = 0 AND in_history = 0 AND state >= 1 AND released <= " \
+  CHAT_SHOWN_THROUGH " - ?1"
+
 // A row of theirs selected as CHAT_INBOX_ROW.
 ChatMessage FromInboxRow(SQLite::Statement& row) {
   ChatMessage message = Parse(row.getColumn(1));
@@ -299,32 +308,29 @@ Watermarks SqliteInbox::WatermarksOf(const std::string& sender) {
   return marks;
 }
 
-// Forgets the ids of shown messages beyond the newest shown_ids_kept (those
-// still in the history stay: they are kept as long as it keeps them),
-// raising each sender's watermark to the newest sending time forgotten, and
-// folds the oldest watermarks into the one for everyone when there are too
-// many.
+// Forgets the ids of shown messages released before the newest
+// shown_ids_kept (those still in the history stay: they are kept as long as
+// it keeps them), raising each sender's watermark to the newest sending
+// time forgotten, and folds the oldest watermarks into the one for everyone
+// when there are too many. Release numbers, not row order, say which are
+// older: the index on them (out of the history) reaches exactly the rows to
+// forget, where counting shown rows back from the newest read
+// shown_ids_kept wide rows every trim.
 void SqliteInbox::TrimShownLocked() {
-  ScopedStatement cut(file_->statements,
-                      "SELECT seq FROM messages WHERE ours = 0 AND " CHAT_SHOWN
-                      " ORDER BY seq DESC LIMIT 1 OFFSET ?1");
-  cut->bind(1, file_->limits.shown_ids_kept);
-  if (!cut->executeStep()) return;
-  const int64_t below = cut->getColumn(0).getInt64();
-  cut->reset();
   ScopedStatement raise(
       file_->statements,
       "INSERT INTO watermarks (sender_key, sent_ms) SELECT sender_key, "
-      "max(trusted_ms) FROM messages WHERE ours = 0 AND in_history = 0 AND "
-      "seq < ?1 AND trusted_ms IS NOT NULL AND " CHAT_SHOWN
-      " GROUP BY sender_key ON CONFLICT (sender_key) DO UPDATE SET sent_ms = "
-      "max(sent_ms, excluded.sent_ms)");
-  raise->bind(1, below);
+      "max(trusted_ms) FROM messages INDEXED BY messages_forgettable WHERE "
+      CHAT_FORGETTABLE
+      " AND trusted_ms IS NOT NULL GROUP BY sender_key ON CONFLICT "
+      "(sender_key) DO UPDATE SET sent_ms = max(sent_ms, excluded.sent_ms)");
+  raise->bind(1, file_->limits.shown_ids_kept);
   raise->exec();
-  ScopedStatement trim_old(file_->statements,
-                           "DELETE FROM messages WHERE ours = 0 AND in_history "
-                           "= 0 AND seq < ?1 AND " CHAT_SHOWN);
-  trim_old->bind(1, below);
+  ScopedStatement trim_old(
+      file_->statements,
+      "DELETE FROM messages INDEXED BY messages_forgettable WHERE "
+      CHAT_FORGETTABLE);
+  trim_old->bind(1, file_->limits.shown_ids_kept);
   trim_old->exec();
   ScopedStatement count(
       file_->statements,

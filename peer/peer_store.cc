@@ -293,6 +293,14 @@ const std::vector<const char*> kMigrations = {
       ALTER TABLE conversations RENAME COLUMN peer_key TO conversation;
       ALTER TABLE reads RENAME COLUMN peer_key TO conversation;
     )sql",
+    // 9: the inbox's trim finds the ids it may forget by release number, so
+    // it reads only those rows, not the newest shown_ids_kept rows of the
+    // table (wide ones, with their bodies) every trim_every messages.
+    R"sql(
+      DROP INDEX messages_out_of_history;
+      CREATE INDEX messages_forgettable ON messages (released)
+        WHERE in_history = 0;
+    )sql",
 };
 
 class SqlitePeerStore final : public PeerStore {

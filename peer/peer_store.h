@@ -54,10 +54,11 @@ class PeerStore {
 
 // How much the inbox remembers, in bounded space.
 struct PeerStoreLimits {
-  // Shown ids kept for de-duplication at least (those of messages still in
-  // the history are kept as long as it keeps them); older ones are
-  // forgotten, each sender's newest forgotten sending time kept instead
-  // (one row per sender).
+  // Ids kept for de-duplication: those of the last shown_ids_kept messages
+  // released before the shown mark, and of every message still in the
+  // history (kept as long as it keeps them). Older ones are forgotten, each
+  // sender's newest forgotten sending time kept instead (one row per
+  // sender).
   int64_t shown_ids_kept = 10000;
   // Trimmed after this many are shown (at most shown_ids_kept).
   int trim_every = 1000;
