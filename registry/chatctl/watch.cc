@@ -1,8 +1,10 @@
 // `chatctl watch`: prints the names under a prefix, then every change, until
 // interrupted. A watch that breaks after it was established (the registry
-// restarted, say) is opened again with backoff; the replayed initial state
-// is compared with what was printed before, so the user sees only what
-// changed while the watch was down.
+// restarted, say) is opened again with backoff, from the revision it had
+// reached: a registry that still holds the changes since (on etcd, any
+// registry of the cluster) sends only those, printed as they happened.
+// Otherwise it sends a snapshot, which is compared with what was printed
+// before, so the user sees only what changed while the watch was down.
 
 #include <algorithm>
 #include <chrono>
@@ -82,8 +84,10 @@ class EventPrinter {
   EventPrinter(std::ostream& out, std::ostream& err, bool json)
       : out_(out), err_(err), json_(json) {}
 
-  // Starts a new stream. After a reconnect (`resync`), its initial entries
-  // are compared with the ones printed before instead of printed again.
+  // Starts a new stream. After a reconnect (`resync`), what it replays is
+  // compared with what was printed before instead of printed again: the
+  // initial entries of a snapshot, or the changes of a resumed watch (which
+  // may repeat one already printed).
   void BeginStream(bool resync) {
     resyncing_ = resync;
     seen_.clear();
@@ -94,7 +98,7 @@ class EventPrinter {
     const std::string key = registry::NameKey(event.entry.name);
     switch (event.type) {
       case EventType::kSynced:
-        return Synced();
+        return Synced(event.resumed);
       case EventType::kPut: {
         auto it = known_.find(key);
         if (resyncing_) {
@@ -109,6 +113,9 @@ class EventPrinter {
         return Line("PUT", ReasonText(event.reason, json_), event.entry);
       }
       case EventType::kDelete:
+        if (resyncing_ && known_.count(key) == 0) {
+          return true;  // A resumed watch repeating what was printed.
+        }
         known_.erase(key);
         return Line("DELETE", ReasonText(event.reason, json_), event.entry);
     }
@@ -116,8 +123,10 @@ class EventPrinter {
   }
 
  private:
-  bool Synced() {
-    if (resyncing_) {
+  // `resumed`: the stream sent the changes since the last one seen, not a
+  // snapshot, so whatever it did not mention is still there.
+  bool Synced(bool resumed) {
+    if (resyncing_ && !resumed) {
       for (auto it = known_.begin(); it != known_.end();) {
         if (seen_.count(it->first) == 0) {
           if (!Line("DELETE", json_ ? kGoneJson : kGoneHuman, it->second)) {
@@ -128,11 +137,13 @@ class EventPrinter {
           ++it;
         }
       }
-      resyncing_ = false;
-      seen_.clear();
     }
+    resyncing_ = false;
+    seen_.clear();
     // Never on stdout: a script reading it sees only events.
-    err_ << "-- synced, watching for changes" << std::endl;
+    err_ << (resumed ? "-- resumed, watching for changes"
+                     : "-- synced, watching for changes")
+         << std::endl;
     return true;
   }
 
@@ -173,8 +184,13 @@ int RunWatch(const CommandContext& context) {
   size_t unreachable_before_start = 0;
   Millis backoff = invocation.reconnect_initial;
 
+  // Where a broken watch resumes; 0 (a snapshot) until the first SYNCED.
+  registry::WatchResumePoint resume;
+
   while (true) {
-    std::unique_ptr<registry::WatchStream> stream = client->Watch(prefix);
+    resume.Opened();
+    std::unique_ptr<registry::WatchStream> stream =
+        client->Watch(prefix, resume.revision());
     if (interrupt != nullptr) {
       registry::WatchStream* raw = stream.get();
       interrupt->SetHook([raw] { raw->Cancel(); });
@@ -184,6 +200,7 @@ int RunWatch(const CommandContext& context) {
     bool output_ok = true;
     WatchEvent event;
     while (stream->Next(&event)) {
+      resume.Saw(event);
       if (!delivered) {
         delivered = true;
         established = true;

@@ -13,6 +13,7 @@
 #include "tests/bench/driver.h"
 #include "tests/bench/lab.h"
 #ifdef CHAT_BENCH_ETCD
+#include "tests/bench/cluster_bench.h"
 #include "tests/bench/etcd_workloads.h"
 #include "tests/testing/etcd_cluster.h"
 #endif
@@ -315,6 +316,14 @@ std::string ResultJson(const ScenarioResult& r) {
 
 int RunBench(const BenchOptions& options, std::ostream& out,
              std::ostream& err) {
+  if (!options.cluster.empty()) {
+#ifdef CHAT_BENCH_ETCD
+    return RunClusterBench(options, out, err);
+#else
+    err << "chat-bench: built without etcd (golang-etcd-server-dev)\n";
+    return kExitCannotStart;
+#endif
+  }
   if (!options.system.empty()) return RunSystemBench(options, out, err);
   LabOptions lab_options;
   lab_options.registry =

@@ -56,6 +56,11 @@ struct BenchOptions {
   // Measurements of the real binaries, started as child processes (see
   // system.h); when not empty, the closed-loop scenarios do not run.
   std::vector<std::string> system;
+  // Measurements of registries over etcd (see cluster_bench.h); when not
+  // empty, neither the scenarios nor `system` run.
+  std::vector<std::string> cluster;
+  int watchers = 1000;  // watch-fanout: Watch streams per backend.
+  int changes = 200;    // watch-fanout: measured changes per backend.
   std::string bin_dir;  // Where chat-registry & co. are; "": next to us.
   int startup_rounds = 10;
   Millis idle{2000};  // How long a process idles before its RSS is read.

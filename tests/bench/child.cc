@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -312,6 +314,26 @@ absl::StatusOr<ProcessMemory> ReadProcessMemory(const std::string& pid) {
     return absl::UnavailableError(absl::StrCat("process ", pid, " has exited"));
   }
   return memory;
+}
+
+int PortInLine(const std::string& line) {
+  const size_t at = line.find("(port ");
+  if (at == std::string::npos) return 0;
+  const size_t digits = at + 6;
+  const size_t end = line.find(')', digits);
+  int port = 0;
+  if (end == std::string::npos ||
+      !absl::SimpleAtoi(line.substr(digits, end - digits), &port)) {
+    return 0;
+  }
+  return port;
+}
+
+std::string DefaultBinDir() {
+  std::error_code error;
+  std::filesystem::path self =
+      std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::string(".") : self.parent_path().string();
 }
 
 }  // namespace chat::bench

@@ -124,6 +124,13 @@ absl::StatusOr<double> ReadCpuSeconds(const std::string& pid);
 // VmRSS and VmHWM of process `pid` ("self" for this one).
 absl::StatusOr<ProcessMemory> ReadProcessMemory(const std::string& pid);
 
+// The port of a "start: ... (port N)" log line of our servers; 0 if none.
+int PortInLine(const std::string& line);
+
+// The directory chat-bench runs from, where the binaries it starts are by
+// default; "." when unknown.
+std::string DefaultBinDir();
+
 }  // namespace chat::bench
 
 #endif  // CHAT_TESTS_BENCH_CHILD_H_

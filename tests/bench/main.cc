@@ -17,6 +17,9 @@
 #include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "tests/bench/bench.h"
+#ifdef CHAT_BENCH_ETCD
+#include "tests/bench/cluster_bench.h"
+#endif
 
 namespace po = boost::program_options;
 
@@ -87,6 +90,30 @@ int Run(const po::variables_map& vm) {
       return Usage(absl::StrCat("--system: ", measures.status().message()));
     }
     options.system = *measures;
+  }
+  if (vm.count("cluster")) {
+#ifdef CHAT_BENCH_ETCD
+    auto measures =
+        chat::bench::ParseClusterMeasures(vm["cluster"].as<std::string>());
+    if (!measures.ok()) {
+      return Usage(absl::StrCat("--cluster: ", measures.status().message()));
+    }
+    options.cluster = *measures;
+#else
+    return Usage("--cluster: built without etcd (golang-etcd-server-dev)");
+#endif
+  }
+  options.watchers = vm["watchers"].as<int>();
+  if (options.watchers < 1 || options.watchers > 100000) {
+    return Usage("--watchers must be from 1 to 100000");
+  }
+  options.changes = vm["changes"].as<int>();
+  if (options.changes < 2 || options.changes > 1000000) {
+    return Usage("--changes must be from 2 to 1000000");
+  }
+  if (!options.cluster.empty() &&
+      (options.rounds < 1 || options.rounds > 1000)) {
+    return Usage("--rounds must be from 1 to 1000");
   }
   if (vm.count("bin-dir")) options.bin_dir = vm["bin-dir"].as<std::string>();
   options.startup_rounds = vm["startup-rounds"].as<int>();
@@ -230,8 +257,24 @@ int main(int argc, char** argv) {
       "--startup-rounds times; idle chat-peer RSS), overload (peak resolve "
       "rate over --peak-concurrency, then an open loop at --overload-factor x "
       "it with --deadline-ms per call)")(
+      "cluster", po::value<std::string>(),
+      "instead of the scenarios, measure registries over etcd (real "
+      "chat-registry binaries, two on a one-member etcd the bench starts on "
+      "loopback, and one on SQLite as the baseline), a comma list or `all`: "
+      "watch-fanout (--watchers Watch streams, over both etcd registries or "
+      "the SQLite one; --changes Register/Unregister at the first registry, "
+      "one at a time, split over --rounds alternated rounds; the delay until "
+      "each watcher reads each change, target p99 <= 100 ms on etcd), "
+      "mailbox (Deposit + Listen + Ack as a closed loop at each "
+      "--concurrency for --duration, on SQLite, on etcd, and on etcd across "
+      "the two registries, alternated --rounds times, with ratios to "
+      "SQLite)")("watchers", po::value<int>()->default_value(1000),
+                 "--cluster watch-fanout: Watch streams per backend")(
+      "changes", po::value<int>()->default_value(200),
+      "--cluster watch-fanout: measured changes per backend")(
       "bin-dir", po::value<std::string>(),
-      "--system: where chat-registry, chat-peer, chat-greeter and chatctl "
+      "--system, --cluster: where chat-registry, chat-peer, chat-greeter and "
+      "chatctl "
       "are (default: chat-bench's own directory)")(
       "startup-rounds", po::value<int>()->default_value(10),
       "--system startup: starts of each binary")(

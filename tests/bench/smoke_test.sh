@@ -4,7 +4,9 @@
 # the real binaries (next to chat-bench) briefly: every registration must
 # succeed, every binary start, and the overload must see no error other than
 # RESOURCE_EXHAUSTED/DEADLINE_EXCEEDED with the registry alive and answering
-# afterwards. No timing and no memory figure is asserted.
+# afterwards. Where built with etcd, --cluster all runs with small numbers:
+# every watcher must read every change and every mail call succeed. No
+# timing and no memory figure is asserted.
 # Usage: smoke_test.sh PATH/TO/chat-bench [SCENARIOS]  (how many `all` runs:
 # 9, or 11 where chat-bench is built with etcd's scenarios)
 set -euo pipefail
@@ -87,10 +89,40 @@ if problems:
 print("ok --system:", ", ".join(f"{k} x{len(v)}" for k, v in kinds.items()))
 PY
 
+if [ "$scenarios" -gt 9 ]; then
+  echo "== --cluster all (registries over etcd, real binaries)"
+  run --cluster all --watchers 20 --changes 4 --rounds 2 --concurrency 2 \
+    --duration 0.5 --warmup 0
+  "$python" - "$out" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+fanout = [r for r in rows if r["kind"] == "fanout"]
+results = [r for r in rows if r["kind"] == "result"]
+ratios = [r for r in rows if r["kind"] == "ratio"]
+problems = []
+if sorted(r["backend"] for r in fanout) != ["etcd", "sqlite"]:
+    problems.append(f"fanout rows: {fanout}")
+for r in fanout:
+    # Every watcher read every change; how fast is not asserted.
+    if r["missed"] != 0 or r["deliveries"] != r["changes"] * r["watchers"] or r["changes"] != 4:
+        problems.append(f"fanout: {r}")
+if len(results) != 6 or any(r["calls"] <= 0 or r["errors"] != 0 for r in results):
+    problems.append(f"mailbox results: {results}")
+if len(ratios) != 2:
+    problems.append(f"mailbox ratios: {ratios}")
+if problems:
+    print("FAIL --cluster:", "; ".join(problems))
+    sys.exit(1)
+print("ok --cluster:", ", ".join(f"{r['backend']} {r['deliveries']} deliveries" for r in fanout),
+      "; mailbox", ", ".join(f"{r['scenario']} {r['calls']}" for r in results))
+PY
+fi
+
 echo "== usage errors exit 2"
 for args in "--scenario nope" "--concurrency 0" "--duration 0" "--compare --rounds 2" \
     "--system nope" "--overload-factor 0" "--deadline-ms 0" \
-    "--system overload --server-cgroup /nonexistent"; do
+    "--system overload --server-cgroup /nonexistent" "--cluster nope" \
+    "--cluster all --watchers 0"; do
   code=0
   # shellcheck disable=SC2086
   "$bench" $args >/dev/null 2>&1 || code=$?

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -100,20 +99,6 @@ double MillisBetween(MonoTime from, MonoTime to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-// The port of a "start: ... (port N)" log line of our servers; 0 if none.
-int PortInLine(const std::string& line) {
-  const size_t at = line.find("(port ");
-  if (at == std::string::npos) return 0;
-  const size_t digits = at + 6;
-  const size_t end = line.find(')', digits);
-  int port = 0;
-  if (end == std::string::npos ||
-      !absl::SimpleAtoi(line.substr(digits, end - digits), &port)) {
-    return 0;
-  }
-  return port;
-}
-
 // The CPU the registry and chat-bench itself used over a stretch, in cores:
 // on a shared machine it shows who was the bottleneck.
 class CpuMeter {
@@ -146,13 +131,6 @@ std::string LoadAverage() {
   std::string one, five, fifteen;
   file >> one >> five >> fifteen;
   return absl::StrCat(one, " ", five, " ", fifteen);
-}
-
-std::string DefaultBinDir() {
-  std::error_code error;
-  std::filesystem::path self =
-      std::filesystem::read_symlink("/proc/self/exe", error);
-  return error ? std::string(".") : self.parent_path().string();
 }
 
 // Runs the measurements; one object per RunSystemBench() call.

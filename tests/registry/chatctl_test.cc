@@ -30,6 +30,11 @@
 #include "common/random.h"
 #include "proto/greet.grpc.pb.h"
 #include "registry/client/registry_client.h"
+#ifdef CHAT_ETCD
+#include "registry/etcd/etcd_store.h"
+#include "tests/testing/etcd_cluster.h"
+#include "tests/testing/temp_dir.h"
+#endif
 #include "registry/server.h"
 #include "registry/sqlite_mailbox.h"
 #include "registry/sqlite_store.h"
@@ -62,6 +67,8 @@ struct Result {
 
 // An ostream target that one thread writes (a running watch) while the test
 // thread reads it.
+// A write that brings `text` into it can be held until Release(), so a test
+// can act while the writer waits at a known point.
 class SharedBuffer final : public std::streambuf {
  public:
   std::string str() const {
@@ -69,22 +76,40 @@ class SharedBuffer final : public std::streambuf {
     return text_;
   }
 
+  // From now on, the write that brings `text` in (and every later one)
+  // waits until Release().
+  void HoldAt(std::string text) {
+    absl::MutexLock lock(&mu_);
+    hold_at_ = std::move(text);
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    hold_at_.clear();
+  }
+
  protected:
   int_type overflow(int_type c) override {
     if (traits_type::eq_int_type(c, traits_type::eof())) return 0;
     absl::MutexLock lock(&mu_);
     text_.push_back(traits_type::to_char_type(c));
+    mu_.Await(absl::Condition(this, &SharedBuffer::MayGoOn));
     return c;
   }
   std::streamsize xsputn(const char* s, std::streamsize n) override {
     absl::MutexLock lock(&mu_);
     text_.append(s, static_cast<size_t>(n));
+    mu_.Await(absl::Condition(this, &SharedBuffer::MayGoOn));
     return n;
   }
 
  private:
+  bool MayGoOn() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return hold_at_.empty() || text_.find(hold_at_) == std::string::npos;
+  }
+
   mutable absl::Mutex mu_;
   std::string text_ ABSL_GUARDED_BY(mu_);
+  std::string hold_at_ ABSL_GUARDED_BY(mu_);
 };
 
 // A `chatctl watch` running on its own thread until Stop().
@@ -102,6 +127,7 @@ class BackgroundWatch {
 
   // The exit code.
   int Stop() {
+    err_buffer_.Release();
     interrupt_.Trigger();
     if (thread_.joinable()) thread_.join();
     return code_;
@@ -109,6 +135,10 @@ class BackgroundWatch {
 
   std::string out() const { return out_buffer_.str(); }
   std::string err() const { return err_buffer_.str(); }
+
+  // Holds the watch when it writes `text` to stderr, until ReleaseErr().
+  void HoldErrAt(const std::string& text) { err_buffer_.HoldAt(text); }
+  void ReleaseErr() { err_buffer_.Release(); }
 
   bool WaitForOut(const std::string& text) {
     return WaitFor([&] { return out().find(text) != std::string::npos; });
@@ -877,6 +907,83 @@ TEST_F(ChatctlTest, WatchCarriesOnAcrossARegistryRestart) {
   EXPECT_LE(BackgroundWatch::Count(watch.err(), "reconnecting"), 2u)
       << watch.err();
 }
+
+#ifdef CHAT_ETCD
+// Two registries on one etcd: a watch whose registry goes away resumes at
+// the other from the revision it had reached, so what changed meanwhile is
+// printed as it happened (with its reason), not as the difference of two
+// snapshots.
+TEST(ChatctlEtcdTest, WatchResumesAtAnotherRegistryFromItsRevision) {
+  auto etcd = chat::testing::EtcdCluster::Start();
+  ASSERT_THAT(etcd, IsOk());
+  chat::testing::TempDir dir;
+  const std::string prefix = absl::StrCat("/chatctl-test/", RandomHex(6), "/");
+  auto start = [&](const std::string& name) -> std::unique_ptr<RegistryServer> {
+    registry::etcd::EtcdStoreOptions options;
+    options.etcd.endpoints = (*etcd)->ClientEndpoints();
+    options.prefix = prefix;
+    auto store = registry::etcd::OpenEtcdStore(options, RealClock());
+    EXPECT_THAT(store, IsOk());
+    auto mailbox =
+        registry::OpenSqliteMailbox(dir.File(name + ".db"), RealClock());
+    EXPECT_THAT(mailbox, IsOk());
+    if (!store.ok() || !mailbox.ok()) return nullptr;
+    RegistryServerOptions server_options;
+    server_options.listen_address = "127.0.0.1:0";
+    server_options.admin_token = kAdminToken;
+    auto server = RegistryServer::Start(*std::move(store), *std::move(mailbox),
+                                        server_options);
+    EXPECT_THAT(server, IsOk());
+    return server.ok() ? *std::move(server) : nullptr;
+  };
+  std::unique_ptr<RegistryServer> first = start("first");
+  std::unique_ptr<RegistryServer> second = start("second");
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  auto admin_of = [](RegistryServer& server) {
+    auto client = std::make_unique<RegistryClient>(server.InProcessChannel(),
+                                                   "in-process", Millis(5000));
+    client->SetAdminToken(kAdminToken);
+    return client;
+  };
+  // Written at the first registry, so its snapshot has them.
+  ASSERT_THAT(admin_of(*first)->PutStatic("alice", "127.0.0.1:5000"), IsOk());
+  ASSERT_THAT(admin_of(*first)->PutStatic("bob", "127.0.0.1:5001"), IsOk());
+
+  ChatctlInvocation invocation;
+  invocation.command = "watch";
+  invocation.registry =
+      absl::StrCat("127.0.0.1:", first->port(), ",127.0.0.1:", second->port());
+  invocation.reconnect_initial = Millis(10);
+  invocation.reconnect_max = Millis(100);
+  BackgroundWatch watch(invocation);
+  ASSERT_TRUE(watch.WaitForErr("-- synced")) << watch.err();
+
+  // The first registry goes; while the watch is held before reconnecting,
+  // bob leaves and carol comes, through the second.
+  watch.HoldErrAt("reconnecting");
+  first->Shutdown(Millis(1000));
+  ASSERT_TRUE(watch.WaitForErr("reconnecting")) << watch.err();
+  std::unique_ptr<RegistryClient> admin = admin_of(*second);
+  ASSERT_THAT(admin->RemoveStatic("bob"), IsOk());
+  ASSERT_THAT(admin->PutStatic("carol", "127.0.0.1:5002"), IsOk());
+  watch.ReleaseErr();
+
+  ASSERT_TRUE(watch.WaitForErr("-- resumed, watching for changes"))
+      << watch.err();
+  ASSERT_THAT(admin->PutStatic("dave", "127.0.0.1:5003"), IsOk());
+  ASSERT_TRUE(watch.WaitForOut("PUT dave")) << watch.out();
+  EXPECT_EQ(watch.Stop(), kExitOk);
+  EXPECT_EQ(watch.out(),
+            "PUT alice 127.0.0.1:5000 (initial)\n"
+            "PUT bob 127.0.0.1:5001 (initial)\n"
+            "DELETE bob 127.0.0.1:5001 (unregistered)\n"
+            "PUT carol 127.0.0.1:5002 (registered)\n"
+            "PUT dave 127.0.0.1:5003 (registered)\n");
+  second.reset();
+  first.reset();
+}
+#endif
 
 TEST_F(ChatctlTest, WatchEndsAtOnceWhenInterruptedWhileReconnecting) {
   BackgroundWatch watch([&] {
