@@ -235,9 +235,9 @@ absl::StatusOr<SendStatus> Conversation::Deliver(const ChatMessage& message,
 void Conversation::Finish(Item& item, SendStatus status, std::string text,
                           std::string detail, bool unverified) {
   if (status == SendStatus::kStored) {
-    outbox_->MarkStored(item.message.id);
+    outbox_->MarkStored(item.message.id, item.message.to);
   } else {
-    outbox_->Remove(item.message.id);
+    outbox_->Remove(item.message.id, item.message.to);
   }
   PeerEvent event = MakeEvent(EventKind::kSendResult, item.message.to);
   event.status = status;

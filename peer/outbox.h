@@ -45,14 +45,18 @@ class Outbox {
   // `fallback`; `fallback` when none.
   virtual int64_t Floor(const std::string& recipient, int64_t fallback) = 0;
 
-  // Records that message `id` waits in its recipient's mailbox. Not waited
-  // for: after a crash before it lands, the message is simply sent again.
-  virtual void MarkStored(const std::string& id) = 0;
+  // Records that message `id` waits in `recipient`'s mailbox (compared
+  // case-insensitively; a message to several has a delivery each). Not
+  // waited for: after a crash before it lands, the message is simply sent
+  // again.
+  virtual void MarkStored(const std::string& id,
+                          const std::string& recipient) = 0;
 
-  // Removes message `id` (it arrived, or it can never be sent). Not waited
-  // for: after a crash before it lands, the message is sent again and the
-  // recipient drops the copy.
-  virtual void Remove(const std::string& id) = 0;
+  // Removes message `id` to `recipient` (it arrived, or it can never be
+  // sent); its deliveries to others stay. Not waited for: after a crash
+  // before it lands, the message is sent again and the recipient drops the
+  // copy.
+  virtual void Remove(const std::string& id, const std::string& recipient) = 0;
 
   // Removes message `id` to `recipient` (compared case-insensitively) and
   // returns it; nullopt when no such message is there (also when `id` is

@@ -112,23 +112,29 @@ int64_t SqliteOutbox::Floor(const std::string& recipient, int64_t fallback) {
   return SequenceFloor(it->second, fallback);
 }
 
-void SqliteOutbox::MarkStored(const std::string& id) {
-  file_->batch->PostLazily([this, id](SQLite::Database&) {
+void SqliteOutbox::MarkStored(const std::string& id,
+                              const std::string& recipient) {
+  file_->batch->PostLazily([this, id, recipient_key = NameKey(recipient)](
+                               SQLite::Database&) {
     file_->db_mu.AssertHeld();
     ScopedStatement update(file_->statements,
-                           "UPDATE deliveries SET stored = 1 WHERE id = ?1");
+                           "UPDATE deliveries SET stored = 1 WHERE id = ?1 "
+                           "AND recipient_key = ?2");
     update->bind(1, id);
+    update->bind(2, recipient_key);
     update->exec();
     return absl::OkStatus();
   });
 }
 
-void SqliteOutbox::Remove(const std::string& id) {
+void SqliteOutbox::Remove(const std::string& id,
+                          const std::string& recipient) {
   auto removal = std::make_shared<Removal>();
   file_->batch->PostLazily(
-      [this, id, removal](SQLite::Database&) {
+      [this, id, recipient_key = NameKey(recipient), removal](
+          SQLite::Database&) {
         file_->db_mu.AssertHeld();
-        DeleteLocked(id, "", *removal);
+        DeleteLocked(id, recipient_key, *removal);
         return absl::OkStatus();
       },
       [this, removal](const absl::Status&) { Restore(*removal); });
@@ -183,8 +189,8 @@ void SqliteOutbox::DeleteLocked(const std::string& id,
                                 Removal& removal) {
   ScopedStatement remove(
       file_->statements,
-      "DELETE FROM deliveries WHERE id = ?1 AND (?2 = '' OR recipient_key = "
-      "?2) RETURNING conversation, recipient_key, sequence");
+      "DELETE FROM deliveries WHERE id = ?1 AND recipient_key = ?2 "
+      "RETURNING conversation, recipient_key, sequence");
   remove->bind(1, id);
   remove->bind(2, recipient_key);
   std::vector<std::pair<DeliveryKey, int64_t>> deleted;

@@ -35,8 +35,9 @@ class SqliteOutbox final : public Outbox {
 
   void Add(ChatMessage message, AddedCallback done) override;
   int64_t Floor(const std::string& recipient, int64_t fallback) override;
-  void MarkStored(const std::string& id) override;
-  void Remove(const std::string& id) override;
+  void MarkStored(const std::string& id,
+                  const std::string& recipient) override;
+  void Remove(const std::string& id, const std::string& recipient) override;
   absl::StatusOr<std::optional<OutboxEntry>> Take(
       const std::string& id, const std::string& recipient) override;
   absl::StatusOr<std::vector<OutboxEntry>> Entries() override;
@@ -48,8 +49,8 @@ class SqliteOutbox final : public Outbox {
     std::vector<std::pair<DeliveryKey, int64_t>> removed;
   };
 
-  // Inside the writer's transaction: deletes the delivery rows of `id` (to
-  // `recipient_key` only, unless empty).
+  // Inside the writer's transaction: deletes the delivery of `id` to
+  // `recipient_key`.
   void DeleteLocked(const std::string& id, const std::string& recipient_key,
                     Removal& removal)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_->db_mu);

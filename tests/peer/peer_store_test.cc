@@ -124,7 +124,7 @@ TEST_F(PeerStoreTest, OutboxSurvivesReopenAndKeepsNumbering) {
     auto store = Open();
     epoch = Add(*store, Outgoing("m1", "bob", "one"))->sequence_epoch;
     ASSERT_THAT(Add(*store, Outgoing("m2", "bob", "two")).status(), IsOk());
-    store->outbox().MarkStored("m1");
+    store->outbox().MarkStored("m1", "bob");
   }
   auto store = Open();
   auto outbox = store->outbox().Entries();
@@ -147,11 +147,15 @@ TEST_F(PeerStoreTest, FloorRisesAsMessagesLeaveTheOutbox) {
     ASSERT_THAT(Add(*store, Outgoing(id, "bob", "x")).status(), IsOk());
   }
   EXPECT_EQ(store->outbox().Floor("bob", 3), 1);
-  store->outbox().Remove("m1");
+  // A delivery is per recipient: m2 to carol is none of m2 to bob.
+  store->outbox().Remove("m2", "carol");
+  store->outbox().MarkStored("m2", "carol");
+  store->outbox().Remove("m1", "Bob");
   auto taken = store->outbox().Take("m2", "bob");  // Waits: m1's removal is in.
   ASSERT_THAT(taken.status(), IsOk());
   ASSERT_TRUE(taken->has_value());
   EXPECT_EQ((*taken)->message.id, "m2");
+  EXPECT_FALSE((*taken)->stored);
   EXPECT_EQ(store->outbox().Floor("bob", 3), 3);
   EXPECT_EQ(store->outbox().Floor("carol", 7), 7);
   auto again = store->outbox().Take("m2", "bob");
@@ -173,7 +177,7 @@ TEST_F(PeerStoreTest, AFailedRemovalKeepsTheMessageAndItsFloor) {
         "'m1' "
         "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
   }
-  store->outbox().Remove("m1");  // Not waited for; fails alone.
+  store->outbox().Remove("m1", "Bob");  // Not waited for; fails alone.
   EXPECT_THAT(store->outbox().Take("m1", "bob").status(),
               StatusIs(absl::StatusCode::kUnavailable));
   auto taken = store->outbox().Take("m2", "bob");  // In a batch of its own.
