@@ -172,7 +172,7 @@ class ConversationTest : public ::testing::Test {
     recipients_.is_static = is_static;
     conversation_ =
         std::make_unique<Conversation>(options, &transport_, &store_->outbox(),
-                                       &recipients_, &sink_, &sink_, clock_);
+                                       &recipients_, &sink_, &screen_, clock_);
   }
 
   // Writes messages to bob with these texts to the outbox, as the peer
@@ -225,7 +225,7 @@ class ConversationTest : public ::testing::Test {
   }
 
   bool AwaitInfo(const std::string& text) {
-    return sink_
+    return screen_
         .WaitFor([&text](const PeerEvent& event) {
           return event.kind == EventKind::kInfo && event.text == text;
         })
@@ -257,7 +257,8 @@ class ConversationTest : public ::testing::Test {
   FakeClock clock_;
   FakeRecipients recipients_;
   FakeTransport transport_;
-  RecordingSink sink_;
+  RecordingSink sink_;    // The states of our messages (DeliveryListener).
+  RecordingSink screen_;  // Everything else (the front end's EventSink).
   std::unique_ptr<PeerStore> store_;
   std::unique_ptr<Conversation> conversation_;  // Last: it uses the above.
 };
@@ -510,6 +511,13 @@ TEST_F(ConversationTest, AtShutdownWhatCannotGoStaysInTheOutbox) {
   auto outbox = store_->outbox().Entries();
   ASSERT_THAT(outbox, IsOk());
   EXPECT_EQ(outbox->size(), 3u);
+  // States go where they are written down; the screen hears only the notice.
+  for (const PeerEvent& event : sink_.Events()) {
+    EXPECT_EQ(event.kind, EventKind::kSendResult);
+  }
+  for (const PeerEvent& event : screen_.Events()) {
+    EXPECT_NE(event.kind, EventKind::kSendResult);
+  }
 }
 
 TEST_F(ConversationTest, TheTextIsAShortReasonAndTheDetailCarriesTheRest) {
