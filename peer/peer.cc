@@ -81,7 +81,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     CHAT_RETURN_IF_ERROR(registry::ValidateAddress(options.advertise));
   }
   std::unique_ptr<Peer> peer(new Peer(options, events, clock));
-  Peer* raw = peer.get();  // For the registry client's and keeper's calls.
+  // The registry client, the lease keeper and the hold-back loop take
+  // callbacks, not interfaces: each calls one named method of it.
+  Peer* raw = peer.get();
 
   // The store, and what writes our messages' states into its history.
   absl::StatusOr<std::unique_ptr<PeerStore>> store = OpenPeerStore(
