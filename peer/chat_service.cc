@@ -110,13 +110,13 @@ std::string LabTime(absl::Time t) {
 
 ChatService::ChatService(std::string own_name, MessageSink* sink,
                          const Clock& clock, Authenticator* authenticator,
-                         CallGate* gate, ReadReceiptsTaker read_receipts)
+                         CallGate* gate, ReadReceiptTaker* read_receipts)
     : own_name_(std::move(own_name)),
       sink_(sink),
       clock_(clock),
       authenticator_(authenticator != nullptr ? authenticator : &plain_),
       gate_(gate),
-      read_receipts_(std::move(read_receipts)),
+      read_receipts_(read_receipts),
       lane_(std::make_unique<LookupLane>(kLookupsWaiting)) {}
 
 ChatService::~ChatService() = default;
@@ -150,7 +150,8 @@ grpc::ServerUnaryReactor* ChatService::SendReceipts(
                                 PrintableText(request->recipient()),
                                 " (stale address?)")));
   }
-  return Respond(context, read_receipts_(*request));
+  return Respond(
+      context, read_receipts_->TakeReadReceipts(*request, /*may_wait=*/false));
 }
 
 grpc::ServerUnaryReactor* ChatService::SendMessage(

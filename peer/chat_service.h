@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/overload.h"
 #include "peer/envelope.h"
+#include "peer/listeners.h"
 #include "peer/message.h"
 #include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
@@ -36,13 +37,15 @@ class ChatService final : public ::ChattingService::CallbackService {
   // outlive the service. Without an authenticator every message is taken as
   // plain and unverified (PlainAuthenticator). Every call passes `gate`
   // first (common/overload.h).
-  // `read_receipts` takes what SendReceipts brings (ReadTracker); without
-  // it SendReceipts answers UNIMPLEMENTED, as a lab peer does.
-  using ReadReceiptsTaker = std::function<absl::Status(const ::ReadReceipts&)>;
+  // `read_receipts` (ReadTracker; not owned, must outlive the service)
+  // takes what SendReceipts brings, without waiting (a gRPC thread: the
+  // reader wrote to us before, so its key is known; else it uses our
+  // mailbox); without it SendReceipts answers UNIMPLEMENTED, as a lab peer
+  // does.
   ChatService(std::string own_name, MessageSink* sink, const Clock& clock,
               Authenticator* authenticator = nullptr,
               CallGate* gate = &DefaultCallGate(),
-              ReadReceiptsTaker read_receipts = nullptr);
+              ReadReceiptTaker* read_receipts = nullptr);
   // Finishes what waits for a key lookup first. Stop the server before.
   ~ChatService() override;
 
@@ -93,10 +96,10 @@ class ChatService final : public ::ChattingService::CallbackService {
   MessageSink* const sink_;  // Not owned.
   const Clock& clock_;
   PlainAuthenticator plain_;
-  Authenticator* const authenticator_;  // Not owned; or &plain_.
-  CallGate* const gate_;                // Not owned.
-  const ReadReceiptsTaker read_receipts_;
-  std::unique_ptr<LookupLane> lane_;  // Last: its thread uses the above.
+  Authenticator* const authenticator_;     // Not owned; or &plain_.
+  CallGate* const gate_;                   // Not owned.
+  ReadReceiptTaker* const read_receipts_;  // Not owned; may be null.
+  std::unique_ptr<LookupLane> lane_;       // Last: its thread uses the above.
 };
 
 // "HH:MM" in the local time zone, the lab's format.

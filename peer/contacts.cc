@@ -155,9 +155,9 @@ std::vector<std::string> Contacts::Followed() const {
   return names;
 }
 
-void Contacts::Listen(std::function<void()> on_changed) {
+void Contacts::Listen(FollowedListener* listener) {
   absl::MutexLock lock(&mu_);
-  on_changed_ = std::move(on_changed);
+  listener_ = listener;
 }
 
 bool Contacts::MakeRoomLocked() {
@@ -181,7 +181,7 @@ bool Contacts::MakeRoomLocked() {
 }
 
 void Contacts::ChangedLocked() {
-  if (on_changed_) on_changed_();
+  if (listener_ != nullptr) listener_->OnFollowedChanged();
 }
 
 void Contacts::SaveLocked(Entry& entry) {

@@ -6,7 +6,6 @@
 #define CHAT_PEER_CONTACTS_H_
 
 #include <cstddef>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "peer/contact_store.h"
+#include "peer/listeners.h"
 
 namespace chat::peer {
 
@@ -30,8 +30,8 @@ namespace chat::peer {
 // kResourceExhausted naming the limit. Pins (KeyBook) are never touched:
 // forgetting a contact only stops its notices.
 //
-// Thread-safe. The listener (Listen) is called with the set's lock held, so
-// it must be quick and must not call back into Contacts.
+// Thread-safe. The listener (Listen) is called with the set's lock held
+// (FollowedListener says what it may do).
 class Contacts {
  public:
   struct Options {
@@ -71,9 +71,9 @@ class Contacts {
   // The names followed, as first met, sorted (at most max_followed).
   std::vector<std::string> Followed() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // `on_changed` is called whenever the followed set changes (a name added
-  // or removed), until Listen(nullptr).
-  void Listen(std::function<void()> on_changed) ABSL_LOCKS_EXCLUDED(mu_);
+  // `listener` is told whenever the followed set changes (a name added or
+  // removed), until Listen(nullptr). Not owned; must stay valid until then.
+  void Listen(FollowedListener* listener) ABSL_LOCKS_EXCLUDED(mu_);
 
   size_t max_followed() const { return options_.max_followed; }
 
@@ -96,7 +96,7 @@ class Contacts {
   mutable absl::Mutex mu_;
   // By name key.
   absl::flat_hash_map<std::string, Entry> contacts_ ABSL_GUARDED_BY(mu_);
-  std::function<void()> on_changed_ ABSL_GUARDED_BY(mu_);
+  FollowedListener* listener_ ABSL_GUARDED_BY(mu_) = nullptr;  // Not owned.
 };
 
 }  // namespace chat::peer

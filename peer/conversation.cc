@@ -37,11 +37,14 @@ std::string JoinDetails(const absl::Status& first, const absl::Status& second) {
 }  // namespace
 
 Conversation::Conversation(Options options, Transport* transport,
-                           Outbox* outbox, EventSink* events,
+                           Outbox* outbox, RecipientDirectory* recipients,
+                           DeliveryListener* deliveries, EventSink* events,
                            const Clock& clock)
     : options_(std::move(options)),
       transport_(transport),
       outbox_(outbox),
+      recipients_(recipients),
+      deliveries_(deliveries),
       events_(events),
       clock_(clock) {
   thread_ = std::thread(&Conversation::Run, this);
@@ -72,7 +75,7 @@ void Conversation::Run() {
   while (true) {
     std::vector<Item> batch;
     bool closing;
-    const size_t window = std::max<size_t>(options_.window(), 1);
+    const size_t window = std::max<size_t>(recipients_->Window(options_.to), 1);
     {
       absl::MutexLock lock(&mu_);
       // Not a wait for time: for work, or the end.
@@ -151,7 +154,7 @@ void Conversation::Run() {
         event.detail = StatusDetail(outcome.status());
         event.message = item.message;
         event.to_partner = item.to_partner;
-        Emit(event);
+        deliveries_->OnSendState(event);
       }
       if (closing) {
         // The rest wait behind this one, in the outbox, for the next run.
@@ -161,7 +164,7 @@ void Conversation::Run() {
           left = queue_.size();
           queue_.clear();
         }
-        Emit(InfoEvent(absl::StrCat(
+        events_->OnEvent(InfoEvent(absl::StrCat(
             left, left == 1 ? " message" : " messages", " to ", item.message.to,
             left == 1 ? " waits in your outbox; it goes out"
                       : " wait in your outbox; they go out",
@@ -199,7 +202,7 @@ absl::StatusOr<SendStatus> Conversation::Deliver(const ChatMessage& message,
   const bool absent = direct.code() == absl::StatusCode::kNotFound ||
                       direct.code() == absl::StatusCode::kUnavailable;
   if (!absent) return direct;
-  if (options_.is_static() && !IsRegistryUnreachable(direct)) {
+  if (recipients_->IsStatic(options_.to) && !IsRegistryUnreachable(direct)) {
     // A static entry (a lab peer) reads no mailbox: what would wait there
     // would wait for nobody. It waits in the outbox and is tried again.
     return WithDetail(absl::UnavailableError("it is unreachable"),
@@ -209,7 +212,7 @@ absl::StatusOr<SendStatus> Conversation::Deliver(const ChatMessage& message,
     // Not registered now: offline, or nobody of that name at all (typed
     // while the registry was away, so never checked). Nobody would ever
     // read such a mailbox.
-    absl::Status exists = options_.exists();
+    absl::Status exists = recipients_->Exists(options_.to);
     if (exists.code() == absl::StatusCode::kNotFound) {
       return WithDetail(std::move(exists), StatusDetail(direct));
     }
@@ -246,7 +249,7 @@ void Conversation::Finish(Item& item, SendStatus status, std::string text,
   event.unverified = unverified;
   event.to_partner = item.to_partner;
   event.message = std::move(item.message);
-  Emit(event);
+  deliveries_->OnSendState(event);
   retried_ = false;
   absl::MutexLock lock(&mu_);
   queue_.pop_front();

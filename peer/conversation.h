@@ -7,7 +7,6 @@
 
 #include <cstddef>
 #include <deque>
-#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "peer/events.h"
+#include "peer/listeners.h"
 #include "peer/message.h"
 #include "peer/outbox.h"
 #include "peer/transport.h"
@@ -35,27 +35,50 @@ inline constexpr size_t kSendWindow = 64;
 inline constexpr int kPeerMaxStreamsPerConnection =
     2 * static_cast<int>(kSendWindow);
 
+// What a conversation asks about its recipient, from its own thread, as it
+// sends: answered by the peer from what the registry watch lists, or by the
+// registry itself (so a call may block on it, up to the RPC deadline).
+// Thread-safe: conversations to different recipients ask at once.
+class RecipientDirectory {
+ public:
+  virtual ~RecipientDirectory() = default;
+  // How many messages to `to` may be on their way at once; asked before
+  // each round (1 for a static entry, which shows messages as they come,
+  // else kSendWindow).
+  virtual size_t Window(const std::string& to) = 0;
+  // Whether `to` is a static entry now (a lab peer, which reads no
+  // mailbox); asked when a message cannot be delivered directly.
+  virtual bool IsStatic(const std::string& to) = 0;
+  // Whether `to` exists, asked when it is not registered now (offline),
+  // before its mailbox is tried: kNotFound ("nobody named carol is
+  // registered") when the registry knows no such name, which fails the
+  // message for good (a name typed while the registry was away, never
+  // checked); OK otherwise, also when it cannot tell.
+  virtual absl::Status Exists(const std::string& to) = 0;
+};
+
 // Drains the outbox messages to one recipient on its own thread, so a slow
 // or unreachable peer never holds up messages to others.
 //
-// Each round takes up to window() messages from the head of the queue and
+// Each round takes up to Window() messages from the head of the queue and
 // sends them at once (Transport::SendWindow); then, in order, it reports
 // those that went through and sends the others one by one
 // (Transport::SendOne), falling back to the recipient's mailbox
 // (Transport::Deposit) when the recipient is not online or unreachable,
-// unless it is a static entry (is_static()), which reads no mailbox.
-// Every message ends as a kSendResult event: kDelivered (`unverified` when
-// the recipient has no key to prove it with), kStored (`text`
-// says why it is not delivered yet: "bob is offline") or kFailed (it can
-// never go; `text` says why: "nobody named carol is registered" when the
-// recipient is offline and exists() says there is no such name). A message that
-// can be neither delivered nor stored is reported once as kSent with the reason
-// ("the registry is unreachable", "it is unreachable" for a static entry, "bob
-// is unreachable and so is the registry"), then tried again after retry_min,
-// doubling to retry_max, or at once after Nudge(); it holds back the ones
-// after it, which are reported only after it: order comes first. Its final
-// report then says "on a later attempt". Every `text` is a short reason a
-// person reads; the gRPC text behind it goes to the event's `detail`.
+// unless it is a static entry (IsStatic()), which reads no mailbox.
+// Every message ends as a state told to `deliveries` (a kSendResult event):
+// kDelivered (`unverified` when the recipient has no key to prove it with),
+// kStored (`text` says why it is not delivered yet: "bob is offline") or
+// kFailed (it can never go; `text` says why: "nobody named carol is
+// registered" when the recipient is offline and Exists() says there is no
+// such name). A message that can be neither delivered nor stored is told
+// once as kSent with the reason ("the registry is unreachable", "it is
+// unreachable" for a static entry, "bob is unreachable and so is the
+// registry"), then tried again after retry_min, doubling to retry_max, or at
+// once after Nudge(); it holds back the ones after it, which are told only
+// after it: order comes first. Its final state then says "on a later
+// attempt". Every `text` is a short reason a person reads; the gRPC text
+// behind it goes to the event's `detail`.
 //
 // The outbox follows: delivered and failed messages leave it, stored ones
 // are marked stored; the rest stay there for the next start.
@@ -68,26 +91,15 @@ class Conversation {
     std::string to;  // The recipient, as the first message named it.
     Millis retry_min{250};
     Millis retry_max{5000};
-    // How many messages may be on their way at once; asked before each
-    // round, from the conversation's thread (1 for a static entry, which
-    // shows messages as they come, else kSendWindow).
-    std::function<size_t()> window = [] { return kSendWindow; };
-    // Whether the recipient is a static entry now (a lab peer, which reads
-    // no mailbox); asked from the conversation's thread when a message
-    // cannot be delivered directly.
-    std::function<bool()> is_static = [] { return false; };
-    // Whether the recipient exists, asked from the conversation's thread
-    // when the recipient is not registered now (offline), before its
-    // mailbox is tried: kNotFound ("nobody named carol is registered") when
-    // the registry knows no such name, which fails the message for good (a
-    // name typed while the registry was away, never checked); OK otherwise,
-    // also when it cannot tell.
-    std::function<absl::Status()> exists = [] { return absl::OkStatus(); };
   };
 
-  // Starts the conversation's thread. `transport`, `outbox` and `events`
-  // are not owned; they and `clock` must outlive this.
+  // Starts the conversation's thread. `transport` carries the messages,
+  // `outbox` follows their fate, `recipients` answers what the conversation
+  // asks, `deliveries` is told each state right after the outbox changed,
+  // `events` (the front end) is told the rest. None is owned; they and
+  // `clock` must outlive this.
   Conversation(Options options, Transport* transport, Outbox* outbox,
+               RecipientDirectory* recipients, DeliveryListener* deliveries,
                EventSink* events, const Clock& clock);
 
   // Gives each queued message one more try, then stops: the first one that
@@ -129,12 +141,12 @@ class Conversation {
   void Finish(Item& item, SendStatus status, std::string text,
               std::string detail = "", bool unverified = false)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void Emit(const PeerEvent& event) { events_->OnEvent(event); }
-
   const Options options_;
-  Transport* const transport_;  // Not owned.
-  Outbox* const outbox_;        // Not owned.
-  EventSink* const events_;     // Not owned.
+  Transport* const transport_;            // Not owned.
+  Outbox* const outbox_;                  // Not owned.
+  RecipientDirectory* const recipients_;  // Not owned.
+  DeliveryListener* const deliveries_;    // Not owned.
+  EventSink* const events_;               // Not owned.
   const Clock& clock_;
 
   absl::Mutex mu_;

@@ -276,10 +276,10 @@ class GrpcTransport final : public Transport {
       absl::MutexLock lock(&mu_);
       if (Channel* channel = channels_.Find(key)) return *channel;
     }
-    if (!options_.listed_address) return std::nullopt;
-    std::optional<std::string> listed = options_.listed_address(name);
-    if (!listed.has_value() || listed->empty()) return std::nullopt;
-    return Dial(name, *listed);
+    if (options_.online == nullptr) return std::nullopt;
+    std::optional<registry::Entry> listed = options_.online->Find(name);
+    if (!listed.has_value() || listed->address.empty()) return std::nullopt;
+    return Dial(name, listed->address);
   }
 
   // The last address known for `name`, else one resolved now.
@@ -308,7 +308,7 @@ class GrpcTransport final : public Transport {
                                      absl::StrCat("could not look up ", name)),
                         detail);
     }
-    if (options_.on_resolved) options_.on_resolved(*entry);
+    if (options_.listings != nullptr) options_.listings->OnListed(*entry);
     return Dial(entry->name, entry->address);
   }
 

@@ -5,7 +5,6 @@
 #define CHAT_PEER_GRPC_TRANSPORT_H_
 
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +12,8 @@
 #include "common/clock.h"
 #include "common/tls.h"
 #include "peer/envelope.h"
+#include "peer/listeners.h"
+#include "peer/online_set.h"
 #include "peer/transport.h"
 #include "registry/client/registry_client.h"
 
@@ -51,18 +52,19 @@ struct GrpcTransportOptions {
   // At most this many channels (one per recipient) are kept; beyond it the
   // least recently used one is closed (a send in flight on it finishes).
   size_t max_channels = kDefaultMaxChannels;
-  // Optional: the address the registry watch lists for `name` now (the
-  // OnlineSet), used before asking the registry. Called without the
-  // transport's lock held.
-  std::function<std::optional<std::string>(const std::string& name)>
-      listed_address;
+  // Optional: who the registry watch lists online now; the address it
+  // lists for a name is used before asking the registry. Asked without the
+  // transport's lock held. Not owned; must outlive the transport.
+  const OnlineSet* online = nullptr;
   // Optional: told each entry resolved, before anything is sent with it (so
-  // a key it lists is compared with the pinned one first).
-  std::function<void(const registry::Entry&)> on_resolved;
+  // a key it lists is compared with the pinned one first: KeyBook). Told
+  // without the transport's lock held. Not owned; must outlive the
+  // transport.
+  ListingListener* listings = nullptr;
 };
 
 // A Transport over gRPC. A message goes to the last address known for its
-// recipient (Transport): its channel, else `listed_address`, else
+// recipient (Transport): its channel, else the one `online` lists, else
 // `registry`'s Resolve; a stale send resolves afresh, and with the registry
 // away keeps the address it knew. Channels are kept by name key, at most
 // max_channels, least recently used out first, until Forget(). Deposits go

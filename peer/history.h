@@ -1,13 +1,12 @@
 // The history's part of a running peer: what /history and /chat show, and
-// the sink that keeps every state of our messages in the store's history.
+// what writes every state of our messages into the store's history.
 
 #ifndef CHAT_PEER_HISTORY_H_
 #define CHAT_PEER_HISTORY_H_
 
-#include <atomic>
-
 #include "peer/events.h"
 #include "peer/history_store.h"
+#include "peer/listeners.h"
 
 namespace chat::peer {
 
@@ -16,32 +15,29 @@ inline constexpr int kHistoryDefault = 20;
 inline constexpr int kHistoryMost = 1000;
 inline constexpr int kHistoryPreview = 5;
 
-// Passes every event on to `next`, and records each kSendResult's status
-// in the store's history first (HistoryStore::RecordSendState), whatever the
-// status and whoever emits it: the one place where states reach the
-// history, so a new state (kRead, kExpired) needs nothing here.
+// Writes each state of our messages into the store's history
+// (HistoryStore::RecordSendState), whatever the status and whoever changed
+// it, then hands the event on to `screen`: the one place where states reach
+// the history, so a new state (kRead, kExpired) needs nothing here. It sits
+// on the path of a state change (DeliveryListener), before the front end,
+// which only shows.
 // Thread-safe.
-class HistoryRecorder final : public EventSink {
+class HistoryRecorder final : public DeliveryListener {
  public:
-  // `next` is not owned and must outlive this.
-  explicit HistoryRecorder(EventSink* next) : next_(next) {}
+  // `store` and `screen` are not owned and must outlive this.
+  HistoryRecorder(HistoryStore* store, EventSink* screen)
+      : store_(store), screen_(screen) {}
 
-  // Records into `store` from now on (null: records nothing). Not owned;
-  // must outlive this or be unset first.
-  void SetStore(HistoryStore* store) { store_.store(store); }
-
-  void OnEvent(const PeerEvent& event) override {
-    HistoryStore* store = store_.load();
-    if (store != nullptr && event.kind == EventKind::kSendResult &&
-        !event.message.id.empty()) {
-      store->RecordSendState(event.message.id, event.status);
+  void OnSendState(const PeerEvent& event) override {
+    if (!event.message.id.empty()) {
+      store_->RecordSendState(event.message.id, event.status);
     }
-    next_->OnEvent(event);
+    screen_->OnEvent(event);
   }
 
  private:
-  EventSink* const next_;
-  std::atomic<HistoryStore*> store_{nullptr};
+  HistoryStore* const store_;  // Not owned.
+  EventSink* const screen_;    // Not owned.
 };
 
 }  // namespace chat::peer

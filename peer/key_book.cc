@@ -187,7 +187,7 @@ void KeyBook::Listed(const std::string& name,
     known.listed = key;
     text = ChangedText(known.name, known.pinned, key);
   }
-  options_.on_changed(text);
+  if (options_.events != nullptr) options_.events->OnEvent(ErrorEvent(text));
 }
 
 KeyView KeyBook::Verify(const std::string& name) {

@@ -17,7 +17,10 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/identity.h"
+#include "peer/events.h"
+#include "peer/listeners.h"
 #include "peer/pin_store.h"
+#include "registry/types.h"
 
 namespace chat::peer {
 
@@ -33,8 +36,9 @@ struct KeyView {
 // looking up a key we know costs no round trip; the registry is asked only
 // for a name met for the first time.
 //
-// Thread-safe. The callbacks are called without the book's lock held.
-class KeyBook {
+// Thread-safe. The directory is asked, and `events` told, without the
+// book's lock held.
+class KeyBook final : public ListingListener {
  public:
   struct Options {
     // The key the registry binds `name` to now (GetBinding): nullopt when
@@ -48,9 +52,10 @@ class KeyBook {
     std::function<bool(const std::string& name)> is_static = [](auto&) {
       return false;
     };
-    // Told once per change, in one line, when a pinned name is listed with
-    // another key.
-    std::function<void(const std::string& text)> on_changed = [](auto&) {};
+    // Told once per change, as an error event of one line, when a pinned
+    // name is listed with another key (null: told to nobody). Not owned;
+    // must outlive this.
+    EventSink* events = nullptr;
     // How long a "no key" answer of the directory is believed.
     Millis no_key_ttl{10000};
   };
@@ -84,10 +89,16 @@ class KeyBook {
 
   // The registry lists `key` for `name` now (a watch event, a resolve).
   // Pinned names are compared: a difference blocks the name and is told
-  // once through on_changed. Others are remembered (a few thousand at
+  // once to Options::events. Others are remembered (a few thousand at
   // most), so their first message needs no round trip.
   void Listed(const std::string& name, const std::optional<PublicKey>& key)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Listed(entry.name, entry.public_key): the follower's watch and the
+  // transport's resolves tell the book what they see.
+  void OnListed(const registry::Entry& entry) override {
+    Listed(entry.name, entry.public_key);
+  }
 
   // Whether `name` is online as a static entry (Options::is_static).
   bool IsStatic(const std::string& name) const {

@@ -38,7 +38,7 @@ MailListener::~MailListener() { Stop(); }
 
 std::unique_ptr<registry::MailStream> MailListener::Open() {
   // The keeper may be registering afresh, with a new lease.
-  lease_id_ = options_.lease_id();
+  lease_id_ = options_.keeper->lease().lease_id;
   if (lease_id_.empty()) return nullptr;
   return registry_->Listen(options_.own_name, lease_id_);
 }
@@ -90,18 +90,20 @@ bool MailListener::HandleReceipt(const registry::MailItem& item) {
     event.text = "from the mailbox";
     // A recipient without a key: only the registry vouches for it.
     event.unverified = *genuine == Proof::kNoKey;
-    Emit(event);
+    options_.deliveries->OnSendState(event);
   }
   return true;
 }
 
 bool MailListener::HandleReadReceipts(const registry::MailItem& item) {
   ::ReadReceipts receipts;
-  if (!options_.read_receipts || !receipts.ParseFromString(item.payload) ||
+  if (options_.read_receipts == nullptr ||
+      !receipts.ParseFromString(item.payload) ||
       registry::NameKey(receipts.sender()) != registry::NameKey(item.sender)) {
     return true;  // Nothing to take them, or not what they claim: let go.
   }
-  absl::Status taken = options_.read_receipts(receipts);
+  absl::Status taken =
+      options_.read_receipts->TakeReadReceipts(receipts, /*may_wait=*/true);
   // Refused for good (forged, malformed): let go; the key unknown now: later.
   return taken.code() != absl::StatusCode::kUnavailable;
 }
@@ -124,7 +126,7 @@ bool MailListener::HandleExpired(const registry::MailItem& item) {
   event.status = SendStatus::kExpired;
   event.message = (*taken)->message;
   event.text = ExpiredText((*taken)->message.to, waited_ms);
-  Emit(event);
+  options_.deliveries->OnSendState(event);
   return true;
 }
 
@@ -182,7 +184,8 @@ bool MailListener::HandleMessage(const registry::MailItem& item,
   absl::Status status;
   inbox_->Receive(message,
                   [this, &kept, &status](absl::StatusOr<Received> received) {
-                    if (received.ok()) options_.show(received->ready);
+                    if (received.ok())
+                      options_.released->OnReleased(received->ready);
                     status = received.status();
                     kept.Notify();
                   });

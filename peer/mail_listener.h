@@ -5,7 +5,6 @@
 #define CHAT_PEER_MAIL_LISTENER_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,9 +14,11 @@
 #include "peer/envelope.h"
 #include "peer/events.h"
 #include "peer/inbox.h"
+#include "peer/listeners.h"
 #include "peer/message.h"
 #include "peer/outbox.h"
 #include "peer/reconnecting_stream.h"
+#include "registry/client/lease_keeper.h"
 #include "registry/client/registry_client.h"
 
 namespace chat::peer {
@@ -32,43 +33,51 @@ std::string ExpiredText(const std::string& recipient, int64_t waited_ms);
 // (the registry went away, or our lease changed).
 //
 // A message is opened and checked (Envelope::Unwrap), kept in the inbox
-// (Inbox::Receive), what that releases is handed to `show`, and only
+// (Inbox::Receive), what that releases is told to `released`, and only
 // then is the message acknowledged, with a receipt sealed to its sender. A
 // receipt that opens with the key of the recipient it names, for one of
-// our messages to that recipient, takes it out of the outbox and reports it
-// kDelivered "from the mailbox" (unless a direct copy was reported
-// already); one from a recipient bound to no key proves nothing (only the
-// registry vouches for it) and is reported kDelivered unverified. Read receipts
-// go to `read_receipts`. An expiry receipt (made by the registry: the Listen
+// our messages to that recipient, takes it out of the outbox and tells
+// `deliveries` it is kDelivered "from the mailbox" (unless a direct copy was
+// reported already); one from a recipient bound to no key proves nothing (only
+// the registry vouches for it) and is kDelivered unverified. Read receipts go
+// to `read_receipts`. An expiry receipt (made by the registry: the Listen
 // stream is all that vouches for it) for one of our messages to its sender
 // still in the outbox (stored: only deposited mail expires) ends it there,
-// reported kExpired ("it waited 7 days in bob's mailbox and expired"); others
+// kExpired ("it waited 7 days in bob's mailbox and expired"); others
 // are let go. Forged messages and receipts are acknowledged away unseen. What
 // could not be kept or checked now (the sender's key cannot be looked up, or
 // changed) is not acknowledged, so it comes again with the next stream, or at
 // Reread().
 //
-// Thread-safe. The callbacks are called from the listener's thread (`show`
-// also from the store's writer thread) and must not call Stop().
+// Thread-safe. What it tells (`released`, `deliveries`, `read_receipts`,
+// `events`) is told from the listener's thread (`released` also from the
+// store's writer thread), and must not call Stop().
 class MailListener {
  public:
+  // All must be set but `read_receipts`.
   struct Options {
     std::string own_name;
-    // The lease that holds our name now; empty while there is none.
-    std::function<std::string()> lease_id;
-    // Shows messages the inbox released, in order; must not wait for the
-    // store.
-    std::function<void(const std::vector<ChatMessage>&)> show;
+    // Holds our name: the stream is opened with the lease it holds now
+    // (none: not opened yet). Not owned; must outlive this.
+    const registry::LeaseKeeper* keeper = nullptr;
     // Opens messages and checks receipts. Not owned; must outlive this.
     Envelope* envelope = nullptr;
-    // Takes read receipts (ReadTracker::TakeReadReceipts); kUnavailable
-    // leaves them in the mailbox for later. Unset: acknowledged unseen.
-    std::function<absl::Status(const ::ReadReceipts&)> read_receipts;
+    // Told the messages the inbox released, in order. Not owned; must
+    // outlive this.
+    ReleaseListener* released = nullptr;
+    // Told each state of ours the mail settles (kDelivered, kExpired),
+    // right after the outbox changed. Not owned; must outlive this.
+    DeliveryListener* deliveries = nullptr;
+    // Takes read receipts (may wait: this is the listener's own thread);
+    // kUnavailable leaves them in the mailbox for later. Null: acknowledged
+    // unseen. Not owned; must outlive this.
+    ReadReceiptTaker* read_receipts = nullptr;
   };
 
   // Starts listening. `registry`, `inbox`, `outbox` and `events` are not
   // owned; they and `clock` must outlive this. The inbox takes the
-  // messages, the outbox gives up ours that receipts or expiries settle.
+  // messages, the outbox gives up ours that receipts or expiries settle,
+  // `events` (the front end) is told what went wrong.
   MailListener(registry::RegistryClient* registry, Inbox* inbox, Outbox* outbox,
                EventSink* events, const Clock& clock, Options options);
 

@@ -46,8 +46,29 @@ class Peer::FollowerEvents final : public EventSink {
 };
 
 namespace {
+
 // How often the history's age limit is applied (also at start).
 constexpr absl::Duration kHistoryTrimEvery = absl::Hours(1);
+
+// How often the hold-back loop runs: a few times per limit, so a held
+// message waits at most ~1.25x it.
+Millis HoldBackTick(Millis hold_back) {
+  return std::max(hold_back / 4, Millis(10));
+}
+
+// The key the registry binds `name` to now, as KeyBook's directory says it.
+absl::StatusOr<std::optional<PublicKey>> BoundKey(
+    registry::RegistryClient& registry, const std::string& name) {
+  absl::StatusOr<registry::Binding> binding = registry.GetBinding(name);
+  // kUnimplemented: a registry from before keys, which binds nothing.
+  if (binding.status().code() == absl::StatusCode::kNotFound ||
+      binding.status().code() == absl::StatusCode::kUnimplemented) {
+    return std::optional<PublicKey>();
+  }
+  if (!binding.ok()) return binding.status();
+  return std::optional<PublicKey>(binding->key);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
@@ -60,6 +81,11 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     CHAT_RETURN_IF_ERROR(registry::ValidateAddress(options.advertise));
   }
   std::unique_ptr<Peer> peer(new Peer(options, events, clock));
+  // The registry client, the lease keeper and the hold-back loop take
+  // callbacks, not interfaces: each calls one named method of it.
+  Peer* raw = peer.get();
+
+  // The store, and what writes our messages' states into its history.
   absl::StatusOr<std::unique_ptr<PeerStore>> store = OpenPeerStore(
       options.store_path, clock, options.sync_full, options.store_limits);
   if (!store.ok()) {
@@ -74,8 +100,11 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     return absl::FailedPreconditionError(std::string(store.status().message()));
   }
   peer->store_ = *std::move(store);
-  peer->recorder_.SetStore(&peer->store_->history());
-  peer->store_->history().Trim();  // Then hourly, on the hold-back loop.
+  PeerStore& roles = *peer->store_;
+  peer->recorder_ = std::make_unique<HistoryRecorder>(&roles.history(), events);
+  roles.history().Trim();  // Then hourly, on the hold-back loop.
+
+  // Who we are.
   std::string identity_path = options.identity_path;
   if (identity_path.empty() && options.store_path != ":memory:") {
     identity_path = std::filesystem::path(options.store_path)
@@ -89,106 +118,87 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
     if (!identity.ok()) return identity.status();
     peer->identity_ = std::make_unique<Identity>(*std::move(identity));
   }
+
+  // The registry.
   CHAT_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> channel_tls,
                         MakeChannelCredentials(options.tls.client));
   CHAT_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> server_tls,
                         MakeServerCredentials(options.tls.serve));
   peer->registry_ = registry::RegistryClient::Connect(
       options.registry, options.rpc_timeout, Millis(1000), channel_tls);
+  registry::RegistryClient* const registry = peer->registry_.get();
   // Registration proofs are dated on the peer's clock.
-  peer->registry_->SetClock(clock);
-  Peer* raw = peer.get();
-  peer->registry_->SetSwitchListener([raw](const std::string& from,
-                                           const std::string& to,
-                                           const absl::Status& why) {
-    PeerEvent event = InfoEvent(absl::StrCat(
-        "the registry at ", from, " is unreachable; using the one at ", to));
-    event.detail = why.ToString();
-    raw->Emit(event);
-  });
+  registry->SetClock(clock);
+  registry->SetSwitchListener(
+      [raw](const std::string& from, const std::string& to,
+            const absl::Status& why) { raw->RegistrySwitched(from, to, why); });
+
+  // Whom we follow, whose keys we trust, how we seal.
   CHAT_ASSIGN_OR_RETURN(std::vector<Contact> contacts,
-                        peer->store_->contacts().Contacts());
+                        roles.contacts().Contacts());
   Contacts::Options contact_options;
   contact_options.own_name = options.name;
   contact_options.max_followed = std::max<size_t>(options.max_followed, 1);
   peer->contacts_ = std::make_unique<Contacts>(
-      &peer->store_->contacts(), std::move(contacts), contact_options, clock);
+      &roles.contacts(), std::move(contacts), contact_options, clock);
   for (const std::string& name : options.follow) {
     CHAT_RETURN_IF_ERROR(peer->contacts_->Follow(name));
   }
-  CHAT_ASSIGN_OR_RETURN(std::vector<Pin> pins, peer->store_->pins().Pins());
+  CHAT_ASSIGN_OR_RETURN(std::vector<Pin> pins, roles.pins().Pins());
+  const OnlineSet* const online = &peer->online_;
   KeyBook::Options key_options;
-  key_options.directory =
-      [raw](
-          const std::string& name) -> absl::StatusOr<std::optional<PublicKey>> {
-    absl::StatusOr<registry::Binding> binding =
-        raw->registry_->GetBinding(name);
-    // kUnimplemented: a registry from before keys, which binds nothing.
-    if (binding.status().code() == absl::StatusCode::kNotFound ||
-        binding.status().code() == absl::StatusCode::kUnimplemented) {
-      return std::optional<PublicKey>();
-    }
-    if (!binding.ok()) return binding.status();
-    return std::optional<PublicKey>(binding->key);
+  key_options.directory = [registry](const std::string& name) {
+    return BoundKey(*registry, name);
   };
-  key_options.is_static = [raw](const std::string& name) {
-    return raw->online_.IsStatic(name);
+  key_options.is_static = [online](const std::string& name) {
+    return online->IsStatic(name);
   };
-  key_options.on_changed = [raw](const std::string& text) {
-    raw->Emit(ErrorEvent(text));
-  };
-  peer->keys_ = std::make_unique<KeyBook>(
-      &peer->store_->pins(), std::move(pins), std::move(key_options), clock);
+  key_options.events = events;
+  peer->keys_ = std::make_unique<KeyBook>(&roles.pins(), std::move(pins),
+                                          std::move(key_options), clock);
   peer->envelope_ = std::make_unique<Envelope>(options.name, *peer->identity_,
                                                peer->keys_.get(), clock);
+
+  // How messages go to other peers: to the address the watch keeps fresh
+  // for those followed (so an outage does not stop a conversation), else
+  // the one the registry resolves, whose key the book compares first.
   GrpcTransportOptions transport_options;
   transport_options.rpc_timeout = options.rpc_timeout;
   transport_options.dialing = PeerDialing{
       channel_tls, options.tls.client.enabled(), options.tls.peer_name};
   transport_options.max_channels = std::max<size_t>(options.max_channels, 1);
-  // The watch keeps the addresses of those followed fresh: a send to one
-  // of them needs no registry, so an outage does not stop a conversation.
-  transport_options.listed_address =
-      [raw](const std::string& name) -> std::optional<std::string> {
-    std::optional<Entry> entry = raw->online_.Find(name);
-    if (!entry.has_value()) return std::nullopt;
-    return entry->address;
-  };
-  transport_options.on_resolved = [raw](const Entry& entry) {
-    raw->keys_->Listed(entry.name, entry.public_key);
-  };
-  peer->transport_ =
-      NewGrpcTransport(peer->registry_.get(), peer->envelope_.get(),
-                       std::move(transport_options));
+  transport_options.online = online;
+  transport_options.listings = peer->keys_.get();
+  peer->transport_ = NewGrpcTransport(registry, peer->envelope_.get(),
+                                      std::move(transport_options));
+  Transport* const transport = peer->transport_.get();
+
+  // Where our messages' states go: the read tracker, then the history,
+  // then the front end.
   CHAT_ASSIGN_OR_RETURN(std::vector<ReadNote> read_notes,
-                        peer->store_->read_notes().ReadNotes());
+                        roles.read_notes().ReadNotes());
   ReadTracker::Options read_options;
   read_options.own_name = options.name;
   read_options.enabled = options.read_receipts;
   read_options.retry = options.read_receipt_retry;
   read_options.envelope = peer->envelope_.get();
-  read_options.send_direct = [raw](const std::string& to,
-                                   const ::ReadReceipts& receipts) {
-    return raw->transport_->SendReadReceipts(to, receipts);
+  read_options.send_direct = [transport](const std::string& to,
+                                         const ::ReadReceipts& receipts) {
+    return transport->SendReadReceipts(to, receipts);
   };
-  read_options.deposit = [raw](const registry::MailItem& item) {
-    return raw->registry_->Deposit(item);
+  read_options.deposit = [registry](const registry::MailItem& item) {
+    return registry->Deposit(item);
   };
   peer->reads_ = std::make_unique<ReadTracker>(
-      &peer->recorder_, &peer->store_->read_notes(), &peer->store_->outbox(),
+      peer->recorder_.get(), &roles.read_notes(), &roles.outbox(),
       std::move(read_notes), clock, std::move(read_options));
-  peer->events_ = peer->reads_.get();
+
+  // What arrives: strangers limited, then the inbox (Accept).
   peer->strangers_ =
-      std::make_unique<StrangerGate>(options.strangers, peer->events_, clock);
+      std::make_unique<StrangerGate>(options.strangers, events, clock);
   peer->service_ = std::make_unique<ChatService>(
       options.name, static_cast<MessageSink*>(peer.get()), clock,
-      peer->envelope_.get(), &DefaultCallGate(),
-      [raw](const ::ReadReceipts& receipts) {
-        // A gRPC thread: the reader wrote to us before, so its key is
-        // known; else it uses our mailbox.
-        return raw->reads_->TakeReadReceipts(receipts, /*may_wait=*/false);
-      });
-
+      peer->envelope_.get(), &DefaultCallGate(), peer->reads_.get());
   ServerConfig config;
   config.listen_address = options.listen;
   config.services = {peer->service_.get()};
@@ -204,6 +214,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   CHAT_ASSIGN_OR_RETURN(peer->server_,
                         SupervisedServer::Start(config, std::move(supervisor)));
 
+  // Our name in the registry, kept.
   registry::LeaseKeeper::Options keeper_options;
   keeper_options.name = options.name;
   keeper_options.address = options.advertise;
@@ -211,30 +222,22 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   keeper_options.port = peer->server_->port();
   keeper_options.ttl = options.ttl;
   keeper_options.services = {registry::kChatService};
-  keeper_options.reclaim_lease_id = peer->store_->lease().SavedLeaseId();
+  keeper_options.reclaim_lease_id = roles.lease().SavedLeaseId();
   keeper_options.identity = peer->identity_.get();
-  keeper_options.on_lease = [raw](const std::string& lease_id) {
-    // Without it a restart after a crash waits for the old lease to expire.
-    raw->store_->lease().SaveLeaseId(lease_id).IgnoreError();
+  // Without it a restart after a crash waits for the old lease to expire.
+  keeper_options.on_lease = [lease =
+                                 &roles.lease()](const std::string& lease_id) {
+    lease->SaveLeaseId(lease_id).IgnoreError();
   };
-  keeper_options.on_change = [raw](const std::string& text) {
-    raw->Emit(InfoEvent(text));
+  keeper_options.on_change = [events](const std::string& text) {
+    events->OnEvent(InfoEvent(text));
   };
-  // The one source of "the registry is away / back": the keeper asks it
-  // on its own schedule, whether or not anyone sends or is followed, so
-  // the user hears it once each way, not once per message or stream.
   keeper_options.on_reachable = [raw](bool reachable,
                                       const absl::Status& status) {
-    PeerEvent event =
-        InfoEvent(reachable ? kRegistryBackNotice : kRegistryAwayNotice);
-    if (!status.ok()) event.detail = status.ToString();
-    raw->Emit(event);
-    // What waited for a resolve or the mailbox can go now.
-    if (reachable) raw->NudgeAll();
+    raw->RegistryReachable(reachable, status);
   };
   absl::StatusOr<std::unique_ptr<registry::LeaseKeeper>> keeper =
-      registry::LeaseKeeper::Start(peer->registry_.get(), keeper_options,
-                                   clock);
+      registry::LeaseKeeper::Start(registry, keeper_options, clock);
   if (!keeper.ok()) {
     if (keeper.status().code() == absl::StatusCode::kAlreadyExists) {
       return absl::AlreadyExistsError(
@@ -250,13 +253,13 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   ready.address = peer->address_;
   ready.fingerprint = Fingerprint(peer->identity_->public_key());
   peer->Emit(ready);
+
   // What a killed run recorded but may not have shown, then what it left
   // in the outbox: sent again on its own.
-  absl::StatusOr<std::vector<ChatMessage>> unshown =
-      peer->store_->inbox().Unshown();
-  if (unshown.ok()) peer->Show(*unshown, /*repeated=*/true);
+  absl::StatusOr<std::vector<ChatMessage>> unshown = roles.inbox().Unshown();
+  if (unshown.ok()) peer->Release(*unshown, /*repeated=*/true);
   CHAT_ASSIGN_OR_RETURN(std::vector<OutboxEntry> outbox,
-                        peer->store_->outbox().Entries());
+                        roles.outbox().Entries());
   // Each recipient's messages in one go (the outbox lists them together,
   // in order), so the first window can carry them all.
   std::vector<std::vector<ChatMessage>> runs;
@@ -283,51 +286,34 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                                       " left in your outbox")));
   }
 
+  // Who of those followed is online (the keeper tells when the registry is
+  // away), and our mailbox.
   RegistryFollower::Options follower_options;
   follower_options.own_name = options.name;
   follower_options.contacts = peer->contacts_.get();
-  follower_options.on_change = [raw](const std::string& name) {
-    raw->transport_->Forget(name);
-  };
-  follower_options.on_arrival = [raw](const std::string& name) {
-    raw->Nudge(name);
-  };
-  follower_options.on_listed = [raw](const Entry& entry) {
-    raw->keys_->Listed(entry.name, entry.public_key);
-  };
-  follower_options.quiet_when_unreachable = true;  // The keeper tells it.
-  peer->follower_events_ = std::make_unique<FollowerEvents>(peer->events_);
+  follower_options.presence = peer.get();
+  follower_options.listings = peer->keys_.get();
+  follower_options.quiet_when_unreachable = true;
+  peer->follower_events_ = std::make_unique<FollowerEvents>(events);
   peer->follower_ = std::make_unique<RegistryFollower>(
-      peer->registry_.get(), &peer->online_, peer->follower_events_.get(),
-      clock, std::move(follower_options));
-
+      registry, &peer->online_, peer->follower_events_.get(), clock,
+      std::move(follower_options));
   MailListener::Options mail_options;
   mail_options.own_name = options.name;
-  mail_options.lease_id = [raw] { return raw->keeper_->lease().lease_id; };
-  mail_options.show = [raw](const std::vector<ChatMessage>& messages) {
-    raw->Show(messages, /*repeated=*/false);
-  };
+  mail_options.keeper = peer->keeper_.get();
   mail_options.envelope = peer->envelope_.get();
-  mail_options.read_receipts = [raw](const ::ReadReceipts& receipts) {
-    return raw->reads_->TakeReadReceipts(receipts, /*may_wait=*/true);
-  };
-  peer->mail_ = std::make_unique<MailListener>(
-      peer->registry_.get(), &peer->store_->inbox(), &peer->store_->outbox(),
-      peer->events_, clock, std::move(mail_options));
+  mail_options.released = peer.get();
+  mail_options.deliveries = peer->reads_.get();
+  mail_options.read_receipts = peer->reads_.get();
+  peer->mail_ =
+      std::make_unique<MailListener>(registry, &roles.inbox(), &roles.outbox(),
+                                     events, clock, std::move(mail_options));
 
-  const Millis limit = options.hold_back;
-  // Checked a few times per limit: a held message waits at most ~1.25x it.
-  const Millis tick = std::max(limit / 4, Millis(10));
+  // Held messages released when they waited long enough; the history's
+  // age; strangers refused.
   peer->next_history_trim_ = clock.Wall() + kHistoryTrimEvery;
-  peer->hold_back_.emplace(clock, tick, [raw, limit, tick] {
-    raw->TrimHistoryWhenDue();  // The same loop keeps the history's age.
-    raw->strangers_->Tick();    // And tells what strangers were refused.
-    raw->store_->inbox().ReleaseOverdue(
-        absl::FromChrono(limit), [raw](absl::StatusOr<Received> received) {
-          if (received.ok()) raw->Show(received->ready, /*repeated=*/false);
-        });
-    return std::optional<Millis>(tick);
-  });
+  peer->hold_back_.emplace(clock, HoldBackTick(options.hold_back),
+                           [raw] { return raw->HoldBackRound(); });
 
   // Know who is online before returning, so every later arrival is news
   // and --peer does not wait for someone already here. Bounded: a slow
@@ -341,10 +327,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
 }
 
 Peer::Peer(PeerOptions options, EventSink* events, const Clock& clock)
-    : options_(std::move(options)),
-      recorder_(events),
-      events_(&recorder_),
-      clock_(clock) {}
+    : options_(std::move(options)), events_(events), clock_(clock) {}
 
 Peer::~Peer() { Shutdown(); }
 
@@ -380,12 +363,12 @@ absl::StatusOr<std::string> Peer::Send(const std::string& to,
           event.status = SendStatus::kFailed;
           event.text = "could not write it to your outbox";
           event.detail = added.status().ToString();
-          Emit(event);
+          reads_->OnSendState(event);
           return;
         }
         event.status = SendStatus::kSent;
         event.message = *added;
-        Emit(event);
+        reads_->OnSendState(event);
         absl::MutexLock lock(&mu_);
         // Shutting down: it waits in the outbox for the next start.
         if (!stopping_) QueueLocked({*added}, to_partner);
@@ -402,32 +385,64 @@ void Peer::QueueLocked(std::vector<ChatMessage> messages, bool to_partner) {
     conversation_options.to = to;
     conversation_options.retry_min = options_.retry_min;
     conversation_options.retry_max = options_.retry_max;
-    // A static entry is how a lab peer (or another program that knows no
-    // sequence numbers) gets a name: it shows messages as they arrive, so
-    // they must arrive in order, one at a time.
-    // A name the watch has not listed (yet) may be one too: one at a time
-    // until it is known.
-    conversation_options.window = [this, to]() -> size_t {
-      std::optional<Entry> online = online_.Find(to);
-      return online.has_value() && !online->is_static ? kSendWindow : 1;
-    };
-    // A lab peer reads no mailbox: its messages wait in the outbox.
-    // Asked only when a message could not be delivered; a name the watch
-    // has not listed yet (just followed) is asked of the registry.
-    conversation_options.is_static = [this, to] {
-      std::optional<Entry> online = online_.Find(to);
-      if (online.has_value()) return online->is_static;
-      absl::StatusOr<Entry> resolved = registry_->Resolve(to);
-      return resolved.ok() && resolved->is_static;
-    };
-    // Asked before its mailbox: a name typed while the registry was away
-    // was never checked, and may belong to nobody.
-    conversation_options.exists = [this, to] { return RecipientExists(to); };
     conversation = std::make_unique<Conversation>(
         std::move(conversation_options), transport_.get(), &store_->outbox(),
-        events_, clock_);
+        static_cast<RecipientDirectory*>(this), reads_.get(), events_, clock_);
   }
   conversation->Enqueue(std::move(messages), to_partner);
+}
+
+size_t Peer::Window(const std::string& to) {
+  // A static entry is how a lab peer (or another program that knows no
+  // sequence numbers) gets a name: it shows messages as they arrive, so
+  // they must arrive in order, one at a time.
+  // A name the watch has not listed (yet) may be one too: one at a time
+  // until it is known.
+  std::optional<Entry> online = online_.Find(to);
+  return online.has_value() && !online->is_static ? kSendWindow : 1;
+}
+
+bool Peer::IsStatic(const std::string& to) {
+  // A lab peer reads no mailbox: its messages wait in the outbox.
+  // Asked only when a message could not be delivered; a name the watch
+  // has not listed yet (just followed) is asked of the registry.
+  std::optional<Entry> online = online_.Find(to);
+  if (online.has_value()) return online->is_static;
+  absl::StatusOr<Entry> resolved = registry_->Resolve(to);
+  return resolved.ok() && resolved->is_static;
+}
+
+void Peer::OnMoved(const std::string& name) { transport_->Forget(name); }
+
+void Peer::RegistrySwitched(const std::string& from, const std::string& to,
+                            const absl::Status& why) {
+  PeerEvent event = InfoEvent(absl::StrCat(
+      "the registry at ", from, " is unreachable; using the one at ", to));
+  event.detail = why.ToString();
+  Emit(event);
+}
+
+void Peer::RegistryReachable(bool reachable, const absl::Status& status) {
+  // The one source of "the registry is away / back": the keeper asks it
+  // on its own schedule, whether or not anyone sends or is followed, so
+  // the user hears it once each way, not once per message or stream.
+  PeerEvent event =
+      InfoEvent(reachable ? kRegistryBackNotice : kRegistryAwayNotice);
+  if (!status.ok()) event.detail = status.ToString();
+  Emit(event);
+  // What waited for a resolve or the mailbox can go now.
+  if (reachable) NudgeAll();
+}
+
+std::optional<Millis> Peer::HoldBackRound() {
+  TrimHistoryWhenDue();  // The same loop keeps the history's age.
+  strangers_->Tick();    // And tells what strangers were refused.
+  store_->inbox().ReleaseOverdue(absl::FromChrono(options_.hold_back),
+                                 [this](absl::StatusOr<Received> received) {
+                                   if (!received.ok()) return;
+                                   Release(received->ready, /*repeated=*/false);
+                                 });
+  return HoldBackTick(options_.hold_back);
 }
 
 namespace {
@@ -610,38 +625,43 @@ void Peer::Accept(const ChatMessage& message, AcceptCallback done) {
           "the recipient cannot keep it now: ", received.status().message())));
       return;
     }
-    Show(received->ready, /*repeated=*/false);
+    Release(received->ready, /*repeated=*/false);
     done(absl::OkStatus());
   });
 }
 
-void Peer::Show(const std::vector<ChatMessage>& messages, bool repeated) {
+void Peer::Release(const std::vector<ChatMessage>& messages, bool repeated) {
   if (messages.empty()) return;
   std::vector<ReadNote> unread;
   for (const ChatMessage& message : messages) {
-    PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
     // Whom we hear from we follow, unless nothing proves who it is and we
     // never talked with it: a stranger's name (or thousands of them) must
     // not push out those the user follows.
     if (!message.unverified || contacts_->Knows(message.from)) {
       contacts_->Talked(message.from);
     }
-    if (message.unverified) {
-      std::vector<std::string> known = contacts_->Followed();
-      std::vector<std::string> pinned = keys_->PinnedNames();
-      known.insert(known.end(), pinned.begin(), pinned.end());
-      known.push_back(options_.name);
-      event.looks_like = lookalikes_.Imitated(message.from, known);
-    }
-    event.message = message;
-    event.repeated = repeated;
-    Emit(event);
-    if (reads_ == nullptr) continue;
+    Show(message, repeated);
     if (std::optional<ReadNote> note = reads_->Shown(message)) {
       unread.push_back(*std::move(note));
     }
   }
+  // After they were shown: a run killed before this shows them again
+  // (Unshown, `repeated`), never loses them.
   store_->inbox().MarkShown(messages, unread);
+}
+
+void Peer::Show(const ChatMessage& message, bool repeated) {
+  PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
+  if (message.unverified) {
+    std::vector<std::string> known = contacts_->Followed();
+    std::vector<std::string> pinned = keys_->PinnedNames();
+    known.insert(known.end(), pinned.begin(), pinned.end());
+    known.push_back(options_.name);
+    event.looks_like = lookalikes_.Imitated(message.from, known);
+  }
+  event.message = message;
+  event.repeated = repeated;
+  Emit(event);
 }
 
 }  // namespace chat::peer

@@ -4,7 +4,10 @@
 // Peer only wires the parts: Conversation (one per recipient) over a
 // Transport, the Contacts it follows, the OnlineSet kept by the
 // RegistryFollower, the MailListener, the LeaseKeeper, the PeerStore (whose
-// roles it hands to each part).
+// roles it hands to each part). What the parts tell back up goes through
+// the small interfaces of peer/listeners.h: states of our messages through
+// the ReadTracker and the HistoryRecorder to the front end; released
+// messages, comings and goings, and questions about a recipient to Peer.
 
 #ifndef CHAT_PEER_PEER_H_
 #define CHAT_PEER_PEER_H_
@@ -32,6 +35,7 @@
 #include "peer/grpc_transport.h"
 #include "peer/history.h"
 #include "peer/key_book.h"
+#include "peer/listeners.h"
 #include "peer/lookalikes.h"
 #include "peer/mail_listener.h"
 #include "peer/online_set.h"
@@ -104,7 +108,10 @@ inline constexpr char kRegistryAwayNotice[] =
 inline constexpr char kRegistryBackNotice[] = "the registry is back";
 
 // Thread-safe.
-class Peer final : private MessageSink {
+class Peer final : private MessageSink,
+                   private ReleaseListener,
+                   private PresenceListener,
+                   private RecipientDirectory {
  public:
   // Loads (or makes) its identity, serves, registers with it, starts
   // following the registry, and returns once the start-up summary (who is
@@ -203,11 +210,47 @@ class Peer final : private MessageSink {
 
  private:
   Peer(PeerOptions options, EventSink* events, const Clock& clock);
+
+  // MessageSink (ChatService, gRPC threads): keeps a message in the inbox,
+  // releases and shows what it may, then answers the sender.
   void Accept(const ChatMessage& message, AcceptCallback done) override;
-  // Shows messages the store released, in order, and notes them shown.
-  // A plain message's sender becomes a contact only if it was one already;
-  // its name is checked against those the user knows (looks_like).
-  void Show(const std::vector<ChatMessage>& messages, bool repeated);
+  // ReleaseListener (the mail listener): Release(messages, false).
+  void OnReleased(const std::vector<ChatMessage>& messages) override {
+    Release(messages, /*repeated=*/false);
+  }
+  // PresenceListener (the registry follower): a channel to `name` is stale
+  // (Transport::Forget); what waits for `name` goes now (Nudge).
+  void OnMoved(const std::string& name) override;
+  void OnArrived(const std::string& name) override { Nudge(name); }
+  // RecipientDirectory (each Conversation, from its thread): a static
+  // entry (a lab peer, or a name the watch has not listed yet) gets one
+  // message at a time; IsStatic asks the registry for a name the watch has
+  // not listed; Exists is RecipientExists.
+  size_t Window(const std::string& to) override;
+  bool IsStatic(const std::string& to) override;
+  absl::Status Exists(const std::string& to) override {
+    return RecipientExists(to);
+  }
+
+  // The inbox released `messages` (in order): this is where they change
+  // state, so here they are noted: each sender talked with becomes a
+  // contact (a plain message's sender only if it was one already), the read
+  // tracker notes each one shown, and the inbox's shown mark moves past
+  // them (Inbox::MarkShown) once each was shown (Show).
+  void Release(const std::vector<ChatMessage>& messages, bool repeated);
+  // Shows one message, and only shows it: its sender's name is checked
+  // against those the user knows (looks_like).
+  void Show(const ChatMessage& message, bool repeated);
+  // The hold-back loop's round: the history's age, the strangers refused,
+  // and the messages that waited long enough for those before them
+  // (Inbox::ReleaseOverdue). Returns the pause before the next round.
+  std::optional<Millis> HoldBackRound();
+  // Told by the lease keeper when the registry stops or starts answering
+  // again: one notice each way, and what waited for it goes (NudgeAll).
+  void RegistryReachable(bool reachable, const absl::Status& status);
+  // Told by the registry client when it moves to another registry address.
+  void RegistrySwitched(const std::string& from, const std::string& to,
+                        const absl::Status& why);
   // Hands outbox entries (in order, all to one recipient) to their
   // conversation.
   void QueueLocked(std::vector<ChatMessage> messages, bool to_partner)
@@ -231,28 +274,28 @@ class Peer final : private MessageSink {
   // when nobody of that name is (neither pinned, nor live, nor bound to a
   // key); OK otherwise, also when the registry cannot tell.
   absl::Status RecipientExists(const std::string& to);
+  // Shows `event` (the front end's sink; it writes nothing).
   void Emit(const PeerEvent& event) { events_->OnEvent(event); }
   // Applies the history's age limit once an hour (on the hold-back loop).
   void TrimHistoryWhenDue();
 
   const PeerOptions options_;
-  // Every state of our messages reaches the history on its way to the
-  // front end: the parts emit through events_, which Start points at the
-  // ReadTracker (it decides which read states are shown), which emits
-  // through recorder_, which hands everything on to the front end's sink.
-  HistoryRecorder recorder_;
-  EventSink* events_;  // &recorder_, then the ReadTracker.
+  EventSink* const events_;  // The front end; not owned.
   const Clock& clock_;
   std::string address_;
 
   // Destroyed bottom-up: every part below uses the store and the client.
   std::unique_ptr<PeerStore> store_;
+  // Every state of our messages is told, where it changed, to reads_ (a
+  // DeliveryListener: it notes kDelivered and orders kRead after it), which
+  // tells recorder_ (it writes the state into the history), which shows it
+  // on the front end. Before everything that tells them: destroyed after.
+  std::unique_ptr<HistoryRecorder> recorder_;
   std::unique_ptr<Identity> identity_;
   std::unique_ptr<registry::RegistryClient> registry_;
   std::unique_ptr<KeyBook> keys_;
   std::unique_ptr<Envelope> envelope_;
   std::unique_ptr<Transport> transport_;
-  // Before everything that emits through it: destroyed after them.
   std::unique_ptr<ReadTracker> reads_;
   std::unique_ptr<Contacts> contacts_;
   // Strangers' plain messages, limited before they are kept (Accept).

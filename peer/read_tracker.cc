@@ -23,10 +23,10 @@ constexpr Millis kIdle{3600 * 1000};
 
 }  // namespace
 
-ReadTracker::ReadTracker(EventSink* events, ReadNoteStore* note_store,
+ReadTracker::ReadTracker(DeliveryListener* next, ReadNoteStore* note_store,
                          Outbox* outbox, std::vector<ReadNote> notes,
                          const Clock& clock, Options options)
-    : events_(events),
+    : next_(next),
       store_(note_store),
       outbox_(outbox),
       clock_(clock),
@@ -72,10 +72,9 @@ int64_t ReadTracker::sent() const {
   return sent_;
 }
 
-void ReadTracker::OnEvent(const PeerEvent& event) {
-  if (event.kind != EventKind::kSendResult ||
-      event.status != SendStatus::kDelivered) {
-    events_->OnEvent(event);
+void ReadTracker::OnSendState(const PeerEvent& event) {
+  if (event.status != SendStatus::kDelivered) {
+    next_->OnSendState(event);
     return;
   }
   absl::MutexLock lock(&mu_);
@@ -83,7 +82,7 @@ void ReadTracker::OnEvent(const PeerEvent& event) {
   // kRead never comes before kDelivered.
   const std::string& id = event.message.id;
   if (read_.contains(id)) return;  // Reported delivered and read already.
-  events_->OnEvent(event);
+  next_->OnSendState(event);
   if (!options_.enabled || id.empty()) return;
   Awaiting awaiting;
   awaiting.peer = event.message.to.empty() ? event.name : event.message.to;
@@ -134,7 +133,7 @@ void ReadTracker::ReportReadLocked(const Awaiting& awaiting) {
   PeerEvent event = MakeEvent(EventKind::kSendResult, awaiting.peer);
   event.status = SendStatus::kRead;
   event.message = awaiting.message;
-  events_->OnEvent(event);
+  next_->OnSendState(event);
   ReadNote note;
   note.peer = awaiting.peer;
   note.id = awaiting.message.id;
@@ -301,7 +300,7 @@ absl::Status ReadTracker::TakeReadReceipts(const ::ReadReceipts& receipts,
         delivered.status = SendStatus::kDelivered;
         delivered.message = entry->message;
         delivered.text = "it was read";
-        events_->OnEvent(delivered);
+        next_->OnSendState(delivered);
         Awaiting awaiting;
         awaiting.peer = entry->message.to;
         awaiting.message = entry->message;

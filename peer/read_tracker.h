@@ -24,6 +24,7 @@
 #include "common/periodic_loop.h"
 #include "peer/envelope.h"
 #include "peer/events.h"
+#include "peer/listeners.h"
 #include "peer/message.h"
 #include "peer/outbox.h"
 #include "peer/read_note_store.h"
@@ -32,10 +33,11 @@
 
 namespace chat::peer {
 
-// Sits between the peer's parts and its front end (an EventSink that
-// forwards every event): it sees each kDelivered of ours, so a read receipt
-// is reported only after it, and a kDelivered that comes after kRead (a
-// direct answer slower than the receipt) is not shown at all.
+// Sits on the path of our messages' states (a DeliveryListener that hands
+// each one on to `next`): it sees each kDelivered of ours, notes it
+// (kAwaiting) so a read receipt is reported only after it, and a kDelivered
+// that comes after kRead (a direct answer slower than the receipt) is not
+// handed on at all.
 //
 // Receiver side: Shown() notes each verified message shown; MarkRead(name)
 // (the user typed in, or switched to, the conversation with `name`) turns
@@ -51,7 +53,7 @@ namespace chat::peer {
 // every receipt without showing it.
 // Everything it must not lose or repeat is noted in the store (ReadNote).
 // Thread-safe.
-class ReadTracker final : public EventSink {
+class ReadTracker final : public DeliveryListener, public ReadReceiptTaker {
  public:
   struct Options {
     std::string own_name;
@@ -71,11 +73,12 @@ class ReadTracker final : public EventSink {
     size_t max_notes = 10000;
   };
 
-  // `events` (the front end), `note_store` and `outbox` are not owned;
-  // they and `clock` must outlive this. `notes` is what `note_store` held
-  // at start. The outbox gives up our messages their receipts settle. The
-  // sending loop starts at once (owed receipts from the last run go first).
-  ReadTracker(EventSink* events, ReadNoteStore* note_store, Outbox* outbox,
+  // `next` (where states go on: the history, then the front end),
+  // `note_store` and `outbox` are not owned; they and `clock` must outlive
+  // this. `notes` is what `note_store` held at start. The outbox gives up
+  // our messages their receipts settle. The sending loop starts at once
+  // (owed receipts from the last run go first).
+  ReadTracker(DeliveryListener* next, ReadNoteStore* note_store, Outbox* outbox,
               std::vector<ReadNote> notes, const Clock& clock, Options options);
   // Same as Stop().
   ~ReadTracker() override;
@@ -83,8 +86,9 @@ class ReadTracker final : public EventSink {
   ReadTracker(const ReadTracker&) = delete;
   ReadTracker& operator=(const ReadTracker&) = delete;
 
-  // Forwards `event`; watches our messages' kDelivered.
-  void OnEvent(const PeerEvent& event) ABSL_LOCKS_EXCLUDED(mu_) override;
+  // Hands `event` on to `next`; notes our messages' kDelivered (kAwaiting),
+  // under the lock that orders kRead after it.
+  void OnSendState(const PeerEvent& event) ABSL_LOCKS_EXCLUDED(mu_) override;
 
   // `message` was shown to the user (verified messages only get receipts).
   // Returns the note the store keeps with the message's shown mark
@@ -96,13 +100,11 @@ class ReadTracker final : public EventSink {
   // from `name` so far is read; its receipts go soon.
   void MarkRead(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Read receipts that arrived for our messages. OK when taken (also when
-  // disabled, or when an id is not ours); kUnavailable when the reader's
-  // key cannot be known now (try again later); kUnauthenticated or
-  // kInvalidArgument when refused (counted, logged by the envelope). Must
-  // not be called with the store's writer thread waiting on it.
+  // Read receipts that arrived for our messages (ReadReceiptTaker): each
+  // names ours, delivered, is reported kRead to `next`; refusals are counted
+  // (dropped()) and logged by the envelope.
   absl::Status TakeReadReceipts(const ::ReadReceipts& receipts, bool may_wait)
-      ABSL_LOCKS_EXCLUDED(mu_);
+      ABSL_LOCKS_EXCLUDED(mu_) override;
 
   // Ends the sending loop (what is owed stays noted). Idempotent.
   void Stop();
@@ -131,9 +133,9 @@ class ReadTracker final : public EventSink {
   void AddShownLocked(ReadNote note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LogDropped(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
 
-  EventSink* const events_;     // Not owned.
-  ReadNoteStore* const store_;  // Not owned.
-  Outbox* const outbox_;        // Not owned.
+  DeliveryListener* const next_;  // Not owned.
+  ReadNoteStore* const store_;    // Not owned.
+  Outbox* const outbox_;          // Not owned.
   const Clock& clock_;
   const Options options_;
 

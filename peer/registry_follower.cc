@@ -46,8 +46,7 @@ RegistryFollower::RegistryFollower(registry::RegistryClient* registry,
   };
   callbacks.on_end = [this](const absl::Status& status) { Lost(status); };
   stream_.emplace(clock, std::move(callbacks));
-  // Called under the contacts' lock: only wakes the stream's thread.
-  options_.contacts->Listen([this] { stream_->Restart(); });
+  options_.contacts->Listen(this);
 }
 
 RegistryFollower::~RegistryFollower() { Stop(); }
@@ -97,9 +96,9 @@ bool RegistryFollower::Handle(const registry::WatchEvent& event) {
   if (!event.entry.name.empty() && NameKey(event.entry.name) == own_key_) {
     return false;  // Our own comings and goings are not news.
   }
-  if (event.type == EventType::kPut && options_.on_listed &&
+  if (event.type == EventType::kPut && options_.listings != nullptr &&
       Follows(event.entry.name)) {
-    options_.on_listed(event.entry);
+    options_.listings->OnListed(event.entry);
   }
   if (synced_) {
     Apply(event);
@@ -188,7 +187,7 @@ void RegistryFollower::Synced(const std::vector<Entry>& gone) {
     std::vector<PeerEvent> changes;
     std::vector<std::string> arrived;
     for (const Entry& entry : gone) {
-      options_.on_change(entry.name);
+      options_.presence->OnMoved(entry.name);
       if (!IsNews(entry)) continue;
       changes.push_back(
           MakeEvent(EventKind::kOffline, entry.name, entry.address, "left"));
@@ -196,7 +195,7 @@ void RegistryFollower::Synced(const std::vector<Entry>& gone) {
     for (const std::string& key : arrived_) {
       std::optional<Entry> online = online_->Find(key);
       if (!online.has_value()) continue;
-      options_.on_change(online->name);
+      options_.presence->OnMoved(online->name);
       arrived.push_back(online->name);
       // A name just followed was not watched before: not news.
       if (!tracked_.contains(key) || !IsNews(*online)) continue;
@@ -204,7 +203,7 @@ void RegistryFollower::Synced(const std::vector<Entry>& gone) {
           MakeEvent(EventKind::kOnline, online->name, online->address, ""));
     }
     for (const PeerEvent& change : changes) Emit(change);
-    for (const std::string& name : arrived) options_.on_arrival(name);
+    for (const std::string& name : arrived) options_.presence->OnArrived(name);
   }
   arrived_ = {};
   tracked_ = watching_;
@@ -226,11 +225,13 @@ void RegistryFollower::Apply(const registry::WatchEvent& event) {
   } else {
     return;
   }
-  options_.on_change(event.entry.name);
+  options_.presence->OnMoved(event.entry.name);
   // Strangers (and programs that offer no chat) change the online set,
   // never the screen.
   if (IsNews(event.entry)) Emit(change);
-  if (event.type == EventType::kPut) options_.on_arrival(event.entry.name);
+  if (event.type == EventType::kPut) {
+    options_.presence->OnArrived(event.entry.name);
+  }
 }
 
 void RegistryFollower::Summarize() {

@@ -5,7 +5,6 @@
 #ifndef CHAT_PEER_REGISTRY_FOLLOWER_H_
 #define CHAT_PEER_REGISTRY_FOLLOWER_H_
 
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +16,7 @@
 #include "common/clock.h"
 #include "peer/contacts.h"
 #include "peer/events.h"
+#include "peer/listeners.h"
 #include "peer/online_set.h"
 #include "peer/reconnecting_stream.h"
 #include "registry/client/registry_client.h"
@@ -48,24 +48,24 @@ namespace chat::peer {
 // summary counts chat peers (a List filtered by service) when the registry
 // can tell them apart.
 //
-// Thread-safe. The callbacks are called from the follower's thread and must
-// not call Stop().
-class RegistryFollower {
+// Thread-safe. `presence`, `listings` and `events` are told from the
+// follower's thread and must not call Stop().
+class RegistryFollower final : private FollowedListener {
  public:
-  // Both callbacks and `contacts` must be set.
+  // `contacts` and `presence` must be set.
   struct Options {
     std::string own_name;
     // Whom we follow. Not owned; must outlive this.
     Contacts* contacts = nullptr;
-    // `name` came online, moved or left: a channel to it is stale.
-    std::function<void(const std::string& name)> on_change;
-    // `name` came online (after on_change): messages waiting for it need
-    // not wait out their pause.
-    std::function<void(const std::string& name)> on_arrival;
-    // Optional: every entry of a followed name the registry lists (snapshot
-    // and changes), before it is news, so its key is compared with a pinned
-    // one.
-    std::function<void(const registry::Entry& entry)> on_listed;
+    // Told when a followed name came online, moved or left (OnMoved: a
+    // channel to it is stale), and when it came online (OnArrived, after
+    // OnMoved: messages waiting for it need not wait out their pause).
+    // Not owned; must outlive this.
+    PresenceListener* presence = nullptr;
+    // Optional: told every entry of a followed name the registry lists
+    // (snapshot and changes), before it is news, so its key is compared
+    // with a pinned one (KeyBook). Not owned; must outlive this.
+    ListingListener* listings = nullptr;
     // A watch lost because the registry is unreachable (or shut down,
     // cancelling it) is not told, nor its return: someone else tells the
     // user the registry is away (the peer's lease keeper, once each way).
@@ -79,7 +79,7 @@ class RegistryFollower {
                    EventSink* events, const Clock& clock, Options options);
 
   // Same as Stop().
-  ~RegistryFollower();
+  ~RegistryFollower() override;
 
   RegistryFollower(const RegistryFollower&) = delete;
   RegistryFollower& operator=(const RegistryFollower&) = delete;
@@ -91,6 +91,10 @@ class RegistryFollower {
  private:
   using Stream =
       ReconnectingStream<registry::WatchStream, registry::WatchEvent>;
+
+  // The followed set changed (Contacts, under its lock): only wakes the
+  // stream's thread, which watches the new set.
+  void OnFollowedChanged() override { stream_->Restart(); }
 
   std::unique_ptr<registry::WatchStream> Open();
   // One event of the stream; whether it completed the snapshot.

@@ -23,6 +23,12 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
+// Counts the changes it is told of.
+struct CountingListener final : FollowedListener {
+  void OnFollowedChanged() override { ++count; }
+  int count = 0;
+};
+
 class ContactsTest : public ::testing::Test {
  protected:
   ContactsTest() : path_(dir_.File("alice.db")) { Open(); }
@@ -41,8 +47,8 @@ class ContactsTest : public ::testing::Test {
     options.max_followed = max;
     contacts_ = std::make_unique<Contacts>(&store_->contacts(),
                                            *std::move(loaded), options, clock_);
-    changes_ = 0;
-    contacts_->Listen([this] { ++changes_; });
+    changes_.count = 0;
+    contacts_->Listen(&changes_);
   }
 
   chat::testing::TempDir dir_;
@@ -50,7 +56,7 @@ class ContactsTest : public ::testing::Test {
   FakeClock clock_;
   std::unique_ptr<PeerStore> store_;
   std::unique_ptr<Contacts> contacts_;
-  int changes_ = 0;
+  CountingListener changes_;
 };
 
 TEST_F(ContactsTest, WhomWeTalkWithWeFollowAndRemember) {
@@ -58,7 +64,7 @@ TEST_F(ContactsTest, WhomWeTalkWithWeFollowAndRemember) {
   contacts_->Talked("bob");
   contacts_->Talked("Carol");
   contacts_->Talked("BOB");  // The same name.
-  EXPECT_EQ(changes_, 2);
+  EXPECT_EQ(changes_.count, 2);
   EXPECT_TRUE(contacts_->Follows("bob"));
   EXPECT_TRUE(contacts_->Follows("carol"));
   EXPECT_FALSE(contacts_->Follows("dave"));
@@ -70,7 +76,7 @@ TEST_F(ContactsTest, NeitherOurselvesNorALabPeersNameIsFollowed) {
   contacts_->Talked("ALICE");
   contacts_->Talked("Davide De Rosa");
   EXPECT_THAT(contacts_->Followed(), IsEmpty());
-  EXPECT_EQ(changes_, 0);
+  EXPECT_EQ(changes_.count, 0);
   EXPECT_THAT(contacts_->Follow("alice"),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(contacts_->Follow("no such/name"),
@@ -87,7 +93,7 @@ TEST_F(ContactsTest, AnUnfollowedNameStaysUnfollowedUntilFollowed) {
   EXPECT_FALSE(contacts_->Follows("bob"));
   EXPECT_THAT(contacts_->Follow("bob"), IsOk());
   EXPECT_TRUE(contacts_->Follows("bob"));
-  EXPECT_EQ(changes_, 1);
+  EXPECT_EQ(changes_.count, 1);
 }
 
 TEST_F(ContactsTest, TheLeastRecentlyTalkedWithMakesRoom) {

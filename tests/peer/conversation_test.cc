@@ -143,6 +143,17 @@ const absl::Status kRegistryDown =
                "UNAVAILABLE: registry at 127.0.0.1:1 is unreachable");
 constexpr char kBothDown[] = "bob is unreachable and so is the registry";
 
+// What the peer would answer about the recipient, as the test sets it.
+struct FakeRecipients final : RecipientDirectory {
+  size_t Window(const std::string&) override { return window; }
+  bool IsStatic(const std::string&) override { return is_static; }
+  absl::Status Exists(const std::string&) override { return exists; }
+
+  size_t window = kSendWindow;
+  bool is_static = false;
+  absl::Status exists = absl::OkStatus();  // Set before Start().
+};
+
 class ConversationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -157,11 +168,11 @@ class ConversationTest : public ::testing::Test {
     options.to = "bob";
     options.retry_min = Millis(250);
     options.retry_max = Millis(2000);
-    options.window = [window] { return window; };
-    options.is_static = [is_static] { return is_static; };
-    options.exists = [this] { return exists_; };
-    conversation_ = std::make_unique<Conversation>(
-        options, &transport_, &store_->outbox(), &sink_, clock_);
+    recipients_.window = window;
+    recipients_.is_static = is_static;
+    conversation_ =
+        std::make_unique<Conversation>(options, &transport_, &store_->outbox(),
+                                       &recipients_, &sink_, &screen_, clock_);
   }
 
   // Writes messages to bob with these texts to the outbox, as the peer
@@ -214,7 +225,7 @@ class ConversationTest : public ::testing::Test {
   }
 
   bool AwaitInfo(const std::string& text) {
-    return sink_
+    return screen_
         .WaitFor([&text](const PeerEvent& event) {
           return event.kind == EventKind::kInfo && event.text == text;
         })
@@ -244,10 +255,10 @@ class ConversationTest : public ::testing::Test {
   }
 
   FakeClock clock_;
-  // What Options::exists answers (set before Start()).
-  absl::Status exists_ = absl::OkStatus();
+  FakeRecipients recipients_;
   FakeTransport transport_;
-  RecordingSink sink_;
+  RecordingSink sink_;    // The states of our messages (DeliveryListener).
+  RecordingSink screen_;  // Everything else (the front end's EventSink).
   std::unique_ptr<PeerStore> store_;
   std::unique_ptr<Conversation> conversation_;  // Last: it uses the above.
 };
@@ -500,6 +511,13 @@ TEST_F(ConversationTest, AtShutdownWhatCannotGoStaysInTheOutbox) {
   auto outbox = store_->outbox().Entries();
   ASSERT_THAT(outbox, IsOk());
   EXPECT_EQ(outbox->size(), 3u);
+  // States go where they are written down; the screen hears only the notice.
+  for (const PeerEvent& event : sink_.Events()) {
+    EXPECT_EQ(event.kind, EventKind::kSendResult);
+  }
+  for (const PeerEvent& event : screen_.Events()) {
+    EXPECT_NE(event.kind, EventKind::kSendResult);
+  }
 }
 
 TEST_F(ConversationTest, TheTextIsAShortReasonAndTheDetailCarriesTheRest) {
@@ -562,7 +580,7 @@ TEST_F(ConversationTest, ANameNobodyHoldsFailsOnceTheRegistryAnswers) {
   transport_.Answer(Op::kWindow, kRegistryDown);
   transport_.Answer(Op::kOne, kRegistryDown);
   transport_.Answer(Op::kDeposit, kRegistryDown);
-  exists_ = absl::NotFoundError("nobody named bob is registered");
+  recipients_.exists = absl::NotFoundError("nobody named bob is registered");
   Start();
   Send({"hello"});
   ASSERT_TRUE(AwaitPause().has_value());

@@ -798,27 +798,26 @@ class CountingSink final : public EventSink {
   std::atomic<int> events{0};
 };
 
-TEST_F(PeerStoreTest, TheRecorderKeepsEveryStateThePeerEmits) {
+TEST_F(PeerStoreTest, TheRecorderKeepsEveryStateItIsTold) {
   auto store = Open();
   ASSERT_THAT(Add(*store, Outgoing("m1", "bob", "hi")).status(), IsOk());
   ASSERT_THAT(Add(*store, Outgoing("m2", "bob", "lost")).status(), IsOk());
   CountingSink screen;
-  HistoryRecorder recorder(&screen);
+  HistoryRecorder recorder(&store->history(), &screen);
   PeerEvent event = MakeEvent(EventKind::kSendResult, "bob");
   event.message.id = "m1";
-  event.status = SendStatus::kDelivered;
-  recorder.OnEvent(event);  // No store yet: passed on only.
-  recorder.SetStore(&store->history());
-  for (SendStatus status : {SendStatus::kDelivered, SendStatus::kRead}) {
+  for (SendStatus status :
+       {SendStatus::kDelivered, SendStatus::kRead, SendStatus::kDelivered}) {
     event.status = status;
-    recorder.OnEvent(event);
+    recorder.OnSendState(event);
   }
   event.message.id = "m2";
   event.status = SendStatus::kExpired;
-  recorder.OnEvent(event);
-  recorder.OnEvent(MakeEvent(EventKind::kInfo, "", "", "not a state"));
-  EXPECT_EQ(screen.events.load(), 5);
+  recorder.OnSendState(event);
+  // Every state is shown too, once it is written.
+  EXPECT_EQ(screen.events.load(), 4);
   Flush(*store);
+  // A state never goes back: the late kDelivered leaves kRead.
   EXPECT_THAT(Lines(store->history().Page("bob", 20)),
               ElementsAre(Ours("hi", SendStatus::kRead),
                           Ours("lost", SendStatus::kExpired)));

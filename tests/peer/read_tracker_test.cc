@@ -136,6 +136,31 @@ TEST_F(ReadTrackerTest, BeyondTheBoundTheOldestNotesOfAllAreForgotten) {
   EXPECT_THAT(ReadBy("carol", carol_, 2), ElementsAre("c3", "c4"));
 }
 
+// The tracker is on the path of a state change: it writes the note a
+// delivery makes (kAwaiting: its read receipt may come) there, and hands
+// every state on, in order, to what shows it.
+TEST_F(ReadTrackerTest, ADeliveryIsNotedWhereItHappensAndHandedOn) {
+  PeerEvent event = MakeEvent(EventKind::kSendResult, "bob");
+  event.message.id = "m1";
+  event.message.from = "alice";
+  event.message.to = "bob";
+  for (SendStatus status : {SendStatus::kSent, SendStatus::kDelivered}) {
+    event.status = status;
+    tracker_->OnSendState(event);
+  }
+  std::vector<SendStatus> told;
+  for (const PeerEvent& shown : events_.Events()) told.push_back(shown.status);
+  EXPECT_THAT(told, ElementsAre(SendStatus::kSent, SendStatus::kDelivered));
+  // A waited write: the notes' writes before it are in the file.
+  ASSERT_THAT(store_->lease().SaveLeaseId("x"), IsOk());
+  auto notes = store_->read_notes().ReadNotes();
+  ASSERT_THAT(notes, IsOk());
+  ASSERT_EQ(notes->size(), 1u);
+  EXPECT_EQ(notes->front().id, "m1");
+  EXPECT_EQ(notes->front().peer, "bob");
+  EXPECT_EQ(notes->front().state, ReadNote::State::kAwaiting);
+}
+
 TEST_F(ReadTrackerTest, NotesReadLeaveTheBound) {
   Show("bob", "b1");
   Show("bob", "b2");

@@ -1,4 +1,5 @@
-// An EventSink that keeps every event, for tests to wait on.
+// An EventSink (and DeliveryListener) that keeps every event, for tests to
+// wait on.
 
 #ifndef CHAT_TESTS_PEER_RECORDING_SINK_H_
 #define CHAT_TESTS_PEER_RECORDING_SINK_H_
@@ -10,16 +11,19 @@
 
 #include "absl/synchronization/mutex.h"
 #include "peer/events.h"
+#include "peer/listeners.h"
 
 namespace chat::peer {
 
 // Thread-safe.
-class RecordingSink final : public EventSink {
+class RecordingSink final : public EventSink, public DeliveryListener {
  public:
   void OnEvent(const PeerEvent& event) override {
     absl::MutexLock lock(&mu_);
     events_.push_back(event);
   }
+  // States of our messages are kept with the rest, in the order told.
+  void OnSendState(const PeerEvent& event) override { OnEvent(event); }
 
   // The first event matching `match`, waiting up to `timeout` for it.
   std::optional<PeerEvent> WaitFor(

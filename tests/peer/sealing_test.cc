@@ -14,6 +14,7 @@
 #include "peer/envelope.h"
 #include "peer/key_book.h"
 #include "peer/peer_store.h"
+#include "tests/peer/recording_sink.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat::peer {
@@ -236,7 +237,7 @@ struct FakeDirectory {
   std::map<std::string, PublicKey> keys;
   bool down = false;
   int lookups = 0;
-  KeyBook::Options Options(std::vector<std::string>* told) {
+  KeyBook::Options Options(EventSink* told) {
     KeyBook::Options options;
     options.directory = [this](const std::string& name)
         -> absl::StatusOr<std::optional<PublicKey>> {
@@ -246,9 +247,7 @@ struct FakeDirectory {
       if (it == keys.end()) return std::optional<PublicKey>();
       return std::optional<PublicKey>(it->second);
     };
-    options.on_changed = [told](const std::string& text) {
-      told->push_back(text);
-    };
+    options.events = told;
     return options;
   }
 };
@@ -268,7 +267,7 @@ class KeyBookTest : public ::testing::Test {
   FakeClock clock_;
   std::unique_ptr<PeerStore> store_;
   FakeDirectory directory_;
-  std::vector<std::string> told_;
+  RecordingSink told_;
 };
 
 TEST_F(KeyBookTest, TheFirstKeyIsPinnedAndLookedUpOnce) {
@@ -297,10 +296,12 @@ TEST_F(KeyBookTest, AChangedKeyBlocksTheNameUntilTrust) {
   directory_.keys["bob"] = thief.public_key();
   book->Listed("bob", thief.public_key());
   book->Listed("bob", thief.public_key());  // Told once.
-  ASSERT_EQ(told_.size(), 1u);
-  EXPECT_EQ(told_[0],
+  std::vector<PeerEvent> told = told_.Events();
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(told[0].kind, EventKind::kError);
+  EXPECT_EQ(told[0].text,
             KeyBook::ChangedText("bob", bob.public_key(), thief.public_key()));
-  EXPECT_THAT(told_[0], HasSubstr("check with bob, then /trust bob"));
+  EXPECT_THAT(told[0].text, HasSubstr("check with bob, then /trust bob"));
   EXPECT_THAT(book->KeyFor("bob"),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("changed")));
   KeyView view = book->Verify("bob");
