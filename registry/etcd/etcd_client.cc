@@ -319,6 +319,12 @@ void EtcdClient::MarkAnswering(Endpoint& endpoint) {
   endpoint.avoid_until.store(0, std::memory_order_relaxed);
 }
 
+absl::Duration EtcdClient::attempt_timeout() const {
+  return std::max(config_.call_timeout / static_cast<int64_t>(std::min<size_t>(
+                                             endpoints_.size(), 3)),
+                  absl::Seconds(1));
+}
+
 std::shared_ptr<grpc::Channel> EtcdClient::NextChannel() {
   std::vector<bool> tried(endpoints_.size());
   return Pick(tried).channel;
@@ -337,9 +343,7 @@ absl::Status EtcdClient::Call(const char* what, bool safe_to_repeat,
   const size_t n = endpoints_.size();
   const auto call_deadline = std::chrono::system_clock::now() +
                              absl::ToChronoMilliseconds(config_.call_timeout);
-  const auto share = absl::ToChronoMilliseconds(std::max(
-      config_.call_timeout / static_cast<int64_t>(std::min<size_t>(n, 3)),
-      absl::Seconds(1)));
+  const auto share = absl::ToChronoMilliseconds(attempt_timeout());
   std::vector<bool> tried(n);
   absl::Status last;
   for (size_t i = 0; i < n; ++i) {
@@ -409,7 +413,16 @@ absl::StatusOr<int64_t> EtcdClient::DeleteRange(const std::string& key,
 absl::StatusOr<TxnResult> EtcdClient::Txn(const TxnRequest& request) {
   const etcdserverpb::TxnRequest proto = ToProto(request);
   etcdserverpb::TxnResponse response;
-  CHAT_RETURN_IF_ERROR(Call("etcd Txn", /*safe_to_repeat=*/false,
+  // A transaction of reads only (a consistent read of several keys) is a
+  // read: tried elsewhere after any failure.
+  auto reads_only = [](const std::vector<Op>& ops) {
+    return std::all_of(ops.begin(), ops.end(), [](const Op& op) {
+      return op.kind == Op::Kind::kRange;
+    });
+  };
+  const bool read_only =
+      reads_only(request.success) && reads_only(request.failure);
+  CHAT_RETURN_IF_ERROR(Call("etcd Txn", /*safe_to_repeat=*/read_only,
                             [&](const std::shared_ptr<grpc::Channel>& channel,
                                 grpc::ClientContext& context) {
                               return etcdserverpb::KV::NewStub(channel)->Txn(

@@ -202,13 +202,15 @@ absl::Status CompactedError(const std::string& message,
 // when that cannot apply it twice: reads and lease calls always, writes
 // (Put, DeleteRange, Txn, Compact) only when the request surely never
 // reached etcd or etcd refused it unapplied (no connection, no address,
-// "no leader"). Each attempt has a share of the call's deadline
-// (call_timeout over min(endpoints, 3), at least 1 s), so a hung member
-// costs one attempt, not the call. Every call asks etcd to require a
-// leader ("hasleader"): a member cut off from the majority then answers
-// "no leader" at once instead of hanging. Otherwise the client does not
-// retry: a failed call returns its error (FromEtcdStatus), and the caller
-// decides (writes are retried only as FromEtcdStatus says).
+// "no leader"); a Txn of reads only is a read. Each attempt has a share of the
+// call's deadline (call_timeout over min(endpoints, 3), at least 1 s), so a
+// hung member costs one attempt, not the call, and is then passed over, so the
+// calls after it (a read-back of a write whose outcome that member left
+// unknown) go elsewhere at once. Every call asks etcd to require a leader
+// ("hasleader"): a member cut off from the majority then answers "no leader" at
+// once instead of hanging. Otherwise the client does not retry: a failed call
+// returns its error (FromEtcdStatus), and the caller decides (writes are
+// retried only as FromEtcdStatus says).
 //
 // Thread-safe: every method may be called from many threads at once.
 class EtcdClient {
@@ -257,6 +259,10 @@ class EtcdClient {
   // the endpoint is passed over for a while, as after a failed call.
   void ReportStreamFailure(const std::shared_ptr<grpc::Channel>& channel);
   absl::Duration call_timeout() const { return config_.call_timeout; }
+  // The deadline of one attempt of a call (its share of call_timeout, see
+  // the class comment): how long a member may stay silent before it counts
+  // as failing. Streams use it to notice a hung member.
+  absl::Duration attempt_timeout() const;
 
  private:
   struct Endpoint;

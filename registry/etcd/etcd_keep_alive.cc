@@ -35,7 +35,7 @@ EtcdKeepAlive::EtcdKeepAlive(EtcdClient* client, const Clock& clock,
       clock_(clock),
       listener_(listener),
       answer_timeout_(std::max(
-          Millis(1), absl::ToChronoMilliseconds(client->call_timeout()))) {
+          Millis(1), absl::ToChronoMilliseconds(client->attempt_timeout()))) {
   loop_.emplace(clock_, Millis(0), [this] { return Step(); });
 }
 
@@ -165,8 +165,11 @@ std::optional<Millis> EtcdKeepAlive::Step() {
   bool open = false;
   {
     absl::MutexLock lock(&mu_);
-    // Keep() and RenewOnce() wake the loop.
-    if (kept_.empty() && queued_.empty()) return kIdlePause;
+    // Keep() and RenewOnce() wake the loop. Renewals in flight keep it
+    // going: below, it notices a member that leaves them unanswered.
+    if (kept_.empty() && queued_.empty() && in_flight_.empty()) {
+      return kIdlePause;
+    }
     open = stream_ == nullptr;
   }
   if (open) {
@@ -208,7 +211,7 @@ std::optional<Millis> EtcdKeepAlive::Step() {
     absl::MutexLock lock(&mu_);
     stream = stream_.get();
     MonoTime now = clock_.Monotonic();
-    // Renewals written and unanswered for a whole call deadline: the member
+    // Renewals written and unanswered for a call attempt's deadline: the member
     // hangs (frozen, or its connection is gone without a reset). The
     // stream is treated as broken, and the next one opens elsewhere.
     if (unanswered_since_) {

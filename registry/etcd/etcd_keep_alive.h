@@ -35,9 +35,9 @@ class LeaseLossListener {
 // EtcdKeepAlive renews every lease it keeps at a third of its TTL over one
 // bidirectional stream, reopened (on the client's next endpoint) when it
 // breaks, when its member loses its leader, or when renewals written to it
-// go unanswered for the client's call deadline (a hung member). A renewal moves
-// the lease's end to TTL from when etcd's leader handles it; etcd answers each
-// with the TTL granted again.
+// go unanswered for the client's attempt_timeout() (a hung member). A renewal
+// moves the lease's end to TTL from when etcd's leader handles it; etcd answers
+// each with the TTL granted again.
 //
 // Losing the stream loses nothing by itself: leases live their TTL on etcd,
 // and the renewals resume on the new stream; a lease whose TTL ran out in
@@ -102,7 +102,8 @@ class EtcdKeepAlive {
   const Clock& clock_;
   LeaseLossListener* const listener_;
   // How long renewals may go unanswered before the stream counts as broken
-  // (the client's call deadline).
+  // (the deadline of one call attempt, as for a unary call to a member that
+  // hangs).
   const Millis answer_timeout_;
 
   mutable absl::Mutex mu_;

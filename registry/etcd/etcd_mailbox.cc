@@ -36,6 +36,11 @@ namespace {
 // changes nothing; within one registry writes take turns (write_mu_), so
 // rounds are lost only to other registries.
 constexpr int kMaxRounds = 32;
+// Rounds of one write whose transaction's outcome was unknown (a member
+// timed out), each read and decided again elsewhere, before the error is
+// answered: a member that hangs costs one; every member failing in turn
+// is an outage.
+constexpr int kMaxUnknownOutcomes = 3;
 // Items one Ack or expiry transaction removes. Each costs up to three
 // deletes, a sender's counter and a receipt (three puts, a counter and a
 // compare): 12 keep a transaction well under etcd's 128 operations
@@ -746,6 +751,7 @@ class EtcdMailbox final : public Mailbox {
   // them all (after reading back which ones etcd stored anyway).
   void CommitDeposits(const std::vector<PendingDeposit*>& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    int unknown_outcomes = 0;
     for (int round = 0; round < kMaxRounds; ++round) {
       MailWrite write(layout_, limits_, clock_.Wall());
       std::vector<std::string> keys;
@@ -763,9 +769,17 @@ class EtcdMailbox final : public Mailbox {
       }
       if (write.empty()) return;  // Copies of items waiting, or refusals.
       absl::StatusOr<TxnResult> result = client_.Txn(write.Build());
+      if (result.status().code() == absl::StatusCode::kUnavailable &&
+          ++unknown_outcomes < kMaxUnknownOutcomes) {
+        // Maybe applied (the member timed out or broke under it): the next
+        // round reads again, at another member (the client passes over the
+        // one that failed), and an item found there is stored (Insert()
+        // holds it), so nothing is stored twice.
+        continue;
+      }
       if (!result.ok()) {
-        // Maybe applied (etcd full or out of reach): an item that is
-        // there is stored, whoever stored it.
+        // Maybe applied (etcd full): an item that is there is stored,
+        // whoever stored it.
         std::vector<std::string> id_keys;
         for (const PendingDeposit* pending : batch) {
           const MailItem& item = *pending->item;
@@ -809,6 +823,7 @@ class EtcdMailbox final : public Mailbox {
       absl::flat_hash_set<std::string>* answered,
       const std::vector<std::string>& stale_keys = {}) {
     absl::MutexLock turn(&write_mu_);
+    int unknown_outcomes = 0;
     for (int round = 0; round < kMaxRounds; ++round) {
       MailWrite write(layout_, limits_, clock_.Wall());
       // The recipients' counts first, then the items: a change to a
@@ -843,6 +858,13 @@ class EtcdMailbox final : public Mailbox {
       }
       if (write.empty()) return size_t{0};
       absl::StatusOr<TxnResult> result = client_.Txn(write.Build());
+      // Maybe applied (the member timed out or broke under it): read and
+      // decide again, at another member. An item the lost round removed is
+      // gone then, and its receipt there (a receipt is stored once per id).
+      if (result.status().code() == absl::StatusCode::kUnavailable &&
+          ++unknown_outcomes < kMaxUnknownOutcomes) {
+        continue;
+      }
       if (!result.ok()) return result.status();
       if (!result->succeeded) continue;
       if (answered != nullptr) {

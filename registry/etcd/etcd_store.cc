@@ -46,6 +46,10 @@ constexpr int kSecretBytes = 32;
 // deletes at most each time (one Txn each).
 constexpr Millis kSweepEvery(1000);
 constexpr size_t kForgetPerSweep = 100;
+// Rounds of one write whose Txn's outcome was unknown and that was surely
+// not applied, each decided again, before the error is answered: a member
+// that hangs costs one round; every member failing in turn is an outage.
+constexpr int kMaxUnknownOutcomes = 3;
 
 void Log(const std::string& message) { LogLine("etcd-store", message); }
 
@@ -569,8 +573,8 @@ class EtcdStore final : public Store, public SnapshotSource {
     // For a Txn whose outcome is unknown (MaybeApplied), read back from
     // etcd: the revision at which its write is there all the same; 0 when
     // it surely is not (the round is decided again, as after a lost
-    // compare: the connection to a member that died broke under it);
-    // nullopt when it cannot be told. Empty: the error is answered.
+    // compare: the member it went to died or stopped answering); nullopt
+    // when it cannot be told (the error is answered). Empty: ReadBack().
     std::function<std::optional<int64_t>()> applied_anyway;
     // Runs once the Txn committed and the index applied it.
     std::function<void()> committed;
@@ -581,12 +585,17 @@ class EtcdStore final : public Store, public SnapshotSource {
   // unless another registry changed what was read; the answer waits until
   // this registry's index applied the write, so a read here sees it. A lost
   // compare waits until the index holds what won, then decides again, up to
-  // max_rounds times (then Contended). Errors of the Txn are answered as
-  // they are (kUnavailable and kResourceExhausted: maybe applied, see
-  // Round::applied_anyway).
+  // max_rounds times (then Contended). A Txn whose outcome is unknown
+  // (kUnavailable: the member timed out or broke under it; kResourceExhausted:
+  // NOSPACE) is read back at another member (the client passes over the one
+  // that failed): there, it is answered as committed; surely not there, it
+  // is decided again, which the compares make safe (a first commit that
+  // lands late makes them fail). When the read-back fails too, the error
+  // is answered.
   absl::Status CommitDecided(const std::string& name,
                              absl::FunctionRef<absl::StatusOr<Round>()> decide)
       ABSL_LOCKS_EXCLUDED(mu_) {
+    int unknown_outcomes = 0;
     for (int attempt = 0; attempt < options_.max_rounds; ++attempt) {
       CHAT_ASSIGN_OR_RETURN(Round round, decide());
       // A lost compare reads what the compares were about, so the wait
@@ -597,16 +606,20 @@ class EtcdStore final : public Store, public SnapshotSource {
       }
       absl::StatusOr<TxnResult> result = client_->Txn(round.txn);
       if (!result.ok()) {
-        if (MaybeApplied(result.status()) && round.applied_anyway) {
-          const std::optional<int64_t> revision = round.applied_anyway();
-          if (revision && *revision > 0) {
-            WaitApplied(*revision);
-            if (round.committed) round.committed();
-            return absl::OkStatus();
-          }
-          if (revision) continue;  // Not applied: decide again.
+        if (!MaybeApplied(result.status())) return result.status();
+        const std::optional<int64_t> revision =
+            round.applied_anyway ? round.applied_anyway() : ReadBack(round.txn);
+        if (revision && *revision > 0) {
+          WaitApplied(*revision);
+          if (round.committed) round.committed();
+          return absl::OkStatus();
         }
-        return result.status();
+        if (!revision || ++unknown_outcomes >= kMaxUnknownOutcomes) {
+          return result.status();
+        }
+        Log(absl::StrCat("a write about \"", name, "\" is not in etcd after ",
+                         result.status().ToString(), "; deciding again"));
+        continue;
       }
       if (result->succeeded) {
         WaitApplied(result->revision);
@@ -616,6 +629,39 @@ class EtcdStore final : public Store, public SnapshotSource {
       WaitApplied(RevisionThatWon(round.txn, *result));
     }
     return Contended(name);
+  }
+
+  // Whether `txn`, whose outcome is unknown, was applied (Round::
+  // applied_anyway), from one consistent read of the keys its success
+  // branch writes: applied when every key it puts holds its value and lease
+  // at one revision (a txn's writes share its revision) and every key it
+  // deletes is absent. A write another registry made meanwhile reads as
+  // "not applied", and the round is decided again on what is there: for a
+  // call not yet answered, as good as a first try. A delete whose key is
+  // gone reads as applied whoever deleted it, as Unregister does.
+  std::optional<int64_t> ReadBack(const TxnRequest& txn) {
+    TxnRequest read;
+    for (const Op& op : txn.success) read.success.push_back(Op::Get(op.key));
+    absl::StatusOr<TxnResult> back = client_->Txn(read);
+    if (!back.ok() || back->results.size() != txn.success.size()) {
+      return std::nullopt;
+    }
+    int64_t put_at = 0;
+    for (size_t i = 0; i < txn.success.size(); ++i) {
+      const Op& op = txn.success[i];
+      const std::vector<KeyValue>& kvs = back->results[i].kvs;
+      if (op.kind == Op::Kind::kDelete) {
+        if (!kvs.empty()) return int64_t{0};
+        continue;
+      }
+      if (op.kind != Op::Kind::kPut) continue;
+      if (kvs.empty() || kvs[0].value != op.value || kvs[0].lease != op.lease ||
+          (put_at != 0 && kvs[0].mod_revision != put_at)) {
+        return int64_t{0};
+      }
+      put_at = kvs[0].mod_revision;
+    }
+    return put_at != 0 ? put_at : back->revision;
   }
 
   // The revision the index must reach to see why `txn`'s compares failed:
@@ -826,10 +872,17 @@ class EtcdStore final : public Store, public SnapshotSource {
 
   // Blocks until the index has applied `revision` (or options_.index_wait
   // passed: what was committed stays committed; only reads here lag).
-  void WaitApplied(int64_t revision) ABSL_LOCKS_EXCLUDED(mu_) {
+  void WaitApplied(int64_t revision) ABSL_LOCKS_EXCLUDED(mu_, watch_mu_) {
     {
       absl::ReaderMutexLock lock(&mu_);
       if (applied_ >= revision) return;
+    }
+    // The watch this wait relies on: only it is reopened when it brings
+    // nothing, not one that another wait has reopened already.
+    const EtcdWatch* watching;
+    {
+      absl::MutexLock lock(&watch_mu_);
+      watching = watch_;
     }
     auto caught_up = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return applied_ >= revision;
@@ -847,12 +900,30 @@ class EtcdStore final : public Store, public SnapshotSource {
     // through the watch after every event before it. (Not a progress
     // notification: etcd 3.4.23 may send one with a revision ahead of events it
     // has not sent yet.)
-    if (absl::StatusOr<int64_t> synced =
-            client_->Put(layout_.root() + "sync", "");
-        !synced.ok()) {
+    // The key's value does not matter, so a Put that timed out is sent
+    // again (to another member: the client passes over the one that timed
+    // out).
+    absl::StatusOr<int64_t> synced = client_->Put(layout_.root() + "sync", "");
+    if (!synced.ok()) synced = client_->Put(layout_.root() + "sync", "");
+    if (!synced.ok()) {
       Log(absl::StrCat("cannot write the sync key: ",
                        synced.status().ToString()));
     }
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&caught_up),
+                               client_->attempt_timeout())) {
+        return;
+      }
+    }
+    // The watch brought nothing for a whole call attempt: its member may
+    // hang (stopped, or cut off without a reset, which gRPC's keepalive
+    // notices only after 15 s). It is reopened elsewhere from the last
+    // revision applied, and its member passed over for a while.
+    ReopenWatch(watching,
+                absl::StrCat("the watch has not brought revision ", revision,
+                             " within ",
+                             absl::FormatDuration(client_->attempt_timeout())));
     absl::MutexLock lock(&mu_);
     if (!mu_.AwaitWithTimeout(absl::Condition(&caught_up),
                               options_.index_wait)) {
@@ -860,6 +931,18 @@ class EtcdStore final : public Store, public SnapshotSource {
                        absl::FormatDuration(options_.index_wait),
                        "; answering anyway"));
     }
+  }
+
+  // Ends `watch` if it still runs (WatchLoop opens the next one, from the
+  // last revision applied, on another member) and reports its member
+  // failing.
+  void ReopenWatch(const EtcdWatch* watch, const std::string& why)
+      ABSL_LOCKS_EXCLUDED(watch_mu_) {
+    absl::MutexLock lock(&watch_mu_);
+    if (watch_ == nullptr || watch_ != watch || stopping_) return;
+    Log(why + "; reopening it on another member");
+    client_->ReportStreamFailure(watch_->channel());
+    watch_->Cancel();
   }
 
   // Reads the whole prefix at one revision (in pages) and makes the index
@@ -1094,7 +1177,8 @@ class EtcdStore final : public Store, public SnapshotSource {
                            resynced.status().ToString()));
         }
         WriteMissedReservations();
-      } else if (ended.code() != absl::StatusCode::kUnavailable) {
+      } else if (ended.code() != absl::StatusCode::kUnavailable &&
+                 ended.code() != absl::StatusCode::kCancelled) {
         Log(absl::StrCat("watch ended: ", ended.ToString()));
       }
     }

@@ -2,10 +2,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "registry/etcd/etcd_convert.h"
 
@@ -13,6 +16,7 @@ namespace chat::registry::etcd {
 
 // Everything of the gRPC stream, kept out of the header.
 struct EtcdWatch::Stream {
+  std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<etcdserverpb::Watch::Stub> stub;
   grpc::ClientContext context;
   std::unique_ptr<grpc::ClientReaderWriter<etcdserverpb::WatchRequest,
@@ -55,7 +59,8 @@ EtcdWatch::~EtcdWatch() {
 absl::StatusOr<std::unique_ptr<EtcdWatch>> EtcdWatch::Open(
     EtcdClient* client, const WatchOptions& options) {
   auto stream = std::make_unique<Stream>();
-  stream->stub = etcdserverpb::Watch::NewStub(client->NextChannel());
+  stream->channel = client->NextChannel();
+  stream->stub = etcdserverpb::Watch::NewStub(stream->channel);
   // No deadline: the stream lives until cancelled. "hasleader": a member
   // cut off from the leader would otherwise keep the watch open and silent;
   // with it etcd ends the stream (kUnavailable) and we move elsewhere.
@@ -69,11 +74,36 @@ absl::StatusOr<std::unique_ptr<EtcdWatch>> EtcdWatch::Open(
   create->set_start_revision(options.start_revision);
   create->set_prev_kv(options.prev_kv);
   create->set_progress_notify(options.progress_notify);
-  if (!stream->stream->Write(request)) {
-    return stream->Finish("etcd Watch");
-  }
+  // A member that hangs (stopped, or cut off without a reset) would keep
+  // the creation waiting until gRPC's keepalive gives the connection up:
+  // past one call attempt's deadline, it counts as failing and the caller
+  // opens the watch elsewhere. The stream itself has no deadline, so a
+  // watchdog cancels it.
+  absl::Notification answered;
+  std::atomic<bool> timed_out{false};
+  std::thread watchdog([&] {
+    if (!answered.WaitForNotificationWithTimeout(client->attempt_timeout())) {
+      timed_out = true;
+      stream->context.TryCancel();
+    }
+  });
   etcdserverpb::WatchResponse response;
-  if (!stream->stream->Read(&response)) return stream->Finish("etcd Watch");
+  const bool created =
+      stream->stream->Write(request) && stream->stream->Read(&response);
+  answered.Notify();
+  watchdog.join();
+  if (!created || timed_out) {
+    if (created) stream->context.TryCancel();
+    absl::Status finished = stream->Finish("etcd Watch");
+    if (timed_out) {
+      finished = absl::UnavailableError(
+          "etcd Watch: the member did not answer the creation in time");
+    }
+    if (finished.code() == absl::StatusCode::kUnavailable) {
+      client->ReportStreamFailure(stream->channel);
+    }
+    return finished;
+  }
   if (!response.created()) {
     stream->context.TryCancel();
     (void)stream->Finish("etcd Watch");
@@ -140,6 +170,10 @@ absl::Status EtcdWatch::RequestProgress() {
     return absl::UnavailableError("etcd Watch: the stream broke");
   }
   return absl::OkStatus();
+}
+
+const std::shared_ptr<grpc::Channel>& EtcdWatch::channel() const {
+  return stream_->channel;
 }
 
 void EtcdWatch::Cancel() {

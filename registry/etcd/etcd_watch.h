@@ -68,8 +68,10 @@ struct WatchBatch {
 class EtcdWatch {
  public:
   // Opens the stream on the client's next endpoint and waits until etcd
-  // has created the watch. Errors as FromEtcdStatus; `client` is not owned
-  // and must outlive this.
+  // has created the watch. Errors as FromEtcdStatus; kUnavailable too when
+  // the member does not answer within the client's attempt_timeout() (it
+  // is then reported failing, so the next Open goes elsewhere). `client` is
+  // not owned and must outlive this.
   static absl::StatusOr<std::unique_ptr<EtcdWatch>> Open(
       EtcdClient* client, const WatchOptions& options);
 
@@ -94,6 +96,10 @@ class EtcdWatch {
 
   // Ends the watch from any thread: a blocked Next() returns kCancelled.
   void Cancel();
+
+  // The channel the stream runs on, for EtcdClient::ReportStreamFailure()
+  // when the stream stops answering.
+  const std::shared_ptr<grpc::Channel>& channel() const;
 
  private:
   struct Stream;

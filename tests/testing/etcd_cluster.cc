@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -245,6 +246,8 @@ absl::Status EtcdCluster::WaitHealthy(int i, int timeout_ms) {
 absl::Status EtcdCluster::Stop(int i, int grace_ms) {
   Member& member = members_[i];
   if (member.pid <= 0) return absl::OkStatus();
+  // A paused member would not act on SIGTERM before it runs again.
+  kill(member.pid, SIGCONT);
   kill(member.pid, SIGTERM);
   if (!WaitExit(member.pid, grace_ms)) {
     kill(member.pid, SIGKILL);
@@ -260,6 +263,32 @@ absl::Status EtcdCluster::Kill(int i) {
   kill(member.pid, SIGKILL);
   waitpid(member.pid, nullptr, 0);
   member.pid = -1;
+  return absl::OkStatus();
+}
+
+absl::Status EtcdCluster::Pause(int i) {
+  const Member& member = members_[i];
+  if (member.pid <= 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("etcd member ", member.name, " is not running"));
+  }
+  if (kill(member.pid, SIGSTOP) != 0) {
+    return absl::InternalError(absl::StrCat("cannot pause etcd member ",
+                                            member.name, ": errno ", errno));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EtcdCluster::Resume(int i) {
+  const Member& member = members_[i];
+  if (member.pid <= 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("etcd member ", member.name, " is not running"));
+  }
+  if (kill(member.pid, SIGCONT) != 0) {
+    return absl::InternalError(absl::StrCat("cannot resume etcd member ",
+                                            member.name, ": errno ", errno));
+  }
   return absl::OkStatus();
 }
 

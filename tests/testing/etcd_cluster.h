@@ -86,6 +86,13 @@ class EtcdCluster {
   absl::Status Stop(int i, int grace_ms = 5000);
   // SIGKILL to member `i`, as a crash would; waits for it.
   absl::Status Kill(int i);
+  // SIGSTOP to member `i`: it keeps its sockets, and the kernel still
+  // accepts connections and takes what clients send, but nothing answers:
+  // a member that hangs, or one cut off without a reset, as its clients
+  // see it. Resume() (SIGCONT) lets it go on; Stop() and the destructor
+  // resume it first. kFailedPrecondition when it is not running.
+  absl::Status Pause(int i);
+  absl::Status Resume(int i);
   // Starts a stopped member again on its data directory and ports, and
   // waits until it answers. kFailedPrecondition when it is still running.
   absl::Status Restart(int i);
