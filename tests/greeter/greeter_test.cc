@@ -25,8 +25,8 @@
 #include "gtest/gtest.h"
 #include "proto/greet.grpc.pb.h"
 #include "registry/client/registry_client.h"
-#include "registry/server.h"
-#include "registry/sqlite_store.h"
+#include "registry/server/server.h"
+#include "registry/store/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat::greeter {

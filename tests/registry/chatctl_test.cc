@@ -30,9 +30,9 @@
 #include "common/random.h"
 #include "proto/greet.grpc.pb.h"
 #include "registry/client/registry_client.h"
-#include "registry/server.h"
-#include "registry/sqlite_mailbox.h"
-#include "registry/sqlite_store.h"
+#include "registry/mailbox/sqlite_mailbox.h"
+#include "registry/server/server.h"
+#include "registry/store/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait.h"
 
