@@ -1,6 +1,7 @@
-// The registry database's schema and its migrations, shared by the SQLite
-// store and the SQLite mailbox (two connections to one file). Internal to
-// the SQLite backend: only its .cc files and their tests include this.
+// The registry database's schema and its migrations: names, bindings and the
+// store's own facts (mail has its own file and schema, sqlite_mailbox.cc).
+// Internal to the SQLite store: only its .cc files and their tests include
+// this.
 
 #ifndef CHAT_REGISTRY_STORE_SQLITE_SCHEMA_H_
 #define CHAT_REGISTRY_STORE_SQLITE_SCHEMA_H_

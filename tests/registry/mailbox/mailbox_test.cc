@@ -1,5 +1,5 @@
 // The Mailbox contract, run against every implementation: the SQLite one
-// (sqlite_mailbox_test.cc) and the etcd one (etcd/etcd_mailbox_test.cc)
+// (sqlite_mailbox_test.cc) and the etcd one (../etcd/etcd_mailbox_test.cc)
 // instantiate it.
 
 #include <gmock/gmock.h>
