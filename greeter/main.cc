@@ -134,13 +134,13 @@ int Run(const po::variables_map& vm) {
   std::unique_ptr<chat::greeter::Registration> registration;
   if (!registry_address.empty()) {
     chat::greeter::RegistrationOptions options;
-    options.name = name;
-    options.address = advertise;
-    options.listen = listen;
-    options.port = (*server)->port();
-    options.ttl = chat::Millis(int64_t{ttl} * 1000);
-    options.identity = &*identity;
-    options.on_event = Log;
+    options.keeper.name = name;
+    options.keeper.address = advertise;
+    options.keeper.listen = listen;
+    options.keeper.port = (*server)->port();
+    options.keeper.ttl = chat::Millis(int64_t{ttl} * 1000);
+    options.keeper.identity = &*identity;
+    options.keeper.on_change = Log;
     options.on_refused = [&refused](const absl::Status&) {
       refused = true;
       kill(getpid(), SIGTERM);
