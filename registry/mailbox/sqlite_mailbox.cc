@@ -74,7 +74,7 @@ absl::Status StorageError(const std::string& what, const std::exception& e) {
 }
 
 // The mailbox file's schema; migration i brings user_version from i to
-// i+1. Append only. (Until issue 12 mail lived in the registry's own file,
+// i+1. Append only. (Older registries kept mail in the registry's own file,
 // in a table of the same shape without `origin`; OpenSqliteMailbox moves
 // it.)
 const char* const kMailMigrations[] = {

@@ -38,7 +38,7 @@ const char* const kMigrations[] = {
       CREATE INDEX mail_by_recipient ON mail (recipient_key, seq);
       CREATE INDEX mail_by_age ON mail (deposited_at_ms);
     )sql",
-    // 3: names bound to keys (issue 11). Existing names keep no key.
+    // 3: names bound to keys. Existing names keep no key.
     R"sql(
       ALTER TABLE names ADD COLUMN public_key BLOB;  -- NULL: none
       CREATE TABLE bindings (
@@ -49,7 +49,7 @@ const char* const kMigrations[] = {
         updated_at_ms     INTEGER NOT NULL
       ) WITHOUT ROWID;
     )sql",
-    // 4: what each entry offers (issue 13), JoinServices() ("chat,greet").
+    // 4: what each entry offers, JoinServices() ("chat,greet").
     // Static entries were all chat peers (lab peers); a lease keeps NULL
     // (read as "chat") until its holder registers again and says.
     R"sql(

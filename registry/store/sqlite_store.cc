@@ -742,7 +742,7 @@ class SqliteStore final : public Store, public SnapshotSource {
       upsert.bind(7);  // NULL
     }
     if (record.services.empty()) {
-      upsert.bind(8);  // NULL: not said (a client before issue 13).
+      upsert.bind(8);  // NULL: not said (a client older than services).
     } else {
       upsert.bind(8, record.services);
     }
@@ -830,7 +830,7 @@ class SqliteStore final : public Store, public SnapshotSource {
   // Guards the in-memory index that serves every read. B-trees throughout:
   // at a million names a hash map's empty slots (bindings_ at 7/8 load,
   // doubled) and a red-black tree's nodes (expiry_) cost a few hundred
-  // megabytes more (issue 12, docs/benchmarks.md).
+  // megabytes more (docs/benchmarks.md).
   absl::Mutex mu_;
   // Names as decided (committed, or in flight), with the quota counts.
   NameIndex<> records_ ABSL_GUARDED_BY(mu_);
@@ -877,7 +877,7 @@ absl::btree_map<std::string, Record> LoadRecords(SQLite::Database& db,
       key_ok = public_key.ok() && !record.is_static();
       if (key_ok) record.public_key = *public_key;
     }
-    // NULL ("" here) for a lease from before issue 13: read as "chat".
+    // NULL ("" here) for a lease of a client older than services: "chat".
     record.services = select.getColumn(6).getString();
     absl::StatusOr<std::vector<std::string>> services =
         CanonicalServices(SplitServices(record.services));

@@ -308,8 +308,8 @@ absl::StatusOr<RegisterDecision> DecideRegister(
   record.expires_at = now + record.ttl;
   record.public_key = request.public_key;
   record.client = request.public_key ? "" : request.client;
-  // What it registers now replaces what it offered (a row from before
-  // issue 13 had none).
+  // What it registers now replaces what it offered (a row written by an
+  // older client has none).
   CHAT_ASSIGN_OR_RETURN(std::vector<std::string> services,
                         CanonicalServices(request.services));
   record.services = JoinServices(services);

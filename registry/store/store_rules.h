@@ -41,7 +41,7 @@ struct Record {
   // against nobody until its holder renews it by Register.
   std::string client;
   // What it offers, JoinServices() of the canonical list ("chat",
-  // "chat,greet"; empty: registered by a client before issue 13). One
+  // "chat,greet"; empty: registered by a client older than services). One
   // string, not a vector: "chat" fits in it without a heap block, which
   // counts at a million names.
   std::string services;

@@ -322,7 +322,7 @@ TEST_F(RegistrationTest, RegistryResolvesTheNameToTheGreeter) {
   absl::StatusOr<registry::Entry> entry = reader_->Resolve("greeter");
   ASSERT_THAT(entry, IsOk());
   EXPECT_EQ(entry->address, greeter_.address());
-  // It offers greet, not chat: chat peers leave it out (issue 13).
+  // It offers greet, not chat: chat peers leave it out.
   EXPECT_EQ(entry->services, std::vector<std::string>{"greet"});
 
   // What a client that found the greeter by name does next.

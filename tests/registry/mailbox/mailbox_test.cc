@@ -231,7 +231,7 @@ TEST_P(MailboxContractTest, AFullMailboxRefusesAndSaysWhichLimit) {
               StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
-// Issue 12: 20 made-up recipients x 16 MiB. A sender (its origin: the
+// 20 made-up recipients x 16 MiB. A sender (its origin: the
 // client host) is bounded across every recipient; other senders are served.
 TEST_P(MailboxContractTest, ASenderIsBoundedAcrossAllRecipients) {
   limits_.max_items_per_sender = 4;
@@ -268,7 +268,7 @@ TEST_P(MailboxContractTest, ASenderIsBoundedAcrossAllRecipients) {
               IsOk());
 }
 
-// Issue 12: 30,000 receipts landed in a full mailbox. Every item, receipts
+// Receipts cannot overfill a mailbox either. Every item, receipts
 // too, counts against the total (payload + kMailItemOverheadBytes).
 TEST_P(MailboxContractTest, TheTotalIsBoundedAndReceiptsCount) {
   const size_t item = 1 + kMailItemOverheadBytes;  // Payload "p".

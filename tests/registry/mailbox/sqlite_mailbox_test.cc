@@ -111,8 +111,8 @@ TEST(SqliteMailboxTest, AFailingWriteFailsAloneAndChangesNothing) {
   EXPECT_EQ((*opened)->Stat("ok1")->count, size_t{kPerThread});
 }
 
-// Issue 12: on a small disk the mailbox filled it, and then Register and
-// PutStatic failed ("database or disk is full"). On a 16 MiB file system
+// On a small disk, mail must not take the room the names need (Register and
+// PutStatic failing with "database or disk is full"). On a 16 MiB file system
 // of its own, with chat-registry's default total, mail fills its quota and
 // names are still written.
 TEST(SqliteMailboxTest, AFullMailboxLeavesRoomForTheNames) {
@@ -171,7 +171,7 @@ TEST(SqliteMailboxTest, AFullMailboxLeavesRoomForTheNames) {
   store->reset();
 }
 
-// Mail kept inside the registry's own file (before issue 12) moves to the
+// Mail kept inside the registry's own file (older registries) moves to the
 // mailbox's file on open, and stays there.
 TEST(SqliteMailboxTest, MailInTheRegistryFileMovesToItsOwnFile) {
   TempDir dir;

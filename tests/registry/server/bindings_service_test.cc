@@ -136,7 +136,7 @@ TEST_F(BindingsServiceTest, ARegistrationWithAnIdentityBindsTheName) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
-// The critical attack of issue 11: dave is offline, his lease expired; a
+// The critical attack on names: dave is offline, his lease expired; a
 // thief registers "dave" to read his mailbox.
 TEST_F(BindingsServiceTest, AThiefCannotRegisterAnOfflineUsersName) {
   auto lease =

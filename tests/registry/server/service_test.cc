@@ -173,7 +173,7 @@ TEST_F(RegistryServiceTest, OversizedRequestsAreRefusedAndTheServerLivesOn) {
               IsOk());
 }
 
-// Issue 12: one client registered 100,000 names.
+// One client registers 100,000 names.
 TEST_F(RegistryServiceTest, NameQuotasAreResourceExhaustedAndOthersAreServed) {
   store_options_.name_quotas.max_per_key = 2;
   store_options_.name_quotas.max_per_client = 2;

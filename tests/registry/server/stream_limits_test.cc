@@ -190,7 +190,7 @@ TEST_F(StreamLimitsTest, TheListenPastTheLimitsPerLeaseAndClientIsRefused) {
   }));
 }
 
-// The attack of issue 12: watchers that never read while names change.
+// Watchers that never read while names change.
 // Each one's queue stays within the backlog bound and is freed when it
 // overflows; a normal watcher is still served.
 TEST_F(StreamLimitsTest, WatchersThatNeverReadStayWithinTheBacklogBound) {

@@ -1144,7 +1144,7 @@ TEST_P(StoreContractTest, AReopenedStoreKeepsEverythingAndRenewsLeases) {
   EXPECT_EQ(store_->Size(), 2u);
 }
 
-// Issue 13: an entry says what it offers; List filters by it.
+// An entry says what it offers; List filters by it.
 TEST_P(StoreContractTest, EntriesKeepTheServicesTheyOffer) {
   RegisterRequest peer{"alice", "h:1", Millis(5000)};
   peer.services = {"chat"};
@@ -1166,7 +1166,7 @@ TEST_P(StoreContractTest, EntriesKeepTheServicesTheyOffer) {
   EXPECT_EQ(store_->Resolve("printer")->services,
             (std::vector<std::string>{"print", "scan"}));
 
-  // An entry that says nothing (a client before issue 13) counts as chat.
+  // An entry that says nothing (a client older than services) counts as chat.
   ListPage chat = store_->List("", 10, "", "chat");
   std::vector<std::string> names;
   for (const Entry& entry : chat.entries) names.push_back(entry.name);
@@ -1244,7 +1244,7 @@ TEST_P(StoreContractTest, ServicesSurviveAReopen) {
   EXPECT_EQ(store_->CountOffering("chat"), 1u);
 }
 
-// Issue 12: one client registered 100,000 names. Each key holds at most
+// One client registers 100,000 names. Each key holds at most
 // max_per_key live names; others are served all the while.
 TEST_P(StoreContractTest, NamesPerKeyAreBounded) {
   const PublicKey greedy = TestKey(1);
@@ -1795,7 +1795,7 @@ TEST(SqliteStoreTest, AVersion2FileIsUpgraded) {
   EXPECT_EQ((*store)->GetBinding("bob")->key, TestKey(1));
 }
 
-// Issue 13: a file from before services gets them: static entries "chat",
+// A file from before services gets them: static entries "chat",
 // leases nothing (read as chat) until they register again.
 TEST(SqliteStoreTest, AVersion3FileGetsServices) {
   TempDir dir;
