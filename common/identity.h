@@ -167,8 +167,8 @@ bool VerifyRegistrationProof(absl::string_view name, absl::string_view address,
 //   u32be(8) u64be(proof_unix_ms)
 // Freshness comes from the time instead of a challenge: the registry takes
 // it only near its own clock and only when it is later than the last proof
-// it accepted for the name (registry/store_rules.h CheckProofFreshness), so
-// no registry has to remember what it handed out. Framed like
+// it accepted for the name (registry/store/store_rules.h CheckProofFreshness),
+// so no registry has to remember what it handed out. Framed like
 // RegistrationProofMessage, under its own prefix, so neither kind of
 // signature passes for the other.
 std::string TimedRegistrationProofMessage(absl::string_view name,

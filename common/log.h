@@ -1,6 +1,6 @@
 // One line per significant event, to stderr, with a UTC timestamp and the
 // component's name: what operators read in `docker logs`. And a bound on
-// repeated lines, so no client can fill the log (issue 12).
+// repeated lines, so no client can fill the log.
 
 #ifndef CHAT_COMMON_LOG_H_
 #define CHAT_COMMON_LOG_H_

@@ -163,7 +163,7 @@ class CallGate {
 // (naming both limits) when it cannot.
 absl::StatusOr<uint64_t> RaiseOpenFileLimit();
 
-// What every binary does at start (issue 12): RaiseOpenFileLimit() (a
+// What every binary does at start: RaiseOpenFileLimit() (a
 // failure is logged, not fatal) and RouteLibraryLogs(component).
 void ApplyProcessLimits(const std::string& component);
 

@@ -1,6 +1,6 @@
 // The lab's GreetService ("Hello, NAME!"), served the fastest way gRPC C++
 // allows: it is the baseline every benchmark of the project is measured
-// against (issue 6), so it must cost nothing beyond gRPC itself.
+// against, so it must cost nothing beyond gRPC itself.
 
 #ifndef CHAT_GREETER_GREETER_SERVICE_H_
 #define CHAT_GREETER_GREETER_SERVICE_H_

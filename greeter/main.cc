@@ -14,14 +14,13 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "common/grpc_server.h"
 #include "common/identity.h"
 #include "common/log.h"
 #include "common/net.h"
-#include "common/overload.h"
 #include "common/private_files.h"
+#include "common/program.h"
 #include "common/signals.h"
 #include "common/tls_options.h"
 #include "greeter/greeter_service.h"
@@ -106,9 +105,7 @@ int Run(const po::variables_map& vm) {
        {server_tls.status(), registry_tls.status()}) {
     if (!status.ok()) {
       Log(absl::StrCat("cannot start: ", status.message()));
-      return status.code() == absl::StatusCode::kInvalidArgument
-                 ? chat::kExitUsage
-                 : kExitCannotStart;
+      return chat::StartFailureExitCode(status, kExitCannotStart);
     }
   }
 
@@ -137,13 +134,13 @@ int Run(const po::variables_map& vm) {
   std::unique_ptr<chat::greeter::Registration> registration;
   if (!registry_address.empty()) {
     chat::greeter::RegistrationOptions options;
-    options.name = name;
-    options.address = advertise;
-    options.listen = listen;
-    options.port = (*server)->port();
-    options.ttl = chat::Millis(int64_t{ttl} * 1000);
-    options.identity = &*identity;
-    options.on_event = Log;
+    options.keeper.name = name;
+    options.keeper.address = advertise;
+    options.keeper.listen = listen;
+    options.keeper.port = (*server)->port();
+    options.keeper.ttl = chat::Millis(int64_t{ttl} * 1000);
+    options.keeper.identity = &*identity;
+    options.keeper.on_change = Log;
     options.on_refused = [&refused](const absl::Status&) {
       refused = true;
       kill(getpid(), SIGTERM);
@@ -191,14 +188,9 @@ int Run(const po::variables_map& vm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Debian's Abseil checks every lock order for deadlocks at run time; perf
-  // showed that bookkeeping at ~4% of all cycles under load (issue 6).
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  chat::BlockTerminationSignals();
-  // Limits: overload (the fd soft limit raised, library logs rate-limited).
-  chat::ApplyProcessLimits("greeter");
-
-  po::options_description options("Options");
+  chat::ProgramStart start;
+  start.component = "greeter";
+  po::options_description& options = start.options;
   options.add_options()(
       "listen", po::value<std::string>()->default_value("0.0.0.0:50051"),
       "address to serve on, host:port (port 0 picks a free one)")(
@@ -219,7 +211,7 @@ int main(int argc, char** argv) {
       "first start; the name is bound to it, so keep the directory to keep "
       "the name across restarts; made private (0700) (default: "
       "$XDG_STATE_HOME/chat-greeter, else ~/.local/state/chat-greeter)");
-  chat::CommandLine command_line;
+  chat::CommandLine& command_line = start.command_line;
   command_line.program = "chat-greeter";
   command_line.synopsis = "chat-greeter [OPTIONS]";
   command_line.description =
@@ -246,10 +238,5 @@ int main(int argc, char** argv) {
   // for the greeter's name); --tls-ca verifies the registry.
   chat::AddTlsOptions(options, command_line,
                       chat::kTlsServe | chat::kTlsVerify);
-  po::variables_map vm;
-  int exit_code =
-      chat::ParseCommandLine(argc, argv, command_line, options,
-                             po::positional_options_description(), vm);
-  if (exit_code >= 0) return exit_code;
-  return Run(vm);
+  return chat::RunProgram(argc, argv, start, Run);
 }

@@ -16,10 +16,10 @@ absl::StatusOr<std::unique_ptr<Registration>> Registration::Start(
   if (registry::IsUnreachable(status)) {
     registration->Event(absl::StrCat(
         status.message(), "; serving directly, will register \"",
-        registration->options_.name, "\" once the registry answers"));
+        registration->options_.keeper.name, "\" once the registry answers"));
     Registration* raw = registration.get();
     registration->retry_loop_.emplace(
-        clock, registration->options_.retry_interval,
+        clock, registration->options_.keeper.retry_interval,
         [raw]() -> std::optional<Millis> { return raw->Retry(); });
     return registration;
   }
@@ -53,7 +53,7 @@ void Registration::Stop() {
   if (keeper != nullptr) {
     // Best effort: if the registry does not answer, the lease expires on its
     // own within its TTL.
-    Event(absl::StrCat("unregistering \"", options_.name, "\""));
+    Event(absl::StrCat("unregistering \"", options_.keeper.name, "\""));
     keeper->Stop();
   }
 }
@@ -79,23 +79,10 @@ registry::Lease Registration::lease() const {
 }
 
 absl::Status Registration::TryRegister() {
-  registry::LeaseKeeper::Options keeper_options;
-  keeper_options.name = options_.name;
-  // Worked out again at each attempt: a registry host that does not resolve
-  // yet is just "unreachable".
-  keeper_options.address = options_.address;
-  keeper_options.listen = options_.listen;
-  keeper_options.port = options_.port;
-  keeper_options.ttl = options_.ttl;
-  keeper_options.services = options_.services;
-  keeper_options.identity = options_.identity;
-  keeper_options.retry_interval = options_.retry_interval;
-  keeper_options.on_change = options_.on_event;
   absl::StatusOr<std::unique_ptr<registry::LeaseKeeper>> keeper =
-      registry::LeaseKeeper::Start(client_.get(), std::move(keeper_options),
-                                   clock_);
+      registry::LeaseKeeper::Start(client_.get(), options_.keeper, clock_);
   if (!keeper.ok()) return keeper.status();
-  Event(absl::StrCat("registered as ", options_.name, " -> ",
+  Event(absl::StrCat("registered as ", options_.keeper.name, " -> ",
                      (*keeper)->address(), " in the registry at ",
                      client_->current_address(), " (lease ",
                      (*keeper)->lease().entry.ttl.count() / 1000.0, " s)"));
@@ -109,19 +96,19 @@ std::optional<Millis> Registration::Retry() {
   absl::Status status = TryRegister();
   if (status.ok()) return std::nullopt;
   // Reported once already.
-  if (registry::IsUnreachable(status)) return options_.retry_interval;
+  if (registry::IsUnreachable(status)) return options_.keeper.retry_interval;
   {
     absl::MutexLock lock(&mu_);
     status_ = status;
   }
-  Event(absl::StrCat("registry refused \"", options_.name,
+  Event(absl::StrCat("registry refused \"", options_.keeper.name,
                      "\": ", status.message()));
   if (options_.on_refused) options_.on_refused(status);
   return std::nullopt;
 }
 
 void Registration::Event(const std::string& message) const {
-  if (options_.on_event) options_.on_event(message);
+  if (options_.keeper.on_change) options_.keeper.on_change(message);
 }
 
 }  // namespace chat::greeter

@@ -26,27 +26,22 @@
 namespace chat::greeter {
 
 struct RegistrationOptions {
-  std::string name = "greeter";
-  // host:port clients should dial. Empty: worked out from `listen` and
-  // `port` (registry::AdvertisedAddress(), with client->target()) at each
-  // attempt, so a registry host that does not resolve yet is just
-  // "unreachable".
-  std::string address;
-  std::string listen;  // host:port we serve on.
-  int port = 0;
-  Millis ttl{0};  // 0: the registry's default.
-  // What the greeter offers: GreetService, not chat, so chat peers leave it
-  // out of /peers and refuse to send it messages.
-  std::vector<std::string> services = {"greet"};
-  // The key the name is registered with (and bound to). Not owned; must
-  // outlive the Registration. nullptr registers without a key, which the
-  // registry refuses (INVALID_ARGUMENT: public_key is required).
-  const Identity* identity = nullptr;
-  // Pause between attempts while the registry cannot be reached.
-  Millis retry_interval{1000};
-  // One line per event: registered, unreachable, lost, registered again.
-  // Called from any of our threads; must not call Stop().
-  std::function<void(const std::string&)> on_event;
+  RegistrationOptions() {
+    keeper.name = "greeter";
+    // GreetService, not chat, so chat peers leave it out of /peers and
+    // refuse to send it messages.
+    keeper.services = {"greet"};
+  }
+  // The name to keep, as a LeaseKeeper takes it (the peer starts its keeper
+  // with the same options). An empty keeper.address is worked out again at
+  // each attempt, so a registry host that does not resolve yet is just
+  // "unreachable". keeper.retry_interval is also the pause between
+  // attempts while the registry cannot be reached. keeper.identity: nullptr
+  // registers without a key, which the registry refuses (INVALID_ARGUMENT:
+  // public_key is required). keeper.on_change also gets the registration's
+  // own lines (registered, unreachable, refused, unregistering), from any of
+  // our threads; it must not call Stop().
+  registry::LeaseKeeper::Options keeper;
   // Called once, from the background thread, when a background attempt
   // reached the registry and was refused (kAlreadyExists: another live lease
   // holds the name; kPermissionDenied: it is bound to another key). Trying

@@ -18,7 +18,7 @@
 #include "absl/time/time.h"
 #include "common/cli.h"
 #include "common/log.h"
-#include "common/overload.h"
+#include "common/program.h"
 #include "common/signals.h"
 #include "common/tls_options.h"
 #include "peer/console.h"
@@ -144,9 +144,7 @@ int Run(const po::variables_map& vm) {
       chat::peer::PeerStorePath(data_dir, options.name);
   if (!store_path.ok()) {
     std::cerr << "chat-peer: " << store_path.status().message() << "\n";
-    return store_path.status().code() == absl::StatusCode::kInvalidArgument
-               ? chat::kExitUsage
-               : kExitCannotStart;
+    return chat::StartFailureExitCode(store_path.status(), kExitCannotStart);
   }
   options.store_path = *store_path;
   // No log line on the chat screen: gRPC's own ("Handshake failed ...", once
@@ -229,12 +227,6 @@ int Run(const po::variables_map& vm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Debian's Abseil checks every lock order for deadlocks at run time; perf
-  // showed that bookkeeping at ~4% of all cycles under load.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  chat::BlockTerminationSignals();
-  // Limits: overload (the fd soft limit raised, library logs rate-limited).
-  chat::ApplyProcessLimits("peer");
 #ifdef __GLIBC__
   // The first watch snapshot of a large registry passes through the peer:
   // tens of megabytes, freed once it is in. glibc would keep most of them
@@ -244,7 +236,9 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 128 << 10);
 #endif
 
-  po::options_description options("Options");
+  chat::ProgramStart start;
+  start.component = "peer";
+  po::options_description& options = start.options;
   options.add_options()("name", po::value<std::string>()->required(),
                         "your name in the chat (1-64 of A-Z a-z 0-9 . _ -)")(
       "registry", po::value<std::string>()->default_value("localhost:50050"),
@@ -289,7 +283,7 @@ int main(int argc, char** argv) {
       "send no read receipts and show none of others (both ways, as in "
       "Signal or WhatsApp)")("no-color", po::bool_switch(),
                              "no colours (also: NO_COLOR set)");
-  chat::CommandLine command_line;
+  chat::CommandLine& command_line = start.command_line;
   command_line.program = "chat-peer";
   command_line.synopsis = "chat-peer --name NAME [OPTIONS]";
   command_line.description =
@@ -327,10 +321,5 @@ int main(int argc, char** argv) {
       "carry (make-certs --peer NAME), for a certificate all peers share "
       "(default: each recipient's own name)");
   command_line.environment.push_back({"CHAT_TLS_PEER_NAME", "tls-peer-name"});
-  po::variables_map vm;
-  int exit_code =
-      chat::ParseCommandLine(argc, argv, command_line, options,
-                             po::positional_options_description(), vm);
-  if (exit_code >= 0) return exit_code;
-  return Run(vm);
+  return chat::RunProgram(argc, argv, start, Run);
 }

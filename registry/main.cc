@@ -11,19 +11,19 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/overload.h"
 #include "common/private_files.h"
+#include "common/program.h"
 #include "common/signals.h"
 #include "common/tls_options.h"
 #include "registry/admin_token.h"
+#include "registry/mailbox/sqlite_mailbox.h"
 #include "registry/quotas.h"
-#include "registry/server.h"
-#include "registry/sqlite_mailbox.h"
-#include "registry/sqlite_store.h"
-#include "registry/stream_limits.h"
+#include "registry/server/server.h"
+#include "registry/server/stream_limits.h"
+#include "registry/store/sqlite_store.h"
 #ifdef CHAT_ETCD
 #include "registry/etcd/etcd_client.h"
 #include "registry/etcd/etcd_layout.h"
@@ -400,9 +400,7 @@ int Run(const po::variables_map& vm) {
   if (!tls.ok()) {
     chat::LogLine("registry",
                   absl::StrCat("cannot start: ", tls.status().message()));
-    return tls.status().code() == absl::StatusCode::kInvalidArgument
-               ? chat::kExitUsage
-               : kExitCannotStart;
+    return chat::StartFailureExitCode(tls.status(), kExitCannotStart);
   }
   server_options.credentials = *tls;
   server_options.streams = *stream_limits;
@@ -432,14 +430,9 @@ int Run(const po::variables_map& vm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Debian's Abseil checks every lock order for deadlocks at run time; perf
-  // showed that bookkeeping at ~4% of all cycles under load (issue 6).
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  chat::BlockTerminationSignals();
-  // Limits: overload (the fd soft limit raised, library logs rate-limited).
-  chat::ApplyProcessLimits("registry");
-
-  po::options_description options("Options");
+  chat::ProgramStart start;
+  start.component = "registry";
+  po::options_description& options = start.options;
   options.add_options()(
       "listen", po::value<std::string>()->default_value("0.0.0.0:50050"),
       "address to serve on, host:port (port 0 picks a free one)")(
@@ -529,7 +522,7 @@ int main(int argc, char** argv) {
           "left before its deadline for 100 ms, such late calls are refused "
           "at once with RESOURCE_EXHAUSTED (0: never; calls past their "
           "deadline are always dropped)");
-  chat::CommandLine command_line;
+  chat::CommandLine& command_line = start.command_line;
   command_line.program = "chat-registry";
   command_line.synopsis = "chat-registry [OPTIONS]";
   command_line.description =
@@ -578,10 +571,5 @@ int main(int argc, char** argv) {
   chat::AddTlsOptions(options, command_line,
                       chat::kTlsServe | chat::kTlsClientCa);
   AddStreamLimitOptions(options, command_line.environment);
-  po::variables_map vm;
-  int exit_code =
-      chat::ParseCommandLine(argc, argv, command_line, options,
-                             po::positional_options_description(), vm);
-  if (exit_code >= 0) return exit_code;
-  return Run(vm);
+  return chat::RunProgram(argc, argv, start, Run);
 }

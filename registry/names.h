@@ -48,7 +48,7 @@ absl::StatusOr<std::vector<std::string>> CanonicalServices(
     const std::vector<std::string>& services);
 
 // Whether an entry with `services` offers `service`. An entry with no
-// services offers "chat": every client before issue 13 was a chat peer
+// services offers "chat": every client older than services was a chat peer
 // (chat-peer or a lab peer's static entry), and their entries must not drop
 // out of /peers, completion or the send path while they are upgraded.
 bool OffersService(const std::vector<std::string>& services,

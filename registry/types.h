@@ -28,7 +28,7 @@ struct Entry {
   // registered without a key).
   std::optional<PublicKey> public_key;
   // What it offers ("chat", "greet"; registry/names.h). Empty from a client
-  // before issue 13: read as "chat" (OffersChat()).
+  // older than services: read as "chat" (OffersChat()).
   std::vector<std::string> services;
 };
 
@@ -69,7 +69,7 @@ struct RegisterRequest {
   // registration without a key counts against (NameQuotas::max_per_client).
   std::string client;
   // What the program offers (CanonicalServices(); the service checks them,
-  // the store keeps them as given). Empty: a client before issue 13.
+  // the store keeps them as given). Empty: a client older than services.
   std::vector<std::string> services;
 };
 
@@ -96,7 +96,7 @@ struct ListPage {
   // the live entries that offer it.
   int64_t total_size = 0;
   // The service the page (and total_size) is filtered by; empty when not
-  // filtered, also when a registry before issue 13 ignored the filter.
+  // filtered, also when a registry older than services ignored the filter.
   std::string service;
 };
 

@@ -56,8 +56,8 @@ std::string Pad(const std::string& text, size_t width) {
   return text + std::string(width > text.size() ? width - text.size() : 0, ' ');
 }
 
-// "chat,greet"; "chat*" for an entry that said nothing (a client before
-// issue 13), which is read as a chat peer.
+// "chat,greet"; "chat*" for an entry that said nothing (a client older than
+// services), which is read as a chat peer.
 std::string FormatServices(const Entry& entry) {
   return entry.services.empty() ? std::string("chat*")
                                 : registry::JoinServices(entry.services);

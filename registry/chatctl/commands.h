@@ -77,7 +77,7 @@ std::string EntryJsonFields(const registry::Entry& entry);
 // `entry` as a JSON object: name, address, static, ttl_ms and expires_in_ms
 // (both null for static entries), and for an entry with a key public_key
 // (base64) and fingerprint; services, as the registry lists them ([] from a
-// client before issue 13, which is read as chat).
+// client older than services, which is read as chat).
 std::string EntryJson(const registry::Entry& entry);
 
 // A channel to `address` (host:port), TLS or plaintext as the context's

@@ -6,20 +6,26 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "common/cli.h"
 #include "common/overload.h"
+#include "common/program.h"
 #include "common/signals.h"
 #include "common/tls_options.h"
 #include "registry/chatctl/chatctl.h"
 
 namespace po = boost::program_options;
 
+namespace {
+// The command the command line names, run once RunProgram parsed it.
+int RunCommand(const po::variables_map& vm);
+}  // namespace
+
 int main(int argc, char** argv) {
-  // Debian's Abseil checks every lock order for deadlocks at run time; perf
-  // showed that bookkeeping at ~4% of all cycles under load (issue 6).
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  po::options_description options("Options");
+  // Signals are blocked only for a watch, and the process limits applied
+  // after that (RunCommand), so the log flusher's thread inherits the mask.
+  chat::ProgramStart start;
+  start.block_termination_signals = false;
+  po::options_description& options = start.options;
   // One statement per option, so each reads on its own.
   auto add = options.add_options();
   add("registry",
@@ -45,13 +51,12 @@ int main(int argc, char** argv) {
       "file holding the registry's admin token (chat-registry writes it, by "
       "default admin.token next to its database), for register/unregister "
       "--static and release");
-  po::options_description hidden;
-  hidden.add_options()("command", po::value<std::string>(), "the command")(
+  start.hidden.add_options()("command", po::value<std::string>(),
+                             "the command")(
       "args", po::value<std::vector<std::string>>(), "its arguments");
-  po::positional_options_description positional;
-  positional.add("command", 1).add("args", -1);
+  start.positional.add("command", 1).add("args", -1);
 
-  chat::CommandLine command_line;
+  chat::CommandLine& command_line = start.command_line;
   command_line.program = "chatctl";
   command_line.synopsis =
       "chatctl [--registry HOST:PORT[,HOST:PORT...]] [--json] [--timeout "
@@ -70,11 +75,12 @@ int main(int argc, char** argv) {
   // TLS: --tls-ca verifies the registry (and the greeter); see chatctl.h.
   chat::AddTlsOptions(options, command_line, chat::kTlsVerify);
 
-  po::variables_map vm;
-  const int exit_code = chat::ParseCommandLine(argc, argv, command_line,
-                                               options, positional, vm, hidden);
-  if (exit_code >= 0) return exit_code;
+  return chat::RunProgram(argc, argv, start, RunCommand);
+}
 
+namespace {
+
+int RunCommand(const po::variables_map& vm) {
   chat::chatctl::ChatctlInvocation invocation;
   if (vm.count("command")) invocation.command = vm["command"].as<std::string>();
   if (vm.count("args")) {
@@ -112,3 +118,5 @@ int main(int argc, char** argv) {
   chat::ApplyProcessLimits("chatctl");
   return chat::chatctl::RunChatctl(invocation, std::cout, std::cerr);
 }
+
+}  // namespace

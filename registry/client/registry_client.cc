@@ -336,7 +336,7 @@ absl::StatusOr<ListPage> RegistryClient::List(const std::string& prefix,
     return connection.stub->List(NewContext().get(), proto, &response);
   }));
   ListPage page;
-  // A registry before issue 13 ignores the filter: applied here then (its
+  // A registry older than services ignores the filter: applied here then (its
   // pages may come out short, and total_size counts everyone).
   const bool filter_here = !service.empty() && response.service() != service;
   for (const v1::Entry& entry : response.entries()) {

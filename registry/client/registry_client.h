@@ -232,7 +232,7 @@ class RegistryClient {
   absl::Status Unregister(const std::string& name, const std::string& lease_id);
   absl::StatusOr<Entry> Resolve(const std::string& name);
   // One page; with `service`, only entries that offer it (filtered by the
-  // registry, ListPage::service == service; a registry before issue 13
+  // registry, ListPage::service == service; a registry older than services
   // ignores the filter, so the page is filtered here and
   // ListPage::service is empty: total_size then counts everyone).
   absl::StatusOr<ListPage> List(const std::string& prefix, int page_size,

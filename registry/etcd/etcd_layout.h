@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "registry/store_rules.h"
+#include "registry/store/store_rules.h"
 
 namespace chat::registry::etcd {
 

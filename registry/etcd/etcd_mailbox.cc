@@ -22,10 +22,10 @@
 #include "absl/synchronization/mutex.h"
 #include "common/identity.h"
 #include "common/status.h"
-#include "registry/arrival_hub.h"
 #include "registry/etcd/etcd_watch.h"
 #include "registry/etcd/mail_records.pb.h"
-#include "registry/mailbox_rules.h"
+#include "registry/mailbox/arrival_hub.h"
+#include "registry/mailbox/mailbox_rules.h"
 #include "registry/names.h"
 
 namespace chat::registry::etcd {

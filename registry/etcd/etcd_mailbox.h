@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "registry/etcd/etcd_client.h"
-#include "registry/mailbox.h"
+#include "registry/mailbox/mailbox.h"
 #include "registry/quotas.h"
 
 namespace chat::registry::etcd {

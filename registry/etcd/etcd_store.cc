@@ -27,10 +27,10 @@
 #include "registry/etcd/etcd_layout.h"
 #include "registry/etcd/etcd_lease_pool.h"
 #include "registry/etcd/etcd_watch.h"
-#include "registry/name_index.h"
 #include "registry/names.h"
-#include "registry/store_rules.h"
-#include "registry/watch_hub.h"
+#include "registry/store/name_index.h"
+#include "registry/store/store_rules.h"
+#include "registry/store/watch_hub.h"
 
 namespace chat::registry::etcd {
 namespace {

@@ -11,10 +11,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
-#include "registry/change_ring.h"
 #include "registry/etcd/etcd_client.h"
 #include "registry/quotas.h"
-#include "registry/store.h"
+#include "registry/store/change_ring.h"
+#include "registry/store/store.h"
 
 namespace chat::registry::etcd {
 

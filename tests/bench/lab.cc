@@ -23,8 +23,8 @@
 #include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
 #include "registry/client/registry_client.h"
-#include "registry/sqlite_mailbox.h"
-#include "registry/sqlite_store.h"
+#include "registry/mailbox/sqlite_mailbox.h"
+#include "registry/store/sqlite_store.h"
 
 namespace chat::bench {
 namespace {

@@ -21,7 +21,7 @@
 #include "greeter/greeter_service.h"
 #include "peer/events.h"
 #include "peer/peer.h"
-#include "registry/server.h"
+#include "registry/server/server.h"
 #include "tests/bench/driver.h"
 #include "tests/bench/floor.h"
 

@@ -14,8 +14,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/cli.h"
+#include "common/program.h"
 #include "tests/bench/bench.h"
 #ifdef CHAT_BENCH_ETCD
 #include "tests/bench/cluster_bench.h"
@@ -198,12 +198,14 @@ int Run(const po::variables_map& vm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // The lab's servers run in this process: without Debian's Abseil checking
-  // every lock order at run time, as in the real binaries (registry/main.cc).
-  // With it on, greet cost ~12% more CPU per call and send ~5%
-  // (docs/benchmarks.md), so the ratios measured a build nobody runs.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  po::options_description options("Options");
+  // The lab's servers run in this process, so it starts as the real binaries
+  // do (RunProgram: without Debian's Abseil checking every lock order at run
+  // time; with it on, greet cost ~12% more CPU per call and send ~5%, so the
+  // ratios measured a build nobody runs), but keeps the default signal
+  // actions and process limits.
+  chat::ProgramStart start;
+  start.block_termination_signals = false;
+  po::options_description& options = start.options;
   options.add_options()(
       "scenario", po::value<std::string>()->default_value("greet"),
       "what to measure, a comma list or `all`: greet (GreetService/Greet, "
@@ -299,7 +301,7 @@ int main(int argc, char** argv) {
       "--system: a cgroup directory the binaries started join (its "
       "cgroup.procs), e.g. one with a CPU quota below one core so that the "
       "driver can offer twice what the registry serves; default: none");
-  chat::CommandLine command_line;
+  chat::CommandLine& command_line = start.command_line;
   command_line.program = "chat-bench";
   command_line.synopsis = "chat-bench [OPTIONS]";
   command_line.description =
@@ -314,10 +316,5 @@ int main(int argc, char** argv) {
       "a registration failed, the overload saw an error other than "
       "RESOURCE_EXHAUSTED/DEADLINE_EXCEEDED, or the registry died). Targets "
       "missed are reported, never an exit status.";
-  po::variables_map vm;
-  int exit_code =
-      chat::ParseCommandLine(argc, argv, command_line, options,
-                             po::positional_options_description(), vm);
-  if (exit_code >= 0) return exit_code;
-  return Run(vm);
+  return chat::RunProgram(argc, argv, start, Run);
 }

@@ -31,7 +31,7 @@
 namespace chat::bench {
 namespace {
 
-// The targets of issue 6 judged here.
+// The targets judged here (docs/benchmarks.md).
 constexpr double kRegistryTargetMb = 150;
 constexpr double kPeerTargetMb = 30;
 constexpr double kReadyTargetMs = 300;
@@ -40,7 +40,7 @@ constexpr double kOverloadTargetRatio = 0.8;
 // share of the calls it was asked to: below, the driver, not the server, was
 // what saturated (give the server less CPU: --server-cgroup).
 constexpr double kOfferedShareJudged = 0.95;
-// The million-name targets of issue 12 (memory mode, --names > 100000).
+// The million-name targets (memory mode, --names > 100000).
 constexpr double kScaleRegistryTargetMb = 700;
 constexpr double kScaleResolveTargetRatio = 0.9;  // Of resolve with 100.
 constexpr double kScaleRestartTargetRatio = 12;   // Of restart at 100,000.
@@ -62,7 +62,7 @@ constexpr Millis kFillTimeLimit{600000};
 // Open-loop slots at most: at 2x of any rate this machine reaches, with a
 // 100 ms deadline, far fewer are in flight.
 constexpr int kMaxSlots = 200000;
-// Status codes an overloaded server may answer with (issues 6 and 12).
+// Status codes an overloaded server may answer with.
 constexpr grpc::StatusCode kAllowedUnderOverload[] = {
     grpc::StatusCode::RESOURCE_EXHAUSTED, grpc::StatusCode::UNAVAILABLE,
     grpc::StatusCode::DEADLINE_EXCEEDED};
@@ -422,7 +422,7 @@ class SystemBench {
     return figures;
   }
 
-  // Issue 12's million names: fills kScaleBaseNames, restarts (the
+  // A million names: fills kScaleBaseNames, restarts (the
   // baseline), fills up to --names, reads the memory, restarts again; then
   // resolve against a second registry holding kScaleSmallNames, in
   // alternating rounds (the machine is shared: same run, same moment).

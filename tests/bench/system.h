@@ -1,4 +1,4 @@
-// chat-bench --system: the targets of issue 6 that only the real binaries can
+// chat-bench --system: the targets that only the real binaries can
 // show, each started as a child process on 127.0.0.1: the registry's memory
 // with many live names, a peer's memory and start-up time (against the
 // greeter's and chatctl's as the baseline), and the registry under overload.

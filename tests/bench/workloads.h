@@ -13,7 +13,7 @@
 
 #include "common/identity.h"
 #include "peer/peer.h"
-#include "registry/store.h"
+#include "registry/store/store.h"
 #include "tests/bench/driver.h"
 #include "tests/bench/lab.h"
 

@@ -221,7 +221,7 @@ TEST(SqliteLockTest, FileLockAloneResolvesTheRealPath) {
 namespace chat {
 namespace {
 
-// Issue 13: a second chat-peer for the same name says who runs the first.
+// A second chat-peer for the same name says who runs the first.
 TEST(SqliteLockHolderTest, TheRefusalNamesTheHoldersPid) {
   TempDir temp;
   const std::string path = temp.File("t.db");

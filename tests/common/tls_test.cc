@@ -1,6 +1,6 @@
 // common/tls: PEM files read with errors that name the file, and the rules
 // for which files go together. The handshakes themselves are tested through
-// a real registry in tests/registry/tls_test.cc, certificates by role in
+// a real registry in tests/registry/server/tls_test.cc, certificates by role in
 // tests/e2e/tls_e2e.sh.
 
 #include "common/tls.h"

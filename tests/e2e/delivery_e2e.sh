@@ -20,7 +20,7 @@
 #                       messages wait in alice's outbox and go out later
 #   registry-outage     the registry is killed between two live peers: they
 #                       keep chatting both ways, each told once that it is
-#                       away and once that it is back (issue 13)
+#                       away and once that it is back
 set -euo pipefail
 bin_dir=${1:?usage: delivery_e2e.sh BIN_DIR SCENARIO}
 scenario=${2:?usage: delivery_e2e.sh BIN_DIR SCENARIO}

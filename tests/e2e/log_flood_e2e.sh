@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 12, the log flood and fd exhaustion attacks against a real
+# The log flood and fd exhaustion attacks against a real
 # chat-registry on loopback, asserted on line counts (never on time):
 #  1. 10,000 requests with invalid UTF-8 in a string field (raw bytes from a
 #     Python gRPC client) write at most a handful of log lines, with a count;

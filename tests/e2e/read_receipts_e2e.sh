@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Read receipts as a user sees them (issue 13), real binaries on loopback,
+# Read receipts as a user sees them, real binaries on loopback,
 # peers driven through their stdin with --json: bob writes, alice switches
 # to him with /chat and bob sees "read" after "delivered"; alice types to
 # bob and bob reads it by typing back; carol runs with --no-read-receipts

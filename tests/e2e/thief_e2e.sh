@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A thief takes an offline user's name (issue 11): dave registers and goes
+# A thief takes an offline user's name: dave registers and goes
 # away (kill -9, so his lease expires while his name stays reserved for his
 # key); a real chat-peer --name dave with another data directory (another
 # key) then prints one line saying the name belongs to another key and exits

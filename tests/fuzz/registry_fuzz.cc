@@ -1,9 +1,10 @@
 // Fuzzes the registry's request handling through its service adapters
-// (registry/service.cc, registry/mailbox_service.cc): bytes become requests
-// to a real RegistryServer (in-memory store and mailbox) over its in-process
-// channel, decoded by gRPC and handled as any client's would be. Two servers
-// run: one that needs a key and its proof to register (as chat-registry
-// does), one that does not (so the store's rules are reached without one).
+// (registry/server/service.cc, registry/server/mailbox_service.cc): bytes
+// become requests to a real RegistryServer (in-memory store and mailbox) over
+// its in-process channel, decoded by gRPC and handled as any client's would be.
+// Two servers run: one that needs a key and its proof to register (as
+// chat-registry does), one that does not (so the store's rules are reached
+// without one).
 //
 // Input: byte 0 picks the method, byte 1 holds flags, the rest is the
 // request. Flags:
@@ -34,10 +35,10 @@
 #include "google/protobuf/message.h"
 #include "google/protobuf/stubs/logging.h"
 #include "proto/registry.grpc.pb.h"
+#include "registry/mailbox/sqlite_mailbox.h"
 #include "registry/names.h"
-#include "registry/server.h"
-#include "registry/sqlite_mailbox.h"
-#include "registry/sqlite_store.h"
+#include "registry/server/server.h"
+#include "registry/store/sqlite_store.h"
 
 namespace {
 

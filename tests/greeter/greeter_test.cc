@@ -25,8 +25,8 @@
 #include "gtest/gtest.h"
 #include "proto/greet.grpc.pb.h"
 #include "registry/client/registry_client.h"
-#include "registry/server.h"
-#include "registry/sqlite_store.h"
+#include "registry/server/server.h"
+#include "registry/store/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 
 namespace chat::greeter {
@@ -286,11 +286,11 @@ class RegistrationTest : public ::testing::Test {
   // registration to find, as main.cc does with a wildcard --listen.
   RegistrationOptions Options(EventLog* events) {
     RegistrationOptions options;
-    options.name = "greeter";
-    options.port = greeter_.port();
-    options.retry_interval = Millis(50);
-    options.on_event = events->Callback();
-    options.identity = &identity_;
+    options.keeper.name = "greeter";
+    options.keeper.port = greeter_.port();
+    options.keeper.retry_interval = Millis(50);
+    options.keeper.on_change = events->Callback();
+    options.keeper.identity = &identity_;
     return options;
   }
 
@@ -322,7 +322,7 @@ TEST_F(RegistrationTest, RegistryResolvesTheNameToTheGreeter) {
   absl::StatusOr<registry::Entry> entry = reader_->Resolve("greeter");
   ASSERT_THAT(entry, IsOk());
   EXPECT_EQ(entry->address, greeter_.address());
-  // It offers greet, not chat: chat peers leave it out (issue 13).
+  // It offers greet, not chat: chat peers leave it out.
   EXPECT_EQ(entry->services, std::vector<std::string>{"greet"});
 
   // What a client that found the greeter by name does next.
@@ -347,7 +347,7 @@ TEST_F(RegistrationTest, StopUnregisters) {
 TEST_F(RegistrationTest, AdvertisesTheGivenAddress) {
   EventLog events;
   RegistrationOptions options = Options(&events);
-  options.address = "greeter.example:50051";
+  options.keeper.address = "greeter.example:50051";
   absl::StatusOr<std::unique_ptr<Registration>> registration =
       Registration::Start(Connect(), options);
   ASSERT_THAT(registration, IsOk());
@@ -366,7 +366,7 @@ TEST_F(RegistrationTest, SecondGreeterWithTheSameNameIsRefused) {
   EventLog second_events;
   // With the same key: another key would be told the name belongs to it.
   RegistrationOptions options = Options(&second_events);
-  options.port = second_greeter.port();
+  options.keeper.port = second_greeter.port();
   absl::StatusOr<std::unique_ptr<Registration>> second =
       Registration::Start(Connect(), options);
   EXPECT_THAT(second, StatusIs(absl::StatusCode::kAlreadyExists));
@@ -380,7 +380,7 @@ TEST_F(RegistrationTest, SecondGreeterWithTheSameNameIsRefused) {
 TEST_F(RegistrationTest, RegistersAgainWhenTheRegistryLosesTheLease) {
   EventLog events;
   RegistrationOptions options = Options(&events);
-  options.ttl = Millis(2000);  // The registry's minimum: renewals every ~0.7 s.
+  options.keeper.ttl = Millis(2000);  // The minimum: renewals every ~0.7 s.
   absl::StatusOr<std::unique_ptr<Registration>> registration =
       Registration::Start(Connect(), options);
   ASSERT_THAT(registration, IsOk());
@@ -459,7 +459,7 @@ TEST_F(RegistrationTest, NameTakenWhileRegistryWasDownIsRefusedNotTaken) {
 TEST_F(RegistrationTest, InvalidNameIsRefusedAtOnce) {
   EventLog events;
   RegistrationOptions options = Options(&events);
-  options.name = "not a name";
+  options.keeper.name = "not a name";
   absl::StatusOr<std::unique_ptr<Registration>> registration =
       Registration::Start(Connect(), options);
   EXPECT_THAT(registration, StatusIs(absl::StatusCode::kInvalidArgument));

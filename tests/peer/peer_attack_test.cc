@@ -1,4 +1,4 @@
-// The attacks of issue 11, each against real peers, the real in-process
+// The attacks on names and keys, each against real peers, the real in-process
 // registry and its mailbox (PeerTest): a forged sender through the mailbox,
 // a replayed sealed message, a forged receipt, a changed key, and a lab peer
 // without a key that must still chat. The same checks exist at unit level

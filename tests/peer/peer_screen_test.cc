@@ -1,5 +1,5 @@
 // A peer's screen is its user's: what real peers next to a registry full of
-// strangers show (issue 12). Online and offline notices only for names
+// strangers show. Online and offline notices only for names
 // followed, one summary line at start, /peers a page at a time through the
 // console's JSON mode, counted in lines, never timed.
 
@@ -41,8 +41,8 @@ auto Notice(EventKind kind, const std::string& name) {
 
 class PeerScreenTest : public PeerTest {
  protected:
-  // Registers `count` static entries junk-0... (what one client did to
-  // every peer's screen in issue 12), or removes them.
+  // Registers `count` static entries junk-0... (what one client could do to
+  // every peer's screen), or removes them.
   void Junk(bool add) {
     auto admin = Client(/*admin=*/true);
     for (int i = 0; i < kJunk; ++i) {

@@ -1,4 +1,4 @@
-// Issue 13: a chat peer lists, completes and announces chat peers only, and
+// A chat peer lists, completes and announces chat peers only, and
 // refuses at once a message for a name that offers no chat or that nobody
 // ever registered; a name that exists but is offline still gets its mail.
 

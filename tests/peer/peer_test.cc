@@ -271,7 +271,7 @@ TEST_F(PeerTest, ALostLeaseIsRegisteredAgain) {
 
 TEST_F(PeerTest, BadInputIsRefusedAtTheSender) {
   ASSERT_THAT(StartPeer("alice"), IsOk());
-  ASSERT_THAT(StartPeer("bob"), IsOk());  // A name that exists (issue 13).
+  ASSERT_THAT(StartPeer("bob"), IsOk());  // A name that exists.
   EXPECT_THAT(peer("alice").Send("bob", ""),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(peer("alice").Send("bob", std::string(4097, 'x')),

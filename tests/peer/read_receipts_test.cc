@@ -1,5 +1,5 @@
 // Read receipts and expiry receipts between real peers through a real
-// in-process registry (issue 13): alice reads -> bob sees read after
+// in-process registry: alice reads -> bob sees read after
 // delivered; turned off both ways; through the mailbox while the sender is
 // away; mail that expires unread ends the sender's stored message as expired.
 // The mailbox's clock is a FakeClock, so expiry needs no waiting.

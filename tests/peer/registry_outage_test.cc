@@ -1,4 +1,4 @@
-// Two live peers through a registry outage (issue 13): they keep chatting
+// Two live peers through a registry outage: they keep chatting
 // at the addresses they know, hear once that the registry is away and once
 // that it is back, and what needs the registry goes once it is.
 

@@ -1,4 +1,4 @@
-// Issue 13's front end: start-up lines in order (who you are, who is
+// The front end at start: start-up lines in order (who you are, who is
 // online, the partner line, then late messages, each once), through the
 // console's JSON mode and its text; and the zone times are shown in.
 

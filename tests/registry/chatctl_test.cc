@@ -35,9 +35,9 @@
 #include "tests/testing/etcd_cluster.h"
 #include "tests/testing/temp_dir.h"
 #endif
-#include "registry/server.h"
-#include "registry/sqlite_mailbox.h"
-#include "registry/sqlite_store.h"
+#include "registry/mailbox/sqlite_mailbox.h"
+#include "registry/server/server.h"
+#include "registry/store/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait.h"
 
@@ -330,7 +330,7 @@ TEST_F(ChatctlTest, ListShowsAlignedColumnsWithTimeLeftOrStatic) {
   ASSERT_EQ(lines.size(), 3u) << result.out;
   EXPECT_EQ(lines[0], "NAME            ADDRESS         SERVICES  EXPIRES IN");
   // 60 s granted a moment ago: 59.x s or 60.0 s left. Registered without
-  // services (a client before issue 13): read as chat, marked so.
+  // services (a client older than services): read as chat, marked so.
   EXPECT_THAT(lines[1], MatchesRegex("alice           127\\.0\\.0\\.1:5000  "
                                      "chat\\*     (59\\.[0-9]|60\\.0)s"));
   EXPECT_EQ(lines[2], "Printer-Room-2  [::1]:6000      chat      static");
@@ -472,7 +472,7 @@ TEST_F(ChatctlTest, RegisterAndUnregisterStaticEntries) {
   EXPECT_THAT(again.err, StartsWith("chatctl: "));
 }
 
-// Issue 13: static entries say what they offer; list shows and filters it.
+// Static entries say what they offer; list shows and filters it.
 TEST_F(ChatctlTest, RegisterServicesAndListFiltersByService) {
   ChatctlInvocation printer =
       Invocation("register", {"printer", "127.0.0.1:7100"});

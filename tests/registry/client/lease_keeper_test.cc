@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/identity.h"
-#include "registry/server.h"
-#include "registry/sqlite_store.h"
+#include "registry/server/server.h"
+#include "registry/store/sqlite_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait.h"
 

@@ -1,6 +1,6 @@
-// The etcd mailbox: the Mailbox contract (../mailbox_test.cc) against a real
-// etcd on loopback, and what only a shared mailbox does: several registries
-// on one etcd, racing for the same limits, and a full etcd.
+// The etcd mailbox: the Mailbox contract (../mailbox/mailbox_test.cc) against a
+// real etcd on loopback, and what only a shared mailbox does: several
+// registries on one etcd, racing for the same limits, and a full etcd.
 //
 // Where the contract suite's tests run: all of them run here too. Expiry
 // needs no real time: the injected FakeClock stamps each item
@@ -23,8 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "registry/mailbox_rules.h"
-#include "tests/registry/mailbox_contract.h"
+#include "registry/mailbox/mailbox_rules.h"
+#include "tests/registry/mailbox/mailbox_contract.h"
 #include "tests/testing/etcd_cluster.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
