@@ -25,9 +25,9 @@ constexpr char kEveryone[] = "";
 // beyond the mark (state kShown) as long ago. Named with the index that
 // reaches it (INDEXED BY): left to itself, SQLite groups by walking the
 // whole table's key index instead.
-#define CHAT_FORGETTABLE                                         \
-  "ours = 0 AND in_history = 0 AND state >= 1 AND released <= " \
-  CHAT_SHOWN_THROUGH " - ?1"
+#define CHAT_FORGETTABLE                                     \
+  "ours = 0 AND in_history = 0 AND state >= 1 AND released " \
+  "<= " CHAT_SHOWN_THROUGH " - ?1"
 
 // A row of theirs selected as CHAT_INBOX_ROW.
 ChatMessage FromInboxRow(SQLite::Statement& row) {
@@ -320,16 +320,15 @@ void SqliteInbox::TrimShownLocked() {
   ScopedStatement raise(
       file_->statements,
       "INSERT INTO watermarks (sender_key, sent_ms) SELECT sender_key, "
-      "max(trusted_ms) FROM messages INDEXED BY messages_forgettable WHERE "
-      CHAT_FORGETTABLE
+      "max(trusted_ms) FROM messages INDEXED BY messages_forgettable "
+      "WHERE " CHAT_FORGETTABLE
       " AND trusted_ms IS NOT NULL GROUP BY sender_key ON CONFLICT "
       "(sender_key) DO UPDATE SET sent_ms = max(sent_ms, excluded.sent_ms)");
   raise->bind(1, file_->limits.shown_ids_kept);
   raise->exec();
-  ScopedStatement trim_old(
-      file_->statements,
-      "DELETE FROM messages INDEXED BY messages_forgettable WHERE "
-      CHAT_FORGETTABLE);
+  ScopedStatement trim_old(file_->statements,
+                           "DELETE FROM messages INDEXED BY "
+                           "messages_forgettable WHERE " CHAT_FORGETTABLE);
   trim_old->bind(1, file_->limits.shown_ids_kept);
   trim_old->exec();
   ScopedStatement count(

@@ -114,25 +114,24 @@ int64_t SqliteOutbox::Floor(const std::string& recipient, int64_t fallback) {
 
 void SqliteOutbox::MarkStored(const std::string& id,
                               const std::string& recipient) {
-  file_->batch->PostLazily([this, id, recipient_key = NameKey(recipient)](
-                               SQLite::Database&) {
-    file_->db_mu.AssertHeld();
-    ScopedStatement update(file_->statements,
-                           "UPDATE deliveries SET stored = 1 WHERE id = ?1 "
-                           "AND recipient_key = ?2");
-    update->bind(1, id);
-    update->bind(2, recipient_key);
-    update->exec();
-    return absl::OkStatus();
-  });
+  file_->batch->PostLazily(
+      [this, id, recipient_key = NameKey(recipient)](SQLite::Database&) {
+        file_->db_mu.AssertHeld();
+        ScopedStatement update(file_->statements,
+                               "UPDATE deliveries SET stored = 1 WHERE id = ?1 "
+                               "AND recipient_key = ?2");
+        update->bind(1, id);
+        update->bind(2, recipient_key);
+        update->exec();
+        return absl::OkStatus();
+      });
 }
 
-void SqliteOutbox::Remove(const std::string& id,
-                          const std::string& recipient) {
+void SqliteOutbox::Remove(const std::string& id, const std::string& recipient) {
   auto removal = std::make_shared<Removal>();
   file_->batch->PostLazily(
-      [this, id, recipient_key = NameKey(recipient), removal](
-          SQLite::Database&) {
+      [this, id, recipient_key = NameKey(recipient),
+       removal](SQLite::Database&) {
         file_->db_mu.AssertHeld();
         DeleteLocked(id, recipient_key, *removal);
         return absl::OkStatus();

@@ -35,8 +35,7 @@ class SqliteOutbox final : public Outbox {
 
   void Add(ChatMessage message, AddedCallback done) override;
   int64_t Floor(const std::string& recipient, int64_t fallback) override;
-  void MarkStored(const std::string& id,
-                  const std::string& recipient) override;
+  void MarkStored(const std::string& id, const std::string& recipient) override;
   void Remove(const std::string& id, const std::string& recipient) override;
   absl::StatusOr<std::optional<OutboxEntry>> Take(
       const std::string& id, const std::string& recipient) override;

@@ -154,7 +154,8 @@ TEST(EtcdStoreFailoverTest, AMemberThatHangsDelaysWritesOnlyBriefly) {
   std::chrono::milliseconds slowest{0};
   auto check = [&](const char* what, auto call) {
     const std::chrono::milliseconds took = Timed(call);
-    if (took > slowest) std::cout << what << " took " << took.count() << " ms\n";
+    if (took > slowest)
+      std::cout << what << " took " << took.count() << " ms\n";
     slowest = std::max(slowest, took);
   };
   for (int i = 0; i < 8; ++i) {
