@@ -16,8 +16,10 @@
 #include <string>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/status.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "registry/etcd/etcd_client.h"
 #include "registry/etcd/etcd_mailbox.h"
@@ -111,6 +113,44 @@ std::chrono::milliseconds Timed(Call call) {
       std::chrono::steady_clock::now() - start);
 }
 
+// A three-member cluster with a follower chosen to hang (AFollower: pausing
+// it causes no election), and a store on it whose client lists that member
+// first, `listed` times, then the others: the store's calls, its watch and
+// its keep-alive stream start at the member the test pauses. Members are
+// declared so that the store closes before the cluster stops.
+struct AFollowerFirst {
+  std::unique_ptr<EtcdCluster> cluster;
+  int victim = -1;
+  EtcdStoreOptions options;
+  std::unique_ptr<Store> store;
+};
+
+// Starts the cluster and opens the store under `prefix`; `clock` must
+// outlive the result.
+absl::StatusOr<AFollowerFirst> StartWithAFollowerFirst(
+    const Clock& clock, int listed, const std::string& prefix) {
+  EtcdClusterOptions cluster_options;
+  cluster_options.members = 3;
+  AFollowerFirst hung;
+  CHAT_ASSIGN_OR_RETURN(hung.cluster, EtcdCluster::Start(cluster_options));
+  hung.victim = AFollower(*hung.cluster);
+  if (hung.victim < 0) {
+    return absl::UnavailableError("no member says it is a follower");
+  }
+  for (int i = 0; i < listed; ++i) {
+    hung.options.etcd.endpoints.push_back(
+        hung.cluster->ClientEndpoint(hung.victim));
+  }
+  for (int i = 0; i < hung.cluster->size(); ++i) {
+    if (i != hung.victim) {
+      hung.options.etcd.endpoints.push_back(hung.cluster->ClientEndpoint(i));
+    }
+  }
+  hung.options.prefix = prefix;
+  CHAT_ASSIGN_OR_RETURN(hung.store, OpenEtcdStore(hung.options, clock));
+  return hung;
+}
+
 // A member that hangs (SIGSTOP: it keeps its connections and answers
 // nothing, as one cut off without a reset) is the first member of a
 // registry's client, so its calls, its watch and its keep-alive stream
@@ -120,36 +160,25 @@ std::chrono::milliseconds Timed(Call call) {
 // keepalive gave the connection up, about 15 s, and a renewal waited that
 // long, so a 10 s lease ended under it. No time is asserted; the slowest
 // call is printed.
-TEST(EtcdStoreFailoverTest, AMemberThatHangsDelaysWritesOnlyBriefly) {
-  EtcdClusterOptions cluster_options;
-  cluster_options.members = 3;
-  auto cluster = EtcdCluster::Start(cluster_options);
-  ASSERT_THAT(cluster, IsOk());
-  const int victim = AFollower(**cluster);
-  ASSERT_GE(victim, 0);
-  EtcdStoreOptions options;
-  options.etcd.endpoints.push_back((*cluster)->ClientEndpoint(victim));
-  for (int i = 0; i < (*cluster)->size(); ++i) {
-    if (i != victim) {
-      options.etcd.endpoints.push_back((*cluster)->ClientEndpoint(i));
-    }
-  }
-  options.prefix = "/hung/";
+TEST(EtcdStoreFailoverTest, WritesSucceedWhileAMemberHangs) {
   FakeClock clock;
-  auto a = OpenEtcdStore(options, clock);
-  ASSERT_THAT(a, IsOk());
-  auto client = EtcdClient::Create(options.etcd);
+  auto hung = StartWithAFollowerFirst(clock, /*listed=*/1, "/hung/");
+  ASSERT_THAT(hung, IsOk());
+  Store* a = hung->store.get();
+  auto client = EtcdClient::Create(hung->options.etcd);
   ASSERT_THAT(client, IsOk());
   auto mailbox = OpenEtcdMailbox(client->get(), "/hung-mail/", clock);
   ASSERT_THAT(mailbox, IsOk());
-  auto kept = (*a)->Register({"kept", "h:10", Millis(30000), ""});
+  auto kept = a->Register({"kept", "h:10", Millis(30000), ""});
   ASSERT_THAT(kept, IsOk());
   for (int i = 0; i < 6; ++i) {
-    ASSERT_THAT((*a)->KeepAlive("kept", kept->lease_id), IsOk());
+    ASSERT_THAT(a->KeepAlive("kept", kept->lease_id), IsOk());
   }
 
-  ASSERT_THAT((*cluster)->Pause(victim), IsOk());
-  absl::Cleanup resume = [&] { (void)(*cluster)->Resume(victim); };
+  EtcdCluster& cluster = *hung->cluster;
+  const int victim = hung->victim;
+  ASSERT_THAT(cluster.Pause(victim), IsOk());
+  absl::Cleanup resume = [&] { (void)cluster.Resume(victim); };
 
   std::chrono::milliseconds slowest{0};
   auto check = [&](const char* what, auto call) {
@@ -162,22 +191,22 @@ TEST(EtcdStoreFailoverTest, AMemberThatHangsDelaysWritesOnlyBriefly) {
     const std::string name = absl::StrCat("n", i);
     absl::StatusOr<Lease> lease;
     check("Register", [&] {
-      lease = (*a)->Register({name, "h:1", Millis(10000), ""});
+      lease = a->Register({name, "h:1", Millis(10000), ""});
     });
     ASSERT_THAT(lease, IsOk()) << name;
     // Answered once this registry's index holds it.
-    ASSERT_THAT((*a)->Resolve(name), IsOk()) << name;
+    ASSERT_THAT(a->Resolve(name), IsOk()) << name;
     check("KeepAlive", [&] {
-      EXPECT_THAT((*a)->KeepAlive(name, lease->lease_id), IsOk()) << name;
+      EXPECT_THAT(a->KeepAlive(name, lease->lease_id), IsOk()) << name;
     });
     check("KeepAlive", [&] {
-      EXPECT_THAT((*a)->KeepAlive("kept", kept->lease_id), IsOk()) << name;
+      EXPECT_THAT(a->KeepAlive("kept", kept->lease_id), IsOk()) << name;
     });
     check("PutStatic", [&] {
-      EXPECT_THAT((*a)->PutStatic(absl::StrCat("s", i), "h:2"), IsOk()) << name;
+      EXPECT_THAT(a->PutStatic(absl::StrCat("s", i), "h:2"), IsOk()) << name;
     });
     check("RemoveStatic", [&] {
-      EXPECT_THAT((*a)->RemoveStatic(absl::StrCat("s", i)), IsOk()) << name;
+      EXPECT_THAT(a->RemoveStatic(absl::StrCat("s", i)), IsOk()) << name;
     });
     check("Deposit", [&] {
       MailItem item;
@@ -193,11 +222,11 @@ TEST(EtcdStoreFailoverTest, AMemberThatHangsDelaysWritesOnlyBriefly) {
       EXPECT_EQ(*removed, 1u) << name;
     });
     check("Unregister", [&] {
-      EXPECT_THAT((*a)->Unregister(name, lease->lease_id), IsOk()) << name;
+      EXPECT_THAT(a->Unregister(name, lease->lease_id), IsOk()) << name;
     });
-    ASSERT_FALSE((*a)->Resolve(name).ok()) << name;
+    ASSERT_FALSE(a->Resolve(name).ok()) << name;
   }
-  EXPECT_THAT((*a)->Resolve("kept"), IsOk());
+  EXPECT_THAT(a->Resolve("kept"), IsOk());
   std::cout << "slowest call while a member hung: " << slowest.count()
             << " ms\n";
 }
@@ -210,41 +239,29 @@ TEST(EtcdStoreFailoverTest, AMemberThatHangsDelaysWritesOnlyBriefly) {
 // the writes alone). A write whose event the watch does not bring within
 // one call attempt, even after the sync key, reopens the watch elsewhere.
 TEST(EtcdStoreFailoverTest, AWatchOnAMemberThatHangsIsReopenedElsewhere) {
-  EtcdClusterOptions cluster_options;
-  cluster_options.members = 3;
-  auto cluster = EtcdCluster::Start(cluster_options);
-  ASSERT_THAT(cluster, IsOk());
-  const int victim = AFollower(**cluster);
-  ASSERT_GE(victim, 0);
-  EtcdStoreOptions options;
-  options.etcd.endpoints.push_back((*cluster)->ClientEndpoint(victim));
-  options.etcd.endpoints.push_back((*cluster)->ClientEndpoint(victim));
-  for (int i = 0; i < (*cluster)->size(); ++i) {
-    if (i != victim) {
-      options.etcd.endpoints.push_back((*cluster)->ClientEndpoint(i));
-    }
-  }
-  options.prefix = "/hung-watch/";
   FakeClock clock;
-  auto a = OpenEtcdStore(options, clock);
-  ASSERT_THAT(a, IsOk());
+  auto hung = StartWithAFollowerFirst(clock, /*listed=*/2, "/hung-watch/");
+  ASSERT_THAT(hung, IsOk());
+  Store* a = hung->store.get();
   // Answered once the watch brought it: the watch is up.
-  ASSERT_THAT((*a)->Register({"before", "h:1", Millis(30000), ""}), IsOk());
+  ASSERT_THAT(a->Register({"before", "h:1", Millis(30000), ""}), IsOk());
 
-  ASSERT_THAT((*cluster)->Pause(victim), IsOk());
-  absl::Cleanup resume = [&] { (void)(*cluster)->Resume(victim); };
+  EtcdCluster& cluster = *hung->cluster;
+  const int victim = hung->victim;
+  ASSERT_THAT(cluster.Pause(victim), IsOk());
+  absl::Cleanup resume = [&] { (void)cluster.Resume(victim); };
 
   for (int i = 0; i < 4; ++i) {
     const std::string name = absl::StrCat("w", i);
     absl::StatusOr<Lease> lease;
     const std::chrono::milliseconds took = Timed([&] {
-      lease = (*a)->Register({name, "h:1", Millis(30000), ""});
+      lease = a->Register({name, "h:1", Millis(30000), ""});
     });
     ASSERT_THAT(lease, IsOk()) << name;
     std::cout << "Register " << name << " took " << took.count() << " ms\n";
     // Answered once the index holds it, through the watch that replaced
     // the one on the member that hangs.
-    EXPECT_THAT((*a)->Resolve(name), IsOk()) << name;
+    EXPECT_THAT(a->Resolve(name), IsOk()) << name;
   }
 }
 
