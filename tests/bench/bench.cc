@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "tests/bench/driver.h"
 #include "tests/bench/lab.h"
+#include "tests/bench/run_report.h"
 #ifdef CHAT_BENCH_ETCD
 #include "tests/bench/cluster_bench.h"
 #include "tests/bench/etcd_workloads.h"
@@ -33,10 +34,6 @@ bool Wants(const BenchOptions& options,
     }
   }
   return false;
-}
-
-std::string Fixed(double value, int decimals) {
-  return absl::StrFormat("%.*f", decimals, value);
 }
 
 // The channels every run shares, one set per server.
@@ -146,12 +143,8 @@ class Report {
 
   void Errors(const ScenarioResult& r, std::ostream& err) {
     if (r.errors == 0) return;
-    std::vector<std::string> parts;
-    for (const auto& [reason, count] : r.error_counts) {
-      parts.push_back(absl::StrCat(reason, " x", count));
-    }
     err << "chat-bench: " << r.scenario << " at concurrency " << r.concurrency
-        << " had errors: " << absl::StrJoin(parts, ", ") << "\n";
+        << " had errors: " << ErrorCountsText(r.error_counts) << "\n";
   }
 
   void Ratios(const std::vector<ScenarioResult>& results) {
@@ -190,13 +183,8 @@ class Report {
       const Spread t = SpreadOf(throughput);
       const Spread p = SpreadOf(p50);
       if (options_.json) {
-        out_ << absl::StrCat(
-                    "{\"kind\":\"ratio\",\"scenario\":", JsonQuote(scenario),
-                    ",\"baseline\":", JsonQuote(kBaseline),
-                    ",\"concurrency\":", concurrency,
-                    ",\"rounds\":", throughput.size(),
-                    ",\"throughput_ratio\":", SpreadJson(t),
-                    ",\"p50_ratio\":", SpreadJson(p), "}")
+        out_ << RatioJson(scenario, kBaseline, concurrency, throughput.size(),
+                          t, p)
              << "\n";
       } else {
         out_ << absl::StrFormat(
@@ -219,12 +207,6 @@ class Report {
     return nullptr;
   }
 
-  static std::string SpreadJson(const Spread& s) {
-    return absl::StrCat("{\"min\":", Fixed(s.min, 3),
-                        ",\"median\":", Fixed(s.median, 3),
-                        ",\"max\":", Fixed(s.max, 3), "}");
-  }
-
   const BenchOptions& options_;
   std::ostream& out_;
 };
@@ -242,44 +224,35 @@ const std::vector<std::string>& AllScenarios() {
   return *kAll;
 }
 
-absl::StatusOr<std::vector<std::string>> ParseScenarios(
-    const std::string& list) {
-  if (list == "all") return AllScenarios();
-  std::vector<std::string> scenarios;
+absl::StatusOr<std::vector<std::string>> ParseChoices(
+    const std::string& list, const std::vector<std::string>& all,
+    const std::string& what) {
+  if (list == "all") return all;
+  std::vector<std::string> chosen;
   for (const std::string& name :
        std::vector<std::string>(absl::StrSplit(list, ','))) {
-    const auto& all = AllScenarios();
     if (std::find(all.begin(), all.end(), name) == all.end()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown scenario \"", name, "\"; choose from all, ",
+          absl::StrCat("unknown ", what, " \"", name, "\"; choose from all, ",
                        absl::StrJoin(all, ", ")));
     }
-    if (std::find(scenarios.begin(), scenarios.end(), name) ==
-        scenarios.end()) {
-      scenarios.push_back(name);
+    if (std::find(chosen.begin(), chosen.end(), name) == chosen.end()) {
+      chosen.push_back(name);
     }
   }
-  return scenarios;
+  return chosen;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseScenarios(
+    const std::string& list) {
+  return ParseChoices(list, AllScenarios(), "scenario");
 }
 
 absl::StatusOr<std::vector<std::string>> ParseSystemMeasures(
     const std::string& list) {
   static const auto* const kAll =
       new std::vector<std::string>{"memory", "startup", "overload"};
-  if (list == "all") return *kAll;
-  std::vector<std::string> measures;
-  for (const std::string& name :
-       std::vector<std::string>(absl::StrSplit(list, ','))) {
-    if (std::find(kAll->begin(), kAll->end(), name) == kAll->end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown measurement \"", name, "\"; choose from all, ",
-                       absl::StrJoin(*kAll, ", ")));
-    }
-    if (std::find(measures.begin(), measures.end(), name) == measures.end()) {
-      measures.push_back(name);
-    }
-  }
-  return measures;
+  return ParseChoices(list, *kAll, "measurement");
 }
 
 absl::StatusOr<std::vector<int>> ParseIntList(const std::string& list, int min,
@@ -297,18 +270,66 @@ absl::StatusOr<std::vector<int>> ParseIntList(const std::string& list, int min,
   return values;
 }
 
-std::string ResultJson(const ScenarioResult& r) {
-  std::string errors;
-  for (const auto& [reason, count] : r.error_counts) {
-    absl::StrAppend(&errors, errors.empty() ? "" : ",", JsonQuote(reason), ":",
+std::string ErrorCountsJson(const std::map<std::string, int64_t>& counts) {
+  std::string json;
+  for (const auto& [reason, count] : counts) {
+    absl::StrAppend(&json, json.empty() ? "" : ",", JsonQuote(reason), ":",
                     count);
   }
+  return absl::StrCat("{", json, "}");
+}
+
+std::string ErrorCountsText(const std::map<std::string, int64_t>& counts) {
+  if (counts.empty()) return "none";
+  std::vector<std::string> parts;
+  for (const auto& [reason, count] : counts) {
+    parts.push_back(absl::StrCat(reason, " x", count));
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+ScenarioResult MeasureClosedLoop(Workload& workload,
+                                 const std::string& scenario, int round,
+                                 int concurrency, const BenchOptions& options) {
+  LoadOptions load;
+  load.concurrency = concurrency;
+  load.warmup = options.warmup;
+  load.duration = options.duration;
+  LoadResult loaded = RunClosedLoop(workload, load);
+  ScenarioResult result;
+  result.scenario = scenario;
+  result.round = round;
+  result.concurrency = concurrency;
+  result.connections = options.connections;
+  result.calls = loaded.calls;
+  result.errors = loaded.errors;
+  result.error_counts = std::move(loaded.error_counts);
+  result.seconds = loaded.seconds;
+  result.calls_per_second =
+      loaded.seconds > 0 ? static_cast<double>(loaded.calls) / loaded.seconds
+                         : 0;
+  result.latency = Summarize(loaded.latencies_us);
+  return result;
+}
+
+std::string RatioJson(const std::string& scenario, const std::string& baseline,
+                      int concurrency, size_t rounds, const Spread& throughput,
+                      const Spread& p50) {
+  return absl::StrCat("{\"kind\":\"ratio\",\"scenario\":", JsonQuote(scenario),
+                      ",\"baseline\":", JsonQuote(baseline),
+                      ",\"concurrency\":", concurrency, ",\"rounds\":", rounds,
+                      ",\"throughput_ratio\":", SpreadJson(throughput, 3),
+                      ",\"p50_ratio\":", SpreadJson(p50, 3), "}");
+}
+
+std::string ResultJson(const ScenarioResult& r) {
   return absl::StrCat(
       "{\"kind\":\"result\",\"scenario\":", JsonQuote(r.scenario),
       ",\"round\":", r.round, ",\"concurrency\":", r.concurrency,
       ",\"connections\":", r.connections, ",\"calls\":", r.calls,
-      ",\"errors\":", r.errors, ",\"error_codes\":{", errors,
-      "},\"seconds\":", Fixed(r.seconds, 3),
+      ",\"errors\":", r.errors,
+      ",\"error_codes\":", ErrorCountsJson(r.error_counts),
+      ",\"seconds\":", Fixed(r.seconds, 3),
       ",\"calls_per_s\":", Fixed(r.calls_per_second, 1),
       ",\"p50_us\":", r.latency.p50_us, ",\"p90_us\":", r.latency.p90_us,
       ",\"p99_us\":", r.latency.p99_us, ",\"max_us\":", r.latency.max_us, "}");
@@ -461,24 +482,8 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   auto run = [&](const std::string& scenario, int concurrency, int round) {
     std::unique_ptr<Workload> workload =
         NewWorkload(scenario, concurrency, **lab, connections);
-    LoadOptions load;
-    load.concurrency = concurrency;
-    load.warmup = options.warmup;
-    load.duration = options.duration;
-    LoadResult loaded = RunClosedLoop(*workload, load);
-    ScenarioResult result;
-    result.scenario = scenario;
-    result.round = round;
-    result.concurrency = concurrency;
-    result.connections = options.connections;
-    result.calls = loaded.calls;
-    result.errors = loaded.errors;
-    result.error_counts = std::move(loaded.error_counts);
-    result.seconds = loaded.seconds;
-    result.calls_per_second =
-        loaded.seconds > 0 ? static_cast<double>(loaded.calls) / loaded.seconds
-                           : 0;
-    result.latency = Summarize(loaded.latencies_us);
+    ScenarioResult result =
+        MeasureClosedLoop(*workload, scenario, round, concurrency, options);
     report.Row(result);
     report.Errors(result, err);
     failed = failed || result.errors > 0;

@@ -5,6 +5,7 @@
 #ifndef CHAT_TESTS_BENCH_BENCH_H_
 #define CHAT_TESTS_BENCH_BENCH_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <ostream>
@@ -19,6 +20,13 @@ namespace chat::bench {
 
 // Every scenario, in the order `all` runs them; "greet" is the baseline.
 const std::vector<std::string>& AllScenarios();
+
+// "a,b" or "all" -> the names of `all` chosen, each once, in the order
+// given ("all": in `all`'s order). kInvalidArgument naming an unknown one,
+// called a `what` ("scenario").
+absl::StatusOr<std::vector<std::string>> ParseChoices(
+    const std::string& list, const std::vector<std::string>& all,
+    const std::string& what);
 
 // "resolve,send" or "all" -> the scenarios, each once, in the order given.
 // kInvalidArgument naming an unknown scenario.
@@ -107,6 +115,28 @@ int RunBench(const BenchOptions& options, std::ostream& out, std::ostream& err);
 
 // One result as a JSON object on one line ("kind": "result").
 std::string ResultJson(const ScenarioResult& result);
+
+// A scenario's ratios to its baseline over `rounds` rounds at `concurrency`
+// (throughput: calls/s over the baseline's; p50: latency over the
+// baseline's) as a JSON object on one line ("kind": "ratio").
+std::string RatioJson(const std::string& scenario, const std::string& baseline,
+                      int concurrency, size_t rounds, const Spread& throughput,
+                      const Spread& p50);
+
+// {"UNAVAILABLE":2,...}: errors by reason, as a JSON object.
+std::string ErrorCountsJson(const std::map<std::string, int64_t>& counts);
+
+// "UNAVAILABLE x2, ...", or "none".
+std::string ErrorCountsText(const std::map<std::string, int64_t>& counts);
+
+class Workload;
+
+// Runs `workload` as a closed loop (RunClosedLoop) of `concurrency` callers,
+// options.warmup unmeasured then options.duration measured, and sums it up
+// as the result of `scenario` in `round` over options.connections.
+ScenarioResult MeasureClosedLoop(Workload& workload,
+                                 const std::string& scenario, int round,
+                                 int concurrency, const BenchOptions& options);
 
 }  // namespace chat::bench
 

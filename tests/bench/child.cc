@@ -270,6 +270,47 @@ std::string ChildProcess::StderrTail() {
   return absl::StrJoin(err_.tail, " | ");
 }
 
+absl::StatusOr<ReadyChild> StartChild(const std::vector<std::string>& argv,
+                                      const ChildStart& how) {
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child =
+      ChildProcess::Spawn(argv, how.cpus, how.cgroup);
+  if (!child.ok()) {
+    return absl::Status(child.status().code(),
+                        absl::StrCat(argv.empty() ? "" : argv[0], ": ",
+                                     child.status().message()));
+  }
+  absl::StatusOr<ChildLine> ready =
+      (*child)->WaitForLine(how.ready_line, how.ready_on_stderr, how.timeout);
+  if (!ready.ok()) {
+    return absl::Status(ready.status().code(),
+                        absl::StrCat(how.name.empty() ? argv[0] : how.name,
+                                     ": ", ready.status().message()));
+  }
+  return ReadyChild{*std::move(child), *std::move(ready)};
+}
+
+absl::Status StopChild(ChildProcess& child, Millis timeout,
+                       const std::string& name) {
+  absl::StatusOr<int> status = child.Stop(timeout);
+  if (!status.ok()) {
+    return absl::Status(status.status().code(),
+                        absl::StrCat(name, ": ", status.status().message()));
+  }
+  if (*status != 0) {
+    return absl::InternalError(
+        absl::StrCat(name, " exited ", *status,
+                     " after SIGTERM; stderr: ", child.StderrTail()));
+  }
+  return absl::OkStatus();
+}
+
+std::string LoadAverage() {
+  std::ifstream file("/proc/loadavg");
+  std::string one, five, fifteen;
+  file >> one >> five >> fifteen;
+  return absl::StrCat(one, " ", five, " ", fifteen);
+}
+
 absl::StatusOr<double> ReadCpuSeconds(const std::string& pid) {
   std::ifstream file("/proc/" + pid + "/stat");
   std::string stat;

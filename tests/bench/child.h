@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
@@ -116,6 +117,43 @@ class ChildProcess {
   std::thread err_reader_;
   std::optional<int> exit_status_;  // Once reaped.
 };
+
+// Where a child runs and when it counts as started (StartChild).
+struct ChildStart {
+  std::vector<int> cpus;  // As ChildProcess::Spawn's.
+  std::string cgroup;     // As ChildProcess::Spawn's.
+  // The child is ready once it writes a line containing `ready_line`, on
+  // stderr when `ready_on_stderr`, within `timeout`.
+  std::string ready_line;
+  bool ready_on_stderr = false;
+  Millis timeout{60000};
+  // What a message calls the child when the line does not come; argv[0]
+  // when empty.
+  std::string name;
+};
+
+// A started child and the line that said it was ready.
+struct ReadyChild {
+  std::unique_ptr<ChildProcess> process;
+  ChildLine ready;
+};
+
+// Spawns `argv` and waits for its ready line. Errors as Spawn's and
+// WaitForLine's, the message prefixed with "argv[0]: " when it cannot
+// start, with "name: " when the line does not come (the child is killed).
+absl::StatusOr<ReadyChild> StartChild(const std::vector<std::string>& argv,
+                                      const ChildStart& how);
+
+// Stops `child` with SIGTERM (ChildProcess::Stop), which must end it with
+// exit status 0. Else the message names it `name`: kDeadlineExceeded
+// "name: ..." when it had to be killed, kInternal "name exited N after
+// SIGTERM; stderr: ..." when it exited otherwise.
+absl::Status StopChild(ChildProcess& child, Millis timeout,
+                       const std::string& name);
+
+// "/proc/loadavg"'s three load averages, "1.00 0.50 0.25"; empty fields
+// when unreadable.
+std::string LoadAverage();
 
 // CPU seconds (user + system) process `pid` ("self" for this one) used so
 // far.

@@ -26,6 +26,7 @@
 #include "tests/bench/child.h"
 #include "tests/bench/driver.h"
 #include "tests/bench/lab.h"
+#include "tests/bench/run_report.h"
 #include "tests/bench/workloads.h"
 
 namespace chat::bench {
@@ -67,34 +68,6 @@ constexpr grpc::StatusCode kAllowedUnderOverload[] = {
     grpc::StatusCode::RESOURCE_EXHAUSTED, grpc::StatusCode::UNAVAILABLE,
     grpc::StatusCode::DEADLINE_EXCEEDED};
 
-std::string Fixed(double value, int decimals) {
-  return absl::StrFormat("%.*f", decimals, value);
-}
-
-std::string SpreadJson(const Spread& s, int decimals) {
-  return absl::StrCat("{\"min\":", Fixed(s.min, decimals),
-                      ",\"median\":", Fixed(s.median, decimals),
-                      ",\"max\":", Fixed(s.max, decimals), "}");
-}
-
-std::string ErrorCountsJson(const std::map<std::string, int64_t>& counts) {
-  std::string json;
-  for (const auto& [reason, count] : counts) {
-    absl::StrAppend(&json, json.empty() ? "" : ",", JsonQuote(reason), ":",
-                    count);
-  }
-  return absl::StrCat("{", json, "}");
-}
-
-std::string ErrorCountsText(const std::map<std::string, int64_t>& counts) {
-  if (counts.empty()) return "none";
-  std::vector<std::string> parts;
-  for (const auto& [reason, count] : counts) {
-    parts.push_back(absl::StrCat(reason, " x", count));
-  }
-  return absl::StrJoin(parts, ", ");
-}
-
 double MillisBetween(MonoTime from, MonoTime to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
 }
@@ -126,20 +99,12 @@ class CpuMeter {
   const double self_start_;
 };
 
-std::string LoadAverage() {
-  std::ifstream file("/proc/loadavg");
-  std::string one, five, fifteen;
-  file >> one >> five >> fifteen;
-  return absl::StrCat(one, " ", five, " ", fifteen);
-}
-
 // Runs the measurements; one object per RunSystemBench() call.
 class SystemBench {
  public:
   SystemBench(const BenchOptions& options, std::ostream& out, std::ostream& err)
       : options_(options),
-        out_(out),
-        err_(err),
+        report_(options.json, out, err),
         bin_dir_(options.bin_dir.empty() ? DefaultBinDir() : options.bin_dir) {}
 
   ~SystemBench() {
@@ -153,22 +118,23 @@ class SystemBench {
     dir_ = std::filesystem::temp_directory_path(error) /
            ("chat-bench-system-" + RandomHex(6));
     if (error || !std::filesystem::create_directories(dir_, error)) {
-      return CannotStart(
+      return report_.CannotStart(
           absl::StrCat("cannot create a scratch directory: ", error.message()));
     }
-    Note(absl::StrCat("binaries from ", bin_dir_, "; all on 127.0.0.1; ",
-                      std::thread::hardware_concurrency(),
-                      " CPUs, load average ", LoadAverage()));
-    if (!StartRegistry()) return exit_code_;
+    report_.Note(absl::StrCat("binaries from ", bin_dir_,
+                              "; all on 127.0.0.1; ",
+                              std::thread::hardware_concurrency(),
+                              " CPUs, load average ", LoadAverage()));
+    if (!StartRegistry()) return report_.exit_code();
     if (Wants("memory") && options_.names > kScaleBaseNames) {
-      if (!Scale()) return exit_code_;
+      if (!Scale()) return report_.exit_code();
     } else if (Wants("memory") || Wants("overload")) {
-      if (!Fill()) return exit_code_;
+      if (!Fill()) return report_.exit_code();
     }
-    if (Wants("startup") && !Startup()) return exit_code_;
+    if (Wants("startup") && !Startup()) return report_.exit_code();
     if (Wants("overload")) Overload();
     StopRegistry();
-    return exit_code_;
+    return report_.exit_code();
   }
 
  private:
@@ -181,57 +147,30 @@ class SystemBench {
     return (std::filesystem::path(bin_dir_) / name).string();
   }
 
-  void Note(const std::string& text) {
-    if (!options_.json) out_ << "# " << text << "\n" << std::flush;
-  }
-
-  // One result: a JSON line with --json, else the text.
-  void Emit(const std::string& json, const std::string& text) {
-    out_ << (options_.json ? json : text) << "\n" << std::flush;
-  }
-
-  int CannotStart(const std::string& message) {
-    err_ << "chat-bench: " << message << "\n";
-    exit_code_ = kExitCannotStart;
-    return exit_code_;
-  }
-
-  bool Failed(const std::string& message) {
-    err_ << "chat-bench: " << message << "\n";
-    if (exit_code_ == 0) exit_code_ = kExitCallsFailed;
-    return false;
-  }
-
   // Starts `argv` and waits for the line with `needle`; null (and the exit
   // code set) when it does not come.
-  std::unique_ptr<ChildProcess> StartChild(const std::vector<std::string>& argv,
-                                           const std::string& needle,
-                                           bool on_stderr, ChildLine* line) {
-    absl::StatusOr<std::unique_ptr<ChildProcess>> child =
-        ChildProcess::Spawn(argv, options_.server_cpus, options_.server_cgroup);
+  std::unique_ptr<ChildProcess> StartProcess(
+      const std::vector<std::string>& argv, const std::string& needle,
+      bool on_stderr, ChildLine* line) {
+    ChildStart how;
+    how.cpus = options_.server_cpus;
+    how.cgroup = options_.server_cgroup;
+    how.ready_line = needle;
+    how.ready_on_stderr = on_stderr;
+    how.timeout = kStartTimeout;
+    absl::StatusOr<ReadyChild> child = StartChild(argv, how);
     if (!child.ok()) {
-      CannotStart(absl::StrCat(argv[0], ": ", child.status().message()));
+      report_.CannotStart(std::string(child.status().message()));
       return nullptr;
     }
-    absl::StatusOr<ChildLine> ready =
-        (*child)->WaitForLine(needle, on_stderr, kStartTimeout);
-    if (!ready.ok()) {
-      CannotStart(absl::StrCat(argv[0], ": ", ready.status().message()));
-      return nullptr;
-    }
-    if (line != nullptr) *line = *std::move(ready);
-    return *std::move(child);
+    if (line != nullptr) *line = std::move(child->ready);
+    return std::move(child->process);
   }
 
   // Stops `child` with SIGTERM; its exit status must be 0.
-  void StopChild(ChildProcess& child, const std::string& what) {
-    absl::StatusOr<int> status = child.Stop(kStopTimeout);
-    if (!status.ok()) {
-      Failed(absl::StrCat(what, ": ", status.status().message()));
-    } else if (*status != 0) {
-      Failed(absl::StrCat(what, " exited ", *status,
-                          " after SIGTERM; stderr: ", child.StderrTail()));
-    }
+  void StopProcess(ChildProcess& child, const std::string& what) {
+    absl::Status stopped = StopChild(child, kStopTimeout, what);
+    if (!stopped.ok()) report_.Failed(std::string(stopped.message()));
   }
 
   absl::StatusOr<ProcessMemory> IdleMemory(ChildProcess& child) {
@@ -261,7 +200,7 @@ class SystemBench {
                       absl::StrFormat("  target <= %.0f MB: %s", target_mb,
                                       met ? "met" : "MISSED"));
     }
-    Emit(json + "}", text);
+    report_.Emit(json + "}", text);
   }
 
   bool StartRegistry() {
@@ -277,7 +216,7 @@ class SystemBench {
                        double* ready_ms) {
     ChildLine line;
     std::unique_ptr<ChildProcess>& started = *child;
-    started = StartChild(
+    started = StartProcess(
         {Bin("chat-registry"), "--listen", "127.0.0.1:0", "--db",
          (dir_ / db).string(), "--max-ttl",
          std::to_string(kRegistryMaxTtlSeconds), "--default-ttl",
@@ -288,21 +227,21 @@ class SystemBench {
     if (started == nullptr) return false;
     const int port = PortInLine(line.text);
     if (port == 0) {
-      CannotStart("no port in the registry's line: " + line.text);
+      report_.CannotStart("no port in the registry's line: " + line.text);
       return false;
     }
     *target = absl::StrCat("127.0.0.1:", port);
     absl::StatusOr<Channels> connected =
         NewChannels(*target, options_.connections);
     if (!connected.ok()) {
-      CannotStart(std::string(connected.status().message()));
+      report_.CannotStart(std::string(connected.status().message()));
       return false;
     }
     *channels = *std::move(connected);
     *ready_ms = MillisBetween(started->spawned_at(), line.at);
-    Note(absl::StrCat("chat-registry pid ", started->pid(), " on ", *target,
-                      " (", db, "), ready ", Fixed(*ready_ms, 1),
-                      " ms after spawn"));
+    report_.Note(absl::StrCat("chat-registry pid ", started->pid(), " on ",
+                              *target, " (", db, "), ready ",
+                              Fixed(*ready_ms, 1), " ms after spawn"));
     return true;
   }
 
@@ -323,20 +262,21 @@ class SystemBench {
     const double rate = filled.seconds > 0
                             ? static_cast<double>(filled.calls) / filled.seconds
                             : 0;
-    Emit(absl::StrCat("{\"kind\":\"fill\",\"leases\":", filled.calls,
-                      ",\"errors\":", filled.errors,
-                      ",\"error_codes\":", ErrorCountsJson(filled.error_counts),
-                      ",\"total\":", names->size(),
-                      ",\"seconds\":", Fixed(filled.seconds, 2),
-                      ",\"registers_per_s\":", Fixed(rate, 0), "}"),
-         absl::StrFormat("fill    %d leases registered over gRPC (%d in "
-                         "flight) in %.2f s, %.0f/s, %d in all, errors: %s",
-                         filled.calls, callers, filled.seconds, rate,
-                         static_cast<int>(names->size()),
-                         ErrorCountsText(filled.error_counts)));
+    report_.Emit(
+        absl::StrCat("{\"kind\":\"fill\",\"leases\":", filled.calls,
+                     ",\"errors\":", filled.errors,
+                     ",\"error_codes\":", ErrorCountsJson(filled.error_counts),
+                     ",\"total\":", names->size(),
+                     ",\"seconds\":", Fixed(filled.seconds, 2),
+                     ",\"registers_per_s\":", Fixed(rate, 0), "}"),
+        absl::StrFormat("fill    %d leases registered over gRPC (%d in "
+                        "flight) in %.2f s, %.0f/s, %d in all, errors: %s",
+                        filled.calls, callers, filled.seconds, rate,
+                        static_cast<int>(names->size()),
+                        ErrorCountsText(filled.error_counts)));
     if (filled.errors > 0 || filled.calls != count) {
-      return Failed(absl::StrCat("the fill registered ", filled.calls, " of ",
-                                 count, " names"));
+      return report_.Failed(absl::StrCat("the fill registered ", filled.calls,
+                                         " of ", count, " names"));
     }
     return true;
   }
@@ -345,15 +285,16 @@ class SystemBench {
   // it is ready, 0 on failure.
   double Restart(int names) {
     StopRegistry();
-    if (exit_code_ != 0 || !StartRegistry()) return 0;
+    if (report_.exit_code() != 0 || !StartRegistry()) return 0;
     absl::StatusOr<ProcessMemory> memory = registry_->Memory();
     if (memory.ok())
       EmitMemory("chat-registry", "restarted", names, *memory, 0);
-    Emit(absl::StrCat("{\"kind\":\"restart\",\"names\":", names,
-                      ",\"ready_ms\":", Fixed(registry_ready_ms_, 1), "}"),
-         absl::StrFormat("restart chat-registry with %7d names: ready %8.1f "
-                         "ms after spawn",
-                         names, registry_ready_ms_));
+    report_.Emit(
+        absl::StrCat("{\"kind\":\"restart\",\"names\":", names,
+                     ",\"ready_ms\":", Fixed(registry_ready_ms_, 1), "}"),
+        absl::StrFormat("restart chat-registry with %7d names: ready %8.1f "
+                        "ms after spawn",
+                        names, registry_ready_ms_));
     return registry_ready_ms_;
   }
 
@@ -405,20 +346,21 @@ class SystemBench {
     if (run.calls_per_s > 0) {
       figures.registry_us_per_call = registry_cores * 1e6 / run.calls_per_s;
     }
-    Emit(absl::StrCat("{\"kind\":\"scale_resolve\",\"names\":", names_held,
-                      ",\"concurrency\":", kScaleResolveConcurrency,
-                      ",\"errors\":", r.errors,
-                      ",\"calls_per_s\":", Fixed(figures.calls_per_s, 1),
-                      ",\"registry_cores\":", Fixed(registry_cores, 2),
-                      ",\"registry_us_per_call\":",
-                      Fixed(figures.registry_us_per_call, 1), "}"),
-         absl::StrFormat("resolve registry of %7d names, conc %d: %9.0f "
-                         "calls/s, registry %.1f us CPU/call, errors: %s",
-                         names_held, kScaleResolveConcurrency,
-                         figures.calls_per_s, figures.registry_us_per_call,
-                         ErrorCountsText(r.error_counts)));
+    report_.Emit(
+        absl::StrCat("{\"kind\":\"scale_resolve\",\"names\":", names_held,
+                     ",\"concurrency\":", kScaleResolveConcurrency,
+                     ",\"errors\":", r.errors,
+                     ",\"calls_per_s\":", Fixed(figures.calls_per_s, 1),
+                     ",\"registry_cores\":", Fixed(registry_cores, 2),
+                     ",\"registry_us_per_call\":",
+                     Fixed(figures.registry_us_per_call, 1), "}"),
+        absl::StrFormat("resolve registry of %7d names, conc %d: %9.0f "
+                        "calls/s, registry %.1f us CPU/call, errors: %s",
+                        names_held, kScaleResolveConcurrency,
+                        figures.calls_per_s, figures.registry_us_per_call,
+                        ErrorCountsText(r.error_counts)));
     if (r.errors > 0)
-      Failed("resolve failed: " + ErrorCountsText(r.error_counts));
+      report_.Failed("resolve failed: " + ErrorCountsText(r.error_counts));
     return figures;
   }
 
@@ -429,7 +371,8 @@ class SystemBench {
   bool Scale() {
     absl::StatusOr<ProcessMemory> idle = IdleMemory(*registry_);
     if (!idle.ok()) {
-      return Failed(absl::StrCat("chat-registry: ", idle.status().message()));
+      return report_.Failed(
+          absl::StrCat("chat-registry: ", idle.status().message()));
     }
     EmitMemory("chat-registry", "idle", 0, *idle, 0);
     if (!FillMore(channels_, kScaleBaseNames, &names_)) return false;
@@ -440,7 +383,8 @@ class SystemBench {
     }
     absl::StatusOr<ProcessMemory> full = registry_->Memory();
     if (!full.ok()) {
-      return Failed(absl::StrCat("chat-registry: ", full.status().message()));
+      return report_.Failed(
+          absl::StrCat("chat-registry: ", full.status().message()));
     }
     EmitMemory("chat-registry", "live-names", options_.names, *full,
                kScaleRegistryTargetMb);
@@ -452,17 +396,18 @@ class SystemBench {
                  *restarted, kScaleRegistryTargetMb);
     }
     const double restart_ratio = restart / base_restart;
-    Emit(absl::StrCat(
-             "{\"kind\":\"scale_restart_ratio\",\"ratio\":",
-             Fixed(restart_ratio, 2),
-             ",\"target\":", Fixed(kScaleRestartTargetRatio, 0), ",\"met\":",
-             restart_ratio <= kScaleRestartTargetRatio ? "true" : "false", "}"),
-         absl::StrFormat(
-             "ratio   restart %d / restart %d names: %.2f  "
-             "target <= %.0f: %s",
-             options_.names, kScaleBaseNames, restart_ratio,
-             kScaleRestartTargetRatio,
-             restart_ratio <= kScaleRestartTargetRatio ? "met" : "MISSED"));
+    report_.Emit(
+        absl::StrCat(
+            "{\"kind\":\"scale_restart_ratio\",\"ratio\":",
+            Fixed(restart_ratio, 2),
+            ",\"target\":", Fixed(kScaleRestartTargetRatio, 0), ",\"met\":",
+            restart_ratio <= kScaleRestartTargetRatio ? "true" : "false", "}"),
+        absl::StrFormat(
+            "ratio   restart %d / restart %d names: %.2f  "
+            "target <= %.0f: %s",
+            options_.names, kScaleBaseNames, restart_ratio,
+            kScaleRestartTargetRatio,
+            restart_ratio <= kScaleRestartTargetRatio ? "met" : "MISSED"));
 
     std::unique_ptr<ChildProcess> small;
     std::string small_target;
@@ -491,41 +436,43 @@ class SystemBench {
                               many.registry_us_per_call);
       }
     }
-    StopChild(*small, "chat-registry (small)");
-    if (ratios.empty()) return Failed("no resolve succeeded");
+    StopProcess(*small, "chat-registry (small)");
+    if (ratios.empty()) return report_.Failed("no resolve succeeded");
     if (!cost_ratios.empty()) {
       const Spread cost = SpreadOf(cost_ratios);
-      Emit(absl::StrCat("{\"kind\":\"scale_resolve_cpu_ratio\",\"ratio\":",
-                        SpreadJson(cost, 3), "}"),
-           absl::StrFormat("ratio   registry CPU per resolve, %d names / %d "
-                           "names: min %.3f median %.3f max %.3f (1: the "
-                           "same cost)",
-                           kScaleSmallNames, options_.names, cost.min,
-                           cost.median, cost.max));
+      report_.Emit(
+          absl::StrCat("{\"kind\":\"scale_resolve_cpu_ratio\",\"ratio\":",
+                       SpreadJson(cost, 3), "}"),
+          absl::StrFormat("ratio   registry CPU per resolve, %d names / %d "
+                          "names: min %.3f median %.3f max %.3f (1: the "
+                          "same cost)",
+                          kScaleSmallNames, options_.names, cost.min,
+                          cost.median, cost.max));
     }
     const Spread s = SpreadOf(ratios);
     const bool met = s.median >= kScaleResolveTargetRatio;
-    Emit(absl::StrCat(
-             "{\"kind\":\"scale_resolve_ratio\",\"ratio\":", SpreadJson(s, 3),
-             ",\"target\":", Fixed(kScaleResolveTargetRatio, 2),
-             ",\"met\":", met ? "true" : "false", "}"),
-         absl::StrFormat("ratio   resolve %d / resolve %d names: min %.3f "
-                         "median %.3f max %.3f  target median >= %.2f: %s",
-                         options_.names, kScaleSmallNames, s.min, s.median,
-                         s.max, kScaleResolveTargetRatio,
-                         met ? "met" : "MISSED"));
-    return exit_code_ == 0;
+    report_.Emit(
+        absl::StrCat(
+            "{\"kind\":\"scale_resolve_ratio\",\"ratio\":", SpreadJson(s, 3),
+            ",\"target\":", Fixed(kScaleResolveTargetRatio, 2),
+            ",\"met\":", met ? "true" : "false", "}"),
+        absl::StrFormat("ratio   resolve %d / resolve %d names: min %.3f "
+                        "median %.3f max %.3f  target median >= %.2f: %s",
+                        options_.names, kScaleSmallNames, s.min, s.median,
+                        s.max, kScaleResolveTargetRatio,
+                        met ? "met" : "MISSED"));
+    return report_.exit_code() == 0;
   }
 
   void StopRegistry() {
     if (registry_ == nullptr) return;
-    StopChild(*registry_, "chat-registry");
+    StopProcess(*registry_, "chat-registry");
     // Its gate's totals (one line at shutdown): how many calls reached a
     // handler at all, and how they were shed.
     for (absl::string_view line :
          absl::StrSplit(registry_->StderrTail(), " | ")) {
       if (absl::StrContains(line, "overload: calls admitted")) {
-        Note(absl::StrCat("chat-registry at exit: ", line));
+        report_.Note(absl::StrCat("chat-registry at exit: ", line));
       }
     }
   }
@@ -535,7 +482,8 @@ class SystemBench {
   bool Fill() {
     absl::StatusOr<ProcessMemory> idle = IdleMemory(*registry_);
     if (!idle.ok()) {
-      return Failed(absl::StrCat("chat-registry: ", idle.status().message()));
+      return report_.Failed(
+          absl::StrCat("chat-registry: ", idle.status().message()));
     }
     EmitMemory("chat-registry", "idle", 0, *idle, 0);
 
@@ -555,23 +503,25 @@ class SystemBench {
     const double rate = filled.seconds > 0
                             ? static_cast<double>(filled.calls) / filled.seconds
                             : 0;
-    Emit(absl::StrCat("{\"kind\":\"fill\",\"leases\":", filled.calls,
-                      ",\"errors\":", filled.errors,
-                      ",\"error_codes\":", ErrorCountsJson(filled.error_counts),
-                      ",\"concurrency\":", callers,
-                      ",\"seconds\":", Fixed(filled.seconds, 2),
-                      ",\"registers_per_s\":", Fixed(rate, 0), "}"),
-         absl::StrFormat("fill    %d leases registered over gRPC (%d in "
-                         "flight) in %.2f s, %.0f/s, errors: %s",
-                         filled.calls, callers, filled.seconds, rate,
-                         ErrorCountsText(filled.error_counts)));
+    report_.Emit(
+        absl::StrCat("{\"kind\":\"fill\",\"leases\":", filled.calls,
+                     ",\"errors\":", filled.errors,
+                     ",\"error_codes\":", ErrorCountsJson(filled.error_counts),
+                     ",\"concurrency\":", callers,
+                     ",\"seconds\":", Fixed(filled.seconds, 2),
+                     ",\"registers_per_s\":", Fixed(rate, 0), "}"),
+        absl::StrFormat("fill    %d leases registered over gRPC (%d in "
+                        "flight) in %.2f s, %.0f/s, errors: %s",
+                        filled.calls, callers, filled.seconds, rate,
+                        ErrorCountsText(filled.error_counts)));
     if (filled.errors > 0 || filled.calls != options_.names) {
-      return Failed(absl::StrCat("the fill registered ", filled.calls, " of ",
-                                 options_.names, " names"));
+      return report_.Failed(absl::StrCat("the fill registered ", filled.calls,
+                                         " of ", options_.names, " names"));
     }
     absl::StatusOr<ProcessMemory> full = registry_->Memory();
     if (!full.ok()) {
-      return Failed(absl::StrCat("chat-registry: ", full.status().message()));
+      return report_.Failed(
+          absl::StrCat("chat-registry: ", full.status().message()));
     }
     EmitMemory("chat-registry", "live-names", options_.names, *full,
                kRegistryTargetMb);
@@ -583,8 +533,8 @@ class SystemBench {
   double GreeterStartMs() {
     ChildLine line;
     std::unique_ptr<ChildProcess> greeter =
-        StartChild({Bin("chat-greeter"), "--listen", "127.0.0.1:0"},
-                   "start: serving", /*on_stderr=*/true, &line);
+        StartProcess({Bin("chat-greeter"), "--listen", "127.0.0.1:0"},
+                     "start: serving", /*on_stderr=*/true, &line);
     if (greeter == nullptr) return 0;
     const int port = PortInLine(line.text);
     std::unique_ptr<::GreetService::Stub> stub = ::GreetService::NewStub(
@@ -598,9 +548,10 @@ class SystemBench {
     ::GreetResponse response;
     const grpc::Status status = stub->Greet(&context, request, &response);
     const MonoTime answered = std::chrono::steady_clock::now();
-    StopChild(*greeter, "chat-greeter");
+    StopProcess(*greeter, "chat-greeter");
     if (!status.ok()) {
-      CannotStart("chat-greeter did not answer: " + status.error_message());
+      report_.CannotStart("chat-greeter did not answer: " +
+                          status.error_message());
       return 0;
     }
     return MillisBetween(greeter->spawned_at(), answered);
@@ -611,14 +562,15 @@ class SystemBench {
     absl::StatusOr<std::unique_ptr<ChildProcess>> chatctl = ChildProcess::Spawn(
         {Bin("chatctl"), "--registry", registry_target_, "health"});
     if (!chatctl.ok()) {
-      CannotStart(absl::StrCat("chatctl: ", chatctl.status().message()));
+      report_.CannotStart(
+          absl::StrCat("chatctl: ", chatctl.status().message()));
       return 0;
     }
     absl::StatusOr<MonoTime> ended =
         (*chatctl)->WaitForStdoutEnd(kStartTimeout);
     absl::StatusOr<int> status = (*chatctl)->WaitForExit(kStopTimeout);
     if (!ended.ok() || !status.ok() || *status != 0) {
-      CannotStart("chatctl health failed: " + (*chatctl)->StderrTail());
+      report_.CannotStart("chatctl health failed: " + (*chatctl)->StderrTail());
       return 0;
     }
     return MillisBetween((*chatctl)->spawned_at(), *ended);
@@ -646,11 +598,11 @@ class SystemBench {
       if (chatctl == 0) return false;
       ChildLine ready;
       std::unique_ptr<ChildProcess> peer =
-          StartChild(PeerArgv(absl::StrCat("bench-peer-", run, "-", round)),
-                     "\"event\":\"ready\"", /*on_stderr=*/false, &ready);
+          StartProcess(PeerArgv(absl::StrCat("bench-peer-", run, "-", round)),
+                       "\"event\":\"ready\"", /*on_stderr=*/false, &ready);
       if (peer == nullptr) return false;
       const double peer_start = MillisBetween(peer->spawned_at(), ready.at);
-      StopChild(*peer, "chat-peer");
+      StopProcess(*peer, "chat-peer");
       greeter_ms.push_back(greeter);
       chatctl_ms.push_back(chatctl);
       peer_ms.push_back(peer_start);
@@ -681,43 +633,44 @@ class SystemBench {
             &text, absl::StrFormat("  target max <= %.0f ms: %s",
                                    kReadyTargetMs, met ? "met" : "MISSED"));
       }
-      Emit(json + "}", text);
+      report_.Emit(json + "}", text);
     }
     for (const auto& [baseline, ratios] :
          {std::make_pair(std::string("chat-greeter"), &ratio_greeter),
           std::make_pair(std::string("chatctl-health"), &ratio_chatctl)}) {
       const Spread s = SpreadOf(*ratios);
-      Emit(absl::StrCat("{\"kind\":\"startup_ratio\",\"process\":\"chat-peer\","
-                        "\"baseline\":",
-                        JsonQuote(baseline), ",\"ratio\":", SpreadJson(s, 2),
-                        "}"),
-           absl::StrFormat("ratio   chat-peer / %-14s min %5.2f median %5.2f "
-                           "max %5.2f  (same round)",
-                           baseline, s.min, s.median, s.max));
+      report_.Emit(
+          absl::StrCat("{\"kind\":\"startup_ratio\",\"process\":\"chat-peer\","
+                       "\"baseline\":",
+                       JsonQuote(baseline), ",\"ratio\":", SpreadJson(s, 2),
+                       "}"),
+          absl::StrFormat("ratio   chat-peer / %-14s min %5.2f median %5.2f "
+                          "max %5.2f  (same round)",
+                          baseline, s.min, s.median, s.max));
     }
 
     // Idle memory: a peer and, for reference, a greeter, both idle together.
     std::unique_ptr<ChildProcess> peer =
-        StartChild(PeerArgv(absl::StrCat("bench-peer-", run, "-idle")),
-                   "\"event\":\"ready\"", /*on_stderr=*/false, nullptr);
+        StartProcess(PeerArgv(absl::StrCat("bench-peer-", run, "-idle")),
+                     "\"event\":\"ready\"", /*on_stderr=*/false, nullptr);
     if (peer == nullptr) return false;
     std::unique_ptr<ChildProcess> greeter =
-        StartChild({Bin("chat-greeter"), "--listen", "127.0.0.1:0"},
-                   "start: serving", /*on_stderr=*/true, nullptr);
+        StartProcess({Bin("chat-greeter"), "--listen", "127.0.0.1:0"},
+                     "start: serving", /*on_stderr=*/true, nullptr);
     if (greeter == nullptr) return false;
     absl::StatusOr<ProcessMemory> peer_memory = IdleMemory(*peer);
     absl::StatusOr<ProcessMemory> greeter_memory = greeter->Memory();
     if (!peer_memory.ok() || !greeter_memory.ok()) {
-      return Failed("a process died while idle: " + peer->StderrTail() + " " +
-                    greeter->StderrTail());
+      return report_.Failed("a process died while idle: " + peer->StderrTail() +
+                            " " + greeter->StderrTail());
     }
     // The peer watches the registry, so its memory depends on the names in
     // it: the row carries that count.
     EmitMemory("chat-peer", "idle", static_cast<int>(names_.size()),
                *peer_memory, kPeerTargetMb);
     EmitMemory("chat-greeter", "idle", 0, *greeter_memory, 0);
-    StopChild(*peer, "chat-peer");
-    StopChild(*greeter, "chat-greeter");
+    StopProcess(*peer, "chat-peer");
+    StopProcess(*greeter, "chat-greeter");
     return true;
   }
 
@@ -731,19 +684,20 @@ class SystemBench {
       const LoadResult& r = run.result;
       const double rate = run.calls_per_s;
       const LatencySummary latency = Summarize(r.latencies_us);
-      Emit(absl::StrCat(
-               "{\"kind\":\"overload_peak\",\"concurrency\":", concurrency,
-               ",\"calls\":", r.calls, ",\"errors\":", r.errors,
-               ",\"error_codes\":", ErrorCountsJson(r.error_counts),
-               ",\"calls_per_s\":", Fixed(rate, 1), ",\"p50_us\":",
-               latency.p50_us, ",\"p99_us\":", latency.p99_us, "}"),
-           absl::StrFormat("peak    resolve closed loop conc %4d  %9.0f "
-                           "calls/s  p50 %6d us  p99 %6d us  errors: %s",
-                           concurrency, rate, latency.p50_us, latency.p99_us,
-                           ErrorCountsText(r.error_counts)));
+      report_.Emit(
+          absl::StrCat(
+              "{\"kind\":\"overload_peak\",\"concurrency\":", concurrency,
+              ",\"calls\":", r.calls, ",\"errors\":", r.errors,
+              ",\"error_codes\":", ErrorCountsJson(r.error_counts),
+              ",\"calls_per_s\":", Fixed(rate, 1), ",\"p50_us\":",
+              latency.p50_us, ",\"p99_us\":", latency.p99_us, "}"),
+          absl::StrFormat("peak    resolve closed loop conc %4d  %9.0f "
+                          "calls/s  p50 %6d us  p99 %6d us  errors: %s",
+                          concurrency, rate, latency.p50_us, latency.p99_us,
+                          ErrorCountsText(r.error_counts)));
       if (r.errors > 0) {
-        Failed(absl::StrCat("resolve failed below overload: ",
-                            ErrorCountsText(r.error_counts)));
+        report_.Failed(absl::StrCat("resolve failed below overload: ",
+                                    ErrorCountsText(r.error_counts)));
       }
       if (rate > peak) {
         peak = rate;
@@ -751,14 +705,14 @@ class SystemBench {
       }
     }
     if (peak <= 0) {
-      Failed("no resolve succeeded; cannot size the overload");
+      report_.Failed("no resolve succeeded; cannot size the overload");
       return;
     }
     for (int connections : options_.overload_connections) {
       absl::StatusOr<Channels> channels =
           NewChannels(registry_target_, connections);
       if (!channels.ok()) {
-        Failed(std::string(channels.status().message()));
+        report_.Failed(std::string(channels.status().message()));
         return;
       }
       OverloadOver(*channels, peak, peak_concurrency);
@@ -785,7 +739,7 @@ class SystemBench {
         channels, open.slots, names_, options_.call_deadline);
     // VmHWM of this overload alone, not of the fill or an earlier overload.
     const absl::Status reset = registry_->ResetPeakMemory();
-    if (!reset.ok()) Note(std::string(reset.message()));
+    if (!reset.ok()) report_.Note(std::string(reset.message()));
     const CpuMeter cpu(registry_->pid());
     const OpenLoopResult r = RunOpenLoop(*resolve, open);
     const auto [registry_cores, bench_cores] = cpu.Cores();
@@ -825,59 +779,61 @@ class SystemBench {
                        "NOT JUDGED (chat-bench offered only %.2fx of the rate "
                        "asked; at least %.2fx is needed to judge the server)",
                        offered_share, kOfferedShareJudged);
-    Emit(absl::StrCat(
-             "{\"kind\":\"overload\",\"peak_calls_per_s\":", Fixed(peak, 1),
-             ",\"peak_concurrency\":", peak_concurrency, ",\"connections\":",
-             connections, ",\"factor\":", Fixed(options_.overload_factor, 2),
-             ",\"deadline_ms\":", options_.call_deadline.count(),
-             ",\"target_rate\":", Fixed(open.rate, 1), ",\"offered_per_s\":",
-             Fixed(offered, 1), ",\"offered_share\":", Fixed(offered_share, 3),
-             ",\"judged\":", judged ? "true" : "false",
-             ",\"skipped\":", r.skipped, ",\"slots\":", open.slots,
-             ",\"ok_calls\":", r.load.calls, ",\"ok_per_s\":",
-             Fixed(goodput, 1), ",\"ratio_to_peak\":", Fixed(ratio, 3),
-             ",\"errors\":", r.load.errors,
-             ",\"error_codes\":", ErrorCountsJson(r.load.error_counts),
-             ",\"violations\":", violations,
-             ",\"violation_codes\":", ErrorCountsJson(violating),
-             ",\"p50_us\":", latency.p50_us, ",\"p99_us\":", latency.p99_us,
-             ",\"registry_alive\":", alive ? "true" : "false",
-             ",\"answers_after\":", answers ? "true" : "false",
-             ",\"registry_hwm_mb\":", Fixed(hwm, 1),
-             ",\"registry_cpu_cores\":", Fixed(registry_cores, 2),
-             ",\"bench_cpu_cores\":", Fixed(bench_cores, 2),
-             ",\"ok_per_second\":[", per_second, "]",
-             ",\"target_ratio\":", Fixed(kOverloadTargetRatio, 2),
-             ",\"met\":", met ? "true" : "false", "}"),
-         absl::StrFormat(
-             "overload resolve open loop at %.2fx peak (%.0f/s of peak %.0f/s "
-             "at conc %d), %d connections, deadline %d ms, %d slots\n"
-             "overload offered %.0f/s = %.2fx of the rate asked (%d not sent: "
-             "no free slot), ok %.0f/s "
-             "= %.2fx peak, p50 %d us, p99 %d us; ok per second: %s; cpu: "
-             "registry %.2f, chat-bench %.2f cores (warm-up and drain "
-             "included)\n"
-             "overload errors: %s; violations (not RESOURCE_EXHAUSTED/"
-             "UNAVAILABLE/DEADLINE_EXCEEDED): %d; registry alive: %s, answers "
-             "after: %s, "
-             "VmHWM %.1f MB during this overload\n"
-             "overload target (alive, only allowed errors, ok >= %.2fx peak, "
-             "VmHWM <= %.0f MB): %s",
-             options_.overload_factor, open.rate, peak, peak_concurrency,
-             connections, options_.call_deadline.count(), open.slots, offered,
-             offered_share, r.skipped, goodput, ratio, latency.p50_us,
-             latency.p99_us, per_second, registry_cores, bench_cores,
-             ErrorCountsText(r.load.error_counts), violations,
-             alive ? "yes" : "NO", answers ? "yes" : "NO", hwm,
-             kOverloadTargetRatio, kRegistryTargetMb, verdict));
+    report_.Emit(
+        absl::StrCat(
+            "{\"kind\":\"overload\",\"peak_calls_per_s\":", Fixed(peak, 1),
+            ",\"peak_concurrency\":", peak_concurrency, ",\"connections\":",
+            connections, ",\"factor\":", Fixed(options_.overload_factor, 2),
+            ",\"deadline_ms\":", options_.call_deadline.count(),
+            ",\"target_rate\":", Fixed(open.rate, 1), ",\"offered_per_s\":",
+            Fixed(offered, 1), ",\"offered_share\":", Fixed(offered_share, 3),
+            ",\"judged\":", judged ? "true" : "false",
+            ",\"skipped\":", r.skipped, ",\"slots\":", open.slots,
+            ",\"ok_calls\":", r.load.calls, ",\"ok_per_s\":", Fixed(goodput, 1),
+            ",\"ratio_to_peak\":", Fixed(ratio, 3),
+            ",\"errors\":", r.load.errors,
+            ",\"error_codes\":", ErrorCountsJson(r.load.error_counts),
+            ",\"violations\":", violations,
+            ",\"violation_codes\":", ErrorCountsJson(violating),
+            ",\"p50_us\":", latency.p50_us, ",\"p99_us\":", latency.p99_us,
+            ",\"registry_alive\":", alive ? "true" : "false",
+            ",\"answers_after\":", answers ? "true" : "false",
+            ",\"registry_hwm_mb\":", Fixed(hwm, 1),
+            ",\"registry_cpu_cores\":", Fixed(registry_cores, 2),
+            ",\"bench_cpu_cores\":", Fixed(bench_cores, 2),
+            ",\"ok_per_second\":[", per_second, "]",
+            ",\"target_ratio\":", Fixed(kOverloadTargetRatio, 2),
+            ",\"met\":", met ? "true" : "false", "}"),
+        absl::StrFormat(
+            "overload resolve open loop at %.2fx peak (%.0f/s of peak %.0f/s "
+            "at conc %d), %d connections, deadline %d ms, %d slots\n"
+            "overload offered %.0f/s = %.2fx of the rate asked (%d not sent: "
+            "no free slot), ok %.0f/s "
+            "= %.2fx peak, p50 %d us, p99 %d us; ok per second: %s; cpu: "
+            "registry %.2f, chat-bench %.2f cores (warm-up and drain "
+            "included)\n"
+            "overload errors: %s; violations (not RESOURCE_EXHAUSTED/"
+            "UNAVAILABLE/DEADLINE_EXCEEDED): %d; registry alive: %s, answers "
+            "after: %s, "
+            "VmHWM %.1f MB during this overload\n"
+            "overload target (alive, only allowed errors, ok >= %.2fx peak, "
+            "VmHWM <= %.0f MB): %s",
+            options_.overload_factor, open.rate, peak, peak_concurrency,
+            connections, options_.call_deadline.count(), open.slots, offered,
+            offered_share, r.skipped, goodput, ratio, latency.p50_us,
+            latency.p99_us, per_second, registry_cores, bench_cores,
+            ErrorCountsText(r.load.error_counts), violations,
+            alive ? "yes" : "NO", answers ? "yes" : "NO", hwm,
+            kOverloadTargetRatio, kRegistryTargetMb, verdict));
     if (violations > 0) {
-      Failed(
+      report_.Failed(
           "the overload saw errors other than RESOURCE_EXHAUSTED/"
           "UNAVAILABLE/DEADLINE_EXCEEDED: " +
           ErrorCountsText(violating));
     }
-    if (!alive) Failed("chat-registry died: " + registry_->StderrTail());
-    if (alive && !answers) Failed("chat-registry stopped answering");
+    if (!alive)
+      report_.Failed("chat-registry died: " + registry_->StderrTail());
+    if (alive && !answers) report_.Failed("chat-registry stopped answering");
   }
 
   // One Resolve after the overload, on a fresh connection: the registry
@@ -894,11 +850,9 @@ class SystemBench {
   }
 
   const BenchOptions& options_;
-  std::ostream& out_;
-  std::ostream& err_;
+  RunReport report_;
   const std::string bin_dir_;
   std::filesystem::path dir_;
-  int exit_code_ = 0;
   std::unique_ptr<ChildProcess> registry_;
   std::string registry_target_;
   double registry_ready_ms_ = 0;
