@@ -30,6 +30,13 @@ bool MentionsCompaction(absl::string_view message) {
   return absl::StrContains(message, "compacted");
 }
 
+// Whether a kResourceExhausted from etcd is its NOSPACE alarm
+// (rpctypes.ErrGRPCNoSpace), not its "too many requests" or gRPC's message
+// size.
+bool MentionsNoSpace(absl::string_view message) {
+  return absl::StrContains(message, "database space exceeded");
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> ParseEndpoints(
@@ -149,10 +156,24 @@ absl::Status FromEtcdStatus(int grpc_code, const std::string& message,
     case grpc::StatusCode::OUT_OF_RANGE:
       if (MentionsCompaction(message)) return CompactedError(text, 0);
       return absl::OutOfRangeError(text);
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      if (MentionsNoSpace(message)) {
+        // etcd's words tell whoever reads them at the far end (chatctl, a
+        // peer) neither what is full nor who can mend it; they go last, for
+        // whoever searches logs for them.
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the registry's storage is full (etcd's NOSPACE alarm), so it "
+            "refuses changes until an operator frees space in etcd "
+            "(etcdctl compaction, then defrag) and clears the alarm "
+            "(etcdctl alarm disarm), as docs/cluster.md says under \"A full "
+            "etcd\"; lookups and renewals go on (",
+            text, ")"));
+      }
+      return absl::ResourceExhaustedError(text);
     default:
-      // etcd's own codes already say what we mean (ResourceExhausted for
-      // NOSPACE, NotFound for a lease, InvalidArgument for a request too
-      // large, ...): the canonical codes are the same numbers.
+      // etcd's own codes already say what we mean (NotFound for a lease,
+      // InvalidArgument for a request too large, ...): the canonical codes
+      // are the same numbers.
       return absl::Status(static_cast<absl::StatusCode>(grpc_code), text);
   }
 }

@@ -167,6 +167,9 @@ struct LeaseStatus {
 //                      renewals work. The write that crossed the quota may
 //                      have been APPLIED all the same (etcd applies it, then
 //                      answers NOSPACE): like kUnavailable, "maybe applied".
+//                      Its message says, for whoever reads it at the far
+//                      end, that the registry's storage is full and what the
+//                      operator does (docs/cluster.md), etcd's text last.
 //   kOutOfRange        a revision that was compacted away (see IsCompacted)
 //                      or lies in the future.
 //   kNotFound          a lease that does not exist (expired or revoked).

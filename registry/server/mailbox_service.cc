@@ -81,16 +81,12 @@ MailboxService::MailboxService(Store* store, Mailbox* mailbox, CallGate* gate,
                                StreamLimits limits)
     : store_(store),
       mailbox_(mailbox),
-      gate_(gate),
-      listen_gate_("Listen", limits.max_listen_streams_per_client,
-                   "max-listen-streams-per-client",
-                   limits.max_listen_streams_per_lease,
-                   "max-listen-streams-per-lease") {}
+      admission_(gate, Admission::Listen(limits)) {}
 
 grpc::ServerUnaryReactor* MailboxService::Deposit(
     grpc::CallbackServerContext* context, const v1::DepositRequest* request,
     v1::DepositResponse* /*response*/) {
-  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   const v1::MailItem::Kind kind = request->item().kind();
   if (kind == v1::MailItem::RECEIPT) {
@@ -116,15 +112,14 @@ grpc::ServerUnaryReactor* MailboxService::Deposit(
 
 grpc::ServerWriteReactor<v1::MailItem>* MailboxService::Listen(
     grpc::CallbackServerContext* context, const v1::ListenRequest* request) {
-  // A stream passes the gate when it opens, then lets its place go.
-  if (absl::Status admitted = gate_->Admit(*context).status(); !admitted.ok()) {
+  if (absl::Status admitted = admission_.OpenStream(*context); !admitted.ok()) {
     return new ListenRefusal(admitted);
   }
   absl::Status allowed =
       store_->VerifyLease(request->name(), request->lease_id());
   if (!allowed.ok()) return new ListenRefusal(allowed);
   absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket =
-      listen_gate_.Admit(ClientHost(context->peer()), request->lease_id());
+      admission_.HoldStream(*context, request->lease_id());
   if (!ticket.ok()) return new ListenRefusal(ticket.status());
   return new ListenReactor(store_, mailbox_, request->name(),
                            request->lease_id(), *std::move(ticket));
@@ -133,7 +128,7 @@ grpc::ServerWriteReactor<v1::MailItem>* MailboxService::Listen(
 grpc::ServerUnaryReactor* MailboxService::Ack(
     grpc::CallbackServerContext* context, const v1::AckRequest* request,
     v1::AckResponse* response) {
-  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   if (request->ids_size() > kMaxAckIds) {
     return Respond(context, absl::InvalidArgumentError(absl::StrCat(
@@ -187,7 +182,7 @@ grpc::ServerUnaryReactor* MailboxService::Ack(
 grpc::ServerUnaryReactor* MailboxService::Stat(
     grpc::CallbackServerContext* context, const v1::StatRequest* request,
     v1::StatResponse* response) {
-  absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<MailboxStats> stats = mailbox_->Stat(request->name());
   if (stats.ok()) {

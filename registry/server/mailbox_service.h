@@ -7,6 +7,7 @@
 #include "common/overload.h"
 #include "proto/registry.grpc.pb.h"
 #include "registry/mailbox/mailbox.h"
+#include "registry/server/admission.h"
 #include "registry/server/stream_limits.h"
 #include "registry/store/store.h"
 
@@ -40,8 +41,7 @@ class MailboxService final : public v1::Mailbox::CallbackService {
  private:
   Store* const store_;      // Not owned.
   Mailbox* const mailbox_;  // Not owned.
-  CallGate* const gate_;    // Not owned.
-  StreamGate listen_gate_;
+  Admission admission_;     // `gate`, and Listen streams per host and lease.
 };
 
 }  // namespace chat::registry

@@ -125,8 +125,7 @@ RegistryService::RegistryService(Store* store, ChallengeBook* challenges,
     : store_(store),
       challenges_(challenges),
       options_(std::move(options)),
-      watch_gate_("Watch", options_.streams.max_watch_streams_per_client,
-                  "max-watch-streams-per-client") {}
+      admission_(options_.gate, Admission::Watch(options_.streams)) {}
 
 absl::Status RegistryService::CheckProof(const RegisterRequest& request) {
   // Name and address first: their messages say more than a proof's would.
@@ -187,7 +186,7 @@ absl::Status RegistryService::CheckProof(const RegisterRequest& request) {
 grpc::ServerUnaryReactor* RegistryService::Register(
     grpc::CallbackServerContext* context, const v1::RegisterRequest* request,
     v1::RegisterResponse* response) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<RegisterRequest> converted =
       RegisterRequestFromProto(*request);
@@ -235,7 +234,7 @@ grpc::ServerUnaryReactor* RegistryService::Register(
 grpc::ServerUnaryReactor* RegistryService::KeepAlive(
     grpc::CallbackServerContext* context, const v1::KeepAliveRequest* request,
     v1::KeepAliveResponse* response) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<Millis> ttl =
       store_->KeepAlive(request->name(), request->lease_id());
@@ -246,7 +245,7 @@ grpc::ServerUnaryReactor* RegistryService::KeepAlive(
 grpc::ServerUnaryReactor* RegistryService::Unregister(
     grpc::CallbackServerContext* context, const v1::UnregisterRequest* request,
     v1::UnregisterResponse* /*response*/) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_->UnregisterAsync(
@@ -265,7 +264,7 @@ grpc::ServerUnaryReactor* RegistryService::Unregister(
 grpc::ServerUnaryReactor* RegistryService::Resolve(
     grpc::CallbackServerContext* context, const v1::ResolveRequest* request,
     v1::ResolveResponse* response) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<Entry> entry = store_->Resolve(request->name());
   if (entry.ok()) EntryToProto(*entry, response->mutable_entry());
@@ -275,7 +274,7 @@ grpc::ServerUnaryReactor* RegistryService::Resolve(
 grpc::ServerUnaryReactor* RegistryService::List(
     grpc::CallbackServerContext* context, const v1::ListRequest* request,
     v1::ListResponse* response) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status status = ValidatePrefix(request->prefix()); !status.ok()) {
     return Respond(context, status);
@@ -316,16 +315,14 @@ grpc::ServerUnaryReactor* RegistryService::List(
 
 grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
     grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
-  // A stream passes the gate when it opens, then lets its place go.
-  if (absl::Status admitted = options_.gate->Admit(*context).status();
-      !admitted.ok()) {
+  if (absl::Status admitted = admission_.OpenStream(*context); !admitted.ok()) {
     return new WatchRefusal(admitted);
   }
   absl::StatusOr<WatchScope> scope =
       WatchScopeFromProto(*request, options_.streams);
   if (!scope.ok()) return new WatchRefusal(scope.status());
   absl::StatusOr<std::unique_ptr<StreamGate::Ticket>> ticket =
-      watch_gate_.Admit(ClientHost(context->peer()));
+      admission_.HoldStream(*context);
   if (!ticket.ok()) return new WatchRefusal(ticket.status());
   return new WatchReactor(store_, *scope, request->revision(),
                           *std::move(ticket));
@@ -334,7 +331,7 @@ grpc::ServerWriteReactor<v1::WatchEvent>* RegistryService::Watch(
 grpc::ServerUnaryReactor* RegistryService::PutStatic(
     grpc::CallbackServerContext* context, const v1::PutStaticRequest* request,
     v1::PutStaticResponse* response) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status admin =
           CheckAdminToken(*context, options_.admin_token, "PutStatic");
@@ -356,7 +353,7 @@ grpc::ServerUnaryReactor* RegistryService::RemoveStatic(
     grpc::CallbackServerContext* context,
     const v1::RemoveStaticRequest* request,
     v1::RemoveStaticResponse* /*response*/) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status admin =
           CheckAdminToken(*context, options_.admin_token, "RemoveStatic");
@@ -371,7 +368,7 @@ grpc::ServerUnaryReactor* RegistryService::RemoveStatic(
 grpc::ServerUnaryReactor* RegistryService::Challenge(
     grpc::CallbackServerContext* context, const v1::ChallengeRequest* request,
     v1::ChallengeResponse* response) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status valid = ValidateName(request->name()); !valid.ok()) {
     return Respond(context, valid);
@@ -384,7 +381,7 @@ grpc::ServerUnaryReactor* RegistryService::Challenge(
 grpc::ServerUnaryReactor* RegistryService::GetBinding(
     grpc::CallbackServerContext* context, const v1::GetBindingRequest* request,
     v1::GetBindingResponse* response) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   absl::StatusOr<Binding> binding = store_->GetBinding(request->name());
   if (binding.ok()) BindingToProto(*binding, response);
@@ -394,7 +391,7 @@ grpc::ServerUnaryReactor* RegistryService::GetBinding(
 grpc::ServerUnaryReactor* RegistryService::Release(
     grpc::CallbackServerContext* context, const v1::ReleaseRequest* request,
     v1::ReleaseResponse* /*response*/) {
-  absl::StatusOr<CallGate::Ticket> ticket = options_.gate->Admit(*context);
+  absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   if (absl::Status admin =
           CheckAdminToken(*context, options_.admin_token, "Release");

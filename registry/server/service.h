@@ -11,6 +11,7 @@
 
 #include "common/overload.h"
 #include "proto/registry.grpc.pb.h"
+#include "registry/server/admission.h"
 #include "registry/server/challenges.h"
 #include "registry/server/stream_limits.h"
 #include "registry/store/store.h"
@@ -97,7 +98,7 @@ class RegistryService final : public v1::Registry::CallbackService {
   Store* const store_;               // Not owned.
   ChallengeBook* const challenges_;  // Not owned.
   const RegistryServiceOptions options_;
-  StreamGate watch_gate_;  // Watch streams per client host.
+  Admission admission_;  // options_.gate, and Watch streams per client host.
 };
 
 }  // namespace chat::registry

@@ -35,11 +35,14 @@ using ::chat::testing::EtcdClusterOptions;
 using ::chat::testing::IsOk;
 using ::chat::testing::StatusIs;
 using ::chat::testing::WaitFor;
+using ::testing::AllOf;
 using ::testing::AnyOf;
 using ::testing::ElementsAre;
+using ::testing::EndsWith;
 using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
+using ::testing::StartsWith;
 
 // The next batch of `watch`, or kDeadlineExceeded after `timeout` (the
 // watch is then cancelled): a broken etcd fails the test, never hangs it.
@@ -121,6 +124,26 @@ TEST(EtcdHelpersTest, ParseEndpointsTakesListsAndRefusesJunk) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseEndpoints("host:99999"),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// What chatctl and a peer show of a full etcd: a sentence that says the
+// registry's storage is full and what the operator does, not etcd's words
+// alone; etcd's words stay at the end for the logs.
+TEST(EtcdHelpersTest, NoSpaceSaysTheStorageIsFullAndWhatToDo) {
+  absl::Status full = FromEtcdStatus(
+      8, "etcdserver: mvcc: database space exceeded", "etcd Txn");
+  EXPECT_THAT(full,
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(StartsWith("the registry's storage is full"),
+                             HasSubstr("etcdctl alarm disarm"),
+                             HasSubstr("docs/cluster.md"),
+                             EndsWith("(etcd Txn: etcdserver: mvcc: database "
+                                      "space exceeded)"))));
+  // etcd's other kResourceExhausted is no full storage.
+  absl::Status busy =
+      FromEtcdStatus(8, "etcdserver: too many requests", "etcd Put");
+  EXPECT_THAT(busy, StatusIs(absl::StatusCode::kResourceExhausted,
+                             Eq("etcd Put: etcdserver: too many requests")));
 }
 
 TEST(EtcdHelpersTest, EtcdErrorsMapToOurCodes) {
