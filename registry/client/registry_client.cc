@@ -428,10 +428,14 @@ std::unique_ptr<MailStream> RegistryClient::Listen(
   v1::ListenRequest proto;
   proto.set_name(name);
   proto.set_lease_id(lease_id);
-  auto reader = connection.mailbox->Listen(context.get(), proto);
   return std::make_unique<MailStream>(
-      std::move(context), std::move(reader), connection.address,
-      &MailItemFromProto, [this, index](const grpc::Status& status) {
+      std::move(context),
+      [&](grpc::ClientContext* call,
+          grpc::ClientReadReactor<v1::MailItem>* reactor) {
+        connection.mailbox->async()->Listen(call, &proto, reactor);
+      },
+      connection.address, &MailItemFromProto,
+      [this, index](const grpc::Status& status) {
         StreamFinished(index, status);
       });
 }
@@ -507,10 +511,14 @@ std::unique_ptr<WatchStream> RegistryClient::OpenWatch(
   const size_t index = StreamIndex();
   const Connection& connection = connections_[index];
   auto context = std::make_unique<grpc::ClientContext>();
-  auto reader = connection.stub->Watch(context.get(), request);
   return std::make_unique<WatchStream>(
-      std::move(context), std::move(reader), connection.address,
-      &WatchEventFromProto, [this, index](const grpc::Status& status) {
+      std::move(context),
+      [&](grpc::ClientContext* call,
+          grpc::ClientReadReactor<v1::WatchEvent>* reactor) {
+        connection.stub->async()->Watch(call, &request, reactor);
+      },
+      connection.address, &WatchEventFromProto,
+      [this, index](const grpc::Status& status) {
         StreamFinished(index, status);
       });
 }

@@ -15,8 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/identity.h"
 #include "proto/registry.grpc.pb.h"
@@ -44,40 +46,57 @@ absl::Status RegistryStatus(const grpc::Status& status,
 // may be called from any thread. `on_finish`, when set, is told how the
 // call ended, once, in Finish() (the client learns there that a registry
 // went away).
+//
+// The call runs on gRPC's callback API, and Next() waits on a mutex of its
+// own, not inside gRPC: a thread blocked in a synchronous Read() becomes
+// one of gRPC's pollers, which take turns reading every connection of the
+// process. A peer's two streams then woke for each message the peer
+// served, and handed it on to the server's own thread, a hop and a wake-up
+// more per call (chat-bench `send` at concurrency 1, docs/benchmarks.md).
+// One item is read ahead at most: a slow consumer holds the stream back,
+// as a synchronous reader did.
 template <typename Proto, typename Item>
 class ServerStream {
  public:
-  ServerStream(std::unique_ptr<grpc::ClientContext> context,
-               std::unique_ptr<grpc::ClientReader<Proto>> reader,
+  // Starts the call: hands `context` and the reactor to the stub's
+  // callback method (stub->async()->Watch(context, &request, reactor)).
+  // The request need live only until this returns.
+  using Start = std::function<void(grpc::ClientContext* context,
+                                   grpc::ClientReadReactor<Proto>* reactor)>;
+
+  ServerStream(std::unique_ptr<grpc::ClientContext> context, const Start& start,
                std::string target, Item (*convert)(const Proto&),
                std::function<void(const grpc::Status&)> on_finish = nullptr)
       : context_(std::move(context)),
-        reader_(std::move(reader)),
         target_(std::move(target)),
         convert_(convert),
-        on_finish_(std::move(on_finish)) {}
+        on_finish_(std::move(on_finish)) {
+    start(context_.get(), &reader_);
+    reader_.Begin();
+  }
 
   ~ServerStream() {
     if (finished_) return;
     Cancel();
-    Item ignored;
-    while (Next(&ignored)) {
-    }
     Finish().IgnoreError();
   }
+
+  ServerStream(const ServerStream&) = delete;
+  ServerStream& operator=(const ServerStream&) = delete;
 
   // The next item, or false once the stream ended (see Finish()).
   bool Next(Item* item) {
     Proto proto;
-    if (!reader_->Read(&proto)) return false;
+    if (!reader_.Take(&proto)) return false;
     *item = convert_(proto);
     return true;
   }
 
-  // Why the stream ended. Call once, after Next() returned false.
+  // Why the stream ended. Call once, after Next() returned false (or to
+  // give up on it after Cancel()); waits for the call to end.
   absl::Status Finish() {
     finished_ = true;
-    const grpc::Status status = reader_->Finish();
+    const grpc::Status status = reader_.AwaitDone();
     if (on_finish_) on_finish_(status);
     return RegistryStatus(status, target_);
   }
@@ -89,12 +108,66 @@ class ServerStream {
   void Cancel() { context_->TryCancel(); }
 
  private:
+  // Reads one item ahead; Take() and AwaitDone() wait for the callbacks.
+  class Reader final : public grpc::ClientReadReactor<Proto> {
+   public:
+    void Begin() {
+      this->StartRead(&incoming_);
+      this->StartCall();
+    }
+
+    // Waits for the next item; false once no more will come.
+    bool Take(Proto* proto) ABSL_LOCKS_EXCLUDED(mu_) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(this, &Reader::ReadSettled));
+        if (!has_item_) return false;
+        *proto = std::move(incoming_);
+        has_item_ = false;
+      }
+      this->StartRead(&incoming_);
+      return true;
+    }
+
+    // Waits for the call to end (every callback run); its status.
+    grpc::Status AwaitDone() ABSL_LOCKS_EXCLUDED(mu_) {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&done_));
+      return status_;
+    }
+
+    void OnReadDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_) {
+      absl::MutexLock lock(&mu_);
+      has_item_ = ok;
+      ended_ = !ok;
+    }
+
+    void OnDone(const grpc::Status& status) override ABSL_LOCKS_EXCLUDED(mu_) {
+      absl::MutexLock lock(&mu_);
+      status_ = status;
+      ended_ = true;
+      done_ = true;
+    }
+
+   private:
+    bool ReadSettled() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return has_item_ || ended_;
+    }
+
+    absl::Mutex mu_;
+    Proto incoming_;  // Written by gRPC from StartRead() to OnReadDone().
+    bool has_item_ ABSL_GUARDED_BY(mu_) = false;
+    bool ended_ ABSL_GUARDED_BY(mu_) = false;
+    bool done_ ABSL_GUARDED_BY(mu_) = false;
+    grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  };
+
   std::unique_ptr<grpc::ClientContext> context_;
-  std::unique_ptr<grpc::ClientReader<Proto>> reader_;
   const std::string target_;
   Item (*const convert_)(const Proto&);
   const std::function<void(const grpc::Status&)> on_finish_;
   bool finished_ = false;
+  Reader reader_;  // Last: its callbacks end before the rest goes.
 };
 
 using WatchStream = ServerStream<v1::WatchEvent, WatchEvent>;
