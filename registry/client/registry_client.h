@@ -109,28 +109,43 @@ class ServerStream {
 
  private:
   // Reads one item ahead; Take() and AwaitDone() wait for the callbacks.
+  // The next read is started by the consumer, from outside gRPC's
+  // reactions, so the reader holds the call open (AddHold) for as long as
+  // the consumer may still start one: without the hold, a call could end
+  // (OnDone) between the consumer taking an item and asking for the next,
+  // and that read would then run on a call already gone.
   class Reader final : public grpc::ClientReadReactor<Proto> {
    public:
     void Begin() {
+      this->AddHold();
       this->StartRead(&incoming_);
       this->StartCall();
     }
 
     // Waits for the next item; false once no more will come.
     bool Take(Proto* proto) ABSL_LOCKS_EXCLUDED(mu_) {
+      bool taken = false;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(this, &Reader::ReadSettled));
-        if (!has_item_) return false;
-        *proto = std::move(incoming_);
-        has_item_ = false;
+        if (has_item_ && held_) {
+          *proto = std::move(incoming_);
+          has_item_ = false;
+          taken = true;
+        }
       }
-      this->StartRead(&incoming_);
+      if (!taken) {
+        LetGo();
+        return false;
+      }
+      this->StartRead(&incoming_);  // Safe: the hold keeps the call open.
       return true;
     }
 
-    // Waits for the call to end (every callback run); its status.
+    // Waits for the call to end (every callback run); its status. No item
+    // is taken after this.
     grpc::Status AwaitDone() ABSL_LOCKS_EXCLUDED(mu_) {
+      LetGo();
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(&done_));
       return status_;
@@ -154,8 +169,20 @@ class ServerStream {
       return has_item_ || ended_;
     }
 
+    // The consumer starts no more reads: the call may end. Once; without
+    // mu_ (RemoveHold may run OnDone on this thread).
+    void LetGo() ABSL_LOCKS_EXCLUDED(mu_) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (!held_) return;
+        held_ = false;
+      }
+      this->RemoveHold();
+    }
+
     absl::Mutex mu_;
     Proto incoming_;  // Written by gRPC from StartRead() to OnReadDone().
+    bool held_ ABSL_GUARDED_BY(mu_) = true;  // Begin()'s hold, until LetGo().
     bool has_item_ ABSL_GUARDED_BY(mu_) = false;
     bool ended_ ABSL_GUARDED_BY(mu_) = false;
     bool done_ ABSL_GUARDED_BY(mu_) = false;
