@@ -194,7 +194,8 @@ class ServerStream {
   Item (*const convert_)(const Proto&);
   const std::function<void(const grpc::Status&)> on_finish_;
   bool finished_ = false;
-  Reader reader_;  // Last: its callbacks end before the rest goes.
+  // Last, so destroyed first; by then Finish() has waited out its callbacks.
+  Reader reader_;
 };
 
 using WatchStream = ServerStream<v1::WatchEvent, WatchEvent>;
