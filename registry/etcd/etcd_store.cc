@@ -81,9 +81,15 @@ absl::StatusOr<Millis> EtcdStore::KeepAlive(const std::string& name,
   const std::string key = NameKey(name);
   CHAT_ASSIGN_OR_RETURN(ReadState read, ReadHolder(name, key, lease_id));
   // A renewal is idempotent: one lost with a stream that broke (its
-  // member died) goes again on the stream that replaces it.
+  // member died, hung, or answered too slowly) goes again on the stream
+  // that replaces it, as often as the call's deadline allows and at least
+  // twice. Each new stream starts at a member not failing at the time, but
+  // under load a healthy member may be passed over too and a hung one come
+  // back into the rotation, so two tries can both meet a broken stream.
+  const MonoTime deadline = RealClock().Monotonic() +
+                            absl::ToChronoMilliseconds(client_->call_timeout());
   absl::StatusOr<int64_t> ttl_seconds;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  for (int attempt = 0;; ++attempt) {
     absl::Notification renewed;
     keep_alive_.RenewOnce(read.etcd_lease, [&](absl::StatusOr<int64_t> answer) {
       ttl_seconds = std::move(answer);
@@ -91,6 +97,7 @@ absl::StatusOr<Millis> EtcdStore::KeepAlive(const std::string& name,
     });
     renewed.WaitForNotification();
     if (ttl_seconds.status().code() != absl::StatusCode::kUnavailable) break;
+    if (attempt >= 1 && RealClock().Monotonic() >= deadline) break;
   }
   if (!ttl_seconds.ok()) {
     if (ttl_seconds.status().code() == absl::StatusCode::kNotFound) {
