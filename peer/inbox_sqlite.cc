@@ -17,6 +17,8 @@ using registry::NameKey;
 // The sender key of the watermark that holds for every sender.
 constexpr char kEveryone[] = "";
 
+static_assert(kShownMark == 3, "the SQL below spells kShownMark");
+
 // What every inbox read selects, for FromInboxRow.
 #define CHAT_INBOX_ROW "id, body, received_at_ms, late, unverified, text"
 
@@ -60,10 +62,20 @@ SqliteInbox::MessageKey KeyOf(const ChatMessage& message) {
 
 SqliteInbox::Loaded SqliteInbox::Load(SQLite::Database& db) {
   Loaded loaded;
-  loaded.next_release =
-      db.execAndGet("SELECT coalesce(max(released), 0) + 1 FROM messages")
-          .getInt64();
-  loaded.shown_through = db.execAndGet("SELECT " CHAT_SHOWN_THROUGH).getInt64();
+  {
+    // One pass over the table (no index has every release number).
+    SQLite::Statement numbers(
+        db,
+        "SELECT coalesce(max(released), 0) + 1, coalesce(max(CASE WHEN state "
+        "= 3 THEN released END), 0) FROM messages");
+    numbers.executeStep();
+    loaded.next_release = numbers.getColumn(0).getInt64();
+    loaded.shown_through = std::max(
+        numbers.getColumn(1).getInt64(),
+        db.execAndGet("SELECT CAST(value AS INTEGER) FROM meta WHERE key = "
+                      "'shown_through'")
+            .getInt64());
+  }
   SQLite::Statement unshown(db,
                             "SELECT sender_key, id, released FROM messages "
                             "WHERE ours = 0 AND state = 1 AND released > ?1");
@@ -86,6 +98,8 @@ SqliteInbox::SqliteInbox(PeerFile* file, SqliteHistory* history, Loaded loaded)
       unshown_(std::move(loaded.unshown)),
       watermarks_(std::move(loaded.watermarks)) {
   for (const auto& [key, number] : unshown_) unshown_numbers_.insert(number);
+  absl::MutexLock hold(&file_->db_mu);
+  file_->shown_through = shown_through_;
 }
 
 void SqliteInbox::Receive(ChatMessage message, ReceivedCallback done) {
@@ -155,10 +169,14 @@ void SqliteInbox::MarkShown(const std::vector<ChatMessage>& messages,
     const int64_t through =
         ShownThrough(shown_through_, unshown_numbers_, released_through_);
     for (auto& [key, number] : marked) {
-      if (number > through) beyond.push_back(std::move(key));
+      if (number > through) {
+        beyond.push_back(std::move(key));
+      } else if (!mark_row_ || number > mark_row_->second) {
+        mark_row_.emplace(std::move(key), number);
+      }
     }
     // One job writes the latest mark for every MarkShown() until it runs.
-    write_mark = through > shown_through_ && !mark_queued_;
+    write_mark = mark_row_.has_value() && !mark_queued_;
     if (write_mark) mark_queued_ = true;
     shown_through_ = through;
     shown_since_trim_ += static_cast<int>(messages.size());
@@ -175,44 +193,56 @@ void SqliteInbox::MarkShown(const std::vector<ChatMessage>& messages,
   }
   if (write_mark || !beyond.empty() || !notes.empty()) {
     // One write for the messages shown in release order (most): the mark.
-    file_->batch->PostLazily([this, write_mark, beyond = std::move(beyond),
-                              notes = std::move(notes)](SQLite::Database&) {
-      file_->db_mu.AssertHeld();
-      if (write_mark) {
-        int64_t through;
-        {
-          absl::MutexLock lock(&mu_);
-          through = shown_through_;  // The latest: every mark waiting too.
-          mark_queued_ = false;
-        }
-        ScopedStatement mark(
-            file_->statements,
-            "UPDATE meta SET value = CAST(max(CAST(value AS INTEGER), ?1) AS "
-            "TEXT) WHERE key = 'shown_through'");
-        mark->bind(1, through);
-        mark->exec();
-      }
-      ScopedStatement shown(file_->statements,
-                            "UPDATE messages SET state = 2 WHERE sender_key = "
-                            "?1 AND id = ?2 AND ours = 0 AND state = 1");
-      for (const MessageKey& key : beyond) {
-        shown->reset();
-        shown->bind(1, key.first);
-        shown->bind(2, key.second);
-        shown->exec();
-      }
-      ScopedStatement note(file_->statements,
-                           "UPDATE messages SET unread = ?3 WHERE sender_key = "
-                           "?1 AND id = ?2 AND ours = 0");
-      for (const auto& [key, noted] : notes) {
-        note->reset();
-        note->bind(1, key.first);
-        note->bind(2, key.second);
-        note->bind(3, noted ? 1 : 0);
-        note->exec();
-      }
-      return absl::OkStatus();
-    });
+    auto mark_before = std::make_shared<std::optional<int64_t>>();
+    file_->batch->PostLazily(
+        [this, write_mark, beyond = std::move(beyond), notes = std::move(notes),
+         mark_before](SQLite::Database&) {
+          file_->db_mu.AssertHeld();
+          // Before the rows shown beyond it: those the mark now covers would
+          // be marked one by one for nothing.
+          if (write_mark) {
+            std::optional<std::pair<MessageKey, int64_t>> row;
+            {
+              absl::MutexLock lock(&mu_);
+              row.swap(mark_row_);  // The latest: every mark waiting too.
+              mark_queued_ = false;
+            }
+            if (row && row->second > file_->shown_through) {
+              *mark_before = file_->shown_through;
+              WriteShownMarkLocked(row->first, row->second);
+            }
+          }
+          ScopedStatement shown(
+              file_->statements,
+              "UPDATE messages SET state = 2 WHERE sender_key = "
+              "?1 AND id = ?2 AND ours = 0 AND state = 1");
+          for (const MessageKey& key : beyond) {
+            shown->reset();
+            shown->bind(1, key.first);
+            shown->bind(2, key.second);
+            shown->exec();
+          }
+          ScopedStatement note(
+              file_->statements,
+              "UPDATE messages SET unread = ?3 WHERE sender_key = "
+              "?1 AND id = ?2 AND ours = 0");
+          for (const auto& [key, noted] : notes) {
+            note->reset();
+            note->bind(1, key.first);
+            note->bind(2, key.second);
+            note->bind(3, noted ? 1 : 0);
+            note->exec();
+          }
+          return absl::OkStatus();
+        },
+        [this, mark_before](const absl::Status&) {
+          file_->db_mu.AssertHeld();
+          // Rolled back: the file's mark is what it was.
+          if (*mark_before) {
+            file_->shown_through =
+                std::min(file_->shown_through, **mark_before);
+          }
+        });
   }
   if (trim) {
     file_->batch->PostLazily(
@@ -316,7 +346,33 @@ Watermarks SqliteInbox::WatermarksOf(const std::string& sender) {
 // older: the index on them (out of the history) reaches exactly the rows to
 // forget, where counting shown rows back from the newest read
 // shown_ids_kept wide rows every trim.
+void SqliteInbox::WriteShownMarkLocked(const MessageKey& key, int64_t number) {
+  ScopedStatement mark(file_->statements,
+                       "UPDATE messages SET state = 3 WHERE sender_key = ?1 "
+                       "AND id = ?2 AND ours = 0 AND state >= 1");
+  mark->bind(1, key.first);
+  mark->bind(2, key.second);
+  if (mark->exec() == 0) {
+    // No row to carry it (none is deleted above the mark, so this is a
+    // file changed by hand): the mark goes where no row is needed.
+    file_->shown_through = number;
+    FoldShownMarkLocked();
+    return;
+  }
+  file_->shown_through = number;
+}
+
+void SqliteInbox::FoldShownMarkLocked() {
+  ScopedStatement fold(file_->statements,
+                       "UPDATE meta SET value = CAST(?1 AS TEXT) WHERE key = "
+                       "'shown_through' AND CAST(value AS INTEGER) < ?1");
+  fold->bind(1, file_->shown_through);
+  fold->exec();
+}
+
 void SqliteInbox::TrimShownLocked() {
+  // The mark in meta too, so rows that carried it may go.
+  FoldShownMarkLocked();
   ScopedStatement raise(
       file_->statements,
       "INSERT INTO watermarks (sender_key, sent_ms) SELECT sender_key, "

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -92,6 +93,12 @@ class SqliteInbox final : public Inbox {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_->db_mu);
 
   int64_t NextRelease() ABSL_LOCKS_EXCLUDED(mu_);
+  // Marks the row of the message `key`, released as `number`, as carrying
+  // the shown mark, and raises file_->shown_through to `number`.
+  void WriteShownMarkLocked(const MessageKey& key, int64_t number)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_->db_mu);
+  // Writes file_->shown_through to meta, where no row needs to carry it.
+  void FoldShownMarkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_->db_mu);
 
   PeerFile* const file_;
   SqliteHistory* const history_;
@@ -100,7 +107,12 @@ class SqliteInbox final : public Inbox {
   int shown_since_trim_ ABSL_GUARDED_BY(mu_) = 0;
   // The shown mark as last written (or to be written).
   int64_t shown_through_ ABSL_GUARDED_BY(mu_);
-  // A job that writes shown_through_ is queued and has not read it yet.
+  // The message shown with the highest number up to shown_through_, whose
+  // row is to carry the mark (kShownMark), and its number: messages
+  // numbered above it up to shown_through_ were shown beyond the mark
+  // before, and their rows say so. Set until the job that writes it runs.
+  std::optional<std::pair<MessageKey, int64_t>> mark_row_ ABSL_GUARDED_BY(mu_);
+  // A job that writes mark_row_ is queued and has not read it yet.
   bool mark_queued_ ABSL_GUARDED_BY(mu_) = false;
   // The highest number released by a committed job.
   int64_t released_through_ ABSL_GUARDED_BY(mu_);

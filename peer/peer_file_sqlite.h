@@ -6,6 +6,7 @@
 #define CHAT_PEER_PEER_FILE_SQLITE_H_
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
 #include <memory>
 #include <optional>
@@ -32,8 +33,15 @@ struct PeerFile {
         lock(std::move(file.lock)),
         db(std::move(file.db)),
         statements(db.get()) {
+    // The SQL of every role reads the mark through this; it holds for a
+    // whole statement, and no schema object may use it.
+    db->createFunction("chat_shown_through", 0, /*abDeterministic=*/true, this,
+                       &PeerFile::ShownThroughSql);
     batch = std::make_unique<SqliteBatch>(db.get(), &db_mu);
   }
+  // Its address is the SQL function's.
+  PeerFile(const PeerFile&) = delete;
+  PeerFile& operator=(const PeerFile&) = delete;
 
   // Finishes the queued writes and closes the file; before the roles go,
   // since their jobs and hooks use them.
@@ -57,6 +65,18 @@ struct PeerFile {
   std::unique_ptr<SQLite::Database> db ABSL_GUARDED_BY(db_mu);
   SqliteStatements statements ABSL_GUARDED_BY(db_mu);
   std::unique_ptr<SqliteBatch> batch;
+  // The shown mark as the file holds it with the jobs run so far (see
+  // CHAT_SHOWN_THROUGH): set when the file is opened, raised by the job
+  // that writes it, lowered again when that job's batch rolls back.
+  int64_t shown_through ABSL_GUARDED_BY(db_mu) = 0;
+
+ private:
+  // SQL chat_shown_through(): runs inside a statement, so under db_mu.
+  static void ShownThroughSql(sqlite3_context* context, int, sqlite3_value**) {
+    auto* file = static_cast<PeerFile*>(sqlite3_user_data(context));
+    file->db_mu.AssertHeld();
+    sqlite3_result_int64(context, file->shown_through);
+  }
 };
 
 // Table `messages` holds every message of every conversation, both ways:
@@ -65,16 +85,23 @@ struct PeerFile {
 inline constexpr int kHeld = 0;
 inline constexpr int kReleased = 1;  // Shown too when covered by the mark.
 inline constexpr int kShown = 2;     // Shown out of release order.
+// Shown, and carries the shown mark: every message released (column
+// `released`) up to this one's number is shown.
+inline constexpr int kShownMark = 3;
 
-// The shown mark: every released message numbered (column `released`) up to
-// this is shown (meta key 'shown_through'); those shown beyond it are kShown.
-// Kept with the messages it marks, so one number per batch of messages
-// shown is written, not a mark per message.
-#define CHAT_SHOWN_THROUGH \
-  "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'shown_through')"
+// The shown mark: every released message numbered up to this is shown;
+// those shown beyond it are kShown. The file holds it as the highest
+// `released` of a kShownMark row, or meta 'shown_through' when that is
+// higher (files before schema 10, and what the inbox's trim folds there).
+// Writing it marks a row of a message shown, which sits on the page the
+// next message's row is written to anyway: no page of its own per batch.
+// A kShownMark row is never deleted while it carries the mark: the trim
+// forgets only rows shown_ids_kept releases below it, and the history
+// deletes only rows of ours. PeerFile::shown_through is its value.
+#define CHAT_SHOWN_THROUGH "chat_shown_through()"
 // SQL: the row (theirs) is shown.
 #define CHAT_SHOWN \
-  "(state = 2 OR (state = 1 AND released <= " CHAT_SHOWN_THROUGH "))"
+  "(state >= 2 OR (state = 1 AND released <= " CHAT_SHOWN_THROUGH "))"
 
 std::string Serialize(const ChatMessage& message);
 // A serialized chat Message (a BLOB column).

@@ -301,6 +301,14 @@ const std::vector<const char*> kMigrations = {
       CREATE INDEX messages_forgettable ON messages (released)
         WHERE in_history = 0;
     )sql",
+    // 10: the shown mark rides on the row of the message it reaches (state
+    // 3, kShownMark), whose page the next message's row is written to
+    // anyway, rather than on a page of `meta` of its own per batch. No
+    // table changes: the version keeps older builds, which would take
+    // state 3 for "not shown", off the file.
+    R"sql(
+      SELECT 1;
+    )sql",
 };
 
 class SqlitePeerStore final : public PeerStore {

@@ -470,6 +470,96 @@ std::string Ours(const std::string& text, SendStatus status) {
   return absl::StrCat("ours:", text, ":", static_cast<int>(status));
 }
 
+// "id:state" of each row of theirs, in release order, and meta's mark.
+std::vector<std::string> ShownStates(const std::string& path) {
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  std::vector<std::string> rows;
+  SQLite::Statement select(
+      db, "SELECT id, state FROM messages WHERE ours = 0 ORDER BY released");
+  while (select.executeStep()) {
+    rows.push_back(absl::StrCat(select.getColumn(0).getString(), ":",
+                                select.getColumn(1).getInt()));
+  }
+  rows.push_back(
+      absl::StrCat("meta:", db.execAndGet("SELECT value FROM meta WHERE key = "
+                                          "'shown_through'")
+                                .getString()));
+  return rows;
+}
+
+// The shown mark rides on the row of the message it reaches (state 3), so
+// messages shown in order write no page of their own for it. One shown out
+// of order is marked by itself (state 2) until the mark passes it.
+TEST_F(PeerStoreTest, TheShownMarkRidesOnTheRowOfTheMessageItReaches) {
+  const std::string path = dir_.File("alice.db");
+  {
+    auto store = Open();
+    std::vector<absl::StatusOr<Received>> received;
+    for (int i = 1; i <= 4; ++i) {
+      received.push_back(Receive(*store, Incoming(absl::StrCat("m", i), i, i)));
+      ASSERT_THAT(received.back(), IsOk());
+    }
+    store->inbox().MarkShown(received[0]->ready, {});
+    store->inbox().MarkShown(received[2]->ready, {});
+    Flush(*store);
+    EXPECT_THAT(ShownStates(path),
+                ElementsAre("m1:3", "m2:1", "m3:2", "m4:1", "meta:0"));
+    // m2 fills the gap: the mark reaches m3, and m2's row carries it.
+    store->inbox().MarkShown(received[1]->ready, {});
+    Flush(*store);
+    EXPECT_THAT(ShownStates(path),
+                ElementsAre("m1:3", "m2:3", "m3:2", "m4:1", "meta:0"));
+  }
+  auto store = Open();
+  auto unshown = store->inbox().Unshown();
+  ASSERT_THAT(unshown.status(), IsOk());
+  ASSERT_EQ(unshown->size(), 1u);
+  EXPECT_EQ((*unshown)[0].id, "m4");
+  EXPECT_THAT(
+      Lines(store->history().Page("bob", 20)),
+      ElementsAre("theirs:text m1", "theirs:text m2", "theirs:text m3"));
+  // Shown after the restart, from where the file left it.
+  store->inbox().MarkShown(*unshown, {});
+  Flush(*store);
+  EXPECT_THAT(ShownStates(path),
+              ElementsAre("m1:3", "m2:3", "m3:2", "m4:3", "meta:0"));
+}
+
+// The inbox's trim folds the mark into meta, so the rows that carried it
+// may be forgotten; the mark stays where it was across a restart.
+TEST(PeerStoreShownMarkTest, TheTrimKeepsTheMarkWhenItForgetsItsRows) {
+  TempDir dir;
+  FakeClock clock;
+  PeerStoreLimits limits;
+  limits.shown_ids_kept = 2;
+  limits.trim_every = 1;
+  limits.history_kept = absl::ZeroDuration();  // Only the inbox keeps rows.
+  const std::string path = dir.File("alice.db");
+  {
+    auto store = OpenPeerStore(path, clock, true, limits);
+    ASSERT_THAT(store, IsOk());
+    for (int i = 1; i <= 6; ++i) {
+      ASSERT_TRUE(
+          ReceiveAndShow(**store, Incoming(absl::StrCat("m", i), i, i)));
+    }
+    absl::StatusOr<Received> last = Receive(**store, Incoming("m7", 7, 7));
+    ASSERT_THAT(last, IsOk());
+    Flush(**store);
+  }
+  const std::vector<std::string> states = ShownStates(path);
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.back(), "meta:6");  // Folded by the last trim.
+  EXPECT_LT(states.size(), 8u);        // Some rows forgotten.
+  auto store = OpenPeerStore(path, clock, true, limits);
+  ASSERT_THAT(store, IsOk());
+  auto unshown = (*store)->inbox().Unshown();
+  ASSERT_THAT(unshown.status(), IsOk());
+  ASSERT_EQ(unshown->size(), 1u);
+  EXPECT_EQ((*unshown)[0].id, "m7");
+  EXPECT_THAT(Ids(Receive(**store, Incoming("m6", 6, 6))),
+              ElementsAre("duplicate"));
+}
+
 TEST_F(PeerStoreTest, HistoryKeepsBothWaysInOrderAcrossReopen) {
   {
     auto store = Open();
@@ -720,7 +810,7 @@ TEST_F(PeerStoreTest, AFileFromBeforeConversationsByIdKeepsItsPromises) {
   ASSERT_NE(store, nullptr);
   {
     SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 9);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 10);
   }
   // The outbox, its floors and numbering, per conversation.
   auto outbox = store->outbox().Entries();
