@@ -202,8 +202,10 @@ void RegistryFollower::Synced(const std::vector<Entry>& gone) {
       changes.push_back(
           MakeEvent(EventKind::kOnline, online->name, online->address, ""));
     }
-    for (const PeerEvent& change : changes) Emit(change);
+    // Presence first: whoever reads "online" on the screen finds the
+    // messages waiting for that name already on their way.
     for (const std::string& name : arrived) options_.presence->OnArrived(name);
+    for (const PeerEvent& change : changes) Emit(change);
   }
   arrived_ = {};
   tracked_ = watching_;
@@ -226,12 +228,13 @@ void RegistryFollower::Apply(const registry::WatchEvent& event) {
     return;
   }
   options_.presence->OnMoved(event.entry.name);
-  // Strangers (and programs that offer no chat) change the online set,
-  // never the screen.
-  if (IsNews(event.entry)) Emit(change);
+  // Presence before the screen, as in Synced().
   if (event.type == EventType::kPut) {
     options_.presence->OnArrived(event.entry.name);
   }
+  // Strangers (and programs that offer no chat) change the online set,
+  // never the screen.
+  if (IsNews(event.entry)) Emit(change);
 }
 
 void RegistryFollower::Summarize() {

@@ -59,7 +59,8 @@ class RegistryFollower final : private FollowedListener {
     Contacts* contacts = nullptr;
     // Told when a followed name came online, moved or left (OnMoved: a
     // channel to it is stale), and when it came online (OnArrived, after
-    // OnMoved: messages waiting for it need not wait out their pause).
+    // OnMoved: messages waiting for it need not wait out their pause),
+    // before the event that shows it online.
     // Not owned; must outlive this.
     PresenceListener* presence = nullptr;
     // Optional: told every entry of a followed name the registry lists
