@@ -29,6 +29,10 @@ std::string MailboxRoot(std::string prefix) {
   return WithSlash(std::move(prefix)) + "mailbox/";
 }
 
+std::string GroupsRoot(std::string prefix) {
+  return WithSlash(std::move(prefix)) + "groups/";
+}
+
 EtcdLayout::EtcdLayout(std::string root) : root_(std::move(root)) {
   if (root_.empty() || root_.back() != '/') root_.push_back('/');
 }

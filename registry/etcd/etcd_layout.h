@@ -13,13 +13,15 @@
 
 namespace chat::registry::etcd {
 
-// A deployment's prefix (--etcd-prefix, "/chat/v1/") holds two subtrees
+// A deployment's prefix (--etcd-prefix, "/chat/v1/") holds three subtrees
 // that do not nest: the store's (names, bindings and what goes with them:
-// what its one Watch and its snapshot read, kept small) and the mailbox's
-// (up to hundreds of MiB of payloads, which the store must never read).
+// what its one Watch and its snapshot read, kept small), the mailbox's
+// (up to hundreds of MiB of payloads, which the store must never read) and
+// the group store's (every version of every group: etcd_group_store.h).
 // `prefix` gets a trailing '/' if it has none.
 std::string StoreRoot(std::string prefix);    // <prefix>registry/
 std::string MailboxRoot(std::string prefix);  // <prefix>mailbox/
+std::string GroupsRoot(std::string prefix);   // <prefix>groups/
 
 // The keys of the store, all under `root` (StoreRoot() of the deployment).
 // Thread-safe (immutable).

@@ -41,6 +41,16 @@ TEST(EtcdLayoutTest, TheStoreAndTheMailboxHaveRootsThatDoNotNest) {
   EXPECT_NE(store.compare(0, mail.size(), mail), 0);
 }
 
+TEST(EtcdLayoutTest, TheGroupsHaveARootOfTheirOwn) {
+  EXPECT_EQ(GroupsRoot("/chat/v1"), "/chat/v1/groups/");
+  const std::string groups = GroupsRoot("/chat/v1/");
+  for (const std::string& other :
+       {StoreRoot("/chat/v1/"), MailboxRoot("/chat/v1/")}) {
+    EXPECT_NE(groups.compare(0, other.size(), other), 0);
+    EXPECT_NE(other.compare(0, groups.size(), groups), 0);
+  }
+}
+
 TEST(EtcdLayoutTest, OwnersAreHexSoTheirBytesNeverSplitAKey) {
   EtcdLayout layout;
   const std::string owner = std::string("k/\0\xff", 4);
