@@ -208,7 +208,8 @@ class EtcdGroupStore final : public GroupStore {
     result.latest_version = head.version;
     if (after_version >= head.version) return result;
     RangeRequest range;
-    range.key = layout_.State(group_id, std::max<int64_t>(after_version, 0) + 1);
+    range.key =
+        layout_.State(group_id, std::max<int64_t>(after_version, 0) + 1);
     range.range_end = PrefixEnd(layout_.StatesOf(group_id));
     range.limit = page;
     CHAT_ASSIGN_OR_RETURN(RangeResult states, client_.Range(range));
@@ -244,8 +245,9 @@ class EtcdGroupStore final : public GroupStore {
   }
 
   absl::StatusOr<GroupHead> ReadHead(const std::string& group_id) {
-    CHAT_ASSIGN_OR_RETURN(RangeResult read,
-                          client_.Range(RangeRequest::Key(layout_.Head(group_id))));
+    CHAT_ASSIGN_OR_RETURN(
+        RangeResult read,
+        client_.Range(RangeRequest::Key(layout_.Head(group_id))));
     if (read.kvs.empty()) {
       return absl::NotFoundError(
           absl::StrCat("group ", group_id, " is not held here"));

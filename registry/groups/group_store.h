@@ -33,8 +33,7 @@ struct StoredGroupState {
   // The serialized GroupState, signature and all.
   std::string state;
 
-  friend bool operator==(const StoredGroupState& a,
-                         const StoredGroupState& b) {
+  friend bool operator==(const StoredGroupState& a, const StoredGroupState& b) {
     return a.group_id == b.group_id && a.version == b.version &&
            a.owner_key == b.owner_key && a.ended == b.ended &&
            a.state == b.state;

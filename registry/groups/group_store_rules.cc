@@ -72,8 +72,8 @@ absl::StatusOr<int> GroupPageSize(int max_states,
   }
   const size_t fit = std::max<size_t>(
       1, kMaxGroupPageBytes / std::max<size_t>(limits.max_state_bytes, 1));
-  return static_cast<int>(std::min<size_t>(static_cast<size_t>(max_states),
-                                           fit));
+  return static_cast<int>(
+      std::min<size_t>(static_cast<size_t>(max_states), fit));
 }
 
 absl::StatusOr<GroupPutPlan> DecideGroupPut(
@@ -97,10 +97,10 @@ absl::StatusOr<GroupPutPlan> DecideGroupPut(
                        head->version, "; it takes no further version"));
     }
     if (head->version >= limits.max_versions_per_group) {
-      return LimitError(absl::StrCat("group ", next.group_id, " has ",
-                                     head->version,
-                                     " versions and takes no further change"),
-                        limits.max_versions_per_group, "max-group-versions");
+      return LimitError(
+          absl::StrCat("group ", next.group_id, " has ", head->version,
+                       " versions and takes no further change"),
+          limits.max_versions_per_group, "max-group-versions");
     }
     // The latest is not ended, so it counts against its owner; it stops
     // counting there when another takes over or the group ends.

@@ -151,8 +151,8 @@ class SqliteGroupStore final : public GroupStore {
   }
 
   // Inside the batch's transaction. Throws on storage failure.
-  absl::Status PutLocked(const StoredGroupState& next,
-                         GroupPutOutcome& outcome, bool& counted_new_group)
+  absl::Status PutLocked(const StoredGroupState& next, GroupPutOutcome& outcome,
+                         bool& counted_new_group)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     const std::optional<GroupHead> head = HeadLocked(next.group_id);
     GroupCounts counts;
@@ -170,9 +170,9 @@ class SqliteGroupStore final : public GroupStore {
     if (!plan.accept) {
       std::optional<StoredGroupState> latest = LatestLocked(next.group_id);
       if (!latest.has_value()) {
-        return absl::DataLossError(
-            absl::StrCat("group ", next.group_id, " has no state at version ",
-                         head->version));
+        return absl::DataLossError(absl::StrCat("group ", next.group_id,
+                                                " has no state at version ",
+                                                head->version));
       }
       outcome.accepted = false;
       outcome.current = *std::move(latest);

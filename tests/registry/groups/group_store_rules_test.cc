@@ -38,8 +38,8 @@ TEST(DecideGroupPutTest, ACreationCountsAGroupAndChargesItsOwner) {
 }
 
 TEST(DecideGroupPutTest, AChangeBySameOwnerMovesNoCount) {
-  auto plan = DecideGroupPut(GroupHead{3, "alice", false}, Next(4, "alice"),
-                             {}, {});
+  auto plan =
+      DecideGroupPut(GroupHead{3, "alice", false}, Next(4, "alice"), {}, {});
   ASSERT_THAT(plan, IsOk());
   EXPECT_TRUE(plan->accept);
   EXPECT_FALSE(plan->new_group);
@@ -65,7 +65,8 @@ TEST(DecideGroupPutTest, AnEndReleasesTheOwnerAndChargesNobody) {
   }
 }
 
-TEST(DecideGroupPutTest, AStaleOrSkippingVersionIsNotAcceptedWhateverTheLimits) {
+TEST(DecideGroupPutTest,
+     AStaleOrSkippingVersionIsNotAcceptedWhateverTheLimits) {
   GroupStoreLimits limits;
   limits.max_versions_per_group = 3;
   for (int64_t version : {1, 3, 5}) {
@@ -81,12 +82,11 @@ TEST(DecideGroupPutTest, OnlyAChargedOwnerIsHeldToItsLimit) {
   limits.max_groups_per_owner = 2;
   GroupCounts full;
   full.next_owner_groups = 2;
-  EXPECT_THAT(
-      DecideGroupPut(GroupHead{1, "alice", false}, Next(2, "alice"), full,
-                     limits),
-      IsOk());
-  EXPECT_THAT(DecideGroupPut(GroupHead{1, "bob", false}, Next(2, "alice"),
+  EXPECT_THAT(DecideGroupPut(GroupHead{1, "alice", false}, Next(2, "alice"),
                              full, limits),
+              IsOk());
+  EXPECT_THAT(DecideGroupPut(GroupHead{1, "bob", false}, Next(2, "alice"), full,
+                             limits),
               StatusIs(absl::StatusCode::kResourceExhausted));
   EXPECT_THAT(DecideGroupPut(GroupHead{1, "bob", false},
                              Next(2, "alice", /*ended=*/true), full, limits),

@@ -256,8 +256,9 @@ TEST_P(GroupStoreContractTest, ConcurrentPutsOfOneVersionHaveOneWinner) {
 
 TEST_P(GroupStoreContractTest, AStateTooLargeIsRefusedAndNothingStored) {
   auto outcome = store_->Put(State(kGroup, 1, "alice", std::string(101, 'x')));
-  EXPECT_THAT(outcome, StatusIs(absl::StatusCode::kResourceExhausted,
-                                HasSubstr("(limit 100, --max-group-state-kb)")));
+  EXPECT_THAT(outcome,
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("(limit 100, --max-group-state-kb)")));
   EXPECT_THAT(store_->Latest(kGroup), StatusIs(absl::StatusCode::kNotFound));
   Accept(State(kGroup, 1, "alice", std::string(100, 'x')));
 }
@@ -328,9 +329,9 @@ TEST_P(GroupStoreContractTest, AnEndedGroupTakesNoFurtherVersion) {
   StoredGroupState end = State(kGroup, 2, "alice");
   end.ended = true;
   Accept(end);
-  EXPECT_THAT(store_->Put(State(kGroup, 3, "alice")),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("ended")));
+  EXPECT_THAT(
+      store_->Put(State(kGroup, 3, "alice")),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ended")));
   auto stale = store_->Put(State(kGroup, 2, "alice"));
   ASSERT_THAT(stale, IsOk());
   EXPECT_FALSE(stale->accepted);
@@ -431,16 +432,16 @@ std::vector<GroupStoreFactory> AllGroupStoreFactories() {
                                                       limits);
                         }}};
 #ifdef CHAT_ETCD
-  factories.push_back(GroupStoreFactory{
-      "Etcd", true,
-      [](const TempDir& dir, const GroupStoreLimits& limits)
-          -> absl::StatusOr<std::unique_ptr<GroupStore>> {
-        if (SharedEtcdClient() == nullptr) {
-          return absl::UnavailableError("no etcd");
-        }
-        return etcd::OpenEtcdGroupStore(SharedEtcdClient(), TestRoot(dir),
-                                        limits);
-      }});
+  factories.push_back(
+      GroupStoreFactory{"Etcd", true,
+                        [](const TempDir& dir, const GroupStoreLimits& limits)
+                            -> absl::StatusOr<std::unique_ptr<GroupStore>> {
+                          if (SharedEtcdClient() == nullptr) {
+                            return absl::UnavailableError("no etcd");
+                          }
+                          return etcd::OpenEtcdGroupStore(
+                              SharedEtcdClient(), TestRoot(dir), limits);
+                        }});
 #endif
   return factories;
 }
