@@ -19,6 +19,8 @@
 #include "common/signals.h"
 #include "common/tls_options.h"
 #include "registry/admin_token.h"
+#include "registry/groups/group_store_rules.h"
+#include "registry/groups/sqlite_group_store.h"
 #include "registry/mailbox/sqlite_mailbox.h"
 #include "registry/quotas.h"
 #include "registry/server/server.h"
@@ -26,6 +28,7 @@
 #include "registry/store/sqlite_store.h"
 #ifdef CHAT_ETCD
 #include "registry/etcd/etcd_client.h"
+#include "registry/etcd/etcd_group_store.h"
 #include "registry/etcd/etcd_layout.h"
 #include "registry/etcd/etcd_mailbox.h"
 #include "registry/etcd/etcd_store.h"
@@ -208,6 +211,38 @@ std::optional<chat::registry::Quotas> ParseQuotas(const po::variables_map& vm) {
   return quotas;
 }
 
+// Limits: groups (the registry's store of their states, and what one state
+// may hold).
+struct GroupOptions {
+  chat::registry::GroupStoreLimits store;
+  chat::registry::GroupLimits state;
+};
+std::optional<GroupOptions> ParseGroupOptions(const po::variables_map& vm) {
+  for (const char* name :
+       {"max-groups", "max-group-versions", "max-group-state-kb",
+        "max-groups-per-owner", "max-group-members"}) {
+    if (vm[name].as<int>() < 1) {
+      std::cerr << "chat-registry: --" << name << " must be at least 1\n";
+      return std::nullopt;
+    }
+  }
+  GroupOptions options;
+  options.store.max_groups = static_cast<size_t>(vm["max-groups"].as<int>());
+  options.store.max_versions_per_group = vm["max-group-versions"].as<int>();
+  options.store.max_state_bytes =
+      static_cast<size_t>(vm["max-group-state-kb"].as<int>()) * 1024;
+  options.store.max_groups_per_owner =
+      static_cast<size_t>(vm["max-groups-per-owner"].as<int>());
+  options.state.max_members = vm["max-group-members"].as<int>();
+  if (absl::Status valid =
+          chat::registry::ValidateGroupStoreLimits(options.store);
+      !valid.ok()) {
+    std::cerr << "chat-registry: " << valid.message() << "\n";
+    return std::nullopt;
+  }
+  return options;
+}
+
 int Run(const po::variables_map& vm) {
   using chat::Millis;
   std::optional<chat::registry::StreamLimits> stream_limits =
@@ -259,6 +294,8 @@ int Run(const po::variables_map& vm) {
   const std::string db_path = vm["db"].as<std::string>();
   std::optional<chat::registry::Quotas> quotas = ParseQuotas(vm);
   if (!quotas) return chat::kExitUsage;
+  const std::optional<GroupOptions> group_options = ParseGroupOptions(vm);
+  if (!group_options) return chat::kExitUsage;
   store_options.name_quotas = quotas->names;
   const std::string backend = vm["store"].as<std::string>();
   // With etcd, names and mail are both in etcd: no local file at all.
@@ -385,8 +422,26 @@ int Run(const po::variables_map& vm) {
     return kExitCannotStart;
   }
 
+  absl::StatusOr<std::unique_ptr<chat::registry::GroupStore>> groups;
+  if (use_etcd) {
+#ifdef CHAT_ETCD
+    groups = chat::registry::etcd::OpenEtcdGroupStore(
+        etcd_client.get(),
+        chat::registry::etcd::GroupsRoot(vm["etcd-prefix"].as<std::string>()),
+        group_options->store);
+#endif
+  } else {
+    groups =
+        chat::registry::OpenSqliteGroupStore(db_path, group_options->store);
+  }
+  if (!groups.ok()) {
+    chat::LogLine("registry", std::string(groups.status().message()));
+    return kExitCannotStart;
+  }
+
   chat::registry::RegistryServerOptions server_options;
   server_options.listen_address = vm["listen"].as<std::string>();
+  server_options.groups = group_options->state;
   server_options.admin_token = *admin_token;
   if (!ParseOverloadOptions(vm, &server_options.overload)) {
     return chat::kExitUsage;
@@ -405,7 +460,8 @@ int Run(const po::variables_map& vm) {
   server_options.credentials = *tls;
   server_options.streams = *stream_limits;
   auto server = chat::registry::RegistryServer::Start(
-      std::move(*store), std::move(*mailbox), server_options);
+      std::move(*store), std::move(*mailbox), std::move(*groups),
+      server_options);
   if (!server.ok()) {
     chat::LogLine("registry", std::string(server.status().message()));
     return kExitCannotStart;
@@ -482,6 +538,16 @@ int main(int argc, char** argv) {
       "acknowledging name) across all recipients")(
       "mailbox-max-sender-mb", po::value<int>()->default_value(64),
       "megabytes waiting from one sender across all recipients")(
+      "max-groups", po::value<int>()->default_value(100000),
+      "groups in all, ended ones included")(
+      "max-group-versions", po::value<int>()->default_value(1024),
+      "versions (membership changes) one group may have")(
+      "max-group-state-kb", po::value<int>()->default_value(32),
+      "kilobytes of one group state")("max-groups-per-owner",
+                                      po::value<int>()->default_value(256),
+                                      "groups, not ended, one name may own")(
+      "max-group-members", po::value<int>()->default_value(64),
+      "members of one group")(
       "mailbox-max-total-mb", po::value<int>()->default_value(0),
       "megabytes of mail in all (each item counts 256 bytes beside its "
       "payload); 0: a quarter of the free space where the database is, at "

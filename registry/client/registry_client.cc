@@ -109,6 +109,7 @@ RegistryClient::RegistryClient(std::vector<Endpoint> endpoints, Millis timeout)
     connection.channel = std::move(endpoint.channel);
     connection.stub = v1::Registry::NewStub(connection.channel);
     connection.mailbox = v1::Mailbox::NewStub(connection.channel);
+    connection.groups = v1::Groups::NewStub(connection.channel);
     connections_.push_back(std::move(connection));
   }
 }
@@ -478,6 +479,60 @@ absl::StatusOr<MailboxStats> RegistryClient::MailboxStat(
   stats.bytes = static_cast<size_t>(response.bytes());
   stats.oldest_age = absl::Milliseconds(response.oldest_age_ms());
   return stats;
+}
+
+namespace {
+
+// A state the registry sent, as ours; a malformed one is the registry's
+// fault (or that of whoever stands in for it), not the caller's.
+absl::StatusOr<GroupState> GroupStateFromRegistry(const v1::GroupState& proto) {
+  absl::StatusOr<GroupState> state = GroupStateFromProto(proto);
+  if (!state.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("the registry sent a malformed group state: ",
+                     state.status().message()));
+  }
+  return state;
+}
+
+}  // namespace
+
+absl::StatusOr<RegistryClient::GroupPut> RegistryClient::PutGroupState(
+    const GroupState& state) {
+  v1::PutGroupStateRequest request;
+  GroupStateToProto(state, request.mutable_state());
+  v1::PutGroupStateResponse response;
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    return connection.groups->PutGroupState(NewContext().get(), request,
+                                            &response);
+  }));
+  GroupPut put;
+  CHAT_ASSIGN_OR_RETURN(put.current,
+                        GroupStateFromRegistry(response.current()));
+  put.accepted = response.accepted() ||
+                 (put.current.version == state.version &&
+                  GroupStateHash(put.current) == GroupStateHash(state));
+  return put;
+}
+
+absl::StatusOr<RegistryClient::GroupStates> RegistryClient::GetGroupStates(
+    const std::string& group_id, int64_t after_version, int max_states) {
+  v1::GetGroupStatesRequest request;
+  request.set_group_id(group_id);
+  request.set_after_version(after_version);
+  request.set_max_states(max_states);
+  v1::GetGroupStatesResponse response;
+  CHAT_RETURN_IF_ERROR(Call([&](const Connection& connection) {
+    return connection.groups->GetGroupStates(NewContext().get(), request,
+                                             &response);
+  }));
+  GroupStates page;
+  page.latest_version = response.latest_version();
+  for (const v1::GroupState& proto : response.states()) {
+    CHAT_ASSIGN_OR_RETURN(GroupState state, GroupStateFromRegistry(proto));
+    page.states.push_back(std::move(state));
+  }
+  return page;
 }
 
 void WatchResumePoint::Saw(const WatchEvent& event) {

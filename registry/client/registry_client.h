@@ -23,6 +23,7 @@
 #include "common/identity.h"
 #include "proto/registry.grpc.pb.h"
 #include "registry/client/registry_picker.h"
+#include "registry/groups/group_state.h"
 #include "registry/types.h"
 
 namespace chat::registry {
@@ -394,6 +395,29 @@ class RegistryClient {
                    const std::vector<MailRef>& items,
                    const std::vector<MailItem>& receipts = {});
 
+  // What PutGroupState decided: `state` is the group's latest (accepted),
+  // or `current` is, and `state` did not follow it (re-base on it).
+  struct GroupPut {
+    bool accepted = false;
+    GroupState current;
+  };
+  // Offers `state` (signed) as its group's next version (Groups service,
+  // proto/registry.proto). A state the registry already holds as that
+  // version, byte for byte (a repeat after a lost answer), counts as
+  // accepted. Errors as the RPC's; kUnavailable for a malformed answer.
+  absl::StatusOr<GroupPut> PutGroupState(const GroupState& state);
+  // Versions of `group_id` after `after_version`, oldest first (a page:
+  // at most `max_states`, 0 for the registry's page), and the latest
+  // version. The states are well formed; their chain is the caller's to
+  // check. kNotFound for a group the registry does not hold.
+  struct GroupStates {
+    std::vector<GroupState> states;
+    int64_t latest_version = 0;
+  };
+  absl::StatusOr<GroupStates> GetGroupStates(const std::string& group_id,
+                                             int64_t after_version,
+                                             int max_states = 0);
+
  private:
   // One registry: its channel and the stubs over it.
   struct Connection {
@@ -401,6 +425,7 @@ class RegistryClient {
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<v1::Registry::Stub> stub;
     std::unique_ptr<v1::Mailbox::Stub> mailbox;
+    std::unique_ptr<v1::Groups::Stub> groups;
   };
   // What a kNotFound means after another registry failed during the call.
   enum class NotFoundAfterFailover { kError, kDone };

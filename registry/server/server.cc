@@ -11,9 +11,9 @@ namespace chat::registry {
 
 absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
     std::unique_ptr<Store> store, std::unique_ptr<Mailbox> mailbox,
-    const RegistryServerOptions& options) {
-  std::unique_ptr<RegistryServer> registry(
-      new RegistryServer(std::move(store), std::move(mailbox), options));
+    std::unique_ptr<GroupStore> groups, const RegistryServerOptions& options) {
+  std::unique_ptr<RegistryServer> registry(new RegistryServer(
+      std::move(store), std::move(mailbox), std::move(groups), options));
   ServerConfig config;
   config.listen_address = options.listen_address;
   config.services = {&registry->service_};
@@ -24,6 +24,10 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
   if (registry->mailbox_service_ != nullptr) {
     config.services.push_back(registry->mailbox_service_.get());
     config.health_names.push_back(kMailboxServiceName);
+  }
+  if (registry->groups_service_ != nullptr) {
+    config.services.push_back(registry->groups_service_.get());
+    config.health_names.push_back(kGroupsServiceName);
   }
   SupervisorOptions supervisor;
   supervisor.on_event = [](const std::string& line) {
@@ -54,9 +58,11 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(
 
 RegistryServer::RegistryServer(std::unique_ptr<Store> store,
                                std::unique_ptr<Mailbox> mailbox,
+                               std::unique_ptr<GroupStore> groups,
                                const RegistryServerOptions& options)
     : store_(std::move(store)),
       mailbox_(std::move(mailbox)),
+      groups_(std::move(groups)),
       challenges_(*options.clock, options.challenges),
       gate_(options.overload),
       service_(store_.get(), &challenges_,
@@ -65,6 +71,10 @@ RegistryServer::RegistryServer(std::unique_ptr<Store> store,
   if (mailbox_ != nullptr) {
     mailbox_service_ = std::make_unique<MailboxService>(
         store_.get(), mailbox_.get(), &gate_, options.streams);
+  }
+  if (groups_ != nullptr) {
+    groups_service_ = std::make_unique<GroupsService>(
+        store_.get(), groups_.get(), options.groups, &gate_);
   }
 }
 
@@ -94,6 +104,8 @@ void RegistryServer::Shutdown(Millis grace) {
                                    counts.refused));
   mailbox_service_.reset();
   mailbox_.reset();
+  groups_service_.reset();
+  groups_.reset();
   store_.reset();
 }
 

@@ -19,8 +19,10 @@
 #include "common/grpc_server.h"
 #include "common/overload.h"
 #include "common/periodic_loop.h"
+#include "registry/groups/group_store.h"
 #include "registry/mailbox/mailbox.h"
 #include "registry/server/challenges.h"
+#include "registry/server/groups_service.h"
 #include "registry/server/mailbox_service.h"
 #include "registry/server/service.h"
 #include "registry/server/stream_limits.h"
@@ -53,16 +55,26 @@ struct RegistryServerOptions {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // Watch and Listen streams: names per Watch, backlog, streams per client.
   StreamLimits streams;
+  // What a group state may hold (members); the group store's own limits
+  // are its own (GroupStoreLimits).
+  GroupLimits groups;
 };
 
 // Thread-safe.
 class RegistryServer {
  public:
-  // Serves `store` and, when not null, `mailbox` (both owned from now on).
-  // kUnavailable when it cannot listen.
+  // Serves `store` and, when not null, `mailbox` and `groups` (the Groups
+  // service; all owned from now on). kUnavailable when it cannot listen.
   static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(
       std::unique_ptr<Store> store, std::unique_ptr<Mailbox> mailbox,
-      const RegistryServerOptions& options);
+      std::unique_ptr<GroupStore> groups, const RegistryServerOptions& options);
+
+  // A registry without groups.
+  static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(
+      std::unique_ptr<Store> store, std::unique_ptr<Mailbox> mailbox,
+      const RegistryServerOptions& options) {
+    return Start(std::move(store), std::move(mailbox), nullptr, options);
+  }
 
   // A registry without a mailbox.
   static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(
@@ -93,17 +105,20 @@ class RegistryServer {
 
  private:
   RegistryServer(std::unique_ptr<Store> store, std::unique_ptr<Mailbox> mailbox,
+                 std::unique_ptr<GroupStore> groups,
                  const RegistryServerOptions& options);
   // One pass of each loop.
   void ExpireLeases();
   void ExpireMail();
 
   std::unique_ptr<Store> store_;
-  std::unique_ptr<Mailbox> mailbox_;  // May be null.
+  std::unique_ptr<Mailbox> mailbox_;    // May be null.
+  std::unique_ptr<GroupStore> groups_;  // May be null.
   ChallengeBook challenges_;
   CallGate gate_;  // Shared by both services.
   RegistryService service_;
   std::unique_ptr<MailboxService> mailbox_service_;  // With mailbox_.
+  std::unique_ptr<GroupsService> groups_service_;    // With groups_.
   // Listens again after fd exhaustion (common/grpc_server.h).
   std::unique_ptr<SupervisedServer> server_;
 
