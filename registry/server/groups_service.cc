@@ -102,6 +102,11 @@ grpc::ServerUnaryReactor* GroupsService::PutGroupState(
                    CopyStored(*latest_stored, response->mutable_current()));
   }
   if (absl::Status checked = CheckChange(*next, latest); !checked.ok()) {
+    if (checked.code() == absl::StatusCode::kResourceExhausted) {
+      // The rules know the limit, not what sets it here.
+      checked = absl::ResourceExhaustedError(
+          absl::StrCat(checked.message(), " (--max-group-members)"));
+    }
     return Respond(context, checked);
   }
   absl::StatusOr<GroupPutOutcome> outcome =

@@ -259,7 +259,8 @@ TEST_F(GroupsServiceTest, LimitsAndMalformedStatesAreRefusedClearly) {
                                       {"carol", &carol_},
                                       {"dave", &stranger_},
                                       {"erin", &bob_}})),
-      StatusIs(absl::StatusCode::kResourceExhausted));
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               HasSubstr("--max-group-members")));
   // Groups per owner (3 here).
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(client_->PutGroupState(Genesis())->accepted);
