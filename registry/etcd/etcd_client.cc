@@ -275,7 +275,12 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
         R"({"loadBalancingConfig":[{"round_robin":{}}]})");
     // Notice a member that died without closing its connections (a cut
     // cable, a frozen VM) within seconds, not at the TCP timeout.
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+    // Not below etcd's --grpc-keepalive-min-time (5 s by default), which
+    // closes connections that ping more often.
+    args.SetInt(
+        GRPC_ARG_KEEPALIVE_TIME_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(std::clamp(
+            config.keepalive_time, absl::Seconds(5), absl::Hours(24)))));
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     // etcd's default --max-request-bytes is 1.5 MiB; a Range answer may be

@@ -35,6 +35,12 @@ struct EtcdConfig {
   TlsClientFiles tls;
   // Deadline of each unary call.
   absl::Duration call_timeout = absl::Seconds(5);
+  // gRPC keepalive of each channel: a ping after this long without traffic,
+  // the connection given up when the ping is not answered within 5 s. It
+  // notices a member that died without closing its connections; calls and
+  // watches notice a member that hangs sooner on their own (see
+  // attempt_timeout()). Tests lengthen it to show they do not depend on it.
+  absl::Duration keepalive_time = absl::Seconds(10);
 };
 
 // Splits "a:2379,b:2379" (spaces allowed) into endpoints; kInvalidArgument

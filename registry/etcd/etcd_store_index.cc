@@ -120,8 +120,9 @@ void EtcdStore::WaitApplied(int64_t revision) {
   }
   // The watch brought nothing for a whole call attempt: its member may
   // hang (stopped, or cut off without a reset, which gRPC's keepalive
-  // notices only after 15 s). It is reopened elsewhere from the last
-  // revision applied, and its member passed over for a while.
+  // notices only after 15 s, and the watch's own hang check after two call
+  // attempts; a write need not wait that long). It is reopened elsewhere
+  // from the last revision applied, and its member passed over for a while.
   ReopenWatch(
       watching,
       absl::StrCat("the watch has not brought revision ", revision, " within ",
@@ -361,8 +362,12 @@ void EtcdStore::WatchLoop() {
                          resynced.status().ToString()));
       }
       WriteMissedReservations();
-    } else if (ended.code() != absl::StatusCode::kUnavailable &&
-               ended.code() != absl::StatusCode::kCancelled) {
+    } else if (ended.code() == absl::StatusCode::kUnavailable) {
+      // Its member died or hangs (EtcdWatch's hang check): the next one
+      // goes to another member and replays what this one missed.
+      Log(absl::StrCat("watch ended (reopening on another member): ",
+                       ended.ToString()));
+    } else if (ended.code() != absl::StatusCode::kCancelled) {
       Log(absl::StrCat("watch ended: ", ended.ToString()));
     }
   }

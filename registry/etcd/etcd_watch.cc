@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "registry/etcd/etcd_convert.h"
 
@@ -48,11 +49,44 @@ WatchOptions WatchOptions::Prefix(const std::string& prefix,
   return options;
 }
 
-EtcdWatch::EtcdWatch(std::unique_ptr<Stream> stream)
-    : stream_(std::move(stream)) {}
+// What the hang check does to this watch: asks for progress on the
+// stream; gives up by reporting the member and cancelling the stream.
+class EtcdWatch::LivenessStream final : public WatchLiveness::Stream {
+ public:
+  // Neither is owned; both must outlive this.
+  LivenessStream(EtcdWatch* watch, EtcdClient* client)
+      : watch_(watch), client_(client) {}
+
+  bool AskForProgress() override { return watch_->RequestProgress().ok(); }
+
+  void GiveUp() override {
+    // Reported first, so the watch the caller opens next goes elsewhere.
+    client_->ReportStreamFailure(watch_->channel());
+    watch_->Cancel();
+  }
+
+ private:
+  EtcdWatch* const watch_;
+  EtcdClient* const client_;
+};
+
+EtcdWatch::EtcdWatch(std::unique_ptr<Stream> stream, EtcdClient* client,
+                     const WatchOptions& options)
+    : stream_(std::move(stream)) {
+  if (!options.detect_hang) return;
+  liveness_ = std::make_unique<WatchLiveness>(
+      options.clock != nullptr ? *options.clock : RealClock(),
+      absl::ToChronoMilliseconds(client->attempt_timeout()));
+  liveness_stream_ = std::make_unique<LivenessStream>(this, client);
+  checker_ = std::thread([this] { liveness_->Run(*liveness_stream_); });
+}
 
 EtcdWatch::~EtcdWatch() {
   Cancel();
+  if (liveness_ != nullptr) {
+    liveness_->Stop();
+    checker_.join();
+  }
   if (!stream_->finished) (void)stream_->Finish("etcd Watch");
 }
 
@@ -119,15 +153,26 @@ absl::StatusOr<std::unique_ptr<EtcdWatch>> EtcdWatch::Open(
     return absl::AbortedError("etcd Watch: refused: " +
                               response.cancel_reason());
   }
-  return std::unique_ptr<EtcdWatch>(new EtcdWatch(std::move(stream)));
+  return std::unique_ptr<EtcdWatch>(
+      new EtcdWatch(std::move(stream), client, options));
 }
 
 absl::StatusOr<WatchBatch> EtcdWatch::Next() {
   if (!ended_.ok()) return ended_;
   etcdserverpb::WatchResponse response;
   while (true) {
-    if (!stream_->stream->Read(&response)) {
+    if (liveness_ != nullptr) liveness_->WaitStarted();
+    const bool read = stream_->stream->Read(&response);
+    if (liveness_ != nullptr) liveness_->WaitEnded();
+    if (!read) {
       ended_ = stream_->Finish("etcd Watch");
+      if (liveness_ != nullptr && liveness_->gave_up()) {
+        ended_ = absl::UnavailableError(absl::StrCat(
+            "etcd Watch: the member answered nothing, not even a progress "
+            "request, for ",
+            absl::FormatDuration(2 * absl::FromChrono(liveness_->patience())),
+            "; it may hang"));
+      }
       return ended_;
     }
     if (response.canceled() || response.compact_revision() != 0) {
@@ -174,6 +219,10 @@ absl::Status EtcdWatch::RequestProgress() {
 
 const std::shared_ptr<grpc::Channel>& EtcdWatch::channel() const {
   return stream_->channel;
+}
+
+int64_t EtcdWatch::progress_requests() const {
+  return liveness_ != nullptr ? liveness_->progress_requests() : 0;
 }
 
 void EtcdWatch::Cancel() {

@@ -9,13 +9,16 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/clock.h"
 #include "registry/etcd/etcd_client.h"
+#include "registry/etcd/watch_liveness.h"
 
 namespace chat::registry::etcd {
 
@@ -32,6 +35,19 @@ struct WatchOptions {
   // otherwise), so an idle watcher's revision does not fall behind the
   // compaction point. RequestProgress() asks for one at once.
   bool progress_notify = false;
+  // Notice a member that hangs (stopped, or cut off without a reset: it
+  // keeps the connection and answers nothing), which gRPC's keepalive gives
+  // up only after EtcdConfig::keepalive_time + 5 s: when Next() has waited the
+  // client's attempt_timeout() with nothing, the watch asks for a progress
+  // notification; when nothing at all comes within another, the member is
+  // reported failing (EtcdClient::ReportStreamFailure) and Next() returns
+  // kUnavailable, so the caller reopens elsewhere. The answers to those
+  // requests are batches without events (WatchBatch): they prove the member
+  // alive, never that every event up to their revision came.
+  bool detect_hang = true;
+  // The clock of that check; nullptr: the real one. Not owned; must outlive
+  // the watch.
+  const Clock* clock = nullptr;
 
   static WatchOptions Prefix(const std::string& prefix,
                              int64_t start_revision = 0);
@@ -63,8 +79,9 @@ struct WatchBatch {
 // IsCompacted(error).
 //
 // Thread-safe in this shape: one thread calls Next(); any thread may call
-// RequestProgress() and Cancel(). Destroy it only when no Next() runs (call
-// Cancel() and let the reader return first).
+// RequestProgress() and Cancel(). With detect_hang, a thread of the watch's
+// own runs the check (WatchLiveness) until the watch is destroyed. Destroy it
+// only when no Next() runs (call Cancel() and let the reader return first).
 class EtcdWatch {
  public:
   // Opens the stream on the client's next endpoint and waits until etcd
@@ -84,8 +101,10 @@ class EtcdWatch {
   //   IsCompacted()   start_revision was compacted away (CompactRevision()
   //                   is the oldest revision left): resync from a snapshot;
   //   kCancelled      Cancel() was called;
-  //   kUnavailable    the stream broke (member down, network): reopen from
-  //                   the last revision seen + 1, on another endpoint;
+  //   kUnavailable    the stream broke (member down, network), or its
+  //                   member stopped answering (WatchOptions::detect_hang):
+  //                   reopen from the last revision seen + 1, on another
+  //                   endpoint;
   //   others          etcd cancelled the watch for its own reason (as
   //                   FromEtcdStatus, or kAborted with etcd's reason).
   absl::StatusOr<WatchBatch> Next();
@@ -101,11 +120,20 @@ class EtcdWatch {
   // when the stream stops answering.
   const std::shared_ptr<grpc::Channel>& channel() const;
 
+  // Progress requests the hang check sent so far (for tests and metrics).
+  int64_t progress_requests() const;
+
  private:
   struct Stream;
-  explicit EtcdWatch(std::unique_ptr<Stream> stream);
+  class LivenessStream;
+  EtcdWatch(std::unique_ptr<Stream> stream, EtcdClient* client,
+            const WatchOptions& options);
 
   const std::unique_ptr<Stream> stream_;
+  // With detect_hang: the check, and the thread that runs it.
+  std::unique_ptr<WatchLiveness> liveness_;
+  std::unique_ptr<LivenessStream> liveness_stream_;
+  std::thread checker_;
   absl::Mutex write_mu_;  // gRPC allows one writer at a time.
   bool cancelled_ ABSL_GUARDED_BY(write_mu_) = false;
   // Set once Next() returned an error (read only by the Next() thread).

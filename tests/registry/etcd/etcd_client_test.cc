@@ -468,6 +468,24 @@ TEST_F(EtcdClientTest, ProgressNotificationCarriesTheRevision) {
   EXPECT_GE(batch->revision, *put);
 }
 
+// A quiet watch on a member that answers: its hang check asks for progress
+// now and then, gets batches without events, and the watch lives on (the
+// mailbox's watch has no progress_notify; etcd answers the request anyway).
+TEST_F(EtcdClientTest, AQuietWatchOnALiveMemberLivesOn) {
+  EtcdConfig config;
+  config.endpoints = cluster_->ClientEndpoints();
+  config.call_timeout = absl::Seconds(1);  // The check's patience: 1 s.
+  auto client = EtcdClient::Create(config);
+  ASSERT_THAT(client, IsOk());
+  auto watch = EtcdWatch::Open(client->get(), WatchOptions::Prefix(prefix_));
+  ASSERT_THAT(watch, IsOk());
+  while ((*watch)->progress_requests() < 3) {
+    auto batch = NextWithin(**watch);
+    ASSERT_THAT(batch, IsOk());
+    EXPECT_THAT(batch->events, SizeIs(0));
+  }
+}
+
 // After a compaction past a watcher's revision, etcd cannot replay what it
 // missed: the watch ends with the distinct "compacted" error (resync from a
 // snapshot), and so does a read at that revision.

@@ -14,16 +14,21 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "registry/etcd/etcd_client.h"
 #include "registry/etcd/etcd_mailbox.h"
 #include "registry/etcd/etcd_store.h"
+#include "registry/etcd/etcd_watch.h"
 #include "tests/testing/etcd_cluster.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait.h"
@@ -34,6 +39,7 @@ namespace {
 using ::chat::testing::EtcdCluster;
 using ::chat::testing::EtcdClusterOptions;
 using ::chat::testing::IsOk;
+using ::chat::testing::StatusIs;
 using ::chat::testing::WaitFor;
 
 // A member that is not the leader (by etcd's Maintenance/Status), so that
@@ -127,8 +133,10 @@ struct AFollowerFirst {
 
 // Starts the cluster and opens the store under `prefix`; `clock` must
 // outlive the result.
+// `keepalive_time`: the store's gRPC keepalive (EtcdConfig).
 absl::StatusOr<AFollowerFirst> StartWithAFollowerFirst(
-    const Clock& clock, int listed, const std::string& prefix) {
+    const Clock& clock, int listed, const std::string& prefix,
+    absl::Duration keepalive_time = EtcdConfig().keepalive_time) {
   EtcdClusterOptions cluster_options;
   cluster_options.members = 3;
   AFollowerFirst hung;
@@ -147,6 +155,7 @@ absl::StatusOr<AFollowerFirst> StartWithAFollowerFirst(
     }
   }
   hung.options.prefix = prefix;
+  hung.options.etcd.keepalive_time = keepalive_time;
   CHAT_ASSIGN_OR_RETURN(hung.store, OpenEtcdStore(hung.options, clock));
   return hung;
 }
@@ -262,6 +271,115 @@ TEST(EtcdStoreFailoverTest, AWatchOnAMemberThatHangsIsReopenedElsewhere) {
     // Answered once the index holds it, through the watch that replaced
     // the one on the member that hangs.
     EXPECT_THAT(a->Resolve(name), IsOk()) << name;
+  }
+}
+
+// gRPC's keepalive of the registries that only read, in the tests below: far
+// beyond their deadlines, so what they show cannot come from it.
+constexpr absl::Duration kLongKeepalive = absl::Minutes(10);
+// How long those tests wait for a condition: generous, and far below
+// kLongKeepalive.
+constexpr std::chrono::seconds kGenerous(30);
+
+// A watch alone on a member that hangs: nothing comes, so it asks for a
+// progress notification, gets no answer either, and ends with kUnavailable
+// (its member reported failing), long before gRPC's keepalive would.
+TEST(EtcdStoreFailoverTest, AWatchWhoseMemberHangsEndsUnavailable) {
+  EtcdClusterOptions cluster_options;
+  cluster_options.members = 3;
+  auto cluster = EtcdCluster::Start(cluster_options);
+  ASSERT_THAT(cluster, IsOk());
+  const int victim = AFollower(**cluster);
+  ASSERT_GE(victim, 0);
+  EtcdConfig config;
+  config.endpoints = {(*cluster)->ClientEndpoint(victim)};
+  config.keepalive_time = kLongKeepalive;
+  auto client = EtcdClient::Create(config);
+  ASSERT_THAT(client, IsOk());
+  auto watch =
+      EtcdWatch::Open(client->get(), WatchOptions::Prefix("/hung-alone/"));
+  ASSERT_THAT(watch, IsOk());
+
+  ASSERT_THAT((*cluster)->Pause(victim), IsOk());
+  absl::Cleanup resume = [&] { (void)(*cluster)->Resume(victim); };
+  // Past the deadline, a canceller ends the wait (kCancelled: the check
+  // did not work).
+  absl::Notification done;
+  std::thread canceller([&] {
+    if (!done.WaitForNotificationWithTimeout(absl::FromChrono(kGenerous))) {
+      (*watch)->Cancel();
+    }
+  });
+  absl::Status ended;
+  const std::chrono::milliseconds took = Timed([&] {
+    while (ended.ok()) ended = (*watch)->Next().status();
+  });
+  done.Notify();
+  canceller.join();
+  EXPECT_THAT(ended, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_GE((*watch)->progress_requests(), 1);
+  std::cout << "the watch ended " << took.count()
+            << " ms after the pause: " << ended << "\n";
+}
+
+// Registries that only read, each with its watch likely on a member that
+// then hangs (listed twice first: the watch lands there in most runs, and
+// with three registries in nearly every run), and whose gRPC keepalive
+// would take ten minutes to give that member up: no write of theirs waits
+// for their watch, so only the watch's own hang check can move it. Every
+// name registered at another registry, on the healthy members, shows at
+// each of them within the generous deadline.
+TEST(EtcdStoreFailoverTest, AReadOnlyRegistryFollowsWhileItsWatchMemberHangs) {
+  FakeClock clock;
+  auto hung = StartWithAFollowerFirst(clock, /*listed=*/2, "/hung-reader/",
+                                      kLongKeepalive);
+  ASSERT_THAT(hung, IsOk());
+  std::vector<Store*> readers = {hung->store.get()};
+  std::vector<std::unique_ptr<Store>> more_readers;
+  for (int i = 0; i < 2; ++i) {
+    auto reader = OpenEtcdStore(hung->options, clock);
+    ASSERT_THAT(reader, IsOk());
+    readers.push_back(reader->get());
+    more_readers.push_back(*std::move(reader));
+  }
+  EtcdCluster& cluster = *hung->cluster;
+  const int victim = hung->victim;
+  EtcdStoreOptions writer_options = hung->options;
+  writer_options.etcd.endpoints.clear();
+  writer_options.etcd.keepalive_time = EtcdConfig().keepalive_time;
+  for (int i = 0; i < cluster.size(); ++i) {
+    if (i != victim) {
+      writer_options.etcd.endpoints.push_back(cluster.ClientEndpoint(i));
+    }
+  }
+  auto writer = OpenEtcdStore(writer_options, clock);
+  ASSERT_THAT(writer, IsOk());
+  // Every reader's watch is up.
+  ASSERT_THAT((*writer)->Register({"before", "h:1", Millis(60000), ""}),
+              IsOk());
+  for (Store* reader : readers) {
+    ASSERT_TRUE(WaitFor([&] { return reader->Resolve("before").ok(); }));
+  }
+
+  ASSERT_THAT(cluster.Pause(victim), IsOk());
+  absl::Cleanup resume = [&] { (void)cluster.Resume(victim); };
+
+  for (int i = 0; i < 4; ++i) {
+    const std::string name = absl::StrCat("r", i);
+    ASSERT_THAT((*writer)->Register({name, "h:1", Millis(60000), ""}), IsOk())
+        << name;
+    for (size_t r = 0; r < readers.size(); ++r) {
+      Store* reader = readers[r];
+      bool shown = false;
+      const std::chrono::milliseconds took = Timed([&] {
+        shown = WaitFor([&] { return reader->Resolve(name).ok(); }, kGenerous);
+      });
+      ASSERT_TRUE(shown) << name << " at reader " << r;
+      if (took > std::chrono::milliseconds(100)) {
+        std::cout << name << " showed at reader " << r << " after "
+                  << took.count() << " ms\n";
+      }
+    }
   }
 }
 
