@@ -35,7 +35,8 @@ absl::Status CopyStored(const StoredGroupState& stored, v1::GroupState* out) {
   return absl::OkStatus();
 }
 
-StoredGroupState ToStored(const GroupState& state, const v1::GroupState& proto) {
+StoredGroupState ToStored(const GroupState& state,
+                          const v1::GroupState& proto) {
   StoredGroupState stored;
   stored.group_id = state.group_id;
   stored.version = state.version;
@@ -56,8 +57,8 @@ absl::Status GroupsService::CheckChange(
   if (latest.has_value()) return CheckSuccessor(*latest, next, limits_);
   if (next.version != 1) {
     return absl::NotFoundError(absl::StrCat(
-        "no group ", next.group_id, " is held here, so version ",
-        next.version, " follows nothing; a group starts at version 1"));
+        "no group ", next.group_id, " is held here, so version ", next.version,
+        " follows nothing; a group starts at version 1"));
   }
   CHAT_RETURN_IF_ERROR(CheckGenesis(next, limits_));
   // The chain proves the owner's key signed; the binding proves the key
@@ -130,16 +131,16 @@ grpc::ServerUnaryReactor* GroupsService::GetGroupStates(
   absl::StatusOr<CallGate::Ticket> ticket = gate_->Admit(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
   if (request->max_states() < 0) {
-    return Respond(context, absl::InvalidArgumentError(
-                                "max_states must not be negative"));
+    return Respond(
+        context, absl::InvalidArgumentError("max_states must not be negative"));
   }
   const int max_states =
       request->max_states() == 0
           ? kMaxGroupStatesPerPage
           : std::min(request->max_states(), kMaxGroupStatesPerPage);
-  absl::StatusOr<GroupStatesPage> page = groups_->Get(
-      request->group_id(), std::max<int64_t>(0, request->after_version()),
-      max_states);
+  absl::StatusOr<GroupStatesPage> page =
+      groups_->Get(request->group_id(),
+                   std::max<int64_t>(0, request->after_version()), max_states);
   if (!page.ok()) return Respond(context, page.status());
   for (const StoredGroupState& stored : page->states) {
     absl::Status copied = CopyStored(stored, response->add_states());

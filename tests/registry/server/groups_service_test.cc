@@ -115,8 +115,8 @@ TEST_F(GroupsServiceTest, TheOwnerCreatesAndChangesAGroupAndMembersReadIt) {
   auto put = client_->PutGroupState(v1);
   ASSERT_THAT(put, IsOk());
   EXPECT_TRUE(put->accepted);
-  const GroupState v2 =
-      Next(v1, [&](GroupState& s) { AddCarol(s, carol_); }, alice_);
+  const GroupState v2 = Next(
+      v1, [&](GroupState& s) { AddCarol(s, carol_); }, alice_);
   put = client_->PutGroupState(v2);
   ASSERT_THAT(put, IsOk());
   EXPECT_TRUE(put->accepted);
@@ -136,10 +136,10 @@ TEST_F(GroupsServiceTest, TheOwnerCreatesAndChangesAGroupAndMembersReadIt) {
 TEST_F(GroupsServiceTest, ALostRaceIsAnsweredWithTheLatestToReBaseOn) {
   const GroupState v1 = Genesis();
   ASSERT_THAT(client_->PutGroupState(v1), IsOk());
-  const GroupState with_carol =
-      Next(v1, [&](GroupState& s) { AddCarol(s, carol_); }, alice_);
-  const GroupState renamed =
-      Next(v1, [](GroupState& s) { s.display_name = "renamed"; }, alice_);
+  const GroupState with_carol = Next(
+      v1, [&](GroupState& s) { AddCarol(s, carol_); }, alice_);
+  const GroupState renamed = Next(
+      v1, [](GroupState& s) { s.display_name = "renamed"; }, alice_);
   ASSERT_TRUE(client_->PutGroupState(with_carol)->accepted);
   auto lost = client_->PutGroupState(renamed);
   ASSERT_THAT(lost, IsOk());
@@ -188,26 +188,24 @@ TEST_F(GroupsServiceTest, OnlyTheOwnerMayTakeTheNextVersion) {
   ASSERT_THAT(client_->PutGroupState(v1), IsOk());
   // A member, a stranger, a member naming itself owner: refused, and the
   // group stays the owner's to change.
-  EXPECT_THAT(
-      client_->PutGroupState(Next(
-          v1, [&](GroupState& s) { AddCarol(s, carol_); }, bob_)),
-      StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(client_->PutGroupState(Next(
+                  v1, [&](GroupState& s) { AddCarol(s, carol_); }, bob_)),
+              StatusIs(absl::StatusCode::kUnauthenticated));
   EXPECT_THAT(client_->PutGroupState(Next(
                   v1, [](GroupState& s) { s.owner = "bob"; }, bob_)),
               StatusIs(absl::StatusCode::kUnauthenticated));
-  EXPECT_THAT(
-      client_->PutGroupState(Next(
-          v1, [&](GroupState& s) { AddCarol(s, carol_); }, stranger_)),
-      StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(client_->PutGroupState(Next(
+                  v1, [&](GroupState& s) { AddCarol(s, carol_); }, stranger_)),
+              StatusIs(absl::StatusCode::kUnauthenticated));
   // A tampered state (changed after it was signed).
-  GroupState tampered =
-      Next(v1, [&](GroupState& s) { AddCarol(s, carol_); }, alice_);
+  GroupState tampered = Next(
+      v1, [&](GroupState& s) { AddCarol(s, carol_); }, alice_);
   tampered.display_name = "mine now";
   EXPECT_THAT(client_->PutGroupState(tampered),
               StatusIs(absl::StatusCode::kUnauthenticated));
   // A chain that skips the held version.
-  GroupState unchained =
-      Next(v1, [&](GroupState& s) { AddCarol(s, carol_); }, alice_);
+  GroupState unchained = Next(
+      v1, [&](GroupState& s) { AddCarol(s, carol_); }, alice_);
   unchained.previous_hash = std::string(32, 'x');
   auto resigned = SignGroupState(unchained, alice_);
   ASSERT_THAT(resigned, IsOk());
@@ -217,11 +215,11 @@ TEST_F(GroupsServiceTest, OnlyTheOwnerMayTakeTheNextVersion) {
   ASSERT_THAT(states, IsOk());
   EXPECT_EQ(states->latest_version, 1);
   // Handed over, the new owner changes it.
-  const GroupState handed =
-      Next(v1, [](GroupState& s) { s.owner = "bob"; }, alice_);
+  const GroupState handed = Next(
+      v1, [](GroupState& s) { s.owner = "bob"; }, alice_);
   ASSERT_TRUE(client_->PutGroupState(handed)->accepted);
-  auto by_bob = client_->PutGroupState(
-      Next(handed, [&](GroupState& s) { AddCarol(s, carol_); }, bob_));
+  auto by_bob = client_->PutGroupState(Next(
+      handed, [&](GroupState& s) { AddCarol(s, carol_); }, bob_));
   ASSERT_THAT(by_bob, IsOk());
   EXPECT_TRUE(by_bob->accepted);
 }
@@ -254,13 +252,12 @@ TEST_F(GroupsServiceTest, AGroupIsCreatedOnlyByTheHolderOfItsOwnersName) {
 
 TEST_F(GroupsServiceTest, LimitsAndMalformedStatesAreRefusedClearly) {
   // Members (4 here).
-  EXPECT_THAT(
-      client_->PutGroupState(Genesis({{"bob", &bob_},
-                                      {"carol", &carol_},
-                                      {"dave", &stranger_},
-                                      {"erin", &bob_}})),
-      StatusIs(absl::StatusCode::kResourceExhausted,
-               HasSubstr("--max-group-members")));
+  EXPECT_THAT(client_->PutGroupState(Genesis({{"bob", &bob_},
+                                              {"carol", &carol_},
+                                              {"dave", &stranger_},
+                                              {"erin", &bob_}})),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("--max-group-members")));
   // Groups per owner (3 here).
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(client_->PutGroupState(Genesis())->accepted);
@@ -270,7 +267,8 @@ TEST_F(GroupsServiceTest, LimitsAndMalformedStatesAreRefusedClearly) {
                        HasSubstr("max-groups-per-owner")));
   // A version past 1 of a group nobody holds.
   GroupState orphan = Genesis();
-  orphan = Next(orphan, [](GroupState&) {}, alice_);
+  orphan = Next(
+      orphan, [](GroupState&) {}, alice_);
   EXPECT_THAT(client_->PutGroupState(orphan),
               StatusIs(absl::StatusCode::kNotFound));
   // Malformed on the wire: a bad id, a negative page.
