@@ -594,8 +594,10 @@ int main(int argc, char** argv) {
   command_line.description =
       "The name server: peers register name -> host:port under a lease and "
       "resolve each other by name; mail for offline peers waits in its "
-      "mailbox.\nServes chat.registry.v1.Registry, chat.registry.v1.Mailbox, "
-      "grpc.health.v1.Health and server reflection.";
+      "mailbox; the signed membership of group conversations is sequenced "
+      "here.\nServes chat.registry.v1.Registry, chat.registry.v1.Mailbox, "
+      "chat.registry.v1.Groups, grpc.health.v1.Health and server "
+      "reflection.";
   command_line.epilog =
       "Exit status: 0 after SIGINT/SIGTERM and a clean shutdown, 1 when it "
       "cannot start (database, etcd, address, or an admin token file that "

@@ -35,6 +35,7 @@
 #include "google/protobuf/message.h"
 #include "google/protobuf/stubs/logging.h"
 #include "proto/registry.grpc.pb.h"
+#include "registry/groups/sqlite_group_store.h"
 #include "registry/mailbox/sqlite_mailbox.h"
 #include "registry/names.h"
 #include "registry/server/server.h"
@@ -75,6 +76,8 @@ constexpr Method kMethods[] = {
     {"chat.registry.v1.Mailbox", "Listen", true},
     {"chat.registry.v1.Mailbox", "Ack", false},
     {"chat.registry.v1.Mailbox", "Stat", false},
+    {"chat.registry.v1.Groups", "PutGroupState", false},
+    {"chat.registry.v1.Groups", "GetGroupStates", false},
 };
 constexpr size_t kMethodCount = sizeof(kMethods) / sizeof(kMethods[0]);
 
@@ -114,12 +117,14 @@ std::unique_ptr<chat::registry::RegistryServer> StartServer(bool require_key) {
   Check(store.ok());
   auto mailbox = chat::registry::OpenSqliteMailbox(":memory:", clock);
   Check(mailbox.ok());
+  auto groups = chat::registry::OpenSqliteGroupStore(":memory:");
+  Check(groups.ok());
   chat::registry::RegistryServerOptions options;
   options.listen_address = "127.0.0.1:0";
   options.admin_token = kAdminToken;
   options.require_key = require_key;
   auto server = chat::registry::RegistryServer::Start(
-      *std::move(store), *std::move(mailbox), options);
+      *std::move(store), *std::move(mailbox), *std::move(groups), options);
   Check(server.ok());
   return *std::move(server);
 }
