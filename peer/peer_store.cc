@@ -12,6 +12,7 @@
 #include "common/sqlite_util.h"
 #include "common/status.h"
 #include "peer/contact_store_sqlite.h"
+#include "peer/group_book_sqlite.h"
 #include "peer/history_store_sqlite.h"
 #include "peer/inbox_sqlite.h"
 #include "peer/lease_store_sqlite.h"
@@ -309,6 +310,18 @@ const std::vector<const char*> kMigrations = {
     R"sql(
       SELECT 1;
     )sql",
+    // 11: groups: per group known, the latest membership state verified
+    // along its hash chain (peer/group_rules.h), and whether we are in it.
+    R"sql(
+      CREATE TABLE groups (
+        group_id     TEXT PRIMARY KEY NOT NULL,  -- 32 lowercase hex
+        version      INTEGER NOT NULL,
+        state        BLOB NOT NULL,     -- serialized v1::GroupState
+        display_name TEXT NOT NULL,     -- shown; need not be unique
+        member       INTEGER NOT NULL,  -- 1: we are listed, not ended
+        updated_ms   INTEGER NOT NULL   -- our clock
+      ) WITHOUT ROWID;
+    )sql",
 };
 
 class SqlitePeerStore final : public PeerStore {
@@ -317,6 +330,7 @@ class SqlitePeerStore final : public PeerStore {
   struct Loaded {
     SqliteOutbox::Outstanding outstanding;
     SqliteInbox::Loaded inbox;
+    SqliteGroupBook::Known groups;
   };
 
   // May throw SQLite::Exception; the factory translates.
@@ -324,6 +338,7 @@ class SqlitePeerStore final : public PeerStore {
     Loaded loaded;
     loaded.outstanding = SqliteOutbox::Load(db);
     loaded.inbox = SqliteInbox::Load(db);
+    loaded.groups = SqliteGroupBook::Load(db);
     return loaded;
   }
 
@@ -336,7 +351,8 @@ class SqlitePeerStore final : public PeerStore {
         pins_(&file_),
         contacts_(&file_),
         read_notes_(&file_),
-        lease_(&file_) {}
+        lease_(&file_),
+        groups_(&file_, std::move(loaded.groups)) {}
 
   ~SqlitePeerStore() override { file_.Close(); }
 
@@ -347,6 +363,7 @@ class SqlitePeerStore final : public PeerStore {
   ContactStore& contacts() override { return contacts_; }
   ReadNoteStore& read_notes() override { return read_notes_; }
   LeaseStore& lease() override { return lease_; }
+  GroupBook& groups() override { return groups_; }
 
  private:
   PeerFile file_;  // First in, last out: the roles write through it.
@@ -357,6 +374,7 @@ class SqlitePeerStore final : public PeerStore {
   SqliteContacts contacts_;
   SqliteReadNotes read_notes_;
   SqliteLease lease_;
+  SqliteGroupBook groups_;
 };
 
 }  // namespace
@@ -383,6 +401,7 @@ absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
       std::max<int64_t>(limits.watermark_senders_kept, 1);
   limits.history_rows_kept = std::max<int64_t>(limits.history_rows_kept, 1);
   limits.history_trim_every = std::max(limits.history_trim_every, 1);
+  limits.max_groups = std::max<int64_t>(limits.max_groups, 0);
   SqliteOpenOptions options;
   options.what = "peer database";
   options.program = "chat-peer";

@@ -1,9 +1,9 @@
 // The peer's durable state, one SQLite file per name in its data directory,
 // and the roles it plays for the parts of the peer: the outbox, the inbox,
-// the history, the pinned keys, the contacts, the read notes and the saved
-// lease. Each part is handed only the roles it uses; each role's SQLite side
-// is peer/<role>_sqlite.cc (docs/architecture.md, "The peer's store by
-// role"). Messages are kept by conversation id (peer/inbox_rules.h).
+// the history, the pinned keys, the contacts, the read notes, the saved
+// lease and the groups. Each part is handed only the roles it uses; each role's
+// SQLite side is peer/<role>_sqlite.cc (docs/architecture.md, "The peer's store
+// by role"). Messages are kept by conversation id (peer/inbox_rules.h).
 
 #ifndef CHAT_PEER_PEER_STORE_H_
 #define CHAT_PEER_PEER_STORE_H_
@@ -16,12 +16,14 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "peer/contact_store.h"
+#include "peer/group_book.h"
 #include "peer/history_store.h"
 #include "peer/inbox.h"
 #include "peer/lease_store.h"
 #include "peer/outbox.h"
 #include "peer/pin_store.h"
 #include "peer/read_note_store.h"
+#include "registry/groups/group_state.h"
 
 namespace chat::peer {
 
@@ -50,9 +52,10 @@ class PeerStore {
   virtual ContactStore& contacts() = 0;
   virtual ReadNoteStore& read_notes() = 0;
   virtual LeaseStore& lease() = 0;
+  virtual GroupBook& groups() = 0;
 };
 
-// How much the inbox remembers, in bounded space.
+// How much the inbox and the group book remember, in bounded space.
 struct PeerStoreLimits {
   // Ids kept for de-duplication: those of the last shown_ids_kept messages
   // released before the shown mark, and of every message still in the
@@ -74,6 +77,10 @@ struct PeerStoreLimits {
   int64_t history_rows_kept = 50000;
   // The row cap is enforced after this many messages are written.
   int history_trim_every = 1000;
+  // Groups known at most (GroupBook): a group beyond is refused with
+  // kResourceExhausted; each holds at most group_limits.max_members.
+  int64_t max_groups = 256;
+  registry::GroupLimits group_limits;
 };
 
 // Opens (creating, migrating) the store at `path`, ":memory:" for one that

@@ -810,7 +810,7 @@ TEST_F(PeerStoreTest, AFileFromBeforeConversationsByIdKeepsItsPromises) {
   ASSERT_NE(store, nullptr);
   {
     SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 10);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 11);
   }
   // The outbox, its floors and numbering, per conversation.
   auto outbox = store->outbox().Entries();

@@ -1,0 +1,116 @@
+#include "peer/group_book_sqlite.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace chat::peer {
+
+using registry::GroupState;
+
+SqliteGroupBook::Known SqliteGroupBook::Load(SQLite::Database& db) {
+  Known known;
+  SQLite::Statement select(db, "SELECT state, member FROM groups");
+  while (select.executeStep()) {
+    const SQLite::Column blob = select.getColumn(0);
+    registry::v1::GroupState proto;
+    if (!proto.ParseFromArray(blob.getBlob(), blob.getBytes())) continue;
+    absl::StatusOr<GroupState> state = registry::GroupStateFromProto(proto);
+    if (!state.ok()) continue;
+    const bool member = select.getColumn(1).getInt() != 0;
+    std::string id = state->group_id;
+    known[std::move(id)] = KnownGroup{*std::move(state), member};
+  }
+  return known;
+}
+
+absl::StatusOr<GroupAdvance> SqliteGroupBook::Apply(
+    const std::vector<GroupState>& states, const registry::GroupMember& self) {
+  absl::MutexLock one_at_a_time(&apply_mu_);
+  if (states.empty()) {
+    return absl::InvalidArgumentError("no group states to apply");
+  }
+  std::optional<GroupState> held;
+  int64_t groups_known = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto found = known_.find(states[0].group_id);
+    if (found != known_.end()) held = found->second.state;
+    groups_known = static_cast<int64_t>(known_.size());
+  }
+  absl::StatusOr<GroupAdvance> advance =
+      AdvanceGroup(held, states, file_->limits.group_limits);
+  if (!advance.ok() || !advance->latest.has_value()) return advance;
+  if (advance->first_known) {
+    absl::Status room =
+        RoomForAnotherGroup(groups_known, file_->limits.max_groups);
+    if (!room.ok()) return room;
+  }
+  KnownGroup latest{*advance->latest,
+                    IsGroupMember(*advance->latest, self.name, self.key)};
+  registry::v1::GroupState proto;
+  registry::GroupStateToProto(latest.state, &proto);
+  std::string bytes;
+  proto.SerializeToString(&bytes);
+  const int64_t now = absl::ToUnixMillis(file_->clock.Wall());
+  absl::Status stored =
+      file_->batch->Run([this, &latest, &bytes, now](SQLite::Database&) {
+        file_->db_mu.AssertHeld();
+        ScopedStatement upsert(
+            file_->statements,
+            "INSERT INTO groups (group_id, version, state, display_name, "
+            "member, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT "
+            "(group_id) DO UPDATE SET version = ?2, state = ?3, display_name "
+            "= ?4, member = ?5, updated_ms = ?6");
+        upsert->bind(1, latest.state.group_id);
+        upsert->bind(2, static_cast<int64_t>(latest.state.version));
+        upsert->bind(3, bytes.data(), static_cast<int>(bytes.size()));
+        upsert->bind(4, latest.state.display_name);
+        upsert->bind(5, latest.member ? 1 : 0);
+        upsert->bind(6, now);
+        upsert->exec();
+        return absl::OkStatus();
+      });
+  if (!stored.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot store group ", latest.state.group_id, ": ", stored.message()));
+  }
+  absl::MutexLock lock(&mu_);
+  std::string id = latest.state.group_id;
+  known_[std::move(id)] = std::move(latest);
+  return advance;
+}
+
+bool SqliteGroupBook::IsMember(const std::string& group_id,
+                               const std::string& name, const PublicKey& key) {
+  absl::MutexLock lock(&mu_);
+  auto found = known_.find(group_id);
+  return found != known_.end() && IsGroupMember(found->second.state, name, key);
+}
+
+std::optional<KnownGroup> SqliteGroupBook::Latest(const std::string& group_id) {
+  absl::MutexLock lock(&mu_);
+  auto found = known_.find(group_id);
+  if (found == known_.end()) return std::nullopt;
+  return found->second;
+}
+
+std::vector<KnownGroup> SqliteGroupBook::List() {
+  absl::MutexLock lock(&mu_);
+  std::vector<KnownGroup> groups;
+  groups.reserve(known_.size());
+  for (const auto& [id, group] : known_) groups.push_back(group);
+  return groups;
+}
+
+std::vector<KnownGroup> SqliteGroupBook::ByDisplayName(
+    const std::string& display_name) {
+  absl::MutexLock lock(&mu_);
+  std::vector<KnownGroup> groups;
+  for (const auto& [id, group] : known_) {
+    if (group.state.display_name == display_name) groups.push_back(group);
+  }
+  return groups;
+}
+
+}  // namespace chat::peer
