@@ -12,6 +12,14 @@ namespace {
 
 constexpr size_t kLoggedSendersKept = 4096;
 
+// A group needs keys: its messages are always sealed, so a plain one that
+// claims a group is malformed, whoever sent it.
+absl::Status PlainGroupMessageError() {
+  return absl::InvalidArgumentError(
+      "a group message is always sealed; a plain one carries no group_id, "
+      "group_version or group_state_hash");
+}
+
 }  // namespace
 
 absl::StatusOr<ChatMessage> PlainAuthenticator::Unwrap(const ::Message& proto,
@@ -19,6 +27,7 @@ absl::StatusOr<ChatMessage> PlainAuthenticator::Unwrap(const ::Message& proto,
   if (!proto.sealed().empty()) {
     return absl::UnauthenticatedError("sealed: this peer holds no key");
   }
+  if (HasGroupFields(proto)) return PlainGroupMessageError();
   ChatMessage message = FromProto(proto);
   message.unverified = true;
   return message;
@@ -40,7 +49,15 @@ absl::StatusOr<::Message> Envelope::Wrap(const ChatMessage& message,
     return absl::UnavailableError(absl::StrCat(
         message.to, " has no key in the registry yet (never registered?)"));
   }
-  if (!key->has_value()) return ToProto(message);  // A lab peer: no key.
+  if (!key->has_value()) {  // A lab peer: no key, plain.
+    ::Message plain = ToProto(message);
+    if (HasGroupFields(plain)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(PrintableText(message.to),
+                       " has no key; a group message is always sealed"));
+    }
+    return plain;
+  }
   return SealMessage(cipher_, **key, message);
 }
 
@@ -48,6 +65,10 @@ absl::StatusOr<ChatMessage> Envelope::Unwrap(const ::Message& proto,
                                              bool may_wait) {
   const std::string& sender = proto.sender();
   if (sender.empty()) return absl::InvalidArgumentError("sender is empty");
+  // Before any key lookup: malformed whoever the sender is.
+  if (proto.sealed().empty() && HasGroupFields(proto)) {
+    return PlainGroupMessageError();
+  }
   absl::StatusOr<std::optional<PublicKey>> key =
       keys_->KeyFor(sender, may_wait);
   if (!key.ok()) return key.status();

@@ -34,10 +34,11 @@ class Authenticator {
  public:
   virtual ~Authenticator() = default;
   // The message `proto` carries, with `unverified` set when nothing proves
-  // who wrote it. Errors: kInvalidArgument (malformed, naming the field),
-  // kUnauthenticated (not from who it claims: never shown), kUnavailable
-  // (the sender's key cannot be looked up now, or the sender is blocked
-  // until /trust: try again later).
+  // who wrote it. Errors: kInvalidArgument (malformed, naming the field; a
+  // plain message that carries group fields, since group messages are
+  // always sealed), kUnauthenticated (not from who it claims: never shown),
+  // kUnavailable (the sender's key cannot be looked up now, or the sender is
+  // blocked until /trust: try again later).
   // Without `may_wait` it answers from memory (a gRPC callback thread):
   // kUnavailable when the sender's key would have to be looked up.
   virtual absl::StatusOr<ChatMessage> Unwrap(const ::Message& proto,
@@ -56,8 +57,9 @@ class Authenticator {
   }
 };
 
-// Accepts every message as unverified (sealed ones are refused): the
-// ChattingService of a program without an identity, and tests.
+// Accepts every plain message as unverified (sealed ones, and plain ones
+// with group fields, are refused): the ChattingService of a program without
+// an identity, and tests.
 class PlainAuthenticator final : public Authenticator {
  public:
   absl::StatusOr<ChatMessage> Unwrap(const ::Message& proto,
@@ -76,7 +78,10 @@ class Envelope final : public Authenticator {
 
   // `message` as it goes on the wire to message.to: sealed when the
   // recipient has a key, plain when it has none. kUnavailable when its key
-  // cannot be known now or it is blocked (KeyBook::KeyFor).
+  // cannot be known now or it is blocked (KeyBook::KeyFor). A group message
+  // (group fields set) is only ever sealed: kFailedPrecondition to a
+  // recipient without a key, kInvalidArgument for malformed group fields
+  // (SealMessage). A direct message is wrapped as before.
   // For the mailbox (`for_mailbox`), a recipient without a key (other than
   // a static entry) gets
   // kUnavailable instead: it has never registered with one, and a plain

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/unicode.h"
 #include "common/utf8.h"
+#include "registry/groups/group_state.h"
 
 namespace chat::peer {
 
@@ -22,6 +23,32 @@ std::string PrintableText(const std::string& text) { return VisibleText(text); }
 
 std::string PrintableName(const std::string& name) { return VisibleName(name); }
 
+bool HasGroupFields(const ::Message& proto) {
+  return !proto.group_id().empty() || proto.group_version() != 0 ||
+         !proto.group_state_hash().empty();
+}
+
+absl::Status ValidateGroupFields(const ::Message& proto) {
+  if (!HasGroupFields(proto)) return absl::OkStatus();
+  const std::string& id = proto.group_id();
+  if (id.size() != registry::kGroupIdHexChars ||
+      id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("group_id must be ", registry::kGroupIdHexChars,
+                     " lowercase hex characters"));
+  }
+  if (proto.group_version() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "group_version is ", proto.group_version(), "; it must be 1 or more"));
+  }
+  if (proto.group_state_hash().size() != registry::kGroupHashBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("group_state_hash is ", proto.group_state_hash().size(),
+                     " bytes, not ", registry::kGroupHashBytes));
+  }
+  return absl::OkStatus();
+}
+
 ::Message ToProto(const ChatMessage& message) {
   ::Message proto;
   proto.set_time(message.lab_time);
@@ -35,6 +62,9 @@ std::string PrintableName(const std::string& name) { return VisibleName(name); }
   proto.set_sequence(message.sequence);
   proto.set_sequence_epoch(message.sequence_epoch);
   proto.set_sequence_floor(message.sequence_floor);
+  proto.set_group_id(message.group_id);
+  proto.set_group_version(message.group_version);
+  proto.set_group_state_hash(message.group_state_hash);
   return proto;
 }
 
@@ -55,6 +85,11 @@ ChatMessage FromProto(const ::Message& proto) {
     message.sequence = proto.sequence();
     message.sequence_epoch = proto.sequence_epoch();
     message.sequence_floor = proto.sequence_floor();
+  }
+  if (HasGroupFields(proto) && ValidateGroupFields(proto).ok()) {
+    message.group_id = proto.group_id();
+    message.group_version = proto.group_version();
+    message.group_state_hash = proto.group_state_hash();
   }
   return message;
 }

@@ -26,6 +26,12 @@ struct ChatMessage {
   int64_t sequence = 0;
   std::string sequence_epoch;
   int64_t sequence_floor = 0;
+  // The group it belongs to (see chat.proto): its id, and the version and
+  // GroupStateHash of the group's state its sender saw. Empty group_id: a
+  // direct message. A group message is always sealed, these fields inside.
+  std::string group_id;
+  int64_t group_version = 0;
+  std::string group_state_hash;
   // Not on the wire: it waited for us in our mailbox.
   bool late = false;
   // Not on the wire: it came plain, from a name bound to no key (a lab
@@ -48,7 +54,20 @@ std::string PrintableText(const std::string& text);
 // either end written out ("alice<U+0020>"). See VisibleName().
 std::string PrintableName(const std::string& name);
 
+// True when `proto` carries any of the group fields (group_id,
+// group_version, group_state_hash): it claims to be a group message.
+bool HasGroupFields(const ::Message& proto);
+
+// OK when `proto` carries no group field, or all three well-formed: a group
+// id of 32 lowercase hex characters, a version of 1 or more and a state hash
+// of 32 bytes (the sizes of registry/groups/group_state.h).
+// kInvalidArgument naming the field otherwise.
+absl::Status ValidateGroupFields(const ::Message& proto);
+
 ::Message ToProto(const ChatMessage& message);
+// Fields that are only usable whole (the sequence, the group) are taken
+// only when well-formed, else left empty; callers that must not mistake a
+// malformed group message for a direct one check ValidateGroupFields first.
 ChatMessage FromProto(const ::Message& proto);
 
 }  // namespace chat::peer

@@ -90,6 +90,10 @@ absl::StatusOr<::Message> SealMessage(PairCipher& cipher,
                                       const PublicKey& recipient_key,
                                       const ChatMessage& message) {
   const ::Message inner = ToProto(message);
+  // The recipient would refuse it: say so here, to the sender.
+  if (absl::Status group = ValidateGroupFields(inner); !group.ok()) {
+    return group;
+  }
   std::string plaintext(kMessageTag);
   inner.AppendToString(&plaintext);
   absl::StatusOr<std::string> sealed = cipher.Seal(recipient_key, plaintext);
@@ -101,6 +105,8 @@ absl::StatusOr<::Message> SealMessage(PairCipher& cipher,
   outer.set_sequence(inner.sequence());
   outer.set_sequence_epoch(inner.sequence_epoch());
   outer.set_sequence_floor(inner.sequence_floor());
+  // The group fields stay inside: routing needs only the two names, and the
+  // mailbox has no need to learn which group a message belongs to.
   outer.set_sealed(*std::move(sealed));
   return outer;
 }
@@ -121,6 +127,18 @@ absl::StatusOr<ChatMessage> OpenMessage(PairCipher& cipher,
       inner->sequence_epoch() != outer.sequence_epoch() ||
       inner->sequence_floor() != outer.sequence_floor()) {
     return Mismatch("sequence");
+  }
+  // Ours never show the group outside; one that does must show the same.
+  if (HasGroupFields(outer) &&
+      (inner->group_id() != outer.group_id() ||
+       inner->group_version() != outer.group_version() ||
+       inner->group_state_hash() != outer.group_state_hash())) {
+    return Mismatch("group");
+  }
+  // Checked, not dropped: a malformed group message is no direct message.
+  if (absl::Status group = ValidateGroupFields(*inner); !group.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sealed: ", group.message()));
   }
   return FromProto(*inner);
 }

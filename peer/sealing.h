@@ -35,8 +35,10 @@ inline constexpr size_t kMaxSealedBytes = 8192;
 
 // `message` (id, from, to set) sealed for `recipient_key`: the outer Message
 // carries sender, recipient, id and the sequence fields for routing and
-// `sealed`; everything the recipient shows or uses is inside. Errors: what
-// PairCipher::Seal returns (kInvalidArgument for an unusable key).
+// `sealed`; everything the recipient shows or uses is inside, the group
+// fields (group_id, group_version, group_state_hash) too, and only there.
+// Errors: kInvalidArgument for group fields ValidateGroupFields refuses;
+// what PairCipher::Seal returns (kInvalidArgument for an unusable key).
 absl::StatusOr<::Message> SealMessage(PairCipher& cipher,
                                       const PublicKey& recipient_key,
                                       const ChatMessage& message);
@@ -44,11 +46,14 @@ absl::StatusOr<::Message> SealMessage(PairCipher& cipher,
 // Opens `outer` (with `sealed` set), which `sender_key` must have sealed for
 // us (`own_name`). Errors, each naming the field:
 //   kInvalidArgument: `sealed` too short or too long, `time`/`msg` set
-//     outside, the inside is not a Message or has `sealed` itself.
+//     outside, the inside is not a Message or has `sealed` itself, or its
+//     group fields are malformed (ValidateGroupFields).
 //   kUnauthenticated: not sealed by `sender_key` for us, changed on the way,
-//     or the inside disagrees with the routing fields outside, or names
+//     or the inside disagrees with the routing fields outside (the group
+//     fields, when any is outside, must all equal the inside's), or names
 //     another recipient (a message sealed for us, forwarded to someone else).
-// The result has every field from the inside (received_at is not set).
+// The result has every field from the inside (received_at is not set), the
+// group fields included: group_id empty for a direct message.
 absl::StatusOr<ChatMessage> OpenMessage(PairCipher& cipher,
                                         const PublicKey& sender_key,
                                         const ::Message& outer,

@@ -60,6 +60,12 @@ void Open(chat::fuzz::Peers& cast, const ::Message& outer) {
   if (opened.ok()) {
     Check(NameKey(opened->to) == "bob");
     Check(opened->from == outer.sender() && opened->id == outer.id());
+    // A group shown outside is the one sealed inside.
+    if (chat::peer::HasGroupFields(outer)) {
+      Check(opened->group_id == outer.group_id() &&
+            opened->group_version == outer.group_version() &&
+            opened->group_state_hash == outer.group_state_hash());
+    }
   } else {
     const absl::StatusCode code = opened.status().code();
     Check(code == absl::StatusCode::kInvalidArgument ||

@@ -98,6 +98,175 @@ TEST(SealingTest, ChangedRoutingForgedSenderAndBadBytesAreRefused) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// Hello() sent to a group: its id, and the version and hash of the
+// group's state as alice saw it.
+ChatMessage GroupHello(const std::string& from, const std::string& to) {
+  ChatMessage message = Hello(from, to);
+  message.group_id = "0123456789abcdef0123456789abcdef";
+  message.group_version = 7;
+  message.group_state_hash = std::string(32, '\x5a');
+  return message;
+}
+
+TEST(SealingTest, ADirectMessageCarriesNoGroupFieldsOnTheWire) {
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  // The plain form a lab peer gets: byte for byte what it was before groups.
+  ::Message plain = ToProto(Hello("alice", "bob"));
+  EXPECT_FALSE(HasGroupFields(plain));
+  ::Message without_groups = plain;
+  without_groups.clear_group_id();
+  without_groups.clear_group_version();
+  without_groups.clear_group_state_hash();
+  EXPECT_EQ(plain.SerializeAsString(), without_groups.SerializeAsString());
+  auto outer =
+      SealMessage(alice_cipher, bob.public_key(), Hello("alice", "bob"));
+  ASSERT_THAT(outer, IsOk());
+  auto opened = OpenMessage(bob_cipher, alice.public_key(), *outer, "bob");
+  ASSERT_THAT(opened, IsOk());
+  EXPECT_TRUE(opened->group_id.empty());
+  EXPECT_EQ(opened->group_version, 0);
+  EXPECT_TRUE(opened->group_state_hash.empty());
+}
+
+TEST(SealingTest, GroupFieldsTravelInsideOnlyAndOpenAsSent) {
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  auto outer =
+      SealMessage(alice_cipher, bob.public_key(), GroupHello("alice", "bob"));
+  ASSERT_THAT(outer, IsOk());
+  // The mailbox sees who writes to whom, not which group.
+  EXPECT_FALSE(HasGroupFields(*outer));
+  EXPECT_EQ(outer->sealed().find("0123456789abcdef"), std::string::npos);
+  auto opened = OpenMessage(bob_cipher, alice.public_key(), *outer, "bob");
+  ASSERT_THAT(opened, IsOk());
+  EXPECT_EQ(opened->group_id, "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(opened->group_version, 7);
+  EXPECT_EQ(opened->group_state_hash, std::string(32, '\x5a'));
+  EXPECT_EQ(opened->text, "hello bob");
+  EXPECT_EQ(opened->sequence, 3);
+  // The same fields shown outside too (not ours, but allowed): they agree.
+  ::Message shown = *outer;
+  shown.set_group_id("0123456789abcdef0123456789abcdef");
+  shown.set_group_version(7);
+  shown.set_group_state_hash(std::string(32, '\x5a'));
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), shown, "bob"),
+              IsOk());
+}
+
+TEST(SealingTest, GroupFieldsOutsideThatDifferFromTheInsideAreRefused) {
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  const ::Message group =
+      *SealMessage(alice_cipher, bob.public_key(), GroupHello("alice", "bob"));
+  const ::Message direct =
+      *SealMessage(alice_cipher, bob.public_key(), Hello("alice", "bob"));
+
+  ::Message other_group = group;
+  other_group.set_group_id("ffffffffffffffffffffffffffffffff");
+  other_group.set_group_version(7);
+  other_group.set_group_state_hash(std::string(32, '\x5a'));
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), other_group, "bob"),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("group")));
+  // One field outside is a claim about all three: the others must agree too.
+  ::Message only_version = group;
+  only_version.set_group_version(7);
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), only_version, "bob"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  ::Message older = group;
+  older.set_group_id("0123456789abcdef0123456789abcdef");
+  older.set_group_version(6);
+  older.set_group_state_hash(std::string(32, '\x5a'));
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), older, "bob"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  // A direct message dressed up as a group's outside.
+  ::Message dressed = direct;
+  dressed.set_group_id("0123456789abcdef0123456789abcdef");
+  dressed.set_group_version(7);
+  dressed.set_group_state_hash(std::string(32, '\x5a'));
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), dressed, "bob"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  // Changed inside: the seal breaks.
+  ::Message flipped = group;
+  flipped.mutable_sealed()->back() ^= 1;
+  EXPECT_THAT(OpenMessage(bob_cipher, alice.public_key(), flipped, "bob"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
+TEST(SealingTest, AGroupMessageSealedForOneMemberDoesNotOpenForAnother) {
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  Identity carol = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  PairCipher carol_cipher(carol);
+  ::Message for_bob =
+      *SealMessage(alice_cipher, bob.public_key(), GroupHello("alice", "bob"));
+  // Bob forwards it to carol, as it is and readdressed.
+  EXPECT_THAT(OpenMessage(carol_cipher, alice.public_key(), for_bob, "carol"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  ::Message readdressed = for_bob;
+  readdressed.set_recipient("carol");
+  EXPECT_THAT(
+      OpenMessage(carol_cipher, alice.public_key(), readdressed, "carol"),
+      StatusIs(absl::StatusCode::kUnauthenticated));
+  // Bob (a member, holding a pair key with carol) reseals it as his own:
+  // it opens, but as bob's message, not alice's.
+  ChatMessage inner =
+      *OpenMessage(bob_cipher, alice.public_key(), for_bob, "bob");
+  inner.to = "carol";
+  ::Message resealed = *SealMessage(bob_cipher, carol.public_key(), inner);
+  EXPECT_THAT(OpenMessage(carol_cipher, alice.public_key(), resealed, "carol"),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
+TEST(SealingTest, MalformedGroupFieldsAreNeitherSealedNorOpened) {
+  Identity alice = Identity::Generate();
+  Identity bob = Identity::Generate();
+  PairCipher alice_cipher(alice);
+  PairCipher bob_cipher(bob);
+  ChatMessage no_hash = GroupHello("alice", "bob");
+  no_hash.group_state_hash.clear();
+  EXPECT_THAT(SealMessage(alice_cipher, bob.public_key(), no_hash),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("group_state_hash")));
+  ChatMessage upper = GroupHello("alice", "bob");
+  upper.group_id = "0123456789ABCDEF0123456789ABCDEF";
+  EXPECT_THAT(
+      SealMessage(alice_cipher, bob.public_key(), upper),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("group_id")));
+  ChatMessage version_only = Hello("alice", "bob");
+  version_only.group_version = 3;
+  EXPECT_THAT(SealMessage(alice_cipher, bob.public_key(), version_only),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+
+  // Sealed by alice all the same (her own peer would not): bob refuses it
+  // rather than take a malformed group message for a direct one.
+  ::Message inner = ToProto(GroupHello("alice", "bob"));
+  inner.set_group_version(0);
+  std::string plaintext(kMessageTag);
+  inner.AppendToString(&plaintext);
+  ::Message outer;
+  outer.set_sender("alice");
+  outer.set_recipient("bob");
+  outer.set_id(inner.id());
+  outer.set_sequence(inner.sequence());
+  outer.set_sequence_epoch(inner.sequence_epoch());
+  outer.set_sequence_floor(inner.sequence_floor());
+  outer.set_sealed(*alice_cipher.Seal(bob.public_key(), plaintext));
+  EXPECT_THAT(
+      OpenMessage(bob_cipher, alice.public_key(), outer, "bob"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("group_version")));
+  // FromProto alone drops what is not whole, like a broken sequence.
+  EXPECT_TRUE(FromProto(inner).group_id.empty());
+}
+
 TEST(SealingTest, ReadReceiptsOpenOnlyForTheSenderFromTheReadersKey) {
   Identity alice = Identity::Generate();  // Sent the messages.
   Identity bob = Identity::Generate();    // Read them.
@@ -366,6 +535,49 @@ TEST_F(EnvelopeTest, ForgedAndSpoofedMessagesAreRefusedAndLoggedOncePerMinute) {
   directory_.down = true;
   EXPECT_THAT(bob.Unwrap(ToProto(Hello("carol", "bob")), true),
               StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(EnvelopeTest, GroupMessagesAreAlwaysSealed) {
+  Envelope alice(std::string("alice"), alice_, book_.get(), clock_);
+  Envelope bob(std::string("bob"), bob_, book_.get(), clock_);
+  auto wrapped = alice.Wrap(GroupHello("alice", "bob"));
+  ASSERT_THAT(wrapped, IsOk());
+  EXPECT_FALSE(wrapped->sealed().empty());
+  EXPECT_FALSE(HasGroupFields(*wrapped));
+  auto opened = bob.Unwrap(*wrapped, true);
+  ASSERT_THAT(opened, IsOk());
+  EXPECT_FALSE(opened->unverified);
+  EXPECT_EQ(opened->group_id, "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(opened->group_version, 7);
+  // Never plain: not to a recipient without a key...
+  EXPECT_THAT(alice.Wrap(GroupHello("alice", "Davide")),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(alice.Wrap(GroupHello("alice", "Davide"), /*for_mailbox=*/true),
+              StatusIs(absl::StatusCode::kUnavailable));
+  // ...and a plain one is refused as malformed, from a name with a key or
+  // without one (a lab peer), by either authenticator, before any lookup.
+  const int logged = bob.refusals_logged();
+  const int lookups = directory_.lookups;
+  EXPECT_THAT(
+      bob.Unwrap(ToProto(GroupHello("alice", "bob")), true),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("always sealed")));
+  ::Message lab_group = ToProto(Hello("Davide", "bob"));
+  lab_group.set_group_id("0123456789abcdef0123456789abcdef");
+  EXPECT_THAT(bob.Unwrap(lab_group, true),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  ::Message stranger_group = ToProto(Hello("dora", "bob"));
+  stranger_group.set_group_version(1);
+  EXPECT_THAT(bob.Unwrap(stranger_group, /*may_wait=*/false),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(directory_.lookups, lookups);
+  EXPECT_EQ(bob.refusals_logged(), logged);
+  EXPECT_THAT(PlainAuthenticator().Unwrap(lab_group, true),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // A lab peer's plain message is shown as before.
+  auto lab = PlainAuthenticator().Unwrap(ToProto(Hello("Davide", "bob")), true);
+  ASSERT_THAT(lab, IsOk());
+  EXPECT_TRUE(lab->unverified);
+  EXPECT_TRUE(lab->group_id.empty());
 }
 
 }  // namespace
