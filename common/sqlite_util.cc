@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -195,6 +196,15 @@ SqliteFile& SqliteFile::operator=(SqliteFile&& other) noexcept {
   return *this;
 }
 SqliteFile::~SqliteFile() { db.reset(); }  // Closed before the lock goes.
+
+std::string SiblingDatabasePath(const std::string& path,
+                                const std::string& part) {
+  if (path == ":memory:") return path;
+  std::filesystem::path sibling(path);
+  const std::string extension = sibling.extension().string();
+  sibling.replace_extension("." + part + extension);
+  return sibling.string();
+}
 
 absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
                                       const SqliteOpenOptions& options) {

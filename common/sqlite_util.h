@@ -102,6 +102,12 @@ struct SqliteFile {
 absl::StatusOr<SqliteFile> OpenSqlite(const std::string& path,
                                       const SqliteOpenOptions& options);
 
+// The path of a database kept beside `path` for one part of a program:
+// `part` goes before the extension ("registry.db", "mail" ->
+// "registry.mail.db"); ":memory:" stays ":memory:" (a private one).
+std::string SiblingDatabasePath(const std::string& path,
+                                const std::string& part);
+
 // Statements prepared once per connection and kept, so a write parses no
 // SQL. Keyed by the address of the SQL text: pass string literals. Not
 // thread-safe: use it under the connection's mutex; Clear() before the

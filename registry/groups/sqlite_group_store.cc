@@ -3,7 +3,6 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
-#include <filesystem>
 #include <iterator>
 #include <optional>
 #include <utility>
@@ -262,11 +261,7 @@ class SqliteGroupStore final : public GroupStore {
 }  // namespace
 
 std::string GroupStorePath(const std::string& registry_path) {
-  if (registry_path == ":memory:") return registry_path;
-  std::filesystem::path path(registry_path);
-  const std::string extension = path.extension().string();
-  path.replace_extension(".groups" + extension);
-  return path.string();
+  return SiblingDatabasePath(registry_path, "groups");
 }
 
 absl::StatusOr<std::unique_ptr<GroupStore>> OpenSqliteGroupStore(

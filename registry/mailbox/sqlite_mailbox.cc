@@ -617,11 +617,7 @@ void MoveMailFrom(SQLite::Database& db, const std::string& registry_path) {
 }  // namespace
 
 std::string MailboxPath(const std::string& registry_path) {
-  if (registry_path == ":memory:") return registry_path;
-  std::filesystem::path path(registry_path);
-  const std::string extension = path.extension().string();
-  path.replace_extension(".mail" + extension);
-  return path.string();
+  return SiblingDatabasePath(registry_path, "mail");
 }
 
 size_t DefaultMailboxTotalBytes(const std::string& registry_path) {
