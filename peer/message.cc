@@ -30,9 +30,7 @@ bool HasGroupFields(const ::Message& proto) {
 
 absl::Status ValidateGroupFields(const ::Message& proto) {
   if (!HasGroupFields(proto)) return absl::OkStatus();
-  const std::string& id = proto.group_id();
-  if (id.size() != registry::kGroupIdHexChars ||
-      id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+  if (!registry::IsGroupId(proto.group_id())) {
     return absl::InvalidArgumentError(
         absl::StrCat("group_id must be ", registry::kGroupIdHexChars,
                      " lowercase hex characters"));

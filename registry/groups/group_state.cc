@@ -105,8 +105,7 @@ absl::Status ValidateDisplayName(const std::string& name) {
 // Every check of ValidateGroupState but the member limit; the signature's
 // size only when `check_signature` (SignGroupState is about to set it).
 absl::Status ValidateFields(const GroupState& state, bool check_signature) {
-  if (state.group_id.size() != kGroupIdHexChars ||
-      !std::all_of(state.group_id.begin(), state.group_id.end(), IsLowerHex)) {
+  if (!IsGroupId(state.group_id)) {
     return absl::InvalidArgumentError(
         absl::StrCat("group_id must be ", kGroupIdHexChars,
                      " lowercase hex characters (16 random bytes), not ",
@@ -198,6 +197,11 @@ absl::Status CheckSignedByOwnerOf(const GroupState& signed_by,
 }  // namespace
 
 std::string NewGroupId() { return RandomHex(kGroupIdHexChars / 2); }
+
+bool IsGroupId(absl::string_view id) {
+  return id.size() == kGroupIdHexChars &&
+         std::all_of(id.begin(), id.end(), IsLowerHex);
+}
 
 void GroupStateToProto(const GroupState& state, v1::GroupState* proto) {
   proto->Clear();

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/identity.h"
 #include "proto/registry.pb.h"
 
@@ -78,6 +79,9 @@ struct GroupLimits {
 
 // A fresh group id: 16 random bytes as 32 lowercase hex characters.
 std::string NewGroupId();
+// Whether `id` has the form NewGroupId() gives (kGroupIdHexChars lowercase
+// hex characters): what a state's group_id, and a message's, must be.
+bool IsGroupId(absl::string_view id);
 
 // Writes `state` into `proto` (cleared first), members in the order given.
 void GroupStateToProto(const GroupState& state, v1::GroupState* proto);
