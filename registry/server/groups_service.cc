@@ -13,19 +13,8 @@
 namespace chat::registry {
 namespace {
 
-// A stored state read back: it was checked before it was stored, so a
-// failure here is a damaged store, not the caller's fault.
-absl::StatusOr<GroupState> ParseStored(const StoredGroupState& stored) {
-  v1::GroupState proto;
-  if (!proto.ParseFromString(stored.state)) {
-    return absl::InternalError(
-        absl::StrCat("the stored version ", stored.version, " of group ",
-                     stored.group_id, " does not parse"));
-  }
-  return GroupStateFromProto(proto);
-}
-
-// `stored` as it was put, byte for byte.
+// `stored` as it was put, byte for byte. It was checked before it was
+// stored, so a failure here is a damaged store, not the caller's fault.
 absl::Status CopyStored(const StoredGroupState& stored, v1::GroupState* out) {
   if (!out->ParseFromString(stored.state)) {
     return absl::InternalError(
@@ -33,6 +22,13 @@ absl::Status CopyStored(const StoredGroupState& stored, v1::GroupState* out) {
                      stored.group_id, " does not parse"));
   }
   return absl::OkStatus();
+}
+
+// A stored state read back, as ours.
+absl::StatusOr<GroupState> ParseStored(const StoredGroupState& stored) {
+  v1::GroupState proto;
+  CHAT_RETURN_IF_ERROR(CopyStored(stored, &proto));
+  return GroupStateFromProto(proto);
 }
 
 StoredGroupState ToStored(const GroupState& state,
