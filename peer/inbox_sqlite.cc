@@ -338,28 +338,16 @@ Watermarks SqliteInbox::WatermarksOf(const std::string& sender) {
   return marks;
 }
 
-// Forgets the ids of shown messages released before the newest
-// shown_ids_kept (those still in the history stay: they are kept as long as
-// it keeps them), raising each sender's watermark to the newest sending
-// time forgotten, and folds the oldest watermarks into the one for everyone
-// when there are too many. Release numbers, not row order, say which are
-// older: the index on them (out of the history) reaches exactly the rows to
-// forget, where counting shown rows back from the newest read
-// shown_ids_kept wide rows every trim.
 void SqliteInbox::WriteShownMarkLocked(const MessageKey& key, int64_t number) {
+  file_->shown_through = number;
   ScopedStatement mark(file_->statements,
                        "UPDATE messages SET state = 3 WHERE sender_key = ?1 "
                        "AND id = ?2 AND ours = 0 AND state >= 1");
   mark->bind(1, key.first);
   mark->bind(2, key.second);
-  if (mark->exec() == 0) {
-    // No row to carry it (none is deleted above the mark, so this is a
-    // file changed by hand): the mark goes where no row is needed.
-    file_->shown_through = number;
-    FoldShownMarkLocked();
-    return;
-  }
-  file_->shown_through = number;
+  // No row to carry it (none is deleted above the mark, so this is a file
+  // changed by hand): the mark goes where no row is needed.
+  if (mark->exec() == 0) FoldShownMarkLocked();
 }
 
 void SqliteInbox::FoldShownMarkLocked() {
@@ -370,6 +358,14 @@ void SqliteInbox::FoldShownMarkLocked() {
   fold->exec();
 }
 
+// Forgets the ids of shown messages released before the newest
+// shown_ids_kept (those still in the history stay: they are kept as long as
+// it keeps them), raising each sender's watermark to the newest sending
+// time forgotten, and folds the oldest watermarks into the one for everyone
+// when there are too many. Release numbers, not row order, say which are
+// older: the index on them (out of the history) reaches exactly the rows to
+// forget, where counting shown rows back from the newest read
+// shown_ids_kept wide rows every trim.
 void SqliteInbox::TrimShownLocked() {
   // The mark in meta too, so rows that carried it may go.
   FoldShownMarkLocked();
