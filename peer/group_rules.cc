@@ -49,9 +49,8 @@ absl::StatusOr<GroupAdvance> AdvanceGroup(
   }
 
   std::optional<GroupState> current = known;
-  std::optional<std::string> current_hash;
   if (current.has_value()) {
-    current_hash = GroupStateHash(*current);
+    const std::string held_hash = GroupStateHash(*current);
     for (const auto& [version, candidates] : by_version) {
       if (version > current->version) break;
       if (version < current->version) {
@@ -59,8 +58,8 @@ absl::StatusOr<GroupAdvance> AdvanceGroup(
         continue;
       }
       for (const Candidate& c : candidates) {
-        if (c.hash != *current_hash) {
-          advance.forks.push_back(GroupFork{version, *current_hash, c.hash});
+        if (c.hash != held_hash) {
+          advance.forks.push_back(GroupFork{version, held_hash, c.hash});
         }
       }
     }
@@ -93,7 +92,6 @@ absl::StatusOr<GroupAdvance> AdvanceGroup(
     }
     if (valid.empty()) break;
     current = *valid[0]->state;
-    current_hash = valid[0]->hash;
     ++next_version;
     stopped = current->ended;
   }
