@@ -76,6 +76,7 @@ class EtcdMailbox final : public Mailbox {
         clock_(clock),
         limits_(limits),
         watched_revision_(watch_revision),
+        notified_revision_(watch_revision),
         watch_(std::move(watch)) {
     watcher_ = std::thread([this] { WatchArrivals(); });
   }
@@ -440,16 +441,27 @@ class EtcdMailbox final : public Mailbox {
   }
 
   // Tells the subscribers of `keys` about items this registry committed at
-  // `revision`, unless the watch has told them already: each commit is
-  // announced once, by whichever sees it first, and before the write that
-  // made it returns.
+  // `revision`, unless the watch has taken that revision already: each
+  // commit is announced once, by whichever sees it first, and before the
+  // write that made it returns. When the watch took it, this waits for the
+  // watch's own Notify, which follows at once; should it not come within a
+  // second (the watch thread stuck in a subscriber), this tells them too:
+  // a second wake costs a look, a missing one a delay.
   void Announce(int64_t revision, const absl::flat_hash_set<std::string>& keys)
       ABSL_LOCKS_EXCLUDED(announce_mu_) {
     if (keys.empty()) return;
     {
       absl::MutexLock lock(&announce_mu_);
-      if (revision <= watched_revision_) return;
-      announced_.insert(revision);
+      if (revision > watched_revision_) {
+        announced_.insert(revision);
+      } else {
+        auto told = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(
+                        announce_mu_) { return notified_revision_ >= revision; };
+        if (announce_mu_.AwaitWithTimeout(absl::Condition(&told),
+                                          absl::Seconds(1))) {
+          return;
+        }
+      }
     }
     arrivals_.Notify(keys);
   }
@@ -479,6 +491,7 @@ class EtcdMailbox final : public Mailbox {
           if (key.has_value()) by_rev[event.kv.mod_revision].insert(*key);
         }
         absl::flat_hash_set<std::string> wake;
+        int64_t batch_revision = 0;
         {
           absl::MutexLock lock(&announce_mu_);
           for (auto& [revision, keys] : by_rev) {
@@ -493,8 +506,11 @@ class EtcdMailbox final : public Mailbox {
           // cannot be: a safety net against growth.
           announced_.erase(announced_.begin(),
                            announced_.upper_bound(watched_revision_));
+          batch_revision = watched_revision_;
         }
         arrivals_.Notify(wake);
+        absl::MutexLock lock(&announce_mu_);
+        notified_revision_ = std::max(notified_revision_, batch_revision);
       }
       // The watch is over: open another from where it stopped. A revision
       // compacted away may hide arrivals: everyone looks once more.
@@ -540,6 +556,9 @@ class EtcdMailbox final : public Mailbox {
   absl::Mutex announce_mu_;
   // The newest revision whose items the watch has reported.
   int64_t watched_revision_ ABSL_GUARDED_BY(announce_mu_);
+  // The newest revision whose items the watch has told its subscribers of;
+  // trails watched_revision_ while the watch thread is in Notify.
+  int64_t notified_revision_ ABSL_GUARDED_BY(announce_mu_);
   // Revisions of our own commits announced before the watch saw them.
   absl::btree_set<int64_t> announced_ ABSL_GUARDED_BY(announce_mu_);
 
