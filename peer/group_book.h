@@ -49,6 +49,13 @@ class GroupBook {
   // (IsGroupMember); false for a group not known.
   virtual bool IsMember(const std::string& group_id, const std::string& name,
                         const PublicKey& key) = 0;
+  // The state `version` of `group_id` as it was verified on the way to the
+  // latest (every state verified is kept, so a message can be judged by
+  // the membership its sender saw); nullopt when that version was never
+  // verified here (older than the first one this peer learnt, or not
+  // reached yet) or the group is not known.
+  virtual std::optional<registry::GroupState> StateAt(
+      const std::string& group_id, int64_t version) = 0;
   // The latest known state of `group_id`, nullopt when not known.
   virtual std::optional<KnownGroup> Latest(const std::string& group_id) = 0;
   // Every group known, by group id.

@@ -88,6 +88,16 @@ bool SqliteGroupBook::IsMember(const std::string& group_id,
   return found != known_.end() && IsGroupMember(found->second.state, name, key);
 }
 
+std::optional<registry::GroupState> SqliteGroupBook::StateAt(
+    const std::string& group_id, int64_t version) {
+  // For now only the latest state is kept.
+  std::optional<KnownGroup> latest = Latest(group_id);
+  if (!latest.has_value() || latest->state.version != version) {
+    return std::nullopt;
+  }
+  return latest->state;
+}
+
 std::optional<KnownGroup> SqliteGroupBook::Latest(const std::string& group_id) {
   absl::MutexLock lock(&mu_);
   auto found = known_.find(group_id);

@@ -33,6 +33,8 @@ class SqliteGroupBook final : public GroupBook {
       const registry::GroupMember& self) override;
   bool IsMember(const std::string& group_id, const std::string& name,
                 const PublicKey& key) override;
+  std::optional<registry::GroupState> StateAt(const std::string& group_id,
+                                              int64_t version) override;
   std::optional<KnownGroup> Latest(const std::string& group_id) override;
   std::vector<KnownGroup> List() override;
   std::vector<KnownGroup> ByDisplayName(

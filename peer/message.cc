@@ -25,7 +25,7 @@ std::string PrintableName(const std::string& name) { return VisibleName(name); }
 
 bool HasGroupFields(const ::Message& proto) {
   return !proto.group_id().empty() || proto.group_version() != 0 ||
-         !proto.group_state_hash().empty();
+         !proto.group_state_hash().empty() || proto.group_change();
 }
 
 absl::Status ValidateGroupFields(const ::Message& proto) {
@@ -63,6 +63,7 @@ absl::Status ValidateGroupFields(const ::Message& proto) {
   proto.set_group_id(message.group_id);
   proto.set_group_version(message.group_version);
   proto.set_group_state_hash(message.group_state_hash);
+  proto.set_group_change(message.group_change);
   return proto;
 }
 
@@ -88,6 +89,7 @@ ChatMessage FromProto(const ::Message& proto) {
     message.group_id = proto.group_id();
     message.group_version = proto.group_version();
     message.group_state_hash = proto.group_state_hash();
+    message.group_change = proto.group_change();
   }
   return message;
 }

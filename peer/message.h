@@ -32,6 +32,9 @@ struct ChatMessage {
   std::string group_id;
   int64_t group_version = 0;
   std::string group_state_hash;
+  // A membership change (chat.proto group_change): the group's owner says
+  // version group_version exists; its text is not shown.
+  bool group_change = false;
   // Not on the wire: it waited for us in our mailbox.
   bool late = false;
   // Not on the wire: it came plain, from a name bound to no key (a lab
@@ -55,7 +58,8 @@ std::string PrintableText(const std::string& text);
 std::string PrintableName(const std::string& name);
 
 // True when `proto` carries any of the group fields (group_id,
-// group_version, group_state_hash): it claims to be a group message.
+// group_version, group_state_hash, group_change): it claims to be a group
+// message.
 bool HasGroupFields(const ::Message& proto);
 
 // OK when `proto` carries no group field, or all three well-formed: a group

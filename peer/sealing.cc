@@ -132,7 +132,8 @@ absl::StatusOr<ChatMessage> OpenMessage(PairCipher& cipher,
   if (HasGroupFields(outer) &&
       (inner->group_id() != outer.group_id() ||
        inner->group_version() != outer.group_version() ||
-       inner->group_state_hash() != outer.group_state_hash())) {
+       inner->group_state_hash() != outer.group_state_hash() ||
+       inner->group_change() != outer.group_change())) {
     return Mismatch("group");
   }
   // Checked, not dropped: a malformed group message is no direct message.
