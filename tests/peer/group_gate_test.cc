@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -550,6 +551,36 @@ TEST_P(GroupGateTest, RefusalsAreToldAtMostOnceAMinutePerSender) {
   std::vector<PeerEvent> told = EventsOf(EventKind::kInfo);
   ASSERT_EQ(told.size(), 3u);
   EXPECT_EQ(told[2].name, "eve");
+}
+
+TEST_P(GroupGateTest, ThreadsAdmittingAtOnceLearnTheGroupOnce) {
+  GroupState v1 = Create();
+  GroupState v2 = Change(
+      v1, [](GroupState& s) { s.display_name = "team2"; }, 1);
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> results(4);
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([this, i, &v2, &results] {
+      results[i] = gate_->Admit(Message("bob", v2, i)).status();
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& result : results) EXPECT_THAT(result, IsOk());
+  ASSERT_EQ(book_->List().size(), 1u);
+  EXPECT_EQ(book_->Latest(v1.group_id)->state, v2);
+}
+
+TEST_P(GroupGateTest, AnUndatedMessageOfARemovedMemberIsRefused) {
+  GroupState v1 = Create();
+  GroupState v2 = Change(
+      v1, [](GroupState& s) { s = Without(std::move(s), "bob"); }, 10);
+  ASSERT_THAT(gate_->Admit(Message("carol", v2, 11)), IsOk());
+  if (!KeepsHistory(v1)) GTEST_SKIP() << "the book keeps the latest only";
+  ChatMessage undated = Message("bob", v1);
+  undated.sent_at = absl::InfinitePast();
+  EXPECT_THAT(
+      gate_->Admit(undated),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("removed")));
 }
 
 INSTANTIATE_TEST_SUITE_P(Books, GroupGateTest,
