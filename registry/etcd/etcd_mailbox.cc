@@ -455,8 +455,10 @@ class EtcdMailbox final : public Mailbox {
       if (revision > watched_revision_) {
         announced_.insert(revision);
       } else {
-        auto told = [this, revision]() ABSL_SHARED_LOCKS_REQUIRED(
-                        announce_mu_) { return notified_revision_ >= revision; };
+        auto told = [this, revision]()
+                        ABSL_SHARED_LOCKS_REQUIRED(announce_mu_) {
+                          return notified_revision_ >= revision;
+                        };
         if (announce_mu_.AwaitWithTimeout(absl::Condition(&told),
                                           absl::Seconds(1))) {
           return;
