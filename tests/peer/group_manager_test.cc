@@ -603,6 +603,19 @@ TEST_F(GroupManagerTest, TheOwnerAloneEndsTheGroupByLeaving) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+TEST_F(GroupManagerTest, LeavingIsJudgedAgainOnTheStateThatWon) {
+  const std::string id = Created("team", {}).after.group_id;
+  // Another device of alice's adds bob: she is no longer alone.
+  OtherDevice(id, [&](GroupState& s) {
+    s.members.push_back({"bob", bob_.public_key()});
+  });
+  EXPECT_THAT(manager_->Leave(id),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("hand team over first")));
+  EXPECT_EQ(BookVersion(id), 2);
+  EXPECT_FALSE(directory_.Latest(id).ended);
+}
+
 TEST_F(GroupManagerTest, NotifyIsBeforeAndAfterWithoutUs) {
   const std::string id = Created("team", {"bob", "carol"}).after.group_id;
   OtherDevice(id, [](GroupState& s) {
