@@ -92,7 +92,7 @@ void Conversation::Run() {
     }
     for (Item& item : batch) {
       item.message.sequence_floor =
-          outbox_->Floor(item.message.to, item.message.sequence);
+          outbox_->Floor(item.message, item.message.sequence);
     }
     // Fast path: the whole window at once, straight to the recipient, so
     // its inbox commits them together. Skipped while the head is being

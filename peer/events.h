@@ -52,8 +52,14 @@ struct HistoryEntry {
   ChatMessage message;
   bool ours = false;  // We sent it; else we received (and showed) it.
   // Ours: the furthest state it reached (kSent ... kRead; kExpired and
-  // kFailed end it).
+  // kFailed end it); a group message's is the lowest of its copies'
+  // (HistoryStore::RecordSendState).
   SendStatus status = SendStatus::kSent;
+  // Ours to a group: how many members it went to (one copy each), and how
+  // many of those copies were delivered, so the screen can say "delivered
+  // to 2 of 3". Both 0 for any other message.
+  int copies = 0;
+  int delivered_copies = 0;
 };
 
 struct PeerEvent {

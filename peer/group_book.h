@@ -36,7 +36,8 @@ class GroupBook {
 
   // Advances what is known of the group of `states` (all of one group; any
   // order, gaps, copies) as AdvanceGroup says, and stores the new latest
-  // state, with whether `self` is a member of it, before it returns. The
+  // state, with whether `self` is a member of it, and every state verified
+  // on the way (GroupAdvance::verified, for StateAt) before it returns. The
   // answer says what changed, what must be fetched, the forks and what was
   // refused; a fork or a refused state is no error. kInvalidArgument as
   // AdvanceGroup; kResourceExhausted when the group is new and the peer

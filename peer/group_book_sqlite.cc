@@ -1,5 +1,8 @@
 #include "peer/group_book_sqlite.h"
 
+#include <map>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,20 +11,52 @@ namespace chat::peer {
 
 using registry::GroupState;
 
-SqliteGroupBook::Known SqliteGroupBook::Load(SQLite::Database& db) {
-  Known known;
+namespace {
+
+// `blob` as a group state; nullopt when it does not parse.
+std::optional<GroupState> ParseGroupState(const SQLite::Column& blob) {
+  registry::v1::GroupState proto;
+  if (!proto.ParseFromArray(blob.getBlob(), blob.getBytes())) {
+    return std::nullopt;
+  }
+  absl::StatusOr<GroupState> state = registry::GroupStateFromProto(proto);
+  if (!state.ok()) return std::nullopt;
+  return *std::move(state);
+}
+
+std::string SerializeGroupState(const GroupState& state) {
+  registry::v1::GroupState proto;
+  registry::GroupStateToProto(state, &proto);
+  std::string bytes;
+  proto.SerializeToString(&bytes);
+  return bytes;
+}
+
+}  // namespace
+
+SqliteGroupBook::Loaded SqliteGroupBook::Load(SQLite::Database& db) {
+  Loaded loaded;
   SQLite::Statement select(db, "SELECT state, member FROM groups");
   while (select.executeStep()) {
-    const SQLite::Column blob = select.getColumn(0);
-    registry::v1::GroupState proto;
-    if (!proto.ParseFromArray(blob.getBlob(), blob.getBytes())) continue;
-    absl::StatusOr<GroupState> state = registry::GroupStateFromProto(proto);
-    if (!state.ok()) continue;
+    std::optional<GroupState> state = ParseGroupState(select.getColumn(0));
+    if (!state.has_value()) continue;
     const bool member = select.getColumn(1).getInt() != 0;
     std::string id = state->group_id;
-    known[std::move(id)] = KnownGroup{*std::move(state), member};
+    loaded.verified[id][state->version] = *state;
+    loaded.known[std::move(id)] = KnownGroup{*std::move(state), member};
   }
-  return known;
+  SQLite::Statement states(db, "SELECT state FROM group_states");
+  while (states.executeStep()) {
+    std::optional<GroupState> state = ParseGroupState(states.getColumn(0));
+    // A state of a group not known (its row did not parse) is of no use.
+    if (!state.has_value() || loaded.known.count(state->group_id) == 0) {
+      continue;
+    }
+    std::map<int64_t, GroupState>& versions = loaded.verified[state->group_id];
+    const int64_t version = state->version;
+    versions.emplace(version, *std::move(state));
+  }
+  return loaded;
 }
 
 absl::StatusOr<GroupAdvance> SqliteGroupBook::Apply(
@@ -48,34 +83,48 @@ absl::StatusOr<GroupAdvance> SqliteGroupBook::Apply(
   }
   KnownGroup latest{*advance->latest,
                     IsGroupMember(*advance->latest, self.name, self.key)};
-  registry::v1::GroupState proto;
-  registry::GroupStateToProto(latest.state, &proto);
-  std::string bytes;
-  proto.SerializeToString(&bytes);
+  const std::string bytes = SerializeGroupState(latest.state);
   const int64_t now = absl::ToUnixMillis(file_->clock.Wall());
-  absl::Status stored =
-      file_->batch->Run([this, &latest, &bytes, now](SQLite::Database&) {
-        file_->db_mu.AssertHeld();
-        ScopedStatement upsert(
-            file_->statements,
-            "INSERT INTO groups (group_id, version, state, display_name, "
-            "member, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT "
-            "(group_id) DO UPDATE SET version = ?2, state = ?3, display_name "
-            "= ?4, member = ?5, updated_ms = ?6");
-        upsert->bind(1, latest.state.group_id);
-        upsert->bind(2, static_cast<int64_t>(latest.state.version));
-        upsert->bind(3, bytes.data(), static_cast<int>(bytes.size()));
-        upsert->bind(4, latest.state.display_name);
-        upsert->bind(5, latest.member ? 1 : 0);
-        upsert->bind(6, now);
-        upsert->exec();
-        return absl::OkStatus();
-      });
+  absl::Status stored = file_->batch->Run([this, &latest, &bytes, &advance,
+                                           now](SQLite::Database&) {
+    file_->db_mu.AssertHeld();
+    // Every state on the way to the latest, the latest too.
+    ScopedStatement keep(
+        file_->statements,
+        "INSERT OR REPLACE INTO group_states (group_id, version, state) "
+        "VALUES (?1, ?2, ?3)");
+    for (const GroupState& state : advance->verified) {
+      const std::string state_bytes = SerializeGroupState(state);
+      keep->reset();
+      keep->bind(1, state.group_id);
+      keep->bind(2, static_cast<int64_t>(state.version));
+      keep->bind(3, state_bytes.data(), static_cast<int>(state_bytes.size()));
+      keep->exec();
+    }
+    ScopedStatement upsert(
+        file_->statements,
+        "INSERT INTO groups (group_id, version, state, display_name, "
+        "member, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT "
+        "(group_id) DO UPDATE SET version = ?2, state = ?3, display_name "
+        "= ?4, member = ?5, updated_ms = ?6");
+    upsert->bind(1, latest.state.group_id);
+    upsert->bind(2, static_cast<int64_t>(latest.state.version));
+    upsert->bind(3, bytes.data(), static_cast<int>(bytes.size()));
+    upsert->bind(4, latest.state.display_name);
+    upsert->bind(5, latest.member ? 1 : 0);
+    upsert->bind(6, now);
+    upsert->exec();
+    return absl::OkStatus();
+  });
   if (!stored.ok()) {
     return absl::UnavailableError(absl::StrCat(
         "cannot store group ", latest.state.group_id, ": ", stored.message()));
   }
   absl::MutexLock lock(&mu_);
+  std::map<int64_t, GroupState>& versions = verified_[latest.state.group_id];
+  for (const GroupState& state : advance->verified) {
+    versions[state.version] = state;
+  }
   std::string id = latest.state.group_id;
   known_[std::move(id)] = std::move(latest);
   return advance;
@@ -90,12 +139,12 @@ bool SqliteGroupBook::IsMember(const std::string& group_id,
 
 std::optional<registry::GroupState> SqliteGroupBook::StateAt(
     const std::string& group_id, int64_t version) {
-  // For now only the latest state is kept.
-  std::optional<KnownGroup> latest = Latest(group_id);
-  if (!latest.has_value() || latest->state.version != version) {
-    return std::nullopt;
-  }
-  return latest->state;
+  absl::MutexLock lock(&mu_);
+  auto group = verified_.find(group_id);
+  if (group == verified_.end()) return std::nullopt;
+  auto found = group->second.find(version);
+  if (found == group->second.end()) return std::nullopt;
+  return found->second;
 }
 
 std::optional<KnownGroup> SqliteGroupBook::Latest(const std::string& group_id) {

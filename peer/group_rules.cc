@@ -92,6 +92,7 @@ absl::StatusOr<GroupAdvance> AdvanceGroup(
     }
     if (valid.empty()) break;
     current = *valid[0]->state;
+    advance.verified.push_back(*current);
     ++next_version;
     stopped = current->ended;
   }

@@ -42,6 +42,10 @@ struct GroupAdvance {
   // The new latest verified state when it moved; nullopt when it did not
   // (what the peer held, if anything, stays).
   std::optional<registry::GroupState> latest;
+  // Each state the walk newly verified, in version order: `latest` is its
+  // last. Empty when nothing moved. A store keeps them all (GroupBook::
+  // StateAt), so a message is judged by the state its sender saw.
+  std::vector<registry::GroupState> verified;
   // The group was not known before and now is (`latest` is set).
   bool first_known = false;
   // From the state held before (an empty one for a group first known) to

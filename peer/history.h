@@ -30,7 +30,9 @@ class HistoryRecorder final : public DeliveryListener {
 
   void OnSendState(const PeerEvent& event) override {
     if (!event.message.id.empty()) {
-      store_->RecordSendState(event.message.id, event.status);
+      // A group message's states come per copy, each with its member in
+      // `to`.
+      store_->RecordSendState(event.message.id, event.message.to, event.status);
     }
     screen_->OnEvent(event);
   }

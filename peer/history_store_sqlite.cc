@@ -6,9 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "peer/inbox_rules.h"
+#include "registry/names.h"
 
 namespace chat::peer {
 namespace {
+
+using registry::NameKey;
 
 // A state of ours in the history, ranked so that it never goes back: the
 // file keeps the rank, not SendStatus's number.
@@ -53,12 +56,14 @@ SendStatus FromHistoryRank(int rank) {
 
 }  // namespace
 
-void SqliteHistory::RecordSendState(const std::string& id, SendStatus status) {
+void SqliteHistory::RecordSendState(const std::string& id,
+                                    const std::string& recipient,
+                                    SendStatus status) {
   const int rank = HistoryRank(status);
   if (!file_->KeepsHistory() || rank == 0 || id.empty()) return;  // Added.
   {
     absl::MutexLock lock(&mu_);
-    pending_states_.emplace_back(id, rank);
+    pending_states_.push_back(PendingState{id, NameKey(recipient), rank});
     // One job takes every update queued until it runs: receipts come in
     // bursts (a window of 64 at once), and a job per update would cost the
     // writer a savepoint each.
@@ -66,19 +71,37 @@ void SqliteHistory::RecordSendState(const std::string& id, SendStatus status) {
   }
   file_->batch->PostLazily([this](SQLite::Database&) {
     file_->db_mu.AssertHeld();
-    std::vector<std::pair<std::string, int>> states;
+    std::vector<PendingState> states;
     {
       absl::MutexLock lock(&mu_);
       states.swap(pending_states_);
     }
+    // A direct message's state is its own; a group message's (copies > 0)
+    // the lowest of its copies', raised only through them.
     ScopedStatement update(file_->statements,
                            "UPDATE messages SET status = ?2 WHERE id = ?1 AND "
-                           "ours = 1 AND status < ?2");
-    for (const auto& [state_id, state_rank] : states) {
+                           "ours = 1 AND copies = 0 AND status < ?2");
+    ScopedStatement copy(file_->statements,
+                         "UPDATE copy_states SET status = ?3 WHERE id = ?1 "
+                         "AND recipient_key = ?2 AND status < ?3");
+    ScopedStatement lowest(
+        file_->statements,
+        "UPDATE messages SET status = (SELECT min(status) FROM copy_states "
+        "WHERE id = ?1) WHERE id = ?1 AND ours = 1 AND copies > 0 AND status "
+        "< (SELECT min(status) FROM copy_states WHERE id = ?1)");
+    for (const PendingState& state : states) {
       update->reset();
-      update->bind(1, state_id);
-      update->bind(2, state_rank);
-      update->exec();
+      update->bind(1, state.id);
+      update->bind(2, state.rank);
+      if (update->exec() > 0) continue;
+      copy->reset();
+      copy->bind(1, state.id);
+      copy->bind(2, state.recipient_key);
+      copy->bind(3, state.rank);
+      if (copy->exec() == 0) continue;
+      lowest->reset();
+      lowest->bind(1, state.id);
+      lowest->exec();
     }
     return absl::OkStatus();
   });
@@ -92,11 +115,20 @@ absl::StatusOr<HistoryPage> SqliteHistory::Page(const std::string& name,
     ScopedStatement select(
         file_->statements,
         "SELECT id, ours, sender, recipient, text, sent_at_ms, "
-        "received_at_ms, status, late, unverified, body FROM (SELECT * FROM "
+        "received_at_ms, status, late, unverified, body, copies, CASE WHEN "
+        "copies > 0 THEN (SELECT count(*) FROM copy_states c WHERE c.id = "
+        "page.id AND c.status >= ?3) ELSE 0 END FROM (SELECT * FROM "
         "messages WHERE " CHAT_HISTORY_OF
-        " ORDER BY seq DESC LIMIT ?2) ORDER BY seq");
-    select->bind(1, ConversationWith(name));
+        " ORDER BY seq DESC LIMIT ?2) AS page ORDER BY seq");
+    const std::string conversation = ConversationNamed(name);
+    // A group's messages carry its id, as they did when they came.
+    const std::string group_id =
+        !conversation.empty() && conversation.front() == '#'
+            ? conversation.substr(1)
+            : std::string();
+    select->bind(1, conversation);
     select->bind(2, std::max(limit, 1));
+    select->bind(3, HistoryRank(SendStatus::kDelivered));
     while (select->executeStep()) {
       HistoryEntry entry;
       ChatMessage& message = entry.message;
@@ -126,12 +158,15 @@ absl::StatusOr<HistoryPage> SqliteHistory::Page(const std::string& name,
       }
       message.late = select->getColumn(8).getInt() != 0;
       message.unverified = select->getColumn(9).getInt() != 0;
+      message.group_id = group_id;
+      entry.copies = select->getColumn(11).getInt();
+      entry.delivered_copies = select->getColumn(12).getInt();
       page.entries.push_back(std::move(entry));
     }
     ScopedStatement count(
         file_->statements,
         "SELECT count(*) FROM messages WHERE " CHAT_HISTORY_OF);
-    count->bind(1, ConversationWith(name));
+    count->bind(1, conversation);
     count->executeStep();
     page.total = count->getColumn(0).getInt64();
   } catch (const std::exception& e) {
@@ -146,7 +181,7 @@ absl::StatusOr<int64_t> SqliteHistory::Forget(const std::string& name) {
   CHAT_RETURN_IF_ERROR(file_->batch->Run(
       [&](SQLite::Database&) {
         file_->db_mu.AssertHeld();
-        const std::string conversation = ConversationWith(name);
+        const std::string conversation = ConversationNamed(name);
         ScopedStatement ours(file_->statements,
                              "DELETE FROM messages WHERE conversation = ?1 AND "
                              "in_history = 1 AND ours = 1");

@@ -19,14 +19,16 @@
 namespace chat::peer {
 
 // A message is in the history while its row's `in_history` is 1: ours
-// leave the table with it, theirs stay (their ids still catch copies,
+// leave the table with it (a group message's `copy_states` follow it, by a
+// trigger), theirs stay (their ids still catch copies,
 // SqliteInbox's trim) until the inbox forgets them. Theirs show in it once
 // they are shown (CHAT_SHOWN).
 class SqliteHistory final : public HistoryStore {
  public:
   explicit SqliteHistory(PeerFile* file) : file_(file) {}
 
-  void RecordSendState(const std::string& id, SendStatus status) override;
+  void RecordSendState(const std::string& id, const std::string& recipient,
+                       SendStatus status) override;
   absl::StatusOr<HistoryPage> Page(const std::string& name, int limit) override;
   absl::StatusOr<int64_t> Forget(const std::string& name) override;
   void Trim() override;
@@ -61,9 +63,14 @@ class SqliteHistory final : public HistoryStore {
   PeerFile* const file_;
   absl::Mutex mu_;
   int64_t since_trim_ ABSL_GUARDED_BY(mu_) = 0;
-  // RecordSendState()'s updates, for the one job that writes them all:
-  // (message id, HistoryRank).
-  std::vector<std::pair<std::string, int>> pending_states_ ABSL_GUARDED_BY(mu_);
+  // One RecordSendState() call.
+  struct PendingState {
+    std::string id;
+    std::string recipient_key;  // A group message's copy's.
+    int rank = 0;               // HistoryRank.
+  };
+  // RecordSendState()'s updates, for the one job that writes them all.
+  std::vector<PendingState> pending_states_ ABSL_GUARDED_BY(mu_);
   // Rows in the history; -1 until counted (TrimLocked).
   int64_t rows_ ABSL_GUARDED_BY(file_->db_mu) = -1;
 };

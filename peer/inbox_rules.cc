@@ -10,11 +10,24 @@ std::string ConversationWith(const std::string& name) {
   return registry::NameKey(name);
 }
 
+std::string GroupConversation(const std::string& group_id) {
+  return "#" + group_id;
+}
+
+std::string ConversationNamed(const std::string& name_or_group) {
+  if (!name_or_group.empty() && name_or_group.front() == '#') {
+    return name_or_group;
+  }
+  return ConversationWith(name_or_group);
+}
+
 std::string ConversationOfReceived(const ChatMessage& message) {
+  if (!message.group_id.empty()) return GroupConversation(message.group_id);
   return ConversationWith(message.from);
 }
 
 std::string ConversationOfSent(const ChatMessage& message) {
+  if (!message.group_id.empty()) return GroupConversation(message.group_id);
   return ConversationWith(message.to);
 }
 

@@ -24,18 +24,28 @@ namespace chat::peer {
 
 // Every message belongs to one conversation, known by its id: the one with
 // a peer is that peer's name key (lowercase), so "Bob" and "bob" are one;
-// a group's will be its own id. Order, hold-back, history and read state
-// are kept per conversation; delivery state per message and recipient.
+// a group's is "#" and the group's id. The two never meet: a name starts
+// with a letter or a digit (registry::ValidateName), never with '#'.
+// Order, hold-back, history and read state are kept per conversation;
+// delivery state per message and recipient.
 std::string ConversationWith(const std::string& name);
-// The conversation of a message we received (its sender's, today).
+// The conversation of group `group_id`: "#" + group_id.
+std::string GroupConversation(const std::string& group_id);
+// The conversation a user names: "#" and a group id names that group's
+// (taken as it is), anything else a peer's name (ConversationWith).
+std::string ConversationNamed(const std::string& name_or_group);
+// The conversation of a message we received: its group's when it carries
+// a group id, else its sender's.
 std::string ConversationOfReceived(const ChatMessage& message);
-// The conversation of a message we send (its recipient's, today).
+// The conversation of a message we send: its group's when it carries a
+// group id (every member's copy is in it), else its recipient's.
 std::string ConversationOfSent(const ChatMessage& message);
 
 // ---- The sending side of a conversation.
 
-// Our counter towards one peer (table `conversations`): the epoch of our
-// numbering and the number the next message gets.
+// Our counter in one conversation (table `conversations`): the epoch of our
+// numbering and the number the next message gets. In a group's, one number
+// is given to all the copies of a message, one per member.
 struct OutboundCounter {
   std::string epoch;
   int64_t next_sequence = 1;
@@ -52,8 +62,9 @@ struct Numbered {
 Numbered NextOutbound(const std::optional<OutboundCounter>& counter,
                       const std::string& fresh_epoch);
 
-// The floor our messages to a peer carry: the lowest number still in the
-// outbox towards it (`outstanding`, its numbers there), never above
+// The floor our messages to a peer carry in a conversation: the lowest
+// number still in the outbox towards that peer in it (`outstanding`, its
+// numbers there; in a group, that member's copies only), never above
 // `fallback` (the message's own number). The recipient may give up waiting
 // for anything below it: we hold an acknowledgement for each of those.
 int64_t SequenceFloor(const std::set<int64_t>& outstanding, int64_t fallback);

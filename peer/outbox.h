@@ -40,13 +40,33 @@ class Outbox {
   using AddedCallback = std::function<void(absl::StatusOr<ChatMessage>)>;
   virtual void Add(ChatMessage message, AddedCallback done) = 0;
 
-  // The lowest sequence number still in the outbox towards `recipient`
-  // (what the recipient may still have to wait for), never above
+  // Writes group message `message` (message.group_id set) once, with a copy
+  // for each of `recipients`, in one commit: the next sequence number of the
+  // group's conversation (GroupConversation), one for every copy; one row
+  // in the history (kSent, its recipient the conversation, "#" and the
+  // group id), which counts the copies (HistoryEntry::copies); and a
+  // delivery per recipient whose message is `message` with `to` that
+  // recipient and the floor of that recipient's copies in the group
+  // (SequenceFloor). `done` gets the copies as stored, one per recipient in
+  // the order given, or the error; called as Add's. kInvalidArgument
+  // (nothing written) when message.group_id is empty, `recipients` is
+  // empty, or two of them are one name (NameKey).
+  using AddedCopiesCallback =
+      std::function<void(absl::StatusOr<std::vector<ChatMessage>>)>;
+  virtual void AddToGroup(ChatMessage message,
+                          std::vector<std::string> recipients,
+                          AddedCopiesCallback done) = 0;
+
+  // The lowest sequence number still in the outbox towards `copy`'s
+  // recipient (copy.to) in `copy`'s conversation (ConversationOfSent: the
+  // peer's, or the group's, where only that recipient's copies count): what
+  // the recipient may still have to wait for there. Never above
   // `fallback`; `fallback` when none.
-  virtual int64_t Floor(const std::string& recipient, int64_t fallback) = 0;
+  virtual int64_t Floor(const ChatMessage& copy, int64_t fallback) = 0;
 
   // Records that message `id` waits in `recipient`'s mailbox (compared
-  // case-insensitively; a message to several has a delivery each). Not
+  // case-insensitively; a message to several, a group's, has a delivery
+  // each, and each is marked, removed and taken alone). Not
   // waited for: after a crash before it lands, the message is simply sent
   // again.
   virtual void MarkStored(const std::string& id,
@@ -65,7 +85,10 @@ class Outbox {
   virtual absl::StatusOr<std::optional<OutboxEntry>> Take(
       const std::string& id, const std::string& recipient) = 0;
 
-  // Everything in the outbox, each conversation in sequence order.
+  // Everything in the outbox, a group message once per copy still there:
+  // grouped by recipient (case-insensitively), so each recipient's entries
+  // come together (one run per recipient, as the peer resends them at its
+  // start), and within a recipient by conversation, each in sequence order.
   virtual absl::StatusOr<std::vector<OutboxEntry>> Entries() = 0;
 };
 

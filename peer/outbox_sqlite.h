@@ -1,6 +1,7 @@
 // The outbox's SQLite side: tables `deliveries` (one row per message and
-// recipient) and `conversations` (our counters), and our messages' rows in
-// `messages` (the history). For peer/*_sqlite.cc only.
+// recipient: a group message's copies), `conversations` (our counters), our
+// messages' rows in `messages` (the history) and a group message's
+// `copy_states` (SqliteHistory counts them). For peer/*_sqlite.cc only.
 
 #ifndef CHAT_PEER_OUTBOX_SQLITE_H_
 #define CHAT_PEER_OUTBOX_SQLITE_H_
@@ -15,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "peer/history_store_sqlite.h"
+#include "peer/inbox_rules.h"
 #include "peer/outbox.h"
 #include "peer/peer_file_sqlite.h"
 
@@ -34,7 +36,9 @@ class SqliteOutbox final : public Outbox {
       : file_(file), history_(history), outstanding_(std::move(outstanding)) {}
 
   void Add(ChatMessage message, AddedCallback done) override;
-  int64_t Floor(const std::string& recipient, int64_t fallback) override;
+  void AddToGroup(ChatMessage message, std::vector<std::string> recipients,
+                  AddedCopiesCallback done) override;
+  int64_t Floor(const ChatMessage& copy, int64_t fallback) override;
   void MarkStored(const std::string& id, const std::string& recipient) override;
   void Remove(const std::string& id, const std::string& recipient) override;
   absl::StatusOr<std::optional<OutboxEntry>> Take(
@@ -48,6 +52,21 @@ class SqliteOutbox final : public Outbox {
     std::vector<std::pair<DeliveryKey, int64_t>> removed;
   };
 
+  // Inside the writer's transaction: the place of our next message in
+  // `conversation`, its counter moved past it.
+  Numbered NumberLocked(const std::string& conversation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_->db_mu);
+  // Inside the writer's transaction: our `message`'s one row in `messages`
+  // (kSent), its recipient column `recipient`; `copies` is 0 for a direct
+  // message, the number of members' copies for a group's.
+  void WriteOursLocked(const std::string& conversation,
+                       const ChatMessage& message, const std::string& recipient,
+                       int64_t copies)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_->db_mu);
+  // Inside the writer's transaction: `copy`'s delivery to copy.to.
+  void WriteDeliveryLocked(const std::string& conversation,
+                           const ChatMessage& copy)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_->db_mu);
   // Inside the writer's transaction: deletes the delivery of `id` to
   // `recipient_key`.
   void DeleteLocked(const std::string& id, const std::string& recipient_key,

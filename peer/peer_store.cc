@@ -322,6 +322,31 @@ const std::vector<const char*> kMigrations = {
         updated_ms   INTEGER NOT NULL   -- our clock
       ) WITHOUT ROWID;
     )sql",
+    // 12: group conversations: a message of ours to a group is one row of
+    // `messages` (conversation "#" and the group id) that counts its
+    // members' copies, each with its own delivery and its own state here,
+    // which go with the row; and every membership state verified, so a
+    // message is judged by the state its sender saw.
+    R"sql(
+      ALTER TABLE messages ADD COLUMN copies INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE copy_states (
+        id            TEXT NOT NULL,              -- ours, copies > 0
+        recipient_key TEXT NOT NULL,
+        status        INTEGER NOT NULL DEFAULT 0, -- HistoryRank
+        PRIMARY KEY (id, recipient_key)
+      ) WITHOUT ROWID;
+      CREATE TRIGGER copy_states_follow AFTER DELETE ON messages
+        WHEN old.ours = 1 AND old.copies > 0
+        BEGIN DELETE FROM copy_states WHERE id = old.id; END;
+      CREATE TABLE group_states (
+        group_id TEXT NOT NULL,
+        version  INTEGER NOT NULL,
+        state    BLOB NOT NULL,  -- serialized v1::GroupState
+        PRIMARY KEY (group_id, version)
+      ) WITHOUT ROWID;
+      INSERT INTO group_states (group_id, version, state)
+        SELECT group_id, version, state FROM groups;
+    )sql",
 };
 
 class SqlitePeerStore final : public PeerStore {
@@ -330,7 +355,7 @@ class SqlitePeerStore final : public PeerStore {
   struct Loaded {
     SqliteOutbox::Outstanding outstanding;
     SqliteInbox::Loaded inbox;
-    SqliteGroupBook::Known groups;
+    SqliteGroupBook::Loaded groups;
   };
 
   // May throw SQLite::Exception; the factory translates.

@@ -99,10 +99,18 @@ class GroupRulesTest : public ::testing::Test {
   std::vector<GroupState> chain_;  // Versions 1..4, by alice.
 };
 
+// The versions of `states`, in their order.
+std::vector<int64_t> VersionsOf(const std::vector<GroupState>& states) {
+  std::vector<int64_t> versions;
+  for (const GroupState& state : states) versions.push_back(state.version);
+  return versions;
+}
+
 TEST_F(GroupRulesTest, AChainInOrderIsFollowedToItsEnd) {
   GroupAdvance advance = Advance(std::nullopt, Versions({1, 2, 3, 4}));
   ASSERT_TRUE(advance.latest.has_value());
   EXPECT_EQ(*advance.latest, chain_[3]);
+  EXPECT_EQ(advance.verified, chain_);
   EXPECT_TRUE(advance.first_known);
   EXPECT_EQ(advance.group_id, kGroupId);
   // From nothing: everyone now listed is new, and the name.
@@ -119,6 +127,9 @@ TEST_F(GroupRulesTest, OrderAndCopiesDoNotMatter) {
   GroupAdvance advance = Advance(chain_[0], Versions({4, 2, 3, 2, 4, 3, 1, 1}));
   ASSERT_TRUE(advance.latest.has_value());
   EXPECT_EQ(advance.latest->version, 4);
+  // Each newly verified once, in version order; not the one held.
+  EXPECT_THAT(VersionsOf(advance.verified), ElementsAre(2, 3, 4));
+  EXPECT_EQ(advance.verified.back(), *advance.latest);
   EXPECT_FALSE(advance.first_known);
   // From version 1: carol came, bob went, renamed.
   ASSERT_EQ(advance.change.added.size(), 1u);
@@ -132,6 +143,7 @@ TEST_F(GroupRulesTest, OrderAndCopiesDoNotMatter) {
 TEST_F(GroupRulesTest, WhatWeHoldAgainChangesNothing) {
   GroupAdvance advance = Advance(chain_[3], Versions({4, 4, 2}));
   EXPECT_FALSE(advance.latest.has_value());
+  EXPECT_THAT(advance.verified, IsEmpty());
   EXPECT_TRUE(advance.change.empty());
   EXPECT_FALSE(advance.fetch_after.has_value());
   EXPECT_THAT(advance.forks, IsEmpty());
@@ -142,11 +154,13 @@ TEST_F(GroupRulesTest, AGapAsksForWhatIsMissingAndGoesAsFarAsItCan) {
   GroupAdvance advance = Advance(chain_[0], Versions({2, 4}));
   ASSERT_TRUE(advance.latest.has_value());
   EXPECT_EQ(advance.latest->version, 2);
+  EXPECT_THAT(VersionsOf(advance.verified), ElementsAre(2));
   EXPECT_EQ(advance.fetch_after, 2);
   // Filled in, it goes on.
   advance = Advance(*advance.latest, Versions({3, 4}));
   ASSERT_TRUE(advance.latest.has_value());
   EXPECT_EQ(advance.latest->version, 4);
+  EXPECT_THAT(VersionsOf(advance.verified), ElementsAre(3, 4));
   EXPECT_FALSE(advance.fetch_after.has_value());
 }
 
@@ -202,6 +216,7 @@ TEST_F(GroupRulesTest, TwoValidNextVersionsAreAForkAndNeitherIsTaken) {
   // Version 3 is taken; at 4 the owner signed two.
   ASSERT_TRUE(advance.latest.has_value());
   EXPECT_EQ(advance.latest->version, 3);
+  EXPECT_THAT(VersionsOf(advance.verified), ElementsAre(3));
   ASSERT_EQ(advance.forks.size(), 1u);
   EXPECT_EQ(advance.forks[0].version, 4);
 }

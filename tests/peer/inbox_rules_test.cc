@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "registry/names.h"
+
 namespace chat::peer {
 namespace {
 
@@ -42,6 +44,32 @@ TEST(ConversationTest, OneWithAPeerIsItsNameWhateverTheCase) {
   // Theirs belongs to the sender's, ours to the recipient's.
   EXPECT_EQ(ConversationOfReceived(message), ConversationWith("bob"));
   EXPECT_EQ(ConversationOfSent(message), ConversationWith("alice"));
+}
+
+TEST(ConversationTest, AGroupMessageBelongsToItsGroupsBothWays) {
+  ChatMessage message;
+  message.from = "Bob";
+  message.to = "alice";
+  message.group_id = "0123456789abcdef0123456789abcdef";
+  EXPECT_EQ(GroupConversation(message.group_id),
+            "#0123456789abcdef0123456789abcdef");
+  // Whoever sent it and whichever member's copy it is.
+  EXPECT_EQ(ConversationOfReceived(message),
+            GroupConversation(message.group_id));
+  EXPECT_EQ(ConversationOfSent(message), GroupConversation(message.group_id));
+  message.to = "carol";
+  EXPECT_EQ(ConversationOfSent(message), GroupConversation(message.group_id));
+}
+
+TEST(ConversationTest, AGroupsNeverMeetsAPeersForNoNameStartsWithHash) {
+  EXPECT_FALSE(registry::ValidateName("#team").ok());
+  EXPECT_NE(GroupConversation("bob"), ConversationWith("bob"));
+}
+
+TEST(ConversationTest, ANamedConversationIsAGroupsOnlyWithItsHash) {
+  EXPECT_EQ(ConversationNamed("Bob"), ConversationWith("bob"));
+  EXPECT_EQ(ConversationNamed("#0123abcd"), GroupConversation("0123abcd"));
+  EXPECT_EQ(ConversationNamed(""), ConversationWith(""));
 }
 
 TEST(NextOutboundTest, AFirstMessageStartsAFreshEpochAtOne) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "peer/history.h"
+#include "peer/inbox_rules.h"
 #include "registry/names.h"
 #include "tests/peer/peer_file_fixture.h"
 #include "tests/testing/status_matchers.h"
@@ -135,7 +136,7 @@ TEST_F(PeerStoreTest, OutboxSurvivesReopenAndKeepsNumbering) {
   EXPECT_EQ((*outbox)[0].message.text, "one");
   EXPECT_EQ((*outbox)[1].message.id, "m2");
   EXPECT_FALSE((*outbox)[1].stored);
-  EXPECT_EQ(store->outbox().Floor("bob", 99), 1);
+  EXPECT_EQ(store->outbox().Floor(Outgoing("", "bob", ""), 99), 1);
   auto next = Add(*store, Outgoing("m3", "bob", "three"));
   EXPECT_EQ(next->sequence, 3);
   EXPECT_EQ(next->sequence_epoch, epoch);
@@ -146,7 +147,7 @@ TEST_F(PeerStoreTest, FloorRisesAsMessagesLeaveTheOutbox) {
   for (const char* id : {"m1", "m2", "m3"}) {
     ASSERT_THAT(Add(*store, Outgoing(id, "bob", "x")).status(), IsOk());
   }
-  EXPECT_EQ(store->outbox().Floor("bob", 3), 1);
+  EXPECT_EQ(store->outbox().Floor(Outgoing("", "bob", ""), 3), 1);
   // A delivery is per recipient: m2 to carol is none of m2 to bob.
   store->outbox().Remove("m2", "carol");
   store->outbox().MarkStored("m2", "carol");
@@ -156,8 +157,8 @@ TEST_F(PeerStoreTest, FloorRisesAsMessagesLeaveTheOutbox) {
   ASSERT_TRUE(taken->has_value());
   EXPECT_EQ((*taken)->message.id, "m2");
   EXPECT_FALSE((*taken)->stored);
-  EXPECT_EQ(store->outbox().Floor("bob", 3), 3);
-  EXPECT_EQ(store->outbox().Floor("carol", 7), 7);
+  EXPECT_EQ(store->outbox().Floor(Outgoing("", "bob", ""), 3), 3);
+  EXPECT_EQ(store->outbox().Floor(Outgoing("", "carol", ""), 7), 7);
   auto again = store->outbox().Take("m2", "bob");
   ASSERT_THAT(again.status(), IsOk());
   EXPECT_FALSE(again->has_value());
@@ -184,14 +185,14 @@ TEST_F(PeerStoreTest, AFailedRemovalKeepsTheMessageAndItsFloor) {
   ASSERT_THAT(taken.status(), IsOk());
   EXPECT_TRUE(taken->has_value());
   // m1 is still there, and still holds the floor down.
-  EXPECT_EQ(store->outbox().Floor("bob", 5), 1);
+  EXPECT_EQ(store->outbox().Floor(Outgoing("", "bob", ""), 5), 1);
   store.reset();
   store = Open();
   auto outbox = store->outbox().Entries();
   ASSERT_THAT(outbox.status(), IsOk());
   ASSERT_EQ(outbox->size(), 1u);
   EXPECT_EQ((*outbox)[0].message.id, "m1");
-  EXPECT_EQ(store->outbox().Floor("bob", 5), 1);
+  EXPECT_EQ(store->outbox().Floor(Outgoing("", "bob", ""), 5), 1);
 }
 
 TEST_F(PeerStoreTest, InOrderMessagesAreReleasedAtOnceAndOnce) {
@@ -598,17 +599,17 @@ TEST_F(PeerStoreTest, HistoryFollowsEveryStateAndNeverGoesBack) {
   for (const char* id : {"m1", "m2", "m3", "m4"}) {
     ASSERT_THAT(Add(*store, Outgoing(id, "bob", id)).status(), IsOk());
   }
-  store->history().RecordSendState("m1", SendStatus::kStored);
-  store->history().RecordSendState("m1", SendStatus::kDelivered);
-  store->history().RecordSendState("m1", SendStatus::kRead);
-  store->history().RecordSendState("m1",
+  store->history().RecordSendState("m1", "bob", SendStatus::kStored);
+  store->history().RecordSendState("m1", "bob", SendStatus::kDelivered);
+  store->history().RecordSendState("m1", "bob", SendStatus::kRead);
+  store->history().RecordSendState("m1", "bob",
                                    SendStatus::kDelivered);  // Late: ignored.
-  store->history().RecordSendState("m2", SendStatus::kStored);
-  store->history().RecordSendState("m2", SendStatus::kExpired);
-  store->history().RecordSendState("m3",
+  store->history().RecordSendState("m2", "bob", SendStatus::kStored);
+  store->history().RecordSendState("m2", "bob", SendStatus::kExpired);
+  store->history().RecordSendState("m3", "bob",
                                    SendStatus::kSent);  // A retry: no change.
-  store->history().RecordSendState("m4", SendStatus::kFailed);
-  store->history().RecordSendState("nobody", SendStatus::kDelivered);
+  store->history().RecordSendState("m4", "bob", SendStatus::kFailed);
+  store->history().RecordSendState("nobody", "bob", SendStatus::kDelivered);
   Flush(*store);
   EXPECT_THAT(Lines(store->history().Page("bob", 20)),
               ElementsAre(Ours("m1", SendStatus::kRead),
@@ -764,7 +765,7 @@ TEST_F(PeerStoreTest, ZeroDaysKeepsNoHistory) {
   ASSERT_THAT(store.status(), IsOk());
   ASSERT_THAT(Add(**store, Outgoing("m1", "bob", "hi")).status(), IsOk());
   ASSERT_TRUE(ReceiveAndShow(**store, Incoming("b1", 1, 1)));
-  (*store)->history().RecordSendState("m1", SendStatus::kDelivered);
+  (*store)->history().RecordSendState("m1", "bob", SendStatus::kDelivered);
   Flush(**store);
   EXPECT_THAT(Lines((*store)->history().Page("bob", 20)), IsEmpty());
 }
@@ -790,7 +791,7 @@ TEST_F(PeerStoreTest, ForgetErasesOneConversationAndKeepsDeliveryState) {
               ElementsAre("duplicate"));
   EXPECT_THAT(Ids(Receive(*store, Incoming("b2", 2, 1))), ElementsAre("b2"));
   // A receipt for a forgotten message changes nothing.
-  store->history().RecordSendState("m1", SendStatus::kDelivered);
+  store->history().RecordSendState("m1", "bob", SendStatus::kDelivered);
   Flush(*store);
   EXPECT_THAT(Lines(store->history().Page("bob", 20)),
               ElementsAre(Ours("again", SendStatus::kSent)));
@@ -810,7 +811,7 @@ TEST_F(PeerStoreTest, AFileFromBeforeConversationsByIdKeepsItsPromises) {
   ASSERT_NE(store, nullptr);
   {
     SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 11);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 12);
   }
   // The outbox, its floors and numbering, per conversation.
   auto outbox = store->outbox().Entries();
@@ -820,8 +821,8 @@ TEST_F(PeerStoreTest, AFileFromBeforeConversationsByIdKeepsItsPromises) {
   EXPECT_TRUE((*outbox)[0].stored);
   EXPECT_EQ((*outbox)[1].message.id, "m3");
   EXPECT_FALSE((*outbox)[1].stored);
-  EXPECT_EQ(store->outbox().Floor("bob", 9), 2);
-  EXPECT_EQ(store->outbox().Floor("Carol", 9), 1);
+  EXPECT_EQ(store->outbox().Floor(Outgoing("", "bob", ""), 9), 2);
+  EXPECT_EQ(store->outbox().Floor(Outgoing("", "Carol", ""), 9), 1);
   // The history, both ways, with the states reached.
   absl::StatusOr<HistoryPage> bob = store->history().Page("bob", 20);
   EXPECT_THAT(Lines(bob), ElementsAre(Ours("hi bob", SendStatus::kRead),
@@ -911,6 +912,292 @@ TEST_F(PeerStoreTest, TheRecorderKeepsEveryStateItIsTold) {
   EXPECT_THAT(Lines(store->history().Page("bob", 20)),
               ElementsAre(Ours("hi", SendStatus::kRead),
                           Ours("lost", SendStatus::kExpired)));
+}
+
+// ---- Group messages: one message, a copy per member.
+
+constexpr char kGroupId[] = "0123456789abcdef0123456789abcdef";
+
+ChatMessage ToGroup(const std::string& id, const std::string& text) {
+  ChatMessage message;
+  message.id = id;
+  message.from = "alice";
+  message.text = text;
+  message.group_id = kGroupId;
+  message.group_version = 1;
+  message.group_state_hash = std::string(32, 'h');
+  return message;
+}
+
+absl::StatusOr<std::vector<ChatMessage>> AddToGroup(
+    PeerStore& store, ChatMessage message,
+    std::vector<std::string> recipients) {
+  return WaitFor<std::vector<ChatMessage>>(
+      [&](Outbox::AddedCopiesCallback done) {
+        store.outbox().AddToGroup(std::move(message), std::move(recipients),
+                                  std::move(done));
+      });
+}
+
+// "id>to:sequence" of each outbox entry, in Entries() order.
+std::vector<std::string> OutboxLines(PeerStore& store) {
+  absl::StatusOr<std::vector<OutboxEntry>> entries = store.outbox().Entries();
+  if (!entries.ok()) return {"error"};
+  std::vector<std::string> lines;
+  for (const OutboxEntry& entry : *entries) {
+    lines.push_back(absl::StrCat(entry.message.id, ">", entry.message.to, ":",
+                                 entry.message.sequence));
+  }
+  return lines;
+}
+
+// "text:status copies/delivered" of each entry of ours.
+std::vector<std::string> CopyLines(const absl::StatusOr<HistoryPage>& page) {
+  if (!page.ok()) return {"error"};
+  std::vector<std::string> lines;
+  for (const HistoryEntry& entry : page->entries) {
+    lines.push_back(absl::StrCat(entry.message.text, ":",
+                                 static_cast<int>(entry.status), " ",
+                                 entry.delivered_copies, "/", entry.copies));
+  }
+  return lines;
+}
+
+const std::string kGroup = GroupConversation(kGroupId);
+
+TEST_F(PeerStoreTest, AGroupMessageIsOneNumberWithACopyPerMember) {
+  auto store = Open();
+  auto copies = AddToGroup(*store, ToGroup("g1", "hello"), {"bob", "Carol"});
+  ASSERT_THAT(copies.status(), IsOk());
+  ASSERT_EQ(copies->size(), 2u);
+  EXPECT_EQ((*copies)[0].to, "bob");
+  EXPECT_EQ((*copies)[1].to, "Carol");
+  for (const ChatMessage& copy : *copies) {
+    EXPECT_EQ(copy.id, "g1");
+    EXPECT_EQ(copy.group_id, kGroupId);
+    EXPECT_EQ(copy.group_version, 1);
+    EXPECT_EQ(copy.sequence, 1);
+    EXPECT_EQ(copy.sequence_floor, 1);
+    EXPECT_EQ(copy.sequence_epoch, (*copies)[0].sequence_epoch);
+  }
+  // The group's numbering is its own: not bob's, and on from there.
+  auto direct = Add(*store, Outgoing("m1", "bob", "hi"));
+  ASSERT_THAT(direct.status(), IsOk());
+  EXPECT_EQ(direct->sequence, 1);
+  EXPECT_NE(direct->sequence_epoch, (*copies)[0].sequence_epoch);
+  copies = AddToGroup(*store, ToGroup("g2", "again"), {"carol", "bob", "dave"});
+  ASSERT_THAT(copies.status(), IsOk());
+  ASSERT_EQ(copies->size(), 3u);
+  EXPECT_EQ((*copies)[2].sequence, 2);
+  // Each copy's floor is its member's: carol and bob still have g1 out.
+  EXPECT_EQ((*copies)[0].sequence_floor, 1);
+  EXPECT_EQ((*copies)[1].sequence_floor, 1);
+  EXPECT_EQ((*copies)[2].sequence_floor, 2);
+}
+
+TEST_F(PeerStoreTest, AGroupMessageThatCannotBeWrittenIsRefused) {
+  auto store = Open();
+  ChatMessage direct = ToGroup("g1", "hello");
+  direct.group_id.clear();
+  EXPECT_THAT(AddToGroup(*store, direct, {"bob"}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(AddToGroup(*store, ToGroup("g1", "hello"), {}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(
+      AddToGroup(*store, ToGroup("g1", "hello"), {"bob", "carol", "BOB"})
+          .status(),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+  // Nothing of them was written.
+  EXPECT_THAT(OutboxLines(*store), IsEmpty());
+  EXPECT_THAT(Lines(store->history().Page(kGroup, 20)), IsEmpty());
+  ASSERT_THAT(AddToGroup(*store, ToGroup("g1", "hello"), {"bob"}).status(),
+              IsOk());
+}
+
+TEST_F(PeerStoreTest, AGroupMessagesCopiesSurviveAReopenTogetherByMember) {
+  {
+    auto store = Open();
+    ASSERT_THAT(Add(*store, Outgoing("m1", "carol", "hi")).status(), IsOk());
+    ASSERT_THAT(
+        AddToGroup(*store, ToGroup("g1", "one"), {"carol", "bob"}).status(),
+        IsOk());
+    ASSERT_THAT(Add(*store, Outgoing("m2", "bob", "hi")).status(), IsOk());
+    ASSERT_THAT(
+        AddToGroup(*store, ToGroup("g2", "two"), {"bob", "carol"}).status(),
+        IsOk());
+    store->outbox().MarkStored("g1", "CAROL");
+  }
+  auto store = Open();
+  // Every copy; each member's together (as the start resends them), each
+  // conversation of theirs in order.
+  EXPECT_THAT(OutboxLines(*store),
+              ElementsAre("g1>bob:1", "g2>bob:2", "m2>bob:1", "g1>carol:1",
+                          "g2>carol:2", "m1>carol:1"));
+  auto entries = store->outbox().Entries();
+  ASSERT_THAT(entries.status(), IsOk());
+  for (const OutboxEntry& entry : *entries) {
+    EXPECT_EQ(entry.stored, entry.message.id == "g1" &&
+                                registry::NameKey(entry.message.to) == "carol");
+    if (entry.message.id[0] == 'g') {
+      EXPECT_EQ(entry.message.group_id, kGroupId);
+      EXPECT_EQ(entry.message.text, entry.message.id == "g1" ? "one" : "two");
+    }
+  }
+  // The numbering goes on after a reopen.
+  auto copies = AddToGroup(*store, ToGroup("g3", "three"), {"bob"});
+  ASSERT_THAT(copies.status(), IsOk());
+  EXPECT_EQ((*copies)[0].sequence, 3);
+}
+
+TEST_F(PeerStoreTest, AGroupCopysFloorIsItsMembersAlone) {
+  auto store = Open();
+  ASSERT_THAT(
+      AddToGroup(*store, ToGroup("g1", "one"), {"bob", "carol"}).status(),
+      IsOk());
+  ASSERT_THAT(
+      AddToGroup(*store, ToGroup("g2", "two"), {"bob", "carol"}).status(),
+      IsOk());
+  ASSERT_THAT(Add(*store, Outgoing("m1", "carol", "hi")).status(), IsOk());
+  ChatMessage to_bob = ToGroup("g2", "two");
+  to_bob.to = "bob";
+  ChatMessage to_carol = to_bob;
+  to_carol.to = "Carol";
+  EXPECT_EQ(store->outbox().Floor(to_bob, 2), 1);
+  EXPECT_EQ(store->outbox().Floor(to_carol, 2), 1);
+  // Carol got g1: her floor rises, bob's stays.
+  ASSERT_THAT(store->outbox().Take("g1", "carol").status(), IsOk());
+  EXPECT_EQ(store->outbox().Floor(to_bob, 2), 1);
+  EXPECT_EQ(store->outbox().Floor(to_carol, 2), 2);
+  // A direct message's floor is the direct conversation's.
+  EXPECT_EQ(store->outbox().Floor(Outgoing("", "carol", ""), 9), 1);
+  ChatMessage to_dave = to_bob;
+  to_dave.to = "dave";
+  EXPECT_EQ(store->outbox().Floor(to_dave, 2), 2);
+}
+
+TEST_F(PeerStoreTest, TakingOneCopyLeavesTheOthers) {
+  auto store = Open();
+  ASSERT_THAT(AddToGroup(*store, ToGroup("g1", "one"), {"bob", "carol", "dave"})
+                  .status(),
+              IsOk());
+  auto taken = store->outbox().Take("g1", "Bob");
+  ASSERT_THAT(taken.status(), IsOk());
+  ASSERT_TRUE(taken->has_value());
+  EXPECT_EQ((*taken)->message.to, "bob");
+  EXPECT_EQ((*taken)->message.group_id, kGroupId);
+  // Bob's is gone; a receipt from him again takes nothing.
+  taken = store->outbox().Take("g1", "bob");
+  ASSERT_THAT(taken.status(), IsOk());
+  EXPECT_FALSE(taken->has_value());
+  store->outbox().Remove("g1", "dave");
+  Flush(*store);
+  EXPECT_THAT(OutboxLines(*store), ElementsAre("g1>carol:1"));
+  store.reset();
+  store = Open();
+  EXPECT_THAT(OutboxLines(*store), ElementsAre("g1>carol:1"));
+}
+
+TEST_F(PeerStoreTest, AGroupsHistoryCountsItsCopiesDelivered) {
+  auto store = Open();
+  ASSERT_THAT(AddToGroup(*store, ToGroup("g1", "one"), {"bob", "carol", "dave"})
+                  .status(),
+              IsOk());
+  ASSERT_THAT(
+      AddToGroup(*store, ToGroup("g2", "two"), {"bob", "carol"}).status(),
+      IsOk());
+  ASSERT_THAT(Add(*store, Outgoing("m1", "bob", "direct")).status(), IsOk());
+  // Once, in the group's conversation, with the group's id.
+  absl::StatusOr<HistoryPage> page = store->history().Page(kGroup, 20);
+  EXPECT_THAT(CopyLines(page), ElementsAre("one:0 0/3", "two:0 0/2"));
+  ASSERT_THAT(page.status(), IsOk());
+  EXPECT_EQ(page->total, 2);
+  EXPECT_TRUE(page->entries[0].ours);
+  EXPECT_EQ(page->entries[0].message.to, kGroup);
+  EXPECT_EQ(page->entries[0].message.group_id, kGroupId);
+  EXPECT_THAT(CopyLines(store->history().Page("bob", 20)),
+              ElementsAre("direct:0 0/0"));
+
+  // Each copy counts once, however often told; the message is delivered
+  // when every copy is.
+  HistoryStore& history = store->history();
+  history.RecordSendState("g1", "bob", SendStatus::kDelivered);
+  history.RecordSendState("g1", "BOB", SendStatus::kDelivered);
+  history.RecordSendState("g1", "carol", SendStatus::kStored);
+  history.RecordSendState("g1", "mallory", SendStatus::kDelivered);
+  history.RecordSendState("g2", "bob", SendStatus::kRead);
+  history.RecordSendState("g2", "carol", SendStatus::kDelivered);
+  Flush(*store);
+  EXPECT_THAT(CopyLines(history.Page(kGroup, 20)),
+              ElementsAre("one:0 1/3", "two:2 2/2"));
+  // The lowest of its copies: stored while one waits in a mailbox and none
+  // is merely sent...
+  history.RecordSendState("g1", "dave", SendStatus::kDelivered);
+  Flush(*store);
+  EXPECT_THAT(CopyLines(history.Page(kGroup, 20)),
+              ElementsAre("one:1 2/3", "two:2 2/2"));
+  // ...and failed when one can never be sent, whatever the others did.
+  history.RecordSendState("g1", "carol", SendStatus::kFailed);
+  Flush(*store);
+  EXPECT_THAT(CopyLines(history.Page(kGroup, 20)),
+              ElementsAre("one:5 2/3", "two:2 2/2"));
+  // Read by all once every copy is; it survives a reopen.
+  history.RecordSendState("g2", "carol", SendStatus::kRead);
+  Flush(*store);
+  store.reset();
+  store = Open();
+  EXPECT_THAT(CopyLines(store->history().Page(kGroup, 20)),
+              ElementsAre("one:5 2/3", "two:3 2/2"));
+}
+
+TEST_F(PeerStoreTest, TheRecorderCountsAGroupMessagesCopiesByTheirMember) {
+  auto store = Open();
+  ASSERT_THAT(
+      AddToGroup(*store, ToGroup("g1", "one"), {"bob", "carol"}).status(),
+      IsOk());
+  CountingSink screen;
+  HistoryRecorder recorder(&store->history(), &screen);
+  PeerEvent event = MakeEvent(EventKind::kSendResult, "bob");
+  event.message = ToGroup("g1", "one");
+  event.status = SendStatus::kDelivered;
+  for (const char* member : {"bob", "carol"}) {
+    event.message.to = member;
+    recorder.OnSendState(event);
+  }
+  Flush(*store);
+  EXPECT_THAT(CopyLines(store->history().Page(kGroup, 20)),
+              ElementsAre("one:2 2/2"));
+}
+
+TEST_F(PeerStoreTest, ForgettingAGroupsHistoryKeepsItsCopiesOut) {
+  const std::string path = dir_.File("alice.db");
+  auto store = Open();
+  ASSERT_THAT(
+      AddToGroup(*store, ToGroup("g1", "one"), {"bob", "carol"}).status(),
+      IsOk());
+  ASSERT_THAT(Add(*store, Outgoing("m1", "bob", "direct")).status(), IsOk());
+  ChatMessage theirs = Incoming("b1", 1, 1);
+  theirs.group_id = kGroupId;
+  theirs.group_version = 1;
+  theirs.group_state_hash = std::string(32, 'h');
+  absl::StatusOr<Received> received = Receive(*store, theirs);
+  EXPECT_THAT(Ids(received), ElementsAre("b1"));
+  ASSERT_THAT(received.status(), IsOk());
+  store->inbox().MarkShown(received->ready, {});
+  Flush(*store);
+  EXPECT_THAT(Lines(store->history().Page(kGroup, 20)),
+              ElementsAre(Ours("one", SendStatus::kSent), "theirs:text b1"));
+  // A group message of bob's is not in the history with bob.
+  EXPECT_THAT(Lines(store->history().Page("bob", 20)),
+              ElementsAre(Ours("direct", SendStatus::kSent)));
+  EXPECT_EQ(Erased(store->history().Forget(kGroup)), 2);
+  EXPECT_THAT(Lines(store->history().Page(kGroup, 20)), IsEmpty());
+  EXPECT_EQ(store->history().Page("bob", 20)->total, 1);
+  // The copies still go; their states went with the message.
+  EXPECT_THAT(OutboxLines(*store),
+              ElementsAre("g1>bob:1", "m1>bob:1", "g1>carol:1"));
+  store.reset();
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  EXPECT_EQ(db.execAndGet("SELECT count(*) FROM copy_states").getInt(), 0);
 }
 
 }  // namespace
