@@ -97,6 +97,9 @@ struct PeerEvent {
   // preview (a few lines, no heading).
   std::vector<HistoryEntry> history;
   bool preview = false;
+  // For an event about a group, or a message of one: the group's label as
+  // the console shows it after '#' ("team", "team~3f2a"; GroupLabels).
+  std::string group;
 };
 
 inline PeerEvent MakeEvent(EventKind kind, std::string name = "",

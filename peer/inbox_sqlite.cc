@@ -510,7 +510,10 @@ bool SqliteInbox::InsertLocked(const ChatMessage& message,
   insert->bind(10, absl::ToUnixMillis(file_->clock.Wall()));
   insert->bind(11, message.late ? 1 : 0);
   insert->bind(12, message.unverified ? 1 : 0);
-  insert->bind(13, file_->KeepsHistory() ? 1 : 0);
+  // A group's change notice is told as the change it announced, never as
+  // a line of the conversation: kept for its id only.
+  const bool in_history = file_->KeepsHistory() && !message.group_change;
+  insert->bind(13, in_history ? 1 : 0);
   if (message.sequence > 0) {
     insert->bind(14, message.sequence_epoch);
     insert->bind(15, message.sequence);
@@ -528,7 +531,7 @@ bool SqliteInbox::InsertLocked(const ChatMessage& message,
   }
   insert->bind(19, UnreadOnArrival(message) ? 1 : 0);
   if (insert->exec() == 0) return false;
-  if (file_->KeepsHistory()) history_->CountRowLocked();
+  if (in_history) history_->CountRowLocked();
   if (state == kReleased) {
     releasing.numbers.emplace_back(MessageKey{sender_key, message.id}, number);
   }

@@ -190,7 +190,11 @@ bool MailListener::HandleMessage(const registry::MailItem& item,
                     kept.Notify();
                   });
   kept.WaitForNotification();
-  if (!status.ok()) return false;  // Not acknowledged: it comes again.
+  // kUnavailable: not kept now (the file, or a group state the registry
+  // could not give): not acknowledged, it comes again. Any other error is
+  // the inbox refusing it for good (a group message from a non-member):
+  // let go, unseen, without a receipt.
+  if (!status.ok()) return status.code() != absl::StatusCode::kUnavailable;
   if (!message.unverified) {
     // Only the sender can open it: a receipt nobody else could have made.
     absl::StatusOr<std::optional<std::string>> receipt =

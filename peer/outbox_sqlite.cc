@@ -177,9 +177,13 @@ void SqliteOutbox::AddToGroup(ChatMessage message,
         sent.sequence_epoch = std::move(numbered.epoch);
         sent.sequence = numbered.sequence;
         sent.sequence_floor = sent.sequence;
-        WriteOursLocked(conversation, sent, conversation,
-                        static_cast<int64_t>(group->recipients.size()));
-        if (file_->KeepsHistory()) {
+        // A change notice is no line of the conversation (the change is
+        // told when it is made): no row of ours, only its deliveries.
+        if (!sent.group_change) {
+          WriteOursLocked(conversation, sent, conversation,
+                          static_cast<int64_t>(group->recipients.size()));
+        }
+        if (file_->KeepsHistory() && !sent.group_change) {
           // Each copy's state, which the history counts (SqliteHistory).
           ScopedStatement copy_state(
               file_->statements,

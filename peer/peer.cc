@@ -12,7 +12,9 @@
 #include "common/ids.h"
 #include "common/sqlite_util.h"
 #include "common/status.h"
+#include "peer/group_text.h"
 #include "peer/grpc_transport.h"
+#include "peer/inbox_rules.h"
 #include "registry/names.h"
 
 namespace chat::peer {
@@ -101,6 +103,10 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   }
   peer->store_ = *std::move(store);
   PeerStore& roles = *peer->store_;
+  // From here on every event about a group carries the group's label.
+  peer->labeler_ = std::make_unique<GroupLabelingSink>(&roles.groups(), events);
+  events = peer->labeler_.get();
+  peer->events_ = events;
   peer->recorder_ = std::make_unique<HistoryRecorder>(&roles.history(), events);
   roles.history().Trim();  // Then hourly, on the hold-back loop.
 
@@ -158,6 +164,23 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
                                           std::move(key_options), clock);
   peer->envelope_ = std::make_unique<Envelope>(options.name, *peer->identity_,
                                                peer->keys_.get(), clock);
+
+  // Our groups: changed through the registry's sequencer, and a gate every
+  // arriving group message passes before the inbox keeps it.
+  peer->group_keys_ = std::make_unique<TrustedGroupKeys>(peer->keys_.get());
+  peer->group_directory_ = std::make_unique<RegistryGroupDirectory>(registry);
+  peer->groups_ = std::make_unique<GroupManager>(
+      peer->identity_.get(), options.name, &roles.groups(),
+      peer->group_directory_.get(), peer->group_keys_.get(), clock,
+      options.store_limits.group_limits, options.store_limits.max_groups);
+  GroupGate::Options gate_options;
+  gate_options.self = {options.name, peer->identity_->public_key()};
+  peer->group_gate_ = std::make_unique<GroupGate>(
+      &roles.groups(), peer->group_directory_.get(), peer->group_keys_.get(),
+      events, clock, std::move(gate_options));
+  peer->inbox_ = std::make_unique<GroupCheckedInbox>(
+      &roles.inbox(), peer->group_gate_.get(),
+      static_cast<GroupChangeListener*>(peer.get()));
 
   // How messages go to other peers: to the address the watch keeps fresh
   // for those followed (so an outage does not stop a conversation), else
@@ -305,9 +328,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   mail_options.released = peer.get();
   mail_options.deliveries = peer->reads_.get();
   mail_options.read_receipts = peer->reads_.get();
-  peer->mail_ =
-      std::make_unique<MailListener>(registry, &roles.inbox(), &roles.outbox(),
-                                     events, clock, std::move(mail_options));
+  peer->mail_ = std::make_unique<MailListener>(registry, peer->inbox_.get(),
+                                               &roles.outbox(), events, clock,
+                                               std::move(mail_options));
 
   // Held messages released when they waited long enough; the history's
   // age; strangers refused.
@@ -334,6 +357,7 @@ Peer::~Peer() { Shutdown(); }
 absl::StatusOr<std::string> Peer::Send(const std::string& to,
                                        const std::string& text,
                                        bool to_partner) {
+  if (IsGroupTarget(to)) return SendToGroup(to, text, to_partner);
   CHAT_RETURN_IF_ERROR(registry::ValidateName(to));
   CHAT_RETURN_IF_ERROR(ValidateMessageText(text));
   CHAT_RETURN_IF_ERROR(CheckRecipient(to));
@@ -547,14 +571,23 @@ void Peer::TrimHistoryWhenDue() {
   store_->history().Trim();
 }
 
-absl::StatusOr<HistoryPage> Peer::History(const std::string& name, int limit) {
+absl::StatusOr<std::string> Peer::ConversationTarget(const std::string& name) {
+  if (IsGroupTarget(name)) {
+    CHAT_ASSIGN_OR_RETURN(GroupTarget group, FindGroup(name));
+    return GroupConversation(group.group_id);
+  }
   CHAT_RETURN_IF_ERROR(registry::ValidateName(name));
-  return store_->history().Page(name, limit);
+  return name;
+}
+
+absl::StatusOr<HistoryPage> Peer::History(const std::string& name, int limit) {
+  CHAT_ASSIGN_OR_RETURN(std::string target, ConversationTarget(name));
+  return store_->history().Page(target, limit);
 }
 
 absl::StatusOr<int64_t> Peer::ForgetHistory(const std::string& name) {
-  CHAT_RETURN_IF_ERROR(registry::ValidateName(name));
-  return store_->history().Forget(name);
+  CHAT_ASSIGN_OR_RETURN(std::string target, ConversationTarget(name));
+  return store_->history().Forget(target);
 }
 
 KeyView Peer::Verify(const std::string& name) { return keys_->Verify(name); }
@@ -618,8 +651,8 @@ void Peer::Accept(const ChatMessage& message, AcceptCallback done) {
   }
   // Kept durably first, then shown, then acknowledged: a sender that hears
   // OK may forget the message. A retry or copy is acknowledged, shown once.
-  store_->inbox().Receive(message, [this, done = std::move(done)](
-                                       absl::StatusOr<Received> received) {
+  inbox_->Receive(message, [this, done = std::move(done)](
+                               absl::StatusOr<Received> received) {
     if (!received.ok()) {
       done(absl::UnavailableError(absl::StrCat(
           "the recipient cannot keep it now: ", received.status().message())));
@@ -641,6 +674,8 @@ void Peer::Release(const std::vector<ChatMessage>& messages, bool repeated) {
       contacts_->Talked(message.from);
     }
     Show(message, repeated);
+    // Read receipts are a conversation between two: none in a group.
+    if (!message.group_id.empty()) continue;
     if (std::optional<ReadNote> note = reads_->Shown(message)) {
       unread.push_back(*std::move(note));
     }
@@ -651,6 +686,10 @@ void Peer::Release(const std::vector<ChatMessage>& messages, bool repeated) {
 }
 
 void Peer::Show(const ChatMessage& message, bool repeated) {
+  // A change notice is shown as the change it announced, when the gate
+  // verified it (OnGroupAdvanced); its own text is for programs without
+  // groups.
+  if (message.group_change) return;
   PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
   if (message.unverified) {
     std::vector<std::string> known = contacts_->Followed();

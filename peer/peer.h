@@ -32,6 +32,11 @@
 #include "peer/conversation.h"
 #include "peer/envelope.h"
 #include "peer/events.h"
+#include "peer/group_adapters.h"
+#include "peer/group_directory.h"
+#include "peer/group_gate.h"
+#include "peer/group_inbox.h"
+#include "peer/group_manager.h"
 #include "peer/grpc_transport.h"
 #include "peer/history.h"
 #include "peer/key_book.h"
@@ -107,11 +112,37 @@ inline constexpr char kRegistryAwayNotice[] =
     "names and the mailbox wait";
 inline constexpr char kRegistryBackNotice[] = "the registry is back";
 
+// One member of a group as /groups shows it.
+struct GroupMemberView {
+  std::string name;
+  std::string fingerprint;  // Of the key the group's state lists.
+  bool owner = false;
+  bool you = false;
+  // We pinned another key for this name than the group lists: the
+  // key-change rule of direct chat applies (/verify, /trust).
+  bool key_differs = false;
+};
+
+// One group as /groups shows it.
+struct GroupView {
+  std::string label;           // Unique among our groups (GroupLabels).
+  registry::GroupState state;  // The latest we verified.
+  bool member = false;         // We are in it, and it has not ended.
+  std::vector<GroupMemberView> members;  // In the state's order.
+};
+
+// A group the user named: its id and its label.
+struct GroupTarget {
+  std::string group_id;
+  std::string label;
+};
+
 // Thread-safe.
 class Peer final : private MessageSink,
                    private ReleaseListener,
                    private PresenceListener,
-                   private RecipientDirectory {
+                   private RecipientDirectory,
+                   private GroupChangeListener {
  public:
   // Loads (or makes) its identity, serves, registers with it, starts
   // following the registry, and returns once the start-up summary (who is
@@ -145,14 +176,18 @@ class Peer final : private MessageSink,
   absl::StatusOr<KeyView> Trust(const std::string& name);
 
   // Writes `text` for `to` to the outbox and returns the message's id at
-  // once; its states come as kSendResult events (kSent once it is in the
-  // outbox). It is tried until it is delivered or stored, also across
-  // restarts; messages to one peer go in order. kInvalidArgument for a bad
-  // name or text, kFailedPrecondition once shutting down. Refused at once,
-  // nothing written or queued (CheckRecipient): kFailedPrecondition "greeter
-  // is not a chat peer (it offers: greet)" for a name that offers no chat,
-  // kNotFound "nobody named carol is registered; ..." for a name the
-  // registry has never seen.
+  // once. `to` may be a group ("#team", IsGroupTarget()): then the message
+  // has a copy for every other member of the group's latest state we
+  // verified, each sealed to its member and sent as a direct message is
+  // (kSendResult events per copy, `group` set); kNotFound for a group we do
+  // not know, kFailedPrecondition when we are not in it or nobody else is; its
+  // states come as kSendResult events (kSent once it is in the outbox). It is
+  // tried until it is delivered or stored, also across restarts; messages to
+  // one peer go in order. kInvalidArgument for a bad name or text,
+  // kFailedPrecondition once shutting down. Refused at once, nothing written or
+  // queued (CheckRecipient): kFailedPrecondition "greeter is not a chat peer
+  // (it offers: greet)" for a name that offers no chat, kNotFound "nobody named
+  // carol is registered; ..." for a name the registry has never seen.
   absl::StatusOr<std::string> Send(const std::string& to,
                                    const std::string& text,
                                    bool to_partner = false);
@@ -163,6 +198,26 @@ class Peer final : private MessageSink,
   // next_page_token). Never the whole registry at once.
   absl::StatusOr<registry::ListPage> ListPeers(const std::string& page_token,
                                                int page_size);
+
+  // ---- Groups (docs/peer.md, "Groups").
+
+  // /group VERB GROUP NAMES: "create" (GROUP is the new group's display
+  // name), "add", "remove", "owner" (NAMES: the new owner), "leave". The
+  // change is signed, sequenced by the registry (GroupManager) and told to
+  // everyone in the group before or after it, through the outbox (a change
+  // notice). Returns the line to show. Errors as GroupManager's;
+  // kInvalidArgument for another verb.
+  absl::StatusOr<std::string> ChangeGroup(
+      const std::string& verb, const std::string& group,
+      const std::vector<std::string>& names);
+  // Our groups, by label.
+  std::vector<GroupView> Groups();
+  // The group the user means by `target` ("#team", "team", "team~3f2a", or
+  // its id). kNotFound, or kInvalidArgument when two groups answer to it
+  // (the message lists their labels).
+  absl::StatusOr<GroupTarget> FindGroup(const std::string& target);
+  // What Tab completes after '#': the labels of the groups we are in.
+  std::vector<std::string> GroupLabelsForCompletion();
 
   // Follows `name` (/follow, /chat): its comings and goings are shown.
   // Errors as Contacts::Follow.
@@ -188,8 +243,9 @@ class Peer final : private MessageSink,
   // Whether `name` is online now, as the registry watch last said.
   bool IsOnline(const std::string& name);
 
-  // The last `limit` messages with `name` (/history, /chat), oldest first.
-  // kInvalidArgument for a bad name, kUnavailable when the file cannot be
+  // The last `limit` messages with `name` (/history, /chat), oldest first;
+  // `name` may be a group ("#team"). kInvalidArgument for a bad name,
+  // kNotFound for an unknown group, kUnavailable when the file cannot be
   // read.
   absl::StatusOr<HistoryPage> History(const std::string& name, int limit);
   // Erases the history with `name` (/forget) and returns how many messages
@@ -222,6 +278,22 @@ class Peer final : private MessageSink,
   // (Transport::Forget); what waits for `name` goes now (Nudge).
   void OnMoved(const std::string& name) override;
   void OnArrived(const std::string& name) override { Nudge(name); }
+  // GroupChangeListener (the receiving paths, through the gate): what the
+  // fetched states changed is shown.
+  void OnGroupAdvanced(const std::vector<GroupAdvance>& advanced) override;
+  // Send() to a group.
+  absl::StatusOr<std::string> SendToGroup(const std::string& target,
+                                          const std::string& text,
+                                          bool to_partner);
+  // Writes `message` (group fields set) for `recipients` to the outbox and
+  // queues each copy to its member. `echo`: a kSent event for the message
+  // (a change notice has none).
+  void QueueGroupMessage(ChatMessage message,
+                         std::vector<std::string> recipients, bool to_partner,
+                         bool echo);
+  // The conversation id of `name`: a peer's name as it is, a group's
+  // "#<id>".
+  absl::StatusOr<std::string> ConversationTarget(const std::string& name);
   // RecipientDirectory (each Conversation, from its thread): a static
   // entry (a lab peer, or a name the watch has not listed yet) gets one
   // message at a time; IsStatic asks the registry for a name the watch has
@@ -280,12 +352,15 @@ class Peer final : private MessageSink,
   void TrimHistoryWhenDue();
 
   const PeerOptions options_;
-  EventSink* const events_;  // The front end; not owned.
+  // The front end (not owned), through labeler_ once the store is open.
+  EventSink* events_;
   const Clock& clock_;
   std::string address_;
 
   // Destroyed bottom-up: every part below uses the store and the client.
   std::unique_ptr<PeerStore> store_;
+  // Gives events about a group its label, on the way to the front end.
+  std::unique_ptr<GroupLabelingSink> labeler_;
   // Every state of our messages is told, where it changed, to reads_ (a
   // DeliveryListener: it notes kDelivered and orders kRead after it), which
   // tells recorder_ (it writes the state into the history), which shows it
@@ -298,6 +373,14 @@ class Peer final : private MessageSink,
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<ReadTracker> reads_;
   std::unique_ptr<Contacts> contacts_;
+  // Groups: the keys they list and check (over keys_), the registry's
+  // sequencer, the changes we make, the gate every arriving group message
+  // passes, and the inbox both receiving paths keep messages through.
+  std::unique_ptr<TrustedGroupKeys> group_keys_;
+  std::unique_ptr<GroupDirectory> group_directory_;
+  std::unique_ptr<GroupManager> groups_;
+  std::unique_ptr<GroupGate> group_gate_;
+  std::unique_ptr<GroupCheckedInbox> inbox_;
   // Strangers' plain messages, limited before they are kept (Accept).
   std::unique_ptr<StrangerGate> strangers_;
   // Which known name a plain sender's name imitates (Show).

@@ -73,7 +73,10 @@ int64_t ReadTracker::sent() const {
 }
 
 void ReadTracker::OnSendState(const PeerEvent& event) {
-  if (event.status != SendStatus::kDelivered) {
+  // Read receipts are a conversation between two: a group's members send
+  // none, so none is awaited.
+  if (event.status != SendStatus::kDelivered ||
+      !event.message.group_id.empty()) {
     next_->OnSendState(event);
     return;
   }
