@@ -76,6 +76,61 @@ Command ParseHistory(const std::string& rest, const std::string& partner) {
   return command;
 }
 
+// The words of `text`, split at runs of spaces.
+std::vector<std::string> Words(const std::string& text) {
+  std::vector<std::string> words;
+  std::string rest = text;
+  while (!rest.empty()) {
+    auto [word, after] = FirstWord(rest);
+    if (!word.empty()) words.push_back(word);
+    rest = after;
+  }
+  return words;
+}
+
+// "/group VERB GROUP [NAMES]", or "/group GROUP" (chat with it).
+Command ParseGroup(const std::string& rest) {
+  constexpr char kUsage[] =
+      "usage: /group create|add|remove GROUP NAME..., /group owner GROUP "
+      "NAME, /group leave GROUP, or /group GROUP";
+  std::vector<std::string> words = Words(rest);
+  if (words.empty()) return Error(kUsage);
+  const std::string verb = absl::AsciiStrToLower(words[0]);
+  auto group = [&](size_t i) {
+    std::string label = words[i];
+    // "#team" and "team" are the same group.
+    if (IsGroupTarget(label)) label.erase(0, 1);
+    return label;
+  };
+  Command command = Make(Command::Kind::kGroup);
+  command.verb = verb;
+  if (verb == "create" || verb == "add" || verb == "remove") {
+    if (words.size() < 2 || (verb != "create" && words.size() < 3)) {
+      return Error(absl::StrCat(
+          "usage: /group ", verb,
+          verb == "create" ? " GROUP [NAME...]" : " GROUP NAME..."));
+    }
+    command.name = group(1);
+    command.names.assign(words.begin() + 2, words.end());
+    return command;
+  }
+  if (verb == "owner") {
+    if (words.size() != 3) return Error("usage: /group owner GROUP NAME");
+    command.name = group(1);
+    command.names = {words[2]};
+    return command;
+  }
+  if (verb == "leave") {
+    if (words.size() != 2) return Error("usage: /group leave GROUP");
+    command.name = group(1);
+    return command;
+  }
+  if (words.size() != 1) return Error(kUsage);
+  command.verb = "chat";
+  command.name = group(0);
+  return command;
+}
+
 }  // namespace
 
 Command ParseLine(const std::string& raw_line, const std::string& partner) {
@@ -87,6 +142,11 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
   if (line.front() == '@') {
     auto [name, text] = FirstWord(line.substr(1));
     return SendTo(name, text, "@NAME MESSAGE");
+  }
+  if (line.front() == '#') {
+    auto [group, text] = FirstWord(line);
+    if (group.size() < 2) return Error("usage: #GROUP MESSAGE");
+    return SendTo(group, text, "#GROUP MESSAGE");
   }
   if (line.front() == '/' && !absl::StartsWith(line, "//")) {
     auto [word, rest] = FirstWord(line);
@@ -134,6 +194,13 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
       if (name.empty() || !extra.empty()) return Error("usage: /forget NAME");
       return Make(Command::Kind::kForget, name);
     }
+    if (command == "/group") return ParseGroup(rest);
+    if (command == "/groups") {
+      if (!absl::StripAsciiWhitespace(rest).empty()) {
+        return Error("usage: /groups");
+      }
+      return Make(Command::Kind::kGroups);
+    }
     if (command == "/help" || command == "/?") {
       return Make(Command::Kind::kHelp);
     }
@@ -154,8 +221,9 @@ Command ParseLine(const std::string& raw_line, const std::string& partner) {
 
 const std::vector<std::string>& CommandWords() {
   static const auto* const words = new std::vector<std::string>{
-      "/msg",    "/chat",  "/peers",   "/follow", "/unfollow", "/whoami",
-      "/verify", "/trust", "/history", "/forget", "/help",     "/quit"};
+      "/msg",    "/chat",   "/peers", "/follow",  "/unfollow",
+      "/whoami", "/verify", "/trust", "/history", "/forget",
+      "/group",  "/groups", "/help",  "/quit"};
   return *words;
 }
 
@@ -174,6 +242,15 @@ std::string HelpText() {
          "/history [NAME] [N]  the last N messages with NAME (default: your "
          "partner, 20)\n"
          "/forget NAME       erase your history with NAME\n"
+         "#GROUP MESSAGE     send MESSAGE to everyone in GROUP (a group goes "
+         "where a NAME does, as #GROUP)\n"
+         "/group create GROUP NAME...  a group of you (its owner) and NAMEs\n"
+         "/group add GROUP NAME...     add members (/group remove: take "
+         "them out)\n"
+         "/group owner GROUP NAME      hand GROUP over to NAME\n"
+         "/group leave GROUP           leave it (the last member ends it)\n"
+         "/group GROUP       send plain lines to GROUP from now on\n"
+         "/groups            your groups, their members and fingerprints\n"
          "/help              this help\n"
          "/quit              leave (also Ctrl-D)\n"
          "//text             send a line that starts with '/'\n";

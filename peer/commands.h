@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/identity.h"
+#include "peer/group_text.h"
 #include "peer/key_book.h"
 
 namespace chat::peer {
@@ -26,6 +27,10 @@ struct Command {
     kTrust,     // Accept the key the registry lists for `name`.
     kHistory,   // The last `count` messages with `name`.
     kForget,    // Erase the history with `name`.
+    kGroup,     // A group command: `verb` on the group `name` with `names`
+                // (create: `name` is the new group's display name); verb
+                // "chat" makes the group the partner.
+    kGroups,    // List our groups with their members.
     kHelp,
     kQuit,
     kError,  // `text` says what is wrong with the line.
@@ -35,6 +40,8 @@ struct Command {
   std::string text;
   bool to_partner = false;  // A plain line, sent to the partner.
   int count = 0;            // kHistory: how many messages.
+  std::string verb;         // kGroup: create, add, remove, owner, leave, chat.
+  std::vector<std::string> names;  // kGroup: the members named.
 };
 
 // Parses one input line. `partner` is the current partner ("" for none).
@@ -50,6 +57,16 @@ struct Command {
 //   /history [bob] [N]  the last N (default 20, at most 1000) messages with
 //                  bob (default: the partner); a number alone is N
 //   /forget bob    erase the history with bob
+//   #team hi       send "hi" to the group team (also /msg #team hi); a
+//                  group may stand wherever a name does in /chat,
+//                  /history and /forget, written #team
+//   /group create team bob carol   a group with us (its owner), bob, carol
+//   /group add team dave, /group remove team dave (the owner only)
+//   /group owner team bob          hand the group over
+//   /group leave team              leave (the owner: hand over first; the
+//                                  last member ends it)
+//   /group team    the group becomes the partner (as /chat #team)
+//   /groups        our groups, their members and fingerprints
 //   /help /quit (also /exit)
 //   anything else  sent to the partner, if there is one
 // A line starting with "//" sends the rest, starting with "/", to the partner.

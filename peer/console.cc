@@ -182,30 +182,37 @@ bool Console::HandleLine(const std::string& line) {
     case Command::Kind::kError:
       Show(ErrorEvent(command.text));
       return true;
-    case Command::Kind::kChat: {
-      absl::Status valid = registry::ValidateName(command.name);
-      if (!valid.ok()) {
-        Show(ErrorEvent(std::string(valid.message())));
+    case Command::Kind::kChat:
+      if (IsGroupTarget(command.name)) {
+        ChatWithGroup(command.name);
         return true;
       }
-      // Whom we chat with we follow; a full set only costs the notices.
-      absl::Status followed = active_peer_->Follow(command.name);
-      if (!followed.ok() &&
-          followed.code() == absl::StatusCode::kResourceExhausted) {
-        Show(InfoEvent(absl::StrCat("not following ", command.name, ": ",
-                                    followed.message())));
+      {
+        absl::Status valid = registry::ValidateName(command.name);
+        if (!valid.ok()) {
+          Show(ErrorEvent(std::string(valid.message())));
+          return true;
+        }
+        // Whom we chat with we follow; a full set only costs the notices.
+        absl::Status followed = active_peer_->Follow(command.name);
+        if (!followed.ok() &&
+            followed.code() == absl::StatusCode::kResourceExhausted) {
+          Show(InfoEvent(absl::StrCat("not following ", command.name, ": ",
+                                      followed.message())));
+        }
+        partner_ = command.name;
+        // Where the conversation stood, then who the partner is.
+        ShowHistory(command.name, kHistoryPreview, /*preview=*/true);
+        Show(MakeEvent(EventKind::kPartner, command.name));
+        // Switched to it: what it wrote so far is read (read receipts).
+        active_peer_->MarkRead(command.name);
+        return true;
       }
-      partner_ = command.name;
-      // Where the conversation stood, then who the partner is.
-      ShowHistory(command.name, kHistoryPreview, /*preview=*/true);
-      Show(MakeEvent(EventKind::kPartner, command.name));
-      // Switched to it: what it wrote so far is read (read receipts).
-      active_peer_->MarkRead(command.name);
-      return true;
-    }
     case Command::Kind::kHistory:
     case Command::Kind::kForget: {
-      absl::Status valid = registry::ValidateName(command.name);
+      absl::Status valid = IsGroupTarget(command.name)
+                               ? absl::OkStatus()
+                               : registry::ValidateName(command.name);
       if (!valid.ok()) {
         Show(ErrorEvent(std::string(valid.message())));
         return true;
@@ -251,12 +258,22 @@ bool Console::HandleLine(const std::string& line) {
     case Command::Kind::kUnfollow:
       Follow(command);
       return true;
+    case Command::Kind::kGroup:
+      if (command.verb == "chat") {
+        ChatWithGroup(command.name);
+      } else {
+        ChangeGroup(command);
+      }
+      return true;
+    case Command::Kind::kGroups:
+      Show(InfoEvent(GroupsText(active_peer_->Groups())));
+      return true;
     case Command::Kind::kSend: {
       auto id =
           active_peer_->Send(command.name, command.text, command.to_partner);
       if (!id.ok()) {
         Show(ErrorEvent(std::string(id.status().message())));
-      } else {
+      } else if (!IsGroupTarget(command.name)) {
         // Typed in the conversation: what it wrote so far is read.
         active_peer_->MarkRead(command.name);
       }
@@ -336,6 +353,61 @@ void Console::Follow(const Command& command) {
   Show(
       InfoEvent(absl::StrCat("following ", command.name, ": you will see when ",
                              command.name, " comes and goes")));
+}
+
+void Console::ChatWithGroup(const std::string& target) {
+  absl::StatusOr<GroupTarget> group = active_peer_->FindGroup(target);
+  if (!group.ok()) {
+    Show(ErrorEvent(std::string(group.status().message())));
+    return;
+  }
+  partner_ = absl::StrCat("#", group->label);
+  ShowHistory(partner_, kHistoryPreview, /*preview=*/true);
+  Show(MakeEvent(EventKind::kPartner, partner_));
+}
+
+void Console::ChangeGroup(const Command& command) {
+  absl::StatusOr<std::string> changed =
+      active_peer_->ChangeGroup(command.verb, command.name, command.names);
+  if (!changed.ok()) {
+    PeerEvent error = ErrorEvent(std::string(changed.status().message()));
+    error.detail = StatusDetail(changed.status());
+    Show(error);
+    return;
+  }
+  Show(InfoEvent(*changed));
+}
+
+std::string GroupsText(const std::vector<GroupView>& groups) {
+  if (groups.empty()) {
+    return "you are in no group yet: /group create GROUP NAME...";
+  }
+  std::string text;
+  for (const GroupView& group : groups) {
+    if (!text.empty()) text += "\n";
+    absl::StrAppend(&text, "#", PrintableName(group.label));
+    if (group.state.display_name != group.label) {
+      absl::StrAppend(&text, " (", PrintableName(group.state.display_name),
+                      ")");
+    }
+    if (group.state.ended) {
+      absl::StrAppend(&text, ": ended");
+    } else if (!group.member) {
+      absl::StrAppend(&text, ": you are not in it");
+    }
+    absl::StrAppend(&text, ", version ", group.state.version);
+    for (const GroupMemberView& member : group.members) {
+      absl::StrAppend(&text, "\n  ", PrintableName(member.name),
+                      member.you ? " (you)" : "",
+                      member.owner ? " (owner)" : "", "  ", member.fingerprint);
+      if (member.key_differs) {
+        absl::StrAppend(&text, "  ! not the key you trust for ",
+                        PrintableName(member.name), ": /verify ",
+                        PrintableName(member.name));
+      }
+    }
+  }
+  return text;
 }
 
 void Console::ShowHistory(const std::string& name, int count, bool preview) {
@@ -492,6 +564,9 @@ void Console::RunLineEditing() {
     for (const std::string& name : active_peer_->CompletionNames()) {
       g_completion_words.push_back("@" + name);
       g_completion_words.push_back(name);
+    }
+    for (const std::string& label : active_peer_->GroupLabelsForCompletion()) {
+      g_completion_words.push_back("#" + label);
     }
     pollfd fds[2] = {{input_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {

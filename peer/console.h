@@ -19,6 +19,11 @@
 namespace chat::peer {
 
 class Peer;
+struct GroupView;
+
+// What /groups prints: each group with its members and the fingerprint of
+// the key the group lists for each.
+std::string GroupsText(const std::vector<GroupView>& groups);
 
 struct ConsoleOptions {
   bool json = false;          // One JSON object per event instead of text.
@@ -80,6 +85,10 @@ class Console final : public EventSink {
   void ShowHistory(const std::string& name, int count, bool preview);
   // /forget NAME.
   void Forget(const std::string& name);
+  // /chat #team and /group team: the group becomes the partner.
+  void ChatWithGroup(const std::string& target);
+  // /group create|add|remove|owner|leave.
+  void ChangeGroup(const Command& command);
 
   const ConsoleOptions options_;
   const TextStyle style_;

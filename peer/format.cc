@@ -164,6 +164,24 @@ absl::TimeZone UserTimeZone() {
   return UserTimeZone(std::getenv("TZ"), "/etc/localtime");
 }
 
+namespace {
+
+// "#team " before the sender of a group's message; "" for a direct one.
+std::string GroupPrefix(const PeerEvent& event) {
+  if (event.group.empty()) return "";
+  return absl::StrCat("#", PrintableName(event.group), " ");
+}
+
+// The group of a message event, as JSON fields.
+template <typename Text>
+void GroupJson(const PeerEvent& event, Text& text) {
+  if (event.message.group_id.empty()) return;
+  text("group", event.group);
+  text("group_id", event.message.group_id);
+}
+
+}  // namespace
+
 std::string FormatText(const PeerEvent& event, const TextStyle& style) {
   switch (event.kind) {
     case EventKind::kReady:
@@ -175,8 +193,9 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
              "\n";
     case EventKind::kMessage: {
       const ChatMessage& message = event.message;
-      std::string head = absl::StrCat(Clock(style, MessageTime(message)), " ",
-                                      PrintableName(message.from), ">");
+      std::string head =
+          absl::StrCat(Clock(style, MessageTime(message)), " ",
+                       GroupPrefix(event), PrintableName(message.from), ">");
       std::string late;
       if (message.unverified) {
         late = Paint(style, kTrouble, "  (unverified)");
@@ -200,7 +219,15 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
     }
     case EventKind::kSendResult: {
       const ChatMessage& message = event.message;
-      const std::string to = PrintableName(message.to);
+      // A copy of a group message names its member and the group.
+      const std::string to =
+          event.group.empty() ? PrintableName(message.to)
+                              : absl::StrCat(PrintableName(message.to), " in #",
+                                             PrintableName(event.group));
+      if (message.group_change && event.status != SendStatus::kFailed &&
+          event.status != SendStatus::kExpired) {
+        return "";  // A change notice: the change was told when it was made.
+      }
       if (event.status == SendStatus::kSent && !event.text.empty()) {
         return Paint(style, kNotice,
                      absl::StrCat("* not yet sent to ", to, ": ",
@@ -250,7 +277,10 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       std::string head = absl::StrCat(Clock(style, message.sent_at), " ",
                                       PrintableName(message.from), ">");
       std::string recipient =
-          event.to_partner ? "" : absl::StrCat("@", to, " ");
+          event.to_partner ? ""
+          : event.group.empty()
+              ? absl::StrCat("@", to, " ")
+              : absl::StrCat("#", PrintableName(event.group), " ");
       return absl::StrCat(Paint(style, kOwn, head), " ", recipient,
                           PrintableText(message.text), "\n");
     }
@@ -364,6 +394,7 @@ std::string FormatJson(const PeerEvent& event) {
     case EventKind::kMessage:
       text("event", "message");
       text("id", event.message.id);
+      GroupJson(event, text);
       text("from", event.message.from);
       text("to", event.message.to);
       text("text", event.message.text);
@@ -379,6 +410,7 @@ std::string FormatJson(const PeerEvent& event) {
     case EventKind::kSendResult:
       text("event", "send");
       text("id", event.message.id);
+      GroupJson(event, text);
       text("to", event.message.to);
       text("status", StatusName(event.status));
       if (event.message.sequence > 0) {
@@ -423,6 +455,7 @@ std::string FormatJson(const PeerEvent& event) {
     case EventKind::kInfo:
       text("event", "info");
       text("text", event.text);
+      if (!event.group.empty()) text("group", event.group);
       break;
     case EventKind::kError:
       text("event", "error");
