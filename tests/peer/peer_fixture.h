@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/random.h"
 #include "peer/peer.h"
+#include "registry/groups/sqlite_group_store.h"
 #include "registry/mailbox/sqlite_mailbox.h"
 #include "registry/server/server.h"
 #include "registry/store/sqlite_store.h"
@@ -64,6 +65,7 @@ class PeerTest : public ::testing::Test {
     }
     for (const char* suffix : {"", "-wal", "-shm", ".lock"}) {
       std::filesystem::remove(registry::MailboxPath(db_path_) + suffix);
+      std::filesystem::remove(registry::GroupStorePath(db_path_) + suffix);
     }
   }
 
@@ -78,11 +80,13 @@ class PeerTest : public ::testing::Test {
       ASSERT_THAT(opened, chat::testing::IsOk());
       mailbox = *std::move(opened);
     }
+    auto groups = registry::OpenSqliteGroupStore(db_path_);
+    ASSERT_THAT(groups, chat::testing::IsOk());
     registry::RegistryServerOptions options;
     options.listen_address = absl::StrCat("127.0.0.1:", port);
     options.admin_token = kAdminToken;
-    auto server = registry::RegistryServer::Start(*std::move(store),
-                                                  std::move(mailbox), options);
+    auto server = registry::RegistryServer::Start(
+        *std::move(store), std::move(mailbox), *std::move(groups), options);
     ASSERT_THAT(server, chat::testing::IsOk());
     registry_ = *std::move(server);
     registry_address_ = absl::StrCat("127.0.0.1:", registry_->port());
