@@ -243,7 +243,8 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
         return Paint(style, kNotice,
                      absl::StrCat("* stored for ", to, ": ",
                                   PrintableText(event.text),
-                                  "; it goes out when ", to, " is back")) +
+                                  "; it goes out when ",
+                                  PrintableName(message.to), " is back")) +
                "\n";
       }
       if (event.status == SendStatus::kDelivered && event.unverified) {

@@ -28,8 +28,7 @@ class GroupChangeListener {
 // Thread-safe; `inbox`, `gate` and `changes` are not owned and outlive this.
 class GroupCheckedInbox final : public Inbox {
  public:
-  GroupCheckedInbox(Inbox* inbox, GroupGate* gate,
-                    GroupChangeListener* changes)
+  GroupCheckedInbox(Inbox* inbox, GroupGate* gate, GroupChangeListener* changes)
       : inbox_(*inbox), gate_(*gate), changes_(*changes) {}
 
   void Receive(ChatMessage message, ReceivedCallback done) override;

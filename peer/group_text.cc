@@ -26,9 +26,10 @@ std::string GroupChangeText(const std::string& label,
     }
     return absl::StrJoin(shown, ", ");
   };
-  const bool listed = std::any_of(
-      after.members.begin(), after.members.end(),
-      [&](const registry::GroupMember& member) { return is_self(member.name); });
+  const bool listed = std::any_of(after.members.begin(), after.members.end(),
+                                  [&](const registry::GroupMember& member) {
+                                    return is_self(member.name);
+                                  });
   if (first_known) {
     if (after.ended) return absl::StrCat(group, " has ended");
     if (!listed) return absl::StrCat("you are not in ", group);
@@ -38,16 +39,16 @@ std::string GroupChangeText(const std::string& label,
   }
   std::vector<std::string> parts;
   for (const registry::GroupMember& member : change.added) {
-    parts.push_back(is_self(member.name)
-                        ? "you were added"
-                        : absl::StrCat(PrintableName(member.name),
-                                       " was added"));
+    parts.push_back(
+        is_self(member.name)
+            ? "you were added"
+            : absl::StrCat(PrintableName(member.name), " was added"));
   }
   for (const registry::GroupMember& member : change.removed) {
-    parts.push_back(is_self(member.name)
-                        ? "you were removed"
-                        : absl::StrCat(PrintableName(member.name),
-                                       " was removed"));
+    parts.push_back(
+        is_self(member.name)
+            ? "you were removed"
+            : absl::StrCat(PrintableName(member.name), " was removed"));
   }
   for (const registry::GroupMember& member : change.rekeyed) {
     parts.push_back(absl::StrCat(PrintableName(member.name),
@@ -61,8 +62,8 @@ std::string GroupChangeText(const std::string& label,
                                        " is the owner now"));
   }
   if (change.new_display_name.has_value()) {
-    parts.push_back(absl::StrCat("renamed to ",
-                                 PrintableName(*change.new_display_name)));
+    parts.push_back(
+        absl::StrCat("renamed to ", PrintableName(*change.new_display_name)));
   }
   if (change.ended) parts.push_back("it has ended");
   if (parts.empty()) return absl::StrCat(group, ": nothing changed");

@@ -25,14 +25,16 @@ absl::StatusOr<GroupTarget> Peer::FindGroup(const std::string& target) {
   std::string label = target;
   if (IsGroupTarget(label)) label.erase(0, 1);
   CHAT_ASSIGN_OR_RETURN(std::string group_id, groups_->Find(label));
-  return GroupTarget{group_id, GroupLabelIn(GroupLabelsOf(store_->groups()), group_id)};
+  return GroupTarget{group_id,
+                     GroupLabelIn(GroupLabelsOf(store_->groups()), group_id)};
 }
 
 std::vector<std::string> Peer::GroupLabelsForCompletion() {
   std::map<std::string, std::string> labels = GroupLabelsOf(store_->groups());
   std::vector<std::string> words;
   for (const KnownGroup& known : store_->groups().List()) {
-    if (known.member) words.push_back(GroupLabelIn(labels, known.state.group_id));
+    if (known.member)
+      words.push_back(GroupLabelIn(labels, known.state.group_id));
   }
   std::sort(words.begin(), words.end());
   return words;
@@ -61,10 +63,9 @@ std::vector<GroupView> Peer::Groups() {
     view.state = std::move(known.state);
     views.push_back(std::move(view));
   }
-  std::sort(views.begin(), views.end(),
-            [](const GroupView& a, const GroupView& b) {
-              return a.label < b.label;
-            });
+  std::sort(
+      views.begin(), views.end(),
+      [](const GroupView& a, const GroupView& b) { return a.label < b.label; });
   return views;
 }
 
@@ -141,11 +142,9 @@ absl::StatusOr<std::string> Peer::SendToGroup(const std::string& target,
   CHAT_ASSIGN_OR_RETURN(GroupTarget group, FindGroup(target));
   std::optional<KnownGroup> known = store_->groups().Latest(group.group_id);
   if (!known.has_value() || !known->member) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("you are not in #", group.label,
-                     known.has_value() && known->state.ended
-                         ? " (it has ended)"
-                         : ""));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "you are not in #", group.label,
+        known.has_value() && known->state.ended ? " (it has ended)" : ""));
   }
   std::vector<std::string> recipients;
   for (const registry::GroupMember& member : known->state.members) {

@@ -19,6 +19,46 @@ using Kind = Command::Kind;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+TEST(ParseLineTest, GroupsAreWrittenWithAHash) {
+  Command c = ParseLine("#team hello all", "");
+  EXPECT_EQ(c.kind, Command::Kind::kSend);
+  EXPECT_EQ(c.name, "#team");
+  EXPECT_EQ(c.text, "hello all");
+  EXPECT_EQ(ParseLine("#team", "").kind, Command::Kind::kError);
+  EXPECT_EQ(ParseLine("# hi", "").kind, Command::Kind::kError);
+
+  c = ParseLine("/group create team bob carol", "");
+  EXPECT_EQ(c.kind, Command::Kind::kGroup);
+  EXPECT_EQ(c.verb, "create");
+  EXPECT_EQ(c.name, "team");
+  EXPECT_EQ(c.names, (std::vector<std::string>{"bob", "carol"}));
+  c = ParseLine("/group add #team dave", "");
+  EXPECT_EQ(c.verb, "add");
+  EXPECT_EQ(c.name, "team");  // "#team" and "team" are one group.
+  EXPECT_EQ(c.names, std::vector<std::string>{"dave"});
+  c = ParseLine("/group owner team bob", "");
+  EXPECT_EQ(c.verb, "owner");
+  EXPECT_EQ(c.names, std::vector<std::string>{"bob"});
+  c = ParseLine("/group leave team", "");
+  EXPECT_EQ(c.verb, "leave");
+  c = ParseLine("/group team", "");
+  EXPECT_EQ(c.verb, "chat");
+  EXPECT_EQ(c.name, "team");
+  EXPECT_EQ(ParseLine("/groups", "").kind, Command::Kind::kGroups);
+
+  for (const char* bad :
+       {"/group", "/group add team", "/group remove team", "/group owner team",
+        "/group owner team a b", "/group leave", "/group leave a b",
+        "/group a b", "/groups x"}) {
+    EXPECT_EQ(ParseLine(bad, "").kind, Command::Kind::kError) << bad;
+  }
+  // A group partner takes plain lines like a name does.
+  c = ParseLine("plain words", "#team");
+  EXPECT_EQ(c.kind, Command::Kind::kSend);
+  EXPECT_EQ(c.name, "#team");
+  EXPECT_TRUE(c.to_partner);
+}
+
 TEST(ParseLineTest, SendsToANamedPeer) {
   Command c = ParseLine("@bob hello there", "");
   EXPECT_EQ(c.kind, Kind::kSend);
@@ -86,6 +126,34 @@ TEST(FormatTextTest, MessagesLookLikeTheLab) {
   sent.text = "bob is not online";
   EXPECT_EQ(FormatText(sent, style),
             "! not delivered to bob: bob is not online\n");
+}
+
+TEST(FormatTextTest, AGroupsLinesNameTheGroup) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  PeerEvent received = Received("bob", "hi all");
+  received.message.group_id = std::string(32, 'a');
+  received.group = "team";
+  EXPECT_EQ(FormatText(received, style), "[01:02] #team bob> hi all\n");
+  EXPECT_THAT(FormatJson(received),
+              HasSubstr("\"group\":\"team\",\"group_id\":\"aaaa"));
+  PeerEvent sent = received;
+  sent.kind = EventKind::kSendResult;
+  sent.status = SendStatus::kSent;
+  sent.message.from = "alice";
+  sent.message.to = "bob";
+  EXPECT_EQ(FormatText(sent, style), "[01:02] alice> #team hi all\n");
+  sent.to_partner = true;
+  EXPECT_EQ(FormatText(sent, style), "[01:02] alice> hi all\n");
+  sent.status = SendStatus::kStored;
+  sent.text = "bob is offline";
+  EXPECT_EQ(FormatText(sent, style),
+            "* stored for bob in #team: bob is offline; it goes out when bob "
+            "is back\n");
+  // A change notice's states are not lines: the change was told.
+  sent.message.group_change = true;
+  EXPECT_EQ(FormatText(sent, style), "");
+  sent.status = SendStatus::kFailed;
+  EXPECT_THAT(FormatText(sent, style), HasSubstr("not delivered to bob"));
 }
 
 TEST(FormatTextTest, ColoursOnlyWhenAskedAndControlCharactersNeutralised) {

@@ -54,8 +54,9 @@ class PeerGroupTest : public PeerTest {
     ASSERT_THAT(made, IsOk());
     EXPECT_THAT(*made, HasSubstr("you are in #team now"));
     for (const char* name : {"bob", "carol"}) {
-      ASSERT_TRUE(
-          sink(name).WaitFor(InfoContaining("you are in #team now")).has_value())
+      ASSERT_TRUE(sink(name)
+                      .WaitFor(InfoContaining("you are in #team now"))
+                      .has_value())
           << name;
     }
   }
@@ -98,7 +99,8 @@ TEST_F(PeerGroupTest, AnOfflineMemberGetsWhatItMissedFromItsMailbox) {
       sink("carol").WaitFor(GroupMessage("alice", "while away 9")).has_value());
   std::vector<std::string> texts = GroupTexts(sink("carol"));
   std::vector<std::string> away(texts.end() - 10, texts.end());
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(away[i], absl::StrCat("while away ", i));
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(away[i], absl::StrCat("while away ", i));
 }
 
 TEST_F(PeerGroupTest, ARemovedMemberGetsNothingMoreAndCannotWrite) {
@@ -107,7 +109,8 @@ TEST_F(PeerGroupTest, ARemovedMemberGetsNothingMoreAndCannotWrite) {
   EXPECT_THAT(*removed, HasSubstr("carol was removed"));
   ASSERT_TRUE(
       sink("carol").WaitFor(InfoContaining("you were removed")).has_value());
-  ASSERT_TRUE(sink("bob").WaitFor(InfoContaining("carol was removed")).has_value());
+  ASSERT_TRUE(
+      sink("bob").WaitFor(InfoContaining("carol was removed")).has_value());
   ASSERT_THAT(peer("alice").Send("#team", "without carol"), IsOk());
   ASSERT_TRUE(
       sink("bob").WaitFor(GroupMessage("alice", "without carol")).has_value());
@@ -121,8 +124,9 @@ TEST_F(PeerGroupTest, ARemovedMemberGetsNothingMoreAndCannotWrite) {
 }
 
 TEST_F(PeerGroupTest, OnlyTheOwnerChangesTheGroup) {
-  EXPECT_THAT(peer("bob").ChangeGroup("add", "team", {"alice"}),
-              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("alice")));
+  EXPECT_THAT(
+      peer("bob").ChangeGroup("add", "team", {"alice"}),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("alice")));
   ASSERT_THAT(peer("alice").ChangeGroup("owner", "team", {"bob"}), IsOk());
   ASSERT_TRUE(
       sink("bob").WaitFor(InfoContaining("you are the owner now")).has_value());
