@@ -106,9 +106,17 @@ std::string HistoryLine(const HistoryEntry& entry, const TextStyle& style) {
   if (entry.ours) {
     const bool trouble = entry.status == SendStatus::kFailed ||
                          entry.status == SendStatus::kExpired;
+    // A group message reached some members and not yet others: say how
+    // many ("delivered to 2 of 3") rather than its least state alone.
+    std::string state =
+        entry.copies > 0 && entry.delivered_copies > 0 &&
+                entry.delivered_copies < entry.copies
+            ? absl::StrCat(StatusName(SendStatus::kDelivered), " to ",
+                           entry.delivered_copies, " of ", entry.copies)
+            : StatusName(entry.status);
     absl::StrAppend(&line, "  ",
                     Paint(style, trouble ? kTrouble : kNotice,
-                          absl::StrCat("(", StatusName(entry.status), ")")));
+                          absl::StrCat("(", state, ")")));
   } else {
     if (message.unverified) {
       absl::StrAppend(&line, "  ", Paint(style, kTrouble, "(unverified)"));
@@ -137,6 +145,10 @@ std::string HistoryJson(const std::vector<HistoryEntry>& entries) {
     if (entry.ours) {
       absl::StrAppend(&list,
                       ",\"status\":", JsonQuote(StatusName(entry.status)));
+      if (entry.copies > 0) {
+        absl::StrAppend(&list, ",\"copies\":", entry.copies,
+                        ",\"delivered_copies\":", entry.delivered_copies);
+      }
     } else {
       absl::StrAppend(&list, ",\"status\":\"shown\"");
       if (message.late) absl::StrAppend(&list, ",\"late\":true");

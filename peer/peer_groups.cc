@@ -132,6 +132,23 @@ void Peer::OnGroupAdvanced(const std::vector<GroupAdvance>& advanced) {
                                   options_.name, advance.first_known));
     event.group = label;
     Emit(event);
+    // Members met through the group, not in person: their fingerprints,
+    // to compare.
+    const std::vector<registry::GroupMember>& met =
+        advance.first_known ? advance.latest->members : advance.change.added;
+    for (const registry::GroupMember& member : met) {
+      if (NameKey(member.name) == NameKey(options_.name) ||
+          keys_->IsPinned(member.name)) {
+        continue;
+      }
+      PeerEvent fingerprint = InfoEvent(absl::StrCat(
+          "#", label, ": ", PrintableName(member.name), "'s key is ",
+          Fingerprint(member.key), "; you have not talked with ",
+          PrintableName(member.name), " before: compare it with them (/verify ",
+          PrintableName(member.name), ")"));
+      fingerprint.group = label;
+      Emit(fingerprint);
+    }
   }
 }
 

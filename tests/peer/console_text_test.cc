@@ -592,6 +592,22 @@ TEST(HistoryFormatTest, OneLineEachWithDateTimeAndState) {
   EXPECT_EQ(FormatText(event, style).find('\033'), std::string::npos);
 }
 
+TEST(HistoryFormatTest, AGroupMessageSaysHowManyMembersHaveIt) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  HistoryEntry group = Said(true, "hi all", SendStatus::kStored, 1);
+  group.copies = 3;
+  group.delivered_copies = 2;
+  PeerEvent event = HistoryOf({group}, 1);
+  EXPECT_THAT(FormatText(event, style),
+              HasSubstr("alice> hi all  (delivered to 2 of 3)"));
+  EXPECT_THAT(FormatJson(event),
+              HasSubstr("\"copies\":3,\"delivered_copies\":2"));
+  group.delivered_copies = 3;
+  group.status = SendStatus::kDelivered;
+  EXPECT_THAT(FormatText(HistoryOf({group}, 1), style),
+              HasSubstr("alice> hi all  (delivered)"));
+}
+
 TEST(HistoryFormatTest, JsonListsTheMessagesWithTheirStates) {
   HistoryEntry theirs = Said(false, "hi alice", SendStatus::kSent, 2);
   theirs.message.late = true;
