@@ -8,6 +8,12 @@ A message may appear a second time only flagged "repeated": a receiver
 killed between showing a message and noting that it did shows it again
 after its restart, and says so (docs/delivery.md).
 
+With --group NAME, the conversation is the sender's messages to that group
+as one member (the receiver) saw them, and the sender's reports on that
+member's copies; without it, direct messages only. With --allow-prefix, the
+receiver may stop short (a member removed with messages in flight): it must
+hold 1..N for some N <= count, by the same rules.
+
 With --wait, polls the logs until the conversation is complete or the time
 is up, then checks. Exit status 0 when the guarantee holds, 1 otherwise.
 """
@@ -41,10 +47,17 @@ def number(text, prefix):
     return int(digits) if digits.isdigit() else None
 
 
+def in_conversation(event, args):
+    """True for a direct event without --group, else one of that group."""
+    return event.get("group") == args.group
+
+
 def survey(args):
     shown = []  # (number, repeated) in the order the receiver showed them
     for event in events(args.receiver):
         if event.get("event") != "message" or event.get("from") != args.sender_name:
+            continue
+        if not in_conversation(event, args):
             continue
         n = number(event.get("text", ""), args.prefix)
         if n is not None:
@@ -52,6 +65,8 @@ def survey(args):
     acked, delivered = set(), set()
     for event in events(args.sender):
         if event.get("event") != "send" or event.get("to") != args.receiver_name:
+            continue
+        if not in_conversation(event, args):
             continue
         n = number(event.get("text", ""), args.prefix)
         if n is None:
@@ -64,8 +79,11 @@ def survey(args):
 
 
 def problems(args, shown, acked, delivered):
-    wanted = set(range(1, args.count + 1))
     arrived = {n for n, _ in shown}
+    last = args.count
+    if args.allow_prefix:
+        last = min(args.count, max(arrived, default=0))
+    wanted = set(range(1, last + 1))
     found = []
     missing = sorted(wanted - arrived)
     if missing:
@@ -92,7 +110,7 @@ def problems(args, shown, acked, delivered):
     if args.all_delivered and undelivered:
         found.append(f"{len(undelivered)} not reported delivered to the sender: "
                      f"{undelivered[:10]}")
-    extra = sorted(arrived - wanted)
+    extra = sorted(arrived - set(range(1, args.count + 1)))
     if extra:
         found.append(f"unexpected messages: {extra[:10]}")
     return found
@@ -110,6 +128,10 @@ def main():
                         help="the sender's logs, oldest first")
     parser.add_argument("--all-delivered", action="store_true",
                         help="also require a delivered report for each")
+    parser.add_argument("--group", default=None,
+                        help="count the sender's messages to this group")
+    parser.add_argument("--allow-prefix", action="store_true",
+                        help="the receiver may hold only the first N")
     parser.add_argument("--wait", type=float, default=0,
                         help="seconds to wait for completeness")
     args = parser.parse_args()
@@ -122,7 +144,8 @@ def main():
             break
         time.sleep(0.1)
     repeats = sum(1 for _, r in shown if r)
-    summary = (f"{args.sender_name} -> {args.receiver_name}: "
+    where = f" in #{args.group}" if args.group else ""
+    summary = (f"{args.sender_name} -> {args.receiver_name}{where}: "
                f"{len({n for n, _ in shown})} of {args.count} arrived, "
                f"{len(acked)} acknowledged, {len(delivered)} reported delivered, "
                f"{repeats} shown again after a restart")
