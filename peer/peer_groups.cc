@@ -219,6 +219,9 @@ void Peer::QueueGroupMessage(ChatMessage message,
           event.to_partner = to_partner;
           event.status = SendStatus::kSent;
           event.message = copies->front();
+          // To the group, not to its first member.
+          event.group = GroupLabelIn(GroupLabelsOf(store_->groups()), group_id);
+          event.message.to = absl::StrCat("#", event.group);
           reads_->OnSendState(event);
         }
         absl::MutexLock lock(&mu_);
