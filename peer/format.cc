@@ -236,7 +236,7 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
           event.group.empty() ? PrintableName(message.to)
                               : absl::StrCat(PrintableName(message.to), " in #",
                                              PrintableName(event.group));
-      if (message.group_change && event.status != SendStatus::kFailed &&
+      if (IsGroupControl(message) && event.status != SendStatus::kFailed &&
           event.status != SendStatus::kExpired) {
         return "";  // A change notice: the change was told when it was made.
       }

@@ -46,6 +46,12 @@ GroupGate::GroupGate(GroupBook* book, GroupDirectory* directory,
       clock_(clock),
       options_(std::move(options)) {}
 
+bool GroupGate::NeedsFetch(const ChatMessage& message) {
+  if (message.group_id.empty()) return false;
+  std::optional<KnownGroup> latest = book_.Latest(message.group_id);
+  return !latest.has_value() || message.group_version > latest->state.version;
+}
+
 absl::StatusOr<GroupVerdict> GroupGate::Admit(const ChatMessage& message) {
   GroupVerdict verdict;
   if (message.group_id.empty()) return verdict;

@@ -117,6 +117,12 @@ class GroupGate {
   absl::StatusOr<GroupVerdict> Admit(const ChatMessage& message)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Whether Admit(message) would ask the registry first (a group message
+  // of a group not known, or of a version newer than the latest known): a
+  // caller that must not wait on the registry (a gRPC callback thread)
+  // hands such a message to a thread that may.
+  bool NeedsFetch(const ChatMessage& message);
+
  private:
   // Brings the book up to `message`'s version when it can (rule 2); the
   // advances go to `advanced`. kUnavailable, or a refusal's status.

@@ -5,8 +5,13 @@
 #ifndef CHAT_PEER_GROUP_INBOX_H_
 #define CHAT_PEER_GROUP_INBOX_H_
 
+#include <cstddef>
+#include <deque>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "peer/group_gate.h"
 #include "peer/group_rules.h"
 #include "peer/inbox.h"
@@ -25,13 +30,37 @@ class GroupChangeListener {
 // the gate's error (kUnavailable: try later; any other code: refused for
 // good, never kept or shown); admitted, the store's inbox keeps it. A direct
 // message goes straight to the store's inbox, as do the other calls.
+//
+// With Options::fetch_in_background, Receive() never waits on the registry
+// (its caller is a gRPC callback thread): a message whose group state must
+// be fetched first is judged on this inbox's own thread, at most
+// `max_waiting` at once (beyond: kUnavailable, the sender tries again or
+// uses the mailbox). Without it, Receive() may wait on the registry (the
+// mail listener's thread).
 // Thread-safe; `inbox`, `gate` and `changes` are not owned and outlive this.
 class GroupCheckedInbox final : public Inbox {
  public:
-  GroupCheckedInbox(Inbox* inbox, GroupGate* gate, GroupChangeListener* changes)
-      : inbox_(*inbox), gate_(*gate), changes_(*changes) {}
+  struct Options {
+    bool fetch_in_background = false;
+    size_t max_waiting = 256;
+  };
 
-  void Receive(ChatMessage message, ReceivedCallback done) override;
+  GroupCheckedInbox(Inbox* inbox, GroupGate* gate, GroupChangeListener* changes,
+                    Options options);
+  // Stop().
+  ~GroupCheckedInbox() override;
+
+  // Answers what still waits for a fetch with kUnavailable (the sender
+  // tries again) and stops the thread; later messages that need a fetch
+  // get kUnavailable at once. Call before the server that hands messages
+  // in stops: it waits for every answer. Idempotent.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  GroupCheckedInbox(const GroupCheckedInbox&) = delete;
+  GroupCheckedInbox& operator=(const GroupCheckedInbox&) = delete;
+
+  void Receive(ChatMessage message, ReceivedCallback done) override
+      ABSL_LOCKS_EXCLUDED(mu_);
   void MarkShown(const std::vector<ChatMessage>& messages,
                  const std::vector<ReadNote>& unread) override {
     inbox_.MarkShown(messages, unread);
@@ -44,9 +73,24 @@ class GroupCheckedInbox final : public Inbox {
   }
 
  private:
+  struct Waiting {
+    ChatMessage message;
+    ReceivedCallback done;
+  };
+
+  // Judges `message` (fetching if need be), then keeps it or refuses it.
+  void JudgeAndKeep(ChatMessage message, ReceivedCallback done);
+  void RunFetches() ABSL_LOCKS_EXCLUDED(mu_);
+
   Inbox& inbox_;
   GroupGate& gate_;
   GroupChangeListener& changes_;
+  const Options options_;
+
+  absl::Mutex mu_;
+  std::deque<Waiting> waiting_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread fetcher_;  // Last: it uses everything above.
 };
 
 }  // namespace chat::peer

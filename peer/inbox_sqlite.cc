@@ -512,7 +512,7 @@ bool SqliteInbox::InsertLocked(const ChatMessage& message,
   insert->bind(12, message.unverified ? 1 : 0);
   // A group's change notice is told as the change it announced, never as
   // a line of the conversation: kept for its id only.
-  const bool in_history = file_->KeepsHistory() && !message.group_change;
+  const bool in_history = file_->KeepsHistory() && !IsGroupControl(message);
   insert->bind(13, in_history ? 1 : 0);
   if (message.sequence > 0) {
     insert->bind(14, message.sequence_epoch);

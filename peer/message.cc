@@ -25,7 +25,8 @@ std::string PrintableName(const std::string& name) { return VisibleName(name); }
 
 bool HasGroupFields(const ::Message& proto) {
   return !proto.group_id().empty() || proto.group_version() != 0 ||
-         !proto.group_state_hash().empty() || proto.group_change();
+         !proto.group_state_hash().empty() || proto.group_change() ||
+         proto.group_leave();
 }
 
 absl::Status ValidateGroupFields(const ::Message& proto) {
@@ -64,6 +65,7 @@ absl::Status ValidateGroupFields(const ::Message& proto) {
   proto.set_group_version(message.group_version);
   proto.set_group_state_hash(message.group_state_hash);
   proto.set_group_change(message.group_change);
+  proto.set_group_leave(message.group_leave);
   return proto;
 }
 
@@ -90,6 +92,7 @@ ChatMessage FromProto(const ::Message& proto) {
     message.group_version = proto.group_version();
     message.group_state_hash = proto.group_state_hash();
     message.group_change = proto.group_change();
+    message.group_leave = proto.group_leave();
   }
   return message;
 }

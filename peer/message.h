@@ -35,6 +35,9 @@ struct ChatMessage {
   // A membership change (chat.proto group_change): the group's owner says
   // version group_version exists; its text is not shown.
   bool group_change = false;
+  // A member asks the owner to take it out (chat.proto group_leave); its
+  // text is not shown.
+  bool group_leave = false;
   // Not on the wire: it waited for us in our mailbox.
   bool late = false;
   // Not on the wire: it came plain, from a name bound to no key (a lab
@@ -58,8 +61,8 @@ std::string PrintableText(const std::string& text);
 std::string PrintableName(const std::string& name);
 
 // True when `proto` carries any of the group fields (group_id,
-// group_version, group_state_hash, group_change): it claims to be a group
-// message.
+// group_version, group_state_hash, group_change, group_leave): it claims to
+// be a group message.
 bool HasGroupFields(const ::Message& proto);
 
 // OK when `proto` carries no group field, or all three well-formed: a group
@@ -67,6 +70,13 @@ bool HasGroupFields(const ::Message& proto);
 // of 32 bytes (the sizes of registry/groups/group_state.h).
 // kInvalidArgument naming the field otherwise.
 absl::Status ValidateGroupFields(const ::Message& proto);
+
+// A group's control message (a change notice, a request to leave): told to
+// the user as what it does, never as a line of the conversation, and kept
+// out of the history.
+inline bool IsGroupControl(const ChatMessage& message) {
+  return message.group_change || message.group_leave;
+}
 
 ::Message ToProto(const ChatMessage& message);
 // Fields that are only usable whole (the sequence, the group) are taken

@@ -179,11 +179,11 @@ void SqliteOutbox::AddToGroup(ChatMessage message,
         sent.sequence_floor = sent.sequence;
         // A change notice is no line of the conversation (the change is
         // told when it is made): no row of ours, only its deliveries.
-        if (!sent.group_change) {
+        if (!IsGroupControl(sent)) {
           WriteOursLocked(conversation, sent, conversation,
                           static_cast<int64_t>(group->recipients.size()));
         }
-        if (file_->KeepsHistory() && !sent.group_change) {
+        if (file_->KeepsHistory() && !IsGroupControl(sent)) {
           // Each copy's state, which the history counts (SqliteHistory).
           ScopedStatement copy_state(
               file_->statements,

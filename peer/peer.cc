@@ -178,9 +178,18 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->group_gate_ = std::make_unique<GroupGate>(
       &roles.groups(), peer->group_directory_.get(), peer->group_keys_.get(),
       events, clock, std::move(gate_options));
-  peer->inbox_ = std::make_unique<GroupCheckedInbox>(
+  // Two doors to one inbox: gRPC callback threads must not wait on the
+  // registry, so the direct path's door fetches group states on a thread
+  // of its own; the mail listener's thread may wait.
+  GroupCheckedInbox::Options direct_door;
+  direct_door.fetch_in_background = true;
+  peer->direct_inbox_ = std::make_unique<GroupCheckedInbox>(
       &roles.inbox(), peer->group_gate_.get(),
-      static_cast<GroupChangeListener*>(peer.get()));
+      static_cast<GroupChangeListener*>(peer.get()), direct_door);
+  peer->mail_inbox_ = std::make_unique<GroupCheckedInbox>(
+      &roles.inbox(), peer->group_gate_.get(),
+      static_cast<GroupChangeListener*>(peer.get()),
+      GroupCheckedInbox::Options{});
 
   // How messages go to other peers: to the address the watch keeps fresh
   // for those followed (so an outage does not stop a conversation), else
@@ -328,9 +337,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   mail_options.released = peer.get();
   mail_options.deliveries = peer->reads_.get();
   mail_options.read_receipts = peer->reads_.get();
-  peer->mail_ = std::make_unique<MailListener>(registry, peer->inbox_.get(),
-                                               &roles.outbox(), events, clock,
-                                               std::move(mail_options));
+  peer->mail_ = std::make_unique<MailListener>(
+      registry, peer->mail_inbox_.get(), &roles.outbox(), events, clock,
+      std::move(mail_options));
 
   // Held messages released when they waited long enough; the history's
   // age; strangers refused.
@@ -460,6 +469,7 @@ void Peer::RegistryReachable(bool reachable, const absl::Status& status) {
 
 std::optional<Millis> Peer::HoldBackRound() {
   TrimHistoryWhenDue();  // The same loop keeps the history's age.
+  GrantLeaveRequests();  // And takes out those who asked to leave.
   strangers_->Tick();    // And tells what strangers were refused.
   store_->inbox().ReleaseOverdue(absl::FromChrono(options_.hold_back),
                                  [this](absl::StatusOr<Received> received) {
@@ -635,6 +645,9 @@ void Peer::Shutdown() {
   if (reads_ != nullptr) reads_->Stop();  // What is owed stays noted.
   if (hold_back_.has_value()) hold_back_->Stop();
   if (keeper_ != nullptr) keeper_->Stop();  // Unregisters.
+  // Arrivals waiting for a group state are answered before the server
+  // waits for every answer.
+  if (direct_inbox_ != nullptr) direct_inbox_->Stop();
   if (server_ != nullptr) server_->Stop(Millis(1000));
 }
 
@@ -651,8 +664,8 @@ void Peer::Accept(const ChatMessage& message, AcceptCallback done) {
   }
   // Kept durably first, then shown, then acknowledged: a sender that hears
   // OK may forget the message. A retry or copy is acknowledged, shown once.
-  inbox_->Receive(message, [this, done = std::move(done)](
-                               absl::StatusOr<Received> received) {
+  direct_inbox_->Receive(message, [this, done = std::move(done)](
+                                      absl::StatusOr<Received> received) {
     if (!received.ok()) {
       done(absl::UnavailableError(absl::StrCat(
           "the recipient cannot keep it now: ", received.status().message())));
@@ -690,6 +703,11 @@ void Peer::Show(const ChatMessage& message, bool repeated) {
   // verified it (OnGroupAdvanced); its own text is for programs without
   // groups.
   if (message.group_change) return;
+  // A request to leave is granted, not shown.
+  if (message.group_leave) {
+    OnLeaveRequest(message);
+    return;
+  }
   PeerEvent event = MakeEvent(EventKind::kMessage, message.from);
   if (message.unverified) {
     std::vector<std::string> known = contacts_->Followed();

@@ -281,6 +281,21 @@ class Peer final : private MessageSink,
   // GroupChangeListener (the receiving paths, through the gate): what the
   // fetched states changed is shown.
   void OnGroupAdvanced(const std::vector<GroupAdvance>& advanced) override;
+  // Sends the change notice of `update` to everyone in the group before
+  // and after it (GroupUpdate::notify).
+  void TellMembers(const GroupUpdate& update, const std::string& label);
+  // /group leave of a group we are in but do not own: only the owner signs
+  // states, so we ask the owner's peer, which takes us out (a group_leave
+  // message to the owner alone, through the outbox).
+  absl::StatusOr<std::string> AskToLeave(const registry::GroupState& state,
+                                         const std::string& label);
+  // A member's request to leave arrived (shown): when we own the group, it
+  // is queued for GrantLeaveRequests(), which calls the registry and so
+  // never runs on a receiving thread.
+  void OnLeaveRequest(const ChatMessage& message)
+      ABSL_LOCKS_EXCLUDED(leave_mu_);
+  // The hold-back loop's: removes those who asked to leave, and tells.
+  void GrantLeaveRequests() ABSL_LOCKS_EXCLUDED(leave_mu_);
   // Send() to a group.
   absl::StatusOr<std::string> SendToGroup(const std::string& target,
                                           const std::string& text,
@@ -375,12 +390,13 @@ class Peer final : private MessageSink,
   std::unique_ptr<Contacts> contacts_;
   // Groups: the keys they list and check (over keys_), the registry's
   // sequencer, the changes we make, the gate every arriving group message
-  // passes, and the inbox both receiving paths keep messages through.
+  // passes, and the inbox's two doors that apply it.
   std::unique_ptr<TrustedGroupKeys> group_keys_;
   std::unique_ptr<GroupDirectory> group_directory_;
   std::unique_ptr<GroupManager> groups_;
   std::unique_ptr<GroupGate> group_gate_;
-  std::unique_ptr<GroupCheckedInbox> inbox_;
+  std::unique_ptr<GroupCheckedInbox> direct_inbox_;  // ChatService's door.
+  std::unique_ptr<GroupCheckedInbox> mail_inbox_;    // The MailListener's.
   // Strangers' plain messages, limited before they are kept (Accept).
   std::unique_ptr<StrangerGate> strangers_;
   // Which known name a plain sender's name imitates (Show).
@@ -400,6 +416,14 @@ class Peer final : private MessageSink,
   std::optional<PeriodicLoop> hold_back_;  // Releases overdue messages.
   // When TrimHistoryWhenDue() next trims; hold_back_'s thread only.
   absl::Time next_history_trim_;
+
+  // Requests to leave our groups, (group id, name), waiting for the
+  // hold-back loop; at most kMaxLeaveRequests (beyond, a request is
+  // dropped with no word: the member asks again).
+  static constexpr size_t kMaxLeaveRequests = 1000;
+  absl::Mutex leave_mu_;
+  std::vector<std::pair<std::string, std::string>> leave_requests_
+      ABSL_GUARDED_BY(leave_mu_);
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

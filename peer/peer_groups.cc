@@ -87,6 +87,12 @@ absl::StatusOr<std::string> Peer::ChangeGroup(
       }
       update = groups_->HandOver(target.group_id, names[0]);
     } else if (verb == "leave") {
+      std::optional<KnownGroup> known =
+          store_->groups().Latest(target.group_id);
+      if (known.has_value() && known->member &&
+          NameKey(known->state.owner) != NameKey(options_.name)) {
+        return AskToLeave(known->state, target.label);
+      }
       update = groups_->Leave(target.group_id);
     } else {
       return absl::InvalidArgumentError(
@@ -96,29 +102,103 @@ absl::StatusOr<std::string> Peer::ChangeGroup(
   if (!update.ok()) return update.status();
   const std::string label =
       GroupLabelIn(GroupLabelsOf(store_->groups()), update->after.group_id);
-  // Everyone before and after hears of it, through the outbox: one sealed
-  // copy each, kept until it arrives, like any message.
-  if (!update->notify.empty() && !update->change.empty()) {
-    ChatMessage notice;
-    notice.sent_at = clock_.Wall();
-    notice.id = NewUuidV7(notice.sent_at);
-    notice.from = options_.name;
-    notice.text = GroupChangeText(label, update->after, update->change,
-                                  /*own_name=*/"");
-    notice.lab_time = LabTime(notice.sent_at);
-    notice.group_id = update->after.group_id;
-    notice.group_version = update->after.version;
-    notice.group_state_hash = registry::GroupStateHash(update->after);
-    notice.group_change = true;
-    for (const std::string& name : update->notify) contacts_->Talked(name);
-    QueueGroupMessage(std::move(notice), update->notify, /*to_partner=*/false,
-                      /*echo=*/false);
-  }
+  TellMembers(*update, label);
   if (update->change.empty() && verb != "create") {
     return absl::StrCat("#", label, " already was that way; nothing changed");
   }
   return GroupChangeText(label, update->after, update->change, options_.name,
                          /*first_known=*/verb == "create");
+}
+
+void Peer::TellMembers(const GroupUpdate& update, const std::string& label) {
+  // Everyone before and after hears of it, through the outbox: one sealed
+  // copy each, kept until it arrives, like any message.
+  if (!update.notify.empty() && !update.change.empty()) {
+    ChatMessage notice;
+    notice.sent_at = clock_.Wall();
+    notice.id = NewUuidV7(notice.sent_at);
+    notice.from = options_.name;
+    notice.text = GroupChangeText(label, update.after, update.change,
+                                  /*own_name=*/"");
+    notice.lab_time = LabTime(notice.sent_at);
+    notice.group_id = update.after.group_id;
+    notice.group_version = update.after.version;
+    notice.group_state_hash = registry::GroupStateHash(update.after);
+    notice.group_change = true;
+    for (const std::string& name : update.notify) contacts_->Talked(name);
+    QueueGroupMessage(std::move(notice), update.notify, /*to_partner=*/false,
+                      /*echo=*/false);
+  }
+}
+
+absl::StatusOr<std::string> Peer::AskToLeave(const GroupState& state,
+                                             const std::string& label) {
+  ChatMessage request;
+  request.sent_at = clock_.Wall();
+  request.id = NewUuidV7(request.sent_at);
+  request.from = options_.name;
+  request.text = absl::StrCat("asks to leave the group ", state.display_name);
+  request.lab_time = LabTime(request.sent_at);
+  request.group_id = state.group_id;
+  request.group_version = state.version;
+  request.group_state_hash = registry::GroupStateHash(state);
+  request.group_leave = true;
+  QueueGroupMessage(std::move(request), {state.owner}, /*to_partner=*/false,
+                    /*echo=*/false);
+  return absl::StrCat("asked ", PrintableName(state.owner),
+                      ", the owner, to take you out of #", label,
+                      "; you are out once their peer has done it");
+}
+
+void Peer::OnLeaveRequest(const ChatMessage& message) {
+  std::optional<KnownGroup> known = store_->groups().Latest(message.group_id);
+  if (!known.has_value() ||
+      NameKey(known->state.owner) != NameKey(options_.name)) {
+    return;  // Not ours to grant (any more).
+  }
+  absl::MutexLock lock(&leave_mu_);
+  if (leave_requests_.size() < kMaxLeaveRequests) {
+    leave_requests_.push_back({message.group_id, message.from});
+  }
+}
+
+void Peer::GrantLeaveRequests() {
+  std::vector<std::pair<std::string, std::string>> requests;
+  {
+    absl::MutexLock lock(&leave_mu_);
+    requests.swap(leave_requests_);
+  }
+  std::map<std::string, std::string> labels;
+  for (const auto& [group_id, name] : requests) {
+    absl::StatusOr<GroupUpdate> update = groups_->Remove(group_id, {name});
+    if (labels.empty()) labels = GroupLabelsOf(store_->groups());
+    const std::string label = GroupLabelIn(labels, group_id);
+    if (!update.ok()) {
+      // The registry away: tried again on the next round.
+      if (update.status().code() == absl::StatusCode::kUnavailable) {
+        absl::MutexLock lock(&leave_mu_);
+        if (leave_requests_.size() < kMaxLeaveRequests) {
+          leave_requests_.push_back({group_id, name});
+        }
+        continue;
+      }
+      // Out already (NOT_FOUND): nothing to do.
+      if (update.status().code() != absl::StatusCode::kNotFound) {
+        PeerEvent event = ErrorEvent(absl::StrCat(
+            PrintableName(name), " asked to leave #", label,
+            ", and taking them out failed: ", update.status().message(),
+            "; /group remove ", label, " ", PrintableName(name)));
+        event.group = label;
+        Emit(event);
+      }
+      continue;
+    }
+    TellMembers(*update, label);
+    PeerEvent event = InfoEvent(absl::StrCat(
+        "#", label, ": ", PrintableName(name), " asked to leave, and is out"));
+    event.group = label;
+    Emit(event);
+  }
 }
 
 void Peer::OnGroupAdvanced(const std::vector<GroupAdvance>& advanced) {

@@ -133,7 +133,8 @@ absl::StatusOr<ChatMessage> OpenMessage(PairCipher& cipher,
       (inner->group_id() != outer.group_id() ||
        inner->group_version() != outer.group_version() ||
        inner->group_state_hash() != outer.group_state_hash() ||
-       inner->group_change() != outer.group_change())) {
+       inner->group_change() != outer.group_change() ||
+       inner->group_leave() != outer.group_leave())) {
     return Mismatch("group");
   }
   // Checked, not dropped: a malformed group message is no direct message.

@@ -142,6 +142,26 @@ TEST_F(PeerGroupTest, OnlyTheOwnerChangesTheGroup) {
   }
 }
 
+TEST_F(PeerGroupTest, AMemberLeavesByAskingTheOwner) {
+  auto asked = peer("bob").ChangeGroup("leave", "team", {});
+  ASSERT_THAT(asked, IsOk());
+  EXPECT_THAT(*asked, HasSubstr("asked alice"));
+  // alice's peer grants it on its own, and everyone hears it.
+  ASSERT_TRUE(sink("alice")
+                  .WaitFor(InfoContaining("bob asked to leave, and is out"))
+                  .has_value());
+  ASSERT_TRUE(
+      sink("bob").WaitFor(InfoContaining("you were removed")).has_value());
+  ASSERT_TRUE(
+      sink("carol").WaitFor(InfoContaining("bob was removed")).has_value());
+  EXPECT_THAT(peer("bob").Send("#team", "back?"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  // The owner leaves last: refused while others are in it.
+  EXPECT_THAT(peer("alice").ChangeGroup("leave", "team", {}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("/group owner team")));
+}
+
 TEST_F(PeerGroupTest, GroupsListMembersAndHistoryKeepsTheConversation) {
   ASSERT_THAT(peer("alice").Send("#team", "for the record"), IsOk());
   ASSERT_TRUE(
