@@ -25,6 +25,10 @@ namespace chat::bench {
 namespace {
 
 constexpr char kBaseline[] = "greet";
+// What a group's copy is judged against: one direct message, sent and
+// delivered the same way.
+constexpr char kGroupScenario[] = "group-send";
+constexpr char kDirectScenario[] = "send-durable";
 
 bool Wants(const BenchOptions& options,
            std::initializer_list<const char*> any) {
@@ -87,6 +91,10 @@ std::unique_ptr<Workload> NewWorkload(const std::string& scenario,
                            lab.direct_identity(), lab.direct_name(),
                            lab.floor()->name(), lab.floor()->key());
   }
+  if (scenario == "group-send") {
+    return NewGroupSendWorkload(lab.sender(), lab.send_results(),
+                                lab.group_target(), lab.group_copies());
+  }
   return NewDurableSendWorkload(lab.sender(), lab.send_results(),
                                 lab.receiver_name());
 }
@@ -117,6 +125,28 @@ class Report {
           "greeter and the bench's clients)\n",
           fill.static_names, fill.leases, fill.seconds, delta,
           fill.rss_after_mb);
+    }
+    out_ << std::flush;
+  }
+
+  void Group(const GroupReport& group) {
+    if (options_.json) {
+      out_ << absl::StrCat("{\"kind\":\"group\",\"members\":", group.members,
+                           ",\"seconds\":", Fixed(group.seconds, 3),
+                           ",\"threads_before\":", group.threads_before,
+                           ",\"threads_after\":", group.threads_after,
+                           ",\"rss_before_mb\":", Fixed(group.rss_before_mb, 1),
+                           ",\"rss_after_mb\":", Fixed(group.rss_after_mb, 1),
+                           "}")
+           << "\n";
+    } else {
+      out_ << absl::StrFormat(
+          "# group-send: a group of %d (the sending peer, the receiver and "
+          "%d more peers in this process), made and its first message "
+          "delivered to all in %.2f s; process threads %d -> %d, rss %.1f "
+          "-> %.1f MB\n",
+          group.members, group.members - 2, group.seconds, group.threads_before,
+          group.threads_after, group.rss_before_mb, group.rss_after_mb);
     }
     out_ << std::flush;
   }
@@ -192,14 +222,72 @@ class Report {
             concurrency, t.min, t.median, t.max, p.min, p.median, p.max);
       }
     }
+    CopyRatios(results, keys);
     out_ << std::flush;
+  }
+
+  // group-send per copy against send-durable in the same round, where both
+  // ran.
+  void CopyRatios(const std::vector<ScenarioResult>& results,
+                  const std::vector<std::pair<std::string, int>>& keys) {
+    bool header = false;
+    for (const auto& [scenario, concurrency] : keys) {
+      if (scenario != kGroupScenario) continue;
+      std::vector<double> throughput;
+      std::vector<double> cost;
+      int copies = 0;
+      for (const ScenarioResult& r : results) {
+        if (r.scenario != kGroupScenario || r.concurrency != concurrency) {
+          continue;
+        }
+        const ScenarioResult* direct = Find(results, kDirectScenario, r);
+        if (direct == nullptr || direct->calls_per_second <= 0 ||
+            r.calls_per_second <= 0) {
+          continue;
+        }
+        copies = r.copies;
+        const double per_copy = r.calls_per_second * r.copies;
+        throughput.push_back(per_copy / direct->calls_per_second);
+        cost.push_back(direct->calls_per_second / per_copy);
+      }
+      if (throughput.empty()) continue;
+      const Spread t = SpreadOf(throughput);
+      const Spread c = SpreadOf(cost);
+      if (options_.json) {
+        out_ << CopyRatioJson(concurrency, throughput.size(), copies, t, c)
+             << "\n";
+        continue;
+      }
+      if (!header) {
+        out_ << absl::StrFormat(
+            "\n# group-send per copy against send-durable in the same round, "
+            "over %d rounds: copies delivered/s over direct messages "
+            "delivered/s, and its inverse, what a copy costs in direct "
+            "durable sends (lower is better)\n",
+            options_.rounds);
+        out_ << absl::StrFormat("%-13s %5s %6s %8s %8s %8s   %8s %8s %8s\n",
+                                "scenario", "conc", "copies", "tput min",
+                                "median", "max", "cost min", "median", "max");
+        header = true;
+      }
+      out_ << absl::StrFormat(
+          "%-13s %5d %6d %8.2f %8.2f %8.2f   %8.2f %8.2f %8.2f\n", scenario,
+          concurrency, copies, t.min, t.median, t.max, c.min, c.median, c.max);
+    }
   }
 
  private:
   static const ScenarioResult* Baseline(
       const std::vector<ScenarioResult>& results, const ScenarioResult& of) {
+    return Find(results, kBaseline, of);
+  }
+
+  // The result of `scenario` in the round and at the concurrency of `of`.
+  static const ScenarioResult* Find(const std::vector<ScenarioResult>& results,
+                                    const std::string& scenario,
+                                    const ScenarioResult& of) {
     for (const ScenarioResult& r : results) {
-      if (r.scenario == kBaseline && r.round == of.round &&
+      if (r.scenario == scenario && r.round == of.round &&
           r.concurrency == of.concurrency) {
         return &r;
       }
@@ -216,7 +304,7 @@ class Report {
 const std::vector<std::string>& AllScenarios() {
   static const auto* const kAll = new std::vector<std::string>{
       "greet",    "resolve",      "register",   "register-v1", "keepalive",
-      "send",     "send-durable", "send-floor", "mixed",
+      "send",     "send-durable", "send-floor", "mixed",       "group-send",
 #ifdef CHAT_BENCH_ETCD
       "etcd-put", "etcd-range",
 #endif
@@ -322,7 +410,24 @@ std::string RatioJson(const std::string& scenario, const std::string& baseline,
                       ",\"p50_ratio\":", SpreadJson(p50, 3), "}");
 }
 
+std::string CopyRatioJson(int concurrency, size_t rounds, int copies,
+                          const Spread& copy_throughput,
+                          const Spread& copy_cost) {
+  return absl::StrCat(
+      "{\"kind\":\"copy_ratio\",\"scenario\":", JsonQuote(kGroupScenario),
+      ",\"baseline\":", JsonQuote(kDirectScenario),
+      ",\"concurrency\":", concurrency, ",\"rounds\":", rounds,
+      ",\"copies\":", copies,
+      ",\"copy_throughput_ratio\":", SpreadJson(copy_throughput, 3),
+      ",\"copy_cost\":", SpreadJson(copy_cost, 3), "}");
+}
+
 std::string ResultJson(const ScenarioResult& r) {
+  std::string copies;
+  if (r.copies > 0) {
+    copies = absl::StrCat(",\"copies\":", r.copies, ",\"copies_per_s\":",
+                          Fixed(r.calls_per_second * r.copies, 1));
+  }
   return absl::StrCat(
       "{\"kind\":\"result\",\"scenario\":", JsonQuote(r.scenario),
       ",\"round\":", r.round, ",\"concurrency\":", r.concurrency,
@@ -332,7 +437,8 @@ std::string ResultJson(const ScenarioResult& r) {
       ",\"seconds\":", Fixed(r.seconds, 3),
       ",\"calls_per_s\":", Fixed(r.calls_per_second, 1),
       ",\"p50_us\":", r.latency.p50_us, ",\"p90_us\":", r.latency.p90_us,
-      ",\"p99_us\":", r.latency.p99_us, ",\"max_us\":", r.latency.max_us, "}");
+      ",\"p99_us\":", r.latency.p99_us, ",\"max_us\":", r.latency.max_us,
+      copies, "}");
 }
 
 int RunBench(const BenchOptions& options, std::ostream& out,
@@ -349,14 +455,17 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   LabOptions lab_options;
   lab_options.registry =
       Wants(options, {"resolve", "register", "register-v1", "keepalive",
-                      "mixed", "send", "send-durable"});
+                      "mixed", "send", "send-durable", "group-send"});
   if (Wants(options, {"resolve", "mixed"})) {
     lab_options.static_names = options.names;
   }
   if (Wants(options, {"keepalive", "mixed"})) {
     lab_options.leases = options.names;
   }
-  lab_options.peers = Wants(options, {"send", "send-durable"});
+  lab_options.peers = Wants(options, {"send", "send-durable", "group-send"});
+  if (Wants(options, {"group-send"})) {
+    lab_options.group_members = options.group_members;
+  }
   lab_options.floor = Wants(options, {"send-floor"});
   lab_options.peer_sync_full = options.peer_sync_full;
   lab_options.tls_dir = options.tls_dir;
@@ -475,6 +584,15 @@ int RunBench(const BenchOptions& options, std::ostream& out,
         "send-durable, the sender's outbox) on disk, synchronous=",
         options.peer_sync_full ? "FULL" : "NORMAL"));
   }
+  if (Wants(options, {"group-send"})) {
+    report.Note(absl::StrCat(
+        "group-send: one call = Peer::Send to ", (*lab)->group_target(),
+        " until each of its ", (*lab)->group_copies(),
+        " copies (one per other member, each on that member's queue) is "
+        "delivered; every peer's file synchronous=",
+        options.peer_sync_full ? "FULL" : "NORMAL"));
+    report.Group((*lab)->group_report());
+  }
   report.Header();
 
   std::vector<ScenarioResult> results;
@@ -484,6 +602,7 @@ int RunBench(const BenchOptions& options, std::ostream& out,
         NewWorkload(scenario, concurrency, **lab, connections);
     ScenarioResult result =
         MeasureClosedLoop(*workload, scenario, round, concurrency, options);
+    if (scenario == kGroupScenario) result.copies = (*lab)->group_copies();
     report.Row(result);
     report.Errors(result, err);
     failed = failed || result.errors > 0;

@@ -51,6 +51,8 @@ struct BenchOptions {
   int connections = 1;
   int names = 1000;  // Static entries (resolve) and leases (keepalive).
   bool peer_sync_full = true;  // send, send-durable: chat-peer --sync full.
+  // group-send: the group's members, the sending peer included (2 to 64).
+  int group_members = 8;
   std::string tls_dir;  // --tls DIR: every lab server and client over TLS.
   // --registry-store: where the lab's registry keeps its names, "sqlite"
   // or "etcd" (on the etcd the bench starts on loopback).
@@ -102,6 +104,9 @@ struct ScenarioResult {
   double seconds = 0;
   double calls_per_second = 0;
   LatencySummary latency;
+  // group-send: the copies each call delivered (one per other member);
+  // 0 for every other scenario.
+  int copies = 0;
 };
 
 // Exit codes beyond those of common/cli.h (0: done, 2: usage).
@@ -122,6 +127,14 @@ std::string ResultJson(const ScenarioResult& result);
 std::string RatioJson(const std::string& scenario, const std::string& baseline,
                       int concurrency, size_t rounds, const Spread& throughput,
                       const Spread& p50);
+
+// group-send against send-durable over `rounds` rounds at `concurrency`:
+// per round, copies delivered per second (calls/s x `copies`) over
+// send-durable's calls/s, and its inverse, what a copy costs in direct
+// durable sends; as a JSON object on one line ("kind": "copy_ratio").
+std::string CopyRatioJson(int concurrency, size_t rounds, int copies,
+                          const Spread& copy_throughput,
+                          const Spread& copy_cost);
 
 // {"UNAVAILABLE":2,...}: errors by reason, as a JSON object.
 std::string ErrorCountsJson(const std::map<std::string, int64_t>& counts);

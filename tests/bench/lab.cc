@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/grpc_server.h"
+#include "common/overload.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "common/tls.h"
@@ -23,6 +24,7 @@
 #include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
 #include "registry/client/registry_client.h"
+#include "registry/groups/sqlite_group_store.h"
 #include "registry/mailbox/sqlite_mailbox.h"
 #include "registry/store/sqlite_store.h"
 
@@ -32,6 +34,10 @@ namespace {
 constexpr Millis kLongTtl{3600 * 1000};
 constexpr char kSenderName[] = "bench-sender";
 constexpr char kReceiverName[] = "bench-receiver";
+constexpr char kGroupName[] = "team";
+// How long a group may take to be made and to carry its first message to
+// every member.
+constexpr absl::Duration kGroupReadyLimit = absl::Seconds(60);
 // How long the receiver may take to learn the direct sender's key.
 constexpr absl::Duration kFirstContactLimit = absl::Seconds(10);
 
@@ -44,17 +50,18 @@ std::string Numbered(const char* prefix, int i) {
 
 }  // namespace
 
-void SendResults::Expect(const std::string& id, DoneCallback done) {
+void SendResults::Expect(const std::string& id, DoneCallback done, int copies) {
   std::string outcome;
   {
     absl::MutexLock lock(&mu_);
-    auto it = early_.find(id);
-    if (it == early_.end()) {
-      waiting_.emplace(id, std::move(done));
+    Tally& tally = tallies_[id];
+    if (static_cast<int>(tally.recipients.size()) < copies) {
+      tally.expected = copies;
+      tally.done = std::move(done);
       return;
     }
-    outcome = std::move(it->second);
-    early_.erase(it);
+    outcome = std::move(tally.outcome);
+    tallies_.erase(id);
   }
   done(outcome);
 }
@@ -71,13 +78,18 @@ void SendResults::OnEvent(const peer::PeerEvent& event) {
   DoneCallback done;
   {
     absl::MutexLock lock(&mu_);
-    auto it = waiting_.find(event.message.id);
-    if (it == waiting_.end()) {
-      early_[event.message.id] = std::move(outcome);
+    Tally& tally = tallies_[event.message.id];
+    // A copy stored in the mailbox may be delivered later: it counted
+    // once already, as stored.
+    if (!tally.recipients.insert(event.message.to).second) return;
+    if (tally.outcome.empty()) tally.outcome = std::move(outcome);
+    if (tally.expected == 0 ||
+        static_cast<int>(tally.recipients.size()) < tally.expected) {
       return;
     }
-    done = std::move(it->second);
-    waiting_.erase(it);
+    done = std::move(tally.done);
+    outcome = std::move(tally.outcome);
+    tallies_.erase(event.message.id);
   }
   done(outcome);
 }
@@ -87,6 +99,9 @@ Lab::Lab() = default;
 Lab::~Lab() {
   floor_.reset();  // Before the directory that holds its file goes.
   if (sender_ != nullptr) sender_->Shutdown();
+  for (const std::unique_ptr<peer::Peer>& member : members_) {
+    member->Shutdown();
+  }
   if (receiver_ != nullptr) receiver_->Shutdown();
   if (registry_ != nullptr) registry_->Shutdown(Millis(1000));
   if (greeter_server_ != nullptr) {
@@ -200,9 +215,27 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   registry::RegistryServerOptions server_options;
   server_options.listen_address = "127.0.0.1:0";
   server_options.credentials = server_tls;
+  if (options.group_members > 0) {
+    // The peers of this process share one connection to the registry
+    // (gRPC's subchannel pool: same target, same arguments), where each
+    // real peer has its own; each keeps its Watch and Listen streams open
+    // on it, and a group's members would be past the bound per connection
+    // long before 64. Room for each as if it were alone.
+    server_options.overload.max_streams_per_connection =
+        kDefaultMaxStreamsPerConnection * (options.group_members + 2);
+  }
+  // Groups only where a scenario makes one, so that the others measure
+  // the registry they always did.
+  std::unique_ptr<registry::GroupStore> groups;
+  if (options.group_members > 0) {
+    absl::StatusOr<std::unique_ptr<registry::GroupStore>> opened =
+        registry::OpenSqliteGroupStore(db_path);
+    if (!opened.ok()) return opened.status();
+    groups = *std::move(opened);
+  }
   absl::StatusOr<std::unique_ptr<registry::RegistryServer>> server =
       registry::RegistryServer::Start(*std::move(store), *std::move(mailbox),
-                                      server_options);
+                                      std::move(groups), server_options);
   if (!server.ok()) return server.status();
   lab->registry_ = *std::move(server);
   if (!options.peers) return lab;
@@ -229,7 +262,75 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   if (!sender.ok()) return sender.status();
   lab->sender_ = *std::move(sender);
   CHAT_RETURN_IF_ERROR(lab->StartDirectSender());
+  if (options.group_members > 0) {
+    CHAT_RETURN_IF_ERROR(
+        lab->StartGroup(receiver_options, options.group_members));
+  }
   return lab;
+}
+
+absl::Status Lab::StartGroup(const peer::PeerOptions& member_options,
+                             int members) {
+  if (members < 2 || members > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a group has 2 to 64 members, not ", members));
+  }
+  group_report_.members = members;
+  group_report_.threads_before = ProcessThreads();
+  group_report_.rss_before_mb = ResidentMegabytes();
+  const MonoTime start = std::chrono::steady_clock::now();
+  std::vector<std::string> names = {kReceiverName};
+  for (int i = 1; i <= members - 2; ++i) {
+    peer::PeerOptions options = member_options;
+    options.name = absl::StrCat("bench-member-", i);
+    options.store_path = dir_ / (options.name + ".db");
+    absl::StatusOr<std::unique_ptr<peer::Peer>> member =
+        peer::Peer::Start(options, &discard_, RealClock());
+    if (!member.ok()) return member.status();
+    names.push_back(options.name);
+    members_.push_back(*std::move(member));
+  }
+  absl::StatusOr<std::string> made =
+      sender_->ChangeGroup("create", kGroupName, names);
+  if (!made.ok()) return made.status();
+  group_target_ = absl::StrCat("#", kGroupName);
+  // A member takes a message of the group only once it has fetched the
+  // state that names it (the change notice brings it); until then the copy
+  // waits in the sender's outbox. One message delivered to everyone proves
+  // the group is ready.
+  absl::StatusOr<std::string> first =
+      sender_->Send(group_target_, "the first message, before any is measured");
+  if (!first.ok()) return first.status();
+  // Shared with the callback, which may come after a timeout here.
+  struct FirstDelivery {
+    absl::Notification done;
+    std::string outcome;
+  };
+  auto first_delivery = std::make_shared<FirstDelivery>();
+  send_results_.Expect(
+      *first,
+      [first_delivery](const std::string& error) {
+        first_delivery->outcome = error;
+        first_delivery->done.Notify();
+      },
+      group_copies());
+  if (!first_delivery->done.WaitForNotificationWithTimeout(kGroupReadyLimit)) {
+    return absl::UnavailableError(
+        absl::StrCat("the first message to ", group_target_,
+                     " did not reach all ", group_copies(), " members within ",
+                     absl::FormatDuration(kGroupReadyLimit)));
+  }
+  if (!first_delivery->outcome.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("the first message to ", group_target_, " was ",
+                     first_delivery->outcome, " for some member"));
+  }
+  group_report_.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  group_report_.threads_after = ProcessThreads();
+  group_report_.rss_after_mb = ResidentMegabytes();
+  return absl::OkStatus();
 }
 
 absl::Status Lab::StartDirectSender() {
@@ -330,6 +431,19 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> NewChannels(
     channels.push_back(std::move(channel));
   }
   return channels;
+}
+
+int ProcessThreads() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) != 0) continue;
+    std::istringstream fields(line.substr(8));
+    int threads = 0;
+    fields >> threads;
+    return threads;
+  }
+  return 0;
 }
 
 double ResidentMegabytes() {

@@ -2,7 +2,8 @@
 // with port 0: the greeter (the baseline), a registry on an SQLite file in a
 // scratch directory, filled before it serves, two real peers, and a name
 // bound to a key of the bench's own that sends to the receiving peer
-// directly (the send scenario), and the floor under it (floor.h).
+// directly (the send scenario), the floor under it (floor.h), and, for
+// group-send, more peers in one group with the sending peer.
 
 #ifndef CHAT_TESTS_BENCH_LAB_H_
 #define CHAT_TESTS_BENCH_LAB_H_
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/identity.h"
@@ -38,6 +40,11 @@ struct LabOptions {
   // Start the durable floor (tests/bench/floor.h), which takes messages
   // from direct_name().
   bool floor = false;
+  // With peers, from 2 to 64 (a group's most): the registry serves groups,
+  // group_members - 2 more peers start, and the sender makes the group
+  // group_target() of itself, the receiver and them; Start returns once a
+  // first message to it was delivered to every other member. 0: no group.
+  int group_members = 0;
   // The peers' stores (and the floor's) commit with synchronous=FULL
   // (chat-peer's default).
   bool peer_sync_full = true;
@@ -61,25 +68,45 @@ struct FillReport {
   double rss_after_mb = 0;  // This whole process, after the fill.
 };
 
+// What starting a group's extra members cost this process, read before the
+// first of them started and after the group was made.
+struct GroupReport {
+  int members = 0;  // The sender included.
+  double seconds = 0;
+  int threads_before = 0;
+  int threads_after = 0;
+  double rss_before_mb = 0;
+  double rss_after_mb = 0;
+};
+
 struct HeldLease {
   std::string name;
   std::string lease_id;
 };
 
-// Signals the fate of messages sent with Peer::Send, by id.
+// Signals the fate of messages sent with Peer::Send, by id; a group's
+// message has one final kSendResult per member (copy), all under its id.
 // Thread-safe.
 class SendResults final : public peer::EventSink {
  public:
-  // Calls `done` when the kSendResult for `id` comes, or at once if it came
-  // already: "" for kDelivered, "stored" or "failed" otherwise.
-  void Expect(const std::string& id, DoneCallback done);
+  // Calls `done` once the final kSendResult of each of `copies` recipients
+  // of `id` has come (at once if they came already): "" when every copy was
+  // delivered, else the first other outcome, "stored" or "failed".
+  void Expect(const std::string& id, DoneCallback done, int copies = 1);
 
   void OnEvent(const peer::PeerEvent& event) override;
 
  private:
+  // The final results of one message so far.
+  struct Tally {
+    absl::flat_hash_set<std::string> recipients;  // Counted already.
+    std::string outcome;                          // The first not delivered.
+    int expected = 0;                             // 0: not Expect()ed yet.
+    DoneCallback done;
+  };
+
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, DoneCallback> waiting_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::string> early_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Tally> tallies_ ABSL_GUARDED_BY(mu_);
 };
 
 // Not thread-safe to start or stop; the accessors may be used from any
@@ -105,6 +132,13 @@ class Lab {
   const std::string& receiver_address() const;
   const PublicKey& receiver_key() const;
 
+  // With a group: what the sender sends to ("#team"), how many copies each
+  // message to it makes (group_members - 1), and what starting its members
+  // cost this process.
+  const std::string& group_target() const { return group_target_; }
+  int group_copies() const { return static_cast<int>(members_.size()) + 1; }
+  const GroupReport& group_report() const { return group_report_; }
+
   // With peers: who sends straight to the receiver with SendMessage, not
   // through a Peer: a name registered with this identity's key.
   const Identity& direct_identity() const { return direct_identity_; }
@@ -121,6 +155,9 @@ class Lab {
   // Registers direct_name() with direct_identity() and waits until the
   // receiver takes a sealed message from it.
   absl::Status StartDirectSender();
+  // Starts the members beyond the sender and the receiver, makes the group
+  // and waits until a first message reached every member.
+  absl::Status StartGroup(const peer::PeerOptions& member_options, int members);
 
   class DiscardEvents final : public peer::EventSink {
    public:
@@ -139,6 +176,9 @@ class Lab {
   DiscardEvents discard_;
   std::unique_ptr<peer::Peer> receiver_;
   std::unique_ptr<peer::Peer> sender_;
+  std::vector<std::unique_ptr<peer::Peer>> members_;  // Beyond the receiver.
+  std::string group_target_;
+  GroupReport group_report_;
   std::unique_ptr<DurableFloor> floor_;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;  // Null: plaintext.
   const std::string direct_name_ = "bench-direct";
@@ -154,6 +194,9 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> NewChannels(
 
 // This process's resident set size (VmRSS), in MiB; 0 if unknown.
 double ResidentMegabytes();
+
+// This process's threads now; 0 if unknown.
+int ProcessThreads();
 
 }  // namespace chat::bench
 

@@ -64,6 +64,10 @@ int Run(const po::variables_map& vm) {
     return Usage("--connections must be from 1 to 256");
   }
   options.names = vm["names"].as<int>();
+  options.group_members = vm["group-members"].as<int>();
+  if (options.group_members < 2 || options.group_members > 64) {
+    return Usage("--group-members must be from 2 to 64 (a group's most)");
+  }
   const std::string peer_sync = vm["peer-sync"].as<std::string>();
   if (peer_sync != "full" && peer_sync != "normal") {
     return Usage("--peer-sync must be full or normal");
@@ -217,7 +221,10 @@ int main(int argc, char** argv) {
       "by a name bound to the bench's key), send-durable (Peer::Send until "
       "delivered, sealed by the sending peer), send-floor (send's message to "
       "a server that only opens it and keeps it as one row: the floor under "
-      "any receiver), mixed (90% resolve, 5% register, 5% keepalive); "
+      "any receiver), mixed (90% resolve, 5% register, 5% keepalive), "
+      "group-send (Peer::Send to a group of --group-members peers until "
+      "every copy is delivered; with --compare and send-durable, each copy "
+      "is also compared with one direct durable send of the same round); "
       "where built with etcd: etcd-put (etcd's own Put) and etcd-range "
       "(etcd's serializable Range), on an etcd it starts on loopback")(
       "concurrency", po::value<std::string>()->default_value("1"),
@@ -230,13 +237,18 @@ int main(int argc, char** argv) {
       "TCP connections per server; callers are spread over them")(
       "names", po::value<int>()->default_value(1000),
       "static names filled in for resolve, and leases for keepalive")(
+      "group-members", po::value<int>()->default_value(8),
+      "group-send: the group's members, the sending peer included, from 2 "
+      "to 64 (documented: 8 and 64); every member is a real peer in this "
+      "process with its own file, server and registry streams")(
       "registry-store", po::value<std::string>()->default_value("sqlite"),
       "where the bench's registry keeps its names: sqlite (a file in a "
       "scratch directory) or etcd (chat-registry --store etcd, on a "
       "one-member etcd the bench starts on loopback; the same one etcd-put "
       "and etcd-range use)")(
       "peer-sync", po::value<std::string>()->default_value("full"),
-      "send, send-durable, send-floor: the peers' (and the floor's) --sync "
+      "send, send-durable, send-floor, group-send: the peers' (and the "
+      "floor's) --sync "
       "(full: an fsync per commit)")(
       "tls", po::value<std::string>(),
       "DIR made by `scripts/make-certs DIR --peer "

@@ -8,10 +8,10 @@
 # every watcher must read every change and every mail call succeed. No
 # timing and no memory figure is asserted.
 # Usage: smoke_test.sh PATH/TO/chat-bench [SCENARIOS]  (how many `all` runs:
-# 9, or 11 where chat-bench is built with etcd's scenarios)
+# 10, or 12 where chat-bench is built with etcd's scenarios)
 set -euo pipefail
 bench=$1
-scenarios=${2:-9}
+scenarios=${2:-10}
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 out=$(mktemp "${TMPDIR:-/tmp}/chat_bench_smoke.XXXXXX")
@@ -89,7 +89,7 @@ if problems:
 print("ok --system:", ", ".join(f"{k} x{len(v)}" for k, v in kinds.items()))
 PY
 
-if [ "$scenarios" -gt 9 ]; then
+if [ "$scenarios" -gt 10 ]; then
   echo "== --cluster all (registries over etcd, real binaries)"
   run --cluster all --watchers 20 --changes 4 --rounds 2 --concurrency 2 \
     --duration 0.5 --warmup 0
@@ -122,7 +122,7 @@ echo "== usage errors exit 2"
 for args in "--scenario nope" "--concurrency 0" "--duration 0" "--compare --rounds 2" \
     "--system nope" "--overload-factor 0" "--deadline-ms 0" \
     "--system overload --server-cgroup /nonexistent" "--cluster nope" \
-    "--cluster all --watchers 0"; do
+    "--cluster all --watchers 0" "--group-members 1" "--group-members 65"; do
   code=0
   # shellcheck disable=SC2086
   "$bench" $args >/dev/null 2>&1 || code=$?

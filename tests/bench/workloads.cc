@@ -347,11 +347,16 @@ class SendWorkload final
   const PublicKey recipient_key_;
 };
 
+// Peer::Send until every copy is delivered: one for a name, one per other
+// member for a group.
 class DurableSendWorkload final : public Workload {
  public:
   DurableSendWorkload(peer::Peer* sender, SendResults* results,
-                      std::string recipient)
-      : sender_(sender), results_(results), recipient_(std::move(recipient)) {}
+                      std::string recipient, int copies)
+      : sender_(sender),
+        results_(results),
+        recipient_(std::move(recipient)),
+        copies_(copies) {}
 
   void Start(int /*caller*/, DoneCallback done) override {
     absl::StatusOr<std::string> id =
@@ -360,13 +365,14 @@ class DurableSendWorkload final : public Workload {
       done(absl::StatusCodeToString(id.status().code()));
       return;
     }
-    results_->Expect(*id, std::move(done));
+    results_->Expect(*id, std::move(done), copies_);
   }
 
  private:
   peer::Peer* const sender_;    // Not owned.
   SendResults* const results_;  // Not owned.
   const std::string recipient_;
+  const int copies_;
 };
 
 }  // namespace
@@ -441,7 +447,15 @@ std::unique_ptr<Workload> NewDurableSendWorkload(peer::Peer* sender,
                                                  SendResults* results,
                                                  std::string recipient) {
   return std::make_unique<DurableSendWorkload>(sender, results,
-                                               std::move(recipient));
+                                               std::move(recipient),
+                                               /*copies=*/1);
+}
+
+std::unique_ptr<Workload> NewGroupSendWorkload(peer::Peer* sender,
+                                               SendResults* results,
+                                               std::string group, int copies) {
+  return std::make_unique<DurableSendWorkload>(sender, results,
+                                               std::move(group), copies);
 }
 
 }  // namespace chat::bench

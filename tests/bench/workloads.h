@@ -87,6 +87,13 @@ std::unique_ptr<Workload> NewDurableSendWorkload(peer::Peer* sender,
                                                  SendResults* results,
                                                  std::string recipient);
 
+// Peer::Send on `sender` to `group` ("#team"), done when `results` reports
+// each of its `copies` copies (one per other member) delivered. Neither
+// pointer is owned; both must outlive it.
+std::unique_ptr<Workload> NewGroupSendWorkload(peer::Peer* sender,
+                                               SendResults* results,
+                                               std::string group, int copies);
+
 // The name of a gRPC status code, "UNAVAILABLE" for 14.
 std::string CodeName(grpc::StatusCode code);
 
