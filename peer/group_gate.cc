@@ -88,6 +88,12 @@ absl::StatusOr<GroupVerdict> GroupGate::Admit(const ChatMessage& message) {
   const GroupState judged = judged_as_seen ? *seen : latest->state;
   if (judged_as_seen &&
       registry::GroupStateHash(judged) != message.group_state_hash) {
+    // Only a member of the version as we hold it can raise the alarm: a
+    // stranger who learnt a group's id must not be able to cry fork.
+    if (!registry::GroupMemberKey(judged, message.from).has_value()) {
+      return Refuse(message, absl::PermissionDeniedError(absl::StrCat(
+                                 message.from, " is not a member of ", label)));
+    }
     RaiseForkAlarm(
         group_id, label, version,
         absl::StrCat("a message from ", message.from, " names another"));

@@ -70,8 +70,10 @@ struct GroupVerdict {
 //     of the message's version: kUnavailable.
 //  3. The state S of the message's version must have the message's hash;
 //     two states with one version raise a fork alarm (a kError event, once
-//     per group and version). When S is older than anything verified here,
-//     the latest state judges the message and no hash is compared.
+//     per group and version) when the sender is a member of S as held
+//     here (a stranger's mismatch is refused as a stranger's, no alarm). When S
+//     is older than anything verified here, the latest state judges the message
+//     and no hash is compared.
 //  4. The sender must be listed in S with the key SenderKeys trusts for it,
 //     and S not ended. A membership-change notice must instead come from
 //     the owner of the state before S (of S for version 1): the one who

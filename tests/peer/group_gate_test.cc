@@ -459,6 +459,19 @@ TEST_P(GroupGateTest, AForgedHashIsRefusedWithOneForkAlarm) {
   EXPECT_THAT(alarms[0].text, HasSubstr("team"));
 }
 
+TEST_P(GroupGateTest, AStrangerWithAWrongHashRaisesNoAlarm) {
+  GroupState v1 = Create();
+  ASSERT_THAT(gate_->Admit(Message("bob", v1)), IsOk());
+  ChatMessage forged = Message("mallory", v1);
+  forged.group_state_hash = std::string(registry::kGroupHashBytes, 'x');
+  EXPECT_THAT(
+      gate_->Admit(forged),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("not a member")));
+  for (const PeerEvent& event : EventsOf(EventKind::kError)) {
+    EXPECT_THAT(event.text, Not(HasSubstr("forked")));
+  }
+}
+
 TEST_P(GroupGateTest, ARemovedMembersMessagesCountUntilTheRemoval) {
   GroupState v1 = Create();
   ASSERT_THAT(gate_->Admit(Message("bob", v1)), IsOk());
