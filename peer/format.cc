@@ -108,12 +108,13 @@ std::string HistoryLine(const HistoryEntry& entry, const TextStyle& style) {
                          entry.status == SendStatus::kExpired;
     // A group message reached some members and not yet others: say how
     // many ("delivered to 2 of 3") rather than its least state alone.
-    std::string state =
-        entry.copies > 0 && entry.delivered_copies > 0 &&
-                entry.delivered_copies < entry.copies
-            ? absl::StrCat(StatusName(SendStatus::kDelivered), " to ",
-                           entry.delivered_copies, " of ", entry.copies)
-            : StatusName(entry.status);
+    std::string state = StatusName(entry.status);
+    if (entry.copies > 0 && entry.delivered_copies > 0) {
+      state = entry.delivered_copies < entry.copies
+                  ? absl::StrCat("delivered to ", entry.delivered_copies,
+                                 " of ", entry.copies)
+                  : absl::StrCat(state, " to all");
+    }
     absl::StrAppend(&line, "  ",
                     Paint(style, trouble ? kTrouble : kNotice,
                           absl::StrCat("(", state, ")")));
@@ -178,10 +179,11 @@ absl::TimeZone UserTimeZone() {
 
 namespace {
 
-// "#team " before the sender of a group's message; "" for a direct one.
-std::string GroupPrefix(const PeerEvent& event) {
+// "@team" after the sender of a group's message ("alice@team>"); "" for
+// a direct one.
+std::string GroupSuffix(const PeerEvent& event) {
   if (event.group.empty()) return "";
-  return absl::StrCat("#", PrintableName(event.group), " ");
+  return absl::StrCat("@", PrintableName(event.group));
 }
 
 // The group of a message event, as JSON fields.
@@ -207,7 +209,7 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
       const ChatMessage& message = event.message;
       std::string head =
           absl::StrCat(Clock(style, MessageTime(message)), " ",
-                       GroupPrefix(event), PrintableName(message.from), ">");
+                       PrintableName(message.from), GroupSuffix(event), ">");
       std::string late;
       if (message.unverified) {
         late = Paint(style, kTrouble, "  (unverified)");
@@ -287,13 +289,12 @@ std::string FormatText(const PeerEvent& event, const TextStyle& style) {
                                   PrintableText(event.text))) +
                "\n";
       }
-      std::string head = absl::StrCat(Clock(style, message.sent_at), " ",
-                                      PrintableName(message.from), ">");
-      std::string recipient =
-          event.to_partner ? ""
-          : event.group.empty()
-              ? absl::StrCat("@", to, " ")
-              : absl::StrCat("#", PrintableName(event.group), " ");
+      std::string head =
+          absl::StrCat(Clock(style, message.sent_at), " ",
+                       PrintableName(message.from), GroupSuffix(event), ">");
+      std::string recipient = event.to_partner || !event.group.empty()
+                                  ? ""
+                                  : absl::StrCat("@", to, " ");
       return absl::StrCat(Paint(style, kOwn, head), " ", recipient,
                           PrintableText(message.text), "\n");
     }

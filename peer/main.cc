@@ -79,8 +79,8 @@ std::string StartFailureText(const absl::Status& status,
   return text;
 }
 
-// --max-follow, --page-size and --max-channels; false (after a message) when
-// out of range.
+// --max-follow, --page-size, --max-channels, --max-groups and
+// --max-group-members; false (after a message) when out of range.
 bool ScreenLimits(const po::variables_map& vm,
                   chat::peer::PeerOptions& options) {
   const int max_follow = vm["max-follow"].as<int>();
@@ -100,6 +100,18 @@ bool ScreenLimits(const po::variables_map& vm,
     return false;
   }
   options.max_channels = static_cast<size_t>(max_channels);
+  const int max_groups = vm["max-groups"].as<int>();
+  if (max_groups < 1 || max_groups > 10000) {
+    std::cerr << "chat-peer: --max-groups must be 1-10000\n";
+    return false;
+  }
+  options.store_limits.max_groups = max_groups;
+  const int max_members = vm["max-group-members"].as<int>();
+  if (max_members < 2 || max_members > 1000) {
+    std::cerr << "chat-peer: --max-group-members must be 2-1000\n";
+    return false;
+  }
+  options.store_limits.group_limits.max_members = max_members;
   return true;
 }
 
@@ -271,6 +283,12 @@ int main(int argc, char** argv) {
       "max-channels", po::value<int>()->default_value(256),
       "keep at most this many connections to other peers open (1-100000); "
       "the least recently used is closed beyond it")(
+      "max-groups", po::value<int>()->default_value(256),
+      "know at most this many groups (1-10000); a group beyond is refused, "
+      "and its messages with it")(
+      "max-group-members", po::value<int>()->default_value(64),
+      "make and accept groups of at most this many members (2-1000), you "
+      "included")(
       "history-days", po::value<int>()->default_value(30),
       "keep what was said (/history) this many days (0-3650; 0: keep "
       "none); at most 50,000 messages in all either way")(
@@ -309,6 +327,8 @@ int main(int argc, char** argv) {
       {"CHAT_PEER_MAX_FOLLOW", "max-follow"},
       {"CHAT_PEER_PAGE_SIZE", "page-size"},
       {"CHAT_PEER_MAX_CHANNELS", "max-channels"},
+      {"CHAT_PEER_MAX_GROUPS", "max-groups"},
+      {"CHAT_PEER_MAX_GROUP_MEMBERS", "max-group-members"},
       {"CHAT_PEER_NO_READ_RECEIPTS", "no-read-receipts"},
       {"CHAT_PEER_HISTORY_DAYS", "history-days"}};
   // TLS: --tls-cert/--tls-key serve ChattingService over TLS; --tls-ca

@@ -133,7 +133,7 @@ TEST(FormatTextTest, AGroupsLinesNameTheGroup) {
   PeerEvent received = Received("bob", "hi all");
   received.message.group_id = std::string(32, 'a');
   received.group = "team";
-  EXPECT_EQ(FormatText(received, style), "[01:02] #team bob> hi all\n");
+  EXPECT_EQ(FormatText(received, style), "[01:02] bob@team> hi all\n");
   EXPECT_THAT(FormatJson(received),
               HasSubstr("\"group\":\"team\",\"group_id\":\"aaaa"));
   PeerEvent sent = received;
@@ -141,9 +141,9 @@ TEST(FormatTextTest, AGroupsLinesNameTheGroup) {
   sent.status = SendStatus::kSent;
   sent.message.from = "alice";
   sent.message.to = "bob";
-  EXPECT_EQ(FormatText(sent, style), "[01:02] alice> #team hi all\n");
+  EXPECT_EQ(FormatText(sent, style), "[01:02] alice@team> hi all\n");
   sent.to_partner = true;
-  EXPECT_EQ(FormatText(sent, style), "[01:02] alice> hi all\n");
+  EXPECT_EQ(FormatText(sent, style), "[01:02] alice@team> hi all\n");
   sent.status = SendStatus::kStored;
   sent.text = "bob is offline";
   EXPECT_EQ(FormatText(sent, style),
@@ -605,7 +605,7 @@ TEST(HistoryFormatTest, AGroupMessageSaysHowManyMembersHaveIt) {
   group.delivered_copies = 3;
   group.status = SendStatus::kDelivered;
   EXPECT_THAT(FormatText(HistoryOf({group}, 1), style),
-              HasSubstr("alice> hi all  (delivered)"));
+              HasSubstr("alice> hi all  (delivered to all)"));
 }
 
 TEST(HistoryFormatTest, JsonListsTheMessagesWithTheirStates) {
