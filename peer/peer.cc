@@ -371,13 +371,8 @@ absl::StatusOr<std::string> Peer::Send(const std::string& to,
   CHAT_RETURN_IF_ERROR(ValidateMessageText(text));
   CHAT_RETURN_IF_ERROR(CheckRecipient(to));
   contacts_->Talked(to);  // Whom we write to we follow.
-  ChatMessage message;
-  message.sent_at = clock_.Wall();
-  message.id = NewUuidV7(message.sent_at);
-  message.from = options_.name;
+  ChatMessage message = NewMessage(text);
   message.to = to;
-  message.text = text;
-  message.lab_time = LabTime(message.sent_at);
   std::string id = message.id;
   {
     absl::MutexLock lock(&mu_);
@@ -407,6 +402,16 @@ absl::StatusOr<std::string> Peer::Send(const std::string& to,
         if (!stopping_) QueueLocked({*added}, to_partner);
       });
   return id;
+}
+
+ChatMessage Peer::NewMessage(const std::string& text) const {
+  ChatMessage message;
+  message.sent_at = clock_.Wall();
+  message.id = NewUuidV7(message.sent_at);
+  message.from = options_.name;
+  message.text = text;
+  message.lab_time = LabTime(message.sent_at);
+  return message;
 }
 
 void Peer::QueueLocked(std::vector<ChatMessage> messages, bool to_partner) {

@@ -296,6 +296,12 @@ class Peer final : private MessageSink,
       ABSL_LOCKS_EXCLUDED(leave_mu_);
   // The hold-back loop's: removes those who asked to leave, and tells.
   void GrantLeaveRequests() ABSL_LOCKS_EXCLUDED(leave_mu_);
+  // A message of ours with `text`, written now: its id, sender, sending
+  // time and the lab's time field; no recipient.
+  ChatMessage NewMessage(const std::string& text) const;
+  // NewMessage(), in `state`'s group at `state`'s version (and its hash).
+  ChatMessage NewGroupMessage(const registry::GroupState& state,
+                              const std::string& text) const;
   // Send() to a group.
   absl::StatusOr<std::string> SendToGroup(const std::string& target,
                                           const std::string& text,

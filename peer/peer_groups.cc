@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/ids.h"
 #include "common/status.h"
 #include "peer/group_adapters.h"
 #include "peer/group_text.h"
@@ -20,6 +19,15 @@ namespace chat::peer {
 
 using registry::GroupState;
 using registry::NameKey;
+
+ChatMessage Peer::NewGroupMessage(const GroupState& state,
+                                  const std::string& text) const {
+  ChatMessage message = NewMessage(text);
+  message.group_id = state.group_id;
+  message.group_version = state.version;
+  message.group_state_hash = registry::GroupStateHash(state);
+  return message;
+}
 
 absl::StatusOr<GroupTarget> Peer::FindGroup(const std::string& target) {
   std::string label = target;
@@ -114,16 +122,9 @@ void Peer::TellMembers(const GroupUpdate& update, const std::string& label) {
   // Everyone before and after hears of it, through the outbox: one sealed
   // copy each, kept until it arrives, like any message.
   if (!update.notify.empty() && !update.change.empty()) {
-    ChatMessage notice;
-    notice.sent_at = clock_.Wall();
-    notice.id = NewUuidV7(notice.sent_at);
-    notice.from = options_.name;
-    notice.text = GroupChangeText(label, update.after, update.change,
-                                  /*own_name=*/"");
-    notice.lab_time = LabTime(notice.sent_at);
-    notice.group_id = update.after.group_id;
-    notice.group_version = update.after.version;
-    notice.group_state_hash = registry::GroupStateHash(update.after);
+    ChatMessage notice = NewGroupMessage(
+        update.after, GroupChangeText(label, update.after, update.change,
+                                      /*own_name=*/""));
     notice.group_change = true;
     for (const std::string& name : update.notify) contacts_->Talked(name);
     QueueGroupMessage(std::move(notice), update.notify, /*to_partner=*/false,
@@ -133,15 +134,8 @@ void Peer::TellMembers(const GroupUpdate& update, const std::string& label) {
 
 absl::StatusOr<std::string> Peer::AskToLeave(const GroupState& state,
                                              const std::string& label) {
-  ChatMessage request;
-  request.sent_at = clock_.Wall();
-  request.id = NewUuidV7(request.sent_at);
-  request.from = options_.name;
-  request.text = absl::StrCat("asks to leave the group ", state.display_name);
-  request.lab_time = LabTime(request.sent_at);
-  request.group_id = state.group_id;
-  request.group_version = state.version;
-  request.group_state_hash = registry::GroupStateHash(state);
+  ChatMessage request = NewGroupMessage(
+      state, absl::StrCat("asks to leave the group ", state.display_name));
   request.group_leave = true;
   QueueGroupMessage(std::move(request), {state.owner}, /*to_partner=*/false,
                     /*echo=*/false);
@@ -260,15 +254,7 @@ absl::StatusOr<std::string> Peer::SendToGroup(const std::string& target,
       return absl::FailedPreconditionError("the peer is shutting down");
     }
   }
-  ChatMessage message;
-  message.sent_at = clock_.Wall();
-  message.id = NewUuidV7(message.sent_at);
-  message.from = options_.name;
-  message.text = text;
-  message.lab_time = LabTime(message.sent_at);
-  message.group_id = group.group_id;
-  message.group_version = known->state.version;
-  message.group_state_hash = registry::GroupStateHash(known->state);
+  ChatMessage message = NewGroupMessage(known->state, text);
   std::string id = message.id;
   QueueGroupMessage(std::move(message), std::move(recipients), to_partner,
                     /*echo=*/true);
