@@ -273,8 +273,9 @@ bool Console::HandleLine(const std::string& line) {
           active_peer_->Send(command.name, command.text, command.to_partner);
       if (!id.ok()) {
         Show(ErrorEvent(std::string(id.status().message())));
-      } else if (!IsGroupTarget(command.name)) {
-        // Typed in the conversation: what it wrote so far is read.
+      } else {
+        // Typed in the conversation (a group's too): what was written in
+        // it so far is read.
         active_peer_->MarkRead(command.name);
       }
       return true;
@@ -364,6 +365,8 @@ void Console::ChatWithGroup(const std::string& target) {
   partner_ = absl::StrCat("#", group->label);
   ShowHistory(partner_, kHistoryPreview, /*preview=*/true);
   Show(MakeEvent(EventKind::kPartner, partner_));
+  // Switched to it: what was written in it so far is read.
+  active_peer_->MarkRead(partner_);
 }
 
 void Console::ChangeGroup(const Command& command) {

@@ -60,6 +60,10 @@ struct HistoryEntry {
   // to 2 of 3". Both 0 for any other message.
   int copies = 0;
   int delivered_copies = 0;
+  // Ours to a group: the members whose read receipt came for their copy,
+  // as the message named them, sorted case-insensitively. Empty for any
+  // other message.
+  std::vector<std::string> read_by;
 };
 
 struct PeerEvent {

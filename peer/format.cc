@@ -108,12 +108,21 @@ std::string HistoryLine(const HistoryEntry& entry, const TextStyle& style) {
                          entry.status == SendStatus::kExpired;
     // A group message reached some members and not yet others: say how
     // many ("delivered to 2 of 3") rather than its least state alone.
+    // Who read it is said by name: a member's read is its own, not the
+    // group's ("read by bob, carol").
     std::string state = StatusName(entry.status);
     if (entry.copies > 0 && entry.delivered_copies > 0) {
       state = entry.delivered_copies < entry.copies
                   ? absl::StrCat("delivered to ", entry.delivered_copies,
                                  " of ", entry.copies)
-                  : absl::StrCat(state, " to all");
+                  : "delivered to all";
+      if (!entry.read_by.empty()) {
+        std::vector<std::string> readers;
+        for (const std::string& reader : entry.read_by) {
+          readers.push_back(PrintableName(reader));
+        }
+        absl::StrAppend(&state, ", read by ", absl::StrJoin(readers, ", "));
+      }
     }
     absl::StrAppend(&line, "  ",
                     Paint(style, trouble ? kTrouble : kNotice,
@@ -149,6 +158,12 @@ std::string HistoryJson(const std::vector<HistoryEntry>& entries) {
       if (entry.copies > 0) {
         absl::StrAppend(&list, ",\"copies\":", entry.copies,
                         ",\"delivered_copies\":", entry.delivered_copies);
+        std::vector<std::string> readers;
+        for (const std::string& reader : entry.read_by) {
+          readers.push_back(JsonQuote(reader));
+        }
+        absl::StrAppend(&list, ",\"read_by\":[", absl::StrJoin(readers, ","),
+                        "]");
       }
     } else {
       absl::StrAppend(&list, ",\"status\":\"shown\"");

@@ -40,7 +40,8 @@ class HistoryStore {
   // mailbox and none is merely sent, kExpired or kFailed once some copy
   // ended so and every other is there or ended too; it counts its copies
   // delivered (HistoryEntry::delivered_copies: kDelivered or kRead, each
-  // copy once however often told). Not waited for; updates that come
+  // copy once however often told) and names the members whose copy was
+  // read (HistoryEntry::read_by). Not waited for; updates that come
   // together share one write.
   virtual void RecordSendState(const std::string& id,
                                const std::string& recipient,

@@ -163,6 +163,21 @@ absl::StatusOr<HistoryPage> SqliteHistory::Page(const std::string& name,
       entry.delivered_copies = select->getColumn(12).getInt();
       page.entries.push_back(std::move(entry));
     }
+    // Who read each group message of ours: a few rows per message, asked
+    // only for those with copies.
+    ScopedStatement readers(
+        file_->statements,
+        "SELECT coalesce(recipient, recipient_key) FROM copy_states WHERE "
+        "id = ?1 AND status >= ?2 ORDER BY recipient_key");
+    for (HistoryEntry& entry : page.entries) {
+      if (!entry.ours || entry.copies == 0) continue;
+      readers->tryReset();
+      readers->bind(1, entry.message.id);
+      readers->bind(2, HistoryRank(SendStatus::kRead));
+      while (readers->executeStep()) {
+        entry.read_by.push_back(readers->getColumn(0).getString());
+      }
+    }
     ScopedStatement count(
         file_->statements,
         "SELECT count(*) FROM messages WHERE " CHAT_HISTORY_OF);

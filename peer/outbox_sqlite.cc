@@ -187,11 +187,13 @@ void SqliteOutbox::AddToGroup(ChatMessage message,
           // Each copy's state, which the history counts (SqliteHistory).
           ScopedStatement copy_state(
               file_->statements,
-              "INSERT INTO copy_states (id, recipient_key) VALUES (?1, ?2)");
+              "INSERT INTO copy_states (id, recipient_key, recipient) VALUES "
+              "(?1, ?2, ?3)");
           for (const std::string& recipient : group->recipients) {
             copy_state->reset();
             copy_state->bind(1, sent.id);
             copy_state->bind(2, NameKey(recipient));
+            copy_state->bind(3, recipient);
             copy_state->exec();
           }
         }

@@ -619,7 +619,15 @@ absl::StatusOr<KeyView> Peer::Trust(const std::string& name) {
 }
 
 void Peer::MarkRead(const std::string& name) {
-  if (reads_ != nullptr) reads_->MarkRead(name);
+  if (reads_ == nullptr) return;
+  if (!IsGroupTarget(name)) {
+    reads_->MarkRead(name);
+    return;
+  }
+  // A group the user no longer has (or names ambiguously) has nothing
+  // shown to read.
+  absl::StatusOr<GroupTarget> group = FindGroup(name);
+  if (group.ok()) reads_->MarkGroupRead(group->group_id);
 }
 
 bool Peer::IsOnline(const std::string& name) {
@@ -692,8 +700,8 @@ void Peer::Release(const std::vector<ChatMessage>& messages, bool repeated) {
       contacts_->Talked(message.from);
     }
     Show(message, repeated);
-    // Read receipts are a conversation between two: none in a group.
-    if (!message.group_id.empty()) continue;
+    // A group's message is read in the group's conversation; its receipt
+    // goes to its sender alone.
     if (std::optional<ReadNote> note = reads_->Shown(message)) {
       unread.push_back(*std::move(note));
     }

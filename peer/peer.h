@@ -236,7 +236,10 @@ class Peer final : private MessageSink,
   // The user is active in the conversation with `name` (typed a line to
   // it, or switched to it with /chat): every message shown from `name` so
   // far is read, and its read receipt goes to `name` soon (batched; unless
-  // read receipts are off). Never blocks.
+  // read receipts are off). `name` may be a group ("#team"): then every
+  // message shown in that group is, each receipt going to its sender; a
+  // name never reads its group messages, nor a group its members' direct
+  // ones. An unknown group reads nothing. Never blocks.
   void MarkRead(const std::string& name);
   // Read receipts sent and dropped so far (tests).
   const ReadTracker& read_tracker() const { return *reads_; }

@@ -347,6 +347,13 @@ const std::vector<const char*> kMigrations = {
       INSERT INTO group_states (group_id, version, state)
         SELECT group_id, version, state FROM groups;
     )sql",
+    // 13: read receipts in groups: a note of ours awaiting its receipt
+    // knows the group the copy went to (ReadNote::group_id), and each copy
+    // keeps its member's name as written, which "read by" shows.
+    R"sql(
+      ALTER TABLE reads ADD COLUMN group_id TEXT NOT NULL DEFAULT '';
+      ALTER TABLE copy_states ADD COLUMN recipient TEXT;
+    )sql",
 };
 
 class SqlitePeerStore final : public PeerStore {

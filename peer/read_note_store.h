@@ -22,6 +22,12 @@ struct ReadNote {
   };
   std::string peer;  // The other side, as met.
   std::string id;    // The message's id.
+  // The group the message belongs to; empty for a direct one. kAwaiting:
+  // ours to the group, one note per member's copy (`peer`, `id`); kShown:
+  // it came in that group, so only being active in the group's
+  // conversation reads it. kOwed: kept, not needed (the receipt goes to
+  // `peer`, the sender, either way).
+  std::string group_id;
   State state = State::kAwaiting;
   int64_t at_unix_ms = 0;  // When noted.
 };

@@ -16,7 +16,7 @@ absl::StatusOr<std::vector<ReadNote>> SqliteReadNotes::ReadNotes() {
   try {
     ScopedStatement select(
         file_->statements,
-        "SELECT peer, id, state, at_ms FROM reads ORDER BY at_ms");
+        "SELECT peer, id, state, at_ms, group_id FROM reads ORDER BY at_ms");
     while (select->executeStep()) {
       const int state = select->getColumn(2).getInt();
       if (state < 0 || state > 2) continue;  // From a newer build.
@@ -25,13 +25,14 @@ absl::StatusOr<std::vector<ReadNote>> SqliteReadNotes::ReadNotes() {
       note.id = select->getColumn(1).getString();
       note.state = static_cast<ReadNote::State>(state);
       note.at_unix_ms = select->getColumn(3).getInt64();
+      note.group_id = select->getColumn(4).getString();
       notes.push_back(std::move(note));
     }
     // Those kept with their message (MarkShown); the lowercase name
     // reaches the same peer.
     ScopedStatement unread(
         file_->statements,
-        "SELECT sender_key, id, received_at_ms FROM "
+        "SELECT sender_key, id, received_at_ms, conversation FROM "
         "messages WHERE ours = 0 AND unread = 1 AND " CHAT_SHOWN);
     while (unread->executeStep()) {
       ReadNote note;
@@ -39,6 +40,11 @@ absl::StatusOr<std::vector<ReadNote>> SqliteReadNotes::ReadNotes() {
       note.id = unread->getColumn(1).getString();
       note.state = ReadNote::State::kShown;
       note.at_unix_ms = unread->getColumn(2).getInt64();
+      // Its conversation says whether it came in a group.
+      const std::string conversation = unread->getColumn(3).getString();
+      if (!conversation.empty() && conversation.front() == '#') {
+        note.group_id = conversation.substr(1);
+      }
       notes.push_back(std::move(note));
     }
   } catch (const std::exception& e) {
@@ -58,9 +64,9 @@ void SqliteReadNotes::SaveReadNotes(const std::vector<ReadNote>& notes) {
     file_->db_mu.AssertHeld();
     ScopedStatement upsert(
         file_->statements,
-        "INSERT INTO reads (conversation, id, peer, state, at_ms) VALUES (?1, "
-        "?2, ?3, ?4, ?5) ON CONFLICT (conversation, id) DO UPDATE SET peer = "
-        "?3, state = ?4, at_ms = ?5");
+        "INSERT INTO reads (conversation, id, peer, state, at_ms, group_id) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (conversation, id) DO "
+        "UPDATE SET peer = ?3, state = ?4, at_ms = ?5, group_id = ?6");
     for (const ReadNote& note : notes) {
       if (note.state == ReadNote::State::kShown) {
         SetUnreadMarkLocked(note, true);
@@ -72,6 +78,7 @@ void SqliteReadNotes::SaveReadNotes(const std::vector<ReadNote>& notes) {
       upsert->bind(3, note.peer);
       upsert->bind(4, static_cast<int>(note.state));
       upsert->bind(5, note.at_unix_ms);
+      upsert->bind(6, note.group_id);
       upsert->exec();
       // This note replaces the one kept with the message, if any.
       SetUnreadMarkLocked(note, false);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "peer/inbox_rules.h"
 #include "peer/sealing.h"
 #include "registry/names.h"
 
@@ -20,6 +21,13 @@ constexpr size_t kEarlyKept = 1024;
 constexpr size_t kReadKept = 4096;
 // When nothing is owed the loop sleeps until MarkRead() wakes it.
 constexpr Millis kIdle{3600 * 1000};
+
+// The conversation a shown note belongs to: the group's it came in, else
+// its sender's. Names never start with '#', so the two never meet.
+std::string ShownIn(const ReadNote& note) {
+  return note.group_id.empty() ? NameKey(note.peer)
+                               : GroupConversation(note.group_id);
+}
 
 }  // namespace
 
@@ -41,7 +49,8 @@ ReadTracker::ReadTracker(DeliveryListener* next, ReadNoteStore* note_store,
           awaiting.message.id = note.id;
           awaiting.message.from = options_.own_name;
           awaiting.message.to = note.peer;
-          awaiting_[note.id] = std::move(awaiting);
+          awaiting.message.group_id = note.group_id;
+          awaiting_[{note.id, NameKey(note.peer)}] = std::move(awaiting);
           break;
         }
         case ReadNote::State::kShown:
@@ -73,57 +82,60 @@ int64_t ReadTracker::sent() const {
 }
 
 void ReadTracker::OnSendState(const PeerEvent& event) {
-  // Read receipts are a conversation between two: a group's members send
-  // none, so none is awaited.
-  if (event.status != SendStatus::kDelivered ||
-      !event.message.group_id.empty()) {
+  // A group's change notice or leave request is never shown, so never
+  // read: none is awaited.
+  if (event.status != SendStatus::kDelivered || IsGroupControl(event.message)) {
     next_->OnSendState(event);
     return;
   }
+  // A group copy's member is in `to`, as for a direct message.
+  const std::string peer =
+      event.message.to.empty() ? event.name : event.message.to;
+  const CopyKey key{event.message.id, NameKey(peer)};
   absl::MutexLock lock(&mu_);
   // Under the lock: a read receipt taken meanwhile waits for this one, so
   // kRead never comes before kDelivered.
-  const std::string& id = event.message.id;
-  if (read_.contains(id)) return;  // Reported delivered and read already.
+  if (read_.contains(key)) return;  // Reported delivered and read already.
   next_->OnSendState(event);
-  if (!options_.enabled || id.empty()) return;
+  if (!options_.enabled || key.first.empty()) return;
   Awaiting awaiting;
-  awaiting.peer = event.message.to.empty() ? event.name : event.message.to;
-  awaiting.message.id = id;
+  awaiting.peer = peer;
+  awaiting.message.id = key.first;
   awaiting.message.from = event.message.from;
-  awaiting.message.to = awaiting.peer;
+  awaiting.message.to = peer;
   awaiting.message.sent_at = event.message.sent_at;
-  auto early = early_.find(id);
-  if (early != early_.end() && early->second == NameKey(awaiting.peer)) {
-    early_.erase(early);
+  awaiting.message.group_id = event.message.group_id;
+  if (early_.erase(key) > 0) {
     --dropped_;  // Counted as unknown when it came; it was not.
     ReportReadLocked(awaiting);
     return;
   }
   ReadNote note;
-  note.peer = awaiting.peer;
-  note.id = id;
+  note.peer = peer;
+  note.id = key.first;
+  note.group_id = event.message.group_id;
   note.state = ReadNote::State::kAwaiting;
   note.at_unix_ms = absl::ToUnixMillis(clock_.Wall());
   store_->SaveReadNotes({note});
-  awaiting_[id] = std::move(awaiting);
+  awaiting_[key] = std::move(awaiting);
   TrimAwaitingLocked();
 }
 
 void ReadTracker::TrimAwaitingLocked() {
   if (awaiting_.size() <= options_.max_notes) return;
-  // Forget the oldest tenth (ids are UUIDv7: they sort by sending time).
-  std::vector<std::string> ids;
-  ids.reserve(awaiting_.size());
-  for (const auto& [id, awaiting] : awaiting_) ids.push_back(id);
-  std::sort(ids.begin(), ids.end());
+  // Forget the oldest tenth (ids are UUIDv7: they sort by sending time;
+  // a group message's copies go together).
+  std::vector<CopyKey> keys;
+  keys.reserve(awaiting_.size());
+  for (const auto& [key, awaiting] : awaiting_) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
   const size_t drop = awaiting_.size() - options_.max_notes * 9 / 10;
   std::vector<ReadNote> forgotten;
-  for (size_t i = 0; i < drop && i < ids.size(); ++i) {
-    auto it = awaiting_.find(ids[i]);
+  for (size_t i = 0; i < drop && i < keys.size(); ++i) {
+    auto it = awaiting_.find(keys[i]);
     ReadNote note;
     note.peer = it->second.peer;
-    note.id = ids[i];
+    note.id = keys[i].first;
     forgotten.push_back(std::move(note));
     awaiting_.erase(it);
   }
@@ -132,7 +144,7 @@ void ReadTracker::TrimAwaitingLocked() {
 
 void ReadTracker::ReportReadLocked(const Awaiting& awaiting) {
   if (read_.size() >= kReadKept) read_.clear();
-  read_.insert(awaiting.message.id);
+  read_.insert({awaiting.message.id, NameKey(awaiting.peer)});
   PeerEvent event = MakeEvent(EventKind::kSendResult, awaiting.peer);
   event.status = SendStatus::kRead;
   event.message = awaiting.message;
@@ -145,13 +157,15 @@ void ReadTracker::ReportReadLocked(const Awaiting& awaiting) {
 
 std::optional<ReadNote> ReadTracker::Shown(const ChatMessage& message) {
   if (!options_.enabled || message.unverified || message.id.empty() ||
-      !registry::ValidateName(message.from).ok()) {
-    // Nobody to tell, or nothing that proves who wrote it.
+      IsGroupControl(message) || !registry::ValidateName(message.from).ok()) {
+    // Nobody to tell, nothing that proves who wrote it, or nothing the
+    // user sees (a group's change notice).
     return std::nullopt;
   }
   ReadNote note;
   note.peer = message.from;
   note.id = message.id;
+  note.group_id = message.group_id;
   note.state = ReadNote::State::kShown;
   note.at_unix_ms = absl::ToUnixMillis(clock_.Wall());
   absl::MutexLock lock(&mu_);
@@ -160,7 +174,7 @@ std::optional<ReadNote> ReadTracker::Shown(const ChatMessage& message) {
 }
 
 void ReadTracker::AddShownLocked(ReadNote note) {
-  std::string key = NameKey(note.peer);
+  std::string key = ShownIn(note);
   const uint64_t order = next_shown_order_++;
   shown_order_.emplace(order, key);
   shown_[key].push_back({order, std::move(note)});
@@ -173,8 +187,8 @@ void ReadTracker::AddShownLocked(ReadNote note) {
     // were unread.
     auto oldest = shown_order_.begin();
     auto sender = shown_.find(oldest->second);
-    // Each sender's notes are in order, so the oldest of all is the first
-    // of its sender's.
+    // Each conversation's notes are in order, so the oldest of all is the
+    // first of its conversation's.
     sender->second.pop_front();
     if (sender->second.empty()) shown_.erase(sender);
     shown_order_.erase(oldest);
@@ -182,10 +196,21 @@ void ReadTracker::AddShownLocked(ReadNote note) {
 }
 
 void ReadTracker::MarkRead(const std::string& name) {
+  // A name with '#' is no name: it must not read a group's conversation.
+  if (name.empty() || name.front() == '#') return;
+  MarkConversationRead(NameKey(name));
+}
+
+void ReadTracker::MarkGroupRead(const std::string& group_id) {
+  if (group_id.empty()) return;
+  MarkConversationRead(GroupConversation(group_id));
+}
+
+void ReadTracker::MarkConversationRead(const std::string& conversation) {
   if (!options_.enabled) return;
   {
     absl::MutexLock lock(&mu_);
-    auto it = shown_.find(NameKey(name));
+    auto it = shown_.find(conversation);
     if (it == shown_.end()) return;
     std::vector<ReadNote> read;
     read.reserve(it->second.size());
@@ -198,8 +223,10 @@ void ReadTracker::MarkRead(const std::string& name) {
     }
     shown_.erase(it);
     store_->SaveReadNotes(read);
-    std::vector<ReadNote>& owed = owed_[NameKey(name)];
-    owed.insert(owed.end(), read.begin(), read.end());
+    // Owed to each message's sender: in a group, several.
+    for (ReadNote& note : read) {
+      owed_[NameKey(note.peer)].push_back(std::move(note));
+    }
   }
   if (loop_.has_value()) loop_->Wake();
 }
@@ -275,19 +302,21 @@ absl::Status ReadTracker::TakeReadReceipts(const ::ReadReceipts& receipts,
   {
     absl::MutexLock lock(&mu_);
     for (const std::string& id : *ids) {
-      auto it = awaiting_.find(id);
-      if (it != awaiting_.end() && NameKey(it->second.peer) == reader_key) {
+      const CopyKey key{id, reader_key};
+      auto it = awaiting_.find(key);
+      if (it != awaiting_.end()) {
         ReportReadLocked(it->second);
         awaiting_.erase(it);
-      } else if (!read_.contains(id)) {
+      } else if (!read_.contains(key)) {
         unknown.push_back(id);
       }
     }
   }
   // Not delivered as far as we know: still stored in the reader's mailbox
   // (it read the copy it got directly?) or on its way. Read implies
-  // delivered: take it from the outbox and say both. Outside the lock: the
-  // store's callbacks emit events.
+  // delivered: take it (a group message's copy to the reader alone) from
+  // the outbox and say both. Outside the lock: the store's callbacks emit
+  // events.
   std::vector<std::pair<std::string, std::optional<OutboxEntry>>> taken;
   for (const std::string& id : unknown) {
     absl::StatusOr<std::optional<OutboxEntry>> entry =
@@ -311,16 +340,17 @@ absl::Status ReadTracker::TakeReadReceipts(const ::ReadReceipts& receipts,
         ReportReadLocked(awaiting);
         continue;
       }
-      auto it = awaiting_.find(id);  // Its kDelivered came meanwhile.
-      if (it != awaiting_.end() && NameKey(it->second.peer) == reader_key) {
+      const CopyKey key{id, reader_key};
+      auto it = awaiting_.find(key);  // Its kDelivered came meanwhile.
+      if (it != awaiting_.end()) {
         ReportReadLocked(it->second);
         awaiting_.erase(it);
         continue;
       }
-      // Unknown: never ours (dropped), or its kDelivered is still on its
-      // way; kept a little in case.
+      // Unknown: never ours to this reader (dropped), or its kDelivered is
+      // still on its way; kept a little in case.
       if (early_.size() >= kEarlyKept) early_.clear();
-      early_[id] = reader_key;
+      early_.insert(key);
       ++dropped_;
       ++strangers;
     }

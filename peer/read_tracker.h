@@ -1,6 +1,7 @@
 // Read receipts, both ways (docs/peer.md, "Read receipts"): which messages
 // of others our user has read, sent back to their senders in batches, and
-// which of ours others have read, reported as kRead after kDelivered.
+// which of ours others have read, reported as kRead after kDelivered; in a
+// group, per member's copy.
 
 #ifndef CHAT_PEER_READ_TRACKER_H_
 #define CHAT_PEER_READ_TRACKER_H_
@@ -37,18 +38,25 @@ namespace chat::peer {
 // each one on to `next`): it sees each kDelivered of ours, notes it
 // (kAwaiting) so a read receipt is reported only after it, and a kDelivered
 // that comes after kRead (a direct answer slower than the receipt) is not
-// handed on at all.
+// handed on at all. A group message has one id and a copy per member, each
+// delivered and read on its own: everything here about ours is per copy,
+// (id, member).
 //
-// Receiver side: Shown() notes each verified message shown; MarkRead(name)
-// (the user typed in, or switched to, the conversation with `name`) turns
-// what was shown from `name` into receipts owed, which a loop seals and
-// sends, up to kMaxReadIds per batch: straight to the sender's peer
-// (ChattingService/SendReceipts), else into its mailbox (kind
-// READ_RECEIPT), else again after `retry`.
+// Receiver side: Shown() notes each verified message shown, in its
+// conversation (the sender's, or the group's it came in); MarkRead(name)
+// (the user typed in, or switched to, the conversation with `name`) or
+// MarkGroupRead(group id) (the same in a group's) turns what was shown in
+// that conversation, and only that one, into receipts owed to each
+// message's sender, which a loop seals and sends, up to kMaxReadIds per
+// batch: straight to the sender's peer (ChattingService/SendReceipts), else
+// into its mailbox (kind READ_RECEIPT), else again after `retry`. A group's
+// other members are told nothing.
 // Sender side: TakeReadReceipts() opens and checks what arrives (directly
 // or from our mailbox) and reports kRead for each of our delivered messages
-// it names; one still in the outbox (stored) is delivered first. Ids we
-// never sent to that reader are dropped and counted.
+// (or group copies) to that reader it names; one still in the outbox
+// (stored) is delivered first. Ids we never sent to that reader (a group
+// message's id from someone who got no copy of it among them) are dropped
+// and counted.
 // Disabled (--no-read-receipts): it notes nothing, sends nothing and takes
 // every receipt without showing it.
 // Everything it must not lose or repeat is noted in the store (ReadNote).
@@ -87,7 +95,8 @@ class ReadTracker final : public DeliveryListener, public ReadReceiptTaker {
   ReadTracker& operator=(const ReadTracker&) = delete;
 
   // Hands `event` on to `next`; notes our messages' kDelivered (kAwaiting),
-  // under the lock that orders kRead after it.
+  // a group message's per copy (its member in `event.message.to`), under
+  // the lock that orders kRead after it.
   void OnSendState(const PeerEvent& event) ABSL_LOCKS_EXCLUDED(mu_) override;
 
   // `message` was shown to the user (verified messages only get receipts).
@@ -97,12 +106,18 @@ class ReadTracker final : public DeliveryListener, public ReadReceiptTaker {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // The user is active in the conversation with `name`: everything shown
-  // from `name` so far is read; its receipts go soon.
+  // from `name` so far, in that conversation (not in a group), is read; its
+  // receipts go soon.
   void MarkRead(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // The user is active in the conversation of group `group_id`: everything
+  // shown in it so far is read; each receipt goes to its message's sender.
+  void MarkGroupRead(const std::string& group_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Read receipts that arrived for our messages (ReadReceiptTaker): each
-  // names ours, delivered, is reported kRead to `next`; refusals are counted
-  // (dropped()) and logged by the envelope.
+  // id that names ours to the reader (a group message's copy to it),
+  // delivered, is reported kRead to `next`, with the group and the member
+  // in `message.to` for a copy; refusals are counted (dropped()) and logged
+  // by the envelope.
   absl::Status TakeReadReceipts(const ::ReadReceipts& receipts, bool may_wait)
       ABSL_LOCKS_EXCLUDED(mu_) override;
 
@@ -116,12 +131,21 @@ class ReadTracker final : public DeliveryListener, public ReadReceiptTaker {
   int64_t sent() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  // One of our messages, delivered, whose read receipt may come.
+  // One of ours (a group message's copy to one member, or a direct one):
+  // (id, NameKey(recipient)).
+  using CopyKey = std::pair<std::string, std::string>;
+
+  // One of our messages (or copies), delivered, whose read receipt may
+  // come.
   struct Awaiting {
     std::string peer;
-    ChatMessage message;  // id, from, to, sent_at only.
+    ChatMessage message;  // id, from, to, sent_at, group_id only.
   };
 
+  // Turns what was shown in `conversation` (a NameKey, or a
+  // GroupConversation) into receipts owed.
+  void MarkConversationRead(const std::string& conversation)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Sends what is owed; the pause before the next step.
   std::optional<Millis> SendOwed() ABSL_LOCKS_EXCLUDED(mu_);
   // Emits kRead for `awaiting` and forgets its note.
@@ -140,23 +164,24 @@ class ReadTracker final : public DeliveryListener, public ReadReceiptTaker {
   const Options options_;
 
   mutable absl::Mutex mu_;
-  // Sender side: ours, delivered, by id.
-  absl::flat_hash_map<std::string, Awaiting> awaiting_ ABSL_GUARDED_BY(mu_);
+  // Sender side: ours, delivered, by copy.
+  absl::flat_hash_map<CopyKey, Awaiting> awaiting_ ABSL_GUARDED_BY(mu_);
   // Ours reported read lately: a kDelivered for them comes too late.
-  absl::flat_hash_set<std::string> read_ ABSL_GUARDED_BY(mu_);
-  // Read receipts for ids not delivered yet as far as we know (the reader's
-  // answer to a direct send is on its way): id -> reader key. Bounded.
-  absl::flat_hash_map<std::string, std::string> early_ ABSL_GUARDED_BY(mu_);
-  // Receiver side, by sender key: shown, in the order shown (each with its
-  // place in shown_order_), and read with the receipt owed.
+  absl::flat_hash_set<CopyKey> read_ ABSL_GUARDED_BY(mu_);
+  // Read receipts for copies not delivered yet as far as we know (the
+  // reader's answer to a direct send is on its way). Bounded.
+  absl::flat_hash_set<CopyKey> early_ ABSL_GUARDED_BY(mu_);
+  // Receiver side, by conversation (the sender's key, or a group's
+  // GroupConversation): shown, in the order shown (each with its place in
+  // shown_order_); and, by sender key, read with the receipt owed.
   struct ShownNote {
     uint64_t order;
     ReadNote note;
   };
   absl::flat_hash_map<std::string, std::deque<ShownNote>> shown_
       ABSL_GUARDED_BY(mu_);
-  // Every note of shown_ as (order, sender key), oldest first, so the bound
-  // forgets the oldest of all, not those of whoever wrote last.
+  // Every note of shown_ as (order, conversation), oldest first, so the
+  // bound forgets the oldest of all, not those of whoever wrote last.
   absl::btree_set<std::pair<uint64_t, std::string>> shown_order_
       ABSL_GUARDED_BY(mu_);
   uint64_t next_shown_order_ ABSL_GUARDED_BY(mu_) = 0;

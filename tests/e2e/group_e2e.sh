@@ -4,7 +4,9 @@
 # writes to it; carol, offline, misses nothing and gets alice's messages in
 # order; dave joins and sees what is said from then on; carol is removed and
 # gets nothing more, and her peer refuses to send to the group; only the
-# owner may change it; /groups and /history #team show it.
+# owner may change it; /groups and /history #team show it; each member who
+# reads a message in #team (not in its direct conversation with the sender)
+# is named in the sender's read events and /history #team.
 #
 # Usage: group_e2e.sh BIN_DIR   (the build's bin/)
 set -euo pipefail
@@ -89,6 +91,29 @@ say bob "/history #team 5"
 wait_for_file "$work/bob.out" '"event":"history"'
 grep -F '"event":"history"' "$work/bob.out" | grep -qF 'after carol left' ||
   fail "bob's /history #team lacks the last message"
+
+step "bob and dave read in #team; alice hears from each, by name"
+say alice "#team read me"
+for name in bob dave; do wait_for_file "$work/$name.out" '"text":"read me"'; done
+sent=$(grep -F '"event":"send"' "$work/alice.out" | grep -F '"text":"read me"' | head -1)
+id=$(sed -E 's/.*"id":"([^"]*)".*/\1/' <<<"$sent")
+group_id=$(sed -E 's/.*"group_id":"([^"]*)".*/\1/' <<<"$sent")
+# Active with alice directly: that reads none of her group messages.
+say bob "@alice a word aside"
+wait_for_file "$work/alice.out" '"text":"a word aside"'
+say bob "/group team"
+say dave "#team got it"
+for name in bob dave; do
+  wait_for_file "$work/alice.out" "\"id\":\"$id\",\"group\":\"team\",\"group_id\":\"$group_id\",\"to\":\"$name\",\"status\":\"read\""
+done
+# The history's write follows the event (not waited for): ask again until
+# it has both.
+for try in $(seq 1 40); do
+  say alice "/history #team 3"
+  grep -qF '"read_by":["bob","dave"]' "$work/alice.out" && break
+  [ "$try" -lt 40 ] || fail "alice's /history #team does not name bob and dave as readers"
+  sleep 0.25
+done
 
 step "all leave cleanly"
 for name in alice bob carol dave; do stop_cleanly TERM "${peer_pid[$name]}" "$name"; done

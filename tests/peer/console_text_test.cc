@@ -606,6 +606,51 @@ TEST(HistoryFormatTest, AGroupMessageSaysHowManyMembersHaveIt) {
   group.status = SendStatus::kDelivered;
   EXPECT_THAT(FormatText(HistoryOf({group}, 1), style),
               HasSubstr("alice> hi all  (delivered to all)"));
+  EXPECT_THAT(FormatJson(HistoryOf({group}, 1)), HasSubstr("\"read_by\":[]"));
+}
+
+TEST(HistoryFormatTest, AGroupMessageNamesTheMembersWhoReadIt) {
+  TextStyle style{false, "alice", absl::UTCTimeZone()};
+  HistoryEntry group = Said(true, "hi all", SendStatus::kDelivered, 1);
+  group.copies = 3;
+  group.delivered_copies = 2;
+  group.read_by = {"bob"};
+  EXPECT_THAT(FormatText(HistoryOf({group}, 1), style),
+              HasSubstr("alice> hi all  (delivered to 2 of 3, read by bob)"));
+  group.delivered_copies = 3;
+  group.read_by = {"bob", "carol"};
+  PeerEvent event = HistoryOf({group}, 1);
+  EXPECT_THAT(
+      FormatText(event, style),
+      HasSubstr("alice> hi all  (delivered to all, read by bob, carol)"));
+  EXPECT_THAT(
+      FormatJson(event),
+      HasSubstr("\"delivered_copies\":3,\"read_by\":[\"bob\",\"carol\"]"));
+  // Every member read it: still by name, never "read to all".
+  group.status = SendStatus::kRead;
+  group.read_by = {"bob", "carol", "dave"};
+  EXPECT_THAT(FormatText(HistoryOf({group}, 1), style),
+              HasSubstr("(delivered to all, read by bob, carol, dave)"));
+  // A name is untrusted text too.
+  group.read_by = {"x\033[2Jy"};
+  EXPECT_EQ(FormatText(HistoryOf({group}, 1), style).find('\033'),
+            std::string::npos);
+}
+
+// The live state of a group copy: `read` names the member and the group.
+TEST(HistoryFormatTest, AGroupCopysReadEventNamesItsMember) {
+  PeerEvent event = MakeEvent(EventKind::kSendResult, "bob");
+  event.status = SendStatus::kRead;
+  event.message.id = "g1";
+  event.message.from = "alice";
+  event.message.to = "bob";
+  event.message.group_id = "0123456789abcdef0123456789abcdef";
+  event.group = "team";
+  const std::string json = FormatJson(event);
+  EXPECT_THAT(json, HasSubstr("\"group\":\"team\""));
+  EXPECT_THAT(json, HasSubstr("\"to\":\"bob\",\"status\":\"read\""));
+  EXPECT_EQ(FormatText(event, TextStyle{false, "alice", absl::UTCTimeZone()}),
+            "");
 }
 
 TEST(HistoryFormatTest, JsonListsTheMessagesWithTheirStates) {

@@ -214,13 +214,13 @@ TEST_F(GroupBookTest, AFileFromBeforeEveryStateWasKeptMigrates) {
     db.exec(
         "DROP TRIGGER copy_states_follow; DROP TABLE copy_states; "
         "DROP TABLE group_states; ALTER TABLE messages DROP COLUMN copies; "
-        "PRAGMA user_version = 11;");
+        "ALTER TABLE reads DROP COLUMN group_id; PRAGMA user_version = 11;");
   }
   auto store = Open();
   ASSERT_NE(store, nullptr);
   {
     SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 12);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
   }
   EXPECT_EQ(store->groups().Latest(v1.group_id)->state, v2);
   EXPECT_EQ(store->groups().StateAt(v1.group_id, 2), v2);
@@ -247,7 +247,7 @@ TEST_F(GroupBookTest, AFileFromBeforeGroupsMigrates) {
   ASSERT_NE(store, nullptr);
   {
     SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 12);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
   }
   EXPECT_THAT(store->groups().List(), IsEmpty());
   EXPECT_EQ(store->lease().SavedLeaseId(), "lease-1");

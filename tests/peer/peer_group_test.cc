@@ -4,17 +4,20 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tests/peer/peer_fixture.h"
+#include "tests/testing/wait.h"
 
 namespace chat::peer {
 namespace {
 
 using ::chat::testing::IsOk;
 using ::chat::testing::StatusIs;
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
@@ -196,6 +199,50 @@ TEST_F(PeerGroupTest, GroupsListMembersAndHistoryKeepsTheConversation) {
   EXPECT_TRUE(direct->entries.empty());
   EXPECT_THAT(peer("bob").History("#nosuch", 10),
               StatusIs(absl::StatusCode::kNotFound));
+}
+
+// A member reads a group's messages by being active in the group, not in
+// its direct conversation with the sender; the sender hears from each
+// member, and its history names who read it.
+TEST_F(PeerGroupTest, EachMemberWhoReadsIsNamedInTheSendersHistory) {
+  auto id = peer("alice").Send("#team", "read me");
+  ASSERT_THAT(id, IsOk());
+  auto state_of = [&](SendStatus status, const std::string& member) {
+    return [&, status, member](const PeerEvent& event) {
+      return event.kind == EventKind::kSendResult && event.status == status &&
+             event.message.id == *id && event.message.to == member;
+    };
+  };
+  // Delivered: each member's peer showed it before it answered.
+  for (const char* member : {"bob", "carol"}) {
+    ASSERT_TRUE(sink("alice")
+                    .WaitFor(state_of(SendStatus::kDelivered, member))
+                    .has_value())
+        << member;
+  }
+  // Active with alice directly: her group message is not read by that.
+  peer("bob").MarkRead("alice");
+  peer("bob").MarkRead("#team");
+  peer("carol").MarkRead("#team");
+  for (const char* member : {"bob", "carol"}) {
+    std::optional<PeerEvent> read =
+        sink("alice").WaitFor(state_of(SendStatus::kRead, member));
+    ASSERT_TRUE(read.has_value()) << member;
+    EXPECT_EQ(read->group, "team");
+    EXPECT_FALSE(read->message.group_id.empty());
+  }
+  EXPECT_EQ(peer("alice").read_tracker().dropped(), 0);
+  // The history's write is not waited for: ask until it has both.
+  absl::StatusOr<HistoryPage> page;
+  EXPECT_TRUE(chat::testing::WaitFor([&] {
+    page = peer("alice").History("#team", 10);
+    return page.ok() && page->entries.size() == 1 &&
+           page->entries[0].read_by.size() == 2;
+  }));
+  ASSERT_THAT(page, IsOk());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_THAT(page->entries[0].read_by, ElementsAre("bob", "carol"));
+  EXPECT_EQ(page->entries[0].status, SendStatus::kRead);
 }
 
 TEST_F(PeerGroupTest, ASendToAGroupNobodyKnowsIsRefused) {

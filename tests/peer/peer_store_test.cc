@@ -811,7 +811,7 @@ TEST_F(PeerStoreTest, AFileFromBeforeConversationsByIdKeepsItsPromises) {
   ASSERT_NE(store, nullptr);
   {
     SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 12);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
   }
   // The outbox, its floors and numbering, per conversation.
   auto outbox = store->outbox().Entries();
@@ -1147,6 +1147,105 @@ TEST_F(PeerStoreTest, AGroupsHistoryCountsItsCopiesDelivered) {
   store = Open();
   EXPECT_THAT(CopyLines(store->history().Page(kGroup, 20)),
               ElementsAre("one:5 2/3", "two:3 2/2"));
+}
+
+// Who read a group message of ours is named as the message named its
+// members, each once, across a reopen; those who only have it are not.
+TEST_F(PeerStoreTest, AGroupsHistoryNamesTheMembersWhoReadIt) {
+  auto store = Open();
+  ASSERT_THAT(AddToGroup(*store, ToGroup("g1", "one"), {"Carol", "bob", "dave"})
+                  .status(),
+              IsOk());
+  ASSERT_THAT(Add(*store, Outgoing("m1", "bob", "direct")).status(), IsOk());
+  HistoryStore& history = store->history();
+  history.RecordSendState("g1", "carol", SendStatus::kRead);
+  history.RecordSendState("g1", "BOB", SendStatus::kRead);
+  history.RecordSendState("g1", "bob", SendStatus::kRead);
+  history.RecordSendState("g1", "dave", SendStatus::kDelivered);
+  history.RecordSendState("g1", "mallory", SendStatus::kRead);
+  history.RecordSendState("m1", "bob", SendStatus::kRead);
+  Flush(*store);
+  store.reset();
+  store = Open();
+  absl::StatusOr<HistoryPage> page = store->history().Page(kGroup, 20);
+  ASSERT_THAT(page.status(), IsOk());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_THAT(page->entries[0].read_by, ElementsAre("bob", "Carol"));
+  EXPECT_EQ(page->entries[0].delivered_copies, 3);
+  page = store->history().Page("bob", 20);
+  ASSERT_THAT(page.status(), IsOk());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_THAT(page->entries[0].read_by, IsEmpty());
+}
+
+// A file of the build before read receipts in groups (schema 12): its
+// copies know their members by key alone, its notes no group; it migrates
+// and keeps both.
+TEST_F(PeerStoreTest, AFileFromBeforeGroupReadsMigrates) {
+  const std::string path = dir_.File("alice.db");
+  {
+    auto store = Open();
+    ASSERT_THAT(
+        AddToGroup(*store, ToGroup("g1", "one"), {"Bob", "carol"}).status(),
+        IsOk());
+    store->history().RecordSendState("g1", "bob", SendStatus::kRead);
+    ReadNote note;
+    note.peer = "carol";
+    note.id = "g1";
+    note.state = ReadNote::State::kAwaiting;
+    store->read_notes().SaveReadNotes({note});
+    Flush(*store);
+  }
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec(
+        "ALTER TABLE reads DROP COLUMN group_id; ALTER TABLE copy_states "
+        "DROP COLUMN recipient; PRAGMA user_version = 12;");
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  {
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
+  }
+  absl::StatusOr<HistoryPage> page = store->history().Page(kGroup, 20);
+  ASSERT_THAT(page.status(), IsOk());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_THAT(page->entries[0].read_by, ElementsAre("bob"));
+  auto notes = store->read_notes().ReadNotes();
+  ASSERT_THAT(notes.status(), IsOk());
+  ASSERT_EQ(notes->size(), 1u);
+  EXPECT_EQ((*notes)[0].peer, "carol");
+  EXPECT_EQ((*notes)[0].group_id, "");
+}
+
+// A note of ours awaiting a group copy's receipt keeps its group across a
+// reopen; one per member, though the id is the same.
+TEST_F(PeerStoreTest, ReadNotesOfAGroupsCopiesKeepTheirGroup) {
+  {
+    auto store = Open();
+    std::vector<ReadNote> notes;
+    for (const char* member : {"bob", "carol"}) {
+      ReadNote note;
+      note.peer = member;
+      note.id = "g1";
+      note.group_id = kGroupId;
+      note.state = ReadNote::State::kAwaiting;
+      note.at_unix_ms = 1;
+      notes.push_back(note);
+    }
+    store->read_notes().SaveReadNotes(notes);
+    Flush(*store);
+  }
+  auto store = Open();
+  auto notes = store->read_notes().ReadNotes();
+  ASSERT_THAT(notes.status(), IsOk());
+  std::vector<std::string> lines;
+  for (const ReadNote& n : *notes) {
+    lines.push_back(absl::StrCat(n.peer, ":", n.id, ":", n.group_id));
+  }
+  EXPECT_THAT(lines, UnorderedElementsAre(absl::StrCat("bob:g1:", kGroupId),
+                                          absl::StrCat("carol:g1:", kGroupId)));
 }
 
 TEST_F(PeerStoreTest, TheRecorderCountsAGroupMessagesCopiesByTheirMember) {

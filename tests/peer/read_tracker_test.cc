@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/identity.h"
@@ -30,6 +31,8 @@ namespace {
 
 using ::chat::testing::IsOk;
 using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 
 constexpr size_t kBound = 4;
 
@@ -70,13 +73,51 @@ class ReadTrackerTest : public ::testing::Test {
 
   ~ReadTrackerTest() override { tracker_->Stop(); }
 
-  void Show(const std::string& from, const std::string& id) {
+  void Show(const std::string& from, const std::string& id,
+            const std::string& group_id = "") {
     ChatMessage message;
     message.id = id;
     message.from = from;
     message.to = "alice";
     message.text = "hello";
+    message.group_id = group_id;
     tracker_->Shown(message);
+  }
+
+  // Our message `id` was delivered to `to`: a copy of a group's when
+  // `group_id` is set.
+  void Delivered(const std::string& id, const std::string& to,
+                 const std::string& group_id = "") {
+    PeerEvent event = MakeEvent(EventKind::kSendResult, to);
+    event.status = SendStatus::kDelivered;
+    event.message.id = id;
+    event.message.from = "alice";
+    event.message.to = to;
+    event.message.group_id = group_id;
+    tracker_->OnSendState(event);
+  }
+
+  // `reader` says it read `ids` of ours, as its peer would seal it.
+  absl::Status ReceiptFrom(const std::string& reader,
+                           const Identity& reader_identity,
+                           const std::vector<std::string>& ids) {
+    PairCipher cipher(reader_identity);
+    absl::StatusOr<::ReadReceipts> receipts =
+        SealReadReceipts(cipher, alice_.public_key(), reader, "alice", ids);
+    if (!receipts.ok()) return receipts.status();
+    return tracker_->TakeReadReceipts(*receipts, /*may_wait=*/true);
+  }
+
+  // The kRead events told so far, as "id to member [group]".
+  std::vector<std::string> Reads() {
+    std::vector<std::string> reads;
+    for (const PeerEvent& event : events_.Events()) {
+      if (event.status != SendStatus::kRead) continue;
+      reads.push_back(absl::StrCat(event.message.id, " to ", event.message.to,
+                                   event.message.group_id.empty() ? "" : " ",
+                                   event.message.group_id));
+    }
+    return reads;
   }
 
   // The ids `reader` was told we read, in the order sent: waits (at most
@@ -171,6 +212,65 @@ TEST_F(ReadTrackerTest, NotesReadLeaveTheBound) {
   for (const char* id : {"c1", "c2", "c3", "c4"}) Show("carol", id);
   tracker_->MarkRead("carol");
   EXPECT_THAT(ReadBy("carol", carol_, 4), ElementsAre("c1", "c2", "c3", "c4"));
+}
+
+// A group message has one id and a copy per member: each copy awaits its
+// own member's receipt, noted apart, and each member's receipt reports that
+// member's copy alone.
+TEST_F(ReadTrackerTest, AGroupMessagesCopiesAreReadPerMember) {
+  Delivered("g1", "bob", "grp");
+  Delivered("g1", "carol", "grp");
+  // A waited write: the notes' writes before it are in the file.
+  ASSERT_THAT(store_->lease().SaveLeaseId("x"), IsOk());
+  auto notes = store_->read_notes().ReadNotes();
+  ASSERT_THAT(notes, IsOk());
+  std::vector<std::string> noted;
+  for (const ReadNote& note : *notes) {
+    noted.push_back(absl::StrCat(note.id, " ", note.peer, " ", note.group_id));
+  }
+  EXPECT_THAT(noted, UnorderedElementsAre("g1 bob grp", "g1 carol grp"));
+
+  ASSERT_THAT(ReceiptFrom("bob", bob_, {"g1"}), IsOk());
+  EXPECT_THAT(Reads(), ElementsAre("g1 to bob grp"));
+  // Bob again: his copy is read already; carol's still waits for hers.
+  ASSERT_THAT(ReceiptFrom("bob", bob_, {"g1"}), IsOk());
+  EXPECT_THAT(Reads(), ElementsAre("g1 to bob grp"));
+  ASSERT_THAT(ReceiptFrom("carol", carol_, {"g1"}), IsOk());
+  EXPECT_THAT(Reads(), ElementsAre("g1 to bob grp", "g1 to carol grp"));
+  EXPECT_EQ(tracker_->dropped(), 0);
+  // A late kDelivered of a copy read already is not handed on.
+  const size_t told = events_.Events().size();
+  Delivered("g1", "carol", "grp");
+  EXPECT_EQ(events_.Events().size(), told);
+}
+
+// A group message's id from someone who got no copy of it (not a member
+// then, or never sent it) reads nothing: dropped and counted.
+TEST_F(ReadTrackerTest, AReceiptForACopyNeverSentToItsReaderIsDropped) {
+  Delivered("g1", "bob", "grp");
+  ASSERT_THAT(ReceiptFrom("carol", carol_, {"g1"}), IsOk());
+  EXPECT_THAT(Reads(), IsEmpty());
+  EXPECT_EQ(tracker_->dropped(), 1);
+  // Bob's own copy is still his to read.
+  ASSERT_THAT(ReceiptFrom("bob", bob_, {"g1"}), IsOk());
+  EXPECT_THAT(Reads(), ElementsAre("g1 to bob grp"));
+}
+
+// Being active in the direct conversation with bob reads what bob wrote
+// there, not what he wrote in a group; being active in the group reads
+// what everyone wrote in it, each receipt to its sender.
+TEST_F(ReadTrackerTest, AGroupAndADirectConversationAreReadApart) {
+  Show("bob", "d1");
+  Show("bob", "g1", "grp");
+  Show("carol", "g2", "grp");
+  Show("carol", "d2");
+  tracker_->MarkRead("bob");
+  EXPECT_THAT(ReadBy("bob", bob_, 1), ElementsAre("d1"));
+  tracker_->MarkGroupRead("grp");
+  EXPECT_THAT(ReadBy("bob", bob_, 2), ElementsAre("d1", "g1"));
+  EXPECT_THAT(ReadBy("carol", carol_, 1), ElementsAre("g2"));
+  tracker_->MarkRead("carol");
+  EXPECT_THAT(ReadBy("carol", carol_, 2), ElementsAre("g2", "d2"));
 }
 
 }  // namespace
