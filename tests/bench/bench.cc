@@ -161,7 +161,7 @@ class Report {
 
   void Header() {
     if (options_.json) return;
-    out_ << absl::StrFormat("%-13s %5s %5s %9s %7s %10s %8s %8s %8s %8s\n",
+    out_ << absl::StrFormat("%-14s %5s %5s %9s %7s %10s %8s %8s %8s %8s\n",
                             "scenario", "round", "conc", "calls", "errors",
                             "calls/s", "p50 us", "p90 us", "p99 us", "max us");
   }
@@ -172,7 +172,7 @@ class Report {
       return;
     }
     out_ << absl::StrFormat(
-                "%-13s %5s %5d %9d %7d %10.0f %8d %8d %8d %8d\n", r.scenario,
+                "%-14s %5s %5d %9d %7d %10.0f %8d %8d %8d %8d\n", r.scenario,
                 r.round == 0 ? "-" : absl::StrCat(r.round), r.concurrency,
                 r.calls, r.errors, r.calls_per_second, r.latency.p50_us,
                 r.latency.p90_us, r.latency.p99_us, r.latency.max_us)
@@ -199,7 +199,7 @@ class Report {
           "\n# ratio to greet in the same round, over %d rounds: throughput "
           "(calls/s, higher is better) and p50 latency (lower is better)\n",
           options_.rounds);
-      out_ << absl::StrFormat("%-13s %5s %8s %8s %8s   %8s %8s %8s\n",
+      out_ << absl::StrFormat("%-14s %5s %8s %8s %8s   %8s %8s %8s\n",
                               "scenario", "conc", "tput min", "median", "max",
                               "p50 min", "median", "max");
     }
@@ -226,7 +226,7 @@ class Report {
              << "\n";
       } else {
         out_ << absl::StrFormat(
-            "%-13s %5d %8.2f %8.2f %8.2f   %8.2f %8.2f %8.2f\n", scenario,
+            "%-14s %5d %8.2f %8.2f %8.2f   %8.2f %8.2f %8.2f\n", scenario,
             concurrency, t.min, t.median, t.max, p.min, p.median, p.max);
       }
     }
