@@ -55,6 +55,13 @@ EtcdStore::EtcdStore(const EtcdStoreOptions& options, const Clock& clock,
       workers_(options.workers) {}
 
 EtcdStore::~EtcdStore() {
+  // How well the pool kept up: a registration that found none ready waited
+  // for a LeaseGrant of its own before its Txn.
+  if (const int64_t hits = lease_pool_.hits(), misses = lease_pool_.misses();
+      hits + misses > 0) {
+    Log(absl::StrCat("lease pool: ", hits, " leases taken ready, ", misses,
+                     " granted while a registration waited"));
+  }
   hub_.CancelAll();
   {
     absl::MutexLock lock(&watch_mu_);

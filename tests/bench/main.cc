@@ -214,8 +214,10 @@ int main(int argc, char** argv) {
       "scenario", po::value<std::string>()->default_value("greet"),
       "what to measure, a comma list or `all`: greet (GreetService/Greet, "
       "the baseline), resolve (Resolve of existing names), register "
-      "(Register + Unregister of a fresh name, in one call each), "
-      "register-v1 (the same as older clients do it: Challenge first), "
+      "(Register of a fresh name, kept for the registry's default TTL: a "
+      "peer taking its name, one RPC), register-cycle (Register + "
+      "Unregister of a fresh name, in one call each), register-v1 "
+      "(register-cycle as older clients do it: Challenge first), "
       "keepalive (lease renewals), "
       "send (SendMessage straight to a peer, each message sealed for its key "
       "by a name bound to the bench's key), send-durable (Peer::Send until "

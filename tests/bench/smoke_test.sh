@@ -8,10 +8,10 @@
 # every watcher must read every change and every mail call succeed. No
 # timing and no memory figure is asserted.
 # Usage: smoke_test.sh PATH/TO/chat-bench [SCENARIOS]  (how many `all` runs:
-# 10, or 12 where chat-bench is built with etcd's scenarios)
+# 11, or 13 where chat-bench is built with etcd's scenarios)
 set -euo pipefail
 bench=$1
-scenarios=${2:-10}
+scenarios=${2:-11}
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 out=$(mktemp "${TMPDIR:-/tmp}/chat_bench_smoke.XXXXXX")
@@ -89,7 +89,7 @@ if problems:
 print("ok --system:", ", ".join(f"{k} x{len(v)}" for k, v in kinds.items()))
 PY
 
-if [ "$scenarios" -gt 10 ]; then
+if [ "$scenarios" -gt 11 ]; then
   echo "== --cluster all (registries over etcd, real binaries)"
   run --cluster all --watchers 20 --changes 4 --rounds 2 --concurrency 2 \
     --duration 0.5 --warmup 0

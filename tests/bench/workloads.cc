@@ -412,10 +412,11 @@ std::string FillName(const std::string& name_prefix, int64_t i) {
 }
 
 std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,
-                                              int callers, bool challenge) {
-  return std::make_unique<RegisterWorkload>(channels, callers,
-                                            FreshNames(callers), Millis(0),
-                                            /*unregister=*/true, challenge);
+                                              int callers, RegisterCall call) {
+  return std::make_unique<RegisterWorkload>(
+      channels, callers, FreshNames(callers), Millis(0),
+      /*unregister=*/call != RegisterCall::kRegister,
+      /*challenge=*/call == RegisterCall::kChallengeCycle);
 }
 
 std::unique_ptr<Workload> NewKeepAliveWorkload(const Channels& channels,

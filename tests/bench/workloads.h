@@ -50,20 +50,32 @@ std::unique_ptr<Workload> NewLeaseFillWorkload(const Channels& channels,
 // The name NewLeaseFillWorkload registers for number `i`.
 std::string FillName(const std::string& name_prefix, int64_t i);
 
+// What one call of a register scenario is.
+enum class RegisterCall {
+  // Register of a fresh name, kept: a peer taking its name. One RPC, one
+  // durable write. The name stays live for the registry's default TTL (what
+  // chat-peer asks for) and then expires, as a peer's does when it stops.
+  kRegister,
+  // Register, then Unregister of the name: two RPCs, two durable writes.
+  kCycle,
+  // As older clients do it: Challenge first and a v1 proof, then
+  // Unregister: three RPCs, two durable writes.
+  kChallengeCycle,
+};
+
 // Registry/Register of a fresh name with the proof of a key (one identity
-// per caller, chat-register-v2), then Registry/Unregister of it: one
-// operation, two RPCs, two durable writes. With `challenge`, as older
-// clients register: Registry/Challenge first and a v1 proof (three RPCs).
+// per caller; chat-register-v2, dated, unless `call` is kChallengeCycle),
+// and what else `call` says.
 std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,
-                                              int callers,
-                                              bool challenge = false);
+                                              int callers, RegisterCall call);
 
 // Registry/KeepAlive of a random lease from `leases`.
 std::unique_ptr<Workload> NewKeepAliveWorkload(const Channels& channels,
                                                int callers,
                                                std::vector<HeldLease> leases);
 
-// 90% resolve, 5% register + unregister, 5% keep-alive.
+// 90% resolve, 5% register + unregister (RegisterCall::kCycle), 5%
+// keep-alive.
 std::unique_ptr<Workload> NewMixedWorkload(const Channels& channels,
                                            int callers,
                                            std::vector<std::string> names,
