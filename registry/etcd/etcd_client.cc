@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "common/net.h"
 #include "common/status.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
@@ -200,27 +201,12 @@ int64_t CompactRevision(const absl::Status& status) {
 }
 
 struct EtcdClient::Endpoint {
+  size_t index = 0;     // In endpoints_ and pauses_.
+  std::string address;  // As configured: "host:port".
   std::shared_ptr<grpc::Channel> channel;
-  // Passed over until this monotonic time (nanoseconds); 0: not.
-  std::atomic<int64_t> avoid_until{0};
-  // Failures in a row: the pause doubles with each.
-  std::atomic<int> failures{0};
 };
 
 namespace {
-
-// The pause after a failure, doubling per failure in a row, and its cap.
-constexpr absl::Duration kFirstAvoid = absl::Seconds(1);
-constexpr int kMaxAvoidDoublings = 5;  // 32 s, capped below.
-constexpr absl::Duration kMaxAvoid = absl::Seconds(30);
-
-// The endpoint pauses run on the real monotonic clock: they route calls
-// and never decide an outcome a test would pin down.
-int64_t NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             RealClock().Monotonic().time_since_epoch())
-      .count();
-}
 
 // The member did not answer (dead, hung, unreachable, no leader, our share
 // of the deadline passed): another one may.
@@ -256,7 +242,11 @@ void AddRequireLeader(grpc::ClientContext& context) {
 
 EtcdClient::EtcdClient(EtcdConfig config,
                        std::vector<std::unique_ptr<Endpoint>> endpoints)
-    : config_(std::move(config)), endpoints_(std::move(endpoints)) {}
+    : config_(std::move(config)),
+      endpoints_(std::move(endpoints)),
+      // The pauses run on the real clock: they route calls and never decide
+      // an outcome a test would pin down (EndpointPauses has its own tests).
+      pauses_(RealClock(), endpoints_.size()) {}
 
 EtcdClient::~EtcdClient() = default;
 
@@ -287,6 +277,8 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
     // larger than gRPC's default 4 MiB when a prefix holds many keys.
     args.SetMaxReceiveMessageSize(64 << 20);
     auto endpoint = std::make_unique<Endpoint>();
+    endpoint->index = endpoints.size();
+    endpoint->address = address;
     endpoint->channel =
         grpc::CreateCustomChannel("dns:///" + address, *credentials, args);
     endpoints.push_back(std::move(endpoint));
@@ -298,7 +290,6 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
 EtcdClient::Endpoint& EtcdClient::Pick(std::vector<bool>& tried) {
   const size_t n = endpoints_.size();
   const uint64_t start = next_.fetch_add(1, std::memory_order_relaxed);
-  const int64_t now = NowNanos();
   // Connected first: a call on a channel still connecting (or resolving a
   // name that may never resolve) waits for it, and a write that then times
   // out cannot be told apart from one that was applied.
@@ -312,8 +303,15 @@ EtcdClient::Endpoint& EtcdClient::Pick(std::vector<bool>& tried) {
     // they are ready for the calls after this one.
     const grpc_connectivity_state state =
         endpoint.channel->GetState(/*try_to_connect=*/true);
-    const bool avoided =
-        endpoint.avoid_until.load(std::memory_order_relaxed) > now;
+    const bool avoided = pauses_.Paused(index);
+    // gRPC's own wait before its next try on this channel (a reconnection,
+    // or a DNS lookup of a name it could not resolve) grows to minutes
+    // after a long outage; a member back after a partition healed would
+    // wait that long unused. The client asks gRPC to try now instead, at
+    // most once a second per member (EndpointPauses::TakeRetry).
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && pauses_.TakeRetry(index)) {
+      grpc::experimental::ChannelResetConnectionBackoff(endpoint.channel.get());
+    }
     if (avoided || state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
         state == GRPC_CHANNEL_SHUTDOWN) {
       if (failing == n) failing = index;
@@ -330,19 +328,25 @@ EtcdClient::Endpoint& EtcdClient::Pick(std::vector<bool>& tried) {
   return *endpoints_[chosen];
 }
 
-void EtcdClient::MarkFailing(Endpoint& endpoint) {
-  const int failures =
-      endpoint.failures.fetch_add(1, std::memory_order_relaxed);
-  const absl::Duration pause = std::min(
-      kMaxAvoid, kFirstAvoid * (1 << std::min(failures, kMaxAvoidDoublings)));
-  endpoint.avoid_until.store(NowNanos() + absl::ToInt64Nanoseconds(pause),
-                             std::memory_order_relaxed);
+void EtcdClient::MarkFailing(Endpoint& endpoint, const std::string& why) {
+  // One line when a member stops answering and one when it answers again
+  // (below), not one per failed call: what an operator needs to see when
+  // a member went away, and when the registry noticed it was back.
+  if (pauses_.Failed(endpoint.index)) {
+    LogLine("etcd-client", absl::StrCat("etcd member ", endpoint.address,
+                                        " stopped answering (", why,
+                                        "); passing it over while it fails"));
+  }
 }
 
 void EtcdClient::MarkAnswering(Endpoint& endpoint) {
-  if (endpoint.failures.load(std::memory_order_relaxed) == 0) return;
-  endpoint.failures.store(0, std::memory_order_relaxed);
-  endpoint.avoid_until.store(0, std::memory_order_relaxed);
+  const int failures = pauses_.Answered(endpoint.index);
+  if (failures > 0) {
+    LogLine("etcd-client",
+            absl::StrCat("etcd member ", endpoint.address,
+                         " answers again, after ", failures,
+                         failures == 1 ? " failure" : " failures in a row"));
+  }
 }
 
 absl::Duration EtcdClient::attempt_timeout() const {
@@ -359,8 +363,26 @@ std::shared_ptr<grpc::Channel> EtcdClient::NextChannel() {
 void EtcdClient::ReportStreamFailure(
     const std::shared_ptr<grpc::Channel>& channel) {
   for (const auto& endpoint : endpoints_) {
-    if (endpoint->channel == channel) MarkFailing(*endpoint);
+    if (endpoint->channel == channel) {
+      MarkFailing(*endpoint,
+                  "a stream to it broke, went silent or was refused");
+    }
   }
+}
+
+void EtcdClient::ReportStreamAnswering(
+    const std::shared_ptr<grpc::Channel>& channel) {
+  for (const auto& endpoint : endpoints_) {
+    if (endpoint->channel == channel) MarkAnswering(*endpoint);
+  }
+}
+
+std::string EtcdClient::EndpointName(
+    const std::shared_ptr<grpc::Channel>& channel) const {
+  for (const auto& endpoint : endpoints_) {
+    if (endpoint->channel == channel) return endpoint->address;
+  }
+  return "";
 }
 
 template <typename Attempt>
@@ -384,8 +406,8 @@ absl::Status EtcdClient::Call(const char* what, bool safe_to_repeat,
       MarkAnswering(endpoint);
       return Check(status, what);
     }
-    MarkFailing(endpoint);
     last = Check(status, what);
+    MarkFailing(endpoint, last.ToString());
     if (!safe_to_repeat && !NeverApplied(status)) break;
   }
   return last;

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/tls.h"
+#include "registry/etcd/endpoint_pauses.h"
 
 namespace grpc {
 class Channel;
@@ -204,8 +205,13 @@ absl::Status CompactedError(const std::string& message,
 // that are not failing: a channel in TRANSIENT_FAILURE (a dead member, a
 // name that no longer resolves), or an endpoint whose last call went
 // unanswered (a member that hangs, or that has no leader) is passed over
-// for a while (1 s, doubling per failure in a row, up to 30 s); when every
-// endpoint is failing, all are tried.
+// for a while (EndpointPauses: 1 s, doubling per failure in a row, up to
+// 30 s; any answer, a call's or a stream's, ends it); when every endpoint is
+// failing, all are tried. gRPC's own wait before retrying a channel in
+// TRANSIENT_FAILURE (which grows to minutes) is cut short at most once a
+// second per endpoint while calls look for a member, so a member that is
+// reachable again after a long outage is used within a second or so. One log
+// line when a member stops answering, one when it answers again.
 //
 // A call that fails on one endpoint is tried on the next ones (each once)
 // when that cannot apply it twice: reads and lease calls always, writes
@@ -267,6 +273,13 @@ class EtcdClient {
   // Tells the client that a stream on `channel` broke or stopped answering:
   // the endpoint is passed over for a while, as after a failed call.
   void ReportStreamFailure(const std::shared_ptr<grpc::Channel>& channel);
+  // Tells the client that the member behind `channel` answered on a stream
+  // (a watch created, a renewal answered): like a call answered, it ends
+  // the endpoint's pause, so the calls after it may go there again.
+  void ReportStreamAnswering(const std::shared_ptr<grpc::Channel>& channel);
+  // The endpoint ("host:port", as configured) `channel` belongs to, for
+  // logs; empty for a channel of no endpoint.
+  std::string EndpointName(const std::shared_ptr<grpc::Channel>& channel) const;
   absl::Duration call_timeout() const { return config_.call_timeout; }
   // The deadline of one attempt of a call (its share of call_timeout, see
   // the class comment): how long a member may stay silent before it counts
@@ -283,7 +296,7 @@ class EtcdClient {
   // `tried` (one flag per endpoint, set for the one picked); any untried
   // one when all are failing.
   Endpoint& Pick(std::vector<bool>& tried);
-  void MarkFailing(Endpoint& endpoint);
+  void MarkFailing(Endpoint& endpoint, const std::string& why);
   void MarkAnswering(Endpoint& endpoint);
   // One unary call with failover (see the class comment): `attempt` makes
   // the call on a channel with a prepared context. `safe_to_repeat`: a
@@ -293,6 +306,7 @@ class EtcdClient {
 
   const EtcdConfig config_;
   const std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  EndpointPauses pauses_;
   std::atomic<uint64_t> next_{0};
 };
 

@@ -265,7 +265,13 @@ std::optional<Millis> EtcdKeepAlive::Step() {
 
 void EtcdKeepAlive::ReadLoop(Stream* stream) {
   etcdserverpb::LeaseKeepAliveResponse response;
+  bool answered_once = false;
   while (stream->stream->Read(&response)) {
+    // The member answers: its endpoint's pause ends (once per stream).
+    if (!answered_once) {
+      answered_once = true;
+      client_->ReportStreamAnswering(stream->channel);
+    }
     bool lost = false;
     std::vector<RenewCallback> answered;
     {

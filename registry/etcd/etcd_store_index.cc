@@ -318,6 +318,16 @@ void EtcdStore::WriteMissedReservations() {
 }
 
 void EtcdStore::WatchLoop() {
+  // While the watch is down its opening is tried every 200 ms, which is no
+  // rate for log lines: the first failure is logged, then one line every
+  // 10 s while it lasts, and one when the watch is open again, saying on
+  // which member, from which revision and after how long (what an operator
+  // looks for after a partition heals).
+  constexpr Millis kRetryPause{200};
+  constexpr Millis kStillDownEvery{10000};
+  std::optional<MonoTime> down_since;  // Since the last watch ended.
+  MonoTime next_still_down;
+  int failed_opens = 0;
   while (true) {
     int64_t next;
     {
@@ -332,14 +342,38 @@ void EtcdStore::WatchLoop() {
       absl::MutexLock lock(&watch_mu_);
       if (stopping_) return;
       if (!opened.ok()) {
-        Log(absl::StrCat("watch failed to open (trying again): ",
-                         opened.status().ToString()));
+        const MonoTime now = clock_.Monotonic();
+        if (!down_since.has_value()) down_since = now;
+        if (failed_opens == 0) {
+          Log(absl::StrCat("watch failed to open (trying again every ",
+                           absl::FormatDuration(absl::FromChrono(kRetryPause)),
+                           "): ", opened.status().ToString()));
+          next_still_down = now + kStillDownEvery;
+        } else if (now >= next_still_down) {
+          Log(absl::StrCat(
+              "watch still failing to open (", failed_opens + 1,
+              " attempts in ",
+              absl::FormatDuration(absl::FromChrono(now - *down_since)),
+              "), the last: ", opened.status().ToString()));
+          next_still_down = now + kStillDownEvery;
+        }
+        ++failed_opens;
         watch_mu_.AwaitWithTimeout(absl::Condition(&stopping_),
-                                   absl::Milliseconds(200));
+                                   absl::FromChrono(kRetryPause));
         continue;
       }
       watch_ = opened->get();
     }
+    if (down_since.has_value()) {
+      Log(absl::StrCat(
+          "watch open again on ", client_->EndpointName((*opened)->channel()),
+          " from revision ", next, ", ",
+          absl::FormatDuration(
+              absl::FromChrono(clock_.Monotonic() - *down_since)),
+          " after the last one ended (", failed_opens, " failed attempts)"));
+    }
+    down_since.reset();
+    failed_opens = 0;
     absl::Status ended;
     while (true) {
       absl::StatusOr<WatchBatch> batch = (*opened)->Next();
@@ -354,6 +388,7 @@ void EtcdStore::WatchLoop() {
       watch_ = nullptr;
       if (stopping_) return;
     }
+    down_since = clock_.Monotonic();
     if (IsCompacted(ended)) {
       Log("the watch fell behind etcd's compaction; reading a snapshot");
       absl::StatusOr<int64_t> resynced = LoadSnapshot(/*resync=*/true);

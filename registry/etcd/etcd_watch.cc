@@ -153,6 +153,10 @@ absl::StatusOr<std::unique_ptr<EtcdWatch>> EtcdWatch::Open(
     return absl::AbortedError("etcd Watch: refused: " +
                               response.cancel_reason());
   }
+  // The member answered: its endpoint is used again at once, whatever
+  // pause its failures (say, refusals without a leader during a partition)
+  // had put on it.
+  client->ReportStreamAnswering(stream->channel);
   return std::unique_ptr<EtcdWatch>(
       new EtcdWatch(std::move(stream), client, options));
 }
