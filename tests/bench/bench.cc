@@ -291,16 +291,17 @@ class Report {
             "process's CPU per copy (its one member's share taken out) in "
             "direct sends' CPU\n",
             options_.rounds, UsableCores());
-        out_ << absl::StrFormat("%-13s %5s %6s %18s %18s %18s %18s %18s %18s\n",
+        out_ << absl::StrFormat("%-14s %5s %6s %18s %18s %18s %18s %18s %18s\n",
                                 "scenario", "conc", "copies", "copy tput",
                                 "copy cost", "copy cpu", "p50 ratio",
                                 "p50 cpu floor", "sender cpu/copy");
         header = true;
       }
       out_ << absl::StrFormat(
-          "%-13s %5d %6d %18s %18s %18s %18s %18s\n", scenario, concurrency,
-          rounds.copies, SpreadText(rounds.throughput), SpreadText(rounds.cost),
-          SpreadText(rounds.cpu), SpreadText(rounds.p50),
+          "%-14s %5d %6d %18s %18s %18s %18s %18s %18s\n", scenario,
+          concurrency, rounds.copies, SpreadText(rounds.throughput),
+          SpreadText(rounds.cost), SpreadText(rounds.cpu),
+          SpreadText(rounds.p50), SpreadText(rounds.cpu_floor),
           SpreadText(rounds.sender_cpu));
     }
   }
