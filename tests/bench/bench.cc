@@ -1,5 +1,7 @@
 #include "tests/bench/bench.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <memory>
 #include <utility>
@@ -23,6 +25,15 @@
 
 namespace chat::bench {
 namespace {
+
+// The CPUs this process may run on (its affinity mask: --driver-cpus), at
+// least 1.
+int UsableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
 
 constexpr char kBaseline[] = "greet";
 // What a group's copy is judged against: one direct message, sent and
@@ -140,6 +151,7 @@ class Report {
   void Group(const GroupReport& group) {
     if (options_.json) {
       out_ << absl::StrCat("{\"kind\":\"group\",\"members\":", group.members,
+                           ",\"apart\":", group.apart ? "true" : "false",
                            ",\"seconds\":", Fixed(group.seconds, 3),
                            ",\"threads_before\":", group.threads_before,
                            ",\"threads_after\":", group.threads_after,
@@ -150,20 +162,23 @@ class Report {
     } else {
       out_ << absl::StrFormat(
           "# group-send: a group of %d (the sending peer, the receiver and "
-          "%d more peers in this process), made and its first message "
+          "%d more peers %s), made and its first message "
           "delivered to all in %.2f s; process threads %d -> %d, rss %.1f "
           "-> %.1f MB\n",
-          group.members, group.members - 2, group.seconds, group.threads_before,
-          group.threads_after, group.rss_before_mb, group.rss_after_mb);
+          group.members, group.members - 2,
+          group.apart ? "as chat-peer processes" : "in this process",
+          group.seconds, group.threads_before, group.threads_after,
+          group.rss_before_mb, group.rss_after_mb);
     }
     out_ << std::flush;
   }
 
   void Header() {
     if (options_.json) return;
-    out_ << absl::StrFormat("%-14s %5s %5s %9s %7s %10s %8s %8s %8s %8s\n",
+    out_ << absl::StrFormat("%-14s %5s %5s %9s %7s %10s %8s %8s %8s %8s %9s\n",
                             "scenario", "round", "conc", "calls", "errors",
-                            "calls/s", "p50 us", "p90 us", "p99 us", "max us");
+                            "calls/s", "p50 us", "p90 us", "p99 us", "max us",
+                            "cpu us");
   }
 
   void Row(const ScenarioResult& r) {
@@ -172,10 +187,11 @@ class Report {
       return;
     }
     out_ << absl::StrFormat(
-                "%-14s %5s %5d %9d %7d %10.0f %8d %8d %8d %8d\n", r.scenario,
-                r.round == 0 ? "-" : absl::StrCat(r.round), r.concurrency,
-                r.calls, r.errors, r.calls_per_second, r.latency.p50_us,
-                r.latency.p90_us, r.latency.p99_us, r.latency.max_us)
+                "%-14s %5s %5d %9d %7d %10.0f %8d %8d %8d %8d %9.0f\n",
+                r.scenario, r.round == 0 ? "-" : absl::StrCat(r.round),
+                r.concurrency, r.calls, r.errors, r.calls_per_second,
+                r.latency.p50_us, r.latency.p90_us, r.latency.p99_us,
+                r.latency.max_us, r.cpu_us_per_call + r.others_cpu_us_per_call)
          << std::flush;
   }
 
@@ -241,50 +257,107 @@ class Report {
     bool header = false;
     for (const auto& [scenario, concurrency] : keys) {
       if (scenario != kGroupScenario) continue;
-      std::vector<double> throughput;
-      std::vector<double> cost;
-      int copies = 0;
+      CopyRatioRounds rounds;
       for (const ScenarioResult& r : results) {
         if (r.scenario != kGroupScenario || r.concurrency != concurrency) {
           continue;
         }
         const ScenarioResult* direct = Find(results, kDirectScenario, r);
-        if (direct == nullptr || direct->calls_per_second <= 0 ||
-            r.calls_per_second <= 0) {
-          continue;
-        }
-        copies = r.copies;
-        const double per_copy = r.calls_per_second * r.copies;
-        throughput.push_back(per_copy / direct->calls_per_second);
-        cost.push_back(direct->calls_per_second / per_copy);
+        if (direct == nullptr) continue;
+        rounds.Add(r, *direct);
       }
-      if (throughput.empty()) continue;
-      const Spread t = SpreadOf(throughput);
-      const Spread c = SpreadOf(cost);
+      if (rounds.throughput.empty()) continue;
       if (options_.json) {
-        out_ << CopyRatioJson(concurrency, throughput.size(), copies, t, c)
+        const Spread t = SpreadOf(rounds.throughput);
+        const Spread c = SpreadOf(rounds.cost);
+        const Spread p = SpreadOf(rounds.p50);
+        const Spread cpu = SpreadOf(rounds.cpu);
+        const Spread sender = SpreadOf(rounds.sender_cpu);
+        const Spread floor = SpreadOf(rounds.cpu_floor);
+        out_ << CopyRatioJson(concurrency, rounds.throughput.size(),
+                              rounds.copies, t, c, p, floor, cpu,
+                              rounds.sender_cpu.empty() ? nullptr : &sender)
              << "\n";
         continue;
       }
       if (!header) {
         out_ << absl::StrFormat(
-            "\n# group-send per copy against send-durable in the same round, "
-            "over %d rounds: copies delivered/s over direct messages "
-            "delivered/s, and its inverse, what a copy costs in direct "
-            "durable sends (lower is better)\n",
-            options_.rounds);
-        out_ << absl::StrFormat("%-13s %5s %6s %8s %8s %8s   %8s %8s %8s\n",
-                                "scenario", "conc", "copies", "tput min",
-                                "median", "max", "cost min", "median", "max");
+            "\n# group-send against send-durable in the same round, over %d "
+            "rounds, median (min-max): copies delivered/s over direct "
+            "messages delivered/s; what a copy costs in direct durable sends "
+            "(time, and CPU of every process); a group message's p50 over "
+            "send-durable's, and the least it could be here (its CPU over "
+            "the %d usable cores); with --group-apart, the sending "
+            "process's CPU per copy (its one member's share taken out) in "
+            "direct sends' CPU\n",
+            options_.rounds, UsableCores());
+        out_ << absl::StrFormat("%-14s %5s %6s %18s %18s %18s %18s %18s %18s\n",
+                                "scenario", "conc", "copies", "copy tput",
+                                "copy cost", "copy cpu", "p50 ratio",
+                                "p50 cpu floor", "sender cpu/copy");
         header = true;
       }
       out_ << absl::StrFormat(
-          "%-13s %5d %6d %8.2f %8.2f %8.2f   %8.2f %8.2f %8.2f\n", scenario,
-          concurrency, copies, t.min, t.median, t.max, c.min, c.median, c.max);
+          "%-14s %5d %6d %18s %18s %18s %18s %18s %18s\n", scenario,
+          concurrency, rounds.copies, SpreadText(rounds.throughput),
+          SpreadText(rounds.cost), SpreadText(rounds.cpu),
+          SpreadText(rounds.p50), SpreadText(rounds.cpu_floor),
+          SpreadText(rounds.sender_cpu));
     }
   }
 
  private:
+  // The per-round ratios of group-send to send-durable.
+  struct CopyRatioRounds {
+    std::vector<double> throughput;  // Copies/s over direct messages/s.
+    std::vector<double> cost;        // The inverse.
+    std::vector<double> p50;         // Group message p50 over direct p50.
+    std::vector<double> cpu;         // All CPU per copy over per message.
+    // The sending process's CPU per copy (its in-process member's share,
+    // as much as an apart member's, taken out) over a direct message's
+    // CPU; only when the other members ran apart.
+    std::vector<double> sender_cpu;
+    // The p50 ratio no schedule could beat here: a group message's CPU (of
+    // every process) spread over every core this machine lets us use,
+    // over send-durable's p50.
+    std::vector<double> cpu_floor;
+    int copies = 0;
+
+    void Add(const ScenarioResult& group, const ScenarioResult& direct) {
+      if (direct.calls_per_second <= 0 || group.calls_per_second <= 0) return;
+      copies = group.copies;
+      const double per_copy = group.calls_per_second * group.copies;
+      throughput.push_back(per_copy / direct.calls_per_second);
+      cost.push_back(direct.calls_per_second / per_copy);
+      if (direct.latency.p50_us > 0) {
+        p50.push_back(static_cast<double>(group.latency.p50_us) /
+                      static_cast<double>(direct.latency.p50_us));
+        cpu_floor.push_back(
+            (group.cpu_us_per_call + group.others_cpu_us_per_call) /
+            UsableCores() / static_cast<double>(direct.latency.p50_us));
+      }
+      const double direct_cpu =
+          direct.cpu_us_per_call + direct.others_cpu_us_per_call;
+      if (direct_cpu <= 0 || group.copies <= 0) return;
+      cpu.push_back((group.cpu_us_per_call + group.others_cpu_us_per_call) /
+                    group.copies / direct_cpu);
+      const int apart = group.copies - 1;
+      if (group.others_cpu_us_per_call > 0 && apart > 0) {
+        const double member_share = group.others_cpu_us_per_call / apart;
+        sender_cpu.push_back((group.cpu_us_per_call - member_share) /
+                             group.copies / direct_cpu);
+      }
+    }
+  };
+
+  // "median (min-max)"; "-" when there is none.
+  static std::string SpreadText(const std::vector<double>& values) {
+    if (values.empty()) return "-";
+    const Spread spread = SpreadOf(values);
+    return absl::StrFormat("%.2f (%.2f-%.2f)", spread.median, spread.min,
+                           spread.max);
+  }
+
   static const ScenarioResult* Baseline(
       const std::vector<ScenarioResult>& results, const ScenarioResult& of) {
     return Find(results, kBaseline, of);
@@ -387,8 +460,10 @@ std::string ErrorCountsText(const std::map<std::string, int64_t>& counts) {
 
 ScenarioResult MeasureClosedLoop(Workload& workload,
                                  const std::string& scenario, int round,
-                                 int concurrency, const BenchOptions& options) {
+                                 int concurrency, const BenchOptions& options,
+                                 CpuClock cpu_clock) {
   LoadOptions load;
+  load.cpu_clock = std::move(cpu_clock);
   load.concurrency = concurrency;
   load.warmup = options.warmup;
   load.duration = options.duration;
@@ -406,6 +481,12 @@ ScenarioResult MeasureClosedLoop(Workload& workload,
       loaded.seconds > 0 ? static_cast<double>(loaded.calls) / loaded.seconds
                          : 0;
   result.latency = Summarize(loaded.latencies_us);
+  if (loaded.calls > 0) {
+    result.cpu_us_per_call =
+        loaded.cpu.own * 1e6 / static_cast<double>(loaded.calls);
+    result.others_cpu_us_per_call =
+        loaded.cpu.others * 1e6 / static_cast<double>(loaded.calls);
+  }
   return result;
 }
 
@@ -421,14 +502,24 @@ std::string RatioJson(const std::string& scenario, const std::string& baseline,
 
 std::string CopyRatioJson(int concurrency, size_t rounds, int copies,
                           const Spread& copy_throughput,
-                          const Spread& copy_cost) {
+                          const Spread& copy_cost, const Spread& p50,
+                          const Spread& p50_cpu_floor, const Spread& copy_cpu,
+                          const Spread* sender_cpu) {
+  std::string sender;
+  if (sender_cpu != nullptr) {
+    sender =
+        absl::StrCat(",\"sender_cpu_per_copy\":", SpreadJson(*sender_cpu, 3));
+  }
   return absl::StrCat(
       "{\"kind\":\"copy_ratio\",\"scenario\":", JsonQuote(kGroupScenario),
       ",\"baseline\":", JsonQuote(kDirectScenario),
       ",\"concurrency\":", concurrency, ",\"rounds\":", rounds,
       ",\"copies\":", copies,
       ",\"copy_throughput_ratio\":", SpreadJson(copy_throughput, 3),
-      ",\"copy_cost\":", SpreadJson(copy_cost, 3), "}");
+      ",\"copy_cost\":", SpreadJson(copy_cost, 3),
+      ",\"p50_ratio\":", SpreadJson(p50, 3),
+      ",\"p50_cpu_floor\":", SpreadJson(p50_cpu_floor, 3),
+      ",\"copy_cpu\":", SpreadJson(copy_cpu, 3), sender, "}");
 }
 
 std::string ResultJson(const ScenarioResult& r) {
@@ -447,6 +538,8 @@ std::string ResultJson(const ScenarioResult& r) {
       ",\"calls_per_s\":", Fixed(r.calls_per_second, 1),
       ",\"p50_us\":", r.latency.p50_us, ",\"p90_us\":", r.latency.p90_us,
       ",\"p99_us\":", r.latency.p99_us, ",\"max_us\":", r.latency.max_us,
+      ",\"cpu_us_per_call\":", Fixed(r.cpu_us_per_call, 1),
+      ",\"others_cpu_us_per_call\":", Fixed(r.others_cpu_us_per_call, 1),
       copies, "}");
 }
 
@@ -474,6 +567,10 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   lab_options.peers = Wants(options, {"send", "send-durable", "group-send"});
   if (Wants(options, {"group-send"})) {
     lab_options.group_members = options.group_members;
+    lab_options.group_apart = options.group_apart;
+    lab_options.bin_dir =
+        options.bin_dir.empty() ? DefaultBinDir() : options.bin_dir;
+    lab_options.member_cpus = options.server_cpus;
   }
   lab_options.floor = Wants(options, {"send-floor"});
   lab_options.peer_sync_full = options.peer_sync_full;
@@ -617,7 +714,8 @@ int RunBench(const BenchOptions& options, std::ostream& out,
     std::unique_ptr<Workload> workload =
         NewWorkload(scenario, concurrency, **lab, connections);
     ScenarioResult result =
-        MeasureClosedLoop(*workload, scenario, round, concurrency, options);
+        MeasureClosedLoop(*workload, scenario, round, concurrency, options,
+                          [&lab] { return (*lab)->Cpu(); });
     if (scenario == kGroupScenario) result.copies = (*lab)->group_copies();
     report.Row(result);
     report.Errors(result, err);

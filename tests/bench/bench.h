@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "tests/bench/driver.h"
 #include "tests/bench/stats.h"
 
 namespace chat::bench {
@@ -53,6 +54,9 @@ struct BenchOptions {
   bool peer_sync_full = true;  // send, send-durable: chat-peer --sync full.
   // group-send: the group's members, the sending peer included (2 to 64).
   int group_members = 8;
+  // group-send: the members beyond the sending and the receiving peer run
+  // as chat-peer processes (LabOptions::group_apart).
+  bool group_apart = false;
   std::string tls_dir;  // --tls DIR: every lab server and client over TLS.
   // --registry-store: where the lab's registry keeps its names, "sqlite"
   // or "etcd" (on the etcd the bench starts on loopback).
@@ -107,6 +111,11 @@ struct ScenarioResult {
   // group-send: the copies each call delivered (one per other member);
   // 0 for every other scenario.
   int copies = 0;
+  // CPU (user + system) per successful call during the measured window:
+  // of this process (driver and in-process servers alike), and of the
+  // processes the lab started (group-send's members with --group-apart).
+  double cpu_us_per_call = 0;
+  double others_cpu_us_per_call = 0;
 };
 
 // Exit codes beyond those of common/cli.h (0: done, 2: usage).
@@ -131,10 +140,17 @@ std::string RatioJson(const std::string& scenario, const std::string& baseline,
 // group-send against send-durable over `rounds` rounds at `concurrency`:
 // per round, copies delivered per second (calls/s x `copies`) over
 // send-durable's calls/s, and its inverse, what a copy costs in direct
-// durable sends; as a JSON object on one line ("kind": "copy_ratio").
+// durable sends; a group message's p50 over send-durable's, and the least
+// it could be on this machine (the CPU of a group message over the usable
+// cores, over send-durable's p50); the CPU of every process per copy over
+// send-durable's per message; and, when not null, the sending process's
+// alone (--group-apart). As a JSON object on one line ("kind":
+// "copy_ratio").
 std::string CopyRatioJson(int concurrency, size_t rounds, int copies,
                           const Spread& copy_throughput,
-                          const Spread& copy_cost);
+                          const Spread& copy_cost, const Spread& p50,
+                          const Spread& p50_cpu_floor, const Spread& copy_cpu,
+                          const Spread* sender_cpu);
 
 // {"UNAVAILABLE":2,...}: errors by reason, as a JSON object.
 std::string ErrorCountsJson(const std::map<std::string, int64_t>& counts);
@@ -146,10 +162,12 @@ class Workload;
 
 // Runs `workload` as a closed loop (RunClosedLoop) of `concurrency` callers,
 // options.warmup unmeasured then options.duration measured, and sums it up
-// as the result of `scenario` in `round` over options.connections.
+// as the result of `scenario` in `round` over options.connections; its CPU
+// per call as `cpu_clock` reads it (this process only when empty).
 ScenarioResult MeasureClosedLoop(Workload& workload,
                                  const std::string& scenario, int round,
-                                 int concurrency, const BenchOptions& options);
+                                 int concurrency, const BenchOptions& options,
+                                 CpuClock cpu_clock = nullptr);
 
 }  // namespace chat::bench
 

@@ -1,5 +1,7 @@
 #include "tests/bench/driver.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -135,36 +137,70 @@ class Loop {
   int running_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+CpuTime ReadCpu(const LoadOptions& options) {
+  if (options.cpu_clock) return options.cpu_clock();
+  CpuTime cpu;
+  cpu.own = OwnCpuSeconds();
+  return cpu;
+}
+
+CpuTime CpuBetween(const CpuTime& start, const CpuTime& end) {
+  CpuTime spent;
+  spent.own = end.own - start.own;
+  spent.others = end.others - start.others;
+  return spent;
+}
+
 }  // namespace
+
+double OwnCpuSeconds() {
+  struct rusage usage {};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  auto seconds = [](const struct timeval& time) {
+    return static_cast<double>(time.tv_sec) +
+           static_cast<double>(time.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 LoadResult RunClosedLoop(Workload& workload, const LoadOptions& options) {
   Loop loop(workload, options.concurrency, options.operations);
   if (options.operations > 0) {
     const MonoTime start = std::chrono::steady_clock::now();
+    const CpuTime cpu_start = ReadCpu(options);
     loop.Begin(kMeasure);
     if (!loop.WaitForCallers(options.duration)) loop.Enter(kStop);
     loop.WaitForCallers();
-    return loop.Collect(
+    LoadResult result = loop.Collect(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
             .count());
+    result.cpu = CpuBetween(cpu_start, ReadCpu(options));
+    return result;
   }
   // A benchmark's timing is its wall clock; nothing here waits on a condition
   // that a sleep could replace.
   MonoTime start;
+  CpuTime cpu_start;
   if (options.warmup.count() > 0) {
     loop.Begin(kWarmup);
     std::this_thread::sleep_for(options.warmup);
     start = std::chrono::steady_clock::now();
+    cpu_start = ReadCpu(options);
     loop.Enter(kMeasure);
   } else {
     start = std::chrono::steady_clock::now();
+    cpu_start = ReadCpu(options);
     loop.Begin(kMeasure);
   }
   std::this_thread::sleep_for(options.duration);
   loop.Enter(kStop);
   const MonoTime end = std::chrono::steady_clock::now();
+  const CpuTime cpu_end = ReadCpu(options);
   loop.WaitForCallers();
-  return loop.Collect(std::chrono::duration<double>(end - start).count());
+  LoadResult result =
+      loop.Collect(std::chrono::duration<double>(end - start).count());
+  result.cpu = CpuBetween(cpu_start, cpu_end);
+  return result;
 }
 
 namespace {

@@ -33,6 +33,16 @@ class Workload {
   virtual void Start(int caller, DoneCallback done) = 0;
 };
 
+// CPU seconds (user + system) used so far: by this process, and by the
+// processes a lab started for the run (its peers apart; 0 when none).
+struct CpuTime {
+  double own = 0;
+  double others = 0;
+};
+// Reads CpuTime. Called at the measured window's start and end, from the
+// thread running the load.
+using CpuClock = std::function<CpuTime()>;
+
 struct LoadOptions {
   int concurrency = 1;
   Millis warmup{1000};
@@ -41,6 +51,8 @@ struct LoadOptions {
   // they have all ended, or after `duration` at the latest (a time limit,
   // then). Every operation counts; `warmup` is ignored.
   int64_t operations = 0;
+  // Where `LoadResult::cpu` is read from; this process only when empty.
+  CpuClock cpu_clock;
 };
 
 struct LoadResult {
@@ -49,6 +61,10 @@ struct LoadResult {
   std::map<std::string, int64_t> error_counts;  // By reason.
   double seconds = 0;                           // Length of the window.
   std::vector<int64_t> latencies_us;  // Of the successful calls, ascending.
+  // CPU used during the window (with `operations`: the whole run), by
+  // everything in the process (servers and driver alike) and by the others
+  // the cpu_clock counts.
+  CpuTime cpu;
 };
 
 // Runs `workload` with `options.concurrency` callers: unmeasured for
@@ -56,6 +72,9 @@ struct LoadResult {
 // flight end. Only operations that start and end inside the measured window
 // count. Blocks for warmup + duration + the slowest operation.
 LoadResult RunClosedLoop(Workload& workload, const LoadOptions& options);
+
+// CPU seconds (user + system) this process used so far; 0 if unknown.
+double OwnCpuSeconds();
 
 struct OpenLoopOptions {
   double rate = 1000;  // Operations started per second, on a fixed schedule.

@@ -102,6 +102,9 @@ Lab::~Lab() {
   for (const std::unique_ptr<peer::Peer>& member : members_) {
     member->Shutdown();
   }
+  for (const std::unique_ptr<ChildProcess>& member : member_processes_) {
+    StopChild(*member, Millis(5000), "chat-peer").IgnoreError();
+  }
   if (receiver_ != nullptr) receiver_->Shutdown();
   if (registry_ != nullptr) registry_->Shutdown(Millis(1000));
   if (greeter_server_ != nullptr) {
@@ -114,6 +117,7 @@ Lab::~Lab() {
 
 absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   std::unique_ptr<Lab> lab(new Lab());
+  lab->options_ = options;
   TlsServerFiles serve;
   TlsClientFiles verify;
   if (!options.tls_dir.empty()) {
@@ -276,6 +280,7 @@ absl::Status Lab::StartGroup(const peer::PeerOptions& member_options,
         absl::StrCat("a group has 2 to 64 members, not ", members));
   }
   group_report_.members = members;
+  group_report_.apart = options_.group_apart;
   group_report_.threads_before = ProcessThreads();
   group_report_.rss_before_mb = ResidentMegabytes();
   const MonoTime start = std::chrono::steady_clock::now();
@@ -284,10 +289,14 @@ absl::Status Lab::StartGroup(const peer::PeerOptions& member_options,
     peer::PeerOptions options = member_options;
     options.name = absl::StrCat("bench-member-", i);
     options.store_path = dir_ / (options.name + ".db");
+    names.push_back(options.name);
+    if (options_.group_apart) {
+      CHAT_RETURN_IF_ERROR(StartMemberApart(options));
+      continue;
+    }
     absl::StatusOr<std::unique_ptr<peer::Peer>> member =
         peer::Peer::Start(options, &discard_, RealClock());
     if (!member.ok()) return member.status();
-    names.push_back(options.name);
     members_.push_back(*std::move(member));
   }
   absl::StatusOr<std::string> made =
@@ -331,6 +340,55 @@ absl::Status Lab::StartGroup(const peer::PeerOptions& member_options,
   group_report_.threads_after = ProcessThreads();
   group_report_.rss_after_mb = ResidentMegabytes();
   return absl::OkStatus();
+}
+
+absl::Status Lab::StartMemberApart(const peer::PeerOptions& member_options) {
+  const std::filesystem::path data_dir = dir_ / member_options.name;
+  std::error_code error;
+  std::filesystem::create_directories(data_dir, error);
+  if (error) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot create ", data_dir.string(), ": ", error.message()));
+  }
+  std::vector<std::string> argv = {
+      (std::filesystem::path(options_.bin_dir) / "chat-peer").string(),
+      "--name",
+      member_options.name,
+      "--registry",
+      member_options.registry,
+      "--listen",
+      "127.0.0.1:0",
+      "--data-dir",
+      data_dir.string(),
+      "--sync",
+      member_options.sync_full ? "full" : "normal",
+      "--json"};
+  if (!options_.tls_dir.empty()) {
+    for (const std::string& arg : std::vector<std::string>{
+             "--tls-cert", options_.tls_dir + "/localhost.crt", "--tls-key",
+             options_.tls_dir + "/localhost.key", "--tls-ca",
+             options_.tls_dir + "/ca.crt", "--tls-peer-name",
+             member_options.tls.peer_name}) {
+      argv.push_back(arg);
+    }
+  }
+  ChildStart how;
+  how.cpus = options_.member_cpus;
+  how.ready_line = "\"event\":\"ready\"";
+  how.name = member_options.name;
+  absl::StatusOr<ReadyChild> started = StartChild(argv, how);
+  if (!started.ok()) return started.status();
+  member_processes_.push_back(std::move(started->process));
+  return absl::OkStatus();
+}
+
+CpuTime Lab::Cpu() const {
+  CpuTime cpu;
+  cpu.own = OwnCpuSeconds();
+  for (const std::unique_ptr<ChildProcess>& member : member_processes_) {
+    cpu.others += ReadCpuSeconds(std::to_string(member->pid())).value_or(0);
+  }
+  return cpu;
 }
 
 absl::Status Lab::StartDirectSender() {

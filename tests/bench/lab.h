@@ -24,6 +24,7 @@
 #include "peer/events.h"
 #include "peer/peer.h"
 #include "registry/server/server.h"
+#include "tests/bench/child.h"
 #include "tests/bench/driver.h"
 #include "tests/bench/floor.h"
 
@@ -45,6 +46,13 @@ struct LabOptions {
   // group_target() of itself, the receiver and them; Start returns once a
   // first message to it was delivered to every other member. 0: no group.
   int group_members = 0;
+  // With a group: its members beyond the sender and the receiver run as
+  // chat-peer processes (bin_dir/chat-peer, --json, as a user starts one),
+  // on member_cpus when not empty, so that their CPU is their own
+  // (Lab::Cpu's `others`) and not the sending process's.
+  bool group_apart = false;
+  std::string bin_dir;
+  std::vector<int> member_cpus;
   // The peers' stores (and the floor's) commit with synchronous=FULL
   // (chat-peer's default).
   bool peer_sync_full = true;
@@ -71,7 +79,8 @@ struct FillReport {
 // What starting a group's extra members cost this process, read before the
 // first of them started and after the group was made.
 struct GroupReport {
-  int members = 0;  // The sender included.
+  int members = 0;     // The sender included.
+  bool apart = false;  // LabOptions::group_apart.
   double seconds = 0;
   int threads_before = 0;
   int threads_after = 0;
@@ -136,8 +145,13 @@ class Lab {
   // message to it makes (group_members - 1), and what starting its members
   // cost this process.
   const std::string& group_target() const { return group_target_; }
-  int group_copies() const { return static_cast<int>(members_.size()) + 1; }
+  int group_copies() const {
+    return static_cast<int>(members_.size() + member_processes_.size()) + 1;
+  }
   const GroupReport& group_report() const { return group_report_; }
+  // CPU used so far by this process and by the members it runs apart.
+  // Thread-safe.
+  CpuTime Cpu() const;
 
   // With peers: who sends straight to the receiver with SendMessage, not
   // through a Peer: a name registered with this identity's key.
@@ -158,6 +172,8 @@ class Lab {
   // Starts the members beyond the sender and the receiver, makes the group
   // and waits until a first message reached every member.
   absl::Status StartGroup(const peer::PeerOptions& member_options, int members);
+  // Starts a member as a chat-peer process, as `member_options` would.
+  absl::Status StartMemberApart(const peer::PeerOptions& member_options);
 
   class DiscardEvents final : public peer::EventSink {
    public:
@@ -177,6 +193,9 @@ class Lab {
   std::unique_ptr<peer::Peer> receiver_;
   std::unique_ptr<peer::Peer> sender_;
   std::vector<std::unique_ptr<peer::Peer>> members_;  // Beyond the receiver.
+  // With group_apart: the members beyond the receiver, as processes.
+  std::vector<std::unique_ptr<ChildProcess>> member_processes_;
+  LabOptions options_;
   std::string group_target_;
   GroupReport group_report_;
   std::unique_ptr<DurableFloor> floor_;

@@ -68,6 +68,7 @@ int Run(const po::variables_map& vm) {
   if (options.group_members < 2 || options.group_members > 64) {
     return Usage("--group-members must be from 2 to 64 (a group's most)");
   }
+  options.group_apart = vm.count("group-apart") > 0;
   const std::string peer_sync = vm["peer-sync"].as<std::string>();
   if (peer_sync != "full" && peer_sync != "normal") {
     return Usage("--peer-sync must be full or normal");
@@ -243,6 +244,10 @@ int main(int argc, char** argv) {
       "group-send: the group's members, the sending peer included, from 2 "
       "to 64 (documented: 8 and 64); every member is a real peer in this "
       "process with its own file, server and registry streams")(
+      "group-apart",
+      "group-send: the members beyond the sending and the receiving peer "
+      "run as chat-peer processes (from --bin-dir, on --server-cpus), so "
+      "that the sending process's CPU per copy is its own")(
       "registry-store", po::value<std::string>()->default_value("sqlite"),
       "where the bench's registry keeps its names: sqlite (a file in a "
       "scratch directory) or etcd (chat-registry --store etcd, on a "
@@ -308,7 +313,8 @@ int main(int argc, char** argv) {
       "driver-cpus", po::value<std::string>()->default_value(""),
       "CPUs chat-bench runs on, a comma list (0 or 0,1); default: any")(
       "server-cpus", po::value<std::string>()->default_value(""),
-      "--system: CPUs the binaries started run on, a comma list; default: "
+      "--system, --group-apart: CPUs the binaries started run on, a comma "
+      "list; default: "
       "any. Apart from --driver-cpus, the overload measures the registry, "
       "not a load generator taking its cores")(
       "server-cgroup", po::value<std::string>()->default_value(""),

@@ -48,6 +48,23 @@ echo "== --compare"
 run --compare --rounds 3 --scenario resolve --duration 0.3 --warmup 0 --names 10
 check compare 6 1
 
+echo "== group-send with its members apart (chat-peer processes)"
+run --compare --rounds 3 --scenario send-durable,group-send --group-members 3 \
+  --group-apart --duration 0.3 --warmup 0
+check group-apart 9 2
+"$python" - "$out" <<'PY' || exit 1
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+group = [r for r in rows if r["kind"] == "group"]
+copies = [r for r in rows if r["kind"] == "copy_ratio"]
+if len(group) != 1 or not group[0]["apart"] or len(copies) != 1 \
+        or copies[0]["copies"] != 2 or "sender_cpu_per_copy" not in copies[0]:
+    print(f"FAIL group-apart: group {group}, copy ratios {copies}")
+    sys.exit(1)
+print("ok group-apart: the sending process's CPU per copy:",
+      copies[0]["sender_cpu_per_copy"])
+PY
+
 echo "== --tls: the lab over TLS (certificates from scripts/make-certs)"
 certs=$(mktemp -d "${TMPDIR:-/tmp}/chat_bench_certs.XXXXXX")
 "$(dirname "$0")/../../scripts/make-certs" "$certs" --peer localhost,localhost,127.0.0.1 >/dev/null
