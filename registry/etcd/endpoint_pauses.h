@@ -61,8 +61,8 @@ class EndpointPauses {
 
  private:
   struct Pause {
-    MonoTime until;    // Passed over before this.
-    int failures = 0;  // In a row; 0: answering.
+    MonoTime until;                      // Passed over before this.
+    int failures = 0;                    // In a row; 0: answering.
     std::optional<MonoTime> last_retry;  // TakeRetry() said yes then.
   };
 

@@ -36,9 +36,9 @@ TEST(EtcdEndpointPausesTest, AFailurePausesThatEndpointForOneSecond) {
 TEST(EtcdEndpointPausesTest, ThePauseDoublesPerFailureInARowUpTo30Seconds) {
   FakeClock clock;
   EndpointPauses pauses(clock, 1);
-  for (Millis expected : {Millis(1000), Millis(2000), Millis(4000),
-                          Millis(8000), Millis(16000), Millis(30000),
-                          Millis(30000), Millis(30000)}) {
+  for (Millis expected :
+       {Millis(1000), Millis(2000), Millis(4000), Millis(8000), Millis(16000),
+        Millis(30000), Millis(30000), Millis(30000)}) {
     pauses.Failed(0);
     clock.Advance(expected - Millis(1));
     EXPECT_TRUE(pauses.Paused(0)) << expected.count();
