@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "peer/group_text.h"
 #include "peer/inbox_rules.h"
 #include "peer/sealing.h"
 #include "registry/names.h"
@@ -196,8 +197,9 @@ void ReadTracker::AddShownLocked(ReadNote note) {
 }
 
 void ReadTracker::MarkRead(const std::string& name) {
-  // A name with '#' is no name: it must not read a group's conversation.
-  if (name.empty() || name.front() == '#') return;
+  // A group's target ("#team") is no name: it must not read a group's
+  // conversation.
+  if (name.empty() || IsGroupTarget(name)) return;
   MarkConversationRead(NameKey(name));
 }
 

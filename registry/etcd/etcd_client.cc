@@ -360,29 +360,30 @@ std::shared_ptr<grpc::Channel> EtcdClient::NextChannel() {
   return Pick(tried).channel;
 }
 
+EtcdClient::Endpoint* EtcdClient::EndpointOf(
+    const std::shared_ptr<grpc::Channel>& channel) const {
+  for (const auto& endpoint : endpoints_) {
+    if (endpoint->channel == channel) return endpoint.get();
+  }
+  return nullptr;
+}
+
 void EtcdClient::ReportStreamFailure(
     const std::shared_ptr<grpc::Channel>& channel) {
-  for (const auto& endpoint : endpoints_) {
-    if (endpoint->channel == channel) {
-      MarkFailing(*endpoint,
-                  "a stream to it broke, went silent or was refused");
-    }
+  if (Endpoint* endpoint = EndpointOf(channel)) {
+    MarkFailing(*endpoint, "a stream to it broke, went silent or was refused");
   }
 }
 
 void EtcdClient::ReportStreamAnswering(
     const std::shared_ptr<grpc::Channel>& channel) {
-  for (const auto& endpoint : endpoints_) {
-    if (endpoint->channel == channel) MarkAnswering(*endpoint);
-  }
+  if (Endpoint* endpoint = EndpointOf(channel)) MarkAnswering(*endpoint);
 }
 
 std::string EtcdClient::EndpointName(
     const std::shared_ptr<grpc::Channel>& channel) const {
-  for (const auto& endpoint : endpoints_) {
-    if (endpoint->channel == channel) return endpoint->address;
-  }
-  return "";
+  const Endpoint* endpoint = EndpointOf(channel);
+  return endpoint != nullptr ? endpoint->address : "";
 }
 
 template <typename Attempt>

@@ -296,6 +296,8 @@ class EtcdClient {
   // `tried` (one flag per endpoint, set for the one picked); any untried
   // one when all are failing.
   Endpoint& Pick(std::vector<bool>& tried);
+  // The endpoint whose channel is `channel`; null when none is.
+  Endpoint* EndpointOf(const std::shared_ptr<grpc::Channel>& channel) const;
   void MarkFailing(Endpoint& endpoint, const std::string& why);
   void MarkAnswering(Endpoint& endpoint);
   // One unary call with failover (see the class comment): `attempt` makes
