@@ -50,6 +50,9 @@ EtcdStore::EtcdStore(const EtcdStoreOptions& options, const Clock& clock,
       keep_alive_(client_.get(), RealClock(), nullptr),
       // On the real clock too: a pooled lease ages in etcd's time.
       lease_pool_(client_.get(), RealClock()),
+      txn_batcher_([client = client_.get()](const TxnRequest& txn) {
+        return client->Txn(txn);
+      }),
       hub_(this, options.max_watch_backlog_bytes, "max-watch-backlog-kb",
            options.watch_history),
       workers_(options.workers) {}
@@ -61,6 +64,13 @@ EtcdStore::~EtcdStore() {
       hits + misses > 0) {
     Log(absl::StrCat("lease pool: ", hits, " leases taken ready, ", misses,
                      " granted while a registration waited"));
+  }
+  // How much group commit saved: writes that went to etcd together.
+  if (const int64_t sent = txn_batcher_.merged_sent(); sent > 0) {
+    Log(absl::StrCat("group commit: ", txn_batcher_.merged_txns(),
+                     " writes in ", sent, " etcd Txns, ",
+                     txn_batcher_.sent_again(),
+                     " sent again alone after theirs failed"));
   }
   hub_.CancelAll();
   {

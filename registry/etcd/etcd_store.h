@@ -1,6 +1,8 @@
 // The Store kept in etcd (docs/cluster.md): several registries share one
 // state, each serving reads from its own index fed by one etcd Watch, every
-// write one etcd transaction whose compares enforce the rules that span keys.
+// write one etcd transaction whose compares enforce the rules that span keys
+// (writes about different names made at the same moment share one etcd Txn,
+// each with its own compares: one raft proposal for all).
 
 #ifndef CHAT_REGISTRY_ETCD_ETCD_STORE_H_
 #define CHAT_REGISTRY_ETCD_ETCD_STORE_H_

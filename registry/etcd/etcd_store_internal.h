@@ -41,6 +41,7 @@
 #include "registry/etcd/etcd_layout.h"
 #include "registry/etcd/etcd_lease_pool.h"
 #include "registry/etcd/etcd_store.h"
+#include "registry/etcd/etcd_txn_batcher.h"
 #include "registry/etcd/etcd_watch.h"
 #include "registry/store/name_index.h"
 #include "registry/store/store.h"
@@ -267,10 +268,11 @@ class EtcdStore final : public Store, public SnapshotSource {
 
   // The loop of every write: `decide` reads the index and decides (its
   // error, a refusal, is answered as is); the Txn commits the decision
-  // unless another registry changed what was read; the answer waits until
-  // this registry's index applied the write, so a read here sees it. A lost
-  // compare waits until the index holds what won, then decides again, up to
-  // max_rounds times (then Contended). A Txn whose outcome is unknown
+  // unless another registry changed what was read (merged with the Txns of
+  // other names' writes waiting at that moment: txn_batcher_); the answer waits
+  // until this registry's index applied the write, so a read here sees it. A
+  // lost compare waits until the index holds what won, then decides again, up
+  // to max_rounds times (then Contended). A Txn whose outcome is unknown
   // (kUnavailable: the member timed out or broke under it; kResourceExhausted:
   // NOSPACE) is read back at another member (the client passes over the one
   // that failed): there, it is answered as committed; surely not there, it
@@ -367,6 +369,8 @@ class EtcdStore final : public Store, public SnapshotSource {
   const std::unique_ptr<EtcdClient> client_;
   EtcdKeepAlive keep_alive_;
   EtcdLeasePool lease_pool_;
+  // Every write's Txn goes through it (CommitDecided).
+  TxnBatcher txn_batcher_;
 
   absl::Mutex sweep_mu_;
   MonoTime next_sweep_ ABSL_GUARDED_BY(sweep_mu_);

@@ -246,7 +246,9 @@ absl::Status EtcdStore::CommitDecided(
     for (const Compare& compare : round.txn.compares) {
       round.txn.failure.push_back(Op::Get(compare.key));
     }
-    absl::StatusOr<TxnResult> result = client_->Txn(round.txn);
+    // With the writes of other names made at the same moment: one raft
+    // proposal for all (etcd_txn_batcher.h).
+    absl::StatusOr<TxnResult> result = txn_batcher_.Commit(round.txn);
     if (!result.ok()) {
       if (!MaybeApplied(result.status())) return result.status();
       const std::optional<int64_t> revision =

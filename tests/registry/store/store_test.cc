@@ -2021,6 +2021,67 @@ TEST_F(EtcdStoreTest, NamesPerKeyAreCountedAcrossRegistries) {
   EXPECT_EQ(granted, kTestQuota);
 }
 
+// Registrations made at the same moment at one registry go to etcd in
+// shared Txns (group commit): each keeps its own compares, so every rule
+// holds as it does one by one.
+TEST_F(EtcdStoreTest, RegistrationsMadeAtOnceKeepEveryRule) {
+  constexpr int kFresh = 24;
+  constexpr int kRacers = 6;
+  const PublicKey greedy = TestKey(1);
+  std::vector<RegisterRequest> requests;
+  for (int i = 0; i < kFresh; ++i) {
+    requests.push_back({absl::StrCat("fresh", i), "h:1", Millis(10000), ""});
+  }
+  for (int i = 0; i < kRacers; ++i) {
+    requests.push_back(
+        {"contested", absl::StrCat("h:", i + 1), Millis(10000), ""});
+  }
+  for (size_t i = 0; i < 2 * kTestQuota; ++i) {
+    requests.push_back(
+        {absl::StrCat("greedy", i), "h:1", Millis(10000), "", greedy});
+  }
+  absl::Mutex mu;
+  absl::CondVar answer_came;
+  std::vector<absl::StatusOr<Lease>> answers(requests.size(),
+                                             absl::UnknownError("none"));
+  size_t answered = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    a_->RegisterAsync(requests[i], [&, i](absl::StatusOr<Lease> answer) {
+      absl::MutexLock lock(&mu);
+      answers[i] = std::move(answer);
+      ++answered;
+      answer_came.Signal();
+    });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    while (answered < requests.size()) answer_came.Wait(&mu);
+  }
+  int contested_won = 0;
+  size_t greedy_granted = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    SCOPED_TRACE(requests[i].name);
+    if (i < kFresh) {
+      EXPECT_THAT(answers[i], IsOk());
+    } else if (i < kFresh + kRacers) {
+      if (answers[i].ok()) {
+        ++contested_won;
+      } else {
+        EXPECT_THAT(answers[i], StatusIs(absl::StatusCode::kAlreadyExists));
+      }
+    } else if (answers[i].ok()) {
+      ++greedy_granted;
+    } else {
+      EXPECT_THAT(answers[i], StatusIs(absl::StatusCode::kResourceExhausted));
+    }
+  }
+  EXPECT_EQ(contested_won, 1);
+  EXPECT_EQ(greedy_granted, kTestQuota);
+  // All of it is in etcd: another registry sees it.
+  ASSERT_TRUE(chat::testing::WaitFor(
+      [&] { return b_->Size() == kFresh + 1 + kTestQuota; }));
+}
+
 // A chat-register-v2 proof is checked and recorded in the Register Txn,
 // which compares the binding's revision: a proof used at one registry is
 // used for all of them, even at one whose index has not seen it yet.
