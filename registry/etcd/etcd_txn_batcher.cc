@@ -153,10 +153,9 @@ std::vector<TxnBatcher::Waiter*> TxnBatcher::TakeBatch() {
           failure_ops + txn.failure.size() + txn.compares.size() <=
               options_.max_ops &&
           bytes + waiter->bytes <= options_.max_bytes &&
-          std::none_of(waiter->keys.begin(), waiter->keys.end(),
-                       [&](const std::string& key) {
-                         return keys.contains(key);
-                       });
+          std::none_of(
+              waiter->keys.begin(), waiter->keys.end(),
+              [&](const std::string& key) { return keys.contains(key); });
       if (!fits) {
         ++it;
         continue;
@@ -200,7 +199,8 @@ void TxnBatcher::SendBatch(const std::vector<Waiter*>& batch) {
     }
   }
   const size_t own_failure_ops = merged.failure.size();
-  for (const std::string& key : compared) merged.failure.push_back(Op::Get(key));
+  for (const std::string& key : compared)
+    merged.failure.push_back(Op::Get(key));
 
   absl::StatusOr<TxnResult> result = send_(merged);
   {
@@ -247,8 +247,7 @@ void TxnBatcher::SendBatch(const std::vector<Waiter*>& batch) {
     const TxnRequest& txn = *waiter->txn;
     const size_t count = txn.failure.size();
     const bool holds = std::all_of(
-        txn.compares.begin(), txn.compares.end(),
-        [&](const Compare& compare) {
+        txn.compares.begin(), txn.compares.end(), [&](const Compare& compare) {
           return CompareHolds(compare, read_of(compare.key));
         });
     if (holds) {

@@ -54,10 +54,10 @@ class FakeEtcd {
       op_result.kind = op.kind;
       if (op.kind == Op::Kind::kPut) {
         auto it = kvs_.find(op.key);
-        const int64_t created = it == kvs_.end() ? revision_
-                                                 : it->second.create_revision;
-        kvs_[op.key] = KeyValue{op.key, op.value, created, revision_, 1,
-                                op.lease};
+        const int64_t created =
+            it == kvs_.end() ? revision_ : it->second.create_revision;
+        kvs_[op.key] =
+            KeyValue{op.key, op.value, created, revision_, 1, op.lease};
       } else if (op.kind == Op::Kind::kDelete) {
         op_result.deleted = static_cast<int64_t>(kvs_.erase(op.key));
       } else if (auto it = kvs_.find(op.key); it != kvs_.end()) {
@@ -236,11 +236,11 @@ TEST(TxnBatcherTest, ALostCompareFailsOnlyItsOwnerAndTheOthersGoAgain) {
   etcd.Seed("taken", "x");
   const int64_t taken_at = etcd.ModRevision("taken");
   TxnBatcher batcher(etcd.Sender(), OneInFlight());
-  const auto results = CommitTogether(
-      etcd, batcher,
-      {CreateIfAbsent("free", "1"), CreateIfAbsent("taken", "2"),
-       CreateIfAbsent("also-free", "3")},
-      CreateIfAbsent("blocker", "v"));
+  const auto results =
+      CommitTogether(etcd, batcher,
+                     {CreateIfAbsent("free", "1"), CreateIfAbsent("taken", "2"),
+                      CreateIfAbsent("also-free", "3")},
+                     CreateIfAbsent("blocker", "v"));
   ASSERT_TRUE(results[0].ok() && results[1].ok() && results[2].ok());
   EXPECT_TRUE(results[0]->succeeded);
   EXPECT_TRUE(results[2]->succeeded);
@@ -269,9 +269,9 @@ TEST(TxnBatcherTest, CompareHoldsAsEtcdJudgesIt) {
   version_of_absent.compares.push_back(
       {Compare::Target::kVersion, Compare::Result::kLess, "other", 1, ""});
   version_of_absent.success.push_back(Op::Put("other", "v"));
-  const auto results = CommitTogether(etcd, batcher,
-                                      {value_of_absent, version_of_absent},
-                                      CreateIfAbsent("blocker", "v"));
+  const auto results =
+      CommitTogether(etcd, batcher, {value_of_absent, version_of_absent},
+                     CreateIfAbsent("blocker", "v"));
   ASSERT_TRUE(results[0].ok() && results[1].ok());
   EXPECT_FALSE(results[0]->succeeded);
   EXPECT_TRUE(results[1]->succeeded);
@@ -339,9 +339,9 @@ TEST(TxnBatcherTest, ATxnWithARangeGoesAlone) {
   TxnBatcher batcher(etcd.Sender(), OneInFlight());
   TxnRequest ranged;
   ranged.success.push_back(Op::DeletePrefix("p/"));
-  const auto results = CommitTogether(
-      etcd, batcher, {ranged, CreateIfAbsent("a", "1")},
-      CreateIfAbsent("blocker", "v"));
+  const auto results =
+      CommitTogether(etcd, batcher, {ranged, CreateIfAbsent("a", "1")},
+                     CreateIfAbsent("blocker", "v"));
   EXPECT_TRUE(results[0].ok() && results[1].ok());
   EXPECT_EQ(etcd.Sent().size(), 3u);
   EXPECT_EQ(batcher.merged_sent(), 0);
