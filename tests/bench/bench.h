@@ -113,7 +113,10 @@ struct ScenarioResult {
   int copies = 0;
   // CPU (user + system) per successful call during the measured window:
   // of this process (driver and in-process servers alike), and of the
-  // processes the lab started (group-send's members with --group-apart).
+  // processes the lab started (group-send's members with --group-apart)
+  // and of the etcd the bench started, if any (so that an etcd scenario's
+  // CPU per call is all of it; group-send's per-member share assumes no
+  // etcd).
   double cpu_us_per_call = 0;
   double others_cpu_us_per_call = 0;
 };

@@ -97,6 +97,8 @@ class EtcdCluster {
   // waits until it answers. kFailedPrecondition when it is still running.
   absl::Status Restart(int i);
   bool Running(int i) const { return members_[i].pid > 0; }
+  // Member `i`'s process id; -1 when it is not running.
+  pid_t Pid(int i) const { return members_[i].pid; }
 
   // The tail of member `i`'s log, for failure messages.
   std::string LogTail(int i, int max_bytes = 4000) const;
