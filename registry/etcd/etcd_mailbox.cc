@@ -16,7 +16,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/identity.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "registry/etcd/etcd_mailbox_internal.h"
 #include "registry/etcd/etcd_watch.h"
@@ -33,6 +35,9 @@ using mailbox_internal::MailLayout;
 using mailbox_internal::MailWrite;
 using mailbox_internal::ReadKeys;
 using mailbox_internal::StoredItem;
+
+// A log line of the etcd mailbox's.
+void Log(const std::string& message) { LogLine("etcd-mailbox", message); }
 
 // How often one write reads again and decides again after another write
 // changed what it read. Each round is read-only until it wins, so a loser
@@ -469,8 +474,17 @@ class EtcdMailbox final : public Mailbox {
   }
 
   // The watch thread: every item put under mail/ (by any registry) wakes
-  // its recipient's subscribers, unless Announce() did already.
+  // its recipient's subscribers, unless Announce() did already. What
+  // happens to the watch is logged as the store's watch is (a line when it
+  // ends, on the first failure to reopen it and every 10 s after, and when
+  // it is open again), so that an operator sees mail's watch come back too.
   void WatchArrivals() {
+    constexpr absl::Duration kStillDownEvery = absl::Seconds(10);
+    // Since the last watch ended, while `down`.
+    bool down = false;
+    MonoTime down_since{};
+    MonoTime next_still_down{};
+    int failed_opens = 0;
     while (true) {
       EtcdWatch* watch;
       {
@@ -521,6 +535,14 @@ class EtcdMailbox final : public Mailbox {
         absl::MutexLock lock(&announce_mu_);
         from = watched_revision_ + 1;
       }
+      if (watch != nullptr) {
+        down = true;
+        down_since = clock_.Monotonic();
+        if (ended.code() != absl::StatusCode::kCancelled) {
+          Log(absl::StrCat("watch of mail ended (reopening from revision ",
+                           from, "): ", ended.ToString()));
+        }
+      }
       if (IsCompacted(ended)) {
         from = 0;
         arrivals_.NotifyAll();
@@ -536,6 +558,29 @@ class EtcdMailbox final : public Mailbox {
       }
       absl::StatusOr<std::unique_ptr<EtcdWatch>> opened = EtcdWatch::Open(
           &client_, WatchOptions::Prefix(layout_.ItemsPrefix(), from));
+      const MonoTime now = clock_.Monotonic();
+      if (!opened.ok()) {
+        if (!down) {
+          down = true;
+          down_since = now;
+        }
+        if (failed_opens == 0 || now >= next_still_down) {
+          Log(absl::StrCat("watch of mail failed to open (", failed_opens + 1,
+                           " attempts, one a second): ",
+                           opened.status().ToString()));
+          next_still_down = now + absl::ToChronoMilliseconds(kStillDownEvery);
+        }
+        ++failed_opens;
+      } else if (down) {
+        Log(absl::StrCat(
+            "watch of mail open again on ",
+            client_.EndpointName((*opened)->channel()), " from revision ",
+            from, ", ",
+            absl::FormatDuration(absl::FromChrono(now - down_since)),
+            " after the last one ended (", failed_opens, " failed attempts)"));
+        down = false;
+        failed_opens = 0;
+      }
       absl::MutexLock lock(&watch_mu_);
       watch_ = opened.ok() ? *std::move(opened) : nullptr;
       if (stopping_ && watch_ != nullptr) watch_->Cancel();

@@ -94,42 +94,76 @@ absl::Status EtcdStore::Start() {
 
 absl::StatusOr<Millis> EtcdStore::KeepAlive(const std::string& name,
                                             const std::string& lease_id) {
-  CHAT_RETURN_IF_ERROR(ValidateName(name));
-  const std::string key = NameKey(name);
-  CHAT_ASSIGN_OR_RETURN(ReadState read, ReadHolder(name, key, lease_id));
+  absl::StatusOr<Millis> answer;
+  absl::Notification answered;
+  KeepAliveAsync(name, lease_id, [&](absl::StatusOr<Millis> ttl) {
+    answer = std::move(ttl);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return answer;
+}
+
+void EtcdStore::KeepAliveAsync(const std::string& name,
+                               const std::string& lease_id, TtlCallback done) {
+  if (absl::Status valid = ValidateName(name); !valid.ok()) {
+    done(valid);
+    return;
+  }
+  std::string key = NameKey(name);
+  absl::StatusOr<ReadState> read = ReadHolder(name, key, lease_id);
+  if (!read.ok()) {
+    done(read.status());
+    return;
+  }
+  const MonoTime deadline = RealClock().Monotonic() +
+                            absl::ToChronoMilliseconds(client_->call_timeout());
+  Renew(name, std::move(key), *std::move(read), 0, deadline, std::move(done));
+}
+
+void EtcdStore::Renew(std::string name, std::string key, ReadState read,
+                      int attempt, MonoTime deadline, TtlCallback done) {
   // A renewal is idempotent: one lost with a stream that broke (its
   // member died, hung, or answered too slowly) goes again on the stream
   // that replaces it, as often as the call's deadline allows and at least
   // twice. Each new stream starts at a member not failing at the time, but
   // under load a healthy member may be passed over too and a hung one come
   // back into the rotation, so two tries can both meet a broken stream.
-  const MonoTime deadline = RealClock().Monotonic() +
-                            absl::ToChronoMilliseconds(client_->call_timeout());
-  absl::StatusOr<int64_t> ttl_seconds;
-  for (int attempt = 0;; ++attempt) {
-    absl::Notification renewed;
-    keep_alive_.RenewOnce(read.etcd_lease, [&](absl::StatusOr<int64_t> answer) {
-      ttl_seconds = std::move(answer);
-      renewed.Notify();
-    });
-    renewed.WaitForNotification();
-    if (ttl_seconds.status().code() != absl::StatusCode::kUnavailable) break;
-    if (attempt >= 1 && RealClock().Monotonic() >= deadline) break;
-  }
-  if (!ttl_seconds.ok()) {
-    if (ttl_seconds.status().code() == absl::StatusCode::kNotFound) {
-      return absl::NotFoundError(absl::StrCat(
-          "no live lease holds \"", name, "\" (it expired; register again)"));
-    }
-    return ttl_seconds.status();
-  }
-  const Millis ttl = read.state.record->ttl;
-  absl::MutexLock lock(&mu_);
-  if (auto it = records_.find(key);
-      it != records_.end() && it->second.etcd_lease == read.etcd_lease) {
-    it->second.record.expires_at = clock_.Monotonic() + ttl;
-  }
-  return ttl;
+  // Bounded in count too: a keep-alive shutting down answers at once.
+  constexpr int kMaxAttempts = 8;
+  const int64_t etcd_lease = read.etcd_lease;
+  keep_alive_.RenewOnce(
+      etcd_lease, [this, name = std::move(name), key = std::move(key),
+                   read = std::move(read), attempt, deadline,
+                   done = std::move(done)](
+                      absl::StatusOr<int64_t> ttl_seconds) mutable {
+        if (ttl_seconds.status().code() == absl::StatusCode::kUnavailable &&
+            attempt + 1 < kMaxAttempts &&
+            (attempt < 1 || RealClock().Monotonic() < deadline)) {
+          Renew(std::move(name), std::move(key), std::move(read), attempt + 1,
+                deadline, std::move(done));
+          return;
+        }
+        if (!ttl_seconds.ok()) {
+          if (ttl_seconds.status().code() == absl::StatusCode::kNotFound) {
+            done(absl::NotFoundError(absl::StrCat(
+                "no live lease holds \"", name,
+                "\" (it expired; register again)")));
+            return;
+          }
+          done(ttl_seconds.status());
+          return;
+        }
+        const Millis ttl = read.state.record->ttl;
+        {
+          absl::MutexLock lock(&mu_);
+          if (auto it = records_.find(key);
+              it != records_.end() && it->second.etcd_lease == read.etcd_lease) {
+            it->second.record.expires_at = clock_.Monotonic() + ttl;
+          }
+        }
+        done(ttl);
+      });
 }
 
 absl::Status EtcdStore::VerifyLease(const std::string& name,

@@ -202,6 +202,11 @@ class EtcdStore final : public Store, public SnapshotSource {
   absl::StatusOr<Millis> KeepAlive(const std::string& name,
                                    const std::string& lease_id) override;
 
+  // The renewal goes on the shared keep-alive stream and `done` runs on its
+  // reader thread when etcd answers: no thread waits for etcd meanwhile.
+  void KeepAliveAsync(const std::string& name, const std::string& lease_id,
+                      TtlCallback done) override;
+
   absl::Status VerifyLease(const std::string& name,
                            const std::string& lease_id) override;
 
@@ -307,6 +312,14 @@ class EtcdStore final : public Store, public SnapshotSource {
   Lease Granted(Record record, MonoTime now, int64_t replaced);
 
   int64_t LeaseGrantedSeconds(const ReadState& read);
+
+  // --- Renewals -----------------------------------------------------------
+
+  // One renewal of a KeepAliveAsync(): renews `read`'s etcd lease on the
+  // keep-alive stream, again when the stream broke before the answer (see
+  // KeepAliveAsync), and answers `done`.
+  void Renew(std::string name, std::string key, ReadState read, int attempt,
+             MonoTime deadline, TtlCallback done);
 
   // --- The index ----------------------------------------------------------
 

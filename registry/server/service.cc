@@ -236,10 +236,19 @@ grpc::ServerUnaryReactor* RegistryService::KeepAlive(
     v1::KeepAliveResponse* response) {
   absl::StatusOr<CallGate::Ticket> ticket = admission_.AdmitCall(*context);
   if (!ticket.ok()) return Respond(context, ticket.status());
-  absl::StatusOr<Millis> ttl =
-      store_->KeepAlive(request->name(), request->lease_id());
-  if (ttl.ok()) response->set_ttl_ms(ttl->count());
-  return Respond(context, ttl.status());
+  // Answered when the store has renewed (on etcd: when etcd answers the
+  // renewal), without holding a callback thread meanwhile. `response`
+  // lives until Finish().
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->KeepAliveAsync(
+      request->name(), request->lease_id(),
+      [reactor, response,
+       held = std::make_shared<CallGate::Ticket>(*std::move(ticket))](
+          absl::StatusOr<Millis> ttl) {
+        if (ttl.ok()) response->set_ttl_ms(ttl->count());
+        reactor->Finish(ToGrpcStatus(ttl.status()));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* RegistryService::Unregister(

@@ -149,6 +149,18 @@ class Store {
   virtual absl::StatusOr<Millis> KeepAlive(const std::string& name,
                                            const std::string& lease_id) = 0;
 
+  // KeepAlive() without blocking the caller (a gRPC callback thread) while
+  // a store whose renewals go over the network waits for them: `done` gets
+  // what KeepAlive() would return, exactly once, on a thread of the store's
+  // or on the caller's before this returns. `done` must not wait for the
+  // store. By default it is KeepAlive() on the caller's thread (a store
+  // that renews in its own memory answers at once).
+  using TtlCallback = std::function<void(absl::StatusOr<Millis>)>;
+  virtual void KeepAliveAsync(const std::string& name,
+                              const std::string& lease_id, TtlCallback done) {
+    done(KeepAlive(name, lease_id));
+  }
+
   // OK when `lease_id` holds the live lease on `name`; changes nothing.
   // Errors as for KeepAlive.
   virtual absl::Status VerifyLease(const std::string& name,

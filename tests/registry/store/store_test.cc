@@ -29,6 +29,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/random.h"
 #include "registry/store/sqlite_schema.h"
 #include "registry/store/sqlite_store.h"
@@ -219,6 +220,59 @@ TEST_P(StoreContractTest, KeepAliveChecksTheLease) {
   auto ttl = store_->KeepAlive("ALICE", lease.lease_id);
   ASSERT_THAT(ttl, IsOk());
   EXPECT_EQ(*ttl, Millis(10000));
+}
+
+// What KeepAliveAsync() answers, waited for.
+absl::StatusOr<Millis> KeepAliveAndWait(Store& store, const std::string& name,
+                                        const std::string& lease_id) {
+  absl::StatusOr<Millis> answer = absl::UnknownError("not answered");
+  absl::Notification answered;
+  store.KeepAliveAsync(name, lease_id, [&](absl::StatusOr<Millis> ttl) {
+    answer = std::move(ttl);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return answer;
+}
+
+TEST_P(StoreContractTest, KeepAliveAsyncAnswersAsKeepAlive) {
+  Lease lease = MustRegister("alice", "h:1");
+  EXPECT_THAT(KeepAliveAndWait(*store_, "alice", RandomHex(16)),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(KeepAliveAndWait(*store_, "nobody", lease.lease_id),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(KeepAliveAndWait(*store_, "bad name", lease.lease_id),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  auto ttl = KeepAliveAndWait(*store_, "ALICE", lease.lease_id);
+  ASSERT_THAT(ttl, IsOk());
+  EXPECT_EQ(*ttl, Millis(10000));
+}
+
+TEST_P(StoreContractTest, ManyRenewalsAtOnceAreEachAnswered) {
+  constexpr int kNames = 8;
+  constexpr int kRenewalsEach = 8;
+  std::vector<Lease> leases;
+  for (int i = 0; i < kNames; ++i) {
+    leases.push_back(MustRegister(absl::StrCat("n", i), "h:1"));
+  }
+  absl::Mutex mu;
+  absl::CondVar answer_came;
+  int answered = 0;
+  int renewed = 0;
+  for (int round = 0; round < kRenewalsEach; ++round) {
+    for (int i = 0; i < kNames; ++i) {
+      store_->KeepAliveAsync(absl::StrCat("n", i), leases[i].lease_id,
+                             [&](absl::StatusOr<Millis> ttl) {
+                               absl::MutexLock lock(&mu);
+                               ++answered;
+                               if (ttl.ok()) ++renewed;
+                               answer_came.Signal();
+                             });
+    }
+  }
+  absl::MutexLock lock(&mu);
+  while (answered < kNames * kRenewalsEach) answer_came.Wait(&mu);
+  EXPECT_EQ(renewed, kNames * kRenewalsEach);
 }
 
 TEST_P(StoreContractTest, VerifyLeaseChecksWithoutRenewing) {
