@@ -809,10 +809,7 @@ TEST_F(PeerStoreTest, AFileFromBeforeConversationsByIdKeepsItsPromises) {
   MakePeerFileFromFixture(path, "peer_v7.sql");
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
-  }
+  EXPECT_EQ(PeerFileVersion(path), kPeerSchemaVersion);
   // The outbox, its floors and numbering, per conversation.
   auto outbox = store->outbox().Entries();
   ASSERT_THAT(outbox.status(), IsOk());
@@ -1196,18 +1193,13 @@ TEST_F(PeerStoreTest, AFileFromBeforeGroupReadsMigrates) {
     store->read_notes().SaveReadNotes({note});
     Flush(*store);
   }
-  {
-    SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.exec(
-        "ALTER TABLE reads DROP COLUMN group_id; ALTER TABLE copy_states "
-        "DROP COLUMN recipient; PRAGMA user_version = 12;");
-  }
+  LowerPeerFile(path,
+                "ALTER TABLE reads DROP COLUMN group_id; ALTER TABLE "
+                "copy_states DROP COLUMN recipient;",
+                12);
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
-  }
+  EXPECT_EQ(PeerFileVersion(path), kPeerSchemaVersion);
   absl::StatusOr<HistoryPage> page = store->history().Page(kGroup, 20);
   ASSERT_THAT(page.status(), IsOk());
   ASSERT_EQ(page->entries.size(), 1u);
@@ -1217,6 +1209,20 @@ TEST_F(PeerStoreTest, AFileFromBeforeGroupReadsMigrates) {
   ASSERT_EQ(notes->size(), 1u);
   EXPECT_EQ((*notes)[0].peer, "carol");
   EXPECT_EQ((*notes)[0].group_id, "");
+}
+
+// A file a newer build wrote is refused, not read as this build's schema,
+// and left as it was.
+TEST_F(PeerStoreTest, AFileFromANewerBuildIsRefused) {
+  const std::string path = dir_.File("alice.db");
+  Open().reset();
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec(absl::StrCat("PRAGMA user_version = ", kPeerSchemaVersion + 1));
+  }
+  EXPECT_THAT(OpenPeerStore(path, clock_).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(PeerFileVersion(path), kPeerSchemaVersion + 1);
 }
 
 // A note of ours awaiting a group copy's receipt keeps its group across a
