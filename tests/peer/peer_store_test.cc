@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "peer/history.h"
 #include "peer/inbox_rules.h"
@@ -1173,6 +1174,59 @@ TEST_F(PeerStoreTest, AGroupsHistoryNamesTheMembersWhoReadIt) {
   ASSERT_THAT(page.status(), IsOk());
   ASSERT_EQ(page->entries.size(), 1u);
   EXPECT_THAT(page->entries[0].read_by, IsEmpty());
+}
+
+// "text:reader reader" of each entry, the readers as read_by has them.
+std::vector<std::string> ReadByLines(const absl::StatusOr<HistoryPage>& page) {
+  if (!page.ok()) return {"error"};
+  std::vector<std::string> lines;
+  for (const HistoryEntry& entry : page->entries) {
+    lines.push_back(absl::StrCat(entry.message.text, ":",
+                                 absl::StrJoin(entry.read_by, " ")));
+  }
+  return lines;
+}
+
+// Paged, each group message of ours names its own readers (in name order,
+// as it named its members) and no other message's; a message of theirs
+// names none, even under the id of one of ours, and so does a page's
+// message whose readers are all on messages beyond the page.
+TEST_F(PeerStoreTest, EachPageOfAGroupsHistoryNamesEachMessagesReaders) {
+  auto store = Open();
+  for (const char* id : {"g1", "g2"}) {
+    ASSERT_THAT(
+        AddToGroup(*store, ToGroup(id, id), {"Carol", "bob", "dave"}).status(),
+        IsOk());
+  }
+  ChatMessage theirs = Incoming("g2", 1, 1);
+  theirs.group_id = kGroupId;
+  theirs.group_version = 1;
+  theirs.group_state_hash = std::string(32, 'h');
+  ASSERT_TRUE(ReceiveAndShow(*store, theirs));
+  for (const char* id : {"g3", "g4"}) {
+    ASSERT_THAT(
+        AddToGroup(*store, ToGroup(id, id), {"Carol", "bob", "dave"}).status(),
+        IsOk());
+  }
+  HistoryStore& history = store->history();
+  history.RecordSendState("g1", "dave", SendStatus::kRead);
+  history.RecordSendState("g1", "bob", SendStatus::kRead);
+  history.RecordSendState("g2", "carol", SendStatus::kRead);
+  history.RecordSendState("g2", "dave", SendStatus::kRead);
+  history.RecordSendState("g2", "bob", SendStatus::kDelivered);
+  for (const char* member : {"bob", "carol", "dave"}) {
+    history.RecordSendState("g3", member, SendStatus::kDelivered);
+    history.RecordSendState("g4", member, SendStatus::kRead);
+  }
+  Flush(*store);
+
+  EXPECT_THAT(ReadByLines(history.Page(kGroup, 2)),
+              ElementsAre("g3:", "g4:bob Carol dave"));
+  EXPECT_THAT(ReadByLines(history.Page(kGroup, 3)),
+              ElementsAre("text g2:", "g3:", "g4:bob Carol dave"));
+  EXPECT_THAT(ReadByLines(history.Page(kGroup, 20)),
+              ElementsAre("g1:bob dave", "g2:Carol dave",
+                          "text g2:", "g3:", "g4:bob Carol dave"));
 }
 
 // A file of the build before read receipts in groups (schema 12): its
