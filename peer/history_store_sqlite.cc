@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "peer/inbox_rules.h"
@@ -163,20 +166,28 @@ absl::StatusOr<HistoryPage> SqliteHistory::Page(const std::string& name,
       entry.delivered_copies = select->getColumn(12).getInt();
       page.entries.push_back(std::move(entry));
     }
-    // Who read each group message of ours: a few rows per message, asked
-    // only for those with copies.
+    // Who read each group message of ours on the page, in one query: the
+    // page is chosen again as above (same lock, same rows), and only its
+    // messages with copies are asked about.
     ScopedStatement readers(
         file_->statements,
-        "SELECT coalesce(recipient, recipient_key) FROM copy_states WHERE "
-        "id = ?1 AND status >= ?2 ORDER BY recipient_key");
+        "SELECT id, coalesce(recipient, recipient_key) FROM copy_states "
+        "WHERE status >= ?3 AND id IN (SELECT id FROM (SELECT id, ours, "
+        "copies FROM messages WHERE " CHAT_HISTORY_OF
+        " ORDER BY seq DESC LIMIT ?2) WHERE ours = 1 AND copies > 0) "
+        "ORDER BY id, recipient_key");
+    readers->bind(1, conversation);
+    readers->bind(2, std::max(limit, 1));
+    readers->bind(3, HistoryRank(SendStatus::kRead));
+    absl::flat_hash_map<std::string, std::vector<std::string>> read_by;
+    while (readers->executeStep()) {
+      read_by[readers->getColumn(0).getString()].push_back(
+          readers->getColumn(1).getString());
+    }
     for (HistoryEntry& entry : page.entries) {
       if (!entry.ours || entry.copies == 0) continue;
-      readers->tryReset();
-      readers->bind(1, entry.message.id);
-      readers->bind(2, HistoryRank(SendStatus::kRead));
-      while (readers->executeStep()) {
-        entry.read_by.push_back(readers->getColumn(0).getString());
-      }
+      auto readers_of = read_by.find(entry.message.id);
+      if (readers_of != read_by.end()) entry.read_by = readers_of->second;
     }
     ScopedStatement count(
         file_->statements,

@@ -71,6 +71,43 @@ absl::StatusOr<std::optional<PublicKey>> BoundKey(
   return std::optional<PublicKey>(binding->key);
 }
 
+// The peer's store; kAlreadyExists when another chat-peer of this name
+// holds it, kFailedPrecondition when it cannot be opened otherwise.
+absl::StatusOr<std::unique_ptr<PeerStore>> OpenStore(const PeerOptions& options,
+                                                     const Clock& clock) {
+  absl::StatusOr<std::unique_ptr<PeerStore>> store = OpenPeerStore(
+      options.store_path, clock, options.sync_full, options.store_limits);
+  if (store.ok()) return store;
+  // Another chat-peer of this name on this data directory: the name is
+  // taken here, as it would be in the registry (exit 1, not "cannot
+  // start"), said in words a person can act on.
+  if (std::optional<int64_t> pid = LockHolderPid(store.status())) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        options.name, " is already running here",
+        *pid > 0 ? absl::StrCat(" (pid ", *pid, ")") : std::string()));
+  }
+  return absl::FailedPreconditionError(std::string(store.status().message()));
+}
+
+// Our identity, from PeerOptions::identity_path (or beside the store), or
+// a new one kept nowhere for an in-memory store. Errors as
+// Identity::LoadOrCreate.
+absl::StatusOr<std::unique_ptr<Identity>> LoadIdentity(
+    const PeerOptions& options) {
+  std::string identity_path = options.identity_path;
+  if (identity_path.empty() && options.store_path != ":memory:") {
+    identity_path = std::filesystem::path(options.store_path)
+                        .replace_extension(".key")
+                        .string();
+  }
+  if (identity_path.empty()) {
+    return std::make_unique<Identity>(Identity::Generate());
+  }
+  CHAT_ASSIGN_OR_RETURN(Identity identity,
+                        Identity::LoadOrCreate(identity_path));
+  return std::make_unique<Identity>(std::move(identity));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
@@ -88,20 +125,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   Peer* raw = peer.get();
 
   // The store, and what writes our messages' states into its history.
-  absl::StatusOr<std::unique_ptr<PeerStore>> store = OpenPeerStore(
-      options.store_path, clock, options.sync_full, options.store_limits);
-  if (!store.ok()) {
-    // Another chat-peer of this name on this data directory: the name is
-    // taken here, as it would be in the registry (exit 1, not "cannot
-    // start"), said in words a person can act on.
-    if (std::optional<int64_t> pid = LockHolderPid(store.status())) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          options.name, " is already running here",
-          *pid > 0 ? absl::StrCat(" (pid ", *pid, ")") : std::string()));
-    }
-    return absl::FailedPreconditionError(std::string(store.status().message()));
-  }
-  peer->store_ = *std::move(store);
+  CHAT_ASSIGN_OR_RETURN(peer->store_, OpenStore(options, clock));
   PeerStore& roles = *peer->store_;
   // From here on every event about a group carries the group's label.
   peer->labeler_ = std::make_unique<GroupLabelingSink>(&roles.groups(), events);
@@ -111,19 +135,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   roles.history().Trim();  // Then hourly, on the hold-back loop.
 
   // Who we are.
-  std::string identity_path = options.identity_path;
-  if (identity_path.empty() && options.store_path != ":memory:") {
-    identity_path = std::filesystem::path(options.store_path)
-                        .replace_extension(".key")
-                        .string();
-  }
-  if (identity_path.empty()) {
-    peer->identity_ = std::make_unique<Identity>(Identity::Generate());
-  } else {
-    absl::StatusOr<Identity> identity = Identity::LoadOrCreate(identity_path);
-    if (!identity.ok()) return identity.status();
-    peer->identity_ = std::make_unique<Identity>(*std::move(identity));
-  }
+  CHAT_ASSIGN_OR_RETURN(peer->identity_, LoadIdentity(options));
 
   // The registry.
   CHAT_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> channel_tls,
@@ -165,31 +177,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->envelope_ = std::make_unique<Envelope>(options.name, *peer->identity_,
                                                peer->keys_.get(), clock);
 
-  // Our groups: changed through the registry's sequencer, and a gate every
-  // arriving group message passes before the inbox keeps it.
-  peer->group_keys_ = std::make_unique<TrustedGroupKeys>(peer->keys_.get());
-  peer->group_directory_ = std::make_unique<RegistryGroupDirectory>(registry);
-  peer->groups_ = std::make_unique<GroupManager>(
-      peer->identity_.get(), options.name, &roles.groups(),
-      peer->group_directory_.get(), peer->group_keys_.get(), clock,
-      options.store_limits.group_limits, options.store_limits.max_groups);
-  GroupGate::Options gate_options;
-  gate_options.self = {options.name, peer->identity_->public_key()};
-  peer->group_gate_ = std::make_unique<GroupGate>(
-      &roles.groups(), peer->group_directory_.get(), peer->group_keys_.get(),
-      events, clock, std::move(gate_options));
-  // Two doors to one inbox: gRPC callback threads must not wait on the
-  // registry, so the direct path's door fetches group states on a thread
-  // of its own; the mail listener's thread may wait.
-  GroupCheckedInbox::Options direct_door;
-  direct_door.fetch_in_background = true;
-  peer->direct_inbox_ = std::make_unique<GroupCheckedInbox>(
-      &roles.inbox(), peer->group_gate_.get(),
-      static_cast<GroupChangeListener*>(peer.get()), direct_door);
-  peer->mail_inbox_ = std::make_unique<GroupCheckedInbox>(
-      &roles.inbox(), peer->group_gate_.get(),
-      static_cast<GroupChangeListener*>(peer.get()),
-      GroupCheckedInbox::Options{});
+  // Our groups, and the gate every arriving group message passes.
+  peer->WireGroups();
 
   // How messages go to other peers: to the address the watch keeps fresh
   // for those followed (so an outage does not stop a conversation), else
@@ -286,60 +275,11 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   ready.fingerprint = Fingerprint(peer->identity_->public_key());
   peer->Emit(ready);
 
-  // What a killed run recorded but may not have shown, then what it left
-  // in the outbox: sent again on its own.
-  absl::StatusOr<std::vector<ChatMessage>> unshown = roles.inbox().Unshown();
-  if (unshown.ok()) peer->Release(*unshown, /*repeated=*/true);
-  CHAT_ASSIGN_OR_RETURN(std::vector<OutboxEntry> outbox,
-                        roles.outbox().Entries());
-  // Each recipient's messages in one go (the outbox lists them together,
-  // in order), so the first window can carry them all.
-  std::vector<std::vector<ChatMessage>> runs;
-  size_t resent = 0;
-  for (OutboxEntry& entry : outbox) {
-    // Stored ones wait in a mailbox; their receipts will come.
-    if (entry.stored) continue;
-    if (runs.empty() ||
-        NameKey(runs.back().front().to) != NameKey(entry.message.to)) {
-      runs.emplace_back();
-    }
-    runs.back().push_back(std::move(entry.message));
-    ++resent;
-  }
-  {
-    absl::MutexLock lock(&peer->mu_);
-    for (std::vector<ChatMessage>& run : runs) {
-      peer->QueueLocked(std::move(run), /*to_partner=*/false);
-    }
-  }
-  if (resent > 0) {
-    peer->Emit(InfoEvent(absl::StrCat("sending ", resent,
-                                      resent == 1 ? " message" : " messages",
-                                      " left in your outbox")));
-  }
+  // What the last run left: shown and sent again.
+  CHAT_RETURN_IF_ERROR(peer->ResumeLastRun());
 
-  // Who of those followed is online (the keeper tells when the registry is
-  // away), and our mailbox.
-  RegistryFollower::Options follower_options;
-  follower_options.own_name = options.name;
-  follower_options.contacts = peer->contacts_.get();
-  follower_options.presence = peer.get();
-  follower_options.listings = peer->keys_.get();
-  follower_options.quiet_when_unreachable = true;
-  peer->follower_events_ = std::make_unique<FollowerEvents>(events);
-  peer->follower_ = std::make_unique<RegistryFollower>(
-      registry, &peer->online_, peer->follower_events_.get(), clock,
-      std::move(follower_options));
-  MailListener::Options mail_options;
-  mail_options.own_name = options.name;
-  mail_options.keeper = peer->keeper_.get();
-  mail_options.envelope = peer->envelope_.get();
-  mail_options.released = peer.get();
-  mail_options.deliveries = peer->reads_.get();
-  mail_options.read_receipts = peer->reads_.get();
-  peer->mail_ = std::make_unique<MailListener>(
-      registry, peer->mail_inbox_.get(), &roles.outbox(), events, clock,
-      std::move(mail_options));
+  // Who of those followed is online, and our mailbox.
+  peer->StartFollowing();
 
   // Held messages released when they waited long enough; the history's
   // age; strangers refused.
@@ -356,6 +296,62 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Start(const PeerOptions& options,
   peer->follower_events_->WaitForSummary(clock, options.rpc_timeout);
 
   return peer;
+}
+
+absl::Status Peer::ResumeLastRun() {
+  absl::StatusOr<std::vector<ChatMessage>> unshown = store_->inbox().Unshown();
+  if (unshown.ok()) Release(*unshown, /*repeated=*/true);
+  CHAT_ASSIGN_OR_RETURN(std::vector<OutboxEntry> outbox,
+                        store_->outbox().Entries());
+  // Each recipient's messages in one go (the outbox lists them together,
+  // in order), so the first window can carry them all.
+  std::vector<std::vector<ChatMessage>> runs;
+  size_t resent = 0;
+  for (OutboxEntry& entry : outbox) {
+    // Stored ones wait in a mailbox; their receipts will come.
+    if (entry.stored) continue;
+    if (runs.empty() ||
+        NameKey(runs.back().front().to) != NameKey(entry.message.to)) {
+      runs.emplace_back();
+    }
+    runs.back().push_back(std::move(entry.message));
+    ++resent;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (std::vector<ChatMessage>& run : runs) {
+      QueueLocked(std::move(run), /*to_partner=*/false);
+    }
+  }
+  if (resent > 0) {
+    Emit(InfoEvent(absl::StrCat("sending ", resent,
+                                resent == 1 ? " message" : " messages",
+                                " left in your outbox")));
+  }
+  return absl::OkStatus();
+}
+
+void Peer::StartFollowing() {
+  RegistryFollower::Options follower_options;
+  follower_options.own_name = options_.name;
+  follower_options.contacts = contacts_.get();
+  follower_options.presence = this;
+  follower_options.listings = keys_.get();
+  follower_options.quiet_when_unreachable = true;
+  follower_events_ = std::make_unique<FollowerEvents>(events_);
+  follower_ = std::make_unique<RegistryFollower>(registry_.get(), &online_,
+                                                 follower_events_.get(), clock_,
+                                                 std::move(follower_options));
+  MailListener::Options mail_options;
+  mail_options.own_name = options_.name;
+  mail_options.keeper = keeper_.get();
+  mail_options.envelope = envelope_.get();
+  mail_options.released = this;
+  mail_options.deliveries = reads_.get();
+  mail_options.read_receipts = reads_.get();
+  mail_ = std::make_unique<MailListener>(registry_.get(), mail_inbox_.get(),
+                                         &store_->outbox(), events_, clock_,
+                                         std::move(mail_options));
 }
 
 Peer::Peer(PeerOptions options, EventSink* events, const Clock& clock)

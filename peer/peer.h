@@ -270,6 +270,21 @@ class Peer final : private MessageSink,
  private:
   Peer(PeerOptions options, EventSink* events, const Clock& clock);
 
+  // Start()'s step for groups (peer/peer_groups.cc): builds group_keys_,
+  // group_directory_, groups_, group_gate_ and the inbox's two doors over
+  // store_, registry_, identity_ and keys_, which must be set, and events_
+  // (the labeling sink).
+  void WireGroups();
+
+  // Start()'s step once we are registered: what a killed run recorded but
+  // may not have shown is shown (Release, `repeated`), and what it left in
+  // the outbox is sent again on its own. Errors as Outbox::Entries.
+  absl::Status ResumeLastRun();
+  // Start()'s step that follows who of those followed is online (the
+  // keeper, not the follower, tells when the registry is away) and reads
+  // our mailbox; needs keeper_ and mail_inbox_.
+  void StartFollowing();
+
   // MessageSink (ChatService, gRPC threads): keeps a message in the inbox,
   // releases and shows what it may, then answers the sender.
   void Accept(const ChatMessage& message, AcceptCallback done) override;

@@ -1,9 +1,10 @@
-// Peer's groups: the commands that change them, sending to them, and what
-// the screen is told about them. The rules are GroupManager's, GroupGate's
-// and peer/group_rules.h's; this is wiring.
+// Peer's groups: their parts wired at start, the commands that change them,
+// sending to them, and what the screen is told about them. The rules are
+// GroupManager's, GroupGate's and peer/group_rules.h's; this is wiring.
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,33 @@ namespace chat::peer {
 
 using registry::GroupState;
 using registry::NameKey;
+
+void Peer::WireGroups() {
+  // Changes we make go through the registry's sequencer (GroupManager);
+  // every arriving group message passes the gate before the inbox keeps it.
+  group_keys_ = std::make_unique<TrustedGroupKeys>(keys_.get());
+  group_directory_ = std::make_unique<RegistryGroupDirectory>(registry_.get());
+  groups_ = std::make_unique<GroupManager>(
+      identity_.get(), options_.name, &store_->groups(), group_directory_.get(),
+      group_keys_.get(), clock_, options_.store_limits.group_limits,
+      options_.store_limits.max_groups);
+  GroupGate::Options gate_options;
+  gate_options.self = {options_.name, identity_->public_key()};
+  group_gate_ = std::make_unique<GroupGate>(
+      &store_->groups(), group_directory_.get(), group_keys_.get(), events_,
+      clock_, std::move(gate_options));
+  // Two doors to one inbox: gRPC callback threads must not wait on the
+  // registry, so the direct path's door fetches group states on a thread
+  // of its own; the mail listener's thread may wait.
+  GroupChangeListener* const changes = this;
+  GroupCheckedInbox::Options direct_door;
+  direct_door.fetch_in_background = true;
+  direct_inbox_ = std::make_unique<GroupCheckedInbox>(
+      &store_->inbox(), group_gate_.get(), changes, direct_door);
+  mail_inbox_ = std::make_unique<GroupCheckedInbox>(
+      &store_->inbox(), group_gate_.get(), changes,
+      GroupCheckedInbox::Options{});
+}
 
 ChatMessage Peer::NewGroupMessage(const GroupState& state,
                                   const std::string& text) const {

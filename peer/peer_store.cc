@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/private_files.h"
@@ -27,8 +27,9 @@ namespace {
 
 using registry::NameKey;
 
+// Schema migrations, in order; migration i brings user_version from i to i+1.
 // Append only: a file in the field may be at any earlier version.
-const std::vector<const char*> kMigrations = {
+const char* const kMigrations[] = {
     // 1: outbox, inbox, sequence counters, our lease.
     R"sql(
       CREATE TABLE meta (
@@ -355,6 +356,7 @@ const std::vector<const char*> kMigrations = {
       ALTER TABLE copy_states ADD COLUMN recipient TEXT;
     )sql",
 };
+static_assert(std::size(kMigrations) == kPeerSchemaVersion);
 
 class SqlitePeerStore final : public PeerStore {
  public:
@@ -441,7 +443,7 @@ absl::StatusOr<std::unique_ptr<PeerStore>> OpenPeerStore(
   // that cheap. NORMAL (WAL) survives a killed process, not a lost disk
   // cache, and spares one fsync per commit.
   options.sync_full = sync_full;
-  options.migrations = kMigrations;
+  options.migrations.assign(std::begin(kMigrations), std::end(kMigrations));
   absl::StatusOr<SqliteFile> file = OpenSqlite(path, options);
   if (!file.ok()) return file.status();
   try {

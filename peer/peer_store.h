@@ -83,6 +83,10 @@ struct PeerStoreLimits {
   registry::GroupLimits group_limits;
 };
 
+// The schema version (SQLite's user_version) this build writes; older files
+// are migrated on open, newer ones refused.
+inline constexpr int kPeerSchemaVersion = 13;
+
 // Opens (creating, migrating) the store at `path`, ":memory:" for one that
 // lives only as long as the object. Takes `path`.lock, so a second peer
 // cannot use the same file: kUnavailable then. kFailedPrecondition when the

@@ -4,7 +4,6 @@
 
 #include "peer/group_book.h"
 
-#include <SQLiteCpp/SQLiteCpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -209,19 +208,14 @@ TEST_F(GroupBookTest, AFileFromBeforeEveryStateWasKeptMigrates) {
     auto store = Open();
     ASSERT_THAT(store->groups().Apply({v1, v2}, Self()), IsOk());
   }
-  {
-    SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.exec(
-        "DROP TRIGGER copy_states_follow; DROP TABLE copy_states; "
-        "DROP TABLE group_states; ALTER TABLE messages DROP COLUMN copies; "
-        "ALTER TABLE reads DROP COLUMN group_id; PRAGMA user_version = 11;");
-  }
+  LowerPeerFile(path,
+                "DROP TRIGGER copy_states_follow; DROP TABLE copy_states; "
+                "DROP TABLE group_states; ALTER TABLE messages DROP COLUMN "
+                "copies; ALTER TABLE reads DROP COLUMN group_id;",
+                11);
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
-  }
+  EXPECT_EQ(PeerFileVersion(path), kPeerSchemaVersion);
   EXPECT_EQ(store->groups().Latest(v1.group_id)->state, v2);
   EXPECT_EQ(store->groups().StateAt(v1.group_id, 2), v2);
   EXPECT_EQ(store->groups().StateAt(v1.group_id, 1), std::nullopt);
@@ -239,16 +233,10 @@ TEST_F(GroupBookTest, AFileFromBeforeEveryStateWasKeptMigrates) {
 TEST_F(GroupBookTest, AFileFromBeforeGroupsMigrates) {
   const std::string path = dir_.File("alice.db");
   MakePeerFileFromFixture(path, "peer_v10.sql");
-  {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    ASSERT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 10);
-  }
+  ASSERT_EQ(PeerFileVersion(path), 10);
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
-  }
+  EXPECT_EQ(PeerFileVersion(path), kPeerSchemaVersion);
   EXPECT_THAT(store->groups().List(), IsEmpty());
   EXPECT_EQ(store->lease().SavedLeaseId(), "lease-1");
   GroupState v1 = Genesis("Book club");

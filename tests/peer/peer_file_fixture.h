@@ -1,5 +1,6 @@
 // Peer files as older builds made them (tests/peer/testdata/*.sql, SQL
-// dumps), for the tests of the peer store's migrations.
+// dumps, or a current file with what later schemas added taken off), for
+// the tests of the peer store's migrations.
 
 #ifndef CHAT_TESTS_PEER_PEER_FILE_FIXTURE_H_
 #define CHAT_TESTS_PEER_PEER_FILE_FIXTURE_H_
@@ -28,6 +29,24 @@ inline void MakePeerFileFromFixture(const std::string& path,
   sql << in.rdbuf();
   SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
   db.exec(sql.str());
+}
+
+// Makes the peer file at `path` look as the build of schema `version` left
+// it: runs `undo_sql`, which takes off what the later schemas added (so
+// their migrations must run again, and would fail on what is left), then
+// sets its user_version to `version`. No store may have the file open.
+// Throws SQLite::Exception on bad SQL.
+inline void LowerPeerFile(const std::string& path, const std::string& undo_sql,
+                          int version) {
+  SQLite::Database db(path, SQLite::OPEN_READWRITE);
+  db.exec(undo_sql);
+  db.exec(absl::StrCat("PRAGMA user_version = ", version));
+}
+
+// The schema version (user_version) of the peer file at `path`.
+inline int PeerFileVersion(const std::string& path) {
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  return db.execAndGet("PRAGMA user_version").getInt();
 }
 
 }  // namespace chat::peer

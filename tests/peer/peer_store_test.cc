@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "peer/history.h"
 #include "peer/inbox_rules.h"
@@ -809,10 +810,7 @@ TEST_F(PeerStoreTest, AFileFromBeforeConversationsByIdKeepsItsPromises) {
   MakePeerFileFromFixture(path, "peer_v7.sql");
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
-  }
+  EXPECT_EQ(PeerFileVersion(path), kPeerSchemaVersion);
   // The outbox, its floors and numbering, per conversation.
   auto outbox = store->outbox().Entries();
   ASSERT_THAT(outbox.status(), IsOk());
@@ -1178,6 +1176,59 @@ TEST_F(PeerStoreTest, AGroupsHistoryNamesTheMembersWhoReadIt) {
   EXPECT_THAT(page->entries[0].read_by, IsEmpty());
 }
 
+// "text:reader reader" of each entry, the readers as read_by has them.
+std::vector<std::string> ReadByLines(const absl::StatusOr<HistoryPage>& page) {
+  if (!page.ok()) return {"error"};
+  std::vector<std::string> lines;
+  for (const HistoryEntry& entry : page->entries) {
+    lines.push_back(absl::StrCat(entry.message.text, ":",
+                                 absl::StrJoin(entry.read_by, " ")));
+  }
+  return lines;
+}
+
+// Paged, each group message of ours names its own readers (in name order,
+// as it named its members) and no other message's; a message of theirs
+// names none, even under the id of one of ours, and so does a page's
+// message whose readers are all on messages beyond the page.
+TEST_F(PeerStoreTest, EachPageOfAGroupsHistoryNamesEachMessagesReaders) {
+  auto store = Open();
+  for (const char* id : {"g1", "g2"}) {
+    ASSERT_THAT(
+        AddToGroup(*store, ToGroup(id, id), {"Carol", "bob", "dave"}).status(),
+        IsOk());
+  }
+  ChatMessage theirs = Incoming("g2", 1, 1);
+  theirs.group_id = kGroupId;
+  theirs.group_version = 1;
+  theirs.group_state_hash = std::string(32, 'h');
+  ASSERT_TRUE(ReceiveAndShow(*store, theirs));
+  for (const char* id : {"g3", "g4"}) {
+    ASSERT_THAT(
+        AddToGroup(*store, ToGroup(id, id), {"Carol", "bob", "dave"}).status(),
+        IsOk());
+  }
+  HistoryStore& history = store->history();
+  history.RecordSendState("g1", "dave", SendStatus::kRead);
+  history.RecordSendState("g1", "bob", SendStatus::kRead);
+  history.RecordSendState("g2", "carol", SendStatus::kRead);
+  history.RecordSendState("g2", "dave", SendStatus::kRead);
+  history.RecordSendState("g2", "bob", SendStatus::kDelivered);
+  for (const char* member : {"bob", "carol", "dave"}) {
+    history.RecordSendState("g3", member, SendStatus::kDelivered);
+    history.RecordSendState("g4", member, SendStatus::kRead);
+  }
+  Flush(*store);
+
+  EXPECT_THAT(ReadByLines(history.Page(kGroup, 2)),
+              ElementsAre("g3:", "g4:bob Carol dave"));
+  EXPECT_THAT(ReadByLines(history.Page(kGroup, 3)),
+              ElementsAre("text g2:", "g3:", "g4:bob Carol dave"));
+  EXPECT_THAT(ReadByLines(history.Page(kGroup, 20)),
+              ElementsAre("g1:bob dave", "g2:Carol dave",
+                          "text g2:", "g3:", "g4:bob Carol dave"));
+}
+
 // A file of the build before read receipts in groups (schema 12): its
 // copies know their members by key alone, its notes no group; it migrates
 // and keeps both.
@@ -1196,18 +1247,13 @@ TEST_F(PeerStoreTest, AFileFromBeforeGroupReadsMigrates) {
     store->read_notes().SaveReadNotes({note});
     Flush(*store);
   }
-  {
-    SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.exec(
-        "ALTER TABLE reads DROP COLUMN group_id; ALTER TABLE copy_states "
-        "DROP COLUMN recipient; PRAGMA user_version = 12;");
-  }
+  LowerPeerFile(path,
+                "ALTER TABLE reads DROP COLUMN group_id; ALTER TABLE "
+                "copy_states DROP COLUMN recipient;",
+                12);
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), 13);
-  }
+  EXPECT_EQ(PeerFileVersion(path), kPeerSchemaVersion);
   absl::StatusOr<HistoryPage> page = store->history().Page(kGroup, 20);
   ASSERT_THAT(page.status(), IsOk());
   ASSERT_EQ(page->entries.size(), 1u);
@@ -1217,6 +1263,20 @@ TEST_F(PeerStoreTest, AFileFromBeforeGroupReadsMigrates) {
   ASSERT_EQ(notes->size(), 1u);
   EXPECT_EQ((*notes)[0].peer, "carol");
   EXPECT_EQ((*notes)[0].group_id, "");
+}
+
+// A file a newer build wrote is refused, not read as this build's schema,
+// and left as it was.
+TEST_F(PeerStoreTest, AFileFromANewerBuildIsRefused) {
+  const std::string path = dir_.File("alice.db");
+  Open().reset();
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec(absl::StrCat("PRAGMA user_version = ", kPeerSchemaVersion + 1));
+  }
+  EXPECT_THAT(OpenPeerStore(path, clock_).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(PeerFileVersion(path), kPeerSchemaVersion + 1);
 }
 
 // A note of ours awaiting a group copy's receipt keeps its group across a
