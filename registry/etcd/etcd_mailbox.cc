@@ -565,18 +565,17 @@ class EtcdMailbox final : public Mailbox {
           down_since = now;
         }
         if (failed_opens == 0 || now >= next_still_down) {
-          Log(absl::StrCat("watch of mail failed to open (", failed_opens + 1,
-                           " attempts, one a second): ",
-                           opened.status().ToString()));
+          Log(absl::StrCat(
+              "watch of mail failed to open (", failed_opens + 1,
+              " attempts, one a second): ", opened.status().ToString()));
           next_still_down = now + absl::ToChronoMilliseconds(kStillDownEvery);
         }
         ++failed_opens;
       } else if (down) {
         Log(absl::StrCat(
             "watch of mail open again on ",
-            client_.EndpointName((*opened)->channel()), " from revision ",
-            from, ", ",
-            absl::FormatDuration(absl::FromChrono(now - down_since)),
+            client_.EndpointName((*opened)->channel()), " from revision ", from,
+            ", ", absl::FormatDuration(absl::FromChrono(now - down_since)),
             " after the last one ended (", failed_opens, " failed attempts)"));
         down = false;
         failed_opens = 0;

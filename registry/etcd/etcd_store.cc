@@ -133,10 +133,10 @@ void EtcdStore::Renew(std::string name, std::string key, ReadState read,
   constexpr int kMaxAttempts = 8;
   const int64_t etcd_lease = read.etcd_lease;
   keep_alive_.RenewOnce(
-      etcd_lease, [this, name = std::move(name), key = std::move(key),
-                   read = std::move(read), attempt, deadline,
-                   done = std::move(done)](
-                      absl::StatusOr<int64_t> ttl_seconds) mutable {
+      etcd_lease,
+      [this, name = std::move(name), key = std::move(key),
+       read = std::move(read), attempt, deadline,
+       done = std::move(done)](absl::StatusOr<int64_t> ttl_seconds) mutable {
         if (ttl_seconds.status().code() == absl::StatusCode::kUnavailable &&
             attempt + 1 < kMaxAttempts &&
             (attempt < 1 || RealClock().Monotonic() < deadline)) {
@@ -146,9 +146,9 @@ void EtcdStore::Renew(std::string name, std::string key, ReadState read,
         }
         if (!ttl_seconds.ok()) {
           if (ttl_seconds.status().code() == absl::StatusCode::kNotFound) {
-            done(absl::NotFoundError(absl::StrCat(
-                "no live lease holds \"", name,
-                "\" (it expired; register again)")));
+            done(absl::NotFoundError(
+                absl::StrCat("no live lease holds \"", name,
+                             "\" (it expired; register again)")));
             return;
           }
           done(ttl_seconds.status());
@@ -158,7 +158,8 @@ void EtcdStore::Renew(std::string name, std::string key, ReadState read,
         {
           absl::MutexLock lock(&mu_);
           if (auto it = records_.find(key);
-              it != records_.end() && it->second.etcd_lease == read.etcd_lease) {
+              it != records_.end() &&
+              it->second.etcd_lease == read.etcd_lease) {
             it->second.record.expires_at = clock_.Monotonic() + ttl;
           }
         }

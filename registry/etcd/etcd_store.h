@@ -46,11 +46,11 @@ struct EtcdStoreOptions {
 };
 
 // Opens the store: reads a snapshot of StoreRoot(prefix), builds the index,
-// starts the watch that keeps it current, and writes the reservation of every
-// binding still marked online whose name is gone (a registry that saw the
-// expiry may have died before writing it). kUnavailable when etcd cannot be
-// reached; kDataLoss when a stored value does not decode.
-// `clock` is not owned and must outlive the store.
+// starts the watch that keeps it current, and has the reservation of every
+// binding still marked online whose name is gone written in the background
+// (a registry that saw the expiry may have died before writing it).
+// kUnavailable when etcd cannot be reached; kDataLoss when a stored value does
+// not decode. `clock` is not owned and must outlive the store.
 //
 // How it differs from the SQLite store, within the Store contract:
 // - Expiry is etcd's: a name's key hangs on an etcd lease of its TTL rounded

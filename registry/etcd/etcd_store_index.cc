@@ -286,6 +286,12 @@ absl::Status EtcdStore::ApplyEvent(
 }
 
 void EtcdStore::WriteReservation(const PendingReservation& pending) {
+  {
+    // Not at shutdown: another registry, or this one's next start, writes
+    // it (WriteMissedReservations).
+    absl::MutexLock lock(&watch_mu_);
+    if (stopping_) return;
+  }
   BindingRecord reserved = pending.slot.binding;
   reserved.reserved_until = clock_.Wall() + options_.lease_policy.reserve;
   TxnRequest txn;
@@ -294,7 +300,7 @@ void EtcdStore::WriteReservation(const PendingReservation& pending) {
   txn.compares.push_back(Compare::Absent(layout_.Name(pending.name_key)));
   txn.success.push_back(
       Op::Put(layout_.Binding(pending.name_key), EncodeBinding(reserved, 0)));
-  absl::StatusOr<TxnResult> result = client_->Txn(txn);
+  absl::StatusOr<TxnResult> result = txn_batcher_.Commit(txn);
   if (!result.ok()) {
     // Not lost: the binding stays online (it holds the name, for its key
     // only) until a registry writes it, at the latest at its next start.
@@ -314,7 +320,7 @@ void EtcdStore::WriteMissedReservations() {
       }
     }
   }
-  for (const PendingReservation& pending : missed) WriteReservation(pending);
+  PostReservations(std::move(missed));
 }
 
 void EtcdStore::WatchLoop() {
@@ -437,8 +443,20 @@ void EtcdStore::ApplyBatch(const WatchBatch& batch) {
       hub_.Advance(applied_);
     }
   }
-  for (const PendingReservation& pending : reservations) {
-    WriteReservation(pending);
+  PostReservations(std::move(reservations));
+}
+
+void EtcdStore::PostReservations(std::vector<PendingReservation> pending) {
+  // Off the watch thread: written in order with the other writes of their
+  // names, merged with each other by the batcher, while the index goes on
+  // applying events. Written here one after another, the thousands that
+  // end together after an outage held the index back for seconds, and
+  // every write waiting to see itself in it.
+  for (PendingReservation& reservation : pending) {
+    const std::string name_key = reservation.name_key;
+    workers_.Post(name_key, [this, reservation = std::move(reservation)] {
+      WriteReservation(reservation);
+    });
   }
 }
 

@@ -368,6 +368,10 @@ class EtcdStore final : public Store, public SnapshotSource {
   // At start: bindings still marked online whose name is gone.
   void WriteMissedReservations();
 
+  // Has the store's workers write `pending` (WriteReservation), each after
+  // the writes of its name posted before it; returns at once.
+  void PostReservations(std::vector<PendingReservation> pending);
+
   // --- The watch ----------------------------------------------------------
 
   void WatchLoop();

@@ -240,14 +240,13 @@ grpc::ServerUnaryReactor* RegistryService::KeepAlive(
   // renewal), without holding a callback thread meanwhile. `response`
   // lives until Finish().
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->KeepAliveAsync(
-      request->name(), request->lease_id(),
-      [reactor, response,
-       held = std::make_shared<CallGate::Ticket>(*std::move(ticket))](
-          absl::StatusOr<Millis> ttl) {
-        if (ttl.ok()) response->set_ttl_ms(ttl->count());
-        reactor->Finish(ToGrpcStatus(ttl.status()));
-      });
+  store_->KeepAliveAsync(request->name(), request->lease_id(),
+                         [reactor, response,
+                          held = std::make_shared<CallGate::Ticket>(
+                              *std::move(ticket))](absl::StatusOr<Millis> ttl) {
+                           if (ttl.ok()) response->set_ttl_ms(ttl->count());
+                           reactor->Finish(ToGrpcStatus(ttl.status()));
+                         });
   return reactor;
 }
 
