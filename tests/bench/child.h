@@ -155,8 +155,8 @@ absl::Status StopChild(ChildProcess& child, Millis timeout,
 // when unreadable.
 std::string LoadAverage();
 
-// CPU seconds (user + system) process `pid` ("self" for this one) used so
-// far.
+// CPU seconds (user + system) process `pid` used so far, in clock ticks'
+// steps (OwnCpuSeconds() reads this process's, finer).
 absl::StatusOr<double> ReadCpuSeconds(const std::string& pid);
 
 // VmRSS and VmHWM of process `pid` ("self" for this one).

@@ -80,7 +80,7 @@ class CpuMeter {
       : registry_(std::to_string(registry)),
         start_(std::chrono::steady_clock::now()),
         registry_start_(ReadCpuSeconds(registry_).value_or(0)),
-        self_start_(ReadCpuSeconds("self").value_or(0)) {}
+        self_start_(OwnCpuSeconds()) {}
 
   // Cores used since construction: {registry, chat-bench}.
   std::pair<double, double> Cores() const {
@@ -89,7 +89,7 @@ class CpuMeter {
             .count();
     if (wall <= 0) return {0, 0};
     return {(ReadCpuSeconds(registry_).value_or(0) - registry_start_) / wall,
-            (ReadCpuSeconds("self").value_or(0) - self_start_) / wall};
+            (OwnCpuSeconds() - self_start_) / wall};
   }
 
  private:

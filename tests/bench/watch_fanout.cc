@@ -362,7 +362,7 @@ class WatchFanoutRun {
   bool Changes(RegistryClient& writer, FanoutWatchers& watchers,
                const Identity& identity, const std::string& prefix, int count,
                int* serial, FanoutTotals* totals) {
-    const double driver_before = ReadCpuSeconds("self").value_or(0);
+    const double driver_before = OwnCpuSeconds();
     const double servers_before = bench_.cluster.ServersCpu();
     const MonoTime began = std::chrono::steady_clock::now();
     std::string lease_id;
@@ -406,7 +406,7 @@ class WatchFanoutRun {
     totals->seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - began)
             .count();
-    totals->driver_cpu += ReadCpuSeconds("self").value_or(0) - driver_before;
+    totals->driver_cpu += OwnCpuSeconds() - driver_before;
     totals->registries_cpu += bench_.cluster.ServersCpu() - servers_before;
     std::sort(round_delays.begin(), round_delays.end());
     totals->round_p99_us.push_back(Percentile(round_delays, 0.99));
