@@ -192,8 +192,9 @@ TEST(TxnBatcherTest, TxnsThatWaitTogetherGoAsOneAndEachGetsItsResults) {
   const auto results =
       CommitTogether(etcd, batcher, txns, CreateIfAbsent("blocker", "v"));
 
-  ASSERT_EQ(etcd.Sent().size(), 2u);  // The blocker, then the three as one.
-  const TxnRequest& merged = etcd.Sent()[1];
+  const std::vector<TxnRequest> sent = etcd.Sent();
+  ASSERT_EQ(sent.size(), 2u);  // The blocker, then the three as one.
+  const TxnRequest& merged = sent[1];
   EXPECT_EQ(merged.compares.size(), 3u);
   EXPECT_EQ(merged.success.size(), 6u);
   // Their failure ops, then a read of each compared key.
