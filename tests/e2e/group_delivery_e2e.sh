@@ -203,10 +203,13 @@ removal-in-flight)
   wait_for_file "$work/dave.out" '"text":"after your removal"' 1 30
   step "dave has a prefix of the 100 ($(team_numbers "$work/dave.out" | wc -l)), none after his removal"
   check dave 100 0 --allow-prefix
-  removed_at=$(grep -nF '#team: you were removed' "$work/dave.out" | head -n 1 | cut -d: -f1)
-  after=$(tail -n +"$removed_at" "$work/dave.out" | grep -F '"event":"message"' |
-    grep -F '"group":"team"' || true)
-  [ -z "$after" ] || fail "dave was shown #team messages after his removal: $(echo "$after" | head -n 3)"
+  # The registry's word of the removal and alice's copies written before it
+  # travel apart, so such a copy may be shown after "you were removed": it
+  # was written while dave was a member (docs/delivery.md). Nothing written
+  # after the removal (m0101 on) may reach him, before or after that line.
+  late=$(team_numbers "$work/dave.out" | awk '$1 + 0 > 100' || true)
+  [ -z "$late" ] ||
+    fail "dave was shown #team messages written after his removal: $(echo "$late" | head -n 3 | tr '\n' ' ')"
   ;;
 
 *)
