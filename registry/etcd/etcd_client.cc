@@ -187,6 +187,11 @@ absl::Status CompactedError(const std::string& message,
   return status;
 }
 
+bool MaybeApplied(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kResourceExhausted;
+}
+
 bool IsCompacted(const absl::Status& status) {
   return status.GetPayload(kCompactedPayload).has_value();
 }

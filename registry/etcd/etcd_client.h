@@ -188,6 +188,11 @@ struct LeaseStatus {
 absl::Status FromEtcdStatus(int grpc_code, const std::string& message,
                             const std::string& what);
 
+// Whether a write that answered `status` may have been applied all the
+// same (kUnavailable, kResourceExhausted: see FromEtcdStatus), so that its
+// caller must read back, or rely on compares, before trying again.
+bool MaybeApplied(const absl::Status& status);
+
 // Whether `status` says a revision was compacted away: a Range at an old
 // revision, or a Watch from one (EtcdWatch::Next). The caller must start
 // again from a fresh snapshot.

@@ -27,11 +27,6 @@ constexpr int kMaxRounds = 32;
 // out), each read and decided again, before the error is answered.
 constexpr int kMaxUnknownOutcomes = 3;
 
-bool MaybeApplied(const absl::Status& status) {
-  return status.code() == absl::StatusCode::kUnavailable ||
-         status.code() == absl::StatusCode::kResourceExhausted;
-}
-
 // The group keys under a deployment's groups root. Group ids are hex and
 // owner keys NameKey()s (never '/'), so both go into keys as they are.
 class GroupLayout {

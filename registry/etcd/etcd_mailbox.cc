@@ -23,6 +23,7 @@
 #include "registry/etcd/etcd_mailbox_internal.h"
 #include "registry/etcd/etcd_watch.h"
 #include "registry/etcd/mail_records.pb.h"
+#include "registry/etcd/watch_outage_log.h"
 #include "registry/mailbox/arrival_hub.h"
 #include "registry/mailbox/mailbox_rules.h"
 #include "registry/names.h"
@@ -59,11 +60,6 @@ constexpr size_t kDigestBytes = 32;
 // Deposits one transaction stores: each costs three puts, up to two
 // counters and up to three compares.
 constexpr size_t kDepositsPerTxn = 16;
-
-bool MaybeApplied(const absl::Status& status) {
-  return status.code() == absl::StatusCode::kUnavailable ||
-         status.code() == absl::StatusCode::kResourceExhausted;
-}
 
 absl::Status TooBusy(const std::string& what) {
   return absl::UnavailableError(
@@ -475,16 +471,12 @@ class EtcdMailbox final : public Mailbox {
 
   // The watch thread: every item put under mail/ (by any registry) wakes
   // its recipient's subscribers, unless Announce() did already. What
-  // happens to the watch is logged as the store's watch is (a line when it
-  // ends, on the first failure to reopen it and every 10 s after, and when
-  // it is open again), so that an operator sees mail's watch come back too.
+  // happens to the watch is logged as the store's watch is, so that an
+  // operator sees mail's watch come back too.
   void WatchArrivals() {
-    constexpr absl::Duration kStillDownEvery = absl::Seconds(10);
-    // Since the last watch ended, while `down`.
-    bool down = false;
-    MonoTime down_since{};
-    MonoTime next_still_down{};
-    int failed_opens = 0;
+    constexpr Millis kRetryPause{1000};
+    WatchOutageLog outages("watch of mail", kRetryPause, clock_,
+                           [](const std::string& line) { Log(line); });
     while (true) {
       EtcdWatch* watch;
       {
@@ -536,8 +528,7 @@ class EtcdMailbox final : public Mailbox {
         from = watched_revision_ + 1;
       }
       if (watch != nullptr) {
-        down = true;
-        down_since = clock_.Monotonic();
+        outages.Ended();
         if (ended.code() != absl::StatusCode::kCancelled) {
           Log(absl::StrCat("watch of mail ended (reopening from revision ",
                            from, "): ", ended.ToString()));
@@ -553,32 +544,15 @@ class EtcdMailbox final : public Mailbox {
         // nothing.
         absl::MutexLock lock(&watch_mu_);
         watch_mu_.AwaitWithTimeout(absl::Condition(&stopping_),
-                                   absl::Seconds(1));
+                                   absl::FromChrono(kRetryPause));
         if (stopping_) return;
       }
       absl::StatusOr<std::unique_ptr<EtcdWatch>> opened = EtcdWatch::Open(
           &client_, WatchOptions::Prefix(layout_.ItemsPrefix(), from));
-      const MonoTime now = clock_.Monotonic();
-      if (!opened.ok()) {
-        if (!down) {
-          down = true;
-          down_since = now;
-        }
-        if (failed_opens == 0 || now >= next_still_down) {
-          Log(absl::StrCat(
-              "watch of mail failed to open (", failed_opens + 1,
-              " attempts, one a second): ", opened.status().ToString()));
-          next_still_down = now + absl::ToChronoMilliseconds(kStillDownEvery);
-        }
-        ++failed_opens;
-      } else if (down) {
-        Log(absl::StrCat(
-            "watch of mail open again on ",
-            client_.EndpointName((*opened)->channel()), " from revision ", from,
-            ", ", absl::FormatDuration(absl::FromChrono(now - down_since)),
-            " after the last one ended (", failed_opens, " failed attempts)"));
-        down = false;
-        failed_opens = 0;
+      if (opened.ok()) {
+        outages.Opened(client_.EndpointName((*opened)->channel()), from);
+      } else {
+        outages.OpenFailed(opened.status());
       }
       absl::MutexLock lock(&watch_mu_);
       watch_ = opened.ok() ? *std::move(opened) : nullptr;

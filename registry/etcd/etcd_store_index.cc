@@ -17,6 +17,7 @@
 #include "registry/etcd/etcd_layout.h"
 #include "registry/etcd/etcd_store_internal.h"
 #include "registry/etcd/etcd_watch.h"
+#include "registry/etcd/watch_outage_log.h"
 #include "registry/store/store_rules.h"
 
 namespace chat::registry::etcd::store_internal {
@@ -324,16 +325,11 @@ void EtcdStore::WriteMissedReservations() {
 }
 
 void EtcdStore::WatchLoop() {
-  // While the watch is down its opening is tried every 200 ms, which is no
-  // rate for log lines: the first failure is logged, then one line every
-  // 10 s while it lasts, and one when the watch is open again, saying on
-  // which member, from which revision and after how long (what an operator
-  // looks for after a partition heals).
+  // While the watch is down its opening is tried every 200 ms; the log
+  // says when it is down and when it is back, not every try.
   constexpr Millis kRetryPause{200};
-  constexpr Millis kStillDownEvery{10000};
-  std::optional<MonoTime> down_since;  // Since the last watch ended.
-  MonoTime next_still_down;
-  int failed_opens = 0;
+  WatchOutageLog outages("watch", kRetryPause, clock_,
+                         [](const std::string& line) { Log(line); });
   while (true) {
     int64_t next;
     {
@@ -348,38 +344,14 @@ void EtcdStore::WatchLoop() {
       absl::MutexLock lock(&watch_mu_);
       if (stopping_) return;
       if (!opened.ok()) {
-        const MonoTime now = clock_.Monotonic();
-        if (!down_since.has_value()) down_since = now;
-        if (failed_opens == 0) {
-          Log(absl::StrCat("watch failed to open (trying again every ",
-                           absl::FormatDuration(absl::FromChrono(kRetryPause)),
-                           "): ", opened.status().ToString()));
-          next_still_down = now + kStillDownEvery;
-        } else if (now >= next_still_down) {
-          Log(absl::StrCat(
-              "watch still failing to open (", failed_opens + 1,
-              " attempts in ",
-              absl::FormatDuration(absl::FromChrono(now - *down_since)),
-              "), the last: ", opened.status().ToString()));
-          next_still_down = now + kStillDownEvery;
-        }
-        ++failed_opens;
+        outages.OpenFailed(opened.status());
         watch_mu_.AwaitWithTimeout(absl::Condition(&stopping_),
                                    absl::FromChrono(kRetryPause));
         continue;
       }
       watch_ = opened->get();
     }
-    if (down_since.has_value()) {
-      Log(absl::StrCat(
-          "watch open again on ", client_->EndpointName((*opened)->channel()),
-          " from revision ", next, ", ",
-          absl::FormatDuration(
-              absl::FromChrono(clock_.Monotonic() - *down_since)),
-          " after the last one ended (", failed_opens, " failed attempts)"));
-    }
-    down_since.reset();
-    failed_opens = 0;
+    outages.Opened(client_->EndpointName((*opened)->channel()), next);
     absl::Status ended;
     while (true) {
       absl::StatusOr<WatchBatch> batch = (*opened)->Next();
@@ -394,7 +366,7 @@ void EtcdStore::WatchLoop() {
       watch_ = nullptr;
       if (stopping_) return;
     }
-    down_since = clock_.Monotonic();
+    outages.Ended();
     if (IsCompacted(ended)) {
       Log("the watch fell behind etcd's compaction; reading a snapshot");
       absl::StatusOr<int64_t> resynced = LoadSnapshot(/*resync=*/true);

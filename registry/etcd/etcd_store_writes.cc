@@ -33,12 +33,6 @@ constexpr int kSecretBytes = 32;
 // that hangs costs one round; every member failing in turn is an outage.
 constexpr int kMaxUnknownOutcomes = 3;
 
-// Whether a failed write may have been applied all the same.
-bool MaybeApplied(const absl::Status& status) {
-  return status.code() == absl::StatusCode::kUnavailable ||
-         status.code() == absl::StatusCode::kResourceExhausted;
-}
-
 Compare AtOrAbsent(std::string key, int64_t mod_revision) {
   return mod_revision == 0 ? Compare::Absent(std::move(key))
                            : Compare::ModifiedAt(std::move(key), mod_revision);

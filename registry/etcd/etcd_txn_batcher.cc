@@ -26,13 +26,6 @@ struct TxnBatcher::Waiter {
 
 namespace {
 
-// Whether the outcome of a Txn answered `status` is unknown: it may have
-// been applied (etcd_client.h).
-bool OutcomeUnknown(const absl::Status& status) {
-  return status.code() == absl::StatusCode::kUnavailable ||
-         status.code() == absl::StatusCode::kResourceExhausted;
-}
-
 void AddOpKeys(const std::vector<Op>& ops, std::vector<std::string>& keys,
                size_t& bytes, bool& mergeable) {
   for (const Op& op : ops) {
@@ -91,6 +84,15 @@ bool CompareHolds(const Compare& compare, const KeyValue* kv) {
       return number != compare.number;
   }
   return false;
+}
+
+// One caller's answer out of a merged Txn's: which branch ran, at its
+// revision, with the `count` results of the caller's own ops from `offset`.
+TxnResult OwnPart(const TxnResult& merged, size_t offset, size_t count) {
+  TxnResult own{merged.succeeded, merged.revision, {}};
+  own.results.assign(merged.results.begin() + offset,
+                     merged.results.begin() + offset + count);
+  return own;
 }
 
 }  // namespace
@@ -208,7 +210,7 @@ void TxnBatcher::SendBatch(const std::vector<Waiter*>& batch) {
     ++merged_sent_;
     merged_txns_ += static_cast<int64_t>(batch.size());
   }
-  if (!result.ok() && OutcomeUnknown(result.status())) {
+  if (!result.ok() && MaybeApplied(result.status())) {
     for (Waiter* waiter : batch) waiter->result = result.status();
     return;
   }
@@ -224,11 +226,8 @@ void TxnBatcher::SendBatch(const std::vector<Waiter*>& batch) {
     size_t offset = 0;
     for (Waiter* waiter : batch) {
       const size_t count = waiter->txn->success.size();
-      TxnResult own{true, result->revision, {}};
-      own.results.assign(result->results.begin() + offset,
-                         result->results.begin() + offset + count);
+      waiter->result = OwnPart(*result, offset, count);
       offset += count;
-      waiter->result = std::move(own);
     }
     return;
   }
@@ -253,10 +252,7 @@ void TxnBatcher::SendBatch(const std::vector<Waiter*>& batch) {
     if (holds) {
       waiter->alone_again = true;
     } else {
-      TxnResult own{false, result->revision, {}};
-      own.results.assign(result->results.begin() + offset,
-                         result->results.begin() + offset + count);
-      waiter->result = std::move(own);
+      waiter->result = OwnPart(*result, offset, count);
     }
     offset += count;
   }
