@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +29,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/random.h"
@@ -255,23 +257,23 @@ TEST_P(StoreContractTest, ManyRenewalsAtOnceAreEachAnswered) {
   for (int i = 0; i < kNames; ++i) {
     leases.push_back(MustRegister(absl::StrCat("n", i), "h:1"));
   }
-  absl::Mutex mu;
-  absl::CondVar answer_came;
-  int answered = 0;
-  int renewed = 0;
+  std::vector<absl::StatusOr<Millis>> answers(kNames * kRenewalsEach,
+                                              absl::UnknownError("none"));
+  absl::BlockingCounter answered(kNames * kRenewalsEach);
   for (int round = 0; round < kRenewalsEach; ++round) {
     for (int i = 0; i < kNames; ++i) {
-      store_->KeepAliveAsync(absl::StrCat("n", i), leases[i].lease_id,
-                             [&](absl::StatusOr<Millis> ttl) {
-                               absl::MutexLock lock(&mu);
-                               ++answered;
-                               if (ttl.ok()) ++renewed;
-                               answer_came.Signal();
-                             });
+      store_->KeepAliveAsync(
+          absl::StrCat("n", i), leases[i].lease_id,
+          [&, slot = round * kNames + i](absl::StatusOr<Millis> ttl) {
+            answers[slot] = std::move(ttl);
+            answered.DecrementCount();
+          });
     }
   }
-  absl::MutexLock lock(&mu);
-  while (answered < kNames * kRenewalsEach) answer_came.Wait(&mu);
+  answered.Wait();
+  const auto renewed =
+      std::count_if(answers.begin(), answers.end(),
+                    [](const absl::StatusOr<Millis>& ttl) { return ttl.ok(); });
   EXPECT_EQ(renewed, kNames * kRenewalsEach);
 }
 
@@ -2094,23 +2096,16 @@ TEST_F(EtcdStoreTest, RegistrationsMadeAtOnceKeepEveryRule) {
     requests.push_back(
         {absl::StrCat("greedy", i), "h:1", Millis(10000), "", greedy});
   }
-  absl::Mutex mu;
-  absl::CondVar answer_came;
   std::vector<absl::StatusOr<Lease>> answers(requests.size(),
                                              absl::UnknownError("none"));
-  size_t answered = 0;
+  absl::BlockingCounter answered(static_cast<int>(requests.size()));
   for (size_t i = 0; i < requests.size(); ++i) {
     a_->RegisterAsync(requests[i], [&, i](absl::StatusOr<Lease> answer) {
-      absl::MutexLock lock(&mu);
       answers[i] = std::move(answer);
-      ++answered;
-      answer_came.Signal();
+      answered.DecrementCount();
     });
   }
-  {
-    absl::MutexLock lock(&mu);
-    while (answered < requests.size()) answer_came.Wait(&mu);
-  }
+  answered.Wait();
   int contested_won = 0;
   size_t greedy_granted = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
