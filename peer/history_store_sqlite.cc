@@ -168,26 +168,34 @@ absl::StatusOr<HistoryPage> SqliteHistory::Page(const std::string& name,
     }
     // Who read each group message of ours on the page, in one query: the
     // page is chosen again as above (same lock, same rows), and only its
-    // messages with copies are asked about.
-    ScopedStatement readers(
-        file_->statements,
-        "SELECT id, coalesce(recipient, recipient_key) FROM copy_states "
-        "WHERE status >= ?3 AND id IN (SELECT id FROM (SELECT id, ours, "
-        "copies FROM messages WHERE " CHAT_HISTORY_OF
-        " ORDER BY seq DESC LIMIT ?2) WHERE ours = 1 AND copies > 0) "
-        "ORDER BY id, recipient_key");
-    readers->bind(1, conversation);
-    readers->bind(2, std::max(limit, 1));
-    readers->bind(3, HistoryRank(SendStatus::kRead));
-    absl::flat_hash_map<std::string, std::vector<std::string>> read_by;
-    while (readers->executeStep()) {
-      read_by[readers->getColumn(0).getString()].push_back(
-          readers->getColumn(1).getString());
-    }
-    for (HistoryEntry& entry : page.entries) {
-      if (!entry.ours || entry.copies == 0) continue;
-      auto readers_of = read_by.find(entry.message.id);
-      if (readers_of != read_by.end()) entry.read_by = readers_of->second;
+    // messages with copies are asked about. A page without any (a direct
+    // conversation's) asks nothing.
+    const bool has_copies =
+        std::any_of(page.entries.begin(), page.entries.end(),
+                    [](const HistoryEntry& entry) {
+                      return entry.ours && entry.copies > 0;
+                    });
+    if (has_copies) {
+      ScopedStatement readers(
+          file_->statements,
+          "SELECT id, coalesce(recipient, recipient_key) FROM copy_states "
+          "WHERE status >= ?3 AND id IN (SELECT id FROM (SELECT id, ours, "
+          "copies FROM messages WHERE " CHAT_HISTORY_OF
+          " ORDER BY seq DESC LIMIT ?2) WHERE ours = 1 AND copies > 0) "
+          "ORDER BY id, recipient_key");
+      readers->bind(1, conversation);
+      readers->bind(2, std::max(limit, 1));
+      readers->bind(3, HistoryRank(SendStatus::kRead));
+      absl::flat_hash_map<std::string, std::vector<std::string>> read_by;
+      while (readers->executeStep()) {
+        read_by[readers->getColumn(0).getString()].push_back(
+            readers->getColumn(1).getString());
+      }
+      for (HistoryEntry& entry : page.entries) {
+        if (!entry.ours || entry.copies == 0) continue;
+        auto readers_of = read_by.find(entry.message.id);
+        if (readers_of != read_by.end()) entry.read_by = readers_of->second;
+      }
     }
     ScopedStatement count(
         file_->statements,
