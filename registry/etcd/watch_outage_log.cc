@@ -54,8 +54,8 @@ void WatchOutageLog::Opened(const std::string& member, int64_t revision) {
   if (!down_) return;
   sink_(absl::StrCat(
       what_, " open again on ", member, " from revision ", revision, ", ",
-      Duration(std::chrono::duration_cast<Millis>(clock_.Monotonic() -
-                                                  down_since_)),
+      Duration(
+          std::chrono::duration_cast<Millis>(clock_.Monotonic() - down_since_)),
       " after the last one ended (", failed_opens_, " failed attempts)"));
   down_ = false;
   failed_opens_ = 0;
