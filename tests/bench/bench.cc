@@ -58,6 +58,7 @@ struct Connections {
   Channels registry;
   Channels receiver;
   Channels floor;
+  Channels register_floor;
   Channels etcd;
   int etcd_keys = 0;
 };
@@ -74,6 +75,10 @@ std::unique_ptr<Workload> NewWorkload(const std::string& scenario,
   }
   if (scenario == "register") {
     return NewRegisterWorkload(connections.registry, concurrency,
+                               RegisterCall::kRegister);
+  }
+  if (scenario == "register-floor") {
+    return NewRegisterWorkload(connections.register_floor, concurrency,
                                RegisterCall::kRegister);
   }
   if (scenario == "register-cycle") {
@@ -386,11 +391,11 @@ class Report {
 
 const std::vector<std::string>& AllScenarios() {
   static const auto* const kAll = new std::vector<std::string>{
-      "greet",       "resolve",    "register",   "register-cycle",
-      "register-v1", "keepalive",  "send",       "send-durable",
-      "send-floor",  "mixed",      "group-send",
+      "greet",          "resolve",     "register",  "register-floor",
+      "register-cycle", "register-v1", "keepalive", "send",
+      "send-durable",   "send-floor",  "mixed",     "group-send",
 #ifdef CHAT_BENCH_ETCD
-      "etcd-put",    "etcd-range",
+      "etcd-put",       "etcd-range",
 #endif
   };
   return *kAll;
@@ -575,6 +580,7 @@ int RunBench(const BenchOptions& options, std::ostream& out,
     lab_options.member_cpus = options.server_cpus;
   }
   lab_options.floor = Wants(options, {"send-floor"});
+  lab_options.register_floor = Wants(options, {"register-floor"});
   lab_options.peer_sync_full = options.peer_sync_full;
   lab_options.tls_dir = options.tls_dir;
 #ifdef CHAT_BENCH_ETCD
@@ -627,6 +633,10 @@ int RunBench(const BenchOptions& options, std::ostream& out,
   }
   if (connected.ok() && lab_options.floor) {
     connected = connect((*lab)->floor()->target(), &connections.floor);
+  }
+  if (connected.ok() && lab_options.register_floor) {
+    connected = connect((*lab)->register_floor()->target(),
+                        &connections.register_floor);
   }
 #ifdef CHAT_BENCH_ETCD
   if (connected.ok() && Wants(options, {"etcd-put", "etcd-range"})) {
@@ -692,6 +702,13 @@ int RunBench(const BenchOptions& options, std::ostream& out,
         "send-floor: send's message to a server that only opens it and "
         "keeps it as one row (one table, no index), answered after the "
         "commit: the floor under any receiver");
+  }
+  if (Wants(options, {"register-floor"})) {
+    report.Note(
+        "register-floor: register's request to a server that only checks "
+        "its proof and keeps the name as one row (one table keyed by the "
+        "name), answered after the commit: the floor under any registry "
+        "that binds names to keys");
   }
   if (Wants(options, {"send", "send-durable", "send-floor"})) {
     report.Note(absl::StrCat(

@@ -97,7 +97,9 @@ void SendResults::OnEvent(const peer::PeerEvent& event) {
 Lab::Lab() = default;
 
 Lab::~Lab() {
-  floor_.reset();  // Before the directory that holds its file goes.
+  // Before the directory that holds their files goes.
+  floor_.reset();
+  register_floor_.reset();
   if (sender_ != nullptr) sender_->Shutdown();
   for (const std::unique_ptr<peer::Peer>& member : members_) {
     member->Shutdown();
@@ -138,7 +140,9 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   if (!greeter.ok()) return greeter.status();
   lab->greeter_server_ = std::move(greeter->server);
   lab->greeter_port_ = greeter->port;
-  if (!options.registry && !options.floor) return lab;
+  if (!options.registry && !options.floor && !options.register_floor) {
+    return lab;
+  }
 
   std::error_code error;
   lab->dir_ = std::filesystem::temp_directory_path(error) /
@@ -153,6 +157,12 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
                             server_tls, lab->direct_identity_.public_key());
     if (!floor.ok()) return floor.status();
     lab->floor_ = *std::move(floor);
+  }
+  if (options.register_floor) {
+    absl::StatusOr<std::unique_ptr<RegisterFloor>> floor =
+        RegisterFloor::Start(lab->dir_ / "register-floor.db", server_tls);
+    if (!floor.ok()) return floor.status();
+    lab->register_floor_ = *std::move(floor);
   }
   if (!options.registry) return lab;
   const std::string db_path = lab->dir_ / "registry.db";

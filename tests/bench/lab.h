@@ -27,6 +27,7 @@
 #include "tests/bench/child.h"
 #include "tests/bench/driver.h"
 #include "tests/bench/floor.h"
+#include "tests/bench/register_floor.h"
 
 namespace chat::bench {
 
@@ -41,6 +42,8 @@ struct LabOptions {
   // Start the durable floor (tests/bench/floor.h), which takes messages
   // from direct_name().
   bool floor = false;
+  // Start the floor under register (tests/bench/register_floor.h).
+  bool register_floor = false;
   // With peers, from 2 to 64 (a group's most): the registry serves groups,
   // group_members - 2 more peers start, and the sender makes the group
   // group_target() of itself, the receiver and them; Start returns once a
@@ -159,6 +162,8 @@ class Lab {
   const std::string& direct_name() const { return direct_name_; }
   // With the floor: the server that only opens and keeps each message.
   const DurableFloor* floor() const { return floor_.get(); }
+  // With register_floor: the server that only checks and keeps each name.
+  const RegisterFloor* register_floor() const { return register_floor_.get(); }
   // What clients of the lab's servers dial with; null: plaintext.
   const std::shared_ptr<grpc::ChannelCredentials>& credentials() const {
     return credentials_;
@@ -199,6 +204,7 @@ class Lab {
   std::string group_target_;
   GroupReport group_report_;
   std::unique_ptr<DurableFloor> floor_;
+  std::unique_ptr<RegisterFloor> register_floor_;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;  // Null: plaintext.
   const std::string direct_name_ = "bench-direct";
   Identity direct_identity_ = Identity::Generate();

@@ -8,10 +8,10 @@
 # every watcher must read every change and every mail call succeed. No
 # timing and no memory figure is asserted.
 # Usage: smoke_test.sh PATH/TO/chat-bench [SCENARIOS]  (how many `all` runs:
-# 11, or 13 where chat-bench is built with etcd's scenarios)
+# 12, or 14 where chat-bench is built with etcd's scenarios)
 set -euo pipefail
 bench=$1
-scenarios=${2:-11}
+scenarios=${2:-12}
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 out=$(mktemp "${TMPDIR:-/tmp}/chat_bench_smoke.XXXXXX")

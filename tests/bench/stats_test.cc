@@ -48,9 +48,9 @@ TEST(BenchParseTest, Scenarios) {
   auto all = ParseScenarios("all");
   ASSERT_THAT(all, IsOk());
   std::vector<std::string> expected = {
-      "greet",       "resolve",   "register",  "register-cycle",
-      "register-v1", "keepalive", "send",      "send-durable",
-      "send-floor",  "mixed",     "group-send"};
+      "greet",          "resolve",     "register",  "register-floor",
+      "register-cycle", "register-v1", "keepalive", "send",
+      "send-durable",   "send-floor",  "mixed",     "group-send"};
 #ifdef CHAT_BENCH_ETCD
   expected.push_back("etcd-put");
   expected.push_back("etcd-range");
