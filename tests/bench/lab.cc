@@ -31,7 +31,6 @@
 namespace chat::bench {
 namespace {
 
-constexpr Millis kLongTtl{3600 * 1000};
 constexpr char kSenderName[] = "bench-sender";
 constexpr char kReceiverName[] = "bench-receiver";
 constexpr char kGroupName[] = "team";
@@ -175,7 +174,7 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
   store_options.name_quotas.max_per_key = SIZE_MAX;
   store_options.name_quotas.max_per_client = SIZE_MAX;
   store_options.name_quotas.max_static = SIZE_MAX;
-  store_options.lease_policy.max_ttl = kLongTtl;
+  store_options.lease_policy.max_ttl = kLabLeaseTtl;
   absl::StatusOr<std::unique_ptr<registry::Store>> store;
   if (options.etcd_endpoints.empty()) {
     store = registry::OpenSqliteStore(db_path, RealClock(), store_options);
@@ -210,7 +209,7 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Start(const LabOptions& options) {
     registry::RegisterRequest request;
     request.name = Numbered("lease-", i);
     request.address = absl::StrCat("127.0.0.1:", 1024 + i % 60000);
-    request.ttl = kLongTtl;
+    request.ttl = kLabLeaseTtl;
     request.public_key = lease_key;
     absl::StatusOr<registry::Lease> lease = (*store)->Register(request);
     if (!lease.ok()) return lease.status();
@@ -408,7 +407,7 @@ absl::Status Lab::StartDirectSender() {
   registry::RegistryClient client(registry_->InProcessChannel(),
                                   registry_target(), Millis(10000));
   absl::StatusOr<registry::Lease> lease = client.Register(
-      registry::RegisterRequest(direct_name_, "127.0.0.1:9", kLongTtl),
+      registry::RegisterRequest(direct_name_, "127.0.0.1:9", kLabLeaseTtl),
       &direct_identity_);
   if (!lease.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot register ", direct_name_,

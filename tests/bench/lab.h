@@ -31,6 +31,11 @@
 
 namespace chat::bench {
 
+// The longest lease the lab's registry grants, and what its own leases and
+// the register scenarios ask for: longer than any run, so that no name
+// expires during one and no round pays for an earlier round's expiries.
+inline constexpr Millis kLabLeaseTtl{3600 * 1000};
+
 struct LabOptions {
   bool registry = false;  // Start a registry.
   int static_names = 0;   // Static entries put in it before it serves.

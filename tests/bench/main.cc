@@ -215,8 +215,9 @@ int main(int argc, char** argv) {
       "scenario", po::value<std::string>()->default_value("greet"),
       "what to measure, a comma list or `all`: greet (GreetService/Greet, "
       "the baseline), resolve (Resolve of existing names), register "
-      "(Register of a fresh name, kept for the registry's default TTL: a "
-      "peer taking its name, one RPC), register-floor (register's request "
+      "(Register of a fresh name, kept for an hour, so none expires during "
+      "the run: a peer taking its name, one RPC), register-floor (register's "
+      "request "
       "to a server that only checks its proof and keeps the name as one "
       "row: the floor under any registry that binds names to keys), "
       "register-cycle (Register + "

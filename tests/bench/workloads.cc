@@ -412,9 +412,10 @@ std::string FillName(const std::string& name_prefix, int64_t i) {
 }
 
 std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,
-                                              int callers, RegisterCall call) {
+                                              int callers, RegisterCall call,
+                                              Millis ttl) {
   return std::make_unique<RegisterWorkload>(
-      channels, callers, FreshNames(callers), Millis(0),
+      channels, callers, FreshNames(callers), ttl,
       /*unregister=*/call != RegisterCall::kRegister,
       /*challenge=*/call == RegisterCall::kChallengeCycle);
 }

@@ -53,8 +53,7 @@ std::string FillName(const std::string& name_prefix, int64_t i);
 // What one call of a register scenario is.
 enum class RegisterCall {
   // Register of a fresh name, kept: a peer taking its name. One RPC, one
-  // durable write. The name stays live for the registry's default TTL (what
-  // chat-peer asks for) and then expires, as a peer's does when it stops.
+  // durable write. The name stays live for the TTL the workload is given.
   kRegister,
   // Register, then Unregister of the name: two RPCs, two durable writes.
   kCycle,
@@ -65,9 +64,10 @@ enum class RegisterCall {
 
 // Registry/Register of a fresh name with the proof of a key (one identity
 // per caller; chat-register-v2, dated, unless `call` is kChallengeCycle),
-// and what else `call` says.
+// asking for `ttl` (0: the registry's default), and what else `call` says.
 std::unique_ptr<Workload> NewRegisterWorkload(const Channels& channels,
-                                              int callers, RegisterCall call);
+                                              int callers, RegisterCall call,
+                                              Millis ttl = Millis(0));
 
 // Registry/KeepAlive of a random lease from `leases`.
 std::unique_ptr<Workload> NewKeepAliveWorkload(const Channels& channels,
