@@ -6,15 +6,10 @@
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
-#include "common/sqlite_batch.h"
-#include "common/sqlite_util.h"
-#include "common/status.h"
 #include "peer/sealing.h"
 #include "proto/chat.grpc.pb.h"
+#include "tests/bench/floor_parts.h"
 
 namespace chat::bench {
 namespace {
@@ -30,18 +25,8 @@ const std::vector<const char*> kFloorSchema = {
 
 class DurableFloor::Service final : public ::ChattingService::CallbackService {
  public:
-  Service(SqliteFile file, const PublicKey& sender_key)
-      : file_(std::move(file)),
-        cipher_(identity_),
-        sender_key_(sender_key),
-        statements_(file_.db.get()),
-        batch_(file_.db.get(), &db_mu_) {}
-
-  ~Service() override {
-    batch_.Stop();
-    absl::MutexLock lock(&db_mu_);
-    statements_.Clear();
-  }
+  Service(std::unique_ptr<FloorFile> file, const PublicKey& sender_key)
+      : file_(std::move(file)), cipher_(identity_), sender_key_(sender_key) {}
 
   const PublicKey& key() const { return identity_.public_key(); }
 
@@ -52,71 +37,47 @@ class DurableFloor::Service final : public ::ChattingService::CallbackService {
         peer::OpenMessage(cipher_, sender_key_, *request, kFloorName);
     if (!opened.ok()) return Respond(context, opened.status());
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    batch_.Post(
-        [this, message = *std::move(opened)](SQLite::Database&) {
-          db_mu_.AssertHeld();
-          ScopedStatement insert(statements_,
-                                 "INSERT INTO kept (id, text) VALUES (?1, ?2)");
-          insert->bind(1, message.id);
-          insert->bind(2, message.text);
-          insert->exec();
-          return absl::OkStatus();
+    file_->Keep(
+        "INSERT INTO kept (id, text) VALUES (?1, ?2)",
+        [message = *std::move(opened)](SQLite::Statement& insert) {
+          insert.bind(1, message.id);
+          insert.bind(2, message.text);
         },
-        [reactor](const absl::Status& status) {
-          reactor->Finish(ToGrpcStatus(status));
-        });
+        reactor);
     return reactor;
   }
 
  private:
-  SqliteFile file_;
+  const std::unique_ptr<FloorFile> file_;
   const Identity identity_ = Identity::Generate();
   PairCipher cipher_;  // Thread-safe; caches the pair's shared key.
   const PublicKey sender_key_;
-  absl::Mutex db_mu_;
-  SqliteStatements statements_ ABSL_GUARDED_BY(db_mu_);
-  SqliteBatch batch_;  // Last: its writer uses the above.
 };
 
 DurableFloor::DurableFloor(std::string name, std::unique_ptr<Service> service)
     : name_(std::move(name)), service_(std::move(service)) {}
 
-DurableFloor::~DurableFloor() {
-  // The writer answers what the server still holds, so it stops second.
-  if (server_ != nullptr) {
-    StopServer(*server_, Millis(1000));
-    server_->Wait();
-  }
-}
+// server_ stops first: the file's writer answers what it still holds.
+DurableFloor::~DurableFloor() = default;
 
 absl::StatusOr<std::unique_ptr<DurableFloor>> DurableFloor::Start(
     const std::string& path, bool sync_full,
     std::shared_ptr<grpc::ServerCredentials> credentials,
     const PublicKey& sender_key) {
-  SqliteOpenOptions open;
-  open.what = "floor database";
-  open.program = "chat-bench";
-  open.sync_full = sync_full;
-  open.migrations = kFloorSchema;
-  absl::StatusOr<SqliteFile> file = OpenSqlite(path, open);
+  absl::StatusOr<std::unique_ptr<FloorFile>> file =
+      FloorFile::Open(path, "floor database", sync_full, kFloorSchema);
   if (!file.ok()) return file.status();
   std::unique_ptr<DurableFloor> floor(new DurableFloor(
       kFloorName, std::make_unique<Service>(*std::move(file), sender_key)));
-  ServerConfig config;
-  config.listen_address = "127.0.0.1:0";
-  config.credentials = std::move(credentials);
-  config.services = {floor->service_.get()};
-  absl::StatusOr<RunningServer> server = StartServer(config);
+  absl::StatusOr<std::unique_ptr<FloorServer>> server =
+      FloorServer::Start(floor->service_.get(), std::move(credentials));
   if (!server.ok()) return server.status();
-  floor->server_ = std::move(server->server);
-  floor->port_ = server->port;
+  floor->server_ = *std::move(server);
   return floor;
 }
 
 const PublicKey& DurableFloor::key() const { return service_->key(); }
 
-std::string DurableFloor::target() const {
-  return absl::StrCat("127.0.0.1:", port_);
-}
+std::string DurableFloor::target() const { return server_->target(); }
 
 }  // namespace chat::bench

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/identity.h"
+#include "tests/bench/floor_parts.h"
 
 namespace chat::bench {
 
@@ -48,8 +49,7 @@ class DurableFloor {
 
   const std::string name_;
   std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
+  std::unique_ptr<FloorServer> server_;  // After service_: stops first.
 };
 
 }  // namespace chat::bench

@@ -6,16 +6,11 @@
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/grpc_server.h"
 #include "common/identity.h"
 #include "common/random.h"
-#include "common/sqlite_batch.h"
-#include "common/sqlite_util.h"
-#include "common/status.h"
 #include "proto/registry.grpc.pb.h"
+#include "tests/bench/floor_parts.h"
 
 namespace chat::bench {
 namespace {
@@ -41,16 +36,7 @@ struct KeptName {
 class RegisterFloor::Service final
     : public registry::v1::Registry::CallbackService {
  public:
-  explicit Service(SqliteFile file)
-      : file_(std::move(file)),
-        statements_(file_.db.get()),
-        batch_(file_.db.get(), &db_mu_) {}
-
-  ~Service() override {
-    batch_.Stop();
-    absl::MutexLock lock(&db_mu_);
-    statements_.Clear();
-  }
+  explicit Service(std::unique_ptr<FloorFile> file) : file_(std::move(file)) {}
 
   grpc::ServerUnaryReactor* Register(
       grpc::CallbackServerContext* context,
@@ -71,70 +57,47 @@ class RegisterFloor::Service final
     response->set_ttl_ms(request->ttl_ms() > 0 ? request->ttl_ms()
                                                : kFloorTtlMs);
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    batch_.Post(
-        [this, kept = std::move(kept)](SQLite::Database&) {
-          db_mu_.AssertHeld();
-          ScopedStatement upsert(
-              statements_,
-              "INSERT OR REPLACE INTO names (name, address, public_key, "
-              "lease_id) VALUES (?1, ?2, ?3, ?4)");
-          upsert->bind(1, kept.name);
-          upsert->bind(2, kept.address);
-          upsert->bind(3, kept.public_key.data(),
-                       static_cast<int>(kept.public_key.size()));
-          upsert->bind(4, kept.lease_id);
-          upsert->exec();
-          return absl::OkStatus();
+    file_->Keep(
+        "INSERT OR REPLACE INTO names (name, address, public_key, lease_id) "
+        "VALUES (?1, ?2, ?3, ?4)",
+        [kept = std::move(kept)](SQLite::Statement& upsert) {
+          upsert.bind(1, kept.name);
+          upsert.bind(2, kept.address);
+          upsert.bind(3, kept.public_key.data(),
+                      static_cast<int>(kept.public_key.size()));
+          upsert.bind(4, kept.lease_id);
         },
-        [reactor](const absl::Status& status) {
-          reactor->Finish(ToGrpcStatus(status));
-        });
+        reactor);
     return reactor;
   }
 
  private:
-  SqliteFile file_;
-  absl::Mutex db_mu_;
-  SqliteStatements statements_ ABSL_GUARDED_BY(db_mu_);
-  SqliteBatch batch_;  // Last: its writer uses the above.
+  const std::unique_ptr<FloorFile> file_;
 };
 
 RegisterFloor::RegisterFloor(std::unique_ptr<Service> service)
     : service_(std::move(service)) {}
 
-RegisterFloor::~RegisterFloor() {
-  // The writer answers what the server still holds, so it stops second.
-  if (server_ != nullptr) {
-    StopServer(*server_, Millis(1000));
-    server_->Wait();
-  }
-}
+// server_ stops first: the file's writer answers what it still holds.
+RegisterFloor::~RegisterFloor() = default;
 
 absl::StatusOr<std::unique_ptr<RegisterFloor>> RegisterFloor::Start(
     const std::string& path,
     std::shared_ptr<grpc::ServerCredentials> credentials) {
-  SqliteOpenOptions open;
-  open.what = "register floor database";
-  open.program = "chat-bench";
-  open.sync_full = false;  // chat-registry's default.
-  open.migrations = kRegisterFloorSchema;
-  absl::StatusOr<SqliteFile> file = OpenSqlite(path, open);
+  // synchronous=NORMAL: chat-registry's default.
+  absl::StatusOr<std::unique_ptr<FloorFile>> file =
+      FloorFile::Open(path, "register floor database", /*sync_full=*/false,
+                      kRegisterFloorSchema);
   if (!file.ok()) return file.status();
   std::unique_ptr<RegisterFloor> floor(
       new RegisterFloor(std::make_unique<Service>(*std::move(file))));
-  ServerConfig config;
-  config.listen_address = "127.0.0.1:0";
-  config.credentials = std::move(credentials);
-  config.services = {floor->service_.get()};
-  absl::StatusOr<RunningServer> server = StartServer(config);
+  absl::StatusOr<std::unique_ptr<FloorServer>> server =
+      FloorServer::Start(floor->service_.get(), std::move(credentials));
   if (!server.ok()) return server.status();
-  floor->server_ = std::move(server->server);
-  floor->port_ = server->port;
+  floor->server_ = *std::move(server);
   return floor;
 }
 
-std::string RegisterFloor::target() const {
-  return absl::StrCat("127.0.0.1:", port_);
-}
+std::string RegisterFloor::target() const { return server_->target(); }
 
 }  // namespace chat::bench

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "tests/bench/floor_parts.h"
 
 namespace chat::bench {
 
@@ -42,8 +43,7 @@ class RegisterFloor {
   explicit RegisterFloor(std::unique_ptr<Service> service);
 
   std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
+  std::unique_ptr<FloorServer> server_;  // After service_: stops first.
 };
 
 }  // namespace chat::bench
